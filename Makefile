@@ -1,0 +1,112 @@
+# clawbox: one non-recursive Makefile.
+#   make                                  build ./clawbox
+#   make check                            unit + integration tests (as root: all of them)
+#   make check SANITIZE=address,undefined the same under sanitizers
+#   make bench                            sandbox start-up against bubblewrap
+#   make format                           clang-format every source file
+#
+# Layering (docs/ARCHITECTURE.md) is kept by include paths: src/base sees only itself,
+# src/sandbox sees base, src/cmd sees everything.
+
+VERSION  := 0.1.0
+CC       ?= gcc
+BUILD    := build
+SANITIZE ?=
+
+WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+            -Wno-missing-field-initializers -Wno-format-truncation -Werror
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
+            -fPIE -include src/base/banned.h -DCLAWBOX_VERSION='"$(VERSION)"' -MMD -MP
+LDFLAGS  += -pie -Wl,-z,relro,-z,now
+ifneq ($(SANITIZE),)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+
+INC_base    := -Isrc/base
+INC_sandbox := $(INC_base) -Isrc/sandbox
+INC_cmd     := $(INC_sandbox) -Isrc/cmd
+
+BASE_SRC    := $(wildcard src/base/*.c)
+SANDBOX_SRC := $(wildcard src/sandbox/*.c)
+CMD_SRC     := $(wildcard src/cmd/*.c)
+GEN_SRC     := $(BUILD)/gen/seccomp-bpf.c
+
+BASE_OBJ    := $(BASE_SRC:%.c=$(BUILD)/%.o)
+SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp-bpf.o
+CMD_OBJ     := $(CMD_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC    := $(wildcard tests/unit/test-*.c)
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PROBE       := $(BUILD)/tests/probe
+
+.PHONY: all check bench format clean deps test-deps bench-deps
+all: clawbox
+
+deps:
+	@scripts/deps.sh build
+test-deps:
+	@scripts/deps.sh test
+bench-deps:
+	@scripts/deps.sh bench
+
+$(BUILD)/.deps-ok: scripts/deps.sh
+	@mkdir -p $(@D)
+	@scripts/deps.sh build
+	@touch $@
+
+clawbox: $(CMD_OBJ) $(SANDBOX_OBJ) $(BASE_OBJ)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/src/base/%.o: src/base/%.c | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_base) -c -o $@ $<
+$(BUILD)/src/sandbox/%.o: src/sandbox/%.c | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_sandbox) -c -o $@ $<
+$(BUILD)/src/cmd/%.o: src/cmd/%.c | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_cmd) -c -o $@ $<
+
+# The seccomp policy is compiled to BPF here, once, by a host tool linked with libseccomp.
+$(BUILD)/gen-seccomp: tools/gen-seccomp.c src/sandbox/seccomp-policy.h | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	$(CC) -O1 -std=gnu11 $(WARN) -Isrc/sandbox $(shell pkg-config --cflags libseccomp) \
+		-o $@ $< $(shell pkg-config --libs libseccomp)
+$(GEN_SRC): $(BUILD)/gen-seccomp
+	@mkdir -p $(@D)
+	$(BUILD)/gen-seccomp $@
+$(BUILD)/gen/seccomp-bpf.o: $(GEN_SRC)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_sandbox) -c -o $@ $<
+
+# Tests
+$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(SANDBOX_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(INC_cmd) -Itests/unit $(LDFLAGS) -o $@ $< \
+		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(BASE_OBJ)
+
+# The escape probe runs inside sandboxes (and --rootfs ones with no libc): static, no
+# sanitizers, none of our flags that assume our own tree.
+$(PROBE): tests/integration/probe.c
+	@mkdir -p $(@D)
+	$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -static -o $@ $<
+
+check: clawbox $(UNIT_BIN) $(PROBE) test-deps
+	@tests/run-tests.sh $(UNIT_BIN)
+
+bench: clawbox bench-deps
+	@bench/bench-sandbox.sh
+
+format:
+	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(CMD_SRC) $(wildcard src/*/*.h) \
+		tools/*.c $(UNIT_SRC) tests/unit/*.h tests/integration/*.c
+
+clean:
+	rm -rf $(BUILD) clawbox
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

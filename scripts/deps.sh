@@ -1,0 +1,43 @@
+#!/bin/sh
+# deps.sh: make sure the Debian packages a target needs are installed.
+#   scripts/deps.sh build   - compiler side: pkg-config, libseccomp-dev (build time only)
+#   scripts/deps.sh test    - what `make check` drives besides our binaries
+#   scripts/deps.sh bench   - bubblewrap, the peer we are measured against
+# pkg-config (or dpkg for tools) decides what is missing; as root it is installed with
+# apt-get and named on stdout; otherwise the missing packages are named and we fail.
+set -eu
+
+want=""
+need_pkg() { # $1 = Debian package, $2 = check command
+	if ! sh -c "$2" >/dev/null 2>&1; then want="$want $1"; fi
+}
+
+case "${1:-build}" in
+build)
+	need_pkg pkg-config "command -v pkg-config"
+	need_pkg libseccomp-dev "pkg-config --exists libseccomp"
+	need_pkg libc6-dev "test -f /usr/lib/x86_64-linux-gnu/libc.a || test -f /usr/lib/libc.a"
+	;;
+test)
+	need_pkg util-linux "command -v setpriv"
+	need_pkg procps "command -v pgrep"
+	;;
+bench)
+	need_pkg bubblewrap "command -v bwrap"
+	;;
+*)
+	echo "usage: deps.sh build|test|bench" >&2
+	exit 2
+	;;
+esac
+
+[ -z "$want" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+	echo "deps.sh: missing Debian packages:$want (install them as root: apt-get install$want)" >&2
+	exit 1
+fi
+echo "deps.sh: installing$want"
+if ! apt-get install -y -q --no-install-recommends $want >/dev/null 2>&1; then
+	apt-get update -q >/dev/null 2>&1 || true
+	apt-get install -y -q --no-install-recommends $want >/dev/null
+fi

@@ -1,0 +1,24 @@
+/*
+ * fd-util.h: whole reads and writes with retry on EINTR and short counts, and small-file
+ * helpers relative to a directory fd. All return 0 (or a byte count) or -errno.
+ */
+#ifndef CLAWBOX_FD_UTIL_H
+#define CLAWBOX_FD_UTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes all len bytes. */
+int write_all(int fd, const void *buf, size_t len);
+
+/* Reads until EOF or max bytes; returns the count. Never writes past buf[max-1]. */
+ssize_t read_full(int fd, void *buf, size_t max);
+
+/* Writes s to dirfd/path (created with mode if absent, truncated; O_NOFOLLOW). */
+int write_file_at(int dirfd, const char *path, const char *s, mode_t mode);
+
+/* Reads at most max-1 bytes of dirfd/path into buf and NUL-terminates it; returns the length.
+ * -EFBIG when the file is larger than that. */
+ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t max);
+
+#endif

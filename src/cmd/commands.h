@@ -1,0 +1,10 @@
+/*
+ * commands.h: the subcommands of `clawbox`. Each is a thin file in src/cmd/ that turns options
+ * into a library call and an exit status.
+ */
+#ifndef CLAWBOX_COMMANDS_H
+#define CLAWBOX_COMMANDS_H
+
+int cmd_run(int argc, char **argv);
+
+#endif

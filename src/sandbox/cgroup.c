@@ -1,0 +1,362 @@
+/*
+ * cgroup.c: per-sandbox cgroups on v1 or v2.
+ *
+ * v1 (these machines): <hierarchy>/clawbox/<name> in the memory, pids and (with --cpus) cpu
+ * hierarchies; the launcher moves the child in before it runs anything.
+ * v2: as root, /sys/fs/cgroup/clawbox/<name> with the controllers enabled on the way down; as
+ * a normal user, under the nearest ancestor of our own cgroup that was delegated to us (owned
+ * by us, memory and pids enabled for its children), as systemd does for user@UID.service.
+ * clone3(CLONE_INTO_CGROUP) places the child there atomically.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include "cgroup.h"
+#include "fd-util.h"
+#include "macro.h"
+
+#define CG_ROOT "/sys/fs/cgroup"
+#define CG_PARENT "clawbox"
+
+static const char *const v1_hierarchy[_CG_MAX] = {
+	[CG_MEMORY] = CG_ROOT "/memory",
+	[CG_PIDS] = CG_ROOT "/pids",
+	[CG_CPU] = CG_ROOT "/cpu",
+};
+
+enum cgroup_mode
+cgroup_detect(void)
+{
+	struct statfs sfs;
+
+	if (statfs(CG_ROOT, &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+		return CGROUP_V2;
+	if (statfs(v1_hierarchy[CG_MEMORY], &sfs) == 0 && sfs.f_type == CGROUP_SUPER_MAGIC &&
+	    statfs(v1_hierarchy[CG_PIDS], &sfs) == 0 && sfs.f_type == CGROUP_SUPER_MAGIC)
+		return CGROUP_V1;
+	return CGROUP_NONE;
+}
+
+const char *
+cgroup_mode_name(enum cgroup_mode mode)
+{
+	switch (mode) {
+	case CGROUP_V1:
+		return "v1";
+	case CGROUP_V2:
+		return "v2";
+	default:
+		return "none";
+	}
+}
+
+static int
+write_attr(const char *dir, const char *attr, const char *value)
+{
+	_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return NEG_ERRNO();
+	_cleanup_close_ int fd = openat(dfd, attr, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NEG_ERRNO();
+	return write_all(fd, value, strlen(value));
+}
+
+static int
+write_attr_u64(const char *dir, const char *attr, uint64_t v)
+{
+	char buf[32];
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return write_attr(dir, attr, buf);
+}
+
+static int
+join_path(char *out, size_t size, const char *a, const char *b)
+{
+	if ((size_t)snprintf(out, size, "%s/%s", a, b) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int
+mkdir_ok_if_exists(const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return NEG_ERRNO();
+	return 0;
+}
+
+/* Creates parent/name; a leftover of the same name from a crashed run is removed first. */
+static int
+make_leaf(const char *parent, const char *name, char *ret_path, size_t size)
+{
+	int r = join_path(ret_path, size, parent, name);
+	if (r < 0)
+		return r;
+	if (mkdir(ret_path, 0755) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return NEG_ERRNO();
+	if (rmdir(ret_path) < 0 || mkdir(ret_path, 0755) < 0)
+		return NEG_ERRNO();
+	return 0;
+}
+
+static int
+v1_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids, uint64_t cpus_milli)
+{
+	char parent[PATH_MAX];
+	int r;
+
+	for (int c = 0; c < _CG_MAX; c++) {
+		if (c == CG_CPU && cpus_milli == 0)
+			continue;
+		r = join_path(parent, sizeof(parent), v1_hierarchy[c], CG_PARENT);
+		if (r < 0)
+			return r;
+		/* Another run may remove the shared parent between our two mkdirs: retry once. */
+		for (int attempt = 0; attempt < 3; attempt++) {
+			r = mkdir_ok_if_exists(parent);
+			if (r < 0)
+				return r;
+			r = make_leaf(parent, name, cg->path[c], sizeof(cg->path[c]));
+			if (r != -ENOENT)
+				break;
+		}
+		if (r < 0)
+			return r;
+		cg->used[c] = true;
+	}
+
+	r = write_attr_u64(cg->path[CG_MEMORY], "memory.limit_in_bytes", memory);
+	if (r < 0)
+		return r;
+	/* With swap accounting, memory+swap gets the same cap, so the limit cannot be dodged
+	 * by swapping; without it, ask the kernel not to swap this group. */
+	if (write_attr_u64(cg->path[CG_MEMORY], "memory.memsw.limit_in_bytes", memory) < 0)
+		(void)write_attr(cg->path[CG_MEMORY], "memory.swappiness", "0");
+	r = write_attr_u64(cg->path[CG_PIDS], "pids.max", pids);
+	if (r < 0)
+		return r;
+	if (cg->used[CG_CPU]) {
+		r = write_attr(cg->path[CG_CPU], "cpu.cfs_period_us", "100000");
+		if (r < 0)
+			return r;
+		r = write_attr_u64(cg->path[CG_CPU], "cpu.cfs_quota_us", cpus_milli * 100);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static bool
+controllers_enabled(const char *dir)
+{
+	char path[PATH_MAX], buf[512];
+	if (join_path(path, sizeof(path), dir, "cgroup.subtree_control") < 0)
+		return false;
+	if (read_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0)
+		return false;
+	return strstr(buf, "memory") && strstr(buf, "pids");
+}
+
+/* The v2 directory under which this process may create limited children. */
+static int
+v2_find_parent(char *ret, size_t size)
+{
+	if (geteuid() == 0) {
+		int r = join_path(ret, size, CG_ROOT, CG_PARENT);
+		if (r < 0)
+			return r;
+		/* Enabling may fail for controllers already enabled or absent: check after. */
+		(void)write_attr(CG_ROOT, "cgroup.subtree_control", "+memory +pids +cpu");
+		r = mkdir_ok_if_exists(ret);
+		if (r < 0)
+			return r;
+		(void)write_attr(ret, "cgroup.subtree_control", "+memory +pids +cpu");
+		return controllers_enabled(ret) ? 0 : -EOPNOTSUPP;
+	}
+
+	char self[PATH_MAX];
+	ssize_t n = read_file_at(AT_FDCWD, "/proc/self/cgroup", self, sizeof(self));
+	if (n < 0)
+		return (int)n;
+	char *line = strstr(self, "0::/");
+	if (!line)
+		return -ENOENT;
+	line += 3;
+	line[strcspn(line, "\n")] = '\0';
+
+	char dir[PATH_MAX];
+	if ((size_t)snprintf(dir, sizeof(dir), "%s%s", CG_ROOT, line) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	for (;;) {
+		struct stat st;
+		if (stat(dir, &st) == 0 && st.st_uid == geteuid() && access(dir, W_OK) == 0 &&
+		    controllers_enabled(dir)) {
+			if ((size_t)snprintf(ret, size, "%s", dir) >= size)
+				return -ENAMETOOLONG;
+			return 0;
+		}
+		char *slash = strrchr(dir, '/');
+		if (!slash || (size_t)(slash - dir) <= strlen(CG_ROOT))
+			return -EACCES;
+		*slash = '\0';
+	}
+}
+
+static int
+v2_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids, uint64_t cpus_milli)
+{
+	char parent[PATH_MAX];
+	int r;
+
+	r = v2_find_parent(parent, sizeof(parent));
+	if (r < 0)
+		return r;
+	r = make_leaf(parent, name, cg->path[0], sizeof(cg->path[0]));
+	if (r < 0)
+		return r;
+	cg->used[0] = true;
+
+	r = write_attr_u64(cg->path[0], "memory.max", memory);
+	if (r < 0)
+		return r;
+	(void)write_attr(cg->path[0], "memory.swap.max", "0");
+	r = write_attr_u64(cg->path[0], "pids.max", pids);
+	if (r < 0)
+		return r;
+	if (cpus_milli) {
+		char buf[64];
+		snprintf(buf, sizeof(buf), "%" PRIu64 " 100000", cpus_milli * 100);
+		r = write_attr(cg->path[0], "cpu.max", buf);
+		if (r < 0)
+			return r;
+	}
+	cg->v2_fd = open(cg->path[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cg->v2_fd < 0)
+		return NEG_ERRNO();
+	return 0;
+}
+
+int
+cgroup_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids,
+	      uint64_t cpus_milli)
+{
+	int r;
+
+	memset(cg, 0, sizeof(*cg));
+	cg->v2_fd = -1;
+	cg->mode = cgroup_detect();
+	switch (cg->mode) {
+	case CGROUP_V1:
+		r = v1_create(cg, name, memory, pids, cpus_milli);
+		break;
+	case CGROUP_V2:
+		r = v2_create(cg, name, memory, pids, cpus_milli);
+		break;
+	default:
+		r = -EOPNOTSUPP;
+		break;
+	}
+	if (r < 0)
+		(void)cgroup_destroy(cg);
+	return r;
+}
+
+int
+cgroup_attach(const struct cgroup *cg, pid_t pid)
+{
+	if (cg->mode != CGROUP_V1)
+		return 0;
+	for (int c = 0; c < _CG_MAX; c++) {
+		if (!cg->used[c])
+			continue;
+		int r = write_attr_u64(cg->path[c], "cgroup.procs", (uint64_t)pid);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* SIGKILLs every process listed in dir/cgroup.procs; returns how many were listed. */
+static int
+kill_members(const char *dir)
+{
+	char path[PATH_MAX], buf[4096];
+	int n = 0;
+
+	if (join_path(path, sizeof(path), dir, "cgroup.procs") < 0)
+		return 0;
+	if (read_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0)
+		return 0;
+	for (char *p = buf; *p;) {
+		char *end;
+		long pid = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (pid > 0) {
+			(void)kill((pid_t)pid, SIGKILL);
+			n++;
+		}
+		p = end + strspn(end, "\n");
+	}
+	return n;
+}
+
+static int
+remove_dir(const char *dir, bool v2)
+{
+	/* The pid namespace is normally gone by now; these loops only matter when something
+	 * escaped into the cgroup without it or teardown raced. Up to ~2 s in all. */
+	if (v2)
+		(void)write_attr(dir, "cgroup.kill", "1");
+	for (int i = 0; i < 200; i++) {
+		if (rmdir(dir) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			return NEG_ERRNO();
+		if (!v2)
+			(void)kill_members(dir);
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	return -EBUSY;
+}
+
+int
+cgroup_destroy(struct cgroup *cg)
+{
+	int ret = 0;
+
+	if (cg->v2_fd >= 0) {
+		close(cg->v2_fd);
+		cg->v2_fd = -1;
+	}
+	for (int c = 0; c < _CG_MAX; c++) {
+		if (!cg->used[c])
+			continue;
+		int r = remove_dir(cg->path[c], cg->mode == CGROUP_V2);
+		if (r < 0 && ret == 0)
+			ret = r;
+		cg->used[c] = false;
+		/* The shared parent goes too when no other sandbox uses it (EBUSY otherwise). */
+		char *slash = strrchr(cg->path[c], '/');
+		bool shared_parent = cg->mode == CGROUP_V1 || geteuid() == 0;
+		if (slash && shared_parent) {
+			*slash = '\0';
+			(void)rmdir(cg->path[c]);
+		}
+	}
+	return ret;
+}

@@ -1,0 +1,51 @@
+/*
+ * cgroup.h: one cgroup (v1: one per controller hierarchy; v2: one directory) per sandbox, with
+ * memory, pids and cpu limits. Detects the layout rather than assuming it: these machines carry
+ * the controllers on v1 beside an empty v2 mount; many others are pure v2.
+ */
+#ifndef CLAWBOX_CGROUP_H
+#define CLAWBOX_CGROUP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum cgroup_mode {
+	CGROUP_NONE,
+	CGROUP_V1,
+	CGROUP_V2,
+};
+
+enum cgroup_controller {
+	CG_MEMORY,
+	CG_PIDS,
+	CG_CPU,
+	_CG_MAX,
+};
+
+struct cgroup {
+	enum cgroup_mode mode;
+	char path[_CG_MAX][PATH_MAX]; /* v1: one per controller; v2: path[0] only */
+	bool used[_CG_MAX];
+	int v2_fd; /* v2: directory fd for CLONE_INTO_CGROUP, else -1 */
+};
+
+/* Which layout the host has. */
+enum cgroup_mode cgroup_detect(void);
+const char *cgroup_mode_name(enum cgroup_mode mode);
+
+/* Creates the sandbox's cgroup(s) named `name` and writes the limits (cpus_milli 0: no CPU
+ * limit). On failure nothing is left behind. -EACCES/-EROFS/-ENOENT mean "not available to
+ * this user" (a caller may fall back to rlimits). */
+int cgroup_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids,
+		  uint64_t cpus_milli);
+
+/* Moves pid into the cgroup(s) (v1; on v2 clone3 places the child directly). */
+int cgroup_attach(const struct cgroup *cg, pid_t pid);
+
+/* Kills whatever is still in the cgroup(s), removes them and their shared parent when that is
+ * empty. Bounded: gives up after about two seconds. Safe to call on an unused struct. */
+int cgroup_destroy(struct cgroup *cg);
+
+#endif

@@ -1,0 +1,457 @@
+/*
+ * launch.c: the host side of `clawbox run`. Resolves and checks what the spec names, creates
+ * the cgroups, starts the child in its new namespaces with clone3(), writes its uid/gid maps
+ * and lets it go, then waits in one poll() loop for: the child's exit (pidfd), signals to pass
+ * on (signalfd), the deadline (timerfd) and failure reports (a pipe).
+ *
+ * Teardown belongs to a small watchdog process forked before the child: it removes the
+ * cgroups when the launcher says it is done, and also when the launcher dies without saying so
+ * (SIGKILL). The sandbox itself dies with the launcher through PR_SET_PDEATHSIG on its pid 1.
+ * So after `clawbox run` returns, or is killed, nothing of the sandbox is left.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/sched.h>
+
+#include "fd-util.h"
+#include "internal.h"
+#include "log.h"
+#include "macro.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH };
+
+/* ---- the caller's argv/environment, wiped in the sandbox init ---- */
+
+static char *mem_start, *mem_end;
+
+void
+sandbox_note_process_memory(int argc, char **argv)
+{
+	extern char **environ;
+	if (argc < 1)
+		return;
+	mem_start = argv[0];
+	mem_end = argv[argc - 1] + strlen(argv[argc - 1]) + 1;
+	for (char **e = environ; e && *e; e++)
+		if (*e + strlen(*e) + 1 > mem_end)
+			mem_end = *e + strlen(*e) + 1;
+}
+
+static void
+scrub_process_memory(void)
+{
+	extern char **environ;
+	/* The kernel shows this range as /proc/PID/cmdline and environ. In the child it is
+	 * our own copy; zeroing it leaves nothing of the caller there. */
+	for (char **e = environ; e && *e; e++)
+		memset(*e, 0, strlen(*e));
+	environ = NULL;
+	if (mem_start && mem_end > mem_start) {
+		memset(mem_start, 0, (size_t)(mem_end - mem_start));
+		memcpy(mem_start, "clawbox-init", (size_t)(mem_end - mem_start) > 13 ? 13 : 0);
+	}
+	(void)prctl(PR_SET_NAME, "clawbox-init");
+}
+
+/* ---- resolution on the host ---- */
+
+static int
+resolve_source(const char *given, bool want_dir, struct resolved_source *ret, char *why,
+	       size_t why_size)
+{
+	char *real = realpath(given, NULL);
+	if (!real) {
+		int r = NEG_ERRNO();
+		snprintf(why, why_size, "mount source %s: %s", given, strerror(-r));
+		return r;
+	}
+	struct stat st;
+	int r = 0;
+	if (stat(real, &st) < 0) {
+		r = NEG_ERRNO();
+		snprintf(why, why_size, "mount source %s: %s", given, strerror(-r));
+	} else if (!S_ISDIR(st.st_mode) && (want_dir || !S_ISREG(st.st_mode))) {
+		r = want_dir ? -ENOTDIR : -EINVAL;
+		snprintf(why, why_size, "%s %s: %s", want_dir ? "--rootfs" : "mount source", given,
+			 want_dir ? "not a folder" : "not a folder or regular file");
+	} else if (strlen(real) >= sizeof(ret->path)) {
+		r = -ENAMETOOLONG;
+		snprintf(why, why_size, "mount source %s: path too long", given);
+	} else {
+		memcpy(ret->path, real, strlen(real) + 1);
+		ret->dev = st.st_dev;
+		ret->ino = st.st_ino;
+		ret->is_dir = S_ISDIR(st.st_mode);
+		ret->fd = -1;
+	}
+	free(real);
+	return r;
+}
+
+/* ---- the watchdog: teardown that survives the launcher ---- */
+
+static pid_t
+start_watchdog(struct cgroup *cg, int *ret_fd)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return NEG_ERRNO();
+	pid_t pid = fork();
+	if (pid < 0) {
+		int r = NEG_ERRNO();
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		/* Terminal signals are meant for the launcher, which forwards them; we only
+		 * wait for it to finish or die. */
+		signal(SIGINT, SIG_IGN);
+		signal(SIGQUIT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		close(p[1]);
+		(void)close_range(0, (unsigned)p[0] - 1, 0);
+		(void)close_range((unsigned)p[0] + 1, ~0U, 0);
+		char c;
+		while (read(p[0], &c, 1) < 0 && errno == EINTR)
+			;
+		(void)cgroup_destroy(cg);
+		_exit(0);
+	}
+	close(p[0]);
+	*ret_fd = p[1];
+	return pid;
+}
+
+/* ---- the child ---- */
+
+static int
+write_proc_file(pid_t pid, const char *name, const char *content)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	return write_file_at(AT_FDCWD, path, content, 0);
+}
+
+static int
+write_id_maps(const struct sandbox_ctx *ctx, pid_t pid)
+{
+	char map[64];
+	int r;
+
+	/* Unprivileged, gid_map may only be written after setgroups is denied. As root we keep
+	 * setgroups so that the child can drop root's supplementary groups. */
+	if (!ctx->as_root) {
+		r = write_proc_file(pid, "setgroups", "deny");
+		if (r < 0)
+			return r;
+	}
+	snprintf(map, sizeof(map), "%d %u 1\n", SANDBOX_UID, (unsigned)ctx->outside_uid);
+	r = write_proc_file(pid, "uid_map", map);
+	if (r < 0)
+		return r;
+	snprintf(map, sizeof(map), "%d %u 1\n", SANDBOX_UID, (unsigned)ctx->outside_gid);
+	return write_proc_file(pid, "gid_map", map);
+}
+
+static pid_t
+clone_child(struct sandbox_ctx *ctx, int *ret_pidfd)
+{
+	int pidfd = -1;
+	struct clone_args args = {
+		.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS |
+			 CLONE_NEWIPC | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&pidfd,
+		.exit_signal = SIGCHLD,
+	};
+	if (ctx->cg.mode == CGROUP_V2 && ctx->cg.v2_fd >= 0) {
+		args.flags |= CLONE_INTO_CGROUP;
+		args.cgroup = (uint64_t)ctx->cg.v2_fd;
+	}
+	long pid = syscall(SYS_clone3, &args, sizeof(args));
+	if (pid < 0)
+		return NEG_ERRNO();
+	if (pid == 0) {
+		scrub_process_memory();
+		sandbox_child_main(ctx);
+	}
+	*ret_pidfd = pidfd;
+	return (pid_t)pid;
+}
+
+/* ---- waiting ---- */
+
+struct waiter {
+	int pidfd, sigfd, timerfd, reportfd;
+	bool timed_out;
+	bool have_report;
+	struct sandbox_report report;
+};
+
+static void
+read_report(struct waiter *w)
+{
+	struct sandbox_report rep;
+	ssize_t n = read(w->reportfd, &rep, sizeof(rep));
+	if (n == (ssize_t)sizeof(rep) && !w->have_report) {
+		rep.msg[sizeof(rep.msg) - 1] = '\0';
+		w->report = rep;
+		w->have_report = true;
+	}
+}
+
+static int
+wait_child(struct waiter *w, pid_t pid, int *ret_status)
+{
+	for (;;) {
+		struct pollfd fds[4] = {
+			{ .fd = w->pidfd, .events = POLLIN },
+			{ .fd = w->sigfd, .events = POLLIN },
+			{ .fd = w->timerfd, .events = POLLIN },
+			{ .fd = w->reportfd, .events = POLLIN },
+		};
+		if (poll(fds, ARRAY_SIZE(fds), -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NEG_ERRNO();
+		}
+		if (fds[3].revents & POLLIN)
+			read_report(w);
+		if (fds[3].revents & (POLLHUP | POLLERR))
+			w->reportfd = -1; /* poll ignores negative fds */
+		if (fds[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				(void)syscall(SYS_pidfd_send_signal, w->pidfd, (int)si.ssi_signo,
+					      NULL, 0);
+		}
+		if (fds[2].revents & POLLIN) {
+			uint64_t ticks;
+			if (read(w->timerfd, &ticks, sizeof(ticks)) == (ssize_t)sizeof(ticks)) {
+				w->timed_out = true;
+				(void)syscall(SYS_pidfd_send_signal, w->pidfd, SIGKILL, NULL, 0);
+			}
+		}
+		if (fds[0].revents & POLLIN) {
+			siginfo_t si = { 0 };
+			if (waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
+				return NEG_ERRNO();
+			(void)pid;
+			if (w->reportfd >= 0)
+				read_report(w); /* written before the exit, so it is there now */
+			*ret_status = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+			return 0;
+		}
+	}
+}
+
+/* ---- the whole run ---- */
+
+static void
+argv_free(char **argv)
+{
+	for (char **a = argv; a && *a; a++)
+		free(*a);
+	free(argv);
+}
+
+static char **
+argv_copy(char *const *argv)
+{
+	size_t n = 0;
+	while (argv[n])
+		n++;
+	char **copy = calloc(n + 1, sizeof(char *));
+	if (!copy)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		copy[i] = strdup(argv[i]);
+		if (!copy[i]) {
+			argv_free(copy);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
+int
+sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
+{
+	struct sandbox_ctx ctx = { .spec = spec, .sync_fd = -1, .report_fd = -1 };
+	_cleanup_close_ int sync_w = -1, report_r = -1, pidfd = -1, sigfd = -1, timerfd = -1;
+	_cleanup_close_ int watchdog_fd = -1;
+	pid_t watchdog = -1;
+	sigset_t mask, oldmask;
+	bool mask_changed = false;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->status = SANDBOX_EXIT_SETUP;
+	ctx.cg.v2_fd = -1;
+	ctx.argv = argv_copy(spec->argv);
+	if (!ctx.argv) {
+		snprintf(ret->message, sizeof(ret->message), "out of memory");
+		return -ENOMEM;
+	}
+
+	ctx.as_root = geteuid() == 0;
+	ctx.outside_uid = ctx.as_root ? CLAWBOX_SANDBOX_HOST_ID : geteuid();
+	ctx.outside_gid = ctx.as_root ? CLAWBOX_SANDBOX_HOST_ID : getegid();
+
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		r = resolve_source(spec->mounts[i].source, false, &ctx.sources[i], ret->message,
+				   sizeof(ret->message));
+		if (r < 0)
+			goto out;
+	}
+	if (spec->rootfs) {
+		r = resolve_source(spec->rootfs, true, &ctx.rootfs, ret->message,
+				   sizeof(ret->message));
+		if (r < 0)
+			goto out;
+	}
+
+	/* Limits first, so that the child is limited from its first instruction. */
+	char cg_name[64];
+	snprintf(cg_name, sizeof(cg_name), "run-%d", (int)getpid());
+	r = cgroup_create(&ctx.cg, cg_name, spec->memory_bytes, spec->pids_max, spec->cpus_milli);
+	if (r < 0) {
+		if (ctx.as_root) {
+			snprintf(ret->message, sizeof(ret->message),
+				 "cannot create cgroup (%s): %s", cgroup_mode_name(cgroup_detect()),
+				 strerror(-r));
+			goto out;
+		}
+		ctx.rlimit_fallback = true;
+		snprintf(ret->warning, sizeof(ret->warning),
+			 "no delegated cgroup (%s); limiting memory and processes with rlimits "
+			 "instead, and CPU not at all",
+			 strerror(-r));
+	} else {
+		log_debug("cgroup %s: %s", cgroup_mode_name(ctx.cg.mode), ctx.cg.path[0]);
+		watchdog = start_watchdog(&ctx.cg, &watchdog_fd);
+		if (watchdog < 0) {
+			r = (int)watchdog;
+			snprintf(ret->message, sizeof(ret->message), "start watchdog: %s",
+				 strerror(-r));
+			goto out;
+		}
+	}
+	log_debug("landlock ABI %d%s", landlock_abi(),
+		  landlock_abi() > 0 ? "" : " (none: the kernel has no landlock, going on)");
+
+	int sp[2], rp[2];
+	if (pipe2(sp, O_CLOEXEC) < 0) {
+		r = NEG_ERRNO();
+		goto out;
+	}
+	ctx.sync_fd = sp[0];
+	sync_w = sp[1];
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		r = NEG_ERRNO();
+		close(ctx.sync_fd);
+		goto out;
+	}
+	report_r = rp[0];
+	ctx.report_fd = rp[1];
+
+	/* Block the signals we pass on before the child exists, so none slips by. */
+	sigemptyset(&mask);
+	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+		sigaddset(&mask, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &mask, &oldmask);
+	mask_changed = true;
+	sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+	if (sigfd < 0 || timerfd < 0) {
+		r = NEG_ERRNO();
+		close(ctx.sync_fd);
+		close(ctx.report_fd);
+		goto out;
+	}
+
+	pid_t pid = clone_child(&ctx, &pidfd);
+	close(ctx.sync_fd);
+	close(ctx.report_fd);
+	if (pid < 0) {
+		r = (int)pid;
+		snprintf(ret->message, sizeof(ret->message), "clone3: %s", strerror(-r));
+		goto out;
+	}
+
+	r = write_id_maps(&ctx, pid);
+	if (r >= 0)
+		r = cgroup_attach(&ctx.cg, pid);
+	if (r >= 0 && spec->timeout_ms) {
+		struct itimerspec its = {
+			.it_value = { .tv_sec = (time_t)(spec->timeout_ms / 1000),
+				      .tv_nsec = (long)(spec->timeout_ms % 1000) * 1000000L },
+		};
+		if (timerfd_settime(timerfd, 0, &its, NULL) < 0)
+			r = NEG_ERRNO();
+	}
+	if (r >= 0)
+		r = write_all(sync_w, "g", 1);
+	if (r < 0) {
+		snprintf(ret->message, sizeof(ret->message), "prepare sandbox process: %s",
+			 strerror(-r));
+		(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		(void)waitid(P_PIDFD, (id_t)pidfd, NULL, WEXITED);
+		goto out;
+	}
+	close(TAKE_FD(sync_w));
+
+	struct waiter w = { .pidfd = pidfd, .sigfd = sigfd, .timerfd = timerfd, .reportfd = report_r };
+	int status = 0;
+	r = wait_child(&w, pid, &status);
+	if (r < 0) {
+		snprintf(ret->message, sizeof(ret->message), "wait: %s", strerror(-r));
+	} else if (w.timed_out) {
+		ret->status = SANDBOX_EXIT_TIMEOUT;
+		snprintf(ret->message, sizeof(ret->message), "timed out after %.3g s",
+			 (double)spec->timeout_ms / 1000.0);
+	} else if (w.have_report) {
+		ret->status = w.report.status;
+		memcpy(ret->message, w.report.msg, sizeof(ret->message));
+		r = -(w.report.err > 0 ? w.report.err : EIO);
+	} else {
+		ret->status = status;
+	}
+
+out:
+	if (mask_changed)
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	if (watchdog > 0) {
+		/* Closing the pipe is the watchdog's cue; waiting for it means the cgroups are
+		 * gone when we return. */
+		close(TAKE_FD(watchdog_fd));
+		while (waitpid(watchdog, NULL, 0) < 0 && errno == EINTR)
+			;
+	} else if (!ctx.rlimit_fallback) {
+		(void)cgroup_destroy(&ctx.cg);
+	}
+	argv_free(ctx.argv);
+	return r;
+}

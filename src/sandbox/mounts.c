@@ -1,0 +1,590 @@
+/*
+ * mounts.c: the sandbox's file system, built from tables, then pivoted into.
+ *
+ * Runs in the child, in its new mount namespace, as the sandbox uid with the namespace's
+ * capabilities. The new root is a tmpfs mounted over /tmp of this private namespace (the host
+ * never sees it, and nothing is created on the host, so nothing can be left behind). Every
+ * mount goes onto a target opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) below
+ * that root and is addressed as /proc/self/fd/N, so a symlink planted in a writable mounted
+ * folder can never redirect a mount or a mkdir to somewhere else.
+ *
+ * Order: sources opened (before anything covers them) -> root tmpfs -> system folders or
+ * --rootfs -> /etc -> /proc (+ masks) -> /dev -> /tmp, home -> user mounts (shallow first) ->
+ * root read-only -> pivot_root.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+
+#include "fd-util.h"
+#include "internal.h"
+#include "macro.h"
+
+#define NEWROOT "/tmp" /* where the new root is assembled, in our private namespace */
+#define ROOTFS_MAX_ENTRIES 256
+
+/* Host system folders shared read-only (symlinks such as /bin -> usr/bin are recreated). */
+static const char *const system_dirs[] = {
+	"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
+};
+
+/* The part of the host's /etc a program needs. Deliberately absent: passwd, shadow, group
+ * (generated instead), ssh/, machine-id, hostname, environment, sudoers, and anything that
+ * may hold credentials (gitconfig, pip.conf, npmrc, netrc, ...). */
+static const char *const etc_entries[] = {
+	"alternatives",	  "bash.bashrc",	"ca-certificates",
+	"ca-certificates.conf", "debian_version", "gai.conf",
+	"host.conf",	  "inputrc",		"ld.so.cache",
+	"ld.so.conf",	  "ld.so.conf.d",	"locale.alias",
+	"localtime",	  "magic",		"magic.mime",
+	"mime.types",	  "nsswitch.conf",	"os-release",
+	"perl",		  "profile",		"protocols",
+	"python3",	  "python3.11",		"services",
+	"ssl",		  "terminfo",		"timezone",
+};
+
+/* /proc entries hidden behind /dev/null (files) or an empty read-only tmpfs (folders):
+ * Docker's masked paths plus the kernel symbol and message tables. */
+static const char *const proc_masked[] = {
+	"acpi",	     "asound",	      "interrupts", "kallsyms",	 "kcore",	"keys",
+	"kmsg",	     "latency_stats", "sched_debug", "scsi",	 "sysrq-trigger", "timer_list",
+	"timer_stats",
+};
+
+/* /proc entries made read-only. */
+static const char *const proc_readonly[] = { "bus", "fs", "irq", "sys" };
+
+static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+
+static const struct {
+	const char *name;
+	const char *target;
+} dev_links[] = {
+	{ "fd", "/proc/self/fd" },	   { "stdin", "/proc/self/fd/0" },
+	{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
+	{ "ptmx", "pts/ptmx" },
+};
+
+#define ATTR_RO (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+
+struct builder {
+	struct sandbox_ctx *ctx;
+	int root; /* O_PATH fd of the new root */
+	char *detail; /* ctx->err_detail */
+};
+
+static int
+fail_at(struct builder *b, int r, const char *what, const char *path)
+{
+	snprintf(b->detail, sizeof(b->ctx->err_detail), "%s %s", what, path);
+	return r;
+}
+
+static void
+fd_path(char buf[32], int fd)
+{
+	snprintf(buf, 32, "/proc/self/fd/%d", fd);
+}
+
+/* Opens path (relative to the new root, leading '/' ignored) without following symlinks and
+ * without leaving the root. */
+static int
+open_beneath(struct builder *b, const char *path, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	while (*path == '/')
+		path++;
+	int fd = (int)syscall(SYS_openat2, b->root, *path ? path : ".", &how, sizeof(how));
+	return fd < 0 ? NEG_ERRNO() : fd;
+}
+
+/* Creates path below the new root, folders on the way included, as a folder or an empty
+ * file. Each component is checked: a symlink anywhere is refused (ELOOP/ENOTDIR). */
+static int
+make_beneath(struct builder *b, const char *path, bool dir)
+{
+	char buf[SANDBOX_PATH_MAX];
+	if ((size_t)snprintf(buf, sizeof(buf), "%s", path) >= sizeof(buf))
+		return -ENAMETOOLONG;
+
+	_cleanup_close_ int cur = dup(b->root);
+	if (cur < 0)
+		return NEG_ERRNO();
+	char *p = buf;
+	while (*p == '/')
+		p++;
+	while (*p) {
+		char *slash = strchr(p, '/');
+		bool last = !slash;
+		if (slash)
+			*slash = '\0';
+		if (last && !dir) {
+			int fd = openat(cur, p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+			if (fd < 0 && errno != EISDIR && errno != EACCES && errno != EROFS)
+				return NEG_ERRNO();
+			if (fd < 0) {
+				/* Exists but is not writable (a file in a read-only mount): fine
+				 * as a mount point if it is a file and not a symlink. */
+				struct stat st;
+				if (fstatat(cur, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
+					return NEG_ERRNO();
+				if (!S_ISREG(st.st_mode))
+					return -ENOTDIR;
+			} else {
+				close(fd);
+			}
+			return 0;
+		}
+		if (mkdirat(cur, p, 0755) < 0 && errno != EEXIST)
+			return NEG_ERRNO();
+		int next = openat(cur, p, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0)
+			return NEG_ERRNO();
+		close(cur);
+		cur = next;
+		if (last)
+			break;
+		p = slash + 1;
+		while (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
+static int
+setattr_fd(int fd, uint64_t attr, bool recursive)
+{
+	struct mount_attr ma = { .attr_set = attr };
+	unsigned flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
+	if (syscall(SYS_mount_setattr, fd, "", flags, &ma, sizeof(ma)) < 0)
+		return NEG_ERRNO();
+	return 0;
+}
+
+/* Sets attributes on the mount now at path (re-opened, so the fd is the mount's root). */
+static int
+setattr_path(struct builder *b, const char *path, uint64_t attr, bool recursive)
+{
+	_cleanup_close_ int fd = open_beneath(b, path, O_PATH);
+	if (fd < 0)
+		return fail_at(b, fd, "reopen", path);
+	int r = setattr_fd(fd, attr, recursive);
+	return r < 0 ? fail_at(b, r, "set attributes on", path) : 0;
+}
+
+/* Binds the object behind src_fd at path (created as needed) with attributes attr. */
+static int
+bind_at(struct builder *b, int src_fd, const char *path, bool dir, uint64_t attr)
+{
+	char src[32], dst[32];
+	int r = make_beneath(b, path, dir);
+	if (r < 0)
+		return fail_at(b, r, "create mount point", path);
+
+	_cleanup_close_ int target = open_beneath(b, path, O_PATH);
+	if (target < 0)
+		return fail_at(b, target, "open mount point", path);
+	fd_path(src, src_fd);
+	fd_path(dst, target);
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return fail_at(b, NEG_ERRNO(), "bind mount", path);
+	return attr ? setattr_path(b, path, attr, true) : 0;
+}
+
+/* Binds a host path (trusted: system folders, device nodes) at path. */
+static int
+bind_host(struct builder *b, const char *host, const char *path, uint64_t attr)
+{
+	_cleanup_close_ int src = open(host, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (src < 0)
+		return fail_at(b, NEG_ERRNO(), "open", host);
+	struct stat st;
+	if (fstat(src, &st) < 0)
+		return fail_at(b, NEG_ERRNO(), "stat", host);
+	return bind_at(b, src, path, S_ISDIR(st.st_mode), attr);
+}
+
+static int
+mount_fs_at(struct builder *b, const char *path, const char *fstype, unsigned long flags,
+	    const char *options)
+{
+	char dst[32];
+	int r = make_beneath(b, path, true);
+	if (r < 0)
+		return fail_at(b, r, "create mount point", path);
+	_cleanup_close_ int target = open_beneath(b, path, O_PATH | O_DIRECTORY);
+	if (target < 0)
+		return fail_at(b, target, "open mount point", path);
+	fd_path(dst, target);
+	if (mount(fstype, dst, fstype, flags, options) < 0)
+		return fail_at(b, NEG_ERRNO(), "mount", path);
+	return 0;
+}
+
+static int
+symlink_beneath(struct builder *b, const char *target, const char *path)
+{
+	if (symlinkat(target, b->root, path + (path[0] == '/')) < 0 && errno != EEXIST)
+		return fail_at(b, NEG_ERRNO(), "symlink", path);
+	return 0;
+}
+
+/* Mirrors one entry of a host folder: symlinks copied, folders and files bound read-only. */
+static int
+mirror_entry(struct builder *b, int host_dir, const char *name, const char *path)
+{
+	struct stat st;
+	if (fstatat(host_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : fail_at(b, NEG_ERRNO(), "stat", path);
+
+	if (S_ISLNK(st.st_mode)) {
+		char link[PATH_MAX];
+		ssize_t n = readlinkat(host_dir, name, link, sizeof(link) - 1);
+		if (n < 0)
+			return fail_at(b, NEG_ERRNO(), "readlink", path);
+		link[n] = '\0';
+		return symlink_beneath(b, link, path);
+	}
+	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+		return 0;
+	_cleanup_close_ int src = openat(host_dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (src < 0)
+		return fail_at(b, NEG_ERRNO(), "open", path);
+	return bind_at(b, src, path, S_ISDIR(st.st_mode), ATTR_RO);
+}
+
+static int
+build_system(struct builder *b)
+{
+	_cleanup_close_ int host_root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int host_etc = open("/etc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	char path[SANDBOX_PATH_MAX];
+	int r;
+
+	if (host_root < 0 || host_etc < 0)
+		return fail_at(b, NEG_ERRNO(), "open", "/ or /etc");
+	for (size_t i = 0; i < ARRAY_SIZE(system_dirs); i++) {
+		snprintf(path, sizeof(path), "/%s", system_dirs[i]);
+		r = mirror_entry(b, host_root, system_dirs[i], path);
+		if (r < 0)
+			return r;
+	}
+	r = make_beneath(b, "/etc", true);
+	if (r < 0)
+		return fail_at(b, r, "mkdir", "/etc");
+	for (size_t i = 0; i < ARRAY_SIZE(etc_entries); i++) {
+		snprintf(path, sizeof(path), "/etc/%s", etc_entries[i]);
+		r = mirror_entry(b, host_etc, etc_entries[i], path);
+		if (r < 0)
+			return r;
+	}
+
+	/* Generated: who we are, and no network but loopback. */
+	static const struct {
+		const char *name;
+		const char *content;
+	} generated[] = {
+		{ "passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n" SANDBOX_USER
+			    ":x:1000:1000:sandbox:" SANDBOX_HOME ":/bin/sh\n"
+			    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n" },
+		{ "group", "root:x:0:\n" SANDBOX_USER ":x:1000:\nnogroup:x:65534:\n" },
+		{ "hostname", SANDBOX_HOSTNAME "\n" },
+		{ "hosts", "127.0.0.1\tlocalhost " SANDBOX_HOSTNAME "\n::1\tlocalhost\n" },
+	};
+	_cleanup_close_ int etc = open_beneath(b, "/etc", O_PATH | O_DIRECTORY);
+	if (etc < 0)
+		return fail_at(b, etc, "open", "/etc");
+	for (size_t i = 0; i < ARRAY_SIZE(generated); i++) {
+		r = write_file_at(etc, generated[i].name, generated[i].content, 0644);
+		if (r < 0)
+			return fail_at(b, r, "write /etc/", generated[i].name);
+	}
+	return 0;
+}
+
+/* --rootfs: every top-level entry of DIR but the ones the sandbox provides itself. */
+static int
+build_rootfs(struct builder *b)
+{
+	static const char *const skip[] = { ".", "..", "proc", "dev", "sys", "tmp", "home" };
+	int dfd = openat(b->ctx->rootfs.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return fail_at(b, NEG_ERRNO(), "open", "--rootfs");
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return fail_at(b, -ENOMEM, "read", "--rootfs");
+	}
+	int r = 0, count = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		bool skipped = false;
+		for (size_t i = 0; i < ARRAY_SIZE(skip); i++)
+			skipped |= strcmp(de->d_name, skip[i]) == 0;
+		if (skipped)
+			continue;
+		if (++count > ROOTFS_MAX_ENTRIES) {
+			r = fail_at(b, -E2BIG, "too many top-level entries in", "--rootfs");
+			break;
+		}
+		char path[SANDBOX_PATH_MAX];
+		if ((size_t)snprintf(path, sizeof(path), "/%s", de->d_name) >= sizeof(path))
+			continue;
+		r = mirror_entry(b, b->ctx->rootfs.fd, de->d_name, path);
+		if (r < 0)
+			break;
+	}
+	closedir(d);
+	return r;
+}
+
+static int
+build_proc(struct builder *b)
+{
+	char path[64];
+	int r;
+
+	/* Needs the host's /proc still visible in this namespace (the kernel refuses a new
+	 * procfs otherwise), hence before pivot_root. */
+	r = mount_fs_at(b, "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	if (r < 0)
+		return r;
+
+	_cleanup_close_ int null = open("/dev/null", O_PATH | O_CLOEXEC);
+	if (null < 0)
+		return fail_at(b, NEG_ERRNO(), "open", "/dev/null");
+	for (size_t i = 0; i < ARRAY_SIZE(proc_masked); i++) {
+		snprintf(path, sizeof(path), "/proc/%s", proc_masked[i]);
+		_cleanup_close_ int fd = open_beneath(b, path, O_PATH);
+		if (fd == -ENOENT)
+			continue;
+		if (fd < 0)
+			return fail_at(b, fd, "open", path);
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			return fail_at(b, NEG_ERRNO(), "stat", path);
+		char dst[32], src[32];
+		fd_path(dst, fd);
+		if (S_ISDIR(st.st_mode)) {
+			if (mount("tmpfs", dst, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				  "size=4k,nr_inodes=1,mode=0555") < 0)
+				return fail_at(b, NEG_ERRNO(), "mask", path);
+		} else {
+			fd_path(src, null);
+			if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+				return fail_at(b, NEG_ERRNO(), "mask", path);
+			r = setattr_path(b, path, ATTR_RO | MOUNT_ATTR_NOEXEC, false);
+			if (r < 0)
+				return r;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(proc_readonly); i++) {
+		snprintf(path, sizeof(path), "/proc/%s", proc_readonly[i]);
+		_cleanup_close_ int fd = open_beneath(b, path, O_PATH);
+		if (fd == -ENOENT)
+			continue;
+		if (fd < 0)
+			return fail_at(b, fd, "open", path);
+		r = bind_at(b, fd, path, true, ATTR_RO | MOUNT_ATTR_NOEXEC);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+build_dev(struct builder *b)
+{
+	char path[64], host[64];
+	int r;
+
+	r = mount_fs_at(b, "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
+		snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);
+		snprintf(host, sizeof(host), "/dev/%s", dev_nodes[i]);
+		r = bind_host(b, host, path, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+		if (r < 0)
+			return r;
+	}
+	/* A devpts of our own: the command's terminals are not the host's. */
+	r = mount_fs_at(b, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+			"newinstance,ptmxmode=0666,mode=0620");
+	if (r < 0)
+		return r;
+	r = mount_fs_at(b, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777");
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ARRAY_SIZE(dev_links); i++) {
+		snprintf(path, sizeof(path), "/dev/%s", dev_links[i].name);
+		r = symlink_beneath(b, dev_links[i].target, path);
+		if (r < 0)
+			return r;
+	}
+	/* The folder itself read-only; the nodes, pts and shm are mounts of their own. */
+	return setattr_path(b, "/dev", MOUNT_ATTR_RDONLY, false);
+}
+
+static int
+build_scratch(struct builder *b)
+{
+	char opts[96];
+	int r;
+
+	/* Sized like the memory limit: its pages are charged to the cgroup anyway, and without
+	 * a cgroup (rlimit fallback) this is what stops a disk-filling loop. */
+	snprintf(opts, sizeof(opts), "mode=1777,size=%" PRIu64 ",nr_inodes=262144",
+		 b->ctx->spec->memory_bytes);
+	r = mount_fs_at(b, "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts);
+	if (r < 0)
+		return r;
+	snprintf(opts, sizeof(opts), "mode=0700,size=%" PRIu64 ",nr_inodes=262144",
+		 b->ctx->spec->memory_bytes);
+	return mount_fs_at(b, SANDBOX_HOME, "tmpfs", MS_NOSUID | MS_NODEV, opts);
+}
+
+static int
+cmp_mount_depth(const void *a, const void *b)
+{
+	const struct sandbox_mount *const *x = a, *const *y = b;
+	return strcmp((*x)->target, (*y)->target);
+}
+
+static int
+build_user_mounts(struct builder *b)
+{
+	const struct sandbox_spec *spec = b->ctx->spec;
+	const struct sandbox_mount *order[SANDBOX_MAX_MOUNTS];
+	size_t idx[SANDBOX_MAX_MOUNTS];
+	int r;
+
+	/* Sorted by path, a parent comes before anything below it ("/a" < "/a/b"). */
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		order[i] = &spec->mounts[i];
+	qsort(order, spec->n_mounts, sizeof(order[0]), cmp_mount_depth);
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		idx[i] = (size_t)(order[i] - spec->mounts);
+
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		const struct sandbox_mount *m = order[i];
+		const struct resolved_source *src = &b->ctx->sources[idx[i]];
+		uint64_t attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+		if (!m->writable)
+			attr |= MOUNT_ATTR_RDONLY;
+		r = bind_at(b, src->fd, m->target, src->is_dir, attr);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+pivot(struct builder *b)
+{
+	/* Everything is in place: the root's own tmpfs becomes read-only. */
+	int r = setattr_fd(b->root, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, false);
+	if (r < 0)
+		return fail_at(b, r, "make read-only", "/");
+	if (fchdir(b->root) < 0)
+		return fail_at(b, NEG_ERRNO(), "chdir", "new root");
+	/* pivot_root(".", ".") stacks the old root on top of the new one; detaching it leaves
+	 * only the new root, without needing a folder for the old one. */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return fail_at(b, NEG_ERRNO(), "pivot_root", "");
+	if (umount2(".", MNT_DETACH) < 0)
+		return fail_at(b, NEG_ERRNO(), "detach", "old root");
+	if (chdir("/") < 0)
+		return fail_at(b, NEG_ERRNO(), "chdir", "/");
+	return 0;
+}
+
+int
+mounts_open_sources(struct sandbox_ctx *ctx)
+{
+	const struct sandbox_spec *spec = ctx->spec;
+	struct resolved_source *list[SANDBOX_MAX_MOUNTS + 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		list[n++] = &ctx->sources[i];
+	if (spec->rootfs)
+		list[n++] = &ctx->rootfs;
+
+	for (size_t i = 0; i < n; i++) {
+		struct resolved_source *s = list[i];
+		struct open_how how = {
+			.flags = O_PATH | O_CLOEXEC,
+			.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		};
+		struct stat st;
+		/* The launcher resolved the path: from here on no symlink is followed, and the
+		 * inode must be the one it checked. */
+		s->fd = (int)syscall(SYS_openat2, AT_FDCWD, s->path, &how, sizeof(how));
+		if (s->fd < 0) {
+			snprintf(ctx->err_detail, sizeof(ctx->err_detail), "open mount source %s",
+				 s->path);
+			return NEG_ERRNO();
+		}
+		if (fstat(s->fd, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino) {
+			snprintf(ctx->err_detail, sizeof(ctx->err_detail),
+				 "mount source %s changed during setup", s->path);
+			return -ESTALE;
+		}
+	}
+	return 0;
+}
+
+int
+mounts_build(struct sandbox_ctx *ctx)
+{
+	struct builder b = { .ctx = ctx, .root = -1, .detail = ctx->err_detail };
+	int r;
+
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return fail_at(&b, NEG_ERRNO(), "make private", "/");
+
+	r = mounts_open_sources(ctx);
+	if (r < 0)
+		return r;
+
+	if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
+		return fail_at(&b, NEG_ERRNO(), "mount new root on", NEWROOT);
+	b.root = open(NEWROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (b.root < 0)
+		return fail_at(&b, NEG_ERRNO(), "open", "new root");
+
+	r = ctx->spec->rootfs ? build_rootfs(&b) : build_system(&b);
+	if (r >= 0)
+		r = build_proc(&b);
+	if (r >= 0)
+		r = build_dev(&b);
+	if (r >= 0)
+		r = build_scratch(&b);
+	if (r >= 0)
+		r = build_user_mounts(&b);
+	if (r >= 0)
+		r = pivot(&b);
+
+	close(b.root);
+	for (size_t i = 0; i < ctx->spec->n_mounts; i++)
+		close(ctx->sources[i].fd);
+	if (ctx->spec->rootfs)
+		close(ctx->rootfs.fd);
+	return r;
+}
