@@ -18,10 +18,14 @@ WARN     := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prot
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=gnu11 $(WARN) -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong \
             -fPIE -include src/base/banned.h -DCLAWBOX_VERSION='"$(VERSION)"' -MMD -MP
-LDFLAGS  += -pie -Wl,-z,relro,-z,now
+LDFLAGS  += -Wl,-z,relro,-z,now
 ifneq ($(SANITIZE),)
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS  += -fsanitize=$(SANITIZE)
+LDFLAGS  += -pie -fsanitize=$(SANITIZE)
+else
+# Static: clawbox starts on every sandbox, and the dynamic loader's work is pure overhead
+# there (it links nothing but libc; the TLS-capable proxy will be its own executable).
+LDFLAGS  += -static-pie
 endif
 
 INC_base    := -Isrc/base

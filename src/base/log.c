@@ -5,12 +5,14 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 
 static const char *log_prefix = "clawbox";
 static bool log_debug_on;
+static struct timespec log_t0;
 
 void
 log_set_prefix(const char *prefix)
@@ -22,6 +24,7 @@ void
 log_set_debug(bool on)
 {
 	log_debug_on = on;
+	clock_gettime(CLOCK_MONOTONIC, &log_t0);
 }
 
 bool
@@ -70,9 +73,16 @@ log_debug(const char *fmt, ...)
 {
 	if (!log_debug_on)
 		return;
+	/* Milliseconds since debugging was switched on: shows where set-up time goes. */
+	struct timespec now;
+	char level[48];
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	double ms = (double)(now.tv_sec - log_t0.tv_sec) * 1e3 +
+		    (double)(now.tv_nsec - log_t0.tv_nsec) / 1e6;
+	snprintf(level, sizeof(level), "debug: +%.3fms [%d] ", ms, (int)getpid());
 	va_list ap;
 	va_start(ap, fmt);
-	log_write("debug: ", fmt, ap);
+	log_write(level, fmt, ap);
 	va_end(ap);
 }
 

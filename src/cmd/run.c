@@ -218,6 +218,12 @@ parse_options(struct sandbox_spec *spec, int argc, char **argv)
 	return 0;
 }
 
+static void
+print_warning(const char *msg)
+{
+	log_warn("%s", msg);
+}
+
 int
 cmd_run(int argc, char **argv)
 {
@@ -227,6 +233,7 @@ cmd_run(int argc, char **argv)
 
 	log_set_prefix("clawbox run");
 	sandbox_spec_init(&spec);
+	spec.warn = print_warning;
 	r = parse_options(&spec, argc, argv);
 	if (r != 0) {
 		sandbox_spec_done(&spec);
@@ -234,8 +241,6 @@ cmd_run(int argc, char **argv)
 	}
 
 	r = sandbox_run(&spec, &res);
-	if (res.warning[0])
-		log_warn("%s", res.warning);
 	if (res.message[0])
 		log_error("%s", res.message);
 	sandbox_spec_done(&spec);

@@ -1,12 +1,13 @@
 /*
  * cgroup.c: per-sandbox cgroups on v1 or v2.
  *
- * v1 (these machines): <hierarchy>/clawbox/<name> in the memory, pids and (with --cpus) cpu
- * hierarchies; the launcher moves the child in before it runs anything.
- * v2: as root, /sys/fs/cgroup/clawbox/<name> with the controllers enabled on the way down; as
+ * v1 (these machines): <hierarchy>/<name> in the memory, pids and (with --cpus) cpu
+ * hierarchies; the launcher moves the child in before it runs anything. No shared parent: a
+ * memory cgroup is expensive to make and to remove, and one per run is enough.
+ * v2: as root, /sys/fs/cgroup/<name> with the controllers enabled at the root; as
  * a normal user, under the nearest ancestor of our own cgroup that was delegated to us (owned
  * by us, memory and pids enabled for its children), as systemd does for user@UID.service.
- * clone3(CLONE_INTO_CGROUP) places the child there atomically.
+ * Either way the launcher moves the child in by writing its pid to cgroup.procs.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,7 +27,6 @@
 #include "macro.h"
 
 #define CG_ROOT "/sys/fs/cgroup"
-#define CG_PARENT "clawbox"
 
 static const char *const v1_hierarchy[_CG_MAX] = {
 	[CG_MEMORY] = CG_ROOT "/memory",
@@ -88,71 +88,66 @@ join_path(char *out, size_t size, const char *a, const char *b)
 	return 0;
 }
 
+/* Creates path; a leftover of the same name from a crashed run is removed first. */
 static int
-mkdir_ok_if_exists(const char *path)
+make_leaf(const char *path)
 {
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return NEG_ERRNO();
-	return 0;
-}
-
-/* Creates parent/name; a leftover of the same name from a crashed run is removed first. */
-static int
-make_leaf(const char *parent, const char *name, char *ret_path, size_t size)
-{
-	int r = join_path(ret_path, size, parent, name);
-	if (r < 0)
-		return r;
-	if (mkdir(ret_path, 0755) == 0)
+	if (mkdir(path, 0755) == 0)
 		return 0;
 	if (errno != EEXIST)
 		return NEG_ERRNO();
-	if (rmdir(ret_path) < 0 || mkdir(ret_path, 0755) < 0)
+	if (rmdir(path) < 0 || mkdir(path, 0755) < 0)
 		return NEG_ERRNO();
 	return 0;
 }
 
 static int
-v1_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids, uint64_t cpus_milli)
+v1_plan(struct cgroup *cg, const char *name)
 {
-	char parent[PATH_MAX];
 	int r;
 
 	for (int c = 0; c < _CG_MAX; c++) {
-		if (c == CG_CPU && cpus_milli == 0)
+		if (c == CG_CPU && cg->cpus_milli == 0)
 			continue;
-		r = join_path(parent, sizeof(parent), v1_hierarchy[c], CG_PARENT);
+		r = join_path(cg->path[c], sizeof(cg->path[c]), v1_hierarchy[c], name);
 		if (r < 0)
 			return r;
-		/* Another run may remove the shared parent between our two mkdirs: retry once. */
-		for (int attempt = 0; attempt < 3; attempt++) {
-			r = mkdir_ok_if_exists(parent);
-			if (r < 0)
-				return r;
-			r = make_leaf(parent, name, cg->path[c], sizeof(cg->path[c]));
-			if (r != -ENOENT)
-				break;
-		}
+		if (access(v1_hierarchy[c], W_OK) < 0)
+			return NEG_ERRNO();
+		cg->wanted[c] = true;
+	}
+	return 0;
+}
+
+static int
+v1_make(struct cgroup *cg)
+{
+	int r = 0;
+
+	for (int c = 0; c < _CG_MAX; c++) {
+		if (!cg->wanted[c])
+			continue;
+		r = make_leaf(cg->path[c]);
 		if (r < 0)
 			return r;
 		cg->used[c] = true;
 	}
 
-	r = write_attr_u64(cg->path[CG_MEMORY], "memory.limit_in_bytes", memory);
+	r = write_attr_u64(cg->path[CG_MEMORY], "memory.limit_in_bytes", cg->memory);
 	if (r < 0)
 		return r;
 	/* With swap accounting, memory+swap gets the same cap, so the limit cannot be dodged
 	 * by swapping; without it, ask the kernel not to swap this group. */
-	if (write_attr_u64(cg->path[CG_MEMORY], "memory.memsw.limit_in_bytes", memory) < 0)
+	if (write_attr_u64(cg->path[CG_MEMORY], "memory.memsw.limit_in_bytes", cg->memory) < 0)
 		(void)write_attr(cg->path[CG_MEMORY], "memory.swappiness", "0");
-	r = write_attr_u64(cg->path[CG_PIDS], "pids.max", pids);
+	r = write_attr_u64(cg->path[CG_PIDS], "pids.max", cg->pids);
 	if (r < 0)
 		return r;
 	if (cg->used[CG_CPU]) {
 		r = write_attr(cg->path[CG_CPU], "cpu.cfs_period_us", "100000");
 		if (r < 0)
 			return r;
-		r = write_attr_u64(cg->path[CG_CPU], "cpu.cfs_quota_us", cpus_milli * 100);
+		r = write_attr_u64(cg->path[CG_CPU], "cpu.cfs_quota_us", cg->cpus_milli * 100);
 		if (r < 0)
 			return r;
 	}
@@ -174,18 +169,8 @@ controllers_enabled(const char *dir)
 static int
 v2_find_parent(char *ret, size_t size)
 {
-	if (geteuid() == 0) {
-		int r = join_path(ret, size, CG_ROOT, CG_PARENT);
-		if (r < 0)
-			return r;
-		/* Enabling may fail for controllers already enabled or absent: check after. */
-		(void)write_attr(CG_ROOT, "cgroup.subtree_control", "+memory +pids +cpu");
-		r = mkdir_ok_if_exists(ret);
-		if (r < 0)
-			return r;
-		(void)write_attr(ret, "cgroup.subtree_control", "+memory +pids +cpu");
-		return controllers_enabled(ret) ? 0 : -EOPNOTSUPP;
-	}
+	if (geteuid() == 0)
+		return join_path(ret, size, CG_ROOT, "");
 
 	char self[PATH_MAX];
 	ssize_t n = read_file_at(AT_FDCWD, "/proc/self/cgroup", self, sizeof(self));
@@ -216,54 +201,79 @@ v2_find_parent(char *ret, size_t size)
 }
 
 static int
-v2_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids, uint64_t cpus_milli)
+v2_make(struct cgroup *cg)
 {
-	char parent[PATH_MAX];
 	int r;
 
-	r = v2_find_parent(parent, sizeof(parent));
-	if (r < 0)
-		return r;
-	r = make_leaf(parent, name, cg->path[0], sizeof(cg->path[0]));
+	/* Enabling may fail for controllers already enabled or absent: checked after. */
+	if (geteuid() == 0)
+		(void)write_attr(CG_ROOT, "cgroup.subtree_control", "+memory +pids +cpu");
+	if (!controllers_enabled(cg->parent[0]))
+		return -EOPNOTSUPP;
+	r = make_leaf(cg->path[0]);
 	if (r < 0)
 		return r;
 	cg->used[0] = true;
 
-	r = write_attr_u64(cg->path[0], "memory.max", memory);
+	r = write_attr_u64(cg->path[0], "memory.max", cg->memory);
 	if (r < 0)
 		return r;
 	(void)write_attr(cg->path[0], "memory.swap.max", "0");
-	r = write_attr_u64(cg->path[0], "pids.max", pids);
+	r = write_attr_u64(cg->path[0], "pids.max", cg->pids);
 	if (r < 0)
 		return r;
-	if (cpus_milli) {
+	if (cg->cpus_milli) {
 		char buf[64];
-		snprintf(buf, sizeof(buf), "%" PRIu64 " 100000", cpus_milli * 100);
+		snprintf(buf, sizeof(buf), "%" PRIu64 " 100000", cg->cpus_milli * 100);
 		r = write_attr(cg->path[0], "cpu.max", buf);
 		if (r < 0)
 			return r;
 	}
-	cg->v2_fd = open(cg->path[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (cg->v2_fd < 0)
-		return NEG_ERRNO();
 	return 0;
 }
 
 int
-cgroup_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids,
-	      uint64_t cpus_milli)
+cgroup_plan(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids,
+	    uint64_t cpus_milli)
 {
 	int r;
 
 	memset(cg, 0, sizeof(*cg));
-	cg->v2_fd = -1;
+	cg->memory = memory;
+	cg->pids = pids;
+	cg->cpus_milli = cpus_milli;
 	cg->mode = cgroup_detect();
 	switch (cg->mode) {
 	case CGROUP_V1:
-		r = v1_create(cg, name, memory, pids, cpus_milli);
+		r = v1_plan(cg, name);
 		break;
 	case CGROUP_V2:
-		r = v2_create(cg, name, memory, pids, cpus_milli);
+		r = v2_find_parent(cg->parent[0], sizeof(cg->parent[0]));
+		if (r >= 0)
+			r = join_path(cg->path[0], sizeof(cg->path[0]), cg->parent[0], name);
+		if (r >= 0)
+			cg->wanted[0] = true;
+		break;
+	default:
+		r = -EOPNOTSUPP;
+		break;
+	}
+	if (r < 0)
+		memset(cg->wanted, 0, sizeof(cg->wanted));
+	return r;
+}
+
+int
+cgroup_make(struct cgroup *cg)
+{
+	int r;
+
+	switch (cg->mode) {
+	case CGROUP_V1:
+		r = v1_make(cg);
+		break;
+	case CGROUP_V2:
+		r = v2_make(cg);
 		break;
 	default:
 		r = -EOPNOTSUPP;
@@ -273,14 +283,13 @@ cgroup_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pid
 		(void)cgroup_destroy(cg);
 	return r;
 }
-
 int
 cgroup_attach(const struct cgroup *cg, pid_t pid)
 {
-	if (cg->mode != CGROUP_V1)
-		return 0;
+	/* By plan, not by used[]: the cgroups may have been made by another process (the
+	 * watchdog), whose copy of this struct is the one that records what it made. */
 	for (int c = 0; c < _CG_MAX; c++) {
-		if (!cg->used[c])
+		if (!cg->wanted[c])
 			continue;
 		int r = write_attr_u64(cg->path[c], "cgroup.procs", (uint64_t)pid);
 		if (r < 0)
@@ -339,10 +348,6 @@ cgroup_destroy(struct cgroup *cg)
 {
 	int ret = 0;
 
-	if (cg->v2_fd >= 0) {
-		close(cg->v2_fd);
-		cg->v2_fd = -1;
-	}
 	for (int c = 0; c < _CG_MAX; c++) {
 		if (!cg->used[c])
 			continue;
@@ -350,13 +355,6 @@ cgroup_destroy(struct cgroup *cg)
 		if (r < 0 && ret == 0)
 			ret = r;
 		cg->used[c] = false;
-		/* The shared parent goes too when no other sandbox uses it (EBUSY otherwise). */
-		char *slash = strrchr(cg->path[c], '/');
-		bool shared_parent = cg->mode == CGROUP_V1 || geteuid() == 0;
-		if (slash && shared_parent) {
-			*slash = '\0';
-			(void)rmdir(cg->path[c]);
-		}
 	}
 	return ret;
 }

@@ -27,21 +27,28 @@ enum cgroup_controller {
 struct cgroup {
 	enum cgroup_mode mode;
 	char path[_CG_MAX][PATH_MAX]; /* v1: one per controller; v2: path[0] only */
-	bool used[_CG_MAX];
-	int v2_fd; /* v2: directory fd for CLONE_INTO_CGROUP, else -1 */
+	char parent[_CG_MAX][PATH_MAX]; /* v2: parent[0], where the controllers must be on */
+	bool wanted[_CG_MAX]; /* planned */
+	bool used[_CG_MAX];   /* created */
+	uint64_t memory, pids, cpus_milli;
 };
 
 /* Which layout the host has. */
 enum cgroup_mode cgroup_detect(void);
 const char *cgroup_mode_name(enum cgroup_mode mode);
 
-/* Creates the sandbox's cgroup(s) named `name` and writes the limits (cpus_milli 0: no CPU
- * limit). On failure nothing is left behind. -EACCES/-EROFS/-ENOENT mean "not available to
- * this user" (a caller may fall back to rlimits). */
-int cgroup_create(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids,
-		  uint64_t cpus_milli);
+/* Decides where the sandbox's cgroup(s) named `name` go and with which limits (cpus_milli 0:
+ * no CPU limit), without creating anything. -EOPNOTSUPP when the host has no usable
+ * hierarchy, -EACCES when nothing was delegated to this user (callers may fall back to
+ * rlimits). Split from cgroup_make() so that another process can do the (slow) creation
+ * while this one goes on. */
+int cgroup_plan(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids,
+		uint64_t cpus_milli);
 
-/* Moves pid into the cgroup(s) (v1; on v2 clone3 places the child directly). */
+/* Creates the planned cgroup(s) and writes the limits. On failure nothing is left behind. */
+int cgroup_make(struct cgroup *cg);
+
+/* Moves pid into the cgroup(s). */
 int cgroup_attach(const struct cgroup *cg, pid_t pid);
 
 /* Kills whatever is still in the cgroup(s), removes them and their shared parent when that is

@@ -3,8 +3,9 @@
  * pid namespace, in fresh user, mount, net, uts, ipc (and then cgroup and time) namespaces.
  *
  * Reads as a flat list of named steps; the first that fails sends one report to the launcher
- * ("mount /proc: Permission denied") and exits 125. The launcher has written our uid/gid maps
- * and put us in our cgroups before it lets us start.
+ * ("mount /proc: Permission denied") and exits 125. The launcher writes our uid/gid maps
+ * before we start ('g' on the sync pipe) and puts us in our cgroups while we build the file
+ * system ('c'); the command is forked only after both.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +44,14 @@ sandbox_child_fail(struct sandbox_ctx *ctx, int status, int err, const char *fmt
 }
 
 static int
+step_sources(struct sandbox_ctx *ctx)
+{
+	/* Before the identity changes: the sources were checked with the caller's own
+	 * credentials, so they are opened with them too. */
+	return mounts_open_sources(ctx);
+}
+
+static int
 step_identity(struct sandbox_ctx *ctx)
 {
 	/* As root the launcher left setgroups allowed so that we can drop root's supplementary
@@ -57,19 +66,38 @@ step_identity(struct sandbox_ctx *ctx)
 		return NEG_ERRNO();
 	if (setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0)
 		return NEG_ERRNO();
+	/* A credential change clears the parent-death signal: set it again. Should the
+	 * launcher already be gone, the read of 'c' in step_cgroup sees EOF and we exit. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		return NEG_ERRNO();
 	return 0;
 }
 
 static int
-step_namespaces(struct sandbox_ctx *ctx)
+step_timens(struct sandbox_ctx *ctx)
 {
 	(void)ctx;
-	/* The cgroup namespace is made now, after the launcher moved us into our cgroup, so
-	 * that its root is that cgroup. */
-	if (unshare(CLONE_NEWCGROUP) < 0)
-		return NEG_ERRNO();
-	/* A time namespace where the kernel has one: applies to our children. */
+	/* A time namespace where the kernel has one: it applies to our children. */
 	if (unshare(CLONE_NEWTIME) < 0 && errno != EINVAL && errno != ENOSYS)
+		return NEG_ERRNO();
+	return 0;
+}
+
+static int
+step_cgroup(struct sandbox_ctx *ctx)
+{
+	char c = 0;
+	/* The launcher moves us into our cgroups while the steps above run (the cgroups are
+	 * still being made when we start, and on v1 the move itself can wait for an RCU grace
+	 * period): 'c' when we are in, 'r' when limits are rlimits instead. Nothing of the
+	 * command exists yet; it starts only after this. */
+	if (read_full(ctx->sync_fd, &c, 1) != 1 || (c != 'c' && c != 'r'))
+		_exit(SANDBOX_EXIT_SETUP); /* the launcher failed and says why itself */
+	ctx->rlimit_fallback = c == 'r';
+	close(ctx->sync_fd);
+	ctx->sync_fd = -1;
+	/* Made now, so that its root is the sandbox's own cgroup. */
+	if (unshare(CLONE_NEWCGROUP) < 0)
 		return NEG_ERRNO();
 	return 0;
 }
@@ -114,11 +142,13 @@ static const struct {
 	const char *name;
 	int (*run)(struct sandbox_ctx *ctx);
 } setup_steps[] = {
+	{ "open mount sources", step_sources },
 	{ "set identity", step_identity },
-	{ "create namespaces", step_namespaces },
+	{ "create time namespace", step_timens },
 	{ "set hostname", step_hostname },
 	{ "bring up loopback", step_loopback },
 	{ "build file system", step_mounts },
+	{ "join cgroup", step_cgroup },
 };
 
 /* Closes every descriptor but 0-2 and those in keep (sorted ascending). */
@@ -151,14 +181,14 @@ sandbox_child_main(struct sandbox_ctx *ctx)
 	}
 	close_all_but(keep, 2);
 
+	/* 'g': our uid/gid maps are written. */
 	if (read_full(ctx->sync_fd, &go, 1) != 1 || go != 'g')
 		_exit(SANDBOX_EXIT_SETUP);
-	close(ctx->sync_fd);
-	ctx->sync_fd = -1;
 
 	for (size_t i = 0; i < ARRAY_SIZE(setup_steps); i++) {
 		ctx->err_detail[0] = '\0';
 		int r = setup_steps[i].run(ctx);
+		log_debug("sandbox: %s: %s", setup_steps[i].name, r < 0 ? strerror(-r) : "done");
 		if (r < 0)
 			sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, -r, "%s%s%s: %s",
 					   setup_steps[i].name, ctx->err_detail[0] ? ": " : "",

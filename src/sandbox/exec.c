@@ -1,7 +1,7 @@
 /*
- * exec.c: the command's own last steps, in the order DESIGN.md fixes: descriptors closed,
- * new session, rlimits, working folder, capabilities dropped, no_new_privs, landlock, seccomp
- * last, exec. A failure here is reported to the launcher: 125 for setup, 126 for a command
+ * exec.c: the command's own last steps: descriptors closed, new session, rlimits, working
+ * folder, landlock, exec. Capabilities, no_new_privs and seccomp were set by init before the
+ * fork and are inherited (see init.c: the filter is loaded once per sandbox, not twice). A failure here is reported to the launcher: 125 for setup, 126 for a command
  * that exists but cannot run, 127 for one that is not found.
  */
 #include <errno.h>
@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "log.h"
 #include "macro.h"
-#include "seccomp-bpf.h"
 
 #define NOFILE_MAX 4096
 
@@ -124,18 +124,10 @@ sandbox_exec_command(struct sandbox_ctx *ctx)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, errno, "working folder %s: %s", wd,
 				   strerror(errno));
 
-	r = caps_drop_all();
-	if (r < 0)
-		fail(ctx, "drop capabilities", -r);
-	r = set_no_new_privs();
-	if (r < 0)
-		fail(ctx, "set no_new_privs", -r);
 	r = landlock_apply(spec);
 	if (r < 0)
 		fail(ctx, "landlock", -r);
-	r = seccomp_install();
-	if (r < 0)
-		fail(ctx, "seccomp", -r);
 
+	log_debug("command: exec %s", ctx->argv[0]);
 	exec_search(ctx, ctx->argv, spec->env);
 }

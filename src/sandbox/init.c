@@ -4,9 +4,9 @@
  * When pid 1 exits the kernel kills everything left in the pid namespace, so a command's
  * stray background processes never outlive it.
  *
- * Before waiting it gives up what the command gives up (capabilities, new privileges, the
- * seccomp allowlist) and becomes non-dumpable: the command, running as the same uid, can
- * then neither ptrace it nor read its /proc/1/{environ,mem,exe}. Its memory holds none of the
+ * Before it forks the command it gives up every privilege (capabilities, new privileges, the
+ * seccomp allowlist) and becomes non-dumpable: the command inherits the first three, and,
+ * running as the same uid, can neither ptrace init nor read its /proc/1/{environ,mem,exe}. Its memory holds none of the
  * caller's environment anyway: the launcher's argv and environment strings were wiped.
  */
 #include <errno.h>
@@ -38,6 +38,8 @@ void
 sandbox_init_main(struct sandbox_ctx *ctx)
 {
 	sigset_t mask;
+	int r;
+
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
@@ -51,22 +53,35 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, errno, "init: signalfd: %s",
 				   strerror(errno));
 
-	pid_t cmd = fork();
+	/* Privileges go here, once, before the fork: the command inherits all of it, and
+	 * the seccomp program is loaded (and JIT-compiled) a single time. Everything the
+	 * command still does before exec (setsid, rlimits, chdir, landlock, close_range,
+	 * execve) is on the allowlist. */
+	(void)prctl(PR_SET_DUMPABLE, 0);
+	r = caps_drop_all();
+	if (r < 0)
+		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, -r, "drop capabilities: %s",
+				   strerror(-r));
+	r = set_no_new_privs();
+	if (r < 0)
+		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, -r, "set no_new_privs: %s",
+				   strerror(-r));
+	r = seccomp_install();
+	if (r < 0)
+		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, -r, "seccomp: %s", strerror(-r));
+
+	/* vfork, as posix_spawn does: no page tables to copy and no copy-on-write faults, and
+	 * we have nothing to do until the command has exec'd anyway. What the child runs
+	 * before exec (exec.c) only makes system calls and writes its own stack; it never
+	 * returns, it execs or _exits. */
+	pid_t cmd = vfork();
 	if (cmd < 0)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, errno, "init: fork: %s",
 				   strerror(errno));
-	if (cmd == 0) {
-		close(sfd);
-		sandbox_exec_command(ctx);
-	}
+	if (cmd == 0)
+		sandbox_exec_command(ctx); /* closes sfd with everything else at exec */
 	/* Only the command reports from here on; ours is closed so its exec ends the pipe. */
 	close(ctx->report_fd);
-
-	(void)prctl(PR_SET_DUMPABLE, 0);
-	if (caps_drop_all() < 0 || set_no_new_privs() < 0 || seccomp_install() < 0) {
-		kill(cmd, SIGKILL);
-		_exit(SANDBOX_EXIT_SETUP);
-	}
 
 	for (;;) {
 		struct signalfd_siginfo si;

@@ -32,10 +32,6 @@
 #include "log.h"
 #include "macro.h"
 
-#ifndef CLONE_INTO_CGROUP
-#define CLONE_INTO_CGROUP 0x200000000ULL
-#endif
-
 static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH };
 
 /* ---- the caller's argv/environment, wiped in the sandbox init ---- */
@@ -106,19 +102,33 @@ resolve_source(const char *given, bool want_dir, struct resolved_source *ret, ch
 	return r;
 }
 
-/* ---- the watchdog: teardown that survives the launcher ---- */
+/* ---- the watchdog: cgroup creation in parallel, teardown that survives the launcher ---- */
 
-static pid_t
-start_watchdog(struct cgroup *cg, int *ret_fd)
+struct watchdog {
+	pid_t pid;
+	int done_fd;   /* ours to close: EOF tells the watchdog to tear down */
+	int result_fd; /* the watchdog's cgroup_make() result, an int32 */
+};
+
+static int
+watchdog_start(struct cgroup *cg, struct watchdog *ret)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
+	int done[2], result[2];
+	if (pipe2(done, O_CLOEXEC) < 0)
 		return NEG_ERRNO();
+	if (pipe2(result, O_CLOEXEC) < 0) {
+		int r = NEG_ERRNO();
+		close(done[0]);
+		close(done[1]);
+		return r;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		int r = NEG_ERRNO();
-		close(p[0]);
-		close(p[1]);
+		close(done[0]);
+		close(done[1]);
+		close(result[0]);
+		close(result[1]);
 		return r;
 	}
 	if (pid == 0) {
@@ -131,18 +141,52 @@ start_watchdog(struct cgroup *cg, int *ret_fd)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		close(p[1]);
-		(void)close_range(0, (unsigned)p[0] - 1, 0);
-		(void)close_range((unsigned)p[0] + 1, ~0U, 0);
+		close(done[1]);
+		close(result[0]);
+
+		/* Made here, while the launcher starts the sandbox: on cgroup v1 creating a
+		 * memory cgroup costs about as much as creating all the namespaces. */
+		int32_t r = cgroup_make(cg);
+		if (write_all(result[1], &r, sizeof(r)) < 0 || r < 0)
+			_exit(0);
+		close(result[1]);
 		char c;
-		while (read(p[0], &c, 1) < 0 && errno == EINTR)
+		while (read(done[0], &c, 1) < 0 && errno == EINTR)
 			;
 		(void)cgroup_destroy(cg);
 		_exit(0);
 	}
-	close(p[0]);
-	*ret_fd = p[1];
-	return pid;
+	close(done[0]);
+	close(result[1]);
+	ret->pid = pid;
+	ret->done_fd = done[1];
+	ret->result_fd = result[0];
+	return 0;
+}
+
+/* The watchdog's cgroup_make() result: 0 or -errno. */
+static int
+watchdog_result(struct watchdog *w)
+{
+	int32_t r = 0;
+	ssize_t n = read_full(w->result_fd, &r, sizeof(r));
+	if (n != (ssize_t)sizeof(r))
+		return n < 0 ? (int)n : -EPIPE;
+	return r;
+}
+
+/* Cue the teardown and wait for it: when this returns the cgroups are gone. */
+static void
+watchdog_finish(struct watchdog *w)
+{
+	if (w->pid <= 0)
+		return;
+	close(w->done_fd);
+	close(w->result_fd);
+	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	w->pid = -1;
+	log_debug("launcher: cgroups removed");
 }
 
 /* ---- the child ---- */
@@ -186,10 +230,6 @@ clone_child(struct sandbox_ctx *ctx, int *ret_pidfd)
 		.pidfd = (uint64_t)(uintptr_t)&pidfd,
 		.exit_signal = SIGCHLD,
 	};
-	if (ctx->cg.mode == CGROUP_V2 && ctx->cg.v2_fd >= 0) {
-		args.flags |= CLONE_INTO_CGROUP;
-		args.cgroup = (uint64_t)ctx->cg.v2_fd;
-	}
 	long pid = syscall(SYS_clone3, &args, sizeof(args));
 	if (pid < 0)
 		return NEG_ERRNO();
@@ -296,20 +336,48 @@ argv_copy(char *const *argv)
 	return copy;
 }
 
+/* Where the limits come from: a cgroup made by the watchdog, or (a normal user without a
+ * delegated cgroup) rlimits. Returns 0 with *use_cgroup set, or -errno when the sandbox
+ * must not start (root without working cgroups: limits are not optional there). */
+static int
+choose_limits(struct sandbox_ctx *ctx, int plan_result, bool *use_cgroup,
+	      struct sandbox_result *ret)
+{
+	const struct sandbox_spec *spec = ctx->spec;
+
+	*use_cgroup = plan_result >= 0;
+	if (plan_result >= 0)
+		return 0;
+	if (ctx->as_root) {
+		snprintf(ret->message, sizeof(ret->message), "cannot create cgroup (%s): %s",
+			 cgroup_mode_name(cgroup_detect()), strerror(-plan_result));
+		return plan_result;
+	}
+	ctx->rlimit_fallback = true;
+	if (spec->warn) {
+		char msg[SANDBOX_MSG_MAX];
+		snprintf(msg, sizeof(msg),
+			 "no delegated cgroup (%s); limiting memory and processes with rlimits "
+			 "instead, and CPU not at all",
+			 strerror(-plan_result));
+		spec->warn(msg);
+	}
+	return 0;
+}
+
 int
 sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 {
 	struct sandbox_ctx ctx = { .spec = spec, .sync_fd = -1, .report_fd = -1 };
+	struct watchdog wd = { .pid = -1, .done_fd = -1, .result_fd = -1 };
 	_cleanup_close_ int sync_w = -1, report_r = -1, pidfd = -1, sigfd = -1, timerfd = -1;
-	_cleanup_close_ int watchdog_fd = -1;
-	pid_t watchdog = -1;
 	sigset_t mask, oldmask;
-	bool mask_changed = false;
+	bool mask_changed = false, pipe_changed = false, use_cgroup = false;
+	pid_t pid = -1;
 	int r;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->status = SANDBOX_EXIT_SETUP;
-	ctx.cg.v2_fd = -1;
 	ctx.argv = argv_copy(spec->argv);
 	if (!ctx.argv) {
 		snprintf(ret->message, sizeof(ret->message), "out of memory");
@@ -333,34 +401,29 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 			goto out;
 	}
 
-	/* Limits first, so that the child is limited from its first instruction. */
 	char cg_name[64];
-	snprintf(cg_name, sizeof(cg_name), "run-%d", (int)getpid());
-	r = cgroup_create(&ctx.cg, cg_name, spec->memory_bytes, spec->pids_max, spec->cpus_milli);
-	if (r < 0) {
-		if (ctx.as_root) {
-			snprintf(ret->message, sizeof(ret->message),
-				 "cannot create cgroup (%s): %s", cgroup_mode_name(cgroup_detect()),
-				 strerror(-r));
-			goto out;
-		}
-		ctx.rlimit_fallback = true;
-		snprintf(ret->warning, sizeof(ret->warning),
-			 "no delegated cgroup (%s); limiting memory and processes with rlimits "
-			 "instead, and CPU not at all",
-			 strerror(-r));
-	} else {
-		log_debug("cgroup %s: %s", cgroup_mode_name(ctx.cg.mode), ctx.cg.path[0]);
-		watchdog = start_watchdog(&ctx.cg, &watchdog_fd);
-		if (watchdog < 0) {
-			r = (int)watchdog;
+	snprintf(cg_name, sizeof(cg_name), "clawbox-run-%d", (int)getpid());
+	r = choose_limits(&ctx,
+			  cgroup_plan(&ctx.cg, cg_name, spec->memory_bytes, spec->pids_max,
+				      spec->cpus_milli),
+			  &use_cgroup, ret);
+	if (r < 0)
+		goto out;
+	if (use_cgroup) {
+		r = watchdog_start(&ctx.cg, &wd);
+		if (r < 0) {
 			snprintf(ret->message, sizeof(ret->message), "start watchdog: %s",
 				 strerror(-r));
 			goto out;
 		}
+		log_debug("launcher: watchdog started, cgroup %s: %s",
+			  cgroup_mode_name(ctx.cg.mode), ctx.cg.path[0]);
 	}
-	log_debug("landlock ABI %d%s", landlock_abi(),
-		  landlock_abi() > 0 ? "" : " (none: the kernel has no landlock, going on)");
+	if (log_debug_enabled()) {
+		int abi = landlock_abi();
+		log_debug("landlock ABI %d%s", abi,
+			  abi > 0 ? "" : " (none: the kernel has no landlock, going on)");
+	}
 
 	int sp[2], rp[2];
 	if (pipe2(sp, O_CLOEXEC) < 0) {
@@ -377,6 +440,12 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	report_r = rp[0];
 	ctx.report_fd = rp[1];
 
+	/* A child that dies early closes its pipes: our writes then fail with EPIPE rather than
+	 * kill us (the command gets default dispositions back before its exec). */
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
+	sigaction(SIGPIPE, &ign, &old_pipe);
+	pipe_changed = true;
+
 	/* Block the signals we pass on before the child exists, so none slips by. */
 	sigemptyset(&mask);
 	for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
@@ -392,7 +461,7 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		goto out;
 	}
 
-	pid_t pid = clone_child(&ctx, &pidfd);
+	pid = clone_child(&ctx, &pidfd);
 	close(ctx.sync_fd);
 	close(ctx.report_fd);
 	if (pid < 0) {
@@ -400,11 +469,24 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		snprintf(ret->message, sizeof(ret->message), "clone3: %s", strerror(-r));
 		goto out;
 	}
+	log_debug("launcher: sandbox started as pid %d", (int)pid);
 
+	/* 'g': maps written, the child may build its file system. Meanwhile the watchdog's
+	 * cgroups are joined; then 'c' (in the cgroups) or 'r' (limits by rlimit). */
+	const char *step = "write uid/gid maps";
 	r = write_id_maps(&ctx, pid);
 	if (r >= 0)
-		r = cgroup_attach(&ctx.cg, pid);
+		r = write_all(sync_w, "g", 1);
+	if (r >= 0 && use_cgroup) {
+		step = "create cgroup";
+		r = watchdog_result(&wd);
+		if (r >= 0) {
+			step = "join cgroup";
+			r = cgroup_attach(&ctx.cg, pid);
+		}
+	}
 	if (r >= 0 && spec->timeout_ms) {
+		step = "set the timeout";
 		struct itimerspec its = {
 			.it_value = { .tv_sec = (time_t)(spec->timeout_ms / 1000),
 				      .tv_nsec = (long)(spec->timeout_ms % 1000) * 1000000L },
@@ -413,19 +495,29 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 			r = NEG_ERRNO();
 	}
 	if (r >= 0)
-		r = write_all(sync_w, "g", 1);
+		r = write_all(sync_w, ctx.rlimit_fallback ? "r" : "c", 1);
 	if (r < 0) {
-		snprintf(ret->message, sizeof(ret->message), "prepare sandbox process: %s",
-			 strerror(-r));
+		/* The child may have failed first (its exit is what broke our write or attach):
+		 * then its report says why, not our symptom of it. */
 		(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-		(void)waitid(P_PIDFD, (id_t)pidfd, NULL, WEXITED);
+		(void)waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){ 0 }, WEXITED);
+		struct waiter late = { .reportfd = report_r };
+		read_report(&late);
+		if (late.have_report) {
+			ret->status = late.report.status;
+			memcpy(ret->message, late.report.msg, sizeof(ret->message));
+		} else {
+			snprintf(ret->message, sizeof(ret->message), "%s: %s", step, strerror(-r));
+		}
 		goto out;
 	}
+	log_debug("launcher: cgroups joined");
 	close(TAKE_FD(sync_w));
 
 	struct waiter w = { .pidfd = pidfd, .sigfd = sigfd, .timerfd = timerfd, .reportfd = report_r };
 	int status = 0;
 	r = wait_child(&w, pid, &status);
+	log_debug("launcher: sandbox exited");
 	if (r < 0) {
 		snprintf(ret->message, sizeof(ret->message), "wait: %s", strerror(-r));
 	} else if (w.timed_out) {
@@ -443,15 +535,9 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 out:
 	if (mask_changed)
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
-	if (watchdog > 0) {
-		/* Closing the pipe is the watchdog's cue; waiting for it means the cgroups are
-		 * gone when we return. */
-		close(TAKE_FD(watchdog_fd));
-		while (waitpid(watchdog, NULL, 0) < 0 && errno == EINTR)
-			;
-	} else if (!ctx.rlimit_fallback) {
-		(void)cgroup_destroy(&ctx.cg);
-	}
+	if (pipe_changed)
+		sigaction(SIGPIPE, &old_pipe, NULL);
+	watchdog_finish(&wd);
 	argv_free(ctx.argv);
 	return r;
 }

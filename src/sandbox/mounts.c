@@ -3,12 +3,20 @@
  *
  * Runs in the child, in its new mount namespace, as the sandbox uid with the namespace's
  * capabilities. The new root is a tmpfs mounted over /tmp of this private namespace (the host
- * never sees it, and nothing is created on the host, so nothing can be left behind). Every
- * mount goes onto a target opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) below
- * that root and is addressed as /proc/self/fd/N, so a symlink planted in a writable mounted
- * folder can never redirect a mount or a mkdir to somewhere else.
+ * never sees it, and nothing is created on the host, so nothing can be left behind).
  *
- * Order: sources opened (before anything covers them) -> root tmpfs -> system folders or
+ * Two kinds of target. Our own (system folders, /etc, /proc, /dev, /tmp, home) lie on file
+ * systems this function has just created and that nothing else can write yet, so they are
+ * addressed by path. User mounts may land inside other user mounts, i.e. inside folders an
+ * agent may have written: those targets are created component by component without following
+ * any symlink and opened with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), and the mount is
+ * made on /proc/self/fd/N, so a planted symlink can never redirect a mount or a mkdir.
+ *
+ * Start-up cost is part of the design (bench/): every mount is paid twice, when made and when
+ * the namespace is torn down, so small /etc files are copied rather than bound, and masks need
+ * one mount(2) each.
+ *
+ * Order (the sources were opened by an earlier step) -> root tmpfs -> system folders or
  * --rootfs -> /etc -> /proc (+ masks) -> /dev -> /tmp, home -> user mounts (shallow first) ->
  * root read-only -> pivot_root.
  */
@@ -21,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -39,20 +48,20 @@ static const char *const system_dirs[] = {
 	"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
 };
 
-/* The part of the host's /etc a program needs. Deliberately absent: passwd, shadow, group
- * (generated instead), ssh/, machine-id, hostname, environment, sudoers, and anything that
- * may hold credentials (gitconfig, pip.conf, npmrc, netrc, ...). */
+/* The part of the host's /etc that programs read at run time. Small regular files are copied
+ * into the (later read-only) root; folders are bound read-only; symlinks are recreated.
+ * Deliberately absent: passwd, shadow, group (generated instead), ssh/, ssl/private/,
+ * machine-id, hostname, environment, sudoers, and anything that may hold credentials
+ * (gitconfig, pip.conf, npmrc, netrc, ...). */
 static const char *const etc_entries[] = {
-	"alternatives",	  "bash.bashrc",	"ca-certificates",
-	"ca-certificates.conf", "debian_version", "gai.conf",
-	"host.conf",	  "inputrc",		"ld.so.cache",
-	"ld.so.conf",	  "ld.so.conf.d",	"locale.alias",
-	"localtime",	  "magic",		"magic.mime",
-	"mime.types",	  "nsswitch.conf",	"os-release",
-	"perl",		  "profile",		"protocols",
-	"python3",	  "python3.11",		"services",
-	"ssl",		  "terminfo",		"timezone",
+	"alternatives", /* Debian's awk, editor, ... are symlinks through it */
+	"bash.bashrc",	"debian_version", "gai.conf",	 "host.conf",	"inputrc",
+	"ld.so.cache",	"ld.so.conf",	  "locale.alias", "localtime",	"magic",
+	"magic.mime",	"mime.types",	  "nsswitch.conf", "os-release", "profile",
+	"protocols",	"services",	  "ssl/certs",	 "ssl/openssl.cnf", "timezone",
 };
+
+#define ETC_COPY_MAX (256 * 1024) /* larger files are bound instead */
 
 /* /proc entries hidden behind /dev/null (files) or an empty read-only tmpfs (folders):
  * Docker's masked paths plus the kernel symbol and message tables. */
@@ -95,6 +104,51 @@ static void
 fd_path(char buf[32], int fd)
 {
 	snprintf(buf, 32, "/proc/self/fd/%d", fd);
+}
+
+/* NEWROOT + path, for our own targets (see the top of the file). */
+static int
+root_path(char *buf, size_t size, const char *path)
+{
+	if ((size_t)snprintf(buf, size, NEWROOT "%s", path) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* mount(2) onto one of our own targets, by path. */
+static int
+mount_own(struct builder *b, const char *src, const char *path, const char *fstype,
+	  unsigned long flags, const char *options)
+{
+	char dst[SANDBOX_PATH_MAX + 16];
+	int r = root_path(dst, sizeof(dst), path);
+	if (r < 0)
+		return fail_at(b, r, "mount", path);
+	if (mount(src, dst, fstype, flags, options) < 0)
+		return fail_at(b, NEG_ERRNO(), "mount", path);
+	return 0;
+}
+
+/* Copies a small host file into the new root (mode 0644). */
+static int
+copy_file(struct builder *b, int host_dir, const char *name, const char *path, off_t size)
+{
+	_cleanup_close_ int in = openat(host_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return fail_at(b, NEG_ERRNO(), "open", path);
+	_cleanup_close_ int out =
+		openat(b->root, path + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (out < 0)
+		return fail_at(b, NEG_ERRNO(), "create", path);
+	while (size > 0) {
+		ssize_t n = sendfile(out, in, NULL, (size_t)size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail_at(b, n < 0 ? NEG_ERRNO() : -EIO, "copy", path);
+		size -= n;
+	}
+	return 0;
 }
 
 /* Opens path (relative to the new root, leading '/' ignored) without following symlinks and
@@ -205,36 +259,6 @@ bind_at(struct builder *b, int src_fd, const char *path, bool dir, uint64_t attr
 	return attr ? setattr_path(b, path, attr, true) : 0;
 }
 
-/* Binds a host path (trusted: system folders, device nodes) at path. */
-static int
-bind_host(struct builder *b, const char *host, const char *path, uint64_t attr)
-{
-	_cleanup_close_ int src = open(host, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (src < 0)
-		return fail_at(b, NEG_ERRNO(), "open", host);
-	struct stat st;
-	if (fstat(src, &st) < 0)
-		return fail_at(b, NEG_ERRNO(), "stat", host);
-	return bind_at(b, src, path, S_ISDIR(st.st_mode), attr);
-}
-
-static int
-mount_fs_at(struct builder *b, const char *path, const char *fstype, unsigned long flags,
-	    const char *options)
-{
-	char dst[32];
-	int r = make_beneath(b, path, true);
-	if (r < 0)
-		return fail_at(b, r, "create mount point", path);
-	_cleanup_close_ int target = open_beneath(b, path, O_PATH | O_DIRECTORY);
-	if (target < 0)
-		return fail_at(b, target, "open mount point", path);
-	fd_path(dst, target);
-	if (mount(fstype, dst, fstype, flags, options) < 0)
-		return fail_at(b, NEG_ERRNO(), "mount", path);
-	return 0;
-}
-
 static int
 symlink_beneath(struct builder *b, const char *target, const char *path)
 {
@@ -243,9 +267,10 @@ symlink_beneath(struct builder *b, const char *target, const char *path)
 	return 0;
 }
 
-/* Mirrors one entry of a host folder: symlinks copied, folders and files bound read-only. */
+/* Mirrors one entry of a host folder: symlinks copied, folders bound read-only, files bound
+ * read-only or, with copy_small, copied when small. */
 static int
-mirror_entry(struct builder *b, int host_dir, const char *name, const char *path)
+mirror_entry(struct builder *b, int host_dir, const char *name, const char *path, bool copy_small)
 {
 	struct stat st;
 	if (fstatat(host_dir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -261,6 +286,8 @@ mirror_entry(struct builder *b, int host_dir, const char *name, const char *path
 	}
 	if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
 		return 0;
+	if (S_ISREG(st.st_mode) && copy_small && st.st_size <= ETC_COPY_MAX)
+		return copy_file(b, host_dir, name, path, st.st_size);
 	_cleanup_close_ int src = openat(host_dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (src < 0)
 		return fail_at(b, NEG_ERRNO(), "open", path);
@@ -279,7 +306,7 @@ build_system(struct builder *b)
 		return fail_at(b, NEG_ERRNO(), "open", "/ or /etc");
 	for (size_t i = 0; i < ARRAY_SIZE(system_dirs); i++) {
 		snprintf(path, sizeof(path), "/%s", system_dirs[i]);
-		r = mirror_entry(b, host_root, system_dirs[i], path);
+		r = mirror_entry(b, host_root, system_dirs[i], path, false);
 		if (r < 0)
 			return r;
 	}
@@ -288,7 +315,15 @@ build_system(struct builder *b)
 		return fail_at(b, r, "mkdir", "/etc");
 	for (size_t i = 0; i < ARRAY_SIZE(etc_entries); i++) {
 		snprintf(path, sizeof(path), "/etc/%s", etc_entries[i]);
-		r = mirror_entry(b, host_etc, etc_entries[i], path);
+		const char *slash = strrchr(path, '/');
+		if (slash != path + 4) { /* a nested entry such as ssl/certs: its parent first */
+			char parent[SANDBOX_PATH_MAX];
+			snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+			r = make_beneath(b, parent, true);
+			if (r < 0)
+				return fail_at(b, r, "mkdir", parent);
+		}
+		r = mirror_entry(b, host_etc, etc_entries[i], path, true);
 		if (r < 0)
 			return r;
 	}
@@ -344,7 +379,7 @@ build_rootfs(struct builder *b)
 		char path[SANDBOX_PATH_MAX];
 		if ((size_t)snprintf(path, sizeof(path), "/%s", de->d_name) >= sizeof(path))
 			continue;
-		r = mirror_entry(b, b->ctx->rootfs.fd, de->d_name, path);
+		r = mirror_entry(b, b->ctx->rootfs.fd, de->d_name, path, false);
 		if (r < 0)
 			break;
 	}
@@ -360,46 +395,47 @@ build_proc(struct builder *b)
 
 	/* Needs the host's /proc still visible in this namespace (the kernel refuses a new
 	 * procfs otherwise), hence before pivot_root. */
-	r = mount_fs_at(b, "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	r = make_beneath(b, "/proc", true);
+	if (r < 0)
+		return fail_at(b, r, "mkdir", "/proc");
+	r = mount_own(b, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	if (r < 0)
 		return r;
 
-	_cleanup_close_ int null = open("/dev/null", O_PATH | O_CLOEXEC);
-	if (null < 0)
-		return fail_at(b, NEG_ERRNO(), "open", "/dev/null");
+	_cleanup_close_ int proc = open_beneath(b, "/proc", O_PATH | O_DIRECTORY);
+	if (proc < 0)
+		return fail_at(b, proc, "open", "/proc");
 	for (size_t i = 0; i < ARRAY_SIZE(proc_masked); i++) {
-		snprintf(path, sizeof(path), "/proc/%s", proc_masked[i]);
-		_cleanup_close_ int fd = open_beneath(b, path, O_PATH);
-		if (fd == -ENOENT)
-			continue;
-		if (fd < 0)
-			return fail_at(b, fd, "open", path);
 		struct stat st;
-		if (fstat(fd, &st) < 0)
+		snprintf(path, sizeof(path), "/proc/%s", proc_masked[i]);
+		if (fstatat(proc, proc_masked[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
 			return fail_at(b, NEG_ERRNO(), "stat", path);
-		char dst[32], src[32];
-		fd_path(dst, fd);
-		if (S_ISDIR(st.st_mode)) {
-			if (mount("tmpfs", dst, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-				  "size=4k,nr_inodes=1,mode=0555") < 0)
-				return fail_at(b, NEG_ERRNO(), "mask", path);
-		} else {
-			fd_path(src, null);
-			if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-				return fail_at(b, NEG_ERRNO(), "mask", path);
-			r = setattr_path(b, path, ATTR_RO | MOUNT_ATTR_NOEXEC, false);
-			if (r < 0)
-				return r;
 		}
+		/* Files read as empty and swallow writes (/dev/null); folders become empty and
+		 * read-only. */
+		if (S_ISDIR(st.st_mode))
+			r = mount_own(b, "tmpfs", path, "tmpfs",
+				      MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				      "size=4k,nr_inodes=1,mode=0555");
+		else
+			r = mount_own(b, "/dev/null", path, NULL, MS_BIND, NULL);
+		if (r < 0)
+			return r;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(proc_readonly); i++) {
+		char full[96];
 		snprintf(path, sizeof(path), "/proc/%s", proc_readonly[i]);
-		_cleanup_close_ int fd = open_beneath(b, path, O_PATH);
-		if (fd == -ENOENT)
+		if (faccessat(proc, proc_readonly[i], F_OK, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (fd < 0)
-			return fail_at(b, fd, "open", path);
-		r = bind_at(b, fd, path, true, ATTR_RO | MOUNT_ATTR_NOEXEC);
+		root_path(full, sizeof(full), path);
+		r = mount_own(b, full, path, NULL, MS_BIND | MS_REC, NULL);
+		if (r < 0)
+			return r;
+		r = mount_own(b, NULL, path, NULL,
+			      MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			      NULL);
 		if (r < 0)
 			return r;
 	}
@@ -412,22 +448,37 @@ build_dev(struct builder *b)
 	char path[64], host[64];
 	int r;
 
-	r = mount_fs_at(b, "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64");
+	r = make_beneath(b, "/dev", true);
+	if (r < 0)
+		return fail_at(b, r, "mkdir", "/dev");
+	r = mount_own(b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
+		      "mode=0755,size=64k,nr_inodes=64");
 	if (r < 0)
 		return r;
+	_cleanup_close_ int dev = open_beneath(b, "/dev", O_PATH | O_DIRECTORY);
+	if (dev < 0)
+		return fail_at(b, dev, "open", "/dev");
 	for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
 		snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);
 		snprintf(host, sizeof(host), "/dev/%s", dev_nodes[i]);
-		r = bind_host(b, host, path, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+		int fd = openat(dev, dev_nodes[i], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return fail_at(b, NEG_ERRNO(), "create", path);
+		close(fd);
+		/* A user namespace cannot mknod: the host's node is bound over the file. */
+		r = mount_own(b, host, path, NULL, MS_BIND, NULL);
 		if (r < 0)
 			return r;
 	}
+	if (mkdirat(dev, "pts", 0755) < 0 || mkdirat(dev, "shm", 01777) < 0)
+		return fail_at(b, NEG_ERRNO(), "mkdir", "/dev/pts or /dev/shm");
 	/* A devpts of our own: the command's terminals are not the host's. */
-	r = mount_fs_at(b, "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-			"newinstance,ptmxmode=0666,mode=0620");
+	r = mount_own(b, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		      "newinstance,ptmxmode=0666,mode=0620");
 	if (r < 0)
 		return r;
-	r = mount_fs_at(b, "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777");
+	r = mount_own(b, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		      "mode=1777");
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(dev_links); i++) {
@@ -437,7 +488,8 @@ build_dev(struct builder *b)
 			return r;
 	}
 	/* The folder itself read-only; the nodes, pts and shm are mounts of their own. */
-	return setattr_path(b, "/dev", MOUNT_ATTR_RDONLY, false);
+	return mount_own(b, NULL, "/dev", NULL,
+			 MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "mode=0755");
 }
 
 static int
@@ -450,12 +502,17 @@ build_scratch(struct builder *b)
 	 * a cgroup (rlimit fallback) this is what stops a disk-filling loop. */
 	snprintf(opts, sizeof(opts), "mode=1777,size=%" PRIu64 ",nr_inodes=262144",
 		 b->ctx->spec->memory_bytes);
-	r = mount_fs_at(b, "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts);
+	r = make_beneath(b, "/tmp", true);
+	if (r >= 0)
+		r = make_beneath(b, SANDBOX_HOME, true);
+	if (r < 0)
+		return fail_at(b, r, "mkdir", "/tmp or " SANDBOX_HOME);
+	r = mount_own(b, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts);
 	if (r < 0)
 		return r;
 	snprintf(opts, sizeof(opts), "mode=0700,size=%" PRIu64 ",nr_inodes=262144",
 		 b->ctx->spec->memory_bytes);
-	return mount_fs_at(b, SANDBOX_HOME, "tmpfs", MS_NOSUID | MS_NODEV, opts);
+	return mount_own(b, "tmpfs", SANDBOX_HOME, "tmpfs", MS_NOSUID | MS_NODEV, opts);
 }
 
 static int
@@ -558,10 +615,6 @@ mounts_build(struct sandbox_ctx *ctx)
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return fail_at(&b, NEG_ERRNO(), "make private", "/");
-
-	r = mounts_open_sources(ctx);
-	if (r < 0)
-		return r;
 
 	if (mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
 		return fail_at(&b, NEG_ERRNO(), "mount new root on", NEWROOT);

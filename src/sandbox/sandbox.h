@@ -18,7 +18,6 @@
 struct sandbox_result {
 	int status;			/* what `clawbox run` exits with */
 	char message[SANDBOX_MSG_MAX];	/* one line for stderr, or "" */
-	char warning[SANDBOX_MSG_MAX];	/* one line for stderr, or "" */
 };
 
 /* Runs spec->argv in a new sandbox, waits for it, removes every trace of it and fills *ret.

@@ -55,6 +55,10 @@ struct sandbox_spec {
 	uint64_t timeout_ms; /* 0: none */
 
 	bool debug;
+
+	/* Called with a one-line warning as soon as one arises (before the command runs), so
+	 * that the top of the process can print it; NULL to drop warnings. */
+	void (*warn)(const char *msg);
 };
 
 void sandbox_spec_init(struct sandbox_spec *spec);

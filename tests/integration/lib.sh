@@ -1,0 +1,112 @@
+# lib.sh: TAP helpers for the integration tests, sourced by each tests/integration/test-*.sh.
+# Tests drive the real ./clawbox binary and the static probe (build/tests/probe).
+
+set -u
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+CLAWBOX=${CLAWBOX:-$TOP/clawbox}
+PROBE=${PROBE:-$TOP/build/tests/probe}
+SANDBOX_HOST_UID=65533
+T_NUM=0
+T_FAILED=0
+
+WORK=$(mktemp -d /tmp/clawbox-test.XXXXXX)
+chmod 755 "$WORK"
+cleanup_work() { rm -rf "$WORK"; }
+trap cleanup_work EXIT
+
+ok() { T_NUM=$((T_NUM + 1)); echo "ok $T_NUM - $*"; }
+not_ok() { T_NUM=$((T_NUM + 1)); T_FAILED=$((T_FAILED + 1)); echo "not ok $T_NUM - $*"; }
+
+# check DESCRIPTION COMMAND...: ok when COMMAND succeeds.
+check() {
+	local desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# run_cb ARGS...: runs clawbox, stdout to $WORK/out, stderr to $WORK/err, status in $RC.
+run_cb() {
+	"$CLAWBOX" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
+	RC=$?
+}
+
+# expect_rc WANT DESCRIPTION CLAWBOX-ARGS...
+expect_rc() {
+	local want=$1 desc=$2
+	shift 2
+	run_cb "$@"
+	if [ "$RC" = "$want" ]; then
+		ok "$desc (exit $RC)"
+	else
+		not_ok "$desc (exit $RC, want $want; stderr: $(head -c 300 "$WORK/err" | tr '\n' ' '))"
+	fi
+}
+
+# One clear line on stderr, nothing on stdout.
+one_error_line() {
+	[ "$(wc -l <"$WORK/err")" = 1 ] && [ ! -s "$WORK/out" ]
+}
+
+# The probe, in a folder of its own that the sandbox user can read.
+PROBE_DIR=$WORK/probe
+mkdir -p "$PROBE_DIR"
+cp "$PROBE" "$PROBE_DIR/probe"
+chmod 755 "$PROBE_DIR" "$PROBE_DIR/probe"
+
+# Forwards a probe's TAP lines into ours (renumbered); a probe that prints no plan or exits
+# non-zero without a "not ok" line counts as one failure.
+relay_tap() {
+	local name=$1 file=$2 rc=$3 line bad=0
+	while IFS= read -r line; do
+		case "$line" in
+		"ok "*) ok "$name: ${line#ok * - }" ;;
+		"not ok "*) not_ok "$name: ${line#not ok * - }"; bad=1 ;;
+		"#"*) echo "$line" ;;
+		esac
+	done <"$file"
+	if ! grep -q '^1\.\.[0-9]' "$file"; then
+		not_ok "$name: probe printed no plan (exit $rc): $(head -c 300 "$WORK/err" | tr '\n' ' ')"
+	elif [ "$rc" != 0 ] && [ "$bad" = 0 ]; then
+		not_ok "$name: probe exited $rc"
+	fi
+}
+
+# Nothing of any sandbox left on the host: cgroups, running init processes, mounts. Says what it found
+# (as a TAP comment) when something is left.
+HOST_MOUNTS_BEFORE=$(wc -l </proc/self/mountinfo)
+no_leftovers() {
+	local cg procs mounts
+	cg=$(ls -d /sys/fs/cgroup/*/clawbox-run-* /sys/fs/cgroup/clawbox-run-* 2>/dev/null)
+	# Running ones: a zombie whose launcher was SIGKILLed waits for the host's pid 1 to
+	# reap it and holds nothing but its pid.
+	procs=$(ps -eo pid=,stat=,comm= | awk '$3 == "clawbox-init" && $2 !~ /^Z/ { print $1 }')
+	mounts=$(wc -l </proc/self/mountinfo)
+	if [ -n "$cg" ] || [ -n "$procs" ] || [ "$mounts" != "$HOST_MOUNTS_BEFORE" ]; then
+		LEFTOVER="cgroups: ${cg:-none}; clawbox-init: ${procs:-none}; mounts: $mounts (was $HOST_MOUNTS_BEFORE)"
+		return 1
+	fi
+	return 0
+}
+
+# check_clean DESCRIPTION: no_leftovers, reporting what was left.
+check_clean() {
+	if no_leftovers; then ok "$1"; else not_ok "$1 ($LEFTOVER)"; fi
+}
+
+# wait_until SECONDS COMMAND...: polls every 50 ms.
+wait_until() {
+	local limit=$(($1 * 20)) i=0
+	shift
+	while ! "$@"; do
+		i=$((i + 1))
+		[ $i -ge $limit ] && return 1
+		sleep 0.05
+	done
+}
+
+done_testing() {
+	echo "1..$T_NUM"
+	[ "$T_FAILED" = 0 ]
+}
+
+is_root() { [ "$(id -u)" = 0 ]; }
