@@ -45,7 +45,7 @@ UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROBE       := $(BUILD)/tests/probe
 
-.PHONY: all check bench format clean deps test-deps bench-deps
+.PHONY: all check bench format clean deps test-deps bench-deps demo FORCE
 all: clawbox
 
 deps:
@@ -60,18 +60,33 @@ $(BUILD)/.deps-ok: scripts/deps.sh
 	@scripts/deps.sh build
 	@touch $@
 
-clawbox: $(CMD_OBJ) $(SANDBOX_OBJ) $(BASE_OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+# Objects depend on the flags they were built with: `make check SANITIZE=...` after a plain
+# build rebuilds everything instead of linking stale objects.
+FLAGS_NOW := $(CC) $(CFLAGS) $(LDFLAGS)
+$(BUILD)/.flags: FORCE
+	@mkdir -p $(@D)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_NOW)' ]; then echo '$(FLAGS_NOW)' >$@; fi
+FORCE:
 
-$(BUILD)/src/base/%.o: src/base/%.c | $(BUILD)/.deps-ok
+clawbox: $(CMD_OBJ) $(SANDBOX_OBJ) $(BASE_OBJ)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+
+# The README's first command: build, then show a sandbox from the inside.
+demo: clawbox
+	./clawbox run -- sh -c 'echo "inside: $$(id)"; echo "hostname: $$(hostname)"; \
+		echo "root folder: $$(ls / | tr "\n" " ")"; grep -E "^(Cap(Eff|Bnd)|NoNewPrivs|Seccomp):" /proc/self/status; \
+		echo "processes: $$(ls /proc | grep -c "^[0-9]")"; echo "network: $$(ls /sys/class/net 2>/dev/null || cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " ")"'
+
+$(BUILD)/src/base/%.o: src/base/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_base) -c -o $@ $<
-$(BUILD)/src/sandbox/%.o: src/sandbox/%.c | $(BUILD)/.deps-ok
+$(BUILD)/src/sandbox/%.o: src/sandbox/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_sandbox) -c -o $@ $<
-$(BUILD)/src/cmd/%.o: src/cmd/%.c | $(BUILD)/.deps-ok
+$(BUILD)/src/cmd/%.o: src/cmd/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_cmd) -c -o $@ $<
@@ -79,26 +94,30 @@ $(BUILD)/src/cmd/%.o: src/cmd/%.c | $(BUILD)/.deps-ok
 # The seccomp policy is compiled to BPF here, once, by a host tool linked with libseccomp.
 $(BUILD)/gen-seccomp: tools/gen-seccomp.c src/sandbox/seccomp-policy.h | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
-	$(CC) -O1 -std=gnu11 $(WARN) -Isrc/sandbox $(shell pkg-config --cflags libseccomp) \
+	@echo "  LD      $@"
+	@$(CC) -O1 -std=gnu11 $(WARN) -Isrc/sandbox $(shell pkg-config --cflags libseccomp) \
 		-o $@ $< $(shell pkg-config --libs libseccomp)
 $(GEN_SRC): $(BUILD)/gen-seccomp
 	@mkdir -p $(@D)
-	$(BUILD)/gen-seccomp $@
-$(BUILD)/gen/seccomp-bpf.o: $(GEN_SRC)
+	@echo "  GEN     $@"
+	@$(BUILD)/gen-seccomp $@ 2>$(BUILD)/gen-seccomp.log || { cat $(BUILD)/gen-seccomp.log; exit 1; }
+$(BUILD)/gen/seccomp-bpf.o: $(GEN_SRC) $(BUILD)/.flags
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_sandbox) -c -o $@ $<
 
 # Tests
 $(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(SANDBOX_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(INC_cmd) -Itests/unit $(LDFLAGS) -o $@ $< \
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_cmd) -Itests/unit $(LDFLAGS) -o $@ $< \
 		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(BASE_OBJ)
 
 # The escape probe runs inside sandboxes (and --rootfs ones with no libc): static, no
 # sanitizers, none of our flags that assume our own tree.
 $(PROBE): tests/integration/probe.c
 	@mkdir -p $(@D)
-	$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -static -o $@ $<
+	@echo "  LD      $@"
+	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -static -o $@ $<
 
 check: clawbox $(UNIT_BIN) $(PROBE) test-deps
 	@tests/run-tests.sh $(UNIT_BIN)

@@ -9,6 +9,12 @@ SANDBOX_HOST_UID=65533
 T_NUM=0
 T_FAILED=0
 
+if [ ! -x "$CLAWBOX" ] || [ ! -x "$PROBE" ]; then
+	echo "not ok 1 - $CLAWBOX or $PROBE is missing: run the tests with 'make check'"
+	echo "1..1"
+	exit 1
+fi
+
 WORK=$(mktemp -d /tmp/clawbox-test.XXXXXX)
 chmod 755 "$WORK"
 cleanup_work() { rm -rf "$WORK"; }

@@ -150,6 +150,13 @@ expect_rc 0 "--rootfs runs a command from the given root" run --rootfs "$WORK/ro
 expect_rc 1 "--rootfs hides the host's system folders" run --rootfs "$WORK/rootfs" -- /bin/probe exists /usr/bin
 expect_rc 0 "--rootfs still gets /proc, /dev and /tmp" run --rootfs "$WORK/rootfs" -- /bin/probe exists /dev/null
 
+# Init reaps orphans: a grandchild that exits after its parent leaves no zombie behind.
+run_cb run -- sh -c '(sleep 0.1 &); sleep 0.6; cat /proc/[0-9]*/stat'
+check "init reaps orphaned children (no zombie inside)" \
+	sh -c "[ $RC = 0 ] && ! awk '{ print \$3 }' '$WORK/out' | grep -qx Z"
+run_cb run -- sh -c 'cat /proc/1/comm'
+check "the command's parent is the sandbox init" grep -qx clawbox-init "$WORK/out"
+
 # Signals reach the command; the launcher returns its status.
 "$CLAWBOX" run -- sleep 30 &
 pid=$!
