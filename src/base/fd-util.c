@@ -53,7 +53,7 @@ int
 write_file_at(int dirfd, const char *path, const char *s, mode_t mode)
 {
 	_cleanup_close_ int fd =
-		openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	    openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return NEG_ERRNO();
 	return write_all(fd, s, strlen(s));

@@ -78,7 +78,7 @@ log_debug(const char *fmt, ...)
 	char level[48];
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	double ms = (double)(now.tv_sec - log_t0.tv_sec) * 1e3 +
-		    (double)(now.tv_nsec - log_t0.tv_nsec) / 1e6;
+	            (double)(now.tv_nsec - log_t0.tv_nsec) / 1e6;
 	snprintf(level, sizeof(level), "debug: +%.3fms [%d] ", ms, (int)getpid());
 	va_list ap;
 	va_start(ap, fmt);

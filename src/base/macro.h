@@ -14,9 +14,9 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _unused_ __attribute__((unused))
-#define _noreturn_ __attribute__((noreturn))
+#define _cleanup_(f)   __attribute__((cleanup(f)))
+#define _unused_       __attribute__((unused))
+#define _noreturn_     __attribute__((noreturn))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 
 /* -errno of the last failed libc call; never 0, so a caller cannot mistake it for success. */
@@ -38,7 +38,7 @@ closep(int *fd)
 	}
 }
 
-#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_free_  _cleanup_(freep)
 #define _cleanup_close_ _cleanup_(closep)
 
 #define TAKE_PTR(p)                                                                                \

@@ -19,15 +19,16 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
-	{ "run", cmd_run, "run a command in a fresh, locked-down sandbox" },
+    {"run", cmd_run, "run a command in a fresh, locked-down sandbox"},
 };
 
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: clawbox [--help] [--version] COMMAND [ARGS...]\n\n"
-		     "clawbox: a personal AI agent platform whose security is enforced outside the\n"
-		     "agent. Commands:\n");
+	fprintf(out,
+	        "usage: clawbox [--help] [--version] COMMAND [ARGS...]\n\n"
+	        "clawbox: a personal AI agent platform whose security is enforced outside the\n"
+	        "agent. Commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\nRun 'clawbox COMMAND --help' for a command's options.\n");

@@ -18,34 +18,35 @@
 static void
 run_usage(FILE *out)
 {
-	fprintf(out,
-		"usage: clawbox run [OPTIONS] [--] COMMAND [ARG...]\n"
-		"\n"
-		"Runs COMMAND in a fresh sandbox that is removed when it ends: its own user, mount,\n"
-		"pid, network, uts, ipc, cgroup and time namespaces; uid 1000 inside, never root\n"
-		"outside; no capabilities; a seccomp allowlist; landlock; memory, process and CPU\n"
-		"limits; read-only system folders and nothing else of the host unless mounted.\n"
-		"\n"
-		"Options:\n"
-		"  --mount HOST:PATH[:ro|:rw]  share a host file or folder at PATH (read-only\n"
-		"                              unless :rw); repeatable\n"
-		"  --workdir PATH              working folder inside (default " SANDBOX_HOME ")\n"
-		"  --env NAME=VALUE            set a variable; repeatable. The environment starts\n"
-		"                              empty but for PATH, HOME, LANG and TERM\n"
-		"  --memory SIZE               memory limit, K/M/G suffixes (default 512M)\n"
-		"  --pids N                    process limit (default 256)\n"
-		"  --cpus N                    CPU limit in cores, e.g. 0.5 (default none)\n"
-		"  --timeout SECONDS           kill everything after SECONDS; exit 124\n"
-		"  --net none                  network: loopback only (the default and, for now,\n"
-		"                              the only mode)\n"
-		"  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
-		"                              system folders\n"
-		"  --debug                     print what the sandbox sets up\n"
-		"  -h, --help                  this text\n"
-		"\n"
-		"Exit status: the command's own; 128+N if it died of signal N (137 when it ran out\n"
-		"of memory); 124 on timeout; 125 if the sandbox could not be set up; 126 if COMMAND\n"
-		"cannot be executed; 127 if it is not found.\n");
+	fprintf(
+	    out,
+	    "usage: clawbox run [OPTIONS] [--] COMMAND [ARG...]\n"
+	    "\n"
+	    "Runs COMMAND in a fresh sandbox that is removed when it ends: its own user, mount,\n"
+	    "pid, network, uts, ipc, cgroup and time namespaces; uid 1000 inside, never root\n"
+	    "outside; no capabilities; a seccomp allowlist; landlock; memory, process and CPU\n"
+	    "limits; read-only system folders and nothing else of the host unless mounted.\n"
+	    "\n"
+	    "Options:\n"
+	    "  --mount HOST:PATH[:ro|:rw]  share a host file or folder at PATH (read-only\n"
+	    "                              unless :rw); repeatable\n"
+	    "  --workdir PATH              working folder inside (default " SANDBOX_HOME ")\n"
+	    "  --env NAME=VALUE            set a variable; repeatable. The environment starts\n"
+	    "                              empty but for PATH, HOME, LANG and TERM\n"
+	    "  --memory SIZE               memory limit, K/M/G suffixes (default 512M)\n"
+	    "  --pids N                    process limit (default 256)\n"
+	    "  --cpus N                    CPU limit in cores, e.g. 0.5 (default none)\n"
+	    "  --timeout SECONDS           kill everything after SECONDS; exit 124\n"
+	    "  --net none                  network: loopback only (the default and, for now,\n"
+	    "                              the only mode)\n"
+	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
+	    "                              system folders\n"
+	    "  --debug                     print what the sandbox sets up\n"
+	    "  -h, --help                  this text\n"
+	    "\n"
+	    "Exit status: the command's own; 128+N if it died of signal N (137 when it ran out\n"
+	    "of memory); 124 on timeout; 125 if the sandbox could not be set up; 126 if COMMAND\n"
+	    "cannot be executed; 127 if it is not found.\n");
 }
 
 enum {
@@ -63,19 +64,19 @@ enum {
 };
 
 static const struct option run_options[] = {
-	{ "mount", required_argument, NULL, OPT_MOUNT },
-	{ "workdir", required_argument, NULL, OPT_WORKDIR },
-	{ "env", required_argument, NULL, OPT_ENV },
-	{ "memory", required_argument, NULL, OPT_MEMORY },
-	{ "pids", required_argument, NULL, OPT_PIDS },
-	{ "cpus", required_argument, NULL, OPT_CPUS },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "net", required_argument, NULL, OPT_NET },
-	{ "allow", required_argument, NULL, OPT_ALLOW },
-	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
-	{ "debug", no_argument, NULL, OPT_DEBUG },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"mount", required_argument, NULL, OPT_MOUNT},
+    {"workdir", required_argument, NULL, OPT_WORKDIR},
+    {"env", required_argument, NULL, OPT_ENV},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"pids", required_argument, NULL, OPT_PIDS},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"net", required_argument, NULL, OPT_NET},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"debug", no_argument, NULL, OPT_DEBUG},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 /* Replaces *slot with a copy of value. */
@@ -109,18 +110,22 @@ parse_options(struct sandbox_spec *spec, int argc, char **argv)
 		case OPT_MOUNT:
 			r = sandbox_spec_add_mount(spec, optarg, &why);
 			if (r == -E2BIG)
-				return log_error("--mount: at most %d mounts", SANDBOX_MAX_MOUNTS), r;
+				return log_error("--mount: at most %d mounts", SANDBOX_MAX_MOUNTS),
+				       r;
 			if (r < 0)
-				return log_error("--mount %s: %s", optarg, why ? why : strerror(-r)), r;
+				return log_error("--mount %s: %s", optarg,
+				                 why ? why : strerror(-r)),
+				       r;
 			break;
 		case OPT_WORKDIR: {
 			char *norm = NULL;
-			r = optarg[0] == '/' && optarg[1] == '\0' ? set_string(&spec->workdir, "/")
-								  : sandbox_path_normalize(optarg, &norm);
+			r = optarg[0] == '/' && optarg[1] == '\0'
+			        ? set_string(&spec->workdir, "/")
+			        : sandbox_path_normalize(optarg, &norm);
 			if (r < 0)
 				return log_error("--workdir %s: must be an absolute path without "
-						 "\".\" or \"..\"",
-						 optarg),
+				                 "\".\" or \"..\"",
+				                 optarg),
 				       r;
 			if (norm) {
 				free(spec->workdir);
@@ -131,9 +136,10 @@ parse_options(struct sandbox_spec *spec, int argc, char **argv)
 		case OPT_ENV:
 			r = sandbox_spec_set_env(spec, optarg);
 			if (r == -EINVAL)
-				return log_error("--env %s: expected NAME=VALUE with NAME of letters, "
-						 "digits and _",
-						 optarg),
+				return log_error(
+				           "--env %s: expected NAME=VALUE with NAME of letters, "
+				           "digits and _",
+				           optarg),
 				       r;
 			if (r < 0)
 				return log_error("--env: %s", strerror(-r)), r;
@@ -141,26 +147,28 @@ parse_options(struct sandbox_spec *spec, int argc, char **argv)
 		case OPT_MEMORY:
 			r = parse_size(optarg, &v);
 			if (r < 0 || v < (4ULL << 20))
-				return log_error("--memory %s: expected a size of at least 4M, such "
-						 "as 512M or 2G",
-						 optarg),
+				return log_error(
+				           "--memory %s: expected a size of at least 4M, such "
+				           "as 512M or 2G",
+				           optarg),
 				       -EINVAL;
 			spec->memory_bytes = v;
 			break;
 		case OPT_PIDS:
 			r = parse_u64(optarg, SANDBOX_MAX_PIDS, &v);
 			if (r < 0 || v == 0)
-				return log_error("--pids %s: expected a number from 1 to %d", optarg,
-						 SANDBOX_MAX_PIDS),
+				return log_error("--pids %s: expected a number from 1 to %d",
+				                 optarg, SANDBOX_MAX_PIDS),
 				       -EINVAL;
 			spec->pids_max = v;
 			break;
 		case OPT_CPUS:
 			r = parse_milli(optarg, SANDBOX_MAX_CPUS_MILLI, &v);
 			if (r < 0 || v < 10)
-				return log_error("--cpus %s: expected a number of cores of at least "
-						 "0.01, such as 0.5 or 2",
-						 optarg),
+				return log_error(
+				           "--cpus %s: expected a number of cores of at least "
+				           "0.01, such as 0.5 or 2",
+				           optarg),
 				       -EINVAL;
 			spec->cpus_milli = v;
 			break;
@@ -168,22 +176,22 @@ parse_options(struct sandbox_spec *spec, int argc, char **argv)
 			r = parse_milli(optarg, SANDBOX_MAX_TIMEOUT_MS, &v);
 			if (r < 0 || v == 0)
 				return log_error("--timeout %s: expected a positive number of "
-						 "seconds",
-						 optarg),
+				                 "seconds",
+				                 optarg),
 				       -EINVAL;
 			spec->timeout_ms = v;
 			break;
 		case OPT_NET:
 			if (strcmp(optarg, "none") != 0)
 				return log_error("--net %s: only 'none' is available in this "
-						 "version (the egress proxy is not built yet)",
-						 optarg),
+				                 "version (the egress proxy is not built yet)",
+				                 optarg),
 				       -EINVAL;
 			break;
 		case OPT_ALLOW:
 			return log_error("--allow %s: egress through the proxy is not built yet; "
-					 "the sandbox has no network",
-					 optarg),
+			                 "the sandbox has no network",
+			                 optarg),
 			       -EOPNOTSUPP;
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
@@ -202,9 +210,10 @@ parse_options(struct sandbox_spec *spec, int argc, char **argv)
 			if (optopt)
 				log_error("option -%c: unknown; see 'clawbox run --help'", optopt);
 			else
-				log_error("option %s: unknown or missing its value; see 'clawbox run "
-					  "--help'",
-					  argv[optind - 1]);
+				log_error(
+				    "option %s: unknown or missing its value; see 'clawbox run "
+				    "--help'",
+				    argv[optind - 1]);
 			return -EINVAL;
 		}
 	}

@@ -38,9 +38,9 @@ caps_drop_all(void)
 
 	/* Needs CAP_SETPCAP, so it comes before the sets are emptied. */
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-					     SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
-					     SECBIT_NO_CAP_AMBIENT_RAISE |
-					     SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) < 0)
+	                                 SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+	                                 SECBIT_NO_CAP_AMBIENT_RAISE |
+	                                 SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) < 0)
 		return NEG_ERRNO();
 	for (int cap = 0; cap <= top; cap++)
 		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
@@ -48,8 +48,8 @@ caps_drop_all(void)
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return NEG_ERRNO();
 
-	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
-	struct __user_cap_data_struct data[2] = { { 0 } };
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct data[2] = {{0}};
 	if (syscall(SYS_capset, &hdr, data) < 0)
 		return NEG_ERRNO();
 	return 0;

@@ -29,9 +29,9 @@
 #define CG_ROOT "/sys/fs/cgroup"
 
 static const char *const v1_hierarchy[_CG_MAX] = {
-	[CG_MEMORY] = CG_ROOT "/memory",
-	[CG_PIDS] = CG_ROOT "/pids",
-	[CG_CPU] = CG_ROOT "/cpu",
+    [CG_MEMORY] = CG_ROOT "/memory",
+    [CG_PIDS] = CG_ROOT "/pids",
+    [CG_CPU] = CG_ROOT "/cpu",
 };
 
 enum cgroup_mode
@@ -234,7 +234,7 @@ v2_make(struct cgroup *cg)
 
 int
 cgroup_plan(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids,
-	    uint64_t cpus_milli)
+            uint64_t cpus_milli)
 {
 	int r;
 
@@ -337,7 +337,7 @@ remove_dir(const char *dir, bool v2)
 			return NEG_ERRNO();
 		if (!v2)
 			(void)kill_members(dir);
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	return -EBUSY;

@@ -26,10 +26,10 @@ enum cgroup_controller {
 
 struct cgroup {
 	enum cgroup_mode mode;
-	char path[_CG_MAX][PATH_MAX]; /* v1: one per controller; v2: path[0] only */
+	char path[_CG_MAX][PATH_MAX];   /* v1: one per controller; v2: path[0] only */
 	char parent[_CG_MAX][PATH_MAX]; /* v2: parent[0], where the controllers must be on */
-	bool wanted[_CG_MAX]; /* planned */
-	bool used[_CG_MAX];   /* created */
+	bool wanted[_CG_MAX];           /* planned */
+	bool used[_CG_MAX];             /* created */
 	uint64_t memory, pids, cpus_milli;
 };
 
@@ -43,7 +43,7 @@ const char *cgroup_mode_name(enum cgroup_mode mode);
  * rlimits). Split from cgroup_make() so that another process can do the (slow) creation
  * while this one goes on. */
 int cgroup_plan(struct cgroup *cg, const char *name, uint64_t memory, uint64_t pids,
-		uint64_t cpus_milli);
+                uint64_t cpus_milli);
 
 /* Creates the planned cgroup(s) and writes the limits. On failure nothing is left behind. */
 int cgroup_make(struct cgroup *cg);

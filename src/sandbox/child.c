@@ -33,7 +33,7 @@
 void
 sandbox_child_fail(struct sandbox_ctx *ctx, int status, int err, const char *fmt, ...)
 {
-	struct sandbox_report rep = { .status = status, .err = err };
+	struct sandbox_report rep = {.status = status, .err = err};
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(rep.msg, sizeof(rep.msg), fmt, ap);
@@ -122,7 +122,7 @@ step_loopback(struct sandbox_ctx *ctx)
 	_cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return NEG_ERRNO();
-	struct ifreq ifr = { 0 };
+	struct ifreq ifr = {0};
 	memcpy(ifr.ifr_name, "lo", 3);
 	if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
 		return NEG_ERRNO();
@@ -142,13 +142,10 @@ static const struct {
 	const char *name;
 	int (*run)(struct sandbox_ctx *ctx);
 } setup_steps[] = {
-	{ "open mount sources", step_sources },
-	{ "set identity", step_identity },
-	{ "create time namespace", step_timens },
-	{ "set hostname", step_hostname },
-	{ "bring up loopback", step_loopback },
-	{ "build file system", step_mounts },
-	{ "join cgroup", step_cgroup },
+    {"open mount sources", step_sources},   {"set identity", step_identity},
+    {"create time namespace", step_timens}, {"set hostname", step_hostname},
+    {"bring up loopback", step_loopback},   {"build file system", step_mounts},
+    {"join cgroup", step_cgroup},
 };
 
 /* Closes every descriptor but 0-2 and those in keep (sorted ascending). */
@@ -173,7 +170,7 @@ sandbox_child_main(struct sandbox_ctx *ctx)
 	 * below covers the window before this took effect: EOF means it is gone. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 
-	int keep[2] = { ctx->sync_fd, ctx->report_fd };
+	int keep[2] = {ctx->sync_fd, ctx->report_fd};
 	if (keep[0] > keep[1]) {
 		int t = keep[0];
 		keep[0] = keep[1];
@@ -191,8 +188,8 @@ sandbox_child_main(struct sandbox_ctx *ctx)
 		log_debug("sandbox: %s: %s", setup_steps[i].name, r < 0 ? strerror(-r) : "done");
 		if (r < 0)
 			sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, -r, "%s%s%s: %s",
-					   setup_steps[i].name, ctx->err_detail[0] ? ": " : "",
-					   ctx->err_detail, strerror(-r));
+			                   setup_steps[i].name, ctx->err_detail[0] ? ": " : "",
+			                   ctx->err_detail, strerror(-r));
 	}
 	sandbox_init_main(ctx);
 }

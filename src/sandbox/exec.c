@@ -1,8 +1,9 @@
 /*
  * exec.c: the command's own last steps: descriptors closed, new session, rlimits, working
  * folder, landlock, exec. Capabilities, no_new_privs and seccomp were set by init before the
- * fork and are inherited (see init.c: the filter is loaded once per sandbox, not twice). A failure here is reported to the launcher: 125 for setup, 126 for a command
- * that exists but cannot run, 127 for one that is not found.
+ * fork and are inherited (see init.c: the filter is loaded once per sandbox, not twice). A failure
+ * here is reported to the launcher: 125 for setup, 126 for a command that exists but cannot run,
+ * 127 for one that is not found.
  */
 #include <errno.h>
 #include <signal.h>
@@ -86,7 +87,7 @@ exec_search(struct sandbox_ctx *ctx, char *const argv[], char *const envp[])
 			size_t dlen = (size_t)(end - path);
 			if (dlen > 0 && dlen < SANDBOX_PATH_MAX &&
 			    (size_t)snprintf(full, sizeof(full), "%.*s/%s", (int)dlen, path, cmd) <
-				    sizeof(full)) {
+			        sizeof(full)) {
 				execve(full, argv, envp);
 				if (errno == EACCES)
 					denied = true;
@@ -101,7 +102,7 @@ exec_search(struct sandbox_ctx *ctx, char *const argv[], char *const envp[])
 	if (err == ENOENT || err == ENOTDIR)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_NOTFOUND, err, "%s: command not found", cmd);
 	sandbox_child_fail(ctx, SANDBOX_EXIT_NOEXEC, err, "%s: cannot execute: %s", cmd,
-			   strerror(err));
+	                   strerror(err));
 }
 
 void
@@ -122,7 +123,7 @@ sandbox_exec_command(struct sandbox_ctx *ctx)
 	const char *wd = spec->workdir ? spec->workdir : SANDBOX_HOME;
 	if (chdir(wd) < 0)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, errno, "working folder %s: %s", wd,
-				   strerror(errno));
+		                   strerror(errno));
 
 	r = landlock_apply(spec);
 	if (r < 0)

@@ -6,8 +6,9 @@
  *
  * Before it forks the command it gives up every privilege (capabilities, new privileges, the
  * seccomp allowlist) and becomes non-dumpable: the command inherits the first three, and,
- * running as the same uid, can neither ptrace init nor read its /proc/1/{environ,mem,exe}. Its memory holds none of the
- * caller's environment anyway: the launcher's argv and environment strings were wiped.
+ * running as the same uid, can neither ptrace init nor read its /proc/1/{environ,mem,exe}. Its
+ * memory holds none of the caller's environment anyway: the launcher's argv and environment strings
+ * were wiped.
  */
 #include <errno.h>
 #include <signal.h>
@@ -22,7 +23,7 @@
 #include "seccomp-bpf.h"
 
 /* Signals passed on to the command's process group. */
-static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH };
+static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 
 static int
 status_to_exit(int status)
@@ -47,11 +48,11 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 	/* Blocked before the fork, so no SIGCHLD can be missed. */
 	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, errno, "init: block signals: %s",
-				   strerror(errno));
+		                   strerror(errno));
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, errno, "init: signalfd: %s",
-				   strerror(errno));
+		                   strerror(errno));
 
 	/* Privileges go here, once, before the fork: the command inherits all of it, and
 	 * the seccomp program is loaded (and JIT-compiled) a single time. Everything the
@@ -61,11 +62,11 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 	r = caps_drop_all();
 	if (r < 0)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, -r, "drop capabilities: %s",
-				   strerror(-r));
+		                   strerror(-r));
 	r = set_no_new_privs();
 	if (r < 0)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, -r, "set no_new_privs: %s",
-				   strerror(-r));
+		                   strerror(-r));
 	r = seccomp_install();
 	if (r < 0)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, -r, "seccomp: %s", strerror(-r));
@@ -77,7 +78,7 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 	pid_t cmd = vfork();
 	if (cmd < 0)
 		sandbox_child_fail(ctx, SANDBOX_EXIT_SETUP, errno, "init: fork: %s",
-				   strerror(errno));
+		                   strerror(errno));
 	if (cmd == 0)
 		sandbox_exec_command(ctx); /* closes sfd with everything else at exec */
 	/* Only the command reports from here on; ours is closed so its exec ends the pipe. */

@@ -32,7 +32,7 @@ struct sandbox_ctx {
 	/* A heap copy of spec->argv: the child wipes the process's original argv strings. */
 	char **argv;
 
-	bool as_root;	  /* launched by root: a dedicated outside uid */
+	bool as_root;      /* launched by root: a dedicated outside uid */
 	uid_t outside_uid; /* what SANDBOX_UID maps to */
 	gid_t outside_gid;
 
@@ -65,7 +65,7 @@ _noreturn_ void sandbox_child_main(struct sandbox_ctx *ctx);
 
 /* Writes a report and exits with status. For the child only. */
 _noreturn_ void sandbox_child_fail(struct sandbox_ctx *ctx, int status, int err, const char *fmt,
-				   ...) _printf_(4, 5);
+                                   ...) _printf_(4, 5);
 
 /* mounts.c: builds the sandbox's file system and pivots into it. */
 int mounts_open_sources(struct sandbox_ctx *ctx);

@@ -31,7 +31,7 @@
 #endif
 #ifndef LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET
 #define LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
-#define LANDLOCK_SCOPE_SIGNAL (1ULL << 1)
+#define LANDLOCK_SCOPE_SIGNAL               (1ULL << 1)
 #endif
 
 /* ruleset_attr as of ABI 6; the kernel accepts a prefix of it for older ABIs. */
@@ -41,7 +41,8 @@ struct ll_ruleset_attr {
 	__u64 scoped;
 };
 
-#define LL_READ (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
+#define LL_READ                                                                                    \
+	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define LL_FILE_RW                                                                                 \
 	(LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |                            \
 	 LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
@@ -81,8 +82,8 @@ add_path(int ruleset, const char *path, __u64 access, __u64 handled)
 		access &= LANDLOCK_ACCESS_FS_EXECUTE | LL_FILE_RW;
 
 	struct landlock_path_beneath_attr attr = {
-		.allowed_access = access & handled,
-		.parent_fd = fd,
+	    .allowed_access = access & handled,
+	    .parent_fd = fd,
 	};
 	if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &attr, 0) < 0)
 		return NEG_ERRNO();
@@ -96,7 +97,7 @@ landlock_apply(const struct sandbox_spec *spec)
 	if (abi <= 0)
 		return 0; /* no landlock in this kernel: the mount table alone holds */
 
-	struct ll_ruleset_attr attr = { .handled_access_fs = fs_rights_for(abi) };
+	struct ll_ruleset_attr attr = {.handled_access_fs = fs_rights_for(abi)};
 	size_t attr_size = offsetof(struct ll_ruleset_attr, handled_access_net);
 	if (abi >= 6) {
 		attr.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
@@ -105,7 +106,7 @@ landlock_apply(const struct sandbox_spec *spec)
 	__u64 all = attr.handled_access_fs;
 
 	_cleanup_close_ int ruleset =
-		(int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
+	    (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
 	if (ruleset < 0)
 		return NEG_ERRNO();
 
@@ -113,11 +114,8 @@ landlock_apply(const struct sandbox_spec *spec)
 		const char *path;
 		__u64 access;
 	} rules[] = {
-		{ "/", LL_READ },
-		{ "/tmp", all },
-		{ SANDBOX_HOME, all },
-		{ "/dev", LL_READ | LL_FILE_RW },
-		{ "/dev/shm", all },
+	    {"/", LL_READ},    {"/tmp", all}, {SANDBOX_HOME, all}, {"/dev", LL_READ | LL_FILE_RW},
+	    {"/dev/shm", all},
 	};
 	int r;
 	for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {

@@ -32,7 +32,7 @@
 #include "log.h"
 #include "macro.h"
 
-static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH };
+static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 
 /* ---- the caller's argv/environment, wiped in the sandbox init ---- */
 
@@ -71,7 +71,7 @@ scrub_process_memory(void)
 
 static int
 resolve_source(const char *given, bool want_dir, struct resolved_source *ret, char *why,
-	       size_t why_size)
+               size_t why_size)
 {
 	char *real = realpath(given, NULL);
 	if (!real) {
@@ -87,7 +87,7 @@ resolve_source(const char *given, bool want_dir, struct resolved_source *ret, ch
 	} else if (!S_ISDIR(st.st_mode) && (want_dir || !S_ISREG(st.st_mode))) {
 		r = want_dir ? -ENOTDIR : -EINVAL;
 		snprintf(why, why_size, "%s %s: %s", want_dir ? "--rootfs" : "mount source", given,
-			 want_dir ? "not a folder" : "not a folder or regular file");
+		         want_dir ? "not a folder" : "not a folder or regular file");
 	} else if (strlen(real) >= sizeof(ret->path)) {
 		r = -ENAMETOOLONG;
 		snprintf(why, why_size, "mount source %s: path too long", given);
@@ -225,10 +225,10 @@ clone_child(struct sandbox_ctx *ctx, int *ret_pidfd)
 {
 	int pidfd = -1;
 	struct clone_args args = {
-		.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS |
-			 CLONE_NEWIPC | CLONE_PIDFD,
-		.pidfd = (uint64_t)(uintptr_t)&pidfd,
-		.exit_signal = SIGCHLD,
+	    .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS |
+	             CLONE_NEWIPC | CLONE_PIDFD,
+	    .pidfd = (uint64_t)(uintptr_t)&pidfd,
+	    .exit_signal = SIGCHLD,
 	};
 	long pid = syscall(SYS_clone3, &args, sizeof(args));
 	if (pid < 0)
@@ -267,10 +267,10 @@ wait_child(struct waiter *w, pid_t pid, int *ret_status)
 {
 	for (;;) {
 		struct pollfd fds[4] = {
-			{ .fd = w->pidfd, .events = POLLIN },
-			{ .fd = w->sigfd, .events = POLLIN },
-			{ .fd = w->timerfd, .events = POLLIN },
-			{ .fd = w->reportfd, .events = POLLIN },
+		    {.fd = w->pidfd, .events = POLLIN},
+		    {.fd = w->sigfd, .events = POLLIN},
+		    {.fd = w->timerfd, .events = POLLIN},
+		    {.fd = w->reportfd, .events = POLLIN},
 		};
 		if (poll(fds, ARRAY_SIZE(fds), -1) < 0) {
 			if (errno == EINTR)
@@ -285,7 +285,7 @@ wait_child(struct waiter *w, pid_t pid, int *ret_status)
 			struct signalfd_siginfo si;
 			if (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				(void)syscall(SYS_pidfd_send_signal, w->pidfd, (int)si.ssi_signo,
-					      NULL, 0);
+				              NULL, 0);
 		}
 		if (fds[2].revents & POLLIN) {
 			uint64_t ticks;
@@ -295,7 +295,7 @@ wait_child(struct waiter *w, pid_t pid, int *ret_status)
 			}
 		}
 		if (fds[0].revents & POLLIN) {
-			siginfo_t si = { 0 };
+			siginfo_t si = {0};
 			if (waitid(P_PIDFD, (id_t)w->pidfd, &si, WEXITED) < 0)
 				return NEG_ERRNO();
 			(void)pid;
@@ -341,7 +341,7 @@ argv_copy(char *const *argv)
  * must not start (root without working cgroups: limits are not optional there). */
 static int
 choose_limits(struct sandbox_ctx *ctx, int plan_result, bool *use_cgroup,
-	      struct sandbox_result *ret)
+              struct sandbox_result *ret)
 {
 	const struct sandbox_spec *spec = ctx->spec;
 
@@ -350,16 +350,16 @@ choose_limits(struct sandbox_ctx *ctx, int plan_result, bool *use_cgroup,
 		return 0;
 	if (ctx->as_root) {
 		snprintf(ret->message, sizeof(ret->message), "cannot create cgroup (%s): %s",
-			 cgroup_mode_name(cgroup_detect()), strerror(-plan_result));
+		         cgroup_mode_name(cgroup_detect()), strerror(-plan_result));
 		return plan_result;
 	}
 	ctx->rlimit_fallback = true;
 	if (spec->warn) {
 		char msg[SANDBOX_MSG_MAX];
 		snprintf(msg, sizeof(msg),
-			 "no delegated cgroup (%s); limiting memory and processes with rlimits "
-			 "instead, and CPU not at all",
-			 strerror(-plan_result));
+		         "no delegated cgroup (%s); limiting memory and processes with rlimits "
+		         "instead, and CPU not at all",
+		         strerror(-plan_result));
 		spec->warn(msg);
 	}
 	return 0;
@@ -368,8 +368,8 @@ choose_limits(struct sandbox_ctx *ctx, int plan_result, bool *use_cgroup,
 int
 sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 {
-	struct sandbox_ctx ctx = { .spec = spec, .sync_fd = -1, .report_fd = -1 };
-	struct watchdog wd = { .pid = -1, .done_fd = -1, .result_fd = -1 };
+	struct sandbox_ctx ctx = {.spec = spec, .sync_fd = -1, .report_fd = -1};
+	struct watchdog wd = {.pid = -1, .done_fd = -1, .result_fd = -1};
 	_cleanup_close_ int sync_w = -1, report_r = -1, pidfd = -1, sigfd = -1, timerfd = -1;
 	sigset_t mask, oldmask;
 	bool mask_changed = false, pipe_changed = false, use_cgroup = false;
@@ -390,39 +390,39 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		r = resolve_source(spec->mounts[i].source, false, &ctx.sources[i], ret->message,
-				   sizeof(ret->message));
+		                   sizeof(ret->message));
 		if (r < 0)
 			goto out;
 	}
 	if (spec->rootfs) {
 		r = resolve_source(spec->rootfs, true, &ctx.rootfs, ret->message,
-				   sizeof(ret->message));
+		                   sizeof(ret->message));
 		if (r < 0)
 			goto out;
 	}
 
 	char cg_name[64];
 	snprintf(cg_name, sizeof(cg_name), "clawbox-run-%d", (int)getpid());
-	r = choose_limits(&ctx,
-			  cgroup_plan(&ctx.cg, cg_name, spec->memory_bytes, spec->pids_max,
-				      spec->cpus_milli),
-			  &use_cgroup, ret);
+	r = choose_limits(
+	    &ctx,
+	    cgroup_plan(&ctx.cg, cg_name, spec->memory_bytes, spec->pids_max, spec->cpus_milli),
+	    &use_cgroup, ret);
 	if (r < 0)
 		goto out;
 	if (use_cgroup) {
 		r = watchdog_start(&ctx.cg, &wd);
 		if (r < 0) {
 			snprintf(ret->message, sizeof(ret->message), "start watchdog: %s",
-				 strerror(-r));
+			         strerror(-r));
 			goto out;
 		}
 		log_debug("launcher: watchdog started, cgroup %s: %s",
-			  cgroup_mode_name(ctx.cg.mode), ctx.cg.path[0]);
+		          cgroup_mode_name(ctx.cg.mode), ctx.cg.path[0]);
 	}
 	if (log_debug_enabled()) {
 		int abi = landlock_abi();
 		log_debug("landlock ABI %d%s", abi,
-			  abi > 0 ? "" : " (none: the kernel has no landlock, going on)");
+		          abi > 0 ? "" : " (none: the kernel has no landlock, going on)");
 	}
 
 	int sp[2], rp[2];
@@ -442,7 +442,7 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 
 	/* A child that dies early closes its pipes: our writes then fail with EPIPE rather than
 	 * kill us (the command gets default dispositions back before its exec). */
-	struct sigaction ign = { .sa_handler = SIG_IGN }, old_pipe;
+	struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe;
 	sigaction(SIGPIPE, &ign, &old_pipe);
 	pipe_changed = true;
 
@@ -488,8 +488,8 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	if (r >= 0 && spec->timeout_ms) {
 		step = "set the timeout";
 		struct itimerspec its = {
-			.it_value = { .tv_sec = (time_t)(spec->timeout_ms / 1000),
-				      .tv_nsec = (long)(spec->timeout_ms % 1000) * 1000000L },
+		    .it_value = {.tv_sec = (time_t)(spec->timeout_ms / 1000),
+		                 .tv_nsec = (long)(spec->timeout_ms % 1000) * 1000000L},
 		};
 		if (timerfd_settime(timerfd, 0, &its, NULL) < 0)
 			r = NEG_ERRNO();
@@ -500,8 +500,8 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		/* The child may have failed first (its exit is what broke our write or attach):
 		 * then its report says why, not our symptom of it. */
 		(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-		(void)waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){ 0 }, WEXITED);
-		struct waiter late = { .reportfd = report_r };
+		(void)waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){0}, WEXITED);
+		struct waiter late = {.reportfd = report_r};
 		read_report(&late);
 		if (late.have_report) {
 			ret->status = late.report.status;
@@ -514,7 +514,8 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	log_debug("launcher: cgroups joined");
 	close(TAKE_FD(sync_w));
 
-	struct waiter w = { .pidfd = pidfd, .sigfd = sigfd, .timerfd = timerfd, .reportfd = report_r };
+	struct waiter w = {
+	    .pidfd = pidfd, .sigfd = sigfd, .timerfd = timerfd, .reportfd = report_r};
 	int status = 0;
 	r = wait_child(&w, pid, &status);
 	log_debug("launcher: sandbox exited");
@@ -523,7 +524,7 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	} else if (w.timed_out) {
 		ret->status = SANDBOX_EXIT_TIMEOUT;
 		snprintf(ret->message, sizeof(ret->message), "timed out after %.3g s",
-			 (double)spec->timeout_ms / 1000.0);
+		         (double)spec->timeout_ms / 1000.0);
 	} else if (w.have_report) {
 		ret->status = w.report.status;
 		memcpy(ret->message, w.report.msg, sizeof(ret->message));

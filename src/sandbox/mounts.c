@@ -40,12 +40,12 @@
 #include "internal.h"
 #include "macro.h"
 
-#define NEWROOT "/tmp" /* where the new root is assembled, in our private namespace */
+#define NEWROOT            "/tmp" /* where the new root is assembled, in our private namespace */
 #define ROOTFS_MAX_ENTRIES 256
 
 /* Host system folders shared read-only (symlinks such as /bin -> usr/bin are recreated). */
 static const char *const system_dirs[] = {
-	"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32",
 };
 
 /* The part of the host's /etc that programs read at run time. Small regular files are copied
@@ -54,11 +54,11 @@ static const char *const system_dirs[] = {
  * machine-id, hostname, environment, sudoers, and anything that may hold credentials
  * (gitconfig, pip.conf, npmrc, netrc, ...). */
 static const char *const etc_entries[] = {
-	"alternatives", /* Debian's awk, editor, ... are symlinks through it */
-	"bash.bashrc",	"debian_version", "gai.conf",	 "host.conf",	"inputrc",
-	"ld.so.cache",	"ld.so.conf",	  "locale.alias", "localtime",	"magic",
-	"magic.mime",	"mime.types",	  "nsswitch.conf", "os-release", "profile",
-	"protocols",	"services",	  "ssl/certs",	 "ssl/openssl.cnf", "timezone",
+    "alternatives", /* Debian's awk, editor, ... are symlinks through it */
+    "bash.bashrc",  "debian_version", "gai.conf",      "host.conf",       "inputrc",
+    "ld.so.cache",  "ld.so.conf",     "locale.alias",  "localtime",       "magic",
+    "magic.mime",   "mime.types",     "nsswitch.conf", "os-release",      "profile",
+    "protocols",    "services",       "ssl/certs",     "ssl/openssl.cnf", "timezone",
 };
 
 #define ETC_COPY_MAX (256 * 1024) /* larger files are bound instead */
@@ -66,30 +66,29 @@ static const char *const etc_entries[] = {
 /* /proc entries hidden behind /dev/null (files) or an empty read-only tmpfs (folders):
  * Docker's masked paths plus the kernel symbol and message tables. */
 static const char *const proc_masked[] = {
-	"acpi",	     "asound",	      "interrupts", "kallsyms",	 "kcore",	"keys",
-	"kmsg",	     "latency_stats", "sched_debug", "scsi",	 "sysrq-trigger", "timer_list",
-	"timer_stats",
+    "acpi",          "asound",     "interrupts",    "kallsyms",    "kcore",
+    "keys",          "kmsg",       "latency_stats", "sched_debug", "scsi",
+    "sysrq-trigger", "timer_list", "timer_stats",
 };
 
 /* /proc entries made read-only. */
-static const char *const proc_readonly[] = { "bus", "fs", "irq", "sys" };
+static const char *const proc_readonly[] = {"bus", "fs", "irq", "sys"};
 
-static const char *const dev_nodes[] = { "null", "zero", "full", "random", "urandom", "tty" };
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
 static const struct {
 	const char *name;
 	const char *target;
 } dev_links[] = {
-	{ "fd", "/proc/self/fd" },	   { "stdin", "/proc/self/fd/0" },
-	{ "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" },
-	{ "ptmx", "pts/ptmx" },
+    {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+    {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},
 };
 
 #define ATTR_RO (MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
 
 struct builder {
 	struct sandbox_ctx *ctx;
-	int root; /* O_PATH fd of the new root */
+	int root;     /* O_PATH fd of the new root */
 	char *detail; /* ctx->err_detail */
 };
 
@@ -118,7 +117,7 @@ root_path(char *buf, size_t size, const char *path)
 /* mount(2) onto one of our own targets, by path. */
 static int
 mount_own(struct builder *b, const char *src, const char *path, const char *fstype,
-	  unsigned long flags, const char *options)
+          unsigned long flags, const char *options)
 {
 	char dst[SANDBOX_PATH_MAX + 16];
 	int r = root_path(dst, sizeof(dst), path);
@@ -137,7 +136,7 @@ copy_file(struct builder *b, int host_dir, const char *name, const char *path, o
 	if (in < 0)
 		return fail_at(b, NEG_ERRNO(), "open", path);
 	_cleanup_close_ int out =
-		openat(b->root, path + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	    openat(b->root, path + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (out < 0)
 		return fail_at(b, NEG_ERRNO(), "create", path);
 	while (size > 0) {
@@ -157,8 +156,8 @@ static int
 open_beneath(struct builder *b, const char *path, int flags)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	    .flags = (uint64_t)(flags | O_CLOEXEC),
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 	};
 	while (*path == '/')
 		path++;
@@ -222,7 +221,7 @@ make_beneath(struct builder *b, const char *path, bool dir)
 static int
 setattr_fd(int fd, uint64_t attr, bool recursive)
 {
-	struct mount_attr ma = { .attr_set = attr };
+	struct mount_attr ma = {.attr_set = attr};
 	unsigned flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
 	if (syscall(SYS_mount_setattr, fd, "", flags, &ma, sizeof(ma)) < 0)
 		return NEG_ERRNO();
@@ -333,12 +332,12 @@ build_system(struct builder *b)
 		const char *name;
 		const char *content;
 	} generated[] = {
-		{ "passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n" SANDBOX_USER
-			    ":x:1000:1000:sandbox:" SANDBOX_HOME ":/bin/sh\n"
-			    "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n" },
-		{ "group", "root:x:0:\n" SANDBOX_USER ":x:1000:\nnogroup:x:65534:\n" },
-		{ "hostname", SANDBOX_HOSTNAME "\n" },
-		{ "hosts", "127.0.0.1\tlocalhost " SANDBOX_HOSTNAME "\n::1\tlocalhost\n" },
+	    {"passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n" SANDBOX_USER
+	               ":x:1000:1000:sandbox:" SANDBOX_HOME ":/bin/sh\n"
+	               "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"},
+	    {"group", "root:x:0:\n" SANDBOX_USER ":x:1000:\nnogroup:x:65534:\n"},
+	    {"hostname", SANDBOX_HOSTNAME "\n"},
+	    {"hosts", "127.0.0.1\tlocalhost " SANDBOX_HOSTNAME "\n::1\tlocalhost\n"},
 	};
 	_cleanup_close_ int etc = open_beneath(b, "/etc", O_PATH | O_DIRECTORY);
 	if (etc < 0)
@@ -355,7 +354,7 @@ build_system(struct builder *b)
 static int
 build_rootfs(struct builder *b)
 {
-	static const char *const skip[] = { ".", "..", "proc", "dev", "sys", "tmp", "home" };
+	static const char *const skip[] = {".", "..", "proc", "dev", "sys", "tmp", "home"};
 	int dfd = openat(b->ctx->rootfs.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return fail_at(b, NEG_ERRNO(), "open", "--rootfs");
@@ -417,8 +416,8 @@ build_proc(struct builder *b)
 		 * read-only. */
 		if (S_ISDIR(st.st_mode))
 			r = mount_own(b, "tmpfs", path, "tmpfs",
-				      MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-				      "size=4k,nr_inodes=1,mode=0555");
+			              MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			              "size=4k,nr_inodes=1,mode=0555");
 		else
 			r = mount_own(b, "/dev/null", path, NULL, MS_BIND, NULL);
 		if (r < 0)
@@ -434,8 +433,8 @@ build_proc(struct builder *b)
 		if (r < 0)
 			return r;
 		r = mount_own(b, NULL, path, NULL,
-			      MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			      NULL);
+		              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		              NULL);
 		if (r < 0)
 			return r;
 	}
@@ -452,7 +451,7 @@ build_dev(struct builder *b)
 	if (r < 0)
 		return fail_at(b, r, "mkdir", "/dev");
 	r = mount_own(b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
-		      "mode=0755,size=64k,nr_inodes=64");
+	              "mode=0755,size=64k,nr_inodes=64");
 	if (r < 0)
 		return r;
 	_cleanup_close_ int dev = open_beneath(b, "/dev", O_PATH | O_DIRECTORY);
@@ -474,11 +473,11 @@ build_dev(struct builder *b)
 		return fail_at(b, NEG_ERRNO(), "mkdir", "/dev/pts or /dev/shm");
 	/* A devpts of our own: the command's terminals are not the host's. */
 	r = mount_own(b, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-		      "newinstance,ptmxmode=0666,mode=0620");
+	              "newinstance,ptmxmode=0666,mode=0620");
 	if (r < 0)
 		return r;
 	r = mount_own(b, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-		      "mode=1777");
+	              "mode=1777");
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(dev_links); i++) {
@@ -488,8 +487,8 @@ build_dev(struct builder *b)
 			return r;
 	}
 	/* The folder itself read-only; the nodes, pts and shm are mounts of their own. */
-	return mount_own(b, NULL, "/dev", NULL,
-			 MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "mode=0755");
+	return mount_own(b, NULL, "/dev", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+	                 "mode=0755");
 }
 
 static int
@@ -501,7 +500,7 @@ build_scratch(struct builder *b)
 	/* Sized like the memory limit: its pages are charged to the cgroup anyway, and without
 	 * a cgroup (rlimit fallback) this is what stops a disk-filling loop. */
 	snprintf(opts, sizeof(opts), "mode=1777,size=%" PRIu64 ",nr_inodes=262144",
-		 b->ctx->spec->memory_bytes);
+	         b->ctx->spec->memory_bytes);
 	r = make_beneath(b, "/tmp", true);
 	if (r >= 0)
 		r = make_beneath(b, SANDBOX_HOME, true);
@@ -511,7 +510,7 @@ build_scratch(struct builder *b)
 	if (r < 0)
 		return r;
 	snprintf(opts, sizeof(opts), "mode=0700,size=%" PRIu64 ",nr_inodes=262144",
-		 b->ctx->spec->memory_bytes);
+	         b->ctx->spec->memory_bytes);
 	return mount_own(b, "tmpfs", SANDBOX_HOME, "tmpfs", MS_NOSUID | MS_NODEV, opts);
 }
 
@@ -554,7 +553,8 @@ static int
 pivot(struct builder *b)
 {
 	/* Everything is in place: the root's own tmpfs becomes read-only. */
-	int r = setattr_fd(b->root, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, false);
+	int r =
+	    setattr_fd(b->root, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, false);
 	if (r < 0)
 		return fail_at(b, r, "make read-only", "/");
 	if (fchdir(b->root) < 0)
@@ -585,8 +585,8 @@ mounts_open_sources(struct sandbox_ctx *ctx)
 	for (size_t i = 0; i < n; i++) {
 		struct resolved_source *s = list[i];
 		struct open_how how = {
-			.flags = O_PATH | O_CLOEXEC,
-			.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		    .flags = O_PATH | O_CLOEXEC,
+		    .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 		};
 		struct stat st;
 		/* The launcher resolved the path: from here on no symlink is followed, and the
@@ -594,12 +594,12 @@ mounts_open_sources(struct sandbox_ctx *ctx)
 		s->fd = (int)syscall(SYS_openat2, AT_FDCWD, s->path, &how, sizeof(how));
 		if (s->fd < 0) {
 			snprintf(ctx->err_detail, sizeof(ctx->err_detail), "open mount source %s",
-				 s->path);
+			         s->path);
 			return NEG_ERRNO();
 		}
 		if (fstat(s->fd, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino) {
 			snprintf(ctx->err_detail, sizeof(ctx->err_detail),
-				 "mount source %s changed during setup", s->path);
+			         "mount source %s changed during setup", s->path);
 			return -ESTALE;
 		}
 	}
@@ -609,7 +609,7 @@ mounts_open_sources(struct sandbox_ctx *ctx)
 int
 mounts_build(struct sandbox_ctx *ctx)
 {
-	struct builder b = { .ctx = ctx, .root = -1, .detail = ctx->err_detail };
+	struct builder b = {.ctx = ctx, .root = -1, .detail = ctx->err_detail};
 	int r;
 
 	/* Nothing we mount may propagate back to the host. */

@@ -8,16 +8,16 @@
 #include "spec.h"
 
 /* Exit statuses of the contract. */
-#define SANDBOX_EXIT_TIMEOUT 124
-#define SANDBOX_EXIT_SETUP 125
-#define SANDBOX_EXIT_NOEXEC 126
+#define SANDBOX_EXIT_TIMEOUT  124
+#define SANDBOX_EXIT_SETUP    125
+#define SANDBOX_EXIT_NOEXEC   126
 #define SANDBOX_EXIT_NOTFOUND 127
 
 #define SANDBOX_MSG_MAX 480
 
 struct sandbox_result {
-	int status;			/* what `clawbox run` exits with */
-	char message[SANDBOX_MSG_MAX];	/* one line for stderr, or "" */
+	int status;                    /* what `clawbox run` exits with */
+	char message[SANDBOX_MSG_MAX]; /* one line for stderr, or "" */
 };
 
 /* Runs spec->argv in a new sandbox, waits for it, removes every trace of it and fills *ret.

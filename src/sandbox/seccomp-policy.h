@@ -21,6 +21,7 @@
 #ifndef CLAWBOX_SECCOMP_POLICY_H
 #define CLAWBOX_SECCOMP_POLICY_H
 
+/* clang-format off */
 static const char *const seccomp_allow_names[] = {
 	"accept", "accept4", "access", "adjtimex", "alarm", "bind", "brk", "cachestat",
 	"capget", "capset", "chdir", "chmod", "chown", "clock_adjtime", "clock_getres",
@@ -38,7 +39,7 @@ static const char *const seccomp_allow_names[] = {
 	"getresgid", "getresuid", "getrlimit", "getrusage", "getsid", "getsockname",
 	"getsockopt", "gettid", "gettimeofday", "getuid", "getxattr", "getxattrat",
 	"inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel",
-	"io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit", "ioctl",
+	"io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit",
 	"ioprio_get", "ioprio_set", "kill", "landlock_add_rule", "landlock_create_ruleset",
 	"landlock_restrict_self", "lchown", "lgetxattr", "link", "linkat", "listen",
 	"listmount", "listxattr", "listxattrat", "llistxattr", "lremovexattr", "lseek",
@@ -73,6 +74,13 @@ static const char *const seccomp_allow_names[] = {
 	/* x86_64 only, allowed by Docker's amd64 arch rule */
 	"arch_prctl",
 };
+/* clang-format on */
+
+/* Calls whose arguments are checked: they must not appear in the plain list above, where an
+ * unconditional rule would swallow the checks (gen-seccomp refuses to build if one does). */
+static const char *const seccomp_arg_checked[] = {
+    "clone", "clone3", "ioctl", "personality", "socket", "socketpair",
+};
 
 /* clone(2) namespace flags; clone() with any of them is refused with EPERM. CLONE_NEWTIME
  * (0x80) is left out: in clone() those bits are the exit signal, not a flag. */
@@ -83,14 +91,14 @@ static const char *const seccomp_allow_names[] = {
 /* Socket families the sandbox may create. AF_NETLINK is further limited to NETLINK_ROUTE
  * (what `ip addr` and getifaddrs() use). Everything else (AF_PACKET, AF_ALG, AF_VSOCK, AF_KEY,
  * AF_BLUETOOTH, AF_XDP, ...) fails with EAFNOSUPPORT. */
-static const int seccomp_socket_families[] = { AF_UNIX, AF_INET, AF_INET6 };
+static const int seccomp_socket_families[] = {AF_UNIX, AF_INET, AF_INET6};
 
 /* ioctl requests refused with EPERM: pushing input into a terminal (TIOCSTI, TIOCLINUX's
  * paste), redirecting the console (TIOCCONS) and changing line discipline (TIOCSETD). */
-static const unsigned long seccomp_denied_ioctls[] = { TIOCSTI, TIOCLINUX, TIOCCONS, TIOCSETD };
+static const unsigned long seccomp_denied_ioctls[] = {TIOCSTI, TIOCLINUX, TIOCCONS, TIOCSETD};
 
 /* personality(2) values Docker allows: PER_LINUX, UNAME26, PER_LINUX32, PER_LINUX32|UNAME26,
  * and 0xffffffff (query). */
-static const unsigned long seccomp_personalities[] = { 0x0, 0x8, 0x20000, 0x20008, 0xffffffff };
+static const unsigned long seccomp_personalities[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};
 
 #endif

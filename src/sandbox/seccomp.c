@@ -15,8 +15,8 @@ static int
 install_one(const struct sock_filter *prog, unsigned short len)
 {
 	struct sock_fprog fprog = {
-		.len = len,
-		.filter = (struct sock_filter *)prog,
+	    .len = len,
+	    .filter = (struct sock_filter *)prog,
 	};
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)
 		return NEG_ERRNO();

@@ -81,7 +81,7 @@ path_is_at_or_below(const char *path, const char *dir)
 bool
 sandbox_path_reserved(const char *path)
 {
-	static const char *const reserved[] = { "/proc", "/dev", "/sys" };
+	static const char *const reserved[] = {"/proc", "/dev", "/sys"};
 	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++)
 		if (path_is_at_or_below(path, reserved[i]))
 			return true;

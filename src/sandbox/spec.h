@@ -13,21 +13,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SANDBOX_MAX_MOUNTS 64
-#define SANDBOX_MAX_ENV 256
+#define SANDBOX_MAX_MOUNTS    64
+#define SANDBOX_MAX_ENV       256
 #define SANDBOX_ENV_MAX_BYTES (64 * 1024) /* one NAME=VALUE entry */
-#define SANDBOX_MAX_ARGS 4096
-#define SANDBOX_PATH_MAX 1024 /* inside the sandbox; host sources may use PATH_MAX */
+#define SANDBOX_MAX_ARGS      4096
+#define SANDBOX_PATH_MAX      1024 /* inside the sandbox; host sources may use PATH_MAX */
 
-#define SANDBOX_UID 1000 /* the uid and gid inside */
-#define SANDBOX_USER "user"
-#define SANDBOX_HOME "/home/user"
+#define SANDBOX_UID      1000 /* the uid and gid inside */
+#define SANDBOX_USER     "user"
+#define SANDBOX_HOME     "/home/user"
 #define SANDBOX_HOSTNAME "clawbox"
 #define SANDBOX_PATH_ENV "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 #define SANDBOX_DEFAULT_MEMORY (512ULL << 20)
-#define SANDBOX_DEFAULT_PIDS 256
-#define SANDBOX_MAX_PIDS 1048576
+#define SANDBOX_DEFAULT_PIDS   256
+#define SANDBOX_MAX_PIDS       1048576
 #define SANDBOX_MAX_CPUS_MILLI (1024ULL * 1000)
 #define SANDBOX_MAX_TIMEOUT_MS (366ULL * 24 * 3600 * 1000)
 

@@ -49,8 +49,7 @@
 static int test_no;
 static int failures;
 
-static void __attribute__((format(printf, 2, 3)))
-check(int ok, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) check(int ok, const char *fmt, ...)
 {
 	va_list ap;
 	printf("%s %d - ", ok ? "ok" : "not ok", ++test_no);
@@ -142,12 +141,13 @@ check_privileges(void)
 	char st[8192];
 	read_text("/proc/self/status", st, sizeof(st));
 	int caps = status_field_is_zero(st, "CapInh:") && status_field_is_zero(st, "CapPrm:") &&
-		   status_field_is_zero(st, "CapEff:") && status_field_is_zero(st, "CapBnd:") &&
-		   status_field_is_zero(st, "CapAmb:");
+	           status_field_is_zero(st, "CapEff:") && status_field_is_zero(st, "CapBnd:") &&
+	           status_field_is_zero(st, "CapAmb:");
 	check(caps, "every capability set is empty");
 	check(strstr(st, "NoNewPrivs:\t1") != NULL, "no_new_privs is set");
 	check(strstr(st, "Seccomp:\t2") != NULL, "seccomp filter mode");
-	check(prctl(PR_CAPBSET_READ, 21 /* CAP_SYS_ADMIN */) == 0, "CAP_SYS_ADMIN not in bounding set");
+	check(prctl(PR_CAPBSET_READ, 21 /* CAP_SYS_ADMIN */) == 0,
+	      "CAP_SYS_ADMIN not in bounding set");
 
 	struct rlimit rl;
 	getrlimit(RLIMIT_CORE, &rl);
@@ -246,7 +246,7 @@ check_proc(const char *needle, int host_pid)
 	ok = ptrace(PTRACE_ATTACH, 1, 0, 0) < 0;
 	check(ok, "ptrace(init) refused (%s)", strerror(errno));
 	char local[8];
-	struct iovec lv = { local, sizeof(local) }, rv = { (void *)0x400000, sizeof(local) };
+	struct iovec lv = {local, sizeof(local)}, rv = {(void *)0x400000, sizeof(local)};
 	check(process_vm_readv(1, &lv, 1, &rv, 1, 0) < 0, "process_vm_readv(init) refused");
 
 	check(read_text("/proc/kcore", buf, sizeof(buf)) <= 0, "/proc/kcore masked");
@@ -271,13 +271,14 @@ check_proc(const char *needle, int host_pid)
 static void
 check_files(const char *ro, const char *rw, const char *links, const char *needle)
 {
-	const char *denied[] = { "/x", "/usr/x", "/etc/x", "/bin/x", "/home/x", "/dev/x" };
+	const char *denied[] = {"/x", "/usr/x", "/etc/x", "/bin/x", "/home/x", "/dev/x"};
 	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
 		int fd = open(denied[i], O_WRONLY | O_CREAT, 0644);
 		check(fd < 0, "cannot create %s (%s)", denied[i], strerror(errno));
 	}
-	const char *absent[] = { "/etc/shadow", "/etc/gshadow", "/etc/ssh", "/etc/machine-id",
-				 "/etc/sudoers", "/root", "/var", "/run", "/boot", "/work" };
+	const char *absent[] = {"/etc/shadow",  "/etc/gshadow", "/etc/ssh", "/etc/machine-id",
+	                        "/etc/sudoers", "/root",        "/var",     "/run",
+	                        "/boot",        "/work"};
 	for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++)
 		check(access(absent[i], F_OK) < 0, "%s absent", absent[i]);
 
@@ -297,8 +298,8 @@ check_files(const char *ro, const char *rw, const char *links, const char *needl
 		closedir(d);
 	check(sys_entries == 0, "/sys absent or empty");
 
-	const char *ok_dev[] = { "null", "zero", "full", "random", "urandom", "tty", "pts", "shm",
-				 "fd", "stdin", "stdout", "stderr", "ptmx" };
+	const char *ok_dev[] = {"null", "zero", "full",  "random", "urandom", "tty", "pts",
+	                        "shm",  "fd",   "stdin", "stdout", "stderr",  "ptmx"};
 	d = opendir("/dev");
 	int bad_dev = 0;
 	while (d && (de = readdir(d))) {
@@ -339,7 +340,7 @@ check_files(const char *ro, const char *rw, const char *links, const char *needl
 			close(fd), unlink(path);
 	}
 	if (links) {
-		const char *names[] = { "abs", "rel", "dir-abs", "dir-rel" };
+		const char *names[] = {"abs", "rel", "dir-abs", "dir-rel"};
 		for (size_t i = 0; i < 4; i++) {
 			snprintf(path, sizeof(path), "%s/%s", links, names[i]);
 			struct stat st;
@@ -367,7 +368,7 @@ check_network(const char *abstract, int tcp_port)
 	check(ifs && n == 1 && only_lo, "only the loopback interface (%d)", n);
 
 	int s = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(80) };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(80)};
 	sin.sin_addr.s_addr = htonl(0x01010101);
 	errno = 0;
 	int ok = connect(s, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno == ENETUNREACH;
@@ -376,8 +377,8 @@ check_network(const char *abstract, int tcp_port)
 
 	s = socket(AF_INET, SOCK_DGRAM, 0);
 	sin.sin_port = htons(53);
-	check(sendto(s, "x", 1, 0, (struct sockaddr *)&sin, sizeof(sin)) < 0,
-	      "no UDP/DNS out (%s)", strerror(errno));
+	check(sendto(s, "x", 1, 0, (struct sockaddr *)&sin, sizeof(sin)) < 0, "no UDP/DNS out (%s)",
+	      strerror(errno));
 	close(s);
 
 	if (tcp_port > 0) {
@@ -389,12 +390,12 @@ check_network(const char *abstract, int tcp_port)
 		close(s);
 	}
 	if (abstract) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
 		size_t len = strlen(abstract);
 		memcpy(sun.sun_path + 1, abstract, len);
 		s = socket(AF_UNIX, SOCK_STREAM, 0);
 		check(connect(s, (struct sockaddr *)&sun,
-			      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0,
+		              (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0,
 		      "host abstract socket @%s unreachable (%s)", abstract, strerror(errno));
 		close(s);
 	}
@@ -444,47 +445,46 @@ check_seccomp(void)
 		long nr;
 		long a, b, c;
 	} blocked[] = {
-		{ "unshare(NEWUSER)", SYS_unshare, CLONE_NEWUSER, 0, 0 },
-		{ "setns", SYS_setns, 0, 0, 0 },
-		{ "mount", SYS_mount, 0, 0, 0 },
-		{ "umount2", SYS_umount2, 0, 0, 0 },
-		{ "pivot_root", SYS_pivot_root, 0, 0, 0 },
-		{ "chroot", SYS_chroot, 0, 0, 0 },
-		{ "fsopen", SYS_fsopen, 0, 0, 0 },
-		{ "fsmount", SYS_fsmount, 0, 0, 0 },
-		{ "open_tree", SYS_open_tree, 0, 0, 0 },
-		{ "move_mount", SYS_move_mount, 0, 0, 0 },
-		{ "mount_setattr", SYS_mount_setattr, 0, 0, 0 },
-		{ "io_uring_setup", SYS_io_uring_setup, 1, 0, 0 },
-		{ "io_uring_enter", SYS_io_uring_enter, 0, 0, 0 },
-		{ "io_uring_register", SYS_io_uring_register, 0, 0, 0 },
-		{ "keyctl", SYS_keyctl, 0, 0, 0 },
-		{ "add_key", SYS_add_key, 0, 0, 0 },
-		{ "request_key", SYS_request_key, 0, 0, 0 },
-		{ "bpf", SYS_bpf, 0, 0, 0 },
-		{ "perf_event_open", SYS_perf_event_open, 0, 0, 0 },
-		{ "userfaultfd", SYS_userfaultfd, 0, 0, 0 },
-		{ "kexec_load", SYS_kexec_load, 0, 0, 0 },
-		{ "kexec_file_load", SYS_kexec_file_load, 0, 0, 0 },
-		{ "init_module", SYS_init_module, 0, 0, 0 },
-		{ "finit_module", SYS_finit_module, 0, 0, 0 },
-		{ "delete_module", SYS_delete_module, 0, 0, 0 },
-		{ "ptrace", SYS_ptrace, PTRACE_TRACEME, 0, 0 },
-		{ "process_vm_readv", SYS_process_vm_readv, 1, 0, 0 },
-		{ "modify_ldt", SYS_modify_ldt, 0, 0, 0 },
-		{ "clone3", SYS_clone3, 0, 0, 0 },
-		{ "open_by_handle_at", SYS_open_by_handle_at, 0, 0, 0 },
-		{ "syslog", SYS_syslog, 3, 0, 0 },
+	    {"unshare(NEWUSER)", SYS_unshare, CLONE_NEWUSER, 0, 0},
+	    {"setns", SYS_setns, 0, 0, 0},
+	    {"mount", SYS_mount, 0, 0, 0},
+	    {"umount2", SYS_umount2, 0, 0, 0},
+	    {"pivot_root", SYS_pivot_root, 0, 0, 0},
+	    {"chroot", SYS_chroot, 0, 0, 0},
+	    {"fsopen", SYS_fsopen, 0, 0, 0},
+	    {"fsmount", SYS_fsmount, 0, 0, 0},
+	    {"open_tree", SYS_open_tree, 0, 0, 0},
+	    {"move_mount", SYS_move_mount, 0, 0, 0},
+	    {"mount_setattr", SYS_mount_setattr, 0, 0, 0},
+	    {"io_uring_setup", SYS_io_uring_setup, 1, 0, 0},
+	    {"io_uring_enter", SYS_io_uring_enter, 0, 0, 0},
+	    {"io_uring_register", SYS_io_uring_register, 0, 0, 0},
+	    {"keyctl", SYS_keyctl, 0, 0, 0},
+	    {"add_key", SYS_add_key, 0, 0, 0},
+	    {"request_key", SYS_request_key, 0, 0, 0},
+	    {"bpf", SYS_bpf, 0, 0, 0},
+	    {"perf_event_open", SYS_perf_event_open, 0, 0, 0},
+	    {"userfaultfd", SYS_userfaultfd, 0, 0, 0},
+	    {"kexec_load", SYS_kexec_load, 0, 0, 0},
+	    {"kexec_file_load", SYS_kexec_file_load, 0, 0, 0},
+	    {"init_module", SYS_init_module, 0, 0, 0},
+	    {"finit_module", SYS_finit_module, 0, 0, 0},
+	    {"delete_module", SYS_delete_module, 0, 0, 0},
+	    {"ptrace", SYS_ptrace, PTRACE_TRACEME, 0, 0},
+	    {"process_vm_readv", SYS_process_vm_readv, 1, 0, 0},
+	    {"modify_ldt", SYS_modify_ldt, 0, 0, 0},
+	    {"clone3", SYS_clone3, 0, 0, 0},
+	    {"open_by_handle_at", SYS_open_by_handle_at, 0, 0, 0},
+	    {"syslog", SYS_syslog, 3, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof(blocked) / sizeof(blocked[0]); i++) {
 		long r = raw(blocked[i].nr, blocked[i].a, blocked[i].b, blocked[i].c);
 		int e = errno;
-		check(r < 0 && e == ENOSYS, "seccomp blocks %s (%s)", blocked[i].name,
-		      strerror(e));
+		check(r < 0 && e == ENOSYS, "seccomp blocks %s (%s)", blocked[i].name, strerror(e));
 	}
 
-	const int ns_flags[] = { CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET,
-				 CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWCGROUP };
+	const int ns_flags[] = {CLONE_NEWUSER, CLONE_NEWNS,  CLONE_NEWPID,   CLONE_NEWNET,
+	                        CLONE_NEWUTS,  CLONE_NEWIPC, CLONE_NEWCGROUP};
 	for (size_t i = 0; i < sizeof(ns_flags) / sizeof(int); i++) {
 		long r = raw(SYS_clone, ns_flags[i] | SIGCHLD, 0, 0);
 		if (r == 0)
@@ -504,19 +504,19 @@ check_seccomp(void)
 		int family, type, proto;
 		int allowed;
 	} socks[] = {
-		{ "AF_UNIX", AF_UNIX, SOCK_STREAM, 0, 1 },
-		{ "AF_INET", AF_INET, SOCK_STREAM, 0, 1 },
-		{ "AF_INET6", AF_INET6, SOCK_DGRAM, 0, 1 },
-		{ "NETLINK_ROUTE", AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, 1 },
-		{ "NETLINK_AUDIT", AF_NETLINK, SOCK_RAW, NETLINK_AUDIT, 0 },
-		{ "NETLINK_KOBJECT_UEVENT", AF_NETLINK, SOCK_RAW, NETLINK_KOBJECT_UEVENT, 0 },
-		{ "AF_PACKET", AF_PACKET, SOCK_RAW, 0, 0 },
-		{ "AF_ALG", AF_ALG, SOCK_SEQPACKET, 0, 0 },
-		{ "AF_VSOCK", 40, SOCK_STREAM, 0, 0 },
-		{ "AF_KEY", AF_KEY, SOCK_RAW, 2, 0 },
-		{ "AF_BLUETOOTH", AF_BLUETOOTH, SOCK_RAW, 0, 0 },
-		{ "AF_XDP", 44, SOCK_RAW, 0, 0 },
-		{ "AF_TIPC", AF_TIPC, SOCK_RDM, 0, 0 },
+	    {"AF_UNIX", AF_UNIX, SOCK_STREAM, 0, 1},
+	    {"AF_INET", AF_INET, SOCK_STREAM, 0, 1},
+	    {"AF_INET6", AF_INET6, SOCK_DGRAM, 0, 1},
+	    {"NETLINK_ROUTE", AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, 1},
+	    {"NETLINK_AUDIT", AF_NETLINK, SOCK_RAW, NETLINK_AUDIT, 0},
+	    {"NETLINK_KOBJECT_UEVENT", AF_NETLINK, SOCK_RAW, NETLINK_KOBJECT_UEVENT, 0},
+	    {"AF_PACKET", AF_PACKET, SOCK_RAW, 0, 0},
+	    {"AF_ALG", AF_ALG, SOCK_SEQPACKET, 0, 0},
+	    {"AF_VSOCK", 40, SOCK_STREAM, 0, 0},
+	    {"AF_KEY", AF_KEY, SOCK_RAW, 2, 0},
+	    {"AF_BLUETOOTH", AF_BLUETOOTH, SOCK_RAW, 0, 0},
+	    {"AF_XDP", 44, SOCK_RAW, 0, 0},
+	    {"AF_TIPC", AF_TIPC, SOCK_RDM, 0, 0},
 	};
 	for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
 		errno = 0;
@@ -534,6 +534,11 @@ check_seccomp(void)
 	check(s < 0, "socket AF_PACKET with high bits set refused (%s)", strerror(errno));
 	int sp[2];
 	check(socketpair(AF_UNIX, SOCK_STREAM, 0, sp) == 0, "socketpair AF_UNIX allowed");
+	errno = 0;
+	int spr = socketpair(AF_INET, SOCK_STREAM, 0, sp);
+	/* The kernel itself would say EOPNOTSUPP: ENOSYS shows the filter answered. */
+	check(spr < 0 && errno == ENOSYS, "socketpair AF_INET refused by the filter (%s)",
+	      strerror(errno));
 
 	errno = 0;
 	int master = posix_openpt(O_RDWR | O_NOCTTY);
@@ -580,7 +585,8 @@ check_suid(const char *path)
 	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
 	buf[n > 0 ? n : 0] = '\0';
 	waitpid(pid, NULL, 0);
-	check(n > 0 && strtol(buf, NULL, 10) == 1000, "setuid-root binary runs without gaining uid 0 (euid %s)",
+	check(n > 0 && strtol(buf, NULL, 10) == 1000,
+	      "setuid-root binary runs without gaining uid 0 (euid %s)",
 	      n > 0 ? strtok(buf, "\n") : "?");
 }
 
@@ -656,9 +662,10 @@ run_syscalls(const char *file)
 		waitpid(pid, &status, 0);
 		int ok = WIFEXITED(status) && WEXITSTATUS(status) == ENOSYS;
 		check(ok, "%s (%ld) blocked (%s)", name, nr,
-		      WIFEXITED(status) ? (WEXITSTATUS(status) == 200 ? "succeeded!"
-								       : strerror(WEXITSTATUS(status)))
-					: "killed");
+		      WIFEXITED(status)
+		          ? (WEXITSTATUS(status) == 200 ? "succeeded!"
+		                                        : strerror(WEXITSTATUS(status)))
+		          : "killed");
 	}
 	fclose(f);
 	printf("1..%d\n", test_no);
@@ -691,7 +698,8 @@ run_membomb(void)
 	size_t total = 0;
 	for (;;) {
 		size_t chunk = 16 << 20;
-		char *p = mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char *p =
+		    mmap(NULL, chunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED) {
 			printf("mmap failed after %zu MiB\n", total >> 20);
 			return 3;
@@ -722,7 +730,7 @@ run_spin(long ms)
 static int
 run_ns(void)
 {
-	const char *ns[] = { "user", "mnt", "pid", "net", "uts", "ipc", "cgroup", "time" };
+	const char *ns[] = {"user", "mnt", "pid", "net", "uts", "ipc", "cgroup", "time"};
 	char path[64], link[128];
 	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
 		snprintf(path, sizeof(path), "/proc/self/ns/%s", ns[i]);
@@ -736,18 +744,18 @@ run_ns(void)
 static int
 run_listen(const char *name)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	size_t len = strlen(name);
 	if (len + 2 > sizeof(sun.sun_path))
 		return 2;
 	memcpy(sun.sun_path + 1, name, len);
 	int u = socket(AF_UNIX, SOCK_STREAM, 0);
 	if (bind(u, (struct sockaddr *)&sun,
-		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0 ||
+	         (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len)) < 0 ||
 	    listen(u, 8) < 0)
 		return 3;
 	int t = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	socklen_t sl = sizeof(sin);
 	if (bind(t, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(t, 8) < 0 ||

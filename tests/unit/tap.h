@@ -10,8 +10,7 @@
 
 static int tap_n, tap_failed;
 
-static void __attribute__((format(printf, 2, 3)))
-ok(int cond, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) ok(int cond, const char *fmt, ...)
 {
 	va_list ap;
 	printf("%s %d - ", cond ? "ok" : "not ok", ++tap_n);

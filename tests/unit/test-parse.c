@@ -53,7 +53,7 @@ main(void)
 	   "parse_u64 UINT64_MAX");
 	ok(parse_u64("18446744073709551616", UINT64_MAX, &v) == -ERANGE, "parse_u64 overflow");
 	ok(parse_u64("1001", 1000, &v) == -ERANGE, "parse_u64 above max");
-	const char *bad_u64[] = { "", " 1", "1 ", "+1", "-1", "0x10", "1e3", "12a", "１" };
+	const char *bad_u64[] = {"", " 1", "1 ", "+1", "-1", "0x10", "1e3", "12a", "１"};
 	for (size_t i = 0; i < sizeof(bad_u64) / sizeof(bad_u64[0]); i++)
 		ok(parse_u64(bad_u64[i], 1000, &v) == -EINVAL, "parse_u64 refuses \"%s\"",
 		   bad_u64[i]);

@@ -16,7 +16,7 @@ mount_ok(const char *arg, const char *src, const char *dst, bool rw)
 	sandbox_spec_init(&spec);
 	int r = sandbox_spec_add_mount(&spec, arg, &why);
 	ok(r == 0 && spec.n_mounts == 1 && strcmp(spec.mounts[0].source, src) == 0 &&
-		   strcmp(spec.mounts[0].target, dst) == 0 && spec.mounts[0].writable == rw,
+	       strcmp(spec.mounts[0].target, dst) == 0 && spec.mounts[0].writable == rw,
 	   "mount \"%s\" -> %s at %s %s (r=%d)", arg, src, dst, rw ? "rw" : "ro", r);
 	sandbox_spec_done(&spec);
 }
@@ -101,7 +101,7 @@ main(void)
 	norm("", NULL);
 
 	ok(sandbox_path_reserved("/proc") && sandbox_path_reserved("/dev/pts") &&
-		   !sandbox_path_reserved("/device") && !sandbox_path_reserved("/tmp"),
+	       !sandbox_path_reserved("/device") && !sandbox_path_reserved("/tmp"),
 	   "reserved paths are /proc, /dev, /sys and below only");
 
 	sandbox_spec_init(&spec);
@@ -113,11 +113,11 @@ main(void)
 	sandbox_spec_default_env(&spec, "evil\n$(rm -rf)");
 	ok(strcmp(spec.env[3], "TERM=dumb") == 0, "odd TERM becomes dumb");
 	ok(sandbox_spec_set_env(&spec, "FOO=1") == 0 && sandbox_spec_set_env(&spec, "FOO=2") == 0 &&
-		   spec.n_env == 5 && strcmp(spec.env[4], "FOO=2") == 0,
+	       spec.n_env == 5 && strcmp(spec.env[4], "FOO=2") == 0,
 	   "setting a name twice replaces it");
 	ok(sandbox_spec_set_env(&spec, "EMPTY=") == 0, "empty value allowed");
 	ok(sandbox_spec_set_env(&spec, "A_b9=x=y") == 0, "value may hold '='");
-	const char *bad_env[] = { "NOEQUALS", "=x", "9A=x", "A-B=x", "A B=x", "ÄB=x" };
+	const char *bad_env[] = {"NOEQUALS", "=x", "9A=x", "A-B=x", "A B=x", "ÄB=x"};
 	for (size_t i = 0; i < sizeof(bad_env) / sizeof(bad_env[0]); i++)
 		ok(sandbox_spec_set_env(&spec, bad_env[i]) == -EINVAL, "env \"%s\" refused",
 		   bad_env[i]);
