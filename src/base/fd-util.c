@@ -3,7 +3,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fd-util.h"
@@ -76,4 +78,90 @@ read_file_at(int dirfd, const char *path, char *buf, size_t max)
 	}
 	buf[n] = '\0';
 	return n;
+}
+
+int
+send_fds(int sock, char byte, const int *fds, size_t n)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * SEND_FDS_MAX)];
+	} control;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	if (n > SEND_FDS_MAX)
+		return -EINVAL;
+	if (n > 0) {
+		memset(&control, 0, sizeof(control));
+		msg.msg_control = control.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+		struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(sizeof(int) * n);
+		memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * n);
+	}
+	for (;;) {
+		ssize_t r = sendmsg(sock, &msg, MSG_NOSIGNAL);
+		if (r == 1)
+			return 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r < 0 ? NEG_ERRNO() : -EIO;
+	}
+}
+
+int
+recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * SEND_FDS_MAX)];
+	} control;
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {
+	    .msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = control.buf,
+	    .msg_controllen = sizeof(control.buf),
+	};
+	ssize_t r;
+
+	do
+		r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return NEG_ERRNO();
+	if (r == 0)
+		return -EPIPE;
+
+	size_t n = 0;
+	bool overflow = (msg.msg_flags & MSG_CTRUNC) != 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int got[SEND_FDS_MAX];
+		if (k > SEND_FDS_MAX)
+			k = SEND_FDS_MAX;
+		memcpy(got, CMSG_DATA(c), k * sizeof(int));
+		for (size_t i = 0; i < k; i++) {
+			if (n < max)
+				fds[n++] = got[i];
+			else {
+				close(got[i]);
+				overflow = true;
+			}
+		}
+	}
+	if (overflow) {
+		for (size_t i = 0; i < n; i++)
+			close(fds[i]);
+		return -EMSGSIZE;
+	}
+	*ret_byte = byte;
+	*ret_n = n;
+	return 0;
 }

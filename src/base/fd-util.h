@@ -21,4 +21,13 @@ int write_file_at(int dirfd, const char *path, const char *s, mode_t mode);
  * -EFBIG when the file is larger than that. */
 ssize_t read_file_at(int dirfd, const char *path, char *buf, size_t max);
 
+/* Sends one byte and up to SEND_FDS_MAX descriptors over a unix socket (SCM_RIGHTS). */
+#define SEND_FDS_MAX 8
+int send_fds(int sock, char byte, const int *fds, size_t n);
+
+/* Receives what send_fds() sent: the byte, and the descriptors (close-on-exec) into fds[]
+ * with their count in *ret_n. -EPIPE on EOF, -EMSGSIZE if more than max arrived (all of them
+ * are closed then). */
+int recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n);
+
 #endif

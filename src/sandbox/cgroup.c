@@ -7,7 +7,8 @@
  * v2: as root, /sys/fs/cgroup/<name> with the controllers enabled at the root; as
  * a normal user, under the nearest ancestor of our own cgroup that was delegated to us (owned
  * by us, memory and pids enabled for its children), as systemd does for user@UID.service.
- * Either way the launcher moves the child in by writing its pid to cgroup.procs.
+ * Either way the sandbox's first process moves itself in (cgroup_join_fds) before it starts
+ * the command, through files the launcher opened.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -61,12 +62,21 @@ cgroup_mode_name(enum cgroup_mode mode)
 }
 
 static int
+join_path(char *out, size_t size, const char *a, const char *b)
+{
+	if ((size_t)snprintf(out, size, "%s/%s", a, b) >= size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int
 write_attr(const char *dir, const char *attr, const char *value)
 {
-	_cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return NEG_ERRNO();
-	_cleanup_close_ int fd = openat(dfd, attr, O_WRONLY | O_CLOEXEC);
+	char path[PATH_MAX];
+	int r = join_path(path, sizeof(path), dir, attr);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return NEG_ERRNO();
 	return write_all(fd, value, strlen(value));
@@ -78,14 +88,6 @@ write_attr_u64(const char *dir, const char *attr, uint64_t v)
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%" PRIu64, v);
 	return write_attr(dir, attr, buf);
-}
-
-static int
-join_path(char *out, size_t size, const char *a, const char *b)
-{
-	if ((size_t)snprintf(out, size, "%s/%s", a, b) >= size)
-		return -ENAMETOOLONG;
-	return 0;
 }
 
 /* Creates path; a leftover of the same name from a crashed run is removed first. */
@@ -172,7 +174,7 @@ v2_find_parent(char *ret, size_t size)
 	if (geteuid() == 0)
 		return join_path(ret, size, CG_ROOT, "");
 
-	char self[PATH_MAX];
+	char self[4096];
 	ssize_t n = read_file_at(AT_FDCWD, "/proc/self/cgroup", self, sizeof(self));
 	if (n < 0)
 		return (int)n;
@@ -284,18 +286,40 @@ cgroup_make(struct cgroup *cg)
 	return r;
 }
 int
-cgroup_attach(const struct cgroup *cg, pid_t pid)
+cgroup_open_join_fds(const struct cgroup *cg, int *fds, size_t max)
 {
-	/* By plan, not by used[]: the cgroups may have been made by another process (the
-	 * watchdog), whose copy of this struct is the one that records what it made. */
+	const char *file = cg->mode == CGROUP_V1 ? "tasks" : "cgroup.procs";
+	size_t n = 0;
 	for (int c = 0; c < _CG_MAX; c++) {
 		if (!cg->wanted[c])
 			continue;
-		int r = write_attr_u64(cg->path[c], "cgroup.procs", (uint64_t)pid);
-		if (r < 0)
+		char path[PATH_MAX];
+		int r = join_path(path, sizeof(path), cg->path[c], file);
+		int fd = r < 0 ? r : open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || n >= max) {
+			r = fd < 0 ? (r < 0 ? r : NEG_ERRNO()) : -E2BIG;
+			if (fd >= 0)
+				close(fd);
+			while (n > 0)
+				close(fds[--n]);
 			return r;
+		}
+		fds[n++] = fd;
 	}
-	return 0;
+	return (int)n;
+}
+
+int
+cgroup_join_fds(const int *fds, size_t n)
+{
+	int ret = 0;
+	for (size_t i = 0; i < n; i++) {
+		int r = write_all(fds[i], "0", 1);
+		if (r < 0 && ret == 0)
+			ret = r;
+		close(fds[i]);
+	}
+	return ret;
 }
 
 /* SIGKILLs every process listed in dir/cgroup.procs; returns how many were listed. */

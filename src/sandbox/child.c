@@ -3,9 +3,9 @@
  * pid namespace, in fresh user, mount, net, uts, ipc (and then cgroup and time) namespaces.
  *
  * Reads as a flat list of named steps; the first that fails sends one report to the launcher
- * ("mount /proc: Permission denied") and exits 125. The launcher writes our uid/gid maps
- * before we start ('g' on the sync pipe) and puts us in our cgroups while we build the file
- * system ('c'); the command is forked only after both.
+ * ("mount /proc: Permission denied") and exits 125. The launcher writes our uid/gid maps before
+ * we start ('g' on the sync socket); our cgroups are made while we build the file system, and
+ * we join them ('c', with the files to join by) before the command is started.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <grp.h>
+#include <poll.h>
 
 #include "fd-util.h"
 #include "internal.h"
@@ -66,10 +67,14 @@ step_identity(struct sandbox_ctx *ctx)
 		return NEG_ERRNO();
 	if (setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID) < 0)
 		return NEG_ERRNO();
-	/* A credential change clears the parent-death signal: set it again. Should the
-	 * launcher already be gone, the read of 'c' in step_cgroup sees EOF and we exit. */
+	/* A credential change clears the parent-death signal: set it again. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		return NEG_ERRNO();
+	/* The launcher holds the other end of the sync socket until it returns: a hang-up
+	 * means it died in the window before the line above. */
+	struct pollfd pfd = {.fd = ctx->sync_fd, .events = POLLIN};
+	if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+		_exit(SANDBOX_EXIT_SETUP);
 	return 0;
 }
 
@@ -86,14 +91,22 @@ step_timens(struct sandbox_ctx *ctx)
 static int
 step_cgroup(struct sandbox_ctx *ctx)
 {
+	int fds[SEND_FDS_MAX];
+	size_t n = 0;
 	char c = 0;
-	/* The launcher moves us into our cgroups while the steps above run (the cgroups are
-	 * still being made when we start, and on v1 the move itself can wait for an RCU grace
-	 * period): 'c' when we are in, 'r' when limits are rlimits instead. Nothing of the
-	 * command exists yet; it starts only after this. */
-	if (read_full(ctx->sync_fd, &c, 1) != 1 || (c != 'c' && c != 'r'))
+
+	/* The watchdog made our cgroups while we built the file system; the launcher sends
+	 * 'c' with the files to join them by (see cgroup_open_join_fds), or 'r' when limits are
+	 * rlimits instead. Nothing of the command exists yet. */
+	int r = recv_fds(ctx->sync_fd, &c, fds, SEND_FDS_MAX, &n);
+	if (r < 0 || (c != 'c' && c != 'r'))
 		_exit(SANDBOX_EXIT_SETUP); /* the launcher failed and says why itself */
 	ctx->rlimit_fallback = c == 'r';
+	r = cgroup_join_fds(fds, n);
+	if (r < 0)
+		return r;
+	if (!ctx->rlimit_fallback && n == 0)
+		return -EBADMSG;
 	close(ctx->sync_fd);
 	ctx->sync_fd = -1;
 	/* Made now, so that its root is the sandbox's own cgroup. */
@@ -142,10 +155,15 @@ static const struct {
 	const char *name;
 	int (*run)(struct sandbox_ctx *ctx);
 } setup_steps[] = {
-    {"open mount sources", step_sources},   {"set identity", step_identity},
-    {"create time namespace", step_timens}, {"set hostname", step_hostname},
-    {"bring up loopback", step_loopback},   {"build file system", step_mounts},
-    {"join cgroup", step_cgroup},
+    /* clang-format off */
+	{ "open mount sources",    step_sources },
+	{ "set identity",          step_identity },
+	{ "create time namespace", step_timens },
+	{ "set hostname",          step_hostname },
+	{ "bring up loopback",     step_loopback },
+	{ "build file system",     step_mounts },
+	{ "join cgroup",           step_cgroup },
+    /* clang-format on */
 };
 
 /* Closes every descriptor but 0-2 and those in keep (sorted ascending). */
@@ -178,7 +196,7 @@ sandbox_child_main(struct sandbox_ctx *ctx)
 	}
 	close_all_but(keep, 2);
 
-	/* 'g': our uid/gid maps are written. */
+	/* 'g': our uid/gid maps are written. EOF: the launcher failed, and says why itself. */
 	if (read_full(ctx->sync_fd, &go, 1) != 1 || go != 'g')
 		_exit(SANDBOX_EXIT_SETUP);
 

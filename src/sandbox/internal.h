@@ -20,7 +20,7 @@
  * following any symlink and checks it is still the same inode, so nothing can be swapped in
  * between the check and the bind. */
 struct resolved_source {
-	char path[PATH_MAX];
+	char *path; /* owned: realpath()'s result */
 	dev_t dev;
 	ino_t ino;
 	bool is_dir;

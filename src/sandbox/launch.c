@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -88,11 +89,8 @@ resolve_source(const char *given, bool want_dir, struct resolved_source *ret, ch
 		r = want_dir ? -ENOTDIR : -EINVAL;
 		snprintf(why, why_size, "%s %s: %s", want_dir ? "--rootfs" : "mount source", given,
 		         want_dir ? "not a folder" : "not a folder or regular file");
-	} else if (strlen(real) >= sizeof(ret->path)) {
-		r = -ENAMETOOLONG;
-		snprintf(why, why_size, "mount source %s: path too long", given);
 	} else {
-		memcpy(ret->path, real, strlen(real) + 1);
+		ret->path = TAKE_PTR(real);
 		ret->dev = st.st_dev;
 		ret->ino = st.st_ino;
 		ret->is_dir = S_ISDIR(st.st_mode);
@@ -141,10 +139,15 @@ watchdog_start(struct cgroup *cg, struct watchdog *ret)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		close(done[1]);
-		close(result[0]);
+		/* Nothing of the launcher's: above all not the sync socket, whose hang-up tells
+		 * the sandbox that the launcher died. */
+		int keep_lo = done[0] < result[1] ? done[0] : result[1];
+		int keep_hi = done[0] < result[1] ? result[1] : done[0];
+		(void)close_range(0, (unsigned)keep_lo - 1, 0);
+		(void)close_range((unsigned)keep_lo + 1, (unsigned)keep_hi - 1, 0);
+		(void)close_range((unsigned)keep_hi + 1, ~0U, 0);
 
-		/* Made here, while the launcher starts the sandbox: on cgroup v1 creating a
+		/* Made here, while the sandbox builds its file system: on cgroup v1 creating a
 		 * memory cgroup costs about as much as creating all the namespaces. */
 		int32_t r = cgroup_make(cg);
 		if (write_all(result[1], &r, sizeof(r)) < 0 || r < 0)
@@ -175,18 +178,28 @@ watchdog_result(struct watchdog *w)
 	return r;
 }
 
-/* Cue the teardown and wait for it: when this returns the cgroups are gone. */
+/* Normal teardown, done here rather than by the watchdog (which would cost two more wake-ups
+ * on the way out): the sandbox has exited, so remove the cgroups, then stop the watchdog,
+ * whose only job left was the case where we die first. When this returns nothing is left. */
 static void
-watchdog_finish(struct watchdog *w)
+watchdog_finish(struct watchdog *w, struct cgroup *cg)
 {
 	if (w->pid <= 0)
 		return;
+	/* Its result first: the cgroups may still be being made if we are leaving early. */
+	(void)watchdog_result(w);
+	/* It only waits now: let it die while we remove the cgroups. */
+	(void)kill(w->pid, SIGKILL);
+	for (int c = 0; c < _CG_MAX; c++)
+		cg->used[c] = cg->wanted[c];
+	(void)cgroup_destroy(cg);
+	log_debug("launcher: cgroups removed");
 	close(w->done_fd);
 	close(w->result_fd);
 	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	w->pid = -1;
-	log_debug("launcher: cgroups removed");
+	log_debug("launcher: watchdog stopped");
 }
 
 /* ---- the child ---- */
@@ -409,16 +422,6 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	    &use_cgroup, ret);
 	if (r < 0)
 		goto out;
-	if (use_cgroup) {
-		r = watchdog_start(&ctx.cg, &wd);
-		if (r < 0) {
-			snprintf(ret->message, sizeof(ret->message), "start watchdog: %s",
-			         strerror(-r));
-			goto out;
-		}
-		log_debug("launcher: watchdog started, cgroup %s: %s",
-		          cgroup_mode_name(ctx.cg.mode), ctx.cg.path[0]);
-	}
 	if (log_debug_enabled()) {
 		int abi = landlock_abi();
 		log_debug("landlock ABI %d%s", abi,
@@ -426,7 +429,7 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	}
 
 	int sp[2], rp[2];
-	if (pipe2(sp, O_CLOEXEC) < 0) {
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
 		r = NEG_ERRNO();
 		goto out;
 	}
@@ -471,20 +474,14 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	}
 	log_debug("launcher: sandbox started as pid %d", (int)pid);
 
-	/* 'g': maps written, the child may build its file system. Meanwhile the watchdog's
-	 * cgroups are joined; then 'c' (in the cgroups) or 'r' (limits by rlimit). */
+	/* 'g': maps written, the child builds its file system. Meanwhile the watchdog makes
+	 * the cgroups; then 'c' carries the files the child joins them by (it moves itself,
+	 * see cgroup_open_join_fds), or 'r' says limits are rlimits. Our end of the socket
+	 * stays open until we return: the child treats its hang-up as our death. */
 	const char *step = "write uid/gid maps";
 	r = write_id_maps(&ctx, pid);
 	if (r >= 0)
-		r = write_all(sync_w, "g", 1);
-	if (r >= 0 && use_cgroup) {
-		step = "create cgroup";
-		r = watchdog_result(&wd);
-		if (r >= 0) {
-			step = "join cgroup";
-			r = cgroup_attach(&ctx.cg, pid);
-		}
-	}
+		r = send_fds(sync_w, 'g', NULL, 0);
 	if (r >= 0 && spec->timeout_ms) {
 		step = "set the timeout";
 		struct itimerspec its = {
@@ -494,11 +491,31 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		if (timerfd_settime(timerfd, 0, &its, NULL) < 0)
 			r = NEG_ERRNO();
 	}
-	if (r >= 0)
-		r = write_all(sync_w, ctx.rlimit_fallback ? "r" : "c", 1);
+	if (r >= 0 && use_cgroup) {
+		step = "start the watchdog";
+		r = watchdog_start(&ctx.cg, &wd);
+		if (r >= 0) {
+			step = "create cgroup";
+			r = watchdog_result(&wd);
+		}
+		int fds[SEND_FDS_MAX];
+		if (r >= 0) {
+			step = "open cgroup";
+			r = cgroup_open_join_fds(&ctx.cg, fds, SEND_FDS_MAX);
+		}
+		if (r >= 0) {
+			step = "hand over cgroup";
+			int n = r;
+			r = send_fds(sync_w, 'c', fds, (size_t)n);
+			for (int i = 0; i < n; i++)
+				close(fds[i]);
+		}
+	} else if (r >= 0) {
+		r = send_fds(sync_w, 'r', NULL, 0);
+	}
 	if (r < 0) {
-		/* The child may have failed first (its exit is what broke our write or attach):
-		 * then its report says why, not our symptom of it. */
+		/* The child may have failed first (its exit is what broke our write): then its
+		 * report says why, not our symptom of it. */
 		(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 		(void)waitid(P_PIDFD, (id_t)pidfd, &(siginfo_t){0}, WEXITED);
 		struct waiter late = {.reportfd = report_r};
@@ -511,8 +528,8 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		}
 		goto out;
 	}
-	log_debug("launcher: cgroups joined");
-	close(TAKE_FD(sync_w));
+	log_debug("launcher: limits handed over (%s: %s)",
+	          ctx.rlimit_fallback ? "rlimits" : "cgroups", use_cgroup ? ctx.cg.path[0] : "-");
 
 	struct waiter w = {
 	    .pidfd = pidfd, .sigfd = sigfd, .timerfd = timerfd, .reportfd = report_r};
@@ -538,7 +555,10 @@ out:
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	if (pipe_changed)
 		sigaction(SIGPIPE, &old_pipe, NULL);
-	watchdog_finish(&wd);
+	watchdog_finish(&wd, &ctx.cg);
 	argv_free(ctx.argv);
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		free(ctx.sources[i].path);
+	free(ctx.rootfs.path);
 	return r;
 }

@@ -38,6 +38,7 @@
 
 #include "fd-util.h"
 #include "internal.h"
+#include "log.h"
 #include "macro.h"
 
 #define NEWROOT            "/tmp" /* where the new root is assembled, in our private namespace */
@@ -63,12 +64,20 @@ static const char *const etc_entries[] = {
 
 #define ETC_COPY_MAX (256 * 1024) /* larger files are bound instead */
 
-/* /proc entries hidden behind /dev/null (files) or an empty read-only tmpfs (folders):
- * Docker's masked paths plus the kernel symbol and message tables. */
-static const char *const proc_masked[] = {
-    "acpi",          "asound",     "interrupts",    "kallsyms",    "kcore",
-    "keys",          "kmsg",       "latency_stats", "sched_debug", "scsi",
-    "sysrq-trigger", "timer_list", "timer_stats",
+/* /proc entries hidden: files behind /dev/null (read as empty, writes vanish), folders under
+ * an empty read-only tmpfs. Docker's masked paths plus the kernel symbol and message tables.
+ * The type is known, so no stat is needed; an entry this kernel lacks is skipped. */
+static const struct {
+	const char *name;
+	bool dir;
+} proc_masked[] = {
+    /* clang-format off */
+	{ "acpi", true },          { "asound", true },       { "scsi", true },
+	{ "interrupts", false },   { "kallsyms", false },    { "kcore", false },
+	{ "keys", false },         { "kmsg", false },        { "latency_stats", false },
+	{ "sched_debug", false },  { "sysrq-trigger", false }, { "timer_list", false },
+	{ "timer_stats", false },
+    /* clang-format on */
 };
 
 /* /proc entries made read-only. */
@@ -111,6 +120,15 @@ root_path(char *buf, size_t size, const char *path)
 {
 	if ((size_t)snprintf(buf, size, NEWROOT "%s", path) >= size)
 		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* mkdir of one of our own folders (parents must exist). */
+static int
+mkdir_own(struct builder *b, const char *path)
+{
+	if (mkdirat(b->root, path + 1, 0755) < 0 && errno != EEXIST)
+		return fail_at(b, NEG_ERRNO(), "mkdir", path);
 	return 0;
 }
 
@@ -309,18 +327,18 @@ build_system(struct builder *b)
 		if (r < 0)
 			return r;
 	}
-	r = make_beneath(b, "/etc", true);
+	r = mkdir_own(b, "/etc");
 	if (r < 0)
-		return fail_at(b, r, "mkdir", "/etc");
+		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(etc_entries); i++) {
 		snprintf(path, sizeof(path), "/etc/%s", etc_entries[i]);
 		const char *slash = strrchr(path, '/');
 		if (slash != path + 4) { /* a nested entry such as ssl/certs: its parent first */
 			char parent[SANDBOX_PATH_MAX];
 			snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
-			r = make_beneath(b, parent, true);
+			r = mkdir_own(b, parent);
 			if (r < 0)
-				return fail_at(b, r, "mkdir", parent);
+				return r;
 		}
 		r = mirror_entry(b, host_etc, etc_entries[i], path, true);
 		if (r < 0)
@@ -394,9 +412,9 @@ build_proc(struct builder *b)
 
 	/* Needs the host's /proc still visible in this namespace (the kernel refuses a new
 	 * procfs otherwise), hence before pivot_root. */
-	r = make_beneath(b, "/proc", true);
+	r = mkdir_own(b, "/proc");
 	if (r < 0)
-		return fail_at(b, r, "mkdir", "/proc");
+		return r;
 	r = mount_own(b, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	if (r < 0)
 		return r;
@@ -405,21 +423,15 @@ build_proc(struct builder *b)
 	if (proc < 0)
 		return fail_at(b, proc, "open", "/proc");
 	for (size_t i = 0; i < ARRAY_SIZE(proc_masked); i++) {
-		struct stat st;
-		snprintf(path, sizeof(path), "/proc/%s", proc_masked[i]);
-		if (fstatat(proc, proc_masked[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT)
-				continue;
-			return fail_at(b, NEG_ERRNO(), "stat", path);
-		}
-		/* Files read as empty and swallow writes (/dev/null); folders become empty and
-		 * read-only. */
-		if (S_ISDIR(st.st_mode))
+		snprintf(path, sizeof(path), "/proc/%s", proc_masked[i].name);
+		if (proc_masked[i].dir)
 			r = mount_own(b, "tmpfs", path, "tmpfs",
 			              MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 			              "size=4k,nr_inodes=1,mode=0555");
 		else
 			r = mount_own(b, "/dev/null", path, NULL, MS_BIND, NULL);
+		if (r == -ENOENT)
+			continue; /* not in this kernel */
 		if (r < 0)
 			return r;
 	}
@@ -447,9 +459,9 @@ build_dev(struct builder *b)
 	char path[64], host[64];
 	int r;
 
-	r = make_beneath(b, "/dev", true);
+	r = mkdir_own(b, "/dev");
 	if (r < 0)
-		return fail_at(b, r, "mkdir", "/dev");
+		return r;
 	r = mount_own(b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC,
 	              "mode=0755,size=64k,nr_inodes=64");
 	if (r < 0)
@@ -501,11 +513,13 @@ build_scratch(struct builder *b)
 	 * a cgroup (rlimit fallback) this is what stops a disk-filling loop. */
 	snprintf(opts, sizeof(opts), "mode=1777,size=%" PRIu64 ",nr_inodes=262144",
 	         b->ctx->spec->memory_bytes);
-	r = make_beneath(b, "/tmp", true);
+	r = mkdir_own(b, "/tmp");
 	if (r >= 0)
-		r = make_beneath(b, SANDBOX_HOME, true);
+		r = mkdir_own(b, "/home");
+	if (r >= 0)
+		r = mkdir_own(b, SANDBOX_HOME);
 	if (r < 0)
-		return fail_at(b, r, "mkdir", "/tmp or " SANDBOX_HOME);
+		return r;
 	r = mount_own(b, "tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts);
 	if (r < 0)
 		return r;
@@ -622,17 +636,25 @@ mounts_build(struct sandbox_ctx *ctx)
 	if (b.root < 0)
 		return fail_at(&b, NEG_ERRNO(), "open", "new root");
 
-	r = ctx->spec->rootfs ? build_rootfs(&b) : build_system(&b);
-	if (r >= 0)
-		r = build_proc(&b);
-	if (r >= 0)
-		r = build_dev(&b);
-	if (r >= 0)
-		r = build_scratch(&b);
-	if (r >= 0)
-		r = build_user_mounts(&b);
-	if (r >= 0)
-		r = pivot(&b);
+	static const struct {
+		const char *name;
+		int (*run)(struct builder *b);
+	} phases[] = {
+	    {"system folders and /etc", build_system}, /* or build_rootfs */
+	    {"/proc", build_proc},
+	    {"/dev", build_dev},
+	    {"/tmp and home", build_scratch},
+	    {"user mounts", build_user_mounts},
+	    {"pivot_root", pivot},
+	};
+	r = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(phases) && r >= 0; i++) {
+		int (*run)(struct builder *) = phases[i].run;
+		if (run == build_system && ctx->spec->rootfs)
+			run = build_rootfs;
+		r = run(&b);
+		log_debug("sandbox: file system: %s", phases[i].name);
+	}
 
 	close(b.root);
 	for (size_t i = 0; i < ctx->spec->n_mounts; i++)
