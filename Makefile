@@ -31,22 +31,32 @@ endif
 INC_base    := -Isrc/base
 INC_sandbox := $(INC_base) -Isrc/sandbox
 INC_cmd     := $(INC_sandbox) -Isrc/cmd
+# The egress proxy is its own executable (clawbox-proxy): only it links these.
+PROXY_PKGS  := libevent jansson libidn2
+INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
+LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 
 BASE_SRC    := $(wildcard src/base/*.c)
 SANDBOX_SRC := $(wildcard src/sandbox/*.c)
-CMD_SRC     := $(wildcard src/cmd/*.c)
+PROXY_SRC   := $(wildcard src/proxy/*.c)
+CMD_SRC     := $(filter-out src/cmd/proxy-main.c,$(wildcard src/cmd/*.c))
 GEN_SRC     := $(BUILD)/gen/seccomp-bpf.c
 
 BASE_OBJ    := $(BASE_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp-bpf.o
 CMD_OBJ     := $(CMD_SRC:%.c=$(BUILD)/%.o)
+PROXY_OBJ   := $(PROXY_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
+PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
+CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
+HTTPD       := $(BUILD)/tests/httpd
 
 .PHONY: all check bench format clean deps test-deps bench-deps demo FORCE
-all: clawbox
+all: clawbox clawbox-proxy
 
 deps:
 	@scripts/deps.sh build
@@ -72,6 +82,15 @@ clawbox: $(CMD_OBJ) $(SANDBOX_OBJ) $(BASE_OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
 
+# The egress proxy: its own executable, dynamically linked against its libraries.
+clawbox-proxy: $(BUILD)/src/cmd/proxy-main.o $(PROXY_OBJ) $(BASE_OBJ)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(filter-out -static-pie,$(LDFLAGS)) -pie -o $@ $^ $(LIBS_proxy)
+$(BUILD)/src/cmd/proxy-main.o: src/cmd/proxy-main.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_proxy) -c -o $@ $<
+
 # The README's first command: build, then show a sandbox from the inside.
 demo: clawbox
 	./clawbox run -- sh -c 'echo "inside: $$(id)"; echo "hostname: $$(hostname)"; \
@@ -86,6 +105,10 @@ $(BUILD)/src/sandbox/%.o: src/sandbox/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_sandbox) -c -o $@ $<
+$(BUILD)/src/proxy/%.o: src/proxy/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_proxy) -c -o $@ $<
 $(BUILD)/src/cmd/%.o: src/cmd/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
@@ -106,7 +129,12 @@ $(BUILD)/gen/seccomp-bpf.o: $(GEN_SRC) $(BUILD)/.flags
 	@$(CC) $(CFLAGS) $(INC_sandbox) -c -o $@ $<
 
 # Tests
-$(BUILD)/tests/test-%: tests/unit/test-%.c tests/unit/tap.h $(SANDBOX_OBJ) $(BASE_OBJ)
+$(PROXY_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -Itests/unit -o $@ $< $(PROXY_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_cmd) -Itests/unit $(LDFLAGS) -o $@ $< \
@@ -119,17 +147,24 @@ $(PROBE): tests/integration/probe.c
 	@echo "  LD      $@"
 	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -static -o $@ $<
 
-check: clawbox $(UNIT_BIN) $(PROBE) test-deps
+# A real HTTP server for the proxy tests.
+$(HTTPD): tests/integration/httpd.c
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
+		$(shell pkg-config --cflags --libs libevent)
+
+check: clawbox clawbox-proxy $(UNIT_BIN) $(PROBE) $(HTTPD) test-deps
 	@tests/run-tests.sh $(UNIT_BIN)
 
 bench: clawbox bench-deps
 	@bench/bench-sandbox.sh
 
 format:
-	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(CMD_SRC) $(wildcard src/*/*.h) \
+	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
 		tools/*.c $(UNIT_SRC) tests/unit/*.h tests/integration/*.c
 
 clean:
-	rm -rf $(BUILD) clawbox
+	rm -rf $(BUILD) clawbox clawbox-proxy
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

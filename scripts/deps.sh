@@ -17,10 +17,18 @@ build)
 	need_pkg pkg-config "command -v pkg-config"
 	need_pkg libseccomp-dev "pkg-config --exists libseccomp"
 	need_pkg libc6-dev "test -f /usr/lib/x86_64-linux-gnu/libc.a || test -f /usr/lib/libc.a"
+	# the egress proxy (clawbox-proxy) only
+	need_pkg libevent-dev "pkg-config --exists libevent"
+	need_pkg libjansson-dev "pkg-config --exists jansson"
+	need_pkg libidn2-dev "pkg-config --exists libidn2"
+	need_pkg libhttp-parser-dev "test -f /usr/include/http_parser.h"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"
 	need_pkg procps "command -v pgrep"
+	need_pkg curl "command -v curl"
+	need_pkg openssl "command -v openssl"
+	need_pkg iproute2 "command -v ip"
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"

@@ -4,7 +4,12 @@
  * statuses are passed through untouched, so 125 is ours alone).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +54,18 @@ run_usage(FILE *out)
 	    "cannot be executed; 127 if it is not found.\n");
 }
 
+#define MAX_ALLOW 256
+
+/* What --net proxy needs, collected while parsing. */
+struct net_options {
+	bool proxy;
+	bool none_given;
+	const char *allow[MAX_ALLOW];
+	size_t n_allow;
+	const char *audit;
+	const char *hosts;
+};
+
 enum {
 	OPT_MOUNT = 0x100,
 	OPT_WORKDIR,
@@ -61,6 +78,8 @@ enum {
 	OPT_ALLOW,
 	OPT_ROOTFS,
 	OPT_DEBUG,
+	OPT_AUDIT,
+	OPT_HOSTS,
 };
 
 static const struct option run_options[] = {
@@ -74,6 +93,8 @@ static const struct option run_options[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"audit", required_argument, NULL, OPT_AUDIT},
+    {"hosts", required_argument, NULL, OPT_HOSTS},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -92,7 +113,7 @@ set_string(char **slot, const char *value)
 }
 
 static int
-parse_options(struct sandbox_spec *spec, int argc, char **argv)
+parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char **argv)
 {
 	const char *why;
 	uint64_t v;
@@ -182,17 +203,26 @@ parse_options(struct sandbox_spec *spec, int argc, char **argv)
 			spec->timeout_ms = v;
 			break;
 		case OPT_NET:
-			if (strcmp(optarg, "none") != 0)
-				return log_error("--net %s: only 'none' is available in this "
-				                 "version (the egress proxy is not built yet)",
-				                 optarg),
+			if (strcmp(optarg, "proxy") == 0)
+				net->proxy = true;
+			else if (strcmp(optarg, "none") == 0)
+				net->none_given = true;
+			else
+				return log_error("--net %s: expected none or proxy", optarg),
 				       -EINVAL;
 			break;
 		case OPT_ALLOW:
-			return log_error("--allow %s: egress through the proxy is not built yet; "
-			                 "the sandbox has no network",
-			                 optarg),
-			       -EOPNOTSUPP;
+			if (net->n_allow >= MAX_ALLOW)
+				return log_error("--allow: at most %d entries", MAX_ALLOW), -E2BIG;
+			net->allow[net->n_allow++] = optarg;
+			net->proxy = true;
+			break;
+		case OPT_AUDIT:
+			net->audit = optarg;
+			break;
+		case OPT_HOSTS:
+			net->hosts = optarg;
+			break;
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
 			if (r < 0)
@@ -217,6 +247,10 @@ parse_options(struct sandbox_spec *spec, int argc, char **argv)
 			return -EINVAL;
 		}
 	}
+	if (net->proxy && net->none_given)
+		return log_error("--net none contradicts --net proxy or --allow"), -EINVAL;
+	if ((net->audit || net->hosts) && !net->proxy)
+		return log_error("--audit and --hosts need --net proxy or --allow"), -EINVAL;
 	if (optind >= argc)
 		return log_error("no command given; see 'clawbox run --help'"), -EINVAL;
 	if (argc - optind > SANDBOX_MAX_ARGS)
@@ -233,17 +267,129 @@ print_warning(const char *msg)
 	log_warn("%s", msg);
 }
 
+/* clawbox-proxy, next to this executable. */
+static int
+proxy_path(char *buf, size_t size)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+	if (n < 0)
+		return NEG_ERRNO();
+	buf[n] = '\0';
+	char *slash = strrchr(buf, '/');
+	if (!slash || (size_t)(slash - buf) + sizeof("/clawbox-proxy") > size)
+		return -ENAMETOOLONG;
+	memcpy(slash + 1, "clawbox-proxy", sizeof("clawbox-proxy"));
+	return access(buf, X_OK) < 0 ? NEG_ERRNO() : 0;
+}
+
+/* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */
+static int
+proxy_command(const struct net_options *net, char *path, char *id, const char **argv, size_t max,
+              bool check)
+{
+	size_t n = 0;
+	if (5 + 2 * net->n_allow + 6 > max)
+		return -E2BIG;
+	argv[n++] = path;
+	argv[n++] = "--sandbox-id";
+	argv[n++] = id;
+	for (size_t i = 0; i < net->n_allow; i++) {
+		argv[n++] = "--allow";
+		argv[n++] = net->allow[i];
+	}
+	if (net->audit && !check) { /* --check must not create the file */
+		argv[n++] = "--audit";
+		argv[n++] = net->audit;
+	}
+	if (net->hosts) {
+		argv[n++] = "--hosts";
+		argv[n++] = net->hosts;
+	}
+	if (check)
+		argv[n++] = "--check";
+	argv[n] = NULL;
+	return 0;
+}
+
+/* Lets the proxy parse its options before anything starts: a bad --allow is the user's one
+ * clear error line and 125, not a sandbox whose connections all fail. */
+static int
+proxy_check(const char **argv)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return NEG_ERRNO();
+	if (pid == 0) {
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return NEG_ERRNO();
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EINVAL;
+}
+
+static int
+setup_proxy(struct sandbox_spec *spec, const struct net_options *net, char *path, size_t size,
+            char *id, const char **argv, size_t max)
+{
+	const char *check_argv[MAX_ALLOW * 2 + 16];
+	int r = proxy_path(path, size);
+	if (r < 0)
+		return log_error("--net proxy: clawbox-proxy not found next to clawbox: %s",
+		                 strerror(-r)),
+		       r;
+	r = proxy_command(net, path, id, check_argv, ARRAY_SIZE(check_argv), true);
+	if (r >= 0)
+		r = proxy_check(check_argv);
+	if (r < 0)
+		return r; /* the proxy said why */
+	r = proxy_command(net, path, id, argv, max, false);
+	if (r < 0)
+		return r;
+	if (net->audit) {
+		/* Created here, so that the file exists (and belongs to the caller) even when
+		 * no request is ever made. */
+		int fd = open(net->audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return log_error("--audit %s: %s", net->audit, strerror(errno)), -errno;
+		close(fd);
+	}
+	/* Ordinary programs find the proxy by these; one that ignores them has no route. */
+	static const char *const env[] = {
+	    "HTTP_PROXY=http://127.0.0.1:3128", "HTTPS_PROXY=http://127.0.0.1:3128",
+	    "http_proxy=http://127.0.0.1:3128", "https_proxy=http://127.0.0.1:3128",
+	    "NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(env); i++) {
+		r = sandbox_spec_set_env(spec, env[i]);
+		if (r < 0)
+			return r;
+	}
+	spec->proxy_argv = (char *const *)argv;
+	return 0;
+}
+
 int
 cmd_run(int argc, char **argv)
 {
 	struct sandbox_spec spec;
 	struct sandbox_result res;
+	struct net_options net = {0};
+	char proxy_exe[PATH_MAX], id[32];
+	const char *proxy_argv[MAX_ALLOW * 2 + 16];
 	int r;
 
 	log_set_prefix("clawbox run");
 	sandbox_spec_init(&spec);
 	spec.warn = print_warning;
-	r = parse_options(&spec, argc, argv);
+	r = parse_options(&spec, &net, argc, argv);
+	if (r == 0 && net.proxy) {
+		snprintf(id, sizeof(id), "run-%d", (int)getpid());
+		r = setup_proxy(&spec, &net, proxy_exe, sizeof(proxy_exe), id, proxy_argv,
+		                ARRAY_SIZE(proxy_argv));
+	}
 	if (r != 0) {
 		sandbox_spec_done(&spec);
 		return r > 0 ? 0 : SANDBOX_EXIT_SETUP;

@@ -10,6 +10,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -146,6 +148,27 @@ step_loopback(struct sandbox_ctx *ctx)
 }
 
 static int
+step_proxy_listener(struct sandbox_ctx *ctx)
+{
+	if (ctx->proxy_fd < 0)
+		return 0;
+	/* The sandbox's only way out: a port on its own loopback whose connections init hands,
+	 * as they are, to the egress proxy outside (see init.c). */
+	_cleanup_close_ int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return NEG_ERRNO();
+	struct sockaddr_in sin = {
+	    .sin_family = AF_INET,
+	    .sin_port = htons(SANDBOX_PROXY_PORT),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	};
+	if (bind(s, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s, 128) < 0)
+		return NEG_ERRNO();
+	ctx->proxy_listen_fd = TAKE_FD(s);
+	return 0;
+}
+
+static int
 step_mounts(struct sandbox_ctx *ctx)
 {
 	return mounts_build(ctx);
@@ -161,6 +184,7 @@ static const struct {
 	{ "create time namespace", step_timens },
 	{ "set hostname",          step_hostname },
 	{ "bring up loopback",     step_loopback },
+	{ "listen for the proxy",  step_proxy_listener },
 	{ "build file system",     step_mounts },
 	{ "join cgroup",           step_cgroup },
     /* clang-format on */
@@ -188,13 +212,17 @@ sandbox_child_main(struct sandbox_ctx *ctx)
 	 * below covers the window before this took effect: EOF means it is gone. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 
-	int keep[2] = {ctx->sync_fd, ctx->report_fd};
-	if (keep[0] > keep[1]) {
-		int t = keep[0];
-		keep[0] = keep[1];
-		keep[1] = t;
-	}
-	close_all_but(keep, 2);
+	/* Ours to keep: the sync socket, the report pipe and (--net proxy) the proxy's socket. */
+	int keep[3] = {ctx->sync_fd, ctx->report_fd, ctx->proxy_fd};
+	size_t n_keep = ctx->proxy_fd >= 0 ? 3 : 2;
+	for (size_t i = 0; i < n_keep; i++) /* sorted, for close_all_but */
+		for (size_t j = i + 1; j < n_keep; j++)
+			if (keep[j] < keep[i]) {
+				int t = keep[i];
+				keep[i] = keep[j];
+				keep[j] = t;
+			}
+	close_all_but(keep, n_keep);
 
 	/* 'g': our uid/gid maps are written. EOF: the launcher failed, and says why itself. */
 	if (read_full(ctx->sync_fd, &go, 1) != 1 || go != 'g')

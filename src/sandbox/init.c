@@ -13,17 +13,35 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fd-util.h"
 #include "internal.h"
 #include "macro.h"
 #include "seccomp-bpf.h"
 
 /* Signals passed on to the command's process group. */
 static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
+
+/* Passes every pending connection on the proxy port to the egress proxy, as it is: the proxy
+ * reads and writes the sandbox's socket itself, so init copies no data and parses nothing.
+ * If the proxy is gone the connection is closed, and the client sees it fail. */
+static void
+hand_over_connections(struct sandbox_ctx *ctx)
+{
+	for (int i = 0; i < 64; i++) {
+		int c = accept4(ctx->proxy_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (c < 0)
+			return; /* EAGAIN: none left (the listener is non-blocking) */
+		(void)send_fds(ctx->proxy_fd, 'c', &c, 1);
+		close(c);
+	}
+}
 
 static int
 status_to_exit(int status)
@@ -84,10 +102,24 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 	/* Only the command reports from here on; ours is closed so its exec ends the pipe. */
 	close(ctx->report_fd);
 
+	struct pollfd fds[2] = {
+	    {.fd = sfd, .events = POLLIN},
+	    {.fd = ctx->proxy_listen_fd, .events = POLLIN}, /* -1: ignored */
+	};
 	for (;;) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(SANDBOX_EXIT_SETUP);
+		}
+		if (fds[1].revents & POLLIN)
+			hand_over_connections(ctx);
+		if (!(fds[0].revents & POLLIN))
+			continue;
+
 		struct signalfd_siginfo si;
 		ssize_t n = read(sfd, &si, sizeof(si));
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n != (ssize_t)sizeof(si))
 			_exit(SANDBOX_EXIT_SETUP);

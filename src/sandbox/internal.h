@@ -42,8 +42,10 @@ struct sandbox_ctx {
 	struct cgroup cg;
 	bool rlimit_fallback; /* no usable cgroup: limits by rlimit */
 
-	int sync_fd;   /* child end: the launcher writes one byte when the child may go on */
-	int report_fd; /* child end: struct sandbox_report on failure, CLOEXEC */
+	int proxy_fd;        /* child end of the socket to the egress proxy, or -1 */
+	int proxy_listen_fd; /* init's listener on SANDBOX_PROXY_PORT, or -1 */
+	int sync_fd;         /* child end: the launcher writes one byte when the child may go on */
+	int report_fd;       /* child end: struct sandbox_report on failure, CLOEXEC */
 
 	char err_detail[256]; /* the object a failing step was working on */
 };

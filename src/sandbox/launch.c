@@ -202,6 +202,52 @@ watchdog_finish(struct watchdog *w, struct cgroup *cg)
 	log_debug("launcher: watchdog stopped");
 }
 
+/* ---- the egress proxy ---- */
+
+/* Starts spec->proxy_argv with sock as its fd 3. It dies with us (SIGTERM), and we stop it when
+ * the sandbox has exited. */
+static pid_t
+proxy_start(char *const *argv, int sock)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return NEG_ERRNO();
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+			_exit(1);
+		/* dup2() onto itself would keep close-on-exec: clear it instead. */
+		if (sock == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sock, 3) < 0)
+			_exit(1);
+		(void)close_range(4, ~0U, 0);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void
+proxy_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	/* SIGTERM lets it finish its audit lines; it has two seconds. */
+	(void)kill(pid, SIGTERM);
+	for (int i = 0; i < 200; i++) {
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	(void)kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* ---- the child ---- */
 
 static int
@@ -381,7 +427,10 @@ choose_limits(struct sandbox_ctx *ctx, int plan_result, bool *use_cgroup,
 int
 sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 {
-	struct sandbox_ctx ctx = {.spec = spec, .sync_fd = -1, .report_fd = -1};
+	struct sandbox_ctx ctx = {
+	    .spec = spec, .sync_fd = -1, .report_fd = -1, .proxy_fd = -1, .proxy_listen_fd = -1};
+	_cleanup_close_ int proxy_sock = -1;
+	pid_t proxy_pid = -1;
 	struct watchdog wd = {.pid = -1, .done_fd = -1, .result_fd = -1};
 	_cleanup_close_ int sync_w = -1, report_r = -1, pidfd = -1, sigfd = -1, timerfd = -1;
 	sigset_t mask, oldmask;
@@ -442,6 +491,19 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	}
 	report_r = rp[0];
 	ctx.report_fd = rp[1];
+	if (spec->proxy_argv) {
+		int pp[2];
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pp) < 0) {
+			r = NEG_ERRNO();
+			close(ctx.sync_fd);
+			close(ctx.report_fd);
+			snprintf(ret->message, sizeof(ret->message), "proxy socket: %s",
+			         strerror(-r));
+			goto out;
+		}
+		ctx.proxy_fd = pp[0];
+		proxy_sock = pp[1];
+	}
 
 	/* A child that dies early closes its pipes: our writes then fail with EPIPE rather than
 	 * kill us (the command gets default dispositions back before its exec). */
@@ -467,6 +529,8 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	pid = clone_child(&ctx, &pidfd);
 	close(ctx.sync_fd);
 	close(ctx.report_fd);
+	if (ctx.proxy_fd >= 0)
+		close(ctx.proxy_fd);
 	if (pid < 0) {
 		r = (int)pid;
 		snprintf(ret->message, sizeof(ret->message), "clone3: %s", strerror(-r));
@@ -482,6 +546,12 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	r = write_id_maps(&ctx, pid);
 	if (r >= 0)
 		r = send_fds(sync_w, 'g', NULL, 0);
+	if (r >= 0 && spec->proxy_argv) {
+		step = "start the egress proxy";
+		proxy_pid = proxy_start(spec->proxy_argv, proxy_sock);
+		r = proxy_pid < 0 ? (int)proxy_pid : 0;
+		close(TAKE_FD(proxy_sock));
+	}
 	if (r >= 0 && spec->timeout_ms) {
 		step = "set the timeout";
 		struct itimerspec its = {
@@ -551,6 +621,7 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	}
 
 out:
+	proxy_stop(proxy_pid);
 	if (mask_changed)
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	if (pipe_changed)

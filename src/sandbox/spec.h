@@ -19,11 +19,12 @@
 #define SANDBOX_MAX_ARGS      4096
 #define SANDBOX_PATH_MAX      1024 /* inside the sandbox; host sources may use PATH_MAX */
 
-#define SANDBOX_UID      1000 /* the uid and gid inside */
-#define SANDBOX_USER     "user"
-#define SANDBOX_HOME     "/home/user"
-#define SANDBOX_HOSTNAME "clawbox"
-#define SANDBOX_PATH_ENV "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+#define SANDBOX_UID        1000 /* the uid and gid inside */
+#define SANDBOX_USER       "user"
+#define SANDBOX_HOME       "/home/user"
+#define SANDBOX_HOSTNAME   "clawbox"
+#define SANDBOX_PATH_ENV   "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+#define SANDBOX_PROXY_PORT 3128 /* on the sandbox's loopback, with --net proxy */
 
 #define SANDBOX_DEFAULT_MEMORY (512ULL << 20)
 #define SANDBOX_DEFAULT_PIDS   256
@@ -55,6 +56,12 @@ struct sandbox_spec {
 	uint64_t timeout_ms; /* 0: none */
 
 	bool debug;
+
+	/* --net proxy: the command that starts the egress proxy for this sandbox (NULL: no
+	 * network at all). It gets a SOCK_SEQPACKET unix socket as fd 3, on which the sandbox
+	 * sends each connection made to SANDBOX_PROXY_PORT on its loopback (one byte and the
+	 * connection's fd, SCM_RIGHTS). Borrowed, NULL-terminated. */
+	char *const *proxy_argv;
 
 	/* Called with a one-line warning as soon as one arises (before the command runs), so
 	 * that the top of the process can print it; NULL to drop warnings. */

@@ -52,7 +52,7 @@ bad "--cpus 1.2345" --cpus 1.2345 -- true
 bad "--timeout 0" --timeout 0 -- true
 bad "--timeout -5" --timeout -5 -- true
 bad "--net host" --net host -- true
-bad "--allow (no proxy yet)" --allow example.org -- true
+bad "--net with an unknown mode" --net bridge -- true
 bad "--env without =" --env FOO -- true
 bad "--env bad name" --env 1FOO=x -- true
 bad "--mount without a path" --mount /tmp -- true

@@ -1,0 +1,136 @@
+/*
+ * proxy-main.c: `clawbox-proxy`, the egress proxy's own executable. Kept apart from `clawbox`
+ * because it links what the sandbox launcher must not load (libevent, jansson, libidn2, and
+ * libcurl once credentials are added). `clawbox run --net proxy` starts one per sandbox, with
+ * the sandbox's socket as fd 3.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+#include "parse.h"
+#include "proxy.h"
+
+static void
+usage(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: clawbox-proxy [OPTIONS]\n"
+	    "\n"
+	    "The egress proxy of one sandbox. Started by 'clawbox run --net proxy', which passes\n"
+	    "the sandbox's connections on fd 3; not meant to be run by hand.\n"
+	    "\n"
+	    "  --allow HOST[:PORT]    allow a destination (repeatable; see clawbox run --help)\n"
+	    "  --audit FILE           append one JSON line per request\n"
+	    "  --sandbox-id ID        name the sandbox in the audit\n"
+	    "  --sandbox-fd N         the sandbox's socket (default 3)\n"
+	    "  --hosts FILE           resolve names from FILE only, no DNS servers\n"
+	    "  --max-connections N    at once (default 64)\n"
+	    "  --max-total-bytes N    in and out over the proxy's life (default 4G)\n"
+	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
+	    "  --check                only check the options, then exit\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"allow", required_argument, NULL, 'a'},
+	    {"audit", required_argument, NULL, 'A'},
+	    {"sandbox-id", required_argument, NULL, 'i'},
+	    {"sandbox-fd", required_argument, NULL, 'f'},
+	    {"hosts", required_argument, NULL, 'H'},
+	    {"max-connections", required_argument, NULL, 'c'},
+	    {"max-total-bytes", required_argument, NULL, 't'},
+	    {"idle-timeout", required_argument, NULL, 'T'},
+	    {"check", no_argument, NULL, 'C'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	bool check_only = false;
+	struct proxy_config cfg;
+	const char *why;
+	uint64_t v;
+	int opt, r;
+
+	log_set_prefix("clawbox-proxy");
+	proxy_config_init(&cfg);
+	cfg.sandbox_fd = 3;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'a':
+			if (allowlist_add(&cfg.allow, optarg, &why) < 0) {
+				log_error("--allow %s: %s", optarg, why);
+				return 2;
+			}
+			break;
+		case 'A':
+			cfg.audit_fd =
+			    open(optarg, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+			if (cfg.audit_fd < 0) {
+				log_error("--audit %s: %s", optarg, strerror(errno));
+				return 2;
+			}
+			break;
+		case 'i':
+			cfg.sandbox_id = optarg;
+			break;
+		case 'f':
+			if (parse_u64(optarg, 65535, &v) < 0) {
+				log_error("--sandbox-fd %s: expected a descriptor number", optarg);
+				return 2;
+			}
+			cfg.sandbox_fd = (int)v;
+			break;
+		case 'H':
+			cfg.hosts_file = optarg;
+			break;
+		case 'c':
+			if (parse_u64(optarg, 100000, &v) < 0 || v == 0) {
+				log_error("--max-connections %s: expected 1 to 100000", optarg);
+				return 2;
+			}
+			cfg.max_connections = (unsigned)v;
+			break;
+		case 't':
+			if (parse_size(optarg, &v) < 0) {
+				log_error("--max-total-bytes %s: expected a size", optarg);
+				return 2;
+			}
+			cfg.max_total_bytes = v;
+			break;
+		case 'T':
+			if (parse_u64(optarg, 86400, &v) < 0 || v == 0) {
+				log_error("--idle-timeout %s: expected 1 to 86400 seconds", optarg);
+				return 2;
+			}
+			cfg.idle_timeout_s = (unsigned)v;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			log_error("unknown option or missing value: %s", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (check_only)
+		return 0; /* the options parsed: that was the question */
+	r = proxy_run(&cfg);
+	if (r < 0) {
+		log_error("%s", strerror(-r));
+		return 1;
+	}
+	return 0;
+}

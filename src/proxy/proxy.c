@@ -1,0 +1,921 @@
+/*
+ * proxy.c: the egress proxy's connections, on one libevent loop (see proxy.h).
+ *
+ * A connection's life: HEAD (http-parser reads the request line and headers, within limits)
+ * -> decide (host normalized, allowlist) -> RESOLVE (evdns; every address through the SSRF
+ * guard) -> CONNECT (to the checked address) -> either TUNNEL (CONNECT: bytes both ways) or
+ * FORWARD (one rebuilt request out, the response back) -> closed, with one audit line.
+ *
+ * What the sandbox sends is never trusted for anything but its own request: the host it names
+ * is normalized before any comparison, the Host header is rewritten to the URI's authority,
+ * hop-by-hop and Proxy-* headers are dropped, and nothing after the first message is read.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <http_parser.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "audit.h"
+#include "fd-util.h"
+#include "hostname.h"
+#include "macro.h"
+#include "proxy.h"
+
+#define HEADERS_MAX      100
+#define RELAY_HIGH_WATER (1 << 20) /* pause reading a side whose peer has this much queued */
+
+void
+proxy_config_init(struct proxy_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->sandbox_id = "-";
+	c->sandbox_fd = -1;
+	c->audit_fd = -1;
+	c->max_connections = 64;
+	c->max_head_bytes = 16 * 1024;
+	c->max_body_bytes = 64ULL << 20;
+	c->max_total_bytes = 4ULL << 30;
+	c->head_timeout_s = 30;
+	c->idle_timeout_s = 300;
+}
+
+struct proxy {
+	const struct proxy_config *cfg;
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct event *sandbox_ev, *sigterm_ev, *sigint_ev;
+	unsigned n_conns;
+	struct conn *conns; /* all open connections, so that none ends without its audit line */
+	uint64_t total_bytes;
+	bool sandbox_gone;
+};
+
+enum conn_state { ST_HEAD, ST_RESOLVE, ST_CONNECT, ST_TUNNEL, ST_FORWARD, ST_CLOSING };
+
+struct header {
+	size_t name, value; /* offsets into conn.arena */
+};
+
+struct conn {
+	struct proxy *px;
+	struct conn *prev, *next;
+	enum conn_state state;
+	struct bufferevent *client, *upstream;
+	struct evdns_getaddrinfo_request *dns_req;
+
+	http_parser parser;
+	bool message_done;
+	/* Request line and headers, NUL-separated in one bounded arena. */
+	char arena[16 * 1024 + 256];
+	size_t arena_used;
+	size_t url; /* offset of the target in arena */
+	struct header headers[HEADERS_MAX];
+	size_t n_headers;
+	bool in_value;
+	size_t head_bytes;
+	uint64_t body_bytes;
+	bool chunked;
+	struct evbuffer *body; /* the forwarded body, until the upstream is connected */
+
+	char method[24];
+	char host[HOST_MAX];
+	enum host_kind kind;
+	uint16_t port;
+	char path[8192];
+	char address[INET6_ADDRSTRLEN + 8];
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+
+	uint64_t bytes_in, bytes_out;
+	struct timespec start;
+	const char *decision;
+	char reason[160];
+};
+
+static void conn_free(struct conn *c);
+
+/* ---- bookkeeping ---- */
+
+static double
+ms_since(const struct timespec *t0)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) * 1e3 + (double)(now.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+static void
+conn_audit(struct conn *c)
+{
+	struct audit_entry e = {
+	    .sandbox = c->px->cfg->sandbox_id,
+	    .method = c->method[0] ? c->method : NULL,
+	    .host = c->host[0] ? c->host : NULL,
+	    .port = c->port,
+	    .address = c->address,
+	    .decision = c->decision ? c->decision : "error",
+	    .reason = c->reason,
+	    .bytes_in = c->bytes_in,
+	    .bytes_out = c->bytes_out,
+	    .duration_ms = ms_since(&c->start),
+	};
+	(void)audit_write(c->px->cfg->audit_fd, &e);
+}
+
+static void
+maybe_quit(struct proxy *px)
+{
+	if (px->sandbox_gone && px->n_conns == 0)
+		event_base_loopbreak(px->base);
+}
+
+static void
+conn_free(struct conn *c)
+{
+	struct proxy *px = c->px;
+	conn_audit(c);
+	if (c->dns_req)
+		evdns_getaddrinfo_cancel(c->dns_req); /* its callback frees nothing of ours */
+	if (c->client)
+		bufferevent_free(c->client);
+	if (c->upstream)
+		bufferevent_free(c->upstream);
+	if (c->body)
+		evbuffer_free(c->body);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		px->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c);
+	px->n_conns--;
+	maybe_quit(px);
+}
+
+/* Closing: once our last bytes are out, half-close and read (and drop) whatever the client
+ * still sends until it closes too, for at most two seconds. Closing a socket with unread data
+ * would make the kernel send a reset, and the client could lose our error response. */
+static void
+closing_read(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void
+closing_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	conn_free(arg); /* EOF, error or the two seconds */
+}
+
+static void
+close_when_flushed(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	struct timeval linger = {.tv_sec = 2};
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+	bufferevent_setcb(bev, closing_read, NULL, closing_event, c);
+	bufferevent_set_timeouts(bev, &linger, NULL);
+	bufferevent_enable(bev, EV_READ);
+}
+
+static void
+conn_close_after_flush(struct conn *c)
+{
+	c->state = ST_CLOSING;
+	if (c->upstream) {
+		bufferevent_free(c->upstream);
+		c->upstream = NULL;
+	}
+	bufferevent_setcb(c->client, closing_read, close_when_flushed, closing_event, c);
+	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	close_when_flushed(c->client, c);
+}
+
+/* Refuses the request with an HTTP error the client can show, and audits why. */
+static void __attribute__((format(printf, 4, 5)))
+conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, ...)
+{
+	static const struct {
+		int status;
+		const char *text;
+	} texts[] = {
+	    {400, "Bad Request"},        {403, "Forbidden"},
+	    {405, "Method Not Allowed"}, {413, "Payload Too Large"},
+	    {414, "URI Too Long"},       {431, "Request Header Fields Too Large"},
+	    {502, "Bad Gateway"},        {503, "Service Unavailable"},
+	    {504, "Gateway Timeout"},
+	};
+	const char *text = "Error";
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++)
+		if (texts[i].status == status)
+			text = texts[i].text;
+
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->reason, sizeof(c->reason), fmt, ap);
+	va_end(ap);
+	c->decision = decision;
+
+	if (c->state <= ST_CONNECT) { /* nothing of a response was sent yet */
+		char body[256];
+		int n = snprintf(body, sizeof(body), "clawbox proxy: %s\n", c->reason);
+		evbuffer_add_printf(bufferevent_get_output(c->client),
+		                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+		                    "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+		                    status, text, n, body);
+	}
+	conn_close_after_flush(c);
+}
+
+/* ---- the request head (http-parser callbacks) ---- */
+
+static int
+arena_append(struct conn *c, const char *at, size_t len, bool start)
+{
+	/* A new string begins after the previous one's NUL; a continuation overwrites it. */
+	if (!start && c->arena_used > 0)
+		c->arena_used--;
+	if (c->arena_used + len + 1 > sizeof(c->arena) ||
+	    c->arena_used + len + 1 > c->px->cfg->max_head_bytes)
+		return -1;
+	memcpy(c->arena + c->arena_used, at, len);
+	c->arena_used += len;
+	c->arena[c->arena_used++] = '\0';
+	return 0;
+}
+
+static int
+on_url(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	bool start = c->arena_used == 0;
+	if (start)
+		c->url = 0;
+	return arena_append(c, at, len, start);
+}
+
+static int
+on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	bool start = c->in_value || c->n_headers == 0;
+	if (start) {
+		if (c->n_headers >= HEADERS_MAX)
+			return -1;
+		c->headers[c->n_headers++].name = c->arena_used;
+		c->in_value = false;
+	}
+	return arena_append(c, at, len, start);
+}
+
+static int
+on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	bool start = !c->in_value;
+	if (start) {
+		c->headers[c->n_headers - 1].value = c->arena_used;
+		c->in_value = true;
+	}
+	return arena_append(c, at, len, start);
+}
+
+static int
+on_headers_complete(http_parser *p)
+{
+	struct conn *c = p->data;
+	c->chunked = (p->flags & F_CHUNKED) != 0;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static int
+on_body(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	c->body_bytes += len;
+	if (c->body_bytes > c->px->cfg->max_body_bytes)
+		return -1;
+	struct evbuffer *out =
+	    c->upstream && c->state == ST_FORWARD ? bufferevent_get_output(c->upstream) : c->body;
+	if (c->chunked)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, at, len);
+	if (c->chunked)
+		evbuffer_add(out, "\r\n", 2);
+	return 0;
+}
+
+static int
+on_message_complete(http_parser *p)
+{
+	struct conn *c = p->data;
+	c->message_done = true;
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static const char *
+header_name(struct conn *c, size_t i)
+{
+	return c->arena + c->headers[i].name;
+}
+
+static const char *
+header_value(struct conn *c, size_t i)
+{
+	return c->arena + c->headers[i].value;
+}
+
+/* Headers that are about this hop or about the proxy, never passed on. */
+static bool
+hop_by_hop(const char *name)
+{
+	static const char *const names[] = {
+	    "connection",
+	    "keep-alive",
+	    "proxy-connection",
+	    "proxy-authorization",
+	    "proxy-authenticate",
+	    "te",
+	    "trailer",
+	    "upgrade",
+	    "host",
+	    "transfer-encoding",
+	    "content-length",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/* ---- upstream ---- */
+
+static void relay_read(struct bufferevent *bev, void *arg);
+static void relay_write(struct bufferevent *bev, void *arg);
+static void relay_event(struct bufferevent *bev, short what, void *arg);
+static void client_read(struct bufferevent *bev, void *arg);
+
+static bool
+count_bytes(struct conn *c, size_t n, bool from_client)
+{
+	if (from_client)
+		c->bytes_in += n;
+	else
+		c->bytes_out += n;
+	c->px->total_bytes += n;
+	return c->px->total_bytes <= c->px->cfg->max_total_bytes;
+}
+
+static void
+start_relay(struct conn *c)
+{
+	struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
+	bufferevent_setcb(c->upstream, relay_read, relay_write, relay_event, c);
+	bufferevent_set_timeouts(c->upstream, &idle, &idle);
+	bufferevent_set_timeouts(c->client, &idle, &idle);
+	bufferevent_enable(c->upstream, EV_READ | EV_WRITE);
+	if (c->state == ST_TUNNEL) {
+		bufferevent_setcb(c->client, relay_read, relay_write, relay_event, c);
+		/* Bytes the client sent right after its CONNECT head belong to the tunnel. */
+		struct evbuffer *in = bufferevent_get_input(c->client);
+		size_t n = evbuffer_get_length(in);
+		if (n) {
+			count_bytes(c, n, true);
+			evbuffer_add_buffer(bufferevent_get_output(c->upstream), in);
+		}
+		bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	} else {
+		/* FORWARD: the body parsed so far went out with the head; the rest follows. */
+		bufferevent_setcb(c->client, client_read, relay_write, relay_event, c);
+		bufferevent_enable(c->client, c->message_done ? EV_WRITE : EV_READ | EV_WRITE);
+		client_read(c->client, c);
+	}
+}
+
+static void
+send_request_head(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->upstream);
+	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", c->method, c->path);
+	/* Host is the URI's authority, whatever the client's Host header said: a different one
+	 * could reach another virtual host on the same (allowed) server. */
+	const char *open = c->kind == HOST_IPV6 ? "[" : "",
+	           *close = c->kind == HOST_IPV6 ? "]" : "";
+	if (c->port == 80)
+		evbuffer_add_printf(out, "Host: %s%s%s\r\n", open, c->host, close);
+	else
+		evbuffer_add_printf(out, "Host: %s%s%s:%u\r\n", open, c->host, close, c->port);
+	for (size_t i = 0; i < c->n_headers; i++)
+		if (!hop_by_hop(header_name(c, i)))
+			evbuffer_add_printf(out, "%s: %s\r\n", header_name(c, i),
+			                    header_value(c, i));
+	if (c->chunked)
+		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+	else if (c->parser.content_length != ULLONG_MAX && c->parser.content_length > 0)
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		                    (unsigned long long)c->parser.content_length);
+	else if (c->message_done && c->body_bytes > 0)
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		                    (unsigned long long)c->body_bytes);
+	evbuffer_add_printf(out, "Connection: close\r\n\r\n");
+	evbuffer_add_buffer(out, c->body);
+}
+
+static void
+upstream_connected(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->parser.method == HTTP_CONNECT) {
+			c->state = ST_TUNNEL;
+			evbuffer_add_printf(bufferevent_get_output(c->client),
+			                    "HTTP/1.1 200 Connection established\r\n\r\n");
+		} else {
+			c->state = ST_FORWARD;
+			send_request_head(c);
+		}
+		c->decision = "allow";
+		start_relay(c);
+		return;
+	}
+	conn_refuse(c, 502, "error", "cannot connect to %s: %s", c->address,
+	            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void
+connect_checked(struct conn *c)
+{
+	c->state = ST_CONNECT;
+	c->upstream = bufferevent_socket_new(c->px->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->upstream) {
+		conn_refuse(c, 502, "error", "out of memory");
+		return;
+	}
+	struct timeval t = {.tv_sec = c->px->cfg->head_timeout_s};
+	bufferevent_set_timeouts(c->upstream, &t, &t);
+	bufferevent_setcb(c->upstream, NULL, NULL, upstream_connected, c);
+	/* The very address that was checked: no second lookup, no rebinding window. */
+	if (bufferevent_socket_connect(c->upstream, (struct sockaddr *)&c->addr, (int)c->addr_len) <
+	    0)
+		conn_refuse(c, 502, "error", "cannot connect to %s", c->address);
+}
+
+/* The SSRF guard: every address must pass, or an --allow must name it exactly. */
+static bool
+address_allowed(struct conn *c, struct sockaddr *sa, char *text, size_t text_size)
+{
+	if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons(c->port);
+	else
+		((struct sockaddr_in6 *)sa)->sin6_port = htons(c->port);
+	const void *raw = sa->sa_family == AF_INET
+	                      ? (const void *)&((struct sockaddr_in *)sa)->sin_addr
+	                      : (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr;
+	inet_ntop(sa->sa_family, raw, text, (socklen_t)text_size);
+	enum addr_class cls = addr_classify_for_host(sa);
+	if (cls == ADDR_PUBLIC || allowlist_names_address(&c->px->cfg->allow, sa))
+		return true;
+	conn_refuse(c, 403, "deny", "%s resolves to %s, a %s address", c->host, text,
+	            addr_class_name(cls));
+	return false;
+}
+
+static void
+resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+	struct conn *c = arg;
+	c->dns_req = NULL;
+	if (err == EVUTIL_EAI_CANCEL)
+		return; /* the connection is being freed */
+	if (err || !res) {
+		conn_refuse(c, 502, "error", "cannot resolve %s: %s", c->host,
+		            evutil_gai_strerror(err));
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	bool chosen = false;
+	for (struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next) {
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		char text[INET6_ADDRSTRLEN];
+		if (!address_allowed(c, ai->ai_addr, text, sizeof(text))) {
+			evutil_freeaddrinfo(res);
+			return;
+		}
+		if (!chosen) {
+			memcpy(&c->addr, ai->ai_addr, ai->ai_addrlen);
+			c->addr_len = (socklen_t)ai->ai_addrlen;
+			snprintf(c->address, sizeof(c->address), "%s", text);
+			chosen = true;
+		}
+	}
+	evutil_freeaddrinfo(res);
+	if (!chosen) {
+		conn_refuse(c, 502, "error", "%s has no usable address", c->host);
+		return;
+	}
+	connect_checked(c);
+}
+
+/* ---- deciding ---- */
+
+static int
+split_target(struct conn *c, const char **why)
+{
+	const char *url = c->arena + c->url;
+	struct http_parser_url u;
+	bool is_connect = c->parser.method == HTTP_CONNECT;
+
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(url, strlen(url), is_connect, &u) != 0) {
+		*why = "malformed request target";
+		return -1;
+	}
+	if (!(u.field_set & (1 << UF_HOST))) {
+		*why = is_connect ? "CONNECT needs host:port"
+		                  : "not a proxy request (the target must be an absolute URL)";
+		return -1;
+	}
+	if (u.field_set & (1 << UF_USERINFO)) {
+		*why = "userinfo in the URL";
+		return -1;
+	}
+	if (!is_connect) {
+		const char *schema = url + u.field_data[UF_SCHEMA].off;
+		if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
+		    strncasecmp(schema, "http", 4) != 0) {
+			*why = "only http:// is forwarded; use CONNECT for https";
+			return -1;
+		}
+	}
+	/* http-parser strips the brackets of an IPv6 host; host_normalize wants them. */
+	char host[HOST_MAX * 4 + 2];
+	size_t off = u.field_data[UF_HOST].off, len = u.field_data[UF_HOST].len;
+	bool v6 = off > 0 && url[off - 1] == '[';
+	if (len + 3 > sizeof(host)) {
+		*why = "host too long";
+		return -1;
+	}
+	snprintf(host, sizeof(host), "%s%.*s%s", v6 ? "[" : "", (int)len, url + off, v6 ? "]" : "");
+	if (host_normalize(host, strlen(host), c->host, &c->kind, why) < 0) {
+		snprintf(c->host, sizeof(c->host), "%.*s", (int)(len < 200 ? len : 200), url + off);
+		return -1;
+	}
+	c->port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
+	if (is_connect)
+		return 0;
+	size_t path_off = u.field_data[UF_PATH].off, path_len = u.field_data[UF_PATH].len;
+	size_t q_off = u.field_data[UF_QUERY].off, q_len = u.field_data[UF_QUERY].len;
+	bool has_path = u.field_set & (1 << UF_PATH), has_query = u.field_set & (1 << UF_QUERY);
+	if (path_len + q_len + 3 > sizeof(c->path)) {
+		*why = "URL too long";
+		return -1;
+	}
+	snprintf(c->path, sizeof(c->path), "%.*s%s%.*s", has_path ? (int)path_len : 1,
+	         has_path ? url + path_off : "/", has_query ? "?" : "", has_query ? (int)q_len : 0,
+	         has_query ? url + q_off : "");
+	return 0;
+}
+
+static void
+decide(struct conn *c)
+{
+	const char *why = NULL;
+	snprintf(c->method, sizeof(c->method), "%s", http_method_str(c->parser.method));
+	if (split_target(c, &why) < 0) {
+		conn_refuse(c, 400, "deny", "%s", why);
+		return;
+	}
+	if (!allowlist_match(&c->px->cfg->allow, c->host, c->kind, c->port)) {
+		conn_refuse(c, 403, "deny", "%s:%u is not in the allowlist", c->host, c->port);
+		return;
+	}
+	c->body = evbuffer_new();
+	if (!c->body) {
+		conn_refuse(c, 502, "error", "out of memory");
+		return;
+	}
+	/* Address literals skip DNS but not the guard. */
+	if (c->kind != HOST_NAME) {
+		struct sockaddr_storage ss = {0};
+		char text[INET6_ADDRSTRLEN];
+		if (c->kind == HOST_IPV4) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+			in->sin_family = AF_INET;
+			inet_pton(AF_INET, c->host, &in->sin_addr);
+			c->addr_len = sizeof(*in);
+		} else {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+			in6->sin6_family = AF_INET6;
+			inet_pton(AF_INET6, c->host, &in6->sin6_addr);
+			c->addr_len = sizeof(*in6);
+		}
+		if (!address_allowed(c, (struct sockaddr *)&ss, text, sizeof(text)))
+			return;
+		memcpy(&c->addr, &ss, c->addr_len);
+		snprintf(c->address, sizeof(c->address), "%s", text);
+		connect_checked(c);
+		return;
+	}
+	c->state = ST_RESOLVE;
+	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+	c->dns_req = evdns_getaddrinfo(c->px->dns, c->host, NULL, &hints, resolved, c);
+}
+
+/* Feeds what the client sent to the parser: the head, then, while the request is decided and
+ * connected, the rest of the message (a forwarded request's body goes to c->body, bounded; a
+ * CONNECT message ends with its head). Nothing after the first message is ever parsed or
+ * passed on: for CONNECT it is tunnel data, for anything else it is dropped. */
+static void
+client_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (!c->message_done && evbuffer_get_length(in) > 0) {
+		if (c->state == ST_TUNNEL || c->state == ST_CLOSING)
+			return;
+		size_t avail = evbuffer_get_length(in);
+		size_t take = avail > 65536 ? 65536 : avail;
+		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+		size_t n = http_parser_execute(&c->parser, &parser_settings, data, take);
+		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+		evbuffer_drain(in, n);
+		bool in_head = c->state == ST_HEAD;
+		if (in_head)
+			c->head_bytes += n;
+		if (!count_bytes(c, n, true)) {
+			conn_refuse(c, 502, "deny", "the sandbox's traffic limit is reached");
+			return;
+		}
+		if (e == HPE_PAUSED) {
+			http_parser_pause(&c->parser, 0);
+			if (in_head) {
+				bufferevent_set_timeouts(c->client, NULL, NULL);
+				decide(c);
+			}
+			continue; /* or the message is complete, and the loop ends */
+		}
+		if (e != HPE_OK) {
+			if (in_head && c->head_bytes + 1 >= c->px->cfg->max_head_bytes)
+				conn_refuse(c, 431, "deny", "request head over %u bytes",
+				            c->px->cfg->max_head_bytes);
+			else if (c->body_bytes > c->px->cfg->max_body_bytes)
+				conn_refuse(c, 413, "deny", "request body over %llu bytes",
+				            (unsigned long long)c->px->cfg->max_body_bytes);
+			else
+				conn_refuse(c, 400, "deny", "malformed request (%s)",
+				            http_errno_description(e));
+			return;
+		}
+		if (in_head && c->head_bytes >= c->px->cfg->max_head_bytes) {
+			conn_refuse(c, 431, "deny", "request head over %u bytes",
+			            c->px->cfg->max_head_bytes);
+			return;
+		}
+	}
+	if (c->message_done && c->state != ST_TUNNEL && c->state != ST_CLOSING &&
+	    c->parser.method != HTTP_CONNECT) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		bufferevent_disable(bev, EV_READ);
+	}
+}
+
+/* ---- relaying ---- */
+
+static void
+relay_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct bufferevent *peer = bev == c->client ? c->upstream : c->client;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+	if (!count_bytes(c, n, bev == c->client)) {
+		snprintf(c->reason, sizeof(c->reason), "the sandbox's traffic limit is reached");
+		c->decision = "deny";
+		conn_free(c);
+		return;
+	}
+	evbuffer_add_buffer(bufferevent_get_output(peer), in);
+	if (evbuffer_get_length(bufferevent_get_output(peer)) >= RELAY_HIGH_WATER) {
+		/* Backpressure: stop reading until the peer has drained (relay_write). */
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_setwatermark(peer, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
+	}
+}
+
+static void
+relay_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct bufferevent *peer = bev == c->client ? c->upstream : c->client;
+	if (c->state == ST_CLOSING) {
+		close_when_flushed(bev, c);
+		return;
+	}
+	if (peer && !(c->state == ST_FORWARD && peer == c->client && c->message_done)) {
+		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(peer, EV_READ);
+	}
+}
+
+static void
+relay_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(c->reason, sizeof(c->reason), "idle for %u s", c->px->cfg->idle_timeout_s);
+		conn_free(c);
+		return;
+	}
+	if (bev == c->upstream && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		/* The server is done: what it sent still goes to the client, then we close. */
+		struct evbuffer *in = bufferevent_get_input(bev);
+		if (evbuffer_get_length(in)) {
+			count_bytes(c, evbuffer_get_length(in), false);
+			evbuffer_add_buffer(bufferevent_get_output(c->client), in);
+		}
+		conn_close_after_flush(c);
+		return;
+	}
+	conn_free(c); /* the client went away */
+}
+
+/* ---- new connections from the sandbox ---- */
+
+static void
+head_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_refuse(c, 400, "deny", "no complete request head within %u s",
+		            c->px->cfg->head_timeout_s);
+		return;
+	}
+	snprintf(c->reason, sizeof(c->reason), "client closed before a request");
+	conn_free(c);
+}
+
+static void
+conn_new(struct proxy *px, int fd)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->px = px;
+	px->n_conns++;
+	c->next = px->conns;
+	if (c->next)
+		c->next->prev = c;
+	px->conns = c;
+	clock_gettime(CLOCK_MONOTONIC, &c->start);
+	evutil_make_socket_nonblocking(fd);
+	c->client = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->client) {
+		close(fd);
+		snprintf(c->reason, sizeof(c->reason), "out of memory");
+		conn_free(c);
+		return;
+	}
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	if (px->n_conns > px->cfg->max_connections) {
+		conn_refuse(c, 503, "deny", "more than %u connections at once",
+		            px->cfg->max_connections);
+		return;
+	}
+	struct timeval t = {.tv_sec = px->cfg->head_timeout_s};
+	bufferevent_set_timeouts(c->client, &t, NULL);
+	bufferevent_setcb(c->client, client_read, NULL, head_event, c);
+	bufferevent_enable(c->client, EV_READ);
+}
+
+static void
+sandbox_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+	(void)what;
+	int fds[SEND_FDS_MAX];
+	size_t n = 0;
+	char tag;
+	int r = recv_fds(fd, &tag, fds, SEND_FDS_MAX, &n);
+	if (r == -EAGAIN || r == -EINTR)
+		return;
+	if (r < 0) {
+		/* The sandbox is gone: finish what is open, then quit. */
+		event_del(px->sandbox_ev);
+		px->sandbox_gone = true;
+		maybe_quit(px);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (tag == 'c')
+			conn_new(px, fds[i]);
+		else
+			close(fds[i]);
+	}
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	event_base_loopbreak(((struct proxy *)arg)->base);
+}
+
+int
+proxy_run(const struct proxy_config *cfg)
+{
+	struct proxy px = {.cfg = cfg};
+	int r = 0;
+
+	signal(SIGPIPE, SIG_IGN);
+	(void)addr_load_host_addresses();
+	px.base = event_base_new();
+	if (!px.base)
+		return -ENOMEM;
+	if (cfg->hosts_file) {
+		/* Only this file: no name servers at all. */
+		px.dns = evdns_base_new(px.base, 0);
+		if (px.dns && evdns_base_load_hosts(px.dns, cfg->hosts_file) != 0)
+			r = -ENOENT;
+	} else {
+		px.dns = evdns_base_new(px.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+		if (px.dns)
+			(void)evdns_base_load_hosts(px.dns, NULL);
+	}
+	if (!px.dns && r == 0)
+		r = -ENOMEM;
+	if (r == 0) {
+		evutil_make_socket_nonblocking(cfg->sandbox_fd);
+		px.sandbox_ev = event_new(px.base, cfg->sandbox_fd, EV_READ | EV_PERSIST,
+		                          sandbox_readable, &px);
+		px.sigterm_ev = evsignal_new(px.base, SIGTERM, on_signal, &px);
+		px.sigint_ev = evsignal_new(px.base, SIGINT, on_signal, &px);
+		if (!px.sandbox_ev || !px.sigterm_ev || !px.sigint_ev)
+			r = -ENOMEM;
+	}
+	if (r == 0) {
+		event_add(px.sandbox_ev, NULL);
+		event_add(px.sigterm_ev, NULL);
+		event_add(px.sigint_ev, NULL);
+		if (event_base_dispatch(px.base) < 0)
+			r = -EIO;
+	}
+	while (px.conns) {
+		if (!px.conns->reason[0])
+			snprintf(px.conns->reason, sizeof(px.conns->reason), "proxy stopped");
+		px.sandbox_gone = false; /* no loopbreak from inside the teardown */
+		conn_free(px.conns);
+	}
+	if (px.sandbox_ev)
+		event_free(px.sandbox_ev);
+	if (px.sigterm_ev)
+		event_free(px.sigterm_ev);
+	if (px.sigint_ev)
+		event_free(px.sigint_ev);
+	if (px.dns)
+		evdns_base_free(px.dns, 0);
+	event_base_free(px.base);
+	return r;
+}

@@ -1,0 +1,41 @@
+/*
+ * proxy.h: the egress proxy, the sandbox's only way out. One process per sandbox (for now;
+ * the daemon will share one), outside the sandbox, on one libevent loop.
+ *
+ * Connections arrive as file descriptors: the sandbox's init accepts them on the sandbox's own
+ * loopback and passes each over a unix socket (SCM_RIGHTS), so the proxy talks to the sandbox's
+ * TCP socket directly. Each connection carries one request: an absolute-URI HTTP request
+ * (forwarded as exactly one normalized message) or a CONNECT tunnel. Every request is checked
+ * against the allowlist by its normalized host and port; every address its host resolves to is
+ * checked by the SSRF guard, and the connection goes to that same checked address.
+ */
+#ifndef CLAWBOX_PROXY_H
+#define CLAWBOX_PROXY_H
+
+#include <stdint.h>
+
+#include "allowlist.h"
+
+struct proxy_config {
+	struct allowlist allow;
+	const char *sandbox_id;
+	int sandbox_fd;         /* SOCK_SEQPACKET: 'c' + one connection fd per message */
+	int audit_fd;           /* O_APPEND file, or -1 */
+	const char *hosts_file; /* resolve from this file only (tests, air-gapped setups) */
+
+	/* Limits: over one, the client gets a clear HTTP error and the audit says why. */
+	unsigned max_connections; /* at once */
+	unsigned max_head_bytes;  /* request line and headers */
+	uint64_t max_body_bytes;  /* a forwarded request's body */
+	uint64_t max_total_bytes; /* in and out, over the proxy's life */
+	unsigned head_timeout_s;  /* to receive the request head */
+	unsigned idle_timeout_s;  /* a tunnel or response with no traffic either way */
+};
+
+void proxy_config_init(struct proxy_config *c);
+
+/* Runs until SIGTERM/SIGINT, or until the sandbox socket closes and no connection is left.
+ * Returns 0 or -errno. */
+int proxy_run(const struct proxy_config *c);
+
+#endif

@@ -1,0 +1,197 @@
+#!/bin/bash
+# test-proxy.sh: --net proxy / --allow: the sandbox's only way out. Servers are the test's
+# own: an HTTP server and a TLS server on loopback, and one in a network namespace this test
+# makes (a "public" test host, 198.51.100.2, reachable only from this machine). Names are
+# resolved from a hosts file given to the proxy (--hosts), so no DNS server is involved.
+. "$(dirname "$0")/lib.sh"
+
+HTTPD=${HTTPD:-$TOP/build/tests/httpd}
+AUDIT=$WORK/audit.jsonl
+HOSTS=$WORK/hosts
+NS=cbtest$$
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	ip netns del "$NS" 2>/dev/null
+	ip link del "${NS}h" 2>/dev/null
+	cleanup_work
+}
+trap cleanup EXIT
+
+# start_httpd VAR ADDRESS NAME [NETNS]: starts a server, sets VAR to its port. Not in a
+# subshell, so that its pid reaches the clean-up list.
+start_httpd() {
+	local f=$WORK/port.$3
+	if [ -n "${4:-}" ]; then
+		ip netns exec "$4" "$HTTPD" "$2" 0 "$3" >"$f" 2>/dev/null &
+	else
+		"$HTTPD" "$2" 0 "$3" >"$f" 2>/dev/null &
+	fi
+	PIDS+=($!)
+	wait_until 5 test -s "$f"
+	printf -v "$1" '%s' "$(cat "$f")"
+}
+
+start_httpd PORT 127.0.0.1 web
+
+# A test host "on the internet": a network namespace of our own behind a veth pair.
+ip netns add "$NS"
+ip link add "${NS}h" type veth peer name "${NS}n"
+ip link set "${NS}n" netns "$NS"
+ip addr add 198.51.100.1/24 dev "${NS}h"
+ip link set "${NS}h" up
+ip netns exec "$NS" ip addr add 198.51.100.2/24 dev "${NS}n"
+ip netns exec "$NS" ip link set "${NS}n" up
+ip netns exec "$NS" ip link set lo up
+start_httpd NSPORT 198.51.100.2 nsweb "$NS"
+# The namespace's own mounts (/run/netns) are ours, not a sandbox's.
+HOST_MOUNTS_BEFORE=$(wc -l </proc/self/mountinfo)
+
+cat >"$HOSTS" <<HOSTS
+198.51.100.2 web.test api.wiki.test
+127.0.0.1 loop.test
+169.254.169.254 metadata.test
+10.0.0.1 lan.test
+::ffff:127.0.0.1 mapped.test
+HOSTS
+
+# curl inside a sandbox with the proxy; prints "STATUS BODY..." on one line.
+proxied() { # CLAWBOX-ARGS... -- CURL-ARGS...
+	local args=() 
+	while [ "$1" != "--" ]; do args+=("$1"); shift; done
+	shift
+	"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" "${args[@]}" -- \
+		curl -s -S --max-time 10 -o /tmp/body -w '%{http_code}' "$@" \
+		>"$WORK/out" 2>"$WORK/err" </dev/null
+	RC=$?
+}
+
+# A raw request through the sandbox's proxy port (for what curl would normalize away).
+raw() { # CLAWBOX-ARGS... -- REQUEST
+	local args=()
+	while [ "$1" != "--" ]; do args+=("$1"); shift; done
+	shift
+	"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" "${args[@]}" -- bash -c \
+		'exec 3<>/dev/tcp/127.0.0.1/3128; printf "%b" "$1" >&3; timeout 5 cat <&3' _ "$1" \
+		>"$WORK/out" 2>"$WORK/err" </dev/null
+	RC=$?
+}
+
+status_is() { head -c 12 "$WORK/out" | grep -q "$1"; }
+last_audit() { tail -n 1 "$AUDIT"; }
+
+# Allowed traffic
+"$CLAWBOX" run --hosts "$HOSTS" --allow web.test:$NSPORT -- curl -s -S --max-time 10 \
+	http://web.test:$NSPORT/hello >"$WORK/out" 2>"$WORK/err" </dev/null
+check "allowed name: curl through the proxy reaches the test host" grep -q "server: nsweb" "$WORK/out"
+check "the server got Host from the URL, Connection: close" \
+	sh -c "grep -q 'header: Host: web.test:$NSPORT' '$WORK/out' && grep -q 'header: Connection: close' '$WORK/out'"
+"$CLAWBOX" run --hosts "$HOSTS" --allow '*.wiki.test' --allow web.test:$NSPORT -- curl -s -S \
+	--max-time 10 -H 'Proxy-Authorization: Basic c2VjcmV0' -H 'Host: other.example' \
+	http://web.test:$NSPORT/h >"$WORK/out" 2>&1 </dev/null
+check "Proxy-* headers are not passed on and Host cannot be forged" \
+	sh -c "! grep -qi 'proxy-authorization' '$WORK/out' && ! grep -q 'other.example' '$WORK/out' && grep -q 'server: nsweb' '$WORK/out'"
+proxied --allow "127.0.0.1:$PORT" -- --noproxy '' "http://127.0.0.1:$PORT/exact"
+check "a loopback address named exactly in --allow passes (status $(cat "$WORK/out"))" test "$(cat "$WORK/out")" = 200
+check "audit: allowed request with its address and bytes" \
+	sh -c "last_audit() { tail -n 1 '$AUDIT'; }; last_audit | grep -q '\"decision\":\"allow\"' && last_audit | grep -q '\"address\":\"127.0.0.1\"' && last_audit | grep -q '\"bytes_out\":[1-9]'"
+
+# HTTPS through a CONNECT tunnel to a TLS server of the test's own.
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+	>/dev/null 2>&1
+chmod 644 "$WORK/cert.pem"
+for try in 1 2 3 4 5; do
+	TLSPORT=$((20000 + RANDOM % 30000))
+	openssl s_server -accept "127.0.0.1:$TLSPORT" -www -cert "$WORK/cert.pem" \
+		-key "$WORK/key.pem" >/dev/null 2>&1 </dev/null &
+	TLSPID=$!
+	sleep 0.3
+	kill -0 $TLSPID 2>/dev/null && break
+done
+PIDS+=($TLSPID)
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --allow "127.0.0.1:$TLSPORT" \
+	--mount "$WORK/cert.pem:/cert.pem" -- curl -s -S --max-time 10 --noproxy '' \
+	--proxy http://127.0.0.1:3128 --cacert /cert.pem "https://127.0.0.1:$TLSPORT/" \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "CONNECT tunnel: TLS to the test's server through the proxy (rc $?)" grep -qi "s_server" "$WORK/out"
+check "audit: the tunnel is recorded as CONNECT, allowed" \
+	sh -c "tail -n 1 '$AUDIT' | grep -q '\"method\":\"CONNECT\".*\"decision\":\"allow\"'"
+
+# Refused, each with a clear HTTP status and an audit line saying why.
+deny() { # DESCRIPTION STATUS REASON-PATTERN
+	if [ "$(head -c 3 "$WORK/out")" = "$2" ] || grep -q "^HTTP/1.1 $2" "$WORK/out"; then
+		ok "$1 ($2)"
+	else
+		not_ok "$1 (got: $(head -c 120 "$WORK/out" | tr '\r\n' '  '); $(head -c 200 "$WORK/err"))"
+	fi
+	if tail -n 1 "$AUDIT" | grep -q '"decision":"deny"' && tail -n 1 "$AUDIT" | grep -qi "$3"; then
+		ok "$1: audited ($3)"
+	else
+		not_ok "$1: audited ($3): $(tail -n 1 "$AUDIT")"
+	fi
+}
+proxied --allow web.test:$NSPORT -- http://example.org/
+deny "a host not in the allowlist" 403 "not in the allowlist"
+proxied --allow web.test:$NSPORT -- --noproxy '' "http://198.51.100.2:$NSPORT/"
+deny "the allowed host's address, used directly" 403 "not in the allowlist"
+proxied --allow web.test:$NSPORT -- "http://web.test:$((NSPORT + 1))/"
+deny "the allowed name on another port" 403 "not in the allowlist"
+proxied --allow "loop.test:$PORT" -- "http://loop.test:$PORT/"
+deny "a name that resolves to 127.0.0.1" 403 "loopback"
+proxied --allow metadata.test -- http://metadata.test/latest/meta-data/
+deny "a name that resolves to 169.254.169.254" 403 "link-local"
+proxied --allow lan.test -- http://lan.test/
+deny "a name that resolves to 10.0.0.1" 403 "private"
+proxied --allow "mapped.test:$PORT" -- "http://mapped.test:$PORT/"
+deny "a name that resolves to ::ffff:127.0.0.1" 403 "embedding IPv4"
+proxied --allow "[::ffff:127.0.0.2]:$PORT" --allow web.test -- --noproxy '' "http://[::ffff:127.0.0.1]:$PORT/"
+deny "an IPv4-mapped IPv6 literal" 403 "not in the allowlist"
+raw --allow "127.0.0.1:$PORT" -- "GET http://2130706433:$PORT/ HTTP/1.1\r\nHost: x\r\n\r\n"
+deny "127.0.0.1 in decimal" 400 "numeric host"
+raw --allow "127.0.0.1:$PORT" -- "GET http://0177.0.0.1:$PORT/ HTTP/1.1\r\nHost: x\r\n\r\n"
+deny "127.0.0.1 in octal" 400 "numeric host"
+raw --allow "127.0.0.1:$PORT" -- "GET http://0x7f.1:$PORT/ HTTP/1.1\r\nHost: x\r\n\r\n"
+deny "127.0.0.1 in hex" 400 "numeric host"
+raw --allow "web.test:$NSPORT" -- "GET http://web.test.:$NSPORT/ HTTP/1.1\r\nHost: x\r\n\r\n"
+deny "a trailing dot" 400 "trailing dot"
+raw --allow "web.test:$NSPORT" -- "GET http://user@web.test:$NSPORT/ HTTP/1.1\r\nHost: x\r\n\r\n"
+deny "userinfo in the URL" 400 "userinfo"
+raw --allow "web.test:$NSPORT" -- "CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n"
+deny "CONNECT to a host not in the allowlist" 403 "not in the allowlist"
+raw --allow "web.test:$NSPORT" -- "POST http://web.test:$NSPORT/ HTTP/1.1\r\nHost: web.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+deny "request smuggling (Content-Length with chunked)" 400 "malformed"
+raw --allow "web.test:$NSPORT" -- "GET http://web.test:$NSPORT/ HTTP/1.1\r\nX: $(head -c 20000 /dev/zero | tr '\0' a)\r\n\r\n"
+deny "an over-long header" 431 "request head over"
+raw --allow "web.test:$NSPORT" -- "GET /relative HTTP/1.1\r\nHost: web.test\r\n\r\n"
+deny "an origin-form request (not a proxy request)" 400 "absolute URL"
+
+# No way around the proxy.
+"$CLAWBOX" run --allow web.test:$NSPORT --hosts "$HOSTS" -- curl -s -S --max-time 5 \
+	--noproxy '*' "http://198.51.100.2:$NSPORT/" >"$WORK/out" 2>"$WORK/err" </dev/null
+rc=$?
+check "curl --noproxy '*' has no route (rc $rc)" sh -c "[ $rc != 0 ] && ! grep -q nsweb '$WORK/out'"
+"$CLAWBOX" run --allow web.test --hosts "$HOSTS" -- sh -c 'getent hosts example.org || exit 3' \
+	>"$WORK/out" 2>&1 </dev/null
+check "no DNS from inside (exit $?)" test $? != 0
+"$CLAWBOX" run --allow web.test --mount "$PROBE_DIR:/probe" -- /probe/probe escape \
+	>"$WORK/tap" 2>"$WORK/err" </dev/null
+relay_tap "escape with --net proxy" "$WORK/tap" $?
+
+# Options
+expect_rc 125 "a bad --allow entry is refused before anything starts" run --allow 'exa mple.org' -- true
+check "the bad --allow entry is named" grep -q "exa mple.org" "$WORK/err"
+expect_rc 125 "--net none with --allow" run --net none --allow example.org -- true
+expect_rc 125 "--audit without the proxy" run --audit "$WORK/x.jsonl" -- true
+
+# Nothing left: no proxy process after the run, nor after SIGKILL of clawbox run.
+check "no clawbox-proxy left after the runs" sh -c "! pgrep -x clawbox-proxy >/dev/null"
+"$CLAWBOX" run --allow web.test -- sleep 30 &
+launcher=$!
+wait_until 5 pgrep -x clawbox-proxy >/dev/null
+kill -KILL $launcher
+wait $launcher 2>/dev/null
+check "the proxy goes with a SIGKILLed clawbox run" wait_until 3 sh -c "! pgrep -x clawbox-proxy >/dev/null"
+check_clean "nothing of the sandboxes left"
+
+done_testing
