@@ -55,7 +55,7 @@ CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
 HTTPD       := $(BUILD)/tests/httpd
 
-.PHONY: all check bench format clean deps test-deps bench-deps demo FORCE
+.PHONY: all check bench format clean deps test-deps bench-deps demo fuzz FORCE
 all: clawbox clawbox-proxy
 
 deps:
@@ -154,8 +154,26 @@ $(HTTPD): tests/integration/httpd.c
 	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
 		$(shell pkg-config --cflags --libs libevent)
 
-check: clawbox clawbox-proxy $(UNIT_BIN) $(PROBE) $(HTTPD) test-deps
-	@tests/run-tests.sh $(UNIT_BIN)
+# Fuzzing: `make fuzz` runs libFuzzer (clang) on the proxy's request reader for FUZZ_SECONDS
+# and keeps what it finds in the corpus; `make check` replays the corpus (gcc, no libFuzzer).
+FUZZ_SECONDS ?= 60
+FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay
+$(FUZZ_REPLAY): tests/fuzz/replay.c tests/fuzz/fuzz-request.c $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -o $@ tests/fuzz/replay.c tests/fuzz/fuzz-request.c \
+		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-request tests/fuzz/fuzz-request.c \
+		src/proxy/request.c src/proxy/hostname.c src/proxy/allowlist.c src/proxy/addr.c \
+		src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
+	$(BUILD)/fuzz/fuzz-request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		tests/fuzz/corpus/request
+
+check: clawbox clawbox-proxy $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) test-deps
+	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 bench: clawbox bench-deps
 	@bench/bench-sandbox.sh

@@ -36,6 +36,7 @@
 #include "hostname.h"
 #include "macro.h"
 #include "proxy.h"
+#include "request.h"
 
 #define HEADERS_MAX      100
 #define RELAY_HIGH_WATER (1 << 20) /* pause reading a side whose peer has this much queued */
@@ -79,25 +80,9 @@ struct conn {
 	struct bufferevent *client, *upstream;
 	struct evdns_getaddrinfo_request *dns_req;
 
-	http_parser parser;
-	bool message_done;
-	/* Request line and headers, NUL-separated in one bounded arena. */
-	char arena[16 * 1024 + 256];
-	size_t arena_used;
-	size_t url; /* offset of the target in arena */
-	struct header headers[HEADERS_MAX];
-	size_t n_headers;
-	bool in_value;
-	size_t head_bytes;
-	uint64_t body_bytes;
-	bool chunked;
+	struct request req;
 	struct evbuffer *body; /* the forwarded body, until the upstream is connected */
 
-	char method[24];
-	char host[HOST_MAX];
-	enum host_kind kind;
-	uint16_t port;
-	char path[8192];
 	char address[INET6_ADDRSTRLEN + 8];
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -125,9 +110,9 @@ conn_audit(struct conn *c)
 {
 	struct audit_entry e = {
 	    .sandbox = c->px->cfg->sandbox_id,
-	    .method = c->method[0] ? c->method : NULL,
-	    .host = c->host[0] ? c->host : NULL,
-	    .port = c->port,
+	    .method = c->req.method[0] ? c->req.method : NULL,
+	    .host = c->req.host[0] ? c->req.host : NULL,
+	    .port = c->req.port,
 	    .address = c->address,
 	    .decision = c->decision ? c->decision : "error",
 	    .reason = c->reason,
@@ -250,136 +235,21 @@ conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, .
 	conn_close_after_flush(c);
 }
 
-/* ---- the request head (http-parser callbacks) ---- */
+/* ---- the request body ---- */
 
-static int
-arena_append(struct conn *c, const char *at, size_t len, bool start)
+/* The request's decoded body goes to the upstream (or waits in c->body until it is connected),
+ * re-framed: chunked stays chunked, anything else carries its Content-Length. */
+static void
+body_sink(void *ctx, const char *at, size_t len)
 {
-	/* A new string begins after the previous one's NUL; a continuation overwrites it. */
-	if (!start && c->arena_used > 0)
-		c->arena_used--;
-	if (c->arena_used + len + 1 > sizeof(c->arena) ||
-	    c->arena_used + len + 1 > c->px->cfg->max_head_bytes)
-		return -1;
-	memcpy(c->arena + c->arena_used, at, len);
-	c->arena_used += len;
-	c->arena[c->arena_used++] = '\0';
-	return 0;
-}
-
-static int
-on_url(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = p->data;
-	bool start = c->arena_used == 0;
-	if (start)
-		c->url = 0;
-	return arena_append(c, at, len, start);
-}
-
-static int
-on_header_field(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = p->data;
-	bool start = c->in_value || c->n_headers == 0;
-	if (start) {
-		if (c->n_headers >= HEADERS_MAX)
-			return -1;
-		c->headers[c->n_headers++].name = c->arena_used;
-		c->in_value = false;
-	}
-	return arena_append(c, at, len, start);
-}
-
-static int
-on_header_value(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = p->data;
-	bool start = !c->in_value;
-	if (start) {
-		c->headers[c->n_headers - 1].value = c->arena_used;
-		c->in_value = true;
-	}
-	return arena_append(c, at, len, start);
-}
-
-static int
-on_headers_complete(http_parser *p)
-{
-	struct conn *c = p->data;
-	c->chunked = (p->flags & F_CHUNKED) != 0;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static int
-on_body(http_parser *p, const char *at, size_t len)
-{
-	struct conn *c = p->data;
-	c->body_bytes += len;
-	if (c->body_bytes > c->px->cfg->max_body_bytes)
-		return -1;
+	struct conn *c = ctx;
 	struct evbuffer *out =
 	    c->upstream && c->state == ST_FORWARD ? bufferevent_get_output(c->upstream) : c->body;
-	if (c->chunked)
+	if (c->req.chunked)
 		evbuffer_add_printf(out, "%zx\r\n", len);
 	evbuffer_add(out, at, len);
-	if (c->chunked)
+	if (c->req.chunked)
 		evbuffer_add(out, "\r\n", 2);
-	return 0;
-}
-
-static int
-on_message_complete(http_parser *p)
-{
-	struct conn *c = p->data;
-	c->message_done = true;
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings parser_settings = {
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
-
-static const char *
-header_name(struct conn *c, size_t i)
-{
-	return c->arena + c->headers[i].name;
-}
-
-static const char *
-header_value(struct conn *c, size_t i)
-{
-	return c->arena + c->headers[i].value;
-}
-
-/* Headers that are about this hop or about the proxy, never passed on. */
-static bool
-hop_by_hop(const char *name)
-{
-	static const char *const names[] = {
-	    "connection",
-	    "keep-alive",
-	    "proxy-connection",
-	    "proxy-authorization",
-	    "proxy-authenticate",
-	    "te",
-	    "trailer",
-	    "upgrade",
-	    "host",
-	    "transfer-encoding",
-	    "content-length",
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
-		if (strcasecmp(name, names[i]) == 0)
-			return true;
-	return false;
 }
 
 /* ---- upstream ---- */
@@ -421,7 +291,7 @@ start_relay(struct conn *c)
 	} else {
 		/* FORWARD: the body parsed so far went out with the head; the rest follows. */
 		bufferevent_setcb(c->client, client_read, relay_write, relay_event, c);
-		bufferevent_enable(c->client, c->message_done ? EV_WRITE : EV_READ | EV_WRITE);
+		bufferevent_enable(c->client, c->req.message_done ? EV_WRITE : EV_READ | EV_WRITE);
 		client_read(c->client, c);
 	}
 }
@@ -429,28 +299,29 @@ start_relay(struct conn *c)
 static void
 send_request_head(struct conn *c)
 {
+	struct request *r = &c->req;
 	struct evbuffer *out = bufferevent_get_output(c->upstream);
-	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", c->method, c->path);
+	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\n", r->method, r->path);
 	/* Host is the URI's authority, whatever the client's Host header said: a different one
 	 * could reach another virtual host on the same (allowed) server. */
-	const char *open = c->kind == HOST_IPV6 ? "[" : "",
-	           *close = c->kind == HOST_IPV6 ? "]" : "";
-	if (c->port == 80)
-		evbuffer_add_printf(out, "Host: %s%s%s\r\n", open, c->host, close);
+	const char *open = r->kind == HOST_IPV6 ? "[" : "",
+	           *close = r->kind == HOST_IPV6 ? "]" : "";
+	if (r->port == 80)
+		evbuffer_add_printf(out, "Host: %s%s%s\r\n", open, r->host, close);
 	else
-		evbuffer_add_printf(out, "Host: %s%s%s:%u\r\n", open, c->host, close, c->port);
-	for (size_t i = 0; i < c->n_headers; i++)
-		if (!hop_by_hop(header_name(c, i)))
-			evbuffer_add_printf(out, "%s: %s\r\n", header_name(c, i),
-			                    header_value(c, i));
-	if (c->chunked)
+		evbuffer_add_printf(out, "Host: %s%s%s:%u\r\n", open, r->host, close, r->port);
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (!request_hop_by_hop(request_header_name(r, i)))
+			evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
+			                    request_header_value(r, i));
+	if (r->chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-	else if (c->parser.content_length != ULLONG_MAX && c->parser.content_length > 0)
+	else if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > 0)
 		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		                    (unsigned long long)c->parser.content_length);
-	else if (c->message_done && c->body_bytes > 0)
+		                    (unsigned long long)(r->body_bytes + r->parser.content_length));
+	else if (r->body_bytes > 0)
 		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		                    (unsigned long long)c->body_bytes);
+		                    (unsigned long long)r->body_bytes);
 	evbuffer_add_printf(out, "Connection: close\r\n\r\n");
 	evbuffer_add_buffer(out, c->body);
 }
@@ -461,7 +332,7 @@ upstream_connected(struct bufferevent *bev, short what, void *arg)
 	struct conn *c = arg;
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
-		if (c->parser.method == HTTP_CONNECT) {
+		if (c->req.is_connect) {
 			c->state = ST_TUNNEL;
 			evbuffer_add_printf(bufferevent_get_output(c->client),
 			                    "HTTP/1.1 200 Connection established\r\n\r\n");
@@ -500,9 +371,9 @@ static bool
 address_allowed(struct conn *c, struct sockaddr *sa, char *text, size_t text_size)
 {
 	if (sa->sa_family == AF_INET)
-		((struct sockaddr_in *)sa)->sin_port = htons(c->port);
+		((struct sockaddr_in *)sa)->sin_port = htons(c->req.port);
 	else
-		((struct sockaddr_in6 *)sa)->sin6_port = htons(c->port);
+		((struct sockaddr_in6 *)sa)->sin6_port = htons(c->req.port);
 	const void *raw = sa->sa_family == AF_INET
 	                      ? (const void *)&((struct sockaddr_in *)sa)->sin_addr
 	                      : (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr;
@@ -510,7 +381,7 @@ address_allowed(struct conn *c, struct sockaddr *sa, char *text, size_t text_siz
 	enum addr_class cls = addr_classify_for_host(sa);
 	if (cls == ADDR_PUBLIC || allowlist_names_address(&c->px->cfg->allow, sa))
 		return true;
-	conn_refuse(c, 403, "deny", "%s resolves to %s, a %s address", c->host, text,
+	conn_refuse(c, 403, "deny", "%s resolves to %s, a %s address", c->req.host, text,
 	            addr_class_name(cls));
 	return false;
 }
@@ -523,7 +394,7 @@ resolved(int err, struct evutil_addrinfo *res, void *arg)
 	if (err == EVUTIL_EAI_CANCEL)
 		return; /* the connection is being freed */
 	if (err || !res) {
-		conn_refuse(c, 502, "error", "cannot resolve %s: %s", c->host,
+		conn_refuse(c, 502, "error", "cannot resolve %s: %s", c->req.host,
 		            evutil_gai_strerror(err));
 		if (res)
 			evutil_freeaddrinfo(res);
@@ -547,7 +418,7 @@ resolved(int err, struct evutil_addrinfo *res, void *arg)
 	}
 	evutil_freeaddrinfo(res);
 	if (!chosen) {
-		conn_refuse(c, 502, "error", "%s has no usable address", c->host);
+		conn_refuse(c, 502, "error", "%s has no usable address", c->req.host);
 		return;
 	}
 	connect_checked(c);
@@ -555,75 +426,16 @@ resolved(int err, struct evutil_addrinfo *res, void *arg)
 
 /* ---- deciding ---- */
 
-static int
-split_target(struct conn *c, const char **why)
-{
-	const char *url = c->arena + c->url;
-	struct http_parser_url u;
-	bool is_connect = c->parser.method == HTTP_CONNECT;
-
-	http_parser_url_init(&u);
-	if (http_parser_parse_url(url, strlen(url), is_connect, &u) != 0) {
-		*why = "malformed request target";
-		return -1;
-	}
-	if (!(u.field_set & (1 << UF_HOST))) {
-		*why = is_connect ? "CONNECT needs host:port"
-		                  : "not a proxy request (the target must be an absolute URL)";
-		return -1;
-	}
-	if (u.field_set & (1 << UF_USERINFO)) {
-		*why = "userinfo in the URL";
-		return -1;
-	}
-	if (!is_connect) {
-		const char *schema = url + u.field_data[UF_SCHEMA].off;
-		if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
-		    strncasecmp(schema, "http", 4) != 0) {
-			*why = "only http:// is forwarded; use CONNECT for https";
-			return -1;
-		}
-	}
-	/* http-parser strips the brackets of an IPv6 host; host_normalize wants them. */
-	char host[HOST_MAX * 4 + 2];
-	size_t off = u.field_data[UF_HOST].off, len = u.field_data[UF_HOST].len;
-	bool v6 = off > 0 && url[off - 1] == '[';
-	if (len + 3 > sizeof(host)) {
-		*why = "host too long";
-		return -1;
-	}
-	snprintf(host, sizeof(host), "%s%.*s%s", v6 ? "[" : "", (int)len, url + off, v6 ? "]" : "");
-	if (host_normalize(host, strlen(host), c->host, &c->kind, why) < 0) {
-		snprintf(c->host, sizeof(c->host), "%.*s", (int)(len < 200 ? len : 200), url + off);
-		return -1;
-	}
-	c->port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
-	if (is_connect)
-		return 0;
-	size_t path_off = u.field_data[UF_PATH].off, path_len = u.field_data[UF_PATH].len;
-	size_t q_off = u.field_data[UF_QUERY].off, q_len = u.field_data[UF_QUERY].len;
-	bool has_path = u.field_set & (1 << UF_PATH), has_query = u.field_set & (1 << UF_QUERY);
-	if (path_len + q_len + 3 > sizeof(c->path)) {
-		*why = "URL too long";
-		return -1;
-	}
-	snprintf(c->path, sizeof(c->path), "%.*s%s%.*s", has_path ? (int)path_len : 1,
-	         has_path ? url + path_off : "/", has_query ? "?" : "", has_query ? (int)q_len : 0,
-	         has_query ? url + q_off : "");
-	return 0;
-}
-
 static void
 decide(struct conn *c)
 {
-	const char *why = NULL;
-	snprintf(c->method, sizeof(c->method), "%s", http_method_str(c->parser.method));
-	if (split_target(c, &why) < 0) {
-		conn_refuse(c, 400, "deny", "%s", why);
+	struct request *r = &c->req;
+	if (request_target(r) < 0) {
+		conn_refuse(c, r->error_status, "deny", "%s", r->error);
 		return;
 	}
-	if (!allowlist_match(&c->px->cfg->allow, c->host, c->kind, c->port)) {
-		conn_refuse(c, 403, "deny", "%s:%u is not in the allowlist", c->host, c->port);
+	if (!allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port)) {
+		conn_refuse(c, 403, "deny", "%s:%u is not in the allowlist", r->host, r->port);
 		return;
 	}
 	c->body = evbuffer_new();
@@ -632,18 +444,18 @@ decide(struct conn *c)
 		return;
 	}
 	/* Address literals skip DNS but not the guard. */
-	if (c->kind != HOST_NAME) {
+	if (c->req.kind != HOST_NAME) {
 		struct sockaddr_storage ss = {0};
 		char text[INET6_ADDRSTRLEN];
-		if (c->kind == HOST_IPV4) {
+		if (c->req.kind == HOST_IPV4) {
 			struct sockaddr_in *in = (struct sockaddr_in *)&ss;
 			in->sin_family = AF_INET;
-			inet_pton(AF_INET, c->host, &in->sin_addr);
+			inet_pton(AF_INET, c->req.host, &in->sin_addr);
 			c->addr_len = sizeof(*in);
 		} else {
 			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
 			in6->sin6_family = AF_INET6;
-			inet_pton(AF_INET6, c->host, &in6->sin6_addr);
+			inet_pton(AF_INET6, c->req.host, &in6->sin6_addr);
 			c->addr_len = sizeof(*in6);
 		}
 		if (!address_allowed(c, (struct sockaddr *)&ss, text, sizeof(text)))
@@ -655,12 +467,12 @@ decide(struct conn *c)
 	}
 	c->state = ST_RESOLVE;
 	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	c->dns_req = evdns_getaddrinfo(c->px->dns, c->host, NULL, &hints, resolved, c);
+	c->dns_req = evdns_getaddrinfo(c->px->dns, c->req.host, NULL, &hints, resolved, c);
 }
 
-/* Feeds what the client sent to the parser: the head, then, while the request is decided and
- * connected, the rest of the message (a forwarded request's body goes to c->body, bounded; a
- * CONNECT message ends with its head). Nothing after the first message is ever parsed or
+/* Feeds what the client sent to the request parser: the head, then, while the request is
+ * decided and connected, the rest of the message (a forwarded request's body goes to c->body,
+ * bounded; a CONNECT message ends with its head). Nothing after the first message is parsed or
  * passed on: for CONNECT it is tunnel data, for anything else it is dropped. */
 static void
 client_read(struct bufferevent *bev, void *arg)
@@ -668,50 +480,29 @@ client_read(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (!c->message_done && evbuffer_get_length(in) > 0) {
+	while (!c->req.message_done && evbuffer_get_length(in) > 0) {
 		if (c->state == ST_TUNNEL || c->state == ST_CLOSING)
 			return;
 		size_t avail = evbuffer_get_length(in);
-		size_t take = avail > 65536 ? 65536 : avail;
+		size_t take = avail > 65536 ? 65536 : avail, used = 0;
 		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
-		size_t n = http_parser_execute(&c->parser, &parser_settings, data, take);
-		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-		evbuffer_drain(in, n);
-		bool in_head = c->state == ST_HEAD;
-		if (in_head)
-			c->head_bytes += n;
-		if (!count_bytes(c, n, true)) {
+		enum request_status st = request_feed(&c->req, data, take, &used);
+		evbuffer_drain(in, used);
+		if (!count_bytes(c, used, true)) {
 			conn_refuse(c, 502, "deny", "the sandbox's traffic limit is reached");
 			return;
 		}
-		if (e == HPE_PAUSED) {
-			http_parser_pause(&c->parser, 0);
-			if (in_head) {
-				bufferevent_set_timeouts(c->client, NULL, NULL);
-				decide(c);
-			}
-			continue; /* or the message is complete, and the loop ends */
-		}
-		if (e != HPE_OK) {
-			if (in_head && c->head_bytes + 1 >= c->px->cfg->max_head_bytes)
-				conn_refuse(c, 431, "deny", "request head over %u bytes",
-				            c->px->cfg->max_head_bytes);
-			else if (c->body_bytes > c->px->cfg->max_body_bytes)
-				conn_refuse(c, 413, "deny", "request body over %llu bytes",
-				            (unsigned long long)c->px->cfg->max_body_bytes);
-			else
-				conn_refuse(c, 400, "deny", "malformed request (%s)",
-				            http_errno_description(e));
+		if (st == REQ_ERROR) {
+			conn_refuse(c, c->req.error_status, "deny", "%s", c->req.error);
 			return;
 		}
-		if (in_head && c->head_bytes >= c->px->cfg->max_head_bytes) {
-			conn_refuse(c, 431, "deny", "request head over %u bytes",
-			            c->px->cfg->max_head_bytes);
-			return;
+		if (st == REQ_HEAD) {
+			bufferevent_set_timeouts(c->client, NULL, NULL);
+			decide(c);
 		}
 	}
-	if (c->message_done && c->state != ST_TUNNEL && c->state != ST_CLOSING &&
-	    c->parser.method != HTTP_CONNECT) {
+	if (c->req.message_done && c->state != ST_TUNNEL && c->state != ST_CLOSING &&
+	    !c->req.is_connect) {
 		evbuffer_drain(in, evbuffer_get_length(in));
 		bufferevent_disable(bev, EV_READ);
 	}
@@ -749,7 +540,7 @@ relay_write(struct bufferevent *bev, void *arg)
 		close_when_flushed(bev, c);
 		return;
 	}
-	if (peer && !(c->state == ST_FORWARD && peer == c->client && c->message_done)) {
+	if (peer && !(c->state == ST_FORWARD && peer == c->client && c->req.message_done)) {
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
 		bufferevent_enable(peer, EV_READ);
 	}
@@ -816,8 +607,9 @@ conn_new(struct proxy *px, int fd)
 		conn_free(c);
 		return;
 	}
-	http_parser_init(&c->parser, HTTP_REQUEST);
-	c->parser.data = c;
+	request_init(&c->req, px->cfg->max_head_bytes, px->cfg->max_body_bytes);
+	c->req.on_body = body_sink;
+	c->req.body_ctx = c;
 	if (px->n_conns > px->cfg->max_connections) {
 		conn_refuse(c, 503, "deny", "more than %u connections at once",
 		            px->cfg->max_connections);

@@ -162,7 +162,7 @@ deny "CONNECT to a host not in the allowlist" 403 "not in the allowlist"
 raw --allow "web.test:$NSPORT" -- "POST http://web.test:$NSPORT/ HTTP/1.1\r\nHost: web.test\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
 deny "request smuggling (Content-Length with chunked)" 400 "malformed"
 raw --allow "web.test:$NSPORT" -- "GET http://web.test:$NSPORT/ HTTP/1.1\r\nX: $(head -c 20000 /dev/zero | tr '\0' a)\r\n\r\n"
-deny "an over-long header" 431 "request head over"
+deny "an over-long header" 431 "request head too large"
 raw --allow "web.test:$NSPORT" -- "GET /relative HTTP/1.1\r\nHost: web.test\r\n\r\n"
 deny "an origin-form request (not a proxy request)" 400 "absolute URL"
 
