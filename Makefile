@@ -175,8 +175,9 @@ fuzz:
 check: clawbox clawbox-proxy $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox bench-deps
+bench: clawbox clawbox-proxy $(HTTPD) bench-deps
 	@bench/bench-sandbox.sh
+	@bench/bench-proxy.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
