@@ -32,7 +32,7 @@ INC_base    := -Isrc/base
 INC_sandbox := $(INC_base) -Isrc/sandbox
 INC_cmd     := $(INC_sandbox) -Isrc/cmd
 # The egress proxy is its own executable (clawbox-proxy): only it links these.
-PROXY_PKGS  := libevent jansson libidn2
+PROXY_PKGS  := libevent jansson libidn2 libcurl libcurl
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
 LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 

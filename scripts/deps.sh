@@ -22,6 +22,8 @@ build)
 	need_pkg libjansson-dev "pkg-config --exists jansson"
 	need_pkg libidn2-dev "pkg-config --exists libidn2"
 	need_pkg libhttp-parser-dev "test -f /usr/include/http_parser.h"
+	need_pkg libcurl4-openssl-dev "pkg-config --exists libcurl"
+	need_pkg libcurl4-openssl-dev "pkg-config --exists libcurl"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"

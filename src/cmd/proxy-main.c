@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <curl/curl.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,6 +36,12 @@ usage(FILE *out)
 	    "  --max-connections N    at once (default 64)\n"
 	    "  --max-total-bytes N    in and out over the proxy's life (default 4G)\n"
 	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
+	    "  --upstream URL         the model API, reachable inside as http://" UPSTREAM_NAME
+	    "/\n"
+	    "  --upstream-key-env V   its key, from the environment variable V\n"
+	    "  --upstream-key-file F  its key, from F (mode 0600)\n"
+	    "  --upstream-header H    where the key goes: NAME or 'NAME: PREFIX'\n"
+	    "                         (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --check                only check the options, then exit\n");
 }
 
@@ -51,10 +58,17 @@ main(int argc, char **argv)
 	    {"max-total-bytes", required_argument, NULL, 't'},
 	    {"idle-timeout", required_argument, NULL, 'T'},
 	    {"check", no_argument, NULL, 'C'},
+	    {"upstream", required_argument, NULL, 'u'},
+	    {"upstream-key-env", required_argument, NULL, 'e'},
+	    {"upstream-key-file", required_argument, NULL, 'k'},
+	    {"upstream-header", required_argument, NULL, 'x'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool check_only = false;
+	static struct upstream_config up;
+	const char *key_env = NULL, *key_file = NULL;
+	snprintf(up.header_name, sizeof(up.header_name), "x-api-key");
 	struct proxy_config cfg;
 	const char *why;
 	uint64_t v;
@@ -117,6 +131,28 @@ main(int argc, char **argv)
 		case 'C':
 			check_only = true;
 			break;
+		case 'u':
+			if (strncmp(optarg, "https://", 8) != 0 &&
+			    strncmp(optarg, "http://", 7) != 0) {
+				log_error("--upstream %s: expected an http:// or https:// URL",
+				          optarg);
+				return 2;
+			}
+			up.base_url = optarg;
+			break;
+		case 'e':
+			key_env = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 'x':
+			if (upstream_set_header(&up, optarg) < 0) {
+				log_error("--upstream-header %s: expected NAME or 'NAME: PREFIX'",
+				          optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -125,8 +161,20 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (up.base_url) {
+		if (!key_env && !key_file) {
+			log_error("--upstream needs --upstream-key-env or --upstream-key-file");
+			return 2;
+		}
+		if (upstream_load_key(&up, key_env, key_file, &why) < 0) {
+			log_error("model key (%s): %s", key_env ? key_env : key_file, why);
+			return 2;
+		}
+		cfg.upstream = &up;
+	}
 	if (check_only)
 		return 0; /* the options parsed: that was the question */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	r = proxy_run(&cfg);
 	if (r < 0) {
 		log_error("%s", strerror(-r));

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,8 +43,23 @@ run_usage(FILE *out)
 	    "  --pids N                    process limit (default 256)\n"
 	    "  --cpus N                    CPU limit in cores, e.g. 0.5 (default none)\n"
 	    "  --timeout SECONDS           kill everything after SECONDS; exit 124\n"
-	    "  --net none                  network: loopback only (the default and, for now,\n"
-	    "                              the only mode)\n"
+	    "  --net none|proxy            none (the default): loopback only. proxy: also the\n"
+	    "                              egress proxy, as HTTP(S)_PROXY on the sandbox's\n"
+	    "                              loopback; it lets through only what --allow names\n"
+	    "  --allow HOST[:PORT]         allow a destination through the proxy (repeatable;\n"
+	    "                              implies --net proxy). No port: 443 and 80. *.DOMAIN\n"
+	    "                              for names below DOMAIN. Loopback, private and\n"
+	    "                              link-local addresses only when named exactly\n"
+	    "  --audit FILE                append one JSON line per proxied request to FILE\n"
+	    "  --hosts FILE                the proxy resolves names from FILE only (testing,\n"
+	    "                              air-gapped hosts)\n"
+	    "  --model-upstream URL        the model API, reachable inside as\n"
+	    "                              http://model.clawbox.internal/; the proxy adds the\n"
+	    "                              key (implies --net proxy)\n"
+	    "  --model-key-env NAME        the key, from this variable of ours (never passed in)\n"
+	    "  --model-key-file FILE       the key, from FILE (mode 0600)\n"
+	    "  --model-header SPEC         where the key goes: NAME or 'NAME: PREFIX'\n"
+	    "                              (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
 	    "                              system folders\n"
 	    "  --debug                     print what the sandbox sets up\n"
@@ -64,6 +80,7 @@ struct net_options {
 	size_t n_allow;
 	const char *audit;
 	const char *hosts;
+	const char *model_upstream, *model_key_env, *model_key_file, *model_header;
 };
 
 enum {
@@ -80,6 +97,10 @@ enum {
 	OPT_DEBUG,
 	OPT_AUDIT,
 	OPT_HOSTS,
+	OPT_MODEL_UPSTREAM,
+	OPT_MODEL_KEY_ENV,
+	OPT_MODEL_KEY_FILE,
+	OPT_MODEL_HEADER,
 };
 
 static const struct option run_options[] = {
@@ -95,6 +116,10 @@ static const struct option run_options[] = {
     {"rootfs", required_argument, NULL, OPT_ROOTFS},
     {"audit", required_argument, NULL, OPT_AUDIT},
     {"hosts", required_argument, NULL, OPT_HOSTS},
+    {"model-upstream", required_argument, NULL, OPT_MODEL_UPSTREAM},
+    {"model-key-env", required_argument, NULL, OPT_MODEL_KEY_ENV},
+    {"model-key-file", required_argument, NULL, OPT_MODEL_KEY_FILE},
+    {"model-header", required_argument, NULL, OPT_MODEL_HEADER},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -223,6 +248,19 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		case OPT_HOSTS:
 			net->hosts = optarg;
 			break;
+		case OPT_MODEL_UPSTREAM:
+			net->model_upstream = optarg;
+			net->proxy = true;
+			break;
+		case OPT_MODEL_KEY_ENV:
+			net->model_key_env = optarg;
+			break;
+		case OPT_MODEL_KEY_FILE:
+			net->model_key_file = optarg;
+			break;
+		case OPT_MODEL_HEADER:
+			net->model_header = optarg;
+			break;
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
 			if (r < 0)
@@ -249,6 +287,11 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 	}
 	if (net->proxy && net->none_given)
 		return log_error("--net none contradicts --net proxy or --allow"), -EINVAL;
+	if ((net->model_key_env || net->model_key_file || net->model_header) &&
+	    !net->model_upstream)
+		return log_error("--model-key-env, --model-key-file and --model-header need "
+		                 "--model-upstream"),
+		       -EINVAL;
 	if ((net->audit || net->hosts) && !net->proxy)
 		return log_error("--audit and --hosts need --net proxy or --allow"), -EINVAL;
 	if (optind >= argc)
@@ -288,7 +331,7 @@ proxy_command(const struct net_options *net, char *path, char *id, const char **
               bool check)
 {
 	size_t n = 0;
-	if (5 + 2 * net->n_allow + 6 > max)
+	if (5 + 2 * net->n_allow + 14 > max)
 		return -E2BIG;
 	argv[n++] = path;
 	argv[n++] = "--sandbox-id";
@@ -304,6 +347,22 @@ proxy_command(const struct net_options *net, char *path, char *id, const char **
 	if (net->hosts) {
 		argv[n++] = "--hosts";
 		argv[n++] = net->hosts;
+	}
+	static const struct {
+		const char *flag;
+		size_t off;
+	} model_opts[] = {
+	    {"--upstream", offsetof(struct net_options, model_upstream)},
+	    {"--upstream-key-env", offsetof(struct net_options, model_key_env)},
+	    {"--upstream-key-file", offsetof(struct net_options, model_key_file)},
+	    {"--upstream-header", offsetof(struct net_options, model_header)},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(model_opts); i++) {
+		const char *v = *(const char *const *)((const char *)net + model_opts[i].off);
+		if (v) {
+			argv[n++] = model_opts[i].flag;
+			argv[n++] = v;
+		}
 	}
 	if (check)
 		argv[n++] = "--check";

@@ -61,6 +61,7 @@ struct proxy {
 	const struct proxy_config *cfg;
 	struct event_base *base;
 	struct evdns_base *dns;
+	struct upstream *upstream; /* NULL: none configured */
 	struct event *sandbox_ev, *sigterm_ev, *sigint_ev;
 	unsigned n_conns;
 	struct conn *conns; /* all open connections, so that none ends without its audit line */
@@ -68,7 +69,16 @@ struct proxy {
 	bool sandbox_gone;
 };
 
-enum conn_state { ST_HEAD, ST_RESOLVE, ST_CONNECT, ST_TUNNEL, ST_FORWARD, ST_CLOSING };
+enum conn_state {
+	ST_HEAD,
+	ST_RESOLVE,
+	ST_CONNECT,
+	ST_TUNNEL,
+	ST_FORWARD,
+	ST_UPSTREAM_BODY, /* the credentialed upstream: collecting the request body */
+	ST_UPSTREAM,      /* the credentialed upstream: libcurl has the request */
+	ST_CLOSING,
+};
 
 struct header {
 	size_t name, value; /* offsets into conn.arena */
@@ -86,7 +96,9 @@ struct splice_dir {
 
 struct conn {
 	struct proxy *px;
-	struct splice_dir *tunnel; /* [2], when the CONNECT tunnel is spliced */
+	struct splice_dir *tunnel;  /* [2], when the CONNECT tunnel is spliced */
+	struct upstream_xfer *xfer; /* the credentialed upstream's transfer */
+	bool xfer_paused;
 	int tunnel_fds[2];
 	struct timespec last_traffic;
 	struct conn *prev, *next;
@@ -151,6 +163,7 @@ conn_free(struct conn *c)
 	conn_audit(c);
 	if (c->dns_req)
 		evdns_getaddrinfo_cancel(c->dns_req); /* its callback frees nothing of ours */
+	upstream_cancel(c->xfer);
 	if (c->client)
 		bufferevent_free(c->client);
 	if (c->upstream)
@@ -252,7 +265,8 @@ conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, .
 	va_end(ap);
 	c->decision = decision;
 
-	if (c->state <= ST_CONNECT) { /* nothing of a response was sent yet */
+	/* An error response only if nothing of one reached the client yet (a tunnel's 200 was). */
+	if (c->bytes_out == 0 && c->state != ST_TUNNEL) {
 		char body[256];
 		int n = snprintf(body, sizeof(body), "clawbox proxy: %s\n", c->reason);
 		evbuffer_add_printf(bufferevent_get_output(c->client),
@@ -271,6 +285,10 @@ static void
 body_sink(void *ctx, const char *at, size_t len)
 {
 	struct conn *c = ctx;
+	if (c->state == ST_UPSTREAM_BODY) { /* libcurl frames it itself */
+		evbuffer_add(c->body, at, len);
+		return;
+	}
 	struct evbuffer *out =
 	    c->upstream && c->state == ST_FORWARD ? bufferevent_get_output(c->upstream) : c->body;
 	if (c->req.chunked)
@@ -642,6 +660,84 @@ resolved(int err, struct evutil_addrinfo *res, void *arg)
 	connect_checked(c);
 }
 
+/* ---- the credentialed upstream ---- */
+
+static bool
+xfer_data(void *ctx, const void *buf, size_t len)
+{
+	struct conn *c = ctx;
+	struct evbuffer *out = bufferevent_get_output(c->client);
+	if (evbuffer_get_length(out) >= RELAY_HIGH_WATER) {
+		c->xfer_paused = true; /* resumed from upstream_client_drained */
+		return false;
+	}
+	count_bytes(c, len, false);
+	evbuffer_add(out, buf, len);
+	return true;
+}
+
+static void
+xfer_done(void *ctx, bool ok, const char *why)
+{
+	struct conn *c = ctx;
+	bool sent = c->bytes_out > 0;
+	c->xfer = NULL; /* upstream.c frees it */
+	if (!ok && !sent) {
+		conn_refuse(c, 502, "error", "model upstream: %s", why ? why : "failed");
+		return;
+	}
+	c->decision = "allow";
+	if (!ok)
+		snprintf(c->reason, sizeof(c->reason), "model upstream: %s", why ? why : "failed");
+	conn_close_after_flush(c);
+}
+
+static const struct upstream_callbacks xfer_callbacks = {
+    .data = xfer_data,
+    .done = xfer_done,
+};
+
+static void
+upstream_client_drained(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (c->xfer && c->xfer_paused) {
+		c->xfer_paused = false;
+		upstream_resume(c->xfer);
+	}
+}
+
+static void
+upstream_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	struct conn *c = arg;
+	snprintf(c->reason, sizeof(c->reason), "client went away during the model request");
+	conn_free(c);
+}
+
+/* The whole request is in: hand it to libcurl, which adds the key. */
+static void
+start_upstream(struct conn *c)
+{
+	size_t len = evbuffer_get_length(c->body);
+	const void *body = len ? (const void *)evbuffer_pullup(c->body, -1) : "";
+	c->state = ST_UPSTREAM;
+	snprintf(c->address, sizeof(c->address), "%s", "model upstream");
+	c->xfer = upstream_start(c->px->upstream, &c->req, body, len, &xfer_callbacks, c);
+	if (!c->xfer) {
+		conn_refuse(c, 502, "error", "model upstream: cannot start the request");
+		return;
+	}
+	struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
+	bufferevent_set_timeouts(c->client, NULL, &idle);
+	bufferevent_setwatermark(c->client, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
+	bufferevent_setcb(c->client, NULL, upstream_client_drained, upstream_client_event, c);
+	bufferevent_enable(c->client, EV_WRITE);
+}
+
 /* ---- deciding ---- */
 
 static void
@@ -650,6 +746,28 @@ decide(struct conn *c)
 	struct request *r = &c->req;
 	if (request_target(r) < 0) {
 		conn_refuse(c, r->error_status, "deny", "%s", r->error);
+		return;
+	}
+	if (r->kind == HOST_NAME && strcmp(r->host, UPSTREAM_NAME) == 0) {
+		/* Our own name for the model API: the only way to it, and the only traffic that
+		 * gets the key. Configured by the operator, so it needs no --allow entry. */
+		if (!c->px->upstream) {
+			conn_refuse(c, 502, "deny", "no model upstream is configured");
+			return;
+		}
+		if (r->is_connect || r->port != 80) {
+			conn_refuse(c, 400, "deny", "use http://%s/ (the proxy adds TLS)",
+			            UPSTREAM_NAME);
+			return;
+		}
+		c->body = evbuffer_new();
+		if (!c->body) {
+			conn_refuse(c, 502, "error", "out of memory");
+			return;
+		}
+		c->state = ST_UPSTREAM_BODY;
+		if (c->req.message_done)
+			start_upstream(c);
 		return;
 	}
 	if (!allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port)) {
@@ -699,7 +817,7 @@ client_read(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	while (!c->req.message_done && evbuffer_get_length(in) > 0) {
-		if (c->state == ST_TUNNEL || c->state == ST_CLOSING)
+		if (c->state == ST_TUNNEL || c->state == ST_CLOSING || c->state == ST_UPSTREAM)
 			return;
 		size_t avail = evbuffer_get_length(in);
 		size_t take = avail > 65536 ? 65536 : avail, used = 0;
@@ -719,6 +837,8 @@ client_read(struct bufferevent *bev, void *arg)
 			decide(c);
 		}
 	}
+	if (c->req.message_done && c->state == ST_UPSTREAM_BODY)
+		start_upstream(c);
 	if (c->req.message_done && c->state != ST_TUNNEL && c->state != ST_CLOSING &&
 	    !c->req.is_connect) {
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -896,6 +1016,11 @@ proxy_run(const struct proxy_config *cfg)
 	}
 	if (!px.dns && r == 0)
 		r = -ENOMEM;
+	if (r == 0 && cfg->upstream && cfg->upstream->base_url) {
+		px.upstream = upstream_new(px.base, cfg->upstream);
+		if (!px.upstream)
+			r = -ENOMEM;
+	}
 	if (r == 0) {
 		evutil_make_socket_nonblocking(cfg->sandbox_fd);
 		px.sandbox_ev = event_new(px.base, cfg->sandbox_fd, EV_READ | EV_PERSIST,
@@ -926,6 +1051,7 @@ proxy_run(const struct proxy_config *cfg)
 		event_free(px.sigint_ev);
 	if (px.dns)
 		evdns_base_free(px.dns, 0);
+	upstream_free(px.upstream);
 	event_base_free(px.base);
 	return r;
 }

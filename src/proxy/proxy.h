@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "allowlist.h"
+#include "upstream.h"
 
 struct proxy_config {
 	struct allowlist allow;
@@ -22,6 +23,7 @@ struct proxy_config {
 	int sandbox_fd;         /* SOCK_SEQPACKET: 'c' + one connection fd per message */
 	int audit_fd;           /* O_APPEND file, or -1 */
 	const char *hosts_file; /* resolve from this file only (tests, air-gapped setups) */
+	const struct upstream_config *upstream; /* the credentialed model API, or NULL */
 
 	/* Limits: over one, the client gets a clear HTTP error and the audit says why. */
 	unsigned max_connections; /* at once */

@@ -4,7 +4,13 @@
  * check what the proxy passed on. Prints the port it listens on, then serves until killed
  * (at most 300 s: it never outlives a forgotten test).
  *
- * usage: httpd ADDRESS PORT NAME     (PORT 0: any)
+ * With LOGFILE, the request (line, headers, body) is appended there instead of being echoed
+ * back: the credential tests must see what the server got without the sandbox seeing it.
+ *   /redirect/PORT  302 to http://127.0.0.1:PORT/landing (another origin)
+ *   /stream         a chunked response in parts, as an SSE stream comes
+ *   /big/N          N MiB of zeros
+ *
+ * usage: httpd ADDRESS PORT NAME [LOGFILE]     (PORT 0: any)
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -17,37 +23,69 @@
 #include <unistd.h>
 
 static const char *name;
+static FILE *logf;
 
 static void
 handle(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
 	struct evbuffer *out = evbuffer_new();
-	evbuffer_add_printf(out, "server: %s\nrequest: %d %s\n", name,
-	                    (int)evhttp_request_get_command(req), evhttp_request_get_uri(req));
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
-		evbuffer_add_printf(out, "header: %s: %s\n", kv->key, kv->value);
-	size_t body = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-	evbuffer_add_printf(out, "body-bytes: %zu\n", body);
-	/* /big/N: N MiB of zeros, for transfer tests. */
 	const char *uri = evhttp_request_get_uri(req);
-	if (strncmp(uri, "/big/", 5) == 0) {
-		long mib = strtol(uri + 5, NULL, 10);
-		static char zeros[1 << 20];
-		for (long i = 0; i < mib && i < 1024; i++)
-			evbuffer_add_reference(out, zeros, sizeof(zeros), NULL, NULL);
+	int cmd = (int)evhttp_request_get_command(req);
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t body = evbuffer_get_length(in);
+
+	evbuffer_add_printf(out, "server: %s\nrequest: %d %s\n", name, cmd, uri);
+	if (logf) {
+		fprintf(logf, "request: %d %s\n", cmd, uri);
+		for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+			fprintf(logf, "header: %s: %s\n", kv->key, kv->value);
+		fprintf(logf, "body: %.*s\n", (int)body, (const char *)evbuffer_pullup(in, -1));
+		fflush(logf);
+	} else {
+		for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+			evbuffer_add_printf(out, "header: %s: %s\n", kv->key, kv->value);
 	}
-	evhttp_send_reply(req, 200, "OK", out);
+	evbuffer_add_printf(out, "body-bytes: %zu\n", body);
+
+	if (strncmp(uri, "/redirect/", 10) == 0) {
+		char loc[128];
+		snprintf(loc, sizeof(loc), "http://127.0.0.1:%ld/landing",
+		         strtol(uri + 10, NULL, 10));
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+		evhttp_send_reply(req, 302, "Found", out);
+	} else if (strcmp(uri, "/stream") == 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+		                  "text/event-stream");
+		evhttp_send_reply_start(req, 200, "OK");
+		evhttp_send_reply_chunk(req, out);
+		for (int i = 1; i <= 3; i++) {
+			evbuffer_add_printf(out, "event: part\ndata: %d\n\n", i);
+			evhttp_send_reply_chunk(req, out);
+		}
+		evhttp_send_reply_end(req);
+	} else {
+		/* /big/N: N MiB of zeros, for transfer tests. */
+		if (strncmp(uri, "/big/", 5) == 0) {
+			long mib = strtol(uri + 5, NULL, 10);
+			static char zeros[1 << 20];
+			for (long i = 0; i < mib && i < 1024; i++)
+				evbuffer_add_reference(out, zeros, sizeof(zeros), NULL, NULL);
+		}
+		evhttp_send_reply(req, 200, "OK", out);
+	}
 	evbuffer_free(out);
 }
 
 int
 main(int argc, char **argv)
 {
-	if (argc != 4)
+	if (argc != 4 && argc != 5)
 		return 2;
 	name = argv[3];
+	if (argc == 5 && !(logf = fopen(argv[4], "a")))
+		return 1;
 	struct event_base *base = event_base_new();
 	struct evhttp *http = evhttp_new(base);
 	evhttp_set_gencb(http, handle, NULL);

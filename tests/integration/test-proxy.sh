@@ -184,6 +184,96 @@ check "the bad --allow entry is named" grep -q "exa mple.org" "$WORK/err"
 expect_rc 125 "--net none with --allow" run --net none --allow example.org -- true
 expect_rc 125 "--audit without the proxy" run --audit "$WORK/x.jsonl" -- true
 
+# Credentials: the model API is http://model.clawbox.internal inside; the proxy adds the key.
+KEY="sk-test-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+start_httpd_log() { # VAR NAME LOGFILE
+	"$HTTPD" 127.0.0.1 0 "$2" "$3" >"$WORK/port.$2" 2>/dev/null &
+	PIDS+=($!)
+	wait_until 5 test -s "$WORK/port.$2"
+	printf -v "$1" '%s' "$(cat "$WORK/port.$2")"
+}
+start_httpd_log UPPORT model "$WORK/model.log"
+MODEL_PID=${PIDS[-1]}
+start_httpd_log OTHERPORT other "$WORK/other.log"
+MODEL=(--model-upstream "http://127.0.0.1:$UPPORT" --model-key-env CB_TEST_KEY)
+export CB_TEST_KEY="$KEY"
+
+"$CLAWBOX" run --audit "$AUDIT" "${MODEL[@]}" -- curl -s -S --max-time 10 -X POST \
+	-H 'x-api-key: key-the-sandbox-made-up' -H 'Authorization: Bearer also-made-up' \
+	-H 'content-type: application/json' -d '{"model":"m"}' \
+	http://model.clawbox.internal/v1/messages >"$WORK/out" 2>"$WORK/err" </dev/null
+check "the model request reaches the upstream" grep -q "request: 2 /v1/messages" "$WORK/model.log"
+check "the upstream receives the key" grep -q "x-api-key: $KEY" "$WORK/model.log"
+check "the key headers the sandbox sent are dropped" \
+	sh -c "! grep -q 'made-up' '$WORK/model.log'"
+check "the request body arrives" grep -q 'body: {"model":"m"}' "$WORK/model.log"
+check "the sandbox gets the answer" grep -q "server: model" "$WORK/out"
+check "audit: the model request is recorded" \
+	sh -c "tail -n 1 '$AUDIT' | grep -q '\"host\":\"model.clawbox.internal\".*\"decision\":\"allow\"'"
+
+"$CLAWBOX" run "${MODEL[@]}" -- curl -s -S -N --max-time 10 \
+	http://model.clawbox.internal/stream >"$WORK/out" 2>"$WORK/err" </dev/null
+check "a streamed (chunked) answer arrives whole" \
+	sh -c "[ \$(grep -c '^event: part' '$WORK/out') = 3 ] && grep -q 'data: 3' '$WORK/out'"
+
+# The sandbox, as if prompt-injected, looks for the key everywhere it can.
+"$CLAWBOX" run "${MODEL[@]}" -- sh -c '
+	env; cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null
+	grep -rs . /tmp /home /etc/passwd 2>/dev/null
+	curl -s -S --max-time 5 http://model.clawbox.internal/v1/x
+	curl -s -S --max-time 5 -X CONNECT http://model.clawbox.internal/
+	curl -s -S --max-time 5 http://model.clawbox.internal:8080/' \
+	>"$WORK/out" 2>&1 </dev/null
+check "no trace of the key inside: environment, /proc, files, answers" \
+	sh -c "! grep -q '$KEY' '$WORK/out' && ! grep -q 'CB_TEST_KEY' '$WORK/out'"
+
+# A redirect from the upstream to another origin: the proxy does not follow it, and when the
+# sandbox follows it (through the proxy), no key goes along.
+"$CLAWBOX" run "${MODEL[@]}" --allow "127.0.0.1:$OTHERPORT" -- curl -s -S -L --max-time 10 \
+	--noproxy '' -x http://127.0.0.1:3128 "http://model.clawbox.internal/redirect/$OTHERPORT" \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "the redirect is passed back, then followed by the client" grep -q "server: other" "$WORK/out"
+check "the other origin got no key" \
+	sh -c "grep -q 'request: 1 /landing' '$WORK/other.log' && ! grep -qi -e '$KEY' -e 'x-api-key' -e 'authorization' '$WORK/other.log'"
+
+# The key never shows on a command line.
+"$CLAWBOX" run "${MODEL[@]}" -- sleep 3 &
+sleeper=$!
+wait_until 5 pgrep -x clawbox-proxy >/dev/null
+pp=$(pgrep -x clawbox-proxy | head -n 1)
+check "the proxy's command line holds no key" \
+	sh -c "[ -n '$pp' ] && ! tr '\\0' ' ' </proc/$pp/cmdline | grep -q '$KEY'"
+wait $sleeper
+
+# When the upstream fails, the answer says so without the key.
+kill "$MODEL_PID" 2>/dev/null
+wait_until 3 sh -c "! kill -0 $MODEL_PID 2>/dev/null"
+"$CLAWBOX" run "${MODEL[@]}" -- curl -s -S --max-time 10 -w '%{http_code}' \
+	http://model.clawbox.internal/v1/messages >"$WORK/out" 2>&1 </dev/null
+if grep -q 502 "$WORK/out" && grep -q 'model upstream' "$WORK/out" && ! grep -q "$KEY" "$WORK/out"; then
+	ok "upstream down: 502 naming the upstream, no key"
+else
+	not_ok "upstream down: 502 naming the upstream, no key (got: $(head -c 200 "$WORK/out"))"
+fi
+
+# Key sources
+printf '%s\n' "$KEY" >"$WORK/keyfile"
+chmod 600 "$WORK/keyfile"
+unset CB_TEST_KEY
+expect_rc 0 "a 0600 key file is accepted" run --model-upstream "http://127.0.0.1:$UPPORT" \
+	--model-key-file "$WORK/keyfile" -- true
+chmod 644 "$WORK/keyfile"
+expect_rc 125 "a key file others can read is refused" run --model-upstream \
+	"http://127.0.0.1:$UPPORT" --model-key-file "$WORK/keyfile" -- true
+check "the refusal says why, without the key" \
+	sh -c "grep -q '0600' '$WORK/err' && ! grep -q '$KEY' '$WORK/err'"
+expect_rc 125 "an unset key variable is refused" run --model-upstream \
+	"http://127.0.0.1:$UPPORT" --model-key-env CB_NOT_SET -- true
+expect_rc 125 "--model-key-env without --model-upstream" run --model-key-env X -- true
+"$CLAWBOX" run --allow web.test -- curl -s -S --max-time 5 http://model.clawbox.internal/ \
+	>"$WORK/out" 2>&1 </dev/null
+check "without an upstream, model.clawbox.internal is refused" grep -q "no model upstream" "$WORK/out"
+
 # Nothing left: no proxy process after the run, nor after SIGKILL of clawbox run.
 check "no clawbox-proxy left after the runs" sh -c "! pgrep -x clawbox-proxy >/dev/null"
 "$CLAWBOX" run --allow web.test -- sleep 30 &
