@@ -765,6 +765,9 @@ decide(struct conn *c)
 			conn_refuse(c, 502, "error", "out of memory");
 			return;
 		}
+		if (request_expects_continue(r))
+			evbuffer_add_printf(bufferevent_get_output(c->client),
+			                    "HTTP/1.1 100 Continue\r\n\r\n");
 		c->state = ST_UPSTREAM_BODY;
 		if (c->req.message_done)
 			start_upstream(c);
@@ -774,6 +777,11 @@ decide(struct conn *c)
 		conn_refuse(c, 403, "deny", "%s:%u is not in the allowlist", r->host, r->port);
 		return;
 	}
+	/* The client may wait for leave to send its body: give it here, where the request is
+	 * known to be allowed (an error can still follow it), rather than pass Expect on. */
+	if (!r->is_connect && request_expects_continue(r))
+		evbuffer_add_printf(bufferevent_get_output(c->client),
+		                    "HTTP/1.1 100 Continue\r\n\r\n");
 	c->body = evbuffer_new();
 	if (!c->body) {
 		conn_refuse(c, 502, "error", "out of memory");

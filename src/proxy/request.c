@@ -266,9 +266,20 @@ request_hop_by_hop(const char *name)
 	    "host",
 	    "transfer-encoding",
 	    "content-length",
+	    "expect",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
+bool
+request_expects_continue(const struct request *r)
+{
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (strcasecmp(request_header_name(r, i), "expect") == 0 &&
+		    strcasecmp(request_header_value(r, i), "100-continue") == 0)
 			return true;
 	return false;
 }

@@ -77,8 +77,10 @@ int request_target(struct request *r);
 const char *request_header_name(const struct request *r, size_t i);
 const char *request_header_value(const struct request *r, size_t i);
 
-/* Headers about this hop or about the proxy, never passed on (Host and the framing headers
- * included: the proxy writes its own). */
+/* Headers about this hop or about the proxy, never passed on (Host, the framing headers and
+ * Expect included: the proxy writes its own, and answers 100-continue itself). */
+bool request_expects_continue(const struct request *r);
+
 bool request_hop_by_hop(const char *name);
 
 #endif

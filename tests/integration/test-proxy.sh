@@ -166,6 +166,24 @@ deny "an over-long header" 431 "request head too large"
 raw --allow "web.test:$NSPORT" -- "GET /relative HTTP/1.1\r\nHost: web.test\r\n\r\n"
 deny "an origin-form request (not a proxy request)" 400 "absolute URL"
 
+# Limits: a body over 64 MiB gets 413; more than 64 connections at once, 503; both audited.
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --allow "web.test:$NSPORT" --memory 1G -- sh -c \
+	"head -c 68000000 /dev/zero >/tmp/big && curl -s -S --max-time 30 -o /dev/null \
+	 -w '%{http_code}' --data-binary @/tmp/big http://web.test:$NSPORT/upload" \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+deny "a request body over the limit" 413 "request body too large"
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --allow "web.test:$NSPORT" -- bash -c '
+	for i in $(seq 66); do eval "exec $((i + 9))<>/dev/tcp/127.0.0.1/3128"; done
+	sleep 0.5
+	printf "GET http://web.test:'"$NSPORT"'/ HTTP/1.1\r\n\r\n" >&75
+	timeout 3 cat <&75' >"$WORK/out" 2>"$WORK/err" </dev/null
+if grep -q "^HTTP/1.1 503" "$WORK/out"; then
+	ok "more than 64 connections at once (503)"
+else
+	not_ok "more than 64 connections at once (got: $(head -c 120 "$WORK/out" | tr '\r\n' '  '))"
+fi
+check "more than 64 connections at once: audited" grep -q "more than 64 connections at once" "$AUDIT"
+
 # No way around the proxy.
 "$CLAWBOX" run --allow web.test:$NSPORT --hosts "$HOSTS" -- curl -s -S --max-time 5 \
 	--noproxy '*' "http://198.51.100.2:$NSPORT/" >"$WORK/out" 2>"$WORK/err" </dev/null

@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <string.h>
 
@@ -184,6 +185,19 @@ main(void)
 	cls("2001:db8::1", ADDR_PUBLIC);
 
 	ok(addr_load_host_addresses() == 0, "host addresses load");
+	/* Each of this machine's own addresses is refused, whatever its range. */
+	struct ifaddrs *ifs = NULL, *i;
+	int own = 0, refused = 0;
+	getifaddrs(&ifs);
+	for (i = ifs; i; i = i->ifa_next)
+		if (i->ifa_addr &&
+		    (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6)) {
+			own++;
+			refused += addr_classify_for_host(i->ifa_addr) != ADDR_PUBLIC;
+		}
+	freeifaddrs(ifs);
+	ok(own > 0 && refused == own, "all %d of this host's addresses are refused (%d)", own,
+	   refused);
 	struct sockaddr_storage lo = sa("127.0.0.1", 1);
 	ok(addr_classify_for_host((struct sockaddr *)&lo) == ADDR_LOOPBACK,
 	   "loopback stays loopback with host addresses loaded");
