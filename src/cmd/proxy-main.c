@@ -174,6 +174,8 @@ main(int argc, char **argv)
 	}
 	if (check_only)
 		return 0; /* the options parsed: that was the question */
+	if (geteuid() == 0)
+		cfg.drop_to_id = PROXY_HOST_ID;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	r = proxy_run(&cfg);
 	if (r < 0) {

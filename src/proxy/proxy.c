@@ -29,6 +29,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -1001,6 +1003,17 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopbreak(((struct proxy *)arg)->base);
 }
 
+/* The proxy parses what the sandbox sends; if that ever went wrong, it must not be root. */
+static int
+drop_privileges(unsigned id)
+{
+	if (setgroups(0, NULL) < 0 || setresgid(id, id, id) < 0 || setresuid(id, id, id) < 0)
+		return NEG_ERRNO();
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return NEG_ERRNO();
+	return 0;
+}
+
 int
 proxy_run(const struct proxy_config *cfg)
 {
@@ -1029,6 +1042,8 @@ proxy_run(const struct proxy_config *cfg)
 		if (!px.upstream)
 			r = -ENOMEM;
 	}
+	if (r == 0 && cfg->drop_to_id)
+		r = drop_privileges(cfg->drop_to_id);
 	if (r == 0) {
 		evutil_make_socket_nonblocking(cfg->sandbox_fd);
 		px.sandbox_ev = event_new(px.base, cfg->sandbox_fd, EV_READ | EV_PERSIST,

@@ -14,6 +14,8 @@
 
 #include <stdint.h>
 
+#define PROXY_HOST_ID 65532 /* not the sandboxes' 65533: nothing shared with them */
+
 #include "allowlist.h"
 #include "upstream.h"
 
@@ -24,6 +26,9 @@ struct proxy_config {
 	int audit_fd;           /* O_APPEND file, or -1 */
 	const char *hosts_file; /* resolve from this file only (tests, air-gapped setups) */
 	const struct upstream_config *upstream; /* the credentialed model API, or NULL */
+	/* Launched by root: once the key, the audit file and the resolver configuration are
+	 * loaded, become this uid:gid (no groups, no_new_privs). 0: stay. */
+	unsigned drop_to_id;
 
 	/* Limits: over one, the client gets a clear HTTP error and the audit says why. */
 	unsigned max_connections; /* at once */

@@ -259,6 +259,10 @@ check "the other origin got no key" \
 sleeper=$!
 wait_until 5 pgrep -x clawbox-proxy >/dev/null
 pp=$(pgrep -x clawbox-proxy | head -n 1)
+if is_root; then
+	check "launched by root, the proxy runs as uid 65532, not root" \
+		sh -c "grep -Eq '^Uid:[[:space:]]+65532[[:space:]]+65532[[:space:]]+65532' /proc/$pp/status && grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pp/status"
+fi
 check "the proxy's command line holds no key" \
 	sh -c "[ -n '$pp' ] && ! tr '\\0' ' ' </proc/$pp/cmdline | grep -q '$KEY'"
 wait $sleeper
