@@ -2,7 +2,9 @@
  * main.c: `clawbox`, one command with subcommands (like git). Dispatches and prints the
  * top-level help; everything else lives in the subcommand files and the libraries.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "commands.h"
@@ -14,12 +16,34 @@
 #define CLAWBOX_VERSION "0.0.0-dev"
 #endif
 
+/* `clawbox proxy`: the egress proxy is an executable of its own (it links what this one must
+ * not load), next to this one; hand over to it, git-style. */
+static int
+cmd_proxy(int argc, char **argv)
+{
+	char path[4096];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+	if (n < 0) {
+		log_error("cannot find myself: %s", strerror(errno));
+		return 1;
+	}
+	path[n] = '\0';
+	char *slash = strrchr(path, '/');
+	memcpy(slash ? slash + 1 : path, "clawbox-proxy", sizeof("clawbox-proxy"));
+	argv[0] = path;
+	execv(path, argv);
+	log_error("%s: %s", path, strerror(errno));
+	(void)argc;
+	return 127;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
     {"run", cmd_run, "run a command in a fresh, locked-down sandbox"},
+    {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
 };
 
 static void

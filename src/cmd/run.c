@@ -60,6 +60,8 @@ run_usage(FILE *out)
 	    "  --model-key-file FILE       the key, from FILE (mode 0600)\n"
 	    "  --model-header SPEC         where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                              (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
+	    "  --proxy-idle-timeout S      close a proxied connection idle for S s (default 300)\n"
+	    "  --proxy-max-bytes SIZE      traffic through the proxy, both ways (default 4G)\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
 	    "                              system folders\n"
 	    "  --debug                     print what the sandbox sets up\n"
@@ -81,6 +83,7 @@ struct net_options {
 	const char *audit;
 	const char *hosts;
 	const char *model_upstream, *model_key_env, *model_key_file, *model_header;
+	const char *idle_timeout, *max_bytes;
 };
 
 enum {
@@ -101,6 +104,8 @@ enum {
 	OPT_MODEL_KEY_ENV,
 	OPT_MODEL_KEY_FILE,
 	OPT_MODEL_HEADER,
+	OPT_PROXY_IDLE,
+	OPT_PROXY_BYTES,
 };
 
 static const struct option run_options[] = {
@@ -120,6 +125,8 @@ static const struct option run_options[] = {
     {"model-key-env", required_argument, NULL, OPT_MODEL_KEY_ENV},
     {"model-key-file", required_argument, NULL, OPT_MODEL_KEY_FILE},
     {"model-header", required_argument, NULL, OPT_MODEL_HEADER},
+    {"proxy-idle-timeout", required_argument, NULL, OPT_PROXY_IDLE},
+    {"proxy-max-bytes", required_argument, NULL, OPT_PROXY_BYTES},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -261,6 +268,12 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		case OPT_MODEL_HEADER:
 			net->model_header = optarg;
 			break;
+		case OPT_PROXY_IDLE:
+			net->idle_timeout = optarg;
+			break;
+		case OPT_PROXY_BYTES:
+			net->max_bytes = optarg;
+			break;
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
 			if (r < 0)
@@ -292,8 +305,9 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		return log_error("--model-key-env, --model-key-file and --model-header need "
 		                 "--model-upstream"),
 		       -EINVAL;
-	if ((net->audit || net->hosts) && !net->proxy)
-		return log_error("--audit and --hosts need --net proxy or --allow"), -EINVAL;
+	if ((net->audit || net->hosts || net->idle_timeout || net->max_bytes) && !net->proxy)
+		return log_error("--audit, --hosts and --proxy-* need --net proxy or --allow"),
+		       -EINVAL;
 	if (optind >= argc)
 		return log_error("no command given; see 'clawbox run --help'"), -EINVAL;
 	if (argc - optind > SANDBOX_MAX_ARGS)
@@ -331,7 +345,7 @@ proxy_command(const struct net_options *net, char *path, char *id, const char **
               bool check)
 {
 	size_t n = 0;
-	if (5 + 2 * net->n_allow + 14 > max)
+	if (5 + 2 * net->n_allow + 18 > max)
 		return -E2BIG;
 	argv[n++] = path;
 	argv[n++] = "--sandbox-id";
@@ -356,6 +370,8 @@ proxy_command(const struct net_options *net, char *path, char *id, const char **
 	    {"--upstream-key-env", offsetof(struct net_options, model_key_env)},
 	    {"--upstream-key-file", offsetof(struct net_options, model_key_file)},
 	    {"--upstream-header", offsetof(struct net_options, model_header)},
+	    {"--idle-timeout", offsetof(struct net_options, idle_timeout)},
+	    {"--max-total-bytes", offsetof(struct net_options, max_bytes)},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(model_opts); i++) {
 		const char *v = *(const char *const *)((const char *)net + model_opts[i].off);

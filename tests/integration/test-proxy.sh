@@ -184,6 +184,24 @@ else
 fi
 check "more than 64 connections at once: audited" grep -q "more than 64 connections at once" "$AUDIT"
 
+# The idle and traffic limits (configurable on clawbox run).
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --allow "web.test:$NSPORT" \
+	--proxy-idle-timeout 1 -- bash -c '
+	exec 3<>/dev/tcp/127.0.0.1/3128
+	printf "CONNECT web.test:'"$NSPORT"' HTTP/1.1\r\n\r\n" >&3
+	start=$(date +%s); timeout 10 cat <&3 >/dev/null; echo "closed after $(( $(date +%s) - start )) s"' \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "an idle tunnel is closed after --proxy-idle-timeout ($(cat "$WORK/out"))" \
+	sh -c "grep -Eq 'closed after [0-4] s' '$WORK/out'"
+check "the idle close is audited" grep -q '"reason":"idle for 1 s"' "$AUDIT"
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --allow "web.test:$NSPORT" \
+	--proxy-max-bytes 1M -- curl -s -S --max-time 10 -o /tmp/got -w '%{size_download}' \
+	"http://web.test:$NSPORT/big/5" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "--proxy-max-bytes 1M stops a 5 MiB download (got $(cat "$WORK/out") bytes)" \
+	sh -c "[ \"\$(cat '$WORK/out')\" -lt 2000000 ]"
+check "the traffic limit is audited" grep -q "traffic limit is reached" "$AUDIT"
+expect_rc 125 "--proxy-idle-timeout 0 is refused" run --allow web.test --proxy-idle-timeout 0 -- true
+
 # No way around the proxy.
 "$CLAWBOX" run --allow web.test:$NSPORT --hosts "$HOSTS" -- curl -s -S --max-time 5 \
 	--noproxy '*' "http://198.51.100.2:$NSPORT/" >"$WORK/out" 2>"$WORK/err" </dev/null
