@@ -40,9 +40,9 @@
 #include "macro.h"
 #include "proxy.h"
 #include "request.h"
+#include "conn.h"
 
-#define HEADERS_MAX      100
-#define RELAY_HIGH_WATER (1 << 20) /* pause reading a side whose peer has this much queued */
+#define HEADERS_MAX 100
 
 void
 proxy_config_init(struct proxy_config *c)
@@ -59,74 +59,10 @@ proxy_config_init(struct proxy_config *c)
 	c->idle_timeout_s = 300;
 }
 
-struct proxy {
-	const struct proxy_config *cfg;
-	struct event_base *base;
-	struct evdns_base *dns;
-	struct upstream *upstream; /* NULL: none configured */
-	struct event *sandbox_ev, *sigterm_ev, *sigint_ev;
-	unsigned n_conns;
-	struct conn *conns; /* all open connections, so that none ends without its audit line */
-	uint64_t total_bytes;
-	bool sandbox_gone;
-};
-
-enum conn_state {
-	ST_HEAD,
-	ST_RESOLVE,
-	ST_CONNECT,
-	ST_TUNNEL,
-	ST_FORWARD,
-	ST_UPSTREAM_BODY, /* the credentialed upstream: collecting the request body */
-	ST_UPSTREAM,      /* the credentialed upstream: libcurl has the request */
-	ST_CLOSING,
-};
-
-struct header {
-	size_t name, value; /* offsets into conn.arena */
-};
-
-/* One direction of a spliced tunnel: from -> pipe -> to, never through user space. */
-struct splice_dir {
-	struct conn *c;
-	int from, to;
-	int pipe[2];
-	size_t in_pipe;
-	bool eof, done, from_client;
-	struct event *rd, *wr;
-};
-
-struct conn {
-	struct proxy *px;
-	struct splice_dir *tunnel;  /* [2], when the CONNECT tunnel is spliced */
-	struct upstream_xfer *xfer; /* the credentialed upstream's transfer */
-	bool xfer_paused;
-	int tunnel_fds[2];
-	struct timespec last_traffic;
-	struct conn *prev, *next;
-	enum conn_state state;
-	struct bufferevent *client, *upstream;
-	struct evdns_getaddrinfo_request *dns_req;
-
-	struct request req;
-	struct evbuffer *body; /* the forwarded body, until the upstream is connected */
-
-	char address[INET6_ADDRSTRLEN + 8];
-	struct sockaddr_storage addr;
-	socklen_t addr_len;
-
-	uint64_t bytes_in, bytes_out;
-	struct timespec start;
-	const char *decision;
-	char reason[160];
-};
-
-static void conn_free(struct conn *c);
-
 /* ---- bookkeeping ---- */
 
-static double
-ms_since(const struct timespec *t0)
+double
+conn_ms_since(const struct timespec *t0)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -146,7 +82,7 @@ conn_audit(struct conn *c)
 	    .reason = c->reason,
 	    .bytes_in = c->bytes_in,
 	    .bytes_out = c->bytes_out,
-	    .duration_ms = ms_since(&c->start),
+	    .duration_ms = conn_ms_since(&c->start),
 	};
 	(void)audit_write(c->px->cfg->audit_fd, &e);
 }
@@ -158,7 +94,7 @@ maybe_quit(struct proxy *px)
 		event_base_loopbreak(px->base);
 }
 
-static void
+void
 conn_free(struct conn *c)
 {
 	struct proxy *px = c->px;
@@ -172,20 +108,7 @@ conn_free(struct conn *c)
 		bufferevent_free(c->upstream);
 	if (c->body)
 		evbuffer_free(c->body);
-	if (c->tunnel) {
-		for (int i = 0; i < 2; i++) {
-			struct splice_dir *d = &c->tunnel[i];
-			if (d->rd)
-				event_free(d->rd);
-			if (d->wr)
-				event_free(d->wr);
-			close(d->pipe[0]);
-			close(d->pipe[1]);
-		}
-		close(c->tunnel_fds[0]);
-		close(c->tunnel_fds[1]);
-		free(c->tunnel);
-	}
+	tunnel_free(c);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -307,8 +230,8 @@ static void relay_write(struct bufferevent *bev, void *arg);
 static void relay_event(struct bufferevent *bev, short what, void *arg);
 static void client_read(struct bufferevent *bev, void *arg);
 
-static bool
-count_bytes(struct conn *c, size_t n, bool from_client)
+bool
+conn_count_bytes(struct conn *c, size_t n, bool from_client)
 {
 	if (from_client)
 		c->bytes_in += n;
@@ -316,189 +239,6 @@ count_bytes(struct conn *c, size_t n, bool from_client)
 		c->bytes_out += n;
 	c->px->total_bytes += n;
 	return c->px->total_bytes <= c->px->cfg->max_total_bytes;
-}
-
-/* ---- spliced tunnels ---- */
-
-#define SPLICE_CHUNK (1 << 20)
-
-static bool splice_pump(struct conn *c, struct splice_dir *d);
-
-static void
-splice_fail(struct conn *c, const char *why)
-{
-	if (why && !c->reason[0])
-		snprintf(c->reason, sizeof(c->reason), "%s", why);
-	conn_free(c);
-}
-
-static double
-since_traffic_s(const struct conn *c)
-{
-	return ms_since(&c->last_traffic) / 1e3;
-}
-
-/* Moves what is in the pipe to its destination; re-arms reading when it is empty. Returns
- * false when the connection was freed (ended or failed): c must not be touched then. */
-static bool
-splice_pump(struct conn *c, struct splice_dir *d)
-{
-	while (d->in_pipe > 0) {
-		ssize_t n = splice(d->pipe[0], NULL, d->to, NULL, d->in_pipe,
-		                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n > 0) {
-			d->in_pipe -= (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EAGAIN) {
-			event_add(d->wr, NULL); /* wait until the destination can take more */
-			event_del(d->rd);
-			return true;
-		}
-		splice_fail(c, NULL); /* the peer went away */
-		return false;
-	}
-	event_del(d->wr);
-	if (d->eof) {
-		shutdown(d->to, SHUT_WR);
-		d->done = true;
-		if (c->tunnel[0].done && c->tunnel[1].done) {
-			conn_free(c);
-			return false;
-		}
-		return true;
-	}
-	struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
-	event_add(d->rd, &idle);
-	return true;
-}
-
-static void
-splice_readable(evutil_socket_t fd, short what, void *arg)
-{
-	struct splice_dir *d = arg;
-	struct conn *c = d->c;
-	(void)fd;
-	if (what & EV_TIMEOUT) {
-		/* Idle means no traffic either way, not just this way. */
-		if (since_traffic_s(c) >= c->px->cfg->idle_timeout_s) {
-			snprintf(c->reason, sizeof(c->reason), "idle for %u s",
-			         c->px->cfg->idle_timeout_s);
-			conn_free(c);
-			return;
-		}
-		struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
-		event_add(d->rd, &idle);
-		return;
-	}
-	ssize_t n = splice(d->from, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
-	                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-	if (n < 0 && errno == EAGAIN)
-		return;
-	if (n <= 0) {
-		d->eof = true; /* end of stream (or an error: end it the same way) */
-		event_del(d->rd);
-	} else {
-		d->in_pipe += (size_t)n;
-		clock_gettime(CLOCK_MONOTONIC, &c->last_traffic);
-		if (!count_bytes(c, (size_t)n, d->from_client)) {
-			splice_fail(c, "the sandbox's traffic limit is reached");
-			return;
-		}
-	}
-	(void)splice_pump(c, d);
-}
-
-static void
-splice_writable(evutil_socket_t fd, short what, void *arg)
-{
-	struct splice_dir *d = arg;
-	(void)fd;
-	(void)what;
-	(void)splice_pump(d->c, d);
-}
-
-/* Hands an established CONNECT tunnel to the kernel: two pipes, splice(2) both ways. The
- * 200 answer and any bytes the client sent early go first, through the same pipes. Returns
- * false (nothing changed) where that is not possible; the bufferevent relay then carries it. */
-static bool
-start_splice(struct conn *c)
-{
-	static const char ok_line[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-	struct evbuffer *early = bufferevent_get_input(c->client);
-	size_t early_len = evbuffer_get_length(early);
-	if (early_len > 32 * 1024)
-		return false;
-
-	struct splice_dir *t = calloc(2, sizeof(*t));
-	if (!t)
-		return false;
-	t[0].pipe[0] = t[0].pipe[1] = t[1].pipe[0] = t[1].pipe[1] = -1;
-	if (pipe2(t[0].pipe, O_NONBLOCK | O_CLOEXEC) < 0 ||
-	    pipe2(t[1].pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-		for (int i = 0; i < 2; i++)
-			for (int k = 0; k < 2; k++)
-				if (t[i].pipe[k] >= 0)
-					close(t[i].pipe[k]);
-		free(t);
-		return false;
-	}
-	int cfd = bufferevent_getfd(c->client), ufd = bufferevent_getfd(c->upstream);
-	/* [0]: client -> upstream, [1]: upstream -> client. */
-	t[0] = (struct splice_dir){.c = c,
-	                           .from = cfd,
-	                           .to = ufd,
-	                           .from_client = true,
-	                           .pipe = {t[0].pipe[0], t[0].pipe[1]}};
-	t[1] = (struct splice_dir){
-	    .c = c, .from = ufd, .to = cfd, .pipe = {t[1].pipe[0], t[1].pipe[1]}};
-	(void)fcntl(t[0].pipe[1], F_SETPIPE_SZ, SPLICE_CHUNK);
-	(void)fcntl(t[1].pipe[1], F_SETPIPE_SZ, SPLICE_CHUNK);
-
-	/* Small writes into empty pipes: they fit (a pipe holds at least 64 KiB). */
-	if (write(t[1].pipe[1], ok_line, sizeof(ok_line) - 1) != (ssize_t)sizeof(ok_line) - 1)
-		goto fail;
-	t[1].in_pipe = sizeof(ok_line) - 1;
-	if (early_len) {
-		const void *data = evbuffer_pullup(early, -1);
-		if (write(t[0].pipe[1], data, early_len) != (ssize_t)early_len)
-			goto fail;
-		t[0].in_pipe = early_len;
-		count_bytes(c, early_len, true);
-	}
-	for (int i = 0; i < 2; i++) {
-		t[i].rd =
-		    event_new(c->px->base, t[i].from, EV_READ | EV_PERSIST, splice_readable, &t[i]);
-		t[i].wr =
-		    event_new(c->px->base, t[i].to, EV_WRITE | EV_PERSIST, splice_writable, &t[i]);
-		if (!t[i].rd || !t[i].wr)
-			goto fail;
-	}
-	/* The sockets are the tunnel's now: detach them from their bufferevents. */
-	bufferevent_setfd(c->client, -1);
-	bufferevent_setfd(c->upstream, -1);
-	bufferevent_free(c->client);
-	bufferevent_free(c->upstream);
-	c->client = c->upstream = NULL;
-	c->tunnel = t;
-	c->tunnel_fds[0] = cfd;
-	c->tunnel_fds[1] = ufd;
-	c->decision = "allow";
-	clock_gettime(CLOCK_MONOTONIC, &c->last_traffic);
-	if (splice_pump(c, &t[1]))
-		(void)splice_pump(c, &t[0]);
-	return true;
-fail:
-	for (int i = 0; i < 2; i++) {
-		if (t[i].rd)
-			event_free(t[i].rd);
-		if (t[i].wr)
-			event_free(t[i].wr);
-		close(t[i].pipe[0]);
-		close(t[i].pipe[1]);
-	}
-	free(t);
-	return false;
 }
 
 static void
@@ -520,7 +260,7 @@ start_relay(struct conn *c)
 		struct evbuffer *in = bufferevent_get_input(c->client);
 		size_t n = evbuffer_get_length(in);
 		if (n) {
-			count_bytes(c, n, true);
+			conn_count_bytes(c, n, true);
 			evbuffer_add_buffer(bufferevent_get_output(c->upstream), in);
 		}
 		bufferevent_enable(c->client, EV_READ | EV_WRITE);
@@ -570,7 +310,7 @@ upstream_connected(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->req.is_connect) {
 			c->state = ST_TUNNEL;
-			if (start_splice(c))
+			if (tunnel_splice_start(c))
 				return;
 			evbuffer_add_printf(bufferevent_get_output(c->client),
 			                    "HTTP/1.1 200 Connection established\r\n\r\n");
@@ -673,7 +413,7 @@ xfer_data(void *ctx, const void *buf, size_t len)
 		c->xfer_paused = true; /* resumed from upstream_client_drained */
 		return false;
 	}
-	count_bytes(c, len, false);
+	conn_count_bytes(c, len, false);
 	evbuffer_add(out, buf, len);
 	return true;
 }
@@ -834,7 +574,7 @@ client_read(struct bufferevent *bev, void *arg)
 		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
 		enum request_status st = request_feed(&c->req, data, take, &used);
 		evbuffer_drain(in, used);
-		if (!count_bytes(c, used, true)) {
+		if (!conn_count_bytes(c, used, true)) {
 			conn_refuse(c, 502, "deny", "the sandbox's traffic limit is reached");
 			return;
 		}
@@ -865,7 +605,7 @@ relay_read(struct bufferevent *bev, void *arg)
 	struct bufferevent *peer = bev == c->client ? c->upstream : c->client;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n = evbuffer_get_length(in);
-	if (!count_bytes(c, n, bev == c->client)) {
+	if (!conn_count_bytes(c, n, bev == c->client)) {
 		snprintf(c->reason, sizeof(c->reason), "the sandbox's traffic limit is reached");
 		c->decision = "deny";
 		conn_free(c);
@@ -907,7 +647,7 @@ relay_event(struct bufferevent *bev, short what, void *arg)
 		/* The server is done: what it sent still goes to the client, then we close. */
 		struct evbuffer *in = bufferevent_get_input(bev);
 		if (evbuffer_get_length(in)) {
-			count_bytes(c, evbuffer_get_length(in), false);
+			conn_count_bytes(c, evbuffer_get_length(in), false);
 			evbuffer_add_buffer(bufferevent_get_output(c->client), in);
 		}
 		conn_close_after_flush(c);

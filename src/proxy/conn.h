@@ -1,0 +1,94 @@
+/*
+ * conn.h: the proxy's connection state, shared by proxy.c (requests, relaying, the upstream
+ * glue) and tunnel.c (spliced CONNECT tunnels). Internal to src/proxy.
+ */
+#ifndef CLAWBOX_PROXY_CONN_H
+#define CLAWBOX_PROXY_CONN_H
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "proxy.h"
+#include "request.h"
+#include "upstream.h"
+
+#define RELAY_HIGH_WATER (1 << 20) /* pause reading a side whose peer has this much queued */
+
+struct proxy {
+	const struct proxy_config *cfg;
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct upstream *upstream; /* NULL: none configured */
+	struct event *sandbox_ev, *sigterm_ev, *sigint_ev;
+	unsigned n_conns;
+	struct conn *conns; /* all open connections, so that none ends without its audit line */
+	uint64_t total_bytes;
+	bool sandbox_gone;
+};
+
+enum conn_state {
+	ST_HEAD,
+	ST_RESOLVE,
+	ST_CONNECT,
+	ST_TUNNEL,
+	ST_FORWARD,
+	ST_UPSTREAM_BODY, /* the credentialed upstream: collecting the request body */
+	ST_UPSTREAM,      /* the credentialed upstream: libcurl has the request */
+	ST_CLOSING,
+};
+
+/* One direction of a spliced tunnel: from -> pipe -> to, never through user space. */
+struct splice_dir {
+	struct conn *c;
+	int from, to;
+	int pipe[2];
+	size_t in_pipe;
+	bool eof, done, from_client;
+	struct event *rd, *wr;
+};
+
+struct conn {
+	struct proxy *px;
+	struct splice_dir *tunnel;  /* [2], when the CONNECT tunnel is spliced */
+	struct upstream_xfer *xfer; /* the credentialed upstream's transfer */
+	bool xfer_paused;
+	int tunnel_fds[2];
+	struct timespec last_traffic;
+	struct conn *prev, *next;
+	enum conn_state state;
+	struct bufferevent *client, *upstream;
+	struct evdns_getaddrinfo_request *dns_req;
+
+	struct request req;
+	struct evbuffer *body; /* the forwarded body, until the upstream is connected */
+
+	char address[INET6_ADDRSTRLEN + 8];
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+
+	uint64_t bytes_in, bytes_out;
+	struct timespec start;
+	const char *decision;
+	char reason[160];
+};
+
+/* Ends the connection: audit line, then everything it holds is freed. */
+void conn_free(struct conn *c);
+
+/* Counts n bytes of traffic; false once the proxy's total is over its limit. */
+bool conn_count_bytes(struct conn *c, size_t n, bool from_client);
+
+double conn_ms_since(const struct timespec *t0);
+
+/* tunnel.c: hands an established CONNECT tunnel to splice(2); false: not possible, the
+ * bufferevent relay carries it. tunnel_free() releases what the splice held. */
+bool tunnel_splice_start(struct conn *c);
+void tunnel_free(struct conn *c);
+
+#endif
