@@ -152,7 +152,7 @@ $(HTTPD): tests/integration/httpd.c
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
-		$(shell pkg-config --cflags --libs libevent)
+		$(shell pkg-config --cflags --libs libevent libevent_openssl openssl)
 
 # Fuzzing: `make fuzz` runs libFuzzer (clang) on the proxy's request reader for FUZZ_SECONDS
 # and keeps what it finds in the corpus; `make check` replays the corpus (gcc, no libFuzzer).

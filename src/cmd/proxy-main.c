@@ -42,6 +42,7 @@ usage(FILE *out)
 	    "  --upstream-key-file F  its key, from F (mode 0600)\n"
 	    "  --upstream-header H    where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                         (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
+	    "  --upstream-ca-file F   trust the CAs in F for the upstream (a private server)\n"
 	    "  --check                only check the options, then exit\n");
 }
 
@@ -62,6 +63,7 @@ main(int argc, char **argv)
 	    {"upstream-key-env", required_argument, NULL, 'e'},
 	    {"upstream-key-file", required_argument, NULL, 'k'},
 	    {"upstream-header", required_argument, NULL, 'x'},
+	    {"upstream-ca-file", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -145,6 +147,13 @@ main(int argc, char **argv)
 			break;
 		case 'k':
 			key_file = optarg;
+			break;
+		case 'K':
+			if (access(optarg, R_OK) < 0) {
+				log_error("--upstream-ca-file %s: %s", optarg, strerror(errno));
+				return 2;
+			}
+			up.ca_file = optarg;
 			break;
 		case 'x':
 			if (upstream_set_header(&up, optarg) < 0) {

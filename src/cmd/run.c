@@ -60,6 +60,8 @@ run_usage(FILE *out)
 	    "  --model-key-file FILE       the key, from FILE (mode 0600)\n"
 	    "  --model-header SPEC         where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                              (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
+	    "  --model-ca-file FILE        trust the CAs in FILE for the model API (a private\n"
+	    "                              server with its own certificate)\n"
 	    "  --proxy-idle-timeout S      close a proxied connection idle for S s (default 300)\n"
 	    "  --proxy-max-bytes SIZE      traffic through the proxy, both ways (default 4G)\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
@@ -83,7 +85,7 @@ struct net_options {
 	const char *audit;
 	const char *hosts;
 	const char *model_upstream, *model_key_env, *model_key_file, *model_header;
-	const char *idle_timeout, *max_bytes;
+	const char *idle_timeout, *max_bytes, *model_ca_file;
 };
 
 enum {
@@ -106,6 +108,7 @@ enum {
 	OPT_MODEL_HEADER,
 	OPT_PROXY_IDLE,
 	OPT_PROXY_BYTES,
+	OPT_MODEL_CA_FILE,
 };
 
 static const struct option run_options[] = {
@@ -127,6 +130,7 @@ static const struct option run_options[] = {
     {"model-header", required_argument, NULL, OPT_MODEL_HEADER},
     {"proxy-idle-timeout", required_argument, NULL, OPT_PROXY_IDLE},
     {"proxy-max-bytes", required_argument, NULL, OPT_PROXY_BYTES},
+    {"model-ca-file", required_argument, NULL, OPT_MODEL_CA_FILE},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -274,6 +278,9 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		case OPT_PROXY_BYTES:
 			net->max_bytes = optarg;
 			break;
+		case OPT_MODEL_CA_FILE:
+			net->model_ca_file = optarg;
+			break;
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
 			if (r < 0)
@@ -300,10 +307,11 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 	}
 	if (net->proxy && net->none_given)
 		return log_error("--net none contradicts --net proxy or --allow"), -EINVAL;
-	if ((net->model_key_env || net->model_key_file || net->model_header) &&
+	if ((net->model_key_env || net->model_key_file || net->model_header ||
+	     net->model_ca_file) &&
 	    !net->model_upstream)
-		return log_error("--model-key-env, --model-key-file and --model-header need "
-		                 "--model-upstream"),
+		return log_error("--model-key-env, --model-key-file, --model-header and "
+		                 "--model-ca-file need --model-upstream"),
 		       -EINVAL;
 	if ((net->audit || net->hosts || net->idle_timeout || net->max_bytes) && !net->proxy)
 		return log_error("--audit, --hosts and --proxy-* need --net proxy or --allow"),
@@ -345,7 +353,7 @@ proxy_command(const struct net_options *net, char *path, char *id, const char **
               bool check)
 {
 	size_t n = 0;
-	if (5 + 2 * net->n_allow + 18 > max)
+	if (5 + 2 * net->n_allow + 20 > max)
 		return -E2BIG;
 	argv[n++] = path;
 	argv[n++] = "--sandbox-id";
@@ -372,6 +380,7 @@ proxy_command(const struct net_options *net, char *path, char *id, const char **
 	    {"--upstream-header", offsetof(struct net_options, model_header)},
 	    {"--idle-timeout", offsetof(struct net_options, idle_timeout)},
 	    {"--max-total-bytes", offsetof(struct net_options, max_bytes)},
+	    {"--upstream-ca-file", offsetof(struct net_options, model_ca_file)},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(model_opts); i++) {
 		const char *v = *(const char *const *)((const char *)net + model_opts[i].off);

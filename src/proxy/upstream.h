@@ -25,6 +25,7 @@ struct upstream_config {
 	char header_name[64];       /* "x-api-key", or "Authorization" */
 	char header_prefix[32];     /* "" or "Bearer " */
 	char key[UPSTREAM_KEY_MAX]; /* the secret */
+	const char *ca_file;        /* trust these CAs instead of the system's (private servers) */
 };
 
 /* Parses "NAME" or "NAME: PREFIX" (e.g. "Authorization: Bearer"). -EINVAL on a bad one. */

@@ -10,10 +10,15 @@
  *   /stream         a chunked response in parts, as an SSE stream comes
  *   /big/N          N MiB of zeros
  *
+ * With HTTPD_TLS_CERT and HTTPD_TLS_KEY in the environment it serves HTTPS instead.
+ *
  * usage: httpd ADDRESS PORT NAME [LOGFILE]     (PORT 0: any)
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -78,6 +83,16 @@ handle(struct evhttp_request *req, void *arg)
 	evbuffer_free(out);
 }
 
+static SSL_CTX *tls;
+
+static struct bufferevent *
+tls_bev(struct event_base *base, void *arg)
+{
+	(void)arg;
+	return bufferevent_openssl_socket_new(base, -1, SSL_new(tls), BUFFEREVENT_SSL_ACCEPTING,
+	                                      BEV_OPT_CLOSE_ON_FREE);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -89,6 +104,14 @@ main(int argc, char **argv)
 	struct event_base *base = event_base_new();
 	struct evhttp *http = evhttp_new(base);
 	evhttp_set_gencb(http, handle, NULL);
+	const char *cert = getenv("HTTPD_TLS_CERT"), *key = getenv("HTTPD_TLS_KEY");
+	if (cert && key) {
+		tls = SSL_CTX_new(TLS_server_method());
+		if (!tls || SSL_CTX_use_certificate_chain_file(tls, cert) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(tls, key, SSL_FILETYPE_PEM) != 1)
+			return 1;
+		evhttp_set_bevcb(http, tls_bev, NULL);
+	}
 	struct evhttp_bound_socket *s =
 	    evhttp_bind_socket_with_handle(http, argv[1], (unsigned short)atoi(argv[2]));
 	if (!s)

@@ -272,6 +272,24 @@ check "the redirect is passed back, then followed by the client" grep -q "server
 check "the other origin got no key" \
 	sh -c "grep -q 'request: 1 /landing' '$WORK/other.log' && ! grep -qi -e '$KEY' -e 'x-api-key' -e 'authorization' '$WORK/other.log'"
 
+# An HTTPS upstream with a certificate of its own (a private model server): the key goes
+# over TLS, verified against --model-ca-file.
+HTTPD_TLS_CERT="$WORK/cert.pem" HTTPD_TLS_KEY="$WORK/key.pem" \
+	"$HTTPD" 127.0.0.1 0 tlsmodel "$WORK/tlsmodel.log" >"$WORK/port.tlsmodel" 2>/dev/null &
+PIDS+=($!)
+wait_until 5 test -s "$WORK/port.tlsmodel"
+TLSUP=$(cat "$WORK/port.tlsmodel")
+"$CLAWBOX" run --model-upstream "https://127.0.0.1:$TLSUP" --model-key-env CB_TEST_KEY \
+	--model-ca-file "$WORK/cert.pem" -- curl -s -S --max-time 10 \
+	http://model.clawbox.internal/v1/tls >"$WORK/out" 2>"$WORK/err" </dev/null
+check "HTTPS upstream: the answer comes back" grep -q "server: tlsmodel" "$WORK/out"
+check "HTTPS upstream: the key arrived over TLS" grep -q "x-api-key: $KEY" "$WORK/tlsmodel.log"
+"$CLAWBOX" run --model-upstream "https://127.0.0.1:$TLSUP" --model-key-env CB_TEST_KEY \
+	-- curl -s -S --max-time 10 -w '%{http_code}' http://model.clawbox.internal/v1/untrusted \
+	>"$WORK/out" 2>&1 </dev/null
+check "HTTPS upstream with an untrusted certificate: 502, no request sent" \
+	sh -c "grep -q 502 '$WORK/out' && ! grep -q '/v1/untrusted' '$WORK/tlsmodel.log'"
+
 # The key never shows on a command line.
 "$CLAWBOX" run "${MODEL[@]}" -- sleep 3 &
 sleeper=$!
