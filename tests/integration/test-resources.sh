@@ -33,8 +33,12 @@ run_cb run "${P[@]}" --cpus 0.2 -- /probe/probe spin 1500
 limited=$(sed -n 's/^cpu_ms //p' "$WORK/out")
 run_cb run "${P[@]}" -- /probe/probe spin 1500
 free=$(sed -n 's/^cpu_ms //p' "$WORK/out")
+# A quota of 0.2 allows about 300 ms of CPU in 1500 ms; unthrottled, the loop gets what the
+# machine has. Compared with each other rather than with fixed numbers, so a busy moment on
+# the host cannot fail the test while a missing quota still does.
 check "--cpus 0.2 throttles (${limited:-?} ms of CPU in 1500 ms)" sh -c "[ -n '$limited' ] && [ '$limited' -le 600 ]"
-check "without --cpus the same loop gets the CPU (${free:-?} ms)" sh -c "[ -n '$free' ] && [ '$free' -ge 900 ]"
+check "without --cpus the same loop gets at least twice as much (${free:-?} ms)" \
+	sh -c "[ -n '$free' ] && [ -n '$limited' ] && [ '$free' -ge \$(( $limited * 2 )) ]"
 
 # Timeout: the whole tree dies, exit 124, with a line saying so.
 start=$(date +%s%N)
