@@ -751,6 +751,10 @@ drop_privileges(unsigned id)
 		return NEG_ERRNO();
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return NEG_ERRNO();
+	/* The uid change cleared the parent-death signal the launcher set: set it again. (If the
+	 * launcher died in between, the sandbox socket's EOF ends us all the same.) */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		return NEG_ERRNO();
 	return 0;
 }
 
