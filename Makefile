@@ -31,6 +31,7 @@ endif
 INC_base    := -Isrc/base
 INC_sandbox := $(INC_base) -Isrc/sandbox
 INC_cmd     := $(INC_sandbox) -Isrc/cmd
+INC_agent   := $(INC_base) -Isrc/agent
 # The egress proxy is its own executable (clawbox-proxy): only it links these.
 PROXY_PKGS  := libevent jansson libidn2 libcurl libcurl
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
@@ -39,6 +40,7 @@ LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 BASE_SRC    := $(wildcard src/base/*.c)
 SANDBOX_SRC := $(wildcard src/sandbox/*.c)
 PROXY_SRC   := $(wildcard src/proxy/*.c)
+AGENT_SRC   := $(wildcard src/agent/*.c)
 CMD_SRC     := $(filter-out src/cmd/proxy-main.c,$(wildcard src/cmd/*.c))
 GEN_SRC     := $(BUILD)/gen/seccomp-bpf.c
 
@@ -46,6 +48,7 @@ BASE_OBJ    := $(BASE_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp-bpf.o
 CMD_OBJ     := $(CMD_SRC:%.c=$(BUILD)/%.o)
 PROXY_OBJ   := $(PROXY_SRC:%.c=$(BUILD)/%.o)
+AGENT_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
@@ -109,6 +112,10 @@ $(BUILD)/src/proxy/%.o: src/proxy/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_proxy) -c -o $@ $<
+$(BUILD)/src/agent/%.o: src/agent/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_agent) -c -o $@ $<
 $(BUILD)/src/cmd/%.o: src/cmd/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
@@ -134,11 +141,11 @@ $(PROXY_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(PROXY_OBJ
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -Itests/unit -o $@ $< $(PROXY_OBJ) $(BASE_OBJ) \
 		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
-$(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(BASE_OBJ)
+$(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC_cmd) -Itests/unit $(LDFLAGS) -o $@ $< \
-		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(BASE_OBJ)
+	@$(CC) $(CFLAGS) $(INC_cmd) -Isrc/agent -Itests/unit $(LDFLAGS) -o $@ $< \
+		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(AGENT_OBJ) $(BASE_OBJ)
 
 # The escape probe runs inside sandboxes (and --rootfs ones with no libc): static, no
 # sanitizers, none of our flags that assume our own tree.
@@ -157,8 +164,13 @@ $(HTTPD): tests/integration/httpd.c
 # Fuzzing: `make fuzz` runs libFuzzer (clang) on the proxy's request reader for FUZZ_SECONDS
 # and keeps what it finds in the corpus; `make check` replays the corpus (gcc, no libFuzzer).
 FUZZ_SECONDS ?= 60
-FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay
-$(FUZZ_REPLAY): tests/fuzz/replay.c tests/fuzz/fuzz-request.c $(PROXY_OBJ) $(BASE_OBJ)
+FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
+$(BUILD)/tests/fuzz-sse-replay: tests/fuzz/replay.c tests/fuzz/fuzz-sse.c $(AGENT_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_agent) -DCORPUS_DIR='"tests/fuzz/corpus/sse"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-sse.c $(AGENT_OBJ) $(BASE_OBJ) $(LDFLAGS)
+$(BUILD)/tests/fuzz-request-replay: tests/fuzz/replay.c tests/fuzz/fuzz-request.c $(PROXY_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -o $@ tests/fuzz/replay.c tests/fuzz/fuzz-request.c \
@@ -171,6 +183,9 @@ fuzz:
 		src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
 	$(BUILD)/fuzz/fuzz-request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 		tests/fuzz/corpus/request
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_agent) -o $(BUILD)/fuzz/fuzz-sse tests/fuzz/fuzz-sse.c src/agent/sse.c
+	$(BUILD)/fuzz/fuzz-sse -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/sse
 
 check: clawbox clawbox-proxy $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
