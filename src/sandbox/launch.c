@@ -305,6 +305,8 @@ clone_child(struct sandbox_ctx *ctx, int *ret_pidfd)
 struct waiter {
 	int pidfd, sigfd, timerfd, reportfd;
 	bool timed_out;
+	bool command_started; /* the report pipe hung up: the command exec'd (or exited) */
+	int aborted_by;       /* a terminating signal that ended the set-up */
 	bool have_report;
 	struct sandbox_report report;
 };
@@ -338,13 +340,25 @@ wait_child(struct waiter *w, pid_t pid, int *ret_status)
 		}
 		if (fds[3].revents & POLLIN)
 			read_report(w);
-		if (fds[3].revents & (POLLHUP | POLLERR))
+		if (fds[3].revents & (POLLHUP | POLLERR)) {
 			w->reportfd = -1; /* poll ignores negative fds */
+			w->command_started = true;
+		}
 		if (fds[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
-			if (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-				(void)syscall(SYS_pidfd_send_signal, w->pidfd, (int)si.ssi_signo,
-				              NULL, 0);
+			if (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				int sig = (int)si.ssi_signo;
+				bool terminating = sig == SIGINT || sig == SIGTERM ||
+				                   sig == SIGHUP || sig == SIGQUIT;
+				/* Before the command runs there is nobody to pass it to: init
+				 * ignores it (a pid-namespace init has no handler yet), so a set-up
+				 * that is stuck would never end. End it instead. */
+				if (terminating && !w->command_started) {
+					w->aborted_by = sig;
+					sig = SIGKILL;
+				}
+				(void)syscall(SYS_pidfd_send_signal, w->pidfd, sig, NULL, 0);
+			}
 		}
 		if (fds[2].revents & POLLIN) {
 			uint64_t ticks;
@@ -608,6 +622,10 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	log_debug("launcher: sandbox exited");
 	if (r < 0) {
 		snprintf(ret->message, sizeof(ret->message), "wait: %s", strerror(-r));
+	} else if (w.aborted_by) {
+		ret->status = 128 + w.aborted_by;
+		snprintf(ret->message, sizeof(ret->message), "set-up interrupted by signal %d",
+		         w.aborted_by);
 	} else if (w.timed_out) {
 		ret->status = SANDBOX_EXIT_TIMEOUT;
 		snprintf(ret->message, sizeof(ret->message), "timed out after %.3g s",

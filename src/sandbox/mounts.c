@@ -204,20 +204,21 @@ make_beneath(struct builder *b, const char *path, bool dir)
 		if (slash)
 			*slash = '\0';
 		if (last && !dir) {
-			int fd = openat(cur, p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-			if (fd < 0 && errno != EISDIR && errno != EACCES && errno != EROFS)
+			/* An existing entry is never opened: in a writable mounted folder it may be
+			 * a FIFO an agent planted, and opening that would block the set-up for
+			 * good. It must be a plain file; otherwise one is created, exclusively. */
+			struct stat st;
+			if (fstatat(cur, p, &st, AT_SYMLINK_NOFOLLOW) == 0)
+				return S_ISREG(st.st_mode) ? 0 : -EEXIST; /* see bind_at */
+			if (errno != ENOENT)
 				return NEG_ERRNO();
-			if (fd < 0) {
-				/* Exists but is not writable (a file in a read-only mount): fine
-				 * as a mount point if it is a file and not a symlink. */
-				struct stat st;
-				if (fstatat(cur, p, &st, AT_SYMLINK_NOFOLLOW) < 0)
-					return NEG_ERRNO();
-				if (!S_ISREG(st.st_mode))
-					return -ENOTDIR;
-			} else {
-				close(fd);
-			}
+			int fd = openat(cur, p,
+			                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK |
+			                    O_CLOEXEC,
+			                0644);
+			if (fd < 0)
+				return NEG_ERRNO();
+			close(fd);
 			return 0;
 		}
 		if (mkdirat(cur, p, 0755) < 0 && errno != EEXIST)
@@ -263,6 +264,8 @@ bind_at(struct builder *b, int src_fd, const char *path, bool dir, uint64_t attr
 {
 	char src[32], dst[32];
 	int r = make_beneath(b, path, dir);
+	if (r == -EEXIST && !dir)
+		return fail_at(b, -EINVAL, "mount point exists and is not a regular file:", path);
 	if (r < 0)
 		return fail_at(b, r, "create mount point", path);
 

@@ -141,6 +141,18 @@ expect_rc 125 "a mount point through a symlink is refused" \
 	run --mount "$WORK/m/evil:/w:rw" --mount "$WORK/m/nested:/w/sub/x" -- true
 check "refusal names the mount point" grep -q "/w/sub/x" "$WORK/err"
 
+# A FIFO planted (as by an earlier sandbox) where a file mount point goes must not hang the
+# set-up: it is refused at once.
+mkdir -p "$WORK/m/fifo"
+mkfifo "$WORK/m/fifo/target"
+is_root && chown -R "$SANDBOX_HOST_UID" "$WORK/m/fifo"
+start=$(date +%s)
+timeout 20 "$CLAWBOX" run --mount "$WORK/m/fifo:/w:rw" --mount "$WORK/m/one-file:/w/target" \
+	-- true >"$WORK/out" 2>"$WORK/err" </dev/null
+rc=$?
+check "a FIFO as a file mount point is refused, not waited on (exit $rc in $(($(date +%s) - start)) s)" \
+	sh -c "[ $rc = 125 ] && [ $(($(date +%s) - start)) -lt 5 ]"
+
 # --rootfs: a folder with just the static probe, no libc, no /usr.
 mkdir -p "$WORK/rootfs/bin" "$WORK/rootfs/etc"
 cp "$PROBE" "$WORK/rootfs/bin/probe"
@@ -166,6 +178,23 @@ kill -TERM $pid
 wait $pid
 rc=$?
 check "SIGTERM to clawbox run reaches the command (exit $rc)" test $rc = 143
+
+# SIGTERM at any moment, set-up included, ends it at once (during set-up there is no command to
+# pass it to, and a pid-namespace init would ignore it). Delays from 0 to ~10 ms land some of
+# the signals in the set-up.
+slow=0
+for delay in 0 0.001 0.002 0.003 0.004 0.005 0.006 0.008 0.010 0.012; do
+	start=$(date +%s%N)
+	"$CLAWBOX" run -- sleep 30 >/dev/null 2>&1 &
+	pid=$!
+	sleep $delay
+	kill -TERM $pid
+	wait $pid
+	rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	if [ $rc != 143 ] || [ $ms -gt 3000 ]; then slow=$((slow + 1)); echo "# delay $delay: exit $rc after $ms ms"; fi
+done
+check "SIGTERM at any moment ends clawbox run promptly with 143 ($slow of 10 did not)" test $slow = 0
 check_clean "nothing left behind after the contract tests"
 
 done_testing
