@@ -42,7 +42,6 @@
 #include "request.h"
 #include "conn.h"
 
-#define HEADERS_MAX 100
 
 void
 proxy_config_init(struct proxy_config *c)
