@@ -30,8 +30,11 @@ endif
 
 INC_base    := -Isrc/base
 INC_sandbox := $(INC_base) -Isrc/sandbox
-INC_cmd     := $(INC_sandbox) -Isrc/cmd
 INC_agent   := $(INC_base) -Isrc/agent
+INC_cmd     := $(INC_sandbox) -Isrc/agent -Isrc/cmd
+# The agent runs inside every sandbox: JSON and HTTP parsing, linked statically into
+# clawbox (no libcurl, no TLS: the proxy does that).
+LIBS_agent  := -ljansson -lhttp_parser
 # The egress proxy is its own executable (clawbox-proxy): only it links these.
 PROXY_PKGS  := libevent jansson libidn2 libcurl libcurl
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
@@ -57,6 +60,7 @@ PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
 HTTPD       := $(BUILD)/tests/httpd
+FAKE_MODEL  := $(BUILD)/tests/fake-model
 
 .PHONY: all check bench format clean deps test-deps bench-deps demo fuzz FORCE
 all: clawbox clawbox-proxy
@@ -81,9 +85,9 @@ $(BUILD)/.flags: FORCE
 	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_NOW)' ]; then echo '$(FLAGS_NOW)' >$@; fi
 FORCE:
 
-clawbox: $(CMD_OBJ) $(SANDBOX_OBJ) $(BASE_OBJ)
+clawbox: $(CMD_OBJ) $(SANDBOX_OBJ) $(AGENT_OBJ) $(BASE_OBJ)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_agent)
 
 # The egress proxy: its own executable, dynamically linked against its libraries.
 clawbox-proxy: $(BUILD)/src/cmd/proxy-main.o $(PROXY_OBJ) $(BASE_OBJ)
@@ -144,8 +148,9 @@ $(PROXY_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(PROXY_OBJ
 $(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC_cmd) -Isrc/agent -Itests/unit $(LDFLAGS) -o $@ $< \
-		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(AGENT_OBJ) $(BASE_OBJ)
+	@$(CC) $(CFLAGS) $(INC_cmd) -Itests/unit $(LDFLAGS) -o $@ $< \
+		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(AGENT_OBJ) $(BASE_OBJ) \
+		$(LIBS_agent)
 
 # The escape probe runs inside sandboxes (and --rootfs ones with no libc): static, no
 # sanitizers, none of our flags that assume our own tree.
@@ -161,6 +166,13 @@ $(HTTPD): tests/integration/httpd.c
 	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
 		$(shell pkg-config --cflags --libs libevent libevent_openssl openssl)
 
+# A model API for the agent tests: both wire protocols, scripted by scenario files.
+$(FAKE_MODEL): tests/integration/fake-model.c
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
+		$(shell pkg-config --cflags --libs libevent jansson)
+
 # Fuzzing: `make fuzz` runs libFuzzer (clang) on the proxy's request reader for FUZZ_SECONDS
 # and keeps what it finds in the corpus; `make check` replays the corpus (gcc, no libFuzzer).
 FUZZ_SECONDS ?= 60
@@ -169,7 +181,7 @@ $(BUILD)/tests/fuzz-sse-replay: tests/fuzz/replay.c tests/fuzz/fuzz-sse.c $(AGEN
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_agent) -DCORPUS_DIR='"tests/fuzz/corpus/sse"' -o $@ \
-		tests/fuzz/replay.c tests/fuzz/fuzz-sse.c $(AGENT_OBJ) $(BASE_OBJ) $(LDFLAGS)
+		tests/fuzz/replay.c tests/fuzz/fuzz-sse.c $(AGENT_OBJ) $(BASE_OBJ) $(LDFLAGS) $(LIBS_agent)
 $(BUILD)/tests/fuzz-request-replay: tests/fuzz/replay.c tests/fuzz/fuzz-request.c $(PROXY_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
@@ -187,15 +199,15 @@ fuzz:
 		$(INC_agent) -o $(BUILD)/fuzz/fuzz-sse tests/fuzz/fuzz-sse.c src/agent/sse.c
 	$(BUILD)/fuzz/fuzz-sse -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/sse
 
-check: clawbox clawbox-proxy $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) test-deps
+check: clawbox clawbox-proxy $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy $(HTTPD) bench-deps
+bench: clawbox clawbox-proxy $(HTTPD) $(FAKE_MODEL) bench-deps
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
 
 format:
-	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
+	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
 		tools/*.c $(UNIT_SRC) tests/unit/*.h tests/integration/*.c
 
 clean:

@@ -34,10 +34,10 @@ dispatch(struct sse_parser *p)
 	size_t len = p->data_len > 0 ? p->data_len - 1 : 0;
 	p->data[len] = '\0';
 	struct sse_event ev = {
-		.type = p->type[0] ? p->type : "message",
-		.data = p->data,
-		.data_len = len,
-		.id = p->id,
+	    .type = p->type[0] ? p->type : "message",
+	    .data = p->data,
+	    .data_len = len,
+	    .id = p->id,
 	};
 	p->data_len = 0;
 	bool go_on = p->on_event(p->ctx, &ev);
@@ -108,11 +108,12 @@ put(struct sse_parser *p, char c)
 int
 sse_feed(struct sse_parser *p, const char *buf, size_t len)
 {
-	static const char bom[3] = { '\xEF', '\xBB', '\xBF' };
+	static const char bom[3] = {'\xEF', '\xBB', '\xBF'};
 	for (size_t i = 0; i < len; i++) {
 		char c = buf[i];
 		if (!p->started) {
-			/* A UTF-8 BOM may open the stream, and only there, in any number of feeds. */
+			/* A UTF-8 BOM may open the stream, and only there, in any number of feeds.
+			 */
 			if (c == bom[p->bom_seen]) {
 				if (++p->bom_seen == 3)
 					p->started = true;

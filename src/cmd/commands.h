@@ -6,5 +6,7 @@
 #define CLAWBOX_COMMANDS_H
 
 int cmd_run(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_ask(int argc, char **argv);
 
 #endif

@@ -42,7 +42,9 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+    {"ask", cmd_ask, "ask the agent, in a fresh sandbox; prints the answer as it streams"},
     {"run", cmd_run, "run a command in a fresh, locked-down sandbox"},
+    {"agent", cmd_agent, "the agent itself (runs inside a sandbox; started by ask)"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
 };
 

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "net-options.h"
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
@@ -73,20 +74,6 @@ run_usage(FILE *out)
 	    "of memory); 124 on timeout; 125 if the sandbox could not be set up; 126 if COMMAND\n"
 	    "cannot be executed; 127 if it is not found.\n");
 }
-
-#define MAX_ALLOW 256
-
-/* What --net proxy needs, collected while parsing. */
-struct net_options {
-	bool proxy;
-	bool none_given;
-	const char *allow[MAX_ALLOW];
-	size_t n_allow;
-	const char *audit;
-	const char *hosts;
-	const char *model_upstream, *model_key_env, *model_key_file, *model_header;
-	const char *idle_timeout, *max_bytes, *model_ca_file;
-};
 
 enum {
 	OPT_MOUNT = 0x100,
@@ -332,137 +319,14 @@ print_warning(const char *msg)
 	log_warn("%s", msg);
 }
 
-/* clawbox-proxy, next to this executable. */
-static int
-proxy_path(char *buf, size_t size)
-{
-	ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-	if (n < 0)
-		return NEG_ERRNO();
-	buf[n] = '\0';
-	char *slash = strrchr(buf, '/');
-	if (!slash || (size_t)(slash - buf) + sizeof("/clawbox-proxy") > size)
-		return -ENAMETOOLONG;
-	memcpy(slash + 1, "clawbox-proxy", sizeof("clawbox-proxy"));
-	return access(buf, X_OK) < 0 ? NEG_ERRNO() : 0;
-}
-
-/* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */
-static int
-proxy_command(const struct net_options *net, char *path, char *id, const char **argv, size_t max,
-              bool check)
-{
-	size_t n = 0;
-	if (5 + 2 * net->n_allow + 20 > max)
-		return -E2BIG;
-	argv[n++] = path;
-	argv[n++] = "--sandbox-id";
-	argv[n++] = id;
-	for (size_t i = 0; i < net->n_allow; i++) {
-		argv[n++] = "--allow";
-		argv[n++] = net->allow[i];
-	}
-	if (net->audit && !check) { /* --check must not create the file */
-		argv[n++] = "--audit";
-		argv[n++] = net->audit;
-	}
-	if (net->hosts) {
-		argv[n++] = "--hosts";
-		argv[n++] = net->hosts;
-	}
-	static const struct {
-		const char *flag;
-		size_t off;
-	} model_opts[] = {
-	    {"--upstream", offsetof(struct net_options, model_upstream)},
-	    {"--upstream-key-env", offsetof(struct net_options, model_key_env)},
-	    {"--upstream-key-file", offsetof(struct net_options, model_key_file)},
-	    {"--upstream-header", offsetof(struct net_options, model_header)},
-	    {"--idle-timeout", offsetof(struct net_options, idle_timeout)},
-	    {"--max-total-bytes", offsetof(struct net_options, max_bytes)},
-	    {"--upstream-ca-file", offsetof(struct net_options, model_ca_file)},
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(model_opts); i++) {
-		const char *v = *(const char *const *)((const char *)net + model_opts[i].off);
-		if (v) {
-			argv[n++] = model_opts[i].flag;
-			argv[n++] = v;
-		}
-	}
-	if (check)
-		argv[n++] = "--check";
-	argv[n] = NULL;
-	return 0;
-}
-
-/* Lets the proxy parse its options before anything starts: a bad --allow is the user's one
- * clear error line and 125, not a sandbox whose connections all fail. */
-static int
-proxy_check(const char **argv)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return NEG_ERRNO();
-	if (pid == 0) {
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return NEG_ERRNO();
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EINVAL;
-}
-
-static int
-setup_proxy(struct sandbox_spec *spec, const struct net_options *net, char *path, size_t size,
-            char *id, const char **argv, size_t max)
-{
-	const char *check_argv[MAX_ALLOW * 2 + 16];
-	int r = proxy_path(path, size);
-	if (r < 0)
-		return log_error("--net proxy: clawbox-proxy not found next to clawbox: %s",
-		                 strerror(-r)),
-		       r;
-	r = proxy_command(net, path, id, check_argv, ARRAY_SIZE(check_argv), true);
-	if (r >= 0)
-		r = proxy_check(check_argv);
-	if (r < 0)
-		return r; /* the proxy said why */
-	r = proxy_command(net, path, id, argv, max, false);
-	if (r < 0)
-		return r;
-	if (net->audit) {
-		/* Created here, so that the file exists (and belongs to the caller) even when
-		 * no request is ever made. */
-		int fd = open(net->audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0)
-			return log_error("--audit %s: %s", net->audit, strerror(errno)), -errno;
-		close(fd);
-	}
-	/* Ordinary programs find the proxy by these; one that ignores them has no route. */
-	static const char *const env[] = {
-	    "HTTP_PROXY=http://127.0.0.1:3128", "HTTPS_PROXY=http://127.0.0.1:3128",
-	    "http_proxy=http://127.0.0.1:3128", "https_proxy=http://127.0.0.1:3128",
-	    "NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1",
-	};
-	for (size_t i = 0; i < ARRAY_SIZE(env); i++) {
-		r = sandbox_spec_set_env(spec, env[i]);
-		if (r < 0)
-			return r;
-	}
-	spec->proxy_argv = (char *const *)argv;
-	return 0;
-}
-
 int
 cmd_run(int argc, char **argv)
 {
 	struct sandbox_spec spec;
 	struct sandbox_result res;
 	struct net_options net = {0};
-	char proxy_exe[PATH_MAX], id[32];
-	const char *proxy_argv[MAX_ALLOW * 2 + 16];
+	static struct proxy_command proxy_cmd; /* borrowed by spec until the end */
+	char id[32];
 	int r;
 
 	log_set_prefix("clawbox run");
@@ -471,8 +335,7 @@ cmd_run(int argc, char **argv)
 	r = parse_options(&spec, &net, argc, argv);
 	if (r == 0 && net.proxy) {
 		snprintf(id, sizeof(id), "run-%d", (int)getpid());
-		r = setup_proxy(&spec, &net, proxy_exe, sizeof(proxy_exe), id, proxy_argv,
-		                ARRAY_SIZE(proxy_argv));
+		r = net_setup_proxy(&spec, &net, &proxy_cmd, id);
 	}
 	if (r != 0) {
 		sandbox_spec_done(&spec);

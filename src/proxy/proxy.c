@@ -42,7 +42,6 @@
 #include "request.h"
 #include "conn.h"
 
-
 void
 proxy_config_init(struct proxy_config *c)
 {

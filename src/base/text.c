@@ -1,0 +1,66 @@
+/*
+ * text.c: see text.h.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "text.h"
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), or 0 if it is not one. Overlong
+ * forms, surrogates and values past U+10FFFF are invalid. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char c = p[0];
+	size_t len;
+	uint32_t cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		len = 3, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+size_t
+text_sanitize(const char *in, size_t len, char *out)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = p[i];
+		if (c < 0x80) {
+			if (c >= 0x20 ? c != 0x7F : (c == '\n' || c == '\t'))
+				out[o++] = (char)c;
+			i++;
+			continue;
+		}
+		size_t n = utf8_len(p + i, len - i);
+		if (n == 0) {
+			out[o++] = '?';
+			i++;
+			continue;
+		}
+		bool c1 = n == 2 && c == 0xC2 && p[i + 1] <= 0x9F;
+		if (!c1)
+			for (size_t k = 0; k < n; k++)
+				out[o++] = (char)p[i + k];
+		i += n;
+	}
+	return o;
+}

@@ -1,0 +1,17 @@
+/*
+ * text.h: text from less-trusted places (model output, a sandbox's stderr) made safe for a
+ * terminal. Model text can carry escape sequences that set the window title, write the
+ * clipboard (OSC 52) or rewrite what is on screen; only printable UTF-8, newlines and tabs
+ * get through.
+ */
+#ifndef CLAWBOX_TEXT_H
+#define CLAWBOX_TEXT_H
+
+#include <stddef.h>
+
+/* Copies in to out (at least len bytes), dropping C0 controls other than '\n' and '\t', DEL
+ * and C1 controls (U+0080..U+009F), and replacing each byte of invalid UTF-8 with '?'. A
+ * sequence cut at the end of in counts as invalid. Returns the length written (<= len). */
+size_t text_sanitize(const char *in, size_t len, char *out);
+
+#endif

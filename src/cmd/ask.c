@@ -1,0 +1,890 @@
+/*
+ * ask.c: `clawbox ask [OPTIONS] PROMPT`: one agent invocation, end to end. It starts the
+ * egress proxy (which alone holds the key) and a fresh sandbox with the workspace, the
+ * conversation's state folder and this executable mounted, runs `clawbox agent --events` in
+ * it, renders the events as they arrive, and removes everything.
+ *
+ * Two processes: the child is the sandbox launcher (sandbox_run, as `clawbox run`), with the
+ * sandbox's stdin, stdout and stderr on pipes; this process feeds the prompt, renders events
+ * and relays diagnostics. Nothing from the sandbox reaches the terminal unfiltered
+ * (text_sanitize), and the prompt never appears on a command line (ps shows those).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "commands.h"
+#include "dbuf.h"
+#include "fd-util.h"
+#include "json-util.h"
+#include "log.h"
+#include "net-options.h"
+#include "parse.h"
+#include "sandbox.h"
+#include "text.h"
+
+#define AGENT_EXE_INSIDE "/opt/clawbox/clawbox"
+#define WORKSPACE_INSIDE "/workspace"
+#define STATE_INSIDE     "/state"
+#define MEMORY_INSIDE    "/memory/AGENTS.md"
+#define EVENT_LINE_MAX   (MODEL_REPLY_MAX * 2) /* a whole reply, JSON-escaped */
+#define ASK_EXIT_USAGE   2
+
+static void
+ask_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: clawbox ask [OPTIONS] PROMPT\n"
+	        "\n"
+	        "Asks the agent, in a fresh sandbox, and prints the answer as it streams. The\n"
+	        "current folder is the workspace (read-only unless --rw); the conversation is\n"
+	        "kept per workspace, so the next 'ask' there continues it (--new starts over).\n"
+	        "The model key stays with the egress proxy outside the sandbox. PROMPT '-'\n"
+	        "reads the prompt from stdin.\n"
+	        "\n"
+	        "Model (or CLAWBOX_PROVIDER, CLAWBOX_MODEL, CLAWBOX_BASE_URL, CLAWBOX_MAX_TOKENS,\n"
+	        "CLAWBOX_KEY_FILE):\n"
+	        "  --provider anthropic|openai  the API (default anthropic)\n"
+	        "  --model NAME                 the model\n"
+	        "  --base-url URL               the API's address (default the provider's; a\n"
+	        "                               local Ollama or llama.cpp server works too)\n"
+	        "  --max-tokens N               output tokens per reply (default 8192)\n"
+	        "  --key-file FILE              the key (mode 0600); default: ANTHROPIC_API_KEY\n"
+	        "                               or OPENAI_API_KEY from the environment\n"
+	        "  --ca-file FILE               trust these CAs for the model API\n"
+	        "  --no-stream                  whole replies instead of streams\n"
+	        "\n"
+	        "Sandbox:\n"
+	        "  --workspace DIR              the workspace (default the current folder)\n"
+	        "  --rw                         let the agent write to the workspace\n"
+	        "  --mount HOST:PATH[:ro|:rw]   share more (repeatable)\n"
+	        "  --allow HOST[:PORT]          a host the agent may reach (repeatable)\n"
+	        "  --memory SIZE, --pids N, --cpus N   limits (as for 'clawbox run')\n"
+	        "  --audit FILE                 one JSON line per proxied request\n"
+	        "  --hosts FILE                 the proxy resolves names from FILE only\n"
+	        "\n"
+	        "Conversation and limits:\n"
+	        "  --session DIR                where the conversation is kept (default\n"
+	        "                               ~/.local/state/clawbox/ask/WORKSPACE-ID)\n"
+	        "  --new                        start a new conversation (the old is archived)\n"
+	        "  --global-memory FILE         shared memory, read-only (default\n"
+	        "                               ~/.config/clawbox/AGENTS.md if it exists)\n"
+	        "  --max-turns N, --max-time SECONDS, --max-total-tokens N,\n"
+	        "  --context-window N, --compact-at PERCENT, --max-retries N\n"
+	        "                               as for 'clawbox agent' (defaults 50, 900,\n"
+	        "                               2000000, 200000, 80, 3)\n"
+	        "\n"
+	        "  -v, --verbose                show tool calls, retries and token usage\n"
+	        "  --debug                      show the sandbox's set-up\n"
+	        "  -h, --help                   this text\n"
+	        "\n"
+	        "Exit status: 0 answered; 1 the model API failed (bad key, unreachable,\n"
+	        "overloaded after retries); 2 bad usage; 3 a limit ended the answer; 4 the\n"
+	        "conversation could not be stored; 124/125 as for 'clawbox run'.\n");
+}
+
+enum {
+	OPT_PROVIDER = 0x100,
+	OPT_MODEL,
+	OPT_BASE_URL,
+	OPT_MAX_TOKENS,
+	OPT_KEY_FILE,
+	OPT_CA_FILE,
+	OPT_NO_STREAM,
+	OPT_WORKSPACE,
+	OPT_RW,
+	OPT_MOUNT,
+	OPT_ALLOW,
+	OPT_MEMORY,
+	OPT_PIDS,
+	OPT_CPUS,
+	OPT_AUDIT,
+	OPT_HOSTS,
+	OPT_SESSION,
+	OPT_NEW,
+	OPT_GLOBAL_MEMORY,
+	OPT_MAX_TURNS,
+	OPT_MAX_TIME,
+	OPT_MAX_TOTAL,
+	OPT_CONTEXT,
+	OPT_COMPACT,
+	OPT_RETRIES,
+	OPT_DEBUG,
+};
+
+static const struct option ask_options[] = {
+    {"provider", required_argument, NULL, OPT_PROVIDER},
+    {"model", required_argument, NULL, OPT_MODEL},
+    {"base-url", required_argument, NULL, OPT_BASE_URL},
+    {"max-tokens", required_argument, NULL, OPT_MAX_TOKENS},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"no-stream", no_argument, NULL, OPT_NO_STREAM},
+    {"workspace", required_argument, NULL, OPT_WORKSPACE},
+    {"rw", no_argument, NULL, OPT_RW},
+    {"mount", required_argument, NULL, OPT_MOUNT},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"pids", required_argument, NULL, OPT_PIDS},
+    {"cpus", required_argument, NULL, OPT_CPUS},
+    {"audit", required_argument, NULL, OPT_AUDIT},
+    {"hosts", required_argument, NULL, OPT_HOSTS},
+    {"session", required_argument, NULL, OPT_SESSION},
+    {"new", no_argument, NULL, OPT_NEW},
+    {"global-memory", required_argument, NULL, OPT_GLOBAL_MEMORY},
+    {"max-turns", required_argument, NULL, OPT_MAX_TURNS},
+    {"max-time", required_argument, NULL, OPT_MAX_TIME},
+    {"max-total-tokens", required_argument, NULL, OPT_MAX_TOTAL},
+    {"context-window", required_argument, NULL, OPT_CONTEXT},
+    {"compact-at", required_argument, NULL, OPT_COMPACT},
+    {"max-retries", required_argument, NULL, OPT_RETRIES},
+    {"verbose", no_argument, NULL, 'v'},
+    {"debug", no_argument, NULL, OPT_DEBUG},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+struct ask {
+	const char *provider, *model, *base_url, *max_tokens, *key_file, *ca_file;
+	const char *workspace, *session, *global_memory, *prompt_arg;
+	bool rw, fresh, stream, verbose;
+	const char *agent_opts[16][2]; /* limits passed through to the agent as given */
+	size_t n_agent_opts;
+	struct net_options net;
+	char *prompt;
+	/* rendering */
+	bool done_seen, text_open;
+	char done_status[16];
+	char done_message[600];
+};
+
+static const char *
+env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : fallback;
+}
+
+static int
+pass_limit(struct ask *a, const char *flag, const char *value, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+	if (parse_u64(value, max, &v) < 0 || v < min)
+		return log_error("%s %s: expected a number from %llu to %llu", flag, value,
+		                 (unsigned long long)min, (unsigned long long)max),
+		       -EINVAL;
+	if (a->n_agent_opts >= ARRAY_SIZE(a->agent_opts))
+		return -E2BIG;
+	a->agent_opts[a->n_agent_opts][0] = flag;
+	a->agent_opts[a->n_agent_opts][1] = value;
+	a->n_agent_opts++;
+	return 0;
+}
+
+static int
+parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
+{
+	const char *why;
+	uint64_t v;
+	int opt, r;
+	a->provider = env_or("CLAWBOX_PROVIDER", "anthropic");
+	a->model = env_or("CLAWBOX_MODEL", NULL);
+	a->base_url = env_or("CLAWBOX_BASE_URL", NULL);
+	a->max_tokens = env_or("CLAWBOX_MAX_TOKENS", NULL);
+	a->key_file = env_or("CLAWBOX_KEY_FILE", NULL);
+	a->stream = true;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+hv", ask_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_PROVIDER:
+			a->provider = optarg;
+			break;
+		case OPT_MODEL:
+			a->model = optarg;
+			break;
+		case OPT_BASE_URL:
+			a->base_url = optarg;
+			break;
+		case OPT_MAX_TOKENS:
+			a->max_tokens = optarg;
+			break;
+		case OPT_KEY_FILE:
+			a->key_file = optarg;
+			break;
+		case OPT_CA_FILE:
+			a->ca_file = optarg;
+			break;
+		case OPT_NO_STREAM:
+			a->stream = false;
+			break;
+		case OPT_WORKSPACE:
+			a->workspace = optarg;
+			break;
+		case OPT_RW:
+			a->rw = true;
+			break;
+		case OPT_MOUNT:
+			r = sandbox_spec_add_mount(spec, optarg, &why);
+			if (r < 0)
+				return log_error("--mount %s: %s", optarg,
+				                 r == -E2BIG ? "too many mounts"
+				                 : why       ? why
+				                             : strerror(-r)),
+				       r;
+			break;
+		case OPT_ALLOW:
+			if (a->net.n_allow >= MAX_ALLOW)
+				return log_error("--allow: at most %d entries", MAX_ALLOW), -E2BIG;
+			a->net.allow[a->net.n_allow++] = optarg;
+			break;
+		case OPT_MEMORY:
+			if (parse_size(optarg, &v) < 0 || v < (16ULL << 20))
+				return log_error("--memory %s: expected a size of at least 16M",
+				                 optarg),
+				       -EINVAL;
+			spec->memory_bytes = v;
+			break;
+		case OPT_PIDS:
+			if (parse_u64(optarg, SANDBOX_MAX_PIDS, &v) < 0 || v < 8)
+				return log_error("--pids %s: expected a number of at least 8",
+				                 optarg),
+				       -EINVAL;
+			spec->pids_max = v;
+			break;
+		case OPT_CPUS:
+			if (parse_milli(optarg, SANDBOX_MAX_CPUS_MILLI, &v) < 0 || v < 10)
+				return log_error("--cpus %s: expected at least 0.01", optarg),
+				       -EINVAL;
+			spec->cpus_milli = v;
+			break;
+		case OPT_AUDIT:
+			a->net.audit = optarg;
+			break;
+		case OPT_HOSTS:
+			a->net.hosts = optarg;
+			break;
+		case OPT_SESSION:
+			a->session = optarg;
+			break;
+		case OPT_NEW:
+			a->fresh = true;
+			break;
+		case OPT_GLOBAL_MEMORY:
+			a->global_memory = optarg;
+			break;
+		case OPT_MAX_TURNS:
+			if ((r = pass_limit(a, "--max-turns", optarg, 1, 10000)) < 0)
+				return r;
+			break;
+		case OPT_MAX_TIME:
+			if ((r = pass_limit(a, "--max-time", optarg, 1, 7 * 86400)) < 0)
+				return r;
+			spec->timeout_ms = 0; /* set from it below */
+			break;
+		case OPT_MAX_TOTAL:
+			if ((r = pass_limit(a, "--max-total-tokens", optarg, 1, 1000000000000ULL)) <
+			    0)
+				return r;
+			break;
+		case OPT_CONTEXT:
+			if ((r = pass_limit(a, "--context-window", optarg, 1000, 100000000)) < 0)
+				return r;
+			break;
+		case OPT_COMPACT:
+			if ((r = pass_limit(a, "--compact-at", optarg, 10, 100)) < 0)
+				return r;
+			break;
+		case OPT_RETRIES:
+			if ((r = pass_limit(a, "--max-retries", optarg, 0, 10)) < 0)
+				return r;
+			break;
+		case 'v':
+			a->verbose = true;
+			break;
+		case OPT_DEBUG:
+			spec->debug = true;
+			log_set_debug(true);
+			break;
+		case 'h':
+			ask_usage(stdout);
+			return 1;
+		default:
+			log_error(
+			    "option %s: unknown or missing its value; see 'clawbox ask --help'",
+			    argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc - 1)
+		return log_error(optind >= argc
+		                     ? "no prompt given; see 'clawbox ask --help'"
+		                     : "one prompt expected (quote it); see 'clawbox ask --help'"),
+		       -EINVAL;
+	a->prompt_arg = argv[optind];
+	enum model_provider p;
+	if (model_provider_parse(a->provider, &p) < 0)
+		return log_error("provider %s: expected anthropic or openai", a->provider), -EINVAL;
+	if (a->max_tokens && (parse_u64(a->max_tokens, 1000000, &v) < 0 || v == 0))
+		return log_error("max tokens %s: expected a number from 1 to 1000000",
+		                 a->max_tokens),
+		       -EINVAL;
+	if (a->model && (strlen(a->model) > 200 || strpbrk(a->model, "\n\r")))
+		return log_error("model %s: not a model name", a->model), -EINVAL;
+	return 0;
+}
+
+/* The prompt: the argument, or stdin for "-". */
+static int
+load_prompt(struct ask *a)
+{
+	if (strcmp(a->prompt_arg, "-") != 0) {
+		if (strlen(a->prompt_arg) > AGENT_PROMPT_MAX)
+			return log_error("the prompt is longer than %d bytes", AGENT_PROMPT_MAX),
+			       -E2BIG;
+		a->prompt = strdup(a->prompt_arg);
+	} else {
+		a->prompt = malloc(AGENT_PROMPT_MAX + 2);
+		if (!a->prompt)
+			return -ENOMEM;
+		ssize_t n = read_full(0, a->prompt, AGENT_PROMPT_MAX + 1);
+		if (n < 0 || n > AGENT_PROMPT_MAX)
+			return log_error("cannot read the prompt from stdin (at most %d bytes)",
+			                 AGENT_PROMPT_MAX),
+			       -EINVAL;
+		a->prompt[n] = '\0';
+	}
+	if (!a->prompt)
+		return -ENOMEM;
+	if (!*a->prompt)
+		return log_error("the prompt is empty"), -EINVAL;
+	return 0;
+}
+
+/* mkdir -p, each new level with mode. */
+static int
+mkdir_parents(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *s = buf + 1;; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+			*s = '\0';
+			if (mkdir(buf, mode) < 0 && errno != EEXIST)
+				return NEG_ERRNO();
+			*s = c;
+			if (!c)
+				return 0;
+		}
+	}
+}
+
+/* The default state folder: one per workspace, named by its path's last component and a hash
+ * of the whole path. */
+static int
+default_session(const char *workspace, char *buf, size_t size)
+{
+	const char *home = getenv("HOME");
+	const char *state = getenv("XDG_STATE_HOME");
+	char base[PATH_MAX];
+	if (state && state[0] == '/')
+		snprintf(base, sizeof(base), "%s/clawbox/ask", state);
+	else if (home && home[0] == '/')
+		snprintf(base, sizeof(base), "%s/.local/state/clawbox/ask", home);
+	else
+		return -ENOENT;
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const char *p = workspace; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	const char *last = strrchr(workspace, '/');
+	last = last && last[1] ? last + 1 : "root";
+	char name[64];
+	size_t n = 0;
+	for (; *last && n < 32; last++)
+		name[n++] = (*last == '.' || *last == '-' || *last == '_' ||
+		             (*last >= '0' && *last <= '9') ||
+		             ((*last | 0x20) >= 'a' && (*last | 0x20) <= 'z'))
+		                ? *last
+		                : '_';
+	name[n] = '\0';
+	if (snprintf(buf, size, "%s/%s-%016llx", base, name, (unsigned long long)h) >= (int)size)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Adds HOST:TARGET[:rw] for a host path that may contain ':' (the mount syntax cannot). */
+static int
+add_mount(struct sandbox_spec *spec, const char *host, const char *target, bool rw)
+{
+	if (strchr(host, ':'))
+		return log_error("%s: a path with ':' cannot be mounted", host), -EINVAL;
+	char arg[PATH_MAX + 64];
+	const char *why;
+	snprintf(arg, sizeof(arg), "%s:%s:%s", host, target, rw ? "rw" : "ro");
+	int r = sandbox_spec_add_mount(spec, arg, &why);
+	if (r < 0)
+		log_error("cannot mount %s: %s", host, why ? why : strerror(-r));
+	return r;
+}
+
+static bool
+is_default_api(const char *url)
+{
+	return strcmp(url, "https://api.anthropic.com") == 0 ||
+	       strcmp(url, "https://api.openai.com") == 0;
+}
+
+/* Everything the sandbox is given: mounts, proxy, the agent's command line. */
+static int
+build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc,
+              const char **agent_argv, size_t max)
+{
+	char ws[PATH_MAX], session[PATH_MAX], self[PATH_MAX];
+	int r;
+	if (!realpath(a->workspace ? a->workspace : ".", ws))
+		return log_error("workspace %s: %s", a->workspace ? a->workspace : ".",
+		                 strerror(errno)),
+		       -errno;
+	if (a->session) {
+		if (snprintf(session, sizeof(session), "%s", a->session) >= (int)sizeof(session))
+			return -ENAMETOOLONG;
+	} else if (default_session(ws, session, sizeof(session)) < 0) {
+		return log_error("no HOME to keep the conversation in; use --session DIR"), -ENOENT;
+	}
+	r = mkdir_parents(session, 0700);
+	if (r < 0)
+		return log_error("session folder %s: %s", session, strerror(-r)), r;
+	if (geteuid() == 0) {
+		/* A root caller's sandbox runs as CLAWBOX_SANDBOX_HOST_ID outside; the state
+		 * folder is the one place it must write. */
+		if (chown(session, 65533, 65533) < 0)
+			return log_error("session folder %s: %s", session, strerror(errno)), -errno;
+	}
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		return log_error("cannot find myself: %s", strerror(errno)), -errno;
+	self[n] = '\0';
+
+	if ((r = add_mount(spec, ws, WORKSPACE_INSIDE, a->rw)) < 0 ||
+	    (r = add_mount(spec, session, STATE_INSIDE, true)) < 0 ||
+	    (r = add_mount(spec, self, AGENT_EXE_INSIDE, false)) < 0)
+		return r;
+	char memory[PATH_MAX] = "";
+	if (a->global_memory) {
+		if (!realpath(a->global_memory, memory))
+			return log_error("--global-memory %s: %s", a->global_memory,
+			                 strerror(errno)),
+			       -errno;
+	} else {
+		const char *cfg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+		if (cfg && cfg[0] == '/')
+			snprintf(memory, sizeof(memory), "%s/clawbox/AGENTS.md", cfg);
+		else if (home && home[0] == '/')
+			snprintf(memory, sizeof(memory), "%s/.config/clawbox/AGENTS.md", home);
+		struct stat st;
+		if (!memory[0] || stat(memory, &st) < 0 || !S_ISREG(st.st_mode))
+			memory[0] = '\0';
+	}
+	if (memory[0] && (r = add_mount(spec, memory, MEMORY_INSIDE, false)) < 0)
+		return r;
+
+	/* The model: the proxy forwards http://model.clawbox.internal/ to it with the key. */
+	enum model_provider p;
+	model_provider_parse(a->provider, &p);
+	const char *base = a->base_url         ? a->base_url
+	                   : p == MODEL_OPENAI ? "https://api.openai.com"
+	                                       : "https://api.anthropic.com";
+	const char *key_env = p == MODEL_OPENAI ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+	a->net.proxy = true;
+	a->net.model_upstream = base;
+	a->net.model_header = p == MODEL_OPENAI ? "Authorization: Bearer" : "x-api-key";
+	a->net.model_ca_file = a->ca_file;
+	if (a->key_file)
+		a->net.model_key_file = a->key_file;
+	else if (getenv(key_env) && *getenv(key_env))
+		a->net.model_key_env = key_env;
+	else if (is_default_api(base))
+		return log_error("no API key: set %s, or --key-file FILE (or --base-url for a "
+		                 "local model server such as Ollama or llama.cpp)",
+		                 key_env),
+		       -ENOKEY;
+	char id[32];
+	snprintf(id, sizeof(id), "ask-%d", (int)getpid());
+	r = net_setup_proxy(spec, &a->net, pc, id);
+	if (r < 0)
+		return r;
+
+	size_t i = 0;
+	agent_argv[i++] = AGENT_EXE_INSIDE;
+	agent_argv[i++] = "agent";
+	agent_argv[i++] = "--events";
+	agent_argv[i++] = "--provider";
+	agent_argv[i++] = a->provider;
+	if (a->model) {
+		agent_argv[i++] = "--model";
+		agent_argv[i++] = a->model;
+	}
+	if (a->max_tokens) {
+		agent_argv[i++] = "--max-tokens";
+		agent_argv[i++] = a->max_tokens;
+	}
+	if (p == MODEL_OPENAI && strcmp(base, "https://api.openai.com") == 0) {
+		/* OpenAI's newer models refuse max_tokens; servers that copy the API want it. */
+		agent_argv[i++] = "--max-tokens-field";
+		agent_argv[i++] = "max_completion_tokens";
+	}
+	if (!a->stream)
+		agent_argv[i++] = "--no-stream";
+	agent_argv[i++] = "--state";
+	agent_argv[i++] = STATE_INSIDE;
+	agent_argv[i++] = "--workspace";
+	agent_argv[i++] = WORKSPACE_INSIDE;
+	if (memory[0]) {
+		agent_argv[i++] = "--global-memory";
+		agent_argv[i++] = MEMORY_INSIDE;
+	}
+	if (a->fresh)
+		agent_argv[i++] = "--new";
+	uint64_t max_time = 900;
+	for (size_t k = 0; k < a->n_agent_opts && i + 3 < max; k++) {
+		agent_argv[i++] = a->agent_opts[k][0];
+		agent_argv[i++] = a->agent_opts[k][1];
+		if (strcmp(a->agent_opts[k][0], "--max-time") == 0)
+			parse_u64(a->agent_opts[k][1], UINT64_MAX, &max_time);
+	}
+	agent_argv[i++] = "-"; /* the prompt comes on stdin: never on a command line */
+	agent_argv[i] = NULL;
+	spec->argv = (char *const *)agent_argv;
+	char *wd = NULL;
+	if (sandbox_path_normalize(WORKSPACE_INSIDE, &wd) < 0)
+		return -ENOMEM;
+	free(spec->workdir);
+	spec->workdir = wd;
+	/* The agent stops itself at --max-time; this is the backstop if it cannot. */
+	spec->timeout_ms = (max_time + 30) * 1000;
+	return 0;
+}
+
+/* ---- rendering ---- */
+
+static void
+out_sanitized(int fd, const char *s, size_t len)
+{
+	char buf[8192];
+	while (len > 0) {
+		size_t chunk = len < sizeof(buf) ? len : sizeof(buf);
+		/* Do not split a UTF-8 sequence between chunks. */
+		while (chunk < len && chunk > 0 && ((unsigned char)s[chunk] & 0xC0) == 0x80)
+			chunk--;
+		if (chunk == 0)
+			chunk = len < sizeof(buf) ? len : sizeof(buf);
+		size_t n = text_sanitize(s, chunk, buf);
+		(void)write_all(fd, buf, n);
+		s += chunk;
+		len -= chunk;
+	}
+}
+
+static void
+err_line(const char *prefix, const char *s)
+{
+	char line[2048];
+	int n = snprintf(line, sizeof(line), "%s%s", prefix, s);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	out_sanitized(2, line, (size_t)n);
+	(void)write_all(2, "\n", 1);
+}
+
+static void
+close_text(struct ask *a)
+{
+	if (a->text_open) {
+		(void)write_all(1, "\n", 1);
+		a->text_open = false;
+	}
+}
+
+static void
+render_event(struct ask *a, const char *line, size_t len)
+{
+	_cleanup_json_ json_t *ev = json_loadb(line, len, 0, NULL);
+	const char *type = json_get_str(ev, "type");
+	if (!type) {
+		err_line("clawbox ask: the agent sent an unreadable event", "");
+		return;
+	}
+	char buf[1024];
+	if (strcmp(type, "text") == 0) {
+		json_t *t = json_object_get(ev, "text");
+		size_t n = json_string_length(t);
+		if (!n)
+			return;
+		out_sanitized(1, json_string_value(t), n);
+		a->text_open = json_string_value(t)[n - 1] != '\n';
+	} else if (strcmp(type, "tool_call") == 0) {
+		if (a->verbose) {
+			close_text(a);
+			err_line("[tool] ", json_get_str(ev, "summary") ?: "?");
+		}
+	} else if (strcmp(type, "tool_result") == 0) {
+		if (a->verbose) {
+			snprintf(buf, sizeof(buf), "%s, %lld bytes",
+			         json_is_true(json_object_get(ev, "is_error")) ? "error" : "ok",
+			         (long long)json_integer_value(json_object_get(ev, "bytes")));
+			err_line("[tool]   ", buf);
+		}
+	} else if (strcmp(type, "usage") == 0) {
+		if (a->verbose) {
+			close_text(a);
+			snprintf(buf, sizeof(buf),
+			         "turn %lld: %llu input, %llu output, %llu cache write, %llu cache "
+			         "read tokens",
+			         (long long)json_integer_value(json_object_get(ev, "turn")),
+			         (unsigned long long)json_get_u64(ev, "input_tokens"),
+			         (unsigned long long)json_get_u64(ev, "output_tokens"),
+			         (unsigned long long)json_get_u64(ev, "cache_write_tokens"),
+			         (unsigned long long)json_get_u64(ev, "cache_read_tokens"));
+			err_line("[usage] ", buf);
+		}
+	} else if (strcmp(type, "notice") == 0) {
+		close_text(a);
+		err_line("clawbox ask: ", json_get_str(ev, "text") ?: "");
+	} else if (strcmp(type, "done") == 0) {
+		close_text(a);
+		a->done_seen = true;
+		snprintf(a->done_status, sizeof(a->done_status), "%s",
+		         json_get_str(ev, "status") ?: "");
+		snprintf(a->done_message, sizeof(a->done_message), "%s",
+		         json_get_str(ev, "message") ?: "");
+		if (a->verbose) {
+			json_t *u = json_object_get(ev, "usage");
+			snprintf(
+			    buf, sizeof(buf),
+			    "total: %llu input, %llu output, %llu cache write, %llu cache read "
+			    "tokens over %lld turns; agent peak RSS %lld KiB",
+			    (unsigned long long)json_get_u64(u, "input_tokens"),
+			    (unsigned long long)json_get_u64(u, "output_tokens"),
+			    (unsigned long long)json_get_u64(u, "cache_write_tokens"),
+			    (unsigned long long)json_get_u64(u, "cache_read_tokens"),
+			    (long long)json_integer_value(json_object_get(ev, "turns")),
+			    (long long)json_integer_value(json_object_get(ev, "peak_rss_kb")));
+			err_line("[usage] ", buf);
+		}
+		if (a->done_message[0])
+			err_line("clawbox ask: ", a->done_message);
+	}
+	/* Unknown event types are a newer agent's: ignored. */
+}
+
+/* Splits a stream into lines of at most max bytes; calls fn on each whole line. */
+struct lines {
+	struct dbuf buf;
+	bool overflow;
+};
+
+static void
+lines_feed(struct lines *l, const char *p, size_t len, void (*fn)(void *, const char *, size_t),
+           void *ctx)
+{
+	while (len > 0) {
+		const char *nl = memchr(p, '\n', len);
+		size_t n = nl ? (size_t)(nl - p) : len;
+		if (!l->overflow && dbuf_append(&l->buf, p, n) < 0)
+			l->overflow = true;
+		if (nl) {
+			if (!l->overflow)
+				fn(ctx, dbuf_str(&l->buf), l->buf.len);
+			else
+				err_line("clawbox ask: ",
+				         "a line from the sandbox was too long; dropped");
+			dbuf_reset(&l->buf);
+			l->overflow = false;
+			n++;
+		}
+		p += n;
+		len -= n;
+	}
+}
+
+static void
+on_event_line(void *ctx, const char *line, size_t len)
+{
+	render_event(ctx, line, len);
+}
+
+static void
+on_err_line(void *ctx, const char *line, size_t len)
+{
+	struct ask *a = ctx;
+	close_text(a);
+	out_sanitized(2, line, len);
+	(void)write_all(2, "\n", 1);
+}
+
+/* The child: the sandbox launcher, with the pipes as its stdio. */
+_noreturn_ static void
+launcher(struct sandbox_spec *spec, int in, int out, int err)
+{
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+		_exit(SANDBOX_EXIT_SETUP);
+	/* Nothing else of ours may stay open: a copy of the prompt pipe's write end would keep
+	 * the agent waiting for the prompt's end forever. */
+	close_range(3, ~0U, 0);
+	struct sandbox_result res;
+	sandbox_run(spec, &res);
+	if (res.message[0])
+		log_error("%s", res.message);
+	_exit(res.status);
+}
+
+static void
+print_warning(const char *msg)
+{
+	log_warn("%s", msg);
+}
+
+static int
+supervise(struct ask *a, pid_t child, int in, int out, int err, int sfd)
+{
+	struct lines lo = {0}, le = {0};
+	dbuf_init(&lo.buf, EVENT_LINE_MAX);
+	dbuf_init(&le.buf, 64 * 1024);
+	size_t prompt_len = strlen(a->prompt), sent = 0;
+	char buf[65536];
+	while (out >= 0 || err >= 0) {
+		struct pollfd pfd[4] = {
+		    {.fd = out, .events = POLLIN},
+		    {.fd = err, .events = POLLIN},
+		    {.fd = in, .events = POLLOUT},
+		    {.fd = sfd, .events = POLLIN},
+		};
+		if (poll(pfd, 4, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[3].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				kill(child, (int)si.ssi_signo); /* the launcher passes it on */
+		}
+		if (pfd[2].revents) {
+			ssize_t n = write(in, a->prompt + sent, prompt_len - sent);
+			if (n > 0)
+				sent += (size_t)n;
+			if (n < 0 || sent == prompt_len) {
+				close(in);
+				in = -1;
+			}
+		}
+		for (int k = 0; k < 2; k++) {
+			int *fd = k == 0 ? &out : &err;
+			if (!pfd[k].revents)
+				continue;
+			ssize_t n = read(*fd, buf, sizeof(buf));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0) {
+				close(*fd);
+				*fd = -1;
+				continue;
+			}
+			if (k == 0)
+				lines_feed(&lo, buf, (size_t)n, on_event_line, a);
+			else
+				lines_feed(&le, buf, (size_t)n, on_err_line, a);
+		}
+	}
+	if (in >= 0)
+		close(in);
+	dbuf_done(&lo.buf);
+	dbuf_done(&le.buf);
+	int status;
+	while (waitpid(child, &status, 0) < 0)
+		if (errno != EINTR)
+			return SANDBOX_EXIT_SETUP;
+	close_text(a);
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (!a->done_seen && code == 0) {
+		log_error("the agent ended without an answer");
+		return AGENT_EXIT_MODEL;
+	}
+	return code;
+}
+
+int
+cmd_ask(int argc, char **argv)
+{
+	struct ask a = {0};
+	struct sandbox_spec spec;
+	static struct proxy_command pc;
+	const char *agent_argv[64];
+	int r;
+
+	log_set_prefix("clawbox ask");
+	sandbox_spec_init(&spec);
+	spec.warn = print_warning;
+	r = sandbox_spec_default_env(&spec, getenv("TERM"));
+	if (r >= 0)
+		r = parse_options(&a, &spec, argc, argv);
+	if (r == 0)
+		r = load_prompt(&a);
+	if (r == 0)
+		r = build_sandbox(&a, &spec, &pc, agent_argv, ARRAY_SIZE(agent_argv));
+	if (r != 0) {
+		sandbox_spec_done(&spec);
+		free(a.prompt);
+		return r > 0                                         ? 0
+		       : r == -ENOKEY || r == -EINVAL || r == -E2BIG ? ASK_EXIT_USAGE
+		                                                     : SANDBOX_EXIT_SETUP;
+	}
+
+	int in[2], out[2], err[2];
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+		log_error("cannot make pipes: %s", strerror(errno));
+		return SANDBOX_EXIT_SETUP;
+	}
+	fflush(NULL);
+	pid_t child = fork();
+	if (child < 0) {
+		log_error("cannot fork: %s", strerror(errno));
+		return SANDBOX_EXIT_SETUP;
+	}
+	if (child == 0)
+		launcher(&spec, in[0], out[1], err[1]);
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	signal(SIGPIPE, SIG_IGN);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	int status = supervise(&a, child, in[1], out[0], err[0], sfd);
+	if (sfd >= 0)
+		close(sfd);
+	sandbox_spec_done(&spec);
+	free(a.prompt);
+	return status;
+}

@@ -1,0 +1,44 @@
+/*
+ * net-options.h: the egress options shared by `clawbox run` and `clawbox ask`, and how they
+ * become the proxy's command line (clawbox-proxy, next to this executable).
+ */
+#ifndef CLAWBOX_NET_OPTIONS_H
+#define CLAWBOX_NET_OPTIONS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "spec.h"
+
+#define MAX_ALLOW 256
+
+/* What --net proxy needs, collected while parsing. */
+struct net_options {
+	bool proxy;
+	bool none_given;
+	const char *allow[MAX_ALLOW];
+	size_t n_allow;
+	const char *audit;
+	const char *hosts;
+	const char *model_upstream, *model_key_env, *model_key_file, *model_header;
+	const char *idle_timeout, *max_bytes, *model_ca_file;
+};
+
+#define PROXY_ARGV_MAX (MAX_ALLOW * 2 + 16)
+
+/* Storage for the proxy's command line, which the spec borrows: keep it alive as long as the
+ * spec. */
+struct proxy_command {
+	char exe[PATH_MAX];
+	char id[32];
+	const char *argv[PROXY_ARGV_MAX];
+};
+
+/* Finds clawbox-proxy, lets it check the options (it prints what is wrong), creates the audit
+ * file, sets the proxy variables in the sandbox's environment and spec->proxy_argv. 0, or
+ * -errno after one line on stderr. */
+int net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net,
+                    struct proxy_command *cmd, const char *id);
+
+#endif

@@ -1,0 +1,534 @@
+/*
+ * fake-model.c: a model API for tests, on loopback, speaking the real wire protocols:
+ * Anthropic Messages (POST /v1/messages) and OpenAI Chat Completions (POST
+ * /v1/chat/completions), streamed (SSE) or whole, as the request asks.
+ *
+ * It plays a scenario file (tests/data/scenarios/NAME.json): a list of turns, one per request,
+ * each saying what the model replies and what the request must contain:
+ *
+ *   {"turns": [
+ *     {"expect": {"contains": ["..."], "last_contains": ["..."], "not_contains": ["..."],
+ *                 "tools": true},
+ *      "reply": {"text": "...", "tool_calls": [{"id", "name", "input": {...}} or
+ *                {"id", "name", "arguments": "raw text"}], "stop_reason": "...",
+ *                "usage": {"input_tokens": N, "output_tokens": N, ...}},
+ *      "status": 429, "headers": {"retry-after": "0"}, "raw": "a body sent as is",
+ *      "truncate": true,     (a stream that stops before its end marker)
+ *      "malformed": true}    (a stream event that is not JSON)
+ *   ]}
+ *
+ * "contains" looks at every string of the request (system, messages, tool results),
+ * "last_contains" at the messages after the last assistant message (the new prompt or the
+ * tool results). Every request is logged as a JSON line to --log: {"n", "path", "stream",
+ * "ok", "failures": [...], "request": {...}}; a test then asserts that every line is ok.
+ * --key VALUE: the credential header the proxy must have added (x-api-key for Anthropic,
+ * "Authorization: Bearer" for OpenAI). --forbid TEXT: a string no request may contain
+ * anywhere (a secret that must not leak into tool results).
+ *
+ * Usage: fake-model --scenario FILE --log FILE --port-file FILE [--key K] [--forbid S]...
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+static json_t *turns;
+static size_t next_turn;
+static FILE *logf;
+static const char *key;
+static const char *forbid[8];
+static size_t n_forbid;
+static unsigned n_requests;
+
+/* Every string in j, joined with newlines. */
+static void
+collect_strings(json_t *j, struct evbuffer *out)
+{
+	size_t i;
+	const char *k;
+	json_t *v;
+	if (json_is_string(j)) {
+		evbuffer_add(out, json_string_value(j), json_string_length(j));
+		evbuffer_add(out, "\n", 1);
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) collect_strings(v, out);
+	} else if (json_is_object(j)) {
+		json_object_foreach(j, k, v) collect_strings(v, out);
+	}
+}
+
+static char *
+strings_of(json_t *j)
+{
+	struct evbuffer *b = evbuffer_new();
+	collect_strings(j, b);
+	evbuffer_add(b, "", 1);
+	char *s = strdup((char *)evbuffer_pullup(b, -1));
+	evbuffer_free(b);
+	return s;
+}
+
+/* The messages after the last assistant message. */
+static char *
+last_strings(json_t *body)
+{
+	json_t *msgs = json_object_get(body, "messages");
+	size_t n = json_array_size(msgs), start = 0;
+	for (size_t i = n; i-- > 0;) {
+		const char *role =
+		    json_string_value(json_object_get(json_array_get(msgs, i), "role"));
+		if (role && strcmp(role, "assistant") == 0) {
+			start = i + 1;
+			break;
+		}
+	}
+	json_t *tail = json_array();
+	for (size_t i = start; i < n; i++)
+		json_array_append(tail, json_array_get(msgs, i));
+	char *s = strings_of(tail);
+	json_decref(tail);
+	return s;
+}
+
+static void
+check_list(json_t *expect, const char *field, const char *hay, bool want, json_t *failures)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(expect, field), i, v)
+	{
+		const char *needle = json_string_value(v);
+		if (needle && (strstr(hay, needle) != NULL) != want) {
+			char msg[512];
+			snprintf(msg, sizeof(msg), "%s: %.400s", field, needle);
+			json_array_append_new(failures, json_string(msg));
+		}
+	}
+}
+
+static void
+add_sse(struct evbuffer *b, bool anthropic, json_t *data)
+{
+	char *s = json_dumps(data, JSON_COMPACT);
+	if (anthropic)
+		evbuffer_add_printf(b, "event: %s\n",
+		                    json_string_value(json_object_get(data, "type")));
+	evbuffer_add_printf(b, "data: %s\n\n", s);
+	free(s);
+	json_decref(data);
+}
+
+static json_t *
+usage_of(json_t *reply)
+{
+	json_t *u = json_object_get(reply, "usage");
+	return u ? json_incref(u) : json_pack("{s:i,s:i}", "input_tokens", 10, "output_tokens", 5);
+}
+
+static const char *
+stop_of(json_t *reply, bool anthropic)
+{
+	const char *s = json_string_value(json_object_get(reply, "stop_reason"));
+	if (s)
+		return s;
+	bool tools = json_array_size(json_object_get(reply, "tool_calls")) > 0;
+	return anthropic ? (tools ? "tool_use" : "end_turn") : (tools ? "tool_calls" : "stop");
+}
+
+static char *
+arguments_of(json_t *call)
+{
+	const char *raw = json_string_value(json_object_get(call, "arguments"));
+	if (raw)
+		return strdup(raw);
+	json_t *in = json_object_get(call, "input");
+	return json_dumps(in ? in : json_object(), JSON_COMPACT);
+}
+
+/* An Anthropic stream: text in small deltas, tool input in pieces. */
+static void
+anthropic_stream(struct evbuffer *b, json_t *reply, json_t *turn)
+{
+	json_t *usage = usage_of(reply);
+	add_sse(b, true,
+	        json_pack("{s:s,s:{s:s,s:s,s:s,s:[],s:s,s:n,s:O}}", "type", "message_start",
+	                  "message", "id", "msg_fake", "type", "message", "role", "assistant",
+	                  "content", "model", "fake", "stop_reason", "usage", usage));
+	add_sse(b, true, json_pack("{s:s}", "type", "ping"));
+	int index = 0;
+	const char *text = json_string_value(json_object_get(reply, "text"));
+	if (text) {
+		add_sse(b, true,
+		        json_pack("{s:s,s:i,s:{s:s,s:s}}", "type", "content_block_start", "index",
+		                  index, "content_block", "type", "text", "text", ""));
+		size_t len = strlen(text);
+		for (size_t off = 0; off < len;) {
+			size_t n = len - off < 7 ? len - off : 7;
+			/* Never split a UTF-8 sequence: the real API sends whole characters. */
+			while (off + n < len && (text[off + n] & 0xC0) == 0x80)
+				n++;
+			add_sse(b, true,
+			        json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta",
+			                  "index", index, "delta", "type", "text_delta", "text",
+			                  text + off, n));
+			off += n;
+		}
+		if (json_is_true(json_object_get(turn, "malformed"))) {
+			evbuffer_add_printf(
+			    b, "event: content_block_delta\ndata: {\"type\": nope\n\n");
+			json_decref(usage);
+			return;
+		}
+		add_sse(b, true,
+		        json_pack("{s:s,s:i}", "type", "content_block_stop", "index", index));
+		index++;
+	}
+	size_t i;
+	json_t *call;
+	json_array_foreach(json_object_get(reply, "tool_calls"), i, call)
+	{
+		add_sse(b, true,
+		        json_pack("{s:s,s:i,s:{s:s,s:O,s:O,s:{}}}", "type", "content_block_start",
+		                  "index", index, "content_block", "type", "tool_use", "id",
+		                  json_object_get(call, "id"), "name",
+		                  json_object_get(call, "name"), "input"));
+		char *args = arguments_of(call);
+		size_t len = strlen(args);
+		for (size_t off = 0; off < len; off += 11) {
+			size_t n = len - off < 11 ? len - off : 11;
+			add_sse(b, true,
+			        json_pack("{s:s,s:i,s:{s:s,s:s%}}", "type", "content_block_delta",
+			                  "index", index, "delta", "type", "input_json_delta",
+			                  "partial_json", args + off, n));
+		}
+		free(args);
+		add_sse(b, true,
+		        json_pack("{s:s,s:i}", "type", "content_block_stop", "index", index));
+		index++;
+	}
+	if (json_is_true(json_object_get(turn, "truncate"))) {
+		json_decref(usage);
+		return;
+	}
+	add_sse(b, true,
+	        json_pack("{s:s,s:{s:s,s:n},s:{s:O}}", "type", "message_delta", "delta",
+	                  "stop_reason", stop_of(reply, true), "stop_sequence", "usage",
+	                  "output_tokens", json_object_get(usage, "output_tokens")));
+	add_sse(b, true, json_pack("{s:s}", "type", "message_stop"));
+	json_decref(usage);
+}
+
+static json_t *
+anthropic_whole(json_t *reply)
+{
+	json_t *content = json_array();
+	const char *text = json_string_value(json_object_get(reply, "text"));
+	if (text)
+		json_array_append_new(content,
+		                      json_pack("{s:s,s:s}", "type", "text", "text", text));
+	size_t i;
+	json_t *call;
+	json_array_foreach(json_object_get(reply, "tool_calls"), i, call)
+	{
+		json_t *in = json_object_get(call, "input");
+		json_array_append_new(content, json_pack("{s:s,s:O,s:O,s:O}", "type", "tool_use",
+		                                         "id", json_object_get(call, "id"), "name",
+		                                         json_object_get(call, "name"), "input",
+		                                         in ? in : json_object()));
+	}
+	return json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:n,s:o}", "id", "msg_fake", "type", "message",
+	                 "role", "assistant", "content", content, "model", "fake", "stop_reason",
+	                 stop_of(reply, true), "stop_sequence", "usage", usage_of(reply));
+}
+
+static json_t *
+openai_usage(json_t *reply)
+{
+	json_t *u = usage_of(reply);
+	json_int_t in = json_integer_value(json_object_get(u, "input_tokens")) +
+	                json_integer_value(json_object_get(u, "cache_read_input_tokens"));
+	json_t *o =
+	    json_pack("{s:I,s:O,s:{s:O}}", "prompt_tokens", in, "completion_tokens",
+	              json_object_get(u, "output_tokens"), "prompt_tokens_details", "cached_tokens",
+	              json_object_get(u, "cache_read_input_tokens") ?: json_integer(0));
+	json_decref(u);
+	return o;
+}
+
+static void
+openai_stream(struct evbuffer *b, json_t *reply, json_t *turn)
+{
+	add_sse(b, false,
+	        json_pack("{s:s,s:s,s:[{s:i,s:{s:s,s:s},s:n}]}", "id", "c1", "object",
+	                  "chat.completion.chunk", "choices", "index", 0, "delta", "role",
+	                  "assistant", "content", "", "finish_reason"));
+	const char *text = json_string_value(json_object_get(reply, "text"));
+	size_t len = text ? strlen(text) : 0;
+	for (size_t off = 0; off < len;) {
+		size_t n = len - off < 7 ? len - off : 7;
+		while (off + n < len && (text[off + n] & 0xC0) == 0x80)
+			n++;
+		add_sse(b, false,
+		        json_pack("{s:s,s:[{s:i,s:{s:s%},s:n}]}", "object", "chat.completion.chunk",
+		                  "choices", "index", 0, "delta", "content", text + off, n,
+		                  "finish_reason"));
+		off += n;
+	}
+	if (json_is_true(json_object_get(turn, "malformed"))) {
+		evbuffer_add_printf(b, "data: {\"choices\": [nope\n\n");
+		return;
+	}
+	size_t i;
+	json_t *call;
+	json_array_foreach(json_object_get(reply, "tool_calls"), i, call)
+	{
+		char *args = arguments_of(call);
+		add_sse(b, false,
+		        json_pack("{s:[{s:i,s:{s:[{s:i,s:O,s:s,s:{s:O,s:s}}]},s:n}]}", "choices",
+		                  "index", 0, "delta", "tool_calls", "index", (int)i, "id",
+		                  json_object_get(call, "id"), "type", "function", "function",
+		                  "name", json_object_get(call, "name"), "arguments", ""));
+		size_t alen = strlen(args);
+		for (size_t off = 0; off < alen; off += 9) {
+			size_t n = alen - off < 9 ? alen - off : 9;
+			add_sse(b, false,
+			        json_pack("{s:[{s:i,s:{s:[{s:i,s:{s:s%}}]},s:n}]}", "choices",
+			                  "index", 0, "delta", "tool_calls", "index", (int)i,
+			                  "function", "arguments", args + off, n, "finish_reason"));
+		}
+		free(args);
+	}
+	if (json_is_true(json_object_get(turn, "truncate")))
+		return;
+	add_sse(b, false,
+	        json_pack("{s:[{s:i,s:{},s:s}]}", "choices", "index", 0, "delta", "finish_reason",
+	                  stop_of(reply, false)));
+	add_sse(b, false, json_pack("{s:[],s:o}", "choices", "usage", openai_usage(reply)));
+	evbuffer_add_printf(b, "data: [DONE]\n\n");
+}
+
+static json_t *
+openai_whole(json_t *reply)
+{
+	json_t *msg = json_pack("{s:s}", "role", "assistant");
+	const char *text = json_string_value(json_object_get(reply, "text"));
+	json_object_set_new(msg, "content", text ? json_string(text) : json_null());
+	json_t *calls = json_array();
+	size_t i;
+	json_t *call;
+	json_array_foreach(json_object_get(reply, "tool_calls"), i, call)
+	{
+		char *args = arguments_of(call);
+		json_array_append_new(
+		    calls, json_pack("{s:O,s:s,s:{s:O,s:s}}", "id", json_object_get(call, "id"),
+		                     "type", "function", "function", "name",
+		                     json_object_get(call, "name"), "arguments", args));
+		free(args);
+	}
+	if (json_array_size(calls))
+		json_object_set_new(msg, "tool_calls", calls);
+	else
+		json_decref(calls);
+	return json_pack("{s:s,s:s,s:[{s:i,s:o,s:s}],s:o}", "id", "c1", "object", "chat.completion",
+	                 "choices", "index", 0, "message", msg, "finish_reason",
+	                 stop_of(reply, false), "usage", openai_usage(reply));
+}
+
+static void
+send_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = json_dumps(body, JSON_COMPACT);
+	evbuffer_add(b, s, strlen(s));
+	free(s);
+	json_decref(body);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
+	evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", b);
+	evbuffer_free(b);
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	const char *uri = evhttp_request_get_uri(req);
+	bool anthropic = strcmp(uri, "/v1/messages") == 0;
+	bool openai = strcmp(uri, "/v1/chat/completions") == 0;
+	json_t *failures = json_array();
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t jerr;
+	json_t *body = json_loadb((char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+	n_requests++;
+
+	if (!anthropic && !openai)
+		json_array_append_new(failures, json_sprintf("unknown path %s", uri));
+	if (!json_is_object(body))
+		json_array_append_new(failures,
+		                      json_sprintf("request body is not JSON: %s", jerr.text));
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	if (key) {
+		const char *got = anthropic ? evhttp_find_header(h, "x-api-key")
+		                            : evhttp_find_header(h, "Authorization");
+		char want[512];
+		snprintf(want, sizeof(want), "%s%s", anthropic ? "" : "Bearer ", key);
+		if (!got || strcmp(got, want) != 0)
+			json_array_append_new(failures,
+			                      json_string("the key header is missing or wrong"));
+	}
+	if (anthropic && !evhttp_find_header(h, "anthropic-version"))
+		json_array_append_new(failures, json_string("no anthropic-version header"));
+	char *all = strings_of(body), *last = last_strings(body);
+	for (size_t i = 0; i < n_forbid; i++)
+		if (strstr(all, forbid[i]) ||
+		    memmem(evbuffer_pullup(in, -1), len, forbid[i], strlen(forbid[i])))
+			json_array_append_new(
+			    failures,
+			    json_sprintf("the request contains forbidden text %s", forbid[i]));
+	json_t *turn = json_array_get(turns, next_turn);
+	if (!turn)
+		json_array_append_new(failures, json_string("a request beyond the scenario"));
+	else
+		next_turn++;
+	json_t *expect = json_object_get(turn, "expect");
+	check_list(expect, "contains", all, true, failures);
+	check_list(expect, "not_contains", all, false, failures);
+	check_list(expect, "last_contains", last, true, failures);
+	if (json_is_true(json_object_get(expect, "tools")) &&
+	    json_array_size(json_object_get(body, "tools")) == 0)
+		json_array_append_new(failures, json_string("no tools offered"));
+	bool stream = json_is_true(json_object_get(body, "stream"));
+
+	json_t *entry = json_pack("{s:i,s:s,s:b,s:b,s:O,s:O}", "n", n_requests, "path", uri,
+	                          "stream", stream, "ok", json_array_size(failures) == 0,
+	                          "failures", failures, "request", body ? body : json_null());
+	char *line = json_dumps(entry, JSON_COMPACT);
+	fprintf(logf, "%s\n", line);
+	fflush(logf);
+	free(line);
+	json_decref(entry);
+	free(all);
+	free(last);
+
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	if (!turn || (!anthropic && !openai)) {
+		send_json(req, 500,
+		          json_pack("{s:{s:s,s:s}}", "error", "type", "api_error", "message",
+		                    "the fake model has no reply for this request"));
+		goto out;
+	}
+	const char *hk;
+	json_t *hv;
+	json_object_foreach(json_object_get(turn, "headers"), hk, hv)
+	    evhttp_add_header(oh, hk, json_string_value(hv));
+	int status = (int)json_integer_value(json_object_get(turn, "status"));
+	const char *raw = json_string_value(json_object_get(turn, "raw"));
+	if (status && status != 200) {
+		json_t *err = json_object_get(turn, "error");
+		send_json(req, status,
+		          err ? json_incref(err)
+		              : json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
+		                          status == 529 ? "overloaded_error" : "api_error",
+		                          "message",
+		                          status == 401 ? "invalid x-api-key" : "fake failure"));
+		goto out;
+	}
+	json_t *reply = json_object_get(turn, "reply");
+	struct evbuffer *b = evbuffer_new();
+	if (raw) {
+		evbuffer_add(b, raw, strlen(raw));
+		evhttp_add_header(oh, "Content-Type",
+		                  stream ? "text/event-stream" : "application/json");
+		evhttp_send_reply(req, 200, "OK", b);
+	} else if (stream) {
+		if (anthropic)
+			anthropic_stream(b, reply, turn);
+		else
+			openai_stream(b, reply, turn);
+		evhttp_add_header(oh, "Content-Type", "text/event-stream");
+		/* Sent in pieces, as a real stream arrives. */
+		evhttp_send_reply_start(req, 200, "OK");
+		while (evbuffer_get_length(b)) {
+			struct evbuffer *piece = evbuffer_new();
+			evbuffer_remove_buffer(b, piece, 100);
+			evhttp_send_reply_chunk(req, piece);
+			evbuffer_free(piece);
+		}
+		evhttp_send_reply_end(req);
+	} else {
+		evbuffer_free(b);
+		b = NULL;
+		send_json(req, 200, anthropic ? anthropic_whole(reply) : openai_whole(reply));
+	}
+	if (b)
+		evbuffer_free(b);
+out:
+	if (body)
+		json_decref(body);
+	json_decref(failures);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *scenario = NULL, *log_path = NULL, *port_file = NULL;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--scenario") == 0)
+			scenario = argv[i + 1];
+		else if (strcmp(argv[i], "--log") == 0)
+			log_path = argv[i + 1];
+		else if (strcmp(argv[i], "--port-file") == 0)
+			port_file = argv[i + 1];
+		else if (strcmp(argv[i], "--key") == 0)
+			key = argv[i + 1];
+		else if (strcmp(argv[i], "--forbid") == 0 && n_forbid < 8)
+			forbid[n_forbid++] = argv[i + 1];
+	}
+	if (!scenario || !log_path || !port_file) {
+		fprintf(stderr, "usage: fake-model --scenario FILE --log FILE --port-file FILE "
+		                "[--key K] [--forbid TEXT]...\n");
+		return 2;
+	}
+	json_error_t jerr;
+	json_t *sc = json_load_file(scenario, 0, &jerr);
+	if (!sc || !json_is_array(json_object_get(sc, "turns"))) {
+		fprintf(stderr, "fake-model: %s: %s (line %d)\n", scenario,
+		        sc ? "no \"turns\" array" : jerr.text, jerr.line);
+		return 2;
+	}
+	turns = json_object_get(sc, "turns");
+	logf = fopen(log_path, "a");
+	if (!logf)
+		return perror(log_path), 2;
+	struct event_base *base = event_base_new();
+	struct evhttp *http = evhttp_new(base);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_POST);
+	evhttp_set_gencb(http, on_request, NULL);
+	evhttp_set_max_body_size(http, 64 << 20);
+	struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
+	if (!s)
+		return fprintf(stderr, "fake-model: cannot listen\n"), 2;
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&sa, &sl);
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+	FILE *pf = fopen(tmp, "w");
+	if (!pf)
+		return perror(tmp), 2;
+	fprintf(pf, "%d\n", ntohs(sa.sin_port));
+	fclose(pf);
+	rename(tmp, port_file);
+	event_base_dispatch(base);
+	return 0;
+}
