@@ -115,6 +115,110 @@ check_list(json_t *expect, const char *field, const char *hay, bool want, json_t
 	}
 }
 
+static bool
+has_id(json_t *ids, const char *id)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v) if (id && strcmp(json_string_value(v), id) == 0) return true;
+	return false;
+}
+
+/* What the real APIs refuse: a tool call whose result does not come next, a result without its
+ * call, roles out of order. */
+static void
+check_structure(json_t *body, bool anthropic, json_t *failures)
+{
+	json_t *msgs = json_object_get(body, "messages");
+	json_t *pending = json_array(); /* ids of tool calls awaiting results */
+	const char *prev_role = "";
+	size_t i;
+	json_t *m;
+	json_array_foreach(msgs, i, m)
+	{
+		const char *role = json_string_value(json_object_get(m, "role"));
+		if (!role) {
+			json_array_append_new(failures, json_string("a message without a role"));
+			break;
+		}
+		if (anthropic) {
+			if (strcmp(role, prev_role) == 0 || (i == 0 && strcmp(role, "user") != 0))
+				json_array_append_new(
+				    failures, json_sprintf("roles out of order at message %zu", i));
+			json_t *content = json_object_get(m, "content");
+			size_t j, results = 0;
+			json_t *b;
+			json_array_foreach(content, j, b)
+			{
+				const char *type = json_string_value(json_object_get(b, "type"));
+				if (type && strcmp(type, "tool_result") == 0) {
+					results++;
+					if (!has_id(pending, json_string_value(json_object_get(
+					                         b, "tool_use_id"))))
+						json_array_append_new(
+						    failures,
+						    json_sprintf("a tool_result without its "
+						                 "tool_use at message %zu",
+						                 i));
+				}
+				if (type && strcmp(type, "text") == 0 &&
+				    !*json_string_value(json_object_get(b, "text")))
+					json_array_append_new(
+					    failures,
+					    json_sprintf("an empty text block at message %zu", i));
+			}
+			if (json_array_size(pending) && results != json_array_size(pending))
+				json_array_append_new(
+				    failures,
+				    json_sprintf("tool_use without tool_result before message %zu",
+				                 i));
+			json_array_clear(pending);
+			if (strcmp(role, "assistant") == 0)
+				json_array_foreach(content, j, b)
+				{
+					const char *type =
+					    json_string_value(json_object_get(b, "type"));
+					if (type && strcmp(type, "tool_use") == 0)
+						json_array_append(pending,
+						                  json_object_get(b, "id"));
+				}
+		} else {
+			if (strcmp(role, "tool") == 0) {
+				const char *id =
+				    json_string_value(json_object_get(m, "tool_call_id"));
+				if (!has_id(pending, id))
+					json_array_append_new(
+					    failures,
+					    json_sprintf(
+					        "a tool message without its call at message %zu",
+					        i));
+				for (size_t k = 0; k < json_array_size(pending); k++)
+					if (id &&
+					    strcmp(json_string_value(json_array_get(pending, k)),
+					           id) == 0)
+						json_array_remove(pending, k);
+			} else {
+				if (json_array_size(pending))
+					json_array_append_new(
+					    failures,
+					    json_sprintf(
+					        "tool_calls without results before message %zu",
+					        i));
+				json_array_clear(pending);
+				size_t j;
+				json_t *c;
+				json_array_foreach(json_object_get(m, "tool_calls"), j, c)
+				    json_array_append(pending, json_object_get(c, "id"));
+			}
+		}
+		prev_role = role;
+	}
+	if (json_array_size(pending))
+		json_array_append_new(failures,
+		                      json_string("the request ends with unanswered tool calls"));
+	json_decref(pending);
+}
+
 static void
 add_sse(struct evbuffer *b, bool anthropic, json_t *data)
 {
@@ -296,7 +400,8 @@ openai_stream(struct evbuffer *b, json_t *reply, json_t *turn)
 		        json_pack("{s:[{s:i,s:{s:[{s:i,s:O,s:s,s:{s:O,s:s}}]},s:n}]}", "choices",
 		                  "index", 0, "delta", "tool_calls", "index", (int)i, "id",
 		                  json_object_get(call, "id"), "type", "function", "function",
-		                  "name", json_object_get(call, "name"), "arguments", ""));
+		                  "name", json_object_get(call, "name"), "arguments", "",
+		                  "finish_reason"));
 		size_t alen = strlen(args);
 		for (size_t off = 0; off < alen; off += 9) {
 			size_t n = alen - off < 9 ? alen - off : 9;
@@ -388,6 +493,8 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (anthropic && !evhttp_find_header(h, "anthropic-version"))
 		json_array_append_new(failures, json_string("no anthropic-version header"));
+	if (json_is_object(body))
+		check_structure(body, anthropic, failures);
 	char *all = strings_of(body), *last = last_strings(body);
 	for (size_t i = 0; i < n_forbid; i++)
 		if (strstr(all, forbid[i]) ||

@@ -9,6 +9,7 @@
  *   /redirect/PORT  302 to http://127.0.0.1:PORT/landing (another origin)
  *   /stream         a chunked response in parts, as an SSE stream comes
  *   /big/N          N MiB of zeros
+ *   /page.html      an HTML page (for the agent's web_fetch)
  *
  * With HTTPD_TLS_CERT and HTTPD_TLS_KEY in the environment it serves HTTPS instead.
  *
@@ -60,6 +61,19 @@ handle(struct evhttp_request *req, void *arg)
 		         strtol(uri + 10, NULL, 10));
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
 		evhttp_send_reply(req, 302, "Found", out);
+	} else if (strcmp(uri, "/page.html") == 0) {
+		/* For web_fetch: what must be dropped (script, style, comments), entities and
+		 * block structure. */
+		evbuffer_drain(out, evbuffer_get_length(out));
+		evbuffer_add_printf(out, "<!doctype html><html><head><title>Test Page</title>"
+		                         "<style>body { color: red }</style><script>var hidden = "
+		                         "'SCRIPT-TEXT';</script></head><body><!-- COMMENT-TEXT -->"
+		                         "<h1>Hello &amp; welcome</h1><p>First&nbsp;para &#8212; "
+		                         "&#x41;&lt;&gt;</p><ul><li>one</li><li>two</li></ul>"
+		                         "</body></html>");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+		                  "text/html; charset=utf-8");
+		evhttp_send_reply(req, 200, "OK", out);
 	} else if (strcmp(uri, "/stream") == 0) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 		                  "text/event-stream");

@@ -1,0 +1,256 @@
+#!/bin/bash
+# test-agent.sh: the agent end to end through `clawbox ask`: the real sandbox, the real egress
+# proxy (which adds the key), and a fake model server on loopback that speaks the real wire
+# protocols and plays scripted scenarios (tests/data/scenarios/). The fake server checks every
+# request it gets (content, tool-call structure, the key header) and logs a verdict per request.
+. "$(dirname "$0")/lib.sh"
+
+FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
+HTTPD=${HTTPD:-$TOP/build/tests/httpd}
+KEY=sk-ant-test-SECRET-4242
+SCENARIOS=$TOP/tests/data/scenarios
+MPID=
+
+# start_model SCENARIO: the fake model with that scenario (@HTTPD_PORT@ filled in); sets
+# MPORT and MLOG. Every request must carry the key, and none may contain it in its body.
+start_model() {
+	stop_model
+	sed -e "s/@HTTPD_PORT@/${HTTPD_PORT:-0}/g" "$SCENARIOS/$1.json" >"$WORK/scenario.json"
+	MLOG=$WORK/model-$1.log
+	rm -f "$MLOG" "$WORK/mport"
+	"$FAKE" --scenario "$WORK/scenario.json" --log "$MLOG" --port-file "$WORK/mport" \
+		--key "$KEY" --forbid "$KEY" 2>"$WORK/fake.err" &
+	MPID=$!
+	wait_until 5 test -s "$WORK/mport" || echo "# the fake model did not start: $(cat "$WORK/fake.err")"
+	MPORT=$(cat "$WORK/mport" 2>/dev/null)
+}
+stop_model() {
+	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null && wait "$MPID" 2>/dev/null
+	MPID=
+}
+cleanup() {
+	stop_model
+	[ -n "${HPID:-}" ] && kill "$HPID" 2>/dev/null
+	cleanup_work
+}
+trap cleanup EXIT
+
+# new_workspace: a fresh workspace (writable by the sandbox user) and session folder.
+new_workspace() {
+	WS=$WORK/ws.$RANDOM$RANDOM
+	SESSION=$WORK/session.$RANDOM$RANDOM
+	mkdir -p "$WS"
+	is_root && chown "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$WS"
+}
+
+# ask ARGS...: `clawbox ask` in $WS against the fake model; out, err, RC as run_cb.
+ask() {
+	(cd "$WS" && ANTHROPIC_API_KEY=$KEY OPENAI_API_KEY=$KEY \
+		"$CLAWBOX" ask --session "$SESSION" --base-url "http://127.0.0.1:$MPORT" "$@" \
+		>"$WORK/out" 2>"$WORK/err" </dev/null)
+	RC=$?
+}
+
+# model_ok N: the fake model got exactly N requests and found nothing wrong in any.
+model_ok() {
+	local n
+	n=$(wc -l <"$MLOG" 2>/dev/null || echo 0)
+	if [ "$n" != "$1" ] || grep -q '"ok":false' "$MLOG"; then
+		echo "# model log: $n requests (want $1); failures: $(grep -o '"failures":\[[^]]*\]' "$MLOG" | grep -v '\[\]' | head -3 | tr '\n' ' ')"
+		return 1
+	fi
+}
+err_has() { grep -q -- "$1" "$WORK/err"; }
+out_is() { [ "$(cat "$WORK/out")" = "$1" ]; }
+why() { echo "exit $RC; stdout: $(head -c 200 "$WORK/out" | tr '\n' ' '); stderr: $(head -c 400 "$WORK/err" | tr '\n' ' ')"; }
+
+# expect_ask WANT-RC DESCRIPTION ARGS...
+expect_ask() {
+	local want=$1 desc=$2
+	shift 2
+	ask "$@"
+	if [ "$RC" = "$want" ]; then ok "$desc (exit $RC)"; else not_ok "$desc ($(why))"; fi
+}
+
+# ---- a multi-tool session, both APIs, streamed and whole ----
+for mode in "anthropic stream" "anthropic whole" "openai stream" "openai whole"; do
+	set -- $mode
+	flags=(--provider "$1" -v)
+	[ "$2" = whole ] && flags+=(--no-stream)
+	new_workspace
+	mkdir -p "$WS/sub/deep" && echo inner >"$WS/sub/deep/inner.txt"
+	is_root && chown -R "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$WS"
+	start_model multi-tool
+	expect_ask 0 "$mode: write, edit, grep, bash, read, glob, answer" --rw "${flags[@]}" "make notes"
+	check "$mode: the answer is printed" out_is "Writing the notes.
+Notes are ready: alpha, BETA, gamma. ✓"
+	check "$mode: every request was as the real API wants it" model_ok 6
+	check "$mode: the file on the host is the edited one" \
+		test "$(cat "$WS/notes.txt" 2>/dev/null)" = "$(printf 'alpha\nBETA\ngamma')"
+	check "$mode: --verbose shows each tool call on stderr" \
+		test "$(grep -c '^\[tool\] [a-z]*:' "$WORK/err")" = 6
+	check "$mode: and the token usage" err_has '^\[usage\] total: 60 input, 30 output'
+	[ "$1" = anthropic ] && [ "$2" = stream ] && check "$mode: streamed as text deltas" \
+		grep -q '"stream":true' "$MLOG"
+	[ "$2" = whole ] && check "$mode: whole replies were asked for" \
+		grep -vq '"stream":true' "$MLOG"
+done
+check_clean "nothing left after the sessions"
+
+# ---- read-only workspace by default ----
+new_workspace
+cat >"$WORK/ro.json" <<'JSON'
+{"turns": [
+ {"reply": {"tool_calls": [{"id": "t1", "name": "write", "input": {"path": "x.txt", "content": "x"}}]}},
+ {"expect": {"last_contains": ["read-only"]}, "reply": {"text": "cannot write"}}
+]}
+JSON
+cp "$WORK/ro.json" "$SCENARIOS/../ro-tmp.json" 2>/dev/null
+start_model_file() { # like start_model, from a file
+	stop_model
+	MLOG=$WORK/model-file.log
+	rm -f "$MLOG" "$WORK/mport"
+	"$FAKE" --scenario "$1" --log "$MLOG" --port-file "$WORK/mport" --key "$KEY" --forbid "$KEY" &
+	MPID=$!
+	wait_until 5 test -s "$WORK/mport"
+	MPORT=$(cat "$WORK/mport")
+}
+rm -f "$SCENARIOS/../ro-tmp.json"
+start_model_file "$WORK/ro.json"
+expect_ask 0 "the workspace is read-only without --rw" "write x"
+check "the write failed inside, nothing on the host" test ! -e "$WS/x.txt"
+check "and the model was told why" model_ok 2
+
+# ---- resume, and --new ----
+new_workspace
+start_model resume
+expect_ask 0 "first invocation" "my name is Ada"
+expect_ask 0 "the second invocation resumes the conversation" "what is my name"
+check "with the whole history sent" out_is "Your name is Ada."
+expect_ask 0 "--new starts a new conversation" --new "what is my name"
+check "without the old history" out_is "I do not know your name yet."
+check "the old transcript is archived, not lost" \
+	grep -q "my name is Ada" "$SESSION"/transcript.archived-*.jsonl
+check "every request was right" model_ok 3
+
+# ---- compaction ----
+new_workspace
+start_model compaction
+expect_ask 0 "an invocation that fills 90% of the context" \
+	--context-window 10000 --compact-at 80 "first question"
+expect_ask 0 "the next one compacts first" --context-window 10000 --compact-at 80 "second question"
+check "the answer comes from the compacted history" out_is "second answer"
+check "the user is told" err_has "compacted the conversation"
+check "the model summarised, then answered from the summary (pairs whole)" model_ok 4
+check "the old transcript is archived" grep -q "tool-output-one" "$SESSION"/transcript.archived-*.jsonl
+check "the new transcript starts with the summary" \
+	grep -q SUMMARY-XYZ <(head -1 "$SESSION/transcript.jsonl")
+check "and does not hold the old turns" bash -c "! grep -q 'first answer' '$SESSION/transcript.jsonl'"
+
+# ---- errors ----
+new_workspace
+start_model bad-key
+expect_ask 1 "401: a clear error, no retry" "hello"
+check "it says the key was refused" err_has "refused the key.*401.*invalid x-api-key"
+check "only one request" model_ok 1
+check "nothing on stdout" test ! -s "$WORK/out"
+
+new_workspace
+start_model retry-429
+expect_ask 0 "429 then 500 then success" "hello"
+check "the answer arrives" out_is "ok after retries"
+check "the retries are said" err_has "rate-limiting us.*retrying"
+check "three requests" model_ok 3
+
+new_workspace
+start_model overloaded
+expect_ask 1 "529 until the retries run out" "hello"
+check "it says overloaded" err_has "overloaded (HTTP 529"
+check "four requests (three retries)" model_ok 4
+
+new_workspace
+start_model malformed-stream
+expect_ask 1 "malformed JSON in the stream" "hello"
+check "said plainly" err_has "malformed JSON"
+new_workspace
+start_model malformed-body
+expect_ask 1 "a whole reply that is not JSON" --no-stream "hello"
+check "said plainly" err_has "not valid JSON"
+new_workspace
+start_model truncated
+expect_ask 1 "a stream cut before its end" "hello"
+check "said plainly" err_has "stream ended before its end"
+check "what had arrived was shown" grep -q "this reply is cut" "$WORK/out"
+new_workspace
+start_model truncated
+expect_ask 1 "an OpenAI stream cut before [DONE]" --provider openai "hello"
+check "said plainly" err_has "no \[DONE\]"
+
+for p in anthropic openai; do
+	new_workspace
+	start_model bad-tool-args
+	expect_ask 0 "$p: bad tool arguments become tool errors the model reads" --provider $p "go"
+	check "$p: each error was reported to the model" model_ok 2
+	check "$p: and the model recovered" out_is "recovered from bad arguments"
+done
+
+new_workspace
+start_model limit-turns
+expect_ask 3 "--max-turns 1 stops a tool loop" --max-turns 1 "go"
+check "with a clear message" err_has "limit of 1 model turns"
+new_workspace
+start_model max-tokens
+expect_ask 3 "a reply cut at max_tokens" --max-tokens 50 "go"
+check "with a clear message" err_has "output limit of 50 tokens"
+
+new_workspace
+mkdir -p "$SESSION"
+printf '{"role":"user","content":[{"type":"text","text":"x"}]}\n{"role": "assist' >"$SESSION/transcript.jsonl"
+is_root && chown -R "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$SESSION"
+start_model resume
+expect_ask 0 "a truncated transcript is not fatal" "my name is Ada"
+check "it is set aside and said so" err_has "transcript was unusable"
+check "and kept" test -s "$(ls "$SESSION"/transcript.corrupt-*.jsonl 2>/dev/null | head -1)"
+
+# The model API cannot be reached at all: the proxy answers 502, retried, then a clear error.
+new_workspace
+MPORT_SAVE=$MPORT
+stop_model
+MPORT=1
+expect_ask 1 "an unreachable model API" --max-retries 1 "hello"
+check "said plainly" err_has "unreachable"
+MPORT=$MPORT_SAVE
+
+# Usage errors: one line, exit 2.
+expect_rc 2 "no prompt" ask
+check "one line" one_error_line
+expect_rc 2 "an unknown provider" ask --provider nope hi
+check "one line" one_error_line
+(cd "$WORK" && env -u ANTHROPIC_API_KEY HOME="$WORK" "$CLAWBOX" ask hi >"$WORK/out" 2>"$WORK/err" </dev/null)
+RC=$?
+check "no key for the public API: exit 2 (exit $RC)" test "$RC" = 2
+check "and says which variable to set" err_has "ANTHROPIC_API_KEY"
+
+# ---- security: a prompt-injected model hunts for the key and tries to send data out ----
+new_workspace
+start_model injection
+expect_ask 0 "the injected session runs to its end" --audit "$WORK/audit.log" -v "summarise this page"
+check "the key reached no request body, and each tool result said what we expected" model_ok 2
+check "the model API still got the key, added by the proxy" grep -q '"ok":true' "$MLOG"
+check "the exfiltration attempts were refused by the proxy" \
+	grep -q '"host":"exfil.example".*"decision":"deny"\|"decision":"deny".*"host":"exfil.example"' "$WORK/audit.log"
+check "the key is in no file of the session" bash -c "! grep -rq '$KEY' '$SESSION' '$WS'"
+
+# ---- web_fetch through the proxy ----
+"$HTTPD" 127.0.0.1 0 web >"$WORK/hport" 2>/dev/null &
+HPID=$!
+wait_until 5 test -s "$WORK/hport"
+HTTPD_PORT=$(head -1 "$WORK/hport")
+new_workspace
+start_model web-fetch
+expect_ask 0 "web_fetch: a page as text, a redirect followed, a file: URL refused" \
+	--allow "127.0.0.1:$HTTPD_PORT" "fetch"
+check "the model got the page's text without script, style or comments" model_ok 2
+
+check_clean "nothing left after all of it"
+done_testing
