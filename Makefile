@@ -176,7 +176,15 @@ $(FAKE_MODEL): tests/integration/fake-model.c
 # Fuzzing: `make fuzz` runs libFuzzer (clang) on the proxy's request reader for FUZZ_SECONDS
 # and keeps what it finds in the corpus; `make check` replays the corpus (gcc, no libFuzzer).
 FUZZ_SECONDS ?= 60
-FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
+FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
+               $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay
+AGENT_FUZZ  := tool-args model
+$(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
+		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_agent) -DCORPUS_DIR='"tests/fuzz/corpus/$*"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-$*.c $(AGENT_OBJ) $(BASE_OBJ) $(LDFLAGS) $(LIBS_agent)
 $(BUILD)/tests/fuzz-sse-replay: tests/fuzz/replay.c tests/fuzz/fuzz-sse.c $(AGENT_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
@@ -198,6 +206,13 @@ fuzz:
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_agent) -o $(BUILD)/fuzz/fuzz-sse tests/fuzz/fuzz-sse.c src/agent/sse.c
 	$(BUILD)/fuzz/fuzz-sse -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/sse
+	for t in $(AGENT_FUZZ); do \
+		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+			-include src/base/banned.h $(INC_agent) -o $(BUILD)/fuzz/fuzz-$$t tests/fuzz/fuzz-$$t.c \
+			$(AGENT_SRC) $(BASE_SRC) $(LIBS_agent) && \
+		$(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+			tests/fuzz/corpus/$$t || exit 1; \
+	done
 
 check: clawbox clawbox-proxy $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
@@ -205,6 +220,7 @@ check: clawbox clawbox-proxy $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE
 bench: clawbox clawbox-proxy $(HTTPD) $(FAKE_MODEL) bench-deps
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
+	@bench/bench-agent.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

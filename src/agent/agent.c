@@ -371,13 +371,13 @@ agent_run(const struct agent_config *cfg, const char *prompt)
 
 	if (cfg->fresh) {
 		/* A new conversation: the old transcript is archived, not lost. */
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, TRANSCRIPT_FILE);
-		if (access(path, F_OK) == 0) {
-			char dest[4200];
-			snprintf(dest, sizeof(dest), "%s/transcript.archived-%lld.jsonl",
-			         cfg->state_dir, (long long)time(NULL));
-			(void)rename(path, dest);
+		int r = transcript_archive(cfg->state_dir);
+		if (r < 0) {
+			snprintf(note, sizeof(note),
+			         "cannot archive the old conversation in %s: %s", cfg->state_dir,
+			         strerror(-r));
+			events_done("error", note, NULL, 0, &zero);
+			return AGENT_EXIT_INTERNAL;
 		}
 	}
 	int r = transcript_open(&run.tr, cfg->state_dir, &run.messages, &run.last_context, note,

@@ -12,21 +12,26 @@
 
 struct text_out {
 	struct tool_output *out;
-	int newlines; /* trailing newlines written */
-	bool space;   /* a space is pending */
+	int pending; /* line breaks owed before the next text */
+	bool space;  /* a space is pending */
 	bool any;
 };
 
+/* Text is written with the breaks and space owed before it: so no page ends in blank lines
+ * and no line starts with a space. */
 static void
 put(struct text_out *t, const char *s, size_t len)
 {
 	if (len == 0)
 		return;
-	if (t->space && t->any && t->newlines == 0)
+	if (t->any && t->pending) {
+		tool_output_add(t->out, "\n\n", (size_t)t->pending);
+	} else if (t->space && t->any) {
 		tool_output_add(t->out, " ", 1);
+	}
+	t->pending = 0;
 	t->space = false;
 	tool_output_add(t->out, s, len);
-	t->newlines = 0;
 	t->any = true;
 }
 
@@ -34,12 +39,8 @@ static void
 newline(struct text_out *t, int want)
 {
 	t->space = false;
-	if (!t->any)
-		return;
-	while (t->newlines < want) {
-		tool_output_add(t->out, "\n", 1);
-		t->newlines++;
-	}
+	if (t->pending < want)
+		t->pending = want;
 }
 
 static void
@@ -190,8 +191,8 @@ html_to_text(const char *html, size_t len, struct tool_output *out)
 			}
 			if (nlen == 2 && strncasecmp(name, "li", 2) == 0 && !closing) {
 				newline(&t, 1);
-				put(&t, "- ", 2);
-				t.newlines = 0;
+				put(&t, "-", 1);
+				t.space = true;
 			} else if (tag_is(name, nlen, blocks)) {
 				bool br = nlen == 2 && strncasecmp(name, "br", 2) == 0;
 				newline(&t, br ? 1 : 2);
@@ -217,6 +218,6 @@ html_to_text(const char *html, size_t len, struct tool_output *out)
 		put(&t, p, (size_t)(q - p));
 		p = q;
 	}
-	if (t.any && t.newlines == 0)
+	if (t.any)
 		tool_output_add(out, "\n", 1);
 }

@@ -76,10 +76,11 @@ anthropic_block(json_t *b)
 	}
 	if (strcmp(type, "tool_use") == 0) {
 		json_t *input = json_object_get(b, "input");
-		return json_pack("{s:s,s:s,s:s,s:O}", "type", "tool_use", "id",
+		/* "o" takes the reference: a borrowed input is increfed, a new one handed over. */
+		return json_pack("{s:s,s:s,s:s,s:o}", "type", "tool_use", "id",
 		                 json_get_str(b, "id") ? json_get_str(b, "id") : "", "name",
 		                 json_get_str(b, "name") ? json_get_str(b, "name") : "", "input",
-		                 json_is_object(input) ? input : json_object());
+		                 json_is_object(input) ? json_incref(input) : json_object());
 	}
 	if (strcmp(type, "tool_result") == 0) {
 		const char *c = json_get_str(b, "content");
@@ -205,10 +206,10 @@ openai_messages(const char *system, json_t *messages)
 					continue;
 				json_t *input = json_object_get(b, "input");
 				const char *raw = json_get_str(b, "invalid_input");
-				char *args =
-				    raw ? strdup(raw)
-				        : json_dumps(json_is_object(input) ? input : json_object(),
-				                     JSON_COMPACT);
+				char *args = raw ? strdup(raw)
+				             : json_is_object(input)
+				                 ? json_dumps(input, JSON_COMPACT)
+				                 : strdup("{}");
 				json_array_append_new(
 				    calls,
 				    json_pack("{s:s,s:s,s:{s:s,s:s}}", "id",
@@ -621,9 +622,10 @@ decode_whole(struct model_decoder *d)
 				snprintf(pb->id, sizeof(pb->id), "%s", json_get_str(b, "id") ?: "");
 				snprintf(pb->name, sizeof(pb->name), "%s",
 				         json_get_str(b, "name") ?: "");
+				json_t *input = json_object_get(b, "input");
 				_cleanup_free_ char *in =
-				    json_dumps(json_object_get(b, "input") ?: json_object(),
-				               JSON_COMPACT | JSON_ENCODE_ANY);
+				    input ? json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY)
+				          : strdup("{}");
 				if (in && append_text(d, pb, in, strlen(in), false) < 0)
 					return d->error;
 			}

@@ -119,6 +119,9 @@ transcript_check(json_t *messages, char *why, size_t size)
 			}
 		}
 	}
+	json_t *last = n ? json_array_get(messages, n - 1) : NULL;
+	if (last && strcmp(json_get_str(last, "role"), "assistant") == 0 && has_tool_use(last))
+		return snprintf(why, size, "it ends with a tool call without its result"), -EINVAL;
 	return 0;
 }
 
@@ -179,7 +182,7 @@ parse_lines(const char *p, size_t len, json_t *messages, char *why, size_t size)
 static int
 set_aside(int dirfd, const char *kind, char *name, size_t size)
 {
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 10000; i++) {
 		snprintf(name, size, "transcript.%s-%lld%s%.0d.jsonl", kind, (long long)time(NULL),
 		         i ? "-" : "", i);
 		if (renameat2(dirfd, TRANSCRIPT_FILE, dirfd, name, RENAME_NOREPLACE) == 0)
@@ -383,4 +386,15 @@ transcript_close(struct transcript *t)
 	if (t->dirfd >= 0)
 		close(t->dirfd);
 	t->fd = t->dirfd = -1;
+}
+
+int
+transcript_archive(const char *dir)
+{
+	_cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return NEG_ERRNO();
+	char name[128];
+	int r = set_aside(dirfd, "archived", name, sizeof(name));
+	return r == -ENOENT ? 0 : r;
 }

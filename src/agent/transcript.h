@@ -44,6 +44,10 @@ int transcript_replace(struct transcript *t, json_t *messages, char *archived, s
 
 void transcript_close(struct transcript *t);
 
+/* Moves dir/transcript.jsonl aside as transcript.archived-TIME[-N].jsonl (never over another
+ * file), so that a new conversation starts. 0 also when there is none. */
+int transcript_archive(const char *dir);
+
 /* Checks the structure of a message array: roles alternate sensibly, every tool_use has its
  * tool_result in the next message. 0, or -EINVAL with why. Exposed for tests and fuzzing. */
 int transcript_check(json_t *messages, char *why, size_t size);

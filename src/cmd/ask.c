@@ -517,11 +517,20 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 		a->net.model_key_file = a->key_file;
 	else if (getenv(key_env) && *getenv(key_env))
 		a->net.model_key_env = key_env;
-	else if (is_default_api(base))
+	else if (!is_default_api(base))
+		a->net.model_no_key = true; /* a local server: Ollama and llama.cpp want none */
+	else
 		return log_error("no API key: set %s, or --key-file FILE (or --base-url for a "
 		                 "local model server such as Ollama or llama.cpp)",
 		                 key_env),
 		       -ENOKEY;
+	if (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0)
+		return log_error("base URL %s: expected http:// or https://", base), -EINVAL;
+	if (strlen(base) > 1024 || strpbrk(base, " \t\r\n"))
+		return log_error("base URL: not a URL"), -EINVAL;
+	/* Only the user's own proxy options need the proxy's judgement before the start. */
+	a->net.trusted =
+	    a->net.n_allow == 0 && !a->net.hosts && !a->net.audit && !a->ca_file && !a->key_file;
 	char id[32];
 	snprintf(id, sizeof(id), "ask-%d", (int)getpid());
 	r = net_setup_proxy(spec, &a->net, pc, id);

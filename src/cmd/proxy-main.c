@@ -40,6 +40,7 @@ usage(FILE *out)
 	    "/\n"
 	    "  --upstream-key-env V   its key, from the environment variable V\n"
 	    "  --upstream-key-file F  its key, from F (mode 0600)\n"
+	    "  --upstream-no-key      it needs none (a local model server)\n"
 	    "  --upstream-header H    where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                         (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --upstream-ca-file F   trust the CAs in F for the upstream (a private server)\n"
@@ -64,12 +65,14 @@ main(int argc, char **argv)
 	    {"upstream-key-file", required_argument, NULL, 'k'},
 	    {"upstream-header", required_argument, NULL, 'x'},
 	    {"upstream-ca-file", required_argument, NULL, 'K'},
+	    {"upstream-no-key", no_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	bool check_only = false;
 	static struct upstream_config up;
 	const char *key_env = NULL, *key_file = NULL;
+	bool no_key = false;
 	snprintf(up.header_name, sizeof(up.header_name), "x-api-key");
 	struct proxy_config cfg;
 	const char *why;
@@ -148,6 +151,10 @@ main(int argc, char **argv)
 		case 'k':
 			key_file = optarg;
 			break;
+		case 'N':
+			no_key =
+			    true; /* a local model server (Ollama, llama.cpp) that wants none */
+			break;
 		case 'K':
 			if (access(optarg, R_OK) < 0) {
 				log_error("--upstream-ca-file %s: %s", optarg, strerror(errno));
@@ -171,11 +178,12 @@ main(int argc, char **argv)
 		}
 	}
 	if (up.base_url) {
-		if (!key_env && !key_file) {
-			log_error("--upstream needs --upstream-key-env or --upstream-key-file");
+		if (!key_env && !key_file && !no_key) {
+			log_error("--upstream needs --upstream-key-env, --upstream-key-file or "
+			          "--upstream-no-key");
 			return 2;
 		}
-		if (upstream_load_key(&up, key_env, key_file, &why) < 0) {
+		if (!no_key && upstream_load_key(&up, key_env, key_file, &why) < 0) {
 			log_error("model key (%s): %s", key_env ? key_env : key_file, why);
 			return 2;
 		}

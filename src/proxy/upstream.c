@@ -356,13 +356,18 @@ upstream_start(struct upstream *up, const struct request *req, const void *body,
 			goto fail;
 		x->headers = l;
 	}
-	char auth[sizeof(cfg->header_name) + sizeof(cfg->header_prefix) + UPSTREAM_KEY_MAX + 4];
-	snprintf(auth, sizeof(auth), "%s: %s%s", cfg->header_name, cfg->header_prefix, cfg->key);
-	struct curl_slist *l = curl_slist_append(x->headers, auth);
-	memset(auth, 0, sizeof(auth));
-	if (!l)
-		goto fail;
-	x->headers = l;
+	struct curl_slist *l;
+	if (cfg->key[0]) { /* none for a local server configured without one */
+		char auth[sizeof(cfg->header_name) + sizeof(cfg->header_prefix) + UPSTREAM_KEY_MAX +
+		          4];
+		snprintf(auth, sizeof(auth), "%s: %s%s", cfg->header_name, cfg->header_prefix,
+		         cfg->key);
+		l = curl_slist_append(x->headers, auth);
+		memset(auth, 0, sizeof(auth));
+		if (!l)
+			goto fail;
+		x->headers = l;
+	}
 	l = curl_slist_append(x->headers, "Expect:"); /* no 100-continue round trip */
 	if (!l)
 		goto fail;

@@ -1,0 +1,35 @@
+/*
+ * test-text.c: what may reach a terminal from model output and sandbox stderr.
+ */
+#include <string.h>
+
+#include "tap.h"
+#include "text.h"
+
+static void
+check(const char *in, size_t len, const char *want, const char *what)
+{
+	char out[256];
+	size_t n = text_sanitize(in, len, out);
+	out[n] = '\0';
+	ok(n == strlen(want) && memcmp(out, want, n) == 0, "%s", what);
+}
+
+int
+main(void)
+{
+	check("plain text\n\tindented", 21, "plain text\n\tindented",
+	      "text, newlines and tabs pass");
+	check("a\x1b]52;c;ZXZpbA==\x07z", 18, "a]52;c;ZXZpbA==z", "ESC and BEL of an OSC 52 go");
+	check("\x1b[2J\x1b[Hclear", 12, "[2J[Hclear", "CSI sequences lose their ESC");
+	check("r\rx\x7f\x08", 5, "rx", "CR, DEL and backspace go");
+	check("c1:\xc2\x9b"
+	      "31m",
+	      8, "c1:31m", "C1 controls (U+009B CSI) go");
+	check("caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x99\x82", 14,
+	      "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x99\x82", "UTF-8 letters, symbols and emoji pass");
+	check("bad \x9b\xff \xc3", 8, "bad ?? ?", "invalid UTF-8 becomes ?");
+	check("\xe0\x80\xaf \xed\xa0\x80", 7, "??? ???", "overlong forms and surrogates become ?");
+	check("nul\0x", 5, "nulx", "NUL goes");
+	return tap_done();
+}
