@@ -73,6 +73,7 @@ ask_usage(FILE *out)
 	        "  --memory SIZE, --pids N, --cpus N   limits (as for 'clawbox run')\n"
 	        "  --audit FILE                 one JSON line per proxied request\n"
 	        "  --hosts FILE                 the proxy resolves names from FILE only\n"
+	        "  --fetch-ca-file FILE         trust these CAs for the agent's https fetches\n"
 	        "\n"
 	        "Conversation and limits:\n"
 	        "  --session DIR                where the conversation is kept (default\n"
@@ -121,6 +122,7 @@ enum {
 	OPT_COMPACT,
 	OPT_RETRIES,
 	OPT_DEBUG,
+	OPT_FETCH_CA_FILE,
 };
 
 static const struct option ask_options[] = {
@@ -151,6 +153,7 @@ static const struct option ask_options[] = {
     {"max-retries", required_argument, NULL, OPT_RETRIES},
     {"verbose", no_argument, NULL, 'v'},
     {"debug", no_argument, NULL, OPT_DEBUG},
+    {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -275,6 +278,9 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_HOSTS:
 			a->net.hosts = optarg;
+			break;
+		case OPT_FETCH_CA_FILE:
+			a->net.fetch_ca_file = optarg;
 			break;
 		case OPT_SESSION:
 			a->session = optarg;
@@ -529,8 +535,8 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	if (strlen(base) > 1024 || strpbrk(base, " \t\r\n"))
 		return log_error("base URL: not a URL"), -EINVAL;
 	/* Only the user's own proxy options need the proxy's judgement before the start. */
-	a->net.trusted =
-	    a->net.n_allow == 0 && !a->net.hosts && !a->net.audit && !a->ca_file && !a->key_file;
+	a->net.trusted = a->net.n_allow == 0 && !a->net.hosts && !a->net.audit && !a->ca_file &&
+	                 !a->key_file && !a->net.fetch_ca_file;
 	char id[32];
 	snprintf(id, sizeof(id), "ask-%d", (int)getpid());
 	r = net_setup_proxy(spec, &a->net, pc, id);

@@ -62,6 +62,7 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
 	    {"--idle-timeout", offsetof(struct net_options, idle_timeout)},
 	    {"--max-total-bytes", offsetof(struct net_options, max_bytes)},
 	    {"--upstream-ca-file", offsetof(struct net_options, model_ca_file)},
+	    {"--fetch-ca-file", offsetof(struct net_options, fetch_ca_file)},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(model_opts); i++) {
 		const char *v = *(const char *const *)((const char *)net + model_opts[i].off);

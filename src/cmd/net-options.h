@@ -22,7 +22,7 @@ struct net_options {
 	const char *audit;
 	const char *hosts;
 	const char *model_upstream, *model_key_env, *model_key_file, *model_header;
-	const char *idle_timeout, *max_bytes, *model_ca_file;
+	const char *idle_timeout, *max_bytes, *model_ca_file, *fetch_ca_file;
 	bool model_no_key; /* a local model server that needs no key */
 	/* The caller built every option itself and checked what it passed: skip the proxy's
 	 * --check run, which costs a start of the proxy (libcurl's ~36 libraries: ~7 ms here). */

@@ -41,6 +41,8 @@ usage(FILE *out)
 	    "  --upstream-key-env V   its key, from the environment variable V\n"
 	    "  --upstream-key-file F  its key, from F (mode 0600)\n"
 	    "  --upstream-no-key      it needs none (a local model server)\n"
+	    "  --fetch-ca-file F      trust the CAs in F for https:// URLs the proxy fetches\n"
+	    "                         (GET https://... from clients without TLS)\n"
 	    "  --upstream-header H    where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                         (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --upstream-ca-file F   trust the CAs in F for the upstream (a private server)\n"
@@ -66,6 +68,7 @@ main(int argc, char **argv)
 	    {"upstream-header", required_argument, NULL, 'x'},
 	    {"upstream-ca-file", required_argument, NULL, 'K'},
 	    {"upstream-no-key", no_argument, NULL, 'N'},
+	    {"fetch-ca-file", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -154,6 +157,13 @@ main(int argc, char **argv)
 		case 'N':
 			no_key =
 			    true; /* a local model server (Ollama, llama.cpp) that wants none */
+			break;
+		case 'F':
+			if (access(optarg, R_OK) < 0) {
+				log_error("--fetch-ca-file %s: %s", optarg, strerror(errno));
+				return 2;
+			}
+			cfg.fetch_ca_file = optarg;
 			break;
 		case 'K':
 			if (access(optarg, R_OK) < 0) {

@@ -63,6 +63,8 @@ run_usage(FILE *out)
 	    "                              (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --model-ca-file FILE        trust the CAs in FILE for the model API (a private\n"
 	    "                              server with its own certificate)\n"
+	    "  --fetch-ca-file FILE        trust the CAs in FILE for https:// URLs the proxy\n"
+	    "                              fetches for clients without TLS (GET https://...)\n"
 	    "  --proxy-idle-timeout S      close a proxied connection idle for S s (default 300)\n"
 	    "  --proxy-max-bytes SIZE      traffic through the proxy, both ways (default 4G)\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
@@ -96,6 +98,7 @@ enum {
 	OPT_PROXY_IDLE,
 	OPT_PROXY_BYTES,
 	OPT_MODEL_CA_FILE,
+	OPT_FETCH_CA_FILE,
 };
 
 static const struct option run_options[] = {
@@ -118,6 +121,7 @@ static const struct option run_options[] = {
     {"proxy-idle-timeout", required_argument, NULL, OPT_PROXY_IDLE},
     {"proxy-max-bytes", required_argument, NULL, OPT_PROXY_BYTES},
     {"model-ca-file", required_argument, NULL, OPT_MODEL_CA_FILE},
+    {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -268,6 +272,9 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		case OPT_MODEL_CA_FILE:
 			net->model_ca_file = optarg;
 			break;
+		case OPT_FETCH_CA_FILE:
+			net->fetch_ca_file = optarg;
+			break;
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
 			if (r < 0)
@@ -300,8 +307,11 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		return log_error("--model-key-env, --model-key-file, --model-header and "
 		                 "--model-ca-file need --model-upstream"),
 		       -EINVAL;
-	if ((net->audit || net->hosts || net->idle_timeout || net->max_bytes) && !net->proxy)
-		return log_error("--audit, --hosts and --proxy-* need --net proxy or --allow"),
+	if ((net->audit || net->hosts || net->idle_timeout || net->max_bytes ||
+	     net->fetch_ca_file) &&
+	    !net->proxy)
+		return log_error("--audit, --hosts, --fetch-ca-file and --proxy-* need --net proxy "
+		                 "or --allow"),
 		       -EINVAL;
 	if (optind >= argc)
 		return log_error("no command given; see 'clawbox run --help'"), -EINVAL;

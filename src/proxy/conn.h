@@ -25,6 +25,8 @@ struct proxy {
 	struct event_base *base;
 	struct evdns_base *dns;
 	struct upstream *upstream; /* NULL: none configured */
+	struct upstream *fetcher;  /* https:// fetches for clients without TLS */
+	struct upstream_config fetch_cfg;
 	struct event *sandbox_ev, *sigterm_ev, *sigint_ev;
 	unsigned n_conns;
 	struct conn *conns; /* all open connections, so that none ends without its audit line */
@@ -58,6 +60,7 @@ struct conn {
 	struct splice_dir *tunnel;  /* [2], when the CONNECT tunnel is spliced */
 	struct upstream_xfer *xfer; /* the credentialed upstream's transfer */
 	bool xfer_paused;
+	bool fetching; /* c->xfer is an https:// fetch, not the model upstream */
 	int tunnel_fds[2];
 	struct timespec last_traffic;
 	struct conn *prev, *next;

@@ -324,9 +324,15 @@ upstream_connected(struct bufferevent *bev, short what, void *arg)
 	            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
+static void start_fetch(struct conn *c);
+
 static void
 connect_checked(struct conn *c)
 {
+	if (c->req.https) {
+		start_fetch(c);
+		return;
+	}
 	c->state = ST_CONNECT;
 	c->upstream = bufferevent_socket_new(c->px->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->upstream) {
@@ -421,14 +427,15 @@ xfer_done(void *ctx, bool ok, const char *why)
 {
 	struct conn *c = ctx;
 	bool sent = c->bytes_out > 0;
+	const char *what = c->fetching ? "https fetch" : "model upstream";
 	c->xfer = NULL; /* upstream.c frees it */
 	if (!ok && !sent) {
-		conn_refuse(c, 502, "error", "model upstream: %s", why ? why : "failed");
+		conn_refuse(c, 502, "error", "%s: %s", what, why ? why : "failed");
 		return;
 	}
 	c->decision = "allow";
 	if (!ok)
-		snprintf(c->reason, sizeof(c->reason), "model upstream: %s", why ? why : "failed");
+		snprintf(c->reason, sizeof(c->reason), "%s: %s", what, why ? why : "failed");
 	conn_close_after_flush(c);
 }
 
@@ -458,6 +465,17 @@ upstream_client_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
+/* Streams a libcurl transfer's response to the client, with the relay's limits. */
+static void
+follow_xfer(struct conn *c)
+{
+	struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
+	bufferevent_set_timeouts(c->client, NULL, &idle);
+	bufferevent_setwatermark(c->client, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
+	bufferevent_setcb(c->client, NULL, upstream_client_drained, upstream_client_event, c);
+	bufferevent_enable(c->client, EV_WRITE);
+}
+
 /* The whole request is in: hand it to libcurl, which adds the key. */
 static void
 start_upstream(struct conn *c)
@@ -471,11 +489,22 @@ start_upstream(struct conn *c)
 		conn_refuse(c, 502, "error", "model upstream: cannot start the request");
 		return;
 	}
-	struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
-	bufferevent_set_timeouts(c->client, NULL, &idle);
-	bufferevent_setwatermark(c->client, EV_WRITE, RELAY_HIGH_WATER / 2, 0);
-	bufferevent_setcb(c->client, NULL, upstream_client_drained, upstream_client_event, c);
-	bufferevent_enable(c->client, EV_WRITE);
+	follow_xfer(c);
+}
+
+/* An allowed https:// GET or HEAD, its address checked: libcurl fetches it with TLS from that
+ * address, for a client that has no TLS of its own. */
+static void
+start_fetch(struct conn *c)
+{
+	c->state = ST_UPSTREAM;
+	c->fetching = true;
+	c->xfer = upstream_fetch(c->px->fetcher, &c->req, c->address, &xfer_callbacks, c);
+	if (!c->xfer) {
+		conn_refuse(c, 502, "error", "https fetch: cannot start the request");
+		return;
+	}
+	follow_xfer(c);
 }
 
 /* ---- deciding ---- */
@@ -511,6 +540,14 @@ decide(struct conn *c)
 		c->state = ST_UPSTREAM_BODY;
 		if (c->req.message_done)
 			start_upstream(c);
+		return;
+	}
+	if (r->https &&
+	    ((strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) || r->chunked ||
+	     (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX))) {
+		conn_refuse(c, 405, "deny",
+		            "https:// URLs are fetched for GET and HEAD only; use "
+		            "CONNECT for anything else");
 		return;
 	}
 	if (!allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port)) {
@@ -784,6 +821,12 @@ proxy_run(const struct proxy_config *cfg)
 		if (!px.upstream)
 			r = -ENOMEM;
 	}
+	if (r == 0) {
+		px.fetch_cfg.ca_file = cfg->fetch_ca_file;
+		px.fetcher = upstream_new(px.base, &px.fetch_cfg);
+		if (!px.fetcher)
+			r = -ENOMEM;
+	}
 	if (r == 0 && cfg->drop_to_id)
 		r = drop_privileges(cfg->drop_to_id);
 	if (r == 0) {
@@ -817,6 +860,7 @@ proxy_run(const struct proxy_config *cfg)
 	if (px.dns)
 		evdns_base_free(px.dns, 0);
 	upstream_free(px.upstream);
+	upstream_free(px.fetcher);
 	event_base_free(px.base);
 	return r;
 }

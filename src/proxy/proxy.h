@@ -26,6 +26,7 @@ struct proxy_config {
 	int audit_fd;           /* O_APPEND file, or -1 */
 	const char *hosts_file; /* resolve from this file only (tests, air-gapped setups) */
 	const struct upstream_config *upstream; /* the credentialed model API, or NULL */
+	const char *fetch_ca_file; /* CAs for https:// fetches (default: the system's) */
 	/* Launched by root: once the key, the audit file and the resolver configuration are
 	 * loaded, become this uid:gid (no groups, no_new_privs). 0: stay. */
 	unsigned drop_to_id;

@@ -204,9 +204,14 @@ request_target(struct request *r)
 		return fail(r, "userinfo in the URL");
 	if (!r->is_connect) {
 		const char *schema = url + u.field_data[UF_SCHEMA].off;
-		if (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
-		    strncasecmp(schema, "http", 4) != 0)
-			return fail(r, "only http:// is forwarded; use CONNECT for https");
+		size_t slen = u.field_data[UF_SCHEMA].len;
+		if (!(u.field_set & (1 << UF_SCHEMA)) ||
+		    !((slen == 4 && strncasecmp(schema, "http", 4) == 0) ||
+		      (slen == 5 && strncasecmp(schema, "https", 5) == 0)))
+			return fail(r, "only http:// and https:// URLs are fetched");
+		/* https:// in a plain request: a client without TLS (the agent) asks the proxy
+		 * to fetch it. Curl and browsers use CONNECT instead. */
+		r->https = slen == 5;
 	}
 
 	/* http-parser leaves out an IPv6 host's brackets; host_normalize wants them back. */
@@ -222,7 +227,7 @@ request_target(struct request *r)
 		snprintf(r->host, sizeof(r->host), "%.*s", (int)(len < 200 ? len : 200), url + off);
 		return fail(r, why);
 	}
-	r->port = (u.field_set & (1 << UF_PORT)) ? u.port : 80;
+	r->port = (u.field_set & (1 << UF_PORT)) ? u.port : r->https ? 443 : 80;
 	if (r->port == 0)
 		return fail(r, "port 0");
 	if (r->is_connect)

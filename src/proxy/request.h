@@ -57,6 +57,7 @@ struct request {
 
 	/* After request_target(): */
 	bool is_connect;
+	bool https; /* an absolute https:// URL: the proxy fetches it (GET/HEAD) with TLS */
 	char method[24];
 	char host[HOST_MAX];
 	enum host_kind kind;

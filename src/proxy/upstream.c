@@ -3,6 +3,7 @@
  * (the pattern of curl's own hiper.c example): curl says which sockets to watch and when to
  * time out, libevent tells curl when they are ready.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,7 @@ struct upstream_xfer {
 	struct upstream *up;
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *resolve;
 	char *body;
 	const struct upstream_callbacks *cb;
 	void *ctx;
@@ -318,9 +320,13 @@ write_cb(char *buf, size_t size, size_t n, void *arg)
 	return len;
 }
 
-struct upstream_xfer *
-upstream_start(struct upstream *up, const struct request *req, const void *body, size_t body_len,
-               const struct upstream_callbacks *cb, void *ctx)
+/* One transfer: url, with the sandbox's headers (less framing, and less any credential when
+ * key_header is set, which then replaces them), streamed back through cb. resolve pins the
+ * address ("HOST:PORT:ADDRESS") or is NULL. */
+static struct upstream_xfer *
+xfer_begin(struct upstream *up, const struct request *req, const void *body, size_t body_len,
+           const char *url, const char *key_header, const char *resolve, const char *protocols,
+           const struct upstream_callbacks *cb, void *ctx)
 {
 	const struct upstream_config *cfg = up->cfg;
 	struct upstream_xfer *x = calloc(1, sizeof(*x));
@@ -335,18 +341,10 @@ upstream_start(struct upstream *up, const struct request *req, const void *body,
 		goto fail;
 	memcpy(x->body, body, body_len);
 
-	char url[REQUEST_PATH_MAX + 1024];
-	size_t base_len = strlen(cfg->base_url);
-	while (base_len > 0 && cfg->base_url[base_len - 1] == '/')
-		base_len--;
-	if ((size_t)snprintf(url, sizeof(url), "%.*s%s", (int)base_len, cfg->base_url, req->path) >=
-	    sizeof(url))
-		goto fail;
-
-	/* The sandbox's headers but its framing and any credential; then ours. */
+	/* The sandbox's headers but its framing and (to the model) any credential; then ours. */
 	for (size_t i = 0; i < req->n_headers; i++) {
 		const char *name = request_header_name(req, i);
-		if (request_hop_by_hop(name) || credential_header(cfg, name) ||
+		if (request_hop_by_hop(name) || (key_header && credential_header(cfg, name)) ||
 		    strcasecmp(name, "expect") == 0)
 			continue;
 		char line[REQUEST_HEAD_MAX + 8];
@@ -357,13 +355,8 @@ upstream_start(struct upstream *up, const struct request *req, const void *body,
 		x->headers = l;
 	}
 	struct curl_slist *l;
-	if (cfg->key[0]) { /* none for a local server configured without one */
-		char auth[sizeof(cfg->header_name) + sizeof(cfg->header_prefix) + UPSTREAM_KEY_MAX +
-		          4];
-		snprintf(auth, sizeof(auth), "%s: %s%s", cfg->header_name, cfg->header_prefix,
-		         cfg->key);
-		l = curl_slist_append(x->headers, auth);
-		memset(auth, 0, sizeof(auth));
+	if (key_header) {
+		l = curl_slist_append(x->headers, key_header);
 		if (!l)
 			goto fail;
 		x->headers = l;
@@ -372,6 +365,11 @@ upstream_start(struct upstream *up, const struct request *req, const void *body,
 	if (!l)
 		goto fail;
 	x->headers = l;
+	if (resolve) {
+		x->resolve = curl_slist_append(NULL, resolve);
+		if (!x->resolve)
+			goto fail;
+	}
 
 	CURL *e = x->easy;
 	curl_easy_setopt(e, CURLOPT_URL, url);
@@ -379,12 +377,14 @@ upstream_start(struct upstream *up, const struct request *req, const void *body,
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROXY, "");          /* never the environment's proxies */
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* the key goes to this origin only */
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* each hop is the client's, and checked */
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
 	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, 30L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 300L);
+	if (x->resolve)
+		curl_easy_setopt(e, CURLOPT_RESOLVE, x->resolve);
 	if (cfg->ca_file)
 		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_file);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
@@ -409,6 +409,52 @@ fail:
 	return NULL;
 }
 
+struct upstream_xfer *
+upstream_start(struct upstream *up, const struct request *req, const void *body, size_t body_len,
+               const struct upstream_callbacks *cb, void *ctx)
+{
+	const struct upstream_config *cfg = up->cfg;
+	char url[REQUEST_PATH_MAX + 1024];
+	size_t base_len = strlen(cfg->base_url);
+	while (base_len > 0 && cfg->base_url[base_len - 1] == '/')
+		base_len--;
+	if ((size_t)snprintf(url, sizeof(url), "%.*s%s", (int)base_len, cfg->base_url, req->path) >=
+	    sizeof(url))
+		return NULL;
+	char auth[sizeof(cfg->header_name) + sizeof(cfg->header_prefix) + UPSTREAM_KEY_MAX + 4];
+	/* A local server configured without a key gets none, but still no credential of the
+	 * sandbox's: the empty value below is filtered out by libcurl ("Name:" removes it). */
+	if (cfg->key[0])
+		snprintf(auth, sizeof(auth), "%s: %s%s", cfg->header_name, cfg->header_prefix,
+		         cfg->key);
+	else
+		snprintf(auth, sizeof(auth), "%s:", cfg->header_name);
+	struct upstream_xfer *x =
+	    xfer_begin(up, req, body, body_len, url, auth, NULL, "http,https", cb, ctx);
+	memset(auth, 0, sizeof(auth));
+	return x;
+}
+
+struct upstream_xfer *
+upstream_fetch(struct upstream *up, const struct request *req, const char *address,
+               const struct upstream_callbacks *cb, void *ctx)
+{
+	char url[REQUEST_PATH_MAX + 1024], resolve[HOST_MAX + INET6_ADDRSTRLEN + 16];
+	bool v6 = strchr(address, ':') != NULL;
+	if ((size_t)snprintf(url, sizeof(url), "https://%s:%u%s", req->host, req->port,
+	                     req->path) >= sizeof(url))
+		return NULL;
+	/* The host as the URL names it (for SNI and the certificate check), the address the
+	 * guard checked for the connection. An address literal needs no pin. */
+	const char *pin = NULL;
+	if (req->kind == HOST_NAME) {
+		snprintf(resolve, sizeof(resolve), "%s:%u:%s%s%s", req->host, req->port,
+		         v6 ? "[" : "", address, v6 ? "]" : "");
+		pin = resolve;
+	}
+	return xfer_begin(up, req, "", 0, url, NULL, pin, "https", cb, ctx);
+}
+
 void
 upstream_resume(struct upstream_xfer *x)
 {
@@ -426,6 +472,7 @@ upstream_cancel(struct upstream_xfer *x)
 		curl_easy_cleanup(x->easy);
 	}
 	curl_slist_free_all(x->headers); /* held the key; so does this process, for its life */
+	curl_slist_free_all(x->resolve);
 	free(x->body);
 	free(x);
 }

@@ -26,6 +26,7 @@ struct upstream_config {
 	char header_prefix[32];     /* "" or "Bearer " */
 	char key[UPSTREAM_KEY_MAX]; /* the secret */
 	const char *ca_file;        /* trust these CAs instead of the system's (private servers) */
+	/* A fetcher (upstream_fetch) has no base_url, header or key: only ca_file counts. */
 };
 
 /* Parses "NAME" or "NAME: PREFIX" (e.g. "Authorization: Bearer"). -EINVAL on a bad one. */
@@ -59,6 +60,13 @@ struct upstream_xfer;
 struct upstream_xfer *upstream_start(struct upstream *up, const struct request *req,
                                      const void *body, size_t body_len,
                                      const struct upstream_callbacks *cb, void *ctx);
+/* Fetches https://HOST[:PORT]PATH of req (a GET or HEAD the proxy has allowed) for a client
+ * without TLS, connecting to address only (the one the SSRF guard checked: no second lookup).
+ * No credential is added; redirects are passed back, not followed. The certificate is checked
+ * against the system's CAs, or up->cfg->ca_file. NULL on failure. */
+struct upstream_xfer *upstream_fetch(struct upstream *up, const struct request *req,
+                                     const char *address, const struct upstream_callbacks *cb,
+                                     void *ctx);
 void upstream_resume(struct upstream_xfer *x);
 /* Cancels (no more callbacks) and frees. */
 void upstream_cancel(struct upstream_xfer *x);

@@ -15,7 +15,8 @@ MPID=
 # MPORT and MLOG. Every request must carry the key, and none may contain it in its body.
 start_model() {
 	stop_model
-	sed -e "s/@HTTPD_PORT@/${HTTPD_PORT:-0}/g" "$SCENARIOS/$1.json" >"$WORK/scenario.json"
+	sed -e "s/@HTTPD_PORT@/${HTTPD_PORT:-0}/g; s/@HTTPS_PORT@/${HTTPS_PORT:-0}/g" \
+		"$SCENARIOS/$1.json" >"$WORK/scenario.json"
 	MLOG=$WORK/model-$1.log
 	rm -f "$MLOG" "$WORK/mport"
 	"$FAKE" --scenario "$WORK/scenario.json" --log "$MLOG" --port-file "$WORK/mport" \
@@ -31,6 +32,7 @@ stop_model() {
 cleanup() {
 	stop_model
 	[ -n "${HPID:-}" ] && kill "$HPID" 2>/dev/null
+	[ -n "${HPID2:-}" ] && kill "$HPID2" 2>/dev/null
 	cleanup_work
 }
 trap cleanup EXIT
@@ -246,10 +248,20 @@ check "the key is in no file of the session" bash -c "! grep -rq '$KEY' '$SESSIO
 HPID=$!
 wait_until 5 test -s "$WORK/hport"
 HTTPD_PORT=$(head -1 "$WORK/hport")
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+	>/dev/null 2>&1
+chmod 644 "$WORK/cert.pem"
+HTTPD_TLS_CERT="$WORK/cert.pem" HTTPD_TLS_KEY="$WORK/key.pem" \
+	"$HTTPD" 127.0.0.1 0 tlsweb >"$WORK/tport" 2>/dev/null &
+HPID2=$!
+wait_until 5 test -s "$WORK/tport"
+HTTPS_PORT=$(head -1 "$WORK/tport")
 new_workspace
 start_model web-fetch
-expect_ask 0 "web_fetch: a page as text, a redirect followed, a file: URL refused" \
-	--allow "127.0.0.1:$HTTPD_PORT" "fetch"
+expect_ask 0 "web_fetch: http and https pages as text, a redirect followed, a file: URL refused" \
+	--allow "127.0.0.1:$HTTPD_PORT" --allow "127.0.0.1:$HTTPS_PORT" \
+	--fetch-ca-file "$WORK/cert.pem" "fetch"
 check "the model got the page's text without script, style or comments" model_ok 2
 
 check_clean "nothing left after all of it"

@@ -290,6 +290,32 @@ check "HTTPS upstream: the key arrived over TLS" grep -q "x-api-key: $KEY" "$WOR
 check "HTTPS upstream with an untrusted certificate: 502, no request sent" \
 	sh -c "grep -q 502 '$WORK/out' && ! grep -q '/v1/untrusted' '$WORK/tlsmodel.log'"
 
+# GET https://... in a plain request (a client without TLS, like the agent): the proxy
+# fetches it with TLS, from the address it checked, trusting --fetch-ca-file.
+raw_fetch() { # PORT METHOD URL [BODY]: a raw request to the sandbox's proxy, by bash
+	local body=${4:-}
+	"$CLAWBOX" run --allow "127.0.0.1:$1" --allow "$FETCH_ALLOW" ${FETCH_CA:+--fetch-ca-file "$FETCH_CA"} -- \
+		bash -c 'exec 3<>/dev/tcp/127.0.0.1/3128; printf "%s %s HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n\r\n%s" "$1" "$2" "${#3}" "$3" >&3; timeout 10 cat <&3' \
+		_ "$2" "$3" "$body" >"$WORK/out" 2>"$WORK/err" </dev/null
+}
+FETCH_ALLOW=fetch.example FETCH_CA="$WORK/cert.pem"
+raw_fetch "$TLSUP" GET "https://127.0.0.1:$TLSUP/fetched?x=1"
+check "https fetch: the proxy fetched it over TLS" \
+	sh -c "head -1 '$WORK/out' | grep -q '^HTTP/1.1 200' && grep -q 'server: tlsmodel' '$WORK/out'"
+check "https fetch: the server got the path and query" grep -q "request: 1 /fetched?x=1" "$WORK/tlsmodel.log"
+raw_fetch "$TLSUP" POST "https://127.0.0.1:$TLSUP/posted" "data"
+check "https fetch: other methods are refused (405)" \
+	sh -c "head -1 '$WORK/out' | grep -q '^HTTP/1.1 405' && ! grep -q /posted '$WORK/tlsmodel.log'"
+raw_fetch "$TLSUP" GET "https://fetch.example:$TLSUP/nowhere"
+check "https fetch: not allowed by port is refused (403)" grep -q '^HTTP/1.1 403' "$WORK/out"
+raw_fetch "$TLSUP" GET "https://127.0.0.2:$TLSUP/ssrf"
+check "https fetch: the SSRF guard holds (403)" \
+	sh -c "grep -q '^HTTP/1.1 403' '$WORK/out' && ! grep -q /ssrf '$WORK/tlsmodel.log'"
+FETCH_CA=
+raw_fetch "$TLSUP" GET "https://127.0.0.1:$TLSUP/untrusted-fetch"
+check "https fetch: an untrusted certificate is a 502, nothing sent" \
+	sh -c "grep -q '^HTTP/1.1 502' '$WORK/out' && ! grep -q /untrusted-fetch '$WORK/tlsmodel.log'"
+
 # The key never shows on a command line.
 "$CLAWBOX" run "${MODEL[@]}" -- sleep 3 &
 sleeper=$!
