@@ -214,6 +214,54 @@ expect_ask 0 "a truncated transcript is not fatal" "my name is Ada"
 check "it is set aside and said so" err_has "transcript was unusable"
 check "and kept" test -s "$(ls "$SESSION"/transcript.corrupt-*.jsonl 2>/dev/null | head -1)"
 
+new_workspace
+start_model limit-time
+expect_ask 3 "--max-time ends a long tool call and the invocation" --max-time 2 "go"
+check "with a clear message" err_has "time limit of 2 s"
+new_workspace
+start_model limit-tokens
+expect_ask 3 "--max-total-tokens stops the loop" --max-total-tokens 1000 "go"
+check "with a clear message" err_has "used 1100 tokens, the limit is 1000"
+
+# Memory: the group's AGENTS.md (capped) and the global memory file in the system prompt.
+new_workspace
+{ echo "GROUP-MEMORY-7731"; head -c 40000 /dev/zero | tr '\0' m; echo BEYOND-THE-CAP; } >"$WS/AGENTS.md"
+echo "GLOBAL-MEMORY-9902" >"$WORK/global.md"
+chmod 644 "$WS/AGENTS.md" "$WORK/global.md"
+start_model memory
+expect_ask 0 "memory files" --global-memory "$WORK/global.md" "remember"
+check "both reach the system prompt, the group's cut at its cap" model_ok 1
+
+# Configuration from CLAWBOX_* variables; the key from a file; a local server with no key.
+new_workspace
+start_model openai-env
+(cd "$WS" && OPENAI_API_KEY=$KEY CLAWBOX_PROVIDER=openai CLAWBOX_MODEL=fake-model-7 \
+	CLAWBOX_BASE_URL="http://127.0.0.1:$MPORT" CLAWBOX_MAX_TOKENS=77 \
+	"$CLAWBOX" ask --session "$SESSION" "via variables" >"$WORK/out" 2>"$WORK/err" </dev/null)
+RC=$?
+check "CLAWBOX_PROVIDER, _MODEL, _BASE_URL, _MAX_TOKENS (exit $RC)" \
+	sh -c "[ $RC = 0 ] && grep -q '\"path\":\"/v1/chat/completions\"' '$MLOG' && grep -q '\"model\":\"fake-model-7\"' '$MLOG' && grep -q '\"max_tokens\":77' '$MLOG'"
+new_workspace
+start_model resume
+printf '%s\n' "$KEY" >"$WORK/keyfile"
+chmod 600 "$WORK/keyfile"
+(cd "$WS" && env -u ANTHROPIC_API_KEY "$CLAWBOX" ask --session "$SESSION" --key-file "$WORK/keyfile" \
+	--base-url "http://127.0.0.1:$MPORT" "my name is Ada" >"$WORK/out" 2>"$WORK/err" </dev/null)
+RC=$?
+check "--key-file: the proxy sends the key from the file (exit $RC)" \
+	sh -c "[ $RC = 0 ] && ! grep -q '\"ok\":false' '$MLOG'"
+stop_model
+rm -f "$WORK/mport" "$WORK/nokey.log"
+"$FAKE" --scenario "$SCENARIOS/resume.json" --log "$WORK/nokey.log" --port-file "$WORK/mport" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport"
+new_workspace
+(cd "$WS" && env -u ANTHROPIC_API_KEY "$CLAWBOX" ask --session "$SESSION" \
+	--base-url "http://127.0.0.1:$(cat "$WORK/mport")" "my name is Ada" >"$WORK/out" 2>"$WORK/err" </dev/null)
+RC=$?
+check "a local model server (no key set): answered without a key (exit $RC)" \
+	sh -c "[ $RC = 0 ] && grep -q '\"ok\":true' '$WORK/nokey.log'"
+
 # The model API cannot be reached at all: the proxy answers 502, retried, then a clear error.
 new_workspace
 MPORT_SAVE=$MPORT
