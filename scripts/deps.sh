@@ -17,12 +17,12 @@ build)
 	need_pkg pkg-config "command -v pkg-config"
 	need_pkg libseccomp-dev "pkg-config --exists libseccomp"
 	need_pkg libc6-dev "test -f /usr/lib/x86_64-linux-gnu/libc.a || test -f /usr/lib/libc.a"
+	# the agent (in clawbox, statically) and the egress proxy
+	need_pkg libjansson-dev "pkg-config --exists jansson"
+	need_pkg libhttp-parser-dev "test -f /usr/include/http_parser.h"
 	# the egress proxy (clawbox-proxy) only
 	need_pkg libevent-dev "pkg-config --exists libevent"
-	need_pkg libjansson-dev "pkg-config --exists jansson"
 	need_pkg libidn2-dev "pkg-config --exists libidn2"
-	need_pkg libhttp-parser-dev "test -f /usr/include/http_parser.h"
-	need_pkg libcurl4-openssl-dev "pkg-config --exists libcurl"
 	need_pkg libcurl4-openssl-dev "pkg-config --exists libcurl"
 	;;
 test)
