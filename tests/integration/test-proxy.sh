@@ -322,8 +322,9 @@ sleeper=$!
 wait_until 5 pgrep -x clawbox-proxy >/dev/null
 pp=$(pgrep -x clawbox-proxy | head -n 1)
 if is_root; then
+	# pgrep sees it from its exec on; it drops root once its key and files are loaded.
 	check "launched by root, the proxy runs as uid 65532, not root" \
-		sh -c "grep -Eq '^Uid:[[:space:]]+65532[[:space:]]+65532[[:space:]]+65532' /proc/$pp/status && grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pp/status"
+		wait_until 3 sh -c "grep -Eq '^Uid:[[:space:]]+65532[[:space:]]+65532[[:space:]]+65532' /proc/$pp/status && grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pp/status"
 fi
 check "the proxy's command line holds no key" \
 	sh -c "[ -n '$pp' ] && ! tr '\\0' ' ' </proc/$pp/cmdline | grep -q '$KEY'"
