@@ -465,6 +465,36 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 		return log_error("workspace %s: %s", a->workspace ? a->workspace : ".",
 		                 strerror(errno)),
 		       -errno;
+	/* The model first (a bad one makes no folders): the proxy forwards
+	 * http://model.clawbox.internal/ to it with the key. */
+	enum model_provider p;
+	model_provider_parse(a->provider, &p);
+	const char *base = a->base_url         ? a->base_url
+	                   : p == MODEL_OPENAI ? "https://api.openai.com"
+	                                       : "https://api.anthropic.com";
+	const char *key_env = p == MODEL_OPENAI ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+	a->net.proxy = true;
+	a->net.model_upstream = base;
+	a->net.model_header = p == MODEL_OPENAI ? "Authorization: Bearer" : "x-api-key";
+	a->net.model_ca_file = a->ca_file;
+	if (a->key_file)
+		a->net.model_key_file = a->key_file;
+	else if (getenv(key_env) && *getenv(key_env))
+		a->net.model_key_env = key_env;
+	else if (!is_default_api(base))
+		a->net.model_no_key = true; /* a local server: Ollama and llama.cpp want none */
+	else
+		return log_error("no API key: set %s, or --key-file FILE (or --base-url for a "
+		                 "local model server such as Ollama or llama.cpp)",
+		                 key_env),
+		       -ENOKEY;
+	if (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0)
+		return log_error("base URL %s: expected http:// or https://", base), -EINVAL;
+	if (strlen(base) > 1024 || strpbrk(base, " \t\r\n"))
+		return log_error("base URL: not a URL"), -EINVAL;
+	/* Only the user's own proxy options need the proxy's judgement before the start. */
+	a->net.trusted = a->net.n_allow == 0 && !a->net.hosts && !a->net.audit && !a->ca_file &&
+	                 !a->key_file && !a->net.fetch_ca_file;
 	if (a->session) {
 		if (snprintf(session, sizeof(session), "%s", a->session) >= (int)sizeof(session))
 			return -ENAMETOOLONG;
@@ -508,35 +538,6 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	if (memory[0] && (r = add_mount(spec, memory, MEMORY_INSIDE, false)) < 0)
 		return r;
 
-	/* The model: the proxy forwards http://model.clawbox.internal/ to it with the key. */
-	enum model_provider p;
-	model_provider_parse(a->provider, &p);
-	const char *base = a->base_url         ? a->base_url
-	                   : p == MODEL_OPENAI ? "https://api.openai.com"
-	                                       : "https://api.anthropic.com";
-	const char *key_env = p == MODEL_OPENAI ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
-	a->net.proxy = true;
-	a->net.model_upstream = base;
-	a->net.model_header = p == MODEL_OPENAI ? "Authorization: Bearer" : "x-api-key";
-	a->net.model_ca_file = a->ca_file;
-	if (a->key_file)
-		a->net.model_key_file = a->key_file;
-	else if (getenv(key_env) && *getenv(key_env))
-		a->net.model_key_env = key_env;
-	else if (!is_default_api(base))
-		a->net.model_no_key = true; /* a local server: Ollama and llama.cpp want none */
-	else
-		return log_error("no API key: set %s, or --key-file FILE (or --base-url for a "
-		                 "local model server such as Ollama or llama.cpp)",
-		                 key_env),
-		       -ENOKEY;
-	if (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0)
-		return log_error("base URL %s: expected http:// or https://", base), -EINVAL;
-	if (strlen(base) > 1024 || strpbrk(base, " \t\r\n"))
-		return log_error("base URL: not a URL"), -EINVAL;
-	/* Only the user's own proxy options need the proxy's judgement before the start. */
-	a->net.trusted = a->net.n_allow == 0 && !a->net.hosts && !a->net.audit && !a->ca_file &&
-	                 !a->key_file && !a->net.fetch_ca_file;
 	char id[32];
 	snprintf(id, sizeof(id), "ask-%d", (int)getpid());
 	r = net_setup_proxy(spec, &a->net, pc, id);

@@ -159,8 +159,10 @@ check "nothing on stdout" test ! -s "$WORK/out"
 
 new_workspace
 start_model retry-429
-expect_ask 0 "429 then 500 then success" "hello"
+expect_ask 0 "429 then 500 then success" -v "hello"
 check "the answer arrives" out_is "ok after retries"
+check "usage counts input, output and both cache kinds" \
+	err_has "^\[usage\] total: 11 input, 5 output, 3 cache write, 7 cache read tokens over 1 turns"
 check "the retries are said" err_has "rate-limiting us.*retrying"
 check "three requests" model_ok 3
 
@@ -261,6 +263,27 @@ new_workspace
 RC=$?
 check "a local model server (no key set): answered without a key (exit $RC)" \
 	sh -c "[ $RC = 0 ] && grep -q '\"ok\":true' '$WORK/nokey.log'"
+
+# SIGTERM mid-invocation (a tool running): everything stops, nothing is left, and the next
+# invocation finds the transcript repaired, not lost.
+new_workspace
+start_model limit-time
+(cd "$WS" && ANTHROPIC_API_KEY=$KEY exec "$CLAWBOX" ask --session "$SESSION" \
+	--base-url "http://127.0.0.1:$MPORT" "go" >"$WORK/out" 2>"$WORK/err" </dev/null) &
+askpid=$!
+wait_until 10 pgrep -f "sleep 3[0]" >/dev/null
+kill -TERM $askpid
+t0=$(date +%s%N)
+wait $askpid
+RC=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "SIGTERM ends ask promptly (exit $RC, $ms ms)" test "$RC" -ge 128 -a "$ms" -lt 3000
+check_clean "and nothing of the sandbox is left"
+check "no tool process is left" bash -c "! pgrep -f 'sleep 3[0]' >/dev/null"
+start_model resume
+expect_ask 0 "the next invocation runs" "my name is Ada"
+check "on a transcript repaired after the interrupted tool call" \
+	grep -q "interrupted" "$SESSION/transcript.jsonl"
 
 # The model API cannot be reached at all: the proxy answers 502, retried, then a clear error.
 new_workspace
