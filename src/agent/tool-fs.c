@@ -23,6 +23,7 @@
 #define LINE_SHOWN_MAX   2000 /* characters of one line shown by read and grep */
 #define WALK_DEPTH_MAX   32
 #define WALK_ENTRIES_MAX 200000
+#define WALK_DIR_MAX     4096 /* entries read from one folder */
 
 /* Reads a whole regular file of at most max bytes into b. */
 static int
@@ -309,10 +310,15 @@ walk_dir(struct walk *w, const char *full, const char *rel, int depth)
 	DIR *d = opendir(full);
 	if (!d)
 		return 0; /* unreadable folders are skipped, as find does with a warning */
-	char *names[4096];
+	/* On the heap: the walk recurses up to WALK_DEPTH_MAX folders deep. */
+	char **names = calloc(WALK_DIR_MAX, sizeof(*names));
+	if (!names) {
+		closedir(d);
+		return -ENOMEM;
+	}
 	size_t n = 0;
 	struct dirent *e;
-	while ((e = readdir(d)) && n < ARRAY_SIZE(names)) {
+	while ((e = readdir(d)) && n < WALK_DIR_MAX) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
 		    strcmp(e->d_name, ".git") == 0)
 			continue;
@@ -343,6 +349,7 @@ walk_dir(struct walk *w, const char *full, const char *rel, int depth)
 		}
 		free(names[i]);
 	}
+	free(names);
 	return r;
 }
 

@@ -477,9 +477,10 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	a->net.model_upstream = base;
 	a->net.model_header = p == MODEL_OPENAI ? "Authorization: Bearer" : "x-api-key";
 	a->net.model_ca_file = a->ca_file;
+	const char *key = getenv(key_env);
 	if (a->key_file)
 		a->net.model_key_file = a->key_file;
-	else if (getenv(key_env) && *getenv(key_env))
+	else if (key && *key)
 		a->net.model_key_env = key_env;
 	else if (!is_default_api(base))
 		a->net.model_no_key = true; /* a local server: Ollama and llama.cpp want none */
@@ -873,15 +874,15 @@ cmd_ask(int argc, char **argv)
 	}
 
 	int in[2], out[2], err[2];
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+	pid_t child = -1;
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
 		log_error("cannot make pipes: %s", strerror(errno));
-		return SANDBOX_EXIT_SETUP;
-	}
-	fflush(NULL);
-	pid_t child = fork();
-	if (child < 0) {
+	else if (fflush(NULL), (child = fork()) < 0)
 		log_error("cannot fork: %s", strerror(errno));
-		return SANDBOX_EXIT_SETUP;
+	if (child < 0) {
+		sandbox_spec_done(&spec);
+		free(a.prompt);
+		return SANDBOX_EXIT_SETUP; /* the process ends: its pipes go with it */
 	}
 	if (child == 0)
 		launcher(&spec, in[0], out[1], err[1]);
