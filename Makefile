@@ -30,8 +30,13 @@ endif
 
 INC_base    := -Isrc/base
 INC_sandbox := $(INC_base) -Isrc/sandbox
-INC_agent   := $(INC_base) -Isrc/agent
-INC_cmd     := $(INC_sandbox) -Isrc/agent -Isrc/cmd
+INC_agent   := $(INC_base) -Isrc/json -Isrc/agent
+INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/cmd
+# The daemon (clawbox-serve) is an executable of its own: only it links these.
+SERVE_PKGS  := libevent sqlite3 jansson
+INC_store   := $(INC_base) -Isrc/json -Isrc/store
+INC_daemon  := $(INC_store) -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) 2>/dev/null)
+LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # The agent runs inside every sandbox: JSON and HTTP parsing, linked statically into
 # clawbox (no libcurl, no TLS: the proxy does that).
 LIBS_agent  := -ljansson -lhttp_parser
@@ -44,7 +49,9 @@ BASE_SRC    := $(wildcard src/base/*.c)
 SANDBOX_SRC := $(wildcard src/sandbox/*.c)
 PROXY_SRC   := $(wildcard src/proxy/*.c)
 AGENT_SRC   := $(wildcard src/agent/*.c)
-CMD_SRC     := $(filter-out src/cmd/proxy-main.c,$(wildcard src/cmd/*.c))
+STORE_SRC   := $(wildcard src/store/*.c)
+DAEMON_SRC  := $(wildcard src/daemon/*.c)
+CMD_SRC     := $(filter-out src/cmd/proxy-main.c src/cmd/serve-main.c,$(wildcard src/cmd/*.c))
 GEN_SRC     := $(BUILD)/gen/seccomp-bpf.c
 
 BASE_OBJ    := $(BASE_SRC:%.c=$(BUILD)/%.o)
@@ -52,6 +59,8 @@ SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp-bpf.o
 CMD_OBJ     := $(CMD_SRC:%.c=$(BUILD)/%.o)
 PROXY_OBJ   := $(PROXY_SRC:%.c=$(BUILD)/%.o)
 AGENT_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/%.o)
+STORE_OBJ   := $(STORE_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
@@ -63,7 +72,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 
 .PHONY: all check bench format clean deps test-deps bench-deps demo fuzz FORCE
-all: clawbox clawbox-proxy
+all: clawbox clawbox-proxy clawbox-serve
 
 deps:
 	@scripts/deps.sh build
@@ -97,6 +106,23 @@ $(BUILD)/src/cmd/proxy-main.o: src/cmd/proxy-main.c $(BUILD)/.flags | $(BUILD)/.
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_proxy) -c -o $@ $<
+
+# The daemon: its own executable, dynamically linked against its libraries.
+clawbox-serve: $(BUILD)/src/cmd/serve-main.o $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(filter-out -static-pie,$(LDFLAGS)) -pie -o $@ $^ $(LIBS_serve)
+$(BUILD)/src/cmd/serve-main.o: src/cmd/serve-main.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
+$(BUILD)/src/store/%.o: src/store/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_store) -c -o $@ $<
+$(BUILD)/src/daemon/%.o: src/daemon/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
 
 # The README's first command: build, then show a sandbox from the inside.
 demo: clawbox
@@ -148,7 +174,7 @@ $(PROXY_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(PROXY_OBJ
 $(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC_cmd) -Itests/unit $(LDFLAGS) -o $@ $< \
+	@$(CC) $(CFLAGS) $(INC_cmd) -Isrc/json -Itests/unit $(LDFLAGS) -o $@ $< \
 		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(AGENT_OBJ) $(BASE_OBJ) \
 		$(LIBS_agent)
 
@@ -214,7 +240,7 @@ fuzz:
 			tests/fuzz/corpus/$$t || exit 1; \
 	done
 
-check: clawbox clawbox-proxy $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) test-deps
+check: clawbox clawbox-proxy clawbox-serve $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 bench: clawbox clawbox-proxy $(HTTPD) $(FAKE_MODEL) bench-deps
@@ -223,10 +249,10 @@ bench: clawbox clawbox-proxy $(HTTPD) $(FAKE_MODEL) bench-deps
 	@bench/bench-agent.sh
 
 format:
-	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
+	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
 		tools/*.c $(UNIT_SRC) tests/unit/*.h tests/integration/*.c
 
 clean:
-	rm -rf $(BUILD) clawbox clawbox-proxy
+	rm -rf $(BUILD) clawbox clawbox-proxy clawbox-serve
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -15,6 +15,8 @@ bool log_debug_enabled(void);
 
 void log_error(const char *fmt, ...) _printf_(1, 2);
 void log_warn(const char *fmt, ...) _printf_(1, 2);
+/* A line of news for the operator (no "warning:"). */
+void log_info(const char *fmt, ...) _printf_(1, 2);
 /* Printed only after log_set_debug(true). */
 void log_debug(const char *fmt, ...) _printf_(1, 2);
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -62,6 +63,7 @@ ask_usage(FILE *out)
 	        "  --max-tokens N               output tokens per reply (default 8192)\n"
 	        "  --key-file FILE              the key (mode 0600); default: ANTHROPIC_API_KEY\n"
 	        "                               or OPENAI_API_KEY from the environment\n"
+	        "  --key-env NAME               the key from this variable instead\n"
 	        "  --ca-file FILE               trust these CAs for the model API\n"
 	        "  --no-stream                  whole replies instead of streams\n"
 	        "\n"
@@ -87,6 +89,8 @@ ask_usage(FILE *out)
 	        "                               2000000, 200000, 80, 3)\n"
 	        "\n"
 	        "  -v, --verbose                show tool calls, retries and token usage\n"
+	        "  --json                       the agent's events as JSON lines on stdout (for\n"
+	        "                               programs; see src/agent/events.h)\n"
 	        "  --debug                      show the sandbox's set-up\n"
 	        "  -h, --help                   this text\n"
 	        "\n"
@@ -123,6 +127,8 @@ enum {
 	OPT_RETRIES,
 	OPT_DEBUG,
 	OPT_FETCH_CA_FILE,
+	OPT_JSON,
+	OPT_KEY_ENV,
 };
 
 static const struct option ask_options[] = {
@@ -154,14 +160,17 @@ static const struct option ask_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 struct ask {
-	const char *provider, *model, *base_url, *max_tokens, *key_file, *ca_file;
+	const char *provider, *model, *base_url, *max_tokens, *key_file, *ca_file, *key_env;
 	const char *workspace, *session, *global_memory, *prompt_arg;
 	bool rw, fresh, stream, verbose;
+	bool json; /* pass the agent's events on as JSON lines (for the daemon) */
 	const char *agent_opts[16][2]; /* limits passed through to the agent as given */
 	size_t n_agent_opts;
 	struct net_options net;
@@ -281,6 +290,17 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_FETCH_CA_FILE:
 			a->net.fetch_ca_file = optarg;
+			break;
+		case OPT_JSON:
+			a->json = true;
+			break;
+		case OPT_KEY_ENV:
+			if (!*optarg || strlen(optarg) > 64 ||
+			    strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012"
+			                   "3456789_") != strlen(optarg))
+				return log_error("--key-env %s: expected a variable name", optarg),
+				       -EINVAL;
+			a->key_env = optarg;
 			break;
 		case OPT_SESSION:
 			a->session = optarg;
@@ -472,7 +492,9 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	const char *base = a->base_url         ? a->base_url
 	                   : p == MODEL_OPENAI ? "https://api.openai.com"
 	                                       : "https://api.anthropic.com";
-	const char *key_env = p == MODEL_OPENAI ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+	const char *key_env = a->key_env          ? a->key_env
+	                      : p == MODEL_OPENAI ? "OPENAI_API_KEY"
+	                                          : "ANTHROPIC_API_KEY";
 	a->net.proxy = true;
 	a->net.model_upstream = base;
 	a->net.model_header = p == MODEL_OPENAI ? "Authorization: Bearer" : "x-api-key";
@@ -647,6 +669,17 @@ render_event(struct ask *a, const char *line, size_t len)
 		err_line("clawbox ask: the agent sent an unreadable event", "");
 		return;
 	}
+	if (a->json) {
+		/* Re-encoded, so that what goes on is one line of valid JSON whatever came in. */
+		_cleanup_free_ char *s = json_dumps(ev, JSON_COMPACT);
+		if (s) {
+			(void)write_all(1, s, strlen(s));
+			(void)write_all(1, "\n", 1);
+		}
+		if (strcmp(type, "done") == 0)
+			a->done_seen = true;
+		return;
+	}
 	char buf[1024];
 	if (strcmp(type, "text") == 0) {
 		json_t *t = json_object_get(ev, "text");
@@ -757,8 +790,12 @@ on_err_line(void *ctx, const char *line, size_t len)
 
 /* The child: the sandbox launcher, with the pipes as its stdio. */
 _noreturn_ static void
-launcher(struct sandbox_spec *spec, int in, int out, int err)
+launcher(struct sandbox_spec *spec, pid_t parent, int in, int out, int err)
 {
+	/* If ask dies (its own parent, the daemon, may kill it), so does the launcher, and with
+	 * it the sandbox and the proxy; the watchdog removes the cgroups. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(SANDBOX_EXIT_SETUP);
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(SANDBOX_EXIT_SETUP);
 	/* Nothing else of ours may stay open: a copy of the prompt pipe's write end would keep
@@ -874,7 +911,7 @@ cmd_ask(int argc, char **argv)
 	}
 
 	int in[2], out[2], err[2];
-	pid_t child = -1;
+	pid_t child = -1, self = getpid();
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
 		log_error("cannot make pipes: %s", strerror(errno));
 	else if (fflush(NULL), (child = fork()) < 0)
@@ -885,7 +922,7 @@ cmd_ask(int argc, char **argv)
 		return SANDBOX_EXIT_SETUP; /* the process ends: its pipes go with it */
 	}
 	if (child == 0)
-		launcher(&spec, in[0], out[1], err[1]);
+		launcher(&spec, self, in[0], out[1], err[1]);
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);

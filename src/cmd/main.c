@@ -16,25 +16,38 @@
 #define CLAWBOX_VERSION "0.0.0-dev"
 #endif
 
-/* `clawbox proxy`: the egress proxy is an executable of its own (it links what this one must
- * not load), next to this one; hand over to it, git-style. */
+/* `clawbox proxy` and `clawbox serve`: executables of their own (they link what this one
+ * must not load), next to this one; hand over to them, git-style. */
 static int
-cmd_proxy(int argc, char **argv)
+hand_over(const char *exe, char **argv)
 {
 	char path[4096];
-	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 16);
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
 	if (n < 0) {
 		log_error("cannot find myself: %s", strerror(errno));
 		return 1;
 	}
 	path[n] = '\0';
 	char *slash = strrchr(path, '/');
-	memcpy(slash ? slash + 1 : path, "clawbox-proxy", sizeof("clawbox-proxy"));
+	snprintf(slash ? slash + 1 : path, 24, "%s", exe);
 	argv[0] = path;
 	execv(path, argv);
 	log_error("%s: %s", path, strerror(errno));
-	(void)argc;
 	return 127;
+}
+
+static int
+cmd_proxy(int argc, char **argv)
+{
+	(void)argc;
+	return hand_over("clawbox-proxy", argv);
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+	(void)argc;
+	return hand_over("clawbox-serve", argv);
 }
 
 static const struct {
@@ -45,6 +58,7 @@ static const struct {
     {"ask", cmd_ask, "ask the agent, in a fresh sandbox; prints the answer as it streams"},
     {"run", cmd_run, "run a command in a fresh, locked-down sandbox"},
     {"agent", cmd_agent, "the agent itself (runs inside a sandbox; started by ask)"},
+    {"serve", cmd_serve, "the daemon: HTTP API, groups, queues, an agent per message"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
 };
 

@@ -14,8 +14,10 @@
  *                "usage": {"input_tokens": N, "output_tokens": N, ...}},
  *      "status": 429, "headers": {"retry-after": "0"}, "raw": "a body sent as is",
  *      "truncate": true,     (a stream that stops before its end marker)
+ *      "delay_ms": N,        (the reply comes after N ms)
  *      "malformed": true}    (a stream event that is not JSON)
- *   ]}
+ *   ], "default": {...}}   (a turn for every request past the list)
+ * A reply {"echo": true} answers "echo: " and the first text of the last user message.
  *
  * "contains" looks at every string of the request (system, messages, tool results),
  * "last_contains" at the messages after the last assistant message (the new prompt or the
@@ -42,6 +44,7 @@
 #include <sys/socket.h>
 
 static json_t *turns;
+static json_t *scenario_json;
 static size_t next_turn;
 static FILE *logf;
 static const char *key;
@@ -448,6 +451,38 @@ openai_whole(json_t *reply)
 	                 stop_of(reply, false), "usage", openai_usage(reply));
 }
 
+static inline void
+echo_free(json_t **j)
+{
+	if (*j)
+		json_decref(*j);
+}
+#define _cleanup_echo_ __attribute__((cleanup(echo_free)))
+
+/* The text of the first text block of the last user message. */
+static char *
+first_user_text(json_t *body)
+{
+	json_t *msgs = json_object_get(body, "messages");
+	for (size_t i = json_array_size(msgs); i-- > 0;) {
+		json_t *m = json_array_get(msgs, i);
+		if (strcmp(json_string_value(json_object_get(m, "role")) ?: "", "user") != 0)
+			continue;
+		json_t *c = json_object_get(m, "content");
+		if (json_is_string(c))
+			return strdup(json_string_value(c));
+		size_t k;
+		json_t *b;
+		json_array_foreach(c, k, b)
+		{
+			const char *t = json_string_value(json_object_get(b, "text"));
+			if (t)
+				return strdup(t);
+		}
+	}
+	return NULL;
+}
+
 static void
 send_json(struct evhttp_request *req, int status, json_t *body)
 {
@@ -462,6 +497,16 @@ send_json(struct evhttp_request *req, int status, json_t *body)
 	evbuffer_free(b);
 }
 
+struct later {
+	struct evhttp_request *req;
+	json_t *turn, *reply;
+	bool anthropic, stream;
+};
+static struct event_base *the_base;
+static void respond(struct evhttp_request *req, json_t *turn, json_t *reply, const char *raw,
+                    bool anthropic, bool stream);
+static void answer_later(evutil_socket_t fd, short what, void *arg);
+
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
@@ -470,6 +515,7 @@ on_request(struct evhttp_request *req, void *arg)
 	bool anthropic = strcmp(uri, "/v1/messages") == 0;
 	bool openai = strcmp(uri, "/v1/chat/completions") == 0;
 	json_t *failures = json_array();
+	_cleanup_echo_ json_t *echo = NULL;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	json_error_t jerr;
@@ -503,10 +549,12 @@ on_request(struct evhttp_request *req, void *arg)
 			    failures,
 			    json_sprintf("the request contains forbidden text %s", forbid[i]));
 	json_t *turn = json_array_get(turns, next_turn);
-	if (!turn)
-		json_array_append_new(failures, json_string("a request beyond the scenario"));
-	else
+	if (turn)
 		next_turn++;
+	else if ((turn = json_object_get(scenario_json, "default")))
+		; /* every request past the list gets this one */
+	else
+		json_array_append_new(failures, json_string("a request beyond the scenario"));
 	json_t *expect = json_object_get(turn, "expect");
 	check_list(expect, "contains", all, true, failures);
 	check_list(expect, "not_contains", all, false, failures);
@@ -551,6 +599,39 @@ on_request(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 	json_t *reply = json_object_get(turn, "reply");
+	if (json_is_true(json_object_get(reply, "echo"))) {
+		/* The reply names the prompt it answers: tests check which reply went where. */
+		echo = json_deep_copy(reply);
+		char *prompt = first_user_text(body);
+		json_object_set_new(echo, "text", json_sprintf("echo: %s", prompt ? prompt : ""));
+		free(prompt);
+		reply = echo;
+	}
+	json_int_t delay = json_integer_value(json_object_get(turn, "delay_ms"));
+	if (delay > 0) {
+		/* Answered later, from a timer: a model that takes its time. */
+		struct later *l = calloc(1, sizeof(*l));
+		l->req = req;
+		l->turn = turn;
+		l->reply = json_incref(reply);
+		l->anthropic = anthropic;
+		l->stream = stream;
+		struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
+		event_base_once(the_base, -1, EV_TIMEOUT, answer_later, l, &tv);
+		goto out;
+	}
+	respond(req, turn, reply, raw, anthropic, stream);
+out:
+	if (body)
+		json_decref(body);
+	json_decref(failures);
+}
+
+static void
+respond(struct evhttp_request *req, json_t *turn, json_t *reply, const char *raw, bool anthropic,
+        bool stream)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
 	if (raw) {
 		evbuffer_add(b, raw, strlen(raw));
@@ -579,10 +660,17 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (b)
 		evbuffer_free(b);
-out:
-	if (body)
-		json_decref(body);
-	json_decref(failures);
+}
+
+static void
+answer_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct later *l = arg;
+	(void)fd;
+	(void)what;
+	respond(l->req, l->turn, l->reply, NULL, l->anthropic, l->stream);
+	json_decref(l->reply);
+	free(l);
 }
 
 int
@@ -614,10 +702,12 @@ main(int argc, char **argv)
 		return 2;
 	}
 	turns = json_object_get(sc, "turns");
+	scenario_json = sc;
 	logf = fopen(log_path, "a");
 	if (!logf)
 		return perror(log_path), 2;
 	struct event_base *base = event_base_new();
+	the_base = base;
 	struct evhttp *http = evhttp_new(base);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_POST);
 	evhttp_set_gencb(http, on_request, NULL);

@@ -1,0 +1,266 @@
+/*
+ * serve-main.c: `clawbox-serve` (also `clawbox serve`), the daemon. An executable of its own,
+ * like the proxy: it links libevent and SQLite (and, with the Telegram channel, libcurl),
+ * which the per-invocation `clawbox` must not load. It loads and checks the configuration,
+ * opens the store, queues again what a crash interrupted, and runs one event loop.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "fd-util.h"
+#include "log.h"
+
+static void
+serve_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: clawbox serve [--config FILE] [--data-dir DIR] [--check-config]\n"
+	        "\n"
+	        "The clawbox daemon: an HTTP API on loopback for your groups' chats, one agent\n"
+	        "invocation per message in a fresh sandbox, the replies and an audit of every\n"
+	        "decision in a SQLite store. The first start writes a default configuration.\n"
+	        "\n"
+	        "  --config FILE    the configuration (default ~/.config/clawbox/config.json)\n"
+	        "  --data-dir DIR   the store, the groups' folders and the API token (default:\n"
+	        "                   the configuration's data_dir, or ~/.local/share/clawbox)\n"
+	        "  --check-config   check the configuration, say what is wrong, and exit\n"
+	        "  -h, --help       this text\n"
+	        "\n"
+	        "The API token is in DATA/api-token (mode 0600): send it as\n"
+	        "'Authorization: Bearer TOKEN'.\n");
+}
+
+/* The API token: made once (32 random bytes, hex) and kept 0600 in the data folder. */
+static int
+load_token(struct daemon *d)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", d->cfg.data_dir, DAEMON_TOKEN_FILE);
+	char buf[128];
+	ssize_t n = read_file_at(AT_FDCWD, path, buf, sizeof(buf));
+	if (n == -ENOENT) {
+		unsigned char raw[32];
+		if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+			return log_error("cannot make an API token: %s", strerror(errno)), -EIO;
+		for (size_t i = 0; i < sizeof(raw); i++)
+			snprintf(d->token + 2 * i, 3, "%02x", raw[i]);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		int r = fd < 0 ? NEG_ERRNO() : write_all(fd, d->token, strlen(d->token));
+		if (fd >= 0)
+			close(fd);
+		if (r < 0)
+			return log_error("%s: %s", path, strerror(-r)), r;
+		return 0;
+	}
+	struct stat st;
+	if (n < 0 || stat(path, &st) < 0)
+		return log_error("%s: %s", path, strerror(n < 0 ? (int)-n : errno)), -EIO;
+	if ((st.st_mode & 077) || st.st_uid != geteuid())
+		return log_error("%s: must be yours and mode 0600 (it is a password)", path),
+		       -EPERM;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	if (n < 32 || (size_t)n >= sizeof(d->token))
+		return log_error("%s: expected a token of 32 to 64 characters", path), -EINVAL;
+	memcpy(d->token, buf, (size_t)n + 1);
+	return 0;
+}
+
+static int
+find_clawbox(struct daemon *d)
+{
+	ssize_t n = readlink("/proc/self/exe", d->clawbox, sizeof(d->clawbox) - 16);
+	if (n < 0)
+		return NEG_ERRNO();
+	d->clawbox[n] = '\0';
+	char *slash = strrchr(d->clawbox, '/');
+	memcpy(slash ? slash + 1 : d->clawbox, "clawbox", sizeof("clawbox"));
+	return access(d->clawbox, X_OK) < 0 ? NEG_ERRNO() : 0;
+}
+
+static void
+on_sigchld(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	runner_reap(arg);
+}
+
+static void
+on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	(void)what;
+	log_warn("signal %d: stopping (runs in progress are queued again at the next start)",
+	         (int)sig);
+	runner_stop_all(d);
+	struct timeval grace = {.tv_sec = 2};
+	event_base_loopexit(d->base, &grace);
+}
+
+/* Says plainly what is missing when no model can be reached; the daemon runs anyway. */
+static void
+check_model(const struct daemon *d)
+{
+	const struct model_config *m = &d->cfg.model;
+	bool openai = strcmp(m->provider, "openai") == 0;
+	const char *env = m->api_key_env[0] ? m->api_key_env
+	                  : openai          ? "OPENAI_API_KEY"
+	                                    : "ANTHROPIC_API_KEY";
+	if (m->base_url[0] || m->api_key_file[0] || (getenv(env) && *getenv(env)))
+		return;
+	log_warn("no model is configured yet: set %s in the daemon's environment (or "
+	         "model.api_key_file), or model.base_url to a local Ollama or llama.cpp server, "
+	         "in %s; until then each message is answered with this hint",
+	         env, d->config_path);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct daemon d;
+	static const struct option options[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"data-dir", required_argument, NULL, 'd'},
+	    {"check-config", no_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *data_dir = NULL;
+	bool check_only = false;
+	char config_path[PATH_MAX];
+	int opt;
+
+	log_set_prefix("clawbox serve");
+	umask(077); /* the store, the token and the groups' folders are nobody else's */
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	if (xdg && xdg[0] == '/')
+		snprintf(config_path, sizeof(config_path), "%s/clawbox/config.json", xdg);
+	else
+		snprintf(config_path, sizeof(config_path), "%s/.config/clawbox/config.json",
+		         home && *home ? home : "/root");
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			snprintf(config_path, sizeof(config_path), "%s", optarg);
+			break;
+		case 'd':
+			data_dir = optarg;
+			break;
+		case 'k':
+			check_only = true;
+			break;
+		case 'h':
+			serve_usage(stdout);
+			return 0;
+		default:
+			log_error(
+			    "option %s: unknown or missing its value; see 'clawbox serve --help'",
+			    argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		log_error("unexpected argument '%s'; see 'clawbox serve --help'", argv[optind]);
+		return 2;
+	}
+	d.config_path = config_path;
+	char why[512];
+	bool created;
+	if (config_load(config_path, &d.cfg, &created, why, sizeof(why)) < 0) {
+		log_error("%s: %s", config_path, why);
+		return 2;
+	}
+	if (check_only) {
+		printf("%s: valid (%zu group%s)\n", config_path, d.cfg.n_groups,
+		       d.cfg.n_groups == 1 ? "" : "s");
+		config_done(&d.cfg);
+		return 0;
+	}
+	if (created)
+		log_info("wrote a default configuration to %s", config_path);
+	if (data_dir)
+		snprintf(d.cfg.data_dir, sizeof(d.cfg.data_dir), "%s", data_dir);
+	if (!d.cfg.data_dir[0])
+		snprintf(d.cfg.data_dir, sizeof(d.cfg.data_dir), "%s/.local/share/clawbox",
+		         home && *home ? home : "/root");
+	char store_path[PATH_MAX];
+	snprintf(store_path, sizeof(store_path), "%s/clawbox.db", d.cfg.data_dir);
+	int r = 0;
+	{
+		/* mkdir -p, 0700 */
+		char buf[PATH_MAX];
+		snprintf(buf, sizeof(buf), "%s", d.cfg.data_dir);
+		for (char *s = buf + 1;; s++) {
+			if (*s != '/' && *s != '\0')
+				continue;
+			char c = *s;
+			*s = '\0';
+			if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+				log_error("data folder %s: %s", buf, strerror(errno));
+				return 1;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	if (find_clawbox(&d) < 0) {
+		log_error("clawbox not found next to clawbox-serve: %s", strerror(errno));
+		return 1;
+	}
+	r = store_open(store_path, &d.store);
+	if (r < 0) {
+		log_error("store %s: %s", store_path, store_error(d.store));
+		store_close(d.store);
+		return 1;
+	}
+	for (size_t i = 0; i < d.cfg.n_groups && r >= 0; i++)
+		r = store_group_ensure(d.store, d.cfg.groups[i].id);
+	if (r >= 0)
+		r = load_token(&d);
+	if (r < 0)
+		return 1;
+	int requeued = store_requeue_running(d.store);
+	if (requeued > 0)
+		log_info("%d message%s in progress at the last stop: queued again", requeued,
+		         requeued == 1 ? " was" : "s were");
+
+	check_model(&d); /* before listening: said even when the port is taken */
+	signal(SIGPIPE, SIG_IGN);
+	d.base = event_base_new();
+	if (!d.base || api_start(&d) < 0)
+		return 1;
+	d.sigchld = evsignal_new(d.base, SIGCHLD, on_sigchld, &d);
+	d.sigterm = evsignal_new(d.base, SIGTERM, on_stop, &d);
+	d.sigint = evsignal_new(d.base, SIGINT, on_stop, &d);
+	event_add(d.sigchld, NULL);
+	event_add(d.sigterm, NULL);
+	event_add(d.sigint, NULL);
+	log_info("listening on %s (API token in %s/%s)", d.origin, d.cfg.data_dir,
+	         DAEMON_TOKEN_FILE);
+	runner_kick(&d); /* what was queued before a restart */
+	event_base_dispatch(d.base);
+
+	runner_reap(&d);
+	evhttp_free(d.http);
+	event_free(d.sigchld);
+	event_free(d.sigterm);
+	event_free(d.sigint);
+	event_base_free(d.base);
+	store_close(d.store);
+	config_done(&d.cfg);
+	return 0;
+}

@@ -1,0 +1,295 @@
+/*
+ * api.c: the HTTP API on loopback (libevent's evhttp). Every /api/ request needs the bearer
+ * token (compared in constant time); a browser's request must come from the daemon's own
+ * origin; bodies are limited (413) and must be JSON objects (400); an unknown group is a 404;
+ * nothing is stored for a refused request. /healthz and /metrics need no token and say
+ * nothing about any group.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "json-util.h"
+#include "log.h"
+#include "parse.h"
+
+static void
+reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	if (b && s) {
+		evbuffer_add(b, s, strlen(s));
+		evbuffer_add(b, "\n", 1);
+	}
+	free(s);
+	if (body)
+		json_decref(body);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
+	evhttp_send_reply(req, status, NULL, b);
+	if (b)
+		evbuffer_free(b);
+}
+
+static void
+refuse(struct daemon *d, struct evhttp_request *req, int status, const char *why)
+{
+	d->http_refused++;
+	reply_json(req, status, json_pack("{s:s}", "error", why));
+}
+
+/* Constant time in the length of the expected token, whatever the candidate. */
+static bool
+token_ok(const struct daemon *d, const char *header)
+{
+	static const char prefix[] = "Bearer ";
+	if (!header || strncmp(header, prefix, sizeof(prefix) - 1) != 0)
+		return false;
+	const char *got = header + sizeof(prefix) - 1;
+	size_t want_len = strlen(d->token), got_len = strlen(got);
+	unsigned char diff = (unsigned char)(want_len != got_len);
+	for (size_t i = 0; i < want_len; i++)
+		diff |= (unsigned char)d->token[i] ^ (unsigned char)(i < got_len ? got[i] : 0);
+	return diff == 0;
+}
+
+/* The request's body as a JSON object, or NULL after a 400/413. */
+static json_t *
+body_object(struct daemon *d, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	if (len > DAEMON_BODY_MAX) {
+		refuse(d, req, 413, "the body is larger than 64 KiB");
+		return NULL;
+	}
+	json_error_t jerr;
+	json_t *j = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+	if (!json_is_object(j)) {
+		if (j)
+			json_decref(j);
+		refuse(d, req, 400, "the body must be a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+static int64_t
+query_after(struct evhttp_request *req)
+{
+	struct evkeyvalq q;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	int64_t after = 0;
+	if (query && evhttp_parse_query_str(query, &q) == 0) {
+		const char *a = evhttp_find_header(&q, "after");
+		uint64_t v;
+		if (a && parse_u64(a, INT64_MAX, &v) == 0)
+			after = (int64_t)v;
+		else if (a)
+			after = -1;
+		evhttp_clear_headers(&q);
+	}
+	return after;
+}
+
+static void
+post_message(struct daemon *d, struct evhttp_request *req, const char *group)
+{
+	_cleanup_json_ json_t *body = body_object(d, req);
+	if (!body)
+		return;
+	json_t *text = json_object_get(body, "text"), *sender = json_object_get(body, "sender");
+	if (!json_is_string(text) || json_string_length(text) == 0 ||
+	    json_string_length(text) > DAEMON_TEXT_MAX ||
+	    strlen(json_string_value(text)) != json_string_length(text)) {
+		refuse(d, req, 400, "\"text\" must be a non-empty string of at most 32 KiB");
+		return;
+	}
+	if (sender && (!json_is_string(sender) || json_string_length(sender) > 128)) {
+		refuse(d, req, 400, "\"sender\" must be a string of at most 128 characters");
+		return;
+	}
+	int64_t id;
+	/* Committed before the 202: an accepted message survives a crash. */
+	if (store_message_in(d->store, group, json_string_value(sender), json_string_value(text),
+	                     &id) < 0) {
+		log_error("cannot store a message: %s", store_error(d->store));
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	reply_json(req, 202, json_pack("{s:I}", "id", (json_int_t)id));
+	runner_kick(d);
+}
+
+static void
+get_messages(struct daemon *d, struct evhttp_request *req, const char *group)
+{
+	int64_t after = query_after(req);
+	if (after < 0) {
+		refuse(d, req, 400, "\"after\" must be a message id");
+		return;
+	}
+	json_t *msgs;
+	if (store_messages_after(d->store, group, after, &msgs) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	reply_json(req, 200, json_pack("{s:o}", "messages", msgs));
+}
+
+static void
+get_groups(struct daemon *d, struct evhttp_request *req)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < d->cfg.n_groups; i++) {
+		const struct group_config *g = &d->cfg.groups[i];
+		json_array_append_new(arr, json_pack("{s:s,s:b,s:s}", "id", g->id, "main", g->main,
+		                                     "trigger", g->trigger));
+	}
+	reply_json(req, 200, json_pack("{s:o}", "groups", arr));
+}
+
+static void
+get_audit(struct daemon *d, struct evhttp_request *req)
+{
+	int64_t after = query_after(req);
+	json_t *entries;
+	if (after < 0) {
+		refuse(d, req, 400, "\"after\" must be an entry id");
+		return;
+	}
+	if (store_audit_after(d->store, after, &entries) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	reply_json(req, 200, json_pack("{s:o}", "entries", entries));
+}
+
+static void
+get_metrics(struct daemon *d, struct evhttp_request *req)
+{
+	struct store_counts c = {0};
+	(void)store_counts(d->store, &c);
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add_printf(
+	    b,
+	    "# TYPE clawbox_messages_in_total counter\nclawbox_messages_in_total %lld\n"
+	    "# TYPE clawbox_messages_out_total counter\nclawbox_messages_out_total %lld\n"
+	    "# TYPE clawbox_messages_queued gauge\nclawbox_messages_queued %lld\n"
+	    "# TYPE clawbox_runs_active gauge\nclawbox_runs_active %u\n"
+	    "# TYPE clawbox_runs_started_total counter\nclawbox_runs_started_total %llu\n"
+	    "# TYPE clawbox_runs_failed_total counter\nclawbox_runs_failed_total %llu\n"
+	    "# TYPE clawbox_http_requests_total counter\nclawbox_http_requests_total %llu\n"
+	    "# TYPE clawbox_http_refused_total counter\nclawbox_http_refused_total %llu\n"
+	    "# TYPE clawbox_tokens_total counter\n"
+	    "clawbox_tokens_total{kind=\"input\"} %llu\nclawbox_tokens_total{kind=\"output\"} "
+	    "%llu\n"
+	    "clawbox_tokens_total{kind=\"cache_write\"} %llu\n"
+	    "clawbox_tokens_total{kind=\"cache_read\"} %llu\n",
+	    (long long)c.messages_in, (long long)c.messages_out, (long long)c.queued, d->running,
+	    (unsigned long long)d->runs_started, (unsigned long long)d->runs_failed,
+	    (unsigned long long)d->http_requests, (unsigned long long)d->http_refused,
+	    (unsigned long long)c.usage.input, (unsigned long long)c.usage.output,
+	    (unsigned long long)c.usage.cache_write, (unsigned long long)c.usage.cache_read);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "text/plain; version=0.0.4");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
+static void
+route(struct evhttp_request *req, void *arg)
+{
+	struct daemon *d = arg;
+	d->http_requests++;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	if (!path) {
+		refuse(d, req, 400, "bad request target");
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0 && cmd == EVHTTP_REQ_GET) {
+		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+		return;
+	}
+	if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) {
+		get_metrics(d, req);
+		return;
+	}
+	if (strncmp(path, "/api/", 5) != 0) {
+		refuse(d, req, 404, "no such page");
+		return;
+	}
+	/* A page on another site cannot drive the API through the user's browser. */
+	const char *origin = evhttp_find_header(h, "Origin");
+	if (origin && strcmp(origin, d->origin) != 0) {
+		refuse(d, req, 403, "cross-origin requests are refused");
+		return;
+	}
+	if (!token_ok(d, evhttp_find_header(h, "Authorization"))) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+		                  "Bearer");
+		refuse(d, req, 401,
+		       "a valid bearer token is needed (the api-token file in the data "
+		       "folder)");
+		return;
+	}
+	if (strcmp(path, "/api/v1/groups") == 0 && cmd == EVHTTP_REQ_GET) {
+		get_groups(d, req);
+		return;
+	}
+	if (strcmp(path, "/api/v1/audit") == 0 && cmd == EVHTTP_REQ_GET) {
+		get_audit(d, req);
+		return;
+	}
+	static const char prefix[] = "/api/v1/groups/";
+	if (strncmp(path, prefix, sizeof(prefix) - 1) == 0) {
+		char group[CONFIG_GROUP_ID_MAX + 1];
+		const char *rest = path + sizeof(prefix) - 1;
+		size_t glen = strcspn(rest, "/");
+		if (glen < sizeof(group) && strcmp(rest + glen, "/messages") == 0) {
+			memcpy(group, rest, glen);
+			group[glen] = '\0';
+			if (!config_group(&d->cfg, group)) {
+				refuse(d, req, 404, "no such group");
+				return;
+			}
+			if (cmd == EVHTTP_REQ_POST)
+				post_message(d, req, group);
+			else if (cmd == EVHTTP_REQ_GET)
+				get_messages(d, req, group);
+			else
+				refuse(d, req, 405, "GET or POST");
+			return;
+		}
+	}
+	refuse(d, req, 404, "no such endpoint");
+}
+
+int
+api_start(struct daemon *d)
+{
+	d->http = evhttp_new(d->base);
+	if (!d->http)
+		return -ENOMEM;
+	evhttp_set_max_body_size(d->http, DAEMON_BODY_MAX);
+	evhttp_set_max_headers_size(d->http, 16 * 1024);
+	evhttp_set_timeout(d->http, 30);
+	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(d->http, route, d);
+	if (!evhttp_bind_socket_with_handle(d->http, d->cfg.listen_host,
+	                                    (uint16_t)d->cfg.listen_port)) {
+		log_error("cannot listen on %s:%u: %s", d->cfg.listen_host, d->cfg.listen_port,
+		          strerror(errno));
+		return -EADDRINUSE;
+	}
+	snprintf(d->origin, sizeof(d->origin), "http://%s:%u", d->cfg.listen_host,
+	         d->cfg.listen_port);
+	return 0;
+}

@@ -1,0 +1,350 @@
+/*
+ * config.c: see config.h. Strict: every object's keys are checked against the ones this
+ * version knows, so a typo is an error, not a silently ignored setting.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fd-util.h"
+#include "json-util.h"
+#include "parse.h"
+
+static int bad(char *why, size_t size, const char *fmt, ...) _printf_(3, 4);
+static int
+bad(char *why, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, size, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* Every key of o must be one of known (NULL-terminated). */
+static int
+known_keys(json_t *o, const char *where, const char *const *known, char *why, size_t size)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(o, key, v)
+	{
+		bool ok = false;
+		for (size_t i = 0; known[i]; i++)
+			ok |= strcmp(key, known[i]) == 0;
+		if (!ok)
+			return bad(why, size, "%s%s%s: unknown key", where, *where ? "." : "", key);
+	}
+	return 0;
+}
+
+static int
+get_string(json_t *o, const char *key, const char *where, char *buf, size_t bufsize, char *why,
+           size_t size)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return bad(why, size, "%s%s%s: expected a string", where, *where ? "." : "", key);
+	if (json_string_length(v) >= bufsize ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return bad(why, size, "%s%s%s: too long (at most %zu characters)", where,
+		           *where ? "." : "", key, bufsize - 1);
+	snprintf(buf, bufsize, "%s", json_string_value(v));
+	return 0;
+}
+
+static int
+get_uint(json_t *o, const char *key, const char *where, uint64_t min, uint64_t max, uint64_t *ret,
+         char *why, size_t size)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
+	    (uint64_t)json_integer_value(v) > max)
+		return bad(why, size, "%s%s%s: expected a whole number from %llu to %llu", where,
+		           *where ? "." : "", key, (unsigned long long)min,
+		           (unsigned long long)max);
+	*ret = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static bool
+id_ok(const char *id)
+{
+	if (!*id || strlen(id) >= CONFIG_GROUP_ID_MAX)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		      *p == '_'))
+			return false;
+	return true;
+}
+
+static int
+parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
+{
+	static const char *const keys[] = {"id", "main", "trigger", "allow", "memory", NULL};
+	char where[32];
+	snprintf(where, sizeof(where), "groups[%zu]", i);
+	if (!json_is_object(g))
+		return bad(why, size, "%s: expected an object", where);
+	int r = known_keys(g, where, keys, why, size);
+	if (r < 0)
+		return r;
+	if (!json_object_get(g, "id"))
+		return bad(why, size, "%s.id: missing", where);
+	if ((r = get_string(g, "id", where, out->id, sizeof(out->id), why, size)) < 0)
+		return r;
+	if (!id_ok(out->id))
+		return bad(why, size, "%s.id: use lower-case letters, digits, - and _ only", where);
+	json_t *m = json_object_get(g, "main");
+	if (m && !json_is_boolean(m))
+		return bad(why, size, "%s.main: expected true or false", where);
+	out->main = json_is_true(m);
+	if ((r = get_string(g, "trigger", where, out->trigger, sizeof(out->trigger), why, size)) <
+	    0)
+		return r;
+	json_t *allow = json_object_get(g, "allow");
+	if (allow && !json_is_array(allow))
+		return bad(why, size, "%s.allow: expected a list of host names", where);
+	size_t k;
+	json_t *h;
+	json_array_foreach(allow, k, h)
+	{
+		if (!json_is_string(h) || json_string_length(h) == 0 ||
+		    json_string_length(h) > 255 || strpbrk(json_string_value(h), " \t\r\n/"))
+			return bad(why, size, "%s.allow[%zu]: expected HOST or HOST:PORT", where,
+			           k);
+		if (out->n_allow >= CONFIG_MAX_ALLOW)
+			return bad(why, size, "%s.allow: at most %d entries", where,
+			           CONFIG_MAX_ALLOW);
+		out->allow[out->n_allow] = strdup(json_string_value(h));
+		if (!out->allow[out->n_allow])
+			return -ENOMEM;
+		out->n_allow++;
+	}
+	json_t *mem = json_object_get(g, "memory");
+	if (mem) {
+		uint64_t v;
+		if (!json_is_string(mem) || parse_size(json_string_value(mem), &v) < 0 ||
+		    v < (16ULL << 20))
+			return bad(why, size,
+			           "%s.memory: expected a size of at least 16M, such as 256M",
+			           where);
+		out->memory_bytes = v;
+	}
+	return 0;
+}
+
+static int
+parse_model(json_t *m, struct model_config *out, char *why, size_t size)
+{
+	static const char *const keys[] = {"provider",     "base_url",   "model", "api_key_env",
+	                                   "api_key_file", "max_tokens", NULL};
+	if (!json_is_object(m))
+		return bad(why, size, "model: expected an object");
+	int r = known_keys(m, "model", keys, why, size);
+	if (r == 0)
+		r = get_string(m, "provider", "model", out->provider, sizeof(out->provider), why,
+		               size);
+	if (r == 0 && strcmp(out->provider, "anthropic") != 0 &&
+	    strcmp(out->provider, "openai") != 0)
+		return bad(why, size, "model.provider: expected anthropic or openai");
+	if (r == 0)
+		r = get_string(m, "base_url", "model", out->base_url, sizeof(out->base_url), why,
+		               size);
+	if (r == 0 && out->base_url[0] && strncmp(out->base_url, "https://", 8) != 0 &&
+	    strncmp(out->base_url, "http://", 7) != 0)
+		return bad(why, size, "model.base_url: expected http:// or https://");
+	if (r == 0)
+		r = get_string(m, "model", "model", out->model, sizeof(out->model), why, size);
+	if (r == 0)
+		r = get_string(m, "api_key_env", "model", out->api_key_env,
+		               sizeof(out->api_key_env), why, size);
+	if (r == 0)
+		r = get_string(m, "api_key_file", "model", out->api_key_file,
+		               sizeof(out->api_key_file), why, size);
+	if (r == 0)
+		r = get_uint(m, "max_tokens", "model", 1, 1000000, &out->max_tokens, why, size);
+	return r;
+}
+
+int
+config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
+{
+	static const char *const keys[] = {
+	    "data_dir", "listen", "max_concurrent", "model", "groups", "telegram", NULL};
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
+	c->listen_port = 7878;
+	c->max_concurrent = 4;
+	snprintf(c->model.provider, sizeof(c->model.provider), "anthropic");
+
+	json_error_t jerr;
+	_cleanup_json_ json_t *j = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return bad(why, size, "not valid JSON: %s (line %d, column %d)", jerr.text,
+		           jerr.line, jerr.column);
+	if (!json_is_object(j))
+		return bad(why, size, "expected a JSON object");
+	int r = known_keys(j, "", keys, why, size);
+	if (r == 0)
+		r = get_string(j, "data_dir", "", c->data_dir, sizeof(c->data_dir), why, size);
+	if (r == 0 && c->data_dir[0] && c->data_dir[0] != '/')
+		return bad(why, size, "data_dir: expected an absolute path");
+	char listen[96] = "";
+	if (r == 0)
+		r = get_string(j, "listen", "", listen, sizeof(listen), why, size);
+	if (r == 0 && listen[0]) {
+		char *colon = strrchr(listen, ':');
+		uint64_t port;
+		if (!colon || colon == listen ||
+		    (size_t)(colon - listen) >= sizeof(c->listen_host) ||
+		    parse_u64(colon + 1, 65535, &port) < 0 || port == 0)
+			return bad(why, size,
+			           "listen: expected ADDRESS:PORT, such as 127.0.0.1:7878");
+		*colon = '\0';
+		snprintf(c->listen_host, sizeof(c->listen_host), "%s", listen);
+		c->listen_port = (unsigned)port;
+	}
+	uint64_t v = c->max_concurrent;
+	if (r == 0)
+		r = get_uint(j, "max_concurrent", "", 1, 256, &v, why, size);
+	c->max_concurrent = (unsigned)v;
+	if (r == 0 && json_object_get(j, "model"))
+		r = parse_model(json_object_get(j, "model"), &c->model, why, size);
+	json_t *groups = json_object_get(j, "groups");
+	if (r == 0 && groups && !json_is_array(groups))
+		return bad(why, size, "groups: expected a list");
+	size_t i;
+	json_t *g;
+	json_array_foreach(groups, i, g)
+	{
+		if (r < 0)
+			break;
+		if (c->n_groups >= CONFIG_MAX_GROUPS)
+			return bad(why, size, "groups: at most %d", CONFIG_MAX_GROUPS);
+		r = parse_group(g, i, &c->groups[c->n_groups], why, size);
+		c->n_groups++;
+		for (size_t k = 0; r == 0 && k + 1 < c->n_groups; k++)
+			if (strcmp(c->groups[k].id, c->groups[c->n_groups - 1].id) == 0)
+				r = bad(why, size, "groups[%zu].id: \"%s\" is used twice", i,
+				        c->groups[k].id);
+	}
+	if (r == 0 && c->n_groups == 0)
+		return bad(why, size, "groups: at least one group is needed");
+	json_t *tg = json_object_get(j, "telegram");
+	if (r == 0 && tg) {
+		if (!json_is_object(tg))
+			return bad(why, size, "telegram: expected an object");
+		static const char *const tkeys[] = {"token_env", "base_url", "chats", NULL};
+		r = known_keys(tg, "telegram", tkeys, why, size);
+		const char *k;
+		json_t *gv;
+		json_object_foreach(json_object_get(tg, "chats"), k, gv)
+		{
+			if (r == 0 &&
+			    (!json_is_string(gv) || !config_group(c, json_string_value(gv))))
+				r = bad(why, size,
+				        "telegram.chats.%s: expected the id of a configured group",
+				        k);
+		}
+		c->telegram = true;
+	}
+	return r;
+}
+
+void
+config_done(struct daemon_config *c)
+{
+	for (size_t i = 0; i < c->n_groups; i++)
+		for (size_t k = 0; k < c->groups[i].n_allow; k++)
+			free(c->groups[i].allow[k]);
+	c->n_groups = 0;
+}
+
+const struct group_config *
+config_group(const struct daemon_config *c, const char *id)
+{
+	for (size_t i = 0; i < c->n_groups; i++)
+		if (strcmp(c->groups[i].id, id) == 0)
+			return &c->groups[i];
+	return NULL;
+}
+
+char *
+config_default_text(const char *data_dir)
+{
+	_cleanup_json_ json_t *j =
+	    json_pack("{s:s,s:s,s:i,s:{s:s,s:s},s:[{s:s,s:b}]}", "data_dir", data_dir, "listen",
+	              "127.0.0.1:7878", "max_concurrent", 4, "model", "provider", "anthropic",
+	              "api_key_env", "ANTHROPIC_API_KEY", "groups", "id", "main", "main", 1);
+	return j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+}
+
+static int
+mkdir_p(const char *path, mode_t mode)
+{
+	char buf[1024];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *s = buf + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return NEG_ERRNO();
+		*s = '/';
+	}
+	return mkdir(buf, mode) < 0 && errno != EEXIST ? NEG_ERRNO() : 0;
+}
+
+int
+config_load(const char *path, struct daemon_config *c, bool *ret_created, char *why, size_t size)
+{
+	*ret_created = false;
+	char *buf = malloc(CONFIG_FILE_MAX);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t n = read_file_at(AT_FDCWD, path, buf, CONFIG_FILE_MAX);
+	if (n == -ENOENT) {
+		/* First start: a default the user can edit, with the data folder beside it. */
+		const char *home = getenv("HOME");
+		char data[600];
+		snprintf(data, sizeof(data), "%s/.local/share/clawbox",
+		         home && *home ? home : "/var/lib");
+		_cleanup_free_ char *text = config_default_text(data);
+		char dir[1024];
+		snprintf(dir, sizeof(dir), "%s", path);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			(void)mkdir_p(dir, 0700);
+		}
+		int r = text ? write_file_at(AT_FDCWD, path, text, 0600) : -ENOMEM;
+		if (r < 0) {
+			free(buf);
+			return bad(why, size, "cannot write a default configuration to %s: %s",
+			           path, strerror(-r));
+		}
+		*ret_created = true;
+		n = read_file_at(AT_FDCWD, path, buf, CONFIG_FILE_MAX);
+	}
+	if (n < 0) {
+		free(buf);
+		return bad(why, size, "%s: %s", path,
+		           n == -EFBIG ? "larger than 1 MiB" : strerror((int)-n));
+	}
+	int r = config_parse(buf, c, why, size);
+	free(buf);
+	return r;
+}

@@ -1,0 +1,66 @@
+/*
+ * config.h: the daemon's configuration, one JSON file (~/.config/clawbox/config.json or
+ * --config), checked whole at start: an unknown key, a wrong type or a bad value is an error
+ * that names the key ("groups[1].memory: expected a size such as 256M"). A missing file is
+ * written with defaults on first start.
+ *
+ * The configuration is the operator's: nothing the agent can write is read from it, and the
+ * file is never mounted into a sandbox.
+ */
+#ifndef CLAWBOX_CONFIG_H
+#define CLAWBOX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_GROUPS   64
+#define CONFIG_MAX_ALLOW    64
+#define CONFIG_GROUP_ID_MAX 64
+#define CONFIG_FILE_MAX     (1u << 20)
+
+struct group_config {
+	char id[CONFIG_GROUP_ID_MAX]; /* [a-z0-9_-], also the folder name */
+	bool main;                    /* may act on other groups */
+	char trigger[64];             /* in group chats, only messages with it reach the agent */
+	char *allow[CONFIG_MAX_ALLOW];
+	size_t n_allow;
+	uint64_t memory_bytes; /* 0: the sandbox default */
+};
+
+struct model_config {
+	char provider[16];  /* anthropic | openai */
+	char base_url[512]; /* "" : the provider's */
+	char model[128];    /* "" : the agent's default */
+	char api_key_env[64];
+	char api_key_file[512];
+	uint64_t max_tokens; /* 0: the agent's default */
+};
+
+struct daemon_config {
+	char data_dir[512];
+	char listen_host[64];
+	unsigned listen_port;
+	unsigned max_concurrent;
+	struct model_config model;
+	struct group_config groups[CONFIG_MAX_GROUPS];
+	size_t n_groups;
+	bool telegram; /* configured (the channel itself comes later) */
+};
+
+void config_done(struct daemon_config *c);
+
+/* Parses the JSON text. 0, or -EINVAL with one line in why ("groups[0].id: ..."). */
+int config_parse(const char *text, struct daemon_config *ret, char *why, size_t why_size);
+
+/* Loads path; when it does not exist, writes the default configuration there first (0600,
+ * parent folders made) and says so in *ret_created. */
+int config_load(const char *path, struct daemon_config *ret, bool *ret_created, char *why,
+                size_t why_size);
+
+/* The default configuration's text, data_dir filled in. Owned by the caller. */
+char *config_default_text(const char *data_dir);
+
+const struct group_config *config_group(const struct daemon_config *c, const char *id);
+
+#endif

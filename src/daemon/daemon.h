@@ -1,0 +1,55 @@
+/*
+ * daemon.h: `clawbox serve`, the trusted side. One libevent loop runs the HTTP API, the
+ * per-group queues and the invocations. It never clones: each invocation is a `clawbox ask
+ * --json` it spawns (the sandbox launcher, the egress proxy and the agent are that process's
+ * business), whose events it reads from a pipe. It decides from its own state only: which
+ * group a run was started for is what it recorded when it started it.
+ */
+#ifndef CLAWBOX_DAEMON_H
+#define CLAWBOX_DAEMON_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "store.h"
+
+#define DAEMON_BODY_MAX   (64 * 1024) /* an API request body */
+#define DAEMON_TEXT_MAX   (32 * 1024) /* one message's text */
+#define DAEMON_REPLY_MAX  (1u << 20)  /* what is kept of one reply */
+#define DAEMON_TOKEN_FILE "api-token"
+
+struct run;
+
+struct daemon {
+	struct daemon_config cfg;
+	const char *config_path;
+	struct store *store;
+	struct event_base *base;
+	struct evhttp *http;
+	struct event *sigchld, *sigterm, *sigint;
+	char token[65];
+	char origin[128];       /* what a browser's Origin must be */
+	char clawbox[PATH_MAX]; /* the clawbox executable, next to ours */
+	struct run *runs;       /* in progress */
+	unsigned running;
+	bool stopping;
+	uint64_t http_requests, http_refused, runs_started, runs_failed;
+};
+
+/* Runner (runner.c). */
+/* Starts what the queues and the cap allow. */
+void runner_kick(struct daemon *d);
+/* A child exited (from SIGCHLD). */
+void runner_reap(struct daemon *d);
+/* Kills every run (on shutdown); their messages stay 'running' and are queued again at the
+ * next start. */
+void runner_stop_all(struct daemon *d);
+
+/* HTTP API (api.c). 0, or -errno after one line on stderr. */
+int api_start(struct daemon *d);
+
+#endif

@@ -1,0 +1,386 @@
+/*
+ * runner.c: the per-group FIFO queues and the invocations. A group has at most one run at a
+ * time and the daemon at most max_concurrent; messages that arrive while their group's agent
+ * runs wait in the store for the next run, one run per message, in order. A run is a spawned
+ * `clawbox ask --json` for that group (its folder, its allowlist, its limits), its prompt on
+ * an anonymous file as stdin, its events read from a pipe; the reply is stored in the same
+ * transaction that marks the message answered.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "dbuf.h"
+#include "fd-util.h"
+#include "json-util.h"
+#include "log.h"
+#include "text.h"
+
+#define EVENT_LINE_MAX (40u << 20)
+#define ARGV_MAX       (32 + 2 * CONFIG_MAX_ALLOW)
+
+struct run {
+	struct daemon *d;
+	struct run *next;
+	pid_t pid;
+	char group[CONFIG_GROUP_ID_MAX];
+	int64_t message;
+	struct bufferevent *out, *err;
+	struct dbuf reply;
+	bool reply_cut;
+	struct store_usage usage;
+	char status[16];
+	char why[600];
+	bool exited, out_done, err_done;
+	int exit_status;
+};
+
+static bool
+group_running(struct daemon *d, const char *group)
+{
+	for (struct run *r = d->runs; r; r = r->next)
+		if (strcmp(r->group, group) == 0)
+			return true;
+	return false;
+}
+
+/* The folder of a group under the data folder, made if missing; as root, owned by the
+ * sandbox's uid outside (65533), which must write to it. */
+static int
+group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size_t size)
+{
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s/%s", d->cfg.data_dir, kind);
+	if (mkdir(parent, 0700) < 0 && errno != EEXIST)
+		return NEG_ERRNO();
+	if (snprintf(buf, size, "%s/%s", parent, group) >= (int)size)
+		return -ENAMETOOLONG;
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return NEG_ERRNO();
+	if (geteuid() == 0 && chown(buf, 65533, 65533) < 0)
+		return NEG_ERRNO();
+	return 0;
+}
+
+static void
+finish(struct run *r)
+{
+	struct daemon *d = r->d;
+	if (!r->exited || !r->out_done || !r->err_done)
+		return;
+	bool ok = strcmp(r->status, "answered") == 0 && r->exit_status == 0;
+	if (!ok) {
+		/* The user gets a reply either way: what the agent said, and why it stopped. */
+		if (!r->why[0])
+			snprintf(r->why, sizeof(r->why),
+			         "the agent ended without an answer (status %d)", r->exit_status);
+		(void)dbuf_printf(&r->reply, "%s[clawbox: %s]", r->reply.len ? "\n\n" : "", r->why);
+		d->runs_failed++;
+	}
+	int e = store_finish(d->store, r->message, r->group, dbuf_str(&r->reply), !ok, &r->usage);
+	if (e < 0)
+		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
+		          (long long)r->message, store_error(d->store));
+	/* unlink */
+	for (struct run **p = &d->runs; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	d->running--;
+	bufferevent_free(r->out);
+	bufferevent_free(r->err);
+	dbuf_done(&r->reply);
+	free(r);
+	runner_kick(d);
+}
+
+static void
+on_event_line(struct run *r, const char *line, size_t len)
+{
+	_cleanup_json_ json_t *ev = json_loadb(line, len, 0, NULL);
+	const char *type = json_get_str(ev, "type");
+	if (!type)
+		return;
+	if (strcmp(type, "text") == 0) {
+		json_t *t = json_object_get(ev, "text");
+		if (dbuf_append_capped(&r->reply, json_string_value(t), json_string_length(t)))
+			r->reply_cut = true;
+	} else if (strcmp(type, "done") == 0) {
+		json_t *u = json_object_get(ev, "usage");
+		r->usage.input = json_get_u64(u, "input_tokens");
+		r->usage.output = json_get_u64(u, "output_tokens");
+		r->usage.cache_write = json_get_u64(u, "cache_write_tokens");
+		r->usage.cache_read = json_get_u64(u, "cache_read_tokens");
+		snprintf(r->status, sizeof(r->status), "%s", json_get_str(ev, "status") ?: "");
+		snprintf(r->why, sizeof(r->why), "%s", json_get_str(ev, "message") ?: "");
+	}
+}
+
+static void
+read_out(struct bufferevent *bev, void *arg)
+{
+	struct run *r = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len;
+	char *line;
+	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+		on_event_line(r, line, len);
+		free(line);
+	}
+	if (evbuffer_get_length(in) > EVENT_LINE_MAX) /* no end of line in sight */
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void
+read_err(struct bufferevent *bev, void *arg)
+{
+	struct run *r = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len;
+	char *line;
+	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+		char clean[1024];
+		size_t n = text_sanitize(line, len < sizeof(clean) ? len : sizeof(clean), clean);
+		log_warn("[%s] %.*s", r->group, (int)n, clean);
+		free(line);
+	}
+	if (evbuffer_get_length(in) > 64 * 1024)
+		evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void
+pipe_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct run *r = arg;
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if (bev == r->out) {
+		read_out(bev, r);
+		r->out_done = true;
+	} else {
+		read_err(bev, r);
+		r->err_done = true;
+	}
+	bufferevent_disable(bev, EV_READ);
+	finish(r);
+}
+
+/* The prompt as an anonymous file: the child's stdin, never on a command line. */
+static int
+prompt_file(const char *text)
+{
+	int fd = memfd_create("prompt", MFD_CLOEXEC);
+	if (fd < 0)
+		return NEG_ERRNO();
+	int r = write_all(fd, text, strlen(text));
+	if (r >= 0 && lseek(fd, 0, SEEK_SET) < 0)
+		r = NEG_ERRNO();
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+static int
+start_run(struct daemon *d, const char *group)
+{
+	const struct group_config *g = config_group(&d->cfg, group);
+	if (!g)
+		return -ENOENT;
+	int64_t id;
+	_cleanup_free_ char *text = NULL;
+	int e = store_take_next(d->store, group, &id, &text);
+	if (e < 0)
+		return e;
+
+	char ws[PATH_MAX], session[PATH_MAX], memory[PATH_MAX + 32], mem_size[32], max_tokens[32];
+	const char *argv[ARGV_MAX];
+	size_t n = 0;
+	if ((e = group_dir(d, "groups", group, ws, sizeof(ws))) < 0 ||
+	    (e = group_dir(d, "sessions", group, session, sizeof(session))) < 0) {
+		log_error("[%s] cannot make its folders: %s", group, strerror(-e));
+		(void)store_finish(d->store, id, group, "[clawbox: the group's folder is unusable]",
+		                   true, NULL);
+		return e;
+	}
+	argv[n++] = d->clawbox;
+	argv[n++] = "ask";
+	argv[n++] = "--json";
+	argv[n++] = "--workspace";
+	argv[n++] = ws;
+	argv[n++] = "--rw";
+	argv[n++] = "--session";
+	argv[n++] = session;
+	argv[n++] = "--provider";
+	argv[n++] = d->cfg.model.provider;
+	if (d->cfg.model.model[0]) {
+		argv[n++] = "--model";
+		argv[n++] = d->cfg.model.model;
+	}
+	if (d->cfg.model.base_url[0]) {
+		argv[n++] = "--base-url";
+		argv[n++] = d->cfg.model.base_url;
+	}
+	if (d->cfg.model.max_tokens) {
+		snprintf(max_tokens, sizeof(max_tokens), "%llu",
+		         (unsigned long long)d->cfg.model.max_tokens);
+		argv[n++] = "--max-tokens";
+		argv[n++] = max_tokens;
+	}
+	if (d->cfg.model.api_key_env[0]) {
+		argv[n++] = "--key-env";
+		argv[n++] = d->cfg.model.api_key_env;
+	}
+	if (d->cfg.model.api_key_file[0]) {
+		argv[n++] = "--key-file";
+		argv[n++] = d->cfg.model.api_key_file;
+	}
+	for (size_t i = 0; i < g->n_allow; i++) {
+		argv[n++] = "--allow";
+		argv[n++] = g->allow[i];
+	}
+	if (g->memory_bytes) {
+		snprintf(mem_size, sizeof(mem_size), "%lluK",
+		         (unsigned long long)(g->memory_bytes >> 10));
+		argv[n++] = "--memory";
+		argv[n++] = mem_size;
+	}
+	snprintf(memory, sizeof(memory), "%s/global/AGENTS.md", d->cfg.data_dir);
+	struct stat st;
+	if (stat(memory, &st) == 0 && S_ISREG(st.st_mode)) {
+		argv[n++] = "--global-memory";
+		argv[n++] = memory;
+	}
+	argv[n++] = "-";
+	argv[n] = NULL;
+
+	int in = prompt_file(text);
+	int out[2] = {-1, -1}, err[2] = {-1, -1};
+	if (in < 0 || pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0 ||
+	    pipe2(err, O_CLOEXEC | O_NONBLOCK) < 0) {
+		e = in < 0 ? in : NEG_ERRNO();
+		goto fail;
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		e = NEG_ERRNO();
+		goto fail;
+	}
+	if (pid == 0) {
+		/* ask, and with it the sandbox, dies with the daemon: a restart finds no orphan
+		 * and queues the message again. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(125);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (dup2(in, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
+			_exit(125);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(in);
+	close(out[1]);
+	close(err[1]);
+
+	struct run *r = calloc(1, sizeof(*r));
+	if (!r) {
+		kill(pid, SIGKILL);
+		close(out[0]);
+		close(err[0]);
+		return -ENOMEM; /* reaped by runner_reap as an unknown child; queued again at start
+		                 */
+	}
+	r->d = d;
+	r->pid = pid;
+	r->message = id;
+	snprintf(r->group, sizeof(r->group), "%s", group);
+	dbuf_init(&r->reply, DAEMON_REPLY_MAX);
+	r->out = bufferevent_socket_new(d->base, out[0], BEV_OPT_CLOSE_ON_FREE);
+	r->err = bufferevent_socket_new(d->base, err[0], BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(r->out, read_out, NULL, pipe_event, r);
+	bufferevent_setcb(r->err, read_err, NULL, pipe_event, r);
+	bufferevent_enable(r->out, EV_READ);
+	bufferevent_enable(r->err, EV_READ);
+	r->next = d->runs;
+	d->runs = r;
+	d->running++;
+	d->runs_started++;
+	return 0;
+fail:
+	if (in >= 0)
+		close(in);
+	for (int i = 0; i < 2; i++) {
+		if (out[i] >= 0)
+			close(out[i]);
+		if (err[i] >= 0)
+			close(err[i]);
+	}
+	log_error("[%s] cannot start the agent: %s", group, strerror(-e));
+	(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]", true,
+	                   NULL);
+	return e;
+}
+
+void
+runner_kick(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	_cleanup_json_ json_t *groups = NULL;
+	if (store_queued_groups(d->store, &groups) < 0) {
+		log_error("cannot read the queues: %s", store_error(d->store));
+		return;
+	}
+	size_t i;
+	json_t *g;
+	json_array_foreach(groups, i, g)
+	{
+		if (d->running >= d->cfg.max_concurrent)
+			break;
+		const char *group = json_string_value(g);
+		if (!group_running(d, group))
+			(void)start_run(d, group);
+	}
+}
+
+void
+runner_reap(struct daemon *d)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (struct run *r = d->runs; r; r = r->next) {
+			if (r->pid != pid)
+				continue;
+			r->exited = true;
+			r->exit_status =
+			    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+			finish(r);
+			break;
+		}
+	}
+}
+
+void
+runner_stop_all(struct daemon *d)
+{
+	d->stopping = true;
+	for (struct run *r = d->runs; r; r = r->next)
+		kill(r->pid, SIGTERM);
+}

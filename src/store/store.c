@@ -1,0 +1,411 @@
+/*
+ * store.c: see store.h. One connection, prepared statements per call (the daemon's rate of
+ * writes is a few per message), synchronous=FULL in WAL mode so that a commit survives a power
+ * cut, not only a crash.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json-util.h"
+#include "macro.h"
+#include "store.h"
+
+struct store {
+	sqlite3 *db;
+	char error[256];
+};
+
+/* Migrations, in order: migrations[i] brings version i to i+1. Never edit one that has
+ * shipped; add the next. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE groups (id TEXT PRIMARY KEY, created INTEGER NOT NULL);"
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  group_id TEXT NOT NULL REFERENCES groups(id),"
+    "  direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),"
+    "  sender TEXT NOT NULL DEFAULT '',"
+    "  text TEXT NOT NULL,"
+    "  time INTEGER NOT NULL,"
+    /* in: queued -> running -> answered | failed; out: sent */
+    "  status TEXT NOT NULL,"
+    "  reply_to INTEGER REFERENCES messages(id));"
+    "CREATE INDEX messages_group ON messages(group_id, id);"
+    "CREATE INDEX messages_status ON messages(status, id);"
+    "CREATE TABLE usage ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, group_id TEXT NOT NULL,"
+    "  message_id INTEGER, input INTEGER NOT NULL, output INTEGER NOT NULL,"
+    "  cache_write INTEGER NOT NULL, cache_read INTEGER NOT NULL);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, group_id TEXT NOT NULL,"
+    "  action TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL);",
+};
+
+static int
+fail(struct store *s)
+{
+	snprintf(s->error, sizeof(s->error), "%s", sqlite3_errmsg(s->db));
+	return -EIO;
+}
+
+const char *
+store_error(const struct store *s)
+{
+	return s->error;
+}
+
+static int
+exec(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(s->error, sizeof(s->error), "%s", msg ? msg : "error");
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+static int
+migrate(struct store *s)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return fail(s);
+	int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+	sqlite3_finalize(st);
+	if (version < 0)
+		return fail(s);
+	if (version > (int)ARRAY_SIZE(migrations)) {
+		snprintf(s->error, sizeof(s->error),
+		         "the store is of a newer clawbox (schema %d, this one knows %d)", version,
+		         (int)ARRAY_SIZE(migrations));
+		return -EPROTO;
+	}
+	for (int v = version; v < (int)ARRAY_SIZE(migrations); v++) {
+		char bump[64];
+		snprintf(bump, sizeof(bump), "PRAGMA user_version = %d;", v + 1);
+		int r = exec(s, "BEGIN IMMEDIATE");
+		if (r == 0)
+			r = exec(s, migrations[v]);
+		if (r == 0)
+			r = exec(s, bump);
+		if (r == 0)
+			r = exec(s, "COMMIT");
+		if (r < 0) {
+			(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return r;
+		}
+	}
+	return 0;
+}
+
+int
+store_open(const char *path, struct store **ret)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	int rc = sqlite3_open_v2(
+	    path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	int r = rc == SQLITE_OK ? 0 : -EIO;
+	if (r < 0)
+		snprintf(s->error, sizeof(s->error), "%s",
+		         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	if (r == 0) {
+		sqlite3_busy_timeout(s->db, 5000);
+		r = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+		            "PRAGMA foreign_keys = ON;");
+	}
+	if (r == 0)
+		r = migrate(s);
+	if (r < 0) {
+		/* The caller reports why (store_error), then calls store_close(). */
+		sqlite3_close(s->db);
+		s->db = NULL;
+		*ret = s; /* with db NULL: only store_error() and store_close() are valid */
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+void
+store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->db)
+		sqlite3_close(s->db);
+	free(s);
+}
+
+/* Prepares sql and binds the arguments, described by types: 't' text, 'i' int64. */
+static int
+prepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *types, ...)
+{
+	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+		return fail(s);
+	va_list ap;
+	va_start(ap, types);
+	int rc = SQLITE_OK;
+	for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
+		if (types[i] == 't')
+			rc = sqlite3_bind_text(*st, i + 1, va_arg(ap, const char *), -1,
+			                       SQLITE_TRANSIENT);
+		else
+			rc = sqlite3_bind_int64(*st, i + 1, va_arg(ap, int64_t));
+	}
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(*st);
+		return fail(s);
+	}
+	return 0;
+}
+
+/* Runs a statement that returns no rows. */
+static int
+run(struct store *s, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return fail(s);
+	va_list ap;
+	va_start(ap, types);
+	int rc = SQLITE_OK;
+	for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
+		if (types[i] == 't')
+			rc = sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1,
+			                       SQLITE_TRANSIENT);
+		else
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+	}
+	va_end(ap);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : fail(s);
+}
+
+static int64_t
+now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+int
+store_group_ensure(struct store *s, const char *group)
+{
+	return run(s, "INSERT OR IGNORE INTO groups (id, created) VALUES (?, ?)", "ti", group,
+	           now_s());
+}
+
+int
+store_message_in(struct store *s, const char *group, const char *sender, const char *text,
+                 int64_t *ret_id)
+{
+	int r = run(s,
+	            "INSERT INTO messages (group_id, direction, sender, text, time, status) "
+	            "VALUES (?, 'in', ?, ?, ?, 'queued')",
+	            "ttti", group, sender ? sender : "", text, now_s());
+	if (r == 0)
+		*ret_id = sqlite3_last_insert_rowid(s->db);
+	return r;
+}
+
+static json_t *
+column_json(sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+		return json_integer((json_int_t)sqlite3_column_int64(st, i));
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return json_null();
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	return json_string(t ? t : "");
+}
+
+/* Every row of a prepared statement as an object with the given member names. */
+static int
+rows(struct store *s, sqlite3_stmt *st, const char *const *names, json_t **ret)
+{
+	json_t *arr = json_array();
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *o = json_object();
+		for (int i = 0; names[i]; i++)
+			json_object_set_new(o, names[i], column_json(st, i));
+		json_array_append_new(arr, o);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return fail(s);
+	}
+	*ret = arr;
+	return 0;
+}
+
+int
+store_messages_after(struct store *s, const char *group, int64_t after, json_t **ret)
+{
+	static const char *const names[] = {"id", "direction", "text", "sender", "time", NULL};
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT id, direction, text, sender, time FROM messages "
+	                "WHERE group_id = ? AND id > ? ORDER BY id LIMIT ?",
+	                "tii", group, after, (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_take_next(struct store *s, const char *group, int64_t *ret_id, char **ret_text)
+{
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT id, text FROM messages WHERE group_id = ? AND direction = 'in' "
+	                "AND status = 'queued' ORDER BY id LIMIT 1",
+	                "t", group);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return rc == SQLITE_DONE ? -ENOENT : fail(s);
+	}
+	int64_t id = sqlite3_column_int64(st, 0);
+	char *text = strdup((const char *)sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	if (!text)
+		return -ENOMEM;
+	r = run(s, "UPDATE messages SET status = 'running' WHERE id = ?", "i", id);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	*ret_id = id;
+	*ret_text = text;
+	return 0;
+}
+
+int
+store_queued_groups(struct store *s, json_t **ret)
+{
+	static const char *const names[] = {"group", NULL};
+	sqlite3_stmt *st;
+	int r =
+	    prepare(s, &st,
+	            "SELECT group_id FROM messages WHERE direction = 'in' AND status = 'queued' "
+	            "GROUP BY group_id ORDER BY MIN(id)",
+	            "");
+	json_t *objs;
+	if (r < 0 || (r = rows(s, st, names, &objs)) < 0)
+		return r;
+	json_t *arr = json_array();
+	size_t i;
+	json_t *o;
+	json_array_foreach(objs, i, o) json_array_append(arr, json_object_get(o, "group"));
+	json_decref(objs);
+	*ret = arr;
+	return 0;
+}
+
+int
+store_finish(struct store *s, int64_t in_id, const char *group, const char *reply, bool failed,
+             const struct store_usage *u)
+{
+	int r = exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	if (reply && *reply)
+		r = run(s,
+		        "INSERT INTO messages (group_id, direction, sender, text, time, status, "
+		        "reply_to) "
+		        "VALUES (?, 'out', 'clawbox', ?, ?, 'sent', ?)",
+		        "ttii", group, reply, now_s(), in_id);
+	if (r == 0)
+		r = run(s, "UPDATE messages SET status = ? WHERE id = ?", "ti",
+		        failed ? "failed" : "answered", in_id);
+	if (r == 0 && u)
+		r = run(
+		    s,
+		    "INSERT INTO usage (time, group_id, message_id, input, output, cache_write, "
+		    "cache_read) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		    "itiiiii", now_s(), group, in_id, (int64_t)u->input, (int64_t)u->output,
+		    (int64_t)u->cache_write, (int64_t)u->cache_read);
+	if (r == 0)
+		return exec(s, "COMMIT");
+	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int
+store_requeue_running(struct store *s)
+{
+	int r = run(s, "UPDATE messages SET status = 'queued' WHERE status = 'running'", "");
+	return r < 0 ? r : sqlite3_changes(s->db);
+}
+
+int
+store_audit(struct store *s, const char *group, const char *action, const char *decision,
+            const char *reason)
+{
+	return run(s,
+	           "INSERT INTO audit (time, group_id, action, decision, reason) "
+	           "VALUES (?, ?, ?, ?, ?)",
+	           "itttt", now_s(), group, action, decision, reason ? reason : "");
+}
+
+int
+store_audit_after(struct store *s, int64_t after, json_t **ret)
+{
+	static const char *const names[] = {"id",       "time",   "group", "action",
+	                                    "decision", "reason", NULL};
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT id, time, group_id, action, decision, reason FROM audit "
+	                "WHERE id > ? ORDER BY id LIMIT ?",
+	                "ii", after, (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_counts(struct store *s, struct store_counts *ret)
+{
+	sqlite3_stmt *st;
+	int r = prepare(
+	    s, &st,
+	    "SELECT (SELECT COUNT(*) FROM messages WHERE direction = 'in'),"
+	    " (SELECT COUNT(*) FROM messages WHERE direction = 'out'),"
+	    " (SELECT COUNT(*) FROM messages WHERE status = 'queued'),"
+	    " (SELECT COUNT(*) FROM messages WHERE status = 'running'),"
+	    " (SELECT COUNT(*) FROM messages WHERE status = 'failed'),"
+	    " (SELECT TOTAL(input) FROM usage), (SELECT TOTAL(output) FROM usage),"
+	    " (SELECT TOTAL(cache_write) FROM usage), (SELECT TOTAL(cache_read) FROM usage)",
+	    "");
+	if (r < 0)
+		return r;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return fail(s);
+	}
+	struct store_counts c = {
+	    .messages_in = sqlite3_column_int64(st, 0),
+	    .messages_out = sqlite3_column_int64(st, 1),
+	    .queued = sqlite3_column_int64(st, 2),
+	    .running = sqlite3_column_int64(st, 3),
+	    .failed = sqlite3_column_int64(st, 4),
+	    .usage = {(uint64_t)sqlite3_column_double(st, 5),
+	              (uint64_t)sqlite3_column_double(st, 6),
+	              (uint64_t)sqlite3_column_double(st, 7),
+	              (uint64_t)sqlite3_column_double(st, 8)},
+	};
+	sqlite3_finalize(st);
+	*ret = c;
+	return 0;
+}

@@ -1,0 +1,221 @@
+#!/bin/bash
+# test-daemon.sh: `clawbox serve` end to end: configuration checks that name the key, the
+# HTTP API (token, origin, limits, errors that store nothing), messages in and replies out
+# through real sandboxes and a fake model, per-group order under a concurrency cap, restart
+# persistence, and a SIGKILL of the daemon mid-invocation (one reply, no orphan).
+. "$(dirname "$0")/lib.sh"
+
+FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
+KEY=sk-ant-test-DAEMON-1111
+MPID= SPID=
+cleanup() {
+	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
+	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
+	wait 2>/dev/null
+	cleanup_work
+}
+trap cleanup EXIT
+
+# ---- configuration ----
+check_config() { # WANT-SUBSTRING JSON: --check-config fails, naming what is wrong
+	printf '%s' "$2" >"$WORK/bad.json"
+	"$CLAWBOX" serve --config "$WORK/bad.json" --check-config >"$WORK/out" 2>"$WORK/err"
+	local rc=$?
+	if [ $rc = 2 ] && grep -qF -- "$1" "$WORK/err" && [ "$(wc -l <"$WORK/err")" = 1 ]; then
+		ok "config error: $1"
+	else
+		not_ok "config error: $1 (exit $rc: $(cat "$WORK/err"))"
+	fi
+}
+check_config 'groups[1].memroy: unknown key' \
+	'{"groups": [{"id": "main", "main": true}, {"id": "family", "memroy": "256M"}]}'
+check_config 'groups[0].memory: expected a size' '{"groups": [{"id": "main", "memory": "lots"}]}'
+check_config 'groups[0].id: use lower-case' '{"groups": [{"id": "Main!"}]}'
+check_config 'groups[1].id: "main" is used twice' '{"groups": [{"id": "main"}, {"id": "main"}]}'
+check_config 'listen: expected ADDRESS:PORT' '{"listen": "7878", "groups": [{"id": "m"}]}'
+check_config 'max_concurrent: expected a whole number' '{"max_concurrent": 0, "groups": [{"id": "m"}]}'
+check_config 'model.provider: expected anthropic or openai' '{"model": {"provider": "x"}, "groups": [{"id": "m"}]}'
+check_config 'model.apikey: unknown key' '{"model": {"apikey": "x"}, "groups": [{"id": "m"}]}'
+check_config 'telegram.chats.12345: expected the id of a configured group' \
+	'{"groups": [{"id": "m"}], "telegram": {"chats": {"12345": "family"}}}'
+check_config 'not valid JSON' '{"groups": [}'
+check_config 'groups: at least one group' '{"groups": []}'
+check_config 'data_dir: expected an absolute path' '{"data_dir": "rel", "groups": [{"id": "m"}]}'
+
+# The issue's example configuration, as written, is valid.
+cat >"$WORK/example.json" <<'JSON'
+{"data_dir": "/tmp/x", "listen": "127.0.0.1:7878", "max_concurrent": 4,
+ "model": {"provider": "anthropic", "base_url": "https://api.anthropic.com", "model": "m",
+           "api_key_env": "ANTHROPIC_API_KEY"},
+ "groups": [{"id": "main", "main": true},
+            {"id": "family", "trigger": "@claw", "allow": ["en.wikipedia.org"], "memory": "256M"}],
+ "telegram": {"token_env": "TELEGRAM_BOT_TOKEN", "base_url": "https://api.telegram.org",
+              "chats": {"12345": "family"}}}
+JSON
+"$CLAWBOX" serve --config "$WORK/example.json" --check-config >"$WORK/out" 2>&1
+check "the issue's example configuration is valid" grep -q "valid (2 groups)" "$WORK/out"
+
+# First start with no configuration: a default is written, and the daemon says what to set.
+mkdir -p "$WORK/home"
+PORT0=$((20000 + RANDOM % 20000))
+(HOME=$WORK/home env -u ANTHROPIC_API_KEY "$CLAWBOX" serve >"$WORK/first.out" 2>"$WORK/first.err" &
+	echo $! >"$WORK/first.pid"; wait) &
+wait_until 5 grep -qs "listening on" "$WORK/first.err"
+kill "$(cat "$WORK/first.pid")" 2>/dev/null
+wait_until 5 bash -c "! kill -0 $(cat "$WORK/first.pid") 2>/dev/null"
+check "first start writes a default configuration (0600)" \
+	test "$(stat -c %a "$WORK/home/.config/clawbox/config.json" 2>/dev/null)" = 600
+check "and says which key or base_url to set" grep -q "ANTHROPIC_API_KEY.*base_url" "$WORK/first.err"
+check "the data folder holds the store and a 0600 token" sh -c \
+	"test -s '$WORK/home/.local/share/clawbox/clawbox.db' && test \"\$(stat -c %a '$WORK/home/.local/share/clawbox/api-token')\" = 600"
+
+# ---- the daemon with a fake model ----
+cat >"$WORK/scenario.json" <<'JSON'
+{"turns": [], "default": {"reply": {"echo": true}, "delay_ms": 150}}
+JSON
+"$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" \
+	--key "$KEY" --forbid "$KEY" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport"
+MPORT=$(cat "$WORK/mport")
+PORT=$((20000 + RANDOM % 20000))
+DATA=$WORK/data
+{
+	printf '{"data_dir": "%s", "listen": "127.0.0.1:%s", "max_concurrent": 4,\n' "$DATA" "$PORT"
+	printf ' "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "MY_MODEL_KEY"},\n' "$MPORT"
+	printf ' "groups": [{"id": "main", "main": true}'
+	for g in $(seq 1 10); do printf ', {"id": "g%s"}' "$g"; done
+	printf ']}\n'
+} >"$WORK/config.json"
+
+start_daemon() {
+	MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+	SPID=$!
+	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+	TOKEN=$(cat "$DATA/api-token" 2>/dev/null)
+}
+api() { # METHOD PATH [BODY] [curl args...]: status in $CODE, body in $WORK/body
+	local m=$1 p=$2 b=${3:-}
+	shift 3 2>/dev/null || shift $#
+	CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $TOKEN" \
+		${b:+--data-binary "$b"} "$@" "http://127.0.0.1:$PORT$p")
+}
+start_daemon
+check "the daemon answers /healthz" test -n "$TOKEN"
+
+api POST /api/v1/groups/main/messages '{"text": "hello daemon", "sender": "ana"}'
+check "POST a message: 202 with its id ($CODE)" sh -c "[ $CODE = 202 ] && grep -q '\"id\"' '$WORK/body'"
+reply_count() { api GET "/api/v1/groups/$1/messages?after=0"; grep -o '"direction":"out"' "$WORK/body" | wc -l; }
+wait_until 20 sh -c "[ \$(curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/main/messages' | grep -o '\"direction\":\"out\"' | wc -l) -ge 1 ]"
+api GET "/api/v1/groups/main/messages?after=0"
+check "the reply is stored as an outgoing message" grep -q '"text":"echo: hello daemon"' "$WORK/body"
+check "with the sender of the question kept" grep -q '"sender":"ana"' "$WORK/body"
+check "the model got the key from the proxy, and no request held it in its body" \
+	sh -c "grep -q '\"ok\":true' '$WORK/model.log' && ! grep -q '\"ok\":false' '$WORK/model.log'"
+api GET /api/v1/groups ""
+check "GET /api/v1/groups lists the configured groups" \
+	sh -c "[ $CODE = 200 ] && grep -q '\"id\":\"g10\"' '$WORK/body' && grep -q '\"main\":true' '$WORK/body'"
+
+# API refusals: a clear 4xx and nothing stored.
+count_in() { api GET "/api/v1/groups/main/messages?after=0"; grep -o '"direction":"in"' "$WORK/body" | wc -l; }
+before=$(count_in)
+CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' -X POST --data '{"text":"x"}' "http://127.0.0.1:$PORT/api/v1/groups/main/messages")
+check "no token: 401 ($CODE)" test "$CODE" = 401
+CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H "Authorization: Bearer ${TOKEN}x" --data '{"text":"x"}' "http://127.0.0.1:$PORT/api/v1/groups/main/messages")
+check "a wrong token: 401 ($CODE)" test "$CODE" = 401
+CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -H "Origin: http://evil.example" --data '{"text":"x"}' "http://127.0.0.1:$PORT/api/v1/groups/main/messages")
+check "a request from another origin: 403 ($CODE)" test "$CODE" = 403
+head -c 70000 /dev/zero | tr '\0' a | sed 's/^/{"text":"/; s/$/"}/' >"$WORK/big.json"
+CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" --data-binary @"$WORK/big.json" "http://127.0.0.1:$PORT/api/v1/groups/main/messages")
+check "an oversized body: 413 ($CODE)" test "$CODE" = 413
+api POST /api/v1/groups/main/messages '{"text": '
+check "malformed JSON: 400 ($CODE)" test "$CODE" = 400
+api POST /api/v1/groups/main/messages '{"text": 5}'
+check "text not a string: 400 ($CODE)" test "$CODE" = 400
+api POST /api/v1/groups/nosuch/messages '{"text": "x"}'
+check "an unknown group: 404 ($CODE)" test "$CODE" = 404
+check "none of them stored anything" test "$(count_in)" = "$before"
+CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")
+check "/metrics in Prometheus text, counting the refusals" \
+	sh -c "[ $CODE = 200 ] && grep -q '^clawbox_http_refused_total [1-9]' '$WORK/body' && grep -q '^clawbox_messages_out_total 1' '$WORK/body'"
+
+# 50 messages across 10 groups at once: every one answered, per-group order kept, never more
+# than max_concurrent sandboxes at a time.
+for i in 1 2 3 4 5; do
+	for g in $(seq 1 10); do
+		curl -s -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" \
+			--data "{\"text\": \"g$g message $i\"}" "http://127.0.0.1:$PORT/api/v1/groups/g$g/messages" &
+	done
+	wait_until 5 true
+done
+max=0
+for _ in $(seq 1 600); do
+	n=$(pgrep -c -x clawbox-init)
+	[ "$n" -gt "$max" ] && max=$n
+	done_all=1
+	for g in 1 10; do
+		[ "$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/groups/g$g/messages" | grep -o '"direction":"out"' | wc -l)" -ge 5 ] || done_all=0
+	done
+	[ $done_all = 1 ] && [ "$(curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^clawbox_messages_out_total //p')" -ge 51 ] && break
+	sleep 0.05
+done
+check "all 50 answered" test "$(curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^clawbox_messages_out_total //p')" -ge 51
+check "never more than 4 sandboxes at once (saw $max)" test "$max" -le 4
+check "and more than one at a time (saw $max)" test "$max" -ge 2
+order_ok=1
+for g in $(seq 1 10); do
+	api GET "/api/v1/groups/g$g/messages?after=0"
+	# In each group: the replies, in order, answer the messages in the order they came.
+	ins=$(grep -o '"direction":"in","text":"[^"]*"' "$WORK/body" | sed 's/.*"text":"//; s/"$//')
+	outs=$(grep -o '"direction":"out","text":"echo: [^"]*"' "$WORK/body" | sed 's/.*"text":"echo: //; s/"$//')
+	[ "$ins" = "$outs" ] && [ "$(echo "$ins" | wc -l)" = 5 ] || { order_ok=0; echo "# g$g: in [$ins] out [$outs]"; }
+done
+check "each group's replies come in its messages' order" test $order_ok = 1
+
+# Restart: everything is still there.
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
+check_clean "after a clean stop nothing of any sandbox is left"
+start_daemon
+api GET "/api/v1/groups/g3/messages?after=0"
+check "after a restart the history is kept" test "$(grep -o '"direction":"out"' "$WORK/body" | wc -l)" = 5
+
+# SIGKILL mid-invocation: the restart answers the message exactly once, no orphan sandbox.
+kill "$MPID"
+wait "$MPID" 2>/dev/null
+cat >"$WORK/slow.json" <<'JSON'
+{"turns": [], "default": {"reply": {"echo": true}, "delay_ms": 2500}}
+JSON
+rm -f "$WORK/mport2"
+"$FAKE" --scenario "$WORK/slow.json" --log "$WORK/model2.log" --port-file "$WORK/mport2" --key "$KEY" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport2"
+sed -i "s/127.0.0.1:$MPORT/127.0.0.1:$(cat "$WORK/mport2")/" "$WORK/config.json"
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+start_daemon
+api POST /api/v1/groups/main/messages '{"text": "survive a crash"}'
+wait_until 10 pgrep -x clawbox-init >/dev/null
+wait_until 10 grep -q "survive a crash" "$WORK/model2.log"
+kill -9 "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
+wait_until 10 no_leftovers
+check_clean "SIGKILL of the daemon mid-invocation leaves no sandbox"
+if wait_until 5 bash -c "! pgrep -f 'clawbox-prox[y]|clawbox ask --jso[n]' >/dev/null"; then
+	ok "nor any agent or proxy"
+else
+	not_ok "nor any agent or proxy: $(pgrep -a -f 'clawbox-prox[y]|clawbox ask --jso[n]' | tr '\n' ';')"
+fi
+start_daemon
+check "the restart says it queued the interrupted message again" grep -q "queued again" "$WORK/serve.err"
+wait_until 20 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/main/messages' | grep -q 'echo: survive a crash'"
+api GET "/api/v1/groups/main/messages?after=0"
+check "the message is answered exactly once" \
+	test "$(grep -o '"text":"echo: survive a crash"' "$WORK/body" | wc -l)" = 1
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
+check_clean "nothing left at the end"
+done_testing
