@@ -64,9 +64,11 @@ DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
+DAEMON_UNIT := tests/unit/test-cron.c
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
-CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN),$(UNIT_BIN))
+DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
+CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
 HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
@@ -171,6 +173,11 @@ $(PROXY_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(PROXY_OBJ
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -Itests/unit -o $@ $< $(PROXY_OBJ) $(BASE_OBJ) \
 		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(DAEMON_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_daemon) -Itests/unit -o $@ $< $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_serve)
 $(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"

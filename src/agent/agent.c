@@ -368,6 +368,7 @@ agent_run(const struct agent_config *cfg, const char *prompt)
 	run.tool_env.proxy = cfg->client.proxy;
 	run.tool_env.have_proxy = cfg->client.proxy.port != 0;
 	run.tool_env.deadline_ms = run.deadline;
+	run.tool_env.host_socket = cfg->host_socket;
 
 	if (cfg->fresh) {
 		/* A new conversation: the old transcript is archived, not lost. */
@@ -390,7 +391,7 @@ agent_run(const struct agent_config *cfg, const char *prompt)
 	}
 	if (r > 0)
 		events_notice("%s", note);
-	run.tools = tools_schemas();
+	run.tools = tools_schemas(cfg->host_socket != NULL);
 	run.system = build_system(cfg);
 	int status;
 	if (!run.tools || !run.system) {

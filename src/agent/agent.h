@@ -32,7 +32,8 @@ struct agent_config {
 	uint64_t context_window;
 	unsigned compact_percent; /* compact when the context passes this share of the window */
 	unsigned max_retries;
-	bool fresh; /* start a new conversation (the old one is archived) */
+	bool fresh;              /* start a new conversation (the old one is archived) */
+	const char *host_socket; /* the daemon's host-action socket, or NULL */
 };
 
 /* Runs the invocation; returns an AGENT_EXIT_* status. Every outcome ends with a done event. */

@@ -157,6 +157,44 @@ static const struct tool tools[] = {
      "\"url\":{\"type\":\"string\"}},"
      "\"required\":[\"url\"],\"additionalProperties\":false}",
      tool_web_fetch, "url"},
+    /* Host actions: requests to the daemon, which decides (src/daemon/hostact.c). */
+    {"send_message", TOOL_HOST,
+     "Send a message to this group's chat now (or, from the main group only, to another "
+     "group's chat).",
+     "{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"},"
+     "\"group\":{\"type\":\"string\"}},\"required\":[\"text\"],"
+     "\"additionalProperties\":false}",
+     NULL, "text"},
+    {"send_file", TOOL_HOST,
+     "Send a file from the workspace to this group's chat (or, from the main group, "
+     "another's).",
+     "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"},"
+     "\"group\":{\"type\":\"string\"}},\"required\":[\"path\"],"
+     "\"additionalProperties\":false}",
+     NULL, "path"},
+    {"schedule_task", TOOL_HOST,
+     "Schedule a prompt to run later in this group: give exactly one of cron (\"0 9 * * *\", "
+     "in the group's time zone), every_seconds, or at (\"2026-11-27T09:00:00Z\"). The answer "
+     "goes to the group's chat.",
+     "{\"type\":\"object\",\"properties\":{\"prompt\":{\"type\":\"string\"},"
+     "\"cron\":{\"type\":\"string\"},\"every_seconds\":{\"type\":\"integer\","
+     "\"minimum\":1},\"at\":{\"type\":\"string\"},\"group\":{\"type\":\"string\"}},"
+     "\"required\":[\"prompt\"],\"additionalProperties\":false}",
+     NULL, "prompt"},
+    {"list_tasks", TOOL_HOST, "List this group's scheduled tasks.",
+     "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}", NULL, NULL},
+    {"pause_task", TOOL_HOST, "Pause a scheduled task of this group.",
+     "{\"type\":\"object\",\"properties\":{\"task_id\":{\"type\":\"integer\","
+     "\"minimum\":1}},\"required\":[\"task_id\"],\"additionalProperties\":false}",
+     NULL, NULL},
+    {"resume_task", TOOL_HOST, "Resume a paused task of this group.",
+     "{\"type\":\"object\",\"properties\":{\"task_id\":{\"type\":\"integer\","
+     "\"minimum\":1}},\"required\":[\"task_id\"],\"additionalProperties\":false}",
+     NULL, NULL},
+    {"cancel_task", TOOL_HOST, "Cancel a scheduled task of this group for good.",
+     "{\"type\":\"object\",\"properties\":{\"task_id\":{\"type\":\"integer\","
+     "\"minimum\":1}},\"required\":[\"task_id\"],\"additionalProperties\":false}",
+     NULL, NULL},
 };
 
 static const struct tool *
@@ -169,10 +207,12 @@ tool_find(const char *name)
 }
 
 json_t *
-tools_schemas(void)
+tools_schemas(bool with_host)
 {
 	json_t *out = json_array();
 	for (size_t i = 0; out && i < ARRAY_SIZE(tools); i++) {
+		if (tools[i].kind == TOOL_HOST && !with_host)
+			continue;
 		json_t *schema = json_loads(tools[i].schema, 0, NULL);
 		if (!schema) { /* a typo in the table above; the unit test catches it */
 			json_decref(out);
@@ -238,7 +278,7 @@ tools_check(const char *name, json_t *input, const char *invalid_input, char *wh
 		return snprintf(why, why_size,
 		                "the arguments are not a JSON object; send them as one, e.g. "
 		                "{\"%s\": ...}",
-		                t->summary_arg),
+		                t->summary_arg ? t->summary_arg : "..."),
 		       -EINVAL;
 	_cleanup_json_ json_t *schema = json_loads(t->schema, 0, NULL);
 	json_t *props = json_object_get(schema, "properties");
@@ -277,6 +317,16 @@ tools_run(const struct tool_env *env, const char *name, json_t *input, const cha
 		return;
 	}
 	const struct tool *t = tool_find(name);
+	if (t->kind == TOOL_HOST) {
+		if (!env->host_socket) {
+			tool_output_error(out,
+			                  "error: host actions are not available in this sandbox "
+			                  "(it was not started by the daemon)");
+			return;
+		}
+		tool_host_call(env, name, input, out);
+		return;
+	}
 	t->run(env, input, out);
 }
 
@@ -284,7 +334,7 @@ void
 tools_summary(const char *name, json_t *input, char *buf, size_t size)
 {
 	const struct tool *t = tool_find(name ? name : "");
-	const char *arg = t ? json_get_str(input, t->summary_arg) : NULL;
+	const char *arg = t && t->summary_arg ? json_get_str(input, t->summary_arg) : NULL;
 	char one[160];
 	size_t n = 0;
 	/* One line, printable, short. */

@@ -31,7 +31,8 @@
 struct tool_env {
 	struct http_proxy proxy; /* for web_fetch */
 	bool have_proxy;
-	int64_t deadline_ms; /* the invocation's; tools end by then too */
+	const char *host_socket; /* the daemon's host-action socket, or NULL (no host tools) */
+	int64_t deadline_ms;     /* the invocation's; tools end by then too */
 };
 
 /* A tool's output: capped, and how much was dropped. */
@@ -50,8 +51,9 @@ void tool_output_error(struct tool_output *o, const char *fmt, ...) _printf_(2, 
 /* The final text, with a truncation marker when something was dropped. Owned by o. */
 const char *tool_output_finish(struct tool_output *o);
 
-/* The schemas for the model: [{"name", "description", "input_schema"}] (new reference). */
-json_t *tools_schemas(void);
+/* The schemas for the model: [{"name", "description", "input_schema"}] (new reference). Host
+ * actions only with_host (the daemon gave this sandbox a socket). */
+json_t *tools_schemas(bool with_host);
 
 /* Checks input against the named tool's schema. 0, or -ENOENT (no such tool) / -EINVAL with
  * a reason in why. invalid_input (the raw text of arguments that were not a JSON object) or
@@ -74,6 +76,9 @@ void tool_edit(const struct tool_env *env, json_t *input, struct tool_output *ou
 void tool_glob(const struct tool_env *env, json_t *input, struct tool_output *out);
 void tool_grep(const struct tool_env *env, json_t *input, struct tool_output *out);
 void tool_web_fetch(const struct tool_env *env, json_t *input, struct tool_output *out);
+/* A host action: the checked arguments to the daemon, its answer back (tool-host.c). */
+void tool_host_call(const struct tool_env *env, const char *name, json_t *input,
+                    struct tool_output *out);
 
 /* HTML to readable text: tags dropped (script, style and comments with their content),
  * block elements as line breaks, entities decoded, whitespace collapsed. Appends to out. */

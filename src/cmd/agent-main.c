@@ -65,6 +65,8 @@ agent_usage(FILE *out)
 	        "                                window (default 80)\n"
 	        "  --max-retries N               on 429/5xx/529 (default 3)\n"
 	        "  --events                      JSON lines on stdout for the host to render\n"
+	        "  --host-socket PATH            the daemon's socket for host actions\n"
+	        "                                (send_message, schedule_task, ...)\n"
 	        "  -h, --help                    this text\n"
 	        "\n"
 	        "Exit status: 0 answered, 1 the model API failed, 2 bad usage, 3 a limit was\n"
@@ -90,6 +92,7 @@ enum {
 	OPT_COMPACT,
 	OPT_RETRIES,
 	OPT_EVENTS,
+	OPT_HOST_SOCKET,
 };
 
 static const struct option agent_options[] = {
@@ -111,6 +114,7 @@ static const struct option agent_options[] = {
     {"compact-at", required_argument, NULL, OPT_COMPACT},
     {"max-retries", required_argument, NULL, OPT_RETRIES},
     {"events", no_argument, NULL, OPT_EVENTS},
+    {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -259,6 +263,9 @@ cmd_agent(int argc, char **argv)
 			break;
 		case OPT_EVENTS:
 			events_set_json(true);
+			break;
+		case OPT_HOST_SOCKET:
+			cfg.host_socket = optarg;
 			break;
 		case 'h':
 			agent_usage(stdout);

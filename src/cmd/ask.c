@@ -35,12 +35,13 @@
 #include "sandbox.h"
 #include "text.h"
 
-#define AGENT_EXE_INSIDE "/opt/clawbox/clawbox"
-#define WORKSPACE_INSIDE "/workspace"
-#define STATE_INSIDE     "/state"
-#define MEMORY_INSIDE    "/memory/AGENTS.md"
-#define EVENT_LINE_MAX   (MODEL_REPLY_MAX * 2) /* a whole reply, JSON-escaped */
-#define ASK_EXIT_USAGE   2
+#define AGENT_EXE_INSIDE   "/opt/clawbox/clawbox"
+#define WORKSPACE_INSIDE   "/workspace"
+#define STATE_INSIDE       "/state"
+#define MEMORY_INSIDE      "/memory/AGENTS.md"
+#define HOST_SOCKET_INSIDE "/run/clawbox/host.sock"
+#define EVENT_LINE_MAX     (MODEL_REPLY_MAX * 2) /* a whole reply, JSON-escaped */
+#define ASK_EXIT_USAGE     2
 
 static void
 ask_usage(FILE *out)
@@ -89,6 +90,8 @@ ask_usage(FILE *out)
 	        "                               2000000, 200000, 80, 3)\n"
 	        "\n"
 	        "  -v, --verbose                show tool calls, retries and token usage\n"
+	        "  --host-socket PATH           the daemon's host-action socket (the daemon\n"
+	        "                               passes it; mounted into this sandbox only)\n"
 	        "  --json                       the agent's events as JSON lines on stdout (for\n"
 	        "                               programs; see src/agent/events.h)\n"
 	        "  --debug                      show the sandbox's set-up\n"
@@ -129,6 +132,7 @@ enum {
 	OPT_FETCH_CA_FILE,
 	OPT_JSON,
 	OPT_KEY_ENV,
+	OPT_HOST_SOCKET,
 };
 
 static const struct option ask_options[] = {
@@ -162,13 +166,14 @@ static const struct option ask_options[] = {
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
+    {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 struct ask {
 	const char *provider, *model, *base_url, *max_tokens, *key_file, *ca_file, *key_env;
-	const char *workspace, *session, *global_memory, *prompt_arg;
+	const char *workspace, *session, *global_memory, *prompt_arg, *host_socket;
 	bool rw, fresh, stream, verbose;
 	bool json; /* pass the agent's events on as JSON lines (for the daemon) */
 	const char *agent_opts[16][2]; /* limits passed through to the agent as given */
@@ -293,6 +298,9 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_JSON:
 			a->json = true;
+			break;
+		case OPT_HOST_SOCKET:
+			a->host_socket = optarg;
 			break;
 		case OPT_KEY_ENV:
 			if (!*optarg || strlen(optarg) > 64 ||
@@ -560,6 +568,8 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	}
 	if (memory[0] && (r = add_mount(spec, memory, MEMORY_INSIDE, false)) < 0)
 		return r;
+	if (a->host_socket && (r = add_mount(spec, a->host_socket, HOST_SOCKET_INSIDE, false)) < 0)
+		return r;
 
 	char id[32];
 	snprintf(id, sizeof(id), "ask-%d", (int)getpid());
@@ -598,6 +608,10 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	}
 	if (a->fresh)
 		agent_argv[i++] = "--new";
+	if (a->host_socket) {
+		agent_argv[i++] = "--host-socket";
+		agent_argv[i++] = HOST_SOCKET_INSIDE;
+	}
 	uint64_t max_time = 900;
 	for (size_t k = 0; k < a->n_agent_opts && i + 3 < max; k++) {
 		agent_argv[i++] = a->agent_opts[k][0];

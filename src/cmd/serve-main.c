@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "fd-util.h"
 #include "log.h"
+#include "tasks.h"
 
 static void
 serve_usage(FILE *out)
@@ -177,6 +178,9 @@ main(int argc, char **argv)
 		return 2;
 	}
 	d.config_path = config_path;
+	const char *offset = getenv("CLAWBOX_TEST_CLOCK_OFFSET");
+	if (offset && *offset) /* tests of missed runs: the scheduler lives this far ahead */
+		d.clock_offset = strtoll(offset, NULL, 10);
 	char why[512];
 	bool created;
 	if (config_load(config_path, &d.cfg, &created, why, sizeof(why)) < 0) {
@@ -251,6 +255,8 @@ main(int argc, char **argv)
 	event_add(d.sigint, NULL);
 	log_info("listening on %s (API token in %s/%s)", d.origin, d.cfg.data_dir,
 	         DAEMON_TOKEN_FILE);
+	if (scheduler_start(&d) < 0)
+		return 1;
 	runner_kick(&d); /* what was queued before a restart */
 	event_base_dispatch(d.base);
 
@@ -259,6 +265,8 @@ main(int argc, char **argv)
 	event_free(d.sigchld);
 	event_free(d.sigterm);
 	event_free(d.sigint);
+	if (d.scheduler)
+		event_free(d.scheduler);
 	event_base_free(d.base);
 	store_close(d.store);
 	config_done(&d.cfg);

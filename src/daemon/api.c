@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "daemon.h"
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
+#include "tasks.h"
 
 static void
 reply_json(struct evhttp_request *req, int status, json_t *body)
@@ -170,6 +172,95 @@ get_audit(struct daemon *d, struct evhttp_request *req)
 	reply_json(req, 200, json_pack("{s:o}", "entries", entries));
 }
 
+static json_t *
+task_view(struct daemon *d, json_t *t)
+{
+	const struct group_config *g = config_group(&d->cfg, json_get_str(t, "group"));
+	char desc[256], next[32] = "";
+	tasks_describe(json_get_str(t, "kind"), json_get_str(t, "spec"), g ? g->timezone : "", desc,
+	               sizeof(desc));
+	time_t n = (time_t)json_integer_value(json_object_get(t, "next_run"));
+	struct tm tm;
+	if (n > 0 && strcmp(json_get_str(t, "status"), "active") == 0)
+		strftime(next, sizeof(next), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&n, &tm));
+	return json_pack("{s:O,s:O,s:O,s:s,s:s,s:O}", "id", json_object_get(t, "id"), "group",
+	                 json_object_get(t, "group"), "prompt", json_object_get(t, "prompt"),
+	                 "schedule", desc, "next_run", next, "status",
+	                 json_object_get(t, "status"));
+}
+
+static void
+get_tasks(struct daemon *d, struct evhttp_request *req)
+{
+	_cleanup_json_ json_t *tasks = NULL;
+	if (store_tasks(d->store, NULL, &tasks) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	json_t *out = json_array();
+	size_t i;
+	json_t *t;
+	json_array_foreach(tasks, i, t) json_array_append_new(out, task_view(d, t));
+	reply_json(req, 200, json_pack("{s:o}", "tasks", out));
+}
+
+static void
+post_task(struct daemon *d, struct evhttp_request *req)
+{
+	_cleanup_json_ json_t *body = body_object(d, req);
+	if (!body)
+		return;
+	const char *group = json_get_str(body, "group");
+	json_t *prompt = json_object_get(body, "prompt");
+	const struct group_config *g = group ? config_group(&d->cfg, group) : NULL;
+	if (!g) {
+		refuse(d, req, group ? 404 : 400, group ? "no such group" : "\"group\" is needed");
+		return;
+	}
+	if (!json_is_string(prompt) || json_string_length(prompt) == 0 ||
+	    json_string_length(prompt) > TASK_PROMPT_MAX) {
+		refuse(d, req, 400, "\"prompt\" must be a non-empty string of at most 16 KiB");
+		return;
+	}
+	char kind[8], spec[128], why[256];
+	int64_t next, id;
+	if (tasks_parse_schedule(body, g->timezone, daemon_now(d), kind, spec, sizeof(spec), &next,
+	                         why, sizeof(why)) < 0) {
+		refuse(d, req, 400, why);
+		return;
+	}
+	if (store_task_add(d->store, g->id, json_string_value(prompt), kind, spec, next, "api",
+	                   &id) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	(void)store_audit(d->store, g->id, "api:schedule_task", "allow", spec);
+	_cleanup_json_ json_t *t = NULL;
+	if (store_task_get(d->store, id, &t) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	reply_json(req, 201, task_view(d, t));
+}
+
+static void
+delete_task(struct daemon *d, struct evhttp_request *req, const char *idtext)
+{
+	uint64_t id;
+	_cleanup_json_ json_t *t = NULL;
+	if (parse_u64(idtext, INT64_MAX, &id) < 0 ||
+	    store_task_get(d->store, (int64_t)id, &t) < 0) {
+		refuse(d, req, 404, "no such task");
+		return;
+	}
+	if (store_task_update(d->store, (int64_t)id, "cancelled", 0) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	(void)store_audit(d->store, json_get_str(t, "group"), "api:cancel_task", "allow", idtext);
+	reply_json(req, 200, json_pack("{s:I,s:s}", "id", (json_int_t)id, "status", "cancelled"));
+}
+
 static void
 get_metrics(struct daemon *d, struct evhttp_request *req)
 {
@@ -246,6 +337,19 @@ route(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(path, "/api/v1/audit") == 0 && cmd == EVHTTP_REQ_GET) {
 		get_audit(d, req);
+		return;
+	}
+	if (strcmp(path, "/api/v1/tasks") == 0) {
+		if (cmd == EVHTTP_REQ_GET)
+			get_tasks(d, req);
+		else if (cmd == EVHTTP_REQ_POST)
+			post_task(d, req);
+		else
+			refuse(d, req, 405, "GET or POST");
+		return;
+	}
+	if (strncmp(path, "/api/v1/tasks/", 14) == 0 && cmd == EVHTTP_REQ_DELETE) {
+		delete_task(d, req, path + 14);
 		return;
 	}
 	static const char prefix[] = "/api/v1/groups/";

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "cron.h"
 #include "fd-util.h"
 #include "json-util.h"
 #include "parse.h"
@@ -92,7 +93,8 @@ id_ok(const char *id)
 static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"id", "main", "trigger", "allow", "memory", NULL};
+	static const char *const keys[] = {"id",     "main",     "trigger", "allow",
+	                                   "memory", "timezone", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -132,6 +134,14 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 			return -ENOMEM;
 		out->n_allow++;
 	}
+	if ((r = get_string(g, "timezone", where, out->timezone, sizeof(out->timezone), why,
+	                    size)) < 0)
+		return r;
+	if (!cron_tz_valid(out->timezone))
+		return bad(why, size,
+		           "%s.timezone: not a time zone this system knows (such as "
+		           "Europe/Berlin)",
+		           where);
 	json_t *mem = json_object_get(g, "memory");
 	if (mem) {
 		uint64_t v;

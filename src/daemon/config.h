@@ -26,6 +26,7 @@ struct group_config {
 	char *allow[CONFIG_MAX_ALLOW];
 	size_t n_allow;
 	uint64_t memory_bytes; /* 0: the sandbox default */
+	char timezone[64];     /* for its cron tasks; "" is UTC */
 };
 
 struct model_config {

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "config.h"
 #include "store.h"
@@ -30,7 +31,7 @@ struct daemon {
 	struct store *store;
 	struct event_base *base;
 	struct evhttp *http;
-	struct event *sigchld, *sigterm, *sigint;
+	struct event *sigchld, *sigterm, *sigint, *scheduler;
 	char token[65];
 	char origin[128];       /* what a browser's Origin must be */
 	char clawbox[PATH_MAX]; /* the clawbox executable, next to ours */
@@ -38,7 +39,15 @@ struct daemon {
 	unsigned running;
 	bool stopping;
 	uint64_t http_requests, http_refused, runs_started, runs_failed;
+	int64_t clock_offset; /* CLAWBOX_TEST_CLOCK_OFFSET: the scheduler's clock, for tests */
 };
+
+/* The scheduler's idea of now (unix seconds). */
+static inline int64_t
+daemon_now(const struct daemon *d)
+{
+	return (int64_t)time(NULL) + d->clock_offset;
+}
 
 /* Runner (runner.c). */
 /* Starts what the queues and the cap allow. */

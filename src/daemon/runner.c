@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +26,7 @@
 #include "daemon.h"
 #include "dbuf.h"
 #include "fd-util.h"
+#include "hostact.h"
 #include "json-util.h"
 #include "log.h"
 #include "text.h"
@@ -44,7 +48,154 @@ struct run {
 	char why[600];
 	bool exited, out_done, err_done;
 	int exit_status;
+	/* Host actions: a socket for this run alone, mounted into its sandbox. */
+	struct evconnlistener *ipc;
+	char sock_path[PATH_MAX];
+	struct ipc_conn *conns;
+	unsigned requests;
 };
+
+struct ipc_conn {
+	struct run *run;
+	struct bufferevent *bev;
+	struct ipc_conn *next;
+};
+
+static unsigned run_counter;
+
+static void
+ipc_conn_free(struct ipc_conn *c)
+{
+	for (struct ipc_conn **p = &c->run->conns; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+static void
+ipc_reply(struct ipc_conn *c, json_t *resp)
+{
+	char *s = resp ? json_dumps(resp, JSON_COMPACT) : NULL;
+	if (resp)
+		json_decref(resp);
+	if (!s)
+		return;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add(out, s, strlen(s));
+	evbuffer_add(out, "\n", 1);
+	free(s);
+}
+
+/* One JSON line per request, one per answer. The run's group is ours, not the request's. */
+static void
+ipc_read(struct bufferevent *bev, void *arg)
+{
+	struct ipc_conn *c = arg;
+	struct run *r = c->run;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len;
+	char *line;
+	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+		json_t *resp;
+		if (++r->requests > HOSTACT_PER_RUN_MAX) {
+			(void)store_audit(r->d->store, r->group, "host_action", "deny",
+			                  "too many host actions in one run");
+			resp = json_pack("{s:b,s:s}", "ok", 0, "error",
+			                 "too many host actions in one run");
+		} else {
+			_cleanup_json_ json_t *req =
+			    len <= HOSTACT_REQUEST_MAX ? json_loadb(line, len, 0, NULL) : NULL;
+			resp = req ? hostact_handle(r->d, r->group, req)
+			           : json_pack("{s:b,s:s}", "ok", 0, "error",
+			                       "a request is one line of JSON, at most 64 KiB");
+		}
+		free(line);
+		ipc_reply(c, resp);
+	}
+	if (evbuffer_get_length(in) > HOSTACT_REQUEST_MAX) {
+		ipc_reply(c, json_pack("{s:b,s:s}", "ok", 0, "error", "request too large"));
+		bufferevent_disable(bev, EV_READ);
+		evbuffer_drain(in, evbuffer_get_length(in));
+	}
+}
+
+static void
+ipc_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		ipc_conn_free(arg);
+}
+
+static void
+ipc_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+	struct run *r = arg;
+	(void)l;
+	(void)sa;
+	(void)len;
+	struct ipc_conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->run = r;
+	c->bev = bufferevent_socket_new(r->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev) {
+		free(c);
+		close(fd);
+		return;
+	}
+	bufferevent_setcb(c->bev, ipc_read, NULL, ipc_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->next = r->conns;
+	r->conns = c;
+}
+
+/* The run's socket in DATA/run/, bound through /proc/self/fd so that a long data folder does
+ * not overflow sun_path. */
+static int
+ipc_open(struct run *r)
+{
+	struct daemon *d = r->d;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/run", d->cfg.data_dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return NEG_ERRNO();
+	_cleanup_close_ int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return NEG_ERRNO();
+	unsigned n = ++run_counter;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%u.sock", dirfd, n);
+	snprintf(r->sock_path, sizeof(r->sock_path), "%s/%u.sock", dir, n);
+	unlink(r->sock_path); /* one left by a daemon that was killed */
+	r->ipc = evconnlistener_new_bind(d->base, ipc_accept, r,
+	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 4,
+	                                 (struct sockaddr *)&sa, sizeof(sa));
+	if (!r->ipc)
+		return NEG_ERRNO();
+	/* Only the sandbox's user may connect (65533 outside when we are root). */
+	if (chmod(r->sock_path, 0600) < 0 ||
+	    (geteuid() == 0 && chown(r->sock_path, 65533, 65533) < 0))
+		return NEG_ERRNO();
+	return 0;
+}
+
+static void
+ipc_close(struct run *r)
+{
+	while (r->conns)
+		ipc_conn_free(r->conns);
+	if (r->ipc) {
+		evconnlistener_free(r->ipc);
+		r->ipc = NULL;
+		unlink(r->sock_path);
+	}
+}
 
 static bool
 group_running(struct daemon *d, const char *group)
@@ -99,6 +250,7 @@ finish(struct run *r)
 			break;
 		}
 	d->running--;
+	ipc_close(r);
 	bufferevent_free(r->out);
 	bufferevent_free(r->err);
 	dbuf_done(&r->reply);
@@ -267,6 +419,25 @@ start_run(struct daemon *d, const char *group)
 	argv[n++] = "-";
 	argv[n] = NULL;
 
+	struct run *r = calloc(1, sizeof(*r));
+	if (!r) {
+		(void)store_finish(d->store, id, group, "[clawbox: out of memory]", true, NULL);
+		return -ENOMEM;
+	}
+	r->d = d;
+	if ((e = ipc_open(r)) < 0) {
+		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
+		ipc_close(r);
+		free(r);
+		(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]",
+		                   true, NULL);
+		return e;
+	}
+	argv[n - 1] = "--host-socket"; /* replaces the "-" put last above */
+	argv[n++] = r->sock_path;
+	argv[n++] = "-";
+	argv[n] = NULL;
+
 	int in = prompt_file(text);
 	int out[2] = {-1, -1}, err[2] = {-1, -1};
 	if (in < 0 || pipe2(out, O_CLOEXEC | O_NONBLOCK) < 0 ||
@@ -298,15 +469,6 @@ start_run(struct daemon *d, const char *group)
 	close(out[1]);
 	close(err[1]);
 
-	struct run *r = calloc(1, sizeof(*r));
-	if (!r) {
-		kill(pid, SIGKILL);
-		close(out[0]);
-		close(err[0]);
-		return -ENOMEM; /* reaped by runner_reap as an unknown child; queued again at start
-		                 */
-	}
-	r->d = d;
 	r->pid = pid;
 	r->message = id;
 	snprintf(r->group, sizeof(r->group), "%s", group);
@@ -323,6 +485,8 @@ start_run(struct daemon *d, const char *group)
 	d->runs_started++;
 	return 0;
 fail:
+	ipc_close(r);
+	free(r);
 	if (in >= 0)
 		close(in);
 	for (int i = 0; i < 2; i++) {

@@ -85,10 +85,12 @@ resolve_source(const char *given, bool want_dir, struct resolved_source *ret, ch
 	if (stat(real, &st) < 0) {
 		r = NEG_ERRNO();
 		snprintf(why, why_size, "mount source %s: %s", given, strerror(-r));
-	} else if (!S_ISDIR(st.st_mode) && (want_dir || !S_ISREG(st.st_mode))) {
+	} else if (!S_ISDIR(st.st_mode) &&
+	           (want_dir || !(S_ISREG(st.st_mode) || S_ISSOCK(st.st_mode)))) {
+		/* A unix socket may be shared too: the daemon's host-action socket is. */
 		r = want_dir ? -ENOTDIR : -EINVAL;
 		snprintf(why, why_size, "%s %s: %s", want_dir ? "--rootfs" : "mount source", given,
-		         want_dir ? "not a folder" : "not a folder or regular file");
+		         want_dir ? "not a folder" : "not a folder, regular file or socket");
 	} else {
 		ret->path = TAKE_PTR(real);
 		ret->dev = st.st_dev;

@@ -44,6 +44,25 @@ static const char *const migrations[] = {
     "CREATE TABLE audit ("
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, group_id TEXT NOT NULL,"
     "  action TEXT NOT NULL, decision TEXT NOT NULL, reason TEXT NOT NULL);",
+    /* 1 -> 2: scheduled tasks and their runs */
+    "CREATE TABLE tasks ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  group_id TEXT NOT NULL REFERENCES groups(id),"
+    "  prompt TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('cron', 'every', 'at')),"
+    "  spec TEXT NOT NULL,"
+    "  next_run INTEGER,"
+    "  status TEXT NOT NULL," /* active | paused | cancelled | done */
+    "  created INTEGER NOT NULL,"
+    "  created_by TEXT NOT NULL);"
+    "CREATE INDEX tasks_due ON tasks(status, next_run);"
+    "CREATE TABLE task_runs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  task_id INTEGER NOT NULL REFERENCES tasks(id),"
+    "  message_id INTEGER REFERENCES messages(id),"
+    "  started INTEGER NOT NULL, ended INTEGER,"
+    "  status TEXT NOT NULL);" /* running | answered | failed */
+    "CREATE INDEX task_runs_message ON task_runs(message_id);",
 };
 
 static int
@@ -331,6 +350,11 @@ store_finish(struct store *s, int64_t in_id, const char *group, const char *repl
 	if (r == 0)
 		r = run(s, "UPDATE messages SET status = ? WHERE id = ?", "ti",
 		        failed ? "failed" : "answered", in_id);
+	if (r == 0)
+		r = run(s,
+		        "UPDATE task_runs SET ended = ?, status = ? WHERE message_id = ? AND ended "
+		        "IS NULL",
+		        "iti", now_s(), failed ? "failed" : "answered", in_id);
 	if (r == 0 && u)
 		r = run(
 		    s,
@@ -408,4 +432,135 @@ store_counts(struct store *s, struct store_counts *ret)
 	sqlite3_finalize(st);
 	*ret = c;
 	return 0;
+}
+
+/* ---- host actions and tasks ---- */
+
+int
+store_message_out(struct store *s, const char *group, const char *sender, const char *text,
+                  int64_t *ret_id)
+{
+	int r = run(s,
+	            "INSERT INTO messages (group_id, direction, sender, text, time, status) "
+	            "VALUES (?, 'out', ?, ?, ?, 'sent')",
+	            "ttti", group, sender, text, now_s());
+	if (r == 0 && ret_id)
+		*ret_id = sqlite3_last_insert_rowid(s->db);
+	return r;
+}
+
+int
+store_task_add(struct store *s, const char *group, const char *prompt, const char *kind,
+               const char *spec, int64_t next_run, const char *created_by, int64_t *ret_id)
+{
+	int r = run(s,
+	            "INSERT INTO tasks (group_id, prompt, kind, spec, next_run, status, created, "
+	            "created_by) VALUES (?, ?, ?, ?, ?, 'active', ?, ?)",
+	            "ttttiit", group, prompt, kind, spec, next_run, now_s(), created_by);
+	if (r == 0)
+		*ret_id = sqlite3_last_insert_rowid(s->db);
+	return r;
+}
+
+static const char *const task_names[] = {"id",   "group",    "prompt", "kind",
+                                         "spec", "next_run", "status", NULL};
+
+int
+store_tasks(struct store *s, const char *group, json_t **ret)
+{
+	sqlite3_stmt *st;
+	int r =
+	    group ? prepare(s, &st,
+	                    "SELECT id, group_id, prompt, kind, spec, next_run, status FROM tasks "
+	                    "WHERE group_id = ? AND status != 'cancelled' ORDER BY id LIMIT ?",
+	                    "ti", group, (int64_t)STORE_LIST_MAX)
+	          : prepare(s, &st,
+	                    "SELECT id, group_id, prompt, kind, spec, next_run, status FROM tasks "
+	                    "WHERE status != 'cancelled' ORDER BY id LIMIT ?",
+	                    "i", (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, task_names, ret);
+}
+
+int
+store_task_get(struct store *s, int64_t id, json_t **ret)
+{
+	sqlite3_stmt *st;
+	json_t *arr;
+	int r = prepare(s, &st,
+	                "SELECT id, group_id, prompt, kind, spec, next_run, status FROM tasks "
+	                "WHERE id = ?",
+	                "i", id);
+	if (r < 0 || (r = rows(s, st, task_names, &arr)) < 0)
+		return r;
+	json_t *t = json_array_get(arr, 0);
+	if (!t) {
+		json_decref(arr);
+		return -ENOENT;
+	}
+	*ret = json_incref(t);
+	json_decref(arr);
+	return 0;
+}
+
+int
+store_task_update(struct store *s, int64_t id, const char *status, int64_t next_run)
+{
+	return run(s, "UPDATE tasks SET status = ?, next_run = ? WHERE id = ?", "tii", status,
+	           next_run, id);
+}
+
+int
+store_due_tasks(struct store *s, int64_t now, json_t **ret)
+{
+	static const char *const names[] = {"id", "group", "prompt", "kind", "spec", NULL};
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT id, group_id, prompt, kind, spec FROM tasks "
+	                "WHERE status = 'active' AND next_run IS NOT NULL AND next_run <= ? "
+	                "ORDER BY next_run LIMIT ?",
+	                "ii", now, (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_task_fire(struct store *s, int64_t task, const char *group, const char *prompt,
+                const char *status, int64_t next_run, int64_t *ret_message)
+{
+	char sender[32];
+	snprintf(sender, sizeof(sender), "task:%lld", (long long)task);
+	int r = exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = run(s,
+	        "INSERT INTO messages (group_id, direction, sender, text, time, status) "
+	        "VALUES (?, 'in', ?, ?, ?, 'queued')",
+	        "ttti", group, sender, prompt, now_s());
+	int64_t msg = sqlite3_last_insert_rowid(s->db);
+	if (r == 0)
+		r = run(s,
+		        "INSERT INTO task_runs (task_id, message_id, started, status) "
+		        "VALUES (?, ?, ?, 'running')",
+		        "iii", task, msg, now_s());
+	if (r == 0)
+		r = run(s, "UPDATE tasks SET status = ?, next_run = ? WHERE id = ?", "tii", status,
+		        next_run, task);
+	if (r == 0 && (r = exec(s, "COMMIT")) == 0) {
+		if (ret_message)
+			*ret_message = msg;
+		return 0;
+	}
+	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int
+store_task_runs(struct store *s, int64_t task, json_t **ret)
+{
+	static const char *const names[] = {"id", "message_id", "started", "ended", "status", NULL};
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT id, message_id, started, ended, status FROM task_runs "
+	                "WHERE task_id = ? ORDER BY id DESC LIMIT ?",
+	                "ii", task, (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
 }

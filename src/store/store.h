@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_TEXT_MAX       (1u << 20) /* one message */
 #define STORE_LIST_MAX       1000       /* rows in one listing */
 
@@ -59,6 +59,29 @@ int store_audit(struct store *s, const char *group, const char *action, const ch
                 const char *reason);
 /* [{"id", "time", "group", "action", "decision", "reason"}] with id > after. */
 int store_audit_after(struct store *s, int64_t after, json_t **ret);
+
+/* An outgoing message not answering any (a host action's send_message). */
+int store_message_out(struct store *s, const char *group, const char *sender, const char *text,
+                      int64_t *ret_id);
+
+/* Tasks: kind "cron" (spec: the expression), "every" (seconds), "at" (unix time). next_run is
+ * a unix time. Status: active, paused, cancelled, done. */
+int store_task_add(struct store *s, const char *group, const char *prompt, const char *kind,
+                   const char *spec, int64_t next_run, const char *created_by, int64_t *ret_id);
+/* [{"id", "group", "prompt", "kind", "spec", "next_run", "status"}], of group or (NULL) all,
+ * cancelled ones left out. */
+int store_tasks(struct store *s, const char *group, json_t **ret);
+/* One task as above; -ENOENT. */
+int store_task_get(struct store *s, int64_t id, json_t **ret);
+int store_task_update(struct store *s, int64_t id, const char *status, int64_t next_run);
+/* Active tasks due at now: [{"id", "group", "prompt", "kind", "spec"}]. */
+int store_due_tasks(struct store *s, int64_t now, json_t **ret);
+/* In one transaction: the task's prompt queued as a message of its group, a run recorded,
+ * the task moved on (status, next_run). */
+int store_task_fire(struct store *s, int64_t task, const char *group, const char *prompt,
+                    const char *status, int64_t next_run, int64_t *ret_message);
+/* The task's run history, newest first: [{"id", "message_id", "started", "ended", "status"}]. */
+int store_task_runs(struct store *s, int64_t task, json_t **ret);
 
 /* Counts for /metrics. */
 struct store_counts {

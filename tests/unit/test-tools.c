@@ -44,8 +44,8 @@ has(const char *needle)
 static void
 test_schema(void)
 {
-	_cleanup_json_ json_t *schemas = tools_schemas();
-	ok(json_array_size(schemas) == 7, "seven tools in the table");
+	_cleanup_json_ json_t *schemas = tools_schemas(true);
+	ok(json_array_size(schemas) == 14, "fourteen tools in the table (seven host actions)");
 	size_t i, bad = 0;
 	json_t *t;
 	json_array_foreach(schemas, i, t)
@@ -182,6 +182,9 @@ test_bash(void)
 	env.deadline_ms = 0;
 	run("web_fetch", "{\"url\": \"http://example.com/\"}");
 	ok(result_error && has("no network"), "web_fetch without a proxy: %s", result);
+	run("send_message", "{\"text\": \"hi\"}");
+	ok(result_error && has("not available"), "a host action without the daemon's socket: %s",
+	   result);
 	run("web_fetch", "{\"url\": \"ftp://example.com/\"}");
 	ok(result_error && has("not an http"), "web_fetch of another scheme: %s", result);
 }
