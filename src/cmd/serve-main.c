@@ -36,6 +36,9 @@ serve_usage(FILE *out)
 	        "  --data-dir DIR   the store, the groups' folders and the API token (default:\n"
 	        "                   the configuration's data_dir, or ~/.local/share/clawbox)\n"
 	        "  --check-config   check the configuration, say what is wrong, and exit\n"
+	        "  --mount-allowlist FILE  host folders groups may mount (default\n"
+	        "                   mount-allowlist.json beside the configuration; none: no\n"
+	        "                   extra mounts)\n"
 	        "  -h, --help       this text\n"
 	        "\n"
 	        "The API token is in DATA/api-token (mode 0600): send it as\n"
@@ -135,10 +138,11 @@ main(int argc, char **argv)
 	    {"config", required_argument, NULL, 'c'},
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"check-config", no_argument, NULL, 'k'},
+	    {"mount-allowlist", required_argument, NULL, 'm'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *data_dir = NULL;
+	const char *data_dir = NULL, *allowlist = NULL;
 	bool check_only = false;
 	char config_path[PATH_MAX];
 	int opt;
@@ -163,6 +167,9 @@ main(int argc, char **argv)
 		case 'k':
 			check_only = true;
 			break;
+		case 'm':
+			allowlist = optarg;
+			break;
 		case 'h':
 			serve_usage(stdout);
 			return 0;
@@ -185,6 +192,31 @@ main(int argc, char **argv)
 	bool created;
 	if (config_load(config_path, &d.cfg, &created, why, sizeof(why)) < 0) {
 		log_error("%s: %s", config_path, why);
+		return 2;
+	}
+	char allow_path[PATH_MAX];
+	snprintf(allow_path, sizeof(allow_path), "%s", config_path);
+	char *slash = strrchr(allow_path, '/');
+	if (slash)
+		slash[1] = '\0';
+	else
+		allow_path[0] = '\0';
+	snprintf(d.config_dir, sizeof(d.config_dir), "%s", allow_path[0] ? allow_path : ".");
+	if (strlen(d.config_dir) > 1 && d.config_dir[strlen(d.config_dir) - 1] == '/')
+		d.config_dir[strlen(d.config_dir) - 1] = '\0';
+	{
+		char real[PATH_MAX];
+		if (realpath(d.config_dir, real))
+			snprintf(d.config_dir, sizeof(d.config_dir), "%s", real);
+	}
+	char default_allow[PATH_MAX + 32];
+	if (!allowlist) {
+		snprintf(default_allow, sizeof(default_allow), "%s/mount-allowlist.json",
+		         d.config_dir);
+		allowlist = default_allow;
+	}
+	if (mountlist_load(allowlist, &d.mounts, why, sizeof(why)) < 0) {
+		log_error("mount allowlist %s", why);
 		return 2;
 	}
 	if (check_only) {
@@ -220,6 +252,12 @@ main(int argc, char **argv)
 			if (!c)
 				break;
 		}
+	}
+	{
+		/* Compared with mount requests, which are resolved: resolve it too. */
+		char real[PATH_MAX];
+		if (realpath(d.cfg.data_dir, real))
+			snprintf(d.cfg.data_dir, sizeof(d.cfg.data_dir), "%s", real);
 	}
 	if (find_clawbox(&d) < 0) {
 		log_error("clawbox not found next to clawbox-serve: %s", strerror(errno));
@@ -270,5 +308,6 @@ main(int argc, char **argv)
 	event_base_free(d.base);
 	store_close(d.store);
 	config_done(&d.cfg);
+	mountlist_done(&d.mounts);
 	return 0;
 }

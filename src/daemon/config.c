@@ -94,7 +94,7 @@ static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
 	static const char *const keys[] = {"id",     "main",     "trigger", "allow",
-	                                   "memory", "timezone", NULL};
+	                                   "memory", "timezone", "mounts",  NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -142,6 +142,39 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		           "%s.timezone: not a time zone this system knows (such as "
 		           "Europe/Berlin)",
 		           where);
+	json_t *mounts = json_object_get(g, "mounts");
+	if (mounts && !json_is_array(mounts))
+		return bad(why, size, "%s.mounts: expected a list", where);
+	json_t *mt;
+	json_array_foreach(mounts, k, mt)
+	{
+		static const char *const mkeys[] = {"host", "path", "rw", NULL};
+		char mwhere[48];
+		snprintf(mwhere, sizeof(mwhere), "%s.mounts[%zu]", where, k);
+		if (!json_is_object(mt))
+			return bad(why, size, "%s: expected {\"host\", \"path\", \"rw\"}", mwhere);
+		if (out->n_mounts >= CONFIG_MAX_MOUNTS)
+			return bad(why, size, "%s.mounts: at most %d", where, CONFIG_MAX_MOUNTS);
+		if ((r = known_keys(mt, mwhere, mkeys, why, size)) < 0)
+			return r;
+		typeof(out->mounts[0]) *mo = &out->mounts[out->n_mounts];
+		if ((r = get_string(mt, "host", mwhere, mo->host, sizeof(mo->host), why, size)) <
+		        0 ||
+		    (r = get_string(mt, "path", mwhere, mo->inside, sizeof(mo->inside), why,
+		                    size)) < 0)
+			return r;
+		if (mo->host[0] != '/' || strchr(mo->host, ':'))
+			return bad(why, size, "%s.host: expected an absolute path without ':'",
+			           mwhere);
+		if (strncmp(mo->inside, "/workspace/", 11) != 0 || strstr(mo->inside, "..") ||
+		    strchr(mo->inside, ':') || !mo->inside[11])
+			return bad(why, size, "%s.path: expected a path under /workspace/", mwhere);
+		json_t *rw = json_object_get(mt, "rw");
+		if (rw && !json_is_boolean(rw))
+			return bad(why, size, "%s.rw: expected true or false", mwhere);
+		mo->rw = json_is_true(rw);
+		out->n_mounts++;
+	}
 	json_t *mem = json_object_get(g, "memory");
 	if (mem) {
 		uint64_t v;

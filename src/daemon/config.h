@@ -18,6 +18,7 @@
 #define CONFIG_MAX_ALLOW    64
 #define CONFIG_GROUP_ID_MAX 64
 #define CONFIG_FILE_MAX     (1u << 20)
+#define CONFIG_MAX_MOUNTS   16
 
 struct group_config {
 	char id[CONFIG_GROUP_ID_MAX]; /* [a-z0-9_-], also the folder name */
@@ -27,6 +28,12 @@ struct group_config {
 	size_t n_allow;
 	uint64_t memory_bytes; /* 0: the sandbox default */
 	char timezone[64];     /* for its cron tasks; "" is UTC */
+	struct {
+		char host[512];   /* as configured; checked against the mount allowlist per run */
+		char inside[256]; /* where it appears in the sandbox */
+		bool rw;
+	} mounts[CONFIG_MAX_MOUNTS];
+	size_t n_mounts;
 };
 
 struct model_config {

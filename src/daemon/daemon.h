@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "mountlist.h"
 #include "store.h"
 
 #define DAEMON_BODY_MAX   (64 * 1024) /* an API request body */
@@ -27,6 +28,8 @@ struct run;
 
 struct daemon {
 	struct daemon_config cfg;
+	struct mountlist mounts; /* the operator's allowlist of host folders */
+	char config_dir[PATH_MAX];
 	const char *config_path;
 	struct store *store;
 	struct event_base *base;

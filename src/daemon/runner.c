@@ -32,7 +32,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (32 + 2 * CONFIG_MAX_ALLOW)
+#define ARGV_MAX       (40 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
 
 struct run {
 	struct daemon *d;
@@ -195,6 +195,14 @@ ipc_close(struct run *r)
 		r->ipc = NULL;
 		unlink(r->sock_path);
 	}
+}
+
+/* Is path equal to or below dir? */
+static bool
+path_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return n && strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
 static bool
@@ -409,6 +417,30 @@ start_run(struct daemon *d, const char *group)
 		         (unsigned long long)(g->memory_bytes >> 10));
 		argv[n++] = "--memory";
 		argv[n++] = mem_size;
+	}
+	char mount_args[CONFIG_MAX_MOUNTS][PATH_MAX + 300];
+	for (size_t i = 0; i < g->n_mounts; i++) {
+		char real[PATH_MAX], why[PATH_MAX + 128];
+		/* Resolved and checked at every run: folders change between runs. */
+		int c = mountlist_check(&d->mounts, g->mounts[i].host, g->mounts[i].rw, real, why,
+		                        sizeof(why));
+		if (c == 0 &&
+		    (path_within(real, d->cfg.data_dir) || path_within(d->cfg.data_dir, real) ||
+		     path_within(real, d->config_dir) || path_within(d->config_dir, real))) {
+			snprintf(why, sizeof(why), "%s: the daemon's own data or configuration",
+			         real);
+			c = -EPERM;
+		}
+		(void)store_audit(d->store, group, "mount", c == 0 ? "allow" : "deny",
+		                  c == 0 ? real : why);
+		if (c < 0) {
+			log_warn("[%s] mount %s left out: %s", group, g->mounts[i].host, why);
+			continue;
+		}
+		snprintf(mount_args[i], sizeof(mount_args[i]), "%s:%s:%s", real,
+		         g->mounts[i].inside, g->mounts[i].rw ? "rw" : "ro");
+		argv[n++] = "--mount";
+		argv[n++] = mount_args[i];
 	}
 	snprintf(memory, sizeof(memory), "%s/global/AGENTS.md", d->cfg.data_dir);
 	struct stat st;

@@ -1,0 +1,88 @@
+#!/bin/bash
+# test-mounts.sh: extra host folders for a group, through the mount allowlist only: under an
+# allowed root, writable only where the root is, no blocked name on the way, no symlink out,
+# never the daemon's own data; without the allowlist file, none at all. Each decision audited.
+. "$(dirname "$0")/lib.sh"
+
+FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
+MPID= SPID=
+cleanup() {
+	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
+	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
+	wait 2>/dev/null
+	cleanup_work
+}
+trap cleanup EXIT
+
+H=$WORK/host
+mkdir -p "$H/projects/site" "$H/projects/.ssh" "$H/private" "$H/rwroot" "$WORK/data" "$WORK/etc"
+echo SITE-CONTENT >"$H/projects/site/index.txt"
+echo KEY >"$H/projects/.ssh/id"
+ln -s /etc "$H/projects/evil"
+chmod -R a+rX "$H"
+is_root && chown "$SANDBOX_HOST_UID" "$H/rwroot"
+cat >"$WORK/allow.json" <<JSON
+{"roots": [{"path": "$H/projects"}, {"path": "$H/rwroot", "writable": true},
+           {"path": "$WORK/data"}]}
+JSON
+"$FAKE" --scenario "$TOP/tests/data/scenarios/mounts.json" --log "$WORK/model.log" \
+	--port-file "$WORK/mport" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport"
+PORT=$((20000 + RANDOM % 20000))
+cat >"$WORK/etc/config.json" <<JSON
+{"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
+ "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
+ "groups": [{"id": "main", "main": true, "mounts": [
+   {"host": "$H/projects/site", "path": "/workspace/site"},
+   {"host": "$H/projects/.ssh", "path": "/workspace/ssh"},
+   {"host": "$H/projects/evil", "path": "/workspace/evil"},
+   {"host": "$H/private", "path": "/workspace/private"},
+   {"host": "$H/projects/site", "path": "/workspace/site-rw", "rw": true},
+   {"host": "$H/rwroot", "path": "/workspace/rw", "rw": true},
+   {"host": "$WORK/data/groups", "path": "/workspace/data"}]}]}
+JSON
+printf '{"groups": [{"id": "m", "mounts": [{"host": "rel", "path": "/workspace/x"}]}]}' >"$WORK/bad.json"
+"$CLAWBOX" serve --config "$WORK/bad.json" --check-config >/dev/null 2>"$WORK/err"
+check "a relative mount host is a config error naming it" grep -q 'groups\[0\].mounts\[0\].host' "$WORK/err"
+
+start_daemon() { # [ALLOWLIST]
+	"$CLAWBOX" serve --config "$WORK/etc/config.json" --mount-allowlist "$1" \
+		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+	SPID=$!
+	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+	TOKEN=$(cat "$WORK/data/api-token" 2>/dev/null)
+}
+get() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$1"; }
+start_daemon "$WORK/allow.json"
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" --data '{"text": "look around"}' \
+	"http://127.0.0.1:$PORT/api/v1/groups/main/messages"
+wait_until 30 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/main/messages' | grep -q 'mounts checked'"
+check "the agent saw exactly the allowed mounts, read-only and writable as allowed" \
+	sh -c "grep -q '\"ok\":true' '$WORK/model.log' && ! grep -q '\"ok\":false' '$WORK/model.log'"
+check "its write landed in the writable root" grep -q written "$H/rwroot/out.txt"
+get "/api/v1/audit?after=0" >"$WORK/audit"
+for what in "\"action\":\"mount\",\"decision\":\"allow\",\"reason\":\"$H/projects/site\"" \
+	'"decision":"deny","reason":"[^"]*\\"\.ssh\\" is a blocked name' \
+	'"decision":"deny","reason":"/etc is under no allowed root' \
+	"\"decision\":\"deny\",\"reason\":\"$H/private is under no allowed root" \
+	'"decision":"deny","reason":"[^"]*/site: its root [^"]* is not writable' \
+	"\"action\":\"mount\",\"decision\":\"allow\",\"reason\":\"$H/rwroot\"" \
+	'"decision":"deny","reason":"[^"]*: the daemon.s own data or configuration'; do
+	check "audited: $what" grep -q "$what" "$WORK/audit"
+done
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
+
+start_daemon "$WORK/no-such-allowlist.json"
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" --data '{"text": "again"}' \
+	"http://127.0.0.1:$PORT/api/v1/groups/main/messages"
+wait_until 30 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/main/messages' | grep -q 'echo: again'"
+check "without an allowlist file no extra mount is made" \
+	test "$(get "/api/v1/audit?after=0" | grep -o 'no mount allowlist: extra mounts are off' | wc -l)" = 7
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
+check_clean "nothing left"
+done_testing
