@@ -140,8 +140,14 @@ build_head(const struct http_request *req, struct dbuf *out)
 	size_t host_len = strcspn(host, "/?#");
 	if (host_len == 0)
 		return -EINVAL;
+	const char *target = u;
+	if (req->origin_form) {
+		target = host + host_len;
+		if (!*target)
+			target = "/";
+	}
 	int r = dbuf_printf(out, "%s %s HTTP/1.1\r\nHost: %.*s\r\nConnection: close\r\n",
-	                    req->method, u, (int)host_len, host);
+	                    req->method, target, (int)host_len, host);
 	for (size_t i = 0; r >= 0 && i < HTTP_MAX_HEADERS && req->headers[i]; i++) {
 		if (strpbrk(req->headers[i], "\r\n"))
 			return -EINVAL;

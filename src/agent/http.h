@@ -20,7 +20,7 @@
 #define HTTP_MAX_HEADERS 32          /* extra request headers */
 #define HTTP_URL_MAX     8192
 
-struct http_proxy {
+struct http_proxy {    /* the proxy, or with origin_form the server itself */
 	char host[64]; /* a numeric address: "127.0.0.1" */
 	unsigned port;
 };
@@ -50,6 +50,7 @@ struct http_request {
 	const char *body;                          /* NULL: none */
 	size_t body_len;
 	int64_t deadline_ms; /* CLOCK_MONOTONIC; the whole exchange must end by then */
+	bool origin_form;    /* talking to the server itself (the daemon), not to a proxy */
 	unsigned idle_ms;    /* no byte for this long is an error (0: only the deadline) */
 };
 

@@ -8,5 +8,10 @@
 int cmd_run(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_groups(int argc, char **argv);
+int cmd_tasks(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_usage(int argc, char **argv);
 
 #endif

@@ -59,6 +59,11 @@ static const struct {
     {"run", cmd_run, "run a command in a fresh, locked-down sandbox"},
     {"agent", cmd_agent, "the agent itself (runs inside a sandbox; started by ask)"},
     {"serve", cmd_serve, "the daemon: HTTP API, groups, queues, an agent per message"},
+    {"chat", cmd_chat, "talk to a group through the daemon; answers stream back"},
+    {"groups", cmd_groups, "the daemon's groups"},
+    {"tasks", cmd_tasks, "scheduled tasks: list, add, cancel, runs"},
+    {"audit", cmd_audit, "the daemon's audit of decisions"},
+    {"usage", cmd_usage, "tokens used, per group"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
 };
 

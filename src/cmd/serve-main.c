@@ -299,6 +299,7 @@ main(int argc, char **argv)
 	event_base_dispatch(d.base);
 
 	runner_reap(&d);
+	stream_close_all(&d);
 	evhttp_free(d.http);
 	event_free(d.sigchld);
 	event_free(d.sigterm);

@@ -261,6 +261,54 @@ delete_task(struct daemon *d, struct evhttp_request *req, const char *idtext)
 	reply_json(req, 200, json_pack("{s:I,s:s}", "id", (json_int_t)id, "status", "cancelled"));
 }
 
+/* /api/v1/tasks/ID/runs: the run history. */
+static void
+get_task_runs(struct daemon *d, struct evhttp_request *req, const char *rest)
+{
+	uint64_t id;
+	char idtext[24];
+	size_t n = strcspn(rest, "/");
+	_cleanup_json_ json_t *t = NULL, *runs = NULL;
+	if (n >= sizeof(idtext) || strcmp(rest + n, "/runs") != 0) {
+		refuse(d, req, 404, "no such endpoint");
+		return;
+	}
+	memcpy(idtext, rest, n);
+	idtext[n] = '\0';
+	if (parse_u64(idtext, INT64_MAX, &id) < 0 ||
+	    store_task_get(d->store, (int64_t)id, &t) < 0) {
+		refuse(d, req, 404, "no such task");
+		return;
+	}
+	if (store_task_runs(d->store, (int64_t)id, &runs) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	size_t i;
+	json_t *r;
+	json_array_foreach(runs, i, r)
+	{
+		json_t *ended = json_object_get(r, "ended");
+		if (json_is_integer(ended))
+			json_object_set_new(
+			    r, "duration_s",
+			    json_integer(json_integer_value(ended) -
+			                 json_integer_value(json_object_get(r, "started"))));
+	}
+	reply_json(req, 200, json_pack("{s:I,s:O}", "task", (json_int_t)id, "runs", runs));
+}
+
+static void
+get_usage(struct daemon *d, struct evhttp_request *req)
+{
+	json_t *usage;
+	if (store_usage_by_group(d->store, &usage) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	reply_json(req, 200, json_pack("{s:o}", "usage", usage));
+}
+
 static void
 get_metrics(struct daemon *d, struct evhttp_request *req)
 {
@@ -352,11 +400,32 @@ route(struct evhttp_request *req, void *arg)
 		delete_task(d, req, path + 14);
 		return;
 	}
+	if (strncmp(path, "/api/v1/tasks/", 14) == 0 && cmd == EVHTTP_REQ_GET) {
+		get_task_runs(d, req, path + 14);
+		return;
+	}
+	if (strcmp(path, "/api/v1/usage") == 0 && cmd == EVHTTP_REQ_GET) {
+		get_usage(d, req);
+		return;
+	}
 	static const char prefix[] = "/api/v1/groups/";
 	if (strncmp(path, prefix, sizeof(prefix) - 1) == 0) {
 		char group[CONFIG_GROUP_ID_MAX + 1];
 		const char *rest = path + sizeof(prefix) - 1;
 		size_t glen = strcspn(rest, "/");
+		if (glen < sizeof(group) && strcmp(rest + glen, "/events") == 0 &&
+		    cmd == EVHTTP_REQ_GET) {
+			memcpy(group, rest, glen);
+			group[glen] = '\0';
+			int64_t after = query_after(req);
+			if (!config_group(&d->cfg, group))
+				refuse(d, req, 404, "no such group");
+			else if (after < 0)
+				refuse(d, req, 400, "\"after\" must be a message id");
+			else if (stream_open(d, req, group, after) < 0)
+				refuse(d, req, 503, "too many listeners");
+			return;
+		}
 		if (glen < sizeof(group) && strcmp(rest + glen, "/messages") == 0) {
 			memcpy(group, rest, glen);
 			group[glen] = '\0';

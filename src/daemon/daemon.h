@@ -61,6 +61,12 @@ void runner_reap(struct daemon *d);
  * next start. */
 void runner_stop_all(struct daemon *d);
 
+/* Live events for clients (stream.c): -EBUSY past the listener cap. */
+int stream_open(struct daemon *d, struct evhttp_request *req, const char *group, int64_t after);
+void stream_delta(struct daemon *d, const char *group, int64_t reply_to, const char *text,
+                  size_t len);
+void stream_close_all(struct daemon *d);
+
 /* HTTP API (api.c). 0, or -errno after one line on stderr. */
 int api_start(struct daemon *d);
 

@@ -277,6 +277,8 @@ on_event_line(struct run *r, const char *line, size_t len)
 		json_t *t = json_object_get(ev, "text");
 		if (dbuf_append_capped(&r->reply, json_string_value(t), json_string_length(t)))
 			r->reply_cut = true;
+		stream_delta(r->d, r->group, r->message, json_string_value(t),
+		             json_string_length(t));
 	} else if (strcmp(type, "done") == 0) {
 		json_t *u = json_object_get(ev, "usage");
 		r->usage.input = json_get_u64(u, "input_tokens");

@@ -273,10 +273,11 @@ rows(struct store *s, sqlite3_stmt *st, const char *const *names, json_t **ret)
 int
 store_messages_after(struct store *s, const char *group, int64_t after, json_t **ret)
 {
-	static const char *const names[] = {"id", "direction", "text", "sender", "time", NULL};
+	static const char *const names[] = {"id",   "direction", "text", "sender",
+	                                    "time", "reply_to",  NULL};
 	sqlite3_stmt *st;
 	int r = prepare(s, &st,
-	                "SELECT id, direction, text, sender, time FROM messages "
+	                "SELECT id, direction, text, sender, time, reply_to FROM messages "
 	                "WHERE group_id = ? AND id > ? ORDER BY id LIMIT ?",
 	                "tii", group, after, (int64_t)STORE_LIST_MAX);
 	return r < 0 ? r : rows(s, st, names, ret);
@@ -562,5 +563,18 @@ store_task_runs(struct store *s, int64_t task, json_t **ret)
 	                "SELECT id, message_id, started, ended, status FROM task_runs "
 	                "WHERE task_id = ? ORDER BY id DESC LIMIT ?",
 	                "ii", task, (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_usage_by_group(struct store *s, json_t **ret)
+{
+	static const char *const names[] = {"group",       "runs",       "input", "output",
+	                                    "cache_write", "cache_read", NULL};
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT group_id, COUNT(*), SUM(input), SUM(output), SUM(cache_write), "
+	                "SUM(cache_read) FROM usage GROUP BY group_id ORDER BY group_id",
+	                "");
 	return r < 0 ? r : rows(s, st, names, ret);
 }

@@ -83,6 +83,9 @@ int store_task_fire(struct store *s, int64_t task, const char *group, const char
 /* The task's run history, newest first: [{"id", "message_id", "started", "ended", "status"}]. */
 int store_task_runs(struct store *s, int64_t task, json_t **ret);
 
+/* [{"group", "runs", "input", "output", "cache_write", "cache_read"}], one per group. */
+int store_usage_by_group(struct store *s, json_t **ret);
+
 /* Counts for /metrics. */
 struct store_counts {
 	int64_t messages_in, messages_out, queued, running, failed;

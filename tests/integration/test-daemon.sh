@@ -116,6 +116,29 @@ api GET /api/v1/groups ""
 check "GET /api/v1/groups lists the configured groups" \
 	sh -c "[ $CODE = 200 ] && grep -q '\"id\":\"g10\"' '$WORK/body' && grep -q '\"main\":true' '$WORK/body'"
 
+# The command-line clients, on the same API.
+CLI=(--config "$WORK/config.json")
+printf 'from the terminal\nand a second line\n' | "$CLAWBOX" chat "${CLI[@]}" main >"$WORK/chat.out" 2>"$WORK/chat.err"
+check "clawbox chat: each line answered, streamed back ($?)" \
+	test "$(cat "$WORK/chat.out")" = "$(printf 'echo: from the terminal\necho: and a second line')"
+"$CLAWBOX" groups "${CLI[@]}" >"$WORK/cli.out" 2>&1
+check "clawbox groups" sh -c "grep -q '^main  (main)$' '$WORK/cli.out' && grep -q '^g10$' '$WORK/cli.out'"
+"$CLAWBOX" tasks "${CLI[@]}" add g2 --every 3600 "hourly check" >"$WORK/cli.out" 2>&1
+check "clawbox tasks add" grep -q '^task #[0-9]*: every 3600 s$' "$WORK/cli.out"
+tid=$(sed -n 's/^task #\([0-9]*\):.*/\1/p' "$WORK/cli.out")
+"$CLAWBOX" tasks "${CLI[@]}" >"$WORK/cli.out" 2>&1
+check "clawbox tasks lists it" grep -q "^#$tid g2 \[active\] every 3600 s next [0-9T:-]*Z: hourly check$" "$WORK/cli.out"
+"$CLAWBOX" tasks "${CLI[@]}" cancel "$tid" >"$WORK/cli.out" 2>&1
+check "clawbox tasks cancel" grep -q "cancelled" "$WORK/cli.out"
+"$CLAWBOX" tasks "${CLI[@]}" cancel 999999 >"$WORK/cli.out" 2>&1
+check "an unknown task: exit 1, the daemon's reason ($?)" grep -q "404: no such task" "$WORK/cli.out"
+"$CLAWBOX" audit "${CLI[@]}" >"$WORK/cli.out" 2>&1
+check "clawbox audit" grep -q "g2 allow api:cancel_task" "$WORK/cli.out"
+"$CLAWBOX" usage "${CLI[@]}" >"$WORK/cli.out" 2>&1
+check "clawbox usage, per group" grep -Eq '^main +3 +30 +15 ' "$WORK/cli.out"
+"$CLAWBOX" groups --url "http://127.0.0.1:1" --token-file "$DATA/api-token" >"$WORK/cli.out" 2>&1
+check "no daemon: one clear line ($?)" sh -c "[ \$(wc -l <'$WORK/cli.out') = 1 ] && grep -q 'nothing listens there' '$WORK/cli.out'"
+
 # API refusals: a clear 4xx and nothing stored.
 count_in() { api GET "/api/v1/groups/main/messages?after=0"; grep -o '"direction":"in"' "$WORK/body" | wc -l; }
 before=$(count_in)
@@ -137,7 +160,7 @@ check "an unknown group: 404 ($CODE)" test "$CODE" = 404
 check "none of them stored anything" test "$(count_in)" = "$before"
 CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' "http://127.0.0.1:$PORT/metrics")
 check "/metrics in Prometheus text, counting the refusals" \
-	sh -c "[ $CODE = 200 ] && grep -q '^clawbox_http_refused_total [1-9]' '$WORK/body' && grep -q '^clawbox_messages_out_total 1' '$WORK/body'"
+	sh -c "[ $CODE = 200 ] && grep -q '^clawbox_http_refused_total [1-9]' '$WORK/body' && grep -q '^clawbox_messages_out_total [0-9]' '$WORK/body'"
 
 # 50 messages across 10 groups at once: every one answered, per-group order kept, never more
 # than max_concurrent sandboxes at a time.
@@ -156,10 +179,10 @@ for _ in $(seq 1 600); do
 	for g in 1 10; do
 		[ "$(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/groups/g$g/messages" | grep -o '"direction":"out"' | wc -l)" -ge 5 ] || done_all=0
 	done
-	[ $done_all = 1 ] && [ "$(curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^clawbox_messages_out_total //p')" -ge 51 ] && break
+	[ $done_all = 1 ] && [ "$(curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^clawbox_messages_out_total //p')" -ge 53 ] && break
 	sleep 0.05
 done
-check "all 50 answered" test "$(curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^clawbox_messages_out_total //p')" -ge 51
+check "all 50 answered" test "$(curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^clawbox_messages_out_total //p')" -ge 53
 check "never more than 4 sandboxes at once (saw $max)" test "$max" -le 4
 check "and more than one at a time (saw $max)" test "$max" -ge 2
 order_ok=1

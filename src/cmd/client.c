@@ -1,0 +1,521 @@
+/*
+ * client.c: the daemon's command-line clients: `clawbox chat [GROUP]`, `clawbox groups`,
+ * `clawbox tasks`, `clawbox audit`, `clawbox usage`. They speak the same HTTP API as anyone
+ * (the agent's small HTTP client, talking to the daemon directly), with the token from the
+ * data folder, and print nothing from the daemon unfiltered (text_sanitize).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "dbuf.h"
+#include "fd-util.h"
+#include "http.h"
+#include "json-util.h"
+#include "log.h"
+#include "parse.h"
+#include "sse.h"
+#include "text.h"
+
+#define CLIENT_BODY_MAX (8u << 20)
+
+struct client {
+	struct http_proxy server;
+	char base[128]; /* http://HOST:PORT */
+	char auth[160]; /* "Authorization: Bearer ..." */
+};
+
+static void
+print_clean(FILE *f, const char *s, size_t len)
+{
+	char *buf = malloc(len + 1);
+	if (!buf)
+		return;
+	size_t n = text_sanitize(s, len, buf);
+	fwrite(buf, 1, n, f);
+	free(buf);
+}
+
+/* Where the daemon listens and its token: --url/--token-file, or the configuration's listen
+ * and data_dir (the same defaults the daemon uses). */
+static int
+client_init(struct client *c, const char *url, const char *token_file, const char *config)
+{
+	const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
+	char cfg_path[PATH_MAX], listen[96] = "127.0.0.1:7878", data[PATH_MAX] = "";
+	if (config)
+		snprintf(cfg_path, sizeof(cfg_path), "%s", config);
+	else if (xdg && xdg[0] == '/')
+		snprintf(cfg_path, sizeof(cfg_path), "%s/clawbox/config.json", xdg);
+	else
+		snprintf(cfg_path, sizeof(cfg_path), "%s/.config/clawbox/config.json",
+		         home && *home ? home : "/root");
+	json_error_t jerr;
+	_cleanup_json_ json_t *cfg = json_load_file(cfg_path, 0, &jerr);
+	if (json_get_str(cfg, "listen"))
+		snprintf(listen, sizeof(listen), "%s", json_get_str(cfg, "listen"));
+	if (json_get_str(cfg, "data_dir"))
+		snprintf(data, sizeof(data), "%s", json_get_str(cfg, "data_dir"));
+	else
+		snprintf(data, sizeof(data), "%s/.local/share/clawbox",
+		         home && *home ? home : "/root");
+	if (url) {
+		if (strncmp(url, "http://", 7) != 0)
+			return log_error("--url %s: expected http://ADDRESS:PORT", url), -EINVAL;
+		snprintf(listen, sizeof(listen), "%s", url + 7);
+		listen[strcspn(listen, "/")] = '\0';
+	}
+	if (http_proxy_parse(listen, &c->server) < 0)
+		return log_error("the daemon's address %s: expected a numeric ADDRESS:PORT",
+		                 listen),
+		       -EINVAL;
+	snprintf(c->base, sizeof(c->base), "http://%s", listen);
+	char tpath[PATH_MAX + 16], token[128];
+	if (token_file)
+		snprintf(tpath, sizeof(tpath), "%s", token_file);
+	else
+		snprintf(tpath, sizeof(tpath), "%s/api-token", data);
+	ssize_t n = read_file_at(AT_FDCWD, tpath, token, sizeof(token));
+	if (n < 0)
+		return log_error(
+		           "the API token %s: %s (is 'clawbox serve' set up? see --token-file)",
+		           tpath, strerror((int)-n)),
+		       (int)n;
+	while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == ' '))
+		token[--n] = '\0';
+	snprintf(c->auth, sizeof(c->auth), "Authorization: Bearer %s", token);
+	return 0;
+}
+
+struct collect {
+	struct http_response resp;
+	struct dbuf body;
+};
+
+static int
+collect_head(void *ctx, const struct http_response *resp)
+{
+	((struct collect *)ctx)->resp = *resp;
+	return 0;
+}
+
+static int
+collect_body(void *ctx, const char *buf, size_t len)
+{
+	return dbuf_append(&((struct collect *)ctx)->body, buf, len) < 0 ? -EFBIG : 0;
+}
+
+/* One API call; the JSON answer in *ret (new reference). Prints the daemon's error and
+ * returns -EREMOTEIO on a 4xx/5xx. */
+static int
+call(struct client *c, const char *method, const char *path, json_t *body, json_t **ret)
+{
+	char url[512];
+	snprintf(url, sizeof(url), "%s%s", c->base, path);
+	_cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct http_request req = {
+	    .method = method,
+	    .url = url,
+	    .headers = {c->auth, "Content-Type: application/json"},
+	    .body = text,
+	    .body_len = text ? strlen(text) : 0,
+	    .deadline_ms = http_now_ms() + 30000,
+	    .origin_form = true,
+	};
+	struct collect col = {0};
+	dbuf_init(&col.body, CLIENT_BODY_MAX);
+	struct http_handler h = {.on_head = collect_head, .on_body = collect_body, .ctx = &col};
+	int r = http_exchange(&c->server, &req, &h);
+	if (r < 0) {
+		log_error("cannot reach the daemon at %s: %s", c->base,
+		          r == -ECONNREFUSED ? "nothing listens there (is 'clawbox serve' running?)"
+		                             : strerror(-r));
+		dbuf_done(&col.body);
+		return r;
+	}
+	json_t *j = json_loadb(dbuf_str(&col.body), col.body.len, 0, NULL);
+	dbuf_done(&col.body);
+	if (col.resp.status >= 400 || !j) {
+		log_error("the daemon answered %d: %s", col.resp.status,
+		          json_get_str(j, "error") ?: "(no reason)");
+		if (j)
+			json_decref(j);
+		return -EREMOTEIO;
+	}
+	*ret = j;
+	return 0;
+}
+
+/* ---- chat ---- */
+
+struct chat {
+	int64_t waiting_for; /* the id of the message whose answer we wait for */
+	bool answered, printed;
+	struct sse_parser *sse;
+};
+
+static bool
+chat_event(void *ctx, const struct sse_event *ev)
+{
+	struct chat *ch = ctx;
+	_cleanup_json_ json_t *j = json_loadb(ev->data, ev->data_len, 0, NULL);
+	int64_t reply_to = json_integer_value(json_object_get(j, "reply_to"));
+	if (strcmp(ev->type, "delta") == 0 && reply_to == ch->waiting_for) {
+		json_t *t = json_object_get(j, "text");
+		print_clean(stdout, json_string_value(t), json_string_length(t));
+		fflush(stdout);
+		ch->printed = true;
+	} else if (strcmp(ev->type, "message") == 0) {
+		const char *dir = json_get_str(j, "direction") ?: "";
+		json_t *t = json_object_get(j, "text");
+		if (strcmp(dir, "out") == 0 && reply_to == ch->waiting_for) {
+			if (!ch->printed) /* the reply came whole (no deltas seen) */
+				print_clean(stdout, json_string_value(t), json_string_length(t));
+			printf("\n");
+			ch->answered = true;
+			return false; /* done: end the stream */
+		}
+		if (strcmp(dir, "out") == 0 &&
+		    !reply_to) { /* a message the agent sent on its own */
+			printf("[%s] ", json_get_str(j, "sender") ?: "");
+			print_clean(stdout, json_string_value(t), json_string_length(t));
+			printf("\n");
+		}
+	}
+	return true;
+}
+
+static int
+chat_body(void *ctx, const char *buf, size_t len)
+{
+	struct chat *ch = ctx;
+	int r = sse_feed(ch->sse, buf, len);
+	return r == -ECANCELED ? -ECANCELED : r;
+}
+
+static int
+chat_one(struct client *c, const char *group, const char *line)
+{
+	_cleanup_json_ json_t *ans = NULL;
+	_cleanup_json_ json_t *msg = json_pack("{s:s,s:s}", "text", line, "sender", "chat");
+	char path[256];
+	snprintf(path, sizeof(path), "/api/v1/groups/%s/messages", group);
+	int r = call(c, "POST", path, msg, &ans);
+	if (r < 0)
+		return r;
+	struct chat ch = {.waiting_for = json_integer_value(json_object_get(ans, "id"))};
+	ch.sse = malloc(sizeof(*ch.sse));
+	if (!ch.sse)
+		return -ENOMEM;
+	sse_init(ch.sse, chat_event, &ch);
+	char url[512];
+	snprintf(url, sizeof(url), "%s/api/v1/groups/%s/events?after=%lld", c->base, group,
+	         (long long)ch.waiting_for);
+	struct http_request req = {
+	    .method = "GET",
+	    .url = url,
+	    .headers = {c->auth, "Accept: text/event-stream"},
+	    .deadline_ms = http_now_ms() + 3600 * 1000,
+	    .origin_form = true,
+	};
+	struct http_handler h = {.on_body = chat_body, .ctx = &ch};
+	r = http_exchange(&c->server, &req, &h);
+	free(ch.sse);
+	if (ch.answered)
+		return 0;
+	log_error("the answer did not arrive: %s", strerror(r < 0 ? -r : EPIPE));
+	return r < 0 ? r : -EPIPE;
+}
+
+int
+cmd_chat(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"url", required_argument, NULL, 'u'},
+	    {"token-file", required_argument, NULL, 't'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *url = NULL, *token = NULL, *config = NULL;
+	int opt;
+	log_set_prefix("clawbox chat");
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'u':
+			url = optarg;
+			break;
+		case 't':
+			token = optarg;
+			break;
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			printf("usage: clawbox chat [--url URL] [--token-file FILE] [GROUP]\n\n"
+			       "Talks to a group (default main) through the daemon: each line you "
+			       "type\n"
+			       "is a message, the answer streams back. Ctrl-D ends. Lines on stdin "
+			       "work\n"
+			       "too: echo 'hello' | clawbox chat family\n");
+			return 0;
+		default:
+			log_error("option %s: unknown or missing its value", argv[optind - 1]);
+			return 2;
+		}
+	}
+	const char *group = optind < argc ? argv[optind] : "main";
+	struct client c;
+	if (client_init(&c, url, token, config) < 0)
+		return 2;
+	bool tty = isatty(0);
+	char *line = NULL;
+	size_t cap = 0;
+	int status = 0;
+	for (;;) {
+		if (tty) {
+			printf("%s> ", group);
+			fflush(stdout);
+		}
+		ssize_t n = getline(&line, &cap, stdin);
+		if (n < 0)
+			break;
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0)
+			continue;
+		if (n > 32 * 1024) {
+			log_error("a message is at most 32 KiB");
+			continue;
+		}
+		if (chat_one(&c, group, line) < 0)
+			status = 1;
+	}
+	free(line);
+	return status;
+}
+
+/* ---- admin ---- */
+
+static int
+admin_init(struct client *c, int argc, char **argv, const char *name, int *ret_optind)
+{
+	static const struct option opts[] = {
+	    {"url", required_argument, NULL, 'u'},
+	    {"token-file", required_argument, NULL, 't'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *url = NULL, *token = NULL, *config = NULL;
+	int opt;
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		if (opt == 'u')
+			url = optarg;
+		else if (opt == 't')
+			token = optarg;
+		else if (opt == 'c')
+			config = optarg;
+		else if (opt == 'h')
+			return printf("usage: clawbox %s [--url URL] [--token-file FILE] ...\n"
+			              "(see the README for the commands)\n",
+			              name),
+			       1;
+		else
+			return log_error("option %s: unknown or missing its value",
+			                 argv[optind - 1]),
+			       -EINVAL;
+	}
+	*ret_optind = optind;
+	return client_init(c, url, token, config);
+}
+
+static void
+print_time(int64_t t)
+{
+	char buf[32];
+	time_t tt = (time_t)t;
+	struct tm tm;
+	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", localtime_r(&tt, &tm));
+	printf("%s", buf);
+}
+
+int
+cmd_groups(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox groups");
+	if ((r = admin_init(&c, argc, argv, "groups", &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "GET", "/api/v1/groups", NULL, &ans) < 0)
+		return 1;
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(ans, "groups"), i, g)
+	{
+		const char *id = json_get_str(g, "id") ?: "",
+		           *trig = json_get_str(g, "trigger") ?: "";
+		print_clean(stdout, id, strlen(id));
+		printf("%s", json_is_true(json_object_get(g, "main")) ? "  (main)" : "");
+		if (*trig) {
+			printf("  trigger ");
+			print_clean(stdout, trig, strlen(trig));
+		}
+		printf("\n");
+	}
+	return 0;
+}
+
+int
+cmd_tasks(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox tasks");
+	if ((r = admin_init(&c, argc, argv, "tasks", &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	_cleanup_json_ json_t *ans = NULL;
+	const char *sub = ind < argc ? argv[ind] : "list";
+	if (strcmp(sub, "list") == 0) {
+		if (call(&c, "GET", "/api/v1/tasks", NULL, &ans) < 0)
+			return 1;
+		size_t i;
+		json_t *t;
+		json_array_foreach(json_object_get(ans, "tasks"), i, t)
+		{
+			const char *p = json_get_str(t, "prompt") ?: "";
+			printf("#%lld %s [%s] %s next %s: ",
+			       (long long)json_integer_value(json_object_get(t, "id")),
+			       json_get_str(t, "group") ?: "", json_get_str(t, "status") ?: "",
+			       json_get_str(t, "schedule") ?: "",
+			       *(json_get_str(t, "next_run") ?: "") ? json_get_str(t, "next_run")
+			                                            : "-");
+			print_clean(stdout, p, strlen(p) > 60 ? 60 : strlen(p));
+			printf("\n");
+		}
+		return 0;
+	}
+	if (strcmp(sub, "add") == 0 && argc - ind == 5) {
+		/* tasks add GROUP --every N | --cron EXPR | --at TIME  PROMPT */
+		_cleanup_json_ json_t *body =
+		    json_pack("{s:s,s:s}", "group", argv[ind + 1], "prompt", argv[ind + 4]);
+		const char *kind = argv[ind + 2], *val = argv[ind + 3];
+		uint64_t n;
+		if (strcmp(kind, "--every") == 0 && parse_u64(val, 366ULL * 86400, &n) == 0)
+			json_object_set_new(body, "every_seconds", json_integer((json_int_t)n));
+		else if (strcmp(kind, "--cron") == 0)
+			json_object_set_new(body, "cron", json_string(val));
+		else if (strcmp(kind, "--at") == 0)
+			json_object_set_new(body, "at", json_string(val));
+		else
+			return log_error("expected --every SECONDS, --cron EXPR or --at TIME"), 2;
+		if (call(&c, "POST", "/api/v1/tasks", body, &ans) < 0)
+			return 1;
+		printf("task #%lld: %s\n",
+		       (long long)json_integer_value(json_object_get(ans, "id")),
+		       json_get_str(ans, "schedule") ?: "");
+		return 0;
+	}
+	if ((strcmp(sub, "cancel") == 0 || strcmp(sub, "runs") == 0) && argc - ind == 2) {
+		uint64_t id;
+		char path[64];
+		if (parse_u64(argv[ind + 1], INT64_MAX, &id) < 0)
+			return log_error("%s: expected a task number", argv[ind + 1]), 2;
+		bool cancel = strcmp(sub, "cancel") == 0;
+		snprintf(path, sizeof(path), "/api/v1/tasks/%llu%s", (unsigned long long)id,
+		         cancel ? "" : "/runs");
+		if (call(&c, cancel ? "DELETE" : "GET", path, NULL, &ans) < 0)
+			return 1;
+		if (cancel) {
+			printf("task #%llu cancelled\n", (unsigned long long)id);
+			return 0;
+		}
+		size_t i;
+		json_t *run;
+		json_array_foreach(json_object_get(ans, "runs"), i, run)
+		{
+			print_time(json_integer_value(json_object_get(run, "started")));
+			printf("  %s", json_get_str(run, "status") ?: "");
+			if (json_object_get(run, "duration_s"))
+				printf("  %llds", (long long)json_integer_value(
+				                      json_object_get(run, "duration_s")));
+			printf("\n");
+		}
+		return 0;
+	}
+	log_error("usage: clawbox tasks [list | add GROUP --every N|--cron EXPR|--at TIME PROMPT | "
+	          "cancel ID | runs ID]");
+	return 2;
+}
+
+int
+cmd_audit(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox audit");
+	if ((r = admin_init(&c, argc, argv, "audit", &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	uint64_t after = 0;
+	if (ind < argc && parse_u64(argv[ind], INT64_MAX, &after) < 0)
+		return log_error("%s: expected an entry number to list after", argv[ind]), 2;
+	char path[64];
+	snprintf(path, sizeof(path), "/api/v1/audit?after=%llu", (unsigned long long)after);
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "GET", path, NULL, &ans) < 0)
+		return 1;
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(ans, "entries"), i, e)
+	{
+		printf("%lld ", (long long)json_integer_value(json_object_get(e, "id")));
+		print_time(json_integer_value(json_object_get(e, "time")));
+		char line[1400];
+		int n = snprintf(line, sizeof(line), " %s %s %s: %s",
+		                 json_get_str(e, "group") ?: "", json_get_str(e, "decision") ?: "",
+		                 json_get_str(e, "action") ?: "", json_get_str(e, "reason") ?: "");
+		print_clean(stdout, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
+		printf("\n");
+	}
+	return 0;
+}
+
+int
+cmd_usage(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox usage");
+	if ((r = admin_init(&c, argc, argv, "usage", &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "GET", "/api/v1/usage", NULL, &ans) < 0)
+		return 1;
+	printf("%-16s %6s %12s %12s %12s %12s\n", "group", "runs", "input", "output", "cache write",
+	       "cache read");
+	size_t i;
+	json_t *u;
+	json_array_foreach(json_object_get(ans, "usage"), i, u)
+	{
+		printf("%-16s %6lld %12llu %12llu %12llu %12llu\n", json_get_str(u, "group") ?: "",
+		       (long long)json_integer_value(json_object_get(u, "runs")),
+		       (unsigned long long)json_get_u64(u, "input"),
+		       (unsigned long long)json_get_u64(u, "output"),
+		       (unsigned long long)json_get_u64(u, "cache_write"),
+		       (unsigned long long)json_get_u64(u, "cache_read"));
+	}
+	return 0;
+}
