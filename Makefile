@@ -60,7 +60,8 @@ CMD_OBJ     := $(CMD_SRC:%.c=$(BUILD)/%.o)
 PROXY_OBJ   := $(PROXY_SRC:%.c=$(BUILD)/%.o)
 AGENT_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 STORE_OBJ   := $(STORE_SRC:%.c=$(BUILD)/%.o)
-DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web.o
+WEB_FILES   := src/daemon/web/index.html src/daemon/web/app.js src/daemon/web/style.css
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
@@ -115,6 +116,19 @@ clawbox-serve: $(BUILD)/src/cmd/serve-main.o $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_O
 	@$(CC) $(CFLAGS) $(filter-out -static-pie,$(LDFLAGS)) -pie -o $@ $^ $(LIBS_serve)
 $(BUILD)/src/cmd/serve-main.o: src/cmd/serve-main.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
+# The chat page, compiled in (tools/embed.c).
+$(BUILD)/embed: tools/embed.c
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) -O1 -std=gnu11 $(WARN) -o $@ $<
+$(BUILD)/gen/web.c: $(BUILD)/embed $(WEB_FILES)
+	@mkdir -p $(@D)
+	@echo "  GEN     $@"
+	@$(BUILD)/embed $@ /=src/daemon/web/index.html /app.js=src/daemon/web/app.js \
+		/style.css=src/daemon/web/style.css
+$(BUILD)/gen/web.o: $(BUILD)/gen/web.c $(BUILD)/.flags
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
 $(BUILD)/src/store/%.o: src/store/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok

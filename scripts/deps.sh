@@ -31,6 +31,7 @@ test)
 	need_pkg curl "command -v curl"
 	need_pkg openssl "command -v openssl"
 	need_pkg iproute2 "command -v ip"
+	need_pkg chromium "command -v chromium"
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"

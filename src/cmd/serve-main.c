@@ -291,8 +291,8 @@ main(int argc, char **argv)
 	event_add(d.sigchld, NULL);
 	event_add(d.sigterm, NULL);
 	event_add(d.sigint, NULL);
-	log_info("listening on %s (API token in %s/%s)", d.origin, d.cfg.data_dir,
-	         DAEMON_TOKEN_FILE);
+	log_info("listening on %s: open %s/ for the chat page (API token in %s/%s)", d.origin,
+	         d.origin, d.cfg.data_dir, DAEMON_TOKEN_FILE);
 	if (scheduler_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */

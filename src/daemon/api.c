@@ -18,6 +18,7 @@
 #include "log.h"
 #include "parse.h"
 #include "tasks.h"
+#include "web.h"
 
 static void
 reply_json(struct evhttp_request *req, int status, json_t *body)
@@ -341,6 +342,29 @@ get_metrics(struct daemon *d, struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+/* The chat page. It holds no secret (the token is the user's to give it), and is locked
+ * down: only its own scripts, styles and API, no framing, no referrer. */
+static void
+serve_page(struct evhttp_request *req, const struct web_file *f)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	const char *type = strstr(f->path, ".js")    ? "text/javascript; charset=utf-8"
+	                   : strstr(f->path, ".css") ? "text/css; charset=utf-8"
+	                                             : "text/html; charset=utf-8";
+	evhttp_add_header(h, "Content-Type", type);
+	evhttp_add_header(h, "Content-Security-Policy",
+	                  "default-src 'none'; script-src 'self'; style-src 'self'; "
+	                  "connect-src 'self'; base-uri 'none'; form-action 'none'; "
+	                  "frame-ancestors 'none'");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	evhttp_add_header(h, "Cache-Control", "no-cache");
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add_reference(b, f->data, f->size, NULL, NULL);
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+}
+
 static void
 route(struct evhttp_request *req, void *arg)
 {
@@ -360,6 +384,12 @@ route(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) {
 		get_metrics(d, req);
 		return;
+	}
+	for (const struct web_file *f = web_files; f->path && cmd == EVHTTP_REQ_GET; f++) {
+		if (strcmp(path, f->path) == 0) {
+			serve_page(req, f);
+			return;
+		}
 	}
 	if (strncmp(path, "/api/", 5) != 0) {
 		refuse(d, req, 404, "no such page");
