@@ -33,7 +33,7 @@ INC_sandbox := $(INC_base) -Isrc/sandbox
 INC_agent   := $(INC_base) -Isrc/json -Isrc/agent
 INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/cmd
 # The daemon (clawbox-serve) is an executable of its own: only it links these.
-SERVE_PKGS  := libevent sqlite3 jansson
+SERVE_PKGS  := libevent sqlite3 jansson libcurl
 INC_store   := $(INC_base) -Isrc/json -Isrc/store
 INC_daemon  := $(INC_store) -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) 2>/dev/null)
 LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
@@ -73,6 +73,7 @@ CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
 HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
+FAKE_TG     := $(BUILD)/tests/fake-telegram
 
 .PHONY: all check bench format clean deps test-deps bench-deps demo fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve
@@ -220,6 +221,12 @@ $(FAKE_MODEL): tests/integration/fake-model.c
 	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
 		$(shell pkg-config --cflags --libs libevent jansson)
 
+$(FAKE_TG): tests/integration/fake-telegram.c
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) -O1 -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
+		$(shell pkg-config --cflags --libs libevent jansson)
+
 # Fuzzing: `make fuzz` runs libFuzzer (clang) on the proxy's request reader for FUZZ_SECONDS
 # and keeps what it finds in the corpus; `make check` replays the corpus (gcc, no libFuzzer).
 FUZZ_SECONDS ?= 60
@@ -261,7 +268,7 @@ fuzz:
 			tests/fuzz/corpus/$$t || exit 1; \
 	done
 
-check: clawbox clawbox-proxy clawbox-serve $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) test-deps
+check: clawbox clawbox-proxy clawbox-serve $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 bench: clawbox clawbox-proxy $(HTTPD) $(FAKE_MODEL) bench-deps

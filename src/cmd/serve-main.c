@@ -293,13 +293,14 @@ main(int argc, char **argv)
 	event_add(d.sigint, NULL);
 	log_info("listening on %s: open %s/ for the chat page (API token in %s/%s)", d.origin,
 	         d.origin, d.cfg.data_dir, DAEMON_TOKEN_FILE);
-	if (scheduler_start(&d) < 0)
+	if (scheduler_start(&d) < 0 || telegram_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */
 	event_base_dispatch(d.base);
 
 	runner_reap(&d);
 	stream_close_all(&d);
+	telegram_stop(&d);
 	evhttp_free(d.http);
 	event_free(d.sigchld);
 	event_free(d.sigterm);

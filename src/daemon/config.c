@@ -293,15 +293,37 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 		r = known_keys(tg, "telegram", tkeys, why, size);
 		const char *k;
 		json_t *gv;
+		snprintf(c->telegram.token_env, sizeof(c->telegram.token_env),
+		         "TELEGRAM_BOT_TOKEN");
+		snprintf(c->telegram.base_url, sizeof(c->telegram.base_url),
+		         "https://api.telegram.org");
+		if (r == 0)
+			r = get_string(tg, "token_env", "telegram", c->telegram.token_env,
+			               sizeof(c->telegram.token_env), why, size);
+		if (r == 0)
+			r = get_string(tg, "base_url", "telegram", c->telegram.base_url,
+			               sizeof(c->telegram.base_url), why, size);
+		if (r == 0 && strncmp(c->telegram.base_url, "https://", 8) != 0 &&
+		    strncmp(c->telegram.base_url, "http://", 7) != 0)
+			return bad(why, size, "telegram.base_url: expected http:// or https://");
 		json_object_foreach(json_object_get(tg, "chats"), k, gv)
 		{
-			if (r == 0 &&
-			    (!json_is_string(gv) || !config_group(c, json_string_value(gv))))
+			char *end;
+			long long chat = strtoll(k, &end, 10);
+			if (r == 0 && (!*k || *end || !json_is_string(gv) ||
+			               !config_group(c, json_string_value(gv))))
 				r = bad(why, size,
 				        "telegram.chats.%s: expected the id of a configured group",
 				        k);
+			if (r == 0 && c->telegram.n_chats < ARRAY_SIZE(c->telegram.chats)) {
+				c->telegram.chats[c->telegram.n_chats].chat = chat;
+				snprintf(c->telegram.chats[c->telegram.n_chats].group,
+				         sizeof(c->telegram.chats[0].group), "%s",
+				         json_string_value(gv));
+				c->telegram.n_chats++;
+			}
 		}
-		c->telegram = true;
+		c->telegram.on = true;
 	}
 	return r;
 }

@@ -53,7 +53,16 @@ struct daemon_config {
 	struct model_config model;
 	struct group_config groups[CONFIG_MAX_GROUPS];
 	size_t n_groups;
-	bool telegram; /* configured (the channel itself comes later) */
+	struct {
+		bool on;
+		char token_env[64]; /* default TELEGRAM_BOT_TOKEN */
+		char base_url[256]; /* default https://api.telegram.org */
+		struct {
+			long long chat;
+			char group[CONFIG_GROUP_ID_MAX];
+		} chats[CONFIG_MAX_GROUPS * 4];
+		size_t n_chats;
+	} telegram;
 };
 
 void config_done(struct daemon_config *c);

@@ -67,6 +67,10 @@ void stream_delta(struct daemon *d, const char *group, int64_t reply_to, const c
                   size_t len);
 void stream_close_all(struct daemon *d);
 
+/* The Telegram channel (telegram.c): off unless configured and its token is set. */
+int telegram_start(struct daemon *d);
+void telegram_stop(struct daemon *d);
+
 /* HTTP API (api.c). 0, or -errno after one line on stderr. */
 int api_start(struct daemon *d);
 

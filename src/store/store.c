@@ -63,6 +63,8 @@ static const char *const migrations[] = {
     "  started INTEGER NOT NULL, ended INTEGER,"
     "  status TEXT NOT NULL);" /* running | answered | failed */
     "CREATE INDEX task_runs_message ON task_runs(message_id);",
+    /* 2 -> 3: small named values (a channel's offset, what it has delivered) */
+    "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 static int
@@ -577,4 +579,73 @@ store_usage_by_group(struct store *s, json_t **ret)
 	                "SUM(cache_read) FROM usage GROUP BY group_id ORDER BY group_id",
 	                "");
 	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+/* ---- small named values, and the channels' bookkeeping ---- */
+
+int
+store_kv_get(struct store *s, const char *key, char *buf, size_t size)
+{
+	sqlite3_stmt *st;
+	int r = prepare(s, &st, "SELECT value FROM kv WHERE key = ?", "t", key);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : fail(s);
+}
+
+int
+store_kv_set(struct store *s, const char *key, const char *value)
+{
+	return run(s,
+	           "INSERT INTO kv (key, value) VALUES (?, ?) "
+	           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	           "tt", key, value);
+}
+
+int
+store_channel_in(struct store *s, const char *group, const char *sender, const char *text,
+                 const char *offset_key, const char *offset)
+{
+	int r = exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	if (group)
+		r = run(s,
+		        "INSERT INTO messages (group_id, direction, sender, text, time, status) "
+		        "VALUES (?, 'in', ?, ?, ?, 'queued')",
+		        "ttti", group, sender, text, now_s());
+	if (r == 0)
+		r = store_kv_set(s, offset_key, offset);
+	if (r == 0)
+		return exec(s, "COMMIT");
+	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int
+store_out_after(struct store *s, int64_t after, json_t **ret)
+{
+	static const char *const names[] = {"id", "group", "text", NULL};
+	sqlite3_stmt *st;
+	int r =
+	    prepare(s, &st,
+	            "SELECT id, group_id, text FROM messages WHERE direction = 'out' AND id > ? "
+	            "ORDER BY id LIMIT 100",
+	            "i", after);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int64_t
+store_last_id(struct store *s)
+{
+	sqlite3_stmt *st;
+	if (prepare(s, &st, "SELECT COALESCE(MAX(id), 0) FROM messages", "") < 0)
+		return -1;
+	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_finalize(st);
+	return v;
 }

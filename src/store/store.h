@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_TEXT_MAX       (1u << 20) /* one message */
 #define STORE_LIST_MAX       1000       /* rows in one listing */
 
@@ -85,6 +85,19 @@ int store_task_runs(struct store *s, int64_t task, json_t **ret);
 
 /* [{"group", "runs", "input", "output", "cache_write", "cache_read"}], one per group. */
 int store_usage_by_group(struct store *s, json_t **ret);
+
+/* Small named values. store_kv_get: 0, or -ENOENT. */
+int store_kv_get(struct store *s, const char *key, char *buf, size_t size);
+int store_kv_set(struct store *s, const char *key, const char *value);
+
+/* A channel's incoming message (group NULL: an update that is not one, only the offset moves)
+ * and the channel's new offset, in one transaction: a restart neither loses nor repeats it. */
+int store_channel_in(struct store *s, const char *group, const char *sender, const char *text,
+                     const char *offset_key, const char *offset);
+/* Outgoing messages with id > after, oldest first (at most 100): [{"id", "group", "text"}]. */
+int store_out_after(struct store *s, int64_t after, json_t **ret);
+/* The newest message id (0 if none), or -1. */
+int64_t store_last_id(struct store *s);
 
 /* Counts for /metrics. */
 struct store_counts {

@@ -1,0 +1,427 @@
+/*
+ * telegram.c: the Telegram channel. Bot API long polling (getUpdates) and sendMessage over
+ * libcurl's multi interface on the daemon's one event loop (the pattern of curl's hiper.c,
+ * as in the proxy). The base URL is configuration, so tests point it at a fake server.
+ *
+ * In: a message from a configured chat becomes its group's message; in a group chat only if
+ * it carries the group's trigger; a message from any other chat is ignored and recorded. The
+ * update offset is committed with the message, so a restart neither loses nor repeats one.
+ * Out: every outgoing message of a group with a chat goes to that chat, in order, one at a
+ * time; what was delivered is recorded, so a restart resumes after it. (A crash between
+ * Telegram's answer and that record can send one message twice: the one case left.)
+ *
+ * The bot token is read from the environment and only ever put into request URLs.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "daemon.h"
+#include "dbuf.h"
+#include "json-util.h"
+#include "log.h"
+
+#define TG_POLL_TIMEOUT_S 25
+#define TG_BODY_MAX       (4u << 20)
+#define TG_TEXT_MAX       4000 /* Telegram's limit is 4096 characters */
+
+struct tg_xfer {
+	CURL *easy;
+	struct dbuf body;
+	struct curl_slist *headers;
+	char *post;
+	void (*done)(struct tg_xfer *x, int http, const char *err);
+	bool busy;
+};
+
+static struct {
+	struct daemon *d;
+	CURLM *multi;
+	struct event *timer; /* curl's */
+	struct event *tick;  /* the outbox and retries */
+	char token[256];
+	long long offset;
+	int64_t delivered;
+	int64_t sending;
+	struct tg_xfer poll, send;
+	int poll_failures;
+	time_t poll_after;
+} tg;
+
+/* ---- curl on libevent ---- */
+
+struct watched {
+	struct event *ev;
+};
+
+static void
+check_done(void)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(tg.multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		struct tg_xfer *x;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		long http = 0;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &http);
+		CURLcode rc = msg->data.result;
+		curl_multi_remove_handle(tg.multi, x->easy);
+		x->busy = false;
+		x->done(x, (int)http, rc == CURLE_OK ? NULL : curl_easy_strerror(rc));
+	}
+}
+
+static void
+on_socket(evutil_socket_t fd, short kind, void *arg)
+{
+	(void)arg;
+	int running;
+	int action =
+	    (kind & EV_READ ? CURL_CSELECT_IN : 0) | (kind & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	curl_multi_socket_action(tg.multi, fd, action, &running);
+	check_done();
+}
+
+static void
+on_timeout(evutil_socket_t fd, short kind, void *arg)
+{
+	(void)fd;
+	(void)kind;
+	(void)arg;
+	int running;
+	curl_multi_socket_action(tg.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done();
+}
+
+static int
+socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct watched *w = socketp;
+	(void)e;
+	(void)userp;
+	if (what == CURL_POLL_REMOVE) {
+		if (w) {
+			event_free(w->ev);
+			free(w);
+			curl_multi_assign(tg.multi, s, NULL);
+		}
+		return 0;
+	}
+	if (!w) {
+		w = calloc(1, sizeof(*w));
+		if (!w)
+			return -1;
+		curl_multi_assign(tg.multi, s, w);
+	} else {
+		event_free(w->ev);
+	}
+	short kind = EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
+	             (what & CURL_POLL_OUT ? EV_WRITE : 0);
+	w->ev = event_new(tg.d->base, s, kind, on_socket, NULL);
+	return w->ev && event_add(w->ev, NULL) == 0 ? 0 : -1;
+}
+
+static int
+timer_cb(CURLM *m, long ms, void *userp)
+{
+	(void)m;
+	(void)userp;
+	if (ms < 0) {
+		evtimer_del(tg.timer);
+		return 0;
+	}
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	evtimer_add(tg.timer, &tv);
+	return 0;
+}
+
+static size_t
+write_cb(char *buf, size_t size, size_t n, void *arg)
+{
+	struct tg_xfer *x = arg;
+	return dbuf_append(&x->body, buf, size * n) < 0 ? 0 : size * n; /* 0 aborts: too large */
+}
+
+static int
+xfer_start(struct tg_xfer *x, const char *method, const char *json_body, long timeout_s)
+{
+	char url[1024];
+	snprintf(url, sizeof(url), "%s/bot%s/%s", tg.d->cfg.telegram.base_url, tg.token, method);
+	dbuf_reset(&x->body);
+	free(x->post);
+	x->post = json_body ? strdup(json_body) : NULL;
+	curl_easy_reset(x->easy);
+	curl_easy_setopt(x->easy, CURLOPT_URL, url);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(x->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(x->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT, timeout_s);
+	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT, 15L);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, x);
+	if (x->post) {
+		curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->headers);
+		curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, x->post);
+	}
+	if (curl_multi_add_handle(tg.multi, x->easy) != CURLM_OK)
+		return -EIO;
+	x->busy = true;
+	return 0;
+}
+
+/* ---- in ---- */
+
+static const char *
+chat_group(long long chat)
+{
+	for (size_t i = 0; i < tg.d->cfg.telegram.n_chats; i++)
+		if (tg.d->cfg.telegram.chats[i].chat == chat)
+			return tg.d->cfg.telegram.chats[i].group;
+	return NULL;
+}
+
+static bool
+has_trigger(const char *text, const char *trigger)
+{
+	size_t n = strlen(trigger);
+	for (const char *p = text; *p; p++)
+		if (strncasecmp(p, trigger, n) == 0)
+			return true;
+	return false;
+}
+
+static void
+take_update(json_t *u)
+{
+	struct daemon *d = tg.d;
+	long long id = (long long)json_integer_value(json_object_get(u, "update_id"));
+	json_t *m = json_object_get(u, "message");
+	json_t *chat = json_object_get(m, "chat");
+	const char *text = json_get_str(m, "text");
+	long long chat_id = (long long)json_integer_value(json_object_get(chat, "id"));
+	const char *type = json_get_str(chat, "type") ?: "";
+	json_t *from = json_object_get(m, "from");
+	const char *name = json_get_str(from, "username") ?: json_get_str(from, "first_name") ?: "";
+	char offset[32], sender[96], why[160];
+	snprintf(offset, sizeof(offset), "%lld", id + 1);
+	snprintf(sender, sizeof(sender), "telegram:%.64s", name);
+	const char *group = m && text ? chat_group(chat_id) : NULL;
+	if (m && text && !group) {
+		snprintf(why, sizeof(why), "a message from chat %lld, which no group is for",
+		         chat_id);
+		(void)store_audit(d->store, "-", "telegram", "deny", why);
+	}
+	if (group && strcmp(type, "private") != 0) {
+		const struct group_config *g = config_group(&d->cfg, group);
+		if (g && g->trigger[0] && !has_trigger(text, g->trigger))
+			group = NULL; /* group chatter not meant for the agent */
+	}
+	if (group && strlen(text) > DAEMON_TEXT_MAX)
+		group = NULL;
+	if (store_channel_in(d->store, group, sender, text, "telegram.offset", offset) < 0) {
+		log_error("telegram: cannot store an update: %s", store_error(d->store));
+		return;
+	}
+	tg.offset = id + 1;
+}
+
+static void start_poll(void);
+
+static void
+poll_done(struct tg_xfer *x, int http, const char *err)
+{
+	_cleanup_json_ json_t *j =
+	    err ? NULL : json_loadb(dbuf_str(&x->body), x->body.len, 0, NULL);
+	if (err || http != 200 || !json_is_true(json_object_get(j, "ok"))) {
+		if (tg.poll_failures++ % 10 == 0)
+			log_warn("telegram: getUpdates failed (%s); retrying",
+			         err ? err : json_get_str(j, "description") ?: "HTTP error");
+		tg.poll_after = time(NULL) + (tg.poll_failures < 5 ? 1 : 10);
+		return; /* the tick starts it again */
+	}
+	tg.poll_failures = 0;
+	size_t i;
+	json_t *u;
+	json_array_foreach(json_object_get(j, "result"), i, u) take_update(u);
+	if (json_array_size(json_object_get(j, "result")))
+		runner_kick(tg.d);
+	start_poll();
+}
+
+static void
+start_poll(void)
+{
+	if (tg.poll.busy || tg.d->stopping)
+		return;
+	char body[160];
+	snprintf(body, sizeof(body),
+	         "{\"offset\":%lld,\"timeout\":%d,\"allowed_updates\":[\"message\"]}", tg.offset,
+	         TG_POLL_TIMEOUT_S);
+	if (xfer_start(&tg.poll, "getUpdates", body, TG_POLL_TIMEOUT_S + 15) < 0)
+		tg.poll_after = time(NULL) + 5;
+}
+
+/* ---- out ---- */
+
+static void send_next(void);
+
+static void
+mark_delivered(int64_t id)
+{
+	char v[32];
+	snprintf(v, sizeof(v), "%lld", (long long)id);
+	tg.delivered = id;
+	if (store_kv_set(tg.d->store, "telegram.delivered", v) < 0)
+		log_error("telegram: cannot record a delivery: %s", store_error(tg.d->store));
+}
+
+static void
+send_done(struct tg_xfer *x, int http, const char *err)
+{
+	if (err || http >= 500 || http == 429 || http == 0) {
+		return; /* kept: the tick tries again */
+	}
+	if (http != 200) {
+		_cleanup_json_ json_t *j = json_loadb(dbuf_str(&x->body), x->body.len, 0, NULL);
+		char why[300];
+		snprintf(why, sizeof(why), "sendMessage refused (HTTP %d): %.200s", http,
+		         json_get_str(j, "description") ?: "");
+		(void)store_audit(tg.d->store, "-", "telegram", "error", why);
+	}
+	mark_delivered(tg.sending);
+	send_next();
+}
+
+static long long
+group_chat(const char *group)
+{
+	for (size_t i = 0; i < tg.d->cfg.telegram.n_chats; i++)
+		if (strcmp(tg.d->cfg.telegram.chats[i].group, group) == 0)
+			return tg.d->cfg.telegram.chats[i].chat;
+	return 0;
+}
+
+static void
+send_next(void)
+{
+	if (tg.send.busy || tg.d->stopping)
+		return;
+	_cleanup_json_ json_t *out = NULL;
+	if (store_out_after(tg.d->store, tg.delivered, &out) < 0)
+		return;
+	size_t i;
+	json_t *m;
+	json_array_foreach(out, i, m)
+	{
+		int64_t id = (int64_t)json_integer_value(json_object_get(m, "id"));
+		long long chat = group_chat(json_get_str(m, "group") ?: "");
+		if (!chat) {
+			mark_delivered(id); /* a group without a chat: nothing to deliver */
+			continue;
+		}
+		json_t *t = json_object_get(m, "text");
+		size_t len = json_string_length(t);
+		if (len > TG_TEXT_MAX) /* cut on a character boundary */
+			for (len = TG_TEXT_MAX;
+			     len > 0 && (json_string_value(t)[len] & 0xC0) == 0x80;)
+				len--;
+		_cleanup_json_ json_t *body = json_pack("{s:I,s:s%}", "chat_id", (json_int_t)chat,
+		                                        "text", json_string_value(t), len);
+		_cleanup_free_ char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+		tg.sending = id;
+		if (!s || xfer_start(&tg.send, "sendMessage", s, 30) < 0)
+			return;
+		return; /* one at a time, in order */
+	}
+}
+
+static void
+on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (!tg.poll.busy && time(NULL) >= tg.poll_after)
+		start_poll();
+	send_next();
+}
+
+static int
+xfer_init(struct tg_xfer *x, void (*done)(struct tg_xfer *, int, const char *))
+{
+	x->easy = curl_easy_init();
+	dbuf_init(&x->body, TG_BODY_MAX);
+	x->done = done;
+	x->headers = curl_slist_append(NULL, "Content-Type: application/json");
+	return x->easy && x->headers ? 0 : -ENOMEM;
+}
+
+int
+telegram_start(struct daemon *d)
+{
+	if (!d->cfg.telegram.on)
+		return 0;
+	const char *token = getenv(d->cfg.telegram.token_env);
+	if (!token || !*token || strlen(token) >= sizeof(tg.token) || strpbrk(token, "/?# \r\n")) {
+		log_warn("telegram: %s is not set (or not a bot token); the channel is off",
+		         d->cfg.telegram.token_env);
+		return 0;
+	}
+	tg.d = d;
+	snprintf(tg.token, sizeof(tg.token), "%s", token);
+	char v[32];
+	if (store_kv_get(d->store, "telegram.offset", v, sizeof(v)) == 0)
+		tg.offset = strtoll(v, NULL, 10);
+	if (store_kv_get(d->store, "telegram.delivered", v, sizeof(v)) == 0) {
+		tg.delivered = strtoll(v, NULL, 10);
+	} else {
+		/* First start with Telegram: what was said before is not sent to it now. */
+		int64_t last = store_last_id(d->store);
+		mark_delivered(last > 0 ? last : 0);
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+		return -EIO;
+	tg.multi = curl_multi_init();
+	tg.timer = evtimer_new(d->base, on_timeout, NULL);
+	tg.tick = event_new(d->base, -1, EV_PERSIST, on_tick, NULL);
+	if (!tg.multi || !tg.timer || !tg.tick || xfer_init(&tg.poll, poll_done) < 0 ||
+	    xfer_init(&tg.send, send_done) < 0)
+		return -ENOMEM;
+	curl_multi_setopt(tg.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(tg.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	struct timeval t = {.tv_usec = 250 * 1000};
+	event_add(tg.tick, &t);
+	start_poll();
+	log_info("telegram: polling %s for %zu chat%s", d->cfg.telegram.base_url,
+	         d->cfg.telegram.n_chats, d->cfg.telegram.n_chats == 1 ? "" : "s");
+	return 0;
+}
+
+void
+telegram_stop(struct daemon *d)
+{
+	(void)d;
+	if (!tg.multi)
+		return;
+	struct tg_xfer *xs[] = {&tg.poll, &tg.send};
+	for (size_t i = 0; i < 2; i++) {
+		if (xs[i]->busy)
+			curl_multi_remove_handle(tg.multi, xs[i]->easy);
+		curl_easy_cleanup(xs[i]->easy);
+		curl_slist_free_all(xs[i]->headers);
+		dbuf_done(&xs[i]->body);
+		free(xs[i]->post);
+	}
+	curl_multi_cleanup(tg.multi);
+	event_free(tg.timer);
+	event_free(tg.tick);
+	memset(tg.token, 0, sizeof(tg.token));
+	tg.multi = NULL;
+}

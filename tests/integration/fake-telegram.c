@@ -1,0 +1,133 @@
+/*
+ * fake-telegram.c: the Telegram Bot API as the daemon uses it (POST /bot<TOKEN>/getUpdates
+ * and /bot<TOKEN>/sendMessage with JSON bodies), on loopback, for tests. Updates come from a
+ * file, re-read on every poll (a test adds updates by rewriting it); each is served while its
+ * update_id >= the offset asked for, as Telegram does. Every call is logged as a JSON line.
+ * A wrong token gets 401; sendMessage to chat 404404 gets 400 "chat not found".
+ *
+ * usage: fake-telegram --token T --updates FILE --log FILE --port-file FILE
+ */
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static const char *token, *updates_path;
+static FILE *logf;
+
+static void
+reply(struct evhttp_request *req, int status, json_t *j)
+{
+	struct evbuffer *b = evbuffer_new();
+	char *s = json_dumps(j, JSON_COMPACT);
+	evbuffer_add(b, s, strlen(s));
+	free(s);
+	json_decref(j);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "application/json");
+	evhttp_send_reply(req, status, NULL, b);
+	evbuffer_free(b);
+}
+
+static void
+log_call(const char *method, json_t *body)
+{
+	json_t *e = json_pack("{s:s,s:O}", "method", method, "body", body ? body : json_null());
+	char *s = json_dumps(e, JSON_COMPACT);
+	fprintf(logf, "%s\n", s);
+	fflush(logf);
+	free(s);
+	json_decref(e);
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	const char *uri = evhttp_request_get_uri(req);
+	char prefix[300];
+	snprintf(prefix, sizeof(prefix), "/bot%s/", token);
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	json_t *body =
+	    json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0, NULL);
+	if (strncmp(uri, prefix, strlen(prefix)) != 0) {
+		log_call("unauthorized", body);
+		reply(req, 401,
+		      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", 401, "description",
+		                "Unauthorized"));
+	} else if (strcmp(uri + strlen(prefix), "getUpdates") == 0) {
+		log_call("getUpdates", body);
+		json_int_t offset = json_integer_value(json_object_get(body, "offset"));
+		json_t *all = json_load_file(updates_path, 0, NULL);
+		json_t *out = json_array();
+		size_t i;
+		json_t *u;
+		json_array_foreach(all, i, u)
+		{
+			if (json_integer_value(json_object_get(u, "update_id")) >= offset)
+				json_array_append(out, u);
+		}
+		if (all)
+			json_decref(all);
+		reply(req, 200, json_pack("{s:b,s:o}", "ok", 1, "result", out));
+	} else if (strcmp(uri + strlen(prefix), "sendMessage") == 0) {
+		log_call("sendMessage", body);
+		if (json_integer_value(json_object_get(body, "chat_id")) == 404404)
+			reply(req, 400,
+			      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", 400, "description",
+			                "Bad Request: chat not found"));
+		else
+			reply(req, 200,
+			      json_pack("{s:b,s:{s:i}}", "ok", 1, "result", "message_id", 1));
+	} else {
+		reply(req, 404, json_pack("{s:b,s:s}", "ok", 0, "description", "Not Found"));
+	}
+	if (body)
+		json_decref(body);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *log_path = NULL, *port_file = NULL;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (strcmp(argv[i], "--token") == 0)
+			token = argv[i + 1];
+		else if (strcmp(argv[i], "--updates") == 0)
+			updates_path = argv[i + 1];
+		else if (strcmp(argv[i], "--log") == 0)
+			log_path = argv[i + 1];
+		else if (strcmp(argv[i], "--port-file") == 0)
+			port_file = argv[i + 1];
+	}
+	if (!token || !updates_path || !log_path || !port_file)
+		return fprintf(
+		           stderr,
+		           "usage: fake-telegram --token T --updates F --log F --port-file F\n"),
+		       2;
+	logf = fopen(log_path, "a");
+	if (!logf)
+		return 2;
+	struct event_base *base = event_base_new();
+	struct evhttp *http = evhttp_new(base);
+	evhttp_set_gencb(http, on_request, NULL);
+	struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
+	if (!s)
+		return 2;
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	getsockname(evhttp_bound_socket_get_fd(s), (struct sockaddr *)&sa, &sl);
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", port_file);
+	FILE *pf = fopen(tmp, "w");
+	fprintf(pf, "%d\n", ntohs(sa.sin_port));
+	fclose(pf);
+	rename(tmp, port_file);
+	event_base_dispatch(base);
+	return 0;
+}
