@@ -71,6 +71,8 @@ ask_usage(FILE *out)
 	        "Sandbox:\n"
 	        "  --workspace DIR              the workspace (default the current folder)\n"
 	        "  --rw                         let the agent write to the workspace\n"
+	        "  --inside DIR                 where it appears in the sandbox (default\n"
+	        "                               /workspace)\n"
 	        "  --mount HOST:PATH[:ro|:rw]   share more (repeatable)\n"
 	        "  --allow HOST[:PORT]          a host the agent may reach (repeatable)\n"
 	        "  --memory SIZE, --pids N, --cpus N   limits (as for 'clawbox run')\n"
@@ -133,6 +135,7 @@ enum {
 	OPT_JSON,
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
+	OPT_INSIDE,
 };
 
 static const struct option ask_options[] = {
@@ -167,6 +170,7 @@ static const struct option ask_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
+    {"inside", required_argument, NULL, OPT_INSIDE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -174,6 +178,7 @@ static const struct option ask_options[] = {
 struct ask {
 	const char *provider, *model, *base_url, *max_tokens, *key_file, *ca_file, *key_env;
 	const char *workspace, *session, *global_memory, *prompt_arg, *host_socket;
+	const char *inside; /* where the workspace appears in the sandbox */
 	bool rw, fresh, stream, verbose;
 	bool json; /* pass the agent's events on as JSON lines (for the daemon) */
 	const char *agent_opts[16][2]; /* limits passed through to the agent as given */
@@ -302,6 +307,19 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		case OPT_HOST_SOCKET:
 			a->host_socket = optarg;
 			break;
+		case OPT_INSIDE: {
+			char *norm = NULL;
+			if (sandbox_path_normalize(optarg, &norm) < 0 || sandbox_path_reserved(norm)) {
+				free(norm);
+				return log_error("--inside %s: expected an absolute path such as "
+				                 "/workspace/group",
+				                 optarg),
+				       -EINVAL;
+			}
+			free(norm);
+			a->inside = optarg;
+			break;
+		}
 		case OPT_KEY_ENV:
 			if (!*optarg || strlen(optarg) > 64 ||
 			    strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012"
@@ -546,7 +564,8 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 		return log_error("cannot find myself: %s", strerror(errno)), -errno;
 	self[n] = '\0';
 
-	if ((r = add_mount(spec, ws, WORKSPACE_INSIDE, a->rw)) < 0 ||
+	const char *inside = a->inside ? a->inside : WORKSPACE_INSIDE;
+	if ((r = add_mount(spec, ws, inside, a->rw)) < 0 ||
 	    (r = add_mount(spec, session, STATE_INSIDE, true)) < 0 ||
 	    (r = add_mount(spec, self, AGENT_EXE_INSIDE, false)) < 0)
 		return r;
@@ -601,7 +620,7 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	agent_argv[i++] = "--state";
 	agent_argv[i++] = STATE_INSIDE;
 	agent_argv[i++] = "--workspace";
-	agent_argv[i++] = WORKSPACE_INSIDE;
+	agent_argv[i++] = inside;
 	if (memory[0]) {
 		agent_argv[i++] = "--global-memory";
 		agent_argv[i++] = MEMORY_INSIDE;
@@ -623,7 +642,7 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	agent_argv[i] = NULL;
 	spec->argv = (char *const *)agent_argv;
 	char *wd = NULL;
-	if (sandbox_path_normalize(WORKSPACE_INSIDE, &wd) < 0)
+	if (sandbox_path_normalize(inside, &wd) < 0)
 		return -ENOMEM;
 	free(spec->workdir);
 	spec->workdir = wd;

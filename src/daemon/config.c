@@ -167,8 +167,12 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 			return bad(why, size, "%s.host: expected an absolute path without ':'",
 			           mwhere);
 		if (strncmp(mo->inside, "/workspace/", 11) != 0 || strstr(mo->inside, "..") ||
-		    strchr(mo->inside, ':') || !mo->inside[11])
-			return bad(why, size, "%s.path: expected a path under /workspace/", mwhere);
+		    strchr(mo->inside, ':') || !mo->inside[11] ||
+		    strncmp(mo->inside, "/workspace/group", 16) == 0)
+			return bad(why, size,
+			           "%s.path: expected a path under /workspace/ (beside "
+			           "/workspace/group, the group's own folder)",
+			           mwhere);
 		json_t *rw = json_object_get(mt, "rw");
 		if (rw && !json_is_boolean(rw))
 			return bad(why, size, "%s.rw: expected true or false", mwhere);

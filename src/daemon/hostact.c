@@ -103,12 +103,12 @@ send_message(struct daemon *d, const char *own, json_t *input, struct verdict *v
 	ALLOW(v, "sent to %s (message %lld)", t->id, (long long)id);
 }
 
-/* Opens path (as the agent sees it: relative to its workspace, or under /workspace) beneath
- * the group's folder, never following a symlink or leaving the folder. */
+/* Opens path (as the agent sees it: relative to its working folder, or under
+ * /workspace/group) beneath the group's folder, never following a symlink or leaving it. */
 static int
 open_in_workspace(struct daemon *d, const char *group, const char *path, char *why, size_t size)
 {
-	static const char inside[] = "/workspace/";
+	static const char inside[] = "/workspace/group/";
 	if (strncmp(path, inside, sizeof(inside) - 1) == 0)
 		path += sizeof(inside) - 1;
 	else if (path[0] == '/')

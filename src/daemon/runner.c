@@ -384,6 +384,8 @@ start_run(struct daemon *d, const char *group)
 	argv[n++] = "--workspace";
 	argv[n++] = ws;
 	argv[n++] = "--rw";
+	argv[n++] = "--inside";
+	argv[n++] = "/workspace/group";
 	argv[n++] = "--session";
 	argv[n++] = session;
 	argv[n++] = "--provider";
