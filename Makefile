@@ -33,9 +33,9 @@ INC_sandbox := $(INC_base) -Isrc/sandbox
 INC_agent   := $(INC_base) -Isrc/json -Isrc/agent
 INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/cmd
 # The daemon (clawbox-serve) is an executable of its own: only it links these.
-SERVE_PKGS  := libevent sqlite3 jansson libcurl
+SERVE_PKGS  := libevent sqlite3 jansson
 INC_store   := $(INC_base) -Isrc/json -Isrc/store
-INC_daemon  := $(INC_store) -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) 2>/dev/null)
+INC_daemon  := $(INC_store) -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) libcurl 2>/dev/null)
 LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # The agent runs inside every sandbox: JSON and HTTP parsing, linked statically into
 # clawbox (no libcurl, no TLS: the proxy does that).
@@ -271,10 +271,11 @@ fuzz:
 check: clawbox clawbox-proxy clawbox-serve $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy $(HTTPD) $(FAKE_MODEL) bench-deps
+bench: clawbox clawbox-proxy clawbox-serve $(HTTPD) $(FAKE_MODEL) bench-deps
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
 	@bench/bench-agent.sh
+	@bench/bench-daemon.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

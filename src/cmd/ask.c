@@ -309,7 +309,8 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_INSIDE: {
 			char *norm = NULL;
-			if (sandbox_path_normalize(optarg, &norm) < 0 || sandbox_path_reserved(norm)) {
+			if (sandbox_path_normalize(optarg, &norm) < 0 ||
+			    sandbox_path_reserved(norm)) {
 				free(norm);
 				return log_error("--inside %s: expected an absolute path such as "
 				                 "/workspace/group",

@@ -126,6 +126,7 @@ post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 		return;
 	}
 	reply_json(req, 202, json_pack("{s:I}", "id", (json_int_t)id));
+	stream_notify(d, group);
 	runner_kick(d);
 }
 
@@ -331,8 +332,9 @@ get_metrics(struct daemon *d, struct evhttp_request *req)
 	    "%llu\n"
 	    "clawbox_tokens_total{kind=\"cache_write\"} %llu\n"
 	    "clawbox_tokens_total{kind=\"cache_read\"} %llu\n",
-	    (long long)c.messages_in, (long long)c.messages_out, (long long)c.queued, d->running,
-	    (unsigned long long)d->runs_started, (unsigned long long)d->runs_failed,
+	    (long long)c.messages_in, (long long)c.messages_out,
+	    (long long)(c.queued > (int64_t)d->running ? c.queued - (int64_t)d->running : 0),
+	    d->running, (unsigned long long)d->runs_started, (unsigned long long)d->runs_failed,
 	    (unsigned long long)d->http_requests, (unsigned long long)d->http_refused,
 	    (unsigned long long)c.usage.input, (unsigned long long)c.usage.output,
 	    (unsigned long long)c.usage.cache_write, (unsigned long long)c.usage.cache_read);

@@ -65,6 +65,8 @@ void runner_stop_all(struct daemon *d);
 int stream_open(struct daemon *d, struct evhttp_request *req, const char *group, int64_t after);
 void stream_delta(struct daemon *d, const char *group, int64_t reply_to, const char *text,
                   size_t len);
+/* The group's messages changed: listeners hear now, not at the next poll. */
+void stream_notify(struct daemon *d, const char *group);
 void stream_close_all(struct daemon *d);
 
 /* The Telegram channel (telegram.c): off unless configured and its token is set. */

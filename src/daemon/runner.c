@@ -251,6 +251,7 @@ finish(struct run *r)
 	if (e < 0)
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
+	stream_notify(d, r->group);
 	/* unlink */
 	for (struct run **p = &d->runs; *p; p = &(*p)->next)
 		if (*p == r) {
@@ -337,6 +338,33 @@ pipe_event(struct bufferevent *bev, short what, void *arg)
 	}
 	bufferevent_disable(bev, EV_READ);
 	finish(r);
+}
+
+/* Starts `clawbox ask` with in, out and err as its stdio. vfork: the child only sets up its
+ * descriptors and execs, so no page table of the daemon is copied for it. A function of its
+ * own, so that nothing of the caller's frame lives across the vfork. */
+static __attribute__((noinline)) pid_t
+spawn_ask(const char **argv, int in, int out, int err)
+{
+	pid_t parent = getpid();
+	pid_t pid = vfork();
+	if (pid < 0)
+		return NEG_ERRNO();
+	if (pid == 0) {
+		/* ask, and with it the sandbox, dies with the daemon: a restart finds no orphan
+		 * and queues the message again. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(125);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+			_exit(125);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
 }
 
 /* The prompt as an anonymous file: the child's stdin, never on a command line. */
@@ -481,25 +509,10 @@ start_run(struct daemon *d, const char *group)
 		e = in < 0 ? in : NEG_ERRNO();
 		goto fail;
 	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	pid_t pid = spawn_ask(argv, in, out[1], err[1]);
 	if (pid < 0) {
-		e = NEG_ERRNO();
+		e = (int)pid;
 		goto fail;
-	}
-	if (pid == 0) {
-		/* ask, and with it the sandbox, dies with the daemon: a restart finds no orphan
-		 * and queues the message again. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-			_exit(125);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		if (dup2(in, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-			_exit(125);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
 	}
 	close(in);
 	close(out[1]);

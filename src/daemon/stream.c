@@ -155,6 +155,15 @@ stream_delta(struct daemon *d, const char *group, int64_t reply_to, const char *
 }
 
 void
+stream_notify(struct daemon *d, const char *group)
+{
+	(void)d;
+	for (struct sub *s = subs; s; s = s->next)
+		if (strcmp(s->group, group) == 0)
+			catch_up(s);
+}
+
+void
 stream_close_all(struct daemon *d)
 {
 	(void)d;

@@ -38,8 +38,8 @@ int store_message_in(struct store *s, const char *group, const char *sender, con
 /* [{"id", "direction", "text", "sender", "time"}] of group with id > after, oldest first. */
 int store_messages_after(struct store *s, const char *group, int64_t after, json_t **ret);
 
-/* The oldest queued incoming message of group, marked running. 0 and *ret_id / *ret_text
- * (owned), or -ENOENT when none is queued. */
+/* The oldest queued incoming message of group (it stays queued until store_finish: the caller
+ * runs one message per group at a time). 0 and *ret_id / *ret_text (owned), or -ENOENT. */
 int store_take_next(struct store *s, const char *group, int64_t *ret_id, char **ret_text);
 
 /* Groups with queued messages, oldest message first: ["main", ...]. */
