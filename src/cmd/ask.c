@@ -136,6 +136,7 @@ enum {
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
 	OPT_INSIDE,
+	OPT_PROXY_CHECKED,
 };
 
 static const struct option ask_options[] = {
@@ -171,6 +172,7 @@ static const struct option ask_options[] = {
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
     {"inside", required_argument, NULL, OPT_INSIDE},
+    {"proxy-checked", no_argument, NULL, OPT_PROXY_CHECKED},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -180,7 +182,8 @@ struct ask {
 	const char *workspace, *session, *global_memory, *prompt_arg, *host_socket;
 	const char *inside; /* where the workspace appears in the sandbox */
 	bool rw, fresh, stream, verbose;
-	bool json; /* pass the agent's events on as JSON lines (for the daemon) */
+	bool json;          /* pass the agent's events on as JSON lines (for the daemon) */
+	bool proxy_checked; /* the caller (the daemon) checked the proxy options already */
 	const char *agent_opts[16][2]; /* limits passed through to the agent as given */
 	size_t n_agent_opts;
 	struct net_options net;
@@ -303,6 +306,9 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_JSON:
 			a->json = true;
+			break;
+		case OPT_PROXY_CHECKED:
+			a->proxy_checked = true;
 			break;
 		case OPT_HOST_SOCKET:
 			a->host_socket = optarg;
@@ -543,8 +549,9 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	if (strlen(base) > 1024 || strpbrk(base, " \t\r\n"))
 		return log_error("base URL: not a URL"), -EINVAL;
 	/* Only the user's own proxy options need the proxy's judgement before the start. */
-	a->net.trusted = a->net.n_allow == 0 && !a->net.hosts && !a->net.audit && !a->ca_file &&
-	                 !a->key_file && !a->net.fetch_ca_file;
+	/* --audit is not among them: the check does not open it. */
+	a->net.trusted = a->proxy_checked || (a->net.n_allow == 0 && !a->net.hosts && !a->ca_file &&
+	                                      !a->key_file && !a->net.fetch_ca_file);
 	if (a->session) {
 		if (snprintf(session, sizeof(session), "%s", a->session) >= (int)sizeof(session))
 			return -ENAMETOOLONG;

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -111,6 +112,46 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	runner_stop_all(d);
 	struct timeval grace = {.tv_sec = 2};
 	event_base_loopexit(d->base, &grace);
+}
+
+/* Each group's egress options, checked once by the proxy itself (its allowlist parser is the
+ * one that counts), so that a bad entry stops the start with its name, and no invocation pays
+ * for the check again. */
+static int
+check_proxy_options(const struct daemon *d)
+{
+	char proxy[PATH_MAX];
+	snprintf(proxy, sizeof(proxy), "%s-proxy", d->clawbox);
+	for (size_t i = 0; i < d->cfg.n_groups; i++) {
+		const struct group_config *g = &d->cfg.groups[i];
+		const char *argv[8 + 2 * CONFIG_MAX_ALLOW];
+		size_t n = 0;
+		argv[n++] = proxy;
+		argv[n++] = "--sandbox-id";
+		argv[n++] = g->id;
+		for (size_t k = 0; k < g->n_allow; k++) {
+			argv[n++] = "--allow";
+			argv[n++] = g->allow[k];
+		}
+		argv[n++] = "--check";
+		argv[n] = NULL;
+		pid_t pid = fork();
+		if (pid < 0)
+			return NEG_ERRNO();
+		if (pid == 0) {
+			execv(argv[0], (char *const *)argv);
+			_exit(127);
+		}
+		int status;
+		while (waitpid(pid, &status, 0) < 0)
+			if (errno != EINTR)
+				return NEG_ERRNO();
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			return log_error("%s: groups[%zu].allow: the proxy refused it (above)",
+			                 d->config_path, i),
+			       -EINVAL;
+	}
+	return 0;
 }
 
 /* Says plainly what is missing when no model can be reached; the daemon runs anyway. */
@@ -263,6 +304,8 @@ main(int argc, char **argv)
 		log_error("clawbox not found next to clawbox-serve: %s", strerror(errno));
 		return 1;
 	}
+	if (check_proxy_options(&d) < 0)
+		return 2;
 	r = store_open(store_path, &d.store);
 	if (r < 0) {
 		log_error("store %s: %s", store_path, store_error(d.store));

@@ -53,6 +53,7 @@ struct run {
 	char sock_path[PATH_MAX];
 	struct ipc_conn *conns;
 	unsigned requests;
+	char audit_path[PATH_MAX]; /* the run's egress audit, read into the store at its end */
 };
 
 struct ipc_conn {
@@ -205,6 +206,37 @@ path_within(const char *path, const char *dir)
 	return n && strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
+/* The proxy's audit of the run (one JSON line per request) into the daemon's audit, as
+ * action "egress": what each group's agent tried to reach, and what the proxy decided. The
+ * file was written by a proxy that the sandbox fed: each line is parsed, and bounded. */
+static void
+egress_to_audit(struct daemon *d, const struct run *r)
+{
+	FILE *f = fopen(r->audit_path, "re");
+	if (!f)
+		return;
+	char line[8192];
+	unsigned n = 0;
+	while (fgets(line, sizeof(line), f) && n++ < 1000) {
+		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
+		if (!json_is_object(e))
+			continue;
+		char what[600];
+		snprintf(what, sizeof(what), "%.16s %.255s:%lld%s%.300s",
+		         json_get_str(e, "method") ?: "?", json_get_str(e, "host") ?: "?",
+		         (long long)json_integer_value(json_object_get(e, "port")),
+		         json_get_str(e, "reason") ? ": " : "", json_get_str(e, "reason") ?: "");
+		const char *decision = json_get_str(e, "decision") ?: "error";
+		(void)store_audit(d->store, r->group, "egress",
+		                  strcmp(decision, "allow") == 0 || strcmp(decision, "deny") == 0
+		                      ? decision
+		                      : "error",
+		                  what);
+	}
+	fclose(f);
+	unlink(r->audit_path);
+}
+
 static bool
 group_running(struct daemon *d, const char *group)
 {
@@ -252,6 +284,7 @@ finish(struct run *r)
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
 	stream_notify(d, r->group);
+	egress_to_audit(d, r);
 	/* unlink */
 	for (struct run **p = &d->runs; *p; p = &(*p)->next)
 		if (*p == r) {
@@ -414,6 +447,7 @@ start_run(struct daemon *d, const char *group)
 	argv[n++] = "--rw";
 	argv[n++] = "--inside";
 	argv[n++] = "/workspace/group";
+	argv[n++] = "--proxy-checked"; /* at start, per group (serve-main.c) */
 	argv[n++] = "--session";
 	argv[n++] = session;
 	argv[n++] = "--provider";
@@ -497,7 +531,11 @@ start_run(struct daemon *d, const char *group)
 		                   true, NULL);
 		return e;
 	}
-	argv[n - 1] = "--host-socket"; /* replaces the "-" put last above */
+	snprintf(r->audit_path, sizeof(r->audit_path), "%.*s.egress",
+	         (int)(strlen(r->sock_path) - 5), r->sock_path);
+	argv[n - 1] = "--audit"; /* replaces the "-" put last above */
+	argv[n++] = r->audit_path;
+	argv[n++] = "--host-socket";
 	argv[n++] = r->sock_path;
 	argv[n++] = "-";
 	argv[n] = NULL;

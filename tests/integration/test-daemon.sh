@@ -41,6 +41,9 @@ check_config 'telegram.chats.12345: expected the id of a configured group' \
 check_config 'not valid JSON' '{"groups": [}'
 check_config 'groups: at least one group' '{"groups": []}'
 check_config 'data_dir: expected an absolute path' '{"data_dir": "rel", "groups": [{"id": "m"}]}'
+printf '{"data_dir": "%s/d0", "groups": [{"id": "m", "allow": ["exa mple.org"]}, {"id": "n", "allow": ["*.*.org"]}]}' "$WORK" >"$WORK/bad.json"
+"$CLAWBOX" serve --config "$WORK/bad.json" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "a bad allow entry stops the start, naming the group (exit $?)" grep -q 'groups\[[01]\].allow' "$WORK/err"
 
 # The issue's example configuration, as written, is valid.
 cat >"$WORK/example.json" <<'JSON'
@@ -113,6 +116,10 @@ check "with the sender of the question kept" grep -q '"sender":"ana"' "$WORK/bod
 check "the model got the key from the proxy, and no request held it in its body" \
 	sh -c "grep -q '\"ok\":true' '$WORK/model.log' && ! grep -q '\"ok\":false' '$WORK/model.log'"
 api GET /api/v1/groups ""
+api GET "/api/v1/audit?after=0"
+check "the run's egress is in the audit (the model API, through the proxy)" \
+	grep -q '"group":"main","action":"egress","decision":"allow","reason":"POST model.clawbox.internal:80' "$WORK/body"
+api GET /api/v1/groups ""
 check "GET /api/v1/groups lists the configured groups" \
 	sh -c "[ $CODE = 200 ] && grep -q '\"id\":\"g10\"' '$WORK/body' && grep -q '\"main\":true' '$WORK/body'"
 
@@ -173,7 +180,7 @@ for i in 1 2 3 4 5; do
 done
 max=0
 for _ in $(seq 1 600); do
-	n=$(pgrep -c -x clawbox-init)
+	n=$(ps -eo stat=,comm= | awk '$2 == "clawbox-init" && $1 !~ /^Z/' | wc -l) # live ones
 	[ "$n" -gt "$max" ] && max=$n
 	done_all=1
 	for g in 1 10; do
