@@ -1,8 +1,10 @@
 # clawbox: one non-recursive Makefile.
-#   make                                  build ./clawbox
+#   make                                  build clawbox, clawbox-proxy, clawbox-serve
+#   make serve                            build, then run the daemon
 #   make check                            unit + integration tests (as root: all of them)
 #   make check SANITIZE=address,undefined the same under sanitizers
-#   make bench                            sandbox start-up against bubblewrap
+#   make bench                            sandbox, proxy, agent and daemon benchmarks
+#   make fuzz                             the libFuzzer targets (clang)
 #   make format                           clang-format every source file
 #
 # Layering (docs/ARCHITECTURE.md) is kept by include paths: src/base sees only itself,
@@ -75,7 +77,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
-.PHONY: all check bench format clean deps test-deps bench-deps demo fuzz FORCE
+.PHONY: all check bench format clean deps test-deps bench-deps demo serve fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve
 
 deps:
@@ -141,7 +143,11 @@ $(BUILD)/src/daemon/%.o: src/daemon/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
 
-# The README's first command: build, then show a sandbox from the inside.
+# The README's first command: build, then run the daemon in the foreground.
+serve: all
+	./clawbox serve
+
+# Build, then show a sandbox from the inside.
 demo: clawbox
 	./clawbox run -- sh -c 'echo "inside: $$(id)"; echo "hostname: $$(hostname)"; \
 		echo "root folder: $$(ls / | tr "\n" " ")"; grep -E "^(Cap(Eff|Bnd)|NoNewPrivs|Seccomp):" /proc/self/status; \

@@ -46,6 +46,7 @@ struct run {
 	struct store_usage usage;
 	char status[16];
 	char why[600];
+	char last_err[600]; /* ask's last line on stderr: why it failed, when no done event says */
 	bool exited, out_done, err_done;
 	int exit_status;
 	/* Host actions: a socket for this run alone, mounted into its sandbox. */
@@ -273,6 +274,8 @@ finish(struct run *r)
 	bool ok = strcmp(r->status, "answered") == 0 && r->exit_status == 0;
 	if (!ok) {
 		/* The user gets a reply either way: what the agent said, and why it stopped. */
+		if (!r->why[0] && r->last_err[0])
+			snprintf(r->why, sizeof(r->why), "%s", r->last_err);
 		if (!r->why[0])
 			snprintf(r->why, sizeof(r->why),
 			         "the agent ended without an answer (status %d)", r->exit_status);
@@ -350,6 +353,13 @@ read_err(struct bufferevent *bev, void *arg)
 		char clean[1024];
 		size_t n = text_sanitize(line, len < sizeof(clean) ? len : sizeof(clean), clean);
 		log_warn("[%s] %.*s", r->group, (int)n, clean);
+		static const char prefix[] = "clawbox ask: ";
+		const char *msg = clean;
+		if (n >= sizeof(prefix) - 1 && memcmp(clean, prefix, sizeof(prefix) - 1) == 0) {
+			msg += sizeof(prefix) - 1;
+			n -= sizeof(prefix) - 1;
+		}
+		snprintf(r->last_err, sizeof(r->last_err), "%.*s", (int)n, msg);
 		free(line);
 	}
 	if (evbuffer_get_length(in) > 64 * 1024)

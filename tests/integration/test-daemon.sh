@@ -64,6 +64,12 @@ PORT0=$((20000 + RANDOM % 20000))
 (HOME=$WORK/home env -u ANTHROPIC_API_KEY "$CLAWBOX" serve >"$WORK/first.out" 2>"$WORK/first.err" &
 	echo $! >"$WORK/first.pid"; wait) &
 wait_until 5 grep -qs "listening on" "$WORK/first.err"
+FT=$(cat "$WORK/home/.local/share/clawbox/api-token" 2>/dev/null)
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $FT" --data '{"text": "hi"}' \
+	http://127.0.0.1:7878/api/v1/groups/main/messages
+wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $FT' http://127.0.0.1:7878/api/v1/groups/main/messages | grep -q 'no API key'"
+check "with no model, a message is answered with what to set" \
+	sh -c "curl -s -H 'Authorization: Bearer $FT' http://127.0.0.1:7878/api/v1/groups/main/messages | grep -q '\"direction\":\"out\",\"text\":\"\[clawbox: no API key: set ANTHROPIC_API_KEY'"
 kill "$(cat "$WORK/first.pid")" 2>/dev/null
 wait_until 5 bash -c "! kill -0 $(cat "$WORK/first.pid") 2>/dev/null"
 check "first start writes a default configuration (0600)" \
