@@ -436,6 +436,14 @@ route(struct evhttp_request *req, void *arg)
 		get_task_runs(d, req, path + 14);
 		return;
 	}
+	if (strcmp(path, "/api/v1/chats") == 0 && cmd == EVHTTP_REQ_GET) {
+		json_t *chats;
+		if (store_chats(d->store, &chats) < 0)
+			refuse(d, req, 503, "the store is unavailable");
+		else
+			reply_json(req, 200, json_pack("{s:o}", "chats", chats));
+		return;
+	}
 	if (strcmp(path, "/api/v1/usage") == 0 && cmd == EVHTTP_REQ_GET) {
 		get_usage(d, req);
 		return;
@@ -445,6 +453,19 @@ route(struct evhttp_request *req, void *arg)
 		char group[CONFIG_GROUP_ID_MAX + 1];
 		const char *rest = path + sizeof(prefix) - 1;
 		size_t glen = strcspn(rest, "/");
+		if (glen < sizeof(group) && strcmp(rest + glen, "/runs") == 0 &&
+		    cmd == EVHTTP_REQ_GET) {
+			memcpy(group, rest, glen);
+			group[glen] = '\0';
+			json_t *runs;
+			if (!config_group(&d->cfg, group))
+				refuse(d, req, 404, "no such group");
+			else if (store_runs(d->store, group, &runs) < 0)
+				refuse(d, req, 503, "the store is unavailable");
+			else
+				reply_json(req, 200, json_pack("{s:o}", "runs", runs));
+			return;
+		}
 		if (glen < sizeof(group) && strcmp(rest + glen, "/events") == 0 &&
 		    cmd == EVHTTP_REQ_GET) {
 			memcpy(group, rest, glen);

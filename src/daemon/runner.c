@@ -49,6 +49,7 @@ struct run {
 	char last_err[600]; /* ask's last line on stderr: why it failed, when no done event says */
 	bool exited, out_done, err_done;
 	int exit_status;
+	int64_t started_ms;
 	/* Host actions: a socket for this run alone, mounted into its sandbox. */
 	struct evconnlistener *ipc;
 	char sock_path[PATH_MAX];
@@ -282,7 +283,15 @@ finish(struct run *r)
 		(void)dbuf_printf(&r->reply, "%s[clawbox: %s]", r->reply.len ? "\n\n" : "", r->why);
 		d->runs_failed++;
 	}
-	int e = store_finish(d->store, r->message, r->group, dbuf_str(&r->reply), !ok, &r->usage);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct store_run rec = {
+	    .started_ms = r->started_ms,
+	    .ended_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
+	    .exit_status = r->exit_status,
+	};
+	int e = store_finish_run(d->store, r->message, r->group, dbuf_str(&r->reply), !ok,
+	                         &r->usage, &rec);
 	if (e < 0)
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
@@ -567,6 +576,9 @@ start_run(struct daemon *d, const char *group)
 	close(err[1]);
 
 	r->pid = pid;
+	struct timespec started;
+	clock_gettime(CLOCK_REALTIME, &started);
+	r->started_ms = (int64_t)started.tv_sec * 1000 + started.tv_nsec / 1000000;
 	r->message = id;
 	snprintf(r->group, sizeof(r->group), "%s", group);
 	dbuf_init(&r->reply, DAEMON_REPLY_MAX);

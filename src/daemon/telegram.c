@@ -312,7 +312,14 @@ take_update(json_t *u)
 	}
 	if (group && strlen(text) > DAEMON_TEXT_MAX)
 		group = NULL;
-	if (store_channel_in(d->store, group, sender, text, "telegram.offset", offset) < 0) {
+	char chat_text[32];
+	snprintf(chat_text, sizeof(chat_text), "%lld", chat_id);
+	struct store_chat seen = {.channel = "telegram",
+	                          .chat_id = chat_text,
+	                          .group = chat_group(chat_id),
+	                          .kind = type};
+	if (store_channel_in_chat(d->store, group, sender, text, "telegram.offset", offset,
+	                          m && chat ? &seen : NULL) < 0) {
 		log_error("telegram: cannot store an update: %s", store_error(d->store));
 		return;
 	}

@@ -65,6 +65,17 @@ static const char *const migrations[] = {
     "CREATE INDEX task_runs_message ON task_runs(message_id);",
     /* 2 -> 3: small named values (a channel's offset, what it has delivered) */
     "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    /* 3 -> 4: the agent's runs (sessions), and the chats the channels have seen */
+    "CREATE TABLE runs ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  group_id TEXT NOT NULL, message_id INTEGER REFERENCES messages(id),"
+    "  started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL,"
+    "  status TEXT NOT NULL, exit_status INTEGER NOT NULL);"
+    "CREATE INDEX runs_group ON runs(group_id, id);"
+    "CREATE TABLE chats ("
+    "  channel TEXT NOT NULL, chat_id TEXT NOT NULL, group_id TEXT NOT NULL, kind TEXT NOT NULL,"
+    "  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, messages INTEGER NOT NULL,"
+    "  PRIMARY KEY (channel, chat_id));",
 };
 
 static int
@@ -339,10 +350,23 @@ int
 store_finish(struct store *s, int64_t in_id, const char *group, const char *reply, bool failed,
              const struct store_usage *u)
 {
+	return store_finish_run(s, in_id, group, reply, failed, u, NULL);
+}
+
+int
+store_finish_run(struct store *s, int64_t in_id, const char *group, const char *reply, bool failed,
+                 const struct store_usage *u, const struct store_run *rec)
+{
 	int r = exec(s, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	if (reply && *reply)
+	if (rec) /* in the reply's transaction: a run record costs no fsync of its own */
+		r = run(s,
+		        "INSERT INTO runs (group_id, message_id, started_ms, ended_ms, status, "
+		        "exit_status) VALUES (?, ?, ?, ?, ?, ?)",
+		        "tiiiti", group, in_id, rec->started_ms, rec->ended_ms,
+		        failed ? "failed" : "answered", (int64_t)rec->exit_status);
+	if (r == 0 && reply && *reply)
 		r = run(s,
 		        "INSERT INTO messages (group_id, direction, sender, text, time, status, "
 		        "reply_to) "
@@ -608,10 +632,26 @@ int
 store_channel_in(struct store *s, const char *group, const char *sender, const char *text,
                  const char *offset_key, const char *offset)
 {
+	return store_channel_in_chat(s, group, sender, text, offset_key, offset, NULL);
+}
+
+int
+store_channel_in_chat(struct store *s, const char *group, const char *sender, const char *text,
+                      const char *offset_key, const char *offset, const struct store_chat *chat)
+{
 	int r = exec(s, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	if (group)
+	if (chat)
+		r = run(
+		    s,
+		    "INSERT INTO chats (channel, chat_id, group_id, kind, first_seen, last_seen, "
+		    "messages) VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (channel, chat_id) DO "
+		    "UPDATE SET last_seen = excluded.last_seen, group_id = excluded.group_id, "
+		    "messages = messages + 1",
+		    "ttttii", chat->channel, chat->chat_id, chat->group ? chat->group : "",
+		    chat->kind ? chat->kind : "", now_s(), now_s());
+	if (r == 0 && group)
 		r = run(s,
 		        "INSERT INTO messages (group_id, direction, sender, text, time, status) "
 		        "VALUES (?, 'in', ?, ?, ?, 'queued')",
@@ -646,4 +686,31 @@ store_last_id(struct store *s)
 	int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
 	sqlite3_finalize(st);
 	return v;
+}
+
+int
+store_chats(struct store *s, json_t **ret)
+{
+	static const char *const names[] = {"channel",    "chat_id",   "group",    "kind",
+	                                    "first_seen", "last_seen", "messages", NULL};
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT channel, chat_id, group_id, kind, first_seen, last_seen, messages "
+	                "FROM chats ORDER BY last_seen DESC LIMIT ?",
+	                "i", (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_runs(struct store *s, const char *group, json_t **ret)
+{
+	static const char *const names[] = {"id",     "message_id",  "started_ms", "ended_ms",
+	                                    "status", "exit_status", NULL};
+	sqlite3_stmt *st;
+	int r =
+	    prepare(s, &st,
+	            "SELECT id, message_id, started_ms, ended_ms, status, exit_status FROM runs "
+	            "WHERE group_id = ? ORDER BY id DESC LIMIT ?",
+	            "ti", group, (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
 }

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_TEXT_MAX       (1u << 20) /* one message */
 #define STORE_LIST_MAX       1000       /* rows in one listing */
 
@@ -49,6 +49,15 @@ int store_queued_groups(struct store *s, json_t **ret);
  * answered (or failed), the usage recorded. */
 int store_finish(struct store *s, int64_t in_id, const char *group, const char *reply, bool failed,
                  const struct store_usage *usage);
+
+/* store_finish, and a record of the run that produced the reply (the "runs" table: the agent's
+ * sessions), in the same transaction. */
+struct store_run {
+	int64_t started_ms, ended_ms; /* unix time in milliseconds */
+	int exit_status;
+};
+int store_finish_run(struct store *s, int64_t in_id, const char *group, const char *reply,
+                     bool failed, const struct store_usage *usage, const struct store_run *run);
 
 /* At start: runs that were in progress when the daemon died go back to the queue. Returns how
  * many. */
@@ -94,6 +103,22 @@ int store_kv_set(struct store *s, const char *key, const char *value);
  * and the channel's new offset, in one transaction: a restart neither loses nor repeats it. */
 int store_channel_in(struct store *s, const char *group, const char *sender, const char *text,
                      const char *offset_key, const char *offset);
+/* As store_channel_in, also recording the chat it came from (the "chats" table: every chat a
+ * channel has seen, with its group, "" for none). */
+struct store_chat {
+	const char *channel, *chat_id, *group, *kind;
+};
+int store_channel_in_chat(struct store *s, const char *group, const char *sender, const char *text,
+                          const char *offset_key, const char *offset,
+                          const struct store_chat *chat);
+
+/* [{"channel", "chat_id", "group", "kind", "first_seen", "last_seen", "messages"}], newest
+ * first; group "" for a chat no group is for. */
+int store_chats(struct store *s, json_t **ret);
+/* The group's runs, newest first: [{"id", "message_id", "started_ms", "ended_ms", "status",
+ * "exit_status"}]. */
+int store_runs(struct store *s, const char *group, json_t **ret);
+
 /* Outgoing messages with id > after, oldest first (at most 100): [{"id", "group", "text"}]. */
 int store_out_after(struct store *s, int64_t after, json_t **ret);
 /* The newest message id (0 if none), or -1. */

@@ -122,6 +122,9 @@ check "with the sender of the question kept" grep -q '"sender":"ana"' "$WORK/bod
 check "the model got the key from the proxy, and no request held it in its body" \
 	sh -c "grep -q '\"ok\":true' '$WORK/model.log' && ! grep -q '\"ok\":false' '$WORK/model.log'"
 api GET /api/v1/groups ""
+api GET /api/v1/groups/main/runs
+check "the run is recorded (runs: the agent's sessions)" \
+	grep -q '"message_id":[0-9]*,"started_ms":[0-9]*,"ended_ms":[0-9]*,"status":"answered","exit_status":0' "$WORK/body"
 api GET "/api/v1/audit?after=0"
 check "the run's egress is in the audit (the model API, through the proxy)" \
 	grep -q '"group":"main","action":"egress","decision":"allow","reason":"POST model.clawbox.internal:80' "$WORK/body"
