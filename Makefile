@@ -77,7 +77,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
-.PHONY: all check bench format clean deps test-deps bench-deps demo serve fuzz FORCE
+.PHONY: all check bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve
 
 deps:
@@ -142,6 +142,26 @@ $(BUILD)/src/daemon/%.o: src/daemon/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
+
+# The microVM's guest (issue 6, first step): Debian's kernel, uncompressed, and an initramfs
+# whose /init is clawbox itself. Needs linux-image-amd64 (and qemu-system-x86 to boot it).
+# The guest's clawbox must be static: under SANITIZE (a dynamic, instrumented clawbox) it is
+# built again, plainly, in one compiler run.
+GUEST := $(BUILD)/vm/vmlinux $(BUILD)/vm/initramfs.cpio
+ifeq ($(SANITIZE),)
+GUEST_CLAWBOX := clawbox
+else
+GUEST_CLAWBOX := $(BUILD)/vm/clawbox-static
+$(GUEST_CLAWBOX): $(CMD_SRC) $(SANDBOX_SRC) $(AGENT_SRC) $(BASE_SRC) $(GEN_SRC)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) -O2 -std=gnu11 -D_GNU_SOURCE -fPIE -static-pie -include src/base/banned.h \
+		-DCLAWBOX_VERSION='"$(VERSION)"' $(INC_cmd) -o $@ $^ $(LIBS_agent)
+endif
+guest: $(GUEST)
+$(GUEST) &: $(GUEST_CLAWBOX) tools/mkguest.sh | test-deps
+	@echo "  GUEST   $(BUILD)/vm"
+	@tools/mkguest.sh $(BUILD)/vm $(GUEST_CLAWBOX)
 
 # The README's first command: build, then run the daemon in the foreground.
 serve: all
@@ -274,14 +294,15 @@ fuzz:
 			tests/fuzz/corpus/$$t || exit 1; \
 	done
 
-check: clawbox clawbox-proxy clawbox-serve $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
+check: clawbox clawbox-proxy clawbox-serve $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy clawbox-serve $(HTTPD) $(FAKE_MODEL) bench-deps
+bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench-deps
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
 	@bench/bench-agent.sh
 	@bench/bench-daemon.sh
+	@bench/bench-vm.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

@@ -32,6 +32,11 @@ test)
 	need_pkg openssl "command -v openssl"
 	need_pkg iproute2 "command -v ip"
 	need_pkg chromium "command -v chromium"
+	# the microVM layer: a VMM, a guest kernel, the tools that build its initramfs
+	need_pkg qemu-system-x86 "command -v qemu-system-x86_64"
+	need_pkg linux-image-amd64 "ls /boot/vmlinuz-* >/dev/null 2>&1"
+	need_pkg cpio "command -v cpio"
+	need_pkg xz-utils "command -v xz"
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"

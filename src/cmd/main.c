@@ -85,6 +85,9 @@ main(int argc, char **argv)
 	sandbox_note_process_memory(argc, argv);
 	log_set_prefix("clawbox");
 
+	/* The microVM's init: the same binary, started by the kernel as /init. */
+	if (getpid() == 1 && strcmp(argv[0], "/init") == 0)
+		return cmd_guest(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -1,0 +1,29 @@
+#!/bin/bash
+# test-vm.sh: the first step of the outer layer (issue 6). The guest (Debian's kernel and an
+# initramfs whose /init is clawbox) boots under qemu -M microvm within a deadline, loads its
+# drivers, runs a command in a fresh sandbox made by the same sandbox code as on the host
+# (namespaces, cgroup v2, seccomp, landlock, pivot_root), passes the command's exit status out,
+# and powers off: no qemu process is left. Its kernel is not the host's.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vm-lib.sh"
+
+if [ ! -s "$VM_DIR/vmlinux" ] || ! command -v qemu-system-x86_64 >/dev/null; then
+	not_ok "the guest image or qemu is missing (make check builds it; scripts/deps.sh test installs qemu-system-x86 and linux-image-amd64)"
+	done_testing
+	exit 1
+fi
+
+start=$(date +%s%N)
+vm_boot 60 clawbox.run=/init >"$WORK/console" 2>&1
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+check "the VM boots, runs and powers off within the deadline (qemu exit $rc, $ms ms)" test "$rc" = 0
+check "the guest init is clawbox, and ready" grep -q 'clawbox-guest: ready kernel=' "$WORK/console"
+guest_kernel=$(sed -n 's/.*clawbox-guest: ready kernel=\([^ ]*\).*/\1/p' "$WORK/console" | tr -d '\r')
+check "the guest's kernel ($guest_kernel) is not the host's ($(uname -r))" \
+	sh -c "[ -n '$guest_kernel' ] && [ '$guest_kernel' != '$(uname -r)' ]"
+check "its virtio and 9p drivers load" sh -c "! grep -q 'cannot load' '$WORK/console'"
+check "the command ran in a sandbox in the guest and its status came out (2: usage)" \
+	sh -c "grep -q 'usage: clawbox' '$WORK/console' && grep -q 'clawbox-guest: exit 2' '$WORK/console'"
+check "no qemu process is left" sh -c "! pgrep -f 'qemu-system-x86_6[4] -M microvm' >/dev/null"
+done_testing
