@@ -26,4 +26,21 @@ check "its virtio and 9p drivers load" sh -c "! grep -q 'cannot load' '$WORK/con
 check "the command ran in a sandbox in the guest and its status came out (2: usage)" \
 	sh -c "grep -q 'usage: clawbox' '$WORK/console' && grep -q 'clawbox-guest: exit 2' '$WORK/console'"
 check "no qemu process is left" sh -c "! pgrep -f 'qemu-system-x86_6[4] -M microvm' >/dev/null"
+
+# Two layers deep: qemu itself confined in a host sandbox (its own namespaces, no network
+# device, the seccomp allowlist, landlock, cgroup limits, nothing of the host but the system
+# folders and the image, read-only), and the guest still makes its sandbox inside.
+mkdir -p "$WORK/vm"
+cp "$VM_DIR/vmlinux" "$VM_DIR/initramfs.cpio" "$WORK/vm/"
+chmod 755 "$WORK/vm"
+chmod 644 "$WORK/vm"/*
+"$CLAWBOX" run --memory 1G --timeout 60 --mount "$WORK/vm:/vm" -- \
+	qemu-system-x86_64 -M microvm -accel tcg -m 256 -smp 1 -nodefaults -no-user-config \
+	-nographic -no-reboot -serial stdio -kernel /vm/vmlinux -initrd /vm/initramfs.cpio \
+	-append "$VM_APPEND clawbox.run=/init" >"$WORK/console2" 2>&1
+rc=$?
+check "qemu runs confined in a host sandbox (exit $rc)" test "$rc" = 0
+check "and the guest's sandbox runs inside it: two layers deep" \
+	sh -c "grep -q 'usage: clawbox' '$WORK/console2' && grep -q 'clawbox-guest: exit 2' '$WORK/console2'"
+check_clean "nothing of either layer is left"
 done_testing
