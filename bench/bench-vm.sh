@@ -14,12 +14,14 @@ for _ in 1 2 3 4 5; do
 		case $line in
 		*"clawbox-guest: ready"*) r=$((($(date +%s%N) - start) / 1000000)) ;;
 		esac
-	done < <(vm_boot 60 clawbox.run=/init 2>&1)
+	done < <(timeout 60 $(vm_qemu build/vm) -append "$VM_APPEND clawbox.run=/init" 2>&1)
 	total+=($((($(date +%s%N) - start) / 1000000)))
 	ready+=("${r:-0}")
 done
 med() { printf '%s\n' "$@" | sort -n | sed -n 3p; }
+# A boot that stalled (see vm-lib.sh) shows as 0 ms to ready; it is counted, not hidden.
+stalled=$(printf '%s\n' "${ready[@]}" | grep -c '^0$' || true)
 echo
 echo "microVM (qemu -M microvm, accelerator: tcg), 5 cold boots"
 echo "boot to the guest agent ready: $(med "${ready[@]}") ms median (${ready[*]})"
-echo "boot, one sandboxed command, power off: $(med "${total[@]}") ms median"
+echo "boot, one sandboxed command, power off: $(med "${total[@]}") ms median; stalled boots: $stalled of 5"

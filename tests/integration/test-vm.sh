@@ -14,10 +14,10 @@ if [ ! -s "$VM_DIR/vmlinux" ] || ! command -v qemu-system-x86_64 >/dev/null; the
 fi
 
 start=$(date +%s%N)
-vm_boot 60 clawbox.run=/init >"$WORK/console" 2>&1
+vm_run "$WORK/console" 60 $(vm_qemu "$VM_DIR") -append "$VM_APPEND clawbox.run=/init"
 rc=$?
 ms=$((($(date +%s%N) - start) / 1000000))
-check "the VM boots, runs and powers off within the deadline (qemu exit $rc, $ms ms)" test "$rc" = 0
+check "the VM boots, runs and powers off within the deadline (qemu exit $rc, $ms ms, boot $VM_ATTEMPTS)" test "$rc" = 0
 check "the guest init is clawbox, and ready" grep -q 'clawbox-guest: ready kernel=' "$WORK/console"
 guest_kernel=$(sed -n 's/.*clawbox-guest: ready kernel=\([^ ]*\).*/\1/p' "$WORK/console" | tr -d '\r')
 check "the guest's kernel ($guest_kernel) is not the host's ($(uname -r))" \
@@ -34,10 +34,8 @@ mkdir -p "$WORK/vm"
 cp "$VM_DIR/vmlinux" "$VM_DIR/initramfs.cpio" "$WORK/vm/"
 chmod 755 "$WORK/vm"
 chmod 644 "$WORK/vm"/*
-"$CLAWBOX" run --memory 1G --timeout 60 --mount "$WORK/vm:/vm" -- \
-	qemu-system-x86_64 -M microvm -accel tcg -m 256 -smp 1 -nodefaults -no-user-config \
-	-nographic -no-reboot -serial stdio -kernel /vm/vmlinux -initrd /vm/initramfs.cpio \
-	-append "$VM_APPEND clawbox.run=/init" >"$WORK/console2" 2>&1
+vm_run "$WORK/console2" 60 "$CLAWBOX" run --memory 1G --timeout 60 --mount "$WORK/vm:/vm" -- \
+	$(vm_qemu /vm) -append "$VM_APPEND clawbox.run=/init"
 rc=$?
 check "qemu runs confined in a host sandbox (exit $rc)" test "$rc" = 0
 check "and the guest's sandbox runs inside it: two layers deep" \
