@@ -64,7 +64,9 @@ cgroup_mode_name(enum cgroup_mode mode)
 static int
 join_path(char *out, size_t size, const char *a, const char *b)
 {
-	if ((size_t)snprintf(out, size, "%s/%s", a, b) >= size)
+	size_t alen = strlen(a);
+	bool slash = alen && a[alen - 1] == '/'; /* the v2 root's parent ends in one */
+	if ((size_t)snprintf(out, size, "%s%s%s", a, slash ? "" : "/", b) >= size)
 		return -ENAMETOOLONG;
 	return 0;
 }
