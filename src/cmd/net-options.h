@@ -27,6 +27,9 @@ struct net_options {
 	/* The caller built every option itself and checked what it passed: skip the proxy's
 	 * --check run, which costs a start of the proxy (libcurl's ~36 libraries: ~7 ms here). */
 	bool trusted;
+	/* --vm (run only; kept here with the other run-wide switches) */
+	bool vm;
+	const char *vm_image;
 };
 
 #define PROXY_ARGV_MAX (MAX_ALLOW * 2 + 16)

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
+#include "run-vm.h"
 #include "sandbox.h"
 
 static void
@@ -67,6 +68,11 @@ run_usage(FILE *out)
 	    "                              fetches for clients without TLS (GET https://...)\n"
 	    "  --proxy-idle-timeout S      close a proxied connection idle for S s (default 300)\n"
 	    "  --proxy-max-bytes SIZE      traffic through the proxy, both ways (default 4G)\n"
+	    "  --vm                        make the sandbox inside a microVM with its own kernel\n"
+	    "                              (qemu -M microvm, itself confined); not yet with\n"
+	    "                              --mount, --net proxy or --rootfs\n"
+	    "  --vm-image DIR              the guest (default: build/vm next to clawbox; make\n"
+	    "                              guest builds it)\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
 	    "                              system folders\n"
 	    "  --debug                     print what the sandbox sets up\n"
@@ -99,6 +105,8 @@ enum {
 	OPT_PROXY_BYTES,
 	OPT_MODEL_CA_FILE,
 	OPT_FETCH_CA_FILE,
+	OPT_VM,
+	OPT_VM_IMAGE,
 };
 
 static const struct option run_options[] = {
@@ -122,6 +130,8 @@ static const struct option run_options[] = {
     {"proxy-max-bytes", required_argument, NULL, OPT_PROXY_BYTES},
     {"model-ca-file", required_argument, NULL, OPT_MODEL_CA_FILE},
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
+    {"vm", no_argument, NULL, OPT_VM},
+    {"vm-image", required_argument, NULL, OPT_VM_IMAGE},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -275,6 +285,13 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		case OPT_FETCH_CA_FILE:
 			net->fetch_ca_file = optarg;
 			break;
+		case OPT_VM:
+			net->vm = true;
+			break;
+		case OPT_VM_IMAGE:
+			net->vm_image = optarg;
+			net->vm = true;
+			break;
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
 			if (r < 0)
@@ -352,6 +369,27 @@ cmd_run(int argc, char **argv)
 		return r > 0 ? 0 : SANDBOX_EXIT_SETUP;
 	}
 
+	if (net.vm) {
+		if (spec.n_mounts || net.proxy || spec.rootfs) {
+			log_error("--vm: --mount, --net proxy and --rootfs are not supported yet");
+			sandbox_spec_done(&spec);
+			return SANDBOX_EXIT_SETUP;
+		}
+		char image[PATH_MAX];
+		if (net.vm_image) {
+			snprintf(image, sizeof(image), "%s", net.vm_image);
+		} else if (getenv("CLAWBOX_VM_IMAGE")) {
+			snprintf(image, sizeof(image), "%s", getenv("CLAWBOX_VM_IMAGE"));
+		} else {
+			ssize_t n = readlink("/proc/self/exe", image, sizeof(image) - 16);
+			image[n > 0 ? n : 0] = '\0';
+			char *slash = strrchr(image, '/');
+			snprintf(slash ? slash + 1 : image, 16, "build/vm");
+		}
+		r = run_vm(&spec, image, spec.debug);
+		sandbox_spec_done(&spec);
+		return r;
+	}
 	r = sandbox_run(&spec, &res);
 	if (res.message[0])
 		log_error("%s", res.message);

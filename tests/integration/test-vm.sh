@@ -41,4 +41,35 @@ check "qemu runs confined in a host sandbox (exit $rc)" test "$rc" = 0
 check "and the guest's sandbox runs inside it: two layers deep" \
 	sh -c "grep -q 'usage: clawbox' '$WORK/console2' && grep -q 'clawbox-guest: exit 2' '$WORK/console2'"
 check_clean "nothing of either layer is left"
+
+# clawbox run --vm: the contract, with the sandbox inside the VM.
+vmrun() { # ARGS...: clawbox run --vm, out/err/RC as run_cb
+	"$CLAWBOX" run --vm --vm-image "$VM_DIR" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
+	RC=$?
+}
+vmrun -- sh -c 'echo to-stdout; echo to-stderr >&2; uname -r; id -u; exit 3'
+check "run --vm: the command's status comes out (exit $RC)" test "$RC" = 3
+check "its stdout and stderr, apart" \
+	sh -c "grep -q '^to-stdout$' '$WORK/out' && grep -q '^to-stderr$' '$WORK/err' && ! grep -q to-stderr '$WORK/out'"
+check "it ran on the guest's kernel, as uid 1000" \
+	sh -c "grep -q '^$guest_kernel$' '$WORK/out' && grep -q '^1000$' '$WORK/out'"
+vmrun -- sh -c 'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "'
+check "inside: no capabilities, no_new_privs, seccomp filter, loopback only" \
+	sh -c "grep -q 'CapEff:.0000000000000000' '$WORK/out' && grep -q 'NoNewPrivs:.1' '$WORK/out' && grep -q 'Seccomp:.2' '$WORK/out' && [ \"\$(tail -n 1 '$WORK/out')\" = lo ]"
+vmrun -- no-such-command
+check "a missing command: 127 (exit $RC)" test "$RC" = 127
+vmrun --timeout 2 -- sleep 30
+check "--timeout: 124 (exit $RC)" test "$RC" = 124
+vmrun -- sh -c 'kill -9 $$'
+check "killed by a signal: 128+9 (exit $RC)" test "$RC" = 137
+vmrun --mount /tmp:/x -- true
+check "--mount with --vm is refused, one line, 125 (not built yet) (exit $RC)" \
+	sh -c "[ $RC = 125 ] && [ \$(wc -l <'$WORK/err') = 1 ]"
+"$CLAWBOX" run --vm --vm-image "$WORK/nowhere" -- true >"$WORK/out" 2>"$WORK/err"
+RC=$?
+check "no guest image: 125 and how to build one (exit $RC)" \
+	sh -c "[ $RC = 125 ] && grep -q 'make guest' '$WORK/err'"
+check "no qemu, no socket folder left" \
+	sh -c "! pgrep -f 'qemu-system-x86_6[4] -M microvm' >/dev/null && ! ls -d /tmp/clawbox-vm.* >/dev/null 2>&1"
+check_clean "no sandbox left on the host"
 done_testing
