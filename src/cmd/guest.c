@@ -134,12 +134,38 @@ serve_request(const char *ctl_dev)
 		for (size_t i = 0; i < argc; i++)
 			argv[i] = (char *)json_string_value(json_array_get(argvj, i));
 		spec.argv = argv;
+		/* The 9p shares show their files as qemu's sandbox sees them: owned by uid 1000.
+		 * The guest is this run's alone, so its sandbox user can be that uid. */
+		spec.outside_id = SANDBOX_UID;
 		size_t i;
 		json_t *e;
 		json_array_foreach(json_object_get(j, "env"), i, e)
 		{
 			if (json_is_string(e))
 				(void)sandbox_spec_set_env(&spec, json_string_value(e));
+		}
+		/* The host's mounts: one 9p export each, mounted here and passed on to the sandbox
+		 * as an ordinary mount (read-only stays read-only at both layers). */
+		json_t *m;
+		json_array_foreach(json_object_get(j, "mounts"), i, m)
+		{
+			const char *tag = json_get_str(m, "tag"),
+			           *target = json_get_str(m, "target");
+			bool rw = json_is_true(json_object_get(m, "rw"));
+			char at[64], arg[SANDBOX_PATH_MAX + 96];
+			const char *why = NULL;
+			if (!tag || !target || strlen(tag) > 16 || strchr(tag, '/'))
+				continue;
+			snprintf(at, sizeof(at), "/mnt/%s", tag);
+			(void)mkdir(at, 0755);
+			if (mount(tag, at, "9p", (rw ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV,
+			          "trans=virtio,version=9p2000.L,msize=262144") < 0) {
+				say("cannot mount a share: ", strerror(errno));
+				continue;
+			}
+			snprintf(arg, sizeof(arg), "%s:%s:%s", at, target, rw ? "rw" : "ro");
+			if (sandbox_spec_add_mount(&spec, arg, &why) < 0)
+				say("cannot share ", target);
 		}
 		if (json_get_str(j, "workdir"))
 			spec.workdir = strdup(json_get_str(j, "workdir"));

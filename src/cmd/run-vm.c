@@ -10,7 +10,9 @@
  * A boot that does not say ready within VM_READY_MS is killed and tried again (about 1 TCG
  * boot in 12 stalls early here; see docs/ARCHITECTURE.md), at most three times.
  *
- * Not yet: --mount (9p exports per mount) and --net proxy (egress over virtio-serial).
+ * Each --mount folder is a 9p export of its own, read-only unless :rw (qemu's sandbox has it
+ * at /share/N; the guest mounts it and hands it to its sandbox). Not yet: file mounts and
+ * --net proxy (egress over virtio-serial).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,15 +72,23 @@ listen_at(const char *dir, const char *name)
 static char *
 request_line(const struct sandbox_spec *spec)
 {
-	_cleanup_json_ json_t *argv = json_array(), *env = json_array();
+	_cleanup_json_ json_t *argv = json_array(), *env = json_array(), *mounts = json_array();
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "m%zu", i);
+		json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "tag", tag, "target",
+		                                        spec->mounts[i].target, "rw",
+		                                        spec->mounts[i].writable));
+	}
 	for (size_t i = 0; spec->argv[i]; i++)
 		json_array_append_new(argv, json_string(spec->argv[i]));
 	for (size_t i = 0; i < spec->n_env; i++)
 		json_array_append_new(env, json_string(spec->env[i]));
-	_cleanup_json_ json_t *req = json_pack(
-	    "{s:O,s:O,s:s?,s:I,s:I,s:I,s:I}", "argv", argv, "env", env, "workdir", spec->workdir,
-	    "memory", (json_int_t)spec->memory_bytes, "pids", (json_int_t)spec->pids_max,
-	    "cpus_milli", (json_int_t)spec->cpus_milli, "timeout_ms", (json_int_t)spec->timeout_ms);
+	_cleanup_json_ json_t *req =
+	    json_pack("{s:O,s:O,s:O,s:s?,s:I,s:I,s:I,s:I}", "argv", argv, "env", env, "mounts",
+	              mounts, "workdir", spec->workdir, "memory", (json_int_t)spec->memory_bytes,
+	              "pids", (json_int_t)spec->pids_max, "cpus_milli",
+	              (json_int_t)spec->cpus_milli, "timeout_ms", (json_int_t)spec->timeout_ms);
 	char *s = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	if (!s)
 		return NULL;
@@ -108,46 +118,64 @@ start_qemu(const char *image, const char *sockdir, const struct sandbox_spec *sp
 	snprintf(append, sizeof(append),
 	         "console=ttyS0 quiet panic=-1 reboot=t no_timer_check lpj=4000000 tsc=reliable "
 	         "rdinit=/init");
-	char *argv[] = {"qemu-system-x86_64",
-	                "-M",
-	                "microvm",
-	                "-accel",
-	                "tcg",
-	                "-m",
-	                mem,
-	                "-smp",
-	                "1",
-	                "-nodefaults",
-	                "-no-user-config",
-	                "-nographic",
-	                "-no-reboot",
-	                "-serial",
-	                debug ? "file:/dev/stderr" : "null",
-	                "-kernel",
-	                "/vm/vmlinux",
-	                "-initrd",
-	                "/vm/initramfs.cpio",
-	                "-append",
-	                append,
-	                "-device",
-	                "virtio-serial-device",
-	                "-chardev",
-	                "socket,id=ctl,path=/run/vm/ctl.sock",
-	                "-device",
-	                "virtserialport,chardev=ctl,name=clawbox.ctl",
-	                "-chardev",
-	                "socket,id=out,path=/run/vm/out.sock",
-	                "-device",
-	                "virtserialport,chardev=out,name=clawbox.out",
-	                "-chardev",
-	                "socket,id=err,path=/run/vm/err.sock",
-	                "-device",
-	                "virtserialport,chardev=err,name=clawbox.err",
-	                "-fsdev",
-	                "local,id=usr,path=/usr,security_model=none,readonly=on",
-	                "-device",
-	                "virtio-9p-device,fsdev=usr,mount_tag=usr",
-	                NULL};
+	char *fixed[] = {"qemu-system-x86_64",
+	                 "-M",
+	                 "microvm",
+	                 "-accel",
+	                 "tcg",
+	                 "-m",
+	                 mem,
+	                 "-smp",
+	                 "1",
+	                 "-nodefaults",
+	                 "-no-user-config",
+	                 "-nographic",
+	                 "-no-reboot",
+	                 "-serial",
+	                 debug ? "file:/dev/stderr" : "null",
+	                 "-kernel",
+	                 "/vm/vmlinux",
+	                 "-initrd",
+	                 "/vm/initramfs.cpio",
+	                 "-append",
+	                 append,
+	                 "-device",
+	                 "virtio-serial-device",
+	                 "-chardev",
+	                 "socket,id=ctl,path=/run/vm/ctl.sock",
+	                 "-device",
+	                 "virtserialport,chardev=ctl,name=clawbox.ctl",
+	                 "-chardev",
+	                 "socket,id=out,path=/run/vm/out.sock",
+	                 "-device",
+	                 "virtserialport,chardev=out,name=clawbox.out",
+	                 "-chardev",
+	                 "socket,id=err,path=/run/vm/err.sock",
+	                 "-device",
+	                 "virtserialport,chardev=err,name=clawbox.err",
+	                 "-fsdev",
+	                 "local,id=usr,path=/usr,security_model=none,readonly=on",
+	                 "-device",
+	                 "virtio-9p-device,fsdev=usr,mount_tag=usr",
+	                 NULL};
+	/* Each mount: its own 9p export, read-only unless :rw, from where qemu's sandbox has it. */
+	char *argv[ARRAY_SIZE(fixed) + 4 * SANDBOX_MAX_MOUNTS];
+	char fsdev[SANDBOX_MAX_MOUNTS][96], device[SANDBOX_MAX_MOUNTS][96];
+	size_t n = 0;
+	for (; fixed[n]; n++)
+		argv[n] = fixed[n];
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		snprintf(fsdev[i], sizeof(fsdev[i]),
+		         "local,id=m%zu,path=/share/%zu,security_model=none%s", i, i,
+		         spec->mounts[i].writable ? "" : ",readonly=on");
+		snprintf(device[i], sizeof(device[i]), "virtio-9p-device,fsdev=m%zu,mount_tag=m%zu",
+		         i, i);
+		argv[n++] = "-fsdev";
+		argv[n++] = fsdev[i];
+		argv[n++] = "-device";
+		argv[n++] = device[i];
+	}
+	argv[n] = NULL;
 	struct sandbox_spec q;
 	struct sandbox_result res;
 	sandbox_spec_init(&q);
@@ -158,6 +186,13 @@ start_qemu(const char *image, const char *sockdir, const struct sandbox_spec *sp
 	snprintf(m2, sizeof(m2), "%s:/run/vm:rw", sockdir);
 	if (sandbox_spec_add_mount(&q, m1, &why) < 0 || sandbox_spec_add_mount(&q, m2, &why) < 0)
 		_exit(SANDBOX_EXIT_SETUP);
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		char m[PATH_MAX + 32];
+		snprintf(m, sizeof(m), "%s:/share/%zu:%s", spec->mounts[i].source, i,
+		         spec->mounts[i].writable ? "rw" : "ro");
+		if (sandbox_spec_add_mount(&q, m, &why) < 0)
+			_exit(SANDBOX_EXIT_SETUP);
+	}
 	q.argv = argv;
 	q.memory_bytes = guest + (256ULL << 20); /* qemu's own, beside the guest's RAM */
 	q.pids_max = 64;
@@ -207,6 +242,16 @@ run_vm(const struct sandbox_spec *spec, const char *image, bool debug)
 		    "--vm: no guest image in %s (build it with 'make guest', or --vm-image DIR)",
 		    image);
 		return SANDBOX_EXIT_SETUP;
+	}
+	/* 9p exports folders: a file mount has to wait. */
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		struct stat st;
+		if (stat(spec->mounts[i].source, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			log_error(
+			    "--vm: mount source %s: only folders can be shared into the VM yet",
+			    spec->mounts[i].source);
+			return SANDBOX_EXIT_SETUP;
+		}
 	}
 	char dir[] = "/tmp/clawbox-vm.XXXXXX";
 	if (!mkdtemp(dir) || (geteuid() == 0 && chown(dir, 65533, 65533) < 0)) {

@@ -69,8 +69,8 @@ run_usage(FILE *out)
 	    "  --proxy-idle-timeout S      close a proxied connection idle for S s (default 300)\n"
 	    "  --proxy-max-bytes SIZE      traffic through the proxy, both ways (default 4G)\n"
 	    "  --vm                        make the sandbox inside a microVM with its own kernel\n"
-	    "                              (qemu -M microvm, itself confined); not yet with\n"
-	    "                              --mount, --net proxy or --rootfs\n"
+	    "                              (qemu -M microvm, itself confined); --mount of\n"
+	    "                              folders only, not yet with --net proxy or --rootfs\n"
 	    "  --vm-image DIR              the guest (default: build/vm next to clawbox; make\n"
 	    "                              guest builds it)\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
@@ -370,8 +370,8 @@ cmd_run(int argc, char **argv)
 	}
 
 	if (net.vm) {
-		if (spec.n_mounts || net.proxy || spec.rootfs) {
-			log_error("--vm: --mount, --net proxy and --rootfs are not supported yet");
+		if (net.proxy || spec.rootfs) {
+			log_error("--vm: --net proxy and --rootfs are not supported yet");
 			sandbox_spec_done(&spec);
 			return SANDBOX_EXIT_SETUP;
 		}

@@ -475,8 +475,9 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	}
 
 	ctx.as_root = geteuid() == 0;
-	ctx.outside_uid = ctx.as_root ? CLAWBOX_SANDBOX_HOST_ID : geteuid();
-	ctx.outside_gid = ctx.as_root ? CLAWBOX_SANDBOX_HOST_ID : getegid();
+	uid_t host_id = spec->outside_id ? spec->outside_id : CLAWBOX_SANDBOX_HOST_ID;
+	ctx.outside_uid = ctx.as_root ? host_id : geteuid();
+	ctx.outside_gid = ctx.as_root ? host_id : getegid();
 
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		r = resolve_source(spec->mounts[i].source, false, &ctx.sources[i], ret->message,

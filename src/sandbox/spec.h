@@ -57,6 +57,10 @@ struct sandbox_spec {
 
 	bool debug;
 
+	/* When root launches: the uid and gid the sandbox's user is outside (0: 65533). The
+	 * microVM's guest uses 1000, the owner its 9p shares show (qemu's own sandbox user). */
+	uid_t outside_id;
+
 	/* --net proxy: the command that starts the egress proxy for this sandbox (NULL: no
 	 * network at all). It gets a SOCK_SEQPACKET unix socket as fd 3, on which the sandbox
 	 * sends each connection made to SANDBOX_PROXY_PORT on its loopback (one byte and the
