@@ -234,8 +234,11 @@ chat_one(struct client *c, const char *group, const char *line)
 	return r < 0 ? r : -EPIPE;
 }
 
-int
-cmd_chat(int argc, char **argv)
+/* The clients' common options (--url, --token-file, --config, --help) and the connection
+ * they give. 0 with the first operand's index in *ret_optind, 1 after --help (help printed),
+ * or -errno after one line. */
+static int
+client_from_args(struct client *c, int argc, char **argv, const char *help, int *ret_optind)
 {
 	static const struct option opts[] = {
 	    {"url", required_argument, NULL, 'u'},
@@ -246,37 +249,40 @@ cmd_chat(int argc, char **argv)
 	};
 	const char *url = NULL, *token = NULL, *config = NULL;
 	int opt;
-	log_set_prefix("clawbox chat");
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'u':
+		if (opt == 'u')
 			url = optarg;
-			break;
-		case 't':
+		else if (opt == 't')
 			token = optarg;
-			break;
-		case 'c':
+		else if (opt == 'c')
 			config = optarg;
-			break;
-		case 'h':
-			printf("usage: clawbox chat [--url URL] [--token-file FILE] [GROUP]\n\n"
-			       "Talks to a group (default main) through the daemon: each line you "
-			       "type\n"
-			       "is a message, the answer streams back. Ctrl-D ends. Lines on stdin "
-			       "work\n"
-			       "too: echo 'hello' | clawbox chat family\n");
-			return 0;
-		default:
-			log_error("option %s: unknown or missing its value", argv[optind - 1]);
-			return 2;
-		}
+		else if (opt == 'h')
+			return fputs(help, stdout), 1;
+		else
+			return log_error("option %s: unknown or missing its value; see --help",
+			                 argv[optind - 1]),
+			       -EINVAL;
 	}
-	const char *group = optind < argc ? argv[optind] : "main";
+	*ret_optind = optind;
+	return client_init(c, url, token, config);
+}
+
+int
+cmd_chat(int argc, char **argv)
+{
 	struct client c;
-	if (client_init(&c, url, token, config) < 0)
-		return 2;
+	int ind, r;
+	log_set_prefix("clawbox chat");
+	if ((r = client_from_args(&c, argc, argv,
+	                          "usage: clawbox chat [--url URL] [--token-file FILE] [GROUP]\n\n"
+	                          "Talks to a group (default main) through the daemon: each line "
+	                          "you type\nis a message, the answer streams back. Ctrl-D ends. "
+	                          "Lines on stdin work\ntoo: echo 'hello' | clawbox chat family\n",
+	                          &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	const char *group = ind < argc ? argv[ind] : "main";
 	bool tty = isatty(0);
 	char *line = NULL;
 	size_t cap = 0;
@@ -306,41 +312,6 @@ cmd_chat(int argc, char **argv)
 
 /* ---- admin ---- */
 
-static int
-admin_init(struct client *c, int argc, char **argv, const char *name, int *ret_optind)
-{
-	static const struct option opts[] = {
-	    {"url", required_argument, NULL, 'u'},
-	    {"token-file", required_argument, NULL, 't'},
-	    {"config", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *url = NULL, *token = NULL, *config = NULL;
-	int opt;
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (opt == 'u')
-			url = optarg;
-		else if (opt == 't')
-			token = optarg;
-		else if (opt == 'c')
-			config = optarg;
-		else if (opt == 'h')
-			return printf("usage: clawbox %s [--url URL] [--token-file FILE] ...\n"
-			              "(see the README for the commands)\n",
-			              name),
-			       1;
-		else
-			return log_error("option %s: unknown or missing its value",
-			                 argv[optind - 1]),
-			       -EINVAL;
-	}
-	*ret_optind = optind;
-	return client_init(c, url, token, config);
-}
-
 static void
 print_time(int64_t t)
 {
@@ -357,7 +328,10 @@ cmd_groups(int argc, char **argv)
 	struct client c;
 	int ind, r;
 	log_set_prefix("clawbox groups");
-	if ((r = admin_init(&c, argc, argv, "groups", &ind)) != 0)
+	if ((r = client_from_args(&c, argc, argv,
+	                          "usage: clawbox groups [--url URL] [--token-file FILE] [--config "
+	                          "FILE]\n\nThe daemon's groups.\n",
+	                          &ind)) != 0)
 		return r > 0 ? 0 : 2;
 	_cleanup_json_ json_t *ans = NULL;
 	if (call(&c, "GET", "/api/v1/groups", NULL, &ans) < 0)
@@ -385,7 +359,11 @@ cmd_tasks(int argc, char **argv)
 	struct client c;
 	int ind, r;
 	log_set_prefix("clawbox tasks");
-	if ((r = admin_init(&c, argc, argv, "tasks", &ind)) != 0)
+	if ((r = client_from_args(&c, argc, argv,
+	                          "usage: clawbox tasks [OPTIONS] [list | add GROUP --every "
+	                          "N|--cron EXPR|--at TIME PROMPT |\n                              "
+	                          " cancel ID | runs ID]\n\nThe daemon's scheduled tasks.\n",
+	                          &ind)) != 0)
 		return r > 0 ? 0 : 2;
 	_cleanup_json_ json_t *ans = NULL;
 	const char *sub = ind < argc ? argv[ind] : "list";
@@ -467,7 +445,10 @@ cmd_audit(int argc, char **argv)
 	struct client c;
 	int ind, r;
 	log_set_prefix("clawbox audit");
-	if ((r = admin_init(&c, argc, argv, "audit", &ind)) != 0)
+	if ((r = client_from_args(&c, argc, argv,
+	                          "usage: clawbox audit [OPTIONS] [AFTER]\n\nThe daemon's audit of "
+	                          "decisions, after entry AFTER.\n",
+	                          &ind)) != 0)
 		return r > 0 ? 0 : 2;
 	uint64_t after = 0;
 	if (ind < argc && parse_u64(argv[ind], INT64_MAX, &after) < 0)
@@ -499,7 +480,9 @@ cmd_usage(int argc, char **argv)
 	struct client c;
 	int ind, r;
 	log_set_prefix("clawbox usage");
-	if ((r = admin_init(&c, argc, argv, "usage", &ind)) != 0)
+	if ((r = client_from_args(&c, argc, argv,
+	                          "usage: clawbox usage [OPTIONS]\n\nTokens used, per group.\n",
+	                          &ind)) != 0)
 		return r > 0 ? 0 : 2;
 	_cleanup_json_ json_t *ans = NULL;
 	if (call(&c, "GET", "/api/v1/usage", NULL, &ans) < 0)

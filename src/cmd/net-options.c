@@ -6,12 +6,12 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
 #include "net-options.h"
+#include "spawn.h"
 
 /* clawbox-proxy, next to this executable. */
 static int
@@ -79,25 +79,6 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
 	return 0;
 }
 
-/* Lets the proxy parse its options before anything starts: a bad --allow is the user's one
- * clear error line and 125, not a sandbox whose connections all fail. */
-static int
-proxy_check(const char **argv)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return NEG_ERRNO();
-	if (pid == 0) {
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return NEG_ERRNO();
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EINVAL;
-}
-
 int
 net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct proxy_command *cmd,
                 const char *id)
@@ -112,8 +93,10 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 		                 strerror(-r)),
 		       r;
 	r = build_proxy_argv(net, path, cmd->id, check_argv, ARRAY_SIZE(check_argv), true);
+	/* The proxy parses its options before anything starts: a bad --allow is the user's one
+	 * clear error line and 125, not a sandbox whose connections all fail. */
 	if (r >= 0 && !net->trusted)
-		r = proxy_check(check_argv);
+		r = spawn_wait(check_argv); /* the proxy says why */
 	if (r < 0)
 		return r; /* the proxy said why */
 	r = build_proxy_argv(net, path, cmd->id, argv, PROXY_ARGV_MAX, false);

@@ -15,12 +15,12 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "fd-util.h"
 #include "log.h"
+#include "spawn.h"
 #include "tasks.h"
 
 static void
@@ -135,18 +135,7 @@ check_proxy_options(const struct daemon *d)
 		}
 		argv[n++] = "--check";
 		argv[n] = NULL;
-		pid_t pid = fork();
-		if (pid < 0)
-			return NEG_ERRNO();
-		if (pid == 0) {
-			execv(argv[0], (char *const *)argv);
-			_exit(127);
-		}
-		int status;
-		while (waitpid(pid, &status, 0) < 0)
-			if (errno != EINTR)
-				return NEG_ERRNO();
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		if (spawn_wait(argv) < 0)
 			return log_error("%s: groups[%zu].allow: the proxy refused it (above)",
 			                 d->config_path, i),
 			       -EINVAL;

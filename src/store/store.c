@@ -179,12 +179,10 @@ store_close(struct store *s)
 
 /* Prepares sql and binds the arguments, described by types: 't' text, 'i' int64. */
 static int
-prepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *types, ...)
+vprepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *types, va_list ap)
 {
 	if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
 		return fail(s);
-	va_list ap;
-	va_start(ap, types);
 	int rc = SQLITE_OK;
 	for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
 		if (types[i] == 't')
@@ -193,7 +191,6 @@ prepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *types, 
 		else
 			rc = sqlite3_bind_int64(*st, i + 1, va_arg(ap, int64_t));
 	}
-	va_end(ap);
 	if (rc != SQLITE_OK) {
 		sqlite3_finalize(*st);
 		return fail(s);
@@ -201,26 +198,28 @@ prepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *types, 
 	return 0;
 }
 
+static int
+prepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *types, ...)
+{
+	va_list ap;
+	va_start(ap, types);
+	int r = vprepare(s, st, sql, types, ap);
+	va_end(ap);
+	return r;
+}
+
 /* Runs a statement that returns no rows. */
 static int
 run(struct store *s, const char *sql, const char *types, ...)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return fail(s);
 	va_list ap;
 	va_start(ap, types);
-	int rc = SQLITE_OK;
-	for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
-		if (types[i] == 't')
-			rc = sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1,
-			                       SQLITE_TRANSIENT);
-		else
-			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
-	}
+	int r = vprepare(s, &st, sql, types, ap);
 	va_end(ap);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : fail(s);
 }
