@@ -148,10 +148,7 @@ static void
 check_model(const struct daemon *d)
 {
 	const struct model_config *m = &d->cfg.model;
-	bool openai = strcmp(m->provider, "openai") == 0;
-	const char *env = m->api_key_env[0] ? m->api_key_env
-	                  : openai          ? "OPENAI_API_KEY"
-	                                    : "ANTHROPIC_API_KEY";
+	const char *env = config_key_env(m);
 	if (m->base_url[0] || m->api_key_file[0] || (getenv(env) && *getenv(env)))
 		return;
 	log_warn("no model is configured yet: set %s in the daemon's environment (or "

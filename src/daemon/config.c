@@ -341,6 +341,14 @@ config_done(struct daemon_config *c)
 	c->n_groups = 0;
 }
 
+const char *
+config_key_env(const struct model_config *m)
+{
+	if (m->api_key_env[0])
+		return m->api_key_env;
+	return strcmp(m->provider, "openai") == 0 ? "OPENAI_API_KEY" : "ANTHROPIC_API_KEY";
+}
+
 const struct group_config *
 config_group(const struct daemon_config *c, const char *id)
 {

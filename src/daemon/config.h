@@ -45,6 +45,9 @@ struct model_config {
 	uint64_t max_tokens; /* 0: the agent's default */
 };
 
+/* The variable that holds the model key: api_key_env, or the provider's usual one. */
+const char *config_key_env(const struct model_config *m);
+
 struct daemon_config {
 	char data_dir[512];
 	char listen_host[64];

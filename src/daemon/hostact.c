@@ -144,7 +144,7 @@ open_in_workspace(struct daemon *d, const char *group, const char *path, char *w
 }
 
 static void
-send_file(struct daemon *d, const char *own, json_t *input, struct verdict *v)
+send_file(struct daemon *d, const char *own, json_t *input, uint64_t *budget, struct verdict *v)
 {
 	const char *path = string_arg(input, "path", 1024);
 	if (!path)
@@ -171,11 +171,15 @@ send_file(struct daemon *d, const char *own, json_t *input, struct verdict *v)
 	if (out < 0)
 		DENY(v, "the file could not be kept");
 	char buf[65536];
-	uint64_t total = 0;
+	uint64_t total = 0, limit = *budget < HOSTACT_FILE_MAX ? *budget : HOSTACT_FILE_MAX;
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 || (total += (uint64_t)(n > 0 ? n : 0)) > HOSTACT_FILE_MAX ||
-		    (n > 0 && write_all(out, buf, (size_t)n) < 0)) {
+		if (n > 0 && (total += (uint64_t)n) > limit) {
+			unlink(dest);
+			DENY(v, "%s: more than this run may still send (%llu bytes)", path,
+			     (unsigned long long)limit);
+		}
+		if (n < 0 || (n > 0 && write_all(out, buf, (size_t)n) < 0)) {
 			unlink(dest);
 			DENY(v, "%s: could not be copied", path);
 		}
@@ -185,8 +189,11 @@ send_file(struct daemon *d, const char *own, json_t *input, struct verdict *v)
 	char text[512];
 	snprintf(text, sizeof(text), "[file: %.100s, %llu bytes]", base, (unsigned long long)total);
 	int64_t id;
-	if (store_message_out(d->store, t->id, "clawbox", text, &id) < 0)
+	if (store_message_out(d->store, t->id, "clawbox", text, &id) < 0) {
+		unlink(dest);
 		DENY(v, "the message could not be stored");
+	}
+	*budget -= total;
 	ALLOW(v, "sent %s (%llu bytes) to %s", base, (unsigned long long)total, t->id);
 }
 
@@ -277,7 +284,7 @@ change_task(struct daemon *d, const char *own, const char *tool, json_t *input, 
 }
 
 json_t *
-hostact_handle(struct daemon *d, const char *group, json_t *request)
+hostact_handle(struct daemon *d, const char *group, json_t *request, uint64_t *file_budget)
 {
 	struct verdict v = {0};
 	const char *tool = json_get_str(request, "tool");
@@ -290,7 +297,7 @@ hostact_handle(struct daemon *d, const char *group, json_t *request)
 	if (strcmp(tool, "send_message") == 0)
 		send_message(d, group, input, &v);
 	else if (strcmp(tool, "send_file") == 0)
-		send_file(d, group, input, &v);
+		send_file(d, group, input, file_budget, &v);
 	else if (strcmp(tool, "schedule_task") == 0)
 		schedule_task(d, group, input, &v);
 	else if (strcmp(tool, "list_tasks") == 0)

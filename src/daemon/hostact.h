@@ -14,14 +14,16 @@
 
 #include <jansson.h>
 
-#define HOSTACT_REQUEST_MAX (64 * 1024)
-#define HOSTACT_FILE_MAX    (10u << 20)
-#define HOSTACT_PER_RUN_MAX 200 /* requests one run may make */
+#define HOSTACT_REQUEST_MAX       (64 * 1024)
+#define HOSTACT_FILE_MAX          (10u << 20)
+#define HOSTACT_PER_RUN_MAX       200         /* requests one run may make */
+#define HOSTACT_FILES_PER_RUN_MAX (32u << 20) /* send_file bytes one run may keep on the host */
 
 struct daemon;
 
 /* {"tool": NAME, "input": {...}} from the run of `group` -> {"ok": true, "result": TEXT} or
  * {"ok": false, "error": TEXT} (a new reference). */
-json_t *hostact_handle(struct daemon *d, const char *group, json_t *request);
+/* file_budget: send_file bytes the run may still keep; lowered by what is sent. */
+json_t *hostact_handle(struct daemon *d, const char *group, json_t *request, uint64_t *file_budget);
 
 #endif

@@ -55,6 +55,7 @@ struct run {
 	char sock_path[PATH_MAX];
 	struct ipc_conn *conns;
 	unsigned requests;
+	uint64_t file_budget;      /* send_file bytes left, HOSTACT_FILES_PER_RUN_MAX at start */
 	char audit_path[PATH_MAX]; /* the run's egress audit, read into the store at its end */
 };
 
@@ -65,6 +66,8 @@ struct ipc_conn {
 };
 
 static unsigned run_counter;
+
+#define IPC_CONNS_MAX 8 /* host-action connections open at once, per run */
 
 static void
 ipc_conn_free(struct ipc_conn *c)
@@ -111,7 +114,7 @@ ipc_read(struct bufferevent *bev, void *arg)
 		} else {
 			_cleanup_json_ json_t *req =
 			    len <= HOSTACT_REQUEST_MAX ? json_loadb(line, len, 0, NULL) : NULL;
-			resp = req ? hostact_handle(r->d, r->group, req)
+			resp = req ? hostact_handle(r->d, r->group, req, &r->file_budget)
 			           : json_pack("{s:b,s:s}", "ok", 0, "error",
 			                       "a request is one line of JSON, at most 64 KiB");
 		}
@@ -140,6 +143,14 @@ ipc_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 	(void)l;
 	(void)sa;
 	(void)len;
+	/* A run has no use for many connections; each costs the daemon a descriptor. */
+	unsigned open = 0;
+	for (struct ipc_conn *o = r->conns; o; o = o->next)
+		open++;
+	if (open >= IPC_CONNS_MAX) {
+		close(fd);
+		return;
+	}
 	struct ipc_conn *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
@@ -396,7 +407,7 @@ pipe_event(struct bufferevent *bev, short what, void *arg)
  * descriptors and execs, so no page table of the daemon is copied for it. A function of its
  * own, so that nothing of the caller's frame lives across the vfork. */
 static __attribute__((noinline)) pid_t
-spawn_ask(const char **argv, int in, int out, int err)
+spawn_ask(const char **argv, char **envp, int in, int out, int err)
 {
 	pid_t parent = getpid();
 	pid_t pid = vfork();
@@ -413,10 +424,30 @@ spawn_ask(const char **argv, int in, int out, int err)
 		signal(SIGPIPE, SIG_DFL);
 		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 			_exit(125);
-		execv(argv[0], (char *const *)argv);
+		execve(argv[0], (char *const *)argv, envp);
 		_exit(127);
 	}
 	return pid;
+}
+
+/* ask's environment: what it needs and the model key, nothing else of the daemon's (the
+ * Telegram token, for one, is not the run's business). The sandbox builds its own from an
+ * allowlist anyway; this keeps the rest out of ask and its proxy too. */
+static void
+ask_environment(const struct daemon *d, char **envp, size_t max)
+{
+	const char *const pass[] = {"PATH", "HOME", "LANG", "TZ", config_key_env(&d->cfg.model)};
+	size_t n = 0;
+	for (char **e = environ; *e && n + 1 < max; e++) {
+		for (size_t i = 0; i < ARRAY_SIZE(pass); i++) {
+			size_t len = strlen(pass[i]);
+			if (strncmp(*e, pass[i], len) == 0 && (*e)[len] == '=') {
+				envp[n++] = *e;
+				break;
+			}
+		}
+	}
+	envp[n] = NULL;
 }
 
 /* The prompt as an anonymous file: the child's stdin, never on a command line. */
@@ -542,6 +573,7 @@ start_run(struct daemon *d, const char *group)
 		return -ENOMEM;
 	}
 	r->d = d;
+	r->file_budget = HOSTACT_FILES_PER_RUN_MAX;
 	if ((e = ipc_open(r)) < 0) {
 		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		ipc_close(r);
@@ -566,7 +598,9 @@ start_run(struct daemon *d, const char *group)
 		e = in < 0 ? in : NEG_ERRNO();
 		goto fail;
 	}
-	pid_t pid = spawn_ask(argv, in, out[1], err[1]);
+	char *envp[8];
+	ask_environment(d, envp, ARRAY_SIZE(envp));
+	pid_t pid = spawn_ask(argv, envp, in, out[1], err[1]);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;

@@ -7,6 +7,7 @@
  * by every writer of the store calling in.
  */
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdio.h>
@@ -20,6 +21,11 @@
 #define STREAM_MAX     64  /* listeners at once */
 #define STREAM_POLL_MS 200 /* how soon a new message is seen */
 #define STREAM_PING_S  15  /* a comment line keeps proxies and clients from timing out */
+/* A listener that stops reading gets nothing more once this much waits for
+ * it; messages resume from where it left off when it drains, deltas are
+ * lost (they are previews), and the server write timeout closes it if it
+ * never drains. */
+#define STREAM_UNREAD_MAX (4u << 20)
 
 struct sub {
 	struct daemon *d;
@@ -34,18 +40,30 @@ static struct sub *subs;
 static unsigned n_subs;
 static struct event *timer;
 
-static void
+static bool
+stalled(const struct sub *s)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(s->req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	return bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_UNREAD_MAX;
+}
+
+/* Whether the event was queued for s. */
+static bool
 send_event(struct sub *s, const char *type, json_t *data)
 {
+	if (stalled(s))
+		return false;
 	char *j = json_dumps(data, JSON_COMPACT);
 	if (!j)
-		return;
+		return false;
 	struct evbuffer *b = evbuffer_new();
 	evbuffer_add_printf(b, "event: %s\ndata: %s\n\n", type, j);
 	evhttp_send_reply_chunk(s->req, b);
 	evbuffer_free(b);
 	free(j);
 	s->last_send = time(NULL);
+	return true;
 }
 
 static void
@@ -73,6 +91,8 @@ on_close(struct evhttp_connection *conn, void *arg)
 static void
 catch_up(struct sub *s)
 {
+	if (stalled(s))
+		return; /* nothing would be sent: spare the store */
 	_cleanup_json_ json_t *msgs = NULL;
 	if (store_messages_after(s->d->store, s->group, s->last, &msgs) < 0)
 		return;
@@ -80,7 +100,8 @@ catch_up(struct sub *s)
 	json_t *m;
 	json_array_foreach(msgs, i, m)
 	{
-		send_event(s, "message", m);
+		if (!send_event(s, "message", m))
+			return;
 		s->last = (int64_t)json_integer_value(json_object_get(m, "id"));
 	}
 }
@@ -94,7 +115,7 @@ tick(evutil_socket_t fd, short what, void *arg)
 	time_t now = time(NULL);
 	for (struct sub *s = subs; s; s = s->next) {
 		catch_up(s);
-		if (now - s->last_send >= STREAM_PING_S) {
+		if (now - s->last_send >= STREAM_PING_S && !stalled(s)) {
 			struct evbuffer *b = evbuffer_new();
 			evbuffer_add_printf(b, ": ping\n\n");
 			evhttp_send_reply_chunk(s->req, b);

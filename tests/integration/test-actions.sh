@@ -32,6 +32,7 @@ JSON
 # The family's folder, before the daemon makes it: a report to send, a symlink out.
 mkdir -p "$DATA/groups/family"
 echo "report body" >"$DATA/groups/family/report.txt"
+head -c $((9 << 20)) /dev/zero >"$DATA/groups/family/big.bin" # 3 fit a run's 32 MiB, 4 do not
 ln -s /etc/passwd "$DATA/groups/family/link-to-passwd"
 is_root && chown -R "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$DATA/groups"
 chmod 700 "$DATA" "$DATA/groups" 2>/dev/null
@@ -71,6 +72,8 @@ check "the other group's task is untouched, and main has none" sh -c \
 check "the allowed file reached the family's chat" has_message family '\[file: report.txt, 12 bytes\]'
 check "and the message" has_message family 'hello own chat'
 check "the file was copied, not linked" sh -c "grep -q 'report body' '$DATA'/files/*-report.txt"
+check "three copies of big.bin kept, not a fourth" \
+	test "$(find "$DATA/files" -name '*-big.bin' | wc -l)" = 3
 check "no copy of a refused file" sh -c "! grep -rq 'root:' '$DATA/files' && ! grep -rqF '$TOKEN' '$DATA/files'"
 api GET "/api/v1/audit?after=0"
 for what in '"group":"family","action":"send_message","decision":"deny"' \
@@ -81,6 +84,7 @@ for what in '"group":"family","action":"send_message","decision":"deny"' \
 	'"group":"family","action":"send_file","decision":"deny","reason":"only files' \
 	'"group":"family","action":"send_file","decision":"deny","reason":"link-to-passwd' \
 	'"group":"family","action":"send_file","decision":"allow"' \
+	'"group":"family","action":"send_file","decision":"deny","reason":"big.bin: more than this run' \
 	'"group":"family","action":"send_message","decision":"allow"'; do
 	check "audited: $what" grep -q "$what" "$WORK/body"
 done

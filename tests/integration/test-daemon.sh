@@ -2,7 +2,8 @@
 # test-daemon.sh: `clawbox serve` end to end: configuration checks that name the key, the
 # HTTP API (token, origin, limits, errors that store nothing), messages in and replies out
 # through real sandboxes and a fake model, per-group order under a concurrency cap, restart
-# persistence, and a SIGKILL of the daemon mid-invocation (one reply, no orphan).
+# persistence, a SIGKILL of the daemon mid-invocation (one reply, no orphan, the run saw only
+# the environment it needs), and a listener that stops reading (bounded, nothing lost).
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
@@ -98,7 +99,8 @@ DATA=$WORK/data
 } >"$WORK/config.json"
 
 start_daemon() {
-	MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+	CLAWBOX_TEST_CANARY=daemon-only MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" \
+		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 	SPID=$!
 	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 	TOKEN=$(cat "$DATA/api-token" 2>/dev/null)
@@ -237,6 +239,9 @@ start_daemon
 api POST /api/v1/groups/main/messages '{"text": "survive a crash"}'
 wait_until 10 pgrep -x clawbox-init >/dev/null
 wait_until 10 grep -q "survive a crash" "$WORK/model2.log"
+askpid=$(pgrep -f 'clawbox ask --jso[n]' | head -n 1)
+check "a run's ask gets the model key and nothing else of the daemon's environment" \
+	sh -c "[ -n '$askpid' ] && tr '\\0' '\\n' </proc/$askpid/environ | grep -q '^MY_MODEL_KEY=' && ! tr '\\0' '\\n' </proc/$askpid/environ | grep -q CANARY"
 kill -9 "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
@@ -253,6 +258,30 @@ wait_until 20 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1
 api GET "/api/v1/groups/main/messages?after=0"
 check "the message is answered exactly once" \
 	test "$(grep -o '"text":"echo: survive a crash"' "$WORK/body" | wc -l)" = 1
+
+# A listener that stops reading: the daemon holds at most 4 MiB for it, not all 12 MiB posted,
+# and once it reads again every message arrives, once, in order.
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$SPID/status"; }
+exec 3<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'GET /api/v1/groups/g7/events?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n' \
+	"$TOKEN" >&3
+rss0=$(rss_kb)
+pad=$(head -c 30000 /dev/zero | tr '\0' x)
+for i in $(seq 1 400); do
+	curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" --data-binary "{\"text\": \"stall $i $pad\"}" \
+		"http://127.0.0.1:$PORT/api/v1/groups/g7/messages"
+done
+sleep 0.5 # a few ticks of the stream timer
+rss1=$(rss_kb)
+check "a listener that does not read is held to 4 MiB unread, not 12 (RSS $rss0 kB -> $rss1 kB)" \
+	sh -c "[ -n '$rss0' ] && [ -n '$rss1' ] && [ \$(($rss1 - $rss0)) -lt 12288 ]"
+cat <&3 >"$WORK/stream.out" &
+CATPID=$!
+wait_until 30 sh -c "[ \$(grep -o '\"text\":\"stall [0-9]*' '$WORK/stream.out' | wc -l) -ge 400 ]"
+kill "$CATPID" 2>/dev/null
+exec 3<&-
+check "when it reads again, all 400 messages arrive once, in order" \
+	test "$(grep -o '"text":"stall [0-9]*' "$WORK/stream.out" | cut -d' ' -f2 | tr '\n' ' ')" = "$(seq 1 400 | tr '\n' ' ')"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
