@@ -316,6 +316,9 @@ get_metrics(struct daemon *d, struct evhttp_request *req)
 {
 	struct store_counts c = {0};
 	(void)store_counts(d->store, &c);
+	unsigned listeners;
+	size_t unread;
+	stream_stats(&listeners, &unread);
 	struct evbuffer *b = evbuffer_new();
 	evbuffer_add_printf(
 	    b,
@@ -331,13 +334,16 @@ get_metrics(struct daemon *d, struct evhttp_request *req)
 	    "clawbox_tokens_total{kind=\"input\"} %llu\nclawbox_tokens_total{kind=\"output\"} "
 	    "%llu\n"
 	    "clawbox_tokens_total{kind=\"cache_write\"} %llu\n"
-	    "clawbox_tokens_total{kind=\"cache_read\"} %llu\n",
+	    "clawbox_tokens_total{kind=\"cache_read\"} %llu\n"
+	    "# TYPE clawbox_stream_listeners gauge\nclawbox_stream_listeners %u\n"
+	    "# TYPE clawbox_stream_unread_bytes gauge\nclawbox_stream_unread_bytes %zu\n",
 	    (long long)c.messages_in, (long long)c.messages_out,
 	    (long long)(c.queued > (int64_t)d->running ? c.queued - (int64_t)d->running : 0),
 	    d->running, (unsigned long long)d->runs_started, (unsigned long long)d->runs_failed,
 	    (unsigned long long)d->http_requests, (unsigned long long)d->http_refused,
 	    (unsigned long long)c.usage.input, (unsigned long long)c.usage.output,
-	    (unsigned long long)c.usage.cache_write, (unsigned long long)c.usage.cache_read);
+	    (unsigned long long)c.usage.cache_write, (unsigned long long)c.usage.cache_read,
+	    listeners, unread);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);

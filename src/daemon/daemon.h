@@ -68,6 +68,8 @@ void stream_delta(struct daemon *d, const char *group, int64_t reply_to, const c
 /* The group's messages changed: listeners hear now, not at the next poll. */
 void stream_notify(struct daemon *d, const char *group);
 void stream_close_all(struct daemon *d);
+/* For /metrics: listeners now, and the bytes waiting for them in the daemon. */
+void stream_stats(unsigned *listeners, size_t *unread_bytes);
 
 /* The Telegram channel (telegram.c): off unless configured and its token is set. */
 int telegram_start(struct daemon *d);

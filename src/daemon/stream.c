@@ -40,12 +40,19 @@ static struct sub *subs;
 static unsigned n_subs;
 static struct event *timer;
 
-static bool
-stalled(const struct sub *s)
+/* Bytes queued for s that its client has not taken yet (beyond the kernel's buffers). */
+static size_t
+unread(const struct sub *s)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(s->req);
 	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
-	return bev && evbuffer_get_length(bufferevent_get_output(bev)) > STREAM_UNREAD_MAX;
+	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+static bool
+stalled(const struct sub *s)
+{
+	return unread(s) > STREAM_UNREAD_MAX;
 }
 
 /* Whether the event was queued for s. */
@@ -182,6 +189,15 @@ stream_notify(struct daemon *d, const char *group)
 	for (struct sub *s = subs; s; s = s->next)
 		if (strcmp(s->group, group) == 0)
 			catch_up(s);
+}
+
+void
+stream_stats(unsigned *listeners, size_t *unread_bytes)
+{
+	*listeners = n_subs;
+	*unread_bytes = 0;
+	for (struct sub *s = subs; s; s = s->next)
+		*unread_bytes += unread(s);
 }
 
 void
