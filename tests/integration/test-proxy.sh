@@ -331,6 +331,8 @@ fi
 check "the proxy's command line holds no key" \
 	sh -c "[ -n '$pp' ] && ! tr '\\0' ' ' </proc/$pp/cmdline | grep -q '$KEY'"
 wait $sleeper
+rc=$?
+[ -z "$pp" ] && echo "# the run exited $rc at $(date +%T.%N); processes then: $(pgrep -a -f clawbox | tr '\n' ';' | head -c 400)"
 
 # When the upstream fails, the answer says so without the key.
 kill "$MODEL_PID" 2>/dev/null
