@@ -152,8 +152,14 @@ watchdog_start(struct cgroup *cg, struct watchdog *ret)
 		/* Made here, while the sandbox builds its file system: on cgroup v1 creating a
 		 * memory cgroup costs about as much as creating all the namespaces. */
 		int32_t r = cgroup_make(cg);
-		if (write_all(result[1], &r, sizeof(r)) < 0 || r < 0)
+		if (r < 0)
+			_exit(0); /* cgroup_make() removed what it had made */
+		/* The launcher may have died since it forked us (SIGKILL): then nobody reads
+		 * the result, and nobody else would remove what we just made. */
+		if (write_all(result[1], &r, sizeof(r)) < 0) {
+			(void)cgroup_destroy(cg);
 			_exit(0);
+		}
 		close(result[1]);
 		char c;
 		while (read(done[0], &c, 1) < 0 && errno == EINTR)
@@ -190,12 +196,13 @@ watchdog_finish(struct watchdog *w, struct cgroup *cg)
 		return;
 	/* Its result first: the cgroups may still be being made if we are leaving early. */
 	(void)watchdog_result(w);
-	/* It only waits now: let it die while we remove the cgroups. */
-	(void)kill(w->pid, SIGKILL);
 	for (int c = 0; c < _CG_MAX; c++)
 		cg->used[c] = cg->wanted[c];
 	(void)cgroup_destroy(cg);
 	log_debug("launcher: cgroups removed");
+	/* Only now: SIGKILLed halfway through the removal, we leave the rest to it (stopping
+	 * it first once left a cgroup behind whenever our SIGKILL fell in between). */
+	(void)kill(w->pid, SIGKILL);
 	close(w->done_fd);
 	close(w->result_fd);
 	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)

@@ -63,6 +63,17 @@ kill -KILL $launcher
 wait $launcher 2>/dev/null
 check "after SIGKILL of clawbox run: nothing left within 3 s" wait_until 3 no_leftovers
 
+# SIGKILL at any moment of set-up, above all while the watchdog is making the cgroups (it
+# once left them behind when nobody was there to read its result).
+for i in $(seq 0 39); do
+	"$CLAWBOX" run -- true &
+	launcher=$!
+	[ $((i % 4)) != 0 ] && sleep "0.00$((i % 10))"
+	kill -KILL $launcher 2>/dev/null
+	wait $launcher 2>/dev/null
+done
+check "SIGKILL at 40 points of set-up: nothing left within 3 s" wait_until 3 no_leftovers
+
 # Limits as a normal user on a host without a delegated cgroup: rlimits hold the bombs.
 if is_root; then
 	NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
