@@ -94,6 +94,21 @@ no_leftovers() {
 	return 0
 }
 
+# proxy_of LAUNCHER: the pid of the egress proxy serving LAUNCHER's sandbox: its child named
+# clawbox-proxy once its clawbox-init exists. The first clawbox-proxy a run starts is the short
+# `--check` pass over the options, gone a few ms later; a pgrep that finds that one finds
+# nothing a moment after.
+proxy_of() {
+	local k init='' proxy=''
+	for k in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+		case "$(cat /proc/"$k"/comm 2>/dev/null)" in
+		clawbox-init) init=$k ;;
+		clawbox-proxy) proxy=$k ;;
+		esac
+	done
+	[ -n "$init" ] && [ -n "$proxy" ] && echo "$proxy"
+}
+
 # check_clean DESCRIPTION: no_leftovers, reporting what was left.
 check_clean() {
 	if no_leftovers; then ok "$1"; else not_ok "$1 ($LEFTOVER)"; fi
