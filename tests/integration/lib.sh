@@ -80,9 +80,14 @@ relay_tap() {
 # Nothing of any sandbox left on the host: cgroups, running init processes, mounts. Says what it found
 # (as a TAP comment) when something is left.
 HOST_MOUNTS_BEFORE=$(wc -l </proc/self/mountinfo)
+sandbox_cgroups() { ls -d /sys/fs/cgroup/*/clawbox-run-* /sys/fs/cgroup/clawbox-run-* 2>/dev/null; }
+# What something else left before this file began (a run killed along with its watchdog) is
+# not this file's doing: said once, then left out of the count.
+CGROUPS_BEFORE=$(sandbox_cgroups)
+[ -n "$CGROUPS_BEFORE" ] && echo "# sandbox cgroups left from before these tests: $(echo $CGROUPS_BEFORE)"
 no_leftovers() {
 	local cg procs mounts
-	cg=$(ls -d /sys/fs/cgroup/*/clawbox-run-* /sys/fs/cgroup/clawbox-run-* 2>/dev/null)
+	cg=$(sandbox_cgroups | grep -vxF -e "${CGROUPS_BEFORE:-/nothing}")
 	# Running ones: a zombie whose launcher was SIGKILLed waits for the host's pid 1 to
 	# reap it and holds nothing but its pid.
 	procs=$(ps -eo pid=,stat=,comm= | awk '$3 == "clawbox-init" && $2 !~ /^Z/ { print $1 }')
