@@ -264,14 +264,15 @@ RC=$?
 check "a local model server (no key set): answered without a key (exit $RC)" \
 	sh -c "[ $RC = 0 ] && grep -q '\"ok\":true' '$WORK/nokey.log'"
 
-# SIGTERM mid-invocation (a tool running): everything stops, nothing is left, and the next
+# SIGTERM mid-invocation (a tool running: "sleep 30.25", a command line nothing else on the
+# machine has): everything stops, nothing is left, and the next
 # invocation finds the transcript repaired, not lost.
 new_workspace
 start_model limit-time
 (cd "$WS" && ANTHROPIC_API_KEY=$KEY exec "$CLAWBOX" ask --session "$SESSION" \
 	--base-url "http://127.0.0.1:$MPORT" "go" >"$WORK/out" 2>"$WORK/err" </dev/null) &
 askpid=$!
-wait_until 10 pgrep -f "sleep 3[0]" >/dev/null
+wait_until 10 pgrep -f "sleep 30[.]25" >/dev/null
 kill -TERM $askpid
 t0=$(date +%s%N)
 wait $askpid
@@ -279,7 +280,7 @@ RC=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 check "SIGTERM ends ask promptly (exit $RC, $ms ms)" test "$RC" -ge 128 -a "$ms" -lt 3000
 check_clean "and nothing of the sandbox is left"
-check "no tool process is left" bash -c "! pgrep -f 'sleep 3[0]' >/dev/null"
+check "no tool process is left" bash -c "! pgrep -f 'sleep 30[.]25' >/dev/null"
 start_model resume
 expect_ask 0 "the next invocation runs" "my name is Ada"
 check "on a transcript repaired after the interrupted tool call" \
