@@ -8,7 +8,7 @@
 #   make format                           clang-format every source file
 #
 # Layering (docs/ARCHITECTURE.md) is kept by include paths: src/base sees only itself,
-# src/sandbox sees base, src/cmd sees everything.
+# src/sandbox sees base, src/vm sees sandbox and json, src/cmd sees everything.
 
 VERSION  := 0.1.0
 CC       ?= gcc
@@ -33,7 +33,8 @@ endif
 INC_base    := -Isrc/base
 INC_sandbox := $(INC_base) -Isrc/sandbox
 INC_agent   := $(INC_base) -Isrc/json -Isrc/agent
-INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/cmd
+INC_vm      := $(INC_sandbox) -Isrc/json -Isrc/vm
+INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/vm -Isrc/cmd
 # The daemon (clawbox-serve) is an executable of its own: only it links these.
 SERVE_PKGS  := libevent sqlite3 jansson
 INC_store   := $(INC_base) -Isrc/json -Isrc/store
@@ -53,6 +54,7 @@ PROXY_SRC   := $(wildcard src/proxy/*.c)
 AGENT_SRC   := $(wildcard src/agent/*.c)
 STORE_SRC   := $(wildcard src/store/*.c)
 DAEMON_SRC  := $(wildcard src/daemon/*.c)
+VM_SRC      := $(wildcard src/vm/*.c)
 CMD_SRC     := $(filter-out src/cmd/proxy-main.c src/cmd/serve-main.c,$(wildcard src/cmd/*.c))
 GEN_SRC     := $(BUILD)/gen/seccomp-bpf.c
 
@@ -63,6 +65,7 @@ PROXY_OBJ   := $(PROXY_SRC:%.c=$(BUILD)/%.o)
 AGENT_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 STORE_OBJ   := $(STORE_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web.o
+VM_OBJ      := $(VM_SRC:%.c=$(BUILD)/%.o)
 WEB_FILES   := src/daemon/web/index.html src/daemon/web/app.js src/daemon/web/style.css
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
@@ -100,7 +103,7 @@ $(BUILD)/.flags: FORCE
 	@if [ "$$(cat $@ 2>/dev/null)" != '$(FLAGS_NOW)' ]; then echo '$(FLAGS_NOW)' >$@; fi
 FORCE:
 
-clawbox: $(CMD_OBJ) $(SANDBOX_OBJ) $(AGENT_OBJ) $(BASE_OBJ)
+clawbox: $(CMD_OBJ) $(VM_OBJ) $(SANDBOX_OBJ) $(AGENT_OBJ) $(BASE_OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS_agent)
 
@@ -152,7 +155,7 @@ ifeq ($(SANITIZE),)
 GUEST_CLAWBOX := clawbox
 else
 GUEST_CLAWBOX := $(BUILD)/vm/clawbox-static
-$(GUEST_CLAWBOX): $(CMD_SRC) $(SANDBOX_SRC) $(AGENT_SRC) $(BASE_SRC) $(GEN_SRC)
+$(GUEST_CLAWBOX): $(CMD_SRC) $(VM_SRC) $(SANDBOX_SRC) $(AGENT_SRC) $(BASE_SRC) $(GEN_SRC)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) -O2 -std=gnu11 -D_GNU_SOURCE -fPIE -static-pie -include src/base/banned.h \
@@ -189,6 +192,10 @@ $(BUILD)/src/agent/%.o: src/agent/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_agent) -c -o $@ $<
+$(BUILD)/src/vm/%.o: src/vm/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_vm) -c -o $@ $<
 $(BUILD)/src/cmd/%.o: src/cmd/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
@@ -219,11 +226,11 @@ $(DAEMON_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(DAEMON_O
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_daemon) -Itests/unit -o $@ $< $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ) \
 		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_serve)
-$(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BASE_OBJ)
+$(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BUILD)/src/vm/mux.o $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_cmd) -Isrc/json -Itests/unit $(LDFLAGS) -o $@ $< \
-		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(AGENT_OBJ) $(BASE_OBJ) \
+		$(filter-out $(BUILD)/src/sandbox/launch.o,$(SANDBOX_OBJ)) $(AGENT_OBJ) $(BUILD)/src/vm/mux.o $(BASE_OBJ) \
 		$(LIBS_agent)
 
 # The escape probe runs inside sandboxes (and --rootfs ones with no libc): static, no
@@ -305,7 +312,7 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench
 	@bench/bench-vm.sh
 
 format:
-	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
+	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
 		tools/*.c $(UNIT_SRC) tests/unit/*.h tests/integration/*.c
 
 clean:

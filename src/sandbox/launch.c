@@ -527,7 +527,15 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	}
 	report_r = rp[0];
 	ctx.report_fd = rp[1];
-	if (spec->proxy_argv) {
+	if (spec->proxy_sock >= 0) {
+		ctx.proxy_fd = fcntl(spec->proxy_sock, F_DUPFD_CLOEXEC, 3);
+		if (ctx.proxy_fd < 0) {
+			r = NEG_ERRNO();
+			close(ctx.sync_fd);
+			close(ctx.report_fd);
+			goto out;
+		}
+	} else if (spec->proxy_argv) {
 		int pp[2];
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pp) < 0) {
 			r = NEG_ERRNO();

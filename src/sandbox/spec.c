@@ -15,6 +15,7 @@ sandbox_spec_init(struct sandbox_spec *spec)
 	memset(spec, 0, sizeof(*spec));
 	spec->memory_bytes = SANDBOX_DEFAULT_MEMORY;
 	spec->pids_max = SANDBOX_DEFAULT_PIDS;
+	spec->proxy_sock = -1;
 }
 
 void

@@ -67,6 +67,10 @@ struct sandbox_spec {
 	 * connection's fd, SCM_RIGHTS). Borrowed, NULL-terminated. */
 	char *const *proxy_argv;
 
+	/* Instead of proxy_argv: a SOCK_SEQPACKET socket of the caller's that gets the same
+	 * messages (the microVM's guest relays them to the host's proxy). -1: none. */
+	int proxy_sock;
+
 	/* Called with a one-line warning as soon as one arises (before the command runs), so
 	 * that the top of the process can print it; NULL to drop warnings. */
 	void (*warn)(const char *msg);
