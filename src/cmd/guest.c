@@ -5,10 +5,11 @@
  * order mkguest.sh wrote, says it is ready on the console, and runs sandboxes with the same
  * code as on the host.
  *
- * This is the first step of the outer layer (issue 6): the guest runs the command given on the
- * kernel command line (clawbox.run=PATH, in a sandbox whose root is the initramfs) and reports
- * its status on the console ("clawbox-guest: exit N"), then powers the VM off. The run
- * requests over virtio-serial, the 9p shares and egress through the host's proxy come next.
+ * With a clawbox.mux virtio-serial port (what `clawbox run --vm` gives it) it serves the
+ * host's run requests (src/vm/guest-runs.c) until the host asks for a power-off. Without one,
+ * it runs the command on the kernel command line (clawbox.run=PATH, in a sandbox whose root is
+ * the initramfs), says its status on the console ("clawbox-guest: exit N") and powers off:
+ * the boot benchmark and the first tests use that.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,11 +28,12 @@
 #include "dbuf.h"
 #include "json-util.h"
 #include "fd-util.h"
+#include "guest-runs.h"
 #include "log.h"
 #include "macro.h"
 #include "sandbox.h"
 
-static int console_fd = 1; /* stdout becomes the command's output port in agent mode */
+static int console_fd = 1;
 
 /* One line on the console: what, then arg. */
 static void
@@ -92,115 +94,18 @@ mount_system(void)
 	(void)mkdir("/etc", 0755);
 }
 
-/* Agent mode: one request from the host on clawbox.ctl ({"argv", "env", "workdir", "memory",
- * "pids", "cpus_milli", "timeout_ms"}), the command's stdout and stderr on clawbox.out and
- * clawbox.err, its status back on clawbox.ctl ({"status", "message"}). */
+/* Agent mode: the host's requests over the clawbox.mux port (guest-runs.c). */
 static int
-serve_request(const char *ctl_dev)
+serve_host(const char *dev, const char *release)
 {
-	char out_dev[64], err_dev[64];
-	if (find_port("clawbox.out", out_dev, sizeof(out_dev)) < 0 ||
-	    find_port("clawbox.err", err_dev, sizeof(err_dev)) < 0)
-		return say("no output ports", ""), SANDBOX_EXIT_SETUP;
-	_cleanup_close_ int ctl = open(ctl_dev, O_RDWR | O_CLOEXEC);
-	int out = open(out_dev, O_WRONLY | O_CLOEXEC), err = open(err_dev, O_WRONLY | O_CLOEXEC);
-	if (ctl < 0 || out < 0 || err < 0)
-		return say("cannot open the ports: ", strerror(errno)), SANDBOX_EXIT_SETUP;
+	_cleanup_close_ int port = open(dev, O_RDWR | O_CLOEXEC);
+	if (port < 0)
+		return say("cannot open the host's port: ", strerror(errno)), SANDBOX_EXIT_SETUP;
 	mount_system();
-	static const char ready[] = "{\"ready\":true}\n";
-	(void)write_all(ctl, ready, sizeof(ready) - 1);
-	struct dbuf req;
-	dbuf_init(&req, 1u << 20);
-	char buf[4096];
-	while (!memchr(dbuf_str(&req), '\n', req.len)) {
-		ssize_t n = read(ctl, buf, sizeof(buf));
-		if (n <= 0 || dbuf_append(&req, buf, (size_t)n) < 0)
-			return say("no request from the host", ""), dbuf_done(&req),
-			       SANDBOX_EXIT_SETUP;
-	}
-	_cleanup_json_ json_t *j =
-	    json_loadb(dbuf_str(&req), strcspn(dbuf_str(&req), "\n"), 0, NULL);
-	dbuf_done(&req);
-	json_t *argvj = json_object_get(j, "argv");
-	size_t argc = json_array_size(argvj);
-	struct sandbox_spec spec;
-	struct sandbox_result res = {.status = SANDBOX_EXIT_SETUP};
-	sandbox_spec_init(&spec);
-	char **argv = calloc(argc + 1, sizeof(char *));
-	int status = SANDBOX_EXIT_SETUP;
-	if (argc == 0 || argc > SANDBOX_MAX_ARGS || !argv) {
-		snprintf(res.message, sizeof(res.message), "the request has no command");
-	} else {
-		for (size_t i = 0; i < argc; i++)
-			argv[i] = (char *)json_string_value(json_array_get(argvj, i));
-		spec.argv = argv;
-		/* The 9p shares show their files as qemu's sandbox sees them: owned by uid 1000.
-		 * The guest is this run's alone, so its sandbox user can be that uid. */
-		spec.outside_id = SANDBOX_UID;
-		size_t i;
-		json_t *e;
-		json_array_foreach(json_object_get(j, "env"), i, e)
-		{
-			if (json_is_string(e))
-				(void)sandbox_spec_set_env(&spec, json_string_value(e));
-		}
-		/* The host's mounts: one 9p export each, mounted here and passed on to the sandbox
-		 * as an ordinary mount (read-only stays read-only at both layers). */
-		json_t *m;
-		json_array_foreach(json_object_get(j, "mounts"), i, m)
-		{
-			const char *tag = json_get_str(m, "tag"),
-			           *target = json_get_str(m, "target");
-			bool rw = json_is_true(json_object_get(m, "rw"));
-			char at[64], arg[SANDBOX_PATH_MAX + 96];
-			const char *why = NULL;
-			if (!tag || !target || strlen(tag) > 16 || strchr(tag, '/'))
-				continue;
-			snprintf(at, sizeof(at), "/mnt/%s", tag);
-			(void)mkdir(at, 0755);
-			if (mount(tag, at, "9p", (rw ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV,
-			          "trans=virtio,version=9p2000.L,msize=262144") < 0) {
-				say("cannot mount a share: ", strerror(errno));
-				continue;
-			}
-			snprintf(arg, sizeof(arg), "%s:%s:%s", at, target, rw ? "rw" : "ro");
-			if (sandbox_spec_add_mount(&spec, arg, &why) < 0)
-				say("cannot share ", target);
-		}
-		if (json_get_str(j, "workdir"))
-			spec.workdir = strdup(json_get_str(j, "workdir"));
-		if (json_get_u64(j, "memory"))
-			spec.memory_bytes = json_get_u64(j, "memory");
-		if (json_get_u64(j, "pids"))
-			spec.pids_max = json_get_u64(j, "pids");
-		spec.cpus_milli = json_get_u64(j, "cpus_milli");
-		spec.timeout_ms = json_get_u64(j, "timeout_ms");
-		/* The command's stdio: the output ports, and nothing to read. */
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (null >= 0) {
-			dup2(null, 0);
-			close(null);
-		}
-		dup2(out, 1);
-		dup2(err, 2);
-		sandbox_run(&spec, &res);
-		status = res.status;
-	}
-	_cleanup_json_ json_t *ans =
-	    json_pack("{s:i,s:s}", "status", status, "message", res.message);
-	_cleanup_free_ char *line = ans ? json_dumps(ans, JSON_COMPACT) : NULL;
-	if (line) {
-		(void)write_all(ctl, line, strlen(line));
-		(void)write_all(ctl, "\n", 1);
-	}
-	fsync(ctl);
-	close(out);
-	close(err);
-	close(1);
-	close(2);
-	free(argv);
-	sandbox_spec_done(&spec);
-	return status;
+	int r = guest_serve(port, release);
+	if (r < 0)
+		say("the host's link broke: ", strerror(-r));
+	return r < 0 ? SANDBOX_EXIT_SETUP : 0;
 }
 
 /* finit_module() each driver in the order mkguest.sh found their dependencies in. A driver
@@ -309,10 +214,10 @@ cmd_guest(int argc, char **argv)
 	uname(&u);
 	say("ready kernel=", u.release);
 
-	char cmd[512], ctl_dev[64];
+	char cmd[512], port_dev[64];
 	int status = 0;
-	if (find_port("clawbox.ctl", ctl_dev, sizeof(ctl_dev)) == 0) {
-		status = serve_request(ctl_dev);
+	if (find_port("clawbox.mux", port_dev, sizeof(port_dev)) == 0) {
+		status = serve_host(port_dev, u.release);
 	} else if (cmdline_value("clawbox.run", cmd, sizeof(cmd))) {
 		struct sandbox_spec spec;
 		struct sandbox_result res;

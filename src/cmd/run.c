@@ -70,7 +70,8 @@ run_usage(FILE *out)
 	    "  --proxy-max-bytes SIZE      traffic through the proxy, both ways (default 4G)\n"
 	    "  --vm                        make the sandbox inside a microVM with its own kernel\n"
 	    "                              (qemu -M microvm, itself confined); --mount of\n"
-	    "                              folders only, not yet with --net proxy or --rootfs\n"
+	    "                              folders only (no files, no --rootfs); with --net\n"
+	    "                              proxy, the proxy stays on the host\n"
 	    "  --vm-image DIR              the guest (default: build/vm next to clawbox; make\n"
 	    "                              guest builds it)\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
@@ -370,8 +371,8 @@ cmd_run(int argc, char **argv)
 	}
 
 	if (net.vm) {
-		if (net.proxy || spec.rootfs) {
-			log_error("--vm: --net proxy and --rootfs are not supported yet");
+		if (spec.rootfs) {
+			log_error("--vm: --rootfs is not supported");
 			sandbox_spec_done(&spec);
 			return SANDBOX_EXIT_SETUP;
 		}

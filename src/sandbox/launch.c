@@ -215,8 +215,8 @@ watchdog_finish(struct watchdog *w, struct cgroup *cg)
 
 /* Starts spec->proxy_argv with sock as its fd 3. It dies with us (SIGTERM), and we stop it when
  * the sandbox has exited. */
-static pid_t
-proxy_start(char *const *argv, int sock)
+pid_t
+sandbox_proxy_start(char *const *argv, int sock)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -239,8 +239,8 @@ proxy_start(char *const *argv, int sock)
 	return pid;
 }
 
-static void
-proxy_stop(pid_t pid)
+void
+sandbox_proxy_stop(pid_t pid)
 {
 	if (pid <= 0)
 		return;
@@ -592,7 +592,7 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		r = send_fds(sync_w, 'g', NULL, 0);
 	if (r >= 0 && spec->proxy_argv) {
 		step = "start the egress proxy";
-		proxy_pid = proxy_start(spec->proxy_argv, proxy_sock);
+		proxy_pid = sandbox_proxy_start(spec->proxy_argv, proxy_sock);
 		r = proxy_pid < 0 ? (int)proxy_pid : 0;
 		close(TAKE_FD(proxy_sock));
 	}
@@ -669,7 +669,7 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	}
 
 out:
-	proxy_stop(proxy_pid);
+	sandbox_proxy_stop(proxy_pid);
 	if (mask_changed)
 		sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	if (pipe_changed)

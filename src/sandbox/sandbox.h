@@ -5,6 +5,8 @@
 #ifndef CLAWBOX_SANDBOX_H
 #define CLAWBOX_SANDBOX_H
 
+#include <sys/types.h>
+
 #include "spec.h"
 
 /* Exit statuses of the contract. */
@@ -25,6 +27,12 @@ struct sandbox_result {
  * the sandbox could not be set up or the command not started (ret->status 125, 126 or 127 and
  * ret->message says why). Nothing is printed except debug lines under spec->debug. */
 int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret);
+
+/* The egress proxy as sandbox_run() starts it, for a caller that hands it connections itself
+ * (the microVM's host): argv runs with sock as its fd 3 and dies with the caller. Returns its
+ * pid or -errno. sandbox_proxy_stop() lets it finish (SIGTERM, two seconds) and reaps it. */
+pid_t sandbox_proxy_start(char *const *argv, int sock);
+void sandbox_proxy_stop(pid_t pid);
 
 /* Remember where the process's argv and environment strings are, so that the sandbox init,
  * which is a clone of this process, can wipe them: nothing of the caller's environment may be

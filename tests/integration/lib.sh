@@ -5,6 +5,7 @@ set -u
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
 CLAWBOX=${CLAWBOX:-$TOP/clawbox}
 PROBE=${PROBE:-$TOP/build/tests/probe}
+HTTPD=${HTTPD:-$TOP/build/tests/httpd} # a loopback server that logs what it got
 SANDBOX_HOST_UID=65533
 T_NUM=0
 T_FAILED=0

@@ -6,7 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
-HTTPD=${HTTPD:-$TOP/build/tests/httpd}
 KEY=sk-ant-test-SECRET-4242
 SCENARIOS=$TOP/tests/data/scenarios
 MPID=

@@ -5,7 +5,6 @@
 # resolved from a hosts file given to the proxy (--hosts), so no DNS server is involved.
 . "$(dirname "$0")/lib.sh"
 
-HTTPD=${HTTPD:-$TOP/build/tests/httpd}
 AUDIT=$WORK/audit.jsonl
 HOSTS=$WORK/hosts
 NS=cbtest$$

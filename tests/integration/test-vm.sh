@@ -116,6 +116,59 @@ if [ "$old_kernel" != "6.12" ] && grep -q '^not ok .* - init cannot be signalled
 fi
 relay_tap "vm escape" "$WORK/tap" "$probe_rc"
 
+# --net proxy: the egress proxy stays on the host with the key; the guest relays the sandbox's
+# connections to it over the VM's one port.
+"$HTTPD" 127.0.0.1 0 vmweb "$WORK/web.log" >"$WORK/web.port" 2>/dev/null &
+WEB_PID=$!
+wait_until 5 test -s "$WORK/web.port"
+WEB=$(cat "$WORK/web.port")
+vmrun --allow "127.0.0.1:$WEB" -- sh -c "curl -s -S --max-time 20 --noproxy '' http://127.0.0.1:$WEB/from-vm; head -c 3000000 /dev/zero | curl -s -S --max-time 30 --noproxy '' --data-binary @- http://127.0.0.1:$WEB/upload"
+check "--net proxy: curl in the VM's sandbox reaches an allowed host through the host's proxy (exit $RC)" \
+	sh -c "[ $RC = 0 ] && grep -q 'server: vmweb' '$WORK/out' && grep -q 'request: [0-9]* /from-vm' '$WORK/web.log'"
+check "3 MB up through the VM's port arrive whole" grep -q '^body-bytes: 3000000$' "$WORK/out"
+vmrun --allow "127.0.0.1:$WEB" -- sh -c "for i in 1 2 3 4 5 6 7 8; do curl -s -S --max-time 20 --noproxy '' -o /dev/null -w '%{http_code}\\n' http://127.0.0.1:$WEB/par\$i & done; wait"
+check "8 connections at once, all answered (exit $RC)" \
+	sh -c "[ \$(grep -c '^200$' '$WORK/out') = 8 ]"
+vmrun --allow "127.0.0.1:$WEB" -- sh -c "curl -s --max-time 10 --noproxy '' -o /dev/null -w '%{http_code} ' http://127.0.0.2:$WEB/ssrf-vm; curl -s --max-time 10 --noproxy '' -o /dev/null -w '%{http_code} ' http://127.0.0.1:1/port; curl -s --max-time 5 --noproxy '*' http://127.0.0.1:$WEB/direct; echo direct=\$?"
+check "the proxy's rules hold for the VM: SSRF and other ports refused (403), no way around it" \
+	sh -c "grep -q '^403 403 direct=7$' '$WORK/out' && ! grep -q -e /ssrf-vm -e /direct '$WORK/web.log'"
+VMKEY="sk-vm-test-$$-$RANDOM"
+CB_VM_KEY="$VMKEY" "$CLAWBOX" run --vm --vm-image "$VM_DIR" --model-upstream "http://127.0.0.1:$WEB" \
+	--model-key-env CB_VM_KEY -- sh -c 'curl -s -S --max-time 20 -H "x-api-key: made-up" -d "{}" http://model.clawbox.internal/v1/messages; env; cat /proc/*/environ /proc/*/cmdline 2>/dev/null; true' \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+RC=$?
+check "the model API through the VM: the host's proxy adds the key (exit $RC)" \
+	sh -c "[ $RC = 0 ] && grep -q '/v1/messages' '$WORK/web.log' && grep -qi 'x-api-key: $VMKEY' '$WORK/web.log'"
+check "the key is nowhere in the VM's sandbox, nor what it made up sent on" \
+	sh -c "! grep -q '$VMKEY' '$WORK/out' '$WORK/err' && ! grep -q made-up '$WORK/web.log'"
+check "no proxy is left after the runs" sh -c "! pgrep -x clawbox-proxy >/dev/null"
+kill "$WEB_PID" 2>/dev/null
+
+# Ended from outside mid-run: SIGTERM to clawbox run --vm, and qemu killed under it.
+mkdir -p "$WORK/flag"
+is_root && chown "$SANDBOX_HOST_UID" "$WORK/flag"
+vm_sleeper() { # starts a run that says so in $WORK/flag, then sleeps
+	rm -f "$WORK/flag/started"
+	"$CLAWBOX" run --vm --vm-image "$VM_DIR" --mount "$WORK/flag:/flag:rw" -- \
+		sh -c 'touch /flag/started; sleep 60' >/dev/null 2>"$WORK/err" </dev/null &
+	VM_SLEEPER=$!
+	wait_until 40 test -e "$WORK/flag/started"
+}
+vm_sleeper
+kill -TERM $VM_SLEEPER
+t0=$(date +%s%N)
+wait $VM_SLEEPER
+RC=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "SIGTERM mid-run: clawbox run --vm ends at once, 143 ($RC, $ms ms)" test "$RC" = 143 -a "$ms" -lt 5000
+check "and takes its VM with it" wait_until 5 sh -c "! pgrep -f 'qemu-system-x86_6[4] -M microvm' >/dev/null"
+vm_sleeper
+pkill -KILL -f 'qemu-system-x86_6[4] -M microvm'
+wait $VM_SLEEPER
+RC=$?
+check "qemu killed mid-run: 125 and one line saying so ($RC: $(head -c 200 "$WORK/err"))" \
+	sh -c "[ $RC = 125 ] && [ \$(wc -l <'$WORK/err') = 1 ] && grep -q 'the VM ended without' '$WORK/err'"
+
 check "no qemu, no socket folder left" \
 	sh -c "! pgrep -f 'qemu-system-x86_6[4] -M microvm' >/dev/null && ! ls -d /tmp/clawbox-vm.* >/dev/null 2>&1"
 check_clean "no sandbox left on the host"

@@ -1,0 +1,458 @@
+/*
+ * vm-host.c: booting a microVM and running sandboxes in it, from the host.
+ *
+ * qemu -M microvm (TCG: KVM here cannot run a stock kernel, see docs/ARCHITECTURE.md) runs
+ * confined in a host sandbox: its own namespaces, no network device, the seccomp allowlist,
+ * landlock, cgroup limits, and nothing of the host but the system folders, the guest image,
+ * this VM's socket folder and the shared folders. The guest gets the host's /usr as a
+ * read-only 9p export, each shared folder as one more (read-only unless :rw), and one
+ * virtio-serial port, clawbox.mux, which carries everything else (mux.h): the run requests
+ * and statuses, the commands' output, and the sandboxes' connections to the egress proxy,
+ * which stays on the host with the keys.
+ *
+ * The guest is the less trusted side: its frames are bounded by the mux, its statuses are
+ * clamped, its messages are cleaned of control characters before they reach a terminal, and
+ * a connection it opens goes to this run's proxy only.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fd-util.h"
+#include "json-util.h"
+#include "log.h"
+#include "macro.h"
+#include "text.h"
+#include "vm-host.h"
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+listen_at(const char *dir, const char *name)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name) >=
+	    sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	(void)unlink(sa.sun_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NEG_ERRNO();
+	/* qemu's sandbox user (65533 outside) connects to it. */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0 ||
+	    (geteuid() == 0 && chown(sa.sun_path, 65533, 65533) < 0)) {
+		int r = NEG_ERRNO();
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* The launcher of qemu's host sandbox, in a child: its status is qemu's. */
+static pid_t
+start_qemu(const struct vm *vm, const struct vm_config *cfg)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid < 0 ? NEG_ERRNO() : pid;
+	/* With us gone, the VM has no one to serve: the launcher's death ends its sandbox. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(SANDBOX_EXIT_SETUP);
+	char mem[32], append[512];
+	uint64_t guest = cfg->memory > VM_GUEST_MEM ? cfg->memory : VM_GUEST_MEM;
+	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(guest >> 20));
+	snprintf(append, sizeof(append),
+	         "console=ttyS0 quiet panic=-1 reboot=t no_timer_check lpj=4000000 tsc=reliable "
+	         "rdinit=/init");
+	char *fixed[] = {"qemu-system-x86_64",
+	                 "-M",
+	                 "microvm",
+	                 "-accel",
+	                 "tcg",
+	                 "-m",
+	                 mem,
+	                 "-smp",
+	                 "1",
+	                 "-nodefaults",
+	                 "-no-user-config",
+	                 "-nographic",
+	                 "-no-reboot",
+	                 "-serial",
+	                 cfg->debug ? "file:/dev/stderr" : "null",
+	                 "-kernel",
+	                 "/vm/vmlinux",
+	                 "-initrd",
+	                 "/vm/initramfs.cpio",
+	                 "-append",
+	                 append,
+	                 "-device",
+	                 "virtio-serial-device",
+	                 "-chardev",
+	                 "socket,id=mux,path=/run/vm/mux.sock",
+	                 "-device",
+	                 "virtserialport,chardev=mux,name=clawbox.mux",
+	                 "-fsdev",
+	                 "local,id=usr,path=/usr,security_model=none,readonly=on",
+	                 "-device",
+	                 "virtio-9p-device,fsdev=usr,mount_tag=usr",
+	                 NULL};
+	/* Each mount: its own 9p export, read-only unless :rw, from where qemu's sandbox has it. */
+	char *argv[ARRAY_SIZE(fixed) + 4 * SANDBOX_MAX_MOUNTS];
+	char fsdev[SANDBOX_MAX_MOUNTS][96], device[SANDBOX_MAX_MOUNTS][96];
+	size_t n = 0;
+	for (; fixed[n]; n++)
+		argv[n] = fixed[n];
+	for (size_t i = 0; i < cfg->n_mounts; i++) {
+		snprintf(fsdev[i], sizeof(fsdev[i]),
+		         "local,id=m%zu,path=/share/%zu,security_model=none%s", i, i,
+		         cfg->mounts[i].writable ? "" : ",readonly=on");
+		snprintf(device[i], sizeof(device[i]), "virtio-9p-device,fsdev=m%zu,mount_tag=m%zu",
+		         i, i);
+		argv[n++] = "-fsdev";
+		argv[n++] = fsdev[i];
+		argv[n++] = "-device";
+		argv[n++] = device[i];
+	}
+	argv[n] = NULL;
+	struct sandbox_spec q;
+	struct sandbox_result res;
+	sandbox_spec_init(&q);
+	sandbox_spec_default_env(&q, NULL);
+	char m1[PATH_MAX + 16], m2[PATH_MAX + 16];
+	const char *why;
+	snprintf(m1, sizeof(m1), "%s:/vm:ro", cfg->image);
+	snprintf(m2, sizeof(m2), "%s:/run/vm:rw", vm->dir);
+	if (sandbox_spec_add_mount(&q, m1, &why) < 0 || sandbox_spec_add_mount(&q, m2, &why) < 0)
+		_exit(SANDBOX_EXIT_SETUP);
+	for (size_t i = 0; i < cfg->n_mounts; i++) {
+		char m[PATH_MAX + 32];
+		snprintf(m, sizeof(m), "%s:/share/%zu:%s", cfg->mounts[i].source, i,
+		         cfg->mounts[i].writable ? "rw" : "ro");
+		if (sandbox_spec_add_mount(&q, m, &why) < 0)
+			_exit(SANDBOX_EXIT_SETUP);
+	}
+	q.argv = argv;
+	q.memory_bytes = guest + (256ULL << 20); /* qemu's own, beside the guest's RAM */
+	q.pids_max = 64;
+	q.debug = cfg->debug;
+	/* qemu's complaints (and those of its sandbox) go to a log in the VM's folder: a boot
+	 * retried after a stall says nothing; a VM that fails shows the log. */
+	char logpath[PATH_MAX + 16];
+	snprintf(logpath, sizeof(logpath), "%s/qemu.log", vm->dir);
+	int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (logfd >= 0 && !cfg->debug)
+		dup2(logfd, 2);
+	signal(SIGPIPE, SIG_DFL);
+	sandbox_run(&q, &res);
+	if (res.message[0])
+		log_error("the VM's sandbox: %s", res.message);
+	_exit(res.status);
+}
+
+static void
+stop_launcher(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+/* What the guest says. Statuses come only for the run in progress; 'N' opens a connection to
+ * its proxy, and to nothing else. */
+static int
+on_frame(struct mux *m, uint8_t type, uint32_t id, const char *data, size_t len)
+{
+	struct vm *vm = m->user;
+	if (type == 'N') {
+		uint32_t run = 0;
+		if (len == sizeof(run))
+			memcpy(&run, data, sizeof(run));
+		int sp[2] = {-1, -1};
+		if (le32toh(run) != vm->run_id || vm->run_done || vm->proxy_sock < 0 ||
+		    id % 2 == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+		    send_fds(vm->proxy_sock, 'c', &sp[1], 1) < 0 ||
+		    !mux_add(m, id, sp[0], sp[0], true)) {
+			if (sp[1] >= 0)
+				close(sp[1]);
+			if (sp[0] >= 0 && !mux_find(m, id))
+				close(sp[0]);
+			return mux_send(m, 'X', id, NULL, 0) < 0 ? m->broken : 0;
+		}
+		close(sp[1]);
+		return 0;
+	}
+	if (type != 'J')
+		return 0;
+	_cleanup_json_ json_t *j = json_loadb(data, len, 0, NULL);
+	if (!json_is_object(j))
+		return -EPROTO;
+	if (id == 0 && json_is_true(json_object_get(j, "ready"))) {
+		const char *k = json_get_str(j, "kernel");
+		snprintf(vm->kernel, sizeof(vm->kernel), "%s", k ? k : "?");
+		vm->ready = true;
+		return 0;
+	}
+	json_t *st = json_object_get(j, "status");
+	if (id != vm->run_id || vm->run_done || !json_is_integer(st))
+		return 0;
+	json_int_t v = json_integer_value(st);
+	vm->run_result.status = v < 0 || v > 255 ? SANDBOX_EXIT_SETUP : (int)v;
+	const char *msg = json_get_str(j, "message");
+	if (msg) {
+		size_t n = strnlen(msg, sizeof(vm->run_result.message) - 1);
+		n = text_sanitize(msg, n, vm->run_result.message);
+		vm->run_result.message[n] = '\0';
+		/* One line: what the guest says is shown as ours. */
+		vm->run_result.message[strcspn(vm->run_result.message, "\n")] = '\0';
+	}
+	vm->run_done = true;
+	return 0;
+}
+
+/* Polls the mux (and sig_fd) until done() or the deadline (-1: none). Returns 0, -ETIMEDOUT,
+ * the mux's error, or -EINTR with *ret_sig set when a signal came. */
+static int
+pump(struct vm *vm, bool (*done)(const struct vm *), int64_t deadline, int sig_fd, int *ret_sig)
+{
+	while (!done(vm)) {
+		if (vm->mux.broken)
+			return vm->mux.broken;
+		struct pollfd p[MUX_CONNS_MAX + 2];
+		size_t n = mux_pollfds(&vm->mux, p, MUX_CONNS_MAX + 1), nm = n;
+		if (sig_fd >= 0)
+			p[n++] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
+		int timeout = deadline < 0 ? -1 : (int)(deadline - now_ms());
+		if (deadline >= 0 && timeout <= 0)
+			return -ETIMEDOUT;
+		int k = poll(p, n, timeout);
+		if (k < 0 && errno != EINTR)
+			return NEG_ERRNO();
+		if (k <= 0)
+			continue;
+		if (sig_fd >= 0 && (p[nm].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			if (read(sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				*ret_sig = (int)si.ssi_signo;
+				return -EINTR;
+			}
+		}
+		(void)mux_dispatch(&vm->mux, p, nm);
+	}
+	return 0;
+}
+
+static bool
+is_ready(const struct vm *vm)
+{
+	return vm->ready;
+}
+
+static bool
+run_over(const struct vm *vm)
+{
+	return vm->run_done;
+}
+
+static bool
+streams_over(const struct vm *vm)
+{
+	return mux_find(&vm->mux, vm->run_id + 2) == NULL &&
+	       mux_find(&vm->mux, vm->run_id + 4) == NULL;
+}
+
+/* Accepts on fd within the deadline. */
+static int
+accept_by(int fd, int64_t deadline)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int64_t left = deadline - now_ms();
+	if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+		return -ETIMEDOUT;
+	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	return c < 0 ? NEG_ERRNO() : c;
+}
+
+static void
+forget_boot(struct vm *vm)
+{
+	if (vm->port >= 0) {
+		mux_done(&vm->mux);
+		close(vm->port);
+		vm->port = -1;
+	}
+	stop_launcher(vm->launcher);
+	vm->launcher = -1;
+}
+
+int
+vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->launcher = -1;
+	vm->port = -1;
+	vm->proxy_sock = -1;
+	vm->next_id = 2;
+	snprintf(vm->dir, sizeof(vm->dir), "/tmp/clawbox-vm.XXXXXX");
+	if (!mkdtemp(vm->dir) || (geteuid() == 0 && chown(vm->dir, 65533, 65533) < 0)) {
+		int r = NEG_ERRNO();
+		vm->dir[0] = '\0';
+		snprintf(why, size, "cannot make a folder for the VM's sockets: %s", strerror(-r));
+		return r;
+	}
+	const char *failure = "the VM did not start";
+	for (int attempt = 1; attempt <= VM_ATTEMPTS; attempt++) {
+		int l = listen_at(vm->dir, "mux.sock");
+		if (l < 0) {
+			snprintf(why, size, "cannot listen for the VM: %s", strerror(-l));
+			return l;
+		}
+		int64_t deadline = now_ms() + VM_READY_MS;
+		vm->launcher = start_qemu(vm, cfg);
+		int c = vm->launcher > 0 ? accept_by(l, deadline) : -EIO;
+		close(l);
+		if (c >= 0) {
+			vm->port = c;
+			mux_init(&vm->mux, c, on_frame, vm);
+			int sig = 0;
+			if (pump(vm, is_ready, deadline, -1, &sig) == 0)
+				return 0;
+		}
+		failure = "the VM did not reach its guest agent in time";
+		if (cfg->debug)
+			log_debug("--vm: boot %d: %s", attempt, failure);
+		forget_boot(vm);
+	}
+	char logpath[PATH_MAX], tail[1024];
+	snprintf(logpath, sizeof(logpath), "%s/qemu.log", vm->dir);
+	ssize_t n = read_file_at(AT_FDCWD, logpath, tail, sizeof(tail));
+	char clean[1024];
+	size_t cn = n > 0 ? text_sanitize(tail, strcspn(tail, "\n"), clean) : 0;
+	clean[cn] = '\0';
+	snprintf(why, size, "%s%s%s", failure, cn ? "; qemu said: " : "", clean);
+	vm_stop(vm);
+	return -ETIMEDOUT;
+}
+
+static char *
+request_json(const struct sandbox_spec *spec, uint32_t out_id, uint32_t err_id, bool net)
+{
+	_cleanup_json_ json_t *argv = json_array(), *env = json_array(), *mounts = json_array();
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "m%zu", i);
+		json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "tag", tag, "target",
+		                                        spec->mounts[i].target, "rw",
+		                                        spec->mounts[i].writable));
+	}
+	for (size_t i = 0; spec->argv[i]; i++)
+		json_array_append_new(argv, json_string(spec->argv[i]));
+	for (size_t i = 0; i < spec->n_env; i++)
+		json_array_append_new(env, json_string(spec->env[i]));
+	_cleanup_json_ json_t *req = json_pack(
+	    "{s:O,s:O,s:O,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "argv", argv, "env", env, "mounts",
+	    mounts, "workdir", spec->workdir, "memory", (json_int_t)spec->memory_bytes, "pids",
+	    (json_int_t)spec->pids_max, "cpus_milli", (json_int_t)spec->cpus_milli, "timeout_ms",
+	    (json_int_t)spec->timeout_ms, "stdout", (json_int_t)out_id, "stderr",
+	    (json_int_t)err_id, "net", net);
+	return req ? json_dumps(req, JSON_COMPACT) : NULL;
+}
+
+int
+vm_run(struct vm *vm, const struct sandbox_spec *spec, int out_fd, int err_fd, int proxy_sock,
+       int sig_fd, struct sandbox_result *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->status = SANDBOX_EXIT_SETUP;
+	vm->run_id = vm->next_id;
+	vm->next_id += 6;
+	vm->run_done = false;
+	vm->proxy_sock = proxy_sock;
+	memset(&vm->run_result, 0, sizeof(vm->run_result));
+	_cleanup_free_ char *req =
+	    request_json(spec, vm->run_id + 2, vm->run_id + 4, proxy_sock >= 0);
+	if (!req || strlen(req) > MUX_FRAME_MAX) {
+		snprintf(ret->message, sizeof(ret->message), "--vm: the request is too large");
+		return -E2BIG;
+	}
+	if (!mux_add(&vm->mux, vm->run_id + 2, -1, out_fd, false) ||
+	    !mux_add(&vm->mux, vm->run_id + 4, -1, err_fd, false) ||
+	    mux_send(&vm->mux, 'J', vm->run_id, req, strlen(req)) < 0) {
+		snprintf(ret->message, sizeof(ret->message), "--vm: cannot send the request");
+		return -EIO;
+	}
+	int sig = 0;
+	int r = pump(vm, run_over, -1, sig_fd, &sig);
+	/* The output the guest sent before its status, written out (as long as it takes). */
+	if (r == 0)
+		r = pump(vm, streams_over, -1, sig_fd, &sig);
+	vm->proxy_sock = -1;
+	if (r == -EINTR) {
+		ret->status = 128 + sig;
+		snprintf(ret->message, sizeof(ret->message), "--vm: stopped by signal %d", sig);
+		return r;
+	}
+	if (r < 0) {
+		snprintf(ret->message, sizeof(ret->message),
+		         "--vm: the VM ended without the command's status");
+		return r;
+	}
+	*ret = vm->run_result;
+	return 0;
+}
+
+static bool
+never(const struct vm *vm)
+{
+	(void)vm;
+	return false;
+}
+
+void
+vm_stop(struct vm *vm)
+{
+	/* A run still in it (a signal cut it short) would hold the power-off back: qemu is
+	 * stopped instead, which ends everything inside. */
+	bool busy = vm->run_id && !vm->run_done;
+	if (vm->port >= 0 && !vm->mux.broken && !busy) {
+		static const char off[] = "{\"poweroff\":true}";
+		(void)mux_send(&vm->mux, 'J', 0, off, sizeof(off) - 1);
+		(void)mux_flush(&vm->mux, 1000);
+		/* The guest powers off (qemu's -no-reboot ends it): wait for the port to close. */
+		int sig = 0;
+		(void)pump(vm, never, now_ms() + 3000, -1, &sig);
+	}
+	forget_boot(vm);
+	if (vm->dir[0]) {
+		char path[PATH_MAX];
+		static const char *const files[] = {"mux.sock", "qemu.log"};
+		for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+			snprintf(path, sizeof(path), "%s/%s", vm->dir, files[i]);
+			(void)unlink(path);
+		}
+		(void)rmdir(vm->dir);
+		vm->dir[0] = '\0';
+	}
+}
