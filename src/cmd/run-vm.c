@@ -52,10 +52,14 @@ run_vm(const struct sandbox_spec *spec, const char *image, bool debug)
 	sigprocmask(SIG_BLOCK, &mask, &old);
 	_cleanup_close_ int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
 
+	/* The VM is this run's alone: its shares are exactly the run's mounts. */
+	struct vm_share shares[SANDBOX_MAX_MOUNTS];
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		shares[i] = (struct vm_share){spec->mounts[i].source, spec->mounts[i].writable};
 	struct vm_config cfg = {.image = image,
 	                        .memory = spec->memory_bytes + (128ULL << 20),
-	                        .mounts = spec->mounts,
-	                        .n_mounts = spec->n_mounts,
+	                        .shares = shares,
+	                        .n_shares = spec->n_mounts,
 	                        .debug = debug};
 	struct vm vm;
 	char why[SANDBOX_MSG_MAX];

@@ -59,9 +59,11 @@ send_json(struct mux *m, uint32_t id, json_t *j)
 		(void)mux_send(m, 'J', id, s, strlen(s));
 }
 
-/* The host's share tag, mounted once at /mnt/TAG (later runs find it there). */
+/* The host's share tag, mounted once at /mnt/TAG (later runs find it there). Writable as far
+ * as qemu lets it be (a read-only export refuses every write); each sandbox's bind of it is
+ * read-only unless its mount is :rw. */
 static int
-mount_share(const char *tag, bool rw, char *at, size_t size)
+mount_share(const char *tag, char *at, size_t size)
 {
 	if (!*tag || strlen(tag) > 16 || strchr(tag, '/') || tag[0] == '.')
 		return -EINVAL;
@@ -70,7 +72,7 @@ mount_share(const char *tag, bool rw, char *at, size_t size)
 	struct stat a, b;
 	if (stat(at, &a) == 0 && stat("/mnt", &b) == 0 && a.st_dev != b.st_dev)
 		return 0;
-	if (mount(tag, at, "9p", (rw ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV,
+	if (mount(tag, at, "9p", MS_NOSUID | MS_NODEV,
 	          "trans=virtio,version=9p2000.L,msize=262144") < 0)
 		return NEG_ERRNO();
 	return 0;
@@ -109,18 +111,34 @@ spec_from_request(json_t *j, struct sandbox_spec *spec, char ***ret_argv, char *
 	 * (read-only stays read-only at both layers). */
 	json_array_foreach(json_object_get(j, "mounts"), i, e)
 	{
-		const char *tag = json_get_str(e, "tag"), *target = json_get_str(e, "target");
+		const char *tag = json_get_str(e, "tag"), *target = json_get_str(e, "target"),
+		           *sub = json_get_str(e, "sub");
 		bool rw = json_is_true(json_object_get(e, "rw"));
-		char at[64], arg[SANDBOX_PATH_MAX + 96];
+		char at[64], arg[2 * SANDBOX_PATH_MAX + 96];
 		const char *bad = NULL;
-		if (!tag || !target)
-			return snprintf(why, size, "a mount without tag or target"), -EINVAL;
-		int r = mount_share(tag, rw, at, sizeof(at));
+		if (!target)
+			return snprintf(why, size, "a mount without a target"), -EINVAL;
+		if (json_get_str(e, "guest")) {
+			/* The agent binary: this VM's own clawbox, which is its init. */
+			snprintf(arg, sizeof(arg), "/init:%s:ro", target);
+			if (sandbox_spec_add_mount(spec, arg, &bad) < 0)
+				return snprintf(why, size, "cannot share %.200s", target), -EINVAL;
+			continue;
+		}
+		if (!tag)
+			return snprintf(why, size, "a mount without a share"), -EINVAL;
+		/* The host resolved sub inside the share; it still may not climb out of it. */
+		if (sub && (sub[0] == '/' || strcmp(sub, "..") == 0 ||
+		            strncmp(sub, "../", 3) == 0 || strstr(sub, "/../") ||
+		            (strlen(sub) >= 3 && strcmp(sub + strlen(sub) - 3, "/..") == 0)))
+			return snprintf(why, size, "a mount that leaves its share"), -EINVAL;
+		int r = mount_share(tag, at, sizeof(at));
 		if (r < 0)
 			return snprintf(why, size, "cannot mount the share %.16s: %s", tag,
 			                strerror(-r)),
 			       r;
-		snprintf(arg, sizeof(arg), "%s:%s:%s", at, target, rw ? "rw" : "ro");
+		snprintf(arg, sizeof(arg), "%s%s%s:%s:%s", at, sub && *sub ? "/" : "",
+		         sub ? sub : "", target, rw ? "rw" : "ro");
 		if (sandbox_spec_add_mount(spec, arg, &bad) < 0)
 			return snprintf(why, size, "cannot share %.200s: %s", target,
 			                bad ? bad : "too many mounts"),
@@ -172,27 +190,30 @@ static void
 start_run(struct guest *g, uint32_t id, json_t *j)
 {
 	uint32_t out_id = (uint32_t)json_get_u64(j, "stdout"),
-	         err_id = (uint32_t)json_get_u64(j, "stderr");
+	         err_id = (uint32_t)json_get_u64(j, "stderr"),
+	         in_id = (uint32_t)json_get_u64(j, "stdin"); /* 0: nothing to read */
 	bool net = json_is_true(json_object_get(j, "net"));
 	if (g->n_runs >= RUNS_MAX)
 		return refuse(g, id, "the VM runs as many sandboxes as it can");
 	for (size_t i = 0; i < g->n_runs; i++)
 		if (g->runs[i]->id == id)
 			return refuse(g, id, "that run id is in use");
-	if (out_id % 2 || err_id % 2 || !out_id || !err_id || out_id == err_id ||
-	    mux_find(&g->mux, out_id) || mux_find(&g->mux, err_id))
-		return refuse(g, id, "bad output stream ids");
+	if (out_id % 2 || err_id % 2 || in_id % 2 || !out_id || !err_id || out_id == err_id ||
+	    in_id == out_id || in_id == err_id || mux_find(&g->mux, out_id) ||
+	    mux_find(&g->mux, err_id) || (in_id && mux_find(&g->mux, in_id)))
+		return refuse(g, id, "bad stream ids");
 
-	int out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1}, px[2] = {-1, -1};
+	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1},
+	    px[2] = {-1, -1};
 	bool ok = pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 &&
-	          pipe2(st, O_CLOEXEC) == 0 &&
+	          pipe2(st, O_CLOEXEC) == 0 && (!in_id || pipe2(in, O_CLOEXEC) == 0) &&
 	          (!net || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, px) == 0);
 	struct run *r = ok ? calloc(1, sizeof(*r)) : NULL;
 	pid_t pid = r ? fork() : -1;
 	if (pid == 0) {
 		/* Up high first, so that no dup2() below lands on a descriptor still needed. */
-		int keep[5] = {open("/dev/null", O_RDONLY | O_CLOEXEC), out[1], err[1], st[1],
-		               px[1]};
+		int keep[5] = {in_id ? in[0] : open("/dev/null", O_RDONLY | O_CLOEXEC), out[1],
+		               err[1], st[1], px[1]};
 		for (int i = 0; i < 5; i++)
 			if (keep[i] >= 0)
 				keep[i] = fcntl(keep[i], F_DUPFD_CLOEXEC, 100);
@@ -205,12 +226,12 @@ start_run(struct guest *g, uint32_t id, json_t *j)
 		(void)close_range(5, ~0U, 0);
 		runner(j, net);
 	}
-	int fds[] = {out[1], err[1], st[1], px[1]};
+	int fds[] = {in[0], out[1], err[1], st[1], px[1]};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	if (pid < 0) {
-		int more[] = {out[0], err[0], st[0], px[0]};
+		int more[] = {in[1], out[0], err[0], st[0], px[0]};
 		for (size_t i = 0; i < ARRAY_SIZE(more); i++)
 			if (more[i] >= 0)
 				close(more[i]);
@@ -224,6 +245,8 @@ start_run(struct guest *g, uint32_t id, json_t *j)
 	r->status_fd = st[0];
 	r->proxy_fd = px[0];
 	dbuf_init(&r->result, RESULT_MAX);
+	if (in_id)
+		(void)mux_add(&g->mux, in_id, -1, in[1], true);
 	(void)mux_add(&g->mux, out_id, out[0], -1, true);
 	(void)mux_add(&g->mux, err_id, err[0], -1, true);
 	g->runs[g->n_runs++] = r;
@@ -236,9 +259,16 @@ on_frame(struct mux *m, uint8_t type, uint32_t id, const char *data, size_t len)
 	if (type != 'J')
 		return 0;
 	_cleanup_json_ json_t *j = json_loadb(data, len, 0, NULL);
-	if (json_is_true(json_object_get(j, "poweroff")))
+	if (json_is_true(json_object_get(j, "poweroff"))) {
 		g->poweroff = true;
-	else if (json_object_get(j, "argv"))
+	} else if (json_is_integer(json_object_get(j, "cancel"))) {
+		/* The runner's sandbox_run() passes SIGTERM on to the command; its status follows.
+		 */
+		uint32_t run = (uint32_t)json_integer_value(json_object_get(j, "cancel"));
+		for (size_t i = 0; i < g->n_runs; i++)
+			if (g->runs[i]->id == run && g->runs[i]->status_fd >= 0)
+				(void)kill(g->runs[i]->pid, SIGTERM);
+	} else if (json_object_get(j, "argv"))
 		start_run(g, id, j);
 	return 0;
 }

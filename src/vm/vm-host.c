@@ -123,10 +123,10 @@ start_qemu(const struct vm *vm, const struct vm_config *cfg)
 	size_t n = 0;
 	for (; fixed[n]; n++)
 		argv[n] = fixed[n];
-	for (size_t i = 0; i < cfg->n_mounts; i++) {
+	for (size_t i = 0; i < cfg->n_shares; i++) {
 		snprintf(fsdev[i], sizeof(fsdev[i]),
 		         "local,id=m%zu,path=/share/%zu,security_model=none%s", i, i,
-		         cfg->mounts[i].writable ? "" : ",readonly=on");
+		         cfg->shares[i].writable ? "" : ",readonly=on");
 		snprintf(device[i], sizeof(device[i]), "virtio-9p-device,fsdev=m%zu,mount_tag=m%zu",
 		         i, i);
 		argv[n++] = "-fsdev";
@@ -145,10 +145,10 @@ start_qemu(const struct vm *vm, const struct vm_config *cfg)
 	snprintf(m2, sizeof(m2), "%s:/run/vm:rw", vm->dir);
 	if (sandbox_spec_add_mount(&q, m1, &why) < 0 || sandbox_spec_add_mount(&q, m2, &why) < 0)
 		_exit(SANDBOX_EXIT_SETUP);
-	for (size_t i = 0; i < cfg->n_mounts; i++) {
+	for (size_t i = 0; i < cfg->n_shares; i++) {
 		char m[PATH_MAX + 32];
-		snprintf(m, sizeof(m), "%s:/share/%zu:%s", cfg->mounts[i].source, i,
-		         cfg->mounts[i].writable ? "rw" : "ro");
+		snprintf(m, sizeof(m), "%s:/share/%zu:%s", cfg->shares[i].source, i,
+		         cfg->shares[i].writable ? "rw" : "ro");
 		if (sandbox_spec_add_mount(&q, m, &why) < 0)
 			_exit(SANDBOX_EXIT_SETUP);
 	}
@@ -180,30 +180,47 @@ stop_launcher(pid_t pid)
 		;
 }
 
-/* What the guest says. Statuses come only for the run in progress; 'N' opens a connection to
- * its proxy, and to nothing else. */
+static struct vm_job *
+find_job(const struct vm *vm, uint32_t id)
+{
+	for (size_t i = 0; i < vm->n_jobs; i++)
+		if (vm->jobs[i]->id == id)
+			return vm->jobs[i];
+	return NULL;
+}
+
+/* A connection the guest opened: to its job's proxy, and to nothing else. */
+static int
+open_connection(struct vm *vm, uint32_t id, const char *data, size_t len)
+{
+	struct mux *m = &vm->mux;
+	uint32_t run = 0;
+	if (len == sizeof(run))
+		memcpy(&run, data, sizeof(run));
+	struct vm_job *job = find_job(vm, le32toh(run));
+	int sp[2] = {-1, -1};
+	if (!job || job->got_status || job->proxy_sock < 0 || id % 2 == 0 || mux_find(m, id) ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+	    send_fds(job->proxy_sock, 'c', &sp[1], 1) < 0) {
+		if (sp[0] >= 0) {
+			close(sp[0]);
+			close(sp[1]);
+		}
+		return mux_send(m, 'X', id, NULL, 0) < 0 ? m->broken : 0;
+	}
+	close(sp[1]);
+	if (!mux_add(m, id, sp[0], sp[0], true))
+		return mux_send(m, 'X', id, NULL, 0) < 0 ? m->broken : 0;
+	return 0;
+}
+
+/* What the guest says: "ready", a job's status, a connection. */
 static int
 on_frame(struct mux *m, uint8_t type, uint32_t id, const char *data, size_t len)
 {
 	struct vm *vm = m->user;
-	if (type == 'N') {
-		uint32_t run = 0;
-		if (len == sizeof(run))
-			memcpy(&run, data, sizeof(run));
-		int sp[2] = {-1, -1};
-		if (le32toh(run) != vm->run_id || vm->run_done || vm->proxy_sock < 0 ||
-		    id % 2 == 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
-		    send_fds(vm->proxy_sock, 'c', &sp[1], 1) < 0 ||
-		    !mux_add(m, id, sp[0], sp[0], true)) {
-			if (sp[1] >= 0)
-				close(sp[1]);
-			if (sp[0] >= 0 && !mux_find(m, id))
-				close(sp[0]);
-			return mux_send(m, 'X', id, NULL, 0) < 0 ? m->broken : 0;
-		}
-		close(sp[1]);
-		return 0;
-	}
+	if (type == 'N')
+		return open_connection(vm, id, data, len);
 	if (type != 'J')
 		return 0;
 	_cleanup_json_ json_t *j = json_loadb(data, len, 0, NULL);
@@ -215,33 +232,79 @@ on_frame(struct mux *m, uint8_t type, uint32_t id, const char *data, size_t len)
 		vm->ready = true;
 		return 0;
 	}
+	struct vm_job *job = find_job(vm, id);
 	json_t *st = json_object_get(j, "status");
-	if (id != vm->run_id || vm->run_done || !json_is_integer(st))
+	if (!job || job->got_status || !json_is_integer(st))
 		return 0;
 	json_int_t v = json_integer_value(st);
-	vm->run_result.status = v < 0 || v > 255 ? SANDBOX_EXIT_SETUP : (int)v;
+	job->result.status = v < 0 || v > 255 ? SANDBOX_EXIT_SETUP : (int)v;
 	const char *msg = json_get_str(j, "message");
 	if (msg) {
-		size_t n = strnlen(msg, sizeof(vm->run_result.message) - 1);
-		n = text_sanitize(msg, n, vm->run_result.message);
-		vm->run_result.message[n] = '\0';
-		/* One line: what the guest says is shown as ours. */
-		vm->run_result.message[strcspn(vm->run_result.message, "\n")] = '\0';
+		/* One clean line: what the guest says is shown as ours. */
+		size_t n = strnlen(msg, sizeof(job->result.message) - 1);
+		n = text_sanitize(msg, n, job->result.message);
+		job->result.message[n] = '\0';
+		job->result.message[strcspn(job->result.message, "\n")] = '\0';
 	}
-	vm->run_done = true;
+	job->got_status = true;
 	return 0;
 }
 
-/* Polls the mux (and sig_fd) until done() or the deadline (-1: none). Returns 0, -ETIMEDOUT,
- * the mux's error, or -EINTR with *ret_sig set when a signal came. */
-static int
-pump(struct vm *vm, bool (*done)(const struct vm *), int64_t deadline, int sig_fd, int *ret_sig)
+static void
+job_done(struct vm *vm, size_t i)
 {
-	while (!done(vm)) {
+	struct vm_job *job = vm->jobs[i];
+	vm->jobs[i] = vm->jobs[--vm->n_jobs];
+	job->done = true;
+	if (vm->on_done)
+		vm->on_done(vm, job);
+}
+
+/* Jobs whose status came and whose output is all written; with the VM gone, all of them. */
+static void
+finish_jobs(struct vm *vm)
+{
+	for (size_t i = 0; i < vm->n_jobs;) {
+		struct vm_job *job = vm->jobs[i];
+		bool streams = mux_find(&vm->mux, job->id + 2) || mux_find(&vm->mux, job->id + 4) ||
+		               mux_find(&vm->mux, job->id + 6);
+		if (vm->mux.broken && !job->got_status) {
+			job->result.status = SANDBOX_EXIT_SETUP;
+			snprintf(job->result.message, sizeof(job->result.message),
+			         "--vm: the VM ended without the command's status");
+		}
+		if (vm->mux.broken || (job->got_status && !streams))
+			job_done(vm, i);
+		else
+			i++;
+	}
+}
+
+size_t
+vm_pollfds(struct vm *vm, struct pollfd *p, size_t max)
+{
+	return mux_pollfds(&vm->mux, p, max);
+}
+
+int
+vm_dispatch(struct vm *vm, const struct pollfd *p, size_t n)
+{
+	(void)mux_dispatch(&vm->mux, p, n);
+	finish_jobs(vm);
+	return vm->mux.broken;
+}
+
+/* Polls the VM (and sig_fd) until done() or the deadline (-1: none). Returns 0, -ETIMEDOUT,
+ * the VM's error, or -EINTR with *ret_sig set when a signal came. */
+static int
+pump(struct vm *vm, bool (*done)(const struct vm *, const void *), const void *arg,
+     int64_t deadline, int sig_fd, int *ret_sig)
+{
+	while (!done(vm, arg)) {
 		if (vm->mux.broken)
 			return vm->mux.broken;
 		struct pollfd p[MUX_CONNS_MAX + 2];
-		size_t n = mux_pollfds(&vm->mux, p, MUX_CONNS_MAX + 1), nm = n;
+		size_t n = vm_pollfds(vm, p, MUX_CONNS_MAX + 1), nm = n;
 		if (sig_fd >= 0)
 			p[n++] = (struct pollfd){.fd = sig_fd, .events = POLLIN};
 		int timeout = deadline < 0 ? -1 : (int)(deadline - now_ms());
@@ -259,28 +322,31 @@ pump(struct vm *vm, bool (*done)(const struct vm *), int64_t deadline, int sig_f
 				return -EINTR;
 			}
 		}
-		(void)mux_dispatch(&vm->mux, p, nm);
+		(void)vm_dispatch(vm, p, nm);
 	}
 	return 0;
 }
 
 static bool
-is_ready(const struct vm *vm)
+is_ready(const struct vm *vm, const void *arg)
 {
+	(void)arg;
 	return vm->ready;
 }
 
 static bool
-run_over(const struct vm *vm)
+job_is_done(const struct vm *vm, const void *arg)
 {
-	return vm->run_done;
+	(void)vm;
+	return ((const struct vm_job *)arg)->done;
 }
 
 static bool
-streams_over(const struct vm *vm)
+never(const struct vm *vm, const void *arg)
 {
-	return mux_find(&vm->mux, vm->run_id + 2) == NULL &&
-	       mux_find(&vm->mux, vm->run_id + 4) == NULL;
+	(void)vm;
+	(void)arg;
+	return false;
 }
 
 /* Accepts on fd within the deadline. */
@@ -313,13 +379,23 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 	memset(vm, 0, sizeof(*vm));
 	vm->launcher = -1;
 	vm->port = -1;
-	vm->proxy_sock = -1;
 	vm->next_id = 2;
+	vm->cfg = cfg;
+	for (size_t i = 0; i < cfg->n_shares && i < SANDBOX_MAX_MOUNTS; i++) {
+		vm->share_real[i] = realpath(cfg->shares[i].source, NULL);
+		if (!vm->share_real[i]) {
+			int r = NEG_ERRNO();
+			snprintf(why, size, "share %s: %s", cfg->shares[i].source, strerror(-r));
+			vm_stop(vm);
+			return r;
+		}
+	}
 	snprintf(vm->dir, sizeof(vm->dir), "/tmp/clawbox-vm.XXXXXX");
 	if (!mkdtemp(vm->dir) || (geteuid() == 0 && chown(vm->dir, 65533, 65533) < 0)) {
 		int r = NEG_ERRNO();
 		vm->dir[0] = '\0';
 		snprintf(why, size, "cannot make a folder for the VM's sockets: %s", strerror(-r));
+		vm_stop(vm);
 		return r;
 	}
 	const char *failure = "the VM did not start";
@@ -327,6 +403,7 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 		int l = listen_at(vm->dir, "mux.sock");
 		if (l < 0) {
 			snprintf(why, size, "cannot listen for the VM: %s", strerror(-l));
+			vm_stop(vm);
 			return l;
 		}
 		int64_t deadline = now_ms() + VM_READY_MS;
@@ -337,7 +414,7 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 			vm->port = c;
 			mux_init(&vm->mux, c, on_frame, vm);
 			int sig = 0;
-			if (pump(vm, is_ready, deadline, -1, &sig) == 0)
+			if (pump(vm, is_ready, NULL, deadline, -1, &sig) == 0)
 				return 0;
 		}
 		failure = "the VM did not reach its guest agent in time";
@@ -345,10 +422,9 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 			log_debug("--vm: boot %d: %s", attempt, failure);
 		forget_boot(vm);
 	}
-	char logpath[PATH_MAX], tail[1024];
+	char logpath[PATH_MAX], tail[1024], clean[1024];
 	snprintf(logpath, sizeof(logpath), "%s/qemu.log", vm->dir);
 	ssize_t n = read_file_at(AT_FDCWD, logpath, tail, sizeof(tail));
-	char clean[1024];
 	size_t cn = n > 0 ? text_sanitize(tail, strcspn(tail, "\n"), clean) : 0;
 	clean[cn] = '\0';
 	snprintf(why, size, "%s%s%s", failure, cn ? "; qemu said: " : "", clean);
@@ -356,95 +432,139 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 	return -ETIMEDOUT;
 }
 
-static char *
-request_json(const struct sandbox_spec *spec, uint32_t out_id, uint32_t err_id, bool net)
+/* Where mount m comes from in the guest: {"tag", "sub"} of the share holding its source (as
+ * the host resolves it now: the guest follows no link of its own to get there), or the guest's
+ * own clawbox for the agent binary. */
+static json_t *
+guest_mount(const struct vm *vm, const struct sandbox_mount *m, const char *agent_exe, char *why,
+            size_t size)
 {
-	_cleanup_json_ json_t *argv = json_array(), *env = json_array(), *mounts = json_array();
-	for (size_t i = 0; i < spec->n_mounts; i++) {
+	_cleanup_free_ char *real = realpath(m->source, NULL);
+	if (!real)
+		return snprintf(why, size, "--vm: mount source %s: %s", m->source, strerror(errno)),
+		       NULL;
+	if (agent_exe && strcmp(real, agent_exe) == 0)
+		return json_pack("{s:s,s:s}", "guest", "/init", "target", m->target);
+	for (size_t i = 0; i < vm->cfg->n_shares; i++) {
+		const char *s = vm->share_real[i];
+		size_t n = strlen(s);
+		if (strncmp(real, s, n) != 0 || (real[n] != '\0' && real[n] != '/'))
+			continue;
+		if (m->writable && !vm->cfg->shares[i].writable)
+			continue;
 		char tag[16];
 		snprintf(tag, sizeof(tag), "m%zu", i);
-		json_array_append_new(mounts, json_pack("{s:s,s:s,s:b}", "tag", tag, "target",
-		                                        spec->mounts[i].target, "rw",
-		                                        spec->mounts[i].writable));
+		return json_pack("{s:s,s:s,s:s,s:b}", "tag", tag, "sub",
+		                 real[n] ? real + n + 1 : "", "target", m->target, "rw",
+		                 m->writable);
+	}
+	snprintf(why, size, "--vm: mount source %s is not in a folder shared with the VM%s",
+	         m->source, m->writable ? " writable" : "");
+	return NULL;
+}
+
+int
+vm_submit(struct vm *vm, struct vm_job *job, const struct sandbox_spec *spec, const char *agent_exe,
+          int in_fd, int out_fd, int err_fd, bool own)
+{
+	char *msg = job->result.message;
+	size_t msize = sizeof(job->result.message);
+	job->done = job->got_status = false;
+	job->result.status = SANDBOX_EXIT_SETUP;
+	msg[0] = '\0';
+	if (vm->mux.broken || vm->n_jobs >= VM_JOBS_MAX)
+		return snprintf(msg, msize, "--vm: the VM %s",
+		                vm->mux.broken ? "is gone" : "runs as many sandboxes as it can"),
+		       -EBUSY;
+	_cleanup_json_ json_t *argv = json_array(), *env = json_array(), *mounts = json_array();
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		json_t *gm = guest_mount(vm, &spec->mounts[i], agent_exe, msg, msize);
+		if (!gm)
+			return -EINVAL;
+		json_array_append_new(mounts, gm);
 	}
 	for (size_t i = 0; spec->argv[i]; i++)
 		json_array_append_new(argv, json_string(spec->argv[i]));
 	for (size_t i = 0; i < spec->n_env; i++)
 		json_array_append_new(env, json_string(spec->env[i]));
+	uint32_t id = vm->next_id;
+	vm->next_id += 8;
 	_cleanup_json_ json_t *req = json_pack(
-	    "{s:O,s:O,s:O,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "argv", argv, "env", env, "mounts",
-	    mounts, "workdir", spec->workdir, "memory", (json_int_t)spec->memory_bytes, "pids",
-	    (json_int_t)spec->pids_max, "cpus_milli", (json_int_t)spec->cpus_milli, "timeout_ms",
-	    (json_int_t)spec->timeout_ms, "stdout", (json_int_t)out_id, "stderr",
-	    (json_int_t)err_id, "net", net);
-	return req ? json_dumps(req, JSON_COMPACT) : NULL;
+	    "{s:O,s:O,s:O,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "argv", argv, "env", env,
+	    "mounts", mounts, "workdir", spec->workdir, "memory", (json_int_t)spec->memory_bytes,
+	    "pids", (json_int_t)spec->pids_max, "cpus_milli", (json_int_t)spec->cpus_milli,
+	    "timeout_ms", (json_int_t)spec->timeout_ms, "stdin",
+	    (json_int_t)(in_fd >= 0 ? id + 2 : 0), "stdout", (json_int_t)(id + 4), "stderr",
+	    (json_int_t)(id + 6), "net", job->proxy_sock >= 0);
+	_cleanup_free_ char *s = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	if (!s || strlen(s) > MUX_FRAME_MAX)
+		return snprintf(msg, msize, "--vm: the request is too large"), -E2BIG;
+	job->id = id;
+	if ((in_fd >= 0 && !mux_add(&vm->mux, id + 2, in_fd, -1, own)) ||
+	    !mux_add(&vm->mux, id + 4, -1, out_fd, own) ||
+	    !mux_add(&vm->mux, id + 6, -1, err_fd, own) ||
+	    mux_send(&vm->mux, 'J', id, s, strlen(s)) < 0) {
+		for (uint32_t k = 2; k <= 6; k += 2) {
+			struct mux_conn *c = mux_find(&vm->mux, id + k);
+			if (c)
+				mux_drop(&vm->mux, c, false);
+		}
+		return snprintf(msg, msize, "--vm: cannot send the request"), -EIO;
+	}
+	vm->jobs[vm->n_jobs++] = job;
+	return 0;
+}
+
+void
+vm_cancel(struct vm *vm, struct vm_job *job)
+{
+	char s[48];
+	int n = snprintf(s, sizeof(s), "{\"cancel\":%u}", job->id);
+	(void)mux_send(&vm->mux, 'J', 0, s, (size_t)n);
 }
 
 int
 vm_run(struct vm *vm, const struct sandbox_spec *spec, int out_fd, int err_fd, int proxy_sock,
        int sig_fd, struct sandbox_result *ret)
 {
-	memset(ret, 0, sizeof(*ret));
-	ret->status = SANDBOX_EXIT_SETUP;
-	vm->run_id = vm->next_id;
-	vm->next_id += 6;
-	vm->run_done = false;
-	vm->proxy_sock = proxy_sock;
-	memset(&vm->run_result, 0, sizeof(vm->run_result));
-	_cleanup_free_ char *req =
-	    request_json(spec, vm->run_id + 2, vm->run_id + 4, proxy_sock >= 0);
-	if (!req || strlen(req) > MUX_FRAME_MAX) {
-		snprintf(ret->message, sizeof(ret->message), "--vm: the request is too large");
-		return -E2BIG;
-	}
-	if (!mux_add(&vm->mux, vm->run_id + 2, -1, out_fd, false) ||
-	    !mux_add(&vm->mux, vm->run_id + 4, -1, err_fd, false) ||
-	    mux_send(&vm->mux, 'J', vm->run_id, req, strlen(req)) < 0) {
-		snprintf(ret->message, sizeof(ret->message), "--vm: cannot send the request");
-		return -EIO;
-	}
+	struct vm_job job = {.proxy_sock = proxy_sock};
+	int r = vm_submit(vm, &job, spec, NULL, -1, out_fd, err_fd, false);
 	int sig = 0;
-	int r = pump(vm, run_over, -1, sig_fd, &sig);
-	/* The output the guest sent before its status, written out (as long as it takes). */
 	if (r == 0)
-		r = pump(vm, streams_over, -1, sig_fd, &sig);
-	vm->proxy_sock = -1;
+		r = pump(vm, job_is_done, &job, -1, sig_fd, &sig);
 	if (r == -EINTR) {
-		ret->status = 128 + sig;
-		snprintf(ret->message, sizeof(ret->message), "--vm: stopped by signal %d", sig);
-		return r;
+		/* Left running: vm_stop() stops qemu rather than wait for it. */
+		for (size_t i = 0; i < vm->n_jobs; i++)
+			if (vm->jobs[i] == &job)
+				vm->jobs[i] = vm->jobs[--vm->n_jobs];
+		vm->abandoned = true;
+		job.result.status = 128 + sig;
+		snprintf(job.result.message, sizeof(job.result.message),
+		         "--vm: stopped by signal %d", sig);
 	}
-	if (r < 0) {
-		snprintf(ret->message, sizeof(ret->message),
-		         "--vm: the VM ended without the command's status");
-		return r;
-	}
-	*ret = vm->run_result;
-	return 0;
-}
-
-static bool
-never(const struct vm *vm)
-{
-	(void)vm;
-	return false;
+	*ret = job.result;
+	return r < 0 ? r : 0;
 }
 
 void
 vm_stop(struct vm *vm)
 {
-	/* A run still in it (a signal cut it short) would hold the power-off back: qemu is
-	 * stopped instead, which ends everything inside. */
-	bool busy = vm->run_id && !vm->run_done;
-	if (vm->port >= 0 && !vm->mux.broken && !busy) {
+	/* A job still in it would hold the power-off back: qemu is stopped instead, which ends
+	 * everything inside. */
+	if (vm->port >= 0 && !vm->mux.broken && vm->n_jobs == 0 && !vm->abandoned) {
 		static const char off[] = "{\"poweroff\":true}";
 		(void)mux_send(&vm->mux, 'J', 0, off, sizeof(off) - 1);
 		(void)mux_flush(&vm->mux, 1000);
 		/* The guest powers off (qemu's -no-reboot ends it): wait for the port to close. */
 		int sig = 0;
-		(void)pump(vm, never, now_ms() + 3000, -1, &sig);
+		(void)pump(vm, never, NULL, now_ms() + 3000, -1, &sig);
 	}
+	vm->n_jobs = 0;
 	forget_boot(vm);
+	for (size_t i = 0; i < SANDBOX_MAX_MOUNTS; i++) {
+		free(vm->share_real[i]);
+		vm->share_real[i] = NULL;
+	}
 	if (vm->dir[0]) {
 		char path[PATH_MAX];
 		static const char *const files[] = {"mux.sock", "qemu.log"};

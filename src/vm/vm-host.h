@@ -17,13 +17,30 @@
 #define VM_ATTEMPTS  3
 #define VM_GUEST_MEM (512ULL << 20)
 
+struct vm_share {
+	const char *source; /* a host folder, exported as 9p tag mN (N: its index) */
+	bool writable;
+};
+
 struct vm_config {
-	const char *image;                  /* the folder with vmlinux and initramfs.cpio */
-	uint64_t memory;                    /* the guest's RAM; at least VM_GUEST_MEM */
-	const struct sandbox_mount *mounts; /* folders shared into the VM: 9p tags m0, m1, ... */
-	size_t n_mounts;
+	const char *image;             /* the folder with vmlinux and initramfs.cpio */
+	uint64_t memory;               /* the guest's RAM; at least VM_GUEST_MEM */
+	const struct vm_share *shares; /* the only host folders the VM sees (beside /usr) */
+	size_t n_shares;
 	bool debug; /* the guest's console on stderr */
 };
+
+/* One sandbox in the VM. The caller owns it until on_done (or vm_stop) gives it back. */
+struct vm_job {
+	uint32_t id;    /* set by vm_submit(): the request's, and its streams' (id+2, +4, +6) */
+	int proxy_sock; /* where its proxy connections go (see spec.proxy_sock); -1: none */
+	bool done;      /* the status came and the output was all written */
+	bool got_status;
+	struct sandbox_result result;
+	void *user;
+};
+
+#define VM_JOBS_MAX 16
 
 struct vm {
 	pid_t launcher; /* our child: qemu's host sandbox */
@@ -33,29 +50,47 @@ struct vm {
 	char kernel[65]; /* the guest's release, from its "ready" */
 	bool ready;
 	uint32_t next_id;
-	/* the run in progress */
-	uint32_t run_id;
-	int proxy_sock; /* where its connections go; -1: none */
-	bool run_done;
-	struct sandbox_result run_result;
+	const struct vm_config *cfg;          /* borrowed until vm_stop() */
+	char *share_real[SANDBOX_MAX_MOUNTS]; /* the shares' real paths, for vm_submit() */
+	struct vm_job *jobs[VM_JOBS_MAX];
+	size_t n_jobs;
+	bool abandoned; /* a job was left running (vm_run() cut short by a signal) */
+	void (*on_done)(struct vm *vm, struct vm_job *job); /* NULL: poll job->done */
+	void *user;
 };
 
 /* Boots a VM and waits for its guest agent; a boot that does not get there within
  * VM_READY_MS is killed and tried again (about 1 TCG boot in 12 stalls early here), at most
- * VM_ATTEMPTS times. Returns 0, or -errno with why (one line) in why. */
+ * VM_ATTEMPTS times. cfg is borrowed until vm_stop(). Returns 0, or -errno with why (one
+ * line) in why. */
 int vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size);
 
-/* Runs spec in a fresh sandbox inside the VM: spec's mounts must be cfg's, in that order. Its
- * stdout and stderr are written to out_fd and err_fd (not closed); with proxy_sock >= 0 its
- * proxy connections are handed there as the sandbox would hand them to the egress proxy.
- * One at a time. Returns 0 when the run ended with a status (in *ret), -errno when the VM
- * failed (ret says why). sig_fd, if >= 0, is a signalfd: a signal on it ends the VM and the
- * run with 128 + the signal. */
+/* Starts spec in a fresh sandbox inside the VM. Every mount's source must lie in one of the
+ * VM's shares (the guest binds it from there); a mount of the agent binary (agent_exe, NULL:
+ * none) becomes the guest's own clawbox. The command's stdin comes from in_fd (-1: nothing),
+ * its output goes to out_fd and err_fd; own: the VM closes the three when their streams end.
+ * Returns 0, or -errno with job->result.message saying why (nothing was started). */
+int vm_submit(struct vm *vm, struct vm_job *job, const struct sandbox_spec *spec,
+              const char *agent_exe, int in_fd, int out_fd, int err_fd, bool own);
+
+/* Asks the guest to stop a job (SIGTERM to its sandbox); its status still comes. */
+void vm_cancel(struct vm *vm, struct vm_job *job);
+
+/* The VM's descriptors for poll() (at most max, the port first); then vm_dispatch() with the
+ * results: it handles the guest's frames and calls on_done for each job that ended. Returns
+ * 0, or -errno once the VM is gone (every job still held is then done with status 125). */
+size_t vm_pollfds(struct vm *vm, struct pollfd *p, size_t max);
+int vm_dispatch(struct vm *vm, const struct pollfd *p, size_t n);
+
+/* vm_submit() and polling until the job is done: one run, as `clawbox run --vm` does it.
+ * sig_fd (a signalfd, or -1): a signal cancels nothing, it returns -EINTR at once with the
+ * result's status 128 + the signal. */
 int vm_run(struct vm *vm, const struct sandbox_spec *spec, int out_fd, int err_fd, int proxy_sock,
            int sig_fd, struct sandbox_result *ret);
 
-/* Asks the guest to power off, waits for qemu (a few seconds at most, then kills it) and
- * removes the VM's files. With a run still going, qemu is stopped at once. */
+/* Asks the guest to power off (unless a job is still running: then qemu is stopped), waits
+ * for qemu (a few seconds at most, then kills it) and removes the VM's files. Jobs still held
+ * are dropped (their streams closed if owned), not called back. */
 void vm_stop(struct vm *vm);
 
 #endif

@@ -130,7 +130,7 @@ vmrun --allow "127.0.0.1:$WEB" -- sh -c "for i in 1 2 3 4 5 6 7 8; do curl -s -S
 check "8 connections at once, all answered (exit $RC)" \
 	sh -c "[ \$(grep -c '^200$' '$WORK/out') = 8 ]"
 vmrun --allow "127.0.0.1:$WEB" -- sh -c "curl -s --max-time 10 --noproxy '' -o /dev/null -w '%{http_code} ' http://127.0.0.2:$WEB/ssrf-vm; curl -s --max-time 10 --noproxy '' -o /dev/null -w '%{http_code} ' http://127.0.0.1:1/port; curl -s --max-time 5 --noproxy '*' http://127.0.0.1:$WEB/direct; echo direct=\$?"
-check "the proxy's rules hold for the VM: SSRF and other ports refused (403), no way around it" \
+check "the proxy's rules hold for the VM: SSRF and other ports refused (403), no way around it ($(tr '\n' ' ' <"$WORK/out"))" \
 	sh -c "grep -q '^403 403 direct=7$' '$WORK/out' && ! grep -q -e /ssrf-vm -e /direct '$WORK/web.log'"
 VMKEY="sk-vm-test-$$-$RANDOM"
 CB_VM_KEY="$VMKEY" "$CLAWBOX" run --vm --vm-image "$VM_DIR" --model-upstream "http://127.0.0.1:$WEB" \
