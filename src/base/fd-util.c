@@ -81,16 +81,16 @@ read_file_at(int dirfd, const char *path, char *buf, size_t max)
 }
 
 int
-send_fds(int sock, char byte, const int *fds, size_t n)
+send_msg(int sock, const void *data, size_t len, const int *fds, size_t n)
 {
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(int) * SEND_FDS_MAX)];
 	} control;
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 
-	if (n > SEND_FDS_MAX)
+	if (n > SEND_FDS_MAX || len == 0)
 		return -EINVAL;
 	if (n > 0) {
 		memset(&control, 0, sizeof(control));
@@ -104,7 +104,7 @@ send_fds(int sock, char byte, const int *fds, size_t n)
 	}
 	for (;;) {
 		ssize_t r = sendmsg(sock, &msg, MSG_NOSIGNAL);
-		if (r == 1)
+		if (r == (ssize_t)len)
 			return 0;
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -113,14 +113,19 @@ send_fds(int sock, char byte, const int *fds, size_t n)
 }
 
 int
-recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n)
+send_fds(int sock, char byte, const int *fds, size_t n)
+{
+	return send_msg(sock, &byte, 1, fds, n);
+}
+
+ssize_t
+recv_msg(int sock, void *buf, size_t size, int *fds, size_t max, size_t *ret_n)
 {
 	union {
 		struct cmsghdr align;
 		char buf[CMSG_SPACE(sizeof(int) * SEND_FDS_MAX)];
 	} control;
-	char byte;
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct iovec iov = {.iov_base = buf, .iov_len = size};
 	struct msghdr msg = {
 	    .msg_iov = &iov,
 	    .msg_iovlen = 1,
@@ -138,7 +143,7 @@ recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n)
 		return -EPIPE;
 
 	size_t n = 0;
-	bool overflow = (msg.msg_flags & MSG_CTRUNC) != 0;
+	bool overflow = (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 			continue;
@@ -161,7 +166,13 @@ recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n)
 			close(fds[i]);
 		return -EMSGSIZE;
 	}
-	*ret_byte = byte;
 	*ret_n = n;
-	return 0;
+	return r;
+}
+
+int
+recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n)
+{
+	ssize_t r = recv_msg(sock, ret_byte, 1, fds, max, ret_n);
+	return r < 0 ? (int)r : 0;
 }

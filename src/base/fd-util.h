@@ -30,4 +30,10 @@ int send_fds(int sock, char byte, const int *fds, size_t n);
  * are closed then). */
 int recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n);
 
+/* The same with a message of len bytes (a SOCK_SEQPACKET message: one call, one message).
+ * recv_msg() returns the message's length; -EMSGSIZE if it or its descriptors did not fit in
+ * size or max (the descriptors are closed then). */
+int send_msg(int sock, const void *data, size_t len, const int *fds, size_t n);
+ssize_t recv_msg(int sock, void *buf, size_t size, int *fds, size_t max, size_t *ret_n);
+
 #endif

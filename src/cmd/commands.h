@@ -14,5 +14,6 @@ int cmd_tasks(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 int cmd_guest(int argc, char **argv);
+int cmd_vm_service(int argc, char **argv);
 
 #endif

@@ -65,6 +65,7 @@ static const struct {
     {"audit", cmd_audit, "the daemon's audit of decisions"},
     {"usage", cmd_usage, "tokens used, per group"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
+    {"vm-service", cmd_vm_service, "one long-lived microVM that runs sandboxes for clients"},
 };
 
 static void

@@ -30,6 +30,7 @@ struct net_options {
 	/* --vm (run only; kept here with the other run-wide switches) */
 	bool vm;
 	const char *vm_image;
+	const char *vm_service; /* --vm-service PATH */
 };
 
 #define PROXY_ARGV_MAX (MAX_ALLOW * 2 + 16)

@@ -21,6 +21,8 @@
 #include "macro.h"
 #include "parse.h"
 #include "run-vm.h"
+#include "vm-client.h"
+#include "vm-host.h"
 #include "sandbox.h"
 
 static void
@@ -74,6 +76,8 @@ run_usage(FILE *out)
 	    "                              proxy, the proxy stays on the host\n"
 	    "  --vm-image DIR              the guest (default: build/vm next to clawbox; make\n"
 	    "                              guest builds it)\n"
+	    "  --vm-service PATH           make the sandbox in the running VM of 'clawbox\n"
+	    "                              vm-service --socket PATH' (mounts: in its shares)\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
 	    "                              system folders\n"
 	    "  --debug                     print what the sandbox sets up\n"
@@ -108,6 +112,7 @@ enum {
 	OPT_FETCH_CA_FILE,
 	OPT_VM,
 	OPT_VM_IMAGE,
+	OPT_VM_SERVICE,
 };
 
 static const struct option run_options[] = {
@@ -133,6 +138,7 @@ static const struct option run_options[] = {
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
     {"vm", no_argument, NULL, OPT_VM},
     {"vm-image", required_argument, NULL, OPT_VM_IMAGE},
+    {"vm-service", required_argument, NULL, OPT_VM_SERVICE},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -293,6 +299,9 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 			net->vm_image = optarg;
 			net->vm = true;
 			break;
+		case OPT_VM_SERVICE:
+			net->vm_service = optarg;
+			break;
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
 			if (r < 0)
@@ -370,6 +379,18 @@ cmd_run(int argc, char **argv)
 		return r > 0 ? 0 : SANDBOX_EXIT_SETUP;
 	}
 
+	if (net.vm_service) {
+		if (net.vm || spec.rootfs) {
+			log_error("--vm-service: not with --vm, --vm-image or --rootfs");
+			sandbox_spec_done(&spec);
+			return SANDBOX_EXIT_SETUP;
+		}
+		(void)vm_client_run(net.vm_service, &spec, NULL, &res);
+		if (res.message[0])
+			log_error("%s", res.message);
+		sandbox_spec_done(&spec);
+		return res.status;
+	}
 	if (net.vm) {
 		if (spec.rootfs) {
 			log_error("--vm: --rootfs is not supported");
@@ -377,16 +398,7 @@ cmd_run(int argc, char **argv)
 			return SANDBOX_EXIT_SETUP;
 		}
 		char image[PATH_MAX];
-		if (net.vm_image) {
-			snprintf(image, sizeof(image), "%s", net.vm_image);
-		} else if (getenv("CLAWBOX_VM_IMAGE")) {
-			snprintf(image, sizeof(image), "%s", getenv("CLAWBOX_VM_IMAGE"));
-		} else {
-			ssize_t n = readlink("/proc/self/exe", image, sizeof(image) - 16);
-			image[n > 0 ? n : 0] = '\0';
-			char *slash = strrchr(image, '/');
-			snprintf(slash ? slash + 1 : image, 16, "build/vm");
-		}
+		vm_default_image(net.vm_image, image, sizeof(image));
 		r = run_vm(&spec, image, spec.debug);
 		sandbox_spec_done(&spec);
 		return r;

@@ -68,10 +68,30 @@ listen_at(const char *dir, const char *name)
 	return fd;
 }
 
+/* The host's TSC frequency in kHz, from /proc/cpuinfo (0: not known). Under TCG the guest's
+ * TSC is the host's, and a kernel told its frequency skips calibrating it against the PIT,
+ * which under TCG fails now and then: the TSC is then marked unstable, no clock runs and the
+ * boot stalls for good (about 1 boot in 8 here before this). */
+static unsigned long
+host_tsc_khz(void)
+{
+	char buf[8192];
+	if (read_file_at(AT_FDCWD, "/proc/cpuinfo", buf, sizeof(buf)) < 0)
+		return 0;
+	const char *p = strstr(buf, "cpu MHz");
+	p = p ? strchr(p, ':') : NULL;
+	if (!p)
+		return 0;
+	char *end;
+	double mhz = strtod(p + 1, &end);
+	return end != p + 1 && mhz > 100 && mhz < 100000 ? (unsigned long)(mhz * 1000) : 0;
+}
+
 /* The launcher of qemu's host sandbox, in a child: its status is qemu's. */
 static pid_t
 start_qemu(const struct vm *vm, const struct vm_config *cfg)
 {
+	unsigned long tsc_khz = host_tsc_khz();
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid != 0)
@@ -82,9 +102,12 @@ start_qemu(const struct vm *vm, const struct vm_config *cfg)
 	char mem[32], append[512];
 	uint64_t guest = cfg->memory > VM_GUEST_MEM ? cfg->memory : VM_GUEST_MEM;
 	snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)(guest >> 20));
-	snprintf(append, sizeof(append),
-	         "console=ttyS0 quiet panic=-1 reboot=t no_timer_check lpj=4000000 tsc=reliable "
-	         "rdinit=/init");
+	int n_app = snprintf(append, sizeof(append),
+	                     "console=ttyS0 quiet panic=-1 reboot=t no_timer_check lpj=4000000 "
+	                     "tsc=reliable rdinit=/init");
+	if (tsc_khz)
+		snprintf(append + n_app, sizeof(append) - (size_t)n_app, " tsc_early_khz=%lu",
+		         tsc_khz);
 	char *fixed[] = {"qemu-system-x86_64",
 	                 "-M",
 	                 "microvm",
@@ -469,50 +492,90 @@ vm_submit(struct vm *vm, struct vm_job *job, const struct sandbox_spec *spec, co
 {
 	char *msg = job->result.message;
 	size_t msize = sizeof(job->result.message);
+	int fds[3] = {in_fd, out_fd, err_fd}, r = -EIO;
+	uint32_t id = vm->next_id;
 	job->done = job->got_status = false;
 	job->result.status = SANDBOX_EXIT_SETUP;
 	msg[0] = '\0';
-	if (vm->mux.broken || vm->n_jobs >= VM_JOBS_MAX)
-		return snprintf(msg, msize, "--vm: the VM %s",
-		                vm->mux.broken ? "is gone" : "runs as many sandboxes as it can"),
-		       -EBUSY;
 	_cleanup_json_ json_t *argv = json_array(), *env = json_array(), *mounts = json_array();
+	_cleanup_json_ json_t *req = NULL;
+	_cleanup_free_ char *s = NULL;
+	if (vm->mux.broken || vm->n_jobs >= VM_JOBS_MAX) {
+		snprintf(msg, msize, "--vm: the VM %s",
+		         vm->mux.broken ? "is gone" : "runs as many sandboxes as it can");
+		r = -EBUSY;
+		goto fail;
+	}
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		json_t *gm = guest_mount(vm, &spec->mounts[i], agent_exe, msg, msize);
-		if (!gm)
-			return -EINVAL;
+		if (!gm) {
+			r = -EINVAL;
+			goto fail;
+		}
 		json_array_append_new(mounts, gm);
 	}
 	for (size_t i = 0; spec->argv[i]; i++)
 		json_array_append_new(argv, json_string(spec->argv[i]));
 	for (size_t i = 0; i < spec->n_env; i++)
 		json_array_append_new(env, json_string(spec->env[i]));
-	uint32_t id = vm->next_id;
-	vm->next_id += 8;
-	_cleanup_json_ json_t *req = json_pack(
-	    "{s:O,s:O,s:O,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "argv", argv, "env", env,
-	    "mounts", mounts, "workdir", spec->workdir, "memory", (json_int_t)spec->memory_bytes,
-	    "pids", (json_int_t)spec->pids_max, "cpus_milli", (json_int_t)spec->cpus_milli,
-	    "timeout_ms", (json_int_t)spec->timeout_ms, "stdin",
-	    (json_int_t)(in_fd >= 0 ? id + 2 : 0), "stdout", (json_int_t)(id + 4), "stderr",
-	    (json_int_t)(id + 6), "net", job->proxy_sock >= 0);
-	_cleanup_free_ char *s = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	if (!s || strlen(s) > MUX_FRAME_MAX)
-		return snprintf(msg, msize, "--vm: the request is too large"), -E2BIG;
-	job->id = id;
-	if ((in_fd >= 0 && !mux_add(&vm->mux, id + 2, in_fd, -1, own)) ||
-	    !mux_add(&vm->mux, id + 4, -1, out_fd, own) ||
-	    !mux_add(&vm->mux, id + 6, -1, err_fd, own) ||
-	    mux_send(&vm->mux, 'J', id, s, strlen(s)) < 0) {
-		for (uint32_t k = 2; k <= 6; k += 2) {
-			struct mux_conn *c = mux_find(&vm->mux, id + k);
-			if (c)
-				mux_drop(&vm->mux, c, false);
-		}
-		return snprintf(msg, msize, "--vm: cannot send the request"), -EIO;
+	req = json_pack("{s:O,s:O,s:O,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "argv", argv, "env",
+	                env, "mounts", mounts, "workdir", spec->workdir, "memory",
+	                (json_int_t)spec->memory_bytes, "pids", (json_int_t)spec->pids_max,
+	                "cpus_milli", (json_int_t)spec->cpus_milli, "timeout_ms",
+	                (json_int_t)spec->timeout_ms, "stdin",
+	                (json_int_t)(in_fd >= 0 ? id + 2 : 0), "stdout", (json_int_t)(id + 4),
+	                "stderr", (json_int_t)(id + 6), "net", job->proxy_sock >= 0);
+	s = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	if (!s || strlen(s) > MUX_FRAME_MAX) {
+		snprintf(msg, msize, "--vm: the request is too large");
+		r = -E2BIG;
+		goto fail;
 	}
+	vm->next_id += 8;
+	/* The streams: in (host to guest), out and err (guest to host). mux_add() takes an
+	 * owned descriptor whether it succeeds or not. */
+	for (int k = 0; k < 3; k++) {
+		if (fds[k] < 0)
+			continue;
+		int fd = TAKE_FD(fds[k]);
+		if (!mux_add(&vm->mux, id + 2 + 2 * (uint32_t)k, k == 0 ? fd : -1, k == 0 ? -1 : fd,
+		             own))
+			goto fail_streams;
+	}
+	if (mux_send(&vm->mux, 'J', id, s, strlen(s)) < 0)
+		goto fail_streams;
+	job->id = id;
 	vm->jobs[vm->n_jobs++] = job;
 	return 0;
+
+fail_streams:
+	for (uint32_t k = 2; k <= 6; k += 2) {
+		struct mux_conn *c = mux_find(&vm->mux, id + k);
+		if (c)
+			mux_drop(&vm->mux, c, false);
+	}
+	snprintf(msg, msize, "--vm: cannot send the request");
+	r = -EIO;
+fail:
+	for (int k = 0; own && k < 3; k++)
+		if (fds[k] >= 0)
+			close(fds[k]);
+	return r;
+}
+
+void
+vm_default_image(const char *given, char *buf, size_t size)
+{
+	if (given) {
+		snprintf(buf, size, "%s", given);
+	} else if (getenv("CLAWBOX_VM_IMAGE")) {
+		snprintf(buf, size, "%s", getenv("CLAWBOX_VM_IMAGE"));
+	} else {
+		ssize_t n = size > 16 ? readlink("/proc/self/exe", buf, size - 16) : -1;
+		buf[n > 0 ? n : 0] = '\0';
+		char *slash = strrchr(buf, '/');
+		snprintf(slash ? slash + 1 : buf, 16, "build/vm");
+	}
 }
 
 void

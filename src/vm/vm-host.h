@@ -65,11 +65,16 @@ struct vm {
  * line) in why. */
 int vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size);
 
+/* The guest image's folder: given, else $CLAWBOX_VM_IMAGE, else build/vm next to this
+ * executable (where `make guest` puts it). */
+void vm_default_image(const char *given, char *buf, size_t size);
+
 /* Starts spec in a fresh sandbox inside the VM. Every mount's source must lie in one of the
  * VM's shares (the guest binds it from there); a mount of the agent binary (agent_exe, NULL:
  * none) becomes the guest's own clawbox. The command's stdin comes from in_fd (-1: nothing),
- * its output goes to out_fd and err_fd; own: the VM closes the three when their streams end.
- * Returns 0, or -errno with job->result.message saying why (nothing was started). */
+ * its output goes to out_fd and err_fd; own: the three are the VM's from this call on,
+ * whatever it returns, closed when their streams end. Returns 0, or -errno with
+ * job->result.message saying why (nothing was started). */
 int vm_submit(struct vm *vm, struct vm_job *job, const struct sandbox_spec *spec,
               const char *agent_exe, int in_fd, int out_fd, int err_fd, bool own);
 

@@ -169,6 +169,68 @@ RC=$?
 check "qemu killed mid-run: 125 and one line saying so ($RC: $(head -c 200 "$WORK/err"))" \
 	sh -c "[ $RC = 125 ] && [ \$(wc -l <'$WORK/err') = 1 ] && grep -q 'the VM ended without' '$WORK/err'"
 
+# clawbox vm-service: one long-lived VM, many runs in it, each a fresh sandbox.
+mkdir -p "$WORK/svc/ro" "$WORK/svc/rw"
+echo svc-content >"$WORK/svc/ro/in.txt"
+chmod -R a+rX "$WORK/svc"
+is_root && chown "$SANDBOX_HOST_UID" "$WORK/svc/rw"
+SVC="$WORK/vm.sock"
+"$CLAWBOX" vm-service --socket "$SVC" --vm-image "$VM_DIR" --share "$WORK/svc:rw" \
+	>"$WORK/svc.log" 2>&1 &
+SVC_PID=$!
+wait_until 60 grep -q 'ready: the VM' "$WORK/svc.log"
+check "vm-service: boots its VM and says so" grep -q "ready: the VM (kernel $guest_kernel)" "$WORK/svc.log"
+check "its socket is its owner's alone (0600)" sh -c "[ \$(stat -c %a '$SVC') = 600 ]"
+svcrun() { # ARGS...: clawbox run --vm-service, out/err/RC as vmrun
+	"$CLAWBOX" run --vm-service "$SVC" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null
+	RC=$?
+}
+echo "from stdin" | "$CLAWBOX" run --vm-service "$SVC" --mount "$WORK/svc/ro:/data" \
+	--mount "$WORK/svc/rw:/out:rw" -- sh -c 'cat; cat /data/in.txt; uname -r; echo w >/out/f && echo rw-ok; echo x >/data/no 2>/dev/null || echo ro-refused; echo e >&2; exit 5' \
+	>"$WORK/out" 2>"$WORK/err"
+RC=$?
+check "a run in the service's VM: status, stdin, stdout and stderr (exit $RC)" \
+	sh -c "[ $RC = 5 ] && grep -q '^from stdin$' '$WORK/out' && grep -q '^e$' '$WORK/err' && grep -q '^$guest_kernel$' '$WORK/out'"
+check "mounts from its share: read-only stays so, :rw writes land on the host" \
+	sh -c "grep -q '^svc-content$' '$WORK/out' && grep -q '^ro-refused$' '$WORK/out' && grep -q '^rw-ok$' '$WORK/out' && [ -f '$WORK/svc/rw/f' ] && [ ! -e '$WORK/svc/ro/no' ]"
+svcrun --mount "$PROBE_DIR:/probe" -- true
+check "a mount outside the shares is refused: 125, one line (exit $RC)" \
+	sh -c "[ $RC = 125 ] && [ \$(wc -l <'$WORK/err') = 1 ] && grep -q 'not in a folder shared' '$WORK/err'"
+for i in 1 2 3 4; do
+	"$CLAWBOX" run --vm-service "$SVC" -- sh -c "sleep 1; echo par$i; exit $i" >"$WORK/par$i" 2>&1 &
+	eval "PAR$i=\$!"
+done
+par_ok=0
+for i in 1 2 3 4; do
+	eval "wait \$PAR$i"
+	[ $? = $i ] && grep -q "^par$i$" "$WORK/par$i" && par_ok=$((par_ok + 1))
+done
+check "4 runs at once in the one VM, each its own status and output ($par_ok of 4)" test $par_ok = 4
+"$HTTPD" 127.0.0.1 0 svcweb "$WORK/svcweb.log" >"$WORK/svcweb.port" 2>/dev/null &
+SVCWEB_PID=$!
+wait_until 5 test -s "$WORK/svcweb.port"
+SVCWEB=$(cat "$WORK/svcweb.port")
+svcrun --allow "127.0.0.1:$SVCWEB" -- curl -s -S --max-time 20 --noproxy '' "http://127.0.0.1:$SVCWEB/via-service"
+check "--net proxy through the service: the proxy is the client's, on the host (exit $RC)" \
+	sh -c "[ $RC = 0 ] && grep -q 'server: svcweb' '$WORK/out'"
+kill "$SVCWEB_PID" 2>/dev/null
+"$CLAWBOX" run --vm-service "$SVC" -- sleep 60 >/dev/null 2>"$WORK/err" &
+SLEEPER=$!
+sleep 2
+pkill -KILL -f 'qemu-system-x86_6[4] -M microvm'
+wait $SLEEPER
+RC=$?
+check "the VM killed under a run: the run ends with 75, try again ($RC)" \
+	sh -c "[ $RC = 75 ] && grep -q 'a new one is being started' '$WORK/err'"
+wait_until 60 sh -c "[ \$(grep -c 'ready: the VM' '$WORK/svc.log') = 2 ]"
+svcrun -- echo after-restart
+check "and the service boots a new VM that takes the next run (exit $RC)" \
+	sh -c "[ $RC = 0 ] && grep -q '^after-restart$' '$WORK/out'"
+kill -TERM $SVC_PID
+wait $SVC_PID
+RC=$?
+check "SIGTERM: the service stops (exit $RC), its socket gone" sh -c "[ $RC = 0 ] && [ ! -e '$SVC' ]"
+
 check "no qemu, no socket folder left" \
 	sh -c "! pgrep -f 'qemu-system-x86_6[4] -M microvm' >/dev/null && ! ls -d /tmp/clawbox-vm.* >/dev/null 2>&1"
 check_clean "no sandbox left on the host"
