@@ -32,3 +32,26 @@ for _ in 1 2 3 4 5; do
 	runs+=($((($(date +%s%N) - start) / 1000000)))
 done
 echo "clawbox run --vm -- /bin/true (qemu confined, /usr over 9p): $(med "${runs[@]}") ms median (${runs[*]})"
+
+# One sandbox start inside a running VM (clawbox vm-service) against one on the host, the two
+# interleaved, 11 each: the command is /bin/true, so this is the sandbox's own cost (and under
+# TCG, the guest's every instruction is emulated).
+svc_dir=$(mktemp -d /tmp/clawbox-bench-vm.XXXXXX)
+./clawbox vm-service --socket "$svc_dir/sock" --vm-image build/vm >"$svc_dir/log" 2>&1 &
+svc=$!
+for _ in $(seq 1 600); do grep -q 'ready: the VM' "$svc_dir/log" && break; sleep 0.1; done
+invm=() onhost=()
+for _ in $(seq 1 11); do
+	start=$(date +%s%N)
+	./clawbox run --vm-service "$svc_dir/sock" -- /bin/true
+	invm+=($((($(date +%s%N) - start) / 1000000)))
+	start=$(date +%s%N)
+	./clawbox run -- /bin/true
+	onhost+=($((($(date +%s%N) - start) / 1000000)))
+done
+kill -TERM $svc
+wait $svc || true
+rm -rf "$svc_dir"
+med11() { printf '%s\n' "$@" | sort -n | sed -n 6p; }
+echo "one sandbox start in the running VM (run --vm-service -- /bin/true): $(med11 "${invm[@]}") ms median (${invm[*]})"
+echo "one sandbox start on the host (run -- /bin/true), same run:          $(med11 "${onhost[@]}") ms median (${onhost[*]})"
