@@ -33,6 +33,7 @@
 #include "net-options.h"
 #include "parse.h"
 #include "sandbox.h"
+#include "vm-client.h"
 #include "text.h"
 
 #define AGENT_EXE_INSIDE   "/opt/clawbox/clawbox"
@@ -94,6 +95,8 @@ ask_usage(FILE *out)
 	        "  -v, --verbose                show tool calls, retries and token usage\n"
 	        "  --host-socket PATH           the daemon's host-action socket (the daemon\n"
 	        "                               passes it; mounted into this sandbox only)\n"
+	        "  --vm-service PATH            make the sandbox in the running VM of 'clawbox\n"
+	        "                               vm-service --socket PATH' (the daemon's \"vm\")\n"
 	        "  --json                       the agent's events as JSON lines on stdout (for\n"
 	        "                               programs; see src/agent/events.h)\n"
 	        "  --debug                      show the sandbox's set-up\n"
@@ -135,6 +138,7 @@ enum {
 	OPT_JSON,
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
+	OPT_VM_SERVICE,
 	OPT_INSIDE,
 	OPT_PROXY_CHECKED,
 };
@@ -171,6 +175,7 @@ static const struct option ask_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
+    {"vm-service", required_argument, NULL, OPT_VM_SERVICE},
     {"inside", required_argument, NULL, OPT_INSIDE},
     {"proxy-checked", no_argument, NULL, OPT_PROXY_CHECKED},
     {"help", no_argument, NULL, 'h'},
@@ -180,7 +185,9 @@ static const struct option ask_options[] = {
 struct ask {
 	const char *provider, *model, *base_url, *max_tokens, *key_file, *ca_file, *key_env;
 	const char *workspace, *session, *global_memory, *prompt_arg, *host_socket;
-	const char *inside; /* where the workspace appears in the sandbox */
+	const char *vm_service; /* NULL: the sandbox is made here */
+	char self[PATH_MAX];    /* this executable: the agent, mounted into the sandbox */
+	const char *inside;     /* where the workspace appears in the sandbox */
 	bool rw, fresh, stream, verbose;
 	bool json;          /* pass the agent's events on as JSON lines (for the daemon) */
 	bool proxy_checked; /* the caller (the daemon) checked the proxy options already */
@@ -309,6 +316,9 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_PROXY_CHECKED:
 			a->proxy_checked = true;
+			break;
+		case OPT_VM_SERVICE:
+			a->vm_service = optarg;
 			break;
 		case OPT_HOST_SOCKET:
 			a->host_socket = optarg;
@@ -512,7 +522,7 @@ static int
 build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc,
               const char **agent_argv, size_t max)
 {
-	char ws[PATH_MAX], session[PATH_MAX], self[PATH_MAX];
+	char ws[PATH_MAX], session[PATH_MAX], *self = a->self;
 	int r;
 	if (!realpath(a->workspace ? a->workspace : ".", ws))
 		return log_error("workspace %s: %s", a->workspace ? a->workspace : ".",
@@ -567,7 +577,7 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 		if (chown(session, 65533, 65533) < 0)
 			return log_error("session folder %s: %s", session, strerror(errno)), -errno;
 	}
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(a->self) - 1);
 	if (n < 0)
 		return log_error("cannot find myself: %s", strerror(errno)), -errno;
 	self[n] = '\0';
@@ -831,7 +841,7 @@ on_err_line(void *ctx, const char *line, size_t len)
 
 /* The child: the sandbox launcher, with the pipes as its stdio. */
 _noreturn_ static void
-launcher(struct sandbox_spec *spec, pid_t parent, int in, int out, int err)
+launcher(const struct ask *a, struct sandbox_spec *spec, pid_t parent, int in, int out, int err)
 {
 	/* If ask dies (its own parent, the daemon, may kill it), so does the launcher, and with
 	 * it the sandbox and the proxy; the watchdog removes the cgroups. */
@@ -843,7 +853,10 @@ launcher(struct sandbox_spec *spec, pid_t parent, int in, int out, int err)
 	 * the agent waiting for the prompt's end forever. */
 	close_range(3, ~0U, 0);
 	struct sandbox_result res;
-	sandbox_run(spec, &res);
+	if (a->vm_service)
+		(void)vm_client_run(a->vm_service, spec, a->self, &res);
+	else
+		(void)sandbox_run(spec, &res);
 	if (res.message[0])
 		log_error("%s", res.message);
 	_exit(res.status);
@@ -963,7 +976,7 @@ cmd_ask(int argc, char **argv)
 		return SANDBOX_EXIT_SETUP; /* the process ends: its pipes go with it */
 	}
 	if (child == 0)
-		launcher(&spec, self, in[0], out[1], err[1]);
+		launcher(&a, &spec, self, in[0], out[1], err[1]);
 	close(in[0]);
 	close(out[1]);
 	close(err[1]);

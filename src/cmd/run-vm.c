@@ -60,13 +60,15 @@ run_vm(const struct sandbox_spec *spec, const char *image, bool debug)
 	                        .memory = spec->memory_bytes + (128ULL << 20),
 	                        .shares = shares,
 	                        .n_shares = spec->n_mounts,
-	                        .debug = debug};
+	                        .debug = debug,
+	                        .sig_fd = sig_fd};
 	struct vm vm;
 	char why[SANDBOX_MSG_MAX];
-	if (vm_start(&vm, &cfg, why, sizeof(why)) < 0) {
+	int r = vm_start(&vm, &cfg, why, sizeof(why));
+	if (r < 0) {
 		log_error("--vm: %s", why);
 		sigprocmask(SIG_SETMASK, &old, NULL);
-		return SANDBOX_EXIT_SETUP;
+		return r == -EINTR ? 128 + SIGTERM : SANDBOX_EXIT_SETUP;
 	}
 	log_debug("--vm: the guest (kernel %s) is ready", vm.kernel);
 

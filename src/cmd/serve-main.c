@@ -322,11 +322,13 @@ main(int argc, char **argv)
 	event_add(d.sigint, NULL);
 	log_info("listening on %s: open %s/ for the chat page (API token in %s/%s)", d.origin,
 	         d.origin, d.cfg.data_dir, DAEMON_TOKEN_FILE);
-	if (scheduler_start(&d) < 0 || telegram_start(&d) < 0)
+	if (vm_service_start(&d) < 0 || scheduler_start(&d) < 0 || telegram_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */
 	event_base_dispatch(d.base);
 
+	d.stopping = true;
+	vm_service_stop(&d);
 	runner_reap(&d);
 	stream_close_all(&d);
 	telegram_stop(&d);

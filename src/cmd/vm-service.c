@@ -257,12 +257,18 @@ cmd_vm_service(int argc, char **argv)
 	                        .memory = memory,
 	                        .shares = shares,
 	                        .n_shares = n_shares,
-	                        .debug = debug};
+	                        .debug = debug,
+	                        .sig_fd = sig_fd};
 	struct service sv = {0};
 	char why[SANDBOX_MSG_MAX];
 	bool stop = false;
 	while (!stop) {
-		if (vm_start(&sv.vm, &cfg, why, sizeof(why)) < 0) {
+		int r = vm_start(&sv.vm, &cfg, why, sizeof(why));
+		if (r == -EINTR) {
+			stop = true;
+			break;
+		}
+		if (r < 0) {
 			log_error("%s", why);
 			break;
 		}

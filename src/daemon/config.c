@@ -229,7 +229,7 @@ int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {
-	    "data_dir", "listen", "max_concurrent", "model", "groups", "telegram", NULL};
+	    "data_dir", "listen", "max_concurrent", "model", "groups", "telegram", "vm", NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -289,6 +289,29 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	}
 	if (r == 0 && c->n_groups == 0)
 		return bad(why, size, "groups: at least one group is needed");
+	json_t *vm = json_object_get(j, "vm");
+	if (r == 0 && vm) {
+		/* true, or {"image": DIR, "memory": SIZE} */
+		static const char *const vkeys[] = {"image", "memory", NULL};
+		c->vm.memory = 2ULL << 30;
+		if (json_is_boolean(vm)) {
+			c->vm.on = json_is_true(vm);
+		} else if (!json_is_object(vm)) {
+			return bad(why, size, "vm: expected true or {\"image\", \"memory\"}");
+		} else {
+			c->vm.on = true;
+			char mem[32] = "";
+			r = known_keys(vm, "vm", vkeys, why, size);
+			if (r == 0)
+				r = get_string(vm, "image", "vm", c->vm.image, sizeof(c->vm.image),
+				               why, size);
+			if (r == 0)
+				r = get_string(vm, "memory", "vm", mem, sizeof(mem), why, size);
+			if (r == 0 && mem[0] &&
+			    (parse_size(mem, &c->vm.memory) < 0 || c->vm.memory < (256ULL << 20)))
+				return bad(why, size, "vm.memory: expected a size of 256M or more");
+		}
+	}
 	json_t *tg = json_object_get(j, "telegram");
 	if (r == 0 && tg) {
 		if (!json_is_object(tg))

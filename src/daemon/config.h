@@ -56,6 +56,12 @@ struct daemon_config {
 	struct model_config model;
 	struct group_config groups[CONFIG_MAX_GROUPS];
 	size_t n_groups;
+	/* "vm": every run's sandbox inside one long-lived microVM (clawbox vm-service). */
+	struct {
+		bool on;
+		char image[512]; /* "" : build/vm next to clawbox */
+		uint64_t memory; /* the VM's RAM */
+	} vm;
 	struct {
 		bool on;
 		char token_env[64]; /* default TELEGRAM_BOT_TOKEN */

@@ -43,6 +43,16 @@ struct daemon {
 	bool stopping;
 	uint64_t http_requests, http_refused, runs_started, runs_failed;
 	int64_t clock_offset; /* CLAWBOX_TEST_CLOCK_OFFSET: the scheduler's clock, for tests */
+	pid_t vm_pid;         /* "vm": the clawbox vm-service child, or -1 */
+	time_t vm_started;
+	int vm_backoff; /* seconds before the next restart */
+	struct event *vm_timer;
+	char vm_socket[PATH_MAX];
+	struct {
+		int64_t message;
+		unsigned tries;
+	} vm_retries[16]; /* messages whose run the VM's death cut short, retried at most twice */
+	size_t vm_retry_next;
 };
 
 /* The scheduler's idea of now (unix seconds). */
@@ -51,6 +61,12 @@ daemon_now(const struct daemon *d)
 {
 	return (int64_t)time(NULL) + d->clock_offset;
 }
+
+/* The "vm" service (vmservice.c): started at start and again whenever it ends; a reaped pid
+ * that was the service's is taken by vm_service_reaped(). */
+int vm_service_start(struct daemon *d);
+bool vm_service_reaped(struct daemon *d, pid_t pid, int status);
+void vm_service_stop(struct daemon *d);
 
 /* Runner (runner.c). */
 /* Starts what the queues and the cap allow. */

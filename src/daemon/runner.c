@@ -277,12 +277,54 @@ group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size
 	return 0;
 }
 
+/* vm-client.h's VM_EXIT_TEMPFAIL: the VM died under the run (the service boots another). */
+#define EXIT_VM_DIED 75
+
+/* Whether message may run again after the VM died under it: twice, not forever (an agent that
+ * could crash the guest's kernel would otherwise have it boot for ever). */
+static bool
+may_retry(struct daemon *d, int64_t message)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(d->vm_retries); i++)
+		if (d->vm_retries[i].message == message)
+			return ++d->vm_retries[i].tries <= 2;
+	size_t i = d->vm_retry_next++ % ARRAY_SIZE(d->vm_retries);
+	d->vm_retries[i].message = message;
+	d->vm_retries[i].tries = 1;
+	return true;
+}
+
+static void
+unlink_run(struct daemon *d, struct run *r)
+{
+	for (struct run **p = &d->runs; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	d->running--;
+	ipc_close(r);
+	bufferevent_free(r->out);
+	bufferevent_free(r->err);
+	dbuf_done(&r->reply);
+	free(r);
+}
+
 static void
 finish(struct run *r)
 {
 	struct daemon *d = r->d;
 	if (!r->exited || !r->out_done || !r->err_done)
 		return;
+	if (d->cfg.vm.on && r->exit_status == EXIT_VM_DIED && !d->stopping &&
+	    may_retry(d, r->message) && store_requeue(d->store, r->message) >= 0) {
+		log_warn("[%s] the VM died under message %lld: queued again", r->group,
+		         (long long)r->message);
+		(void)store_audit(d->store, r->group, "vm", "retry", "the VM died under the run");
+		unlink_run(d, r);
+		runner_kick(d);
+		return;
+	}
 	bool ok = strcmp(r->status, "answered") == 0 && r->exit_status == 0;
 	if (!ok) {
 		/* The user gets a reply either way: what the agent said, and why it stopped. */
@@ -308,18 +350,7 @@ finish(struct run *r)
 		          (long long)r->message, store_error(d->store));
 	stream_notify(d, r->group);
 	egress_to_audit(d, r);
-	/* unlink */
-	for (struct run **p = &d->runs; *p; p = &(*p)->next)
-		if (*p == r) {
-			*p = r->next;
-			break;
-		}
-	d->running--;
-	ipc_close(r);
-	bufferevent_free(r->out);
-	bufferevent_free(r->err);
-	dbuf_done(&r->reply);
-	free(r);
+	unlink_run(d, r);
 	runner_kick(d);
 }
 
@@ -498,6 +529,10 @@ start_run(struct daemon *d, const char *group)
 	argv[n++] = "--inside";
 	argv[n++] = "/workspace/group";
 	argv[n++] = "--proxy-checked"; /* at start, per group (serve-main.c) */
+	if (d->cfg.vm.on) {
+		argv[n++] = "--vm-service";
+		argv[n++] = d->vm_socket;
+	}
 	argv[n++] = "--session";
 	argv[n++] = session;
 	argv[n++] = "--provider";
@@ -672,6 +707,8 @@ runner_reap(struct daemon *d)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (vm_service_reaped(d, pid, status))
+			continue;
 		for (struct run *r = d->runs; r; r = r->next) {
 			if (r->pid != pid)
 				continue;

@@ -400,6 +400,13 @@ store_requeue_running(struct store *s)
 }
 
 int
+store_requeue(struct store *s, int64_t in_id)
+{
+	return run(s, "UPDATE messages SET status = 'queued' WHERE id = ? AND status = 'running'",
+	           "i", in_id);
+}
+
+int
 store_audit(struct store *s, const char *group, const char *action, const char *decision,
             const char *reason)
 {

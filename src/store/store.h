@@ -62,6 +62,8 @@ int store_finish_run(struct store *s, int64_t in_id, const char *group, const ch
 /* At start: runs that were in progress when the daemon died go back to the queue. Returns how
  * many. */
 int store_requeue_running(struct store *s);
+/* One running message back to the queue (its run was cut short through no fault of its own). */
+int store_requeue(struct store *s, int64_t in_id);
 
 /* An audit entry: who (group), what (action), the decision and why. */
 int store_audit(struct store *s, const char *group, const char *action, const char *decision,

@@ -20,6 +20,7 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,6 +41,8 @@ struct run {
 	pid_t pid;
 	int status_fd; /* the runner's result, then EOF; -1 once read */
 	int proxy_fd;  /* the sandbox's proxy connections; -1: none (or the sandbox is gone) */
+	int host_fd;   /* listening: the host socket's stand-in (-1: none) */
+	char host_path[64];
 	struct dbuf result;
 };
 
@@ -118,6 +121,13 @@ spec_from_request(json_t *j, struct sandbox_spec *spec, char ***ret_argv, char *
 		const char *bad = NULL;
 		if (!target)
 			return snprintf(why, size, "a mount without a target"), -EINVAL;
+		if (json_is_true(json_object_get(e, "socket"))) {
+			const char *gp = json_get_str(e, "guest_path");
+			snprintf(arg, sizeof(arg), "%s:%s:ro", gp ? gp : "", target);
+			if (!gp || sandbox_spec_add_mount(spec, arg, &bad) < 0)
+				return snprintf(why, size, "cannot share %.200s", target), -EINVAL;
+			continue;
+		}
 		if (json_get_str(e, "guest")) {
 			/* The agent binary: this VM's own clawbox, which is its init. */
 			snprintf(arg, sizeof(arg), "/init:%s:ro", target);
@@ -186,6 +196,84 @@ refuse(struct guest *g, uint32_t id, const char *why)
 	send_json(&g->mux, id, j);
 }
 
+/* A request's socket mount ({"socket": true}): a listening socket here, at host_path, that the
+ * sandbox gets in its place; its connections go to the host's ('N' with 'h'). The mount entry
+ * learns the path as "guest_path" for the runner. -ENOENT: the request has none. */
+static int
+host_stand_in(json_t *j, uint32_t id, char *path, size_t size)
+{
+	size_t i;
+	json_t *m, *found = NULL;
+	json_array_foreach(json_object_get(j, "mounts"), i, m)
+	{
+		if (!json_is_true(json_object_get(m, "socket")))
+			continue;
+		if (found)
+			return -EINVAL;
+		found = m;
+	}
+	if (!found)
+		return -ENOENT;
+	char dir[48];
+	snprintf(dir, sizeof(dir), "/run/host-sockets/%u", id);
+	(void)mkdir("/run/host-sockets", 0711);
+	if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+		return -EINVAL;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+	snprintf(path, size, "%s", sa.sun_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	(void)unlink(sa.sun_path);
+	/* The sandbox's user is uid 1000 here (spec.outside_id): it has to connect to it. */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0 ||
+	    chown(sa.sun_path, SANDBOX_UID, SANDBOX_UID) < 0 || chmod(sa.sun_path, 0600) < 0) {
+		if (fd >= 0)
+			close(fd);
+		(void)unlink(sa.sun_path);
+		(void)rmdir(dir);
+		return -EINVAL;
+	}
+	json_object_set_new(found, "guest_path", json_string(sa.sun_path));
+	return fd;
+}
+
+static void
+drop_stand_in(int fd, const char *path)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	(void)unlink(path);
+	char dir[64];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = '\0';
+		(void)rmdir(dir);
+	}
+}
+
+/* The sandbox connected to the stand-in: relayed to the host's socket. */
+static void
+take_host_connection(struct guest *g, struct run *r)
+{
+	int c = accept4(r->host_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	uint32_t id = g->next_conn;
+	g->next_conn += 2;
+	char payload[5];
+	uint32_t run = htole32(r->id);
+	memcpy(payload, &run, 4);
+	payload[4] = 'h';
+	if (mux_send(&g->mux, 'N', id, payload, sizeof(payload)) < 0) {
+		close(c);
+		return;
+	}
+	if (!mux_add(&g->mux, id, c, c, true))
+		(void)mux_send(&g->mux, 'X', id, NULL, 0);
+}
+
 static void
 start_run(struct guest *g, uint32_t id, json_t *j)
 {
@@ -203,6 +291,10 @@ start_run(struct guest *g, uint32_t id, json_t *j)
 	    mux_find(&g->mux, err_id) || (in_id && mux_find(&g->mux, in_id)))
 		return refuse(g, id, "bad stream ids");
 
+	char host_path[64] = "";
+	int host_fd = host_stand_in(j, id, host_path, sizeof(host_path));
+	if (host_fd == -EINVAL)
+		return refuse(g, id, "cannot relay the run's unix socket");
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1},
 	    px[2] = {-1, -1};
 	bool ok = pipe2(out, O_CLOEXEC) == 0 && pipe2(err, O_CLOEXEC) == 0 &&
@@ -236,6 +328,7 @@ start_run(struct guest *g, uint32_t id, json_t *j)
 			if (more[i] >= 0)
 				close(more[i]);
 		free(r);
+		drop_stand_in(host_fd, host_path);
 		return refuse(g, id, "cannot start the run in the VM");
 	}
 	r->id = id;
@@ -244,6 +337,8 @@ start_run(struct guest *g, uint32_t id, json_t *j)
 	r->pid = pid;
 	r->status_fd = st[0];
 	r->proxy_fd = px[0];
+	r->host_fd = host_fd;
+	snprintf(r->host_path, sizeof(r->host_path), "%s", host_path);
 	dbuf_init(&r->result, RESULT_MAX);
 	if (in_id)
 		(void)mux_add(&g->mux, in_id, -1, in[1], true);
@@ -316,6 +411,7 @@ finish_run(struct guest *g, struct run *r)
 		send_json(&g->mux, r->id, res);
 	if (r->proxy_fd >= 0)
 		close(r->proxy_fd);
+	drop_stand_in(r->host_fd, r->host_path);
 	dbuf_done(&r->result);
 	return true;
 }
@@ -344,12 +440,13 @@ guest_serve(int port, const char *kernel_release)
 	_cleanup_json_ json_t *ready = json_pack("{s:b,s:s}", "ready", 1, "kernel", kernel_release);
 	send_json(&g.mux, 0, ready);
 	while (!g.mux.broken && !(g.poweroff && g.n_runs == 0)) {
-		struct pollfd p[MUX_CONNS_MAX + 1 + 2 * RUNS_MAX];
+		struct pollfd p[MUX_CONNS_MAX + 1 + 3 * RUNS_MAX];
 		size_t nm = mux_pollfds(&g.mux, p, MUX_CONNS_MAX + 1), n = nm;
 		for (size_t i = 0; i < g.n_runs; i++) {
 			struct run *r = g.runs[i];
 			p[n++] = (struct pollfd){.fd = r->status_fd, .events = POLLIN};
 			p[n++] = (struct pollfd){.fd = r->proxy_fd, .events = POLLIN};
+			p[n++] = (struct pollfd){.fd = r->host_fd, .events = POLLIN};
 		}
 		/* Orphans of the sandboxes end up with us, pid 1: a second is soon enough. */
 		int k = poll(p, n, 1000);
@@ -360,10 +457,12 @@ guest_serve(int port, const char *kernel_release)
 		size_t n_before = g.n_runs;
 		for (size_t i = 0; i < n_before; i++) {
 			struct run *r = g.runs[i];
-			if (r->status_fd >= 0 && p[nm + 2 * i].revents)
+			if (r->status_fd >= 0 && p[nm + 3 * i].revents)
 				read_result(r);
-			if (r->proxy_fd >= 0 && p[nm + 2 * i + 1].revents)
+			if (r->proxy_fd >= 0 && p[nm + 3 * i + 1].revents)
 				take_connections(&g, r);
+			if (r->host_fd >= 0 && p[nm + 3 * i + 2].revents)
+				take_host_connection(&g, r);
 		}
 		(void)mux_dispatch(&g.mux, p, nm);
 		for (size_t i = 0; i < g.n_runs;) {

@@ -27,6 +27,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -212,18 +213,45 @@ find_job(const struct vm *vm, uint32_t id)
 	return NULL;
 }
 
-/* A connection the guest opened: to its job's proxy, and to nothing else. */
+/* The job's host socket, connected. */
+static int
+connect_host_socket(const struct vm_job *job)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, job->host_socket, strlen(job->host_socket) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NEG_ERRNO();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = NEG_ERRNO();
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* A connection the guest opened: to its job's proxy ('N' with the run id) or to the job's
+ * host socket (the run id and 'h'), and to nothing else. */
 static int
 open_connection(struct vm *vm, uint32_t id, const char *data, size_t len)
 {
 	struct mux *m = &vm->mux;
 	uint32_t run = 0;
-	if (len == sizeof(run))
+	if (len == sizeof(run) || len == sizeof(run) + 1)
 		memcpy(&run, data, sizeof(run));
 	struct vm_job *job = find_job(vm, le32toh(run));
 	int sp[2] = {-1, -1};
+	if (len == sizeof(run) + 1 && data[4] == 'h') {
+		int fd = job && !job->got_status && job->host_socket[0] && id % 2 == 1 &&
+		                 !mux_find(m, id)
+		             ? connect_host_socket(job)
+		             : -EPERM;
+		if (fd < 0 || !mux_add(m, id, fd, fd, true))
+			return mux_send(m, 'X', id, NULL, 0) < 0 ? m->broken : 0;
+		return 0;
+	}
 	if (!job || job->got_status || job->proxy_sock < 0 || id % 2 == 0 || mux_find(m, id) ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+	    len != sizeof(run) || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    send_fds(job->proxy_sock, 'c', &sp[1], 1) < 0) {
 		if (sp[0] >= 0) {
 			close(sp[0]);
@@ -372,16 +400,33 @@ never(const struct vm *vm, const void *arg)
 	return false;
 }
 
-/* Accepts on fd within the deadline. */
+/* Accepts qemu's connection on fd within the deadline: -ECHILD at once if qemu's launcher
+ * ends first (qemu refused its arguments: waiting would only hide why), -EINTR on a signal. */
 static int
-accept_by(int fd, int64_t deadline)
+accept_by(int fd, pid_t launcher, int sig_fd, int64_t deadline)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int64_t left = deadline - now_ms();
-	if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-		return -ETIMEDOUT;
-	int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-	return c < 0 ? NEG_ERRNO() : c;
+	_cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, launcher, 0);
+	for (;;) {
+		struct pollfd p[3] = {{.fd = fd, .events = POLLIN},
+		                      {.fd = pidfd, .events = POLLIN},
+		                      {.fd = sig_fd, .events = POLLIN}};
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -ETIMEDOUT;
+		int k = poll(p, 3, (int)left);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -ETIMEDOUT;
+		if (p[2].revents & POLLIN)
+			return -EINTR;
+		if (p[0].revents & POLLIN) {
+			int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+			return c < 0 ? NEG_ERRNO() : c;
+		}
+		if (p[1].revents & POLLIN)
+			return -ECHILD;
+	}
 }
 
 static void
@@ -431,19 +476,28 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 		}
 		int64_t deadline = now_ms() + VM_READY_MS;
 		vm->launcher = start_qemu(vm, cfg);
-		int c = vm->launcher > 0 ? accept_by(l, deadline) : -EIO;
+		int c = vm->launcher > 0 ? accept_by(l, vm->launcher, cfg->sig_fd, deadline) : -EIO;
 		close(l);
+		int sig = 0, r = c;
 		if (c >= 0) {
 			vm->port = c;
 			mux_init(&vm->mux, c, on_frame, vm);
-			int sig = 0;
-			if (pump(vm, is_ready, NULL, deadline, -1, &sig) == 0)
+			r = pump(vm, is_ready, NULL, deadline, cfg->sig_fd, &sig);
+			if (r == 0)
 				return 0;
 		}
-		failure = "the VM did not reach its guest agent in time";
+		if (r == -EINTR) {
+			snprintf(why, size, "stopped by a signal while the VM booted");
+			vm_stop(vm);
+			return -EINTR;
+		}
+		failure = r == -ECHILD ? "qemu ended at once"
+		                       : "the VM did not reach its guest agent in time";
 		if (cfg->debug)
 			log_debug("--vm: boot %d: %s", attempt, failure);
 		forget_boot(vm);
+		if (r == -ECHILD)
+			break; /* the same arguments would fail the same way */
 	}
 	char logpath[PATH_MAX], tail[1024], clean[1024];
 	snprintf(logpath, sizeof(logpath), "%s/qemu.log", vm->dir);
@@ -459,15 +513,25 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
  * the host resolves it now: the guest follows no link of its own to get there), or the guest's
  * own clawbox for the agent binary. */
 static json_t *
-guest_mount(const struct vm *vm, const struct sandbox_mount *m, const char *agent_exe, char *why,
-            size_t size)
+guest_mount(const struct vm *vm, struct vm_job *job, const struct sandbox_mount *m,
+            const char *agent_exe, char *why, size_t size)
 {
 	_cleanup_free_ char *real = realpath(m->source, NULL);
-	if (!real)
+	struct stat st;
+	if (!real || stat(real, &st) < 0)
 		return snprintf(why, size, "--vm: mount source %s: %s", m->source, strerror(errno)),
 		       NULL;
 	if (agent_exe && strcmp(real, agent_exe) == 0)
 		return json_pack("{s:s,s:s}", "guest", "/init", "target", m->target);
+	if (S_ISSOCK(st.st_mode)) {
+		/* 9p carries no sockets: the guest makes one and relays its connections here. */
+		if (job->host_socket[0] || strlen(real) >= sizeof(job->host_socket))
+			return snprintf(why, size,
+			                "--vm: one unix socket per run, of a short path"),
+			       NULL;
+		snprintf(job->host_socket, sizeof(job->host_socket), "%s", real);
+		return json_pack("{s:b,s:s}", "socket", 1, "target", m->target);
+	}
 	for (size_t i = 0; i < vm->cfg->n_shares; i++) {
 		const char *s = vm->share_real[i];
 		size_t n = strlen(s);
@@ -495,6 +559,7 @@ vm_submit(struct vm *vm, struct vm_job *job, const struct sandbox_spec *spec, co
 	int fds[3] = {in_fd, out_fd, err_fd}, r = -EIO;
 	uint32_t id = vm->next_id;
 	job->done = job->got_status = false;
+	job->host_socket[0] = '\0';
 	job->result.status = SANDBOX_EXIT_SETUP;
 	msg[0] = '\0';
 	_cleanup_json_ json_t *argv = json_array(), *env = json_array(), *mounts = json_array();
@@ -507,7 +572,7 @@ vm_submit(struct vm *vm, struct vm_job *job, const struct sandbox_spec *spec, co
 		goto fail;
 	}
 	for (size_t i = 0; i < spec->n_mounts; i++) {
-		json_t *gm = guest_mount(vm, &spec->mounts[i], agent_exe, msg, msize);
+		json_t *gm = guest_mount(vm, job, &spec->mounts[i], agent_exe, msg, msize);
 		if (!gm) {
 			r = -EINVAL;
 			goto fail;

@@ -28,13 +28,15 @@ struct vm_config {
 	const struct vm_share *shares; /* the only host folders the VM sees (beside /usr) */
 	size_t n_shares;
 	bool debug; /* the guest's console on stderr */
+	int sig_fd; /* a signalfd that ends a boot in progress (vm_start() returns -EINTR); -1 */
 };
 
 /* One sandbox in the VM. The caller owns it until on_done (or vm_stop) gives it back. */
 struct vm_job {
 	uint32_t id;    /* set by vm_submit(): the request's, and its streams' (id+2, +4, +6) */
 	int proxy_sock; /* where its proxy connections go (see spec.proxy_sock); -1: none */
-	bool done;      /* the status came and the output was all written */
+	char host_socket[108]; /* a mounted unix socket's host path: the guest relays to it */
+	bool done;             /* the status came and the output was all written */
 	bool got_status;
 	struct sandbox_result result;
 	void *user;
@@ -71,7 +73,9 @@ void vm_default_image(const char *given, char *buf, size_t size);
 
 /* Starts spec in a fresh sandbox inside the VM. Every mount's source must lie in one of the
  * VM's shares (the guest binds it from there); a mount of the agent binary (agent_exe, NULL:
- * none) becomes the guest's own clawbox. The command's stdin comes from in_fd (-1: nothing),
+ * none) becomes the guest's own clawbox, and one mount of a unix socket (the daemon's
+ * host-action socket) a socket in the guest whose connections are relayed to it. The command's
+ * stdin comes from in_fd (-1: nothing),
  * its output goes to out_fd and err_fd; own: the three are the VM's from this call on,
  * whatever it returns, closed when their streams end. Returns 0, or -errno with
  * job->result.message saying why (nothing was started). */

@@ -231,6 +231,67 @@ wait $SVC_PID
 RC=$?
 check "SIGTERM: the service stops (exit $RC), its socket gone" sh -c "[ $RC = 0 ] && [ ! -e '$SVC' ]"
 
+# clawbox serve with "vm": every run's sandbox inside the daemon's one VM.
+FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
+VKEY=sk-ant-test-VM-$$
+cat >"$WORK/vm-scenario.json" <<'JSON'
+{"turns": [
+  {"expect": {"last_contains": ["which kernel"]},
+   "reply": {"tool_calls": [{"id": "toolu_v1", "name": "bash", "input": {"command": "uname -r >kernel.txt; cat /proc/1/cgroup >>kernel.txt"}}]}},
+  {"reply": {"text": "noted in kernel.txt"}}],
+ "default": {"reply": {"echo": true}, "delay_ms": 4000}}
+JSON
+"$FAKE" --scenario "$WORK/vm-scenario.json" --log "$WORK/vm-model.log" --port-file "$WORK/vm-mport" \
+	--key "$VKEY" --forbid "$VKEY" 2>/dev/null &
+VM_MPID=$!
+wait_until 5 test -s "$WORK/vm-mport"
+VPORT=$((20000 + RANDOM % 20000))
+VDATA=$WORK/vmdata
+printf '{"data_dir": "%s", "listen": "127.0.0.1:%s", "vm": {"image": "%s", "memory": "1G"},\n "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "VM_MODEL_KEY"},\n "groups": [{"id": "main", "main": true}]}\n' \
+	"$VDATA" "$VPORT" "$VM_DIR" "$(cat "$WORK/vm-mport")" >"$WORK/vm-config.json"
+VM_MODEL_KEY=$VKEY "$CLAWBOX" serve --config "$WORK/vm-config.json" >"$WORK/vm-serve.out" 2>"$WORK/vm-serve.err" &
+VSPID=$!
+wait_until 10 curl -sf "http://127.0.0.1:$VPORT/healthz" -o /dev/null
+VTOKEN=$(cat "$VDATA/api-token" 2>/dev/null)
+vapi() { # METHOD PATH [BODY]
+	curl -s -o "$WORK/vbody" -X "$1" -H "Authorization: Bearer $VTOKEN" ${3:+--data-binary "$3"} \
+		"http://127.0.0.1:$VPORT$2"
+}
+replies() { vapi GET "/api/v1/groups/main/messages?after=0"; grep -o '"direction":"out"' "$WORK/vbody" | wc -l; }
+vapi POST /api/v1/groups/main/messages '{"text": "which kernel do you run on?"}'
+wait_until 90 sh -c "[ \$(curl -s -H 'Authorization: Bearer $VTOKEN' 'http://127.0.0.1:$VPORT/api/v1/groups/main/messages' | grep -o '\"direction\":\"out\"' | wc -l) -ge 1 ]"
+vapi GET "/api/v1/groups/main/messages?after=0"
+check "serve with \"vm\": a message is answered end to end" grep -q '"text":"noted in kernel.txt"' "$WORK/vbody"
+check "the agent's tool ran in the daemon's VM, on the guest's kernel" \
+	sh -c "[ \"\$(head -1 '$VDATA/groups/main/kernel.txt')\" = '$guest_kernel' ]"
+check "the model key was added on the host, never sent by the agent" \
+	sh -c "grep -q '\"ok\":true' '$WORK/vm-model.log' && ! grep -q '\"ok\":false' '$WORK/vm-model.log'"
+vm_shares() { # the --share arguments of the daemon's vm-service, one a line
+	local pid
+	for pid in $(pgrep -f 'clawbox vm-servic[e]'); do
+		tr '\0' '\n' <"/proc/$pid/cmdline" | sed -n '/^--share$/{n;p}'
+	done
+}
+vm_shares >"$WORK/vm-shares"
+check "the VM sees the groups' and sessions' folders, not the daemon's database ($(tr '\n' ' ' <"$WORK/vm-shares"))" \
+	sh -c "grep -qx '$VDATA/groups:rw' '$WORK/vm-shares' && grep -qx '$VDATA/sessions:rw' '$WORK/vm-shares' && ! grep -qx -e '$VDATA' -e '$VDATA:rw' '$WORK/vm-shares'"
+# qemu killed mid-invocation: the run ends, its message is queued again, the service boots a
+# new VM and the message is answered once.
+vapi POST /api/v1/groups/main/messages '{"text": "second question"}'
+wait_until 60 grep -q '"first_text":"second question"\|second question' "$WORK/vm-model.log"
+pkill -KILL -f 'qemu-system-x86_6[4] -M microvm'
+wait_until 120 sh -c "[ \$(curl -s -H 'Authorization: Bearer $VTOKEN' 'http://127.0.0.1:$VPORT/api/v1/groups/main/messages' | grep -o '\"direction\":\"out\"' | wc -l) -ge 2 ]"
+vapi GET "/api/v1/groups/main/messages?after=0"
+check "qemu killed mid-invocation: the message is answered after the VM is back, once" \
+	sh -c "grep -q '\"text\":\"echo: second question\"' '$WORK/vbody' && [ \$(grep -o '\"direction\":\"out\"' '$WORK/vbody' | wc -l) = 2 ]"
+vapi GET "/api/v1/audit?after=0"
+check "and the retry is in the audit" grep -q '"action":"vm","decision":"retry"' "$WORK/vbody"
+kill -TERM $VSPID
+wait $VSPID
+check "the daemon stops its VM with it" \
+	wait_until 10 sh -c "! pgrep -f 'qemu-system-x86_6[4] -M microvm' >/dev/null && ! pgrep -f 'clawbox vm-servic[e]' >/dev/null"
+kill $VM_MPID 2>/dev/null
+
 check "no qemu, no socket folder left" \
 	sh -c "! pgrep -f 'qemu-system-x86_6[4] -M microvm' >/dev/null && ! ls -d /tmp/clawbox-vm.* >/dev/null 2>&1"
 check_clean "no sandbox left on the host"
