@@ -31,6 +31,7 @@ struct net_options {
 	bool vm;
 	const char *vm_image;
 	const char *vm_service; /* --vm-service PATH */
+	const char *vm_accel;   /* --vm-accel auto|kvm|tcg */
 };
 
 #define PROXY_ARGV_MAX (MAX_ALLOW * 2 + 16)

@@ -22,7 +22,7 @@
 #include "vm-host.h"
 
 int
-run_vm(const struct sandbox_spec *spec, const char *image, bool debug)
+run_vm(const struct sandbox_spec *spec, const char *image, enum vm_accel accel, bool debug)
 {
 	char vmlinux[PATH_MAX + 16];
 	snprintf(vmlinux, sizeof(vmlinux), "%s/vmlinux", image);
@@ -32,12 +32,15 @@ run_vm(const struct sandbox_spec *spec, const char *image, bool debug)
 		    image);
 		return SANDBOX_EXIT_SETUP;
 	}
-	/* 9p exports folders: a file mount has to wait. */
+	/* Folders and files (a file is shared alone, in a folder of its own); a socket cannot
+	 * cross 9p, and nothing here relays one. */
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		struct stat st;
-		if (stat(spec->mounts[i].source, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		if (stat(spec->mounts[i].source, &st) < 0 ||
+		    !(S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
 			log_error(
-			    "--vm: mount source %s: only folders can be shared into the VM yet",
+			    "--vm: mount source %s: only folders and files can be shared into "
+			    "the VM",
 			    spec->mounts[i].source);
 			return SANDBOX_EXIT_SETUP;
 		}
@@ -61,7 +64,8 @@ run_vm(const struct sandbox_spec *spec, const char *image, bool debug)
 	                        .shares = shares,
 	                        .n_shares = spec->n_mounts,
 	                        .debug = debug,
-	                        .sig_fd = sig_fd};
+	                        .sig_fd = sig_fd,
+	                        .accel = accel};
 	struct vm vm;
 	char why[SANDBOX_MSG_MAX];
 	int r = vm_start(&vm, &cfg, why, sizeof(why));
@@ -70,7 +74,9 @@ run_vm(const struct sandbox_spec *spec, const char *image, bool debug)
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		return r == -EINTR ? 128 + SIGTERM : SANDBOX_EXIT_SETUP;
 	}
-	log_debug("--vm: the guest (kernel %s) is ready", vm.kernel);
+	if (vm.note[0])
+		log_warn("--vm: %s", vm.note);
+	log_debug("--vm: the guest (kernel %s, %s) is ready", vm.kernel, vm.kvm ? "KVM" : "TCG");
 
 	/* The proxy: started as sandbox_run() would, fed by the VM's connections. */
 	int sp[2] = {-1, -1};

@@ -7,9 +7,10 @@
 #include <stdbool.h>
 
 #include "spec.h"
+#include "vm-host.h"
 
 /* Runs spec's command in a sandbox inside a microVM from the guest image in image (vmlinux,
  * initramfs.cpio). Returns the contract's exit status; says why on stderr when it is ours. */
-int run_vm(const struct sandbox_spec *spec, const char *image, bool debug);
+int run_vm(const struct sandbox_spec *spec, const char *image, enum vm_accel accel, bool debug);
 
 #endif

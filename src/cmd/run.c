@@ -71,9 +71,11 @@ run_usage(FILE *out)
 	    "  --proxy-idle-timeout S      close a proxied connection idle for S s (default 300)\n"
 	    "  --proxy-max-bytes SIZE      traffic through the proxy, both ways (default 4G)\n"
 	    "  --vm                        make the sandbox inside a microVM with its own kernel\n"
-	    "                              (qemu -M microvm, itself confined); --mount of\n"
-	    "                              folders only (no files, no --rootfs); with --net\n"
-	    "                              proxy, the proxy stays on the host\n"
+	    "                              (qemu -M microvm, itself confined); mounts of\n"
+	    "                              folders and files, no --rootfs; with --net proxy,\n"
+	    "                              the proxy stays on the host\n"
+	    "  --vm-accel auto|kvm|tcg     the VM's accelerator (default auto: KVM if it can\n"
+	    "                              boot the guest here, else TCG; CLAWBOX_VM_ACCEL)\n"
 	    "  --vm-image DIR              the guest (default: build/vm next to clawbox; make\n"
 	    "                              guest builds it)\n"
 	    "  --vm-service PATH           make the sandbox in the running VM of 'clawbox\n"
@@ -113,6 +115,7 @@ enum {
 	OPT_VM,
 	OPT_VM_IMAGE,
 	OPT_VM_SERVICE,
+	OPT_VM_ACCEL,
 };
 
 static const struct option run_options[] = {
@@ -139,6 +142,7 @@ static const struct option run_options[] = {
     {"vm", no_argument, NULL, OPT_VM},
     {"vm-image", required_argument, NULL, OPT_VM_IMAGE},
     {"vm-service", required_argument, NULL, OPT_VM_SERVICE},
+    {"vm-accel", required_argument, NULL, OPT_VM_ACCEL},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -302,6 +306,16 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		case OPT_VM_SERVICE:
 			net->vm_service = optarg;
 			break;
+		case OPT_VM_ACCEL: {
+			enum vm_accel a;
+			if (vm_accel_parse(optarg, &a) < 0)
+				return log_error("--vm-accel %s: expected auto, kvm or tcg",
+				                 optarg),
+				       -EINVAL;
+			net->vm_accel = optarg;
+			net->vm = true;
+			break;
+		}
 		case OPT_ROOTFS:
 			r = set_string(&spec->rootfs, optarg);
 			if (r < 0)
@@ -399,7 +413,14 @@ cmd_run(int argc, char **argv)
 		}
 		char image[PATH_MAX];
 		vm_default_image(net.vm_image, image, sizeof(image));
-		r = run_vm(&spec, image, spec.debug);
+		enum vm_accel accel = VM_ACCEL_AUTO;
+		const char *a = net.vm_accel ? net.vm_accel : getenv("CLAWBOX_VM_ACCEL");
+		if (a && vm_accel_parse(a, &accel) < 0) {
+			log_error("CLAWBOX_VM_ACCEL=%s: expected auto, kvm or tcg", a);
+			sandbox_spec_done(&spec);
+			return SANDBOX_EXIT_SETUP;
+		}
+		r = run_vm(&spec, image, accel, spec.debug);
 		sandbox_spec_done(&spec);
 		return r;
 	}

@@ -48,19 +48,21 @@ struct service {
 static void
 usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: clawbox vm-service --socket PATH [--share DIR[:rw]]... [OPTIONS]\n\n"
-	        "Boots one microVM and runs sandboxes in it for clients ('clawbox run\n"
-	        "--vm-service PATH', 'clawbox ask --vm-service PATH', the daemon's \"vm\": true).\n"
-	        "Only the shared folders (and the host's /usr, read-only) are visible in the VM;\n"
-	        "a run's mounts must lie in them. A VM that dies is booted again; its runs end\n"
-	        "with 75.\n\n"
-	        "  --socket PATH     where clients connect (made 0600)\n"
-	        "  --share DIR[:rw]  a folder the VM may see (read-only unless :rw; repeatable)\n"
-	        "  --memory SIZE     the VM's RAM (default 1G)\n"
-	        "  --vm-image DIR    the guest (default: build/vm next to clawbox)\n"
-	        "  --debug           the guest's console on stderr\n"
-	        "  -h, --help        this help\n");
+	fprintf(
+	    out,
+	    "usage: clawbox vm-service --socket PATH [--share DIR[:rw]]... [OPTIONS]\n\n"
+	    "Boots one microVM and runs sandboxes in it for clients ('clawbox run\n"
+	    "--vm-service PATH', 'clawbox ask --vm-service PATH', the daemon's \"vm\": true).\n"
+	    "Only the shared folders (and the host's /usr, read-only) are visible in the VM;\n"
+	    "a run's mounts must lie in them. A VM that dies is booted again; its runs end\n"
+	    "with 75.\n\n"
+	    "  --socket PATH     where clients connect (made 0600)\n"
+	    "  --share DIR[:rw]  a folder the VM may see (read-only unless :rw; repeatable)\n"
+	    "  --memory SIZE     the VM's RAM (default 1G)\n"
+	    "  --vm-image DIR    the guest (default: build/vm next to clawbox)\n"
+	    "  --accel MODE      auto (default: KVM if it boots the guest, else TCG), kvm, tcg\n"
+	    "  --debug           the guest's console on stderr\n"
+	    "  -h, --help        this help\n");
 }
 
 static void
@@ -178,19 +180,18 @@ listen_socket(const char *path)
 int
 cmd_vm_service(int argc, char **argv)
 {
-	static const struct option opts[] = {{"socket", required_argument, NULL, 's'},
-	                                     {"share", required_argument, NULL, 'S'},
-	                                     {"memory", required_argument, NULL, 'm'},
-	                                     {"vm-image", required_argument, NULL, 'i'},
-	                                     {"debug", no_argument, NULL, 'd'},
-	                                     {"help", no_argument, NULL, 'h'},
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'}, {"share", required_argument, NULL, 'S'},
+	    {"memory", required_argument, NULL, 'm'}, {"vm-image", required_argument, NULL, 'i'},
+	    {"debug", no_argument, NULL, 'd'},        {"help", no_argument, NULL, 'h'},
+	    {"accel", required_argument, NULL, 'a'},  {NULL, 0, NULL, 0}};
 	const char *socket_path = NULL, *image_opt = NULL;
 	struct vm_share shares[SANDBOX_MAX_MOUNTS];
 	char *share_paths[SANDBOX_MAX_MOUNTS] = {0};
 	size_t n_shares = 0;
 	uint64_t memory = 1ULL << 30;
 	bool debug = false;
+	enum vm_accel accel = VM_ACCEL_AUTO;
 	int c, status = SANDBOX_EXIT_SETUP;
 
 	log_set_prefix("clawbox vm-service");
@@ -219,6 +220,11 @@ cmd_vm_service(int argc, char **argv)
 			break;
 		case 'i':
 			image_opt = optarg;
+			break;
+		case 'a':
+			if (vm_accel_parse(optarg, &accel) < 0)
+				return log_error("--accel %s: expected auto, kvm or tcg", optarg),
+				       2;
 			break;
 		case 'd':
 			debug = true;
@@ -258,7 +264,8 @@ cmd_vm_service(int argc, char **argv)
 	                        .shares = shares,
 	                        .n_shares = n_shares,
 	                        .debug = debug,
-	                        .sig_fd = sig_fd};
+	                        .sig_fd = sig_fd,
+	                        .accel = accel};
 	struct service sv = {0};
 	char why[SANDBOX_MSG_MAX];
 	bool stop = false;
@@ -274,7 +281,12 @@ cmd_vm_service(int argc, char **argv)
 		}
 		sv.vm.on_done = on_done;
 		sv.vm.user = &sv;
-		log_info("ready: the VM (kernel %s) takes runs on %s", sv.vm.kernel, socket_path);
+		if (sv.vm.note[0]) {
+			log_warn("%s", sv.vm.note);
+			cfg.accel = VM_ACCEL_TCG; /* the next boot need not find out again */
+		}
+		log_info("ready: the VM (kernel %s, %s) takes runs on %s", sv.vm.kernel,
+		         sv.vm.kvm ? "KVM" : "TCG", socket_path);
 		while (!stop && !sv.vm.mux.broken) {
 			struct pollfd p[MUX_CONNS_MAX + 2 + CLIENTS_MAX];
 			size_t nv = vm_pollfds(&sv.vm, p, MUX_CONNS_MAX + 1), n = nv;

@@ -292,12 +292,13 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	json_t *vm = json_object_get(j, "vm");
 	if (r == 0 && vm) {
 		/* true, or {"image": DIR, "memory": SIZE} */
-		static const char *const vkeys[] = {"image", "memory", NULL};
+		static const char *const vkeys[] = {"image", "memory", "accel", NULL};
 		c->vm.memory = 2ULL << 30;
 		if (json_is_boolean(vm)) {
 			c->vm.on = json_is_true(vm);
 		} else if (!json_is_object(vm)) {
-			return bad(why, size, "vm: expected true or {\"image\", \"memory\"}");
+			return bad(why, size,
+			           "vm: expected true or {\"image\", \"memory\", \"accel\"}");
 		} else {
 			c->vm.on = true;
 			char mem[32] = "";
@@ -307,6 +308,12 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 				               why, size);
 			if (r == 0)
 				r = get_string(vm, "memory", "vm", mem, sizeof(mem), why, size);
+			if (r == 0)
+				r = get_string(vm, "accel", "vm", c->vm.accel, sizeof(c->vm.accel),
+				               why, size);
+			if (r == 0 && c->vm.accel[0] && strcmp(c->vm.accel, "auto") != 0 &&
+			    strcmp(c->vm.accel, "kvm") != 0 && strcmp(c->vm.accel, "tcg") != 0)
+				return bad(why, size, "vm.accel: expected auto, kvm or tcg");
 			if (r == 0 && mem[0] &&
 			    (parse_size(mem, &c->vm.memory) < 0 || c->vm.memory < (256ULL << 20)))
 				return bad(why, size, "vm.memory: expected a size of 256M or more");

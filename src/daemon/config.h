@@ -61,6 +61,7 @@ struct daemon_config {
 		bool on;
 		char image[512]; /* "" : build/vm next to clawbox */
 		uint64_t memory; /* the VM's RAM */
+		char accel[8];   /* "auto" (""), "kvm" or "tcg" */
 	} vm;
 	struct {
 		bool on;

@@ -89,6 +89,10 @@ vm_service_start(struct daemon *d)
 		argv[n++] = "--vm-image";
 		argv[n++] = d->cfg.vm.image;
 	}
+	if (d->cfg.vm.accel[0]) {
+		argv[n++] = "--accel";
+		argv[n++] = d->cfg.vm.accel;
+	}
 	snprintf(memory, sizeof(memory), "%lluM", (unsigned long long)(d->cfg.vm.memory >> 20));
 	argv[n++] = "--memory";
 	argv[n++] = memory;

@@ -484,6 +484,15 @@ build_dev(struct builder *b)
 		if (r < 0)
 			return r;
 	}
+	if (b->ctx->spec->kvm_device) {
+		int fd = openat(dev, "kvm", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return fail_at(b, NEG_ERRNO(), "create", "/dev/kvm");
+		close(fd);
+		r = mount_own(b, b->ctx->spec->kvm_device, "/dev/kvm", NULL, MS_BIND, NULL);
+		if (r < 0)
+			return r;
+	}
 	if (mkdirat(dev, "pts", 0755) < 0 || mkdirat(dev, "shm", 01777) < 0)
 		return fail_at(b, NEG_ERRNO(), "mkdir", "/dev/pts or /dev/shm");
 	/* A devpts of our own: the command's terminals are not the host's. */

@@ -67,6 +67,10 @@ struct sandbox_spec {
 	 * connection's fd, SCM_RIGHTS). Borrowed, NULL-terminated. */
 	char *const *proxy_argv;
 
+	/* A KVM device node to bind at /dev/kvm (qemu's own sandbox under KVM, as Firecracker's
+	 * jailer gives its VMM /dev/kvm); NULL: none, as for every command. Borrowed. */
+	const char *kvm_device;
+
 	/* Instead of proxy_argv: a SOCK_SEQPACKET socket of the caller's that gets the same
 	 * messages (the microVM's guest relays them to the host's proxy). -1: none. */
 	int proxy_sock;

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,7 +91,7 @@ host_tsc_khz(void)
 
 /* The launcher of qemu's host sandbox, in a child: its status is qemu's. */
 static pid_t
-start_qemu(const struct vm *vm, const struct vm_config *cfg)
+start_qemu(const struct vm *vm, const struct vm_config *cfg, const char *kvm_dev)
 {
 	unsigned long tsc_khz = host_tsc_khz();
 	pid_t parent = getpid();
@@ -113,7 +114,7 @@ start_qemu(const struct vm *vm, const struct vm_config *cfg)
 	                 "-M",
 	                 "microvm",
 	                 "-accel",
-	                 "tcg",
+	                 kvm_dev ? "kvm" : "tcg",
 	                 "-m",
 	                 mem,
 	                 "-smp",
@@ -170,13 +171,18 @@ start_qemu(const struct vm *vm, const struct vm_config *cfg)
 	if (sandbox_spec_add_mount(&q, m1, &why) < 0 || sandbox_spec_add_mount(&q, m2, &why) < 0)
 		_exit(SANDBOX_EXIT_SETUP);
 	for (size_t i = 0; i < cfg->n_shares; i++) {
-		char m[PATH_MAX + 32];
-		snprintf(m, sizeof(m), "%s:/share/%zu:%s", cfg->shares[i].source, i,
+		/* A file is exported in a folder of its own in qemu's sandbox: nothing beside it
+		 * reaches the VM. */
+		char m[2 * PATH_MAX + 32];
+		const char *base = strrchr(vm->share_real[i], '/');
+		snprintf(m, sizeof(m), "%s:/share/%zu%s%s:%s", cfg->shares[i].source, i,
+		         vm->share_file[i] ? "/" : "", vm->share_file[i] && base ? base + 1 : "",
 		         cfg->shares[i].writable ? "rw" : "ro");
 		if (sandbox_spec_add_mount(&q, m, &why) < 0)
 			_exit(SANDBOX_EXIT_SETUP);
 	}
 	q.argv = argv;
+	q.kvm_device = kvm_dev;
 	q.memory_bytes = guest + (256ULL << 20); /* qemu's own, beside the guest's RAM */
 	q.pids_max = 64;
 	q.debug = cfg->debug;
@@ -442,6 +448,141 @@ forget_boot(struct vm *vm)
 }
 
 int
+vm_accel_parse(const char *s, enum vm_accel *ret)
+{
+	static const char *const names[] = {"auto", "kvm", "tcg"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (enum vm_accel)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* Where a failed KVM boot is remembered for this user: one line, "tcg RELEASE DEVICE", the
+ * host kernel's release (a new kernel is tried again). */
+static int
+accel_cache_path(char *buf, size_t size)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	if (xdg && xdg[0] == '/')
+		return snprintf(buf, size, "%s/clawbox/vm-accel", xdg) < (int)size ? 0 : -1;
+	if (home && home[0] == '/')
+		return snprintf(buf, size, "%s/.cache/clawbox/vm-accel", home) < (int)size ? 0 : -1;
+	return -1;
+}
+
+static void
+accel_cache_line(const char *dev, char *buf, size_t size)
+{
+	struct utsname u;
+	uname(&u);
+	snprintf(buf, size, "tcg %s %s\n", u.release, dev);
+}
+
+static bool
+known_no_kvm(const char *dev)
+{
+	char path[PATH_MAX], want[256 + PATH_MAX], got[256 + PATH_MAX];
+	if (accel_cache_path(path, sizeof(path)) < 0)
+		return false;
+	accel_cache_line(dev, want, sizeof(want));
+	return read_file_at(AT_FDCWD, path, got, sizeof(got)) > 0 && strcmp(got, want) == 0;
+}
+
+static void
+remember_no_kvm(const char *dev, char *ret_path, size_t size)
+{
+	char path[PATH_MAX], line[256 + PATH_MAX];
+	if (accel_cache_path(path, sizeof(path)) < 0)
+		return;
+	/* Its folders, as mkdir -p makes them. */
+	for (char *p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		(void)mkdir(path, 0700);
+		*p = '/';
+	}
+	accel_cache_line(dev, line, sizeof(line));
+	if (write_file_at(AT_FDCWD, path, line, 0600) == 0)
+		snprintf(ret_path, size, "%s", path);
+}
+
+/* KVM or TCG, as cfg->accel says and the host allows (see vm-host.h). */
+static int
+pick_accel(const struct vm_config *cfg, bool *ret_kvm, const char **ret_dev, char *why, size_t size)
+{
+	*ret_kvm = false;
+	if (cfg->accel == VM_ACCEL_TCG)
+		return 0;
+	/* CLAWBOX_VM_KVM_DEVICE: another node to try as /dev/kvm (the tests' way to make KVM
+	 * fail on purpose). */
+	const char *dev = getenv("CLAWBOX_VM_KVM_DEVICE");
+	if (!dev || dev[0] != '/')
+		dev = "/dev/kvm";
+	*ret_dev = dev;
+	struct stat st;
+	/* qemu runs as its sandbox's user, an "other" to the device. */
+	bool open_to_qemu = stat(dev, &st) == 0 && S_ISCHR(st.st_mode) &&
+	                    (st.st_mode & (S_IROTH | S_IWOTH)) == (S_IROTH | S_IWOTH);
+	if (!open_to_qemu) {
+		if (cfg->accel == VM_ACCEL_KVM)
+			return snprintf(
+			           why, size,
+			           "--vm-accel kvm: %s is not there, or not open to qemu's sandbox "
+			           "user (it needs mode o+rw)",
+			           dev),
+			       -ENODEV;
+		return 0;
+	}
+	if (cfg->accel == VM_ACCEL_AUTO && known_no_kvm(dev))
+		return 0;
+	*ret_kvm = true;
+	return 0;
+}
+
+/* One boot: qemu started, its connection taken and the guest's "ready" awaited. 0, -EINTR
+ * (a signal), -ECHILD (qemu ended at once) or -ETIMEDOUT; *failure says which in words. On
+ * failure nothing of the boot is left. */
+static int
+boot_once(struct vm *vm, const struct vm_config *cfg, const char *kvm_dev, const char **failure)
+{
+	int l = listen_at(vm->dir, "mux.sock");
+	if (l < 0) {
+		*failure = "cannot listen for the VM";
+		return l;
+	}
+	int64_t deadline = now_ms() + VM_READY_MS;
+	vm->kvm = kvm_dev != NULL;
+	vm->launcher = start_qemu(vm, cfg, kvm_dev);
+	int c = vm->launcher > 0 ? accept_by(l, vm->launcher, cfg->sig_fd, deadline) : -EIO;
+	close(l);
+	int sig = 0, r = c;
+	if (c >= 0) {
+		vm->port = c;
+		mux_init(&vm->mux, c, on_frame, vm);
+		r = pump(vm, is_ready, NULL, deadline, cfg->sig_fd, &sig);
+		if (r == 0)
+			return 0;
+	}
+	*failure =
+	    r == -ECHILD ? "qemu ended at once" : "the VM did not reach its guest agent in time";
+	forget_boot(vm);
+	return r == -EINTR || r == -ECHILD ? r : -ETIMEDOUT;
+}
+
+/* failure, with the first line qemu logged. */
+static void
+boot_failure(const struct vm *vm, const char *failure, char *buf, size_t size)
+{
+	char logpath[PATH_MAX], tail[1024], clean[1024];
+	snprintf(logpath, sizeof(logpath), "%s/qemu.log", vm->dir);
+	ssize_t n = read_file_at(AT_FDCWD, logpath, tail, sizeof(tail));
+	size_t cn = n > 0 ? text_sanitize(tail, strcspn(tail, "\n"), clean) : 0;
+	clean[cn] = '\0';
+	snprintf(buf, size, "%s%s%s", failure, cn ? "; qemu said: " : "", clean);
+}
+
+int
 vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 {
 	memset(vm, 0, sizeof(*vm));
@@ -451,6 +592,9 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 	vm->cfg = cfg;
 	for (size_t i = 0; i < cfg->n_shares && i < SANDBOX_MAX_MOUNTS; i++) {
 		vm->share_real[i] = realpath(cfg->shares[i].source, NULL);
+		struct stat st;
+		if (vm->share_real[i] && stat(vm->share_real[i], &st) == 0)
+			vm->share_file[i] = !S_ISDIR(st.st_mode);
 		if (!vm->share_real[i]) {
 			int r = NEG_ERRNO();
 			snprintf(why, size, "share %s: %s", cfg->shares[i].source, strerror(-r));
@@ -466,47 +610,51 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 		vm_stop(vm);
 		return r;
 	}
+	bool kvm = false;
+	const char *kvm_dev = NULL;
+	int r = pick_accel(cfg, &kvm, &kvm_dev, why, size);
+	if (r < 0) {
+		vm_stop(vm);
+		return r;
+	}
 	const char *failure = "the VM did not start";
+	if (kvm) {
+		/* One boot to find out: KVM boots in well under a second where it works. */
+		r = boot_once(vm, cfg, kvm_dev, &failure);
+		if (r == 0 || r == -EINTR)
+			goto booted;
+		char reason[160];
+		boot_failure(vm, failure, reason, sizeof(reason));
+		if (cfg->accel == VM_ACCEL_KVM) {
+			snprintf(why, size, "--vm-accel kvm: %s", reason);
+			vm_stop(vm);
+			return -ENODEV;
+		}
+		char cache[PATH_MAX] = "";
+		remember_no_kvm(kvm_dev, cache, sizeof(cache));
+		snprintf(vm->note, sizeof(vm->note),
+		         "KVM (%s) did not boot the guest (%s); using TCG%s%s", kvm_dev, reason,
+		         cache[0] ? ", as remembered in " : "", cache);
+	}
 	for (int attempt = 1; attempt <= VM_ATTEMPTS; attempt++) {
-		int l = listen_at(vm->dir, "mux.sock");
-		if (l < 0) {
-			snprintf(why, size, "cannot listen for the VM: %s", strerror(-l));
-			vm_stop(vm);
-			return l;
-		}
-		int64_t deadline = now_ms() + VM_READY_MS;
-		vm->launcher = start_qemu(vm, cfg);
-		int c = vm->launcher > 0 ? accept_by(l, vm->launcher, cfg->sig_fd, deadline) : -EIO;
-		close(l);
-		int sig = 0, r = c;
-		if (c >= 0) {
-			vm->port = c;
-			mux_init(&vm->mux, c, on_frame, vm);
-			r = pump(vm, is_ready, NULL, deadline, cfg->sig_fd, &sig);
-			if (r == 0)
-				return 0;
-		}
-		if (r == -EINTR) {
-			snprintf(why, size, "stopped by a signal while the VM booted");
-			vm_stop(vm);
-			return -EINTR;
-		}
-		failure = r == -ECHILD ? "qemu ended at once"
-		                       : "the VM did not reach its guest agent in time";
+		r = boot_once(vm, cfg, NULL, &failure);
+		if (r == 0 || r == -EINTR)
+			goto booted;
 		if (cfg->debug)
 			log_debug("--vm: boot %d: %s", attempt, failure);
-		forget_boot(vm);
 		if (r == -ECHILD)
 			break; /* the same arguments would fail the same way */
 	}
-	char logpath[PATH_MAX], tail[1024], clean[1024];
-	snprintf(logpath, sizeof(logpath), "%s/qemu.log", vm->dir);
-	ssize_t n = read_file_at(AT_FDCWD, logpath, tail, sizeof(tail));
-	size_t cn = n > 0 ? text_sanitize(tail, strcspn(tail, "\n"), clean) : 0;
-	clean[cn] = '\0';
-	snprintf(why, size, "%s%s%s", failure, cn ? "; qemu said: " : "", clean);
+	boot_failure(vm, failure, why, size);
 	vm_stop(vm);
 	return -ETIMEDOUT;
+booted:
+	if (r == -EINTR) {
+		snprintf(why, size, "stopped by a signal while the VM booted");
+		vm_stop(vm);
+		return -EINTR;
+	}
+	return 0;
 }
 
 /* Where mount m comes from in the guest: {"tag", "sub"} of the share holding its source (as
@@ -539,6 +687,15 @@ guest_mount(const struct vm *vm, struct vm_job *job, const struct sandbox_mount 
 			continue;
 		if (m->writable && !vm->cfg->shares[i].writable)
 			continue;
+		if (vm->share_file[i]) {
+			const char *base = strrchr(s, '/');
+			if (real[n] != '\0' || !base)
+				continue;
+			char tag[16];
+			snprintf(tag, sizeof(tag), "m%zu", i);
+			return json_pack("{s:s,s:s,s:s,s:b}", "tag", tag, "sub", base + 1, "target",
+			                 m->target, "rw", m->writable);
+		}
 		char tag[16];
 		snprintf(tag, sizeof(tag), "m%zu", i);
 		return json_pack("{s:s,s:s,s:s,s:b}", "tag", tag, "sub",

@@ -18,9 +18,14 @@
 #define VM_GUEST_MEM (512ULL << 20)
 
 struct vm_share {
-	const char *source; /* a host folder, exported as 9p tag mN (N: its index) */
+	const char *source; /* a host folder or file, exported as 9p tag mN (N: its index) */
 	bool writable;
 };
+
+enum vm_accel { VM_ACCEL_AUTO, VM_ACCEL_KVM, VM_ACCEL_TCG };
+
+/* "auto", "kvm" or "tcg"; -EINVAL otherwise. */
+int vm_accel_parse(const char *s, enum vm_accel *ret);
 
 struct vm_config {
 	const char *image;             /* the folder with vmlinux and initramfs.cpio */
@@ -29,6 +34,11 @@ struct vm_config {
 	size_t n_shares;
 	bool debug; /* the guest's console on stderr */
 	int sig_fd; /* a signalfd that ends a boot in progress (vm_start() returns -EINTR); -1 */
+	/* KVM where it can boot the guest, TCG where not. auto: KVM when its device is open to
+	 * qemu's sandbox user (others may read and write it) and has not failed to boot the guest
+	 * on this host kernel before (remembered in ~/.cache/clawbox/vm-accel); a KVM boot that
+	 * fails falls back to TCG and says so in vm->note. kvm: KVM or an error. */
+	enum vm_accel accel;
 };
 
 /* One sandbox in the VM. The caller owns it until on_done (or vm_stop) gives it back. */
@@ -50,10 +60,13 @@ struct vm {
 	int port;       /* the mux socket qemu connected to */
 	struct mux mux;
 	char kernel[65]; /* the guest's release, from its "ready" */
+	bool kvm;        /* the accelerator it booted with */
+	char note[320];  /* a warning for the caller to show ("" if none): a KVM fallback */
 	bool ready;
 	uint32_t next_id;
 	const struct vm_config *cfg;          /* borrowed until vm_stop() */
 	char *share_real[SANDBOX_MAX_MOUNTS]; /* the shares' real paths, for vm_submit() */
+	bool share_file[SANDBOX_MAX_MOUNTS];  /* a file, exported alone */
 	struct vm_job *jobs[VM_JOBS_MAX];
 	size_t n_jobs;
 	bool abandoned; /* a job was left running (vm_run() cut short by a signal) */

@@ -39,6 +39,10 @@ check_config 'model.provider: expected anthropic or openai' '{"model": {"provide
 check_config 'model.apikey: unknown key' '{"model": {"apikey": "x"}, "groups": [{"id": "m"}]}'
 check_config 'telegram.chats.12345: expected the id of a configured group' \
 	'{"groups": [{"id": "m"}], "telegram": {"chats": {"12345": "family"}}}'
+check_config 'vm.accel: expected auto, kvm or tcg' '{"vm": {"accel": "fast"}, "groups": [{"id": "m"}]}'
+check_config 'vm.memory: expected a size of 256M or more' '{"vm": {"memory": "1M"}, "groups": [{"id": "m"}]}'
+check_config 'vm: expected true or' '{"vm": "yes", "groups": [{"id": "m"}]}'
+check_config 'vm.cpus: unknown key' '{"vm": {"cpus": 2}, "groups": [{"id": "m"}]}'
 check_config 'not valid JSON' '{"groups": [}'
 check_config 'groups: at least one group' '{"groups": []}'
 check_config 'data_dir: expected an absolute path' '{"data_dir": "rel", "groups": [{"id": "m"}]}'
