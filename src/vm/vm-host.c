@@ -323,8 +323,11 @@ finish_jobs(struct vm *vm)
 {
 	for (size_t i = 0; i < vm->n_jobs;) {
 		struct vm_job *job = vm->jobs[i];
-		bool streams = mux_find(&vm->mux, job->id + 2) || mux_find(&vm->mux, job->id + 4) ||
-		               mux_find(&vm->mux, job->id + 6);
+		/* The output decides; a stdin nobody read (a terminal, say) is dropped then. */
+		bool streams = mux_find(&vm->mux, job->id + 4) || mux_find(&vm->mux, job->id + 6);
+		struct mux_conn *in = mux_find(&vm->mux, job->id + 2);
+		if (in && (vm->mux.broken || (job->got_status && !streams)))
+			mux_drop(&vm->mux, in, !vm->mux.broken);
 		if (vm->mux.broken && !job->got_status) {
 			job->result.status = SANDBOX_EXIT_SETUP;
 			snprintf(job->result.message, sizeof(job->result.message),
@@ -813,7 +816,8 @@ vm_run(struct vm *vm, const struct sandbox_spec *spec, int out_fd, int err_fd, i
        int sig_fd, struct sandbox_result *ret)
 {
 	struct vm_job job = {.proxy_sock = proxy_sock};
-	int r = vm_submit(vm, &job, spec, NULL, -1, out_fd, err_fd, false);
+	/* The command reads what this process's stdin has, as on the host. */
+	int r = vm_submit(vm, &job, spec, NULL, 0, out_fd, err_fd, false);
 	int sig = 0;
 	if (r == 0)
 		r = pump(vm, job_is_done, &job, -1, sig_fd, &sig);

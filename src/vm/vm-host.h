@@ -104,7 +104,8 @@ void vm_cancel(struct vm *vm, struct vm_job *job);
 size_t vm_pollfds(struct vm *vm, struct pollfd *p, size_t max);
 int vm_dispatch(struct vm *vm, const struct pollfd *p, size_t n);
 
-/* vm_submit() and polling until the job is done: one run, as `clawbox run --vm` does it.
+/* vm_submit() with this process's stdin, and polling until the job is done: one run, as
+ * `clawbox run --vm` does it.
  * sig_fd (a signalfd, or -1): a signal cancels nothing, it returns -EINTR at once with the
  * result's status 128 + the signal. */
 int vm_run(struct vm *vm, const struct sandbox_spec *spec, int out_fd, int err_fd, int proxy_sock,

@@ -56,6 +56,18 @@ check "it ran on the guest's kernel, as uid 1000" \
 vmrun -- sh -c 'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "'
 check "inside: no capabilities, no_new_privs, seccomp filter, loopback only" \
 	sh -c "grep -q 'CapEff:.0000000000000000' '$WORK/out' && grep -q 'NoNewPrivs:.1' '$WORK/out' && grep -q 'Seccomp:.2' '$WORK/out' && [ \"\$(tail -n 1 '$WORK/out')\" = lo ]"
+echo "piped in" | "$CLAWBOX" run --vm --vm-image "$VM_DIR" -- sh -c 'cat; echo end' >"$WORK/out" 2>"$WORK/err"
+check "run --vm: the command reads the caller's stdin ($?)" \
+	test "$(cat "$WORK/out")" = "$(printf 'piped in\nend')"
+mkfifo "$WORK/held"
+sleep 60 >"$WORK/held" &
+HOLDER=$!
+t0=$(date +%s)
+"$CLAWBOX" run --vm --vm-image "$VM_DIR" -- echo done-early <"$WORK/held" >"$WORK/out" 2>"$WORK/err"
+RC=$?
+check "a stdin still open does not hold the run once the command ended ($RC, $(($(date +%s) - t0)) s)" \
+	sh -c "[ $RC = 0 ] && grep -q '^done-early$' '$WORK/out' && [ $(($(date +%s) - t0)) -lt 30 ]"
+kill $HOLDER 2>/dev/null
 vmrun -- no-such-command
 check "a missing command: 127 (exit $RC)" test "$RC" = 127
 vmrun --timeout 2 -- sleep 30
