@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "fd-util.h"
@@ -175,4 +178,35 @@ recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n)
 {
 	ssize_t r = recv_msg(sock, ret_byte, 1, fds, max, ret_n);
 	return r < 0 ? (int)r : 0;
+}
+
+int
+unix_connect(const char *path, int type)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NEG_ERRNO();
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = NEG_ERRNO();
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int
+stop_signals_fd(sigset_t *ret_old)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, ret_old);
+	int fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	return fd < 0 ? NEG_ERRNO() : fd;
 }

@@ -5,6 +5,7 @@
 #ifndef CLAWBOX_FD_UTIL_H
 #define CLAWBOX_FD_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -35,5 +36,13 @@ int recv_fds(int sock, char *ret_byte, int *fds, size_t max, size_t *ret_n);
  * size or max (the descriptors are closed then). */
 int send_msg(int sock, const void *data, size_t len, const int *fds, size_t n);
 ssize_t recv_msg(int sock, void *buf, size_t size, int *fds, size_t max, size_t *ret_n);
+
+/* A connected unix socket (type: SOCK_STREAM or SOCK_SEQPACKET), close-on-exec, or -errno. */
+int unix_connect(const char *path, int type);
+
+/* Blocks SIGINT, SIGTERM and SIGHUP (the old mask in *ret_old, if not NULL) and returns a
+ * signalfd for them: a process with a poll loop learns of its stop there. -errno on failure
+ * (the signals stay blocked). */
+int stop_signals_fd(sigset_t *ret_old);
 
 #endif

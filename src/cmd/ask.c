@@ -981,13 +981,7 @@ cmd_ask(int argc, char **argv)
 	close(out[1]);
 	close(err[1]);
 	signal(SIGPIPE, SIG_IGN);
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	int sfd = stop_signals_fd(NULL);
 	fcntl(in[1], F_SETFL, O_NONBLOCK);
 	int status = supervise(&a, child, in[1], out[0], err[0], sfd);
 	if (sfd >= 0)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "fd-util.h"
 #include "log.h"
 #include "macro.h"
 #include "run-vm.h"
@@ -47,13 +48,8 @@ run_vm(const struct sandbox_spec *spec, const char *image, enum vm_accel accel, 
 	}
 	/* A closed reader is a stream's error; signals end the VM before we go. */
 	signal(SIGPIPE, SIG_IGN);
-	sigset_t mask, old;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, &old);
-	_cleanup_close_ int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	sigset_t old;
+	_cleanup_close_ int sig_fd = stop_signals_fd(&old);
 
 	/* The VM is this run's alone: its shares are exactly the run's mounts. */
 	struct vm_share shares[SANDBOX_MAX_MOUNTS];

@@ -246,14 +246,8 @@ cmd_vm_service(int argc, char **argv)
 	char image[PATH_MAX];
 	vm_default_image(image_opt, image, sizeof(image));
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	_cleanup_close_ int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+	_cleanup_close_ int sig_fd = stop_signals_fd(NULL);
 	_cleanup_close_ int lfd = listen_socket(socket_path);
 	if (lfd < 0) {
 		log_error("--socket %s: %s", socket_path, strerror(-lfd));

@@ -62,6 +62,13 @@ daemon_now(const struct daemon *d)
 	return (int64_t)time(NULL) + d->clock_offset;
 }
 
+/* argv[0] started with in, out and err as its stdio and envp as its environment, killed if
+ * the daemon dies (runner.c). The pid, or -errno. */
+pid_t daemon_spawn(const char **argv, char **envp, int in, int out, int err);
+/* The environment a child gets: PATH, HOME, LANG, TZ and, with model_key, the model key's
+ * variable; pointers into environ, NULL-terminated, at most max entries. */
+void daemon_environment(const struct daemon *d, bool model_key, char **envp, size_t max);
+
 /* The "vm" service (vmservice.c): started at start and again whenever it ends; a reaped pid
  * that was the service's is taken by vm_service_reaped(). */
 int vm_service_start(struct daemon *d);

@@ -434,19 +434,19 @@ pipe_event(struct bufferevent *bev, short what, void *arg)
 	finish(r);
 }
 
-/* Starts `clawbox ask` with in, out and err as its stdio. vfork: the child only sets up its
- * descriptors and execs, so no page table of the daemon is copied for it. A function of its
- * own, so that nothing of the caller's frame lives across the vfork. */
-static __attribute__((noinline)) pid_t
-spawn_ask(const char **argv, char **envp, int in, int out, int err)
+/* vfork: the child only sets up its descriptors and execs, so no page table of the daemon is
+ * copied for it. A function of its own, so that nothing of the caller's frame lives across
+ * the vfork. */
+__attribute__((noinline)) pid_t
+daemon_spawn(const char **argv, char **envp, int in, int out, int err)
 {
 	pid_t parent = getpid();
 	pid_t pid = vfork();
 	if (pid < 0)
 		return NEG_ERRNO();
 	if (pid == 0) {
-		/* ask, and with it the sandbox, dies with the daemon: a restart finds no orphan
-		 * and queues the message again. */
+		/* ask (and with it the sandbox), or the VM service, dies with the daemon: a
+		 * restart finds no orphan and queues the message again. */
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 			_exit(125);
 		sigset_t none;
@@ -464,10 +464,11 @@ spawn_ask(const char **argv, char **envp, int in, int out, int err)
 /* ask's environment: what it needs and the model key, nothing else of the daemon's (the
  * Telegram token, for one, is not the run's business). The sandbox builds its own from an
  * allowlist anyway; this keeps the rest out of ask and its proxy too. */
-static void
-ask_environment(const struct daemon *d, char **envp, size_t max)
+void
+daemon_environment(const struct daemon *d, bool model_key, char **envp, size_t max)
 {
-	const char *const pass[] = {"PATH", "HOME", "LANG", "TZ", config_key_env(&d->cfg.model)};
+	const char *const pass[] = {"PATH", "HOME", "LANG", "TZ",
+	                            model_key ? config_key_env(&d->cfg.model) : "PATH"};
 	size_t n = 0;
 	for (char **e = environ; *e && n + 1 < max; e++) {
 		for (size_t i = 0; i < ARRAY_SIZE(pass); i++) {
@@ -634,8 +635,8 @@ start_run(struct daemon *d, const char *group)
 		goto fail;
 	}
 	char *envp[8];
-	ask_environment(d, envp, ARRAY_SIZE(envp));
-	pid_t pid = spawn_ask(argv, envp, in, out[1], err[1]);
+	daemon_environment(d, true, envp, ARRAY_SIZE(envp));
+	pid_t pid = daemon_spawn(argv, envp, in, out[1], err[1]);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;

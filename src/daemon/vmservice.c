@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -98,21 +97,13 @@ vm_service_start(struct daemon *d)
 	argv[n++] = memory;
 	argv[n] = NULL;
 
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	/* The daemon's stdio (its log), and none of its environment but the basics: HOME
+	 * holds the KVM fallback's memory. */
+	char *envp[8];
+	daemon_environment(d, false, envp, ARRAY_SIZE(envp));
+	pid_t pid = daemon_spawn(argv, envp, 0, 1, 2);
 	if (pid < 0)
-		return log_error("vm: cannot start the VM service: %s", strerror(errno)), -errno;
-	if (pid == 0) {
-		/* It dies with the daemon, and its VM with it. */
-		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
-			_exit(125);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
+		return log_error("vm: cannot start the VM service: %s", strerror(-pid)), pid;
 	d->vm_pid = pid;
 	d->vm_started = time(NULL);
 	log_info("vm: the VM service (pid %d) boots the sandboxes' VM; runs wait for it", (int)pid);

@@ -94,31 +94,13 @@ vm_request_unpack(json_t *req, struct sandbox_spec *spec, char ***ret_argv, char
 	return 0;
 }
 
-static int
-connect_service(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return NEG_ERRNO();
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = NEG_ERRNO();
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 int
 vm_client_run(const char *socket_path, const struct sandbox_spec *spec, const char *agent_exe,
               struct sandbox_result *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	ret->status = SANDBOX_EXIT_SETUP;
-	_cleanup_close_ int fd = connect_service(socket_path);
+	_cleanup_close_ int fd = unix_connect(socket_path, SOCK_SEQPACKET);
 	if (fd < 0)
 		return snprintf(ret->message, sizeof(ret->message), "--vm-service %s: %s",
 		                socket_path, strerror(-fd)),

@@ -219,23 +219,6 @@ find_job(const struct vm *vm, uint32_t id)
 	return NULL;
 }
 
-/* The job's host socket, connected. */
-static int
-connect_host_socket(const struct vm_job *job)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	memcpy(sa.sun_path, job->host_socket, strlen(job->host_socket) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return NEG_ERRNO();
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = NEG_ERRNO();
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 /* A connection the guest opened: to its job's proxy ('N' with the run id) or to the job's
  * host socket (the run id and 'h'), and to nothing else. */
 static int
@@ -250,7 +233,7 @@ open_connection(struct vm *vm, uint32_t id, const char *data, size_t len)
 	if (len == sizeof(run) + 1 && data[4] == 'h') {
 		int fd = job && !job->got_status && job->host_socket[0] && id % 2 == 1 &&
 		                 !mux_find(m, id)
-		             ? connect_host_socket(job)
+		             ? unix_connect(job->host_socket, SOCK_STREAM)
 		             : -EPERM;
 		if (fd < 0 || !mux_add(m, id, fd, fd, true))
 			return mux_send(m, 'X', id, NULL, 0) < 0 ? m->broken : 0;
