@@ -195,7 +195,10 @@ for i in 1 2 3 4 5; do
 done
 max=0
 for _ in $(seq 1 600); do
-	n=$(ps -eo stat=,comm= | awk '$2 == "clawbox-init" && $1 !~ /^Z/' | wc -l) # live ones
+	# Live sandboxes: their inits, not counting an init's child between its fork and its exec
+	# (it is named clawbox-init too for that moment).
+	n=$(ps -eo pid=,ppid=,stat=,comm= | awk '$4 == "clawbox-init" && $3 !~ /^Z/ { init[$1] = $2 }
+		END { n = 0; for (p in init) if (!(init[p] in init)) n++; print n }')
 	[ "$n" -gt "$max" ] && max=$n
 	done_all=1
 	for g in 1 10; do
