@@ -264,7 +264,8 @@ $(FAKE_TG): tests/integration/fake-telegram.c
 # and keeps what it finds in the corpus; `make check` replays the corpus (gcc, no libFuzzer).
 FUZZ_SECONDS ?= 60
 FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
-               $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay
+               $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
+               $(BUILD)/tests/fuzz-mux-replay
 AGENT_FUZZ  := tool-args model
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -277,6 +278,11 @@ $(BUILD)/tests/fuzz-sse-replay: tests/fuzz/replay.c tests/fuzz/fuzz-sse.c $(AGEN
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_agent) -DCORPUS_DIR='"tests/fuzz/corpus/sse"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-sse.c $(AGENT_OBJ) $(BASE_OBJ) $(LDFLAGS) $(LIBS_agent)
+$(BUILD)/tests/fuzz-mux-replay: tests/fuzz/replay.c tests/fuzz/fuzz-mux.c $(BUILD)/src/vm/mux.o $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_vm) -DCORPUS_DIR='"tests/fuzz/corpus/mux"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-mux.c $(BUILD)/src/vm/mux.o $(BASE_OBJ) $(LDFLAGS)
 $(BUILD)/tests/fuzz-request-replay: tests/fuzz/replay.c tests/fuzz/fuzz-request.c $(PROXY_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
@@ -293,6 +299,9 @@ fuzz:
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_agent) -o $(BUILD)/fuzz/fuzz-sse tests/fuzz/fuzz-sse.c src/agent/sse.c
 	$(BUILD)/fuzz/fuzz-sse -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/sse
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_vm) -o $(BUILD)/fuzz/fuzz-mux tests/fuzz/fuzz-mux.c src/vm/mux.c src/base/dbuf.c
+	$(BUILD)/fuzz/fuzz-mux -max_total_time=$(FUZZ_SECONDS) -max_len=61440 tests/fuzz/corpus/mux
 	for t in $(AGENT_FUZZ); do \
 		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 			-include src/base/banned.h $(INC_agent) -o $(BUILD)/fuzz/fuzz-$$t tests/fuzz/fuzz-$$t.c \
