@@ -68,6 +68,9 @@ RC=$?
 check "a stdin still open does not hold the run once the command ended ($RC, $(($(date +%s) - t0)) s)" \
 	sh -c "[ $RC = 0 ] && grep -q '^done-early$' '$WORK/out' && [ $(($(date +%s) - t0)) -lt 30 ]"
 kill $HOLDER 2>/dev/null
+vmrun -- sh -c 'head -c 20000000 /dev/urandom >/tmp/r; sha256sum </tmp/r >&2; cat /tmp/r'
+check "20 MB of output arrive whole through the VM's port (exit $RC)" \
+	sh -c "[ $RC = 0 ] && [ \"\$(sha256sum <'$WORK/out' | cut -d' ' -f1)\" = \"\$(cut -d' ' -f1 <'$WORK/err')\" ] && [ \$(stat -c %s '$WORK/out') = 20000000 ]"
 vmrun -- no-such-command
 check "a missing command: 127 (exit $RC)" test "$RC" = 127
 vmrun --timeout 2 -- sleep 30
