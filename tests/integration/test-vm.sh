@@ -286,7 +286,8 @@ VKEY=sk-ant-test-VM-$$
 cat >"$WORK/vm-scenario.json" <<'JSON'
 {"turns": [
   {"expect": {"last_contains": ["which kernel"]},
-   "reply": {"tool_calls": [{"id": "toolu_v1", "name": "bash", "input": {"command": "uname -r >kernel.txt; cat /proc/1/cgroup >>kernel.txt"}}]}},
+   "reply": {"tool_calls": [{"id": "toolu_v1", "name": "bash", "input": {"command": "uname -r >kernel.txt; cat /proc/1/cgroup >>kernel.txt"}},
+                            {"id": "toolu_v2", "name": "send_message", "input": {"text": "a word from the VM"}}]}},
   {"reply": {"text": "noted in kernel.txt"}}],
  "default": {"reply": {"echo": true}, "delay_ms": 4000}}
 JSON
@@ -306,11 +307,12 @@ vapi() { # METHOD PATH [BODY]
 	curl -s -o "$WORK/vbody" -X "$1" -H "Authorization: Bearer $VTOKEN" ${3:+--data-binary "$3"} \
 		"http://127.0.0.1:$VPORT$2"
 }
-replies() { vapi GET "/api/v1/groups/main/messages?after=0"; grep -o '"direction":"out"' "$WORK/vbody" | wc -l; }
 vapi POST /api/v1/groups/main/messages '{"text": "which kernel do you run on?"}'
-wait_until 90 sh -c "[ \$(curl -s -H 'Authorization: Bearer $VTOKEN' 'http://127.0.0.1:$VPORT/api/v1/groups/main/messages' | grep -o '\"direction\":\"out\"' | wc -l) -ge 1 ]"
+wait_until 90 sh -c "curl -s -H 'Authorization: Bearer $VTOKEN' 'http://127.0.0.1:$VPORT/api/v1/groups/main/messages' | grep -q 'noted in kernel.txt'"
 vapi GET "/api/v1/groups/main/messages?after=0"
 check "serve with \"vm\": a message is answered end to end" grep -q '"text":"noted in kernel.txt"' "$WORK/vbody"
+check "a host action from the VM's sandbox reaches the daemon through the relayed socket" \
+	grep -q '"direction":"out","text":"a word from the VM"' "$WORK/vbody"
 check "the agent's tool ran in the daemon's VM, on the guest's kernel" \
 	sh -c "[ \"\$(head -1 '$VDATA/groups/main/kernel.txt')\" = '$guest_kernel' ]"
 check "the model key was added on the host, never sent by the agent" \
@@ -321,7 +323,7 @@ vm_shares() { # the --share arguments of the daemon's vm-service, one a line
 		tr '\0' '\n' <"/proc/$pid/cmdline" | sed -n '/^--share$/{n;p}'
 	done
 }
-vm_shares >"$WORK/vm-shares"
+vm_shares | sort -u >"$WORK/vm-shares"
 check "the VM sees the groups' and sessions' folders, not the daemon's database ($(tr '\n' ' ' <"$WORK/vm-shares"))" \
 	sh -c "grep -qx '$VDATA/groups:rw' '$WORK/vm-shares' && grep -qx '$VDATA/sessions:rw' '$WORK/vm-shares' && ! grep -qx -e '$VDATA' -e '$VDATA:rw' '$WORK/vm-shares'"
 # qemu killed mid-invocation: the run ends, its message is queued again, the service boots a
@@ -329,12 +331,14 @@ check "the VM sees the groups' and sessions' folders, not the daemon's database 
 vapi POST /api/v1/groups/main/messages '{"text": "second question"}'
 wait_until 60 grep -q '"first_text":"second question"\|second question' "$WORK/vm-model.log"
 pkill -KILL -f 'qemu-system-x86_6[4] -M microvm'
-wait_until 120 sh -c "[ \$(curl -s -H 'Authorization: Bearer $VTOKEN' 'http://127.0.0.1:$VPORT/api/v1/groups/main/messages' | grep -o '\"direction\":\"out\"' | wc -l) -ge 2 ]"
+wait_until 120 sh -c "curl -s -H 'Authorization: Bearer $VTOKEN' 'http://127.0.0.1:$VPORT/api/v1/groups/main/messages' | grep -q 'echo: second question'"
 vapi GET "/api/v1/groups/main/messages?after=0"
 check "qemu killed mid-invocation: the message is answered after the VM is back, once" \
-	sh -c "grep -q '\"text\":\"echo: second question\"' '$WORK/vbody' && [ \$(grep -o '\"direction\":\"out\"' '$WORK/vbody' | wc -l) = 2 ]"
+	sh -c "[ \$(grep -o '\"text\":\"echo: second question\"' '$WORK/vbody' | wc -l) = 1 ] && [ \$(grep -o '\"direction\":\"out\"' '$WORK/vbody' | wc -l) = 3 ]"
 vapi GET "/api/v1/audit?after=0"
 check "and the retry is in the audit" grep -q '"action":"vm","decision":"retry"' "$WORK/vbody"
+check "as is the host action, allowed for the group itself" \
+	grep -q '"group":"main","action":"send_message","decision":"allow"' "$WORK/vbody"
 kill -TERM $VSPID
 wait $VSPID
 check "the daemon stops its VM with it" \
