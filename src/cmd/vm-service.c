@@ -131,9 +131,11 @@ take_request(struct service *sv, struct client *c)
 		         "the request came without its descriptors");
 		r = -EINVAL;
 	}
+	bool submitted = false; /* vm_submit() takes the three stdio descriptors, come what may */
 	if (r == 0) {
 		c->job.proxy_sock = net ? fds[3] : -1;
 		c->job.user = c;
+		submitted = true;
 		r = vm_submit(&sv->vm, &c->job, &spec, agent_exe, fds[0], fds[1], fds[2], true);
 		if (r < 0)
 			c->job.proxy_sock = -1;
@@ -141,9 +143,7 @@ take_request(struct service *sv, struct client *c)
 	if (r == 0) {
 		c->busy = true;
 	} else {
-		/* vm_submit() took the three stdio descriptors if it was called; the rest is
-		 * ours to close. */
-		for (size_t i = c->job.user ? 3 : 0; i < n_fds; i++)
+		for (size_t i = submitted ? 3 : 0; i < n_fds; i++)
 			close(fds[i]);
 		answer(c);
 		drop_client(sv, c);

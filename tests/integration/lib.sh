@@ -18,7 +18,16 @@ fi
 
 WORK=$(mktemp -d /tmp/clawbox-test.XXXXXX)
 chmod 755 "$WORK"
-cleanup_work() { rm -rf "$WORK"; }
+# At exit: the daemon (SPID), fake model (MPID) and fake Telegram (TPID) a test started, if any,
+# then the work folder.
+SPID= MPID= TPID=
+cleanup_work() {
+	local p
+	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
+	for p in $MPID $TPID; do kill "$p" 2>/dev/null; done
+	[ -n "$SPID$MPID$TPID" ] && wait 2>/dev/null
+	rm -rf "$WORK"
+}
 trap cleanup_work EXIT
 
 ok() { T_NUM=$((T_NUM + 1)); echo "ok $T_NUM - $*"; }
@@ -113,6 +122,24 @@ proxy_of() {
 		esac
 	done
 	[ -n "$init" ] && [ -n "$proxy" ] && echo "$proxy"
+}
+
+# lay_escape_traps: what the escape probe looks for on the host side (test-escape.sh, test-vm.sh):
+# SECRET in a needle file and in a file outside every mount, a read-only and a writable folder,
+# and symlinks that point out of their mount (absolute and relative, to a file and a folder).
+lay_escape_traps() {
+	SECRET="clawbox-secret-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+	mkdir -p "$WORK/needle" "$WORK/ro" "$WORK/rw" "$WORK/links"
+	printf '%s\n' "$SECRET" >"$WORK/needle/needle"
+	printf 'outside %s\n' "$SECRET" >"$WORK/outside-secret"
+	echo "read me" >"$WORK/ro/file"
+	chmod -R a+rX "$WORK/needle" "$WORK/ro" "$WORK/links"
+	# As root, the sandbox runs as a dedicated uid: a writable mount must be writable by it.
+	if is_root; then chown "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$WORK/rw"; fi
+	ln -s "$WORK/outside-secret" "$WORK/links/abs"
+	ln -s ../outside-secret "$WORK/links/rel"
+	ln -s "$WORK" "$WORK/links/dir-abs"
+	ln -s .. "$WORK/links/dir-rel"
 }
 
 # check_clean DESCRIPTION: no_leftovers, reporting what was left.

@@ -8,14 +8,6 @@
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
 KEY=sk-ant-test-ACTIONS-2222
-MPID= SPID=
-cleanup() {
-	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-	wait 2>/dev/null
-	cleanup_work
-}
-trap cleanup EXIT
 
 "$FAKE" --scenario "$TOP/tests/data/scenarios/host-actions.json" --log "$WORK/model.log" \
 	--port-file "$WORK/mport" --key "$KEY" --forbid "$KEY" &

@@ -8,14 +8,6 @@
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
 KEY=sk-ant-test-DAEMON-1111
-MPID= SPID=
-cleanup() {
-	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-	wait 2>/dev/null
-	cleanup_work
-}
-trap cleanup EXIT
 
 # ---- configuration ----
 check_config() { # WANT-SUBSTRING JSON: --check-config fails, naming what is wrong

@@ -4,18 +4,7 @@
 # a loopback TCP port listening, a setuid-root binary, symlinks pointing out of a mount.
 . "$(dirname "$0")/lib.sh"
 
-SECRET="clawbox-secret-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-mkdir -p "$WORK/needle" "$WORK/ro" "$WORK/rw" "$WORK/links"
-printf '%s\n' "$SECRET" >"$WORK/needle/needle"
-printf 'outside %s\n' "$SECRET" >"$WORK/outside-secret"
-echo "read me" >"$WORK/ro/file"
-chmod -R a+rX "$WORK/needle" "$WORK/ro" "$WORK/links"
-# As root, the sandbox runs as a dedicated uid: a writable mount must be writable by it.
-if is_root; then chown "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$WORK/rw"; fi
-ln -s "$WORK/outside-secret" "$WORK/links/abs"
-ln -s ../outside-secret "$WORK/links/rel"
-ln -s "$WORK" "$WORK/links/dir-abs"
-ln -s .. "$WORK/links/dir-rel"
+lay_escape_traps
 
 # A setuid-root copy of the probe (as root only: nobody else can make one).
 SUID_ARGS=()

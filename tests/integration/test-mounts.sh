@@ -5,14 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
-MPID= SPID=
-cleanup() {
-	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-	wait 2>/dev/null
-	cleanup_work
-}
-trap cleanup EXIT
 
 H=$WORK/host
 mkdir -p "$H/projects/site" "$H/projects/.ssh" "$H/private" "$H/rwroot" "$WORK/data" "$WORK/etc"

@@ -8,15 +8,6 @@
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
 FAKE_TG=${FAKE_TG:-$TOP/build/tests/fake-telegram}
 TG_TOKEN=123456:TEST-bot-token
-MPID= TPID= SPID=
-cleanup() {
-	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-	[ -n "$TPID" ] && kill "$TPID" 2>/dev/null
-	wait 2>/dev/null
-	cleanup_work
-}
-trap cleanup EXIT
 
 echo '{"turns": [], "default": {"reply": {"echo": true}}}' >"$WORK/scenario.json"
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &

@@ -131,17 +131,7 @@ check "no guest image: 125 and how to build one (exit $RC)" \
 	sh -c "[ $RC = 125 ] && grep -q 'make guest' '$WORK/err'"
 # The escape probe of the sandbox issue, inside the VM's sandbox, with the same traps (but the
 # leaked descriptor: none crosses into a VM).
-SECRET="clawbox-secret-$$-$RANDOM"
-mkdir -p "$WORK/needle" "$WORK/ro" "$WORK/rw" "$WORK/links"
-printf '%s\n' "$SECRET" >"$WORK/needle/needle"
-printf 'outside %s\n' "$SECRET" >"$WORK/outside-secret"
-echo "read me" >"$WORK/ro/file"
-chmod -R a+rX "$WORK/needle" "$WORK/ro" "$WORK/links"
-is_root && chown "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$WORK/rw"
-ln -s "$WORK/outside-secret" "$WORK/links/abs"
-ln -s ../outside-secret "$WORK/links/rel"
-ln -s "$WORK" "$WORK/links/dir-abs"
-ln -s .. "$WORK/links/dir-rel"
+lay_escape_traps
 ABSTRACT="clawbox-vm-test-$$"
 "$PROBE" listen "$ABSTRACT" >"$WORK/lport" &
 LISTENER=$!

@@ -8,14 +8,6 @@
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
 CHROMIUM=$(command -v chromium || command -v chromium-browser)
-MPID= SPID=
-cleanup() {
-	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
-	[ -n "$MPID" ] && kill "$MPID" 2>/dev/null
-	wait 2>/dev/null
-	cleanup_work
-}
-trap cleanup EXIT
 if [ -z "$CHROMIUM" ]; then
 	not_ok "chromium is not installed (make check installs it: scripts/deps.sh test)"
 	done_testing
