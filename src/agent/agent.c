@@ -85,6 +85,8 @@ build_system(const struct agent_config *cfg)
 	add_memory(&sys, "Memory of this group (" AGENT_MEMORY_FILE ")", path);
 	if (cfg->global_memory)
 		add_memory(&sys, "Global memory (read-only)", cfg->global_memory);
+	if (cfg->note)
+		(void)dbuf_printf(&sys, "\n\n# From the host\n\n%.*s", AGENT_NOTE_MAX, cfg->note);
 	return dbuf_take(&sys);
 }
 

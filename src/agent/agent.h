@@ -34,7 +34,11 @@ struct agent_config {
 	unsigned max_retries;
 	bool fresh;              /* start a new conversation (the old one is archived) */
 	const char *host_socket; /* the daemon's host-action socket, or NULL */
+	const char *note;        /* the host's line for the system prompt (what it left out of
+	                          * this run), or NULL; at most AGENT_NOTE_MAX bytes */
 };
+
+#define AGENT_NOTE_MAX 1024
 
 /* Runs the invocation; returns an AGENT_EXIT_* status. Every outcome ends with a done event. */
 int agent_run(const struct agent_config *cfg, const char *prompt);

@@ -1,18 +1,24 @@
 /*
  * log.c: the one place that writes diagnostics. Each message is formatted into a bounded
  * buffer and written with a single write(2), so that lines from the launcher, the sandbox init
- * and the command never interleave mid-line.
+ * and the command never interleave mid-line. A long-lived process may ask for timestamps or
+ * for JSON lines (log_set_format); every other keeps the plain "prefix: message".
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "text.h"
+
+#define LOG_LINE_MAX 1024
 
 static const char *log_prefix = "clawbox";
 static bool log_debug_on;
 static struct timespec log_t0;
+static enum log_format log_format = LOG_TEXT;
 
 void
 log_set_prefix(const char *prefix)
@@ -33,21 +39,113 @@ log_debug_enabled(void)
 	return log_debug_on;
 }
 
+/* Appends s to buf (size, used *n) as the inside of a JSON string; stops at the end. */
 static void
-log_write(const char *level, const char *fmt, va_list ap)
+json_escape(char *buf, size_t size, size_t *n, const char *s, size_t len)
 {
-	char line[1024];
-	int n = snprintf(line, sizeof(line), "%s: %s", log_prefix, level);
-	if (n < 0 || (size_t)n >= sizeof(line))
+	char clean[LOG_LINE_MAX];
+	if (len > sizeof(clean))
+		len = sizeof(clean);
+	len = text_sanitize(s, len, clean); /* valid UTF-8, no controls but \n and \t */
+	for (size_t i = 0; i < len && *n + 7 < size; i++) {
+		char c = clean[i];
+		if (c == '"' || c == '\\') {
+			buf[(*n)++] = '\\';
+			buf[(*n)++] = c;
+		} else if (c == '\n' || c == '\t') {
+			buf[(*n)++] = '\\';
+			buf[(*n)++] = c == '\n' ? 'n' : 't';
+		} else {
+			buf[(*n)++] = c;
+		}
+	}
+}
+
+static void
+append(char *buf, size_t size, size_t *n, const char *fmt, ...) _printf_(4, 5);
+static void
+append(char *buf, size_t size, size_t *n, const char *fmt, ...)
+{
+	if (*n >= size)
 		return;
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_list ap;
+	va_start(ap, fmt);
+	int m = vsnprintf(buf + *n, size - *n, fmt, ap);
+	va_end(ap);
+	if (m > 0)
+		*n += (size_t)m < size - *n ? (size_t)m : size - *n - 1;
+}
+
+static bool
+is_number(const char *v)
+{
+	size_t len = strlen(v), digits = strspn(v + (*v == '-'), "0123456789");
+	return len > 0 && len <= 18 && digits == len - (*v == '-') && digits > 0 &&
+	       (v[*v == '-'] != '0' || digits == 1);
+}
+
+/* level: the JSON name ("info"); text_level: what the text line shows before the message
+ * ("warning: "). */
+static void
+log_write(const char *level, const char *text_level, const char *const *fields, const char *fmt,
+          va_list ap)
+{
+	char msg[LOG_LINE_MAX], line[2 * LOG_LINE_MAX];
+	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (m < 0)
 		return;
-	size_t len = (size_t)n + (size_t)m;
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2; /* truncated: still end the line */
-	line[len++] = '\n';
-	ssize_t _unused_ r = write(STDERR_FILENO, line, len);
+	size_t mlen = (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1, n = 0;
+	char stamp[40] = "";
+	if (log_format != LOG_TEXT) {
+		struct timespec now;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &now);
+		size_t k = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S",
+		                    gmtime_r(&now.tv_sec, &tm));
+		snprintf(stamp + k, sizeof(stamp) - k, ".%03dZ", (int)(now.tv_nsec / 1000000));
+	}
+	if (log_format == LOG_JSON) {
+		append(line, sizeof(line), &n, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", stamp,
+		       level);
+		json_escape(line, sizeof(line), &n, msg, mlen);
+		append(line, sizeof(line), &n, "\"");
+		for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2) {
+			append(line, sizeof(line), &n, ",\"%s\":", fields[i]);
+			if (is_number(fields[i + 1])) {
+				append(line, sizeof(line), &n, "%s", fields[i + 1]);
+				continue;
+			}
+			append(line, sizeof(line), &n, "\"");
+			json_escape(line, sizeof(line), &n, fields[i + 1], strlen(fields[i + 1]));
+			append(line, sizeof(line), &n, "\"");
+		}
+		append(line, sizeof(line), &n, "}");
+	} else {
+		append(line, sizeof(line), &n, "%s%s%s: %s%.*s", stamp, stamp[0] ? " " : "",
+		       log_prefix, text_level, (int)mlen, msg);
+		for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2)
+			append(line, sizeof(line), &n, " %s=%s", fields[i], fields[i + 1]);
+	}
+	if (n > sizeof(line) - 2)
+		n = sizeof(line) - 2; /* truncated: still end the line */
+	line[n++] = '\n';
+	ssize_t _unused_ r = write(STDERR_FILENO, line, n);
+}
+
+void
+log_set_format(enum log_format format)
+{
+	log_format = format;
+}
+
+void
+log_fields(const char *level, const char *const *fields, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_write(level,
+	          strcmp(level, "warning") == 0 ? "warning: " : "", fields, fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -55,7 +153,7 @@ log_error(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	log_write("", fmt, ap);
+	log_write("error", "", NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -64,7 +162,7 @@ log_warn(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	log_write("warning: ", fmt, ap);
+	log_write("warning", "warning: ", NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -73,7 +171,7 @@ log_info(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	log_write("", fmt, ap);
+	log_write("info", "", NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -91,7 +189,7 @@ log_debug(const char *fmt, ...)
 	snprintf(level, sizeof(level), "debug: +%.3fms [%d] ", ms, (int)getpid());
 	va_list ap;
 	va_start(ap, fmt);
-	log_write(level, fmt, ap);
+	log_write("debug", level, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -100,7 +198,7 @@ die(int status, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	log_write("", fmt, ap);
+	log_write("error", "", NULL, fmt, ap);
 	va_end(ap);
 	_exit(status);
 }

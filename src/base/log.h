@@ -13,6 +13,18 @@ void log_set_prefix(const char *prefix);
 void log_set_debug(bool on);
 bool log_debug_enabled(void);
 
+/* How lines look. LOG_TEXT, the default, is "prefix: message" as always; a long-lived process
+ * (the daemon) opts into a UTC timestamp before each line, or into LOG_JSON: one object per
+ * line, {"time", "level", "msg", and the fields of log_fields()}, for machines. */
+enum log_format { LOG_TEXT, LOG_TEXT_TIMESTAMPED, LOG_JSON };
+void log_set_format(enum log_format format);
+
+/* A line of news with named fields: fields is NULL-terminated name, value pairs. In text the
+ * pairs follow the message as " name=value"; in JSON each is its own key (a number when the
+ * value is one). level is "info", "warning" or "error". */
+void log_fields(const char *level, const char *const *fields, const char *fmt, ...)
+    _printf_(3, 4);
+
 void log_error(const char *fmt, ...) _printf_(1, 2);
 void log_warn(const char *fmt, ...) _printf_(1, 2);
 /* A line of news for the operator (no "warning:"). */

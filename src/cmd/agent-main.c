@@ -67,6 +67,7 @@ agent_usage(FILE *out)
 	        "  --events                      JSON lines on stdout for the host to render\n"
 	        "  --host-socket PATH            the daemon's socket for host actions\n"
 	        "                                (send_message, schedule_task, ...)\n"
+	        "  --note TEXT                   a line from the host for the system prompt\n"
 	        "  -h, --help                    this text\n"
 	        "\n"
 	        "Exit status: 0 answered, 1 the model API failed, 2 bad usage, 3 a limit was\n"
@@ -93,6 +94,7 @@ enum {
 	OPT_RETRIES,
 	OPT_EVENTS,
 	OPT_HOST_SOCKET,
+	OPT_NOTE,
 };
 
 static const struct option agent_options[] = {
@@ -115,6 +117,7 @@ static const struct option agent_options[] = {
     {"max-retries", required_argument, NULL, OPT_RETRIES},
     {"events", no_argument, NULL, OPT_EVENTS},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
+    {"note", required_argument, NULL, OPT_NOTE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -228,6 +231,13 @@ cmd_agent(int argc, char **argv)
 			break;
 		case OPT_GLOBAL_MEMORY:
 			cfg.global_memory = optarg;
+			break;
+		case OPT_NOTE:
+			if (strlen(optarg) > AGENT_NOTE_MAX) {
+				log_error("--note: at most %d bytes", AGENT_NOTE_MAX);
+				return AGENT_EXIT_USAGE;
+			}
+			cfg.note = optarg;
 			break;
 		case OPT_NEW:
 			cfg.fresh = true;

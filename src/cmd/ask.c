@@ -93,6 +93,8 @@ ask_usage(FILE *out)
 	        "                               2000000, 200000, 80, 3)\n"
 	        "\n"
 	        "  -v, --verbose                show tool calls, retries and token usage\n"
+	        "  --note TEXT                  a line for the agent's system prompt (the\n"
+	        "                               daemon says what it left out of the run)\n"
 	        "  --host-socket PATH           the daemon's host-action socket (the daemon\n"
 	        "                               passes it; mounted into this sandbox only)\n"
 	        "  --vm-service PATH            make the sandbox in the running VM of 'clawbox\n"
@@ -141,6 +143,7 @@ enum {
 	OPT_VM_SERVICE,
 	OPT_INSIDE,
 	OPT_PROXY_CHECKED,
+	OPT_NOTE,
 };
 
 static const struct option ask_options[] = {
@@ -178,6 +181,7 @@ static const struct option ask_options[] = {
     {"vm-service", required_argument, NULL, OPT_VM_SERVICE},
     {"inside", required_argument, NULL, OPT_INSIDE},
     {"proxy-checked", no_argument, NULL, OPT_PROXY_CHECKED},
+    {"note", required_argument, NULL, OPT_NOTE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -186,6 +190,7 @@ struct ask {
 	const char *provider, *model, *base_url, *max_tokens, *key_file, *ca_file, *key_env;
 	const char *workspace, *session, *global_memory, *prompt_arg, *host_socket;
 	const char *vm_service; /* NULL: the sandbox is made here */
+	const char *note;       /* --note: passed on to the agent */
 	char self[PATH_MAX];    /* this executable: the agent, mounted into the sandbox */
 	const char *inside;     /* where the workspace appears in the sandbox */
 	bool rw, fresh, stream, verbose;
@@ -353,6 +358,11 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_GLOBAL_MEMORY:
 			a->global_memory = optarg;
+			break;
+		case OPT_NOTE:
+			if (strlen(optarg) > 1024)
+				return log_error("--note: at most 1024 bytes"), -EINVAL;
+			a->note = optarg;
 			break;
 		case OPT_MAX_TURNS:
 			if ((r = pass_limit(a, "--max-turns", optarg, 1, 10000)) < 0)
@@ -648,6 +658,10 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	if (a->host_socket) {
 		agent_argv[i++] = "--host-socket";
 		agent_argv[i++] = HOST_SOCKET_INSIDE;
+	}
+	if (a->note) {
+		agent_argv[i++] = "--note";
+		agent_argv[i++] = a->note;
 	}
 	uint64_t max_time = 900;
 	for (size_t k = 0; k < a->n_agent_opts && i + 3 < max; k++) {

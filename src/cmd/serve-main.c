@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,6 +38,10 @@ serve_usage(FILE *out)
 	        "  --data-dir DIR   the store, the groups' folders and the API token (default:\n"
 	        "                   the configuration's data_dir, or ~/.local/share/clawbox)\n"
 	        "  --check-config   check the configuration, say what is wrong, and exit\n"
+	        "                   (writes nothing)\n"
+	        "  --listen ADDRESS:PORT  listen there instead of the configuration's listen\n"
+	        "  --log-format text|json  text (default): a timestamp before each line;\n"
+	        "                   json: one object per line (time, level, msg, fields)\n"
 	        "  --mount-allowlist FILE  host folders groups may mount (default\n"
 	        "                   mount-allowlist.json beside the configuration; none: no\n"
 	        "                   extra mounts)\n"
@@ -107,8 +112,9 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 	(void)what;
-	log_warn("signal %d: stopping (runs in progress are queued again at the next start)",
-	         (int)sig);
+	/* Asked for: news, not a warning. */
+	log_info("%s: stopping (runs in progress are queued again at the next start)",
+	         sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal");
 	runner_stop_all(d);
 	struct timeval grace = {.tv_sec = 2};
 	event_base_loopexit(d->base, &grace);
@@ -149,12 +155,43 @@ check_model(const struct daemon *d)
 {
 	const struct model_config *m = &d->cfg.model;
 	const char *env = config_key_env(m);
-	if (m->base_url[0] || m->api_key_file[0] || (getenv(env) && *getenv(env)))
+	if (config_model_configured(m))
 		return;
 	log_warn("no model is configured yet: set %s in the daemon's environment (or "
 	         "model.api_key_file), or model.base_url to a local Ollama or llama.cpp server, "
 	         "in %s; until then each message is answered with this hint",
 	         env, d->config_path);
+}
+
+/* One daemon per data folder: two would run the same queued message twice and race on the
+ * store. An flock on DATA/lock, held for the daemon's life (the kernel drops it when the
+ * process dies, however it dies); the file says whose it is. */
+static int
+lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX], pid[32];
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return log_error("%s: %s", path, strerror(errno)), -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t n = read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return log_error("the data folder %s is in use by another clawbox serve "
+			                 "(pid %s): stop it first, or give this one another "
+			                 "--data-dir",
+			                 dir, pid[0] ? pid : "unknown"),
+			       -EBUSY;
+		return log_error("%s: %s", path, strerror(e)), -e;
+	}
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || write_all(fd, pid, (size_t)n) < 0)
+		log_warn("%s: cannot write our pid: %s", path, strerror(errno));
+	return fd; /* kept open, never closed: the lock lives as long as we do */
 }
 
 int
@@ -166,15 +203,18 @@ main(int argc, char **argv)
 	    {"data-dir", required_argument, NULL, 'd'},
 	    {"check-config", no_argument, NULL, 'k'},
 	    {"mount-allowlist", required_argument, NULL, 'm'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"log-format", required_argument, NULL, 'f'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *data_dir = NULL, *allowlist = NULL;
+	const char *data_dir = NULL, *allowlist = NULL, *listen = NULL;
 	bool check_only = false;
 	char config_path[PATH_MAX];
 	int opt;
 
 	log_set_prefix("clawbox serve");
+	log_set_format(LOG_TEXT_TIMESTAMPED); /* a long-lived process: when did it happen */
 	umask(077); /* the store, the token and the groups' folders are nobody else's */
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
 	if (xdg && xdg[0] == '/')
@@ -197,6 +237,17 @@ main(int argc, char **argv)
 		case 'm':
 			allowlist = optarg;
 			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'f':
+			if (strcmp(optarg, "json") == 0) {
+				log_set_format(LOG_JSON);
+			} else if (strcmp(optarg, "text") != 0) {
+				log_error("--log-format %s: expected text or json", optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			serve_usage(stdout);
 			return 0;
@@ -217,8 +268,19 @@ main(int argc, char **argv)
 		d.clock_offset = strtoll(offset, NULL, 10);
 	char why[512];
 	bool created;
-	if (config_load(config_path, &d.cfg, &created, why, sizeof(why)) < 0) {
+	if (config_load(config_path, &d.cfg, check_only ? NULL : &created, why, sizeof(why)) < 0) {
 		log_error("%s: %s", config_path, why);
+		return 2;
+	}
+	if (listen && config_set_listen(&d.cfg, listen) < 0) {
+		log_error("--listen %s: expected ADDRESS:PORT, such as 127.0.0.1:7878", listen);
+		return 2;
+	}
+	/* The API drives agents that run commands: off this machine only when asked for. */
+	if (!config_listen_loopback(&d.cfg) && !d.cfg.allow_remote) {
+		log_error("%s: listen %s is not a loopback address: set \"allow_remote\": true to "
+		          "serve other machines",
+		          config_path, d.cfg.listen_host);
 		return 2;
 	}
 	char allow_path[PATH_MAX];
@@ -286,6 +348,8 @@ main(int argc, char **argv)
 		if (realpath(d.cfg.data_dir, real))
 			snprintf(d.cfg.data_dir, sizeof(d.cfg.data_dir), "%s", real);
 	}
+	if (lock_data_dir(d.cfg.data_dir) < 0)
+		return 1;
 	if (find_clawbox(&d) < 0) {
 		log_error("clawbox not found next to clawbox-serve: %s", strerror(errno));
 		return 1;
@@ -310,6 +374,11 @@ main(int argc, char **argv)
 		         requeued == 1 ? " was" : "s were");
 
 	check_model(&d); /* before listening: said even when the port is taken */
+	if (!config_listen_loopback(&d.cfg))
+		log_warn("LISTENING ON %s, NOT LOOPBACK (allow_remote): anyone who can reach this "
+		         "port and has the token can drive your agents; put TLS and a firewall "
+		         "in front of it",
+		         d.cfg.listen_host);
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
 	if (!d.base || api_start(&d) < 0)

@@ -2,6 +2,7 @@
  * config.c: see config.h. Strict: every object's keys are checked against the ones this
  * version knows, so a typo is an error, not a silently ignored setting.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -226,10 +227,48 @@ parse_model(json_t *m, struct model_config *out, char *why, size_t size)
 }
 
 int
+config_set_listen(struct daemon_config *c, const char *text)
+{
+	char listen[96];
+	if (snprintf(listen, sizeof(listen), "%s", text) >= (int)sizeof(listen))
+		return -EINVAL;
+	char *colon = strrchr(listen, ':');
+	uint64_t port;
+	if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof(c->listen_host) ||
+	    parse_u64(colon + 1, 65535, &port) < 0 || port == 0)
+		return -EINVAL;
+	*colon = '\0';
+	snprintf(c->listen_host, sizeof(c->listen_host), "%s", listen);
+	c->listen_port = (unsigned)port;
+	return 0;
+}
+
+bool
+config_listen_loopback(const struct daemon_config *c)
+{
+	const char *h = c->listen_host;
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (strcmp(h, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+bool
+config_model_configured(const struct model_config *m)
+{
+	const char *key = getenv(config_key_env(m));
+	return m->base_url[0] || m->api_key_file[0] || (key && *key);
+}
+
+int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {
-	    "data_dir", "listen", "max_concurrent", "model", "groups", "telegram", "vm", NULL};
+	    "data_dir", "listen", "allow_remote", "max_concurrent", "model", "groups", "telegram",
+	    "vm",       NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -251,18 +290,12 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	char listen[96] = "";
 	if (r == 0)
 		r = get_string(j, "listen", "", listen, sizeof(listen), why, size);
-	if (r == 0 && listen[0]) {
-		char *colon = strrchr(listen, ':');
-		uint64_t port;
-		if (!colon || colon == listen ||
-		    (size_t)(colon - listen) >= sizeof(c->listen_host) ||
-		    parse_u64(colon + 1, 65535, &port) < 0 || port == 0)
-			return bad(why, size,
-			           "listen: expected ADDRESS:PORT, such as 127.0.0.1:7878");
-		*colon = '\0';
-		snprintf(c->listen_host, sizeof(c->listen_host), "%s", listen);
-		c->listen_port = (unsigned)port;
-	}
+	if (r == 0 && listen[0] && config_set_listen(c, listen) < 0)
+		return bad(why, size, "listen: expected ADDRESS:PORT, such as 127.0.0.1:7878");
+	json_t *remote = json_object_get(j, "allow_remote");
+	if (r == 0 && remote && !json_is_boolean(remote))
+		return bad(why, size, "allow_remote: expected true or false");
+	c->allow_remote = json_is_true(remote);
 	uint64_t v = c->max_concurrent;
 	if (r == 0)
 		r = get_uint(j, "max_concurrent", "", 1, 256, &v, why, size);
@@ -418,11 +451,17 @@ mkdir_p(const char *path, mode_t mode)
 int
 config_load(const char *path, struct daemon_config *c, bool *ret_created, char *why, size_t size)
 {
-	*ret_created = false;
 	char *buf = malloc(CONFIG_FILE_MAX);
 	if (!buf)
 		return -ENOMEM;
 	ssize_t n = read_file_at(AT_FDCWD, path, buf, CONFIG_FILE_MAX);
+	if (n == -ENOENT && !ret_created) {
+		free(buf);
+		return bad(why, size,
+		           "no configuration here yet (the first 'clawbox serve' writes a default)");
+	}
+	if (ret_created)
+		*ret_created = false;
 	if (n == -ENOENT) {
 		/* First start: a default the user can edit, with the data folder beside it. */
 		const char *home = getenv("HOME");

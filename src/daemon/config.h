@@ -52,6 +52,7 @@ struct daemon_config {
 	char data_dir[512];
 	char listen_host[64];
 	unsigned listen_port;
+	bool allow_remote; /* listen may be a non-loopback address */
 	unsigned max_concurrent;
 	struct model_config model;
 	struct group_config groups[CONFIG_MAX_GROUPS];
@@ -81,12 +82,22 @@ void config_done(struct daemon_config *c);
 int config_parse(const char *text, struct daemon_config *ret, char *why, size_t why_size);
 
 /* Loads path; when it does not exist, writes the default configuration there first (0600,
- * parent folders made) and says so in *ret_created. */
+ * parent folders made) and says so in *ret_created. With ret_created NULL nothing is ever
+ * written: a missing file is an error (--check-config). */
 int config_load(const char *path, struct daemon_config *ret, bool *ret_created, char *why,
                 size_t why_size);
 
 /* The default configuration's text, data_dir filled in. Owned by the caller. */
 char *config_default_text(const char *data_dir);
+
+/* Sets listen_host and listen_port from "ADDRESS:PORT" (the "listen" key, serve --listen);
+ * -EINVAL when it is not that. */
+int config_set_listen(struct daemon_config *c, const char *text);
+/* Whether listen_host is a loopback address (127.0.0.0/8, ::1, localhost). */
+bool config_listen_loopback(const struct daemon_config *c);
+/* Whether a model can be reached: a base URL, a key file, or the key's variable set in the
+ * daemon's environment. */
+bool config_model_configured(const struct model_config *m);
 
 const struct group_config *config_group(const struct daemon_config *c, const char *id);
 

@@ -47,6 +47,7 @@ struct run {
 	char status[16];
 	char why[600];
 	char last_err[600]; /* ask's last line on stderr: why it failed, when no done event says */
+	char notes[1024];   /* what the host left out of the run (a refused mount), for the user */
 	bool exited, out_done, err_done;
 	int exit_status;
 	int64_t started_ms;
@@ -311,6 +312,44 @@ unlink_run(struct daemon *d, struct run *r)
 }
 
 static void
+log_run_finished(const struct run *r, bool ok, int64_t ms)
+{
+	char id[24], dur[24], code[16];
+	snprintf(id, sizeof(id), "%lld", (long long)r->message);
+	snprintf(dur, sizeof(dur), "%lld", (long long)ms);
+	snprintf(code, sizeof(code), "%d", r->exit_status);
+	const char *const f[] = {"group",  r->group, "message", id, "duration_ms", dur,
+	                         "exit",   code,     "status",  ok ? "answered" : "failed",
+	                         NULL};
+	log_fields("info", f, "run finished");
+}
+
+/* No model can be reached: every queued message of the group is answered with what to set,
+ * and no sandbox is started for nothing. */
+static void
+answer_without_model(struct daemon *d, const char *group, int64_t id)
+{
+	char hint[1024];
+	snprintf(hint, sizeof(hint),
+	         "[clawbox: no model configured: set model.base_url (a local Ollama or llama.cpp "
+	         "server) or model.api_key_file in %s, or %s in the daemon's environment, then "
+	         "restart it]",
+	         d->config_path ? d->config_path : "the configuration",
+	         config_key_env(&d->cfg.model));
+	for (unsigned i = 0; i < 1000; i++) {
+		_cleanup_free_ char *text = NULL;
+		if (i > 0 && store_take_next(d->store, group, &id, &text) < 0)
+			break;
+		if (store_finish(d->store, id, group, hint, true, NULL) < 0) {
+			log_error("[%s] cannot store the reply to message %lld: %s", group,
+			          (long long)id, store_error(d->store));
+			break;
+		}
+	}
+	stream_notify(d, group);
+}
+
+static void
 finish(struct run *r)
 {
 	struct daemon *d = r->d;
@@ -343,6 +382,10 @@ finish(struct run *r)
 	    .ended_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000,
 	    .exit_status = r->exit_status,
 	};
+	if (r->notes[0]) /* the user sees what was left out, not only the log */
+		(void)dbuf_printf(&r->reply, "%s[clawbox: %s]", r->reply.len ? "\n\n" : "",
+		                  r->notes);
+	log_run_finished(r, ok, rec.ended_ms - rec.started_ms);
 	int e = store_finish_run(d->store, r->message, r->group, dbuf_str(&r->reply), !ok,
 	                         &r->usage, &rec);
 	if (e < 0)
@@ -499,6 +542,24 @@ prompt_file(const char *text)
 	return fd;
 }
 
+/* A group mount the allowlist refused: said to the user (in the reply, with the reason) and
+ * to the agent (one line of its system prompt, the path inside only: the host's layout is
+ * not the agent's business), so that neither wonders where the folder went. */
+static void
+mount_refused(char *notes, size_t size, char *agent_note, size_t agent_size, const char *host,
+              const char *inside, const char *why)
+{
+	size_t n = strlen(notes), a = strlen(agent_note);
+	snprintf(notes + n, size - n, "%smount %s (%s) left out: %s", n ? "; " : "", inside, host,
+	         why);
+	if (!a)
+		snprintf(agent_note, agent_size,
+		         "The host left out folders this group's configuration mounts "
+		         "(its mount allowlist refused them):");
+	a = strlen(agent_note);
+	snprintf(agent_note + a, agent_size - a, " %s", inside);
+}
+
 static int
 start_run(struct daemon *d, const char *group)
 {
@@ -510,6 +571,10 @@ start_run(struct daemon *d, const char *group)
 	int e = store_take_next(d->store, group, &id, &text);
 	if (e < 0)
 		return e;
+	if (!config_model_configured(&d->cfg.model)) {
+		answer_without_model(d, group, id);
+		return -ENOKEY;
+	}
 
 	char ws[PATH_MAX], session[PATH_MAX], memory[PATH_MAX + 32], mem_size[32], max_tokens[32];
 	const char *argv[ARGV_MAX];
@@ -570,7 +635,7 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--memory";
 		argv[n++] = mem_size;
 	}
-	char mount_args[CONFIG_MAX_MOUNTS][PATH_MAX + 300];
+	char mount_args[CONFIG_MAX_MOUNTS][PATH_MAX + 300], notes[1024] = "", agent_note[1024] = "";
 	for (size_t i = 0; i < g->n_mounts; i++) {
 		char real[PATH_MAX], why[PATH_MAX + 128];
 		/* Resolved and checked at every run: folders change between runs. */
@@ -587,6 +652,8 @@ start_run(struct daemon *d, const char *group)
 		                  c == 0 ? real : why);
 		if (c < 0) {
 			log_warn("[%s] mount %s left out: %s", group, g->mounts[i].host, why);
+			mount_refused(notes, sizeof(notes), agent_note, sizeof(agent_note),
+			              g->mounts[i].host, g->mounts[i].inside, why);
 			continue;
 		}
 		snprintf(mount_args[i], sizeof(mount_args[i]), "%s:%s:%s", real,
@@ -600,6 +667,10 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--global-memory";
 		argv[n++] = memory;
 	}
+	if (agent_note[0]) {
+		argv[n++] = "--note";
+		argv[n++] = agent_note;
+	}
 	argv[n++] = "-";
 	argv[n] = NULL;
 
@@ -610,6 +681,7 @@ start_run(struct daemon *d, const char *group)
 	}
 	r->d = d;
 	r->file_budget = HOSTACT_FILES_PER_RUN_MAX;
+	snprintf(r->notes, sizeof(r->notes), "%s", notes);
 	if ((e = ipc_open(r)) < 0) {
 		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		ipc_close(r);
@@ -662,6 +734,11 @@ start_run(struct daemon *d, const char *group)
 	d->runs = r;
 	d->running++;
 	d->runs_started++;
+	char idtext[24], pidtext[16];
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
+	const char *const f[] = {"group", group, "message", idtext, "pid", pidtext, NULL};
+	log_fields("info", f, "run started");
 	return 0;
 fail:
 	ipc_close(r);
