@@ -20,6 +20,13 @@
 #include "tasks.h"
 #include "web.h"
 
+/* The methods libevent knows; any other arrives as its "unknown" type (1 << 15). */
+#define API_KNOWN_METHODS                                                                         \
+	(EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
+	 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
+
+static struct daemon *api_daemon; /* for the refusals libevent makes itself (below) */
+
 static void
 reply_json(struct evhttp_request *req, int status, json_t *body)
 {
@@ -126,6 +133,12 @@ post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 		return;
 	}
 	reply_json(req, 202, json_pack("{s:I}", "id", (json_int_t)id));
+	char idtext[24], len[24];
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	snprintf(len, sizeof(len), "%zu", json_string_length(text));
+	const char *const f[] = {"group", group, "message", idtext, "bytes", len, "from", "api",
+	                         NULL};
+	log_fields("info", f, "message received");
 	stream_notify(d, group);
 	runner_kick(d);
 }
@@ -155,7 +168,9 @@ get_groups(struct daemon *d, struct evhttp_request *req)
 		json_array_append_new(arr, json_pack("{s:s,s:b,s:s}", "id", g->id, "main", g->main,
 		                                     "trigger", g->trigger));
 	}
-	reply_json(req, 200, json_pack("{s:o}", "groups", arr));
+	/* model_configured: the chat page says plainly when no model can answer. */
+	reply_json(req, 200, json_pack("{s:o,s:b}", "groups", arr, "model_configured",
+	                               config_model_configured(&d->cfg.model)));
 }
 
 static void
@@ -385,6 +400,16 @@ route(struct evhttp_request *req, void *arg)
 		refuse(d, req, 400, "bad request target");
 		return;
 	}
+	if (!(cmd & API_KNOWN_METHODS)) {
+		refuse(d, req, 501, "method not implemented: GET, POST or DELETE");
+		return;
+	}
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_DELETE) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		                  "GET, POST, DELETE");
+		refuse(d, req, 405, "method not allowed: GET, POST or DELETE");
+		return;
+	}
 	if (strcmp(path, "/healthz") == 0 && cmd == EVHTTP_REQ_GET) {
 		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 		return;
@@ -513,7 +538,10 @@ api_start(struct daemon *d)
 	evhttp_set_max_body_size(d->http, DAEMON_BODY_MAX);
 	evhttp_set_max_headers_size(d->http, 16 * 1024);
 	evhttp_set_timeout(d->http, 30);
-	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
+	/* Every method reaches route(), which answers the ones we do not serve with a JSON 405
+	 * or 501; libevent's own refusal would be an HTML page. */
+	evhttp_set_allowed_methods(d->http, 0xffff);
+	api_daemon = d;
 	evhttp_set_gencb(d->http, route, d);
 	if (!evhttp_bind_socket_with_handle(d->http, d->cfg.listen_host,
 	                                    (uint16_t)d->cfg.listen_port)) {
@@ -524,4 +552,26 @@ api_start(struct daemon *d)
 	snprintf(d->origin, sizeof(d->origin), "http://%s:%u", d->cfg.listen_host,
 	         d->cfg.listen_port);
 	return 0;
+}
+
+/* libevent 2.1 answers what it refuses before any callback of ours runs (a body past
+ * evhttp_set_max_body_size: 413; a malformed request line or headers: 400) with
+ * evhttp_send_error(), whose body is a fixed HTML page, and it has no error callback (2.2's
+ * evhttp_set_errorcb). This definition in the daemon's executable takes the place of the
+ * library's (the library calls it through its PLT), so that those refusals are JSON like
+ * every other: {"error": "..."}, and the connection is closed, as libevent's own does.
+ * test-daemon.sh checks the 413 with curl, so a build where this stopped working fails. */
+void
+evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
+{
+	const char *why = error == 413   ? "the body is larger than 64 KiB"
+	                  : error == 400 ? "bad request"
+	                  : error == 501 ? "method not implemented: GET, POST or DELETE"
+	                                 : (reason ? reason : "refused");
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_clear_headers(h);
+	evhttp_add_header(h, "Connection", "close");
+	if (api_daemon)
+		api_daemon->http_refused++;
+	reply_json(req, error, json_pack("{s:s}", "error", why));
 }

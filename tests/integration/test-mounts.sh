@@ -1,7 +1,8 @@
 #!/bin/bash
 # test-mounts.sh: extra host folders for a group, through the mount allowlist only: under an
 # allowed root, writable only where the root is, no blocked name on the way, no symlink out,
-# never the daemon's own data; without the allowlist file, none at all. Each decision audited.
+# never the daemon's own data; without the allowlist file, none at all. Each decision audited,
+# and each refusal told to the agent (its system prompt) and the user (the reply).
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
@@ -53,6 +54,15 @@ wait_until 30 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1
 check "the agent saw exactly the allowed mounts, read-only and writable as allowed" \
 	sh -c "grep -q '\"ok\":true' '$WORK/model.log' && ! grep -q '\"ok\":false' '$WORK/model.log'"
 check "its write landed in the writable root" grep -q written "$H/rwroot/out.txt"
+# A refused mount is said to the agent (a line of its system prompt, inside paths only) and
+# to the user (in the stored reply, with the reason), not only in the daemon's log.
+jq -r 'select(.n == 1) | .request.system' "$WORK/model.log" >"$WORK/system"
+check "the agent's system prompt names the folders left out" \
+	grep -qx 'The host left out folders .*: /workspace/ssh /workspace/evil /workspace/private /workspace/site-rw /workspace/data' "$WORK/system"
+check "and no host path" sh -c "! grep -qF '$H' '$WORK/system' && ! grep -q '/workspace/site ' '$WORK/system'"
+get "/api/v1/groups/main/messages?after=0" | jq -r '.messages[] | select(.direction == "out") | .text' >"$WORK/reply"
+check "the reply tells the user which mount was left out and why" \
+	grep -qF "[clawbox: mount /workspace/ssh ($H/projects/.ssh) left out: $H/projects/.ssh: \".ssh\" is a blocked name; mount /workspace/evil" "$WORK/reply"
 get "/api/v1/audit?after=0" >"$WORK/audit"
 for what in "\"action\":\"mount\",\"decision\":\"allow\",\"reason\":\"$H/projects/site\"" \
 	'"decision":"deny","reason":"[^"]*\\"\.ssh\\" is a blocked name' \
