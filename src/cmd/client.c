@@ -153,6 +153,27 @@ call(struct client *c, const char *method, const char *path, json_t *body, json_
 	return 0;
 }
 
+/* A group id as the daemon's configuration allows them ([a-z0-9_-], under 64 characters):
+ * anything else names no group, and must not reach a URL path ("../x"). */
+static bool
+group_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+	return n > 0 && n < 64 && strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789-_") == n;
+}
+
+static int
+no_such_group(const char *id)
+{
+	char clean[128];
+	size_t n = strlen(id);
+	n = text_sanitize(id, n < sizeof(clean) ? n : sizeof(clean), clean);
+	log_error("no such group: %.*s (group ids are lower-case letters, digits, - and _; "
+	          "see 'clawbox groups')",
+	          (int)n, clean);
+	return 1;
+}
+
 /* ---- chat ---- */
 
 struct chat {
@@ -283,6 +304,8 @@ cmd_chat(int argc, char **argv)
 	                          &ind)) != 0)
 		return r > 0 ? 0 : 2;
 	const char *group = ind < argc ? argv[ind] : "main";
+	if (!group_id_ok(group))
+		return no_such_group(group);
 	bool tty = isatty(0);
 	char *line = NULL;
 	size_t cap = 0;
@@ -392,7 +415,25 @@ cmd_tasks(int argc, char **argv)
 		    json_pack("{s:s,s:s}", "group", argv[ind + 1], "prompt", argv[ind + 4]);
 		const char *kind = argv[ind + 2], *val = argv[ind + 3];
 		uint64_t n;
-		if (strcmp(kind, "--every") == 0 && parse_u64(val, 366ULL * 86400, &n) == 0)
+		struct tm tm = {0};
+		const char *rest = strptime(val, "%Y-%m-%d", &tm);
+		if (!group_id_ok(argv[ind + 1]))
+			return no_such_group(argv[ind + 1]);
+		if (strcmp(kind, "--every") == 0 &&
+		    (parse_u64(val, 366ULL * 86400, &n) < 0 || n == 0))
+			return log_error("--every %s: expected a whole number of seconds from 1 to "
+			                 "%llu, such as 3600 for hourly",
+			                 val, 366ULL * 86400),
+			       2;
+		/* The daemon checks the whole time, in the group's zone; the shape is checked
+		 * here, so that "tomorrow" is told what is expected in terms of this flag. */
+		if (strcmp(kind, "--at") == 0 && (!rest || (*rest != 'T' && *rest != ' ')))
+			return log_error("--at %s: expected a date and time such as "
+			                 "2026-11-27T09:00:00Z (UTC), or 2026-11-27T09:00 in the "
+			                 "group's time zone",
+			                 val),
+			       2;
+		if (strcmp(kind, "--every") == 0)
 			json_object_set_new(body, "every_seconds", json_integer((json_int_t)n));
 		else if (strcmp(kind, "--cron") == 0)
 			json_object_set_new(body, "cron", json_string(val));

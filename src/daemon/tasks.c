@@ -147,6 +147,15 @@ tasks_describe(const char *kind, const char *spec, const char *tz, char *buf, si
 }
 
 static void
+log_task_fired(int64_t id, const char *group)
+{
+	char idtext[24];
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	const char *const f[] = {"group", group, "task", idtext, NULL};
+	log_fields("info", f, "task fired");
+}
+
+static void
 tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -176,6 +185,8 @@ tick(evutil_socket_t fd, short what, void *arg)
 		if (store_task_fire(d->store, id, group, json_get_str(t, "prompt"),
 		                    next < 0 ? "done" : "active", next < 0 ? 0 : next, NULL) < 0)
 			log_error("scheduler: task %lld: %s", (long long)id, store_error(d->store));
+		else
+			log_task_fired(id, group);
 	}
 	if (json_array_size(due))
 		runner_kick(d);
