@@ -9,6 +9,22 @@
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
 KEY=sk-ant-test-DAEMON-1111
 
+# Nothing here may touch the user's own daemon, port, configuration or data: every daemon of
+# this file has its own HOME, XDG folders, data folder and a port of its own. To prove it, the
+# default port 7878 is taken for the whole file (unless something, such as the user's own
+# daemon, holds it already): a case that reached for it would fail.
+DUMMY=
+if python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 7878))' 2>/dev/null; then
+	python3 -c 'import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 7878)); s.listen(1); time.sleep(3600)' &
+	DUMMY=$!
+	wait_until 5 python3 -c 'import socket; socket.create_connection(("127.0.0.1", 7878)).close()'
+fi
+trap '[ -n "$DUMMY" ] && kill "$DUMMY" 2>/dev/null; cleanup_work' EXIT
+export HOME=$WORK/nohome XDG_CONFIG_HOME=$WORK/nohome/.config XDG_DATA_HOME=$WORK/nohome/.local/share
+unset XDG_STATE_HOME XDG_RUNTIME_DIR ANTHROPIC_API_KEY OPENAI_API_KEY
+
 # ---- configuration ----
 check_config() { # WANT-SUBSTRING JSON: --check-config fails, naming what is wrong
 	printf '%s' "$2" >"$WORK/bad.json"
@@ -55,18 +71,53 @@ JSON
 "$CLAWBOX" serve --config "$WORK/example.json" --check-config >"$WORK/out" 2>&1
 check "the issue's example configuration is valid" grep -q "valid (2 groups)" "$WORK/out"
 
+# --check-config writes nothing: no default configuration, no data folder.
+mkdir -p "$WORK/empty"
+HOME=$WORK/empty XDG_CONFIG_HOME=$WORK/empty/.config XDG_DATA_HOME=$WORK/empty/.local/share \
+	"$CLAWBOX" serve --check-config >"$WORK/out" 2>"$WORK/err"
+check "--check-config with no configuration: exit 2, one line, nothing written ($?)" \
+	sh -c "[ \$(wc -l <'$WORK/err') = 1 ] && grep -q 'no configuration here yet' '$WORK/err' && [ -z \"\$(ls -A '$WORK/empty')\" ]"
+printf '{"data_dir": "%s/nodata", "groups": [{"id": "m"}]}' "$WORK" >"$WORK/nodata.json"
+"$CLAWBOX" serve --config "$WORK/nodata.json" --check-config >"$WORK/out" 2>&1
+check "--check-config of a valid configuration makes no data folder" \
+	sh -c "grep -q valid '$WORK/out' && [ ! -e '$WORK/nodata' ]"
+
+# listen off loopback: refused unless allow_remote, and loud when allowed.
+printf '{"data_dir": "%s/rdata", "listen": "0.0.0.0:%s", "groups": [{"id": "m"}]}' "$WORK" \
+	$((20000 + RANDOM % 20000)) >"$WORK/remote.json"
+check_config 'listen 0.0.0.0 is not a loopback address: set "allow_remote": true' "$(cat "$WORK/remote.json")"
+"$CLAWBOX" serve --config "$WORK/remote.json" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "and the daemon does not start ($?)" sh -c "[ \$(wc -l <'$WORK/err') = 1 ] && grep -q allow_remote '$WORK/err' && [ ! -e '$WORK/rdata' ]"
+sed -i 's/"listen"/"allow_remote": true, "listen"/' "$WORK/remote.json"
+# In a network namespace of its own, where 0.0.0.0 reaches nothing but its own loopback.
+unshare --net "$CLAWBOX" serve --config "$WORK/remote.json" >"$WORK/out" 2>"$WORK/remote.err" </dev/null &
+RPID=$!
+wait_until 10 grep -qs "listening on" "$WORK/remote.err"
+check "with allow_remote it starts, warning loudly" grep -q 'warning: LISTENING ON 0.0.0.0, NOT LOOPBACK' "$WORK/remote.err"
+kill "$RPID" 2>/dev/null
+wait "$RPID" 2>/dev/null
+
 # First start with no configuration: a default is written, and the daemon says what to set.
+# Its own HOME and XDG folders; the port from --listen, while the default it writes keeps 7878.
 mkdir -p "$WORK/home"
 PORT0=$((20000 + RANDOM % 20000))
-(HOME=$WORK/home env -u ANTHROPIC_API_KEY "$CLAWBOX" serve >"$WORK/first.out" 2>"$WORK/first.err" &
+(HOME=$WORK/home XDG_CONFIG_HOME=$WORK/home/.config XDG_DATA_HOME=$WORK/home/.local/share \
+	"$CLAWBOX" serve --listen "127.0.0.1:$PORT0" >"$WORK/first.out" 2>"$WORK/first.err" &
 	echo $! >"$WORK/first.pid"; wait) &
 wait_until 5 grep -qs "listening on" "$WORK/first.err"
+check "first start: listening where --listen says" grep -q "listening on http://127.0.0.1:$PORT0" "$WORK/first.err"
+check "the default configuration it wrote listens on 7878" \
+	grep -q '"listen": "127.0.0.1:7878"' "$WORK/home/.config/clawbox/config.json"
 FT=$(cat "$WORK/home/.local/share/clawbox/api-token" 2>/dev/null)
 curl -s -o /dev/null -X POST -H "Authorization: Bearer $FT" --data '{"text": "hi"}' \
-	http://127.0.0.1:7878/api/v1/groups/main/messages
-wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $FT' http://127.0.0.1:7878/api/v1/groups/main/messages | grep -q 'no API key'"
-check "with no model, a message is answered with what to set" \
-	sh -c "curl -s -H 'Authorization: Bearer $FT' http://127.0.0.1:7878/api/v1/groups/main/messages | grep -q '\"direction\":\"out\",\"text\":\"\[clawbox: no API key: set ANTHROPIC_API_KEY'"
+	"http://127.0.0.1:$PORT0/api/v1/groups/main/messages"
+wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $FT' http://127.0.0.1:$PORT0/api/v1/groups/main/messages | grep -q 'no model configured'"
+curl -s -H "Authorization: Bearer $FT" "http://127.0.0.1:$PORT0/api/v1/groups/main/messages" >"$WORK/body"
+check "with no model, a message is answered with the config keys and the variable to set" \
+	sh -c "jq -r '.messages[] | select(.direction == \"out\") | .text' '$WORK/body' | grep -q '^\[clawbox: no model configured: set model.base_url .* or model.api_key_file in $WORK/home/.config/clawbox/config.json, or ANTHROPIC_API_KEY in the daemon.s environment'"
+check "and not ask's flags" sh -c "! grep -q -e '--key-file' -e '--base-url' '$WORK/body'"
+check "GET /api/v1/groups says model_configured: false" sh -c \
+	"curl -s -H 'Authorization: Bearer $FT' http://127.0.0.1:$PORT0/api/v1/groups | jq -e '.model_configured == false' >/dev/null"
 kill "$(cat "$WORK/first.pid")" 2>/dev/null
 wait_until 5 bash -c "! kill -0 $(cat "$WORK/first.pid") 2>/dev/null"
 check "first start writes a default configuration (0600)" \
@@ -96,7 +147,7 @@ DATA=$WORK/data
 
 start_daemon() {
 	CLAWBOX_TEST_CANARY=daemon-only MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" \
-		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+		${LOGFMT:+--log-format "$LOGFMT"} >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 	SPID=$!
 	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 	TOKEN=$(cat "$DATA/api-token" 2>/dev/null)
@@ -109,6 +160,14 @@ api() { # METHOD PATH [BODY] [curl args...]: status in $CODE, body in $WORK/body
 }
 start_daemon
 check "the daemon answers /healthz" test -n "$TOKEN"
+api GET /api/v1/groups ""
+check "with a model, model_configured: true" sh -c "jq -e '.model_configured == true' '$WORK/body' >/dev/null"
+
+# A second daemon on the same data folder refuses to start, saying whose it is.
+"$CLAWBOX" serve --config "$WORK/config.json" --listen "127.0.0.1:$((PORT + 1))" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "a second daemon on the same data folder: exit 1, naming the first ($?)" \
+	sh -c "[ \$(wc -l <'$WORK/err') = 1 ] && grep -q 'data folder $DATA is in use by another clawbox serve (pid $SPID)' '$WORK/err'"
+check "and the first still answers" curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 
 api POST /api/v1/groups/main/messages '{"text": "hello daemon", "sender": "ana"}'
 check "POST a message: 202 with its id ($CODE)" sh -c "[ $CODE = 202 ] && grep -q '\"id\"' '$WORK/body'"
@@ -144,6 +203,18 @@ tid=$(sed -n 's/^task #\([0-9]*\):.*/\1/p' "$WORK/cli.out")
 check "clawbox tasks lists it" grep -q "^#$tid g2 \[active\] every 3600 s next [0-9T:-]*Z: hourly check$" "$WORK/cli.out"
 "$CLAWBOX" tasks "${CLI[@]}" cancel "$tid" >"$WORK/cli.out" 2>&1
 check "clawbox tasks cancel" grep -q "cancelled" "$WORK/cli.out"
+"$CLAWBOX" tasks "${CLI[@]}" add g2 --every 0 "never" >"$WORK/cli.out" 2>&1
+check "tasks add --every 0: exit 2, says what is expected ($?)" \
+	sh -c "[ \$(wc -l <'$WORK/cli.out') = 1 ] && grep -q -- '--every 0: expected a whole number of seconds from 1' '$WORK/cli.out'"
+"$CLAWBOX" tasks "${CLI[@]}" add g2 --at tomorrow "never" >"$WORK/cli.out" 2>&1
+check "tasks add --at tomorrow: exit 2, says what is expected ($?)" \
+	sh -c "[ \$(wc -l <'$WORK/cli.out') = 1 ] && grep -q -- '--at tomorrow: expected a date and time such as 2026-11-27T09:00:00Z' '$WORK/cli.out'"
+reqs() { curl -s "http://127.0.0.1:$PORT/metrics" | sed -n 's/^clawbox_http_requests_total //p'; }
+before=$(reqs)
+echo hi | "$CLAWBOX" chat "${CLI[@]}" ../x >"$WORK/cli.out" 2>&1
+check "clawbox chat ../x: no such group ($?)" \
+	sh -c "[ \$(wc -l <'$WORK/cli.out') = 1 ] && grep -q 'no such group: \.\./x' '$WORK/cli.out'"
+check "and nothing of it reached the API" test "$(reqs)" = $((before + 1))
 "$CLAWBOX" tasks "${CLI[@]}" cancel 999999 >"$WORK/cli.out" 2>&1
 check "an unknown task: exit 1, the daemon's reason ($?)" grep -q "404: no such task" "$WORK/cli.out"
 "$CLAWBOX" audit "${CLI[@]}" >"$WORK/cli.out" 2>&1
@@ -165,6 +236,13 @@ check "a request from another origin: 403 ($CODE)" test "$CODE" = 403
 head -c 70000 /dev/zero | tr '\0' a | sed 's/^/{"text":"/; s/$/"}/' >"$WORK/big.json"
 CODE=$(curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" --data-binary @"$WORK/big.json" "http://127.0.0.1:$PORT/api/v1/groups/main/messages")
 check "an oversized body: 413 ($CODE)" test "$CODE" = 413
+check "as JSON, not libevent's HTML" sh -c "jq -e '.error | test(\"larger than 64 KiB\")' '$WORK/body' >/dev/null"
+for m in OPTIONS PUT PATCH; do
+	CODE=$(curl -s -o "$WORK/body" -w '%{http_code} %{content_type}' -X $m -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/groups")
+	check "$m: 405 as JSON ($CODE)" sh -c "[ '$CODE' = '405 application/json' ] && jq -e .error '$WORK/body' >/dev/null"
+done
+CODE=$(curl -s -o "$WORK/body" -w '%{http_code} %{content_type}' -X FROB "http://127.0.0.1:$PORT/api/v1/groups")
+check "an unknown method: 501 as JSON ($CODE)" sh -c "[ '$CODE' = '501 application/json' ] && jq -e .error '$WORK/body' >/dev/null"
 api POST /api/v1/groups/main/messages '{"text": '
 check "malformed JSON: 400 ($CODE)" test "$CODE" = 400
 api POST /api/v1/groups/main/messages '{"text": 5}'
@@ -212,10 +290,28 @@ for g in $(seq 1 10); do
 done
 check "each group's replies come in its messages' order" test $order_ok = 1
 
+# A task that falls due: fired, and said in the log.
+at=$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)
+"$CLAWBOX" tasks "${CLI[@]}" add main --at "$at" "fire once" >"$WORK/cli.out" 2>&1
+wait_until 15 grep -q "task fired group=main task=$(sed -n 's/^task #\([0-9]*\):.*/\1/p' "$WORK/cli.out")\$" "$WORK/serve.err"
+check "the log says the task fired" grep -q "task fired group=main task=[0-9]*$" "$WORK/serve.err"
+wait_until 20 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/main/messages' | grep -q 'echo: fire once'"
+
 # Restart: everything is still there.
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
+# The log so far: a timestamp on every line, a line per message received and per run started
+# and finished (with its duration and exit), and a clean stop is news, not a warning.
+stamp='^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\.[0-9]{3}Z clawbox serve: '
+check "every line of the daemon's log has a timestamp" sh -c "[ -s '$WORK/serve.err' ] && ! grep -Evq '$stamp' '$WORK/serve.err'"
+check "one line per message received" \
+	test "$(grep -Ec "${stamp}message received group=g[0-9]+ message=[0-9]+ bytes=[0-9]+ from=api$" "$WORK/serve.err")" = 50
+check "a line per run started and finished, with its duration and exit" sh -c \
+	"grep -Eq '${stamp}run started group=g4 message=[0-9]+ pid=[0-9]+$' '$WORK/serve.err' &&
+	 grep -Eq '${stamp}run finished group=g4 message=[0-9]+ duration_ms=[0-9]+ exit=0 status=answered$' '$WORK/serve.err'"
+check "a clean stop is not a warning" sh -c \
+	"grep -q 'SIGTERM: stopping' '$WORK/serve.err' && ! grep -q 'warning: .*stopping' '$WORK/serve.err'"
 check_clean "after a clean stop nothing of any sandbox is left"
 start_daemon
 api GET "/api/v1/groups/g3/messages?after=0"
@@ -251,7 +347,8 @@ if wait_until 5 bash -c "! pgrep -f 'clawbox-prox[y]|clawbox ask --jso[n]' >/dev
 else
 	not_ok "nor any agent or proxy: $(pgrep -a -f 'clawbox-prox[y]|clawbox ask --jso[n]' | tr '\n' ';')"
 fi
-start_daemon
+LOG_BEFORE=$(wc -l <"$WORK/serve.err")
+LOGFMT=json start_daemon
 check "the restart says it queued the interrupted message again" grep -q "queued again" "$WORK/serve.err"
 wait_until 20 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/main/messages' | grep -q 'echo: survive a crash'"
 api GET "/api/v1/groups/main/messages?after=0"
@@ -284,5 +381,12 @@ check "when it reads again, all 400 messages arrive once, in order" \
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
+# --log-format json: one object per line, with its fields as keys.
+tail -n +$((LOG_BEFORE + 1)) "$WORK/serve.err" >"$WORK/json.log"
+check "--log-format json: every line is an object with time, level and msg" sh -c \
+	"jq -s -e 'length > 400 and all(.[]; has(\"time\") and (.level | test(\"^(info|warning|error)\$\")) and (.msg | type == \"string\"))' '$WORK/json.log' >/dev/null"
+check "and the fields as keys (a finished run's duration a number)" sh -c \
+	"jq -e 'select(.msg == \"run finished\" and .group == \"g7\") | (.duration_ms | type == \"number\") and .exit == 0' '$WORK/json.log' | grep -qx true"
+check "the stop too" sh -c "jq -r 'select(.level == \"info\") | .msg' '$WORK/json.log' | grep -q '^SIGTERM: stopping'"
 check_clean "nothing left at the end"
 done_testing
