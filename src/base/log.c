@@ -39,7 +39,9 @@ log_debug_enabled(void)
 	return log_debug_on;
 }
 
-/* Appends s to buf (size, used *n) as the inside of a JSON string; stops at the end. */
+/* Appends s to buf (size, used *n) as the inside of a JSON string; stops LOG_JSON_ROOM short
+ * of the end, so that what closes the line always fits: a cut line is still valid JSON. */
+#define LOG_JSON_ROOM 64
 static void
 json_escape(char *buf, size_t size, size_t *n, const char *s, size_t len)
 {
@@ -47,7 +49,7 @@ json_escape(char *buf, size_t size, size_t *n, const char *s, size_t len)
 	if (len > sizeof(clean))
 		len = sizeof(clean);
 	len = text_sanitize(s, len, clean); /* valid UTF-8, no controls but \n and \t */
-	for (size_t i = 0; i < len && *n + 7 < size; i++) {
+	for (size_t i = 0; i < len && *n + 2 + LOG_JSON_ROOM < size; i++) {
 		char c = clean[i];
 		if (c == '"' || c == '\\') {
 			buf[(*n)++] = '\\';
@@ -110,8 +112,10 @@ log_write(const char *level, const char *text_level, const char *const *fields, 
 		json_escape(line, sizeof(line), &n, msg, mlen);
 		append(line, sizeof(line), &n, "\"");
 		for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2) {
-			append(line, sizeof(line), &n, ",\"%s\":", fields[i]);
-			if (is_number(fields[i + 1])) {
+			if (n + 2 * LOG_JSON_ROOM > sizeof(line))
+				break; /* no room: the fields left are dropped, the line stays JSON */
+			append(line, sizeof(line), &n, ",\"%.24s\":", fields[i]);
+			if (is_number(fields[i + 1])) { /* at most 18 digits: fits the room */
 				append(line, sizeof(line), &n, "%s", fields[i + 1]);
 				continue;
 			}
