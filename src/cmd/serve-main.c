@@ -172,8 +172,10 @@ lock_data_dir(const char *dir)
 	char path[PATH_MAX], pid[32];
 	snprintf(path, sizeof(path), "%s/lock", dir);
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return log_error("%s: %s", path, strerror(errno)), -errno;
+	if (fd < 0) {
+		int e = errno;
+		return log_error("%s: %s", path, strerror(e)), -e;
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int e = errno;
 		ssize_t n = read(fd, pid, sizeof(pid) - 1);

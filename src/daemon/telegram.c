@@ -323,6 +323,13 @@ take_update(json_t *u)
 		log_error("telegram: cannot store an update: %s", store_error(d->store));
 		return;
 	}
+	if (group) {
+		char bytes[24];
+		snprintf(bytes, sizeof(bytes), "%zu", strlen(text));
+		const char *const f[] = {"group", group, "chat", chat_text, "bytes", bytes,
+		                         "from",  "telegram", NULL};
+		log_fields("info", f, "message received");
+	}
 	tg.offset = id + 1;
 }
 

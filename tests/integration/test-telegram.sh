@@ -56,6 +56,9 @@ curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/audit?a
 check "and is recorded" grep -q '"action":"telegram","decision":"deny","reason":"a message from chat 999' "$WORK/audit"
 curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/groups/family/messages" >"$WORK/body"
 check "the message is in the group's history with its sender" grep -q '"text":"hello from telegram","sender":"telegram:ana"' "$WORK/body"
+check "the daemon's log has a line for each message received from Telegram, none for chatter" sh -c \
+	"grep -q 'message received group=family chat=12345 bytes=19 from=telegram\$' '$WORK/serve.err' &&
+	 [ \$(grep -c 'message received group=.*from=telegram' '$WORK/serve.err') = 2 ]"
 curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/chats" >"$WORK/chats"
 check "every chat seen is recorded, the unknown one with no group" sh -c \
 	"grep -q '\"channel\":\"telegram\",\"chat_id\":\"999\",\"group\":\"\",\"kind\":\"private\"' '$WORK/chats' && grep -q '\"chat_id\":\"777\",\"group\":\"main\",\"kind\":\"group\"' '$WORK/chats'"
