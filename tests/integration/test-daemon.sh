@@ -268,8 +268,16 @@ max=0
 for _ in $(seq 1 600); do
 	# Live sandboxes: their inits, not counting an init's child between its fork and its exec
 	# (it is named clawbox-init too for that moment).
-	n=$(ps -eo pid=,ppid=,stat=,comm= | awk '$4 == "clawbox-init" && $3 !~ /^Z/ { init[$1] = $2 }
-		END { n = 0; for (p in init) if (!(init[p] in init)) n++; print n }')
+	# This daemon's only: other suites may run sandboxes on the same machine meanwhile.
+	n=$(ps -eo pid=,ppid=,stat=,comm= | awk -v daemon="$SPID" '{ parent[$1] = $2 }
+		$4 == "clawbox-init" && $3 !~ /^Z/ { init[$1] = $2 }
+		END { n = 0
+			for (p in init) {
+				if (init[p] in init) continue
+				for (a = parent[p]; a > 1 && a != daemon; a = parent[a]) ;
+				if (a == daemon) n++
+			}
+			print n }')
 	[ "$n" -gt "$max" ] && max=$n
 	done_all=1
 	for g in 1 10; do
