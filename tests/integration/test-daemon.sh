@@ -19,7 +19,7 @@ if python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 7878))' 
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 7878)); s.listen(1); time.sleep(3600)' &
 	DUMMY=$!
-	wait_until 5 python3 -c 'import socket; socket.create_connection(("127.0.0.1", 7878)).close()'
+	wait_until 5 python3 -c 'import socket; socket.create_connection(("127.0.0.1", 7878)).close()' 2>/dev/null
 fi
 trap '[ -n "$DUMMY" ] && kill "$DUMMY" 2>/dev/null; cleanup_work' EXIT
 export HOME=$WORK/nohome XDG_CONFIG_HOME=$WORK/nohome/.config XDG_DATA_HOME=$WORK/nohome/.local/share
@@ -343,7 +343,7 @@ start_daemon
 api POST /api/v1/groups/main/messages '{"text": "survive a crash"}'
 wait_until 10 pgrep -x clawbox-init >/dev/null
 wait_until 10 grep -q "survive a crash" "$WORK/model2.log"
-askpid=$(pgrep -f 'clawbox ask --jso[n]' | head -n 1)
+askpid=$(pgrep -P "$SPID" -f 'clawbox ask --jso[n]' | head -n 1) # this daemon's: other suites may run theirs
 check "a run's ask gets the model key and nothing else of the daemon's environment" \
 	sh -c "[ -n '$askpid' ] && tr '\\0' '\\n' </proc/$askpid/environ | grep -q '^MY_MODEL_KEY=' && ! tr '\\0' '\\n' </proc/$askpid/environ | grep -q CANARY"
 kill -9 "$SPID"
@@ -351,10 +351,11 @@ wait "$SPID" 2>/dev/null
 SPID=
 wait_until 10 no_leftovers
 check_clean "SIGKILL of the daemon mid-invocation leaves no sandbox"
-if wait_until 5 bash -c "! pgrep -f 'clawbox-prox[y]|clawbox ask --jso[n]' >/dev/null"; then
+# This file's (their arguments name its folder): other suites may run theirs meanwhile.
+if wait_until 5 bash -c "! pgrep -f 'clawbox-prox[y].*$WORK/|clawbox ask --jso[n].*$WORK/' >/dev/null"; then
 	ok "nor any agent or proxy"
 else
-	not_ok "nor any agent or proxy: $(pgrep -a -f 'clawbox-prox[y]|clawbox ask --jso[n]' | tr '\n' ';')"
+	not_ok "nor any agent or proxy: $(pgrep -a -f "clawbox-prox[y].*$WORK/|clawbox ask --jso[n].*$WORK/" | tr '\n' ';')"
 fi
 LOG_BEFORE=$(wc -l <"$WORK/serve.err")
 LOGFMT=json start_daemon
