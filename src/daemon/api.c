@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/http_struct.h> /* evhttp_send_error() sets the version, as libevent does */
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -569,6 +571,10 @@ evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
 	                  : error == 501 ? "method not implemented: GET, POST or DELETE"
 	                                 : (reason ? reason : "refused");
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	if (!req->major || !req->minor) { /* a request line it could not read: answer in 1.1 */
+		req->major = 1;
+		req->minor = 1;
+	}
 	evhttp_clear_headers(h);
 	evhttp_add_header(h, "Connection", "close");
 	if (api_daemon)

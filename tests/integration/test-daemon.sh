@@ -70,6 +70,12 @@ cat >"$WORK/example.json" <<'JSON'
 JSON
 "$CLAWBOX" serve --config "$WORK/example.json" --check-config >"$WORK/out" 2>&1
 check "the issue's example configuration is valid" grep -q "valid (2 groups)" "$WORK/out"
+"$CLAWBOX" serve --config "$WORK/example.json" --listen 7878 --check-config >"$WORK/out" 2>"$WORK/err"
+check "--listen without an address: exit 2, one line ($?)" \
+	sh -c "[ \$(wc -l <'$WORK/err') = 1 ] && grep -q -- '--listen 7878: expected ADDRESS:PORT' '$WORK/err'"
+"$CLAWBOX" serve --config "$WORK/example.json" --log-format xml --check-config >"$WORK/out" 2>"$WORK/err"
+check "--log-format xml: exit 2, one line ($?)" \
+	sh -c "[ \$(wc -l <'$WORK/err') = 1 ] && grep -q -- '--log-format xml: expected text or json' '$WORK/err'"
 
 # --check-config writes nothing: no default configuration, no data folder.
 mkdir -p "$WORK/empty"
@@ -244,6 +250,12 @@ for m in OPTIONS PUT PATCH; do
 done
 CODE=$(curl -s -o "$WORK/body" -w '%{http_code} %{content_type}' -X FROB "http://127.0.0.1:$PORT/api/v1/groups")
 check "an unknown method: 501 as JSON ($CODE)" sh -c "[ '$CODE' = '501 application/json' ] && jq -e .error '$WORK/body' >/dev/null"
+exec 4<>"/dev/tcp/127.0.0.1/$PORT"
+printf 'GET  HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' >&4
+timeout 5 cat <&4 | tr -d '\r' >"$WORK/raw"
+exec 4<&-
+check "a request line libevent cannot read: its 400 as JSON too" sh -c \
+	"head -n 1 '$WORK/raw' | grep -qx 'HTTP/1.1 400 Bad Request' && grep -qix 'content-type: application/json' '$WORK/raw' && tail -n 1 '$WORK/raw' | jq -e '.error == \"bad request\"' >/dev/null"
 api POST /api/v1/groups/main/messages '{"text": '
 check "malformed JSON: 400 ($CODE)" test "$CODE" = 400
 api POST /api/v1/groups/main/messages '{"text": 5}'
