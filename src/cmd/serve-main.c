@@ -99,6 +99,39 @@ find_clawbox(struct daemon *d)
 	return access(d->clawbox, X_OK) < 0 ? NEG_ERRNO() : 0;
 }
 
+/* One daemon per data folder: two would run the same queued message twice and race on the
+ * store. An flock on DATA/lock, held for the daemon's life (the kernel drops it when the
+ * process dies, however it dies); the file says whose it is. */
+static int
+lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX], pid[32];
+	snprintf(path, sizeof(path), "%s/lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		int e = errno;
+		return log_error("%s: %s", path, strerror(e)), -e;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t n = read(fd, pid, sizeof(pid) - 1);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return log_error("the data folder %s is in use by another clawbox serve "
+			                 "(pid %s): stop it first, or give this one another "
+			                 "--data-dir",
+			                 dir, pid[0] ? pid : "unknown"),
+			       -EBUSY;
+		return log_error("%s: %s", path, strerror(e)), -e;
+	}
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || write_all(fd, pid, (size_t)n) < 0)
+		log_warn("%s: cannot write our pid: %s", path, strerror(errno));
+	return fd; /* kept open, never closed: the lock lives as long as we do */
+}
+
 static void
 on_sigchld(evutil_socket_t fd, short what, void *arg)
 {
@@ -163,39 +196,6 @@ check_model(const struct daemon *d)
 	         env, d->config_path);
 }
 
-/* One daemon per data folder: two would run the same queued message twice and race on the
- * store. An flock on DATA/lock, held for the daemon's life (the kernel drops it when the
- * process dies, however it dies); the file says whose it is. */
-static int
-lock_data_dir(const char *dir)
-{
-	char path[PATH_MAX], pid[32];
-	snprintf(path, sizeof(path), "%s/lock", dir);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		int e = errno;
-		return log_error("%s: %s", path, strerror(e)), -e;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
-		ssize_t n = read(fd, pid, sizeof(pid) - 1);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		close(fd);
-		if (e == EWOULDBLOCK)
-			return log_error("the data folder %s is in use by another clawbox serve "
-			                 "(pid %s): stop it first, or give this one another "
-			                 "--data-dir",
-			                 dir, pid[0] ? pid : "unknown"),
-			       -EBUSY;
-		return log_error("%s: %s", path, strerror(e)), -e;
-	}
-	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || write_all(fd, pid, (size_t)n) < 0)
-		log_warn("%s: cannot write our pid: %s", path, strerror(errno));
-	return fd; /* kept open, never closed: the lock lives as long as we do */
-}
-
 int
 main(int argc, char **argv)
 {
@@ -216,8 +216,8 @@ main(int argc, char **argv)
 	int opt;
 
 	log_set_prefix("clawbox serve");
-	log_set_format(LOG_TEXT_TIMESTAMPED); /* a long-lived process: when did it happen */
 	umask(077); /* the store, the token and the groups' folders are nobody else's */
+	log_set_format(LOG_TEXT_TIMESTAMPED); /* a long-lived process: when did it happen */
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
 	if (xdg && xdg[0] == '/')
 		snprintf(config_path, sizeof(config_path), "%s/clawbox/config.json", xdg);
@@ -376,11 +376,6 @@ main(int argc, char **argv)
 		         requeued == 1 ? " was" : "s were");
 
 	check_model(&d); /* before listening: said even when the port is taken */
-	if (!config_listen_loopback(&d.cfg))
-		log_warn("LISTENING ON %s, NOT LOOPBACK (allow_remote): anyone who can reach this "
-		         "port and has the token can drive your agents; put TLS and a firewall "
-		         "in front of it",
-		         d.cfg.listen_host);
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
 	if (!d.base || api_start(&d) < 0)
@@ -393,6 +388,11 @@ main(int argc, char **argv)
 	event_add(d.sigint, NULL);
 	log_info("listening on %s: open %s/ for the chat page (API token in %s/%s)", d.origin,
 	         d.origin, d.cfg.data_dir, DAEMON_TOKEN_FILE);
+	if (!config_listen_loopback(&d.cfg))
+		log_warn("LISTENING ON %s, NOT LOOPBACK (allow_remote): anyone who can reach this "
+		         "port and has the token can drive your agents; put TLS and a firewall "
+		         "in front of it",
+		         d.cfg.listen_host);
 	if (vm_service_start(&d) < 0 || scheduler_start(&d) < 0 || telegram_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */

@@ -402,16 +402,6 @@ route(struct evhttp_request *req, void *arg)
 		refuse(d, req, 400, "bad request target");
 		return;
 	}
-	if (!(cmd & API_KNOWN_METHODS)) {
-		refuse(d, req, 501, "method not implemented: GET, POST or DELETE");
-		return;
-	}
-	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_DELETE) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-		                  "GET, POST, DELETE");
-		refuse(d, req, 405, "method not allowed: GET, POST or DELETE");
-		return;
-	}
 	if (strcmp(path, "/healthz") == 0 && cmd == EVHTTP_REQ_GET) {
 		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 		return;
@@ -425,6 +415,16 @@ route(struct evhttp_request *req, void *arg)
 			serve_page(req, f);
 			return;
 		}
+	}
+	if (!(cmd & API_KNOWN_METHODS)) {
+		refuse(d, req, 501, "method not implemented: GET, POST or DELETE");
+		return;
+	}
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_POST && cmd != EVHTTP_REQ_DELETE) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+		                  "GET, POST, DELETE");
+		refuse(d, req, 405, "method not allowed: GET, POST or DELETE");
+		return;
 	}
 	if (strncmp(path, "/api/", 5) != 0) {
 		refuse(d, req, 404, "no such page");

@@ -220,6 +220,24 @@ path_within(const char *path, const char *dir)
 	return n && strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
+/* A group mount the allowlist refused: said to the user (in the reply, with the reason) and
+ * to the agent (one line of its system prompt, the path inside only: the host's layout is
+ * not the agent's business), so that neither wonders where the folder went. */
+static void
+mount_refused(char *notes, size_t size, char *agent_note, size_t agent_size, const char *host,
+              const char *inside, const char *why)
+{
+	size_t n = strlen(notes), a = strlen(agent_note);
+	snprintf(notes + n, size - n, "%smount %s (%s) left out: %s", n ? "; " : "", inside, host,
+	         why);
+	if (!a)
+		snprintf(agent_note, agent_size,
+		         "The host left out folders this group's configuration mounts "
+		         "(its mount allowlist refused them):");
+	a = strlen(agent_note);
+	snprintf(agent_note + a, agent_size - a, " %s", inside);
+}
+
 /* The proxy's audit of the run (one JSON line per request) into the daemon's audit, as
  * action "egress": what each group's agent tried to reach, and what the proxy decided. The
  * file was written by a proxy that the sandbox fed: each line is parsed, and bounded. */
@@ -326,8 +344,8 @@ log_run_finished(const struct run *r, bool ok, int64_t ms)
 
 /* No model can be reached: every queued message of the group is answered with what to set,
  * and no sandbox is started for nothing. */
-static void
-answer_without_model(struct daemon *d, const char *group, int64_t id)
+static int
+answer_without_model(struct daemon *d, const char *group)
 {
 	char hint[1024];
 	snprintf(hint, sizeof(hint),
@@ -336,9 +354,10 @@ answer_without_model(struct daemon *d, const char *group, int64_t id)
 	         "restart it]",
 	         d->config_path ? d->config_path : "the configuration",
 	         config_key_env(&d->cfg.model));
+	int64_t id;
 	for (unsigned i = 0; i < 1000; i++) {
 		_cleanup_free_ char *text = NULL;
-		if (i > 0 && store_take_next(d->store, group, &id, &text) < 0)
+		if (store_take_next(d->store, group, &id, &text) < 0)
 			break;
 		if (store_finish(d->store, id, group, hint, true, NULL) < 0) {
 			log_error("[%s] cannot store the reply to message %lld: %s", group,
@@ -347,6 +366,7 @@ answer_without_model(struct daemon *d, const char *group, int64_t id)
 		}
 	}
 	stream_notify(d, group);
+	return -ENOKEY;
 }
 
 static void
@@ -542,39 +562,20 @@ prompt_file(const char *text)
 	return fd;
 }
 
-/* A group mount the allowlist refused: said to the user (in the reply, with the reason) and
- * to the agent (one line of its system prompt, the path inside only: the host's layout is
- * not the agent's business), so that neither wonders where the folder went. */
-static void
-mount_refused(char *notes, size_t size, char *agent_note, size_t agent_size, const char *host,
-              const char *inside, const char *why)
-{
-	size_t n = strlen(notes), a = strlen(agent_note);
-	snprintf(notes + n, size - n, "%smount %s (%s) left out: %s", n ? "; " : "", inside, host,
-	         why);
-	if (!a)
-		snprintf(agent_note, agent_size,
-		         "The host left out folders this group's configuration mounts "
-		         "(its mount allowlist refused them):");
-	a = strlen(agent_note);
-	snprintf(agent_note + a, agent_size - a, " %s", inside);
-}
-
 static int
 start_run(struct daemon *d, const char *group)
 {
 	const struct group_config *g = config_group(&d->cfg, group);
 	if (!g)
 		return -ENOENT;
+	if (!config_model_configured(&d->cfg.model))
+		return answer_without_model(d, group);
+
 	int64_t id;
 	_cleanup_free_ char *text = NULL;
 	int e = store_take_next(d->store, group, &id, &text);
 	if (e < 0)
 		return e;
-	if (!config_model_configured(&d->cfg.model)) {
-		answer_without_model(d, group, id);
-		return -ENOKEY;
-	}
 
 	char ws[PATH_MAX], session[PATH_MAX], memory[PATH_MAX + 32], mem_size[32], max_tokens[32];
 	const char *argv[ARGV_MAX];
