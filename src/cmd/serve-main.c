@@ -215,9 +215,9 @@ main(int argc, char **argv)
 	char config_path[PATH_MAX];
 	int opt;
 
+	log_set_format(LOG_TEXT_TIMESTAMPED); /* a long-lived process: when did it happen */
 	log_set_prefix("clawbox serve");
 	umask(077); /* the store, the token and the groups' folders are nobody else's */
-	log_set_format(LOG_TEXT_TIMESTAMPED); /* a long-lived process: when did it happen */
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
 	if (xdg && xdg[0] == '/')
 		snprintf(config_path, sizeof(config_path), "%s/clawbox/config.json", xdg);
@@ -316,6 +316,11 @@ main(int argc, char **argv)
 		config_done(&d.cfg);
 		return 0;
 	}
+	if (!config_listen_loopback(&d.cfg))
+		log_warn("LISTENING ON %s, NOT LOOPBACK (allow_remote): anyone who can reach this "
+		         "port and has the token can drive your agents; put TLS and a firewall "
+		         "in front of it",
+		         d.cfg.listen_host);
 	if (created)
 		log_info("wrote a default configuration to %s", config_path);
 	if (data_dir)
@@ -388,11 +393,6 @@ main(int argc, char **argv)
 	event_add(d.sigint, NULL);
 	log_info("listening on %s: open %s/ for the chat page (API token in %s/%s)", d.origin,
 	         d.origin, d.cfg.data_dir, DAEMON_TOKEN_FILE);
-	if (!config_listen_loopback(&d.cfg))
-		log_warn("LISTENING ON %s, NOT LOOPBACK (allow_remote): anyone who can reach this "
-		         "port and has the token can drive your agents; put TLS and a firewall "
-		         "in front of it",
-		         d.cfg.listen_host);
 	if (vm_service_start(&d) < 0 || scheduler_start(&d) < 0 || telegram_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */

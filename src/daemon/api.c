@@ -410,12 +410,6 @@ route(struct evhttp_request *req, void *arg)
 		get_metrics(d, req);
 		return;
 	}
-	for (const struct web_file *f = web_files; f->path && cmd == EVHTTP_REQ_GET; f++) {
-		if (strcmp(path, f->path) == 0) {
-			serve_page(req, f);
-			return;
-		}
-	}
 	if (!(cmd & API_KNOWN_METHODS)) {
 		refuse(d, req, 501, "method not implemented: GET, POST or DELETE");
 		return;
@@ -425,6 +419,12 @@ route(struct evhttp_request *req, void *arg)
 		                  "GET, POST, DELETE");
 		refuse(d, req, 405, "method not allowed: GET, POST or DELETE");
 		return;
+	}
+	for (const struct web_file *f = web_files; f->path && cmd == EVHTTP_REQ_GET; f++) {
+		if (strcmp(path, f->path) == 0) {
+			serve_page(req, f);
+			return;
+		}
 	}
 	if (strncmp(path, "/api/", 5) != 0) {
 		refuse(d, req, 404, "no such page");
