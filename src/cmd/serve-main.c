@@ -28,7 +28,8 @@ static void
 serve_usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: clawbox serve [--config FILE] [--data-dir DIR] [--check-config]\n"
+	        "usage: clawbox serve [--config FILE] [--data-dir DIR] [--listen ADDRESS:PORT]\n"
+	        "                     [--log-format text|json] [--check-config]\n"
 	        "\n"
 	        "The clawbox daemon: an HTTP API on loopback for your groups' chats, one agent\n"
 	        "invocation per message in a fresh sandbox, the replies and an audit of every\n"
