@@ -55,6 +55,7 @@ struct run {
 	char sock_path[PATH_MAX];
 	struct ipc_conn *conns;
 	unsigned requests;
+	unsigned refused[4];       /* ipc_refuse()'s counts, by enum ipc_refusal */
 	uint64_t file_budget;      /* send_file bytes left, HOSTACT_FILES_PER_RUN_MAX at start */
 	char audit_path[PATH_MAX]; /* the run's egress audit, read into the store at its end */
 };
@@ -67,7 +68,57 @@ struct ipc_conn {
 
 static unsigned run_counter;
 
-#define IPC_CONNS_MAX 8 /* host-action connections open at once, per run */
+#define IPC_CONNS_MAX  8 /* host-action connections open at once, per run */
+#define IPC_DRAIN_SECS 5 /* a closing connection's last answer may take this long to leave */
+
+/* Refusals that are not a decision on a request (hostact_handle audits each of those, at most
+ * HOSTACT_PER_RUN_MAX a run): a line that is not a request, one too long, a request past the
+ * run's cap, a connection past IPC_CONNS_MAX. The first of each kind in a run is audited; the
+ * rest are counted, into one row when the run ends. A flood of them costs a counter each, not
+ * a write each (60,000 empty lines were 60,000 fsync'd rows that stalled every group). */
+enum ipc_refusal {
+	IPC_NOT_REQUEST,
+	IPC_TOO_LARGE,
+	IPC_PAST_CAP,
+	IPC_TOO_MANY_CONNS,
+	IPC_REFUSAL_KINDS
+};
+static const char *const ipc_refusal_text[IPC_REFUSAL_KINDS] = {
+    [IPC_NOT_REQUEST] = "a request is one line of JSON: {\"tool\": NAME, \"input\": {...}}",
+    [IPC_TOO_LARGE] = "a request is at most 64 KiB",
+    [IPC_PAST_CAP] = "too many host actions in one run",
+    [IPC_TOO_MANY_CONNS] = "too many host-action connections open at once",
+};
+_Static_assert(IPC_REFUSAL_KINDS == ARRAY_SIZE(((struct run *)0)->refused), "run.refused");
+
+static void
+ipc_refuse(struct run *r, enum ipc_refusal kind)
+{
+	if (r->refused[kind]++ == 0)
+		(void)store_audit(r->d->store, r->group, "host_action", "deny",
+		                  ipc_refusal_text[kind]);
+}
+
+/* The one row for the refusals that were only counted. */
+static void
+ipc_audit_refused(struct run *r)
+{
+	unsigned more[IPC_REFUSAL_KINDS], total = 0;
+	for (int k = 0; k < IPC_REFUSAL_KINDS; k++) {
+		more[k] = r->refused[k] > 1 ? r->refused[k] - 1 : 0;
+		total += more[k];
+	}
+	if (!total)
+		return;
+	char text[256];
+	snprintf(text, sizeof(text),
+	         "refused %u more: %u not a request, %u too large, %u past the cap, %u "
+	         "connections",
+	         total, more[IPC_NOT_REQUEST], more[IPC_TOO_LARGE], more[IPC_PAST_CAP],
+	         more[IPC_TOO_MANY_CONNS]);
+	(void)store_audit(r->d->store, r->group, "host_action", "deny", text);
+	memset(r->refused, 0, sizeof(r->refused));
+}
 
 static void
 ipc_conn_free(struct ipc_conn *c)
@@ -95,44 +146,97 @@ ipc_reply(struct ipc_conn *c, json_t *resp)
 	free(s);
 }
 
-/* One JSON line per request, one per answer. The run's group is ours, not the request's. */
+static void
+ipc_drained(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	ipc_conn_free(arg);
+}
+
+static void ipc_event(struct bufferevent *bev, short what, void *arg);
+
+/* After a violation: nothing more is read; the connection goes once its answers are out (or
+ * IPC_DRAIN_SECS later, if the peer does not read them), and with it its slot. */
+static void
+ipc_close_after_reply(struct ipc_conn *c)
+{
+	bufferevent_disable(c->bev, EV_READ);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		ipc_conn_free(c);
+		return;
+	}
+	struct timeval drain = {IPC_DRAIN_SECS, 0};
+	bufferevent_setcb(c->bev, NULL, ipc_drained, ipc_event, c);
+	bufferevent_set_timeouts(c->bev, NULL, &drain);
+}
+
+/* One JSON line per request, one per answer. The run's group is ours, not the request's.
+ * Every line read in this turn is decided in one store transaction, committed before any
+ * answer is sent: an answer never reports what a crash could still undo. */
 static void
 ipc_read(struct bufferevent *bev, void *arg)
 {
 	struct ipc_conn *c = arg;
 	struct run *r = c->run;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len;
+	/* At most the run's cap of decided requests, and the one violation that ends the turn. */
+	json_t *answers[HOSTACT_PER_RUN_MAX + 1];
+	size_t n = 0, len;
+	bool violation = false;
 	char *line;
-	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
-		json_t *resp;
-		if (++r->requests > HOSTACT_PER_RUN_MAX) {
-			(void)store_audit(r->d->store, r->group, "host_action", "deny",
-			                  "too many host actions in one run");
-			resp = json_pack("{s:b,s:s}", "ok", 0, "error",
-			                 "too many host actions in one run");
-		} else {
-			_cleanup_json_ json_t *req =
-			    len <= HOSTACT_REQUEST_MAX ? json_loadb(line, len, 0, NULL) : NULL;
-			resp = req ? hostact_handle(r->d, r->group, req, &r->file_budget)
-			           : json_pack("{s:b,s:s}", "ok", 0, "error",
-			                       "a request is one line of JSON, at most 64 KiB");
+	bool batch = store_batch_begin(r->d->store) == 0;
+	while (!violation && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+		enum ipc_refusal kind = IPC_TOO_LARGE;
+		json_t *resp = NULL;
+		if (len <= HOSTACT_REQUEST_MAX) {
+			_cleanup_json_ json_t *req = json_loadb(line, len, 0, NULL);
+			if (!json_is_object(req))
+				kind = IPC_NOT_REQUEST;
+			else if (r->requests >= HOSTACT_PER_RUN_MAX)
+				kind = IPC_PAST_CAP;
+			else if (++r->requests, !(resp = hostact_handle(r->d, r->group, req,
+			                                                  &r->file_budget)))
+				resp = json_pack("{s:b,s:s}", "ok", 0, "error", "out of memory");
 		}
 		free(line);
-		ipc_reply(c, resp);
+		if (!resp) {
+			ipc_refuse(r, kind);
+			resp = json_pack("{s:b,s:s}", "ok", 0, "error", ipc_refusal_text[kind]);
+			violation = true;
+		}
+		answers[n++] = resp;
 	}
-	if (evbuffer_get_length(in) > HOSTACT_REQUEST_MAX) {
-		ipc_reply(c, json_pack("{s:b,s:s}", "ok", 0, "error", "request too large"));
-		bufferevent_disable(bev, EV_READ);
-		evbuffer_drain(in, evbuffer_get_length(in));
+	if (!violation && evbuffer_get_length(in) > HOSTACT_REQUEST_MAX) {
+		/* No end of line in sight: a request too large, holding the connection. */
+		ipc_refuse(r, IPC_TOO_LARGE);
+		answers[n++] = json_pack("{s:b,s:s}", "ok", 0, "error",
+		                         ipc_refusal_text[IPC_TOO_LARGE]);
+		violation = true;
 	}
+	if (batch && store_batch_commit(r->d->store) < 0) {
+		log_error("[%s] cannot record host actions: %s", r->group, store_error(r->d->store));
+		for (size_t i = 0; i < n; i++) {
+			json_decref(answers[i]);
+			answers[i] = json_pack("{s:b,s:s}", "ok", 0, "error",
+			                       "the host action could not be recorded");
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		ipc_reply(c, answers[i]);
+	if (violation)
+		ipc_close_after_reply(c);
 }
 
 static void
 ipc_event(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	/* A peer that wrote its request and shut its side still gets the answer. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_WRITING) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		ipc_close_after_reply(arg);
+	else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		ipc_conn_free(arg);
 }
 
@@ -148,6 +252,7 @@ ipc_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 	for (struct ipc_conn *o = r->conns; o; o = o->next)
 		open++;
 	if (open >= IPC_CONNS_MAX) {
+		ipc_refuse(r, IPC_TOO_MANY_CONNS);
 		close(fd);
 		return;
 	}
@@ -204,6 +309,7 @@ ipc_close(struct run *r)
 {
 	while (r->conns)
 		ipc_conn_free(r->conns);
+	ipc_audit_refused(r);
 	if (r->ipc) {
 		evconnlistener_free(r->ipc);
 		r->ipc = NULL;

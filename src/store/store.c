@@ -407,6 +407,21 @@ store_requeue(struct store *s, int64_t in_id)
 }
 
 int
+store_batch_begin(struct store *s)
+{
+	return exec(s, "BEGIN IMMEDIATE");
+}
+
+int
+store_batch_commit(struct store *s)
+{
+	int r = exec(s, "COMMIT");
+	if (r < 0 && !sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int
 store_audit(struct store *s, const char *group, const char *action, const char *decision,
             const char *reason)
 {
