@@ -184,6 +184,15 @@ start_model truncated
 expect_ask 1 "a stream cut before its end" "hello"
 check "said plainly" err_has "stream ended before its end"
 check "what had arrived was shown" grep -q "this reply is cut" "$WORK/out"
+check "and, text having been shown, not asked again" model_ok 1
+for p in anthropic openai; do
+	new_workspace
+	start_model truncated-early
+	expect_ask 0 "$p: a stream cut before any text is retried" --provider $p "hello"
+	check "$p: as a connection error is" err_has "stream ended before its end.*retrying"
+	check "$p: and the second answer is the one shown" out_is "answered after the cut"
+	check "$p: two requests" model_ok 2
+done
 new_workspace
 start_model truncated
 expect_ask 1 "an OpenAI stream cut before [DONE]" --provider openai "hello"
