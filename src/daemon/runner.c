@@ -400,6 +400,111 @@ may_retry(struct daemon *d, int64_t message)
 	return true;
 }
 
+/* A reply the store refused (disk full) used to leave its message queued, to run again at
+ * once: 191-199 runs in 8 s. Now it runs again after 1, 2, 4 ... s (capped), STORE_RETRY_MAX
+ * runs in all; then the message is marked failed, with the reason, once the store takes a
+ * write again (tried every 2 s). Its group's later messages wait meanwhile: a queue is in
+ * order. */
+#define STORE_RETRY_MAX   5
+#define STORE_RETRY_CAP_S 30
+
+static int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct store_retry *
+store_retry_of(struct daemon *d, int64_t message)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(d->store_retries); i++)
+		if (d->store_retries[i].message == message)
+			return &d->store_retries[i];
+	return NULL;
+}
+
+static void
+retry_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	runner_kick(arg);
+}
+
+/* The timer set for the soonest retry still waiting. */
+static void
+retry_arm(struct daemon *d)
+{
+	int64_t soonest = 0, now = monotonic_ms();
+	for (size_t i = 0; i < ARRAY_SIZE(d->store_retries); i++) {
+		const struct store_retry *t = &d->store_retries[i];
+		if (t->message && (!soonest || t->not_before < soonest))
+			soonest = t->not_before;
+	}
+	if (!soonest || d->stopping)
+		return;
+	if (!d->retry_timer && !(d->retry_timer = evtimer_new(d->base, retry_fire, d)))
+		return;
+	int64_t wait = soonest > now ? soonest - now : 0;
+	struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
+	evtimer_add(d->retry_timer, &tv);
+}
+
+/* The reply to message could not be stored: when it may run again. */
+static void
+store_retry_note(struct daemon *d, int64_t message, const char *why)
+{
+	struct store_retry *t = store_retry_of(d, message);
+	if (!t) {
+		t = &d->store_retries[d->store_retry_next++ % ARRAY_SIZE(d->store_retries)];
+		memset(t, 0, sizeof(*t));
+		t->message = message;
+	}
+	t->runs++;
+	t->given_up = t->runs >= STORE_RETRY_MAX;
+	int64_t delay_s = (int64_t)1 << (t->runs - 1 < 5 ? t->runs - 1 : 5);
+	if (delay_s > STORE_RETRY_CAP_S)
+		delay_s = STORE_RETRY_CAP_S;
+	/* One given up is not run again: only its mark waits for the store. */
+	t->not_before = monotonic_ms() + (t->given_up ? 0 : delay_s * 1000);
+	snprintf(t->why, sizeof(t->why), "%s", why);
+	retry_arm(d);
+}
+
+/* Whether message, next in its group's queue, may run now. One given up is marked failed
+ * here, when the store takes it; until then its group waits (its queue is in order). */
+static bool
+store_retry_gate(struct daemon *d, const char *group, int64_t message)
+{
+	struct store_retry *t = store_retry_of(d, message);
+	if (!t)
+		return true;
+	if (monotonic_ms() < t->not_before) {
+		retry_arm(d);
+		return false;
+	}
+	if (!t->given_up)
+		return true;
+	char reply[400];
+	snprintf(reply, sizeof(reply),
+	         "[clawbox: the reply could not be stored after %u runs (%s); the message was "
+	         "not run again]",
+	         t->runs, t->why);
+	if (store_finish(d->store, message, group, reply, true, NULL) < 0) {
+		t->not_before = monotonic_ms() + 2000;
+		retry_arm(d);
+		return false;
+	}
+	log_warn("[%s] message %lld failed: its reply could not be stored after %u runs (%s)",
+	         group, (long long)message, t->runs, t->why);
+	(void)store_audit(d->store, group, "store", "failed", reply);
+	stream_notify(d, group);
+	t->message = 0;
+	return false;
+}
+
 static void
 unlink_run(struct daemon *d, struct run *r)
 {
@@ -451,9 +556,15 @@ finish(struct run *r)
 	};
 	int e = store_finish_run(d->store, r->message, r->group, dbuf_str(&r->reply), !ok,
 	                         &r->usage, &rec);
-	if (e < 0)
+	if (e < 0) {
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
+		store_retry_note(d, r->message, store_error(d->store));
+	} else {
+		struct store_retry *t = store_retry_of(d, r->message);
+		if (t)
+			t->message = 0;
+	}
 	stream_notify(d, r->group);
 	egress_to_audit(d, r);
 	unlink_run(d, r);
@@ -616,6 +727,8 @@ start_run(struct daemon *d, const char *group)
 	int e = store_take_next(d->store, group, &id, &text);
 	if (e < 0)
 		return e;
+	if (!store_retry_gate(d, group, id))
+		return -EAGAIN;
 
 	char ws[PATH_MAX], session[PATH_MAX], memory[PATH_MAX + 32], mem_size[32], max_tokens[32];
 	const char *argv[ARGV_MAX];
@@ -832,6 +945,10 @@ void
 runner_stop_all(struct daemon *d)
 {
 	d->stopping = true;
+	if (d->retry_timer) {
+		event_free(d->retry_timer);
+		d->retry_timer = NULL;
+	}
 	for (struct run *r = d->runs; r; r = r->next)
 		kill(r->pid, SIGTERM);
 }
