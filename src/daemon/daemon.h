@@ -64,6 +64,9 @@ struct daemon {
 	} store_retries[16];
 	size_t store_retry_next;
 	struct event *retry_timer;
+	/* Each group folder's size at its last count (quota.c), by index in cfg.groups. */
+	uint64_t folder_bytes[CONFIG_MAX_GROUPS];
+	bool folder_known[CONFIG_MAX_GROUPS];
 };
 
 /* The scheduler's idea of now (unix seconds). */

@@ -29,6 +29,7 @@
 #include "hostact.h"
 #include "json-util.h"
 #include "log.h"
+#include "quota.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
@@ -565,6 +566,16 @@ finish(struct run *r)
 		if (t)
 			t->message = 0;
 	}
+	uint64_t used;
+	const struct group_config *g = config_group(&d->cfg, r->group);
+	if (g && quota_group_usage(d, g, true, &used) == 0 && used > g->folder_quota) {
+		char u[32], q[32];
+		quota_format(used, u, sizeof(u));
+		quota_format(g->folder_quota, q, sizeof(q));
+		log_warn("[%s] its folder uses %s of its %s quota: its messages are refused until "
+		         "files are deleted",
+		         r->group, u, q);
+	}
 	stream_notify(d, r->group);
 	egress_to_audit(d, r);
 	unlink_run(d, r);
@@ -729,6 +740,23 @@ start_run(struct daemon *d, const char *group)
 		return e;
 	if (!store_retry_gate(d, group, id))
 		return -EAGAIN;
+	char over[300];
+	if (!quota_may_run(d, g, over, sizeof(over))) {
+		/* Every message queued for the group meanwhile, not one per kick. */
+		char reply[320];
+		snprintf(reply, sizeof(reply), "[clawbox: %s]", over);
+		log_warn("[%s] message %lld refused: %s", group, (long long)id, over);
+		(void)store_audit(d->store, group, "quota", "deny", over);
+		for (unsigned n = 0; e == 0 && n < STORE_LIST_MAX; n++) {
+			if (store_finish(d->store, id, group, reply, true, NULL) < 0)
+				break;
+			free(text);
+			text = NULL;
+			e = store_take_next(d->store, group, &id, &text);
+		}
+		stream_notify(d, group);
+		return -EDQUOT;
+	}
 
 	char ws[PATH_MAX], session[PATH_MAX], memory[PATH_MAX + 32], mem_size[32], max_tokens[32];
 	const char *argv[ARGV_MAX];
