@@ -174,8 +174,8 @@ ipc_close_after_reply(struct ipc_conn *c)
 }
 
 /* One JSON line per request, one per answer. The run's group is ours, not the request's.
- * Every line read in this turn is decided in one store transaction, committed before any
- * answer is sent: an answer never reports what a crash could still undo. */
+ * The audit rows of every line read in this turn are written in one transaction, committed
+ * before any answer is sent: an answer never reports a decision a crash could still undo. */
 static void
 ipc_read(struct bufferevent *bev, void *arg)
 {
@@ -187,7 +187,7 @@ ipc_read(struct bufferevent *bev, void *arg)
 	size_t n = 0, len;
 	bool violation = false;
 	char *line;
-	bool batch = store_batch_begin(r->d->store) == 0;
+	store_audit_batch_begin(r->d->store);
 	while (!violation && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
 		enum ipc_refusal kind = IPC_TOO_LARGE;
 		json_t *resp = NULL;
@@ -216,7 +216,7 @@ ipc_read(struct bufferevent *bev, void *arg)
 		                         ipc_refusal_text[IPC_TOO_LARGE]);
 		violation = true;
 	}
-	if (batch && store_batch_commit(r->d->store) < 0) {
+	if (store_audit_batch_commit(r->d->store) < 0) {
 		log_error("[%s] cannot record host actions: %s", r->group, store_error(r->d->store));
 		for (size_t i = 0; i < n; i++) {
 			json_decref(answers[i]);

@@ -65,12 +65,14 @@ int store_requeue_running(struct store *s);
 /* One running message back to the queue (its run was cut short through no fault of its own). */
 int store_requeue(struct store *s, int64_t in_id);
 
-/* A batch: what is written between store_batch_begin and store_batch_commit is committed
- * together, one fsync for all of it (host actions: every request read in one event-loop turn).
- * Only for writes that open no transaction of their own (store_audit, store_message_out,
- * store_task_*). store_batch_commit: 0, or -EIO after rolling the batch back. */
-int store_batch_begin(struct store *s);
-int store_batch_commit(struct store *s);
+/* An audit batch: store_audit rows between store_audit_batch_begin and _commit are kept (at
+ * most STORE_AUDIT_BATCH_MAX; past that they are written at once) and written in one
+ * transaction, one fsync for all of them (host actions: the decisions read in one event-loop
+ * turn). Other writes meanwhile commit as usual, their own transactions included.
+ * store_audit_batch_commit: 0, or -EIO (nothing of the batch written). */
+#define STORE_AUDIT_BATCH_MAX 512
+void store_audit_batch_begin(struct store *s);
+int store_audit_batch_commit(struct store *s);
 
 /* An audit entry: who (group), what (action), the decision and why. */
 int store_audit(struct store *s, const char *group, const char *action, const char *decision,
