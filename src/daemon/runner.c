@@ -191,18 +191,21 @@ ipc_read(struct bufferevent *bev, void *arg)
 	while (!violation && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
 		enum ipc_refusal kind = IPC_TOO_LARGE;
 		json_t *resp = NULL;
+		bool decided = false;
 		if (len <= HOSTACT_REQUEST_MAX) {
 			_cleanup_json_ json_t *req = json_loadb(line, len, 0, NULL);
-			if (!json_is_object(req))
+			if (!json_is_object(req)) {
 				kind = IPC_NOT_REQUEST;
-			else if (r->requests >= HOSTACT_PER_RUN_MAX)
+			} else if (r->requests >= HOSTACT_PER_RUN_MAX) {
 				kind = IPC_PAST_CAP;
-			else if (++r->requests, !(resp = hostact_handle(r->d, r->group, req,
-			                                                  &r->file_budget)))
-				resp = json_pack("{s:b,s:s}", "ok", 0, "error", "out of memory");
+			} else {
+				r->requests++;
+				resp = hostact_handle(r->d, r->group, req, &r->file_budget);
+				decided = true;
+			}
 		}
 		free(line);
-		if (!resp) {
+		if (!decided) {
 			ipc_refuse(r, kind);
 			resp = json_pack("{s:b,s:s}", "ok", 0, "error", ipc_refusal_text[kind]);
 			violation = true;
