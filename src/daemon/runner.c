@@ -340,6 +340,7 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		return;
 	char line[8192];
 	unsigned n = 0;
+	store_audit_batch_begin(d->store); /* up to 1,000 rows: one fsync, not one each */
 	while (fgets(line, sizeof(line), f) && n++ < 1000) {
 		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
 		if (!json_is_object(e))
@@ -356,6 +357,8 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		                      : "error",
 		                  what);
 	}
+	if (store_audit_batch_commit(d->store) < 0)
+		log_error("[%s] cannot record the run's egress: %s", r->group, store_error(d->store));
 	fclose(f);
 	unlink(r->audit_path);
 }

@@ -433,10 +433,10 @@ audit_insert(struct store *s, int64_t time, const char *group, const char *actio
 	           "itttt", time, group, action, decision, reason ? reason : "");
 }
 
-int
-store_audit_batch_commit(struct store *s)
+/* The rows kept so far, in one transaction; kept no more either way. */
+static int
+audit_flush(struct store *s)
 {
-	s->batching = false;
 	if (!s->n_pending)
 		return 0;
 	int r = exec(s, "BEGIN IMMEDIATE");
@@ -455,11 +455,20 @@ store_audit_batch_commit(struct store *s)
 }
 
 int
+store_audit_batch_commit(struct store *s)
+{
+	s->batching = false;
+	return audit_flush(s);
+}
+
+int
 store_audit(struct store *s, const char *group, const char *action, const char *decision,
             const char *reason)
 {
 	if (!reason)
 		reason = "";
+	if (s->batching && s->n_pending == STORE_AUDIT_BATCH_MAX)
+		(void)audit_flush(s); /* in order, and the batch goes on */
 	if (s->batching && s->n_pending < STORE_AUDIT_BATCH_MAX) {
 		/* One allocation for the four strings, each NUL-terminated. */
 		size_t lg = strlen(group) + 1, la = strlen(action) + 1, ld = strlen(decision) + 1,
