@@ -345,6 +345,24 @@ print_time(int64_t t)
 	printf("%s", buf);
 }
 
+/* Sizes as "1.5 MiB" (quota.c's form; the client does not link the daemon's code). */
+static void
+client_size(uint64_t bytes, char *buf, size_t size)
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+	if (bytes < 1024) {
+		snprintf(buf, size, "%llu bytes", (unsigned long long)bytes);
+		return;
+	}
+	double v = (double)bytes / 1024;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, "%.1f %s", v, units[u]);
+}
+
 int
 cmd_groups(int argc, char **argv)
 {
@@ -370,6 +388,16 @@ cmd_groups(int argc, char **argv)
 		if (*trig) {
 			printf("  trigger ");
 			print_clean(stdout, trig, strlen(trig));
+		}
+		json_t *quota = json_object_get(g, "folder_quota");
+		if (json_is_integer(quota)) {
+			char u[32], q[32];
+			client_size(json_get_u64(g, "folder_bytes"), u, sizeof(u));
+			client_size((uint64_t)json_integer_value(quota), q, sizeof(q));
+			printf("  folder %s of %s%s", u, q,
+			       json_get_u64(g, "folder_bytes") > (uint64_t)json_integer_value(quota)
+			           ? " (over its quota: messages refused)"
+			           : "");
 		}
 		printf("\n");
 	}

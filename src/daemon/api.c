@@ -19,6 +19,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
+#include "quota.h"
 #include "tasks.h"
 #include "web.h"
 
@@ -167,8 +168,12 @@ get_groups(struct daemon *d, struct evhttp_request *req)
 	json_t *arr = json_array();
 	for (size_t i = 0; i < d->cfg.n_groups; i++) {
 		const struct group_config *g = &d->cfg.groups[i];
-		json_array_append_new(arr, json_pack("{s:s,s:b,s:s}", "id", g->id, "main", g->main,
-		                                     "trigger", g->trigger));
+		uint64_t used = 0; /* as last measured (after each run), or now if never */
+		(void)quota_group_usage(d, g, false, &used);
+		json_array_append_new(arr, json_pack("{s:s,s:b,s:s,s:I,s:I}", "id", g->id, "main",
+		                                     g->main, "trigger", g->trigger, "folder_bytes",
+		                                     (json_int_t)used, "folder_quota",
+		                                     (json_int_t)g->folder_quota));
 	}
 	/* model_configured: the chat page says plainly when no model can answer. */
 	reply_json(req, 200, json_pack("{s:o,s:b}", "groups", arr, "model_configured",

@@ -91,11 +91,26 @@ id_ok(const char *id)
 	return true;
 }
 
+/* "folder_quota": a size of at least 1M ("500M", "2G"). */
+static int
+get_quota(json_t *o, const char *where, uint64_t *ret, char *why, size_t size)
+{
+	json_t *q = json_object_get(o, "folder_quota");
+	uint64_t v;
+	if (!q)
+		return 0;
+	if (!json_is_string(q) || parse_size(json_string_value(q), &v) < 0 || v < (1ULL << 20))
+		return bad(why, size, "%s%sfolder_quota: expected a size of at least 1M, such as 1G",
+		           where, *where ? "." : "");
+	*ret = v;
+	return 0;
+}
+
 static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"id",     "main",     "trigger", "allow",
-	                                   "memory", "timezone", "mounts",  NULL};
+	static const char *const keys[] = {"id",       "main",     "trigger",      "allow", "memory",
+	                                   "timezone", "mounts",   "folder_quota", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -190,7 +205,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 			           where);
 		out->memory_bytes = v;
 	}
-	return 0;
+	return get_quota(g, where, &out->folder_quota, why, size);
 }
 
 static int
@@ -266,9 +281,9 @@ config_model_configured(const struct model_config *m)
 int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
-	static const char *const keys[] = {
-	    "data_dir", "listen", "allow_remote", "max_concurrent", "model", "groups", "telegram",
-	    "vm",       NULL};
+	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
+	                                   "model", "groups", "telegram", "vm", "folder_quota",
+	                                   NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -300,6 +315,9 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	if (r == 0)
 		r = get_uint(j, "max_concurrent", "", 1, 256, &v, why, size);
 	c->max_concurrent = (unsigned)v;
+	c->folder_quota = CONFIG_FOLDER_QUOTA;
+	if (r == 0)
+		r = get_quota(j, "", &c->folder_quota, why, size);
 	if (r == 0 && json_object_get(j, "model"))
 		r = parse_model(json_object_get(j, "model"), &c->model, why, size);
 	json_t *groups = json_object_get(j, "groups");
@@ -322,6 +340,9 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	}
 	if (r == 0 && c->n_groups == 0)
 		return bad(why, size, "groups: at least one group is needed");
+	for (size_t k = 0; k < c->n_groups; k++)
+		if (!c->groups[k].folder_quota)
+			c->groups[k].folder_quota = c->folder_quota;
 	json_t *vm = json_object_get(j, "vm");
 	if (r == 0 && vm) {
 		/* true, or {"image": DIR, "memory": SIZE} */

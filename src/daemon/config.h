@@ -19,6 +19,7 @@
 #define CONFIG_GROUP_ID_MAX 64
 #define CONFIG_FILE_MAX     (1u << 20)
 #define CONFIG_MAX_MOUNTS   16
+#define CONFIG_FOLDER_QUOTA (1ULL << 30) /* a group folder's quota when none is configured */
 
 struct group_config {
 	char id[CONFIG_GROUP_ID_MAX]; /* [a-z0-9_-], also the folder name */
@@ -27,6 +28,7 @@ struct group_config {
 	char *allow[CONFIG_MAX_ALLOW];
 	size_t n_allow;
 	uint64_t memory_bytes; /* 0: the sandbox default */
+	uint64_t folder_quota; /* bytes its folder may hold (quota.h); the default if not set */
 	char timezone[64];     /* for its cron tasks; "" is UTC */
 	struct {
 		char host[512];   /* as configured; checked against the mount allowlist per run */
@@ -54,6 +56,7 @@ struct daemon_config {
 	unsigned listen_port;
 	bool allow_remote; /* listen may be a non-loopback address */
 	unsigned max_concurrent;
+	uint64_t folder_quota; /* "folder_quota": a group folder's, unless the group says */
 	struct model_config model;
 	struct group_config groups[CONFIG_MAX_GROUPS];
 	size_t n_groups;

@@ -15,9 +15,18 @@
 #include "macro.h"
 #include "store.h"
 
+struct pending_audit {
+	int64_t time;
+	char *text; /* owns the four strings below */
+	const char *group, *action, *decision, *reason;
+};
+
 struct store {
 	sqlite3 *db;
 	char error[256];
+	bool batching; /* store_audit_batch_begin: audit rows wait in pending */
+	struct pending_audit pending[STORE_AUDIT_BATCH_MAX];
+	size_t n_pending;
 };
 
 /* Migrations, in order: migrations[i] brings version i to i+1. Never edit one that has
@@ -172,6 +181,8 @@ store_close(struct store *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->n_pending; i++)
+		free(s->pending[i].text);
 	if (s->db)
 		sqlite3_close(s->db);
 	free(s);
@@ -406,14 +417,75 @@ store_requeue(struct store *s, int64_t in_id)
 	           "i", in_id);
 }
 
-int
-store_audit(struct store *s, const char *group, const char *action, const char *decision,
-            const char *reason)
+void
+store_audit_batch_begin(struct store *s)
+{
+	s->batching = true;
+}
+
+static int
+audit_insert(struct store *s, int64_t time, const char *group, const char *action,
+             const char *decision, const char *reason)
 {
 	return run(s,
 	           "INSERT INTO audit (time, group_id, action, decision, reason) "
 	           "VALUES (?, ?, ?, ?, ?)",
-	           "itttt", now_s(), group, action, decision, reason ? reason : "");
+	           "itttt", time, group, action, decision, reason ? reason : "");
+}
+
+/* The rows kept so far, in one transaction; kept no more either way. */
+static int
+audit_flush(struct store *s)
+{
+	if (!s->n_pending)
+		return 0;
+	int r = exec(s, "BEGIN IMMEDIATE");
+	for (size_t i = 0; r == 0 && i < s->n_pending; i++) {
+		struct pending_audit *a = &s->pending[i];
+		r = audit_insert(s, a->time, a->group, a->action, a->decision, a->reason);
+	}
+	if (r == 0)
+		r = exec(s, "COMMIT");
+	if (r < 0 && !sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	for (size_t i = 0; i < s->n_pending; i++)
+		free(s->pending[i].text);
+	s->n_pending = 0;
+	return r;
+}
+
+int
+store_audit_batch_commit(struct store *s)
+{
+	s->batching = false;
+	return audit_flush(s);
+}
+
+int
+store_audit(struct store *s, const char *group, const char *action, const char *decision,
+            const char *reason)
+{
+	if (!reason)
+		reason = "";
+	if (s->batching && s->n_pending == STORE_AUDIT_BATCH_MAX)
+		(void)audit_flush(s); /* in order, and the batch goes on */
+	if (s->batching && s->n_pending < STORE_AUDIT_BATCH_MAX) {
+		/* One allocation for the four strings, each NUL-terminated. */
+		size_t lg = strlen(group) + 1, la = strlen(action) + 1, ld = strlen(decision) + 1,
+		       lr = strlen(reason) + 1;
+		char *t = malloc(lg + la + ld + lr);
+		if (t) {
+			struct pending_audit *a = &s->pending[s->n_pending++];
+			a->time = now_s();
+			a->text = t;
+			a->group = memcpy(t, group, lg);
+			a->action = memcpy(t + lg, action, la);
+			a->decision = memcpy(t + lg + la, decision, ld);
+			a->reason = memcpy(t + lg + la + ld, reason, lr);
+			return 0;
+		}
+	}
+	return audit_insert(s, now_s(), group, action, decision, reason);
 }
 
 int

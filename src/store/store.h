@@ -65,6 +65,15 @@ int store_requeue_running(struct store *s);
 /* One running message back to the queue (its run was cut short through no fault of its own). */
 int store_requeue(struct store *s, int64_t in_id);
 
+/* An audit batch: store_audit rows between store_audit_batch_begin and _commit are kept and
+ * written in one transaction, one fsync for all of them (host actions: the decisions read in
+ * one event-loop turn; a run's egress), every STORE_AUDIT_BATCH_MAX rows and at the commit.
+ * Other writes meanwhile commit as usual, their own transactions included.
+ * store_audit_batch_commit: 0, or -EIO (the rows kept since the last write are lost). */
+#define STORE_AUDIT_BATCH_MAX 512
+void store_audit_batch_begin(struct store *s);
+int store_audit_batch_commit(struct store *s);
+
 /* An audit entry: who (group), what (action), the decision and why. */
 int store_audit(struct store *s, const char *group, const char *action, const char *decision,
                 const char *reason);
