@@ -80,7 +80,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
-.PHONY: all check bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
+.PHONY: all check check-fresh bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve
 
 deps:
@@ -309,6 +309,11 @@ fuzz:
 		$(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
 			tests/fuzz/corpus/$$t || exit 1; \
 	done
+
+# The build on a minimal Debian 12 (debootstrap, cached in build/fresh): the README's first
+# command must work there, with nothing installed but what it installs.
+check-fresh: test-deps
+	@tests/fresh/check-fresh.sh
 
 check: clawbox clawbox-proxy clawbox-serve $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)

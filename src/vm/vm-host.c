@@ -38,6 +38,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "paths.h"
 #include "text.h"
 #include "vm-host.h"
 
@@ -450,12 +451,10 @@ vm_accel_parse(const char *s, enum vm_accel *ret)
 static int
 accel_cache_path(char *buf, size_t size)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	if (xdg && xdg[0] == '/')
-		return snprintf(buf, size, "%s/clawbox/vm-accel", xdg) < (int)size ? 0 : -1;
-	if (home && home[0] == '/')
-		return snprintf(buf, size, "%s/.cache/clawbox/vm-accel", home) < (int)size ? 0 : -1;
-	return -1;
+	char dir[4096];
+	if (xdg_dir(XDG_CACHE, dir, sizeof(dir)) < 0)
+		return -1;
+	return snprintf(buf, size, "%s/vm-accel", dir) < (int)size ? 0 : -1;
 }
 
 static void
@@ -778,11 +777,8 @@ vm_default_image(const char *given, char *buf, size_t size)
 		snprintf(buf, size, "%s", given);
 	} else if (getenv("CLAWBOX_VM_IMAGE")) {
 		snprintf(buf, size, "%s", getenv("CLAWBOX_VM_IMAGE"));
-	} else {
-		ssize_t n = size > 16 ? readlink("/proc/self/exe", buf, size - 16) : -1;
-		buf[n > 0 ? n : 0] = '\0';
-		char *slash = strrchr(buf, '/');
-		snprintf(slash ? slash + 1 : buf, 16, "build/vm");
+	} else if (self_data_path("vm", "build/vm", buf, size) < 0) {
+		snprintf(buf, size, "build/vm");
 	}
 }
 
