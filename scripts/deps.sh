@@ -47,6 +47,7 @@ test)
 	need_pkg scdoc "command -v scdoc"
 	need_pkg man-db "command -v man"
 	need_pkg systemd "command -v systemd-analyze"
+	need_pkg zsh "command -v zsh" # the zsh completion's test
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"
