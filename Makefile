@@ -28,7 +28,8 @@ CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 LDFLAGS  += -pie -fsanitize=$(SANITIZE)
 else
 # Static: clawbox starts on every sandbox, and the dynamic loader's work is pure overhead
-# there (it links nothing but libc; the TLS-capable proxy will be its own executable).
+# there (it links nothing but libc and the agent's two libraries; the TLS-capable proxy is an
+# executable of its own).
 LDFLAGS  += -static-pie
 endif
 

@@ -59,7 +59,8 @@ usage(FILE *out)
 	    "  --socket PATH     where clients connect (made 0600)\n"
 	    "  --share DIR[:rw]  a folder the VM may see (read-only unless :rw; repeatable)\n"
 	    "  --memory SIZE     the VM's RAM (default 1G)\n"
-	    "  --vm-image DIR    the guest (default: build/vm next to clawbox)\n"
+	    "  --vm-image DIR    the guest (default: build/vm next to clawbox; installed:\n"
+	    "                    PREFIX/lib/clawbox/vm)\n"
 	    "  --accel MODE      auto (default: KVM if it boots the guest, else TCG), kvm, tcg\n"
 	    "  --debug           the guest's console on stderr\n"
 	    "  -h, --help        this help\n");

@@ -98,7 +98,7 @@ struct vm {
 int vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size);
 
 /* The guest image's folder: given, else $CLAWBOX_VM_IMAGE, else build/vm next to this
- * executable (where `make guest` puts it). */
+ * executable (where `make guest` puts it), or PREFIX/lib/clawbox/vm for an installed one. */
 void vm_default_image(const char *given, char *buf, size_t size);
 
 /* Starts spec in a fresh sandbox inside the VM. Every mount's source must lie in one of the
