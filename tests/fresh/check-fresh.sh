@@ -7,7 +7,8 @@
 # copies the repository's tracked files in (git ls-files), binds /proc, /sys and /dev, and runs
 # in a chroot exactly what the README's first command runs, minus starting the daemon:
 #   apt-get update && apt-get install -y make gcc && make all
-# then checks that the three executables exist and answer --version. Nothing else is installed
+# then checks that the three executables exist and answer --version, and that scripts/deps.sh
+# installs what is missing where the package lists are empty. Nothing else is installed
 # in the tree: what the build needs beyond make and gcc, scripts/deps.sh must install itself.
 # Mounts are undone on every path (trap). Needs root and debootstrap (scripts/deps.sh test).
 set -euo pipefail
@@ -35,8 +36,24 @@ fi
 mirror=${mirror:-http://deb.debian.org/debian}
 
 mounted=()
+child=
+# in_chroot LOG SCRIPT: runs SCRIPT in the tree with a clean environment, in a process group of
+# its own, so that a Ctrl-C or a kill of this script ends the build too (cleanup, below).
+in_chroot() {
+	local log=$1 rc=0
+	setsid chroot "$work" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+		DEBIAN_FRONTEND=noninteractive sh -c "$2" >"$log" 2>&1 </dev/null &
+	child=$!
+	wait "$child" || rc=$?
+	child=
+	return "$rc"
+}
 cleanup() {
 	local i
+	if [ -n "$child" ]; then
+		kill -TERM -- "-$child" 2>/dev/null || true
+		wait "$child" 2>/dev/null || true
+	fi
 	for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
 		umount -l "${mounted[i]}" 2>/dev/null || true
 	done
@@ -83,9 +100,7 @@ readme_cmd='apt-get update && apt-get install -y make gcc && make all'
 grep -q '^apt-get update && apt-get install -y make gcc && make serve' README.md ||
 	fail "README.md's first command is not 'apt-get update && apt-get install -y make gcc && make serve'"
 echo "check-fresh: in a minimal bookworm: $readme_cmd"
-if ! chroot "$work" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-	DEBIAN_FRONTEND=noninteractive sh -c "cd /src/clawbox && $readme_cmd" \
-	>"$cache/build.log" 2>&1; then
+if ! in_chroot "$cache/build.log" "cd /src/clawbox && $readme_cmd"; then
 	tail -n 30 "$cache/build.log" >&2
 	fail "the README's build failed on a fresh Debian 12 (log: $cache/build.log)"
 fi
@@ -99,5 +114,16 @@ for exe in clawbox clawbox-proxy clawbox-serve; do
 	esac
 	echo "check-fresh: $v"
 done
+# scripts/deps.sh on a machine whose package lists are empty (a fresh image, a container):
+# it must fetch them before it can install anything.
+if ! in_chroot "$cache/deps.log" 'apt-get purge -y -q libsqlite3-dev >/dev/null &&
+	rm -rf /var/lib/apt/lists/* && cd /src/clawbox && scripts/deps.sh build &&
+	pkg-config --exists sqlite3'; then
+	cat "$cache/deps.log" >&2
+	fail "scripts/deps.sh build did not install libsqlite3-dev with empty package lists"
+fi
+grep -q 'the package lists are empty: apt-get update' "$cache/deps.log" ||
+	fail "scripts/deps.sh did not say it fetched the empty package lists (log: $cache/deps.log)"
+echo "check-fresh: scripts/deps.sh build with empty package lists: $(grep installing "$cache/deps.log")"
 t2=$(date +%s)
 echo "check-fresh: ok (base tree $((t1 - t0)) s, build $((t2 - t1)) s)"
