@@ -30,6 +30,7 @@ page() { # $1 = page name, $2 = summary, then the command whose --help is the pa
 	{
 		printf '.TH %s 1 "%s" "clawbox %s" "clawbox manual"\n' "$(echo "$name" | tr a-z A-Z)" \
 			"$date" "$version"
+		printf '.nh\n' # no hyphenation: option and page names must stay whole
 		printf '.SH NAME\n%s \\- %s\n' "$(echo "$name" | roff)" "$(echo "$summary" | roff)"
 		printf '.SH SYNOPSIS\n.nf\n'
 		echo "$help" | sed -n '1,/^$/p' | sed -e 's/^usage: //' -e '/^$/d' | roff
