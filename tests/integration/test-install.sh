@@ -33,6 +33,12 @@ check "the system unit starts /usr/bin/clawbox serve (BINDIR filled in)" \
 	grep -qx 'ExecStart=/usr/bin/clawbox serve' "$D/usr/lib/systemd/system/clawbox.service"
 check "the executables are executable, the rest is not" \
 	sh -c "test -x '$D/usr/bin/clawbox-serve' && ! test -x '$D/usr/share/man/man1/clawbox.1'"
+chmod 755 "$WORK"
+"$D/usr/bin/clawbox" run --net proxy -- true >"$WORK/out" 2>"$WORK/err"
+check "run from DESTDIR: clawbox run --net proxy finds the proxy beside it (exit $?)" \
+	sh -c "test $? = 0"
+check "run from DESTDIR: clawbox serve hands over to the clawbox-serve beside it" \
+	sh -c "'$D/usr/bin/clawbox' serve --version | grep -qx 'clawbox-serve [0-9.]*'"
 DESTDIR=$D PREFIX=/usr tools/install.sh uninstall >>"$WORK/install.log" 2>&1
 left=$(find "$D" ! -type d | head -5 | tr '\n' ' ')
 check "uninstall leaves no file behind (left: ${left:-none})" test -z "$left"
