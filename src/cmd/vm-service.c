@@ -178,6 +178,12 @@ listen_socket(const char *path)
 	return fd;
 }
 
+static void
+say_progress(const char *line)
+{
+	log_info("%s", line);
+}
+
 int
 cmd_vm_service(int argc, char **argv)
 {
@@ -260,7 +266,8 @@ cmd_vm_service(int argc, char **argv)
 	                        .n_shares = n_shares,
 	                        .debug = debug,
 	                        .sig_fd = sig_fd,
-	                        .accel = accel};
+	                        .accel = accel,
+	                        .progress = say_progress}; /* a service's log: always */
 	struct service sv = {0};
 	char why[SANDBOX_MSG_MAX];
 	bool stop = false;
