@@ -21,6 +21,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
+#include "paths.h"
 #include "sse.h"
 #include "text.h"
 
@@ -48,24 +49,22 @@ print_clean(FILE *f, const char *s, size_t len)
 static int
 client_init(struct client *c, const char *url, const char *token_file, const char *config)
 {
-	const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
 	char cfg_path[PATH_MAX], listen[96] = "127.0.0.1:7878", data[PATH_MAX] = "";
+	char dir[PATH_MAX - 32] = "";
 	if (config)
 		snprintf(cfg_path, sizeof(cfg_path), "%s", config);
-	else if (xdg && xdg[0] == '/')
-		snprintf(cfg_path, sizeof(cfg_path), "%s/clawbox/config.json", xdg);
+	else if (xdg_dir(XDG_CONFIG, dir, sizeof(dir)) == 0)
+		snprintf(cfg_path, sizeof(cfg_path), "%s/config.json", dir);
 	else
-		snprintf(cfg_path, sizeof(cfg_path), "%s/.config/clawbox/config.json",
-		         home && *home ? home : "/root");
+		cfg_path[0] = '\0'; /* no HOME: the built-in defaults, or --url/--token-file */
 	json_error_t jerr;
 	_cleanup_json_ json_t *cfg = json_load_file(cfg_path, 0, &jerr);
 	if (json_get_str(cfg, "listen"))
 		snprintf(listen, sizeof(listen), "%s", json_get_str(cfg, "listen"));
 	if (json_get_str(cfg, "data_dir"))
 		snprintf(data, sizeof(data), "%s", json_get_str(cfg, "data_dir"));
-	else
-		snprintf(data, sizeof(data), "%s/.local/share/clawbox",
-		         home && *home ? home : "/root");
+	else if (xdg_dir(XDG_DATA, data, sizeof(data)) < 0)
+		data[0] = '\0';
 	if (url) {
 		if (strncmp(url, "http://", 7) != 0)
 			return log_error("--url %s: expected http://ADDRESS:PORT", url), -EINVAL;

@@ -17,6 +17,7 @@
 #include "fd-util.h"
 #include "json-util.h"
 #include "parse.h"
+#include "paths.h"
 
 static int bad(char *why, size_t size, const char *fmt, ...) _printf_(3, 4);
 static int
@@ -485,10 +486,12 @@ config_load(const char *path, struct daemon_config *c, bool *ret_created, char *
 		*ret_created = false;
 	if (n == -ENOENT) {
 		/* First start: a default the user can edit, with the data folder beside it. */
-		const char *home = getenv("HOME");
 		char data[600];
-		snprintf(data, sizeof(data), "%s/.local/share/clawbox",
-		         home && *home ? home : "/var/lib");
+		if (xdg_dir(XDG_DATA, data, sizeof(data)) < 0) {
+			free(buf);
+			return bad(why, size, "no data folder for a default configuration: HOME "
+			                      "is not set (set HOME or XDG_DATA_HOME)");
+		}
 		_cleanup_free_ char *text = config_default_text(data);
 		char dir[1024];
 		snprintf(dir, sizeof(dir), "%s", path);

@@ -63,7 +63,7 @@ struct daemon_config {
 	/* "vm": every run's sandbox inside one long-lived microVM (clawbox vm-service). */
 	struct {
 		bool on;
-		char image[512]; /* "" : build/vm next to clawbox */
+		char image[512]; /* "" : the guest beside clawbox (vm_default_image()) */
 		uint64_t memory; /* the VM's RAM */
 		char accel[8];   /* "auto" (""), "kvm" or "tcg" */
 	} vm;
