@@ -5,6 +5,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +34,59 @@ log_debug_enabled(void)
 	return log_debug_on;
 }
 
+static bool log_limit_on;
+
+void
+log_set_rate_limit(bool on)
+{
+	log_limit_on = on;
+}
+
+/* Whether line (without its newline) may be written now; writes the summary of what was
+ * held back when the flood ends. */
+static bool
+log_rate_ok(const char *line, size_t len)
+{
+	static char last[256];
+	static size_t last_len;
+	static unsigned repeated, dropped, in_second;
+	static time_t second;
+	char note[128];
+	int n = 0;
+	time_t now = time(NULL);
+	size_t cmp = len < sizeof(last) ? len : sizeof(last);
+	bool same = last_len == cmp && memcmp(last, line, cmp) == 0;
+	if (now != second) {
+		second = now;
+		in_second = 0;
+		if (dropped)
+			n = snprintf(note, sizeof(note), "%s: (%u lines left out)\n", log_prefix,
+			             dropped);
+		dropped = 0;
+	}
+	if (same && n == 0 && repeated < 1000000) {
+		repeated++;
+		return false;
+	}
+	if (repeated && n == 0)
+		n = snprintf(note, sizeof(note), "%s: (last message repeated %u times)\n",
+		             log_prefix, repeated);
+	else if (repeated && n > 0 && (size_t)n < sizeof(note))
+		n += snprintf(note + n, sizeof(note) - (size_t)n,
+		              "%s: (last message repeated %u times)\n", log_prefix, repeated);
+	repeated = 0;
+	if (n > 0) {
+		ssize_t _unused_ r = write(STDERR_FILENO, note, strnlen(note, sizeof(note)));
+	}
+	memcpy(last, line, cmp);
+	last_len = cmp;
+	if (++in_second > LOG_RATE_MAX) {
+		dropped++;
+		return false;
+	}
+	return true;
+}
+
 static void
 log_write(const char *level, const char *fmt, va_list ap)
 {
@@ -46,6 +100,8 @@ log_write(const char *level, const char *fmt, va_list ap)
 	size_t len = (size_t)n + (size_t)m;
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2; /* truncated: still end the line */
+	if (log_limit_on && !log_rate_ok(line, len))
+		return;
 	line[len++] = '\n';
 	ssize_t _unused_ r = write(STDERR_FILENO, line, len);
 }

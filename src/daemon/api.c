@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "apiguard.h"
 #include "daemon.h"
 #include "json-util.h"
 #include "log.h"
@@ -72,7 +73,9 @@ body_object(struct daemon *d, struct evhttp_request *req)
 		return NULL;
 	}
 	json_error_t jerr;
-	json_t *j = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+	/* Duplicate keys: another reader of the same body might take the other value. */
+	json_t *j = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES,
+	                       &jerr);
 	if (!json_is_object(j)) {
 		if (j)
 			json_decref(j);
@@ -100,6 +103,27 @@ query_after(struct evhttp_request *req)
 	return after;
 }
 
+/* Past the group's or the total queue cap: a 429 that says when to try again, and nothing
+ * stored. */
+static bool
+queue_full(struct daemon *d, struct evhttp_request *req, const char *group)
+{
+	int64_t mine = 0, all = 0;
+	if (store_queued_count(d->store, group, &mine) < 0 ||
+	    store_queued_count(d->store, NULL, &all) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return true;
+	}
+	if (mine < (int64_t)d->cfg.limits.queue_per_group && all < (int64_t)d->cfg.limits.queue_total)
+		return false;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "10");
+	refuse(d, req, 429,
+	       mine >= (int64_t)d->cfg.limits.queue_per_group
+	           ? "the group's queue is full (limits.queue_per_group); try again later"
+	           : "the daemon's queue is full (limits.queue_total); try again later");
+	return true;
+}
+
 static void
 post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 {
@@ -117,10 +141,21 @@ post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 		refuse(d, req, 400, "\"sender\" must be a string of at most 128 characters");
 		return;
 	}
+	if (queue_full(d, req, group))
+		return;
+	/* Stored without terminal controls: whoever shows them later need not trust us. */
+	_cleanup_free_ char *clean_text =
+	    api_clean_text(json_string_value(text), json_string_length(text), false);
+	_cleanup_free_ char *clean_sender =
+	    sender ? api_clean_text(json_string_value(sender), json_string_length(sender), true)
+	           : NULL;
+	if (!clean_text || (sender && !clean_sender)) {
+		refuse(d, req, 503, "out of memory");
+		return;
+	}
 	int64_t id;
 	/* Committed before the 202: an accepted message survives a crash. */
-	if (store_message_in(d->store, group, json_string_value(sender), json_string_value(text),
-	                     &id) < 0) {
+	if (store_message_in(d->store, group, clean_sender, clean_text, &id) < 0) {
 		log_error("cannot store a message: %s", store_error(d->store));
 		refuse(d, req, 503, "the store is unavailable");
 		return;
@@ -225,14 +260,23 @@ post_task(struct daemon *d, struct evhttp_request *req)
 		return;
 	}
 	char kind[8], spec[128], why[256];
-	int64_t next, id;
+	int64_t next, id, have = 0;
 	if (tasks_parse_schedule(body, g->timezone, daemon_now(d), kind, spec, sizeof(spec), &next,
 	                         why, sizeof(why)) < 0) {
 		refuse(d, req, 400, why);
 		return;
 	}
-	if (store_task_add(d->store, g->id, json_string_value(prompt), kind, spec, next, "api",
-	                   &id) < 0) {
+	if (store_task_count(d->store, g->id, &have) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	if (have >= (int64_t)d->cfg.limits.tasks_per_group) {
+		refuse(d, req, 409, "the group has as many tasks as limits.tasks_per_group allows");
+		return;
+	}
+	_cleanup_free_ char *clean =
+	    api_clean_text(json_string_value(prompt), json_string_length(prompt), false);
+	if (!clean || store_task_add(d->store, g->id, clean, kind, spec, next, "api", &id) < 0) {
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
@@ -344,6 +388,14 @@ get_metrics(struct daemon *d, struct evhttp_request *req)
 	    (unsigned long long)c.usage.input, (unsigned long long)c.usage.output,
 	    (unsigned long long)c.usage.cache_write, (unsigned long long)c.usage.cache_read,
 	    listeners, unread);
+	unsigned conns;
+	uint64_t evicted;
+	api_guard_stats(&conns, &evicted);
+	evbuffer_add_printf(b,
+	                    "# TYPE clawbox_http_connections gauge\nclawbox_http_connections %u\n"
+	                    "# TYPE clawbox_http_connections_closed_by_cap_total counter\n"
+	                    "clawbox_http_connections_closed_by_cap_total %llu\n",
+	                    conns, (unsigned long long)evicted);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -385,6 +437,20 @@ route(struct evhttp_request *req, void *arg)
 		refuse(d, req, 400, "bad request target");
 		return;
 	}
+	/* Before anything else, /healthz and /metrics too. A request two parsers could read
+	 * differently is refused, and its connection closed: what follows it is not trusted. */
+	char why[96];
+	if (api_headers_check(req, why, sizeof(why)) < 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		refuse(d, req, 400, why);
+		return;
+	}
+	/* DNS rebinding: a page elsewhere can point its own name at 127.0.0.1, and the browser
+	 * sends that name as the Host. Only our own address (or localhost) is served. */
+	if (!api_host_ok(d, req)) {
+		refuse(d, req, 421, "the Host is not this daemon's address");
+		return;
+	}
 	if (strcmp(path, "/healthz") == 0 && cmd == EVHTTP_REQ_GET) {
 		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 		return;
@@ -405,7 +471,7 @@ route(struct evhttp_request *req, void *arg)
 	}
 	/* A page on another site cannot drive the API through the user's browser. */
 	const char *origin = evhttp_find_header(h, "Origin");
-	if (origin && strcmp(origin, d->origin) != 0) {
+	if (origin && !api_origin_ok(d, req, origin)) {
 		refuse(d, req, 403, "cross-origin requests are refused");
 		return;
 	}
@@ -515,12 +581,16 @@ api_start(struct daemon *d)
 	evhttp_set_timeout(d->http, 30);
 	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(d->http, route, d);
-	if (!evhttp_bind_socket_with_handle(d->http, d->cfg.listen_host,
-	                                    (uint16_t)d->cfg.listen_port)) {
+	struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(
+	    d->http, d->cfg.listen_host, (uint16_t)d->cfg.listen_port);
+	if (!bound) {
 		log_error("cannot listen on %s:%u: %s", d->cfg.listen_host, d->cfg.listen_port,
 		          strerror(errno));
 		return -EADDRINUSE;
 	}
+	int r = api_guard_start(d, bound);
+	if (r < 0)
+		return log_error("cannot watch the API's connections: %s", strerror(-r)), r;
 	snprintf(d->origin, sizeof(d->origin), "http://%s:%u", d->cfg.listen_host,
 	         d->cfg.listen_port);
 	return 0;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,8 @@ static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
 	static const char *const keys[] = {"id",     "main",     "trigger", "allow",
-	                                   "memory", "timezone", "mounts",  NULL};
+	                                   "memory", "timezone", "mounts",  "tasks_may_schedule",
+	                                   NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -112,6 +114,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	if (m && !json_is_boolean(m))
 		return bad(why, size, "%s.main: expected true or false", where);
 	out->main = json_is_true(m);
+	json_t *tms = json_object_get(g, "tasks_may_schedule");
+	if (tms && !json_is_boolean(tms))
+		return bad(why, size, "%s.tasks_may_schedule: expected true or false", where);
+	out->tasks_may_schedule = json_is_true(tms);
 	if ((r = get_string(g, "trigger", where, out->trigger, sizeof(out->trigger), why, size)) <
 	    0)
 		return r;
@@ -225,11 +231,53 @@ parse_model(json_t *m, struct model_config *out, char *why, size_t size)
 	return r;
 }
 
+/* "limits": {"connections", "connections_per_client", "queue_per_group", "queue_total",
+ * "task_min_interval", "tasks_per_group"}; every key optional. */
+static int
+parse_limits(json_t *l, struct daemon_config *c, char *why, size_t size)
+{
+	static const struct {
+		const char *key;
+		uint64_t min, max;
+		size_t off;
+	} keys[] = {
+	    {"connections", 8, 1000000, offsetof(struct daemon_config, limits.connections)},
+	    {"connections_per_client", 2, 1000000,
+	     offsetof(struct daemon_config, limits.connections_per_client)},
+	    {"queue_per_group", 1, 1000000, offsetof(struct daemon_config, limits.queue_per_group)},
+	    {"queue_total", 1, 10000000, offsetof(struct daemon_config, limits.queue_total)},
+	    {"task_min_interval", 1, 86400,
+	     offsetof(struct daemon_config, limits.task_min_interval)},
+	    {"tasks_per_group", 1, 100000, offsetof(struct daemon_config, limits.tasks_per_group)},
+	};
+	static const char *const names[] = {"connections",     "connections_per_client",
+	                                    "queue_per_group", "queue_total",
+	                                    "task_min_interval", "tasks_per_group",
+	                                    NULL};
+	c->limits.queue_per_group = 100;
+	c->limits.queue_total = 1000;
+	c->limits.task_min_interval = 60;
+	c->limits.tasks_per_group = 50;
+	if (!l)
+		return 0;
+	if (!json_is_object(l))
+		return bad(why, size, "limits: expected an object");
+	int r = known_keys(l, "limits", names, why, size);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(keys); i++) {
+		unsigned *field = (unsigned *)((char *)c + keys[i].off);
+		uint64_t v = *field;
+		r = get_uint(l, keys[i].key, "limits", keys[i].min, keys[i].max, &v, why, size);
+		*field = (unsigned)v;
+	}
+	return r;
+}
+
 int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {
-	    "data_dir", "listen", "max_concurrent", "model", "groups", "telegram", "vm", NULL};
+	    "data_dir", "listen", "max_concurrent", "model", "groups", "telegram", "vm", "limits",
+	    NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -267,6 +315,8 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	if (r == 0)
 		r = get_uint(j, "max_concurrent", "", 1, 256, &v, why, size);
 	c->max_concurrent = (unsigned)v;
+	if (r == 0)
+		r = parse_limits(json_object_get(j, "limits"), c, why, size);
 	if (r == 0 && json_object_get(j, "model"))
 		r = parse_model(json_object_get(j, "model"), &c->model, why, size);
 	json_t *groups = json_object_get(j, "groups");
