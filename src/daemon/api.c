@@ -74,8 +74,8 @@ body_object(struct daemon *d, struct evhttp_request *req)
 	}
 	json_error_t jerr;
 	/* Duplicate keys: another reader of the same body might take the other value. */
-	json_t *j = json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES,
-	                       &jerr);
+	json_t *j =
+	    json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(j)) {
 		if (j)
 			json_decref(j);
@@ -114,7 +114,8 @@ queue_full(struct daemon *d, struct evhttp_request *req, const char *group)
 		refuse(d, req, 503, "the store is unavailable");
 		return true;
 	}
-	if (mine < (int64_t)d->cfg.limits.queue_per_group && all < (int64_t)d->cfg.limits.queue_total)
+	if (mine < (int64_t)d->cfg.limits.queue_per_group &&
+	    all < (int64_t)d->cfg.limits.queue_total)
 		return false;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "10");
 	refuse(d, req, 429,
@@ -122,6 +123,24 @@ queue_full(struct daemon *d, struct evhttp_request *req, const char *group)
 	           ? "the group's queue is full (limits.queue_per_group); try again later"
 	           : "the daemon's queue is full (limits.queue_total); try again later");
 	return true;
+}
+
+static int64_t
+query_limit(struct evhttp_request *req)
+{
+	struct evkeyvalq q;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	int64_t limit = 0;
+	if (query && evhttp_parse_query_str(query, &q) == 0) {
+		const char *a = evhttp_find_header(&q, "limit");
+		uint64_t v;
+		if (a && parse_u64(a, STORE_LIST_MAX, &v) == 0 && v > 0)
+			limit = (int64_t)v;
+		else if (a)
+			limit = -1;
+		evhttp_clear_headers(&q);
+	}
+	return limit;
 }
 
 static void
@@ -187,8 +206,9 @@ get_groups(struct daemon *d, struct evhttp_request *req)
 	json_t *arr = json_array();
 	for (size_t i = 0; i < d->cfg.n_groups; i++) {
 		const struct group_config *g = &d->cfg.groups[i];
-		json_array_append_new(arr, json_pack("{s:s,s:b,s:s}", "id", g->id, "main", g->main,
-		                                     "trigger", g->trigger));
+		json_array_append_new(arr, json_pack("{s:s,s:b,s:s,s:b}", "id", g->id, "main",
+		                                     g->main, "trigger", g->trigger, "paused",
+		                                     group_paused(d, g->id)));
 	}
 	reply_json(req, 200, json_pack("{s:o}", "groups", arr));
 }
@@ -226,11 +246,18 @@ task_view(struct daemon *d, json_t *t)
 	                 json_object_get(t, "status"));
 }
 
+/* A page of tasks: ?after=ID (0) &limit=N (at most STORE_LIST_MAX); "next" is the after of
+ * the next page, null after the last. */
 static void
 get_tasks(struct daemon *d, struct evhttp_request *req)
 {
 	_cleanup_json_ json_t *tasks = NULL;
-	if (store_tasks(d->store, NULL, &tasks) < 0) {
+	int64_t after = query_after(req), limit = query_limit(req);
+	if (after < 0 || limit < 0) {
+		refuse(d, req, 400, "\"after\" must be a task id and \"limit\" a count");
+		return;
+	}
+	if (store_tasks_page(d->store, NULL, after, limit ? limit : STORE_LIST_MAX, &tasks) < 0) {
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
@@ -238,7 +265,55 @@ get_tasks(struct daemon *d, struct evhttp_request *req)
 	size_t i;
 	json_t *t;
 	json_array_foreach(tasks, i, t) json_array_append_new(out, task_view(d, t));
-	reply_json(req, 200, json_pack("{s:o}", "tasks", out));
+	size_t n = json_array_size(tasks);
+	json_t *last = n ? json_object_get(json_array_get(tasks, n - 1), "id") : NULL;
+	bool full = (int64_t)n == (limit ? limit : STORE_LIST_MAX);
+	reply_json(req, 200,
+	           json_pack("{s:o,s:O}", "tasks", out, "next", full && last ? last : json_null()));
+}
+
+/* DELETE /api/v1/tasks?group=G: every task of the group cancelled. */
+static void
+cancel_group_tasks(struct daemon *d, struct evhttp_request *req)
+{
+	struct evkeyvalq q;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	char group[CONFIG_GROUP_ID_MAX] = "";
+	if (query && evhttp_parse_query_str(query, &q) == 0) {
+		const char *gq = evhttp_find_header(&q, "group");
+		if (gq)
+			snprintf(group, sizeof(group), "%s", gq);
+		evhttp_clear_headers(&q);
+	}
+	if (!group[0] || !config_group(&d->cfg, group)) {
+		refuse(d, req, group[0] ? 404 : 400,
+		       group[0] ? "no such group" : "?group= is needed");
+		return;
+	}
+	int n = store_tasks_cancel_group(d->store, group);
+	if (n < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	char why[64];
+	snprintf(why, sizeof(why), "all (%d)", n);
+	(void)store_audit(d->store, group, "api:cancel_task", "allow", why);
+	reply_json(req, 200, json_pack("{s:s,s:i}", "group", group, "cancelled", n));
+}
+
+/* POST /api/v1/groups/G/pause | resume: a paused group queues messages and runs nothing,
+ * and its tasks' firings are skipped (and counted). */
+static void
+pause_group(struct daemon *d, struct evhttp_request *req, const char *group, bool pause)
+{
+	if (group_set_paused(d, group, pause) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	(void)store_audit(d->store, group, pause ? "api:pause" : "api:resume", "allow", group);
+	reply_json(req, 200, json_pack("{s:s,s:b}", "group", group, "paused", pause));
+	if (!pause)
+		runner_kick(d);
 }
 
 static void
@@ -260,18 +335,10 @@ post_task(struct daemon *d, struct evhttp_request *req)
 		return;
 	}
 	char kind[8], spec[128], why[256];
-	int64_t next, id, have = 0;
+	int64_t next, id;
 	if (tasks_parse_schedule(body, g->timezone, daemon_now(d), kind, spec, sizeof(spec), &next,
 	                         why, sizeof(why)) < 0) {
 		refuse(d, req, 400, why);
-		return;
-	}
-	if (store_task_count(d->store, g->id, &have) < 0) {
-		refuse(d, req, 503, "the store is unavailable");
-		return;
-	}
-	if (have >= (int64_t)d->cfg.limits.tasks_per_group) {
-		refuse(d, req, 409, "the group has as many tasks as limits.tasks_per_group allows");
 		return;
 	}
 	_cleanup_free_ char *clean =
@@ -496,8 +563,10 @@ route(struct evhttp_request *req, void *arg)
 			get_tasks(d, req);
 		else if (cmd == EVHTTP_REQ_POST)
 			post_task(d, req);
+		else if (cmd == EVHTTP_REQ_DELETE)
+			cancel_group_tasks(d, req);
 		else
-			refuse(d, req, 405, "GET or POST");
+			refuse(d, req, 405, "GET, POST or DELETE");
 		return;
 	}
 	if (strncmp(path, "/api/v1/tasks/", 14) == 0 && cmd == EVHTTP_REQ_DELETE) {
@@ -536,6 +605,16 @@ route(struct evhttp_request *req, void *arg)
 				refuse(d, req, 503, "the store is unavailable");
 			else
 				reply_json(req, 200, json_pack("{s:o}", "runs", runs));
+			return;
+		}
+		if (glen < sizeof(group) && cmd == EVHTTP_REQ_POST &&
+		    (strcmp(rest + glen, "/pause") == 0 || strcmp(rest + glen, "/resume") == 0)) {
+			memcpy(group, rest, glen);
+			group[glen] = '\0';
+			if (!config_group(&d->cfg, group))
+				refuse(d, req, 404, "no such group");
+			else
+				pause_group(d, req, group, strcmp(rest + glen, "/pause") == 0);
 			return;
 		}
 		if (glen < sizeof(group) && strcmp(rest + glen, "/events") == 0 &&

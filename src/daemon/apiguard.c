@@ -115,8 +115,7 @@ api_headers_check(struct evhttp_request *req, char *why, size_t size)
 		/* evhttp keeps "Transfer-Encoding " as a name of its own: a proxy in front
 		 * might have read it as the real one. */
 		if (!kv->key[0] || strpbrk(kv->key, " \t\r\n"))
-			return snprintf(why, size, "a header name with white space in it"),
-			       -EINVAL;
+			return snprintf(why, size, "a header name with white space in it"), -EINVAL;
 		if (strcasecmp(kv->key, "Content-Length") == 0) {
 			if (length && strcmp(length, kv->value) != 0)
 				return snprintf(why, size, "two different Content-Length headers"),
@@ -206,7 +205,8 @@ conn_silent(const struct conn *c)
 	memset(&ti, 0, sizeof(ti));
 	if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
 		return false;
-	return len >= offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received)
+	return len >= offsetof(struct tcp_info, tcpi_bytes_received) +
+	                   sizeof(ti.tcpi_bytes_received)
 	           ? ti.tcpi_bytes_received == 0
 	           : false;
 }
@@ -288,7 +288,8 @@ check_caps(evutil_socket_t fd, short what, void *arg)
 	for (size_t i = first_new; i < g.n; i++) {
 		unsigned same = 0;
 		for (size_t k = 0; k < g.n; k++)
-			same += memcmp(g.conns[k].peer, g.conns[i].peer, sizeof(g.conns[i].peer)) == 0;
+			same +=
+			    memcmp(g.conns[k].peer, g.conns[i].peer, sizeof(g.conns[i].peer)) == 0;
 		size_t v = same > g.max_client ? victim(i, true) : g.n;
 		if (v == g.n && g.n > g.max_total)
 			v = victim(i, false);

@@ -250,10 +250,10 @@ parse_limits(json_t *l, struct daemon_config *c, char *why, size_t size)
 	     offsetof(struct daemon_config, limits.task_min_interval)},
 	    {"tasks_per_group", 1, 100000, offsetof(struct daemon_config, limits.tasks_per_group)},
 	};
-	static const char *const names[] = {"connections",     "connections_per_client",
-	                                    "queue_per_group", "queue_total",
-	                                    "task_min_interval", "tasks_per_group",
-	                                    NULL};
+	static const char *const names[] = {
+	    "connections", "connections_per_client", "queue_per_group",
+	    "queue_total", "task_min_interval",      "tasks_per_group",
+	    NULL};
 	c->limits.queue_per_group = 100;
 	c->limits.queue_total = 1000;
 	c->limits.task_min_interval = 60;
@@ -275,9 +275,9 @@ parse_limits(json_t *l, struct daemon_config *c, char *why, size_t size)
 int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
-	static const char *const keys[] = {
-	    "data_dir", "listen", "max_concurrent", "model", "groups", "telegram", "vm", "limits",
-	    NULL};
+	static const char *const keys[] = {"data_dir", "listen", "max_concurrent",
+	                                   "model",    "groups", "telegram",
+	                                   "vm",       "limits", NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;

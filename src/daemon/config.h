@@ -59,7 +59,7 @@ struct daemon_config {
 	size_t n_groups;
 	/* "limits": what one client, a flood of messages or an agent's tasks may take. */
 	struct {
-		unsigned connections;            /* HTTP connections at once; 0: from the fd limit */
+		unsigned connections; /* HTTP connections at once; 0: from the fd limit */
 		unsigned connections_per_client; /* from one address; 0: half of connections */
 		unsigned queue_per_group;        /* queued messages of one group (429 past it) */
 		unsigned queue_total;            /* queued messages of all groups */

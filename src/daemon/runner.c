@@ -29,6 +29,7 @@
 #include "hostact.h"
 #include "json-util.h"
 #include "log.h"
+#include "tasks.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
@@ -730,6 +731,8 @@ runner_kick(struct daemon *d)
 		if (d->running >= d->cfg.max_concurrent)
 			break;
 		const char *group = json_string_value(g);
+		if (group_paused(d, group))
+			continue; /* its messages wait for `clawbox resume` */
 		if (!group_running(d, group) && start_run(d, group) == -EAGAIN)
 			break; /* the others would not start either; retried in a second */
 	}
