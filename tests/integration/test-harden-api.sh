@@ -72,6 +72,22 @@ count_in() { # GROUP: its incoming messages
 		grep -o '"direction":"in"' | wc -l
 }
 
+# The new keys are checked like every other one.
+check_config() { # WANT-SUBSTRING JSON
+	printf '%s' "$2" >"$WORK/bad.json"
+	"$CLAWBOX" serve --config "$WORK/bad.json" --check-config >"$WORK/out" 2>"$WORK/err"
+	local rc=$?
+	if [ $rc = 2 ] && grep -qF -- "$1" "$WORK/err" && [ "$(wc -l <"$WORK/err")" = 1 ]; then
+		ok "config error: $1"
+	else
+		not_ok "config error: $1 (exit $rc: $(cat "$WORK/err"))"
+	fi
+}
+check_config 'limits.queue_per_group: expected a whole number' '{"limits": {"queue_per_group": 0}, "groups": [{"id": "m"}]}'
+check_config 'limits.conections: unknown key' '{"limits": {"conections": 5}, "groups": [{"id": "m"}]}'
+check_config 'limits: expected an object' '{"limits": 5, "groups": [{"id": "m"}]}'
+check_config 'groups[0].tasks_may_schedule: expected true or false' '{"groups": [{"id": "m", "tasks_may_schedule": "yes"}]}'
+
 start_daemon
 U=http://127.0.0.1:$PORT
 
