@@ -172,6 +172,12 @@ post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 		refuse(d, req, 503, "out of memory");
 		return;
 	}
+	/* "task:N" is how the daemon marks a task's firing (coalescing and the rule that a
+	 * task's run may not schedule rely on it): no client may pass for one. */
+	if (clean_sender && strncmp(clean_sender, "task:", 5) == 0) {
+		refuse(d, req, 400, "\"sender\" may not start with \"task:\"");
+		return;
+	}
 	int64_t id;
 	/* Committed before the 202: an accepted message survives a crash. */
 	if (store_message_in(d->store, group, clean_sender, clean_text, &id) < 0) {

@@ -227,6 +227,24 @@ tasks_agent_may_schedule(struct daemon *d, const char *own, const char *target, 
 	return 0;
 }
 
+/* Why a due task's firing is skipped (and counted in task_runs), or NULL to queue it: its
+ * group is paused; its previous firing is still queued or running (coalesced into it); its
+ * group's queue is full, so that many tasks cannot fill it either. */
+static const char *
+skip_reason(struct daemon *d, int64_t task, const char *group)
+{
+	bool pending = false;
+	int64_t queued = 0;
+	if (group_paused(d, group))
+		return "paused";
+	if (store_task_pending(d->store, task, &pending) == 0 && pending)
+		return "coalesced";
+	if (store_queued_count(d->store, group, &queued) == 0 &&
+	    queued >= (int64_t)d->cfg.limits.queue_per_group)
+		return "queue_full";
+	return NULL;
+}
+
 static void
 tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -255,13 +273,9 @@ tick(evutil_socket_t fd, short what, void *arg)
 		/* From now, not from the missed time: a task missed ten times runs once. */
 		int64_t next = tasks_next(kind, json_get_str(t, "spec"), g->timezone, now);
 		const char *status = next < 0 ? "done" : "active";
-		/* A paused group fires nothing; a firing whose previous one is still queued or
-		 * running is coalesced into it. Both are counted in task_runs. */
-		bool pending = false;
-		const char *skip = group_paused(d, group) ? "paused"
-		                   : store_task_pending(d->store, id, &pending) == 0 && pending
-		                       ? "coalesced"
-		                       : NULL;
+		const char *skip = skip_reason(d, id, group);
+		if (skip && next < 0)
+			continue; /* a once-only task stays due: it runs when it can */
 		if (skip) {
 			if (store_task_skip(d->store, id, skip, status, next < 0 ? 0 : next) < 0)
 				log_error("scheduler: task %lld: %s", (long long)id,

@@ -150,6 +150,8 @@ check "a sender's name is stored without controls, newlines or tabs ($c)" \
 	grep -q '"sender":"ev\[31milname!"' "$WORK/b.json"
 check "message text keeps newlines and tabs, loses escapes" \
 	grep -qF '"text":"line one\n\tline]0;owned two2J"' "$WORK/b.json"
+c=$(code -H "Authorization: Bearer $TOKEN" --data '{"text": "x", "sender": "task:1"}' "$U/api/v1/groups/b/messages")
+check "no client may pass for a task's firing (sender task:N): 400 ($c)" test "$c" = 400
 
 # ---- queue caps: 429 with Retry-After, nothing stored ----
 # The fake model takes 1.5 s a turn: c's first message runs, the rest wait. a's and b's
