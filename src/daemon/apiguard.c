@@ -176,7 +176,14 @@ static struct {
 	uint64_t seq, evicted;
 	struct event *check, *resume;
 	struct evconnlistener *listener;
+	unsigned accepted_this_turn; /* the listener accepts until the backlog is empty */
+	bool held;                   /* disabled until check_caps has looked at a burst */
+	bool backing_off;            /* disabled for a second after an accept error */
 } g;
+
+/* A burst from the backlog is taken at most this many at a time, so that the caps act before
+ * the descriptors run out. */
+#define ACCEPT_BURST 32
 
 /* The entry's socket is still the one we saw. */
 static bool
@@ -279,6 +286,12 @@ check_caps(evutil_socket_t fd, short what, void *arg)
 			i++;
 		}
 	}
+	g.accepted_this_turn = 0;
+	if (g.held) {
+		g.held = false;
+		if (!g.backing_off)
+			evconnlistener_enable(g.listener);
+	}
 	/* Counted with the dead only while under every cap; exact before anyone is closed. */
 	if (g.n > g.max_client) {
 		size_t keep = g.n - first_new;
@@ -321,6 +334,11 @@ new_bev(struct event_base *base, void *arg)
 	bufferevent_incref(bev);
 	g.conns[g.n++] = (struct conn){.pending = bev, .fd = -1, .seq = ++g.seq};
 	event_active(g.check, 0, 0);
+	if (++g.accepted_this_turn >= ACCEPT_BURST && !g.held) {
+		/* libevent stops its accept loop when its callback disabled the listener. */
+		evconnlistener_disable(g.listener);
+		g.held = true;
+	}
 	return bev;
 }
 
@@ -330,7 +348,9 @@ resume_accepting(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	evconnlistener_enable(g.listener);
+	g.backing_off = false;
+	if (!g.held)
+		evconnlistener_enable(g.listener);
 }
 
 /* accept() failed (EMFILE, ENFILE, ENOBUFS...): libevent would try again at once, forever.
@@ -342,6 +362,7 @@ accept_failed(struct evconnlistener *l, void *arg)
 	int e = EVUTIL_SOCKET_ERROR();
 	log_warn("the API cannot accept a connection: %s; pausing for a second", strerror(e));
 	evconnlistener_disable(l);
+	g.backing_off = true;
 	struct timeval second = {.tv_sec = 1};
 	evtimer_add(g.resume, &second);
 }

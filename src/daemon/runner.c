@@ -500,6 +500,21 @@ prompt_file(const char *text)
 	return fd;
 }
 
+/* CLAWBOX_TEST_SPAWN_EMFILE=N: the first N starts fail as if out of descriptors, so that a
+ * test sees the message wait instead of failing. */
+static bool
+test_spawn_fails(void)
+{
+	static long left = -1;
+	if (left < 0) {
+		const char *v = getenv("CLAWBOX_TEST_SPAWN_EMFILE");
+		left = v && *v ? strtol(v, NULL, 10) : 0;
+		if (left < 0)
+			left = 0;
+	}
+	return left > 0 && left-- > 0;
+}
+
 /* Out of descriptors, memory or processes for a moment: the message waits, not fails. */
 static bool
 transient(int e)
@@ -668,7 +683,7 @@ start_run(struct daemon *d, const char *group)
 	}
 	char *envp[8];
 	daemon_environment(d, true, envp, ARRAY_SIZE(envp));
-	pid_t pid = daemon_spawn(argv, envp, in, out[1], err[1]);
+	pid_t pid = test_spawn_fails() ? -EMFILE : daemon_spawn(argv, envp, in, out[1], err[1]);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;

@@ -30,7 +30,7 @@ JSON
 start_daemon() { # [ulimit -n]
 	(
 		[ -n "${1:-}" ] && ulimit -n "$1"
-		MY_MODEL_KEY=$KEY exec "$CLAWBOX" serve --config "$WORK/config.json" \
+		CLAWBOX_TEST_SPAWN_EMFILE=${SPAWN_EMFILE:-} MY_MODEL_KEY=$KEY exec "$CLAWBOX" serve --config "$WORK/config.json" \
 			>>"$WORK/serve.out" 2>>"$WORK/serve.err"
 	) &
 	SPID=$!
@@ -213,6 +213,19 @@ size=$(stat -c %s "$WORK/serve.err")
 check "the log stays small through the flood ($size bytes)" test "$size" -lt 20000
 check "no 'Too many open files' loop in the log" \
 	test "$(grep -c 'Too many open files' "$WORK/serve.err")" -lt 10
+stop_daemon
+
+# ---- a start that fails for want of descriptors: the message waits, it does not fail ----
+: >"$WORK/serve.err"
+SPAWN_EMFILE=3 start_daemon
+c=$(code -H "Authorization: Bearer $TOKEN" --data '{"text":"after EMFILE"}' "$U/api/v1/groups/main/messages")
+wait_until 30 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' '$U/api/v1/groups/main/messages?after=0' | grep -q 'echo: after EMFILE'"
+curl -s -H "Authorization: Bearer $TOKEN" "$U/api/v1/groups/main/messages?after=0" >"$WORK/main.json"
+check "three starts failing with EMFILE: the message is answered after all ($c)" \
+	grep -q '"text":"echo: after EMFILE"' "$WORK/main.json"
+check "and never failed" sh -c "! grep -q 'could not be started' '$WORK/main.json'"
+check "the waits are logged once (repeats counted, not written)" \
+	test "$(grep -c 'cannot start the agent now (Too many open files): the message stays queued' "$WORK/serve.err")" = 1
 stop_daemon
 
 done_testing
