@@ -30,6 +30,7 @@ JSON
 start_daemon() { # [ulimit -n]
 	(
 		[ -n "${1:-}" ] && ulimit -n "$1"
+		[ -n "${SOFT_NOFILE:-}" ] && ulimit -S -n "$SOFT_NOFILE"
 		CLAWBOX_TEST_SPAWN_EMFILE=${SPAWN_EMFILE:-} MY_MODEL_KEY=$KEY exec "$CLAWBOX" serve --config "$WORK/config.json" \
 			>>"$WORK/serve.out" 2>>"$WORK/serve.err"
 	) &
@@ -217,7 +218,10 @@ stop_daemon
 
 # ---- a start that fails for want of descriptors: the message waits, it does not fail ----
 : >"$WORK/serve.err"
-SPAWN_EMFILE=3 start_daemon
+SOFT_NOFILE=256 SPAWN_EMFILE=3 start_daemon
+read -r soft hard < <(awk '/^Max open files/ { print $4, $5 }' /proc/$SPID/limits)
+check "started with a soft file limit of 256, the daemon raises it to the hard one ($soft/$hard)" \
+	sh -c "[ '$soft' = '$hard' ] && [ '$soft' != 256 ]"
 c=$(code -H "Authorization: Bearer $TOKEN" --data '{"text":"after EMFILE"}' "$U/api/v1/groups/main/messages")
 wait_until 30 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' '$U/api/v1/groups/main/messages?after=0' | grep -q 'echo: after EMFILE'"
 curl -s -H "Authorization: Bearer $TOKEN" "$U/api/v1/groups/main/messages?after=0" >"$WORK/main.json"
