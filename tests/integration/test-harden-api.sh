@@ -216,6 +216,22 @@ check "no 'Too many open files' loop in the log" \
 	test "$(grep -c 'Too many open files' "$WORK/serve.err")" -lt 10
 stop_daemon
 
+# ---- accept errors: a daemon with 40 descriptors, flooded, pauses accepting instead of
+# spinning on EMFILE (at most a line a second), and answers once the flood is over ----
+: >"$WORK/serve.err"
+start_daemon 40
+python3 "$TOP/tests/integration/flood.py" "$PORT" 600 4 >"$WORK/flood.out" &
+FPID=$!
+wait "$FPID"
+wait_until 10 curl -sf -o /dev/null "$U/healthz"
+check "after the flood the daemon answers again" curl -sf -o /dev/null "$U/healthz"
+pauses=$(grep -c 'cannot accept a connection: Too many open files; pausing' "$WORK/serve.err")
+check "accept errors paused the listener, at most once a second ($pauses in 4 s)" \
+	test "$pauses" -le 6
+check "and the log stays small ($(stat -c %s "$WORK/serve.err") bytes)" \
+	test "$(stat -c %s "$WORK/serve.err")" -lt 4000
+stop_daemon
+
 # ---- a start that fails for want of descriptors: the message waits, it does not fail ----
 : >"$WORK/serve.err"
 SOFT_NOFILE=256 SPAWN_EMFILE=3 start_daemon
