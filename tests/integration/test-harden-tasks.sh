@@ -149,4 +149,38 @@ check "each once" test "$(grep ': page ' "$WORK/cli.out" | sort -u | wc -l)" = 1
 probe_healthz "with 1,200 tasks"
 
 check "no model request broke its scenario" sh -c "! grep -q '\"ok\": *false' '$WORK/model.log'"
+
+# ---- a group whose tasks may schedule: allowed, and counted against the cap ----
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+cat >"$WORK/may.json" <<'JSON'
+{"turns": [
+ {"expect": {"last_contains": ["follow up"]},
+  "reply": {"tool_calls": [{"id": "f1", "name": "schedule_task", "input": {"prompt": "later", "every_seconds": 3600}}]}},
+ {"expect": {"last_contains": ["for ok: every 3600 s"]}, "reply": {"text": "scheduled"}},
+ {"expect": {"last_contains": ["follow up"]},
+  "reply": {"tool_calls": [{"id": "f2", "name": "schedule_task", "input": {"prompt": "later", "every_seconds": 3600}}]}},
+ {"expect": {"last_contains": ["refused: ok has 2 tasks, as many as limits.tasks_per_group allows"]},
+  "reply": {"text": "capped"}}
+], "default": {"reply": {"echo": true}}}
+JSON
+"$FAKE" --scenario "$WORK/may.json" --log "$WORK/model2.log" --port-file "$WORK/mport2" \
+	--key "$KEY" --forbid "$KEY" &
+MPID="$MPID $!"
+wait_until 5 test -s "$WORK/mport2"
+cat >"$WORK/config2.json" <<JSON
+{"data_dir": "$DATA", "listen": "127.0.0.1:$PORT", "max_concurrent": 2,
+ "limits": {"tasks_per_group": 2},
+ "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:$(cat "$WORK/mport2")",
+           "api_key_env": "MY_MODEL_KEY"},
+ "groups": [{"id": "main", "main": true}, {"id": "ok", "tasks_may_schedule": true}]}
+JSON
+MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config2.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+SPID=$!
+wait_until 5 curl -sf "$U/healthz" -o /dev/null
+api POST /api/v1/tasks '{"group": "ok", "prompt": "follow up", "every_seconds": 1}'
+wait_until 30 sh -c "grep -q '^{\"n\":4,' '$WORK/model2.log'"
+"$CLAWBOX" tasks --config "$WORK/config2.json" cancel --group ok --all >/dev/null 2>&1
+check "with tasks_may_schedule a task's run may schedule" sh -c "grep '^{\"n\":2,' '$WORK/model2.log' | grep -q '\"ok\":true'"
+check "and its tasks count against the cap" sh -c "grep '^{\"n\":4,' '$WORK/model2.log' | grep -q '\"ok\":true'"
 done_testing
