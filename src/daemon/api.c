@@ -3,7 +3,8 @@
  * token (compared in constant time); a browser's request must come from the daemon's own
  * origin; bodies are limited (413) and must be JSON objects (400); an unknown group is a 404;
  * nothing is stored for a refused request. /healthz and /metrics need no token and say
- * nothing about any group.
+ * nothing about any group. Before any of that, every request (those two too) must have
+ * unambiguous headers and the daemon's own Host (apiguard.c).
  */
 #include <errno.h>
 #include <event2/buffer.h>
