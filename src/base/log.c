@@ -39,6 +39,59 @@ log_debug_enabled(void)
 	return log_debug_on;
 }
 
+static bool log_limit_on;
+
+void
+log_set_rate_limit(bool on)
+{
+	log_limit_on = on;
+}
+
+/* Whether line (without its newline) may be written now; writes the summary of what was
+ * held back when the flood ends. */
+static bool
+log_rate_ok(const char *line, size_t len)
+{
+	static char last[256];
+	static size_t last_len;
+	static unsigned repeated, dropped, in_second;
+	static time_t second;
+	char note[128];
+	int n = 0;
+	time_t now = time(NULL);
+	size_t cmp = len < sizeof(last) ? len : sizeof(last);
+	bool same = last_len == cmp && memcmp(last, line, cmp) == 0;
+	if (now != second) {
+		second = now;
+		in_second = 0;
+		if (dropped)
+			n = snprintf(note, sizeof(note), "%s: (%u lines left out)\n", log_prefix,
+			             dropped);
+		dropped = 0;
+	}
+	if (same && n == 0 && repeated < 1000000) {
+		repeated++;
+		return false;
+	}
+	if (repeated && n == 0)
+		n = snprintf(note, sizeof(note), "%s: (last message repeated %u times)\n",
+		             log_prefix, repeated);
+	else if (repeated && n > 0 && (size_t)n < sizeof(note))
+		n += snprintf(note + n, sizeof(note) - (size_t)n,
+		              "%s: (last message repeated %u times)\n", log_prefix, repeated);
+	repeated = 0;
+	if (n > 0) {
+		ssize_t _unused_ r = write(STDERR_FILENO, note, strnlen(note, sizeof(note)));
+	}
+	memcpy(last, line, cmp);
+	last_len = cmp;
+	if (++in_second > LOG_RATE_MAX) {
+		dropped++;
+		return false;
+	}
+	return true;
+}
+
 /* Appends s to buf (size, used *n) as the inside of a JSON string; stops LOG_JSON_ROOM short
  * of the end, so that what closes the line always fits: a cut line is still valid JSON. */
 #define LOG_JSON_ROOM 64
@@ -98,6 +151,8 @@ log_write(const char *level, const char *text_level, const char *const *fields, 
 		return;
 	size_t mlen = (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1, n = 0;
 	char stamp[40] = "";
+	if (log_limit_on && !log_rate_ok(msg, mlen))
+		return; /* the rate limit compares messages, not stamped lines */
 	if (log_format != LOG_TEXT) {
 		struct timespec now;
 		struct tm tm;

@@ -15,9 +15,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apiguard.h"
 #include "daemon.h"
 #include "fd-util.h"
 #include "log.h"
@@ -190,6 +192,19 @@ check_model(const struct daemon *d)
 	         "model.api_key_file), or model.base_url to a local Ollama or llama.cpp server, "
 	         "in %s; until then each message is answered with this hint",
 	         env, d->config_path);
+}
+
+/* The soft descriptor limit up to the hard one: the default 1,024 is what a thousand idle
+ * connections take. The API's connection caps are derived from what this leaves. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the file limit: %s", strerror(errno));
+	}
 }
 
 int
@@ -384,6 +399,8 @@ main(int argc, char **argv)
 		         requeued == 1 ? " was" : "s were");
 
 	check_model(&d); /* before listening: said even when the port is taken */
+	raise_nofile();
+	log_set_rate_limit(true);
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
 	if (!d.base || api_start(&d) < 0)
@@ -407,6 +424,7 @@ main(int argc, char **argv)
 	stream_close_all(&d);
 	telegram_stop(&d);
 	evhttp_free(d.http);
+	api_guard_stop();
 	event_free(d.sigchld);
 	event_free(d.sigterm);
 	event_free(d.sigint);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,8 +111,9 @@ get_quota(json_t *o, const char *where, uint64_t *ret, char *why, size_t size)
 static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"id",       "main",     "trigger",      "allow", "memory",
-	                                   "timezone", "mounts",   "folder_quota", NULL};
+	static const char *const keys[] = {"id",       "main",   "trigger",      "allow",
+	                                   "memory",   "timezone", "mounts",     "folder_quota",
+	                                   "tasks_may_schedule", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -129,6 +131,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	if (m && !json_is_boolean(m))
 		return bad(why, size, "%s.main: expected true or false", where);
 	out->main = json_is_true(m);
+	json_t *tms = json_object_get(g, "tasks_may_schedule");
+	if (tms && !json_is_boolean(tms))
+		return bad(why, size, "%s.tasks_may_schedule: expected true or false", where);
+	out->tasks_may_schedule = json_is_true(tms);
 	if ((r = get_string(g, "trigger", where, out->trigger, sizeof(out->trigger), why, size)) <
 	    0)
 		return r;
@@ -242,6 +248,47 @@ parse_model(json_t *m, struct model_config *out, char *why, size_t size)
 	return r;
 }
 
+/* "limits": {"connections", "connections_per_client", "queue_per_group", "queue_total",
+ * "task_min_interval", "tasks_per_group"}; every key optional. */
+static int
+parse_limits(json_t *l, struct daemon_config *c, char *why, size_t size)
+{
+	static const struct {
+		const char *key;
+		uint64_t min, max;
+		size_t off;
+	} keys[] = {
+	    {"connections", 8, 1000000, offsetof(struct daemon_config, limits.connections)},
+	    {"connections_per_client", 2, 1000000,
+	     offsetof(struct daemon_config, limits.connections_per_client)},
+	    {"queue_per_group", 1, 1000000, offsetof(struct daemon_config, limits.queue_per_group)},
+	    {"queue_total", 1, 10000000, offsetof(struct daemon_config, limits.queue_total)},
+	    {"task_min_interval", 1, 86400,
+	     offsetof(struct daemon_config, limits.task_min_interval)},
+	    {"tasks_per_group", 1, 100000, offsetof(struct daemon_config, limits.tasks_per_group)},
+	};
+	static const char *const names[] = {
+	    "connections", "connections_per_client", "queue_per_group",
+	    "queue_total", "task_min_interval",      "tasks_per_group",
+	    NULL};
+	c->limits.queue_per_group = 100;
+	c->limits.queue_total = 1000;
+	c->limits.task_min_interval = 60;
+	c->limits.tasks_per_group = 50;
+	if (!l)
+		return 0;
+	if (!json_is_object(l))
+		return bad(why, size, "limits: expected an object");
+	int r = known_keys(l, "limits", names, why, size);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(keys); i++) {
+		unsigned *field = (unsigned *)((char *)c + keys[i].off);
+		uint64_t v = *field;
+		r = get_uint(l, keys[i].key, "limits", keys[i].min, keys[i].max, &v, why, size);
+		*field = (unsigned)v;
+	}
+	return r;
+}
+
 int
 config_set_listen(struct daemon_config *c, const char *text)
 {
@@ -284,7 +331,7 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
 	                                   "model", "groups", "telegram", "vm", "folder_quota",
-	                                   NULL};
+	                                   "limits", NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -319,6 +366,8 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	c->folder_quota = CONFIG_FOLDER_QUOTA;
 	if (r == 0)
 		r = get_quota(j, "", &c->folder_quota, why, size);
+	if (r == 0)
+		r = parse_limits(json_object_get(j, "limits"), c, why, size);
 	if (r == 0 && json_object_get(j, "model"))
 		r = parse_model(json_object_get(j, "model"), &c->model, why, size);
 	json_t *groups = json_object_get(j, "groups");

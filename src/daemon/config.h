@@ -36,6 +36,7 @@ struct group_config {
 		bool rw;
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
+	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
 };
 
 struct model_config {
@@ -60,6 +61,15 @@ struct daemon_config {
 	struct model_config model;
 	struct group_config groups[CONFIG_MAX_GROUPS];
 	size_t n_groups;
+	/* "limits": what one client, a flood of messages or an agent's tasks may take. */
+	struct {
+		unsigned connections; /* HTTP connections at once; 0: from the fd limit */
+		unsigned connections_per_client; /* from one address; 0: half of connections */
+		unsigned queue_per_group;        /* queued messages of one group (429 past it) */
+		unsigned queue_total;            /* queued messages of all groups */
+		unsigned task_min_interval;      /* seconds, for tasks an agent schedules */
+		unsigned tasks_per_group;        /* active or paused tasks of one group */
+	} limits;
 	/* "vm": every run's sandbox inside one long-lived microVM (clawbox vm-service). */
 	struct {
 		bool on;

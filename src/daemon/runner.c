@@ -30,6 +30,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "quota.h"
+#include "tasks.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
@@ -796,6 +797,52 @@ prompt_file(const char *text)
 	return fd;
 }
 
+/* CLAWBOX_TEST_SPAWN_EMFILE=N: the first N starts fail as if out of descriptors, so that a
+ * test sees the message wait instead of failing. */
+static bool
+test_spawn_fails(void)
+{
+	static long left = -1;
+	if (left < 0) {
+		const char *v = getenv("CLAWBOX_TEST_SPAWN_EMFILE");
+		left = v && *v ? strtol(v, NULL, 10) : 0;
+		if (left < 0)
+			left = 0;
+	}
+	return left > 0 && left-- > 0;
+}
+
+/* Out of descriptors, memory or processes for a moment: the message waits, not fails. */
+static bool
+transient(int e)
+{
+	return e == -EMFILE || e == -ENFILE || e == -ENOMEM || e == -EAGAIN || e == -ENOBUFS;
+}
+
+static void
+retry_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct daemon *d = arg;
+	d->retry_pending = false;
+	runner_kick(d);
+}
+
+/* The message stays queued (store_take_next marks nothing); the queues are looked at again
+ * in a second, whatever else happens meanwhile. */
+static int
+start_later(struct daemon *d, const char *group, int e)
+{
+	log_warn("[%s] cannot start the agent now (%s): the message stays queued", group,
+	         strerror(-e));
+	struct timeval second = {.tv_sec = 1};
+	if (!d->retry_pending &&
+	    event_base_once(d->base, -1, EV_TIMEOUT, retry_kick, d, &second) == 0)
+		d->retry_pending = true;
+	return -EAGAIN;
+}
+
 static int
 start_run(struct daemon *d, const char *group)
 {
@@ -929,17 +976,17 @@ start_run(struct daemon *d, const char *group)
 	argv[n] = NULL;
 
 	struct run *r = calloc(1, sizeof(*r));
-	if (!r) {
-		(void)store_finish(d->store, id, group, "[clawbox: out of memory]", true, NULL);
-		return -ENOMEM;
-	}
+	if (!r)
+		return start_later(d, group, -ENOMEM);
 	r->d = d;
 	r->file_budget = HOSTACT_FILES_PER_RUN_MAX;
 	snprintf(r->notes, sizeof(r->notes), "%s", notes);
 	if ((e = ipc_open(r)) < 0) {
-		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		ipc_close(r);
 		free(r);
+		if (transient(e))
+			return start_later(d, group, e);
+		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]",
 		                   true, NULL);
 		return e;
@@ -962,7 +1009,7 @@ start_run(struct daemon *d, const char *group)
 	}
 	char *envp[8];
 	daemon_environment(d, true, envp, ARRAY_SIZE(envp));
-	pid_t pid = daemon_spawn(argv, envp, in, out[1], err[1]);
+	pid_t pid = test_spawn_fails() ? -EMFILE : daemon_spawn(argv, envp, in, out[1], err[1]);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;
@@ -1005,6 +1052,8 @@ fail:
 		if (err[i] >= 0)
 			close(err[i]);
 	}
+	if (transient(e))
+		return start_later(d, group, e);
 	log_error("[%s] cannot start the agent: %s", group, strerror(-e));
 	(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]", true,
 	                   NULL);
@@ -1028,8 +1077,10 @@ runner_kick(struct daemon *d)
 		if (d->running >= d->cfg.max_concurrent)
 			break;
 		const char *group = json_string_value(g);
-		if (!group_running(d, group))
-			(void)start_run(d, group);
+		if (group_paused(d, group))
+			continue; /* its messages wait for `clawbox resume` */
+		if (!group_running(d, group) && start_run(d, group) == -EAGAIN)
+			break; /* the others would not start either; retried in a second */
 	}
 }
 
