@@ -98,7 +98,7 @@ check "cancel --all of an unknown group: one clear line ($?)" \
 "$CLAWBOX" pause "${CLI[@]}" pz >"$WORK/cli.out" 2>&1
 check "clawbox pause pz" grep -q '^pz is paused$' "$WORK/cli.out"
 "$CLAWBOX" groups "${CLI[@]}" >"$WORK/cli.out" 2>&1
-check "clawbox groups shows it paused" grep -q '^pz  (paused)$' "$WORK/cli.out"
+check "clawbox groups shows it paused" grep -q '^pz  (paused)\( \|$\)' "$WORK/cli.out"
 api POST /api/v1/tasks '{"group": "pz", "prompt": "tick while paused", "every_seconds": 1}'
 pz_task=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$WORK/body")
 api POST /api/v1/groups/pz/messages '{"text": "wait for resume"}'
