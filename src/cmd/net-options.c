@@ -34,9 +34,13 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
                  bool check)
 {
 	size_t n = 0;
-	if (5 + 2 * net->n_allow + 20 > max)
+	if (7 + 2 * net->n_allow + 20 > max)
 		return -E2BIG;
 	argv[n++] = path;
+	if (check) { /* its errors are about the options of the command the user ran */
+		argv[n++] = "--log-prefix";
+		argv[n++] = log_get_prefix();
+	}
 	argv[n++] = "--sandbox-id";
 	argv[n++] = id;
 	for (size_t i = 0; i < net->n_allow; i++) {

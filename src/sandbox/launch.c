@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -479,6 +480,22 @@ wait_child(struct waiter *w, pid_t pid, int *ret_status)
 
 /* ---- the whole run ---- */
 
+/* 33554432 -> "32M": the unit the limit was most likely given in (as --memory takes it). */
+static void
+format_mem_limit(uint64_t bytes, char *buf, size_t size)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+	while (u < 3 && bytes >= 1024 && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, size, "%" PRIu64, bytes);
+	else
+		snprintf(buf, size, "%" PRIu64 "%c", bytes, units[u]);
+}
+
 static void
 argv_free(char **argv)
 {
@@ -750,6 +767,13 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		r = -(w.report.err > 0 ? w.report.err : EIO);
 	} else {
 		ret->status = status;
+		/* 137 alone does not say why; the memory cgroup does. */
+		if (status == 128 + SIGKILL && use_cgroup && cgroup_oom_killed(&ctx.cg)) {
+			char limit[32];
+			format_mem_limit(spec->memory_bytes, limit, sizeof(limit));
+			snprintf(ret->message, sizeof(ret->message), "out of memory (limit %s)",
+			         limit);
+		}
 	}
 
 out:
