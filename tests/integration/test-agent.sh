@@ -285,13 +285,17 @@ expect_ask 0 "the next invocation runs" "my name is Ada"
 check "on a transcript repaired after the interrupted tool call" \
 	grep -q "interrupted" "$SESSION/transcript.jsonl"
 
-# The model API cannot be reached at all: the proxy answers 502, retried, then a clear error.
+# Nothing listens at the model's address (a local server that is not running): the proxy's
+# 502 says so, and that failure is final at once, not retried for seconds.
 new_workspace
 MPORT_SAVE=$MPORT
 stop_model
 MPORT=1
-expect_ask 1 "an unreachable model API" --max-retries 1 "hello"
-check "said plainly" err_has "unreachable"
+start=$(date +%s%N)
+expect_ask 1 "an unreachable model API" "hello"
+ms=$((($(date +%s%N) - start) / 1000000))
+check "said plainly, in one line" sh -c "grep -q unreachable '$WORK/err' && [ \$(wc -l <'$WORK/err') = 1 ]"
+check "not retried: over in well under two seconds ($ms ms)" test "$ms" -lt 2000
 MPORT=$MPORT_SAVE
 
 # Usage errors: one line, exit 2.
