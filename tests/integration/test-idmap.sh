@@ -44,6 +44,35 @@ if is_root; then
 	check "every file in the folder is owned by its owner or the file's original owner" \
 		sh -c "[ \"\$(find '$M/mixed' -not -user 0 | grep -v /others)\" = '' ] && [ \"\$(stat -c %u '$M/mixed/others')\" = 4321 ] && grep -qx other '$M/mixed/others'"
 
+	# Through the mapping the sandbox owns root's folder; a set-id bit on a file there would
+	# make a setuid-root program on the host. Every way to set one is refused.
+	mkdir -p "$M/setid"
+	cat >"$WORK/setid.py" <<'PY'
+import ctypes, errno, os
+def attempt(what, f):
+    try:
+        f(); print(what, "allowed")
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+attempt("chmod-u+s", lambda: os.chmod("/w/t", 0o4755))
+attempt("chmod-g+s", lambda: os.chmod("/w/t", 0o2755))
+attempt("fchmod", lambda: os.fchmod(os.open("/w/t", os.O_RDONLY), 0o4755))
+attempt("open-creat", lambda: os.open("/w/o", os.O_CREAT | os.O_WRONLY, 0o4755))
+attempt("open-tmpfile", lambda: os.open("/w", os.O_TMPFILE | os.O_WRONLY, 0o6755))
+attempt("mknod", lambda: os.mknod("/w/m", 0o104755))
+libc = ctypes.CDLL(None, use_errno=True)
+how = (ctypes.c_uint64 * 3)(os.O_CREAT | os.O_WRONLY, 0o4755, 0)
+r = libc.syscall(437, -100, b"/w/o2", how, 24)
+print("openat2", "allowed" if r >= 0 else errno.errorcode[ctypes.get_errno()])
+attempt("chmod-plain", lambda: os.chmod("/w/t", 0o755))
+PY
+	run_cb run --mount "$M/setid:/w:rw" --mount "$WORK/setid.py:/setid.py" -- sh -c 'cp /bin/true /w/t && python3 /setid.py'
+	check "set-id bits: chmod, fchmod, open and mknod are refused with EPERM" \
+		test "$(grep -c ' EPERM$' "$WORK/out")" = 6
+	check "openat2, whose mode seccomp cannot see, is ENOSYS" grep -qx "openat2 ENOSYS" "$WORK/out"
+	check "a plain chmod still works" grep -qx "chmod-plain allowed" "$WORK/out"
+	check "no set-id file on the host" test -z "$(find "$M/setid" -perm /6000)"
+
 	# Read-only mounts are not mapped: the owner's private files stay closed.
 	run_cb run --mount "$M/rootdir:/w" -- sh -c 'stat -c %u /w; cat /w/private; touch /w/x'
 	check "a read-only mount is not idmapped (owner is nobody inside, 0600 unreadable, no writes)" \
