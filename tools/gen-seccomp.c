@@ -143,10 +143,11 @@ build_deny(scmp_filter_ctx ctx)
 				continue;
 			}
 			for (size_t c = 0; c < 2; c++)
-				check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 2, mode,
-				                       SCMP_CMP32((unsigned)f, SCMP_CMP_MASKED_EQ,
-				                                  create_flags[c], create_flags[c])),
-				      seccomp_mode_calls[i].name);
+				check(
+				    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 2, mode,
+				                     SCMP_CMP32((unsigned)f, SCMP_CMP_MASKED_EQ,
+				                                create_flags[c], create_flags[c])),
+				    seccomp_mode_calls[i].name);
 		}
 	}
 	check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0), "openat2");

@@ -41,8 +41,8 @@ idmap_userns_open(uid_t from_uid, gid_t from_gid, uid_t to_uid, gid_t to_gid)
 		return NEG_ERRNO();
 	/* A raw clone rather than fork(): the child only blocks and exits, and no atfork
 	 * handler of a library in the caller's process should run for it. */
-	long pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL,
-	                   NULL);
+	long pid =
+	    syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, NULL);
 	if (pid < 0) {
 		int r = NEG_ERRNO();
 		close(p[0]);

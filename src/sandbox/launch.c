@@ -135,7 +135,8 @@ idmap_writable_mounts(struct sandbox_ctx *ctx)
 		    .flags = O_PATH | O_CLOEXEC,
 		    .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
 		};
-		_cleanup_close_ int fd = (int)syscall(SYS_openat2, AT_FDCWD, s->path, &how, sizeof(how));
+		_cleanup_close_ int fd =
+		    (int)syscall(SYS_openat2, AT_FDCWD, s->path, &how, sizeof(how));
 		struct stat st;
 		/* Checked again by the child for the plain bind; here the tree is made from
 		 * this very inode, so it cannot be swapped afterwards. */

@@ -110,9 +110,9 @@ static const struct {
 	unsigned mode_arg;
 	int flags_arg;
 } seccomp_mode_calls[] = {
-    {"chmod", 1, -1},   {"fchmod", 1, -1}, {"fchmodat", 2, -1}, {"fchmodat2", 2, -1},
-    {"creat", 1, -1},   {"mknod", 1, -1},  {"mknodat", 2, -1},  {"open", 2, 1},
-    {"openat", 3, 2},
+    {"chmod", 1, -1},     {"fchmod", 1, -1}, {"fchmodat", 2, -1},
+    {"fchmodat2", 2, -1}, {"creat", 1, -1},  {"mknod", 1, -1},
+    {"mknodat", 2, -1},   {"open", 2, 1},    {"openat", 3, 2},
 };
 
 /* personality(2) values Docker allows: PER_LINUX, UNAME26, PER_LINUX32, PER_LINUX32|UNAME26,
