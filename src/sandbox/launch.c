@@ -170,7 +170,8 @@ idmap_writable_mounts(struct sandbox_ctx *ctx)
 			         "let it",
 			         s->path,
 			         r == -EINVAL || r == -EOPNOTSUPP
-			             ? "its file system cannot map its owner to the sandbox's user"
+			             ? "its file system (or one mounted in it) cannot map its "
+			               "owner to the sandbox's user"
 			             : strerror(-r),
 			         (unsigned)ctx->outside_uid, (unsigned)ctx->outside_uid, s->path);
 			spec->warn(msg);
