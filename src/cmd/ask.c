@@ -28,6 +28,7 @@
 #include "commands.h"
 #include "dbuf.h"
 #include "fd-util.h"
+#include "idmap.h"
 #include "json-util.h"
 #include "log.h"
 #include "net-options.h"
@@ -577,9 +578,10 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	r = mkdir_parents(session, 0700);
 	if (r < 0)
 		return log_error("session folder %s: %s", session, strerror(-r)), r;
-	if (geteuid() == 0) {
+	if (geteuid() == 0 && idmap_supported(session) != 1) {
 		/* A root caller's sandbox runs as CLAWBOX_SANDBOX_HOST_ID outside; the state
-		 * folder is the one place it must write. */
+		 * folder is the one place it must write. Where its file system can idmap, the
+		 * sandbox's writable mounts are its owner's and no chown is needed. */
 		if (chown(session, 65533, 65533) < 0)
 			return log_error("session folder %s: %s", session, strerror(errno)), -errno;
 	}

@@ -34,7 +34,7 @@ struct net_options {
 	const char *vm_accel;   /* --vm-accel auto|kvm|tcg */
 };
 
-#define PROXY_ARGV_MAX (MAX_ALLOW * 2 + 16)
+#define PROXY_ARGV_MAX (MAX_ALLOW * 2 + 32)
 
 /* Storage for the proxy's command line, which the spec borrows: keep it alive as long as the
  * spec. */

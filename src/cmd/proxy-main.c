@@ -47,7 +47,8 @@ usage(FILE *out)
 	    "  --upstream-header H    where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                         (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --upstream-ca-file F   trust the CAs in F for the upstream (a private server)\n"
-	    "  --check                only check the options, then exit\n");
+	    "  --check                only check the options, then exit\n"
+	    "  --log-prefix NAME      start error lines with NAME (the command the user ran)\n");
 }
 
 int
@@ -63,6 +64,7 @@ main(int argc, char **argv)
 	    {"max-total-bytes", required_argument, NULL, 't'},
 	    {"idle-timeout", required_argument, NULL, 'T'},
 	    {"check", no_argument, NULL, 'C'},
+	    {"log-prefix", required_argument, NULL, 'P'},
 	    {"upstream", required_argument, NULL, 'u'},
 	    {"upstream-key-env", required_argument, NULL, 'e'},
 	    {"upstream-key-file", required_argument, NULL, 'k'},
@@ -91,6 +93,9 @@ main(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
+		case 'P':
+			log_set_prefix(optarg);
+			break;
 		case 'a':
 			if (allowlist_add(&cfg.allow, optarg, &why) < 0) {
 				log_error("--allow %s: %s", optarg, why);

@@ -26,6 +26,7 @@
 #include "daemon.h"
 #include "dbuf.h"
 #include "fd-util.h"
+#include "idmap.h"
 #include "hostact.h"
 #include "json-util.h"
 #include "log.h"
@@ -392,8 +393,11 @@ group_running(struct daemon *d, const char *group)
 	return false;
 }
 
-/* The folder of a group under the data folder, made if missing; as root, owned by the
- * sandbox's uid outside (65533), which must write to it. */
+/* The folder of a group under the data folder, made if missing. The sandbox's writable mounts
+ * are idmapped to their owner when root launches it; only where the file system cannot do
+ * that does the folder have to belong to the sandbox's uid outside (65533), and where the
+ * folder above it does (a data folder from before, or the VM's shared one): a root-owned
+ * folder in a share of 65533's would be nobody's to the sandbox. */
 static int
 group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size_t size)
 {
@@ -405,7 +409,10 @@ group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size
 		return -ENAMETOOLONG;
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return NEG_ERRNO();
-	if (geteuid() == 0 && chown(buf, 65533, 65533) < 0)
+	struct stat st;
+	bool shared = stat(parent, &st) == 0 && st.st_uid == 65533;
+	if (geteuid() == 0 && (shared || idmap_supported(buf) != 1) &&
+	    chown(buf, 65533, 65533) < 0)
 		return NEG_ERRNO();
 	return 0;
 }

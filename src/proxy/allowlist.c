@@ -20,6 +20,10 @@ allowlist_add(struct allowlist *a, const char *spec, const char **ret_why)
 		*ret_why = "too many --allow entries";
 		return -E2BIG;
 	}
+	if (strstr(spec, "://")) {
+		*ret_why = "HOST[:PORT], not a URL";
+		return -EINVAL;
+	}
 	if (strncmp(host, "*.", 2) == 0) {
 		rule.wildcard = true;
 		host += 2;

@@ -61,6 +61,7 @@ struct conn {
 	struct upstream_xfer *xfer; /* the credentialed upstream's transfer */
 	bool xfer_paused;
 	bool fetching; /* c->xfer is an https:// fetch, not the model upstream */
+	bool unreachable; /* the upstream could not be connected to (PROXY_HDR_UNREACHABLE) */
 	int tunnel_fds[2];
 	struct timespec last_traffic;
 	struct conn *prev, *next;

@@ -38,6 +38,7 @@
 #include "fd-util.h"
 #include "hostname.h"
 #include "macro.h"
+#include "proxy-wire.h"
 #include "proxy.h"
 #include "request.h"
 #include "conn.h"
@@ -193,9 +194,10 @@ conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, .
 		char body[256];
 		int n = snprintf(body, sizeof(body), "clawbox proxy: %s\n", c->reason);
 		evbuffer_add_printf(bufferevent_get_output(c->client),
-		                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+		                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n%s"
 		                    "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-		                    status, text, n, body);
+		                    status, text,
+		                    c->unreachable ? PROXY_HDR_UNREACHABLE ": 1\r\n" : "", n, body);
 	}
 	conn_close_after_flush(c);
 }
@@ -423,6 +425,13 @@ xfer_data(void *ctx, const void *buf, size_t len)
 }
 
 static void
+xfer_unreachable(void *ctx)
+{
+	struct conn *c = ctx;
+	c->unreachable = true;
+}
+
+static void
 xfer_done(void *ctx, bool ok, const char *why)
 {
 	struct conn *c = ctx;
@@ -442,6 +451,7 @@ xfer_done(void *ctx, bool ok, const char *why)
 static const struct upstream_callbacks xfer_callbacks = {
     .data = xfer_data,
     .done = xfer_done,
+    .unreachable = xfer_unreachable,
 };
 
 static void

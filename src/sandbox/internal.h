@@ -24,7 +24,8 @@ struct resolved_source {
 	dev_t dev;
 	ino_t ino;
 	bool is_dir;
-	int fd; /* opened by the child */
+	int fd;      /* opened by the child */
+	int tree_fd; /* -1, or an idmapped copy of the mount made by the launcher (idmap.h) */
 };
 
 struct sandbox_ctx {

@@ -13,7 +13,8 @@ echo SITE-CONTENT >"$H/projects/site/index.txt"
 echo KEY >"$H/projects/.ssh/id"
 ln -s /etc "$H/projects/evil"
 chmod -R a+rX "$H"
-is_root && chown "$SANDBOX_HOST_UID" "$H/rwroot"
+# No chown of the writable folder: as root, the sandbox's :rw mounts are idmapped to the
+# folder's owner (test-idmap.sh), so a root-owned folder takes the agent's writes.
 cat >"$WORK/allow.json" <<JSON
 {"roots": [{"path": "$H/projects"}, {"path": "$H/rwroot", "writable": true},
            {"path": "$WORK/data"}]}
@@ -54,6 +55,11 @@ wait_until 30 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1
 check "the agent saw exactly the allowed mounts, read-only and writable as allowed" \
 	sh -c "grep -q '\"ok\":true' '$WORK/model.log' && ! grep -q '\"ok\":false' '$WORK/model.log'"
 check "its write landed in the writable root" grep -q written "$H/rwroot/out.txt"
+if is_root; then
+	check "in a root-owned folder, as a root-owned file" test "$(stat -c %u "$H/rwroot/out.txt")" = 0
+	check "the group's own folder is root's, not the sandbox uid's" \
+		test "$(stat -c %u "$WORK/data/groups/main")" = 0
+fi
 # A refused mount is said to the agent (a line of its system prompt, inside paths only) and
 # to the user (in the stored reply, with the reason), not only in the daemon's log.
 jq -r 'select(.n == 1) | .request.system' "$WORK/model.log" >"$WORK/system"

@@ -95,6 +95,32 @@ check "a loopback address named exactly in --allow passes (status $(cat "$WORK/o
 check "audit: allowed request with its address and bytes" \
 	sh -c "last_audit() { tail -n 1 '$AUDIT'; }; last_audit | grep -q '\"decision\":\"allow\"' && last_audit | grep -q '\"address\":\"127.0.0.1\"' && last_audit | grep -q '\"bytes_out\":[1-9]'"
 
+# An allowed loopback address is the host's, through the proxy, for ordinary clients with no
+# option of their own (NO_PROXY no longer sends it to the sandbox's own loopback); localhost
+# stays the sandbox's own.
+"$CLAWBOX" run --audit "$AUDIT" --allow "127.0.0.1:$PORT" -- sh -c "
+	curl -s -S --max-time 10 http://127.0.0.1:$PORT/by-curl; echo
+	wget -q -O - -T 10 http://127.0.0.1:$PORT/by-wget; echo
+	python3 -c 'import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:$PORT/by-python\", timeout=10).read().decode())'
+	echo; echo NO_PROXY=\$NO_PROXY" >"$WORK/out" 2>"$WORK/err" </dev/null
+for c in curl wget python; do
+	check "--allow 127.0.0.1:PORT: plain $c reaches the host's server" \
+		grep -q "^request: .* /by-$c\$" "$WORK/out"
+done
+check "and each request went through the proxy (audited)" \
+	test "$(grep -c "\"decision\":\"allow\".*\"address\":\"127.0.0.1\"\|\"address\":\"127.0.0.1\".*\"decision\":\"allow\"" "$AUDIT")" -ge 3
+check "NO_PROXY keeps localhost and ::1 but not the allowed 127.0.0.1" grep -qx "NO_PROXY=localhost,::1" "$WORK/out"
+"$CLAWBOX" run --allow "127.0.0.1:$PORT" -- sh -c "
+	python3 -m http.server --bind 127.0.0.1 8765 >/dev/null 2>&1 & 
+	for i in \$(seq 100); do curl -s -o /dev/null http://localhost:8765/ && break; sleep 0.1; done
+	curl -s -o /dev/null -w 'local %{http_code}\n' http://localhost:8765/
+	curl -s -o /dev/null -w 'other %{http_code}\n' http://127.0.0.1:$((PORT + 1))/
+	kill \$!" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "localhost is still the sandbox's own loopback" grep -qx "local 200" "$WORK/out"
+check "another port of 127.0.0.1 is the proxy's refusal, not the sandbox's loopback" grep -qx "other 403" "$WORK/out"
+run_cb run --allow "example.org" -- sh -c 'echo $NO_PROXY'
+check "without a loopback --allow, NO_PROXY is as before" grep -qx "localhost,127.0.0.1,::1" "$WORK/out"
+
 # HTTPS through a CONNECT tunnel to a TLS server of the test's own.
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
 	-addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
