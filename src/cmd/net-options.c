@@ -28,13 +28,23 @@ proxy_path(char *buf, size_t size)
 	return access(buf, X_OK) < 0 ? NEG_ERRNO() : 0;
 }
 
+int
+net_add_extra(struct net_options *net, const char *flag, const char *value)
+{
+	if (net->n_extra + 2 > NET_EXTRA_MAX)
+		return log_error("%s: too many proxy options", flag), -E2BIG;
+	net->extra[net->n_extra++] = flag;
+	net->extra[net->n_extra++] = value;
+	return 0;
+}
+
 /* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */
 static int
 build_proxy_argv(const struct net_options *net, char *path, char *id, const char **argv, size_t max,
                  bool check)
 {
 	size_t n = 0;
-	if (5 + 2 * net->n_allow + 20 > max)
+	if (5 + 2 * net->n_allow + net->n_extra + 20 > max)
 		return -E2BIG;
 	argv[n++] = path;
 	argv[n++] = "--sandbox-id";
@@ -73,6 +83,8 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
 	}
 	if (net->model_no_key)
 		argv[n++] = "--upstream-no-key";
+	for (size_t i = 0; i < net->n_extra; i++)
+		argv[n++] = net->extra[i];
 	if (check)
 		argv[n++] = "--check";
 	argv[n] = NULL;
