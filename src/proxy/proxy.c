@@ -41,6 +41,7 @@
 #include "proxy.h"
 #include "request.h"
 #include "conn.h"
+#include "confine.h"
 #include "model-fence.h"
 #include "rules.h"
 
@@ -895,6 +896,17 @@ proxy_run(const struct proxy_config *cfg)
 	}
 	if (r == 0 && cfg->drop_to_id)
 		r = drop_privileges(cfg->drop_to_id);
+	if (r == 0) {
+		/* Everything opened by name at start is open: from here on the proxy reads only
+		 * the trust store and resolver files, writes nothing, executes nothing. */
+		const char *extra[3] = {0};
+		size_t n = 0;
+		if (cfg->fetch_ca_file)
+			extra[n++] = cfg->fetch_ca_file;
+		if (cfg->upstream && cfg->upstream->ca_file)
+			extra[n++] = cfg->upstream->ca_file;
+		r = proxy_confine(extra);
+	}
 	if (r == 0) {
 		evutil_make_socket_nonblocking(cfg->sandbox_fd);
 		px.sandbox_ev = event_new(px.base, cfg->sandbox_fd, EV_READ | EV_PERSIST,
