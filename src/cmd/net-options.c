@@ -13,6 +13,8 @@
 #include "net-options.h"
 #include "spawn.h"
 
+#define UPSTREAM_NAME_INSIDE "model.clawbox.internal" /* upstream.h's UPSTREAM_NAME */
+
 /* clawbox-proxy, next to this executable. */
 static int
 proxy_path(char *buf, size_t size)
@@ -134,5 +136,10 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 			return r;
 	}
 	spec->proxy_argv = (char *const *)argv;
+	/* For clients that use no proxy: the model's name resolves inside (init hands port 80
+	 * to the proxy). */
+	static const char *const internal[] = {UPSTREAM_NAME_INSIDE, NULL};
+	if (net->model_upstream)
+		spec->internal_names = internal;
 	return 0;
 }

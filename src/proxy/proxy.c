@@ -574,6 +574,19 @@ decide(struct conn *c)
 			conn_refuse(c, 502, "deny", "no model upstream is configured");
 			return;
 		}
+		if (r->is_connect && r->port == 80) {
+			/* A client whose proxy agent tunnels plain http (undici): the tunnel
+			 * carries one plain request, read and judged like any other. */
+			evbuffer_add_printf(bufferevent_get_output(c->client),
+			                    "HTTP/1.1 200 Connection established\r\n\r\n");
+			request_init(r, c->px->cfg->max_head_bytes, c->px->cfg->max_body_bytes);
+			r->on_body = body_sink;
+			r->body_ctx = c;
+			r->origin_form = true;
+			struct timeval t = {.tv_sec = c->px->cfg->head_timeout_s};
+			bufferevent_set_timeouts(c->client, &t, NULL);
+			return;
+		}
 		if (r->is_connect || r->port != 80) {
 			conn_refuse(c, 400, "deny", "use http://%s/ (the proxy adds TLS)",
 			            UPSTREAM_NAME);
@@ -800,6 +813,13 @@ conn_new(struct proxy *px, int fd)
 	request_init(&c->req, px->cfg->max_head_bytes, px->cfg->max_body_bytes);
 	c->req.on_body = body_sink;
 	c->req.body_ctx = c;
+	/* Which port of the sandbox's it was made to: 80 is for clients without a proxy
+	 * (http://model.clawbox.internal/ through its /etc/hosts), origin-form requests. */
+	struct sockaddr_in local;
+	socklen_t local_len = sizeof(local);
+	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+	    local.sin_family == AF_INET && ntohs(local.sin_port) == 80)
+		c->req.origin_form = true;
 	if (px->n_conns > px->cfg->max_connections) {
 		conn_refuse(c, 503, "deny", "more than %u connections at once",
 		            px->cfg->max_connections);

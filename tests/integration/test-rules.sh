@@ -262,6 +262,35 @@ sleep 0.5
 check "dns: refused names are never looked up (plain, CONNECT, https fetch, rules)" \
 	sh -c "grep -q 'secret-three' '$AUDIT' && ! grep -q -e secret -e rules.dns '$DNSLOG'"
 
+# ---- clients that use no proxy: model.clawbox.internal through /etc/hosts and port 80 ----
+: >"$WORK/model.log"
+"$CLAWBOX" run --audit "$AUDIT" "${MODEL[@]}" -- sh -c '
+	getent hosts model.clawbox.internal
+	curl -s -S --max-time 10 --noproxy "*" -X POST -d "{\"via\":\"curl-direct\"}" \
+		http://model.clawbox.internal/v1/messages
+	node -e "fetch(\"http://model.clawbox.internal/v1/messages\", {method: \"POST\",
+		body: JSON.stringify({via: \"node-fetch\"})}).then(r => r.text()).then(t =>
+		console.log(\"node got:\", t.split(\"\\n\")[0])).catch(e => console.log(\"node:\", e.cause || e))"
+	curl -s -S --max-time 10 -p -x http://127.0.0.1:3128 -X POST -d "{\"via\":\"connect-80\"}" \
+		http://model.clawbox.internal/v1/messages
+	curl -s -S --max-time 10 --noproxy "*" -H "Host: evil.example" http://model.clawbox.internal/v1/models
+	curl -s -S --max-time 10 --noproxy "*" --path-as-is http://model.clawbox.internal/../x' \
+	>"$WORK/out" 2>&1 </dev/null
+check "no proxy: model.clawbox.internal resolves to 127.0.0.1 inside" \
+	grep -q "^127.0.0.1 *model.clawbox.internal" "$WORK/out"
+check "no proxy: curl --noproxy '*' reaches the model with the key" \
+	sh -c "grep -q curl-direct '$WORK/model.log' && grep -q 'x-api-key: $KEY' '$WORK/model.log'"
+check "no proxy: Node's fetch (no proxy support) reaches the model" \
+	sh -c "grep -q 'node got: server: model' '$WORK/out' && grep -q node-fetch '$WORK/model.log'"
+check "no proxy: CONNECT model.clawbox.internal:80 is served as plain HTTP" \
+	grep -q connect-80 "$WORK/model.log"
+check "no proxy: port 80 serves only *.clawbox.internal names" \
+	grep -q "only http://NAME.clawbox.internal/ is served" "$WORK/out"
+check "no proxy: the model fence holds on port 80 too" grep -q "dot segment" "$WORK/out"
+"$CLAWBOX" run --allow "127.0.0.1:$WEB" -- cat /etc/hosts >"$WORK/out" 2>&1 </dev/null
+check "no proxy: without a model upstream the name is not there" \
+	sh -c "grep -q localhost '$WORK/out' && ! grep -q clawbox.internal '$WORK/out'"
+
 # ---- the proxy confines itself ----
 "$CLAWBOX" run "${MODEL[@]}" --allow "127.0.0.1:$WEB" -- sh -c \
 	"sleep 2; curl -s -S --max-time 5 --noproxy '' -x http://127.0.0.1:3128 http://127.0.0.1:$WEB/after-confine; curl -s -S --max-time 5 -X POST -d '{}' http://model.clawbox.internal/v1/messages" \
