@@ -291,6 +291,62 @@ check "no proxy: the model fence holds on port 80 too" grep -q "dot segment" "$W
 check "no proxy: without a model upstream the name is not there" \
 	sh -c "grep -q localhost '$WORK/out' && ! grep -q clawbox.internal '$WORK/out'"
 
+# ---- the daemon's configuration: rule objects, caps, allowed model tools ----
+FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
+DKEY=sk-ant-test-RULES-2222
+printf '{"turns": [], "default": {"reply": {"echo": true}, "delay_ms": 3000}}' >"$WORK/slow.json"
+"$FAKE" --scenario "$WORK/slow.json" --log "$WORK/fake.log" --port-file "$WORK/mport" \
+	--key "$DKEY" &
+PIDS+=($!)
+wait_until 5 test -s "$WORK/mport"
+DPORT=$((20000 + RANDOM % 20000))
+daemon_config() { # GROUP-EXTRA-JSON
+	printf '{"data_dir": "%s/data", "listen": "127.0.0.1:%s",
+	 "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "R_KEY",
+	           "allow_tools": ["web_search"]},
+	 "groups": [{"id": "main", "main": true%s}]}\n' "$WORK" "$DPORT" "$(cat "$WORK/mport")" "$1" \
+		>"$WORK/daemon.json"
+}
+daemon_config ', "allow": ["en.wikipedia.org", {"host": "api.github.com", "methods": ["GET"], "paths": ["/repos/ana/"]}], "max_bytes_out": "10M", "max_bytes_in": "100M", "max_requests": 77'
+"$CLAWBOX" serve --config "$WORK/daemon.json" --check-config >"$WORK/out" 2>&1
+check "daemon: allow objects, caps and model.allow_tools are valid configuration" grep -q "valid (1 group)" "$WORK/out"
+R_KEY=$DKEY "$CLAWBOX" serve --config "$WORK/daemon.json" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+SPID=$!
+wait_until 10 curl -sf "http://127.0.0.1:$DPORT/healthz" -o /dev/null
+DTOKEN=$(cat "$WORK/data/api-token" 2>/dev/null)
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $DTOKEN" --data '{"text": "hi rules"}' \
+	"http://127.0.0.1:$DPORT/api/v1/groups/main/messages"
+dproxy() { # the proxy of this daemon's run: a clawbox-proxy (not a --check) under our daemon
+	local p q i
+	for p in $(pgrep -x clawbox-proxy); do
+		q=$p
+		for i in 1 2 3 4; do
+			q=$(awk '{print $4}' /proc/$q/stat 2>/dev/null)
+			[ -z "$q" ] && break
+			if [ "$q" = "$SPID" ] && ! tr '\0' ' ' </proc/$p/cmdline | grep -q -- --check; then
+				echo "$p"
+				return 0
+			fi
+		done
+	done
+	return 1
+}
+wait_until 15 dproxy >/dev/null
+dp=$(dproxy)
+tr '\0' '\n' </proc/${dp:-0}/cmdline >"$WORK/dproxy.args" 2>/dev/null
+check "daemon: the run's proxy gets the group's caps" \
+	sh -c "grep -qx -- --max-requests '$WORK/dproxy.args' && grep -qx 77 '$WORK/dproxy.args' && grep -qx 10M '$WORK/dproxy.args' && grep -qx -- --max-bytes-in '$WORK/dproxy.args'"
+check "daemon: ...the rule object and the allowed model tool" \
+	sh -c "grep -q '\"paths\":\\[\"/repos/ana/\"\\]' '$WORK/dproxy.args' && grep -qx web_search '$WORK/dproxy.args'"
+kill -TERM $SPID; wait $SPID 2>/dev/null; SPID=
+daemon_config ', "allow": [{"host": "api.github.com", "paths": ["/a/../b"]}]'
+"$CLAWBOX" serve --config "$WORK/daemon.json" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "daemon: a bad rule object stops the start, naming the group (exit $?)" \
+	sh -c "grep -q 'groups\[0\]' '$WORK/err' && grep -q 'dot segment' '$WORK/err'"
+daemon_config ', "max_bytes_out": "lots"'
+"$CLAWBOX" serve --config "$WORK/daemon.json" --check-config >"$WORK/out" 2>"$WORK/err" </dev/null
+check "daemon: a bad cap is a configuration error naming the key" grep -q 'groups\[0\].max_bytes_out' "$WORK/err"
+
 # ---- the proxy confines itself ----
 "$CLAWBOX" run "${MODEL[@]}" --allow "127.0.0.1:$WEB" -- sh -c \
 	"sleep 2; curl -s -S --max-time 5 --noproxy '' -x http://127.0.0.1:3128 http://127.0.0.1:$WEB/after-confine; curl -s -S --max-time 5 -X POST -d '{}' http://model.clawbox.internal/v1/messages" \
