@@ -170,6 +170,31 @@ check "rules: a response over max_response is cut off (got ${got:-?} bytes of 4 
 inside --allow "$B" -- "http://127.0.0.1:$WEB/big/0"
 check "rules: a small response passes" status_is 200
 
+# The proxy's own fetch of GET https://... (clients without TLS) is judged by the rules too.
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
+	-addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+	>/dev/null 2>&1
+chmod 644 "$WORK/cert.pem"
+HTTPD_TLS_CERT="$WORK/cert.pem" HTTPD_TLS_KEY="$WORK/key.pem" \
+	"$HTTPD" 127.0.0.1 0 tlsweb "$WORK/tlsweb.log" >"$WORK/port.tlsweb" 2>/dev/null &
+PIDS+=($!)
+wait_until 5 test -s "$WORK/port.tlsweb"
+TLSWEB=$(cat "$WORK/port.tlsweb")
+tls_fetch() { # PATH
+	"$CLAWBOX" run --audit "$AUDIT" --fetch-ca-file "$WORK/cert.pem" \
+		--allow "{\"host\": \"127.0.0.1:$TLSWEB\", \"paths\": [\"/ok/\"]}" -- bash -c \
+		'exec 3<>/dev/tcp/127.0.0.1/3128; printf "GET https://127.0.0.1:%s%s HTTP/1.1\r\nHost: x\r\n\r\n" "$1" "$2" >&3; timeout 10 cat <&3' \
+		_ "$TLSWEB" "$1" >"$WORK/out" 2>&1 </dev/null
+}
+tls_fetch /ok/fetched
+check "rules: the https fetch under an allowed prefix passes" \
+	sh -c "head -1 '$WORK/out' | grep -q '^HTTP/1.1 200' && grep -q 'request: 1 /ok/fetched' '$WORK/tlsweb.log'"
+tls_fetch /secret/fetched
+check "rules: the https fetch of another path is refused" refused_because 403 "path /secret/fetched"
+tls_fetch /ok/%2e%2e/secret
+check "rules: the https fetch of an encoded climb is refused" \
+	sh -c "head -1 '$WORK/out' | grep -q '^HTTP/1.1 403' && ! grep -q secret '$WORK/tlsweb.log'"
+
 bad_allow() { # DESCRIPTION SPEC
 	run_cb run --allow "$2" -- true
 	if [ "$RC" = 125 ] && one_error_line; then ok "bad rule refused: $1"; else
