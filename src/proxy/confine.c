@@ -95,6 +95,8 @@ confine_landlock(const char *const *extra_read)
 	    "/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf", "/etc/gai.conf",
 	    "/etc/host.conf", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
 	    "/usr/lib64",
+	    /* seeding (libevent's DNS ids, libcurl) when getrandom is not what they try first */
+	    "/dev/urandom",
 	};
 	int r;
 	for (size_t i = 0; i < ARRAY_SIZE(readable); i++)
