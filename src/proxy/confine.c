@@ -88,6 +88,7 @@ confine_landlock(const char *const *extra_read)
 	_cleanup_close_ int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, size, 0);
 	if (ruleset < 0)
 		return NEG_ERRNO();
+	/* clang-format off */
 	static const char *const readable[] = {
 	    /* the system trust store, which OpenSSL opens for each TLS connection */
 	    "/etc/ssl", "/usr/lib/ssl", "/usr/share/ca-certificates", "/etc/ca-certificates",
@@ -98,6 +99,7 @@ confine_landlock(const char *const *extra_read)
 	    /* seeding (libevent's DNS ids, libcurl) when getrandom is not what they try first */
 	    "/dev/urandom",
 	};
+	/* clang-format on */
 	int r;
 	for (size_t i = 0; i < ARRAY_SIZE(readable); i++)
 		if ((r = ll_add(ruleset, readable[i], attr.handled_access_fs)) < 0)
@@ -113,6 +115,7 @@ confine_landlock(const char *const *extra_read)
 static int
 confine_seccomp(void)
 {
+	/* clang-format off */
 	static const int allowed[] = {
 	    /* memory, time, identity */
 	    SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect),
@@ -147,6 +150,7 @@ confine_seccomp(void)
 	    SCMP_SYS(membarrier), SCMP_SYS(restart_syscall),
 	    SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(prctl), SCMP_SYS(arch_prctl),
 	};
+	/* clang-format on */
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
 	if (!ctx)
 		return -ENOMEM;

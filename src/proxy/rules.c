@@ -65,8 +65,9 @@ rules_path_check(const char *path, const char **ret_why)
 			char hex[3] = {path[i + 1], path[i + 2], 0};
 			if (strcasecmp(hex, "2e") == 0 || strcasecmp(hex, "2f") == 0 ||
 			    strcasecmp(hex, "5c") == 0 || strcasecmp(hex, "25") == 0) {
-				*ret_why = "an encoded dot, slash, backslash or percent sign in the "
-				           "path";
+				*ret_why =
+				    "an encoded dot, slash, backslash or percent sign in the "
+				    "path";
 				return -EINVAL;
 			}
 		}
@@ -178,7 +179,8 @@ rules_parse_entry(struct allowlist *a, const char *spec, struct allow_rule *ret_
 			const char *p = json_string_value(v);
 			if (!p || strpbrk(p, "?#") || rules_path_check(p, ret_why) < 0) {
 				if (!p || strpbrk(p, "?#"))
-					*ret_why = "a path prefix is a string beginning with / (no query)";
+					*ret_why =
+					    "a path prefix is a string beginning with / (no query)";
 				return -EINVAL;
 			}
 			if (add_text(a, p, &a->paths[a->n_paths + rr.n_paths]) < 0) {
@@ -232,8 +234,8 @@ rules_allow(const struct allowlist *a, const struct request_rules *rr, const cha
 		}
 		if (!ok) {
 			size_t n = strcspn(path, "?#");
-			snprintf(reason, size, "path %.*s is not allowed here", (int)(n < 120 ? n : 120),
-			         path);
+			snprintf(reason, size, "path %.*s is not allowed here",
+			         (int)(n < 120 ? n : 120), path);
 			return false;
 		}
 	}
@@ -264,10 +266,11 @@ rules_judge(const struct allowlist *a, const char *method, const char *host, enu
 			return 0; /* a plain entry: anything to this host and port */
 		if (!path_and_query) {
 			if (!why_set)
-				snprintf(ret->reason, sizeof(ret->reason),
-				         "%s:%u has request rules: a tunnel to it could not be judged "
-				         "(use http:// or GET https:// through the proxy)",
-				         host, port);
+				snprintf(
+				    ret->reason, sizeof(ret->reason),
+				    "%s:%u has request rules: a tunnel to it could not be judged "
+				    "(use http:// or GET https:// through the proxy)",
+				    host, port);
 			why_set = true;
 			continue;
 		}
@@ -283,6 +286,7 @@ rules_judge(const struct allowlist *a, const char *method, const char *host, enu
 		why_set = true;
 	}
 	if (!matched)
-		snprintf(ret->reason, sizeof(ret->reason), "%s:%u is not in the allowlist", host, port);
+		snprintf(ret->reason, sizeof(ret->reason), "%s:%u is not in the allowlist", host,
+		         port);
 	return -EACCES;
 }

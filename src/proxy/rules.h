@@ -29,8 +29,8 @@
 
 /* What rules_judge() decided, and the limits of the entry that allowed the request. */
 struct rule_verdict {
-	uint64_t max_body;     /* 0: no cap of the entry's (the proxy's own still holds) */
-	uint64_t max_response; /* 0: none */
+	uint64_t max_body;             /* 0: no cap of the entry's (the proxy's own still holds) */
+	uint64_t max_response;         /* 0: none */
 	char reason[RULES_REASON_MAX]; /* why, when refused */
 };
 

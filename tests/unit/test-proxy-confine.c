@@ -61,7 +61,8 @@ child(int wfd)
 	fd = open("/etc/ssl/certs/ca-certificates.crt", O_RDONLY | O_CLOEXEC);
 	res[R_READ_CERTS] = fd >= 0 || errno == ENOENT;
 	res[R_UNSHARE] = unshare(CLONE_NEWUSER) < 0;
-	long pid = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, 0);
+	long pid =
+	    syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, 0);
 	if (pid == 0)
 		_exit(0);
 	res[R_CLONE_NEWUSER] = pid < 0;
