@@ -385,10 +385,10 @@ check "daemon: a bad cap is a configuration error naming the key" grep -q 'group
 
 # ---- the proxy confines itself ----
 "$CLAWBOX" run "${MODEL[@]}" --allow "127.0.0.1:$WEB" -- sh -c \
-	"sleep 2; curl -s -S --max-time 5 --noproxy '' -x http://127.0.0.1:3128 http://127.0.0.1:$WEB/after-confine; curl -s -S --max-time 5 -X POST -d '{}' http://model.clawbox.internal/v1/messages" \
+	"sleep 3; curl -s -S --max-time 5 --noproxy '' -x http://127.0.0.1:3128 http://127.0.0.1:$WEB/after-confine; curl -s -S --max-time 5 -X POST -d '{}' http://model.clawbox.internal/v1/messages" \
 	>"$WORK/conf.out" 2>&1 </dev/null &
 launcher=$!
-wait_until 5 proxy_of $launcher >/dev/null
+wait_until 10 proxy_of $launcher >/dev/null
 pp=$(proxy_of $launcher)
 check "confinement: the proxy runs under a seccomp filter and no_new_privs" \
 	wait_until 3 sh -c "grep -q '^Seccomp:[[:space:]]*2' /proc/$pp/status && grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pp/status"
