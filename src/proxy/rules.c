@@ -63,13 +63,17 @@ rules_path_check(const char *path, const char **ret_why)
 		}
 		if (c == '%' && i + 2 < end) {
 			char hex[3] = {path[i + 1], path[i + 2], 0};
-			if (strcasecmp(hex, "2e") == 0 || strcasecmp(hex, "2f") == 0 ||
-			    strcasecmp(hex, "5c") == 0 || strcasecmp(hex, "25") == 0) {
-				*ret_why =
-				    "an encoded dot, slash, backslash or percent sign in the "
-				    "path";
-				return -EINVAL;
-			}
+			/* Also NUL, and the overlong UTF-8 lead bytes C0/C1 that lax decoders
+			 * turn into "." or "/" ("%c0%ae"). */
+			static const char *const refused[] = {"2e", "2f", "5c", "25",
+			                                      "00", "c0", "c1"};
+			for (size_t k = 0; k < ARRAY_SIZE(refused); k++)
+				if (strcasecmp(hex, refused[k]) == 0) {
+					*ret_why =
+					    "an encoded dot, slash, backslash, percent sign, NUL "
+					    "or overlong byte in the path";
+					return -EINVAL;
+				}
 		}
 		if (c != '/')
 			continue;

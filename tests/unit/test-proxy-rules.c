@@ -84,6 +84,9 @@ main(void)
 	path_refused("/a%5cb");
 	path_refused("/a\\b");
 	path_refused("/a/%252e%252e/b");
+	path_refused("/a/%c0%ae%c0%ae/b");
+	path_refused("/a/%C1%9C");
+	path_refused("/a%00.json");
 	path_refused("a/b");
 	path_refused("");
 
