@@ -14,8 +14,8 @@
  *
  * Paths are compared as sent, never resolved: a path with a "." or ".." segment, a doubled
  * slash, a backslash, or a percent-encoded dot, slash, backslash, percent sign, NUL or
- * overlong UTF-8 lead byte (%c0, %c1) is refused outright, since
- * servers disagree about what such a path means and the prefix test would mean nothing.
+ * overlong UTF-8 lead byte (%c0, %c1) is refused outright, since servers disagree about
+ * what such a path means and the prefix test would mean nothing.
  */
 #ifndef CLAWBOX_RULES_H
 #define CLAWBOX_RULES_H
