@@ -82,6 +82,9 @@ ask_usage(FILE *out)
 	        "  --audit FILE                 one JSON line per proxied request\n"
 	        "  --hosts FILE                 the proxy resolves names from FILE only\n"
 	        "  --fetch-ca-file FILE         trust these CAs for the agent's https fetches\n"
+	        "  --proxy-max-bytes-out SIZE, --proxy-max-bytes-in SIZE, --proxy-max-requests N\n"
+	        "                               per-run egress caps (defaults 1G, 4G, 10000)\n"
+	        "  --model-allow-tool NAME      let model requests use this server-side tool\n"
 	        "\n"
 	        "Conversation and limits:\n"
 	        "  --session DIR                where the conversation is kept (default\n"
@@ -139,6 +142,10 @@ enum {
 	OPT_RETRIES,
 	OPT_DEBUG,
 	OPT_FETCH_CA_FILE,
+	OPT_PROXY_MAX_OUT, /* these four: passed to the proxy as they are */
+	OPT_PROXY_MAX_IN,
+	OPT_PROXY_MAX_REQUESTS,
+	OPT_MODEL_ALLOW_TOOL,
 	OPT_JSON,
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
@@ -177,6 +184,10 @@ static const struct option ask_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
+    {"proxy-max-bytes-out", required_argument, NULL, OPT_PROXY_MAX_OUT},
+    {"proxy-max-bytes-in", required_argument, NULL, OPT_PROXY_MAX_IN},
+    {"proxy-max-requests", required_argument, NULL, OPT_PROXY_MAX_REQUESTS},
+    {"model-allow-tool", required_argument, NULL, OPT_MODEL_ALLOW_TOOL},
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
@@ -318,6 +329,17 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		case OPT_FETCH_CA_FILE:
 			a->net.fetch_ca_file = optarg;
 			break;
+		case OPT_PROXY_MAX_OUT:
+		case OPT_PROXY_MAX_IN:
+		case OPT_PROXY_MAX_REQUESTS:
+		case OPT_MODEL_ALLOW_TOOL: {
+			/* Checked by the proxy itself (its --check run). */
+			static const char *const flags[] = {"--max-bytes-out", "--max-bytes-in",
+			                                    "--max-requests", "--model-allow-tool"};
+			if (net_add_extra(&a->net, flags[opt - OPT_PROXY_MAX_OUT], optarg) < 0)
+				return -E2BIG;
+			break;
+		}
 		case OPT_JSON:
 			a->json = true;
 			break;
@@ -568,7 +590,8 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	/* Only the user's own proxy options need the proxy's judgement before the start. */
 	/* --audit is not among them: the check does not open it. */
 	a->net.trusted = a->proxy_checked || (a->net.n_allow == 0 && !a->net.hosts && !a->ca_file &&
-	                                      !a->key_file && !a->net.fetch_ca_file);
+	                                      !a->key_file && !a->net.fetch_ca_file &&
+	                                      a->net.n_extra == 0);
 	if (a->session) {
 		if (snprintf(session, sizeof(session), "%s", a->session) >= (int)sizeof(session))
 			return -ENAMETOOLONG;

@@ -14,11 +14,23 @@
 #include "paths.h"
 #include "spawn.h"
 
+#define UPSTREAM_NAME_INSIDE "model.clawbox.internal" /* upstream.h's UPSTREAM_NAME */
+
 /* clawbox-proxy, next to this executable. */
 static int
 proxy_path(char *buf, size_t size)
 {
 	return self_sibling("clawbox-proxy", buf, size);
+}
+
+int
+net_add_extra(struct net_options *net, const char *flag, const char *value)
+{
+	if (net->n_extra + 2 > NET_EXTRA_MAX)
+		return log_error("%s: too many proxy options", flag), -E2BIG;
+	net->extra[net->n_extra++] = flag;
+	net->extra[net->n_extra++] = value;
+	return 0;
 }
 
 /* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */
@@ -27,7 +39,7 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
                  bool check)
 {
 	size_t n = 0;
-	if (7 + 2 * net->n_allow + 20 > max)
+	if (7 + 2 * net->n_allow + net->n_extra + 20 > max)
 		return -E2BIG;
 	argv[n++] = path;
 	if (check) { /* its errors are about the options of the command the user ran */
@@ -70,6 +82,8 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
 	}
 	if (net->model_no_key)
 		argv[n++] = "--upstream-no-key";
+	for (size_t i = 0; i < net->n_extra; i++)
+		argv[n++] = net->extra[i];
 	if (check)
 		argv[n++] = "--check";
 	argv[n] = NULL;
@@ -164,5 +178,10 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 	if (r < 0)
 		return r;
 	spec->proxy_argv = (char *const *)argv;
+	/* For clients that use no proxy: the model's name resolves inside (init hands port 80
+	 * to the proxy). */
+	static const char *const internal[] = {UPSTREAM_NAME_INSIDE, NULL};
+	if (net->model_upstream)
+		spec->internal_names = internal;
 	return 0;
 }

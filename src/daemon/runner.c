@@ -35,7 +35,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (40 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
+#define ARGV_MAX       (80 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
 
 struct run {
 	struct daemon *d;
@@ -937,6 +937,9 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--allow";
 		argv[n++] = g->allow[i];
 	}
+	char max_requests[24];
+	n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
+	                        "--proxy-max-");
 	if (g->memory_bytes) {
 		snprintf(mem_size, sizeof(mem_size), "%lluK",
 		         (unsigned long long)(g->memory_bytes >> 10));
