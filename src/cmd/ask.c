@@ -91,7 +91,8 @@ ask_usage(FILE *out)
 	        "                               ~/.local/state/clawbox/ask/WORKSPACE-ID)\n"
 	        "  --new                        start a new conversation (the old is archived)\n"
 	        "  --global-memory FILE         shared memory, read-only (default\n"
-	        "                               ~/.config/clawbox/AGENTS.md if it exists)\n"
+	        "                               ~/.config/clawbox/AGENTS.md if it exists;\n"
+	        "                               '' for none)\n"
 	        "  --max-turns N, --max-time SECONDS, --max-total-tokens N,\n"
 	        "  --context-window N, --compact-at PERCENT, --max-retries N\n"
 	        "                               as for 'clawbox agent' (defaults 50, 900,\n"
@@ -619,7 +620,10 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	    (r = add_mount(spec, self, AGENT_EXE_INSIDE, false)) < 0)
 		return r;
 	char memory[PATH_MAX] = "";
-	if (a->global_memory) {
+	if (a->global_memory && !a->global_memory[0]) {
+		/* "": none (the daemon's runs: its own DATA/global/AGENTS.md or nothing, never
+		 * the memory of whoever started the daemon). */
+	} else if (a->global_memory) {
 		if (!realpath(a->global_memory, memory))
 			return log_error("--global-memory %s: %s", a->global_memory,
 			                 strerror(errno)),

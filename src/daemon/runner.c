@@ -974,10 +974,10 @@ start_run(struct daemon *d, const char *group)
 	}
 	snprintf(memory, sizeof(memory), "%s/global/AGENTS.md", d->cfg.data_dir);
 	struct stat st;
-	if (stat(memory, &st) == 0 && S_ISREG(st.st_mode)) {
-		argv[n++] = "--global-memory";
-		argv[n++] = memory;
-	}
+	/* Its own shared memory or none: without the option ask would read the memory file of
+	 * whoever started the daemon (~/.config/clawbox/AGENTS.md). */
+	argv[n++] = "--global-memory";
+	argv[n++] = stat(memory, &st) == 0 && S_ISREG(st.st_mode) ? memory : "";
 	if (agent_note[0]) {
 		argv[n++] = "--note";
 		argv[n++] = agent_note;

@@ -40,8 +40,12 @@ printf '{"groups": [{"id": "m", "mounts": [{"host": "rel", "path": "/workspace/x
 "$CLAWBOX" serve --config "$WORK/bad.json" --check-config >/dev/null 2>"$WORK/err"
 check "a relative mount host is a config error naming it" grep -q 'groups\[0\].mounts\[0\].host' "$WORK/err"
 
+# The user who starts the daemon has a memory file of their own for `clawbox ask`; the
+# daemon's runs must not read it (they get DATA/global/AGENTS.md or nothing).
+mkdir -p "$WORK/home/.config/clawbox"
+echo "USER-OWN-MEMORY-7f3a" >"$WORK/home/.config/clawbox/AGENTS.md"
 start_daemon() { # [ALLOWLIST]
-	"$CLAWBOX" serve --config "$WORK/etc/config.json" --mount-allowlist "$1" \
+	HOME=$WORK/home XDG_CONFIG_HOME= "$CLAWBOX" serve --config "$WORK/etc/config.json" --mount-allowlist "$1" \
 		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 	SPID=$!
 	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
@@ -65,6 +69,8 @@ fi
 jq -r 'select(.n == 1) | .request.system' "$WORK/model.log" >"$WORK/system"
 check "the agent's system prompt names the folders left out" \
 	grep -qx 'The host left out folders .*: /workspace/ssh /workspace/evil /workspace/private /workspace/site-rw /workspace/data' "$WORK/system"
+check "the daemon's run does not read the memory file of the user who started it" \
+	sh -c "[ -s '$WORK/system' ] && ! grep -q USER-OWN-MEMORY '$WORK/model.log'"
 check "and no host path" sh -c "! grep -qF '$H' '$WORK/system' && ! grep -q '/workspace/site ' '$WORK/system'"
 get "/api/v1/groups/main/messages?after=0" | jq -r '.messages[] | select(.direction == "out") | .text' >"$WORK/reply"
 check "the reply tells the user which mount was left out and why" \
