@@ -24,6 +24,9 @@ build)
 	need_pkg libevent-dev "pkg-config --exists libevent"
 	need_pkg libidn2-dev "pkg-config --exists libidn2"
 	need_pkg libcurl4-openssl-dev "pkg-config --exists libcurl"
+	# the web app's bundle (web/package-lock.json: esbuild, marked, DOMPurify)
+	need_pkg nodejs "command -v node"
+	need_pkg npm "command -v npm"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"

@@ -417,6 +417,8 @@ route(struct evhttp_request *req, void *arg)
 		       "folder)");
 		return;
 	}
+	if (api_views_route(d, req, path)) /* the web app's views (api-views.c) */
+		return;
 	if (strcmp(path, "/api/v1/groups") == 0 && cmd == EVHTTP_REQ_GET) {
 		get_groups(d, req);
 		return;

@@ -133,4 +133,18 @@ struct store_counts {
 };
 int store_counts(struct store *s, struct store_counts *ret);
 
+/* The web app's views. Usage per day (UTC) and group since a unix time: [{"day", "group",
+ * "runs", "input", "output", "cache_write", "cache_read"}], oldest day first. */
+int store_usage_by_day(struct store *s, int64_t since, json_t **ret);
+/* Runs of group (NULL or "": all) with id < before, newest first, at most limit: as
+ * store_runs plus "group", the tokens ("input", "output") and the prompt's first 200 bytes. */
+int store_runs_view(struct store *s, const char *group, int64_t before, int64_t limit,
+                    json_t **ret);
+/* Audit entries matching every filter that is set ("" strings match all), newest first. */
+struct store_audit_filter {
+	int64_t after, since, until, limit;
+	const char *group, *kind, *decision;
+};
+int store_audit_query(struct store *s, const struct store_audit_filter *f, json_t **ret);
+
 #endif
