@@ -139,7 +139,7 @@ $(BUILD)/gen/web.c: $(BUILD)/embed $(WEB_FILES)
 $(BUILD)/web/app.js: $(wildcard src/daemon/web/*.js) web/node_modules/.package-lock.json
 	@mkdir -p $(@D)
 	@echo "  WEB     $@ (the page's sources changed: esbuild)"
-	@web/node_modules/.bin/esbuild src/daemon/web/app.js --bundle --minify --format=iife \
+	@NODE_PATH=web/node_modules web/node_modules/.bin/esbuild src/daemon/web/app.js --bundle --minify --format=iife \
 		--target=es2020 --legal-comments=none --log-level=warning --outfile=$@
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	@echo "  NPM     web/node_modules (npm ci: web/package-lock.json changed)"

@@ -14,11 +14,16 @@
  *   POST /api/v1/tasks/preview           the next five runs of a schedule, by the scheduler's
  *                                        own code (tasks.c, cron.c), in the group's zone
  *   POST /api/v1/tasks/ID/pause|resume
+ *   GET  /api/v1/files/ID                the file a send_file message carried, as a download
+ *   GET  /login-hint (api.c, no token)   the token file's path, for the login form
  *
  * Tool timelines are what runner.c kept of a run's tool_call / tool_result events (bounded,
  * summaries sanitized); the page renders every string here as text.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
@@ -27,6 +32,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "fd-util.h"
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
@@ -103,8 +109,9 @@ get_status(struct daemon *d, struct evhttp_request *req)
 	char token_file[1024];
 	snprintf(token_file, sizeof(token_file), "%s/%s", d->cfg.data_dir, DAEMON_TOKEN_FILE);
 	send_json(req, 200,
-	          json_pack("{s:b,s:s,s:s,s:s,s:i,s:i}", "model_configured", model_configured(d),
-	                    "version", CLAWBOX_VERSION, "token_file", token_file, "key_env",
+	          json_pack("{s:b,s:s,s:s,s:s,s:s,s:i,s:i}", "model_configured", model_configured(d),
+	                    "version", CLAWBOX_VERSION, "token_file", token_file, "config_file",
+	                    d->config_path ? d->config_path : "", "key_env",
 	                    config_key_env(&d->cfg.model), "running", (int)d->running,
 	                    "max_concurrent", (int)d->cfg.max_concurrent));
 	return true;
@@ -177,7 +184,7 @@ get_runs(struct daemon *d, struct evhttp_request *req)
 	bool known = !*group || config_group(&d->cfg, group);
 	json_t *runs = NULL;
 	int e = known && before >= 0 && limit >= 0
-	            ? store_runs_view(d->store, group, before, limit, &runs)
+	            ? store_runs_view(d->store, group, 0, before, limit, &runs)
 	            : 0;
 	evhttp_clear_headers(&q);
 	if (!known)
@@ -196,12 +203,10 @@ get_transcript(struct daemon *d, struct evhttp_request *req, int64_t id)
 {
 	_cleanup_json_ json_t *runs = NULL;
 	/* The run's group, from the daemon's own record of it. */
-	if (store_runs_view(d->store, NULL, INT64_MAX, STORE_LIST_MAX, &runs) < 0)
+	if (store_runs_view(d->store, NULL, id, INT64_MAX, 1, &runs) < 0)
 		return refuse(d, req, 503, "the store is unavailable");
-	json_t *run = NULL, *r;
+	json_t *run = json_array_get(runs, 0), *r;
 	size_t i;
-	json_array_foreach(runs, i, r) if (json_integer_value(json_object_get(r, "message_id")) ==
-	                                   id) run = r;
 	json_t *running = runner_list(d);
 	json_array_foreach(running, i, r) if (!run && json_integer_value(json_object_get(
 	                                                  r, "message_id")) == id) run = r;
@@ -369,6 +374,58 @@ post_task_state(struct daemon *d, struct evhttp_request *req, int64_t id, bool p
 	return true;
 }
 
+void
+api_views_login_hint(struct daemon *d, struct evhttp_request *req)
+{
+	char token_file[1024];
+	snprintf(token_file, sizeof(token_file), "%s/%s", d->cfg.data_dir, DAEMON_TOKEN_FILE);
+	send_json(req, 200, json_pack("{s:s}", "token_file", token_file));
+}
+
+/* /api/v1/files/ID: the file a send_file message ID carried, from the daemon's own copy
+ * (hostact.c recorded its name under kv "file:ID"), as a download, never rendered. */
+static bool
+get_file(struct daemon *d, struct evhttp_request *req, int64_t id)
+{
+	char key[48], name[256], path[PATH_MAX];
+	snprintf(key, sizeof(key), "file:%lld", (long long)id);
+	if (store_kv_get(d->store, key, name, sizeof(name)) < 0 || strchr(name, '/') ||
+	    name[0] == '.')
+		return refuse(d, req, 404, "no such file");
+	if ((size_t)snprintf(path, sizeof(path), "%s/files/%s", d->cfg.data_dir, name) >=
+	    sizeof(path))
+		return refuse(d, req, 404, "no such file");
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return refuse(d, req, 404, "no such file");
+	struct evbuffer *b = evbuffer_new();
+	if (!b || evbuffer_add_file(b, fd, 0, st.st_size) < 0) {
+		if (b)
+			evbuffer_free(b);
+		return refuse(d, req, 500, "the file could not be read");
+	}
+	fd = -1; /* the buffer owns it now */
+	/* The name after the "<time>-<random>-" the daemon put before it. */
+	const char *shown = name, *dash = strchr(name, '-');
+	if (dash && strchr(dash + 1, '-'))
+		shown = strchr(dash + 1, '-') + 1;
+	char disp[400], safe[256];
+	size_t k = 0;
+	for (const char *c = shown; *c && k < sizeof(safe) - 1; c++)
+		safe[k++] = (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\') ? *c : '_';
+	safe[k] = '\0';
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", safe);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", "application/octet-stream");
+	evhttp_add_header(h, "Content-Disposition", disp);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "Content-Security-Policy", "default-src 'none'; sandbox");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+	return true;
+}
+
 /* "ID" or "ID/verb" after a prefix: the id and the verb ("" for none), or -1. */
 static int64_t
 id_and_verb(const char *rest, const char **verb)
@@ -431,6 +488,11 @@ api_views_route(struct daemon *d, struct evhttp_request *req, const char *path)
 			return true;
 		}
 		return refuse(d, req, 405, "GET /api/v1/runs/ID or POST /api/v1/runs/ID/stop");
+	}
+	if (strncmp(path, "/api/v1/files/", 14) == 0 && get) {
+		if ((id = id_and_verb(path + 14, &verb)) < 0 || *verb)
+			return refuse(d, req, 404, "no such file");
+		return get_file(d, req, id);
 	}
 	if (strncmp(path, "/api/v1/tasks/", 14) == 0 && post &&
 	    (id = id_and_verb(path + 14, &verb)) >= 0 &&

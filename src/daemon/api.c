@@ -399,6 +399,10 @@ route(struct evhttp_request *req, void *arg)
 			return;
 		}
 	}
+	if (strcmp(path, "/login-hint") == 0 && cmd == EVHTTP_REQ_GET) {
+		api_views_login_hint(d, req); /* where the token is, for the login form */
+		return;
+	}
 	if (strncmp(path, "/api/", 5) != 0) {
 		refuse(d, req, 404, "no such page");
 		return;

@@ -100,6 +100,8 @@ void stream_event(struct daemon *d, const char *group, const char *type, json_t 
 /* The web app's endpoints (api-views.c): true if it answered req. Called after the
  * authentication and origin checks. */
 bool api_views_route(struct daemon *d, struct evhttp_request *req, const char *path);
+/* GET /login-hint (no token needed): the token file's path, nothing else. */
+void api_views_login_hint(struct daemon *d, struct evhttp_request *req);
 void stream_close_all(struct daemon *d);
 /* For /metrics: listeners now, and the bytes waiting for them in the daemon. */
 void stream_stats(unsigned *listeners, size_t *unread_bytes);

@@ -136,10 +136,11 @@ int store_counts(struct store *s, struct store_counts *ret);
 /* The web app's views. Usage per day (UTC) and group since a unix time: [{"day", "group",
  * "runs", "input", "output", "cache_write", "cache_read"}], oldest day first. */
 int store_usage_by_day(struct store *s, int64_t since, json_t **ret);
-/* Runs of group (NULL or "": all) with id < before, newest first, at most limit: as
- * store_runs plus "group", the tokens ("input", "output") and the prompt's first 200 bytes. */
-int store_runs_view(struct store *s, const char *group, int64_t before, int64_t limit,
-                    json_t **ret);
+/* Runs of group (NULL or "": all) answering message (0: any) with id < before, newest first,
+ * at most limit: as store_runs plus "group", the tokens ("input", "output"), the prompt's
+ * first 200 bytes and the size of its kept tool timeline ("tool_bytes", kv "run-tools:ID"). */
+int store_runs_view(struct store *s, const char *group, int64_t message, int64_t before,
+                    int64_t limit, json_t **ret);
 /* Audit entries matching every filter that is set ("" strings match all), newest first. */
 struct store_audit_filter {
 	int64_t after, since, until, limit;
