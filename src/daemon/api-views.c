@@ -62,6 +62,8 @@ send_json(struct evhttp_request *req, int status, json_t *body)
 static bool
 refuse(struct daemon *d, struct evhttp_request *req, int status, const char *why)
 {
+	if (status == 503)
+		log_error("the store failed: %s", store_error(d->store));
 	d->http_refused++;
 	send_json(req, status, json_pack("{s:s}", "error", why));
 	return true;
@@ -235,11 +237,13 @@ get_transcript(struct daemon *d, struct evhttp_request *req, int64_t id)
 	                    ? json_loads(buf, 0, NULL)
 	                    : NULL;
 	free(buf);
+	if (tools && !json_is_array(tools)) {
+		json_decref(tools);
+		tools = NULL;
+	}
 	send_json(req, 200,
 	          json_pack("{s:O,s:o,s:o,s:o}", "run", run, "message", message, "replies", replies,
-	                    "tools", json_is_array(tools) ? tools : json_array()));
-	if (tools && !json_is_array(tools))
-		json_decref(tools);
+	                    "tools", tools ? tools : json_array()));
 	json_decref(running);
 	return true;
 }

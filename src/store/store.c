@@ -775,7 +775,7 @@ store_audit_query(struct store *s, const struct store_audit_filter *f, json_t **
 	                "substr(action, 1, length(?) + 1) = ? || ':') AND "
 	                "(? = '' OR decision = ?) AND time >= ? AND time <= ? "
 	                "ORDER BY id DESC LIMIT ?",
-	                "itttttttttiii", f->after, f->group, f->group, f->kind, f->kind, f->kind,
+	                "ittttttttiii", f->after, f->group, f->group, f->kind, f->kind, f->kind,
 	                f->kind, f->decision, f->decision, f->since, f->until,
 	                f->limit > 0 && f->limit <= STORE_LIST_MAX ? f->limit
 	                                                           : (int64_t)STORE_LIST_MAX);

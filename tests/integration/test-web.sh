@@ -108,6 +108,9 @@ relay_tap browser "$WORK/browser.tap" $?
 [ -s "$WORK/browser.err" ] && sed 's/^/# /' "$WORK/browser.err" | head -20
 check "a screenshot of each view under build/web-screenshots" \
 	sh -c "for v in chat runs run-transcript audit usage tasks settings phone-chat login no-model; do test -s '$SHOTS/'\$v.png || exit 1; done"
+if ! check "the daemon lived through it all" kill -0 "$SPID"; then
+	sed 's/^/# serve: /' "$WORK/serve.err" | tail -40
+fi
 check "every request the model got was as expected" sh -c "! grep -q '\"ok\":false' '$WORK/model.log'"
 
 kill -TERM "$SPID2" "$SPID"

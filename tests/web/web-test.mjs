@@ -53,7 +53,8 @@ const ctx = await browser.newContext({ viewport: { width: 1280, height: 720 }, a
 const page = await ctx.newPage();
 const pageErrors = [];
 page.on('pageerror', (e) => pageErrors.push(e.message));
-page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
+// Refusals the test asks for (400, 401) are logged by the browser too; anything else counts.
+page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[01] /.test(m.text())) pageErrors.push(m.text()); });
 const T = 30000; // bounds for what depends on runs on a loaded 2-core machine
 
 await step('log in with the token in the URL fragment', async () => {
@@ -74,8 +75,9 @@ await step('an injected reply renders inert', async () => {
     return {
       imgs: m.querySelectorAll('img, script, iframe, svg, object, embed').length,
       onattrs: [...m.querySelectorAll('*')].filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
-      badLinks: [...m.querySelectorAll('a')].filter((a) => !/^https?:|^mailto:/.test(a.getAttribute('href') || '')).length,
-      links: [...m.querySelectorAll('a')].map((a) => [a.getAttribute('href'), a.rel, a.target]),
+      badLinks: [...m.querySelectorAll('a[href]')].filter((a) => !/^https?:|^mailto:/.test(a.getAttribute('href'))).length,
+      links: [...m.querySelectorAll('a[href]')].map((a) => [a.getAttribute('href'), a.rel, a.target]),
+      inert: [...m.querySelectorAll('a:not([href])')].map((a) => a.textContent),
       text: m.textContent,
       strong: [...m.querySelectorAll('strong')].map((s) => s.textContent),
       items: m.querySelectorAll('li.out ul li').length,
@@ -86,7 +88,7 @@ await step('an injected reply renders inert', async () => {
   });
   ok(r.imgs === 0, 'no <img>, <script> or <iframe> from the reply reaches the DOM', r.imgs);
   ok(r.onattrs === 0, 'no on* attribute survives', r.onattrs);
-  ok(r.badLinks === 0, 'no javascript: link survives', JSON.stringify(r.links));
+  ok(r.badLinks === 0 && r.inert.includes('a bad link'), 'a javascript: link loses its href (its text stays)', JSON.stringify([r.links, r.inert]));
   ok(r.links.length === 1 && r.links[0][0] === 'https://example.org/x' && r.links[0][1].includes('noopener') && r.links[0][2] === '_blank',
     'the http link is kept, opening apart with noopener', JSON.stringify(r.links));
   ok(r.text.includes('<b>bold?</b> & done') && r.text.includes('<script>window.pwned=1</script>'),
@@ -277,7 +279,9 @@ await step('a 50-message history with the composer in view; the file downloads',
   ok(geo.n >= 50, '50 messages or more', geo.n);
   ok(geo.send.top >= 0 && geo.send.bottom <= geo.h && geo.send.right <= geo.w, "the composer's box is inside the viewport", JSON.stringify(geo.send));
   ok(geo.header.top >= 0 && geo.header.bottom <= geo.h, 'the header too', JSON.stringify(geo.header));
-  ok(geo.scrolls && geo.lastBottom <= geo.listBottom + 1, 'the list scrolls, the newest message is in view', JSON.stringify(geo));
+  ok(geo.scrolls, 'the list scrolls', JSON.stringify(geo));
+  await page.waitForFunction(() => { const l = document.getElementById('messages'); return l.lastElementChild.getBoundingClientRect().bottom <= l.getBoundingClientRect().bottom + 1; }, null, { timeout: 5000 })
+    .then(() => ok(true, 'the newest message is in view'), (e) => ok(false, 'the newest message is in view', e.message));
   await shot(page, 'chat-50');
   const btn = await page.waitForSelector('#messages button.download', { timeout: T });
   const [dl] = await Promise.all([page.waitForEvent('download', { timeout: T }), btn.click()]);

@@ -17,11 +17,15 @@ let stream = null;
 const replies = new Map(); // reply_to -> {li, body, text, tools, toolsList}
 let onStatus = () => {};
 
+// The list follows new content while the reader is at its bottom (as of their last scroll,
+// not after the content grew), and stays put while they read further up.
+let stick = true;
 function nearBottom(list) {
-  return list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
 }
 function scrollDown(list, force) {
-  if (force || nearBottom(list)) list.scrollTop = list.scrollHeight;
+  if (force) stick = true;
+  if (stick) list.scrollTop = list.scrollHeight;
 }
 
 function toolsBox(entry) {
@@ -131,6 +135,7 @@ function addMessage(m) {
           for (const t of j.tools) addTool(e, t);
         }
         e.tools.hidden = !e.toolsList.children.length;
+        scrollDown($('messages'));
       }).catch(() => {});
     }
   } else {
@@ -207,6 +212,8 @@ async function send() {
 }
 
 export function init() {
+  const list = $('messages');
+  list.addEventListener('scroll', () => { stick = nearBottom(list); });
   $('send').addEventListener('submit', (e) => { e.preventDefault(); send(); });
   $('text').addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
