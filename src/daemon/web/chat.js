@@ -6,7 +6,7 @@
 
 import { $, el, fmtDuration, fmtBytes } from './dom.js';
 import { api, sse, download } from './api.js';
-import { markdown, plain } from './render.js';
+import { markdown, plain, argsOf } from './render.js';
 
 const FILE_RE = /^\[file: (.{1,100}), (\d+) bytes\]$/;
 const REFUSAL_RE = /\[clawbox: ([^\]]*)\]\s*$/;
@@ -43,7 +43,7 @@ function addTool(entry, t) {
   if (t.type === 'tool_call') {
     list.appendChild(el('li', { class: 'call', dataset: { toolId: t.id, t: t.t_ms } },
       el('span', { class: 'tool-name' }, plain(t.name)), ' ',
-      el('code', { class: 'tool-args' }, plain(t.summary || '')),
+      el('code', { class: 'tool-args' }, plain(argsOf(t))),
       el('span', { class: 'tool-result pending' }, 'running…')));
   } else {
     const li = [...list.children].find((c) => c.dataset.toolId === t.id && !c.dataset.done);
@@ -127,16 +127,9 @@ function addMessage(m) {
     e.stop.remove();
     if (!e.tools) {
       toolsBox(e);
-      e.tools.hidden = true; // shown if the run had any
+      e.tools.hidden = true; // shown if the run had any (withTools)
       e.tools.addEventListener('toggle', () => loadTools(e, m.reply_to));
-      api('GET', '/api/v1/runs/' + m.reply_to).then((j) => {
-        if (j.tools.length && !e.toolsLoaded) {
-          e.toolsLoaded = true;
-          for (const t of j.tools) addTool(e, t);
-        }
-        e.tools.hidden = !e.toolsList.children.length;
-        scrollDown($('messages'));
-      }).catch(() => {});
+      if (!loadingHistory) withTools([m.reply_to]);
     }
   } else {
     li = el('li', { class: m.direction });
@@ -147,11 +140,18 @@ function addMessage(m) {
   scrollDown(list);
 }
 
+// Deltas come many a second: the reply is rendered again at most every 60 ms, not per delta
+// (a 64 KiB reply would otherwise be parsed thousands of times).
 function onDelta(d) {
   const e = replyEntry(d.reply_to);
   e.text += d.text;
-  e.body.replaceChildren(markdown(e.text));
-  scrollDown($('messages'));
+  if (e.renderTimer) return;
+  e.renderTimer = setTimeout(() => {
+    e.renderTimer = null;
+    if (!e.li.classList.contains('pending')) return; // the final message came meanwhile
+    e.body.replaceChildren(markdown(e.text));
+    scrollDown($('messages'));
+  }, 60);
 }
 
 function onTool(t) {
@@ -163,6 +163,26 @@ function onTool(t) {
   scrollDown($('messages'));
 }
 
+// The replies among replyTos whose runs called tools get their timeline: one request for
+// the group's runs says which, then the newest few are loaded (the rest when opened).
+let loadingHistory = false;
+async function withTools(replyTos) {
+  const want = new Set(replyTos.map(Number));
+  let j;
+  try {
+    j = await api('GET', '/api/v1/runs?group=' + encodeURIComponent(group) + '&limit=1000');
+  } catch (e) { return; }
+  const had = j.runs.filter((r) => want.has(r.message_id) && r.tool_bytes > 2).map((r) => r.message_id);
+  had.forEach((id, i) => {
+    const e = replies.get(id);
+    if (!e || !e.tools) return;
+    e.tools.hidden = false;
+    if (!e.toolsLoaded) e.toolsCount.textContent = 'tool calls';
+    if (i < 5) loadTools(e, id).then(() => scrollDown($('messages'))); // newest first
+  });
+  scrollDown($('messages'));
+}
+
 export async function openGroup(g, status) {
   onStatus = status;
   group = g;
@@ -171,9 +191,11 @@ export async function openGroup(g, status) {
   replies.clear();
   lastId = 0;
   const j = await api('GET', '/api/v1/groups/' + encodeURIComponent(g) + '/messages?after=0');
-  // The history's replies are final: give each a finished entry first.
+  loadingHistory = true;
   j.messages.forEach(addMessage);
+  loadingHistory = false;
   scrollDown($('messages'), true);
+  withTools(j.messages.filter((m) => m.direction === 'out' && m.reply_to).map((m) => m.reply_to));
   follow();
 }
 

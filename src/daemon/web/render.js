@@ -55,3 +55,9 @@ export function markdown(text) {
   const html = marked.parse(plain(text), { async: false });
   return purify.sanitize(html, CONFIG);
 }
+
+// A tool call's summary without the "name: " the agent puts before it.
+export function argsOf(t) {
+  const s = t.summary || '';
+  return s.startsWith(t.name + ': ') ? s.slice(t.name.length + 2) : s;
+}

@@ -5,7 +5,7 @@
 
 import { $, el, fmtTime, fmtDuration } from './dom.js';
 import { api } from './api.js';
-import { markdown, plain } from './render.js';
+import { markdown, plain, argsOf } from './render.js';
 import { openPanel, placeholder } from './panel.js';
 
 let ctx = { groups: [], status: () => {} };
@@ -51,7 +51,7 @@ export async function showTranscript(messageId) {
       const res = el('span', { class: 'tool-result pending' }, 'no result');
       calls.set(t.id, { res, t: t.t_ms });
       ol.appendChild(el('li', {}, el('span', { class: 'tool-name' }, plain(t.name)), ' ',
-        el('code', { class: 'tool-args' }, plain(t.summary || '')), res,
+        el('code', { class: 'tool-args' }, plain(argsOf(t))), res,
         el('span', { class: 'meta' }, ' at ' + fmtDuration(t.t_ms))));
     } else if (calls.has(t.id)) {
       const c = calls.get(t.id);
