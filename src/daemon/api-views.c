@@ -111,10 +111,10 @@ get_status(struct daemon *d, struct evhttp_request *req)
 	char token_file[1024];
 	snprintf(token_file, sizeof(token_file), "%s/%s", d->cfg.data_dir, DAEMON_TOKEN_FILE);
 	send_json(req, 200,
-	          json_pack("{s:b,s:s,s:s,s:s,s:s,s:i,s:i}", "model_configured", model_configured(d),
-	                    "version", CLAWBOX_VERSION, "token_file", token_file, "config_file",
-	                    d->config_path ? d->config_path : "", "key_env",
-	                    config_key_env(&d->cfg.model), "running", (int)d->running,
+	          json_pack("{s:b,s:s,s:s,s:s,s:s,s:i,s:i}", "model_configured",
+	                    model_configured(d), "version", CLAWBOX_VERSION, "token_file",
+	                    token_file, "config_file", d->config_path ? d->config_path : "",
+	                    "key_env", config_key_env(&d->cfg.model), "running", (int)d->running,
 	                    "max_concurrent", (int)d->cfg.max_concurrent));
 	return true;
 }
@@ -131,12 +131,12 @@ get_settings(struct daemon *d, struct evhttp_request *req)
 			json_array_append_new(allow, json_string(g->allow[k]));
 		for (size_t k = 0; k < g->n_mounts; k++) {
 			char resolved[PATH_MAX], why[512] = "";
-			int e = mountlist_check(&d->mounts, g->mounts[k].host, g->mounts[k].rw, resolved,
-			                        why, sizeof(why));
-			json_array_append_new(mounts, json_pack("{s:s,s:s,s:b,s:b,s:s}", "host",
-			                                        g->mounts[k].host, "path",
-			                                        g->mounts[k].inside, "rw", g->mounts[k].rw,
-			                                        "allowed", e == 0, "why", why));
+			int e = mountlist_check(&d->mounts, g->mounts[k].host, g->mounts[k].rw,
+			                        resolved, why, sizeof(why));
+			json_array_append_new(
+			    mounts, json_pack("{s:s,s:s,s:b,s:b,s:s}", "host", g->mounts[k].host,
+			                      "path", g->mounts[k].inside, "rw", g->mounts[k].rw,
+			                      "allowed", e == 0, "why", why));
 		}
 		json_array_append_new(
 		    groups, json_pack("{s:s,s:b,s:s,s:o,s:I,s:s,s:o}", "id", g->id, "main", g->main,
@@ -153,26 +153,28 @@ get_settings(struct daemon *d, struct evhttp_request *req)
 	const struct model_config *m = &c->model;
 	const char *env = config_key_env(m);
 	/* The key itself never leaves the daemon: only where it is looked for and whether it is. */
-	json_t *model = json_pack(
-	    "{s:s,s:s,s:s,s:s,s:b,s:s,s:I,s:b}", "provider", m->provider, "base_url", m->base_url,
-	    "model", m->model, "api_key_env", env, "api_key_env_set", getenv(env) && *getenv(env),
-	    "api_key_file", m->api_key_file, "max_tokens", (json_int_t)m->max_tokens, "configured",
-	    model_configured(d));
-	const char *tg_env = c->telegram.token_env[0] ? c->telegram.token_env : "TELEGRAM_BOT_TOKEN";
-	json_t *channels = json_pack(
-	    "[{s:s,s:b,s:s},{s:s,s:b,s:b,s:I}]", "name", "web", "on", true, "state", "connected",
-	    "name", "telegram", "on", c->telegram.on, "token_set",
-	    getenv(tg_env) && *getenv(tg_env), "chats", (json_int_t)c->telegram.n_chats);
+	json_t *model =
+	    json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:I,s:b}", "provider", m->provider, "base_url",
+	              m->base_url, "model", m->model, "api_key_env", env, "api_key_env_set",
+	              getenv(env) && *getenv(env), "api_key_file", m->api_key_file, "max_tokens",
+	              (json_int_t)m->max_tokens, "configured", model_configured(d));
+	const char *tg_env =
+	    c->telegram.token_env[0] ? c->telegram.token_env : "TELEGRAM_BOT_TOKEN";
+	json_t *channels =
+	    json_pack("[{s:s,s:b,s:s},{s:s,s:b,s:b,s:I}]", "name", "web", "on", true, "state",
+	              "connected", "name", "telegram", "on", c->telegram.on, "token_set",
+	              getenv(tg_env) && *getenv(tg_env), "chats", (json_int_t)c->telegram.n_chats);
 	_cleanup_json_ json_t *chats = NULL;
 	if (store_chats(d->store, &chats) == 0 && channels)
 		json_object_set(json_array_get(channels, 1), "seen", chats);
 	send_json(req, 200,
 	          json_pack("{s:s,s:s,s:I,s:I,s:o,s:o,s:{s:b,s:o,s:o},s:o,s:{s:b,s:s}}", "data_dir",
-	                    c->data_dir, "listen", c->listen_host, "port", (json_int_t)c->listen_port,
-	                    "max_concurrent", (json_int_t)c->max_concurrent, "model", model,
-	                    "groups", groups, "mount_allowlist", "present", d->mounts.present,
-	                    "roots", roots, "blocked", blocked, "channels", channels, "vm", "on",
-	                    c->vm.on, "accel", c->vm.accel[0] ? c->vm.accel : "auto"));
+	                    c->data_dir, "listen", c->listen_host, "port",
+	                    (json_int_t)c->listen_port, "max_concurrent",
+	                    (json_int_t)c->max_concurrent, "model", model, "groups", groups,
+	                    "mount_allowlist", "present", d->mounts.present, "roots", roots,
+	                    "blocked", blocked, "channels", channels, "vm", "on", c->vm.on, "accel",
+	                    c->vm.accel[0] ? c->vm.accel : "auto"));
 	return true;
 }
 
@@ -210,8 +212,9 @@ get_transcript(struct daemon *d, struct evhttp_request *req, int64_t id)
 	json_t *run = json_array_get(runs, 0), *r;
 	size_t i;
 	json_t *running = runner_list(d);
-	json_array_foreach(running, i, r) if (!run && json_integer_value(json_object_get(
-	                                                  r, "message_id")) == id) run = r;
+	json_array_foreach(
+	    running, i, r) if (!run && json_integer_value(json_object_get(r, "message_id")) == id)
+	    run = r;
 	if (!run) {
 		json_decref(running);
 		return refuse(d, req, 404, "no such run");
@@ -284,7 +287,8 @@ get_audit_query(struct daemon *d, struct evhttp_request *req)
 	int e = bad ? 0 : store_audit_query(d->store, &f, &entries);
 	evhttp_clear_headers(&q);
 	if (bad)
-		return refuse(d, req, 400, "\"after\", \"since\", \"until\" and \"limit\" are numbers");
+		return refuse(d, req, 400,
+		              "\"after\", \"since\", \"until\" and \"limit\" are numbers");
 	if (e < 0)
 		return refuse(d, req, 503, "the store is unavailable");
 	send_json(req, 200, json_pack("{s:o}", "entries", entries));
@@ -324,7 +328,8 @@ post_task_preview(struct daemon *d, struct evhttp_request *req)
 	const char *group = json_get_str(body, "group");
 	const struct group_config *g = group ? config_group(&d->cfg, group) : NULL;
 	if (!g)
-		return refuse(d, req, group ? 404 : 400, group ? "no such group" : "\"group\" is needed");
+		return refuse(d, req, group ? 404 : 400,
+		              group ? "no such group" : "\"group\" is needed");
 	json_object_del(body, "group");
 	json_object_del(body, "prompt");
 	char kind[8], spec[128], why[256], desc[256];
@@ -337,7 +342,8 @@ post_task_preview(struct daemon *d, struct evhttp_request *req)
 	for (int i = 0; i < PREVIEW_RUNS && next >= 0; i++) {
 		char t[32];
 		iso_time(next, t, sizeof(t));
-		json_array_append_new(times, json_pack("{s:I,s:s}", "unix", (json_int_t)next, "utc", t));
+		json_array_append_new(times,
+		                      json_pack("{s:I,s:s}", "unix", (json_int_t)next, "utc", t));
 		next = tasks_next(kind, spec, g->timezone, next);
 	}
 	send_json(req, 200,
@@ -354,8 +360,9 @@ post_task_state(struct daemon *d, struct evhttp_request *req, int64_t id, bool p
 		return refuse(d, req, 404, "no such task");
 	const char *status = json_get_str(t, "status") ?: "";
 	if (strcmp(status, pause ? "active" : "paused") != 0)
-		return refuse(d, req, 409, pause ? "only an active task can be paused"
-		                                 : "only a paused task can be resumed");
+		return refuse(d, req, 409,
+		              pause ? "only an active task can be paused"
+		                    : "only a paused task can be resumed");
 	const struct group_config *g = config_group(&d->cfg, json_get_str(t, "group"));
 	int64_t next = json_integer_value(json_object_get(t, "next_run"));
 	if (!pause) {
@@ -373,8 +380,9 @@ post_task_state(struct daemon *d, struct evhttp_request *req, int64_t id, bool p
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	(void)store_audit(d->store, json_get_str(t, "group"),
 	                  pause ? "api:pause_task" : "api:resume_task", "allow", idtext);
-	send_json(req, 200, json_pack("{s:I,s:s}", "id", (json_int_t)id, "status",
-	                              pause ? "paused" : "active"));
+	send_json(
+	    req, 200,
+	    json_pack("{s:I,s:s}", "id", (json_int_t)id, "status", pause ? "paused" : "active"));
 	return true;
 }
 
@@ -487,8 +495,9 @@ api_views_route(struct daemon *d, struct evhttp_request *req, const char *path)
 			char idtext[24];
 			snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 			(void)store_audit(d->store, group, "api:stop_run", "allow", idtext);
-			send_json(req, 202, json_pack("{s:I,s:s}", "message_id", (json_int_t)id, "status",
-			                              "stopping"));
+			send_json(req, 202,
+			          json_pack("{s:I,s:s}", "message_id", (json_int_t)id, "status",
+			                    "stopping"));
 			return true;
 		}
 		return refuse(d, req, 405, "GET /api/v1/runs/ID or POST /api/v1/runs/ID/stop");

@@ -325,7 +325,8 @@ tools_keep(struct run *r)
 	snprintf(key, sizeof(key), "run-tools:%lld", (long long)r->message);
 	char *j = json_dumps(r->tools, JSON_COMPACT);
 	if (j && store_kv_set(r->d->store, key, j) < 0)
-		log_warn("[%s] cannot keep the tool timeline: %s", r->group, store_error(r->d->store));
+		log_warn("[%s] cannot keep the tool timeline: %s", r->group,
+		         store_error(r->d->store));
 	free(j);
 }
 
@@ -341,10 +342,10 @@ on_tool_event(struct run *r, json_t *ev)
 	char cut[SUMMARY_MAX + 1];
 	size_t n = text_sanitize(summary, strnlen(summary, SUMMARY_MAX), cut);
 	cut[n] = '\0';
-	json_t *t = json_pack("{s:s,s:s,s:s,s:I,s:I}", "type", json_get_str(ev, "type"), "id",
-	                      json_get_str(ev, "id") ?: "", "name", json_get_str(ev, "name") ?: "",
-	                      "reply_to", (json_int_t)r->message, "t_ms",
-	                      (json_int_t)(ms - r->started_ms));
+	json_t *t =
+	    json_pack("{s:s,s:s,s:s,s:I,s:I}", "type", json_get_str(ev, "type"), "id",
+	              json_get_str(ev, "id") ?: "", "name", json_get_str(ev, "name") ?: "",
+	              "reply_to", (json_int_t)r->message, "t_ms", (json_int_t)(ms - r->started_ms));
 	if (!t)
 		return;
 	if (strcmp(json_get_str(ev, "type"), "tool_call") == 0) {
@@ -352,7 +353,8 @@ on_tool_event(struct run *r, json_t *ev)
 		snprintf(r->last_tool, sizeof(r->last_tool), "%s", json_get_str(t, "name"));
 	} else {
 		json_object_set(t, "is_error", json_object_get(ev, "is_error") ?: json_false());
-		json_object_set_new(t, "bytes", json_integer((json_int_t)json_get_u64(ev, "bytes")));
+		json_object_set_new(t, "bytes",
+		                    json_integer((json_int_t)json_get_u64(ev, "bytes")));
 	}
 	stream_event(r->d, r->group, "tool", t);
 	if (!r->tools)
@@ -792,12 +794,11 @@ runner_list(struct daemon *d)
 {
 	json_t *arr = json_array();
 	for (struct run *r = d->runs; r && arr; r = r->next)
-		json_array_append_new(arr, json_pack("{s:s,s:I,s:I,s:s,s:I}", "group", r->group,
-		                                     "message_id", (json_int_t)r->message,
-		                                     "started_ms", (json_int_t)r->started_ms,
-		                                     "last_tool", r->last_tool, "tool_events",
-		                                     (json_int_t)(r->tools ? json_array_size(r->tools)
-		                                                           : 0)));
+		json_array_append_new(
+		    arr, json_pack("{s:s,s:I,s:I,s:s,s:I}", "group", r->group, "message_id",
+		                   (json_int_t)r->message, "started_ms", (json_int_t)r->started_ms,
+		                   "last_tool", r->last_tool, "tool_events",
+		                   (json_int_t)(r->tools ? json_array_size(r->tools) : 0)));
 	return arr;
 }
 

@@ -738,27 +738,28 @@ store_usage_by_day(struct store *s, int64_t since, json_t **ret)
 }
 
 int
-store_runs_view(struct store *s, const char *group, int64_t message, int64_t before,
-                int64_t limit, json_t **ret)
+store_runs_view(struct store *s, const char *group, int64_t message, int64_t before, int64_t limit,
+                json_t **ret)
 {
-	static const char *const names[] = {
-	    "id",          "group", "message_id", "started_ms", "ended_ms", "status",
-	    "exit_status", "input", "output",     "prompt",     "tool_bytes", NULL};
+	static const char *const names[] = {"id",       "group",  "message_id",  "started_ms",
+	                                    "ended_ms", "status", "exit_status", "input",
+	                                    "output",   "prompt", "tool_bytes",  NULL};
 	sqlite3_stmt *st;
-	int r = prepare(s, &st,
-	                "SELECT r.id, r.group_id, r.message_id, r.started_ms, r.ended_ms, "
-	                "r.status, r.exit_status, "
-	                "(SELECT COALESCE(SUM(input), 0) FROM usage u WHERE u.message_id = "
-	                "r.message_id), "
-	                "(SELECT COALESCE(SUM(output), 0) FROM usage u WHERE u.message_id = "
-	                "r.message_id), "
-	                "(SELECT substr(text, 1, 200) FROM messages m WHERE m.id = r.message_id), "
-	                "(SELECT COALESCE(length(value), 0) FROM kv WHERE key = 'run-tools:' || "
-	                "r.message_id) "
-	                "FROM runs r WHERE (? = '' OR r.group_id = ?) AND (? = 0 OR r.message_id = ?) "
-	                "AND r.id < ? ORDER BY r.id DESC LIMIT ?",
-	                "ttiiii", group ? group : "", group ? group : "", message, message, before,
-	                limit > 0 && limit <= STORE_LIST_MAX ? limit : (int64_t)STORE_LIST_MAX);
+	int r =
+	    prepare(s, &st,
+	            "SELECT r.id, r.group_id, r.message_id, r.started_ms, r.ended_ms, "
+	            "r.status, r.exit_status, "
+	            "(SELECT COALESCE(SUM(input), 0) FROM usage u WHERE u.message_id = "
+	            "r.message_id), "
+	            "(SELECT COALESCE(SUM(output), 0) FROM usage u WHERE u.message_id = "
+	            "r.message_id), "
+	            "(SELECT substr(text, 1, 200) FROM messages m WHERE m.id = r.message_id), "
+	            "(SELECT COALESCE(length(value), 0) FROM kv WHERE key = 'run-tools:' || "
+	            "r.message_id) "
+	            "FROM runs r WHERE (? = '' OR r.group_id = ?) AND (? = 0 OR r.message_id = ?) "
+	            "AND r.id < ? ORDER BY r.id DESC LIMIT ?",
+	            "ttiiii", group ? group : "", group ? group : "", message, message, before,
+	            limit > 0 && limit <= STORE_LIST_MAX ? limit : (int64_t)STORE_LIST_MAX);
 	return r < 0 ? r : rows(s, st, names, ret);
 }
 

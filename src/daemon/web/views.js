@@ -116,8 +116,18 @@ function auditRow(a) {
     el('td', {}, fmtTime(a.time)), el('td', {}, plain(a.group)), el('td', {}, plain(a.action)),
     el('td', { class: 'decision' }, plain(a.decision)), el('td', { class: 'reason' }, plain(a.reason)));
 }
+function learnKinds(entries) {
+  for (const [id, of] of [['audit-kind', (a) => a.action.split(':')[0]], ['audit-decision', (a) => a.decision]]) {
+    const sel = $(id);
+    for (const a of entries) {
+      const v = plain(of(a));
+      if (v && ![...sel.options].some((o) => o.value === v)) sel.appendChild(el('option', { value: v }, v));
+    }
+  }
+}
 async function auditReload() {
   const j = await api('GET', auditQuery(0));
+  learnKinds(j.entries);
   auditNewest = j.entries.length ? j.entries[0].id : auditNewest;
   const body = el('tbody', { id: 'audit-rows' }, j.entries.map(auditRow));
   $('audit-table').replaceChildren(el('thead', {}, el('tr', {}, ['Time', 'Group', 'Action', 'Decision', 'Reason'].map((h) => el('th', {}, h)))), body);
@@ -128,6 +138,7 @@ const auditPoll = poller(async () => {
   const j = await api('GET', auditQuery(auditNewest));
   if (!j.entries.length) return;
   auditNewest = j.entries[0].id;
+  learnKinds(j.entries);
   const body = $('audit-rows');
   body.prepend(...j.entries.map(auditRow));
   $('audit-count').textContent = body.children.length + ' entries';
