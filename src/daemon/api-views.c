@@ -8,6 +8,7 @@
  *                                        mount allowlist, channels and their state
  *   GET  /api/v1/runs?group=&before=&limit=  runs in progress and the history with tokens
  *   GET  /api/v1/runs/ID                 a run's transcript: its message, reply, tool timeline
+ *                                        and egress (what its proxy allowed and refused)
  *   POST /api/v1/runs/ID/stop            stops the run answering message ID
  *   GET  /api/v1/usage/daily?days=N      tokens per group per day (UTC)
  *   GET  /api/v1/audit/query?group=&kind=&decision=&since=&until=&after=&limit=
@@ -244,9 +245,21 @@ get_transcript(struct daemon *d, struct evhttp_request *req, int64_t id)
 		json_decref(tools);
 		tools = NULL;
 	}
+	/* The run's egress, as runner.c kept it from the run's proxy audit (kv "run-egress:ID"). */
+	json_t *egress = NULL;
+	buf = malloc(STORE_TEXT_MAX);
+	snprintf(key, sizeof(key), "run-egress:%lld", (long long)id);
+	if (buf && store_kv_get(d->store, key, buf, STORE_TEXT_MAX) == 0)
+		egress = json_loads(buf, 0, NULL);
+	free(buf);
+	if (!json_is_array(egress)) {
+		if (egress)
+			json_decref(egress);
+		egress = json_array();
+	}
 	send_json(req, 200,
-	          json_pack("{s:O,s:o,s:o,s:o}", "run", run, "message", message, "replies", replies,
-	                    "tools", tools ? tools : json_array()));
+	          json_pack("{s:O,s:o,s:o,s:o,s:o}", "run", run, "message", message, "replies",
+	                    replies, "tools", tools ? tools : json_array(), "egress", egress));
 	json_decref(running);
 	return true;
 }

@@ -233,6 +233,7 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		return;
 	char line[8192];
 	unsigned n = 0;
+	_cleanup_json_ json_t *kept = json_array(); /* the run's own list, for its transcript */
 	while (fgets(line, sizeof(line), f) && n++ < 1000) {
 		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
 		if (!json_is_object(e))
@@ -248,8 +249,20 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		                      ? decision
 		                      : "error",
 		                  what);
+		if (kept && json_array_size(kept) < 200)
+			json_array_append_new(kept, json_pack("{s:s,s:s}", "decision",
+			                                      strcmp(decision, "allow") == 0 ||
+			                                              strcmp(decision, "deny") == 0
+			                                          ? decision
+			                                          : "error",
+			                                      "reason", what));
 	}
 	fclose(f);
+	char key[48], *j = kept && json_array_size(kept) ? json_dumps(kept, JSON_COMPACT) : NULL;
+	snprintf(key, sizeof(key), "run-egress:%lld", (long long)r->message);
+	if (j)
+		(void)store_kv_set(d->store, key, j);
+	free(j);
 	unlink(r->audit_path);
 }
 

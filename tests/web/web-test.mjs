@@ -155,6 +155,10 @@ await step('stop a run from the Runs view', async () => {
   const panel = await page.textContent('#panel-body');
   ok(panel.includes('use a tool') && panel.includes('echo tool-output-42') && panel.includes('The tool said'),
     "the run's transcript: message, tool calls, reply", panel.slice(0, 300));
+  const egress = await page.$$eval('#panel-body table.egress tr', (rs) => rs.map((r) => r.textContent));
+  ok(egress.filter((e) => e.startsWith('deny')).length === 1 && egress.some((e) => e.startsWith('deny') && e.includes('blocked.example') && e.includes('not in the allowlist')) &&
+    !egress.some((e) => e.includes('proxy stopped')),
+    "and its egress (its own only): the refused request, with the proxy's reason", JSON.stringify(egress));
   await shot(page, 'run-transcript');
   await page.keyboard.press('Escape');
   ok(await page.isHidden('#panel'), 'Esc closes the panel');

@@ -60,6 +60,10 @@ export async function showTranscript(messageId) {
     }
   }
   parts.push(ol.children.length ? ol : placeholder('none'));
+  parts.push(el('h3', {}, 'Egress (' + j.egress.length + ')'));
+  parts.push(j.egress.length ? table(['Decision', 'Request'], j.egress.map((a) =>
+    el('tr', { class: 'decision-' + plain(a.decision) }, el('td', { class: 'decision' }, plain(a.decision)),
+      el('td', { class: 'reason' }, plain(a.reason)))), 'egress') : placeholder('none'));
   parts.push(el('h3', {}, 'Reply'));
   for (const m of j.replies) parts.push(el('div', { class: 'msg out' }, markdown(m.text)));
   if (!j.replies.length) parts.push(placeholder('none yet'));
@@ -125,8 +129,12 @@ function learnKinds(entries) {
     }
   }
 }
+// Filters change faster than answers come: only the answer to the latest query is shown.
+let auditSeq = 0;
 async function auditReload() {
+  const seq = ++auditSeq;
   const j = await api('GET', auditQuery(0));
+  if (seq !== auditSeq) return;
   learnKinds(j.entries);
   auditNewest = j.entries.length ? j.entries[0].id : auditNewest;
   const body = el('tbody', { id: 'audit-rows' }, j.entries.map(auditRow));
@@ -134,9 +142,10 @@ async function auditReload() {
   $('audit-count').textContent = j.entries.length + ' entries';
 }
 const auditPoll = poller(async () => {
-  if (!$('audit-live').checked) return;
+  if (!$('audit-live').checked || !$('audit-rows')) return;
+  const seq = auditSeq;
   const j = await api('GET', auditQuery(auditNewest));
-  if (!j.entries.length) return;
+  if (seq !== auditSeq || !j.entries.length) return; // a reload came meanwhile
   auditNewest = j.entries[0].id;
   learnKinds(j.entries);
   const body = $('audit-rows');
