@@ -141,8 +141,8 @@ $(BUILD)/web/app.js: $(wildcard src/daemon/web/*.js) web/node_modules/.package-l
 	@echo "  WEB     $@ (the page's sources changed: esbuild)"
 	@NODE_PATH=web/node_modules web/node_modules/.bin/esbuild src/daemon/web/app.js --bundle --minify --format=iife \
 		--target=es2020 --legal-comments=none --log-level=warning --outfile=$@
-web/node_modules/.package-lock.json: web/package.json web/package-lock.json
-	@echo "  NPM     web/node_modules (npm ci: web/package-lock.json changed)"
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json | $(BUILD)/.deps-ok
+	@echo "  NPM     web/node_modules (npm ci: not there yet, or web/package-lock.json changed)"
 	@cd web && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null
 	@touch $@
 $(BUILD)/gen/web.o: $(BUILD)/gen/web.c $(BUILD)/.flags
