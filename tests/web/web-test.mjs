@@ -6,6 +6,7 @@
 // model), NOMODEL_TOKEN, CHROMIUM, TEST_NPM (where playwright-core is installed), SHOTS (a
 // folder for the screenshots), WORK (a scratch folder).
 import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -141,9 +142,16 @@ await step('stop a run from the Runs view', async () => {
   await page.waitForSelector('#runs-now tr[data-message] button.stop', { timeout: T });
   ok(true, 'the run shows under Now with a Stop button');
   await shot(page, 'runs-now');
+  // The run's processes: those whose command line names this test's data folder (its ask,
+  // its proxy), the daemon's own aside. After the Stop none may be left.
+  const left = () => execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).split('\n')
+    .filter((l) => l.includes(WORK + '/data/') && !l.includes('clawbox-serve') && !l.includes(' serve '));
+  ok(left().length > 0, 'while it runs, its processes are there (ask, proxy)', left().length);
   await page.click('#runs-now tr[data-message] button.stop');
   await page.waitForSelector('#runs-now .empty', { timeout: T });
   ok(true, 'after Stop nothing runs');
+  await until(() => left().length === 0, 10000, 'the stopped run to be gone').then(
+    () => ok(true, "the stopped run's processes are gone"), (e) => ok(false, "the stopped run's processes are gone", left().join(' | ')));
   await page.waitForSelector('#runs-history tr.failed', { timeout: T });
   const row = await page.$eval('#runs-history tr.failed', (tr) => [...tr.children].map((td) => td.textContent));
   ok(row[1] === 'main' && row[2].includes('wait for me') && row[4] !== '0', 'the history has it, failed, with its exit', JSON.stringify(row));
