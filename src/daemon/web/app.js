@@ -10,11 +10,12 @@ import { api, getToken, setToken, whenUnauthorized } from './api.js';
 import * as chat from './chat.js';
 import { runs, audit, usage, tasks, settings, setContext } from './views.js';
 import { initPanel, closePanel } from './panel.js';
+import { approvals } from './approvals.js';
 
 const VIEWS = {
   chat: { show() {}, hide() {} },
   runs, audit, usage, tasks, settings,
-  approvals: { show() {}, hide() {} },
+  approvals,
 };
 let view = 'chat';
 let groups = [];
@@ -111,5 +112,6 @@ runs.init();
 audit.init();
 usage.init();
 tasks.init();
+approvals.init();
 initPanel();
 start();
