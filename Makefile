@@ -69,7 +69,7 @@ AGENT_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 STORE_OBJ   := $(STORE_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web.o
 VM_OBJ      := $(VM_SRC:%.c=$(BUILD)/%.o)
-WEB_FILES   := src/daemon/web/index.html src/daemon/web/app.js src/daemon/web/style.css
+WEB_FILES   := src/daemon/web/index.html $(BUILD)/web/app.js src/daemon/web/style.css
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
@@ -135,8 +135,19 @@ $(BUILD)/embed: tools/embed.c
 $(BUILD)/gen/web.c: $(BUILD)/embed $(WEB_FILES)
 	@mkdir -p $(@D)
 	@echo "  GEN     $@"
-	@$(BUILD)/embed $@ /=src/daemon/web/index.html /app.js=src/daemon/web/app.js \
+	@$(BUILD)/embed $@ /=src/daemon/web/index.html /app.js=$(BUILD)/web/app.js \
 		/style.css=src/daemon/web/style.css
+# The web app's script: its modules and the npm packages they import (web/package-lock.json)
+# bundled by esbuild. npm runs only when the lock changed; after that the build is offline.
+$(BUILD)/web/app.js: $(wildcard src/daemon/web/*.js) web/node_modules/.package-lock.json
+	@mkdir -p $(@D)
+	@echo "  WEB     $@ (the page's sources changed: esbuild)"
+	@NODE_PATH=web/node_modules web/node_modules/.bin/esbuild src/daemon/web/app.js --bundle --minify --format=iife \
+		--target=es2020 --legal-comments=none --log-level=warning --outfile=$@
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json | $(BUILD)/.deps-ok
+	@echo "  NPM     web/node_modules (npm ci: not there yet, or web/package-lock.json changed)"
+	@cd web && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
 $(BUILD)/gen/web.o: $(BUILD)/gen/web.c $(BUILD)/.flags
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
@@ -354,6 +365,7 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench
 	@bench/bench-agent.sh
 	@bench/bench-daemon.sh
 	@bench/bench-vm.sh
+	@bench/bench-web.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

@@ -30,6 +30,9 @@ build)
 	need_pkg libsqlite3-dev "pkg-config --exists sqlite3"
 	# TLS: the tests' HTTPS server links libevent_openssl and openssl
 	need_pkg libssl-dev "pkg-config --exists openssl"
+	# the web app's bundle (web/package-lock.json: esbuild, marked, DOMPurify)
+	need_pkg nodejs "command -v node"
+	need_pkg npm "command -v npm"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"

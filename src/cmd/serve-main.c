@@ -414,8 +414,9 @@ main(int argc, char **argv)
 	event_add(d.sigchld, NULL);
 	event_add(d.sigterm, NULL);
 	event_add(d.sigint, NULL);
-	log_info("listening on %s: open %s/ for the chat page (API token in %s/%s)", d.origin,
-	         d.origin, d.cfg.data_dir, DAEMON_TOKEN_FILE);
+	/* The token rides in the fragment, which the browser never sends; the page drops it. */
+	log_info("listening on %s: open %s/#token=%s for the web app (API token in %s/%s)",
+	         d.origin, d.origin, d.token, d.cfg.data_dir, DAEMON_TOKEN_FILE);
 	if (vm_service_start(&d) < 0 || scheduler_start(&d) < 0 || telegram_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */
