@@ -44,7 +44,7 @@ LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # clawbox (no libcurl, no TLS: the proxy does that).
 LIBS_agent  := -ljansson -lhttp_parser
 # The egress proxy is its own executable (clawbox-proxy): only it links these.
-PROXY_PKGS  := libevent jansson libidn2 libcurl libcurl
+PROXY_PKGS  := libevent libevent_openssl openssl jansson libidn2 libcurl
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
 LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 

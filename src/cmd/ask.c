@@ -80,6 +80,11 @@ ask_usage(FILE *out)
 	        "  --audit FILE                 one JSON line per proxied request\n"
 	        "  --hosts FILE                 the proxy resolves names from FILE only\n"
 	        "  --fetch-ca-file FILE         trust these CAs for the agent's https fetches\n"
+	        "                               (and for intercepted services)\n"
+	        "  --service SPEC               a credential bound to hosts (repeatable; see\n"
+	        "                               'clawbox run --help')\n"
+	        "  --ca-dir DIR                 the interception CA (default\n"
+	        "                               ~/.local/share/clawbox/ca)\n"
 	        "\n"
 	        "Conversation and limits:\n"
 	        "  --session DIR                where the conversation is kept (default\n"
@@ -135,6 +140,8 @@ enum {
 	OPT_RETRIES,
 	OPT_DEBUG,
 	OPT_FETCH_CA_FILE,
+	OPT_SERVICE,
+	OPT_CA_DIR,
 	OPT_JSON,
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
@@ -172,6 +179,8 @@ static const struct option ask_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
+    {"service", required_argument, NULL, OPT_SERVICE},
+    {"ca-dir", required_argument, NULL, OPT_CA_DIR},
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
@@ -307,6 +316,15 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_HOSTS:
 			a->net.hosts = optarg;
+			break;
+		case OPT_SERVICE:
+			if (a->net.n_services >= MAX_SERVICES)
+				return log_error("--service: at most %d", MAX_SERVICES), -E2BIG;
+			a->net.services[a->net.n_services++] = optarg;
+			a->net.proxy = true;
+			break;
+		case OPT_CA_DIR:
+			a->net.ca_dir = optarg;
 			break;
 		case OPT_FETCH_CA_FILE:
 			a->net.fetch_ca_file = optarg;
@@ -561,7 +579,8 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	/* Only the user's own proxy options need the proxy's judgement before the start. */
 	/* --audit is not among them: the check does not open it. */
 	a->net.trusted = a->proxy_checked || (a->net.n_allow == 0 && !a->net.hosts && !a->ca_file &&
-	                                      !a->key_file && !a->net.fetch_ca_file);
+	                                      !a->key_file && !a->net.fetch_ca_file &&
+	                                      a->net.n_services == 0);
 	if (a->session) {
 		if (snprintf(session, sizeof(session), "%s", a->session) >= (int)sizeof(session))
 			return -ENAMETOOLONG;

@@ -30,11 +30,11 @@ proxy_path(char *buf, size_t size)
 
 /* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */
 static int
-build_proxy_argv(const struct net_options *net, char *path, char *id, const char **argv, size_t max,
-                 bool check)
+build_proxy_argv(const struct net_options *net, const struct proxy_command *cmd, char *path,
+                 char *id, const char **argv, size_t max, bool check)
 {
 	size_t n = 0;
-	if (5 + 2 * net->n_allow + 20 > max)
+	if (5 + 2 * net->n_allow + 2 * cmd->n_services + 22 > max)
 		return -E2BIG;
 	argv[n++] = path;
 	argv[n++] = "--sandbox-id";
@@ -73,6 +73,14 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
 	}
 	if (net->model_no_key)
 		argv[n++] = "--upstream-no-key";
+	for (size_t i = 0; i < cmd->n_services; i++) {
+		argv[n++] = "--service";
+		argv[n++] = cmd->services[i];
+	}
+	if (cmd->n_services > 0) {
+		argv[n++] = "--ca-dir";
+		argv[n++] = cmd->ca_dir;
+	}
 	if (check)
 		argv[n++] = "--check";
 	argv[n] = NULL;
@@ -92,14 +100,17 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 		return log_error("--net proxy: clawbox-proxy not found next to clawbox: %s",
 		                 strerror(-r)),
 		       r;
-	r = build_proxy_argv(net, path, cmd->id, check_argv, ARRAY_SIZE(check_argv), true);
+	r = net_setup_services(spec, net, cmd);
+	if (r < 0)
+		return r; /* it said why */
+	r = build_proxy_argv(net, cmd, path, cmd->id, check_argv, ARRAY_SIZE(check_argv), true);
 	/* The proxy parses its options before anything starts: a bad --allow is the user's one
 	 * clear error line and 125, not a sandbox whose connections all fail. */
 	if (r >= 0 && !net->trusted)
 		r = spawn_wait(check_argv); /* the proxy says why */
 	if (r < 0)
 		return r; /* the proxy said why */
-	r = build_proxy_argv(net, path, cmd->id, argv, PROXY_ARGV_MAX, false);
+	r = build_proxy_argv(net, cmd, path, cmd->id, argv, PROXY_ARGV_MAX, false);
 	if (r < 0)
 		return r;
 	if (net->audit) {

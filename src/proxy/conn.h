@@ -17,6 +17,7 @@
 #include "proxy.h"
 #include "request.h"
 #include "upstream.h"
+#include "leak.h"
 
 #define RELAY_HIGH_WATER (1 << 20) /* pause reading a side whose peer has this much queued */
 
@@ -27,6 +28,7 @@ struct proxy {
 	struct upstream *upstream; /* NULL: none configured */
 	struct upstream *fetcher;  /* https:// fetches for clients without TLS */
 	struct upstream_config fetch_cfg;
+	struct intercept *icpt; /* NULL: no service, or no CA */
 	struct event *sandbox_ev, *sigterm_ev, *sigint_ev;
 	unsigned n_conns;
 	struct conn *conns; /* all open connections, so that none ends without its audit line */
@@ -77,12 +79,32 @@ struct conn {
 
 	uint64_t bytes_in, bytes_out;
 	struct timespec start;
+
+	/* Services (services.h): the destination's service, or -1; an intercepted tunnel's
+	 * destination (the request inside is read into req again); the body's leak scan. */
+	int svc;
+	bool intercepted;
+	char tunnel_host[HOST_MAX];
+	enum host_kind tunnel_kind;
+	uint16_t tunnel_port;
+	struct leak_stream leak;
+
 	const char *decision;
 	char reason[160];
 };
 
 /* Ends the connection: audit line, then everything it holds is freed. */
 void conn_free(struct conn *c);
+
+/* Refuses with an HTTP error the client can show (if no response byte went out yet), audits
+ * why, and closes once it is flushed. */
+void conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Reads the client's request (head, then body); the relay of a forwarded request; its head
+ * written to c->upstream (with the service's secret, if any). proxy.c. */
+void client_read(struct bufferevent *bev, void *arg);
+void start_relay(struct conn *c);
+void send_request_head(struct conn *c);
 
 /* Counts n bytes of traffic; false once the proxy's total is over its limit. */
 bool conn_count_bytes(struct conn *c, size_t n, bool from_client);

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -41,6 +43,8 @@
 #include "proxy.h"
 #include "request.h"
 #include "conn.h"
+#include "intercept.h"
+#include "services.h"
 
 void
 proxy_config_init(struct proxy_config *c)
@@ -106,6 +110,7 @@ conn_free(struct conn *c)
 		bufferevent_free(c->upstream);
 	if (c->body)
 		evbuffer_free(c->body);
+	leak_stream_done(&c->leak);
 	tunnel_free(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -144,6 +149,9 @@ close_when_flushed(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
 	struct timeval linger = {.tv_sec = 2};
+	SSL *ssl = bufferevent_openssl_get_ssl(bev); /* an intercepted client: end TLS cleanly */
+	if (ssl)
+		SSL_shutdown(ssl);
 	shutdown(bufferevent_getfd(bev), SHUT_WR);
 	bufferevent_setcb(bev, closing_read, NULL, closing_event, c);
 	bufferevent_set_timeouts(bev, &linger, NULL);
@@ -164,7 +172,7 @@ conn_close_after_flush(struct conn *c)
 }
 
 /* Refuses the request with an HTTP error the client can show, and audits why. */
-static void __attribute__((format(printf, 4, 5)))
+void __attribute__((format(printf, 4, 5)))
 conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, ...)
 {
 	static const struct {
@@ -208,6 +216,8 @@ static void
 body_sink(void *ctx, const char *at, size_t len)
 {
 	struct conn *c = ctx;
+	if (!conn_body_clean(c, at, len))
+		return; /* refused: nothing more goes out */
 	if (c->state == ST_UPSTREAM_BODY) { /* libcurl frames it itself */
 		evbuffer_add(c->body, at, len);
 		return;
@@ -226,7 +236,6 @@ body_sink(void *ctx, const char *at, size_t len)
 static void relay_read(struct bufferevent *bev, void *arg);
 static void relay_write(struct bufferevent *bev, void *arg);
 static void relay_event(struct bufferevent *bev, short what, void *arg);
-static void client_read(struct bufferevent *bev, void *arg);
 
 bool
 conn_count_bytes(struct conn *c, size_t n, bool from_client)
@@ -239,7 +248,7 @@ conn_count_bytes(struct conn *c, size_t n, bool from_client)
 	return c->px->total_bytes <= c->px->cfg->max_total_bytes;
 }
 
-static void
+void
 start_relay(struct conn *c)
 {
 	struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
@@ -270,7 +279,7 @@ start_relay(struct conn *c)
 	}
 }
 
-static void
+void
 send_request_head(struct conn *c)
 {
 	struct request *r = &c->req;
@@ -280,14 +289,18 @@ send_request_head(struct conn *c)
 	 * could reach another virtual host on the same (allowed) server. */
 	const char *open = r->kind == HOST_IPV6 ? "[" : "",
 	           *close = r->kind == HOST_IPV6 ? "]" : "";
-	if (r->port == 80)
+	if (r->port == (c->intercepted ? 443 : 80))
 		evbuffer_add_printf(out, "Host: %s%s%s\r\n", open, r->host, close);
 	else
 		evbuffer_add_printf(out, "Host: %s%s%s:%u\r\n", open, r->host, close, r->port);
-	for (size_t i = 0; i < r->n_headers; i++)
-		if (!request_hop_by_hop(request_header_name(r, i)))
-			evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
-			                    request_header_value(r, i));
+	/* A service's host gets its secret in place of the placeholder (services.h). */
+	if (c->px->cfg->services)
+		services_write_headers(c->px->cfg->services, c->svc, r, out);
+	else
+		for (size_t i = 0; i < r->n_headers; i++)
+			if (!request_hop_by_hop(request_header_name(r, i)))
+				evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
+				                    request_header_value(r, i));
 	if (r->chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
 	else if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > 0)
@@ -331,6 +344,10 @@ connect_checked(struct conn *c)
 {
 	if (c->req.https) {
 		start_fetch(c);
+		return;
+	}
+	if (c->svc >= 0 && c->req.is_connect) {
+		intercept_start(c); /* a service's host: HTTPS is opened, not tunnelled */
 		return;
 	}
 	c->state = ST_CONNECT;
@@ -517,6 +534,9 @@ decide(struct conn *c)
 		conn_refuse(c, r->error_status, "deny", "%s", r->error);
 		return;
 	}
+	/* Before anything is resolved or connected: secrets and placeholders bound elsewhere. */
+	if (!conn_head_clean(c))
+		return;
 	if (r->kind == HOST_NAME && strcmp(r->host, UPSTREAM_NAME) == 0) {
 		/* Our own name for the model API: the only way to it, and the only traffic that
 		 * gets the key. Configured by the operator, so it needs no --allow entry. */
@@ -550,8 +570,14 @@ decide(struct conn *c)
 		            "CONNECT for anything else");
 		return;
 	}
-	if (!allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port)) {
+	/* A service's hosts are allowed by being named in it. */
+	if (c->svc < 0 && !allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port)) {
 		conn_refuse(c, 403, "deny", "%s:%u is not in the allowlist", r->host, r->port);
+		return;
+	}
+	if (c->svc >= 0 && !r->is_connect &&
+	    services_rewrite_query(c->px->cfg->services, c->svc, r) < 0) {
+		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
 		return;
 	}
 	/* The client may wait for leave to send its body: give it here, where the request is
@@ -595,7 +621,7 @@ decide(struct conn *c)
  * decided and connected, the rest of the message (a forwarded request's body goes to c->body,
  * bounded; a CONNECT message ends with its head). Nothing after the first message is parsed or
  * passed on: for CONNECT it is tunnel data, for anything else it is dropped. */
-static void
+void
 client_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -619,7 +645,10 @@ client_read(struct bufferevent *bev, void *arg)
 		}
 		if (st == REQ_HEAD) {
 			bufferevent_set_timeouts(c->client, NULL, NULL);
-			decide(c);
+			if (c->intercepted)
+				intercept_decide(c);
+			else
+				decide(c);
 		}
 	}
 	if (c->req.message_done && c->state == ST_UPSTREAM_BODY)
@@ -716,6 +745,7 @@ conn_new(struct proxy *px, int fd)
 		return;
 	}
 	c->px = px;
+	c->svc = -1;
 	px->n_conns++;
 	c->next = px->conns;
 	if (c->next)
@@ -827,6 +857,15 @@ proxy_run(const struct proxy_config *cfg)
 		if (!px.fetcher)
 			r = -ENOMEM;
 	}
+	if (r == 0 && cfg->services && cfg->services->n > 0 && cfg->ca_dir) {
+		const char *why = NULL;
+		px.icpt = intercept_new(cfg->ca_dir, cfg->fetch_ca_file, &why);
+		if (!px.icpt) {
+			fprintf(stderr, "clawbox-proxy: the interception CA in %s: %s\n", cfg->ca_dir,
+			        why ? why : "cannot load");
+			r = -EINVAL;
+		}
+	}
 	if (r == 0 && cfg->drop_to_id)
 		r = drop_privileges(cfg->drop_to_id);
 	if (r == 0) {
@@ -861,6 +900,7 @@ proxy_run(const struct proxy_config *cfg)
 		evdns_base_free(px.dns, 0);
 	upstream_free(px.upstream);
 	upstream_free(px.fetcher);
+	intercept_free(px.icpt);
 	event_base_free(px.base);
 	return r;
 }

@@ -17,6 +17,7 @@
 #define PROXY_HOST_ID 65532 /* not the sandboxes' 65533: nothing shared with them */
 
 #include "allowlist.h"
+#include "services.h"
 #include "upstream.h"
 
 struct proxy_config {
@@ -26,7 +27,10 @@ struct proxy_config {
 	int audit_fd;           /* O_APPEND file, or -1 */
 	const char *hosts_file; /* resolve from this file only (tests, air-gapped setups) */
 	const struct upstream_config *upstream; /* the credentialed model API, or NULL */
-	const char *fetch_ca_file; /* CAs for https:// fetches (default: the system's) */
+	const char *fetch_ca_file; /* CAs for https:// fetches and intercepted services (default:
+	                            * the system's) */
+	const struct services *services; /* credentials bound to hosts, or NULL */
+	const char *ca_dir;              /* the interception CA (ca.h), needed with services */
 	/* Launched by root: once the key, the audit file and the resolver configuration are
 	 * loaded, become this uid:gid (no groups, no_new_privs). 0: stay. */
 	unsigned drop_to_id;

@@ -1,0 +1,323 @@
+/*
+ * intercept.c: see intercept.h. Also the leak checks every request passes (plain HTTP,
+ * intercepted HTTPS, the target of every CONNECT), since both need the same view of which
+ * service a destination belongs to.
+ *
+ * The take-over: the proxy writes the tunnel's "200" itself (nothing else has been written to
+ * the client yet, and a client sends its ClientHello only after reading it), then hands the
+ * socket to an OpenSSL bufferevent as the server. From there the connection runs through the
+ * same states as a plain forwarded request (proxy.c), with TLS bufferevents on both sides.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ca.h"
+#include "conn.h"
+#include "intercept.h"
+#include "services.h"
+
+#define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+struct intercept {
+	struct ca *ca;
+	SSL_CTX *server; /* towards the sandbox */
+	SSL_CTX *client; /* towards the real service, verifying it */
+};
+
+struct intercept *
+intercept_new(const char *ca_dir, const char *ca_file, const char **why)
+{
+	struct intercept *ic = calloc(1, sizeof(*ic));
+	if (!ic)
+		return NULL;
+	if (ca_load(ca_dir, &ic->ca, why) < 0) {
+		free(ic);
+		return NULL;
+	}
+	ic->server = SSL_CTX_new(TLS_server_method());
+	ic->client = SSL_CTX_new(TLS_client_method());
+	if (!ic->server || !ic->client) {
+		*why = "cannot make TLS contexts";
+		intercept_free(ic);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ic->server, TLS1_2_VERSION);
+	SSL_CTX_set_min_proto_version(ic->client, TLS1_2_VERSION);
+	/* No ALPN: the client falls back to HTTP/1.1, which is what the request reader reads. */
+	SSL_CTX_set_verify(ic->client, SSL_VERIFY_PEER, NULL);
+	/* Loaded now, whole, not looked up lazily: the proxy gives up file access later. */
+	if (SSL_CTX_load_verify_file(ic->client, ca_file ? ca_file : SYSTEM_BUNDLE) != 1) {
+		*why = "cannot load the CAs to verify services with";
+		intercept_free(ic);
+		return NULL;
+	}
+	return ic;
+}
+
+void
+intercept_free(struct intercept *ic)
+{
+	if (!ic)
+		return;
+	SSL_CTX_free(ic->server);
+	SSL_CTX_free(ic->client);
+	ca_free(ic->ca);
+	free(ic);
+}
+
+/* ---- leak checks ---- */
+
+static int
+destination(struct conn *c)
+{
+	if (c->svc >= 0)
+		return c->svc;
+	if (c->req.kind == HOST_NAME && strcmp(c->req.host, UPSTREAM_NAME) == 0)
+		return LEAK_OWNER_MODEL;
+	return LEAK_OWNER_NONE;
+}
+
+static void
+refuse_leak(struct conn *c, const struct leak_pattern *p, const char *where)
+{
+	bool ph = strcmp(p->form, "placeholder") == 0;
+	conn_refuse(c, 403, "deny", "leak attempt: %s %s%s%s of %s %s in the %s to %s",
+	            ph ? "the placeholder" : "the secret", ph ? "" : "(", ph ? "" : p->form,
+	            ph ? "" : ")", p->owner == LEAK_OWNER_MODEL ? "the" : "service", p->label,
+	            where, c->req.host[0] ? c->req.host : "?");
+}
+
+bool
+conn_head_clean(struct conn *c)
+{
+	const struct services *s = c->px->cfg->services;
+	if (!s || s->leaks.n == 0)
+		return true;
+	if (!c->intercepted)
+		c->svc = services_match(s, c->req.host, c->req.kind, c->req.port);
+	const struct leak_pattern *hit = services_scan_head(s, destination(c), &c->req);
+	if (hit) {
+		refuse_leak(c, hit, "request head");
+		return false;
+	}
+	return true;
+}
+
+bool
+conn_body_clean(struct conn *c, const char *data, size_t len)
+{
+	const struct services *s = c->px->cfg->services;
+	if (c->state == ST_CLOSING)
+		return false;
+	if (!s || s->leaks.n == 0)
+		return true;
+	const struct leak_pattern *hit = NULL;
+	int r = leak_stream_feed(&c->leak, &s->leaks, destination(c), data, len, &hit);
+	if (r < 0) {
+		conn_refuse(c, 502, "error", "out of memory scanning the body");
+		return false;
+	}
+	if (r > 0) {
+		refuse_leak(c, hit, "body");
+		return false;
+	}
+	return true;
+}
+
+/* ---- the sandbox's side ---- */
+
+static void
+tls_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* the handshake is done; the request follows */
+	if (what & BEV_EVENT_TIMEOUT) {
+		conn_refuse(c, 400, "deny", "no complete request head within %u s",
+		            c->px->cfg->head_timeout_s);
+		return;
+	}
+	unsigned long e = bufferevent_get_openssl_error(c->client);
+	snprintf(c->reason, sizeof(c->reason), "%s%s",
+	         c->req.head_bytes == 0 ? "intercepted: the client ended the TLS session: "
+	                                : "intercepted: the client went away: ",
+	         e ? ERR_reason_error_string(e) : "closed");
+	c->decision = "error";
+	conn_free(c);
+}
+
+void
+intercept_start(struct conn *c)
+{
+	struct proxy *px = c->px;
+	struct intercept *ic = px->icpt;
+	if (!ic) {
+		conn_refuse(c, 502, "error", "service %s: no interception CA loaded",
+		            px->cfg->services->v[c->svc].name);
+		return;
+	}
+	X509 *cert = ca_cert_for(ic->ca, c->req.host, c->req.kind);
+	SSL *ssl = cert ? SSL_new(ic->server) : NULL;
+	if (!ssl || SSL_use_certificate(ssl, cert) != 1 ||
+	    SSL_use_PrivateKey(ssl, ca_leaf_key(ic->ca)) != 1) {
+		SSL_free(ssl);
+		conn_refuse(c, 502, "error", "cannot make a certificate for %s", c->req.host);
+		return;
+	}
+	/* The request reader stopped at the end of the CONNECT head: anything after it is the
+	 * client not waiting for our answer, which no TLS client does. */
+	int fd = bufferevent_getfd(c->client);
+	/* http-parser ends a CONNECT message before its head's last line feed: that is no data. */
+	struct evbuffer *in = bufferevent_get_input(c->client);
+	while (evbuffer_get_length(in) > 0 && evbuffer_get_length(in) <= 2 &&
+	       (*evbuffer_pullup(in, 1) == '\n' || *evbuffer_pullup(in, 1) == '\r'))
+		evbuffer_drain(in, 1);
+	if (evbuffer_get_length(in) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->client)) != 0) {
+		SSL_free(ssl);
+		conn_refuse(c, 400, "deny", "data before the tunnel was established");
+		return;
+	}
+	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	int dupfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dupfd < 0 || send(fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) != (ssize_t)sizeof(ok) - 1) {
+		if (dupfd >= 0)
+			close(dupfd);
+		SSL_free(ssl);
+		snprintf(c->reason, sizeof(c->reason), "client went away");
+		conn_free(c);
+		return;
+	}
+	bufferevent_free(c->client); /* closes fd; dupfd is the same socket */
+	c->client = bufferevent_openssl_socket_new(px->base, dupfd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	                                           BEV_OPT_CLOSE_ON_FREE);
+	if (!c->client) {
+		close(dupfd);
+		SSL_free(ssl);
+		snprintf(c->reason, sizeof(c->reason), "out of memory");
+		conn_free(c);
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(c->client, 1);
+
+	/* The tunnel's destination stays the destination: the request inside may name nothing
+	 * else (its Host header is rewritten to it, as for plain HTTP). */
+	snprintf(c->tunnel_host, sizeof(c->tunnel_host), "%s", c->req.host);
+	c->tunnel_kind = c->req.kind;
+	c->tunnel_port = c->req.port;
+	c->intercepted = true;
+	c->state = ST_HEAD;
+	if (c->body) {
+		evbuffer_free(c->body);
+		c->body = NULL;
+	}
+	void (*sink)(void *, const char *, size_t) = c->req.on_body;
+	request_init(&c->req, px->cfg->max_head_bytes, px->cfg->max_body_bytes);
+	c->req.on_body = sink;
+	c->req.body_ctx = c;
+	struct timeval t = {.tv_sec = px->cfg->head_timeout_s};
+	bufferevent_set_timeouts(c->client, &t, NULL);
+	bufferevent_setcb(c->client, client_read, NULL, tls_client_event, c);
+	bufferevent_enable(c->client, EV_READ);
+}
+
+/* ---- the service's side ---- */
+
+static void
+service_connected(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		c->state = ST_FORWARD;
+		send_request_head(c);
+		c->decision = "allow";
+		snprintf(c->reason, sizeof(c->reason), "intercepted for service %s",
+		         c->px->cfg->services->v[c->svc].name);
+		start_relay(c);
+		return;
+	}
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+	if (v != X509_V_OK) {
+		conn_refuse(c, 502, "error", "%s: its certificate is not trusted (%s)", c->address,
+		            X509_verify_cert_error_string(v));
+		return;
+	}
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	conn_refuse(c, 502, "error", "cannot connect to %s: %s", c->address,
+	            e ? ERR_reason_error_string(e)
+	              : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+void
+intercept_decide(struct conn *c)
+{
+	struct request *r = &c->req;
+	struct proxy *px = c->px;
+	r->is_connect = r->parser.method == HTTP_CONNECT;
+	snprintf(r->method, sizeof(r->method), "%s", http_method_str(r->parser.method));
+	snprintf(r->host, sizeof(r->host), "%s", c->tunnel_host);
+	r->kind = c->tunnel_kind;
+	r->port = c->tunnel_port;
+	const char *url = r->arena + r->url;
+	if (r->is_connect || r->arena_used == 0 || url[0] != '/') {
+		conn_refuse(c, 400, "deny", "intercepted: expected an origin-form request");
+		return;
+	}
+	if (strlen(url) >= sizeof(r->path)) {
+		conn_refuse(c, 414, "deny", "URL too long");
+		return;
+	}
+	snprintf(r->path, sizeof(r->path), "%s", url);
+	if (!conn_head_clean(c))
+		return;
+	if (services_rewrite_query(px->cfg->services, c->svc, r) < 0) {
+		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
+		return;
+	}
+	if (request_expects_continue(r))
+		evbuffer_add_printf(bufferevent_get_output(c->client), "HTTP/1.1 100 Continue\r\n\r\n");
+	c->body = evbuffer_new();
+	SSL *ssl = c->body ? SSL_new(px->icpt->client) : NULL;
+	if (!ssl) {
+		conn_refuse(c, 502, "error", "out of memory");
+		return;
+	}
+	/* The real server must prove the name the sandbox asked for. */
+	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+	if (r->kind == HOST_NAME) {
+		SSL_set_tlsext_host_name(ssl, r->host);
+		X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		X509_VERIFY_PARAM_set1_host(param, r->host, 0);
+	} else {
+		X509_VERIFY_PARAM_set1_ip_asc(param, r->host);
+	}
+	c->state = ST_CONNECT;
+	c->upstream = bufferevent_openssl_socket_new(px->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+	                                             BEV_OPT_CLOSE_ON_FREE);
+	if (!c->upstream) {
+		SSL_free(ssl);
+		conn_refuse(c, 502, "error", "out of memory");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(c->upstream, 1);
+	struct timeval t = {.tv_sec = px->cfg->head_timeout_s};
+	bufferevent_set_timeouts(c->upstream, &t, &t);
+	bufferevent_setcb(c->upstream, NULL, NULL, service_connected, c);
+	/* The address the SSRF guard checked for the CONNECT: no second lookup. */
+	if (bufferevent_socket_connect(c->upstream, (struct sockaddr *)&c->addr, (int)c->addr_len) <
+	    0)
+		conn_refuse(c, 502, "error", "cannot connect to %s", c->address);
+}
