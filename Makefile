@@ -265,7 +265,7 @@ $(FAKE_TG): tests/integration/fake-telegram.c
 FUZZ_SECONDS ?= 60
 FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
-               $(BUILD)/tests/fuzz-mux-replay
+               $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-leak-replay
 AGENT_FUZZ  := tool-args model
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -288,8 +288,16 @@ $(BUILD)/tests/fuzz-request-replay: tests/fuzz/replay.c tests/fuzz/fuzz-request.
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -o $@ tests/fuzz/replay.c tests/fuzz/fuzz-request.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(BUILD)/tests/fuzz-leak-replay: tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BUILD)/src/proxy/leak.o
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/leak"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BUILD)/src/proxy/leak.o $(LDFLAGS)
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-Isrc/base -Isrc/proxy -o $(BUILD)/fuzz/fuzz-leak tests/fuzz/fuzz-leak.c src/proxy/leak.c
+	$(BUILD)/fuzz/fuzz-leak -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/leak
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-request tests/fuzz/fuzz-request.c \
 		src/proxy/request.c src/proxy/hostname.c src/proxy/allowlist.c src/proxy/addr.c \

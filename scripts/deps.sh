@@ -24,12 +24,15 @@ build)
 	need_pkg libevent-dev "pkg-config --exists libevent"
 	need_pkg libidn2-dev "pkg-config --exists libidn2"
 	need_pkg libcurl4-openssl-dev "pkg-config --exists libcurl"
+	need_pkg libssl-dev "pkg-config --exists openssl"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"
 	need_pkg procps "command -v pgrep"
 	need_pkg curl "command -v curl"
 	need_pkg openssl "command -v openssl"
+	need_pkg git "command -v git"       # test-services: git over https
+	need_pkg python3 "command -v python3" # test-services: the service's server, urllib
 	need_pkg iproute2 "command -v ip"
 	need_pkg chromium "command -v chromium"
 	# the microVM layer: a VMM, a guest kernel, the tools that build its initramfs
