@@ -19,6 +19,7 @@
 #define CONFIG_GROUP_ID_MAX 64
 #define CONFIG_FILE_MAX     (1u << 20)
 #define CONFIG_MAX_MOUNTS   16
+#define CONFIG_MAX_SERVICES 16
 
 struct group_config {
 	char id[CONFIG_GROUP_ID_MAX]; /* [a-z0-9_-], also the folder name */
@@ -26,6 +27,10 @@ struct group_config {
 	char trigger[64];             /* in group chats, only messages with it reach the agent */
 	char *allow[CONFIG_MAX_ALLOW];
 	size_t n_allow;
+	/* Credentials bound to hosts (clawbox run --service), each as compact JSON: the proxy
+	 * reads the secrets; the daemon never does. */
+	char *services[CONFIG_MAX_SERVICES];
+	size_t n_services;
 	uint64_t memory_bytes; /* 0: the sandbox default */
 	char timezone[64];     /* for its cron tasks; "" is UTC */
 	struct {
