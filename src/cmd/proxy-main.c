@@ -222,6 +222,7 @@ main(int argc, char **argv)
 		}
 		cfg.upstream = &up;
 	}
+	services_forget_env(&services);
 	if (ca_init) {
 		struct ca *ca = NULL;
 		if (!cfg.ca_dir) {

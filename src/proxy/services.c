@@ -155,9 +155,30 @@ services_add(struct services *s, const char *text, const char **why)
 		*why = "give one of \"secret_env\" and \"secret_file\"";
 		goto fail;
 	}
-	int r = upstream_load_key(&tmp, env, file, why);
-	if (r < 0)
+	int r;
+	if (env) {
+		/* Read here, unset by services_forget_env() once every service is parsed: two
+		 * services may share a variable. */
+		const char *v = getenv(env);
+		size_t len = v ? strlen(v) : 0;
+		while (len > 0 && (v[len - 1] == '\n' || v[len - 1] == '\r'))
+			len--;
+		if (!v) {
+			*why = "the secret's environment variable is not set";
+			r = -ENOENT;
+			goto fail_r;
+		}
+		if (len == 0 || len >= sizeof(tmp.key) || memchr(v, '\r', len) ||
+		    memchr(v, '\n', len)) {
+			*why = "the secret is empty, too long, or has a line break";
+			goto fail;
+		}
+		memcpy(tmp.key, v, len);
+		tmp.key[len] = '\0';
+		snprintf(sv->secret_env, sizeof(sv->secret_env), "%s", env);
+	} else if ((r = upstream_load_key(&tmp, NULL, file, why)) < 0) {
 		goto fail_r;
+	}
 	sv->secret_len = strlen(tmp.key);
 	sv->secret = strdup(tmp.key);
 	explicit_bzero(tmp.key, sizeof(tmp.key));
@@ -187,6 +208,14 @@ fail_r:
 	free(sv->secret);
 	memset(sv, 0, sizeof(*sv));
 	return r;
+}
+
+void
+services_forget_env(struct services *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].secret_env[0])
+			unsetenv(s->v[i].secret_env); /* nothing we start later inherits it */
 }
 
 int

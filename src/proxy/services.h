@@ -40,6 +40,7 @@ struct service {
 	char header_name[64];   /* "" : none added */
 	char header_prefix[32]; /* "Bearer " */
 	char placeholder[SERVICE_PLACEHOLDER_MAX + 1];
+	char secret_env[128]; /* "" : from a file */
 	bool query_any;
 	char query_param[64]; /* "" with query_any false: never in the URL */
 };
@@ -55,6 +56,9 @@ void services_done(struct services *s);
 
 /* Parses one JSON spec and loads its secret. -errno with *ret_why (a static string). */
 int services_add(struct services *s, const char *json, const char **ret_why);
+
+/* Unsets the services' secret_env variables (after the last services_add). */
+void services_forget_env(struct services *s);
 
 /* Adds the model key as a secret no service owns (it goes to the model upstream only). */
 int services_add_model_key(struct services *s, const char *key);

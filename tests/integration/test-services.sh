@@ -65,7 +65,7 @@ OP=$(cat "$WORK/port.other")
 touch "$WORK/svc.log" "$WORK/bad.log" "$WORK/other.log"
 
 cat >"$HOSTS" <<HOSTS
-127.0.0.1 api.svc.test two.svc.test bad.svc.test other.test
+127.0.0.1 api.svc.test two.svc.test bad.svc.test other.test mismatch.test
 HOSTS
 
 SVC="{\"name\":\"svc\",\"hosts\":[\"api.svc.test:$SP\"],\"secret_env\":\"SVC_SECRET\",\"placeholder_env\":\"SVC_TOKEN\"}"
@@ -151,6 +151,18 @@ check "\"header\": a request without one gets 'Authorization: Bearer SECRET' add
 	grep -qxF "header: Authorization: Bearer $SECRET" "$WORK/bad.log"
 
 # ---- trust failures ----
+# A certificate from a trusted CA, for other names: the name is checked, also when the proxy
+# resumes TLS sessions (the second request here would resume one for the right name only).
+MIS="{\"name\":\"mis\",\"hosts\":[\"mismatch.test:$SP\"],\"secret_env\":\"SVC_SECRET\",\"header\":\"Authorization: Bearer\"}"
+: >"$WORK/svc.log"
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --ca-dir "$CADIR" --fetch-ca-file "$T/ca.crt" \
+	--allow "127.0.0.1:$SP" --service "$MIS" --service "$SVC" -- sh -c '
+	curl -sS --max-time 20 -o /dev/null -w "%{http_code} " "https://api.svc.test:'"$SP"'/first"
+	curl -sS --max-time 20 -o /dev/null -w "%{http_code}" "https://mismatch.test:'"$SP"'/x"' \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "an upstream whose trusted certificate names other hosts: 502" test "$(cat "$WORK/out")" = "200 502"
+check "... nothing was forwarded to it" sh -c "! grep -q 'request: GET /x' '$WORK/svc.log'"
+
 : >"$WORK/bad.log"
 "$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --ca-dir "$CADIR" --fetch-ca-file "$T/ca.crt" \
 	--allow "127.0.0.1:$BP" --service "$BAD" -- \
