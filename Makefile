@@ -324,6 +324,7 @@ check: clawbox clawbox-proxy clawbox-serve $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench-deps
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
+	@bench/bench-intercept.sh
 	@bench/bench-agent.sh
 	@bench/bench-daemon.sh
 	@bench/bench-vm.sh

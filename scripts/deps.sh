@@ -2,7 +2,7 @@
 # deps.sh: make sure the Debian packages a target needs are installed.
 #   scripts/deps.sh build   - compiler side: pkg-config, libseccomp-dev (build time only)
 #   scripts/deps.sh test    - what `make check` drives besides our binaries
-#   scripts/deps.sh bench   - bubblewrap, the peer we are measured against
+#   scripts/deps.sh bench   - bubblewrap and mitmproxy, the peers we are measured against
 # pkg-config (or dpkg for tools) decides what is missing; as root it is installed with
 # apt-get and named on stdout; otherwise the missing packages are named and we fail.
 set -eu
@@ -43,6 +43,7 @@ test)
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"
+	need_pkg mitmproxy "command -v mitmdump" # the TLS interception peer
 	;;
 *)
 	echo "usage: deps.sh build|test|bench" >&2
