@@ -44,7 +44,7 @@ LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # clawbox (no libcurl, no TLS: the proxy does that).
 LIBS_agent  := -ljansson -lhttp_parser
 # The egress proxy is its own executable (clawbox-proxy): only it links these.
-PROXY_PKGS  := libevent libevent_openssl openssl jansson libidn2 libcurl
+PROXY_PKGS  := libevent libevent_openssl openssl jansson libidn2 libcurl libseccomp
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
 LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 
@@ -265,7 +265,8 @@ $(FAKE_TG): tests/integration/fake-telegram.c
 FUZZ_SECONDS ?= 60
 FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
-               $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-leak-replay
+               $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-leak-replay \
+               $(BUILD)/tests/fuzz-rules-replay
 AGENT_FUZZ  := tool-args model
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -293,15 +294,26 @@ $(BUILD)/tests/fuzz-leak-replay: tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BU
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/leak"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BUILD)/src/proxy/leak.o $(LDFLAGS)
+$(BUILD)/tests/fuzz-rules-replay: tests/fuzz/replay.c tests/fuzz/fuzz-rules.c $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/rules"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-rules.c \
+		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		-Isrc/base -Isrc/proxy -o $(BUILD)/fuzz/fuzz-leak tests/fuzz/fuzz-leak.c src/proxy/leak.c
 	$(BUILD)/fuzz/fuzz-leak -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/leak
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-rules tests/fuzz/fuzz-rules.c \
+		src/proxy/rules.c src/proxy/model-fence.c src/proxy/request.c src/proxy/hostname.c \
+		src/proxy/allowlist.c src/base/parse.c $(LIBS_proxy)
+	$(BUILD)/fuzz/fuzz-rules -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/rules
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-request tests/fuzz/fuzz-request.c \
 		src/proxy/request.c src/proxy/hostname.c src/proxy/allowlist.c src/proxy/addr.c \
-		src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
+		src/proxy/rules.c src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
 	$(BUILD)/fuzz/fuzz-request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 		tests/fuzz/corpus/request
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \

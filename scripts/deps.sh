@@ -1,6 +1,6 @@
 #!/bin/sh
 # deps.sh: make sure the Debian packages a target needs are installed.
-#   scripts/deps.sh build   - compiler side: pkg-config, libseccomp-dev (build time only)
+#   scripts/deps.sh build   - compiler side: pkg-config, libseccomp-dev (the sandbox filter at build time; clawbox-proxy links it)
 #   scripts/deps.sh test    - what `make check` drives besides our binaries
 #   scripts/deps.sh bench   - bubblewrap and mitmproxy, the peers we are measured against
 # pkg-config (or dpkg for tools) decides what is missing; as root it is installed with

@@ -85,6 +85,9 @@ ask_usage(FILE *out)
 	        "                               'clawbox run --help')\n"
 	        "  --ca-dir DIR                 the interception CA (default\n"
 	        "                               ~/.local/share/clawbox/ca)\n"
+	        "  --proxy-max-bytes-out SIZE, --proxy-max-bytes-in SIZE, --proxy-max-requests N\n"
+	        "                               per-run egress caps (defaults 1G, 4G, 10000)\n"
+	        "  --model-allow-tool NAME      let model requests use this server-side tool\n"
 	        "\n"
 	        "Conversation and limits:\n"
 	        "  --session DIR                where the conversation is kept (default\n"
@@ -142,6 +145,10 @@ enum {
 	OPT_FETCH_CA_FILE,
 	OPT_SERVICE,
 	OPT_CA_DIR,
+	OPT_PROXY_MAX_OUT, /* these four: passed to the proxy as they are */
+	OPT_PROXY_MAX_IN,
+	OPT_PROXY_MAX_REQUESTS,
+	OPT_MODEL_ALLOW_TOOL,
 	OPT_JSON,
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
@@ -181,6 +188,10 @@ static const struct option ask_options[] = {
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
     {"service", required_argument, NULL, OPT_SERVICE},
     {"ca-dir", required_argument, NULL, OPT_CA_DIR},
+    {"proxy-max-bytes-out", required_argument, NULL, OPT_PROXY_MAX_OUT},
+    {"proxy-max-bytes-in", required_argument, NULL, OPT_PROXY_MAX_IN},
+    {"proxy-max-requests", required_argument, NULL, OPT_PROXY_MAX_REQUESTS},
+    {"model-allow-tool", required_argument, NULL, OPT_MODEL_ALLOW_TOOL},
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
@@ -329,6 +340,17 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		case OPT_FETCH_CA_FILE:
 			a->net.fetch_ca_file = optarg;
 			break;
+		case OPT_PROXY_MAX_OUT:
+		case OPT_PROXY_MAX_IN:
+		case OPT_PROXY_MAX_REQUESTS:
+		case OPT_MODEL_ALLOW_TOOL: {
+			/* Checked by the proxy itself (its --check run). */
+			static const char *const flags[] = {"--max-bytes-out", "--max-bytes-in",
+			                                    "--max-requests", "--model-allow-tool"};
+			if (net_add_extra(&a->net, flags[opt - OPT_PROXY_MAX_OUT], optarg) < 0)
+				return -E2BIG;
+			break;
+		}
 		case OPT_JSON:
 			a->json = true;
 			break;
@@ -580,7 +602,7 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	/* --audit is not among them: the check does not open it. */
 	a->net.trusted = a->proxy_checked || (a->net.n_allow == 0 && !a->net.hosts && !a->ca_file &&
 	                                      !a->key_file && !a->net.fetch_ca_file &&
-	                                      a->net.n_services == 0);
+	                                      a->net.n_services == 0 && a->net.n_extra == 0);
 	if (a->session) {
 		if (snprintf(session, sizeof(session), "%s", a->session) >= (int)sizeof(session))
 			return -ENAMETOOLONG;

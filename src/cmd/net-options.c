@@ -13,6 +13,8 @@
 #include "net-options.h"
 #include "spawn.h"
 
+#define UPSTREAM_NAME_INSIDE "model.clawbox.internal" /* upstream.h's UPSTREAM_NAME */
+
 /* clawbox-proxy, next to this executable. */
 static int
 proxy_path(char *buf, size_t size)
@@ -28,13 +30,23 @@ proxy_path(char *buf, size_t size)
 	return access(buf, X_OK) < 0 ? NEG_ERRNO() : 0;
 }
 
+int
+net_add_extra(struct net_options *net, const char *flag, const char *value)
+{
+	if (net->n_extra + 2 > NET_EXTRA_MAX)
+		return log_error("%s: too many proxy options", flag), -E2BIG;
+	net->extra[net->n_extra++] = flag;
+	net->extra[net->n_extra++] = value;
+	return 0;
+}
+
 /* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */
 static int
 build_proxy_argv(const struct net_options *net, const struct proxy_command *cmd, char *path,
                  char *id, const char **argv, size_t max, bool check)
 {
 	size_t n = 0;
-	if (5 + 2 * net->n_allow + 2 * cmd->n_services + 22 > max)
+	if (5 + 2 * net->n_allow + 2 * cmd->n_services + net->n_extra + 22 > max)
 		return -E2BIG;
 	argv[n++] = path;
 	argv[n++] = "--sandbox-id";
@@ -81,6 +93,8 @@ build_proxy_argv(const struct net_options *net, const struct proxy_command *cmd,
 		argv[n++] = "--ca-dir";
 		argv[n++] = cmd->ca_dir;
 	}
+	for (size_t i = 0; i < net->n_extra; i++)
+		argv[n++] = net->extra[i];
 	if (check)
 		argv[n++] = "--check";
 	argv[n] = NULL;
@@ -133,5 +147,10 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 			return r;
 	}
 	spec->proxy_argv = (char *const *)argv;
+	/* For clients that use no proxy: the model's name resolves inside (init hands port 80
+	 * to the proxy). */
+	static const char *const internal[] = {UPSTREAM_NAME_INSIDE, NULL};
+	if (net->model_upstream)
+		spec->internal_names = internal;
 	return 0;
 }

@@ -14,6 +14,7 @@
 #define MAX_ALLOW    256
 #define MAX_SERVICES 16 /* the proxy's SERVICES_MAX */
 #define SERVICE_JSON_MAX 4096
+#define NET_EXTRA_MAX 64 /* flag and value, each one entry */
 
 /* What --net proxy needs, collected while parsing. */
 struct net_options {
@@ -30,6 +31,10 @@ struct net_options {
 	const char *services[MAX_SERVICES];
 	size_t n_services;
 	const char *ca_dir;
+	/* More of the proxy's options, passed as given (flag, value, flag, value...): the caps
+	 * (--max-bytes-out, --max-bytes-in, --max-requests) and --model-allow-tool. */
+	const char *extra[NET_EXTRA_MAX];
+	size_t n_extra;
 	/* The caller built every option itself and checked what it passed: skip the proxy's
 	 * --check run, which costs a start of the proxy (libcurl's ~36 libraries: ~7 ms here). */
 	bool trusted;
@@ -40,7 +45,7 @@ struct net_options {
 	const char *vm_accel;   /* --vm-accel auto|kvm|tcg */
 };
 
-#define PROXY_ARGV_MAX (MAX_ALLOW * 2 + MAX_SERVICES * 2 + 20)
+#define PROXY_ARGV_MAX (MAX_ALLOW * 2 + MAX_SERVICES * 2 + NET_EXTRA_MAX + 20)
 
 /* Storage for the proxy's command line, which the spec borrows: keep it alive as long as the
  * spec. */
@@ -61,6 +66,8 @@ struct proxy_command {
  * 0, or -errno after one line on stderr. */
 int net_setup_services(struct sandbox_spec *spec, const struct net_options *net,
                        struct proxy_command *cmd);
+/* Appends a proxy option and its value to net->extra. -E2BIG (after one line) when full. */
+int net_add_extra(struct net_options *net, const char *flag, const char *value);
 
 /* Finds clawbox-proxy, lets it check the options (it prints what is wrong), creates the audit
  * file, sets the proxy variables in the sandbox's environment and spec->proxy_argv. 0, or

@@ -37,6 +37,11 @@ usage(FILE *out)
 	    "  --hosts FILE           resolve names from FILE only, no DNS servers\n"
 	    "  --max-connections N    at once (default 64)\n"
 	    "  --max-total-bytes N    in and out over the proxy's life (default 4G)\n"
+	    "  --max-bytes-out N      sent by the sandbox over the run (default 1G)\n"
+	    "  --max-bytes-in N       received by the sandbox over the run (default 4G)\n"
+	    "  --max-requests N       requests and tunnels over the run (default 10000)\n"
+	    "  --model-allow-tool T   let model requests use the server-side tool (or\n"
+	    "                         anthropic-beta value) T (repeatable; 'mcp': mcp_servers)\n"
 	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
 	    "  --upstream URL         the model API, reachable inside as http://" UPSTREAM_NAME
 	    "/\n"
@@ -77,7 +82,11 @@ main(int argc, char **argv)
 	    {"fetch-ca-file", required_argument, NULL, 'F'},
 	    {"service", required_argument, NULL, 's'},
 	    {"ca-dir", required_argument, NULL, 'D'},
-	    {"ca-init", no_argument, NULL, 'I'},
+	    {"ca-init", no_argument, NULL, 'Z'},
+	    {"max-bytes-out", required_argument, NULL, 'O'},
+	    {"max-bytes-in", required_argument, NULL, 'I'},
+	    {"max-requests", required_argument, NULL, 'R'},
+	    {"model-allow-tool", required_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -139,6 +148,29 @@ main(int argc, char **argv)
 				return 2;
 			}
 			cfg.max_total_bytes = v;
+			break;
+		case 'O':
+		case 'I':
+			if (parse_size(optarg, &v) < 0) {
+				log_error("--max-bytes-%s %s: expected a size", opt == 'O' ? "out" : "in",
+				          optarg);
+				return 2;
+			}
+			*(opt == 'O' ? &cfg.max_bytes_out : &cfg.max_bytes_in) = v;
+			break;
+		case 'R':
+			if (parse_u64(optarg, 100000000, &v) < 0 || v == 0) {
+				log_error("--max-requests %s: expected 1 to 100000000", optarg);
+				return 2;
+			}
+			cfg.max_requests = (unsigned)v;
+			break;
+		case 'M':
+			if (model_fence_allow(&cfg.model_fence, optarg) < 0) {
+				log_error("--model-allow-tool %s: empty, or more than %d of them", optarg,
+				          MODEL_ALLOW_TOOLS_MAX);
+				return 2;
+			}
 			break;
 		case 'T':
 			if (parse_u64(optarg, 86400, &v) < 0 || v == 0) {

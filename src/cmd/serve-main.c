@@ -124,8 +124,9 @@ check_proxy_options(const struct daemon *d)
 	snprintf(proxy, sizeof(proxy), "%s-proxy", d->clawbox);
 	for (size_t i = 0; i < d->cfg.n_groups; i++) {
 		const struct group_config *g = &d->cfg.groups[i];
-		const char *argv[10 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_SERVICES];
+		const char *argv[8 + 2 * CONFIG_MAX_ALLOW + 40 + 2 * CONFIG_MAX_SERVICES + 2];
 		char specs[CONFIG_MAX_SERVICES][4096];
+		char max_requests[24];
 		size_t n = 0;
 		argv[n++] = proxy;
 		argv[n++] = "--sandbox-id";
@@ -159,11 +160,12 @@ check_proxy_options(const struct daemon *d)
 			argv[n++] = "--ca-dir";
 			argv[n++] = d->cfg.data_dir; /* not opened by --check */
 		}
+		n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
+		                        "--max-");
 		argv[n++] = "--check";
 		argv[n] = NULL;
 		if (spawn_wait(argv) < 0)
-			return log_error("%s: groups[%zu].allow or .services: the proxy refused it "
-			                 "(above)",
+			return log_error("%s: groups[%zu]: the proxy refused its egress options or services (above)",
 			                 d->config_path, i),
 			       -EINVAL;
 	}

@@ -32,7 +32,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (42 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES)
+#define ARGV_MAX       (80 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES)
 
 struct run {
 	struct daemon *d;
@@ -597,6 +597,9 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--ca-dir";
 		argv[n++] = ca_dir;
 	}
+	char max_requests[24];
+	n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
+	                        "--proxy-max-");
 	if (g->memory_bytes) {
 		snprintf(mem_size, sizeof(mem_size), "%lluK",
 		         (unsigned long long)(g->memory_bytes >> 10));

@@ -33,6 +33,8 @@ struct proxy {
 	unsigned n_conns;
 	struct conn *conns; /* all open connections, so that none ends without its audit line */
 	uint64_t total_bytes;
+	uint64_t sent_bytes, received_bytes; /* from the sandbox, to it: the per-run caps */
+	unsigned n_requests;
 	bool sandbox_gone;
 };
 
@@ -78,6 +80,8 @@ struct conn {
 	socklen_t addr_len;
 
 	uint64_t bytes_in, bytes_out;
+	uint64_t max_response; /* the allow entry's cap on what comes back; 0: none */
+	const char *cap_hit;   /* set when conn_count_bytes() said no: which cap */
 	struct timespec start;
 
 	/* Services (services.h): the destination's service, or -1; an intercepted tunnel's
@@ -106,7 +110,7 @@ void client_read(struct bufferevent *bev, void *arg);
 void start_relay(struct conn *c);
 void send_request_head(struct conn *c);
 
-/* Counts n bytes of traffic; false once the proxy's total is over its limit. */
+/* Counts n bytes of traffic; false (c->cap_hit says which) once a cap is passed. */
 bool conn_count_bytes(struct conn *c, size_t n, bool from_client);
 
 double conn_ms_since(const struct timespec *t0);

@@ -165,6 +165,17 @@ step_proxy_listener(struct sandbox_ctx *ctx)
 	if (bind(s, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s, 128) < 0)
 		return NEG_ERRNO();
 	ctx->proxy_listen_fd = TAKE_FD(s);
+	if (!ctx->spec->internal_names || !ctx->spec->internal_names[0])
+		return 0;
+	/* And port 80, for clients that use no proxy and reach http://NAME.clawbox.internal/
+	 * through /etc/hosts: the proxy reads the Host header of what arrives here. */
+	_cleanup_close_ int h = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (h < 0)
+		return NEG_ERRNO();
+	sin.sin_port = htons(80);
+	if (bind(h, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(h, 128) < 0)
+		return NEG_ERRNO();
+	ctx->proxy_http_fd = TAKE_FD(h);
 	return 0;
 }
 

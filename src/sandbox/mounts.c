@@ -314,6 +314,28 @@ mirror_entry(struct builder *b, int host_dir, const char *name, const char *path
 	return bind_at(b, src, path, S_ISDIR(st.st_mode), ATTR_RO);
 }
 
+
+/* With a proxy: its names (model.clawbox.internal) resolve to our loopback, where init hands
+ * port 80's connections to it: /etc/hosts again, with them added. */
+static int
+write_internal_names(struct builder *b, int etc)
+{
+	const char *const *names = b->ctx->spec->internal_names;
+	if (!names || !names[0] || b->ctx->proxy_fd < 0)
+		return 0;
+	char text[2048];
+	size_t n = (size_t)snprintf(text, sizeof(text), "127.0.0.1\tlocalhost " SANDBOX_HOSTNAME
+	                                                "\n::1\tlocalhost\n127.0.0.1\t");
+	for (size_t i = 0; names[i]; i++) {
+		if (n + strlen(names[i]) + 2 >= sizeof(text))
+			return fail_at(b, -E2BIG, "write /etc/", "hosts");
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s", i ? " " : "", names[i]);
+	}
+	snprintf(text + n, sizeof(text) - n, "\n");
+	int r = write_file_at(etc, "hosts", text, 0644);
+	return r < 0 ? fail_at(b, r, "write /etc/", "hosts") : 0;
+}
+
 static int
 build_system(struct builder *b)
 {
@@ -368,7 +390,7 @@ build_system(struct builder *b)
 		if (r < 0)
 			return fail_at(b, r, "write /etc/", generated[i].name);
 	}
-	return 0;
+	return write_internal_names(b, etc);
 }
 
 /* --rootfs: every top-level entry of DIR but the ones the sandbox provides itself. */

@@ -247,7 +247,7 @@ check "audit: the model request is recorded" \
 	sh -c "tail -n 1 '$AUDIT' | grep -q '\"host\":\"model.clawbox.internal\".*\"decision\":\"allow\"'"
 
 "$CLAWBOX" run "${MODEL[@]}" -- curl -s -S -N --max-time 10 \
-	http://model.clawbox.internal/stream >"$WORK/out" 2>"$WORK/err" </dev/null
+	http://model.clawbox.internal/v1/models/stream >"$WORK/out" 2>"$WORK/err" </dev/null
 check "a streamed (chunked) answer arrives whole" \
 	sh -c "[ \$(grep -c '^event: part' '$WORK/out') = 3 ] && grep -q 'data: 3' '$WORK/out'"
 
@@ -265,7 +265,7 @@ check "no trace of the key inside: environment, /proc, files, answers" \
 # A redirect from the upstream to another origin: the proxy does not follow it, and when the
 # sandbox follows it (through the proxy), no key goes along.
 "$CLAWBOX" run "${MODEL[@]}" --allow "127.0.0.1:$OTHERPORT" -- curl -s -S -L --max-time 10 \
-	--noproxy '' -x http://127.0.0.1:3128 "http://model.clawbox.internal/redirect/$OTHERPORT" \
+	--noproxy '' -x http://127.0.0.1:3128 "http://model.clawbox.internal/v1/models/redirect/$OTHERPORT" \
 	>"$WORK/out" 2>"$WORK/err" </dev/null
 check "the redirect is passed back, then followed by the client" grep -q "server: other" "$WORK/out"
 check "the other origin got no key" \
@@ -280,14 +280,14 @@ wait_until 5 test -s "$WORK/port.tlsmodel"
 TLSUP=$(cat "$WORK/port.tlsmodel")
 "$CLAWBOX" run --model-upstream "https://127.0.0.1:$TLSUP" --model-key-env CB_TEST_KEY \
 	--model-ca-file "$WORK/cert.pem" -- curl -s -S --max-time 10 \
-	http://model.clawbox.internal/v1/tls >"$WORK/out" 2>"$WORK/err" </dev/null
+	http://model.clawbox.internal/v1/models/tls >"$WORK/out" 2>"$WORK/err" </dev/null
 check "HTTPS upstream: the answer comes back" grep -q "server: tlsmodel" "$WORK/out"
 check "HTTPS upstream: the key arrived over TLS" grep -q "x-api-key: $KEY" "$WORK/tlsmodel.log"
 "$CLAWBOX" run --model-upstream "https://127.0.0.1:$TLSUP" --model-key-env CB_TEST_KEY \
-	-- curl -s -S --max-time 10 -w '%{http_code}' http://model.clawbox.internal/v1/untrusted \
+	-- curl -s -S --max-time 10 -w '%{http_code}' http://model.clawbox.internal/v1/models/untrusted \
 	>"$WORK/out" 2>&1 </dev/null
 check "HTTPS upstream with an untrusted certificate: 502, no request sent" \
-	sh -c "grep -q 502 '$WORK/out' && ! grep -q '/v1/untrusted' '$WORK/tlsmodel.log'"
+	sh -c "grep -q 502 '$WORK/out' && ! grep -q '/v1/models/untrusted' '$WORK/tlsmodel.log'"
 
 # GET https://... in a plain request (a client without TLS, like the agent): the proxy
 # fetches it with TLS, from the address it checked, trusting --fetch-ca-file.
@@ -334,7 +334,7 @@ wait $sleeper
 kill "$MODEL_PID" 2>/dev/null
 wait_until 3 sh -c "! kill -0 $MODEL_PID 2>/dev/null"
 "$CLAWBOX" run "${MODEL[@]}" -- curl -s -S --max-time 10 -w '%{http_code}' \
-	http://model.clawbox.internal/v1/messages >"$WORK/out" 2>&1 </dev/null
+	-d '{}' http://model.clawbox.internal/v1/messages >"$WORK/out" 2>&1 </dev/null
 if grep -q 502 "$WORK/out" && grep -q 'model upstream' "$WORK/out" && ! grep -q "$KEY" "$WORK/out"; then
 	ok "upstream down: 502 naming the upstream, no key"
 else
