@@ -231,7 +231,7 @@ main(int argc, char **argv)
 		case 'D':
 			cfg.ca_dir = optarg;
 			break;
-		case 'I':
+		case 'Z':
 			ca_init = true;
 			break;
 		case 'h':

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -25,6 +26,7 @@
 #include "ca.h"
 #include "conn.h"
 #include "intercept.h"
+#include "rules.h"
 #include "services.h"
 
 #define SYSTEM_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -362,6 +364,22 @@ intercept_decide(struct conn *c)
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	if (!conn_head_clean(c))
 		return;
+	/* An allow entry for the service's host judges the request inside as it would a plain
+	 * one: methods, paths, caps (rules.h). Without one, the service's naming it suffices. */
+	struct rule_verdict v = {0};
+	if (allowlist_match(&px->cfg->allow, r->host, r->kind, r->port) &&
+	    rules_judge(&px->cfg->allow, r->method, r->host, r->kind, r->port, r->path, &v) < 0) {
+		conn_refuse(c, 403, "deny", "%s", v.reason);
+		return;
+	}
+	if (v.max_body && v.max_body < r->max_body) {
+		if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > v.max_body) {
+			conn_refuse(c, 413, "deny", "the request body is over this host's max_body");
+			return;
+		}
+		r->max_body = v.max_body;
+	}
+	c->max_response = v.max_response;
 	if (services_rewrite_query(px->cfg->services, c->svc, r) < 0) {
 		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
 		return;

@@ -150,6 +150,22 @@ cp "$T/bad.crt" "$WORK/bad-ca.crt"
 check "\"header\": a request without one gets 'Authorization: Bearer SECRET' added" \
 	grep -qxF "header: Authorization: Bearer $SECRET" "$WORK/bad.log"
 
+# ---- request rules (h/rules) apply inside an intercepted tunnel too ----
+RULE="{\"host\":\"api.svc.test:$SP\",\"methods\":[\"GET\"],\"paths\":[\"/ok/\"]}"
+: >"$WORK/svc.log"
+sbx --allow "$RULE" -- sh -c 'u=https://api.svc.test:'"$SP"'
+	curl -sS --max-time 20 -o /dev/null -w "%{http_code} " "$u/ok/a"
+	curl -sS --max-time 20 -o /dev/null -w "%{http_code} " -X POST "$u/ok/a"
+	curl -sS --max-time 20 -o /dev/null -w "%{http_code} " "$u/elsewhere"
+	curl -sS --max-time 20 -o /dev/null -w "%{http_code} " --path-as-is "$u/ok/../elsewhere"
+	curl -sS --max-time 20 -D - -o /dev/null -X DELETE "$u/ok/a" | grep -i "^x-clawbox-refused" | tr -d "\r"'
+check "rules on an intercepted host: GET /ok/ 200; POST, another path, a dot segment: 403" \
+	grep -q '^200 403 403 403 ' "$WORK/out"
+check "... the refusal says why in X-Clawbox-Refused, through the intercepted TLS" \
+	grep -qi 'x-clawbox-refused: .*method' "$WORK/out"
+check "... only the allowed request reached the service" \
+	test "$(grep -c '^request: ' "$WORK/svc.log")" = 1
+
 # ---- trust failures ----
 # A certificate from a trusted CA, for other names: the name is checked, also when the proxy
 # resumes TLS sessions (the second request here would resume one for the right name only).
