@@ -150,7 +150,15 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 	/* For clients that use no proxy: the model's name resolves inside (init hands port 80
 	 * to the proxy). */
 	static const char *const internal[] = {UPSTREAM_NAME_INSIDE, NULL};
-	if (net->model_upstream)
+	if (cmd->n_internal > 0) {
+		/* The services' hosts too: init takes their HTTPS on 443 (net-services.c). */
+		if (net->model_upstream)
+			cmd->internal[cmd->n_internal++] = UPSTREAM_NAME_INSIDE;
+		cmd->internal[cmd->n_internal] = NULL;
+		spec->internal_names = cmd->internal;
+		spec->internal_https = true;
+	} else if (net->model_upstream) {
 		spec->internal_names = internal;
+	}
 	return 0;
 }

@@ -15,6 +15,7 @@
 #define MAX_SERVICES 16 /* the proxy's SERVICES_MAX */
 #define SERVICE_JSON_MAX 4096
 #define NET_EXTRA_MAX 64 /* flag and value, each one entry */
+#define INTERNAL_NAMES_MAX 64
 
 /* What --net proxy needs, collected while parsing. */
 struct net_options {
@@ -58,6 +59,11 @@ struct proxy_command {
 	size_t n_services;
 	char ca_dir[PATH_MAX];
 	char bundle_mount[PATH_MAX + 64];
+	/* Names that resolve to the sandbox's loopback (spec->internal_names): the services'
+	 * hosts (port 443 or none named), then the model's, for clients that use no proxy. */
+	char internal_buf[INTERNAL_NAMES_MAX][256];
+	const char *internal[INTERNAL_NAMES_MAX + 2];
+	size_t n_internal;
 };
 
 /* net-services.c: parses each --service, makes its per-run placeholder (set in the sandbox's

@@ -74,6 +74,31 @@ default_ca_dir(char *buf, size_t size)
 	return 0;
 }
 
+/* A service's host names (not wildcards, not addresses, on port 443 or no port named)
+ * resolve to the sandbox's loopback, where init hands port 443 to the proxy: clients that
+ * ignore HTTPS_PROXY (Node's fetch) reach the service through the proxy all the same. The
+ * proxy judges what arrives there by its SNI; the names are only a route. */
+static void
+add_internal_names(struct proxy_command *cmd, json_t *hosts)
+{
+	size_t i;
+	json_t *h;
+	json_array_foreach(hosts, i, h) {
+		const char *s = json_string_value(h);
+		if (!s || s[0] == '*' || s[0] == '[' || cmd->n_internal >= INTERNAL_NAMES_MAX)
+			continue;
+		size_t len = strcspn(s, ":");
+		if ((s[len] == ':' && strcmp(s + len, ":443") != 0) || len == 0 || len >= 254 ||
+		    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") < len ||
+		    strspn(s, "0123456789.") == len)
+			continue;
+		snprintf(cmd->internal_buf[cmd->n_internal], sizeof(cmd->internal_buf[0]), "%.*s",
+		         (int)len, s);
+		cmd->internal[cmd->n_internal] = cmd->internal_buf[cmd->n_internal];
+		cmd->n_internal++;
+	}
+}
+
 /* One --service: the JSON itself, or @FILE. */
 static int
 load_spec(const char *arg, json_t **ret)
@@ -101,6 +126,7 @@ net_setup_services(struct sandbox_spec *spec, const struct net_options *net,
 {
 	int r;
 	cmd->n_services = 0;
+	cmd->n_internal = 0;
 	if (net->n_services == 0)
 		return 0;
 	for (size_t i = 0; i < net->n_services; i++) {
@@ -134,6 +160,7 @@ net_setup_services(struct sandbox_spec *spec, const struct net_options *net,
 		if (!text || strlen(text) >= SERVICE_JSON_MAX)
 			return log_error("--service %s: the spec is too long", name), -E2BIG;
 		snprintf(cmd->services[cmd->n_services++], SERVICE_JSON_MAX, "%s", text);
+		add_internal_names(cmd, json_object_get(o, "hosts"));
 		if (env) {
 			char entry[256];
 			snprintf(entry, sizeof(entry), "%s=%s", env, ph);

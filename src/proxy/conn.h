@@ -88,6 +88,9 @@ struct conn {
 	 * destination (the request inside is read into req again); the body's leak scan. */
 	int svc;
 	bool intercepted;
+	bool transparent;  /* intercepted from its SNI (init's port 443), not a CONNECT */
+	bool addr_ready;   /* c->addr is resolved and checked */
+	bool connect_pending; /* the request inside waits for addr_ready */
 	char tunnel_host[HOST_MAX];
 	enum host_kind tunnel_kind;
 	uint16_t tunnel_port;
@@ -108,6 +111,8 @@ void conn_refuse(struct conn *c, int status, const char *decision, const char *f
  * written to c->upstream (with the service's secret, if any). proxy.c. */
 void client_read(struct bufferevent *bev, void *arg);
 void start_relay(struct conn *c);
+/* Resolves c->req.host; the addresses go through the SSRF guard, then connect_checked(). */
+void conn_resolve(struct conn *c);
 void send_request_head(struct conn *c);
 
 /* Counts n bytes of traffic; false (c->cap_hit says which) once a cap is passed. */

@@ -36,6 +36,7 @@
 struct intercept {
 	struct ca *ca;
 	SSL_CTX *server; /* towards the sandbox */
+	SSL_CTX *server_sni; /* the same, choosing the certificate by SNI (transparent) */
 	SSL_CTX *client; /* towards the real service, verifying it */
 	/* The last TLS session of each service host:port, to resume: a full handshake with
 	 * certificate verification costs more than half a millisecond, on every request (the
@@ -48,7 +49,7 @@ struct intercept {
 	size_t n_sessions, next_evict;
 };
 
-static int conn_index = -1; /* the SSL ex_data slot of an upstream SSL's connection */
+static int conn_index = -1; /* the SSL ex_data slot of an SSL's connection */
 
 static void
 session_key(const struct conn *c, char *buf, size_t size)
@@ -98,6 +99,8 @@ session_find(struct intercept *ic, const struct conn *c)
 	return NULL;
 }
 
+static int sni_chosen(SSL *ssl, int *alert, void *arg);
+
 struct intercept *
 intercept_new(const char *ca_dir, const char *ca_file, const char **why)
 {
@@ -109,8 +112,9 @@ intercept_new(const char *ca_dir, const char *ca_file, const char **why)
 		return NULL;
 	}
 	ic->server = SSL_CTX_new(TLS_server_method());
+	ic->server_sni = SSL_CTX_new(TLS_server_method());
 	ic->client = SSL_CTX_new(TLS_client_method());
-	if (!ic->server || !ic->client) {
+	if (!ic->server || !ic->server_sni || !ic->client) {
 		*why = "cannot make TLS contexts";
 		intercept_free(ic);
 		return NULL;
@@ -122,6 +126,10 @@ intercept_new(const char *ca_dir, const char *ca_file, const char **why)
 	static const char suites[] =
 	    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 	SSL_CTX_set_ciphersuites(ic->server, suites);
+	SSL_CTX_set_min_proto_version(ic->server_sni, TLS1_2_VERSION);
+	SSL_CTX_set_ciphersuites(ic->server_sni, suites);
+	SSL_CTX_set_options(ic->server_sni, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_tlsext_servername_callback(ic->server_sni, sni_chosen);
 	SSL_CTX_set_ciphersuites(ic->client, suites);
 	SSL_CTX_set_options(ic->server, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* No ALPN: the client falls back to HTTP/1.1, which is what the request reader reads. */
@@ -148,6 +156,7 @@ intercept_free(struct intercept *ic)
 	for (size_t i = 0; i < ic->n_sessions; i++)
 		SSL_SESSION_free(ic->sessions[i].sess);
 	SSL_CTX_free(ic->server);
+	SSL_CTX_free(ic->server_sni);
 	SSL_CTX_free(ic->client);
 	ca_free(ic->ca);
 	free(ic);
@@ -223,14 +232,24 @@ tls_client_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
-		return; /* the handshake is done; the request follows */
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The handshake is done; the request follows. A transparent connection's
+		 * destination is known only now (its SNI): look it up meanwhile. */
+		if (c->transparent && !c->addr_ready && !c->dns_req)
+			conn_resolve(c);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		conn_refuse(c, 400, "deny", "no complete request head within %u s",
 		            c->px->cfg->head_timeout_s);
 		return;
 	}
 	unsigned long e = bufferevent_get_openssl_error(c->client);
+	if (c->reason[0]) { /* sni_chosen() said why */
+		c->decision = "deny";
+		conn_free(c);
+		return;
+	}
 	snprintf(c->reason, sizeof(c->reason), "%s%s",
 	         c->req.head_bytes == 0 ? "intercepted: the client ended the TLS session: "
 	                                : "intercepted: the client went away: ",
@@ -299,6 +318,7 @@ intercept_start(struct conn *c)
 	c->tunnel_kind = c->req.kind;
 	c->tunnel_port = c->req.port;
 	c->intercepted = true;
+	c->addr_ready = true; /* checked for the CONNECT */
 	c->state = ST_HEAD;
 	if (c->body) {
 		evbuffer_free(c->body);
@@ -341,6 +361,8 @@ service_connected(struct bufferevent *bev, short what, void *arg)
 	            e ? ERR_reason_error_string(e)
 	              : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
+
+static void intercept_connect(struct conn *c);
 
 void
 intercept_decide(struct conn *c)
@@ -387,7 +409,25 @@ intercept_decide(struct conn *c)
 	if (request_expects_continue(r))
 		evbuffer_add_printf(bufferevent_get_output(c->client), "HTTP/1.1 100 Continue\r\n\r\n");
 	c->body = evbuffer_new();
-	SSL *ssl = c->body ? SSL_new(px->icpt->client) : NULL;
+	if (!c->body) {
+		conn_refuse(c, 502, "error", "out of memory");
+		return;
+	}
+	c->state = ST_CONNECT; /* the body waits in c->body */
+	if (!c->addr_ready) {
+		c->connect_pending = true; /* intercept_address_ready() goes on */
+		return;
+	}
+	intercept_connect(c);
+}
+
+/* The request is judged and its destination's address checked: TLS to the real server. */
+static void
+intercept_connect(struct conn *c)
+{
+	struct request *r = &c->req;
+	struct proxy *px = c->px;
+	SSL *ssl = SSL_new(px->icpt->client);
 	if (!ssl) {
 		conn_refuse(c, 502, "error", "out of memory");
 		return;
@@ -425,4 +465,104 @@ intercept_decide(struct conn *c)
 	SSL_SESSION *sess = session_find(px->icpt, c);
 	if (sess)
 		SSL_set_session(ssl, sess);
+}
+
+void
+intercept_address_ready(struct conn *c)
+{
+	c->addr_ready = true;
+	if (c->connect_pending) {
+		c->connect_pending = false;
+		intercept_connect(c);
+	}
+}
+
+/* ---- transparent: HTTPS to a service's name, without a proxy ---- */
+
+/* OpenSSL's servername callback: the ClientHello's SNI, parsed by OpenSSL, is the only
+ * destination this connection may have, and it must be a service's host on port 443. */
+static int
+sni_chosen(SSL *ssl, int *alert, void *arg)
+{
+	(void)arg;
+	struct conn *c = SSL_get_ex_data(ssl, conn_index);
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	const char *why = NULL;
+	char host[HOST_MAX];
+	enum host_kind kind;
+	*alert = SSL_AD_UNRECOGNIZED_NAME;
+	if (!c)
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	if (!name || host_normalize(name, strlen(name), host, &kind, &why) < 0 ||
+	    kind != HOST_NAME) {
+		snprintf(c->reason, sizeof(c->reason),
+		         "transparent TLS without a usable server name (SNI)");
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	snprintf(c->req.host, sizeof(c->req.host), "%s", host);
+	c->req.kind = HOST_NAME;
+	c->req.port = 443;
+	c->svc = services_match(c->px->cfg->services, host, HOST_NAME, 443);
+	if (c->svc < 0) {
+		snprintf(c->reason, sizeof(c->reason),
+		         "transparent TLS to %s, which is no service's host", host);
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	X509 *cert = ca_cert_for(c->px->icpt->ca, host, HOST_NAME);
+	if (!cert || SSL_use_certificate(ssl, cert) != 1 ||
+	    SSL_use_PrivateKey(ssl, ca_leaf_key(c->px->icpt->ca)) != 1) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		snprintf(c->reason, sizeof(c->reason), "cannot make a certificate for %s", host);
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	}
+	snprintf(c->tunnel_host, sizeof(c->tunnel_host), "%s", host);
+	c->tunnel_kind = HOST_NAME;
+	c->tunnel_port = 443;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+void
+intercept_transparent(struct conn *c)
+{
+	struct proxy *px = c->px;
+	if (!px->icpt) {
+		snprintf(c->reason, sizeof(c->reason), "TLS without a CONNECT, and no service");
+		c->decision = "deny";
+		conn_free(c);
+		return;
+	}
+	SSL *ssl = SSL_new(px->icpt->server_sni);
+	if (!ssl) {
+		snprintf(c->reason, sizeof(c->reason), "out of memory");
+		conn_free(c);
+		return;
+	}
+	SSL_set_ex_data(ssl, conn_index, c);
+	/* The ClientHello is already in the socket bufferevent's input: TLS goes on as a filter
+	 * over it, which reads from there first. */
+	struct bufferevent *under = c->client;
+	struct bufferevent *tls = bufferevent_openssl_filter_new(
+	    px->base, under, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (!tls) {
+		SSL_free(ssl);
+		snprintf(c->reason, sizeof(c->reason), "out of memory");
+		conn_free(c);
+		return;
+	}
+	c->client = tls;
+	bufferevent_openssl_set_allow_dirty_shutdown(c->client, 1);
+	c->intercepted = true;
+	c->transparent = true;
+	c->state = ST_HEAD;
+	void (*sink)(void *, const char *, size_t) = c->req.on_body;
+	request_init(&c->req, px->cfg->max_head_bytes, px->cfg->max_body_bytes);
+	c->req.on_body = sink;
+	c->req.body_ctx = c;
+	snprintf(c->req.host, sizeof(c->req.host), "%s", "");
+	struct timeval t = {.tv_sec = px->cfg->head_timeout_s};
+	bufferevent_set_timeouts(c->client, &t, NULL);
+	bufferevent_setcb(c->client, client_read, NULL, tls_client_event, c);
+	bufferevent_enable(c->client, EV_READ);
+	/* What the socket already read waits in its input: let the filter take it now. */
+	bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
 }

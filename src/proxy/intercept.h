@@ -26,6 +26,14 @@ void intercept_free(struct intercept *ic);
 /* The CONNECT to a service host is decided and its address checked: take the tunnel over. */
 void intercept_start(struct conn *c);
 
+/* A connection that begins with a TLS record (HTTPS to a service's name from a client that
+ * uses no proxy, through init's port 443): its SNI names the destination, which must be a
+ * service's host; otherwise the handshake fails. */
+void intercept_transparent(struct conn *c);
+
+/* A transparent connection's address passed the SSRF guard. */
+void intercept_address_ready(struct conn *c);
+
 /* The request inside the intercepted tunnel has its head: judge it and connect. */
 void intercept_decide(struct conn *c);
 

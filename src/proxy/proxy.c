@@ -379,6 +379,10 @@ connect_checked(struct conn *c)
 		intercept_start(c); /* a service's host: HTTPS is opened, not tunnelled */
 		return;
 	}
+	if (c->intercepted) {
+		intercept_address_ready(c); /* a transparent one's address, checked */
+		return;
+	}
 	c->state = ST_CONNECT;
 	c->upstream = bufferevent_socket_new(c->px->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->upstream) {
@@ -697,6 +701,12 @@ decide(struct conn *c)
 		return;
 	}
 	c->state = ST_RESOLVE;
+	conn_resolve(c);
+}
+
+void
+conn_resolve(struct conn *c)
+{
 	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	c->dns_req = evdns_getaddrinfo(c->px->dns, c->req.host, NULL, &hints, resolved, c);
 }
@@ -717,6 +727,13 @@ client_read(struct bufferevent *bev, void *arg)
 		size_t avail = evbuffer_get_length(in);
 		size_t take = avail > 65536 ? 65536 : avail, used = 0;
 		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+		/* A TLS record where a request line should be: HTTPS from a client that uses no
+		 * proxy, to a service's name (init's port 443). No request line begins so. */
+		if (c->state == ST_HEAD && !c->intercepted && c->req.head_bytes == 0 &&
+		    data[0] == 0x16) {
+			intercept_transparent(c);
+			return;
+		}
 		enum request_status st = request_feed(&c->req, data, take, &used);
 		evbuffer_drain(in, used);
 		if (!conn_count_bytes(c, used, true)) {

@@ -7,10 +7,11 @@
 # Basic challenge for one that did not, as GitHub does. Prints its port, serves until killed
 # (at most 300 s).
 #
-# usage: svc-server.py ADDRESS CERT KEY LOG SECRET GIT_ROOT
+# usage: svc-server.py ADDRESS CERT KEY LOG SECRET GIT_ROOT [PORT]
 import base64, http.server, os, ssl, subprocess, sys, threading
 
 addr, cert, key, log, secret, git_root = sys.argv[1:7]
+port = int(sys.argv[7]) if len(sys.argv) > 7 else 0
 lock = threading.Lock()
 
 
@@ -79,7 +80,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = handle_any
 
 
-server = http.server.ThreadingHTTPServer((addr, 0), Handler)
+server = http.server.ThreadingHTTPServer((addr, port), Handler)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
 server.socket = ctx.wrap_socket(server.socket, server_side=True)

@@ -12,8 +12,11 @@
 . "$(dirname "$0")/lib.sh"
 
 PIDS=()
+NS=cbsvc$$
 cleanup() {
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	ip netns del "$NS" 2>/dev/null
+	ip link del "${NS}h" 2>/dev/null
 	cleanup_work
 }
 trap cleanup EXIT
@@ -33,7 +36,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=t
 	-keyout "$T/ca.key" -out "$T/ca.crt" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=api.svc.test \
 	-keyout "$T/srv.key" -out "$T/srv.csr" 2>/dev/null
-printf 'subjectAltName=DNS:api.svc.test,DNS:two.svc.test,DNS:bad.svc.test\nbasicConstraints=CA:FALSE\n' >"$T/ext"
+printf 'subjectAltName=DNS:api.svc.test,DNS:two.svc.test,DNS:bad.svc.test,DNS:node.svc.test\nbasicConstraints=CA:FALSE\n' >"$T/ext"
 openssl x509 -req -in "$T/srv.csr" -CA "$T/ca.crt" -CAkey "$T/ca.key" -CAcreateserial -days 2 \
 	-extfile "$T/ext" -out "$T/srv.crt" 2>/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bad.svc.test \
@@ -64,8 +67,29 @@ wait_until 5 test -s "$WORK/port.other"
 OP=$(cat "$WORK/port.other")
 touch "$WORK/svc.log" "$WORK/bad.log" "$WORK/other.log"
 
+# A service on port 443, as real ones are, "on the internet": a network namespace of the
+# test's own behind a veth pair (198.51.100.0/24, a documentation range), for clients that
+# use no proxy and reach a service's name through the sandbox's /etc/hosts and port 443.
+ip netns add "$NS"
+ip link add "${NS}h" type veth peer name "${NS}n"
+ip link set "${NS}n" netns "$NS"
+ip addr add 198.51.100.1/24 dev "${NS}h"
+ip link set "${NS}h" up
+ip netns exec "$NS" ip addr add 198.51.100.2/24 dev "${NS}n"
+ip netns exec "$NS" ip link set "${NS}n" up
+ip netns exec "$NS" ip link set lo up
+ip netns exec "$NS" python3 "$TOP/tests/integration/svc-server.py" 198.51.100.2 "$T/srv.crt" \
+	"$T/srv.key" "$WORK/node.log" "$SECRET" "$WORK/repos" 443 >"$WORK/port.node" \
+	2>>"$WORK/server-errors" &
+PIDS+=($!)
+wait_until 10 test -s "$WORK/port.node"
+touch "$WORK/node.log"
+# The namespace's own mount (/run/netns) is ours, not a sandbox's.
+HOST_MOUNTS_BEFORE=$(wc -l </proc/self/mountinfo)
+
 cat >"$HOSTS" <<HOSTS
 127.0.0.1 api.svc.test two.svc.test bad.svc.test other.test mismatch.test
+198.51.100.2 node.svc.test
 HOSTS
 
 SVC="{\"name\":\"svc\",\"hosts\":[\"api.svc.test:$SP\"],\"secret_env\":\"SVC_SECRET\",\"placeholder_env\":\"SVC_TOKEN\"}"
@@ -139,6 +163,29 @@ SVCQ="{\"name\":\"svc\",\"hosts\":[\"api.svc.test:$SP\"],\"secret_env\":\"SVC_SE
 check "with \"query\": \"access_token\", that parameter (only) carries the secret" \
 	grep -qF "request: GET /q?a=clawbox-placeholder-svc-" "$WORK/svc.log"
 check "... and the named parameter got the secret" grep -qF "&access_token=$SECRET" "$WORK/svc.log"
+
+# Node's fetch ignores HTTPS_PROXY: the service's name resolves to the sandbox's loopback, and
+# its port 443 goes to the proxy, which takes the destination from the TLS SNI.
+NODESVC='{"name":"node","hosts":["node.svc.test"],"secret_env":"SVC_SECRET","placeholder_env":"NODE_TOKEN"}'
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --ca-dir "$CADIR" --fetch-ca-file "$T/ca.crt" \
+	--service "$NODESVC" -- node -e '
+fetch("https://node.svc.test/node", {headers: {authorization: "Bearer " + process.env.NODE_TOKEN}})
+  .then(r => r.text()).then(t => process.stdout.write(t))
+  .catch(e => { console.log("error", e.cause || e); process.exit(1); })' \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "Node's fetch (no proxy, no preload): the placeholder arrived as the secret" \
+	grep -q '^auth: ok' "$WORK/out"
+check "... the server got 'Authorization: Bearer SECRET'" \
+	grep -qixF "header: Authorization: Bearer $SECRET" "$WORK/node.log"
+check "... audited as intercepted for service node" \
+	sh -c "grep '\"host\":\"node.svc.test\"' '$AUDIT' | tail -n 1 | grep -q 'intercepted for service node'"
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --ca-dir "$CADIR" --fetch-ca-file "$T/ca.crt" \
+	--service "$NODESVC" -- sh -c 'getent hosts node.svc.test | cut -d" " -f1
+	curl -sS --max-time 10 --noproxy "*" --resolve other.test:443:127.0.0.1 https://other.test/ 2>&1 | head -c 300; echo " rc=$?"' \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "inside, a service's name resolves to the sandbox's loopback" grep -qx '127.0.0.1' "$WORK/out"
+check "TLS on port 443 for a name that is no service's: the handshake fails" \
+	sh -c "grep -q 'curl: (35)' '$WORK/out' && tail -n 1 '$AUDIT' | grep -q 'which is no service.s host'"
 
 # "header": added when the program sends none.
 : >"$WORK/bad.log"
