@@ -321,6 +321,51 @@ sbx --model-upstream "http://127.0.0.1:$(cat "$WORK/mport")" --model-key-env MOD
 check "the model key is a secret too: to another host, refused" test "$(cat "$WORK/out")" = 403
 check "... audited as the model key" sh -c "tail -n 1 '$AUDIT' | grep -q 'leak attempt: the secret (raw) of the model-key'"
 
+# ---- the daemon: a group's "services" ----
+DPORT=$((20000 + RANDOM % 20000))
+cat >"$WORK/dscenario.json" <<'JSON'
+{"turns": [], "default": {"reply": {"text": "daemon reply"}}}
+JSON
+"$FAKE" --scenario "$WORK/dscenario.json" --log "$WORK/dmodel.log" --port-file "$WORK/dmport" \
+	--key "$KEY" --forbid "$SECRET" 2>/dev/null &
+PIDS+=($!)
+wait_until 5 test -s "$WORK/dmport"
+dconf() { # GROUP-SERVICES-JSON
+	printf '{"data_dir": "%s/ddata", "listen": "127.0.0.1:%s",
+	 "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "D_KEY"},
+	 "groups": [{"id": "main", "main": true, "services": %s}]}\n' "$WORK" "$DPORT" \
+		"$(cat "$WORK/dmport")" "$1" >"$WORK/daemon.json"
+}
+DSVC='[{"name": "gh", "hosts": ["api.github.com"], "secret_env": "D_GH_TOKEN", "placeholder_env": "GH_TOKEN"}]'
+dconf "$DSVC"
+"$CLAWBOX" serve --config "$WORK/daemon.json" --check-config >"$WORK/out" 2>&1
+check "daemon: a group's services are valid configuration" grep -q "valid (1 group)" "$WORK/out"
+dconf '{"name": "gh"}'
+"$CLAWBOX" serve --config "$WORK/daemon.json" --check-config >"$WORK/out" 2>"$WORK/err"
+check "daemon: services that are not a list: refused, named" \
+	sh -c "grep -q 'groups\[0\].services: expected a list' '$WORK/err' && test \$(wc -l <'$WORK/err') = 1"
+dconf "$DSVC"
+D_KEY=$KEY timeout 20 "$CLAWBOX" serve --config "$WORK/daemon.json" >"$WORK/serve.out" 2>"$WORK/serve.err"
+check "daemon: a service whose secret is not in its environment stops the start" \
+	grep -q "secret's environment variable is not set" "$WORK/serve.err"
+D_KEY=$KEY D_GH_TOKEN=$SECRET "$CLAWBOX" serve --config "$WORK/daemon.json" \
+	>"$WORK/serve.out" 2>"$WORK/serve.err" &
+SPID=$!
+wait_until 10 curl -sf "http://127.0.0.1:$DPORT/healthz" -o /dev/null
+DTOKEN=$(cat "$WORK/ddata/api-token" 2>/dev/null)
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $DTOKEN" --data '{"text": "hi services"}' \
+	"http://127.0.0.1:$DPORT/api/v1/groups/main/messages"
+wait_until 30 sh -c "curl -s -H 'Authorization: Bearer $DTOKEN' http://127.0.0.1:$DPORT/api/v1/groups/main/messages | grep -q 'daemon reply'"
+check "daemon: a run of a group with a service answers" \
+	sh -c "curl -s -H 'Authorization: Bearer $DTOKEN' http://127.0.0.1:$DPORT/api/v1/groups/main/messages | grep -q 'daemon reply'"
+check "daemon: its interception CA was made in DATA/ca, the key 0600" \
+	test "$(stat -c %a "$WORK/ddata/ca/ca.key" 2>/dev/null)" = 600
+kill "$SPID" 2>/dev/null
+wait "$SPID" 2>/dev/null
+SPID=
+check "daemon: the secret is in none of its logs" \
+	sh -c "! grep -rqF -- '$SECRET' '$WORK/serve.out' '$WORK/serve.err' '$WORK/dmodel.log'"
+
 # ---- nowhere in logs ----
 check "the secret is in no audit line" test "$(got_secret "$AUDIT")" = 0
 check "... and in none of clawbox's stderr" test "$(got_secret "$WORK/err")" = 0
