@@ -332,6 +332,13 @@ services_write_headers(const struct services *s, int svc, const struct request *
 	}
 }
 
+static bool
+url_unreserved(unsigned char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
 int
 services_rewrite_query(const struct services *s, int svc, struct request *r)
 {
@@ -358,14 +365,27 @@ services_rewrite_query(const struct services *s, int svc, struct request *r)
 			const char *m = swap ? memmem(seg, (size_t)(seg_end - seg), sv->placeholder, plen)
 			                     : NULL;
 			size_t lit = m ? (size_t)(m - seg) : (size_t)(seg_end - seg);
-			if (k + lit + (m ? sv->secret_len : 0) + 2 > sizeof(out))
+			if (k + lit + 2 > sizeof(out))
 				return -E2BIG;
 			memcpy(out + k, seg, lit);
 			k += lit;
 			if (!m)
 				break;
-			memcpy(out + k, sv->secret, sv->secret_len);
-			k += sv->secret_len;
+			/* Percent-encoded where a URL needs it: a secret with '&', '=' or '#' in it
+			 * must not become several parameters. */
+			for (size_t j = 0; j < sv->secret_len; j++) {
+				unsigned char ch = (unsigned char)sv->secret[j];
+				if (k + 4 > sizeof(out))
+					return -E2BIG;
+				if (url_unreserved(ch)) {
+					out[k++] = (char)ch;
+				} else {
+					static const char hex[] = "0123456789ABCDEF";
+					out[k++] = '%';
+					out[k++] = hex[ch >> 4];
+					out[k++] = hex[ch & 15];
+				}
+			}
 			seg = m + plen;
 		}
 		p = seg_end;

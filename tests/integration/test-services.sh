@@ -162,7 +162,8 @@ SVCQ="{\"name\":\"svc\",\"hosts\":[\"api.svc.test:$SP\"],\"secret_env\":\"SVC_SE
 	>"$WORK/out" 2>"$WORK/err" </dev/null
 check "with \"query\": \"access_token\", that parameter (only) carries the secret" \
 	grep -qF "request: GET /q?a=clawbox-placeholder-svc-" "$WORK/svc.log"
-check "... and the named parameter got the secret" grep -qF "&access_token=$SECRET" "$WORK/svc.log"
+check "... and the named parameter got the secret (percent-encoded: it has + and /)" \
+	grep -qF "&access_token=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$SECRET")" "$WORK/svc.log"
 
 # Node's fetch ignores HTTPS_PROXY: the service's name resolves to the sandbox's loopback, and
 # its port 443 goes to the proxy, which takes the destination from the TLS SNI.
