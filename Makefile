@@ -266,7 +266,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-leak-replay \
-               $(BUILD)/tests/fuzz-rules-replay
+               $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-services-replay
 AGENT_FUZZ  := tool-args model
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -300,8 +300,21 @@ $(BUILD)/tests/fuzz-rules-replay: tests/fuzz/replay.c tests/fuzz/fuzz-rules.c $(
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/rules"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-rules.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-services.c $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
+		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
+		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \
+		src/proxy/hostname.c src/proxy/allowlist.c src/proxy/rules.c src/proxy/model-fence.c \
+		src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
+	$(BUILD)/fuzz/fuzz-services -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		tests/fuzz/corpus/services
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		-Isrc/base -Isrc/proxy -o $(BUILD)/fuzz/fuzz-leak tests/fuzz/fuzz-leak.c src/proxy/leak.c
 	$(BUILD)/fuzz/fuzz-leak -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/leak
