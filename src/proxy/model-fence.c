@@ -50,11 +50,16 @@ static bool
 beta_harmless(const char *v, size_t len)
 {
 	static const char *const known[] = {
-	    "prompt-caching-2024-07-31",         "token-efficient-tools-2025-02-19",
-	    "interleaved-thinking-2025-05-14",   "output-128k-2025-02-19",
-	    "fine-grained-tool-streaming-2025-05-14", "extended-cache-ttl-2025-04-11",
-	    "context-1m-2025-08-07",             "context-management-2025-06-27",
-	    "claude-code-20250219",              "max-tokens-3-5-sonnet-2024-07-15",
+	    "prompt-caching-2024-07-31",
+	    "token-efficient-tools-2025-02-19",
+	    "interleaved-thinking-2025-05-14",
+	    "output-128k-2025-02-19",
+	    "fine-grained-tool-streaming-2025-05-14",
+	    "extended-cache-ttl-2025-04-11",
+	    "context-1m-2025-08-07",
+	    "context-management-2025-06-27",
+	    "claude-code-20250219",
+	    "max-tokens-3-5-sonnet-2024-07-15",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
 		if (strlen(known[i]) == len && strncmp(known[i], v, len) == 0)
@@ -97,8 +102,9 @@ model_fence_head(const struct model_fence *f, const struct request *r, char *rea
 	for (size_t i = 0; i < ARRAY_SIZE(endpoints) && !ok; i++) {
 		size_t n = strlen(endpoints[i].path);
 		ok = strcmp(r->method, endpoints[i].method) == 0 &&
-		     (endpoints[i].prefix ? plen > n && strncmp(r->path, endpoints[i].path, n) == 0
-		                          : plen == n && strncmp(r->path, endpoints[i].path, n) == 0);
+		     (endpoints[i].prefix
+		          ? plen > n && strncmp(r->path, endpoints[i].path, n) == 0
+		          : plen == n && strncmp(r->path, endpoints[i].path, n) == 0);
 	}
 	if (!ok) {
 		char what[160];
@@ -148,7 +154,8 @@ check_tools(const struct model_fence *f, json_t *tools, char *reason, size_t siz
 			continue; /* a custom tool: the agent runs it, inside */
 		const char *name = json_string_value(type);
 		if (!name)
-			return refuse(reason, size, "model API: %s", "a tool's type is not a string");
+			return refuse(reason, size, "model API: %s",
+			              "a tool's type is not a string");
 		if (strcmp(name, "custom") == 0 || strcmp(name, "function") == 0)
 			continue;
 		if (!fence_allows(f, name))
@@ -161,8 +168,8 @@ check_tools(const struct model_fence *f, json_t *tools, char *reason, size_t siz
 }
 
 int
-model_fence_body(const struct model_fence *f, const struct request *r, const char *body,
-                 size_t len, char *reason, size_t size)
+model_fence_body(const struct model_fence *f, const struct request *r, const char *body, size_t len,
+                 char *reason, size_t size)
 {
 	if (strcmp(r->method, "GET") == 0)
 		return len == 0 ? 0 : refuse(reason, size, "model API: %s", "a GET with a body");

@@ -194,8 +194,6 @@ origin_url(struct request *r, const char *target, char *buf, size_t size)
 				return fail(r, "more than one Host header");
 			host = request_header_value(r, i);
 		}
-	if (r->is_connect || target[0] != '/')
-		return fail(r, "expected an origin-form request (GET /path) on this port");
 	if (!host)
 		return fail(r, "no Host header");
 	size_t hlen = strcspn(host, ":");
@@ -220,7 +218,7 @@ request_target(struct request *r)
 	snprintf(r->method, sizeof(r->method), "%s", http_method_str(r->parser.method));
 	if (r->arena_used == 0)
 		return fail(r, "no request target");
-	if (r->origin_form) {
+	if (r->origin_form && url[0] == '/') { /* an absolute URL is a proxy request, as on 3128 */
 		if (origin_url(r, url, origin, sizeof(origin)) < 0)
 			return -EINVAL;
 		url = origin;

@@ -63,12 +63,17 @@ rules_path_check(const char *path, const char **ret_why)
 		}
 		if (c == '%' && i + 2 < end) {
 			char hex[3] = {path[i + 1], path[i + 2], 0};
-			if (strcasecmp(hex, "2e") == 0 || strcasecmp(hex, "2f") == 0 ||
-			    strcasecmp(hex, "5c") == 0 || strcasecmp(hex, "25") == 0) {
-				*ret_why = "an encoded dot, slash, backslash or percent sign in the "
-				           "path";
-				return -EINVAL;
-			}
+			/* Also NUL, and the overlong UTF-8 lead bytes C0/C1 that lax decoders
+			 * turn into "." or "/" ("%c0%ae"). */
+			static const char *const refused[] = {"2e", "2f", "5c", "25",
+			                                      "00", "c0", "c1"};
+			for (size_t k = 0; k < ARRAY_SIZE(refused); k++)
+				if (strcasecmp(hex, refused[k]) == 0) {
+					*ret_why =
+					    "an encoded dot, slash, backslash, percent sign, NUL "
+					    "or overlong byte in the path";
+					return -EINVAL;
+				}
 		}
 		if (c != '/')
 			continue;
@@ -178,7 +183,8 @@ rules_parse_entry(struct allowlist *a, const char *spec, struct allow_rule *ret_
 			const char *p = json_string_value(v);
 			if (!p || strpbrk(p, "?#") || rules_path_check(p, ret_why) < 0) {
 				if (!p || strpbrk(p, "?#"))
-					*ret_why = "a path prefix is a string beginning with / (no query)";
+					*ret_why =
+					    "a path prefix is a string beginning with / (no query)";
 				return -EINVAL;
 			}
 			if (add_text(a, p, &a->paths[a->n_paths + rr.n_paths]) < 0) {
@@ -232,8 +238,8 @@ rules_allow(const struct allowlist *a, const struct request_rules *rr, const cha
 		}
 		if (!ok) {
 			size_t n = strcspn(path, "?#");
-			snprintf(reason, size, "path %.*s is not allowed here", (int)(n < 120 ? n : 120),
-			         path);
+			snprintf(reason, size, "path %.*s is not allowed here",
+			         (int)(n < 120 ? n : 120), path);
 			return false;
 		}
 	}
@@ -264,10 +270,11 @@ rules_judge(const struct allowlist *a, const char *method, const char *host, enu
 			return 0; /* a plain entry: anything to this host and port */
 		if (!path_and_query) {
 			if (!why_set)
-				snprintf(ret->reason, sizeof(ret->reason),
-				         "%s:%u has request rules: a tunnel to it could not be judged "
-				         "(use http:// or GET https:// through the proxy)",
-				         host, port);
+				snprintf(
+				    ret->reason, sizeof(ret->reason),
+				    "%s:%u has request rules: a tunnel to it could not be judged "
+				    "(use http:// or GET https:// through the proxy)",
+				    host, port);
 			why_set = true;
 			continue;
 		}
@@ -283,6 +290,7 @@ rules_judge(const struct allowlist *a, const char *method, const char *host, enu
 		why_set = true;
 	}
 	if (!matched)
-		snprintf(ret->reason, sizeof(ret->reason), "%s:%u is not in the allowlist", host, port);
+		snprintf(ret->reason, sizeof(ret->reason), "%s:%u is not in the allowlist", host,
+		         port);
 	return -EACCES;
 }

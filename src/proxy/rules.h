@@ -13,8 +13,9 @@
  * is refused: its requests would be invisible.
  *
  * Paths are compared as sent, never resolved: a path with a "." or ".." segment, a doubled
- * slash, a backslash, or a percent-encoded dot, slash or backslash is refused outright, since
- * servers disagree about what such a path means and the prefix test would mean nothing.
+ * slash, a backslash, or a percent-encoded dot, slash, backslash, percent sign, NUL or
+ * overlong UTF-8 lead byte (%c0, %c1) is refused outright, since servers disagree about
+ * what such a path means and the prefix test would mean nothing.
  */
 #ifndef CLAWBOX_RULES_H
 #define CLAWBOX_RULES_H
@@ -29,8 +30,8 @@
 
 /* What rules_judge() decided, and the limits of the entry that allowed the request. */
 struct rule_verdict {
-	uint64_t max_body;     /* 0: no cap of the entry's (the proxy's own still holds) */
-	uint64_t max_response; /* 0: none */
+	uint64_t max_body;             /* 0: no cap of the entry's (the proxy's own still holds) */
+	uint64_t max_response;         /* 0: none */
 	char reason[RULES_REASON_MAX]; /* why, when refused */
 };
 

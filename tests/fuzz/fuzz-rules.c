@@ -38,15 +38,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	memset(&a, 0, sizeof(a));
 	(void)allowlist_add(&a, buf, &why);
-	(void)allowlist_add(&a, "{\"host\":\"fuzz.test\",\"paths\":[\"/a/\"],\"methods\":[\"GET\"]}",
-	                    &why);
+	(void)allowlist_add(
+	    &a, "{\"host\":\"fuzz.test\",\"paths\":[\"/a/\"],\"methods\":[\"GET\"]}", &why);
 
 	/* "METHOD PATH\n" then the body. */
 	char method[16] = "GET", path[REQUEST_PATH_MAX] = "/";
 	const char *nl = strchr(rest, '\n');
 	size_t head = nl ? (size_t)(nl - rest) : strlen(rest);
 	const char *sp = memchr(rest, ' ', head);
-	if (sp && (size_t)(sp - rest) < sizeof(method) && head - (size_t)(sp - rest) - 1 < sizeof(path)) {
+	if (sp && (size_t)(sp - rest) < sizeof(method) &&
+	    head - (size_t)(sp - rest) - 1 < sizeof(path)) {
 		snprintf(method, sizeof(method), "%.*s", (int)(sp - rest), rest);
 		snprintf(path, sizeof(path), "%.*s", (int)(head - (size_t)(sp - rest) - 1), sp + 1);
 	}

@@ -364,6 +364,17 @@ check "daemon: the run's proxy gets the group's caps" \
 check "daemon: ...the rule object and the allowed model tool" \
 	sh -c "grep -q '\"paths\":\\[\"/repos/ana/\"\\]' '$WORK/dproxy.args' && grep -qx web_search '$WORK/dproxy.args'"
 kill -TERM $SPID; wait $SPID 2>/dev/null; SPID=
+# Node's fetch, with no proxy support, against the fake model (the real Messages API shape).
+R_KEY=$DKEY "$CLAWBOX" run --model-upstream "http://127.0.0.1:$(cat "$WORK/mport")" \
+	--model-key-env R_KEY -- node -e '
+	fetch("http://model.clawbox.internal/v1/messages", {method: "POST",
+		headers: {"content-type": "application/json", "anthropic-version": "2023-06-01"},
+		body: JSON.stringify({model: "m", max_tokens: 16,
+			messages: [{role: "user", content: "hello from node"}]})})
+	.then(r => r.json()).then(j => console.log("node:", j.content[0].text))
+	.catch(e => console.log("node failed:", e.cause || e))' >"$WORK/out" 2>&1 </dev/null
+check "no proxy: Node's fetch gets the fake model's answer, the key added on the way" \
+	sh -c "grep -q 'node: echo: hello from node' '$WORK/out' && tail -n 1 '$WORK/fake.log' | grep -q '\"ok\":true'"
 daemon_config ', "allow": [{"host": "api.github.com", "paths": ["/a/../b"]}]'
 "$CLAWBOX" serve --config "$WORK/daemon.json" >"$WORK/out" 2>"$WORK/err" </dev/null
 check "daemon: a bad rule object stops the start, naming the group (exit $?)" \
@@ -374,10 +385,10 @@ check "daemon: a bad cap is a configuration error naming the key" grep -q 'group
 
 # ---- the proxy confines itself ----
 "$CLAWBOX" run "${MODEL[@]}" --allow "127.0.0.1:$WEB" -- sh -c \
-	"sleep 2; curl -s -S --max-time 5 --noproxy '' -x http://127.0.0.1:3128 http://127.0.0.1:$WEB/after-confine; curl -s -S --max-time 5 -X POST -d '{}' http://model.clawbox.internal/v1/messages" \
+	"sleep 3; curl -s -S --max-time 5 --noproxy '' -x http://127.0.0.1:3128 http://127.0.0.1:$WEB/after-confine; curl -s -S --max-time 5 -X POST -d '{}' http://model.clawbox.internal/v1/messages" \
 	>"$WORK/conf.out" 2>&1 </dev/null &
 launcher=$!
-wait_until 5 proxy_of $launcher >/dev/null
+wait_until 10 proxy_of $launcher >/dev/null
 pp=$(proxy_of $launcher)
 check "confinement: the proxy runs under a seccomp filter and no_new_privs" \
 	wait_until 3 sh -c "grep -q '^Seccomp:[[:space:]]*2' /proc/$pp/status && grep -q '^NoNewPrivs:[[:space:]]*1' /proc/$pp/status"
