@@ -538,8 +538,8 @@ intercept_transparent(struct conn *c)
 		return;
 	}
 	SSL_set_ex_data(ssl, conn_index, c);
-	/* The ClientHello is already in the socket bufferevent's input: TLS goes on as a filter
-	 * over it, which reads from there first. */
+	/* TLS as a filter over the socket's bufferevent, which may have read the ClientHello
+	 * already: the filter reads from its input first. */
 	struct bufferevent *under = c->client;
 	struct bufferevent *tls = bufferevent_openssl_filter_new(
 	    px->base, under, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);

@@ -26,9 +26,9 @@ void intercept_free(struct intercept *ic);
 /* The CONNECT to a service host is decided and its address checked: take the tunnel over. */
 void intercept_start(struct conn *c);
 
-/* A connection that begins with a TLS record (HTTPS to a service's name from a client that
- * uses no proxy, through init's port 443): its SNI names the destination, which must be a
- * service's host; otherwise the handshake fails. */
+/* A connection made to the sandbox's port 443 (HTTPS to a service's name from a client that
+ * uses no proxy): the proxy is its TLS server; its SNI names the destination, which must be
+ * a service's host, or the handshake fails. */
 void intercept_transparent(struct conn *c);
 
 /* A transparent connection's address passed the SSRF guard. */

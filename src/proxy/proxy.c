@@ -727,13 +727,6 @@ client_read(struct bufferevent *bev, void *arg)
 		size_t avail = evbuffer_get_length(in);
 		size_t take = avail > 65536 ? 65536 : avail, used = 0;
 		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
-		/* A TLS record where a request line should be: HTTPS from a client that uses no
-		 * proxy, to a service's name (init's port 443). No request line begins so. */
-		if (c->state == ST_HEAD && !c->intercepted && c->req.head_bytes == 0 &&
-		    data[0] == 0x16) {
-			intercept_transparent(c);
-			return;
-		}
 		enum request_status st = request_feed(&c->req, data, take, &used);
 		evbuffer_drain(in, used);
 		if (!conn_count_bytes(c, used, true)) {
@@ -866,7 +859,7 @@ conn_new(struct proxy *px, int fd)
 	c->req.body_ctx = c;
 	/* Which port of the sandbox's it was made to: 80 is for clients without a proxy
 	 * (http://model.clawbox.internal/ through its /etc/hosts), origin-form requests. */
-	struct sockaddr_in local;
+	struct sockaddr_in local = {0};
 	socklen_t local_len = sizeof(local);
 	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
 	    local.sin_family == AF_INET && ntohs(local.sin_port) == 80)
@@ -874,6 +867,13 @@ conn_new(struct proxy *px, int fd)
 	if (px->n_conns > px->cfg->max_connections) {
 		conn_refuse(c, 503, "deny", "more than %u connections at once",
 		            px->cfg->max_connections);
+		return;
+	}
+	/* 443: HTTPS from a client that uses no proxy, to a service's name (services.h): the
+	 * proxy is the TLS server, the SNI names the destination. */
+	if (local_len == sizeof(local) && local.sin_family == AF_INET &&
+	    ntohs(local.sin_port) == 443) {
+		intercept_transparent(c);
 		return;
 	}
 	struct timeval t = {.tv_sec = px->cfg->head_timeout_s};
