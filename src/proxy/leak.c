@@ -162,6 +162,11 @@ leak_scan(const struct leak_set *s, int dest, const void *data, size_t len)
 		const struct leak_pattern *p = &s->p[i];
 		if (p->owner == dest || p->len > len)
 			continue;
+		/* The model sees what the agent saw, placeholders included (a tool's output of
+		 * `env`): one is no secret, and refusing it would end the conversation for good,
+		 * since it stays in the transcript. Secrets are refused there as anywhere. */
+		if (dest == LEAK_OWNER_MODEL && p->form[0] == 'p' && strcmp(p->form, "placeholder") == 0)
+			continue;
 		if (memmem(data, len, p->bytes, p->len))
 			return p;
 	}

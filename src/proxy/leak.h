@@ -51,7 +51,8 @@ int leak_set_add_secret(struct leak_set *s, int owner, const char *label, const 
 int leak_set_add_literal(struct leak_set *s, int owner, const char *label, const char *form,
                          const void *text, size_t len);
 
-/* The first pattern not owned by dest found in data, or NULL. */
+/* The first pattern not owned by dest found in data, or NULL. To the model upstream
+ * (LEAK_OWNER_MODEL) placeholders may go: only secrets count there. */
 const struct leak_pattern *leak_scan(const struct leak_set *s, int dest, const void *data,
                                      size_t len);
 

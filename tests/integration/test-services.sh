@@ -298,8 +298,8 @@ KEY=sk-ant-test-ModelKey-777777
 cat >"$WORK/scenario.json" <<JSON
 {"turns": [
  {"reply": {"tool_calls": [{"id": "t1", "name": "bash", "input": {"command":
-   "curl -sS --max-time 20 -H \\"Authorization: Bearer \$SVC_TOKEN\\" https://api.svc.test:$SP/agent"}}]}},
- {"expect": {"last_contains": ["auth: ok"]}, "reply": {"text": "the service knew me"}}
+   "echo token=\$SVC_TOKEN; curl -sS --max-time 20 -H \\"Authorization: Bearer \$SVC_TOKEN\\" https://api.svc.test:$SP/agent"}}]}},
+ {"expect": {"last_contains": ["auth: ok", "token=clawbox-placeholder-svc-"]}, "reply": {"text": "the service knew me"}}
 ]}
 JSON
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" \
@@ -314,7 +314,7 @@ mkdir -p "$WORK/ws"
 	"call the service" >"$WORK/out" 2>"$WORK/err" </dev/null)
 check "ask --service: the agent's curl reached the service with the secret" \
 	grep -qxF "header: Authorization: Bearer $SECRET" "$WORK/svc.log"
-check "... and the model saw the service's answer, never the secret" \
+check "... and the model saw the service's answer and the placeholder, never the secret" \
 	sh -c "grep -q 'the service knew me' '$WORK/out' && ! grep -q '\"ok\": *false' '$WORK/model.log'"
 export MODEL_KEY=$KEY
 sbx --model-upstream "http://127.0.0.1:$(cat "$WORK/mport")" --model-key-env MODEL_KEY \
