@@ -49,8 +49,8 @@ pass_fd(int sock, int fd)
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int))];
 	} u;
-	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
-	                   .msg_controllen = sizeof(u.b)};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof(u.b)};
 	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
 	h->cmsg_level = SOL_SOCKET;
 	h->cmsg_type = SCM_RIGHTS;
@@ -127,8 +127,8 @@ https_get(SSL_CTX *ctx, int fd, const char *path)
 		exit(1);
 	}
 	char req[256];
-	snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-	         path);
+	snprintf(req, sizeof(req),
+	         "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
 	SSL_write(ssl, req, (int)strlen(req));
 	static char buf[1 << 16];
 	size_t total = 0;
@@ -185,8 +185,8 @@ main(int argc, char **argv)
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(sp[1], 3);
-		execl(proxy, proxy, "--allow", a1, "--allow", a2, "--service", svc, "--ca-dir", cadir,
-		      "--fetch-ca-file", testca, (char *)NULL);
+		execl(proxy, proxy, "--allow", a1, "--allow", a2, "--service", svc, "--ca-dir",
+		      cadir, "--fetch-ca-file", testca, (char *)NULL);
 		_exit(127);
 	}
 	close(sp[1]);

@@ -83,13 +83,15 @@ add_internal_names(struct proxy_command *cmd, json_t *hosts)
 {
 	size_t i;
 	json_t *h;
-	json_array_foreach(hosts, i, h) {
+	json_array_foreach(hosts, i, h)
+	{
 		const char *s = json_string_value(h);
 		if (!s || s[0] == '*' || s[0] == '[' || cmd->n_internal >= INTERNAL_NAMES_MAX)
 			continue;
 		size_t len = strcspn(s, ":");
 		if ((s[len] == ':' && strcmp(s + len, ":443") != 0) || len == 0 || len >= 254 ||
-		    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") < len ||
+		    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") <
+		        len ||
 		    strspn(s, "0123456789.") == len)
 			continue;
 		snprintf(cmd->internal_buf[cmd->n_internal], sizeof(cmd->internal_buf[0]), "%.*s",
@@ -136,7 +138,8 @@ net_setup_services(struct sandbox_spec *spec, const struct net_options *net,
 			return r;
 		const char *name = json_get_str(o, "name");
 		const char *env = json_get_str(o, "placeholder_env");
-		if (!name || !name[0] || strlen(name) > 32 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(name))
+		if (!name || !name[0] || strlen(name) > 32 ||
+		    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(name))
 			return log_error("--service: \"name\" must be 1-32 of a-z, 0-9 and -"),
 			       -EINVAL;
 		if (json_object_get(o, "placeholder"))
@@ -144,8 +147,9 @@ net_setup_services(struct sandbox_spec *spec, const struct net_options *net,
 			                 name),
 			       -EINVAL;
 		if (json_object_get(o, "placeholder_env") && (!env || !valid_env_name(env)))
-			return log_error("--service %s: \"placeholder_env\" must be a variable name",
-			                 name),
+			return log_error(
+			           "--service %s: \"placeholder_env\" must be a variable name",
+			           name),
 			       -EINVAL;
 		unsigned char rnd[16];
 		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -190,7 +194,8 @@ net_setup_services(struct sandbox_spec *spec, const struct net_options *net,
 	const char *why = NULL;
 	r = sandbox_spec_add_mount(spec, cmd->bundle_mount, &why);
 	if (r < 0)
-		return log_error("--service: cannot mount %s: %s", bundle, why ? why : strerror(-r)),
+		return log_error("--service: cannot mount %s: %s", bundle,
+		                 why ? why : strerror(-r)),
 		       r;
 	static const char *const env[] = {
 	    "SSL_CERT_FILE=" BUNDLE_INSIDE,      "NODE_EXTRA_CA_CERTS=" BUNDLE_INSIDE,

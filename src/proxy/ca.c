@@ -81,8 +81,8 @@ make_ca(EVP_PKEY *key)
 	bool ok = X509_set_version(c, 2) && random_serial(c) == 0 &&
 	          X509_gmtime_adj(X509_getm_notBefore(c), -3600) &&
 	          X509_gmtime_adj(X509_getm_notAfter(c), 10L * 365 * 24 * 3600) &&
-	          X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"clawbox",
-	                                     -1, -1, 0) &&
+	          X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+	                                     (const unsigned char *)"clawbox", -1, -1, 0) &&
 	          X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn,
 	                                     -1, -1, 0) &&
 	          X509_set_issuer_name(c, name) && X509_set_pubkey(c, key) &&
@@ -105,7 +105,8 @@ write_file(const char *dir, const char *name, const void *data, size_t len, mode
 	char tmp[4096], path[4096];
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.%d", dir, name, (int)getpid());
-	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	_cleanup_close_ int fd =
+	    open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return NEG_ERRNO();
 	if (write_all(fd, data, len) < 0 || fsync(fd) < 0 || rename(tmp, path) < 0) {
@@ -242,7 +243,8 @@ ca_load(const char *dir, struct ca **ret, const char **why)
 		fclose(f);
 	}
 	ca->leaf_key = new_key();
-	if (!ca->key || !ca->cert || !ca->leaf_key || X509_check_private_key(ca->cert, ca->key) != 1) {
+	if (!ca->key || !ca->cert || !ca->leaf_key ||
+	    X509_check_private_key(ca->cert, ca->key) != 1) {
 		*why = "cannot load the CA (ca.key and ca.crt must match)";
 		ca_free(ca);
 		return -EINVAL;

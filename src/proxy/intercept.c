@@ -35,9 +35,9 @@
 
 struct intercept {
 	struct ca *ca;
-	SSL_CTX *server; /* towards the sandbox */
+	SSL_CTX *server;     /* towards the sandbox */
 	SSL_CTX *server_sni; /* the same, choosing the certificate by SNI (transparent) */
-	SSL_CTX *client; /* towards the real service, verifying it */
+	SSL_CTX *client;     /* towards the real service, verifying it */
 	/* The last TLS session of each service host:port, to resume: a full handshake with
 	 * certificate verification costs more than half a millisecond, on every request (the
 	 * proxy makes one connection per request). Only a session that was verified for that
@@ -395,8 +395,10 @@ intercept_decide(struct conn *c)
 		return;
 	}
 	if (v.max_body && v.max_body < r->max_body) {
-		if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > v.max_body) {
-			conn_refuse(c, 413, "deny", "the request body is over this host's max_body");
+		if (r->parser.content_length != ULLONG_MAX &&
+		    r->parser.content_length > v.max_body) {
+			conn_refuse(c, 413, "deny",
+			            "the request body is over this host's max_body");
 			return;
 		}
 		r->max_body = v.max_body;
@@ -407,7 +409,8 @@ intercept_decide(struct conn *c)
 		return;
 	}
 	if (request_expects_continue(r))
-		evbuffer_add_printf(bufferevent_get_output(c->client), "HTTP/1.1 100 Continue\r\n\r\n");
+		evbuffer_add_printf(bufferevent_get_output(c->client),
+		                    "HTTP/1.1 100 Continue\r\n\r\n");
 	c->body = evbuffer_new();
 	if (!c->body) {
 		conn_refuse(c, 502, "error", "out of memory");

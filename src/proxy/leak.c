@@ -109,8 +109,7 @@ leak_set_add_literal(struct leak_set *s, int owner, const char *label, const cha
 }
 
 int
-leak_set_add_secret(struct leak_set *s, int owner, const char *label, const void *secret,
-                    size_t n)
+leak_set_add_secret(struct leak_set *s, int owner, const char *label, const void *secret, size_t n)
 {
 	const unsigned char *sec = secret;
 	int r = leak_set_add_literal(s, owner, label, "raw", secret, n);
@@ -165,7 +164,8 @@ leak_scan(const struct leak_set *s, int dest, const void *data, size_t len)
 		/* The model sees what the agent saw, placeholders included (a tool's output of
 		 * `env`): one is no secret, and refusing it would end the conversation for good,
 		 * since it stays in the transcript. Secrets are refused there as anywhere. */
-		if (dest == LEAK_OWNER_MODEL && p->form[0] == 'p' && strcmp(p->form, "placeholder") == 0)
+		if (dest == LEAK_OWNER_MODEL && p->form[0] == 'p' &&
+		    strcmp(p->form, "placeholder") == 0)
 			continue;
 		if (memmem(data, len, p->bytes, p->len))
 			return p;

@@ -64,8 +64,8 @@ struct leak_stream {
 
 /* Scans the next chunk, patterns spanning the previous chunks included. -ENOMEM, 0 clean,
  * 1 with *ret_hit set. */
-int leak_stream_feed(struct leak_stream *st, const struct leak_set *s, int dest,
-                     const void *data, size_t len, const struct leak_pattern **ret_hit);
+int leak_stream_feed(struct leak_stream *st, const struct leak_set *s, int dest, const void *data,
+                     size_t len, const struct leak_pattern **ret_hit);
 void leak_stream_done(struct leak_stream *st);
 
 #endif

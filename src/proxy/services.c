@@ -57,9 +57,9 @@ json_decrefp_(json_t **j)
 int
 services_add(struct services *s, const char *text, const char **why)
 {
-	static const char *const known[] = {"name",   "hosts",           "secret_env",
+	static const char *const known[] = {"name",        "hosts",      "secret_env",
 	                                    "secret_file", "header",     "placeholder_env",
-	                                    "query",  "placeholder"};
+	                                    "query",       "placeholder"};
 	json_error_t err;
 	__attribute__((cleanup(json_decrefp_))) json_t *o = json_loads(text, 0, &err);
 	if (!json_is_object(o)) {
@@ -68,7 +68,8 @@ services_add(struct services *s, const char *text, const char **why)
 	}
 	const char *key;
 	json_t *val;
-	json_object_foreach(o, key, val) {
+	json_object_foreach(o, key, val)
+	{
 		bool ok = false;
 		for (size_t i = 0; i < ARRAY_SIZE(known); i++)
 			ok |= strcmp(key, known[i]) == 0;
@@ -105,7 +106,8 @@ services_add(struct services *s, const char *text, const char **why)
 	if (!sv->hosts)
 		return -ENOMEM;
 	size_t i;
-	json_array_foreach(hosts, i, val) {
+	json_array_foreach(hosts, i, val)
+	{
 		const char *h = json_string_value(val);
 		int r = h ? allowlist_add(sv->hosts, h, why) : -EINVAL;
 		if (!h)
@@ -358,12 +360,14 @@ services_rewrite_query(const struct services *s, int svc, struct request *r)
 		const char *amp = strchr(p, '&');
 		size_t plen_all = amp ? (size_t)(amp - p) : strlen(p);
 		size_t nlen = strlen(sv->query_param);
-		bool swap = sv->query_any || (plen_all > nlen && strncmp(p, sv->query_param, nlen) == 0 &&
-		                              p[nlen] == '=');
+		bool swap =
+		    sv->query_any ||
+		    (plen_all > nlen && strncmp(p, sv->query_param, nlen) == 0 && p[nlen] == '=');
 		const char *seg = p, *seg_end = p + plen_all;
 		while (seg < seg_end) {
-			const char *m = swap ? memmem(seg, (size_t)(seg_end - seg), sv->placeholder, plen)
-			                     : NULL;
+			const char *m =
+			    swap ? memmem(seg, (size_t)(seg_end - seg), sv->placeholder, plen)
+			         : NULL;
 			size_t lit = m ? (size_t)(m - seg) : (size_t)(seg_end - seg);
 			if (k + lit + 2 > sizeof(out))
 				return -E2BIG;

@@ -28,8 +28,8 @@
 #include "leak.h"
 #include "request.h"
 
-#define SERVICES_MAX        16
-#define SERVICE_NAME_MAX    32
+#define SERVICES_MAX            16
+#define SERVICE_NAME_MAX        32
 #define SERVICE_PLACEHOLDER_MAX 96
 
 struct service {

@@ -62,7 +62,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = evbuffer_get_length(out);
 	const char *text = (const char *)evbuffer_pullup(out, -1);
 	for (size_t i = 0; i < r.n_headers; i++)
-		if (strcmp(request_header_value(&r, i), PH) == 0 && n && !memmem(text, n, secret, strlen(secret)))
+		if (strcmp(request_header_value(&r, i), PH) == 0 && n &&
+		    !memmem(text, n, secret, strlen(secret)))
 			abort(); /* a placeholder alone in a value must have become the secret */
 	evbuffer_free(out);
 	return 0;
