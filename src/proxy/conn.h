@@ -88,6 +88,7 @@ struct conn {
 	 * destination (the request inside is read into req again); the body's leak scan. */
 	int svc;
 	bool intercepted;
+	bool swap;         /* the secret of c->svc goes into this request (TLS, or a named port) */
 	bool transparent;  /* intercepted from its SNI (init's port 443), not a CONNECT */
 	bool addr_ready;   /* c->addr is resolved and checked */
 	bool connect_pending; /* the request inside waits for addr_ready */

@@ -404,6 +404,7 @@ intercept_decide(struct conn *c)
 		r->max_body = v.max_body;
 	}
 	c->max_response = v.max_response;
+	c->swap = true; /* over TLS, verified */
 	if (services_rewrite_query(px->cfg->services, c->svc, r) < 0) {
 		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
 		return;

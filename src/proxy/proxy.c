@@ -324,7 +324,7 @@ send_request_head(struct conn *c)
 		evbuffer_add_printf(out, "Host: %s%s%s:%u\r\n", open, r->host, close, r->port);
 	/* A service's host gets its secret in place of the placeholder (services.h). */
 	if (c->px->cfg->services)
-		services_write_headers(c->px->cfg->services, c->svc, r, out);
+		services_write_headers(c->px->cfg->services, c->swap ? c->svc : -1, r, out);
 	else
 		for (size_t i = 0; i < r->n_headers; i++)
 			if (!request_hop_by_hop(request_header_name(r, i)))
@@ -663,8 +663,11 @@ decide(struct conn *c)
 		r->max_body = v.max_body;
 	}
 	c->max_response = v.max_response;
-	if (c->svc >= 0 && !r->is_connect &&
-	    services_rewrite_query(c->px->cfg->services, c->svc, r) < 0) {
+	/* The secret never crosses the network in clear text unless the service named the
+	 * port (a local server): plain HTTP to api.github.com keeps its placeholder. */
+	c->swap = c->svc >= 0 && !r->is_connect &&
+	          services_plain_ok(c->px->cfg->services, c->svc, r->host, r->kind, r->port);
+	if (c->swap && services_rewrite_query(c->px->cfg->services, c->svc, r) < 0) {
 		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
 		return;
 	}

@@ -30,6 +30,7 @@ services_done(struct services *s)
 			explicit_bzero(s->v[i].secret, s->v[i].secret_len);
 		free(s->v[i].secret);
 		free(s->v[i].hosts);
+		free(s->v[i].plain_hosts);
 	}
 	leak_set_done(&s->leaks);
 	s->n = 0;
@@ -103,16 +104,24 @@ services_add(struct services *s, const char *text, const char **why)
 		return -EINVAL;
 	}
 	sv->hosts = calloc(1, sizeof(*sv->hosts));
-	if (!sv->hosts)
+	sv->plain_hosts = calloc(1, sizeof(*sv->plain_hosts));
+	if (!sv->hosts || !sv->plain_hosts) {
+		free(sv->hosts);
+		free(sv->plain_hosts);
 		return -ENOMEM;
+	}
 	size_t i;
 	json_array_foreach(hosts, i, val)
 	{
 		const char *h = json_string_value(val);
-		int r = h ? allowlist_add(sv->hosts, h, why) : -EINVAL;
-		if (!h)
-			*why = "\"hosts\" must be strings";
+		int r = h && h[0] != '{' ? allowlist_add(sv->hosts, h, why) : -EINVAL;
+		if (r == -EINVAL && (!h || h[0] == '{'))
+			*why = "\"hosts\" must be HOST[:PORT] strings";
 		if (r < 0)
+			goto fail;
+		/* A port named: plain HTTP there may carry the secret too (a local service). */
+		if (sv->hosts->rules[sv->hosts->n - 1].port != 0 &&
+		    (r = allowlist_add(sv->plain_hosts, h, why)) < 0)
 			goto fail;
 	}
 
@@ -205,6 +214,7 @@ fail:
 	r = -EINVAL;
 fail_r:
 	free(sv->hosts);
+	free(sv->plain_hosts);
 	if (sv->secret)
 		explicit_bzero(sv->secret, sv->secret_len);
 	free(sv->secret);
@@ -224,6 +234,13 @@ int
 services_add_model_key(struct services *s, const char *key)
 {
 	return leak_set_add_secret(&s->leaks, LEAK_OWNER_MODEL, "model-key", key, strlen(key));
+}
+
+bool
+services_plain_ok(const struct services *s, int svc, const char *host, enum host_kind kind,
+                  uint16_t port)
+{
+	return svc >= 0 && allowlist_match(s->v[svc].plain_hosts, host, kind, port);
 }
 
 int

@@ -34,7 +34,8 @@
 
 struct service {
 	char name[SERVICE_NAME_MAX + 1];
-	struct allowlist *hosts; /* allocated: an allowlist is large */
+	struct allowlist *hosts;       /* allocated: an allowlist is large */
+	struct allowlist *plain_hosts; /* those of hosts that name a port */
 	char *secret;
 	size_t secret_len;
 	char header_name[64];   /* "" : none added */
@@ -65,6 +66,12 @@ int services_add_model_key(struct services *s, const char *key);
 
 /* The index of the service whose hosts name host:port, or -1. */
 int services_match(const struct services *s, const char *host, enum host_kind kind, uint16_t port);
+
+/* Whether plain HTTP to host:port may carry service svc's secret: only where the service named
+ * that port ("127.0.0.1:8080", a local server). Elsewhere (a name alone: 443 and 80) the
+ * secret goes over TLS only, and plain HTTP keeps the placeholder. */
+bool services_plain_ok(const struct services *s, int svc, const char *host, enum host_kind kind,
+                       uint16_t port);
 
 /* Scans the request's target, path and every header for leaks to a destination owned by dest
  * (a service index or LEAK_OWNER_NONE). The hit, or NULL. */

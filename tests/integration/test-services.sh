@@ -83,7 +83,10 @@ ip netns exec "$NS" python3 "$TOP/tests/integration/svc-server.py" 198.51.100.2 
 	2>>"$WORK/server-errors" &
 PIDS+=($!)
 wait_until 10 test -s "$WORK/port.node"
-touch "$WORK/node.log"
+ip netns exec "$NS" "$HTTPD" 198.51.100.2 80 plain "$WORK/plain.log" >"$WORK/port.plain" 2>/dev/null &
+PIDS+=($!)
+wait_until 5 test -s "$WORK/port.plain"
+touch "$WORK/node.log" "$WORK/plain.log"
 # The namespace's own mount (/run/netns) is ours, not a sandbox's.
 HOST_MOUNTS_BEFORE=$(wc -l </proc/self/mountinfo)
 
@@ -174,6 +177,7 @@ fetch("https://node.svc.test/node", {headers: {authorization: "Bearer " + proces
   .then(r => r.text()).then(t => process.stdout.write(t))
   .catch(e => { console.log("error", e.cause || e); process.exit(1); })' \
 	>"$WORK/out" 2>"$WORK/err" </dev/null
+grep -q '^auth: ok' "$WORK/out" || sed 's/^/# /' "$WORK/out" "$WORK/err" "$WORK/server-errors"
 check "Node's fetch (no proxy, no preload): the placeholder arrived as the secret" \
 	grep -q '^auth: ok' "$WORK/out"
 check "... the server got 'Authorization: Bearer SECRET'" \
@@ -187,6 +191,22 @@ check "... audited as intercepted for service node" \
 check "inside, a service's name resolves to the sandbox's loopback" grep -qx '127.0.0.1' "$WORK/out"
 check "TLS on port 443 for a name that is no service's: the handshake fails" \
 	sh -c "grep -q 'curl: (35)' '$WORK/out' && tail -n 1 '$AUDIT' | grep -q 'which is no service.s host'"
+
+# Plain HTTP: the secret never crosses the network in clear text, unless the service named
+# the port (a local server).
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --ca-dir "$CADIR" --fetch-ca-file "$T/ca.crt" \
+	--service "$NODESVC" -- sh -c 'curl -sS --max-time 10 -o /dev/null -w "%{http_code}" \
+	-H "Authorization: Bearer $NODE_TOKEN" http://node.svc.test/plain' \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "plain HTTP to a service named without a port: passes, with the placeholder, not the secret" \
+	sh -c "test \"\$(cat '$WORK/out')\" = 200 && grep -q 'header: Authorization: Bearer clawbox-placeholder-node-' '$WORK/plain.log' && ! grep -qF -- '$SECRET' '$WORK/plain.log'"
+PLAINSVC="{\"name\":\"local\",\"hosts\":[\"other.test:$OP\"],\"secret_env\":\"SVC_SECRET\",\"placeholder_env\":\"LOCAL_TOKEN\"}"
+: >"$WORK/other.log"
+"$CLAWBOX" run --hosts "$HOSTS" --ca-dir "$CADIR" --allow "127.0.0.1:$OP" --service "$PLAINSVC" -- \
+	sh -c 'curl -sS --max-time 10 -o /dev/null -H "X-Token: $LOCAL_TOKEN" "http://other.test:'"$OP"'/local"' \
+	>"$WORK/out" 2>"$WORK/err" </dev/null
+check "plain HTTP to a port the service named (a local server): the secret is swapped in" \
+	grep -qxF "header: X-Token: $SECRET" "$WORK/other.log"
 
 # "header": added when the program sends none.
 : >"$WORK/bad.log"
