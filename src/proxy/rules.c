@@ -250,47 +250,51 @@ int
 rules_judge(const struct allowlist *a, const char *method, const char *host, enum host_kind kind,
             uint16_t port, const char *path_and_query, struct rule_verdict *ret)
 {
-	bool matched = false, why_set = false;
+	bool matched = false;
 	ret->max_body = ret->max_response = 0;
 	ret->reason[0] = '\0';
 
-	if (path_and_query) {
-		const char *why;
-		if (rules_path_check(path_and_query, &why) < 0) {
-			snprintf(ret->reason, sizeof(ret->reason), "%s", why);
-			return -EACCES;
-		}
-	}
+	/* A plain entry allows anything to its host and port, whatever the path says: the
+	 * strict spelling is for prefixes to mean something, and there are none to compare. */
 	for (size_t i = 0; i < a->n; i++) {
 		const struct allow_rule *r = &a->rules[i];
 		if (!allow_rule_matches(r, host, kind, port))
 			continue;
-		matched = true;
 		if (!r->rules)
-			return 0; /* a plain entry: anything to this host and port */
-		if (!path_and_query) {
-			if (!why_set)
-				snprintf(
-				    ret->reason, sizeof(ret->reason),
-				    "%s:%u has request rules: a tunnel to it could not be judged "
-				    "(use http:// or GET https:// through the proxy)",
-				    host, port);
-			why_set = true;
+			return 0;
+		matched = true;
+	}
+	if (!matched) {
+		snprintf(ret->reason, sizeof(ret->reason), "%s:%u is not in the allowlist", host,
+		         port);
+		return -EACCES;
+	}
+	/* Only entries with rules match. */
+	if (!path_and_query) {
+		snprintf(ret->reason, sizeof(ret->reason),
+		         "%s:%u has request rules: a tunnel to it could not be judged (use http:// "
+		         "or GET https:// through the proxy)",
+		         host, port);
+		return -EACCES;
+	}
+	const char *why;
+	if (rules_path_check(path_and_query, &why) < 0) {
+		snprintf(ret->reason, sizeof(ret->reason), "%s", why);
+		return -EACCES;
+	}
+	for (size_t i = 0; i < a->n; i++) {
+		const struct allow_rule *r = &a->rules[i];
+		if (!r->rules || !allow_rule_matches(r, host, kind, port))
 			continue;
-		}
 		const struct request_rules *rr = &a->req_rules[r->rules - 1];
-		char why[RULES_REASON_MAX];
-		if (rules_allow(a, rr, method, path_and_query, why, sizeof(why))) {
+		char one[RULES_REASON_MAX];
+		if (rules_allow(a, rr, method, path_and_query, one, sizeof(one))) {
 			ret->max_body = rr->max_body;
 			ret->max_response = rr->max_response;
 			return 0;
 		}
-		if (!why_set)
-			snprintf(ret->reason, sizeof(ret->reason), "%s", why);
-		why_set = true;
+		if (!ret->reason[0]) /* the first entry's reason: the one listed first */
+			snprintf(ret->reason, sizeof(ret->reason), "%s", one);
 	}
-	if (!matched)
-		snprintf(ret->reason, sizeof(ret->reason), "%s:%u is not in the allowlist", host,
-		         port);
 	return -EACCES;
 }

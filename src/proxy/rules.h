@@ -48,8 +48,9 @@ int rules_path_check(const char *path, const char **ret_why);
 /* Judges one request against the allowlist and its entries' rules: method as sent
  * ("GET"), host normalized (host_normalize), path_and_query in origin form, or NULL for a
  * CONNECT tunnel (then only an entry without rules allows it). An entry without rules
- * allows any request to its host and port; an entry with rules allows those that match
- * every rule it has; the request is allowed when some matching entry allows it.
+ * allows any request to its host and port (its path is not examined); an entry with rules
+ * allows those in the strict path spelling (rules_path_check) that match every rule it has;
+ * the request is allowed when some matching entry allows it.
  * Returns 0 (allowed; ret's limits are the allowing entry's) or -EACCES (ret->reason says
  * why, in one line fit for a header). Pure: no I/O, no allocation. */
 int rules_judge(const struct allowlist *a, const char *method, const char *host,

@@ -150,6 +150,9 @@ check "rules: a tunnel to a host with rules is refused (it could not be judged)"
 	sh -c "grep -q '403' '$WORK/out' && grep -q 'tunnel to it could not be judged' '$WORK/out'"
 inside --allow "$R" --allow "127.0.0.1:$WEB" -- "http://127.0.0.1:$WEB/repos/bob/plain"
 check "rules: a plain entry for the same host allows what the rules would not" status_is 200
+inside --allow "127.0.0.1:$WEB" -- --path-as-is "http://127.0.0.1:$WEB/@scope%2fname//x"
+check "rules: a plain entry's paths are not judged (npm's @scope%2fname passes)" \
+	sh -c "head -1 '$WORK/out' | grep -q '^HTTP/1.1 200' && grep -q '@scope%2fname//x' '$WORK/web.log'"
 
 B="{\"host\": \"127.0.0.1:$WEB\", \"max_body\": \"1K\", \"max_response\": \"1M\"}"
 head -c 4096 /dev/zero | tr '\0' a >"$WORK/4k"

@@ -124,6 +124,8 @@ main(void)
 	       judge("DELETE", "api.github.com", 443, "/anything", &v) == 0 &&
 	       judge("GET", "api.github.com", 443, NULL, &v) == 0,
 	   "a plain entry for the host allows anything, tunnels too");
+	ok(judge("GET", "api.github.com", 443, "/@scope%2fname//x/../y", &v) == 0,
+	   "...and its paths are not judged (npm's %%2f, GitLab's encoded project paths)");
 
 	static const char *const bad[] = {
 	    "{\"host\": \"a.example\", \"method\": [\"GET\"]}",
