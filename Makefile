@@ -47,7 +47,7 @@ LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # clawbox (no libcurl, no TLS: the proxy does that).
 LIBS_agent  := -ljansson -lhttp_parser
 # The egress proxy is its own executable (clawbox-proxy): only it links these.
-PROXY_PKGS  := libevent jansson libidn2 libcurl libseccomp
+PROXY_PKGS  := libevent libevent_openssl openssl jansson libidn2 libcurl libseccomp
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
 LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 
@@ -280,7 +280,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
-               $(BUILD)/tests/fuzz-rules-replay
+               $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
+               $(BUILD)/tests/fuzz-services-replay
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -303,14 +304,35 @@ $(BUILD)/tests/fuzz-request-replay: tests/fuzz/replay.c tests/fuzz/fuzz-request.
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -o $@ tests/fuzz/replay.c tests/fuzz/fuzz-request.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(BUILD)/tests/fuzz-leak-replay: tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BUILD)/src/proxy/leak.o
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/leak"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BUILD)/src/proxy/leak.o $(LDFLAGS)
 $(BUILD)/tests/fuzz-rules-replay: tests/fuzz/replay.c tests/fuzz/fuzz-rules.c $(PROXY_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/rules"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-rules.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-services.c $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
+		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
+		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \
+		src/proxy/hostname.c src/proxy/allowlist.c src/proxy/rules.c src/proxy/model-fence.c \
+		src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
+	$(BUILD)/fuzz/fuzz-services -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		tests/fuzz/corpus/services
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-Isrc/base -Isrc/proxy -o $(BUILD)/fuzz/fuzz-leak tests/fuzz/fuzz-leak.c src/proxy/leak.c
+	$(BUILD)/fuzz/fuzz-leak -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/leak
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-rules tests/fuzz/fuzz-rules.c \
 		src/proxy/rules.c src/proxy/model-fence.c src/proxy/request.c src/proxy/hostname.c \
@@ -362,6 +384,7 @@ check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLA
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench-deps
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
+	@bench/bench-intercept.sh
 	@bench/bench-agent.sh
 	@bench/bench-daemon.sh
 	@bench/bench-vm.sh

@@ -82,6 +82,11 @@ ask_usage(FILE *out)
 	        "  --audit FILE                 one JSON line per proxied request\n"
 	        "  --hosts FILE                 the proxy resolves names from FILE only\n"
 	        "  --fetch-ca-file FILE         trust these CAs for the agent's https fetches\n"
+	        "                               (and for intercepted services)\n"
+	        "  --service SPEC               a credential bound to hosts (repeatable; see\n"
+	        "                               'clawbox run --help')\n"
+	        "  --ca-dir DIR                 the interception CA (default\n"
+	        "                               ~/.local/share/clawbox/ca)\n"
 	        "  --proxy-max-bytes-out SIZE, --proxy-max-bytes-in SIZE, --proxy-max-requests N\n"
 	        "                               per-run egress caps (defaults 1G, 4G, 10000)\n"
 	        "  --model-allow-tool NAME      let model requests use this server-side tool\n"
@@ -143,6 +148,8 @@ enum {
 	OPT_RETRIES,
 	OPT_DEBUG,
 	OPT_FETCH_CA_FILE,
+	OPT_SERVICE,
+	OPT_CA_DIR,
 	OPT_PROXY_MAX_OUT, /* these four: passed to the proxy as they are */
 	OPT_PROXY_MAX_IN,
 	OPT_PROXY_MAX_REQUESTS,
@@ -185,6 +192,8 @@ static const struct option ask_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
+    {"service", required_argument, NULL, OPT_SERVICE},
+    {"ca-dir", required_argument, NULL, OPT_CA_DIR},
     {"proxy-max-bytes-out", required_argument, NULL, OPT_PROXY_MAX_OUT},
     {"proxy-max-bytes-in", required_argument, NULL, OPT_PROXY_MAX_IN},
     {"proxy-max-requests", required_argument, NULL, OPT_PROXY_MAX_REQUESTS},
@@ -326,6 +335,15 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_HOSTS:
 			a->net.hosts = optarg;
+			break;
+		case OPT_SERVICE:
+			if (a->net.n_services >= MAX_SERVICES)
+				return log_error("--service: at most %d", MAX_SERVICES), -E2BIG;
+			a->net.services[a->net.n_services++] = optarg;
+			a->net.proxy = true;
+			break;
+		case OPT_CA_DIR:
+			a->net.ca_dir = optarg;
 			break;
 		case OPT_FETCH_CA_FILE:
 			a->net.fetch_ca_file = optarg;
@@ -592,7 +610,7 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	/* --audit is not among them: the check does not open it. */
 	a->net.trusted = a->proxy_checked || (a->net.n_allow == 0 && !a->net.hosts && !a->ca_file &&
 	                                      !a->key_file && !a->net.fetch_ca_file &&
-	                                      a->net.n_extra == 0);
+	                                      a->net.n_services == 0 && a->net.n_extra == 0);
 	if (a->session) {
 		if (snprintf(session, sizeof(session), "%s", a->session) >= (int)sizeof(session))
 			return -ENAMETOOLONG;

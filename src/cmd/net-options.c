@@ -35,11 +35,11 @@ net_add_extra(struct net_options *net, const char *flag, const char *value)
 
 /* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */
 static int
-build_proxy_argv(const struct net_options *net, char *path, char *id, const char **argv, size_t max,
-                 bool check)
+build_proxy_argv(const struct net_options *net, const struct proxy_command *cmd, char *path,
+                 char *id, const char **argv, size_t max, bool check)
 {
 	size_t n = 0;
-	if (7 + 2 * net->n_allow + net->n_extra + 20 > max)
+	if (7 + 2 * net->n_allow + 2 * cmd->n_services + net->n_extra + 22 > max)
 		return -E2BIG;
 	argv[n++] = path;
 	if (check) { /* its errors are about the options of the command the user ran */
@@ -82,6 +82,14 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
 	}
 	if (net->model_no_key)
 		argv[n++] = "--upstream-no-key";
+	for (size_t i = 0; i < cmd->n_services; i++) {
+		argv[n++] = "--service";
+		argv[n++] = cmd->services[i];
+	}
+	if (cmd->n_services > 0) {
+		argv[n++] = "--ca-dir";
+		argv[n++] = cmd->ca_dir;
+	}
 	for (size_t i = 0; i < net->n_extra; i++)
 		argv[n++] = net->extra[i];
 	if (check)
@@ -144,14 +152,17 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 		return log_error("--net proxy: clawbox-proxy not found next to clawbox: %s",
 		                 strerror(-r)),
 		       r;
-	r = build_proxy_argv(net, path, cmd->id, check_argv, ARRAY_SIZE(check_argv), true);
+	r = net_setup_services(spec, net, cmd);
+	if (r < 0)
+		return r; /* it said why */
+	r = build_proxy_argv(net, cmd, path, cmd->id, check_argv, ARRAY_SIZE(check_argv), true);
 	/* The proxy parses its options before anything starts: a bad --allow is the user's one
 	 * clear error line and 125, not a sandbox whose connections all fail. */
 	if (r >= 0 && !net->trusted)
 		r = spawn_wait(check_argv); /* the proxy says why */
 	if (r < 0)
 		return r; /* the proxy said why */
-	r = build_proxy_argv(net, path, cmd->id, argv, PROXY_ARGV_MAX, false);
+	r = build_proxy_argv(net, cmd, path, cmd->id, argv, PROXY_ARGV_MAX, false);
 	if (r < 0)
 		return r;
 	if (net->audit) {
@@ -181,7 +192,15 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 	/* For clients that use no proxy: the model's name resolves inside (init hands port 80
 	 * to the proxy). */
 	static const char *const internal[] = {UPSTREAM_NAME_INSIDE, NULL};
-	if (net->model_upstream)
+	if (cmd->n_internal > 0) {
+		/* The services' hosts too: init takes their HTTPS on 443 (net-services.c). */
+		if (net->model_upstream)
+			cmd->internal[cmd->n_internal++] = UPSTREAM_NAME_INSIDE;
+		cmd->internal[cmd->n_internal] = NULL;
+		spec->internal_names = cmd->internal;
+		spec->internal_https = true;
+	} else if (net->model_upstream) {
 		spec->internal_names = internal;
+	}
 	return 0;
 }

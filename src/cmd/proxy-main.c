@@ -17,7 +17,9 @@
 #include "macro.h"
 #include "parse.h"
 #include "paths.h"
+#include "ca.h"
 #include "proxy.h"
+#include "services.h"
 
 static void
 usage(FILE *out)
@@ -52,6 +54,10 @@ usage(FILE *out)
 	    "  --upstream-header H    where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                         (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --upstream-ca-file F   trust the CAs in F for the upstream (a private server)\n"
+	    "  --service JSON         a credential bound to hosts (repeatable; see clawbox run\n"
+	    "                         --help); its HTTPS is intercepted with the CA of --ca-dir\n"
+	    "  --ca-dir DIR           the interception CA (made on first use)\n"
+	    "  --ca-init              make the CA and DIR/bundle.crt if absent, then exit\n"
 	    "  --check                only check the options, then exit\n"
 	    "  --log-prefix NAME      start error lines with NAME (the command the user ran)\n");
 }
@@ -77,6 +83,9 @@ main(int argc, char **argv)
 	    {"upstream-ca-file", required_argument, NULL, 'K'},
 	    {"upstream-no-key", no_argument, NULL, 'N'},
 	    {"fetch-ca-file", required_argument, NULL, 'F'},
+	    {"service", required_argument, NULL, 's'},
+	    {"ca-dir", required_argument, NULL, 'D'},
+	    {"ca-init", no_argument, NULL, 'Z'},
 	    {"max-bytes-out", required_argument, NULL, 'O'},
 	    {"max-bytes-in", required_argument, NULL, 'I'},
 	    {"max-requests", required_argument, NULL, 'R'},
@@ -84,7 +93,9 @@ main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	bool check_only = false;
+	bool check_only = false, ca_init = false;
+	static struct services services;
+	services_init(&services);
 	static struct upstream_config up;
 	const char *key_env = NULL, *key_file = NULL;
 	bool no_key = false;
@@ -219,6 +230,18 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 's':
+			if (services_add(&services, optarg, &why) < 0) {
+				log_error("--service: %s", why);
+				return 2;
+			}
+			break;
+		case 'D':
+			cfg.ca_dir = optarg;
+			break;
+		case 'Z':
+			ca_init = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -239,6 +262,33 @@ main(int argc, char **argv)
 		}
 		cfg.upstream = &up;
 	}
+	services_forget_env(&services);
+	if (ca_init) {
+		struct ca *ca = NULL;
+		if (!cfg.ca_dir) {
+			log_error("--ca-init needs --ca-dir");
+			return 2;
+		}
+		if (ca_load(cfg.ca_dir, &ca, &why) < 0) {
+			log_error("the interception CA in %s: %s", cfg.ca_dir, why);
+			return 1;
+		}
+		ca_free(ca);
+		return 0;
+	}
+	if (services.n > 0 && !cfg.ca_dir) {
+		log_error("--service needs --ca-dir (where the interception CA is kept)");
+		return 2;
+	}
+	/* The model key is a secret too: leak detection looks for it in every request but
+	 * those to the model upstream. */
+	if (cfg.upstream && cfg.upstream->key[0] &&
+	    services_add_model_key(&services, cfg.upstream->key) < 0) {
+		log_error("too many secret patterns");
+		return 2;
+	}
+	if (services.leaks.n > 0)
+		cfg.services = &services;
 	if (check_only)
 		return 0; /* the options parsed: that was the question */
 	if (geteuid() == 0)

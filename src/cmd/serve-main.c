@@ -161,7 +161,8 @@ check_proxy_options(const struct daemon *d)
 	snprintf(proxy, sizeof(proxy), "%s-proxy", d->clawbox);
 	for (size_t i = 0; i < d->cfg.n_groups; i++) {
 		const struct group_config *g = &d->cfg.groups[i];
-		const char *argv[8 + 2 * CONFIG_MAX_ALLOW + 40];
+		const char *argv[8 + 2 * CONFIG_MAX_ALLOW + 40 + 2 * CONFIG_MAX_SERVICES + 2];
+		char specs[CONFIG_MAX_SERVICES][4096];
 		char max_requests[24];
 		size_t n = 0;
 		argv[n++] = proxy;
@@ -171,12 +172,37 @@ check_proxy_options(const struct daemon *d)
 			argv[n++] = "--allow";
 			argv[n++] = g->allow[k];
 		}
+		/* A service as the proxy will get it, with a stand-in for the per-run placeholder
+		 * (the proxy loads its secret in the check: a missing one stops the start). */
+		for (size_t k = 0; k < g->n_services; k++) {
+			json_t *o = json_loads(g->services[k], 0, NULL);
+			char *text = NULL;
+			if (o && json_object_set_new(o, "placeholder",
+			                             json_string("clawbox-placeholder-check-"
+			                                         "00000000000000000000000000000000")) == 0)
+				text = json_dumps(o, JSON_COMPACT);
+			json_decref(o);
+			if (!text || strlen(text) >= sizeof(specs[k])) {
+				free(text);
+				return log_error("%s: groups[%zu].services[%zu]: too long",
+				                 d->config_path, i, k),
+				       -EINVAL;
+			}
+			snprintf(specs[k], sizeof(specs[k]), "%s", text);
+			free(text);
+			argv[n++] = "--service";
+			argv[n++] = specs[k];
+		}
+		if (g->n_services > 0) {
+			argv[n++] = "--ca-dir";
+			argv[n++] = d->cfg.data_dir; /* not opened by --check */
+		}
 		n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
 		                        "--max-");
 		argv[n++] = "--check";
 		argv[n] = NULL;
 		if (spawn_wait(argv) < 0)
-			return log_error("%s: groups[%zu]: the proxy refused its egress options (above)",
+			return log_error("%s: groups[%zu]: the proxy refused its egress options or services (above)",
 			                 d->config_path, i),
 			       -EINVAL;
 	}

@@ -114,7 +114,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	static const char *const keys[] = {"id",       "main",     "trigger",      "allow",
 	                                   "memory",   "timezone", "mounts",       "folder_quota",
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
-	                                   "max_requests", NULL};
+	                                   "max_requests", "services", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -168,6 +168,23 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		if (!out->allow[out->n_allow])
 			return -ENOMEM;
 		out->n_allow++;
+	}
+	json_t *svcs = json_object_get(g, "services");
+	if (svcs && !json_is_array(svcs))
+		return bad(why, size, "%s.services: expected a list of service objects", where);
+	json_array_foreach(svcs, k, h)
+	{
+		/* The proxy judges the rest at start (check_proxy_options) and at each run. */
+		if (!json_is_object(h) || !json_is_string(json_object_get(h, "name")))
+			return bad(why, size, "%s.services[%zu]: expected an object with a name",
+			           where, k);
+		if (out->n_services >= CONFIG_MAX_SERVICES)
+			return bad(why, size, "%s.services: at most %d entries", where,
+			           CONFIG_MAX_SERVICES);
+		out->services[out->n_services] = json_dumps(h, JSON_COMPACT);
+		if (!out->services[out->n_services])
+			return -ENOMEM;
+		out->n_services++;
 	}
 	if ((r = get_string(g, "timezone", where, out->timezone, sizeof(out->timezone), why,
 	                    size)) < 0)
@@ -541,9 +558,12 @@ config_egress_argv(const struct daemon_config *cfg, const struct group_config *g
 void
 config_done(struct daemon_config *c)
 {
-	for (size_t i = 0; i < c->n_groups; i++)
+	for (size_t i = 0; i < c->n_groups; i++) {
 		for (size_t k = 0; k < c->groups[i].n_allow; k++)
 			free(c->groups[i].allow[k]);
+		for (size_t k = 0; k < c->groups[i].n_services; k++)
+			free(c->groups[i].services[k]);
+	}
 	c->n_groups = 0;
 }
 

@@ -20,6 +20,7 @@
 #define CONFIG_FILE_MAX     (1u << 20)
 #define CONFIG_MAX_MOUNTS   16
 #define CONFIG_FOLDER_QUOTA (1ULL << 30) /* a group folder's quota when none is configured */
+#define CONFIG_MAX_SERVICES 16
 
 struct group_config {
 	char id[CONFIG_GROUP_ID_MAX]; /* [a-z0-9_-], also the folder name */
@@ -27,6 +28,10 @@ struct group_config {
 	char trigger[64];             /* in group chats, only messages with it reach the agent */
 	char *allow[CONFIG_MAX_ALLOW]; /* HOST[:PORT], or a JSON object with request rules */
 	size_t n_allow;
+	/* Credentials bound to hosts (clawbox run --service), each as compact JSON: the proxy
+	 * reads the secrets; the daemon never does. */
+	char *services[CONFIG_MAX_SERVICES];
+	size_t n_services;
 	uint64_t memory_bytes; /* 0: the sandbox default */
 	uint64_t folder_quota; /* bytes its folder may hold (quota.h); the default if not set */
 	/* Per-run egress caps, passed to the proxy as written ("" / 0: its defaults). */

@@ -35,7 +35,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (80 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
+#define ARGV_MAX       (80 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES)
 
 struct run {
 	struct daemon *d;
@@ -859,6 +859,28 @@ daemon_environment(const struct daemon *d, bool model_key, char **envp, size_t m
 	envp[n] = NULL;
 }
 
+/* The group's services' secret_env variables join ask's environment: its proxy reads them
+ * (and unsets them); the sandbox's environment never has them. */
+static void
+add_service_env(const struct group_config *g, char **envp, size_t max)
+{
+	size_t n = 0;
+	while (envp[n])
+		n++;
+	for (size_t i = 0; i < g->n_services && n + 1 < max; i++) {
+		json_t *o = json_loads(g->services[i], 0, NULL);
+		const char *name = json_string_value(json_object_get(o, "secret_env"));
+		size_t len = name ? strlen(name) : 0;
+		for (char **e = environ; len && *e; e++)
+			if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') {
+				envp[n++] = *e;
+				break;
+			}
+		json_decref(o);
+	}
+	envp[n] = NULL;
+}
+
 /* The prompt as an anonymous file: the child's stdin, never on a command line. */
 static int
 prompt_file(const char *text)
@@ -1009,6 +1031,17 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--allow";
 		argv[n++] = g->allow[i];
 	}
+	char ca_dir[PATH_MAX];
+	for (size_t i = 0; i < g->n_services; i++) {
+		argv[n++] = "--service";
+		argv[n++] = g->services[i];
+	}
+	if (g->n_services > 0) {
+		/* The interception CA is the installation's: DATA/ca, outside every sandbox. */
+		snprintf(ca_dir, sizeof(ca_dir), "%s/ca", d->cfg.data_dir);
+		argv[n++] = "--ca-dir";
+		argv[n++] = ca_dir;
+	}
 	char max_requests[24];
 	n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
 	                        "--proxy-max-");
@@ -1089,8 +1122,9 @@ start_run(struct daemon *d, const char *group)
 		e = in < 0 ? in : NEG_ERRNO();
 		goto fail;
 	}
-	char *envp[8];
-	daemon_environment(d, true, envp, ARRAY_SIZE(envp));
+	char *envp[8 + CONFIG_MAX_SERVICES];
+	daemon_environment(d, true, envp, 8);
+	add_service_env(g, envp, ARRAY_SIZE(envp));
 	pid_t pid = test_spawn_fails() ? -EMFILE : daemon_spawn(argv, envp, in, out[1], err[1]);
 	if (pid < 0) {
 		e = (int)pid;

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -45,6 +47,8 @@
 #include "confine.h"
 #include "model-fence.h"
 #include "rules.h"
+#include "intercept.h"
+#include "services.h"
 
 void
 proxy_config_init(struct proxy_config *c)
@@ -113,6 +117,7 @@ conn_free(struct conn *c)
 		bufferevent_free(c->upstream);
 	if (c->body)
 		evbuffer_free(c->body);
+	leak_stream_done(&c->leak);
 	tunnel_free(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -151,6 +156,9 @@ close_when_flushed(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
 	struct timeval linger = {.tv_sec = 2};
+	SSL *ssl = bufferevent_openssl_get_ssl(bev); /* an intercepted client: end TLS cleanly */
+	if (ssl)
+		SSL_shutdown(ssl);
 	shutdown(bufferevent_getfd(bev), SHUT_WR);
 	bufferevent_setcb(bev, closing_read, NULL, closing_event, c);
 	bufferevent_set_timeouts(bev, &linger, NULL);
@@ -171,7 +179,7 @@ conn_close_after_flush(struct conn *c)
 }
 
 /* Refuses the request with an HTTP error the client can show, and audits why. */
-static void __attribute__((format(printf, 4, 5)))
+void __attribute__((format(printf, 4, 5)))
 conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, ...)
 {
 	static const struct {
@@ -225,6 +233,8 @@ static void
 body_sink(void *ctx, const char *at, size_t len)
 {
 	struct conn *c = ctx;
+	if (!conn_body_clean(c, at, len))
+		return; /* refused: nothing more goes out */
 	if (c->state == ST_UPSTREAM_BODY) { /* libcurl frames it itself */
 		evbuffer_add(c->body, at, len);
 		return;
@@ -243,7 +253,6 @@ body_sink(void *ctx, const char *at, size_t len)
 static void relay_read(struct bufferevent *bev, void *arg);
 static void relay_write(struct bufferevent *bev, void *arg);
 static void relay_event(struct bufferevent *bev, short what, void *arg);
-static void client_read(struct bufferevent *bev, void *arg);
 
 bool
 conn_count_bytes(struct conn *c, size_t n, bool from_client)
@@ -271,7 +280,7 @@ conn_count_bytes(struct conn *c, size_t n, bool from_client)
 	return false;
 }
 
-static void
+void
 start_relay(struct conn *c)
 {
 	struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
@@ -302,7 +311,7 @@ start_relay(struct conn *c)
 	}
 }
 
-static void
+void
 send_request_head(struct conn *c)
 {
 	struct request *r = &c->req;
@@ -312,14 +321,18 @@ send_request_head(struct conn *c)
 	 * could reach another virtual host on the same (allowed) server. */
 	const char *open = r->kind == HOST_IPV6 ? "[" : "",
 	           *close = r->kind == HOST_IPV6 ? "]" : "";
-	if (r->port == 80)
+	if (r->port == (c->intercepted ? 443 : 80))
 		evbuffer_add_printf(out, "Host: %s%s%s\r\n", open, r->host, close);
 	else
 		evbuffer_add_printf(out, "Host: %s%s%s:%u\r\n", open, r->host, close, r->port);
-	for (size_t i = 0; i < r->n_headers; i++)
-		if (!request_hop_by_hop(request_header_name(r, i)))
-			evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
-			                    request_header_value(r, i));
+	/* A service's host gets its secret in place of the placeholder (services.h). */
+	if (c->px->cfg->services)
+		services_write_headers(c->px->cfg->services, c->swap ? c->svc : -1, r, out);
+	else
+		for (size_t i = 0; i < r->n_headers; i++)
+			if (!request_hop_by_hop(request_header_name(r, i)))
+				evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
+				                    request_header_value(r, i));
 	if (r->chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
 	else if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > 0)
@@ -363,6 +376,14 @@ connect_checked(struct conn *c)
 {
 	if (c->req.https) {
 		start_fetch(c);
+		return;
+	}
+	if (c->svc >= 0 && c->req.is_connect) {
+		intercept_start(c); /* a service's host: HTTPS is opened, not tunnelled */
+		return;
+	}
+	if (c->intercepted) {
+		intercept_address_ready(c); /* a transparent one's address, checked */
 		return;
 	}
 	c->state = ST_CONNECT;
@@ -578,6 +599,9 @@ decide(struct conn *c)
 		conn_refuse(c, r->error_status, "deny", "%s", r->error);
 		return;
 	}
+	/* Before anything is resolved or connected: secrets and placeholders bound elsewhere. */
+	if (!conn_head_clean(c))
+		return;
 	if (r->kind == HOST_NAME && strcmp(r->host, UPSTREAM_NAME) == 0) {
 		/* Our own name for the model API: the only way to it, and the only traffic that
 		 * gets the key. Configured by the operator, so it needs no --allow entry. */
@@ -629,11 +653,16 @@ decide(struct conn *c)
 		            "CONNECT for anything else");
 		return;
 	}
-	/* The name is judged before anything else happens to it: a refused name is never
-	 * looked up (a DNS query for SECRET.attacker.example would itself be the leak). */
-	struct rule_verdict v;
-	if (rules_judge(&c->px->cfg->allow, r->method, r->host, r->kind, r->port,
-	                r->is_connect ? NULL : r->path, &v) < 0) {
+	/* A service's hosts are allowed by being named in it. An allow entry for the same host
+	 * still adds its rules (methods, paths, caps) to plain HTTP; a CONNECT to a service host
+	 * is intercepted, and the request inside is judged (intercept_decide). The name is judged
+	 * before anything else happens to it: a refused name is never looked up (a DNS query for
+	 * SECRET.attacker.example would itself be the leak). */
+	struct rule_verdict v = {0};
+	bool judged = c->svc < 0 || (!r->is_connect && allowlist_match(&c->px->cfg->allow, r->host,
+	                                                                 r->kind, r->port));
+	if (judged && rules_judge(&c->px->cfg->allow, r->method, r->host, r->kind, r->port,
+	                          r->is_connect ? NULL : r->path, &v) < 0) {
 		conn_refuse(c, 403, "deny", "%s", v.reason);
 		return;
 	}
@@ -645,6 +674,14 @@ decide(struct conn *c)
 		r->max_body = v.max_body;
 	}
 	c->max_response = v.max_response;
+	/* The secret never crosses the network in clear text unless the service named the
+	 * port (a local server): plain HTTP to api.github.com keeps its placeholder. */
+	c->swap = c->svc >= 0 && !r->is_connect &&
+	          services_plain_ok(c->px->cfg->services, c->svc, r->host, r->kind, r->port);
+	if (c->swap && services_rewrite_query(c->px->cfg->services, c->svc, r) < 0) {
+		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
+		return;
+	}
 	/* The client may wait for leave to send its body: give it here, where the request is
 	 * known to be allowed (an error can still follow it), rather than pass Expect on. */
 	if (!r->is_connect && request_expects_continue(r))
@@ -678,6 +715,12 @@ decide(struct conn *c)
 		return;
 	}
 	c->state = ST_RESOLVE;
+	conn_resolve(c);
+}
+
+void
+conn_resolve(struct conn *c)
+{
 	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	c->dns_req = evdns_getaddrinfo(c->px->dns, c->req.host, NULL, &hints, resolved, c);
 }
@@ -686,7 +729,7 @@ decide(struct conn *c)
  * decided and connected, the rest of the message (a forwarded request's body goes to c->body,
  * bounded; a CONNECT message ends with its head). Nothing after the first message is parsed or
  * passed on: for CONNECT it is tunnel data, for anything else it is dropped. */
-static void
+void
 client_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -710,7 +753,10 @@ client_read(struct bufferevent *bev, void *arg)
 		}
 		if (st == REQ_HEAD) {
 			bufferevent_set_timeouts(c->client, NULL, NULL);
-			decide(c);
+			if (c->intercepted)
+				intercept_decide(c);
+			else
+				decide(c);
 		}
 	}
 	if (c->req.message_done && c->state == ST_UPSTREAM_BODY)
@@ -807,6 +853,7 @@ conn_new(struct proxy *px, int fd)
 		return;
 	}
 	c->px = px;
+	c->svc = -1;
 	px->n_conns++;
 	c->next = px->conns;
 	if (c->next)
@@ -826,7 +873,7 @@ conn_new(struct proxy *px, int fd)
 	c->req.body_ctx = c;
 	/* Which port of the sandbox's it was made to: 80 is for clients without a proxy
 	 * (http://model.clawbox.internal/ through its /etc/hosts), origin-form requests. */
-	struct sockaddr_in local;
+	struct sockaddr_in local = {0};
 	socklen_t local_len = sizeof(local);
 	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
 	    local.sin_family == AF_INET && ntohs(local.sin_port) == 80)
@@ -834,6 +881,13 @@ conn_new(struct proxy *px, int fd)
 	if (px->n_conns > px->cfg->max_connections) {
 		conn_refuse(c, 503, "deny", "more than %u connections at once",
 		            px->cfg->max_connections);
+		return;
+	}
+	/* 443: HTTPS from a client that uses no proxy, to a service's name (services.h): the
+	 * proxy is the TLS server, the SNI names the destination. */
+	if (local_len == sizeof(local) && local.sin_family == AF_INET &&
+	    ntohs(local.sin_port) == 443) {
+		intercept_transparent(c);
 		return;
 	}
 	struct timeval t = {.tv_sec = px->cfg->head_timeout_s};
@@ -925,6 +979,15 @@ proxy_run(const struct proxy_config *cfg)
 		if (!px.fetcher)
 			r = -ENOMEM;
 	}
+	if (r == 0 && cfg->services && cfg->services->n > 0 && cfg->ca_dir) {
+		const char *why = NULL;
+		px.icpt = intercept_new(cfg->ca_dir, cfg->fetch_ca_file, &why);
+		if (!px.icpt) {
+			fprintf(stderr, "clawbox-proxy: the interception CA in %s: %s\n", cfg->ca_dir,
+			        why ? why : "cannot load");
+			r = -EINVAL;
+		}
+	}
 	if (r == 0 && cfg->drop_to_id)
 		r = drop_privileges(cfg->drop_to_id);
 	if (r == 0) {
@@ -970,6 +1033,7 @@ proxy_run(const struct proxy_config *cfg)
 		evdns_base_free(px.dns, 0);
 	upstream_free(px.upstream);
 	upstream_free(px.fetcher);
+	intercept_free(px.icpt);
 	event_base_free(px.base);
 	return r;
 }

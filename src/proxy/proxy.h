@@ -18,6 +18,7 @@
 
 #include "allowlist.h"
 #include "model-fence.h"
+#include "services.h"
 #include "upstream.h"
 
 struct proxy_config {
@@ -28,7 +29,10 @@ struct proxy_config {
 	const char *hosts_file; /* resolve from this file only (tests, air-gapped setups) */
 	const struct upstream_config *upstream; /* the credentialed model API, or NULL */
 	struct model_fence model_fence;          /* what may be asked of it (model-fence.h) */
-	const char *fetch_ca_file; /* CAs for https:// fetches (default: the system's) */
+	const char *fetch_ca_file; /* CAs for https:// fetches and intercepted services (default:
+	                            * the system's) */
+	const struct services *services; /* credentials bound to hosts, or NULL */
+	const char *ca_dir;              /* the interception CA (ca.h), needed with services */
 	/* Launched by root: once the key, the audit file and the resolver configuration are
 	 * loaded, become this uid:gid (no groups, no_new_privs). 0: stay. */
 	unsigned drop_to_id;

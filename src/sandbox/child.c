@@ -176,6 +176,15 @@ step_proxy_listener(struct sandbox_ctx *ctx)
 	if (bind(h, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(h, 128) < 0)
 		return NEG_ERRNO();
 	ctx->proxy_http_fd = TAKE_FD(h);
+	if (!ctx->spec->internal_https)
+		return 0;
+	_cleanup_close_ int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (t < 0)
+		return NEG_ERRNO();
+	sin.sin_port = htons(443);
+	if (bind(t, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(t, 128) < 0)
+		return NEG_ERRNO();
+	ctx->proxy_https_fd = TAKE_FD(t);
 	return 0;
 }
 

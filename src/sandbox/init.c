@@ -106,13 +106,14 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 	/* Only the command reports from here on; ours is closed so its exec ends the pipe. */
 	close(ctx->report_fd);
 
-	struct pollfd fds[3] = {
+	struct pollfd fds[4] = {
 	    {.fd = sfd, .events = POLLIN},
 	    {.fd = ctx->proxy_listen_fd, .events = POLLIN}, /* -1: ignored */
 	    {.fd = ctx->proxy_http_fd, .events = POLLIN},   /* port 80: the proxy tells them apart */
+	    {.fd = ctx->proxy_https_fd, .events = POLLIN},  /* 443: so does TLS's first byte */
 	};
 	for (;;) {
-		if (poll(fds, 3, -1) < 0) {
+		if (poll(fds, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			_exit(SANDBOX_EXIT_SETUP);
@@ -121,6 +122,8 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 			hand_over_connections(ctx, ctx->proxy_listen_fd);
 		if (fds[2].revents & POLLIN)
 			hand_over_connections(ctx, ctx->proxy_http_fd);
+		if (fds[3].revents & POLLIN)
+			hand_over_connections(ctx, ctx->proxy_https_fd);
 		if (!(fds[0].revents & POLLIN))
 			continue;
 

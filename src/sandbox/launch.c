@@ -559,7 +559,7 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 {
 	struct sandbox_ctx ctx = {
 	    .spec = spec, .sync_fd = -1, .report_fd = -1, .proxy_fd = -1, .proxy_listen_fd = -1,
-	    .proxy_http_fd = -1};
+	    .proxy_http_fd = -1, .proxy_https_fd = -1};
 	_cleanup_close_ int proxy_sock = -1;
 	pid_t proxy_pid = -1;
 	struct watchdog wd = {.pid = -1, .done_fd = -1, .result_fd = -1};
