@@ -36,7 +36,10 @@ struct group_config {
 		bool rw;
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
+	bool home_persist;  /* "home": "persist": DATA/homes/ID is the sandbox's home */
+	uint64_t max_time;  /* "max_time": a run's seconds (<= CONFIG_MAX_TIME); 0: ask's default */
 };
+#define CONFIG_MAX_TIME 86400
 
 struct model_config {
 	char provider[16];  /* anthropic | openai */

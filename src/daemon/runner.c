@@ -33,7 +33,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (40 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
+#define ARGV_MAX       (44 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
 
 struct run {
 	struct daemon *d;
@@ -914,6 +914,27 @@ start_run(struct daemon *d, const char *group)
 		         g->mounts[i].inside, g->mounts[i].rw ? "rw" : "ro");
 		argv[n++] = "--mount";
 		argv[n++] = mount_args[i];
+	}
+	/* "home": "persist": the sandbox's home is DATA/homes/GROUP, kept between runs (tool
+	 * caches, agent state). Whatever a run plants there (~/.bashrc, ~/.profile) the next
+	 * run of this group finds: the README says so. Other groups never see it. */
+	char home_arg[PATH_MAX + 32], max_time[32];
+	if (g->home_persist) {
+		char home[PATH_MAX];
+		if ((e = group_dir(d, "homes", group, home, sizeof(home))) < 0) {
+			log_error("[%s] cannot make its home folder: %s", group, strerror(-e));
+			(void)store_finish(d->store, id, group,
+			                   "[clawbox: the group's home folder is unusable]", true, NULL);
+			return e;
+		}
+		snprintf(home_arg, sizeof(home_arg), "%s:/home/user:rw", home); /* SANDBOX_HOME */
+		argv[n++] = "--mount";
+		argv[n++] = home_arg;
+	}
+	if (g->max_time) {
+		snprintf(max_time, sizeof(max_time), "%llu", (unsigned long long)g->max_time);
+		argv[n++] = "--max-time";
+		argv[n++] = max_time;
 	}
 	snprintf(memory, sizeof(memory), "%s/global/AGENTS.md", d->cfg.data_dir);
 	struct stat st;
