@@ -13,6 +13,8 @@ int cmd_groups(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 int cmd_guest(int argc, char **argv);
 int cmd_vm_service(int argc, char **argv);
 

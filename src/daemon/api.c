@@ -127,6 +127,10 @@ post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 		refuse(d, req, 400, "\"sender\" must be a string of at most 128 characters");
 		return;
 	}
+	if (longrun_is_stop(json_string_value(text))) { /* a command, not a message */
+		longrun_stop_reply(d, req, group, "api:stop");
+		return;
+	}
 	int64_t id;
 	/* Committed before the 202: an accepted message survives a crash. */
 	if (store_message_in(d->store, group, json_string_value(sender), json_string_value(text),
@@ -449,6 +453,8 @@ route(struct evhttp_request *req, void *arg)
 		       "folder)");
 		return;
 	}
+	if (longrun_route(d, req, path)) /* stop, runs in progress (longrun.c) */
+		return;
 	if (strcmp(path, "/api/v1/groups") == 0 && cmd == EVHTTP_REQ_GET) {
 		get_groups(d, req);
 		return;

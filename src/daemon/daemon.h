@@ -97,6 +97,18 @@ void runner_reap(struct daemon *d);
 /* Kills every run (on shutdown); their messages stay 'running' and are queued again at the
  * next start. */
 void runner_stop_all(struct daemon *d);
+/* Long runs (issue 12): stops the group's run now (its reply says "stopped"): 0, or -ENOENT
+ * when none runs; the runs in progress as [{"group", "message_id", "started_ms",
+ * "elapsed_s", "last_tool", "stopping"}]. The API's side of both is in longrun.c. */
+int runner_stop_group(struct daemon *d, const char *group);
+json_t *runner_active_json(struct daemon *d);
+bool longrun_route(struct daemon *d, struct evhttp_request *req, const char *path);
+/* A chat message that is "/stop" (spaces around allowed): it stops the run, it is not one. */
+bool longrun_is_stop(const char *text);
+/* Stops GROUP's run for a request (a POST .../stop or a "/stop" message): audited, answered
+ * 200 {"group", "stopped": true|false}. */
+void longrun_stop_reply(struct daemon *d, struct evhttp_request *req, const char *group,
+                        const char *by);
 
 /* Live events for clients (stream.c): -EBUSY past the listener cap. */
 int stream_open(struct daemon *d, struct evhttp_request *req, const char *group, int64_t after);

@@ -60,6 +60,8 @@ struct run {
 	unsigned refused[4];       /* ipc_refuse()'s counts, by enum ipc_refusal */
 	uint64_t file_budget;      /* send_file bytes left, HOSTACT_FILES_PER_RUN_MAX at start */
 	char audit_path[PATH_MAX]; /* the run's egress audit, read into the store at its end */
+	char last_tool[128];       /* its last tool call's summary, for `clawbox runs` */
+	bool stopped;              /* by runner_stop_group (/stop, clawbox stop, the API) */
 };
 
 struct ipc_conn {
@@ -603,6 +605,10 @@ finish(struct run *r)
 		return;
 	}
 	bool ok = strcmp(r->status, "answered") == 0 && r->exit_status == 0;
+	if (r->stopped) {
+		ok = false;
+		snprintf(r->why, sizeof(r->why), "stopped");
+	}
 	if (!ok) {
 		/* The user gets a reply either way: what the agent said, and why it stopped. */
 		if (!r->why[0] && r->last_err[0])
@@ -664,6 +670,8 @@ on_event_line(struct run *r, const char *line, size_t len)
 			r->reply_cut = true;
 		stream_delta(r->d, r->group, r->message, json_string_value(t),
 		             json_string_length(t));
+	} else if (strcmp(type, "tool_call") == 0) {
+		snprintf(r->last_tool, sizeof(r->last_tool), "%s", json_get_str(ev, "summary") ?: "");
 	} else if (strcmp(type, "done") == 0) {
 		json_t *u = json_object_get(ev, "usage");
 		r->usage.input = json_get_u64(u, "input_tokens");
@@ -1084,4 +1092,34 @@ runner_stop_all(struct daemon *d)
 	}
 	for (struct run *r = d->runs; r; r = r->next)
 		kill(r->pid, SIGTERM);
+}
+
+/* /stop: SIGTERM to the group's run (ask ends its sandbox and exits at once); its reply says
+ * "[clawbox: stopped]" after what the agent had said. */
+int
+runner_stop_group(struct daemon *d, const char *group)
+{
+	for (struct run *r = d->runs; r; r = r->next)
+		if (strcmp(r->group, group) == 0 && !r->exited) {
+			r->stopped = true;
+			kill(r->pid, SIGTERM);
+			return 0;
+		}
+	return -ENOENT;
+}
+
+json_t *
+runner_active_json(struct daemon *d)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	json_t *list = json_array();
+	for (struct run *r = d->runs; list && r; r = r->next)
+		json_array_append_new(
+		    list, json_pack("{s:s,s:I,s:I,s:I,s:s,s:b}", "group", r->group, "message_id",
+		                    (json_int_t)r->message, "started_ms", (json_int_t)r->started_ms,
+		                    "elapsed_s", (json_int_t)((now_ms - r->started_ms) / 1000),
+		                    "last_tool", r->last_tool, "stopping", r->stopped));
+	return list;
 }

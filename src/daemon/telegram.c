@@ -305,6 +305,11 @@ take_update(json_t *u)
 		         chat_id);
 		(void)store_audit(d->store, "-", "telegram", "deny", why);
 	}
+	/* "/stop" stops the group's run, trigger or not; it is not a message for the agent. */
+	if (group && longrun_is_stop(text)) {
+		longrun_stop_reply(d, NULL, group, "telegram:stop");
+		group = NULL;
+	}
 	if (group && strcmp(type, "private") != 0) {
 		const struct group_config *g = config_group(&d->cfg, group);
 		if (g && g->trigger[0] && !has_trigger(text, g->trigger))

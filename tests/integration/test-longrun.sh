@@ -2,7 +2,10 @@
 # test-longrun.sh: the daemon's per-group run settings for long runs (issue 12): "home":
 # "persist" keeps the sandbox's home between a group's runs (a file written to ~ in one run is
 # there in the next; without it, it is gone, and other groups never see it), and "max_time"
-# bounds a run (config checked: 1 s to 24 h; a run past it is ended and answered).
+# bounds a run (config checked: 1 s to 24 h; a run past it is ended and answered). A long run
+# shows what it does: its interim text on the group's event stream, `clawbox runs` (group, for
+# how long, the last tool call); and it stops at once, its sandbox gone within a second, by
+# POST /api/v1/groups/ID/stop, a "/stop" message, or `clawbox stop GROUP`.
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
@@ -39,7 +42,8 @@ PORT=$((20000 + RANDOM % 20000))
 DATA=$WORK/data
 printf '{"data_dir": "%s", "listen": "127.0.0.1:%s",
  "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "MY_MODEL_KEY"},
- "groups": [{"id": "keep", "home": "persist"}, {"id": "fresh"}, {"id": "short", "max_time": 2}]}\n' \
+ "groups": [{"id": "keep", "home": "persist"}, {"id": "fresh"}, {"id": "short", "max_time": 2},
+            {"id": "long", "max_time": 3600}]}\n' \
 	"$DATA" "$PORT" "$MPORT" >"$WORK/config.json"
 MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SPID=$!
@@ -74,6 +78,67 @@ r=$(replies short)
 check "max_time 2: the run is ended long before its 30 s sleep, saying why ($dt s: $r)" \
 	sh -c "[ $dt -lt 15 ] && [ '$r' = '[clawbox: stopped: reached the time limit of 2 s]' ]"
 check "no sleep of it is left" bash -c "! pgrep -f 'sleep 30[.]75' >/dev/null"
+
+# ---- long runs: progress, runs, stop ----
+CLI=(--config "$WORK/config.json")
+"$CLAWBOX" runs "${CLI[@]}" >"$WORK/cli.out" 2>&1
+check "clawbox runs with nothing running" grep -qx "nothing runs" "$WORK/cli.out"
+# run_sleeping N: posts "work long N" to group long and waits until its tool runs (the sleep
+# in its sandbox), with the group's event stream captured in $WORK/events.N.
+run_sleeping() {
+	curl -sN -H "Authorization: Bearer $TOKEN" \
+		"http://127.0.0.1:$PORT/api/v1/groups/long/events" >"$WORK/events.$1" 2>/dev/null &
+	EPID=$!
+	curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" --data "{\"text\": \"work long $1\"}" \
+		"http://127.0.0.1:$PORT/api/v1/groups/long/messages"
+	wait_until 30 pgrep -f "sleep 31[.]25" >/dev/null
+	SLEEPER=$(pgrep -f "sleep 31[.]25" | head -1)
+}
+# gone_ms T0: ms from T0 (date +%s%N) until the sleep is gone and the daemon's ask for the
+# run has exited (its sandbox with it: ask ends only after its sandbox's pid 1); up to 10 s.
+gone_ms() {
+	wait_until 10 bash -c "! pgrep -f 'sleep 31[.]25' >/dev/null && ! pgrep -P $SPID -f ' ask ' >/dev/null"
+	echo $((($(date +%s%N) - $1) / 1000000))
+}
+stop_via() { # N HOW: the Nth long run stopped by HOW; checks it and its reply
+	local n=$1 how=$2 t0 ms
+	run_sleeping "$n"
+	check "long run $n: its interim text is on the event stream while it runs" \
+		wait_until 5 sh -c "sed -n 's/^data: //p' '$WORK/events.$n' | jq -j 'select(.reply_to != null and .direction == null) | .text' | grep -qx 'Working on it, step $n[.]'"
+	if [ "$n" = 0 ]; then
+		"$CLAWBOX" runs "${CLI[@]}" >"$WORK/cli.out" 2>&1
+		check "clawbox runs: the group, for how long, its last tool call ($(cat "$WORK/cli.out"))" \
+			grep -Eq "^long  message #[0-9]+  for [0-9]+ s  last: bash: sleep 31.25$" "$WORK/cli.out"
+	fi
+	t0=$(date +%s%N)
+	case $how in
+	api) curl -s -o "$WORK/stop.out" -X POST -H "Authorization: Bearer $TOKEN" \
+		"http://127.0.0.1:$PORT/api/v1/groups/long/stop" ;;
+	message) curl -s -o "$WORK/stop.out" -H "Authorization: Bearer $TOKEN" \
+		--data '{"text": " /stop "}' "http://127.0.0.1:$PORT/api/v1/groups/long/messages" ;;
+	cli) "$CLAWBOX" stop "${CLI[@]}" long >"$WORK/stop.out" 2>&1 ;;
+	esac
+	ms=$(gone_ms "$t0")
+	check "stopped by $how: the sandbox is gone within a second ($ms ms; $(cat "$WORK/stop.out"))" \
+		sh -c "[ $ms -lt 1000 ] && grep -Eq '\"stopped\":true|^long: stopped$' '$WORK/stop.out'"
+	wait_until 10 sh -c "[ \$(curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/long/messages?after=0' | jq '[.messages[] | select(.direction == \"out\")] | length') -ge $((n + 1)) ]"
+	check "and its message is answered with what it said and \"stopped\"" \
+		test "$(replies long | tail -3 | tr '\n' '|')" = "Working on it, step $n.||[clawbox: stopped]|"
+	kill "$EPID" 2>/dev/null
+}
+stop_via 0 api
+stop_via 1 message
+stop_via 2 cli
+check "a /stop message is not a message: nothing queued, no run for it" \
+	sh -c "[ \$(curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/long/messages?after=0' | jq '[.messages[] | select(.direction == \"in\")] | length') = 3 ]"
+"$CLAWBOX" stop "${CLI[@]}" long >"$WORK/cli.out" 2>&1
+check "clawbox stop with nothing running says so" grep -qx "long: nothing was running" "$WORK/cli.out"
+"$CLAWBOX" stop "${CLI[@]}" ../x >"$WORK/cli.out" 2>&1
+check "clawbox stop ../x: exit 2, no such group ($?)" grep -q "no such group: ../x" "$WORK/cli.out"
+curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
+	"http://127.0.0.1:$PORT/api/v1/groups/nope/stop" >"$WORK/code"
+check "POST /api/v1/groups/nope/stop: 404" test "$(cat "$WORK/code")" = 404
+check "the three stops are audited" sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/audit?after=0' | grep -o '\"action\":\"api:stop\",\"decision\":\"allow\"' | wc -l | grep -qx 3"
 
 echo "1..$T_NUM"
 [ "$T_FAILED" = 0 ]
