@@ -123,6 +123,9 @@ void stream_stats(unsigned *listeners, size_t *unread_bytes);
 /* The Telegram channel (telegram.c): off unless configured and its token is set. */
 int telegram_start(struct daemon *d);
 void telegram_stop(struct daemon *d);
+/* A run's text as it streams, for its chat's progress message (no-op without Telegram). */
+void telegram_progress(struct daemon *d, const char *group, int64_t reply_to, const char *text,
+                       size_t len);
 
 /* HTTP API (api.c). 0, or -errno after one line on stderr. */
 int api_start(struct daemon *d);

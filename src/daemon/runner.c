@@ -670,6 +670,8 @@ on_event_line(struct run *r, const char *line, size_t len)
 			r->reply_cut = true;
 		stream_delta(r->d, r->group, r->message, json_string_value(t),
 		             json_string_length(t));
+		telegram_progress(r->d, r->group, r->message, json_string_value(t),
+		                  json_string_length(t));
 	} else if (strcmp(type, "tool_call") == 0) {
 		snprintf(r->last_tool, sizeof(r->last_tool), "%s", json_get_str(ev, "summary") ?: "");
 	} else if (strcmp(type, "done") == 0) {

@@ -9,6 +9,8 @@
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
+FAKE_TG=${FAKE_TG:-$TOP/build/tests/fake-telegram}
+TG_TOKEN=654321:LONGRUN-bot-token
 KEY=sk-ant-test-LONGRUN-7
 export HOME=$WORK/nohome XDG_CONFIG_HOME=$WORK/nohome/.config XDG_DATA_HOME=$WORK/nohome/.local/share
 unset XDG_STATE_HOME XDG_RUNTIME_DIR ANTHROPIC_API_KEY OPENAI_API_KEY
@@ -38,14 +40,20 @@ check "home persist/fresh and max_time 24 h are valid" grep -q "valid (2 groups)
 MPID=$!
 wait_until 5 test -s "$WORK/mport"
 MPORT=$(cat "$WORK/mport")
+echo '[]' >"$WORK/updates.json"
+"$FAKE_TG" --token "$TG_TOKEN" --updates "$WORK/updates.json" --log "$WORK/tg.log" \
+	--port-file "$WORK/tport" &
+TPID=$!
+wait_until 5 test -s "$WORK/tport"
 PORT=$((20000 + RANDOM % 20000))
 DATA=$WORK/data
 printf '{"data_dir": "%s", "listen": "127.0.0.1:%s",
  "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "MY_MODEL_KEY"},
  "groups": [{"id": "keep", "home": "persist"}, {"id": "fresh"}, {"id": "short", "max_time": 2},
-            {"id": "long", "max_time": 3600}]}\n' \
-	"$DATA" "$PORT" "$MPORT" >"$WORK/config.json"
-MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+            {"id": "long", "max_time": 3600}],
+ "telegram": {"token_env": "TG_TOKEN", "base_url": "http://127.0.0.1:%s", "chats": {"4242": "long"}}}\n' \
+	"$DATA" "$PORT" "$MPORT" "$(cat "$WORK/tport")" >"$WORK/config.json"
+TG_TOKEN=$TG_TOKEN MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" >"$WORK/serve.out" 2>"$WORK/serve.err" &
 SPID=$!
 wait_until 10 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 TOKEN=$(cat "$DATA/api-token" 2>/dev/null)
@@ -129,8 +137,36 @@ stop_via() { # N HOW: the Nth long run stopped by HOW; checks it and its reply
 stop_via 0 api
 stop_via 1 message
 stop_via 2 cli
+wait_until 10 sh -c "grep -q 'Working on it, step 2' '$WORK/tg.log'"
+tg() { grep "\"method\":\"$1\"" "$WORK/tg.log" 2>/dev/null | grep -c -- "$2"; }
+check "the short stopped runs sent no progress to Telegram, only their replies" \
+	sh -c "[ $(tg sendMessage '(working)') = 0 ] && [ $(tg sendMessage '\"chat_id\":4242,\"text\":\"Working on it, step 2.') = 1 ]"
+# A run that says something, works for a while, says more, works on: its progress message in
+# the chat is sent after a few seconds and then edited; /stop from the chat ends it.
+STEP3='Step one done. Now step two.'
+run_sleeping_tg() {
+	curl -s -o /dev/null -H "Authorization: Bearer $TOKEN" --data '{"text": "work long 3"}' \
+		"http://127.0.0.1:$PORT/api/v1/groups/long/messages"
+	wait_until 30 pgrep -f "sleep 31[.]25" >/dev/null
+}
+run_sleeping_tg
+wait_until 20 sh -c "grep '\"method\":\"editMessageText\"' '$WORK/tg.log' | grep -q '$STEP3'"
+check "long run 3: a progress message in its chat, sent with its first text" \
+	test "$(tg sendMessage '"chat_id":4242,"text":"(working) Step one done."}')" = 1
+check "and edited as more came (editMessageText of that message)" \
+	test "$(tg editMessageText "\"chat_id\":4242,\"message_id\":[0-9]*,\"text\":\"(working) $STEP3\"")" -ge 1
+t0=$(date +%s%N)
+printf '[{"update_id": 7, "message": {"message_id": 7, "chat": {"id": 4242, "type": "private"}, "from": {"username": "ana"}, "text": "/stop"}}]' >"$WORK/updates.new"
+mv "$WORK/updates.new" "$WORK/updates.json"
+ms=$(gone_ms "$t0")
+check "/stop from the chat: the sandbox is gone within a second ($ms ms)" test "$ms" -lt 1000
+wait_until 10 sh -c "grep '\"method\":\"sendMessage\"' '$WORK/tg.log' | grep -q 'step two[.].*stopped'"
+check "and the chat gets the reply, stopped" \
+	test "$(tg sendMessage "\"chat_id\":4242,\"text\":\"$STEP3\\\\n\\\\n\[clawbox: stopped\]\"")" = 1
+check "the Telegram stop is audited" sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/audit?after=0' | grep -q '\"action\":\"telegram:stop\",\"decision\":\"allow\"'"
 check "a /stop message is not a message: nothing queued, no run for it" \
-	sh -c "[ \$(curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/long/messages?after=0' | jq '[.messages[] | select(.direction == \"in\")] | length') = 3 ]"
+	sh -c "[ \$(curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/long/messages?after=0' | jq '[.messages[] | select(.direction == \"in\")] | length') = 4 ]"
+sleep 0.5
 "$CLAWBOX" stop "${CLI[@]}" long >"$WORK/cli.out" 2>&1
 check "clawbox stop with nothing running says so" grep -qx "long: nothing was running" "$WORK/cli.out"
 "$CLAWBOX" stop "${CLI[@]}" ../x >"$WORK/cli.out" 2>&1
