@@ -37,7 +37,7 @@ test)
 	need_pkg linux-image-amd64 "ls /boot/vmlinuz-* >/dev/null 2>&1"
 	need_pkg cpio "command -v cpio"
 	need_pkg xz-utils "command -v xz"
-	# services inside a run (test-services.sh): real databases started by the bash tool
+	# services inside a run (test-background.sh): real databases started by the bash tool
 	need_pkg redis-server "command -v redis-server"
 	need_pkg postgresql "test -x /usr/lib/postgresql/15/bin/postgres"
 	;;

@@ -1,12 +1,12 @@
 #!/bin/bash
-# test-services.sh: services inside one run. The fake model scripts the tool calls
-# (tests/data/scenarios/services.json): Debian's real redis-server and postgres started as
-# background jobs of the bash tool (run_in_background), a table made and queried in later
-# tool calls over the sandbox's own loopback and unix sockets in /tmp, postgres's shared
-# memory in the sandbox's /dev/shm. When the run ends nothing of it is left: no process, no
-# /dev/shm segment on the host, no cgroup. Also the background jobs' bounds: at most 8 at a
-# time, a job that fails at once is reported as failed, and a foreground call whose `&` child
-# holds its stdout does not hang.
+# test-background.sh: services inside one run, as background jobs of the bash tool
+# (run_in_background). The fake model scripts the tool calls (scenario background-services):
+# Debian's real redis-server and postgres started, a table made and queried in later tool
+# calls over the sandbox's own loopback and unix sockets in /tmp, postgres's shared memory in
+# the sandbox's /dev/shm. When the run ends nothing of it is left: no process, no /dev/shm
+# segment on the host, no cgroup. Also the jobs' bounds (scenario background-bounds): at most
+# 8 at a time, a job that fails at once is reported as failed, and a foreground call whose
+# setsid'd child holds its stdout does not hang.
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
@@ -73,7 +73,7 @@ why() { echo "exit $RC; stdout: $(head -c 300 "$WORK/out" | tr '\n' ' '); stderr
 shm_before=$(ls /dev/shm | grep -c '^PostgreSQL' || true)
 
 # ---- redis and postgres across tool calls of one run ----
-start_model services
+start_model background-services
 t0=$(date +%s)
 ask -v --max-time 600 "start the databases"
 dt=$(($(date +%s) - t0))
