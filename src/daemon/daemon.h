@@ -103,7 +103,8 @@ void runner_stop_all(struct daemon *d);
 int runner_stop_group(struct daemon *d, const char *group);
 json_t *runner_active_json(struct daemon *d);
 bool longrun_route(struct daemon *d, struct evhttp_request *req, const char *path);
-/* A chat message that is "/stop" (spaces around allowed): it stops the run, it is not one. */
+/* A chat message that is "/stop" or "/stop@Bot" (spaces around allowed): it stops the run; it
+ * is not a message. */
 bool longrun_is_stop(const char *text);
 /* Stops GROUP's run for a request (a POST .../stop or a "/stop" message): audited, answered
  * 200 {"group", "stopped": true|false}. */

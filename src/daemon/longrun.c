@@ -51,7 +51,11 @@ longrun_is_stop(const char *text)
 		text++;
 	if (strncmp(text, "/stop", 5) != 0)
 		return false;
-	for (text += 5; *text; text++)
+	text += 5;
+	if (*text == '@') /* Telegram's form in group chats: /stop@SomeBot */
+		while (*text && !isspace((unsigned char)*text))
+			text++;
+	for (; *text; text++)
 		if (!isspace((unsigned char)*text))
 			return false;
 	return true;

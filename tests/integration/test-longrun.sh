@@ -50,7 +50,8 @@ DATA=$WORK/data
 printf '{"data_dir": "%s", "listen": "127.0.0.1:%s",
  "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "MY_MODEL_KEY"},
  "groups": [{"id": "keep", "home": "persist"}, {"id": "fresh"}, {"id": "short", "max_time": 2},
-            {"id": "long", "max_time": 3600}],
+            {"id": "long", "max_time": 3600},
+            {"id": "quota", "home": "persist", "folder_quota": "2M"}],
  "telegram": {"token_env": "TG_TOKEN", "base_url": "http://127.0.0.1:%s", "chats": {"4242": "long"}}}\n' \
 	"$DATA" "$PORT" "$MPORT" "$(cat "$WORK/tport")" >"$WORK/config.json"
 TG_TOKEN=$TG_TOKEN MY_MODEL_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" >"$WORK/serve.out" 2>"$WORK/serve.err" &
@@ -123,7 +124,7 @@ stop_via() { # N HOW: the Nth long run stopped by HOW; checks it and its reply
 	api) curl -s -o "$WORK/stop.out" -X POST -H "Authorization: Bearer $TOKEN" \
 		"http://127.0.0.1:$PORT/api/v1/groups/long/stop" ;;
 	message) curl -s -o "$WORK/stop.out" -H "Authorization: Bearer $TOKEN" \
-		--data '{"text": " /stop "}' "http://127.0.0.1:$PORT/api/v1/groups/long/messages" ;;
+		--data '{"text": " /stop@clawbot "}' "http://127.0.0.1:$PORT/api/v1/groups/long/messages" ;;
 	cli) "$CLAWBOX" stop "${CLI[@]}" long >"$WORK/stop.out" 2>&1 ;;
 	esac
 	ms=$(gone_ms "$t0")
@@ -175,6 +176,15 @@ curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOK
 	"http://127.0.0.1:$PORT/api/v1/groups/nope/stop" >"$WORK/code"
 check "POST /api/v1/groups/nope/stop: 404" test "$(cat "$WORK/code")" = 404
 check "the three stops are audited" sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/audit?after=0' | grep -o '\"action\":\"api:stop\",\"decision\":\"allow\"' | wc -l | grep -qx 3"
+
+# A persistent home counts against the group's folder quota.
+say quota "fill the home" 1
+check "a run fills its persistent home ($(replies quota | tr '\n' ' '))" test "$(replies quota)" = "filled."
+n_model=$(wc -l <"$WORK/model.log")
+say quota "and now?" 2
+check "the next message is refused: the home counts against the folder quota" \
+	sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/quota/messages?after=0' | jq -r '.messages[-1].text' | grep -q 'quota'"
+check "without a run (the model was not asked)" test "$(wc -l <"$WORK/model.log")" = "$n_model"
 
 echo "1..$T_NUM"
 [ "$T_FAILED" = 0 ]
