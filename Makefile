@@ -5,6 +5,8 @@
 #   make check SANITIZE=address,undefined the same under sanitizers
 #   make bench                            sandbox, proxy, agent and daemon benchmarks
 #   make fuzz                             the libFuzzer targets (clang)
+#   make install [PREFIX=] [DESTDIR=]     install (make uninstall removes it)
+#   make check-fresh                      build in a minimal Debian 12 (debootstrap)
 #   make format                           clang-format every source file
 #
 # Layering (docs/ARCHITECTURE.md) is kept by include paths: src/base sees only itself,
@@ -26,7 +28,8 @@ CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 LDFLAGS  += -pie -fsanitize=$(SANITIZE)
 else
 # Static: clawbox starts on every sandbox, and the dynamic loader's work is pure overhead
-# there (it links nothing but libc; the TLS-capable proxy will be its own executable).
+# there (it links nothing but libc and the agent's two libraries; the TLS-capable proxy is an
+# executable of its own).
 LDFLAGS  += -static-pie
 endif
 
@@ -44,7 +47,7 @@ LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # clawbox (no libcurl, no TLS: the proxy does that).
 LIBS_agent  := -ljansson -lhttp_parser
 # The egress proxy is its own executable (clawbox-proxy): only it links these.
-PROXY_PKGS  := libevent jansson libidn2 libcurl libcurl
+PROXY_PKGS  := libevent jansson libidn2 libcurl libseccomp
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
 LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 
@@ -80,7 +83,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
-.PHONY: all check bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
+.PHONY: all check check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve
 
 deps:
@@ -265,7 +268,8 @@ $(FAKE_TG): tests/integration/fake-telegram.c
 FUZZ_SECONDS ?= 60
 FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
-               $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay
+               $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
+               $(BUILD)/tests/fuzz-rules-replay
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -288,12 +292,23 @@ $(BUILD)/tests/fuzz-request-replay: tests/fuzz/replay.c tests/fuzz/fuzz-request.
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -o $@ tests/fuzz/replay.c tests/fuzz/fuzz-request.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(BUILD)/tests/fuzz-rules-replay: tests/fuzz/replay.c tests/fuzz/fuzz-rules.c $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/rules"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-rules.c \
+		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-rules tests/fuzz/fuzz-rules.c \
+		src/proxy/rules.c src/proxy/model-fence.c src/proxy/request.c src/proxy/hostname.c \
+		src/proxy/allowlist.c src/base/parse.c $(LIBS_proxy)
+	$(BUILD)/fuzz/fuzz-rules -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/rules
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-request tests/fuzz/fuzz-request.c \
 		src/proxy/request.c src/proxy/hostname.c src/proxy/allowlist.c src/proxy/addr.c \
-		src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
+		src/proxy/rules.c src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
 	$(BUILD)/fuzz/fuzz-request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 		tests/fuzz/corpus/request
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
@@ -310,7 +325,27 @@ fuzz:
 			tests/fuzz/corpus/$$t || exit 1; \
 	done
 
-check: clawbox clawbox-proxy clawbox-serve $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
+# Man pages, from the commands' own --help texts (tools/mkman.sh).
+MAN_DIR := $(BUILD)/man
+man: $(MAN_DIR)/clawbox.1
+$(MAN_DIR)/clawbox.1: clawbox clawbox-proxy clawbox-serve tools/mkman.sh
+	@echo "  MAN     $(MAN_DIR)"
+	@tools/mkman.sh $(MAN_DIR)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the executables, the guest (if built), man
+# pages, completions, systemd units (tools/install.sh); make uninstall removes them.
+PREFIX  ?= /usr/local
+install: all man
+	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' tools/install.sh install
+uninstall:
+	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' tools/install.sh uninstall
+
+# The build on a minimal Debian 12 (debootstrap, cached in build/fresh): the README's first
+# command must work there, with nothing installed but what it installs.
+check-fresh: test-deps
+	@tests/fresh/check-fresh.sh
+
+check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench-deps
@@ -327,4 +362,5 @@ format:
 clean:
 	rm -rf $(BUILD) clawbox clawbox-proxy clawbox-serve
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# (not build/fresh: a Debian tree, whose rc2.d and the like are folders)
+-include $(shell find $(BUILD) -path $(BUILD)/fresh -prune -o -name '*.d' -type f -print 2>/dev/null)

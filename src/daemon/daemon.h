@@ -41,6 +41,7 @@ struct daemon {
 	struct run *runs;       /* in progress */
 	unsigned running;
 	bool stopping;
+	bool retry_pending; /* a start that failed for want of resources is retried soon */
 	uint64_t http_requests, http_refused, runs_started, runs_failed;
 	int64_t clock_offset; /* CLAWBOX_TEST_CLOCK_OFFSET: the scheduler's clock, for tests */
 	pid_t vm_pid;         /* "vm": the clawbox vm-service child, or -1 */

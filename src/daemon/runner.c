@@ -26,14 +26,16 @@
 #include "daemon.h"
 #include "dbuf.h"
 #include "fd-util.h"
+#include "idmap.h"
 #include "hostact.h"
 #include "json-util.h"
 #include "log.h"
 #include "quota.h"
+#include "tasks.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (44 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
+#define ARGV_MAX       (84 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
 
 struct run {
 	struct daemon *d;
@@ -393,8 +395,11 @@ group_running(struct daemon *d, const char *group)
 	return false;
 }
 
-/* The folder of a group under the data folder, made if missing; as root, owned by the
- * sandbox's uid outside (65533), which must write to it. */
+/* The folder of a group under the data folder, made if missing. The sandbox's writable mounts
+ * are idmapped to their owner when root launches it; only where the file system cannot do
+ * that does the folder have to belong to the sandbox's uid outside (65533), and where the
+ * folder above it does (a data folder from before, or the VM's shared one): a root-owned
+ * folder in a share of 65533's would be nobody's to the sandbox. */
 static int
 group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size_t size)
 {
@@ -406,7 +411,10 @@ group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size
 		return -ENAMETOOLONG;
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return NEG_ERRNO();
-	if (geteuid() == 0 && chown(buf, 65533, 65533) < 0)
+	struct stat st;
+	bool shared = stat(parent, &st) == 0 && st.st_uid == 65533;
+	if (geteuid() == 0 && (shared || idmap_supported(buf) != 1) &&
+	    chown(buf, 65533, 65533) < 0)
 		return NEG_ERRNO();
 	return 0;
 }
@@ -806,6 +814,52 @@ prompt_file(const char *text)
 	return fd;
 }
 
+/* CLAWBOX_TEST_SPAWN_EMFILE=N: the first N starts fail as if out of descriptors, so that a
+ * test sees the message wait instead of failing. */
+static bool
+test_spawn_fails(void)
+{
+	static long left = -1;
+	if (left < 0) {
+		const char *v = getenv("CLAWBOX_TEST_SPAWN_EMFILE");
+		left = v && *v ? strtol(v, NULL, 10) : 0;
+		if (left < 0)
+			left = 0;
+	}
+	return left > 0 && left-- > 0;
+}
+
+/* Out of descriptors, memory or processes for a moment: the message waits, not fails. */
+static bool
+transient(int e)
+{
+	return e == -EMFILE || e == -ENFILE || e == -ENOMEM || e == -EAGAIN || e == -ENOBUFS;
+}
+
+static void
+retry_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct daemon *d = arg;
+	d->retry_pending = false;
+	runner_kick(d);
+}
+
+/* The message stays queued (store_take_next marks nothing); the queues are looked at again
+ * in a second, whatever else happens meanwhile. */
+static int
+start_later(struct daemon *d, const char *group, int e)
+{
+	log_warn("[%s] cannot start the agent now (%s): the message stays queued", group,
+	         strerror(-e));
+	struct timeval second = {.tv_sec = 1};
+	if (!d->retry_pending &&
+	    event_base_once(d->base, -1, EV_TIMEOUT, retry_kick, d, &second) == 0)
+		d->retry_pending = true;
+	return -EAGAIN;
+}
+
 static int
 start_run(struct daemon *d, const char *group)
 {
@@ -893,6 +947,9 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--allow";
 		argv[n++] = g->allow[i];
 	}
+	char max_requests[24];
+	n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
+	                        "--proxy-max-");
 	if (g->memory_bytes) {
 		snprintf(mem_size, sizeof(mem_size), "%lluK",
 		         (unsigned long long)(g->memory_bytes >> 10));
@@ -948,10 +1005,10 @@ start_run(struct daemon *d, const char *group)
 	}
 	snprintf(memory, sizeof(memory), "%s/global/AGENTS.md", d->cfg.data_dir);
 	struct stat st;
-	if (stat(memory, &st) == 0 && S_ISREG(st.st_mode)) {
-		argv[n++] = "--global-memory";
-		argv[n++] = memory;
-	}
+	/* Its own shared memory or none: without the option ask would read the memory file of
+	 * whoever started the daemon (~/.config/clawbox/AGENTS.md). */
+	argv[n++] = "--global-memory";
+	argv[n++] = stat(memory, &st) == 0 && S_ISREG(st.st_mode) ? memory : "";
 	if (agent_note[0]) {
 		argv[n++] = "--note";
 		argv[n++] = agent_note;
@@ -960,17 +1017,17 @@ start_run(struct daemon *d, const char *group)
 	argv[n] = NULL;
 
 	struct run *r = calloc(1, sizeof(*r));
-	if (!r) {
-		(void)store_finish(d->store, id, group, "[clawbox: out of memory]", true, NULL);
-		return -ENOMEM;
-	}
+	if (!r)
+		return start_later(d, group, -ENOMEM);
 	r->d = d;
 	r->file_budget = HOSTACT_FILES_PER_RUN_MAX;
 	snprintf(r->notes, sizeof(r->notes), "%s", notes);
 	if ((e = ipc_open(r)) < 0) {
-		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		ipc_close(r);
 		free(r);
+		if (transient(e))
+			return start_later(d, group, e);
+		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]",
 		                   true, NULL);
 		return e;
@@ -993,7 +1050,7 @@ start_run(struct daemon *d, const char *group)
 	}
 	char *envp[8];
 	daemon_environment(d, true, envp, ARRAY_SIZE(envp));
-	pid_t pid = daemon_spawn(argv, envp, in, out[1], err[1]);
+	pid_t pid = test_spawn_fails() ? -EMFILE : daemon_spawn(argv, envp, in, out[1], err[1]);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;
@@ -1036,6 +1093,8 @@ fail:
 		if (err[i] >= 0)
 			close(err[i]);
 	}
+	if (transient(e))
+		return start_later(d, group, e);
 	log_error("[%s] cannot start the agent: %s", group, strerror(-e));
 	(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]", true,
 	                   NULL);
@@ -1059,8 +1118,10 @@ runner_kick(struct daemon *d)
 		if (d->running >= d->cfg.max_concurrent)
 			break;
 		const char *group = json_string_value(g);
-		if (!group_running(d, group))
-			(void)start_run(d, group);
+		if (group_paused(d, group))
+			continue; /* its messages wait for `clawbox resume` */
+		if (!group_running(d, group) && start_run(d, group) == -EAGAIN)
+			break; /* the others would not start either; retried in a second */
 	}
 }
 
