@@ -112,8 +112,8 @@ tool_bash_background(const char *cmd, struct tool_output *out)
 	while (http_now_ms() < until) {
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			bg_reap();
-			tool_output_printf(out, "background job %u (pid %d) ended at once", bg_started,
-			                   (int)pid);
+			tool_output_printf(out, "background job %u (pid %d) ended at once",
+			                   bg_started, (int)pid);
 			if (WIFSIGNALED(status))
 				tool_output_printf(out, " (killed by signal %d)", WTERMSIG(status));
 			else

@@ -110,8 +110,7 @@ get_quota(json_t *o, const char *where, uint64_t *ret, char *why, size_t size)
 
 /* "home": "persist" or "fresh" (the default); "max_time": seconds, 1 to 24 h. */
 static int
-parse_group_longrun(json_t *g, const char *where, struct group_config *out, char *why,
-                    size_t size)
+parse_group_longrun(json_t *g, const char *where, struct group_config *out, char *why, size_t size)
 {
 	char home[16] = "";
 	int r = get_string(g, "home", where, home, sizeof(home), why, size);

@@ -62,8 +62,7 @@ longrun_is_stop(const char *text)
 }
 
 void
-longrun_stop_reply(struct daemon *d, struct evhttp_request *req, const char *group,
-                   const char *by)
+longrun_stop_reply(struct daemon *d, struct evhttp_request *req, const char *group, const char *by)
 {
 	bool stopped = runner_stop_group(d, group) == 0;
 	(void)store_audit(d->store, group, by, stopped ? "allow" : "none",

@@ -681,7 +681,8 @@ on_event_line(struct run *r, const char *line, size_t len)
 		telegram_progress(r->d, r->group, r->message, json_string_value(t),
 		                  json_string_length(t));
 	} else if (strcmp(type, "tool_call") == 0) {
-		snprintf(r->last_tool, sizeof(r->last_tool), "%s", json_get_str(ev, "summary") ?: "");
+		snprintf(r->last_tool, sizeof(r->last_tool), "%s",
+		         json_get_str(ev, "summary") ?: "");
 	} else if (strcmp(type, "done") == 0) {
 		json_t *u = json_object_get(ev, "usage");
 		r->usage.input = json_get_u64(u, "input_tokens");
@@ -991,7 +992,8 @@ start_run(struct daemon *d, const char *group)
 		if ((e = group_dir(d, "homes", group, home, sizeof(home))) < 0) {
 			log_error("[%s] cannot make its home folder: %s", group, strerror(-e));
 			(void)store_finish(d->store, id, group,
-			                   "[clawbox: the group's home folder is unusable]", true, NULL);
+			                   "[clawbox: the group's home folder is unusable]", true,
+			                   NULL);
 			return e;
 		}
 		snprintf(home_arg, sizeof(home_arg), "%s:/home/user:rw", home); /* SANDBOX_HOME */

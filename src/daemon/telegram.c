@@ -152,8 +152,8 @@ static struct {
 		long long tg_msg_id; /* the progress message in the chat, once sent */
 	} progress[CONFIG_MAX_GROUPS];
 	struct tg_xfer edit;
-	int editing;          /* the progress slot tg.edit is for */
-	int64_t editing_for;  /* and the run then in it */
+	int editing;         /* the progress slot tg.edit is for */
+	int64_t editing_for; /* and the run then in it */
 } tg;
 
 #define TG_PROGRESS_AFTER_S 3
@@ -500,8 +500,7 @@ progress_next(void)
 	for (size_t i = 0; i < tg.d->cfg.n_groups; i++) {
 		struct tg_progress *p = &tg.progress[i];
 		if (!p->dirty || p->reply_to <= 0 || p->reply_to == p->over ||
-		    now - p->first < TG_PROGRESS_AFTER_S ||
-		    now - p->sent < TG_PROGRESS_EVERY_S)
+		    now - p->first < TG_PROGRESS_AFTER_S || now - p->sent < TG_PROGRESS_EVERY_S)
 			continue;
 		long long chat = group_chat(tg.d->cfg.groups[i].id);
 		const char *t = dbuf_str(&p->text);
@@ -511,9 +510,10 @@ progress_next(void)
 		char shown[TG_TEXT_MAX];
 		snprintf(shown, sizeof(shown), "(working) %.*s", (int)len, t);
 		_cleanup_json_ json_t *body =
-		    p->tg_msg_id ? json_pack("{s:I,s:I,s:s}", "chat_id", (json_int_t)chat,
-		                             "message_id", (json_int_t)p->tg_msg_id, "text", shown)
-		                 : json_pack("{s:I,s:s}", "chat_id", (json_int_t)chat, "text", shown);
+		    p->tg_msg_id
+		        ? json_pack("{s:I,s:I,s:s}", "chat_id", (json_int_t)chat, "message_id",
+		                    (json_int_t)p->tg_msg_id, "text", shown)
+		        : json_pack("{s:I,s:s}", "chat_id", (json_int_t)chat, "text", shown);
 		_cleanup_free_ char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 		if (!s)
 			return;
