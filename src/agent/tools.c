@@ -146,11 +146,16 @@ static const struct tool tools[] = {
     {"bash", TOOL_LOCAL,
      "Run a shell command (/bin/sh -c) in the workspace and return its combined stdout and "
      "stderr (capped) and exit status. The command runs in a sandbox with no network except "
-     "the HTTP(S) proxy; it is killed with its whole process group after the timeout.",
+     "the HTTP(S) proxy; it is killed with its whole process group after the timeout, and "
+     "anything it started with & is killed when it ends. For a server or other long job "
+     "set run_in_background: the call returns at once with the job's pid and log file "
+     "(read it with cat), and the job runs until it exits or the run ends (at most 8).",
      "{\"type\":\"object\",\"properties\":{"
      "\"command\":{\"type\":\"string\",\"description\":\"the shell command\"},"
      "\"timeout\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":600,"
-     "\"description\":\"seconds before it is killed (default 120)\"}},"
+     "\"description\":\"seconds before it is killed (default 120)\"},"
+     "\"run_in_background\":{\"type\":\"boolean\","
+     "\"description\":\"start it as a background job and return at once\"}},"
      "\"required\":[\"command\"],\"additionalProperties\":false}",
      tool_bash, "command"},
     {"read", TOOL_LOCAL,

@@ -1,6 +1,6 @@
 /*
  * client.c: the daemon's command-line clients: `clawbox chat [GROUP]`, `clawbox groups`,
- * `clawbox tasks`, `clawbox audit`, `clawbox usage`. They speak the same HTTP API as anyone
+ * `clawbox tasks`, `clawbox audit`, `clawbox usage`, `runs`, `stop`. They speak the same API
  * (the agent's small HTTP client, talking to the daemon directly), with the token from the
  * data folder, and print nothing from the daemon unfiltered (text_sanitize).
  */
@@ -641,5 +641,77 @@ cmd_usage(int argc, char **argv)
 		       (unsigned long long)json_get_u64(u, "cache_write"),
 		       (unsigned long long)json_get_u64(u, "cache_read"));
 	}
+	return 0;
+}
+
+/* `clawbox runs`: what runs now, for how long, and what it last did (GET /api/v1/runs/active,
+ * issue 12). */
+int
+cmd_runs(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox runs");
+	if ((r = client_from_args(&c, argc, argv,
+	                          "usage: clawbox runs [OPTIONS]\n\nThe runs in progress: group, "
+	                          "message, for how long, the last tool call.\n",
+	                          &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	if (ind < argc) {
+		log_error("unexpected argument: %s", argv[ind]);
+		return 2;
+	}
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "GET", "/api/v1/runs/active", NULL, &ans) < 0)
+		return 1;
+	size_t i;
+	json_t *run;
+	if (json_array_size(json_object_get(ans, "running")) == 0)
+		printf("nothing runs\n");
+	json_array_foreach(json_object_get(ans, "running"), i, run)
+	{
+		const char *g = json_get_str(run, "group") ?: "",
+		           *tool = json_get_str(run, "last_tool") ?: "";
+		print_clean(stdout, g, strlen(g));
+		printf("  message #%lld  for %llu s%s  last: ",
+		       (long long)json_integer_value(json_object_get(run, "message_id")),
+		       (unsigned long long)json_get_u64(run, "elapsed_s"),
+		       json_is_true(json_object_get(run, "stopping")) ? " (stopping)" : "");
+		if (*tool)
+			print_clean(stdout, tool, strlen(tool));
+		else
+			printf("(no tool call yet)");
+		printf("\n");
+	}
+	return 0;
+}
+
+/* `clawbox stop GROUP`: stops the group's run now (POST /api/v1/groups/GROUP/stop). */
+int
+cmd_stop(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox stop");
+	if ((r = client_from_args(&c, argc, argv,
+	                          "usage: clawbox stop [OPTIONS] GROUP\n\nStops the group's run "
+	                          "now; its message is answered \"stopped\".\n",
+	                          &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	if (ind + 1 != argc) {
+		log_error("usage: clawbox stop [OPTIONS] GROUP");
+		return 2;
+	}
+	if (!group_id_ok(argv[ind])) {
+		log_error("no such group: %s", argv[ind]);
+		return 2;
+	}
+	char path[128];
+	snprintf(path, sizeof(path), "/api/v1/groups/%s/stop", argv[ind]);
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "POST", path, NULL, &ans) < 0)
+		return 1;
+	printf("%s: %s\n", argv[ind],
+	       json_is_true(json_object_get(ans, "stopped")) ? "stopped" : "nothing was running");
 	return 0;
 }

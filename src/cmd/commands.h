@@ -15,6 +15,8 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
 int cmd_guest(int argc, char **argv);
 int cmd_vm_service(int argc, char **argv);
 

@@ -64,6 +64,8 @@ static const struct {
     {"resume", cmd_resume, "resume a paused group"},
     {"audit", cmd_audit, "the daemon's audit of decisions"},
     {"usage", cmd_usage, "tokens used, per group"},
+    {"runs", cmd_runs, "the runs in progress: for how long, the last tool call"},
+    {"stop", cmd_stop, "stop a group's run now"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
     {"vm-service", cmd_vm_service, "one long-lived microVM that runs sandboxes for clients"},
 };

@@ -171,6 +171,10 @@ post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 		refuse(d, req, 400, "\"sender\" must be a string of at most 128 characters");
 		return;
 	}
+	if (longrun_is_stop(json_string_value(text))) { /* a command, not a message */
+		longrun_stop_reply(d, req, group, "api:stop");
+		return;
+	}
 	if (queue_full(d, req, group))
 		return;
 	/* Stored without terminal controls: whoever shows them later need not trust us. */
@@ -593,6 +597,8 @@ route(struct evhttp_request *req, void *arg)
 		       "folder)");
 		return;
 	}
+	if (longrun_route(d, req, path)) /* stop, runs in progress (longrun.c) */
+		return;
 	if (api_views_route(d, req, path)) /* the web app's views (api-views.c) */
 		return;
 	if (strcmp(path, "/api/v1/groups") == 0 && cmd == EVHTTP_REQ_GET) {

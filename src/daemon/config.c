@@ -108,13 +108,27 @@ get_quota(json_t *o, const char *where, uint64_t *ret, char *why, size_t size)
 	return 0;
 }
 
+/* "home": "persist" or "fresh" (the default); "max_time": seconds, 1 to 24 h. */
+static int
+parse_group_longrun(json_t *g, const char *where, struct group_config *out, char *why, size_t size)
+{
+	char home[16] = "";
+	int r = get_string(g, "home", where, home, sizeof(home), why, size);
+	if (r < 0)
+		return r;
+	if (home[0] && strcmp(home, "persist") != 0 && strcmp(home, "fresh") != 0)
+		return bad(why, size, "%s.home: expected \"persist\" or \"fresh\"", where);
+	out->home_persist = strcmp(home, "persist") == 0;
+	return get_uint(g, "max_time", where, 1, CONFIG_MAX_TIME, &out->max_time, why, size);
+}
+
 static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
 	static const char *const keys[] = {"id",       "main",     "trigger",      "allow",
 	                                   "memory",   "timezone", "mounts",       "folder_quota",
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
-	                                   "max_requests", "services", NULL};
+	                                   "max_requests", "services", "home", "max_time", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -253,6 +267,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 			           where);
 		out->memory_bytes = v;
 	}
+	if ((r = parse_group_longrun(g, where, out, why, size)) < 0)
+		return r;
 	return get_quota(g, where, &out->folder_quota, why, size);
 }
 

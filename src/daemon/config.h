@@ -45,7 +45,10 @@ struct group_config {
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
 	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
+	bool home_persist;  /* "home": "persist": DATA/homes/ID is the sandbox's home */
+	uint64_t max_time;  /* "max_time": a run's seconds (<= CONFIG_MAX_TIME); 0: ask's default */
 };
+#define CONFIG_MAX_TIME 86400
 
 struct model_config {
 	char provider[16];  /* anthropic | openai */

@@ -99,10 +99,22 @@ void runner_reap(struct daemon *d);
 /* Kills every run (on shutdown); their messages stay 'running' and are queued again at the
  * next start. */
 void runner_stop_all(struct daemon *d);
-/* The runs in progress: [{"group", "message_id", "started_ms", "last_tool", "tool_events"}]. */
+/* The runs in progress: [{"group", "message_id", "started_ms", "elapsed_s", "last_tool",
+ * "tool_events", "stopping"}]. */
 json_t *runner_list(struct daemon *d);
-/* Stops the run answering message (SIGTERM; its reply says it was stopped). 0 or -ENOENT. */
+/* Stops the run answering message, or the group's run (SIGTERM; its reply says it was
+ * stopped, after what the agent had said): 0, or -ENOENT when none runs. */
 int runner_stop(struct daemon *d, int64_t message);
+int runner_stop_group(struct daemon *d, const char *group);
+/* Long runs (issue 12); the API's side is in longrun.c. */
+bool longrun_route(struct daemon *d, struct evhttp_request *req, const char *path);
+/* A chat message that is "/stop" or "/stop@Bot" (spaces around allowed): it stops the run; it
+ * is not a message. */
+bool longrun_is_stop(const char *text);
+/* Stops GROUP's run for a request (a POST .../stop or a "/stop" message): audited, answered
+ * 200 {"group", "stopped": true|false}. */
+void longrun_stop_reply(struct daemon *d, struct evhttp_request *req, const char *group,
+                        const char *by);
 
 /* Live events for clients (stream.c): -EBUSY past the listener cap. */
 int stream_open(struct daemon *d, struct evhttp_request *req, const char *group, int64_t after);
@@ -124,6 +136,9 @@ void stream_stats(unsigned *listeners, size_t *unread_bytes);
 /* The Telegram channel (telegram.c): off unless configured and its token is set. */
 int telegram_start(struct daemon *d);
 void telegram_stop(struct daemon *d);
+/* A run's text as it streams, for its chat's progress message (no-op without Telegram). */
+void telegram_progress(struct daemon *d, const char *group, int64_t reply_to, const char *text,
+                       size_t len);
 
 /* HTTP API (api.c). 0, or -errno after one line on stderr. */
 int api_start(struct daemon *d);

@@ -87,10 +87,15 @@ quota_group_usage(struct daemon *d, const struct group_config *g, bool fresh, ui
 	}
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/groups/%s", d->cfg.data_dir, g->id);
-	uint64_t bytes;
+	uint64_t bytes, home = 0;
 	int r = quota_usage(dir, &bytes);
 	if (r < 0)
 		return r;
+	/* A persistent home is the group's disk too: it counts against the same quota. */
+	snprintf(dir, sizeof(dir), "%s/homes/%s", d->cfg.data_dir, g->id);
+	if (g->home_persist && (r = quota_usage(dir, &home)) < 0)
+		return r;
+	bytes += home;
 	d->folder_bytes[i] = bytes;
 	d->folder_known[i] = true;
 	*ret = bytes;

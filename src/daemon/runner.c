@@ -35,7 +35,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (80 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES)
+#define ARGV_MAX       (84 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES)
 
 struct run {
 	struct daemon *d;
@@ -63,8 +63,8 @@ struct run {
 	uint64_t file_budget;      /* send_file bytes left, HOSTACT_FILES_PER_RUN_MAX at start */
 	char audit_path[PATH_MAX]; /* the run's egress audit, read into the store at its end */
 	json_t *tools;             /* its tool calls and results, for the web app's timeline */
-	char last_tool[128];
-	bool stopped; /* by runner_stop (the API's Stop) */
+	char last_tool[128];       /* its last tool call's summary (clawbox runs, the web app) */
+	bool stopped;              /* by runner_stop: /stop, clawbox stop, the API, the page */
 };
 
 struct ipc_conn {
@@ -608,7 +608,9 @@ on_tool_event(struct run *r, json_t *ev)
 		return;
 	if (strcmp(json_get_str(ev, "type"), "tool_call") == 0) {
 		json_object_set_new(t, "summary", json_string(cut));
-		snprintf(r->last_tool, sizeof(r->last_tool), "%s", json_get_str(t, "name"));
+		/* clawbox runs and the page show what it last did: the call's summary */
+		snprintf(r->last_tool, sizeof(r->last_tool), "%s",
+		         cut[0] ? cut : json_get_str(t, "name"));
 	} else {
 		json_object_set(t, "is_error", json_object_get(ev, "is_error") ?: json_false());
 		json_object_set_new(t, "bytes",
@@ -678,6 +680,8 @@ finish(struct run *r)
 		return;
 	}
 	bool ok = strcmp(r->status, "answered") == 0 && r->exit_status == 0;
+	if (r->stopped)
+		ok = false;
 	if (!ok) {
 		/* The user gets a reply either way: what the agent said, and why it stopped. */
 		if (!r->why[0] && r->last_err[0])
@@ -742,6 +746,8 @@ on_event_line(struct run *r, const char *line, size_t len)
 			r->reply_cut = true;
 		stream_delta(r->d, r->group, r->message, json_string_value(t),
 		             json_string_length(t));
+		telegram_progress(r->d, r->group, r->message, json_string_value(t),
+		                  json_string_length(t));
 	} else if (strcmp(type, "done") == 0) {
 		json_t *u = json_object_get(ev, "usage");
 		r->usage.input = json_get_u64(u, "input_tokens");
@@ -1077,6 +1083,28 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--mount";
 		argv[n++] = mount_args[i];
 	}
+	/* "home": "persist": the sandbox's home is DATA/homes/GROUP, kept between runs (tool
+	 * caches, agent state). Whatever a run plants there (~/.bashrc, ~/.profile) the next
+	 * run of this group finds: the README says so. Other groups never see it. */
+	char home_arg[PATH_MAX + 32], max_time[32];
+	if (g->home_persist) {
+		char home[PATH_MAX];
+		if ((e = group_dir(d, "homes", group, home, sizeof(home))) < 0) {
+			log_error("[%s] cannot make its home folder: %s", group, strerror(-e));
+			(void)store_finish(d->store, id, group,
+			                   "[clawbox: the group's home folder is unusable]", true,
+			                   NULL);
+			return e;
+		}
+		snprintf(home_arg, sizeof(home_arg), "%s:/home/user:rw", home); /* SANDBOX_HOME */
+		argv[n++] = "--mount";
+		argv[n++] = home_arg;
+	}
+	if (g->max_time) {
+		snprintf(max_time, sizeof(max_time), "%llu", (unsigned long long)g->max_time);
+		argv[n++] = "--max-time";
+		argv[n++] = max_time;
+	}
 	snprintf(memory, sizeof(memory), "%s/global/AGENTS.md", d->cfg.data_dir);
 	struct stat st;
 	/* Its own shared memory or none: without the option ask would read the memory file of
@@ -1235,23 +1263,43 @@ runner_stop_all(struct daemon *d)
 json_t *
 runner_list(struct daemon *d)
 {
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 	json_t *arr = json_array();
 	for (struct run *r = d->runs; r && arr; r = r->next)
 		json_array_append_new(
-		    arr, json_pack("{s:s,s:I,s:I,s:s,s:I}", "group", r->group, "message_id",
+		    arr, json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b}", "group", r->group, "message_id",
 		                   (json_int_t)r->message, "started_ms", (json_int_t)r->started_ms,
+		                   "elapsed_s", (json_int_t)((now_ms - r->started_ms) / 1000),
 		                   "last_tool", r->last_tool, "tool_events",
-		                   (json_int_t)(r->tools ? json_array_size(r->tools) : 0)));
+		                   (json_int_t)(r->tools ? json_array_size(r->tools) : 0), "stopping",
+		                   r->stopped));
 	return arr;
+}
+
+/* SIGTERM to the run (ask ends its sandbox and exits at once). */
+static int
+stop_run(struct run *r)
+{
+	r->stopped = true;
+	return kill(r->pid, SIGTERM) < 0 ? NEG_ERRNO() : 0;
 }
 
 int
 runner_stop(struct daemon *d, int64_t message)
 {
 	for (struct run *r = d->runs; r; r = r->next)
-		if (r->message == message) {
-			r->stopped = true;
-			return kill(r->pid, SIGTERM) < 0 ? NEG_ERRNO() : 0;
-		}
+		if (r->message == message && !r->exited)
+			return stop_run(r);
+	return -ENOENT;
+}
+
+int
+runner_stop_group(struct daemon *d, const char *group)
+{
+	for (struct run *r = d->runs; r; r = r->next)
+		if (strcmp(r->group, group) == 0 && !r->exited)
+			return stop_run(r);
 	return -ENOENT;
 }

@@ -10,6 +10,12 @@
  * time; what was delivered is recorded, so a restart resumes after it. (A crash between
  * Telegram's answer and that record can send one message twice: the one case left.)
  *
+ * Progress (issue 12): a run that is still going TG_PROGRESS_AFTER_S after its first text
+ * shows that text (what the agent says between tool calls) in one message of its own, sent
+ * then and edited (editMessageText) at most every TG_PROGRESS_EVERY_S as more comes; the
+ * reply itself is sent as usual, and once it is, that run's progress is not touched again.
+ * Short runs send nothing extra. "/stop" from a group's chat stops its run (longrun.c).
+ *
  * The bot token is read from the environment and only ever put into request URLs.
  */
 
@@ -136,7 +142,22 @@ static struct {
 	struct tg_xfer poll, send;
 	int poll_failures;
 	time_t poll_after;
+	/* Progress of each group's run in progress: by index in cfg.groups. */
+	struct tg_progress {
+		int64_t reply_to;    /* the message the run answers; 0: none */
+		int64_t over;        /* the run whose reply (or another message) went out */
+		struct dbuf text;    /* what the run said so far (capped) */
+		time_t first, sent;  /* its first text; the last send or edit */
+		bool dirty;          /* text not yet sent */
+		long long tg_msg_id; /* the progress message in the chat, once sent */
+	} progress[CONFIG_MAX_GROUPS];
+	struct tg_xfer edit;
+	int editing;         /* the progress slot tg.edit is for */
+	int64_t editing_for; /* and the run then in it */
 } tg;
+
+#define TG_PROGRESS_AFTER_S 3
+#define TG_PROGRESS_EVERY_S 3
 
 /* ---- curl on libevent ---- */
 
@@ -305,6 +326,11 @@ take_update(json_t *u)
 		         chat_id);
 		(void)store_audit(d->store, "-", "telegram", "deny", why);
 	}
+	/* "/stop" stops the group's run, trigger or not; it is not a message for the agent. */
+	if (group && longrun_is_stop(text)) {
+		longrun_stop_reply(d, NULL, group, "telegram:stop");
+		group = NULL;
+	}
 	if (group && strcmp(type, "private") != 0) {
 		const struct group_config *g = config_group(&d->cfg, group);
 		if (g && g->trigger[0] && !has_trigger(text, g->trigger))
@@ -409,6 +435,100 @@ group_chat(const char *group)
 	return 0;
 }
 
+static long long group_chat(const char *group);
+
+static struct tg_progress *
+progress_of(const char *group)
+{
+	for (size_t i = 0; tg.d && i < tg.d->cfg.n_groups; i++)
+		if (strcmp(tg.d->cfg.groups[i].id, group) == 0)
+			return &tg.progress[i];
+	return NULL;
+}
+
+/* Message out_id of the group goes out now: if it came after the message the progress is
+ * for, it is that run's reply (or something the run sent), and its progress message is left
+ * as it is. A later run's progress is not touched (replies may be delivered late). */
+static void
+progress_over(const char *group, int64_t out_id)
+{
+	struct tg_progress *p = progress_of(group);
+	if (p && p->reply_to > 0 && p->reply_to < out_id) {
+		p->dirty = false;
+		p->over = p->reply_to;
+	}
+}
+
+void
+telegram_progress(struct daemon *d, const char *group, int64_t reply_to, const char *text,
+                  size_t len)
+{
+	(void)d;
+	struct tg_progress *p = tg.multi ? progress_of(group) : NULL;
+	if (!p || !group_chat(group) || reply_to <= 0 || reply_to == p->over)
+		return;
+	if (p->reply_to != reply_to) { /* a new run */
+		dbuf_reset(&p->text);
+		p->reply_to = reply_to;
+		p->first = time(NULL);
+		p->sent = 0;
+		p->tg_msg_id = 0;
+	}
+	(void)dbuf_append_capped(&p->text, text, len);
+	p->dirty = true;
+}
+
+static void
+edit_done(struct tg_xfer *x, int http, const char *err)
+{
+	struct tg_progress *p = &tg.progress[tg.editing];
+	if (err || http != 200)
+		return; /* the next tick tries again, if it is still wanted */
+	_cleanup_json_ json_t *j = json_loadb(dbuf_str(&x->body), x->body.len, 0, NULL);
+	json_t *id = json_object_get(json_object_get(j, "result"), "message_id");
+	if (p->reply_to == tg.editing_for && !p->tg_msg_id && json_is_integer(id))
+		p->tg_msg_id = (long long)json_integer_value(id);
+}
+
+/* At most one progress send or edit in flight, for the slot that waited longest. */
+static void
+progress_next(void)
+{
+	if (tg.edit.busy || tg.d->stopping)
+		return;
+	time_t now = time(NULL);
+	for (size_t i = 0; i < tg.d->cfg.n_groups; i++) {
+		struct tg_progress *p = &tg.progress[i];
+		if (!p->dirty || p->reply_to <= 0 || p->reply_to == p->over ||
+		    now - p->first < TG_PROGRESS_AFTER_S || now - p->sent < TG_PROGRESS_EVERY_S)
+			continue;
+		long long chat = group_chat(tg.d->cfg.groups[i].id);
+		const char *t = dbuf_str(&p->text);
+		size_t len = p->text.len > TG_TEXT_MAX - 16 ? TG_TEXT_MAX - 16 : p->text.len;
+		while (len > 0 && len < p->text.len && (t[len] & 0xC0) == 0x80)
+			len--;
+		char shown[TG_TEXT_MAX];
+		snprintf(shown, sizeof(shown), "(working) %.*s", (int)len, t);
+		_cleanup_json_ json_t *body =
+		    p->tg_msg_id
+		        ? json_pack("{s:I,s:I,s:s}", "chat_id", (json_int_t)chat, "message_id",
+		                    (json_int_t)p->tg_msg_id, "text", shown)
+		        : json_pack("{s:I,s:s}", "chat_id", (json_int_t)chat, "text", shown);
+		_cleanup_free_ char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+		if (!s)
+			return;
+		/* Without its message id (a send that failed) the next try sends again. */
+		tg.editing = (int)i;
+		tg.editing_for = p->reply_to;
+		p->dirty = false;
+		p->sent = now;
+		if (xfer_start(&tg.edit, p->tg_msg_id ? "editMessageText" : "sendMessage", s, 30) <
+		    0)
+			p->dirty = true;
+		return;
+	}
+}
+
 static void
 send_next(void)
 {
@@ -437,6 +557,7 @@ send_next(void)
 		                                        "text", json_string_value(t), len);
 		_cleanup_free_ char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 		tg.sending = id;
+		progress_over(json_get_str(m, "group") ?: "", id);
 		if (!s || xfer_start(&tg.send, "sendMessage", s, 30) < 0)
 			return;
 		return; /* one at a time, in order */
@@ -452,6 +573,7 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 	if (!tg.poll.busy && time(NULL) >= tg.poll_after)
 		start_poll();
 	send_next();
+	progress_next();
 }
 
 static int
@@ -497,8 +619,10 @@ telegram_start(struct daemon *d)
 	tg.timer = evtimer_new(d->base, on_timeout, NULL);
 	tg.tick = event_new(d->base, -1, EV_PERSIST, on_tick, NULL);
 	if (!tg.multi || !tg.timer || !tg.tick || xfer_init(&tg.poll, poll_done) < 0 ||
-	    xfer_init(&tg.send, send_done) < 0)
+	    xfer_init(&tg.send, send_done) < 0 || xfer_init(&tg.edit, edit_done) < 0)
 		return -ENOMEM;
+	for (size_t i = 0; i < CONFIG_MAX_GROUPS; i++)
+		dbuf_init(&tg.progress[i].text, TG_TEXT_MAX);
 	curl_multi_setopt(tg.multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(tg.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	struct timeval t = {.tv_usec = 250 * 1000};
@@ -515,8 +639,8 @@ telegram_stop(struct daemon *d)
 	(void)d;
 	if (!tg.multi)
 		return;
-	struct tg_xfer *xs[] = {&tg.poll, &tg.send};
-	for (size_t i = 0; i < 2; i++) {
+	struct tg_xfer *xs[] = {&tg.poll, &tg.send, &tg.edit};
+	for (size_t i = 0; i < 3; i++) {
 		if (xs[i]->busy)
 			curl_multi_remove_handle(tg.multi, xs[i]->easy);
 		curl_easy_cleanup(xs[i]->easy);
@@ -524,6 +648,8 @@ telegram_stop(struct daemon *d)
 		dbuf_done(&xs[i]->body);
 		free(xs[i]->post);
 	}
+	for (size_t i = 0; i < CONFIG_MAX_GROUPS; i++)
+		dbuf_done(&tg.progress[i].text);
 	curl_multi_cleanup(tg.multi);
 	event_free(tg.timer);
 	event_free(tg.tick);

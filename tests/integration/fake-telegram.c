@@ -3,7 +3,9 @@
  * and /bot<TOKEN>/sendMessage with JSON bodies), on loopback, for tests. Updates come from a
  * file, re-read on every poll (a test adds updates by rewriting it); each is served while its
  * update_id >= the offset asked for, as Telegram does. Every call is logged as a JSON line.
- * A wrong token gets 401; sendMessage to chat 404404 gets 400 "chat not found".
+ * A wrong token gets 401; sendMessage to chat 404404 gets 400 "chat not found". sendMessage
+ * answers with a new message_id each time; editMessageText of one it gave out answers ok, of
+ * any other 400 "message to edit not found".
  *
  * usage: fake-telegram --token T --updates FILE --log FILE --port-file FILE
  */
@@ -19,6 +21,7 @@
 
 static const char *token, *updates_path;
 static FILE *logf;
+static int sent; /* message ids handed out by sendMessage */
 
 static void
 reply(struct evhttp_request *req, int status, json_t *j)
@@ -83,7 +86,17 @@ on_request(struct evhttp_request *req, void *arg)
 			                "Bad Request: chat not found"));
 		else
 			reply(req, 200,
-			      json_pack("{s:b,s:{s:i}}", "ok", 1, "result", "message_id", 1));
+			      json_pack("{s:b,s:{s:i}}", "ok", 1, "result", "message_id", ++sent));
+	} else if (strcmp(uri + strlen(prefix), "editMessageText") == 0) {
+		log_call("editMessageText", body);
+		json_int_t id = json_integer_value(json_object_get(body, "message_id"));
+		if (id < 1 || id > sent || !json_is_string(json_object_get(body, "text")))
+			reply(req, 400,
+			      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", 400, "description",
+			                "Bad Request: message to edit not found"));
+		else
+			reply(req, 200,
+			      json_pack("{s:b,s:{s:I}}", "ok", 1, "result", "message_id", id));
 	} else {
 		reply(req, 404, json_pack("{s:b,s:s}", "ok", 0, "description", "Not Found"));
 	}
