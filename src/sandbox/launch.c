@@ -498,6 +498,12 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		if (r < 0)
 			goto out;
 	}
+	if (spec->layer) {
+		r = resolve_source(spec->layer, true, &ctx.layer, ret->message,
+		                   sizeof(ret->message));
+		if (r < 0)
+			goto out;
+	}
 
 	char cg_name[64];
 	snprintf(cg_name, sizeof(cg_name), "clawbox-run-%d", (int)getpid());
@@ -679,5 +685,6 @@ out:
 	for (size_t i = 0; i < spec->n_mounts; i++)
 		free(ctx.sources[i].path);
 	free(ctx.rootfs.path);
+	free(ctx.layer.path);
 	return r;
 }
