@@ -61,6 +61,7 @@ static const struct {
     {"serve", cmd_serve, "the daemon: HTTP API, groups, queues, an agent per message"},
     {"chat", cmd_chat, "talk to a group through the daemon; answers stream back"},
     {"groups", cmd_groups, "the daemon's groups"},
+    {"env", cmd_env, "a group's packages (apt, npm, pip): show, add, remove"},
     {"tasks", cmd_tasks, "scheduled tasks: list, add, cancel, runs"},
     {"audit", cmd_audit, "the daemon's audit of decisions"},
     {"usage", cmd_usage, "tokens used, per group"},

@@ -95,7 +95,8 @@ static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
 	static const char *const keys[] = {"id",     "main",     "trigger", "allow",
-	                                   "memory", "timezone", "mounts",  NULL};
+	                                   "memory", "timezone", "mounts",  "agent_may_install",
+	                                   NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -113,6 +114,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	if (m && !json_is_boolean(m))
 		return bad(why, size, "%s.main: expected true or false", where);
 	out->main = json_is_true(m);
+	json_t *ami = json_object_get(g, "agent_may_install");
+	if (ami && !json_is_boolean(ami))
+		return bad(why, size, "%s.agent_may_install: expected true or false", where);
+	out->agent_may_install = json_is_true(ami);
 	if ((r = get_string(g, "trigger", where, out->trigger, sizeof(out->trigger), why, size)) <
 	    0)
 		return r;
@@ -268,7 +273,7 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {
 	    "data_dir", "listen", "allow_remote", "max_concurrent", "model", "groups", "telegram",
-	    "vm",       NULL};
+	    "vm",       "envs",   NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -322,6 +327,8 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	}
 	if (r == 0 && c->n_groups == 0)
 		return bad(why, size, "groups: at least one group is needed");
+	if (r == 0)
+		r = envs_config_parse(json_object_get(j, "envs"), &c->envs, why, size);
 	json_t *vm = json_object_get(j, "vm");
 	if (r == 0 && vm) {
 		/* true, or {"image": DIR, "memory": SIZE} */

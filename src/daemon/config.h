@@ -34,6 +34,7 @@ struct group_config {
 		bool rw;
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
+	bool agent_may_install; /* install_packages allowed (no approvals yet) */
 };
 
 struct model_config {
@@ -57,6 +58,15 @@ struct daemon_config {
 	struct model_config model;
 	struct group_config groups[CONFIG_MAX_GROUPS];
 	size_t n_groups;
+	/* "envs": the groups' package layers (envs.c). Empty mirrors: the public registries. */
+	struct envs_config {
+		char debian[512]; /* one sources.list line */
+		char npm[256];    /* registry URL */
+		char pypi[256];   /* simple index URL */
+		uint64_t max_bytes;
+		unsigned max_packages;
+		unsigned build_seconds;
+	} envs;
 	/* "vm": every run's sandbox inside one long-lived microVM (clawbox vm-service). */
 	struct {
 		bool on;
@@ -77,6 +87,9 @@ struct daemon_config {
 };
 
 void config_done(struct daemon_config *c);
+
+/* envs.c: the "envs" object (mirrors, quotas) into *ret, defaults first; j may be NULL. */
+int envs_config_parse(void *j, struct envs_config *ret, char *why, size_t why_size);
 
 /* Parses the JSON text. 0, or -EINVAL with one line in why ("groups[0].id: ..."). */
 int config_parse(const char *text, struct daemon_config *ret, char *why, size_t why_size);

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "envs.h"
 #include "daemon.h"
 #include "dbuf.h"
 #include "fd-util.h"
@@ -668,6 +669,11 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--global-memory";
 		argv[n++] = memory;
 	}
+	char layer[PATH_MAX];
+	if (!d->cfg.vm.on && envs_layer(d, group, layer, sizeof(layer)) == 0) {
+		argv[n++] = "--layer"; /* the group's packages (envs.c), as built when it starts */
+		argv[n++] = layer;
+	}
 	if (agent_note[0]) {
 		argv[n++] = "--note";
 		argv[n++] = agent_note;
@@ -786,7 +792,7 @@ runner_reap(struct daemon *d)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (vm_service_reaped(d, pid, status))
+		if (vm_service_reaped(d, pid, status) || envs_reaped(d, pid, status))
 			continue;
 		for (struct run *r = d->runs; r; r = r->next) {
 			if (r->pid != pid)
