@@ -37,6 +37,10 @@ test)
 	need_pkg linux-image-amd64 "ls /boot/vmlinuz-* >/dev/null 2>&1"
 	need_pkg cpio "command -v cpio"
 	need_pkg xz-utils "command -v xz"
+	# test-envs.sh: a local Debian repository, npm registry and PyPI index
+	need_pkg dpkg-dev "command -v dpkg-scanpackages"
+	need_pkg npm "command -v npm"
+	need_pkg python3-venv "/usr/bin/python3 -c 'import ensurepip'"
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"
