@@ -319,6 +319,7 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench
 	@bench/bench-agent.sh
 	@bench/bench-daemon.sh
 	@bench/bench-vm.sh
+	@bench/bench-envs.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

@@ -14,27 +14,9 @@ PY=/usr/bin/python3
 
 # ---- the mirrors ----
 M=$WORK/mirror
-mkdir -p "$M/deb" "$M/npm" "$M/pypi" "$WORK/src"
-mkdeb() { # NAME TEXT: a package with /usr/bin/NAME printing TEXT, and a postinst that must not run
-	local d=$WORK/src/$1
-	mkdir -p "$d/DEBIAN" "$d/usr/bin"
-	printf '#!/bin/sh\necho %s\n' "$2" >"$d/usr/bin/$1"
-	printf 'Package: %s\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n' "$1" >"$d/DEBIAN/control"
-	printf '#!/bin/sh\ntouch /tmp/POSTINST-RAN\n' >"$d/DEBIAN/postinst"
-	chmod 755 "$d/usr/bin/$1" "$d/DEBIAN/postinst"
-	dpkg-deb -Zgzip --root-owner-group --build "$d" "$M/deb/$1_1.0_all.deb" >/dev/null
-}
-mkdeb clawbox-hello "hello from deb"
-mkdeb clawbox-second "hello from second"
-(cd "$M/deb" && dpkg-scanpackages -m . /dev/null >Packages 2>/dev/null)
-N=$WORK/src/npm
-mkdir -p "$N/bin"
-printf '{"name":"clawbox-hello-npm","version":"1.0.0","bin":{"clawbox-hello-npm":"bin/hello.js"}}' >"$N/package.json"
-printf '#!/usr/bin/env node\nconsole.log("hello from npm")\n' >"$N/bin/hello.js"
-(cd "$M/npm" && HOME=$WORK npm pack "$N" --silent >/dev/null 2>&1)
 MPORT=$((20000 + RANDOM % 20000))
 OPORT=$((MPORT + 1))
-"$PY" "$TOP/tests/integration/env-mirror.py" "$M" "$MPORT" "$OPORT"
+"$TOP/tests/integration/env-mirror.sh" "$M" "$MPORT" "$OPORT"
 "$PY" -m http.server --bind 127.0.0.1 "$MPORT" --directory "$M" >"$WORK/mirror.log" 2>&1 &
 HPID=$!
 mkdir -p "$WORK/elsewhere"
