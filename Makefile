@@ -70,7 +70,7 @@ WEB_FILES   := src/daemon/web/index.html src/daemon/web/app.js src/daemon/web/st
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
-DAEMON_UNIT := tests/unit/test-cron.c
+DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)

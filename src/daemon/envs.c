@@ -187,6 +187,15 @@ envs_package_ok(const char *spec)
 	return name_ok(name, strlen(name));
 }
 
+static struct build *
+build_of(const char *group)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(builds); i++)
+		if (builds[i].pid > 0 && strcmp(builds[i].group, group) == 0)
+			return &builds[i];
+	return NULL;
+}
+
 /* ---- the recorded state: kv "env:GROUP" = {"packages": [...], "state", ...} ---- */
 
 static json_t *
@@ -202,6 +211,14 @@ state_load(struct daemon *d, const char *group)
 		if (j)
 			json_decref(j);
 		j = json_pack("{s:[],s:s}", "packages", "state", "none");
+	}
+	/* "building" with no build of ours: the daemon stopped during it (the build died with
+	 * it). The set stays; the next change, or the same request again, builds it. */
+	if (j && strcmp(json_get_str(j, "state") ?: "", "building") == 0 && !build_of(group)) {
+		json_object_set_new(j, "state", json_string("failed"));
+		json_object_set_new(j, "message",
+		                    json_string("interrupted: the daemon stopped during the build; "
+		                                "the previous layer stays"));
 	}
 	return j;
 }
@@ -354,15 +371,6 @@ prune(const char *dir, const char *keep1, const char *keep2)
 }
 
 /* ---- builds ---- */
-
-static struct build *
-build_of(const char *group)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(builds); i++)
-		if (builds[i].pid > 0 && strcmp(builds[i].group, group) == 0)
-			return &builds[i];
-	return NULL;
-}
 
 /* "host:port" of an http(s) URL into out, for --allow. */
 static int
