@@ -5,6 +5,8 @@
 #   make check SANITIZE=address,undefined the same under sanitizers
 #   make bench                            sandbox, proxy, agent and daemon benchmarks
 #   make fuzz                             the libFuzzer targets (clang)
+#   make install [PREFIX=] [DESTDIR=]     install (make uninstall removes it)
+#   make check-fresh                      build in a minimal Debian 12 (debootstrap)
 #   make format                           clang-format every source file
 #
 # Layering (docs/ARCHITECTURE.md) is kept by include paths: src/base sees only itself,
@@ -26,7 +28,8 @@ CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover
 LDFLAGS  += -pie -fsanitize=$(SANITIZE)
 else
 # Static: clawbox starts on every sandbox, and the dynamic loader's work is pure overhead
-# there (it links nothing but libc; the TLS-capable proxy will be its own executable).
+# there (it links nothing but libc and the agent's two libraries; the TLS-capable proxy is an
+# executable of its own).
 LDFLAGS  += -static-pie
 endif
 
@@ -80,7 +83,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
-.PHONY: all check bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
+.PHONY: all check check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve
 
 deps:
@@ -265,8 +268,8 @@ $(FAKE_TG): tests/integration/fake-telegram.c
 FUZZ_SECONDS ?= 60
 FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
-               $(BUILD)/tests/fuzz-mux-replay
-AGENT_FUZZ  := tool-args model
+               $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay
+AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
@@ -310,7 +313,27 @@ fuzz:
 			tests/fuzz/corpus/$$t || exit 1; \
 	done
 
-check: clawbox clawbox-proxy clawbox-serve $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
+# Man pages, from the commands' own --help texts (tools/mkman.sh).
+MAN_DIR := $(BUILD)/man
+man: $(MAN_DIR)/clawbox.1
+$(MAN_DIR)/clawbox.1: clawbox clawbox-proxy clawbox-serve tools/mkman.sh
+	@echo "  MAN     $(MAN_DIR)"
+	@tools/mkman.sh $(MAN_DIR)
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: the executables, the guest (if built), man
+# pages, completions, systemd units (tools/install.sh); make uninstall removes them.
+PREFIX  ?= /usr/local
+install: all man
+	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' tools/install.sh install
+uninstall:
+	@DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' tools/install.sh uninstall
+
+# The build on a minimal Debian 12 (debootstrap, cached in build/fresh): the README's first
+# command must work there, with nothing installed but what it installs.
+check-fresh: test-deps
+	@tests/fresh/check-fresh.sh
+
+check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench-deps
@@ -328,4 +351,5 @@ format:
 clean:
 	rm -rf $(BUILD) clawbox clawbox-proxy clawbox-serve
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# (not build/fresh: a Debian tree, whose rc2.d and the like are folders)
+-include $(shell find $(BUILD) -path $(BUILD)/fresh -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -2,7 +2,7 @@
 # bench-daemon.sh: what the daemon adds. Message in to reply out through `clawbox serve`
 # (`clawbox chat`: POST, then the answer streamed back), against `clawbox ask` alone, both
 # with the fake model answering at once, interleaved. And the daemon's resident memory, idle
-# and after 50 messages across 10 groups. Budgets (DESIGN.md): agent turn overhead under
+# and after 50 messages across 10 groups. The project's budgets: agent turn overhead under
 # 20 ms median; daemon idle under 10 MiB.
 set -eu
 cd "$(dirname "$0")/.."

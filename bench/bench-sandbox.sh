@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench-sandbox.sh: sandbox start and teardown for /bin/true, clawbox against bubblewrap in the
-# same run, interleaved (one run of each in turn). The budget (DESIGN.md): clawbox's median no
+# same run, interleaved (one run of each in turn). The budget: clawbox's median no
 # slower than bwrap's, while doing more (cgroups, seccomp, landlock, masked /proc, a pid-1
 # init, a time namespace).
 #

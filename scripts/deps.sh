@@ -1,10 +1,11 @@
 #!/bin/sh
 # deps.sh: make sure the Debian packages a target needs are installed.
-#   scripts/deps.sh build   - compiler side: pkg-config, libseccomp-dev (build time only)
-#   scripts/deps.sh test    - what `make check` drives besides our binaries
+#   scripts/deps.sh build   - what `make all` needs beyond make and gcc (the -dev packages)
+#   scripts/deps.sh test    - what `make check` (and check-fresh) drives besides our binaries
 #   scripts/deps.sh bench   - bubblewrap, the peer we are measured against
 # pkg-config (or dpkg for tools) decides what is missing; as root it is installed with
-# apt-get and named on stdout; otherwise the missing packages are named and we fail.
+# apt-get and named on stdout; otherwise the missing packages are named and we fail. This is the
+# one list of build packages: .ci/run calls this script rather than keeping a copy.
 set -eu
 
 want=""
@@ -24,6 +25,10 @@ build)
 	need_pkg libevent-dev "pkg-config --exists libevent"
 	need_pkg libidn2-dev "pkg-config --exists libidn2"
 	need_pkg libcurl4-openssl-dev "pkg-config --exists libcurl"
+	# the daemon (clawbox-serve): its store
+	need_pkg libsqlite3-dev "pkg-config --exists sqlite3"
+	# TLS: the tests' HTTPS server links libevent_openssl and openssl
+	need_pkg libssl-dev "pkg-config --exists openssl"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"
@@ -37,6 +42,12 @@ test)
 	need_pkg linux-image-amd64 "ls /boot/vmlinuz-* >/dev/null 2>&1"
 	need_pkg cpio "command -v cpio"
 	need_pkg xz-utils "command -v xz"
+	# make check-fresh (a minimal Debian 12 tree), the man pages, the systemd units' check
+	need_pkg debootstrap "command -v debootstrap"
+	need_pkg scdoc "command -v scdoc"
+	need_pkg man-db "command -v man"
+	need_pkg systemd "command -v systemd-analyze"
+	need_pkg zsh "command -v zsh" # the zsh completion's test
 	# test-envs.sh: a local Debian repository, npm registry and PyPI index
 	need_pkg dpkg-dev "command -v dpkg-scanpackages"
 	need_pkg npm "command -v npm"
@@ -57,7 +68,17 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 echo "deps.sh: installing$want"
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine (or image) may have empty package lists: nothing can be installed until
+# they are fetched. Otherwise try first without, and update only if that fails (stale lists).
+if [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -print -quit 2>/dev/null)" ]; then
+	echo "deps.sh: the package lists are empty: apt-get update"
+	apt-get update -q >/dev/null
+fi
 if ! apt-get install -y -q --no-install-recommends $want >/dev/null 2>&1; then
 	apt-get update -q >/dev/null 2>&1 || true
-	apt-get install -y -q --no-install-recommends $want >/dev/null
+	if ! apt-get install -y -q --no-install-recommends $want >/dev/null; then
+		echo "deps.sh: could not install$want (apt-get install failed)" >&2
+		exit 1
+	fi
 fi

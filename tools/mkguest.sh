@@ -1,7 +1,7 @@
 #!/bin/sh
 # mkguest.sh OUTDIR CLAWBOX: the microVM's guest from Debian's kernel (linux-image-amd64):
 #   OUTDIR/vmlinux          uncompressed, for qemu's PVH boot of -M microvm (the facts in
-#                           docs/machine-facts.md: the compressed vmlinuz boots 3x slower)
+#                           measured here: the compressed vmlinuz boots 3x slower)
 #   OUTDIR/initramfs.cpio   /init = clawbox itself (the guest agent), /modules/*.ko and their
 #                           load order: the virtio and 9p drivers the guest needs
 # Nothing else of the host goes in.

@@ -2,7 +2,7 @@
  * http.h: the agent's HTTP/1.1 client. It speaks plain HTTP to the egress proxy on the
  * sandbox's loopback and nothing else: requests carry an absolute URI
  * ("POST http://model.clawbox.internal/v1/messages"), the proxy adds credentials and TLS. No
- * TLS here, and no libcurl (the agent starts on every invocation; see DESIGN.md).
+ * TLS here, and no libcurl (the agent starts on every invocation: docs/ARCHITECTURE.md).
  *
  * Responses are parsed by http-parser (chunked, content-length or close-delimited bodies) and
  * handed over as they arrive, so a streamed reply can be printed while it streams. One

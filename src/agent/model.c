@@ -684,10 +684,14 @@ model_decoder_finish(struct model_decoder *d, struct model_reply *ret)
 		sse_end(d->sse);
 		if (d->error)
 			return d->error;
-		if (!d->ended)
+		/* A cut stream is a connection error: worth another try, as long as none of
+		 * its text was shown (the caller knows; model_decoder_retryable()). */
+		if (!d->ended) {
+			d->retryable = true;
 			return fail(d, -EPIPE, "the model's stream ended before its end (%s)",
 			            d->provider == MODEL_ANTHROPIC ? "no message_stop"
 			                                           : "no [DONE]");
+		}
 	} else {
 		int r = decode_whole(d);
 		if (r < 0)

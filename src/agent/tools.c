@@ -5,9 +5,11 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json-util.h"
+#include "text.h"
 #include "tools.h"
 
 /* ---- output ---- */
@@ -69,9 +71,50 @@ tool_output_error(struct tool_output *o, const char *fmt, ...)
 	tool_output_add(o, buf, strlen(buf));
 }
 
+/* A result is a JSON string, which must be valid UTF-8 (and a C string here): output that is
+ * not (a binary file read, `cat` of an image) was a result jansson refused, lost from the
+ * conversation, and a transcript the next run set aside as corrupt. Mostly binary output (a
+ * quarter of its bytes or more not text) is said to be so, with its size; otherwise each bad
+ * byte becomes U+FFFD, cut back to a whole character if that outgrows the cap. */
+static void
+make_text(struct tool_output *o)
+{
+	size_t bad, len = o->buf.len;
+	size_t need = text_utf8_repair(dbuf_str(&o->buf), len, NULL, &bad);
+	if (!bad)
+		return;
+	if (bad * 4 >= len) {
+		char marker[96];
+		snprintf(marker, sizeof(marker), "[binary output, %llu bytes]",
+		         (unsigned long long)(len + o->dropped));
+		dbuf_reset(&o->buf);
+		o->dropped = 0;
+		(void)dbuf_puts(&o->buf, marker);
+		return;
+	}
+	_cleanup_free_ char *fixed = malloc(need + 1);
+	if (!fixed) {
+		dbuf_reset(&o->buf);
+		o->dropped = 0;
+		(void)dbuf_puts(&o->buf, "[output not shown: out of memory]");
+		return;
+	}
+	(void)text_utf8_repair(dbuf_str(&o->buf), len, fixed, &bad);
+	size_t keep = need, room = TOOL_OUTPUT_MAX - 128;
+	if (keep > room) {
+		keep = room;
+		while (keep > 0 && ((unsigned char)fixed[keep] & 0xC0) == 0x80)
+			keep--;
+		o->dropped += need - keep; /* counted in bytes of the repaired text */
+	}
+	dbuf_reset(&o->buf);
+	(void)dbuf_append(&o->buf, fixed, keep);
+}
+
 const char *
 tool_output_finish(struct tool_output *o)
 {
+	make_text(o);
 	if (o->dropped) {
 		char marker[128];
 		int n = snprintf(marker, sizeof(marker),

@@ -64,3 +64,30 @@ text_sanitize(const char *in, size_t len, char *out)
 	}
 	return o;
 }
+
+size_t
+text_utf8_repair(const char *in, size_t len, char *out, size_t *ret_bad)
+{
+	static const char fffd[] = "\xEF\xBF\xBD";
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0, bad = 0;
+	for (size_t i = 0; i < len;) {
+		size_t n = p[i] ? utf8_len(p + i, len - i) : 0;
+		if (n == 0) {
+			if (out)
+				for (size_t k = 0; k < 3; k++)
+					out[o + k] = fffd[k];
+			o += 3;
+			bad++;
+			i++;
+			continue;
+		}
+		if (out)
+			for (size_t k = 0; k < n; k++)
+				out[o + k] = (char)p[i + k];
+		o += n;
+		i += n;
+	}
+	*ret_bad = bad;
+	return o;
+}

@@ -14,4 +14,10 @@
  * sequence cut at the end of in counts as invalid. Returns the length written (<= len). */
 size_t text_sanitize(const char *in, size_t len, char *out);
 
+/* Valid UTF-8 from any bytes, for text that must survive as a JSON string (a tool's output):
+ * each byte that is not part of a valid sequence, and each NUL, becomes U+FFFD. Writes to out
+ * (room for 3 * len bytes) unless it is NULL; returns the length it wrote (or would write) and
+ * sets *ret_bad to how many bytes were replaced. */
+size_t text_utf8_repair(const char *in, size_t len, char *out, size_t *ret_bad);
+
 #endif

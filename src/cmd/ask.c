@@ -33,6 +33,7 @@
 #include "net-options.h"
 #include "layer.h"
 #include "parse.h"
+#include "paths.h"
 #include "sandbox.h"
 #include "vm-client.h"
 #include "text.h"
@@ -485,15 +486,10 @@ mkdir_parents(const char *path, mode_t mode)
 static int
 default_session(const char *workspace, char *buf, size_t size)
 {
-	const char *home = getenv("HOME");
-	const char *state = getenv("XDG_STATE_HOME");
-	char base[PATH_MAX];
-	if (state && state[0] == '/')
-		snprintf(base, sizeof(base), "%s/clawbox/ask", state);
-	else if (home && home[0] == '/')
-		snprintf(base, sizeof(base), "%s/.local/state/clawbox/ask", home);
-	else
+	char base[PATH_MAX], dir[PATH_MAX - 8];
+	if (xdg_dir(XDG_STATE, dir, sizeof(dir)) < 0)
 		return -ENOENT;
+	snprintf(base, sizeof(base), "%s/ask", dir);
 	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 	for (const char *p = workspace; *p; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
@@ -612,11 +608,9 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 			                 strerror(errno)),
 			       -errno;
 	} else {
-		const char *cfg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-		if (cfg && cfg[0] == '/')
-			snprintf(memory, sizeof(memory), "%s/clawbox/AGENTS.md", cfg);
-		else if (home && home[0] == '/')
-			snprintf(memory, sizeof(memory), "%s/.config/clawbox/AGENTS.md", home);
+		char dir[PATH_MAX - 16];
+		if (xdg_dir(XDG_CONFIG, dir, sizeof(dir)) == 0)
+			snprintf(memory, sizeof(memory), "%s/AGENTS.md", dir);
 		struct stat st;
 		if (!memory[0] || stat(memory, &st) < 0 || !S_ISREG(st.st_mode))
 			memory[0] = '\0';

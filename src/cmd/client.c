@@ -21,6 +21,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
+#include "paths.h"
 #include "sse.h"
 #include "text.h"
 
@@ -48,24 +49,22 @@ print_clean(FILE *f, const char *s, size_t len)
 static int
 client_init(struct client *c, const char *url, const char *token_file, const char *config)
 {
-	const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
 	char cfg_path[PATH_MAX], listen[96] = "127.0.0.1:7878", data[PATH_MAX] = "";
+	char dir[PATH_MAX - 32] = "";
 	if (config)
 		snprintf(cfg_path, sizeof(cfg_path), "%s", config);
-	else if (xdg && xdg[0] == '/')
-		snprintf(cfg_path, sizeof(cfg_path), "%s/clawbox/config.json", xdg);
+	else if (xdg_dir(XDG_CONFIG, dir, sizeof(dir)) == 0)
+		snprintf(cfg_path, sizeof(cfg_path), "%s/config.json", dir);
 	else
-		snprintf(cfg_path, sizeof(cfg_path), "%s/.config/clawbox/config.json",
-		         home && *home ? home : "/root");
+		cfg_path[0] = '\0'; /* no HOME: the built-in defaults, or --url/--token-file */
 	json_error_t jerr;
 	_cleanup_json_ json_t *cfg = json_load_file(cfg_path, 0, &jerr);
 	if (json_get_str(cfg, "listen"))
 		snprintf(listen, sizeof(listen), "%s", json_get_str(cfg, "listen"));
 	if (json_get_str(cfg, "data_dir"))
 		snprintf(data, sizeof(data), "%s", json_get_str(cfg, "data_dir"));
-	else
-		snprintf(data, sizeof(data), "%s/.local/share/clawbox",
-		         home && *home ? home : "/root");
+	else if (xdg_dir(XDG_DATA, data, sizeof(data)) < 0)
+		data[0] = '\0';
 	if (url) {
 		if (strncmp(url, "http://", 7) != 0)
 			return log_error("--url %s: expected http://ADDRESS:PORT", url), -EINVAL;
@@ -345,6 +344,24 @@ print_time(int64_t t)
 	printf("%s", buf);
 }
 
+/* Sizes as "1.5 MiB" (quota.c's form; the client does not link the daemon's code). */
+static void
+client_size(uint64_t bytes, char *buf, size_t size)
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+	if (bytes < 1024) {
+		snprintf(buf, size, "%llu bytes", (unsigned long long)bytes);
+		return;
+	}
+	double v = (double)bytes / 1024;
+	size_t u = 0;
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, "%.1f %s", v, units[u]);
+}
+
 int
 cmd_groups(int argc, char **argv)
 {
@@ -367,9 +384,20 @@ cmd_groups(int argc, char **argv)
 		           *trig = json_get_str(g, "trigger") ?: "";
 		print_clean(stdout, id, strlen(id));
 		printf("%s", json_is_true(json_object_get(g, "main")) ? "  (main)" : "");
+		printf("%s", json_is_true(json_object_get(g, "paused")) ? "  (paused)" : "");
 		if (*trig) {
 			printf("  trigger ");
 			print_clean(stdout, trig, strlen(trig));
+		}
+		json_t *quota = json_object_get(g, "folder_quota");
+		if (json_is_integer(quota)) {
+			char u[32], q[32];
+			client_size(json_get_u64(g, "folder_bytes"), u, sizeof(u));
+			client_size((uint64_t)json_integer_value(quota), q, sizeof(q));
+			printf("  folder %s of %s%s", u, q,
+			       json_get_u64(g, "folder_bytes") > (uint64_t)json_integer_value(quota)
+			           ? " (over its quota: messages refused)"
+			           : "");
 		}
 		printf("\n");
 	}
@@ -385,28 +413,57 @@ cmd_tasks(int argc, char **argv)
 	if ((r = client_from_args(&c, argc, argv,
 	                          "usage: clawbox tasks [OPTIONS] [list | add GROUP --every "
 	                          "N|--cron EXPR|--at TIME PROMPT |\n                              "
-	                          " cancel ID | runs ID]\n\nThe daemon's scheduled tasks.\n",
+	                          " cancel ID | cancel --group GROUP --all | runs ID]\n\nThe "
+	                          "daemon's scheduled tasks.\n",
 	                          &ind)) != 0)
 		return r > 0 ? 0 : 2;
 	_cleanup_json_ json_t *ans = NULL;
 	const char *sub = ind < argc ? argv[ind] : "list";
 	if (strcmp(sub, "list") == 0) {
-		if (call(&c, "GET", "/api/v1/tasks", NULL, &ans) < 0)
-			return 1;
-		size_t i;
-		json_t *t;
-		json_array_foreach(json_object_get(ans, "tasks"), i, t)
-		{
-			const char *p = json_get_str(t, "prompt") ?: "";
-			printf("#%lld %s [%s] %s next %s: ",
-			       (long long)json_integer_value(json_object_get(t, "id")),
-			       json_get_str(t, "group") ?: "", json_get_str(t, "status") ?: "",
-			       json_get_str(t, "schedule") ?: "",
-			       *(json_get_str(t, "next_run") ?: "") ? json_get_str(t, "next_run")
-			                                            : "-");
-			print_clean(stdout, p, strlen(p) > 60 ? 60 : strlen(p));
-			printf("\n");
+		/* Page by page: the daemon sends at most 1,000 at a time. */
+		char path[64] = "/api/v1/tasks";
+		for (unsigned pages = 0; pages < 100000; pages++) {
+			if (ans)
+				json_decref(TAKE_PTR(ans));
+			if (call(&c, "GET", path, NULL, &ans) < 0)
+				return 1;
+			size_t i;
+			json_t *t;
+			json_array_foreach(json_object_get(ans, "tasks"), i, t)
+			{
+				const char *p = json_get_str(t, "prompt") ?: "";
+				printf("#%lld %s [%s] %s next %s: ",
+				       (long long)json_integer_value(json_object_get(t, "id")),
+				       json_get_str(t, "group") ?: "",
+				       json_get_str(t, "status") ?: "",
+				       json_get_str(t, "schedule") ?: "",
+				       *(json_get_str(t, "next_run") ?: "")
+				           ? json_get_str(t, "next_run")
+				           : "-");
+				print_clean(stdout, p, strlen(p) > 60 ? 60 : strlen(p));
+				printf("\n");
+			}
+			json_t *next = json_object_get(ans, "next");
+			if (!json_is_integer(next))
+				break;
+			snprintf(path, sizeof(path), "/api/v1/tasks?after=%lld",
+			         (long long)json_integer_value(next));
 		}
+		return 0;
+	}
+	if (strcmp(sub, "cancel") == 0 && argc - ind == 4 &&
+	    strcmp(argv[ind + 1], "--group") == 0 && strcmp(argv[ind + 3], "--all") == 0) {
+		char path[128];
+		snprintf(path, sizeof(path), "/api/v1/tasks?group=%s", argv[ind + 2]);
+		if (strspn(argv[ind + 2], "abcdefghijklmnopqrstuvwxyz0123456789-_") !=
+		        strlen(argv[ind + 2]) ||
+		    strlen(argv[ind + 2]) > 63)
+			return log_error("%s: not a group's id", argv[ind + 2]), 2;
+		if (call(&c, "DELETE", path, NULL, &ans) < 0)
+			return 1;
+		printf("%lld tasks of %s cancelled\n",
+		       (long long)json_integer_value(json_object_get(ans, "cancelled")),
+		       argv[ind + 2]);
 		return 0;
 	}
 	if (strcmp(sub, "add") == 0 && argc - ind == 5) {
@@ -476,8 +533,51 @@ cmd_tasks(int argc, char **argv)
 		return 0;
 	}
 	log_error("usage: clawbox tasks [list | add GROUP --every N|--cron EXPR|--at TIME PROMPT | "
-	          "cancel ID | runs ID]");
+	          "cancel ID | cancel --group GROUP --all | runs ID]");
 	return 2;
+}
+
+/* clawbox pause GROUP / clawbox resume GROUP */
+static int
+pause_resume(int argc, char **argv, bool pause)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix(pause ? "clawbox pause" : "clawbox resume");
+	if ((r = client_from_args(&c, argc, argv,
+	                          pause ? "usage: clawbox pause [--url URL] [--token-file FILE] "
+	                                  "GROUP\n\nPauses a group: its messages wait in the "
+	                                  "queue, nothing of it runs,\nand its tasks do not fire "
+	                                  "until 'clawbox resume GROUP'.\n"
+	                                : "usage: clawbox resume [--url URL] [--token-file FILE] "
+	                                  "GROUP\n\nResumes a paused group: what waited runs.\n",
+	                          &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	if (argc - ind != 1)
+		return log_error("expected one GROUP; see --help"), 2;
+	const char *g = argv[ind];
+	if (!*g || strlen(g) > 63 ||
+	    strspn(g, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(g))
+		return log_error("%s: not a group's id", g), 2;
+	char path[128];
+	snprintf(path, sizeof(path), "/api/v1/groups/%s/%s", g, pause ? "pause" : "resume");
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "POST", path, NULL, &ans) < 0)
+		return 1;
+	printf("%s is %s\n", g, pause ? "paused" : "running again");
+	return 0;
+}
+
+int
+cmd_pause(int argc, char **argv)
+{
+	return pause_resume(argc, argv, true);
+}
+
+int
+cmd_resume(int argc, char **argv)
+{
+	return pause_resume(argc, argv, false);
 }
 
 int

@@ -12,6 +12,8 @@ int cmd_chat(int argc, char **argv);
 int cmd_groups(int argc, char **argv);
 int cmd_env(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 int cmd_guest(int argc, char **argv);

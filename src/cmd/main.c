@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "log.h"
 #include "macro.h"
+#include "paths.h"
 #include "sandbox.h"
 
 #ifndef CLAWBOX_VERSION
@@ -22,14 +23,11 @@ static int
 hand_over(const char *exe, char **argv)
 {
 	char path[4096];
-	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
-	if (n < 0) {
-		log_error("cannot find myself: %s", strerror(errno));
-		return 1;
+	int r = self_sibling(exe, path, sizeof(path));
+	if (r < 0) {
+		log_error("%s next to this clawbox: %s", exe, strerror(-r));
+		return 127;
 	}
-	path[n] = '\0';
-	char *slash = strrchr(path, '/');
-	snprintf(slash ? slash + 1 : path, 24, "%s", exe);
 	argv[0] = path;
 	execv(path, argv);
 	log_error("%s: %s", path, strerror(errno));
@@ -63,6 +61,8 @@ static const struct {
     {"groups", cmd_groups, "the daemon's groups"},
     {"env", cmd_env, "a group's packages (apt, npm, pip): show, add, remove"},
     {"tasks", cmd_tasks, "scheduled tasks: list, add, cancel, runs"},
+    {"pause", cmd_pause, "pause a group: its messages wait, its tasks do not fire"},
+    {"resume", cmd_resume, "resume a paused group"},
     {"audit", cmd_audit, "the daemon's audit of decisions"},
     {"usage", cmd_usage, "tokens used, per group"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
@@ -103,9 +103,15 @@ main(int argc, char **argv)
 		printf("clawbox %s\n", CLAWBOX_VERSION);
 		return 0;
 	}
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		if (strcmp(cmd, commands[i].name) == 0)
-			return commands[i].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (strcmp(cmd, commands[i].name) != 0)
+			continue;
+		/* `clawbox SUB --version`, for every SUB; serve and proxy answer themselves. */
+		if (commands[i].run != cmd_serve && commands[i].run != cmd_proxy &&
+		    version_asked(argc - 1, argv + 1, "clawbox"))
+			return 0;
+		return commands[i].run(argc - 1, argv + 1);
+	}
 	log_error("'%s' is not a clawbox command; see 'clawbox --help'", cmd);
 	return 2;
 }

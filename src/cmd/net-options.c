@@ -11,21 +11,14 @@
 #include "log.h"
 #include "macro.h"
 #include "net-options.h"
+#include "paths.h"
 #include "spawn.h"
 
 /* clawbox-proxy, next to this executable. */
 static int
 proxy_path(char *buf, size_t size)
 {
-	ssize_t n = readlink("/proc/self/exe", buf, size - 1);
-	if (n < 0)
-		return NEG_ERRNO();
-	buf[n] = '\0';
-	char *slash = strrchr(buf, '/');
-	if (!slash || (size_t)(slash - buf) + sizeof("/clawbox-proxy") > size)
-		return -ENAMETOOLONG;
-	memcpy(slash + 1, "clawbox-proxy", sizeof("clawbox-proxy"));
-	return access(buf, X_OK) < 0 ? NEG_ERRNO() : 0;
+	return self_sibling("clawbox-proxy", buf, size);
 }
 
 /* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "macro.h"
 #include "parse.h"
+#include "paths.h"
 #include "proxy.h"
 
 static void
@@ -83,6 +84,8 @@ main(int argc, char **argv)
 	int opt, r;
 
 	log_set_prefix("clawbox-proxy");
+	if (version_asked(argc, argv, "clawbox-proxy"))
+		return 0;
 	proxy_config_init(&cfg);
 	cfg.sandbox_fd = 3;
 	opterr = 0;

@@ -22,6 +22,12 @@
 #include "sandbox.h"
 #include "vm-host.h"
 
+static void
+say_progress(const char *line)
+{
+	log_info("--vm: %s", line);
+}
+
 int
 run_vm(const struct sandbox_spec *spec, const char *image, enum vm_accel accel, bool debug)
 {
@@ -61,7 +67,10 @@ run_vm(const struct sandbox_spec *spec, const char *image, enum vm_accel accel, 
 	                        .n_shares = spec->n_mounts,
 	                        .debug = debug,
 	                        .sig_fd = sig_fd,
-	                        .accel = accel};
+	                        .accel = accel,
+	                        /* A person waiting sees why (a TCG boot takes seconds); a
+	                         * script's stderr stays the command's own. */
+	                        .progress = debug || isatty(2) ? say_progress : NULL};
 	struct vm vm;
 	char why[SANDBOX_MSG_MAX];
 	int r = vm_start(&vm, &cfg, why, sizeof(why));

@@ -15,12 +15,15 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apiguard.h"
 #include "daemon.h"
 #include "fd-util.h"
 #include "log.h"
+#include "paths.h"
 #include "spawn.h"
 #include "tasks.h"
 
@@ -91,13 +94,7 @@ load_token(struct daemon *d)
 static int
 find_clawbox(struct daemon *d)
 {
-	ssize_t n = readlink("/proc/self/exe", d->clawbox, sizeof(d->clawbox) - 16);
-	if (n < 0)
-		return NEG_ERRNO();
-	d->clawbox[n] = '\0';
-	char *slash = strrchr(d->clawbox, '/');
-	memcpy(slash ? slash + 1 : d->clawbox, "clawbox", sizeof("clawbox"));
-	return access(d->clawbox, X_OK) < 0 ? NEG_ERRNO() : 0;
+	return self_sibling("clawbox", d->clawbox, sizeof(d->clawbox));
 }
 
 /* One daemon per data folder: two would run the same queued message twice and race on the
@@ -197,6 +194,19 @@ check_model(const struct daemon *d)
 	         env, d->config_path);
 }
 
+/* The soft descriptor limit up to the hard one: the default 1,024 is what a thousand idle
+ * connections take. The API's connection caps are derived from what this leaves. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the file limit: %s", strerror(errno));
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -218,13 +228,10 @@ main(int argc, char **argv)
 
 	log_set_format(LOG_TEXT_TIMESTAMPED); /* a long-lived process: when did it happen */
 	log_set_prefix("clawbox serve");
+	if (version_asked(argc, argv, "clawbox-serve"))
+		return 0;
 	umask(077); /* the store, the token and the groups' folders are nobody else's */
-	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-	if (xdg && xdg[0] == '/')
-		snprintf(config_path, sizeof(config_path), "%s/clawbox/config.json", xdg);
-	else
-		snprintf(config_path, sizeof(config_path), "%s/.config/clawbox/config.json",
-		         home && *home ? home : "/root");
+	config_path[0] = '\0';
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
@@ -264,6 +271,15 @@ main(int argc, char **argv)
 	if (optind != argc) {
 		log_error("unexpected argument '%s'; see 'clawbox serve --help'", argv[optind]);
 		return 2;
+	}
+	if (!config_path[0]) {
+		char cfg_dir[PATH_MAX - 32];
+		if (xdg_dir(XDG_CONFIG, cfg_dir, sizeof(cfg_dir)) < 0) {
+			log_error("no configuration folder: HOME is not set (set HOME or "
+			          "XDG_CONFIG_HOME, or give --config)");
+			return 2;
+		}
+		snprintf(config_path, sizeof(config_path), "%s/config.json", cfg_dir);
 	}
 	d.config_path = config_path;
 	const char *offset = getenv("CLAWBOX_TEST_CLOCK_OFFSET");
@@ -326,9 +342,10 @@ main(int argc, char **argv)
 		log_info("wrote a default configuration to %s", config_path);
 	if (data_dir)
 		snprintf(d.cfg.data_dir, sizeof(d.cfg.data_dir), "%s", data_dir);
-	if (!d.cfg.data_dir[0])
-		snprintf(d.cfg.data_dir, sizeof(d.cfg.data_dir), "%s/.local/share/clawbox",
-		         home && *home ? home : "/root");
+	if (!d.cfg.data_dir[0] && xdg_dir(XDG_DATA, d.cfg.data_dir, sizeof(d.cfg.data_dir)) < 0) {
+		log_error("no data folder: HOME is not set (set HOME, XDG_DATA_HOME or data_dir)");
+		return 2;
+	}
 	char store_path[PATH_MAX];
 	snprintf(store_path, sizeof(store_path), "%s/clawbox.db", d.cfg.data_dir);
 	int r = 0;
@@ -382,6 +399,8 @@ main(int argc, char **argv)
 		         requeued == 1 ? " was" : "s were");
 
 	check_model(&d); /* before listening: said even when the port is taken */
+	raise_nofile();
+	log_set_rate_limit(true);
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
 	if (!d.base || api_start(&d) < 0)
@@ -405,6 +424,7 @@ main(int argc, char **argv)
 	stream_close_all(&d);
 	telegram_stop(&d);
 	evhttp_free(d.http);
+	api_guard_stop();
 	event_free(d.sigchld);
 	event_free(d.sigterm);
 	event_free(d.sigint);

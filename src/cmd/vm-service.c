@@ -59,7 +59,8 @@ usage(FILE *out)
 	    "  --socket PATH     where clients connect (made 0600)\n"
 	    "  --share DIR[:rw]  a folder the VM may see (read-only unless :rw; repeatable)\n"
 	    "  --memory SIZE     the VM's RAM (default 1G)\n"
-	    "  --vm-image DIR    the guest (default: build/vm next to clawbox)\n"
+	    "  --vm-image DIR    the guest (default: build/vm next to clawbox; installed:\n"
+	    "                    PREFIX/lib/clawbox/vm)\n"
 	    "  --accel MODE      auto (default: KVM if it boots the guest, else TCG), kvm, tcg\n"
 	    "  --debug           the guest's console on stderr\n"
 	    "  -h, --help        this help\n");
@@ -177,6 +178,12 @@ listen_socket(const char *path)
 	return fd;
 }
 
+static void
+say_progress(const char *line)
+{
+	log_info("%s", line);
+}
+
 int
 cmd_vm_service(int argc, char **argv)
 {
@@ -259,7 +266,8 @@ cmd_vm_service(int argc, char **argv)
 	                        .n_shares = n_shares,
 	                        .debug = debug,
 	                        .sig_fd = sig_fd,
-	                        .accel = accel};
+	                        .accel = accel,
+	                        .progress = say_progress}; /* a service's log: always */
 	struct service sv = {0};
 	char why[SANDBOX_MSG_MAX];
 	bool stop = false;

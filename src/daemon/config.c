@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "fd-util.h"
 #include "json-util.h"
 #include "parse.h"
+#include "paths.h"
 
 static int bad(char *why, size_t size, const char *fmt, ...) _printf_(3, 4);
 static int
@@ -91,12 +93,27 @@ id_ok(const char *id)
 	return true;
 }
 
+/* "folder_quota": a size of at least 1M ("500M", "2G"). */
+static int
+get_quota(json_t *o, const char *where, uint64_t *ret, char *why, size_t size)
+{
+	json_t *q = json_object_get(o, "folder_quota");
+	uint64_t v;
+	if (!q)
+		return 0;
+	if (!json_is_string(q) || parse_size(json_string_value(q), &v) < 0 || v < (1ULL << 20))
+		return bad(why, size, "%s%sfolder_quota: expected a size of at least 1M, such as 1G",
+		           where, *where ? "." : "");
+	*ret = v;
+	return 0;
+}
+
 static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"id",     "main",     "trigger", "allow",
-	                                   "memory", "timezone", "mounts",  "agent_may_install",
-	                                   NULL};
+	static const char *const keys[] = {"id",       "main",   "trigger",      "allow",
+	                                   "memory",   "timezone", "mounts",     "folder_quota",
+	                                   "tasks_may_schedule", "agent_may_install", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -114,6 +131,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	if (m && !json_is_boolean(m))
 		return bad(why, size, "%s.main: expected true or false", where);
 	out->main = json_is_true(m);
+	json_t *tms = json_object_get(g, "tasks_may_schedule");
+	if (tms && !json_is_boolean(tms))
+		return bad(why, size, "%s.tasks_may_schedule: expected true or false", where);
+	out->tasks_may_schedule = json_is_true(tms);
 	json_t *ami = json_object_get(g, "agent_may_install");
 	if (ami && !json_is_boolean(ami))
 		return bad(why, size, "%s.agent_may_install: expected true or false", where);
@@ -195,7 +216,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 			           where);
 		out->memory_bytes = v;
 	}
-	return 0;
+	return get_quota(g, where, &out->folder_quota, why, size);
 }
 
 static int
@@ -228,6 +249,47 @@ parse_model(json_t *m, struct model_config *out, char *why, size_t size)
 		               sizeof(out->api_key_file), why, size);
 	if (r == 0)
 		r = get_uint(m, "max_tokens", "model", 1, 1000000, &out->max_tokens, why, size);
+	return r;
+}
+
+/* "limits": {"connections", "connections_per_client", "queue_per_group", "queue_total",
+ * "task_min_interval", "tasks_per_group"}; every key optional. */
+static int
+parse_limits(json_t *l, struct daemon_config *c, char *why, size_t size)
+{
+	static const struct {
+		const char *key;
+		uint64_t min, max;
+		size_t off;
+	} keys[] = {
+	    {"connections", 8, 1000000, offsetof(struct daemon_config, limits.connections)},
+	    {"connections_per_client", 2, 1000000,
+	     offsetof(struct daemon_config, limits.connections_per_client)},
+	    {"queue_per_group", 1, 1000000, offsetof(struct daemon_config, limits.queue_per_group)},
+	    {"queue_total", 1, 10000000, offsetof(struct daemon_config, limits.queue_total)},
+	    {"task_min_interval", 1, 86400,
+	     offsetof(struct daemon_config, limits.task_min_interval)},
+	    {"tasks_per_group", 1, 100000, offsetof(struct daemon_config, limits.tasks_per_group)},
+	};
+	static const char *const names[] = {
+	    "connections", "connections_per_client", "queue_per_group",
+	    "queue_total", "task_min_interval",      "tasks_per_group",
+	    NULL};
+	c->limits.queue_per_group = 100;
+	c->limits.queue_total = 1000;
+	c->limits.task_min_interval = 60;
+	c->limits.tasks_per_group = 50;
+	if (!l)
+		return 0;
+	if (!json_is_object(l))
+		return bad(why, size, "limits: expected an object");
+	int r = known_keys(l, "limits", names, why, size);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(keys); i++) {
+		unsigned *field = (unsigned *)((char *)c + keys[i].off);
+		uint64_t v = *field;
+		r = get_uint(l, keys[i].key, "limits", keys[i].min, keys[i].max, &v, why, size);
+		*field = (unsigned)v;
+	}
 	return r;
 }
 
@@ -271,9 +333,9 @@ config_model_configured(const struct model_config *m)
 int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
-	static const char *const keys[] = {
-	    "data_dir", "listen", "allow_remote", "max_concurrent", "model", "groups", "telegram",
-	    "vm",       "envs",   NULL};
+	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
+	                                   "model", "groups", "telegram", "vm", "folder_quota",
+	                                   "limits", "envs", NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -305,6 +367,11 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	if (r == 0)
 		r = get_uint(j, "max_concurrent", "", 1, 256, &v, why, size);
 	c->max_concurrent = (unsigned)v;
+	c->folder_quota = CONFIG_FOLDER_QUOTA;
+	if (r == 0)
+		r = get_quota(j, "", &c->folder_quota, why, size);
+	if (r == 0)
+		r = parse_limits(json_object_get(j, "limits"), c, why, size);
 	if (r == 0 && json_object_get(j, "model"))
 		r = parse_model(json_object_get(j, "model"), &c->model, why, size);
 	json_t *groups = json_object_get(j, "groups");
@@ -327,6 +394,9 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	}
 	if (r == 0 && c->n_groups == 0)
 		return bad(why, size, "groups: at least one group is needed");
+	for (size_t k = 0; k < c->n_groups; k++)
+		if (!c->groups[k].folder_quota)
+			c->groups[k].folder_quota = c->folder_quota;
 	if (r == 0)
 		r = envs_config_parse(json_object_get(j, "envs"), &c->envs, why, size);
 	json_t *vm = json_object_get(j, "vm");
@@ -471,10 +541,12 @@ config_load(const char *path, struct daemon_config *c, bool *ret_created, char *
 		*ret_created = false;
 	if (n == -ENOENT) {
 		/* First start: a default the user can edit, with the data folder beside it. */
-		const char *home = getenv("HOME");
 		char data[600];
-		snprintf(data, sizeof(data), "%s/.local/share/clawbox",
-		         home && *home ? home : "/var/lib");
+		if (xdg_dir(XDG_DATA, data, sizeof(data)) < 0) {
+			free(buf);
+			return bad(why, size, "no data folder for a default configuration: HOME "
+			                      "is not set (set HOME or XDG_DATA_HOME)");
+		}
 		_cleanup_free_ char *text = config_default_text(data);
 		char dir[1024];
 		snprintf(dir, sizeof(dir), "%s", path);

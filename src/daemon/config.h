@@ -19,6 +19,7 @@
 #define CONFIG_GROUP_ID_MAX 64
 #define CONFIG_FILE_MAX     (1u << 20)
 #define CONFIG_MAX_MOUNTS   16
+#define CONFIG_FOLDER_QUOTA (1ULL << 30) /* a group folder's quota when none is configured */
 
 struct group_config {
 	char id[CONFIG_GROUP_ID_MAX]; /* [a-z0-9_-], also the folder name */
@@ -27,6 +28,7 @@ struct group_config {
 	char *allow[CONFIG_MAX_ALLOW];
 	size_t n_allow;
 	uint64_t memory_bytes; /* 0: the sandbox default */
+	uint64_t folder_quota; /* bytes its folder may hold (quota.h); the default if not set */
 	char timezone[64];     /* for its cron tasks; "" is UTC */
 	struct {
 		char host[512];   /* as configured; checked against the mount allowlist per run */
@@ -34,6 +36,7 @@ struct group_config {
 		bool rw;
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
+	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
 	bool agent_may_install; /* install_packages allowed (no approvals yet) */
 };
 
@@ -55,9 +58,19 @@ struct daemon_config {
 	unsigned listen_port;
 	bool allow_remote; /* listen may be a non-loopback address */
 	unsigned max_concurrent;
+	uint64_t folder_quota; /* "folder_quota": a group folder's, unless the group says */
 	struct model_config model;
 	struct group_config groups[CONFIG_MAX_GROUPS];
 	size_t n_groups;
+	/* "limits": what one client, a flood of messages or an agent's tasks may take. */
+	struct {
+		unsigned connections; /* HTTP connections at once; 0: from the fd limit */
+		unsigned connections_per_client; /* from one address; 0: half of connections */
+		unsigned queue_per_group;        /* queued messages of one group (429 past it) */
+		unsigned queue_total;            /* queued messages of all groups */
+		unsigned task_min_interval;      /* seconds, for tasks an agent schedules */
+		unsigned tasks_per_group;        /* active or paused tasks of one group */
+	} limits;
 	/* "envs": the groups' package layers (envs.c). Empty mirrors: the public registries. */
 	struct envs_config {
 		char debian[512]; /* one sources.list line */
@@ -70,7 +83,7 @@ struct daemon_config {
 	/* "vm": every run's sandbox inside one long-lived microVM (clawbox vm-service). */
 	struct {
 		bool on;
-		char image[512]; /* "" : build/vm next to clawbox */
+		char image[512]; /* "" : the guest beside clawbox (vm_default_image()) */
 		uint64_t memory; /* the VM's RAM */
 		char accel[8];   /* "auto" (""), "kvm" or "tcg" */
 	} vm;

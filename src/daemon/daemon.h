@@ -41,6 +41,7 @@ struct daemon {
 	struct run *runs;       /* in progress */
 	unsigned running;
 	bool stopping;
+	bool retry_pending; /* a start that failed for want of resources is retried soon */
 	uint64_t http_requests, http_refused, runs_started, runs_failed;
 	int64_t clock_offset; /* CLAWBOX_TEST_CLOCK_OFFSET: the scheduler's clock, for tests */
 	pid_t vm_pid;         /* "vm": the clawbox vm-service child, or -1 */
@@ -53,6 +54,20 @@ struct daemon {
 		unsigned tries;
 	} vm_retries[16]; /* messages whose run the VM's death cut short, retried at most twice */
 	size_t vm_retry_next;
+	/* Messages whose reply the store refused (its disk full): run again after a backoff,
+	 * given up after STORE_RETRY_MAX runs (runner.c). */
+	struct store_retry {
+		int64_t message;
+		unsigned runs;      /* runs whose reply could not be stored */
+		int64_t not_before; /* CLOCK_MONOTONIC ms: no run, and no write, before */
+		bool given_up;      /* to be marked failed as soon as the store takes it */
+		char why[256];
+	} store_retries[16];
+	size_t store_retry_next;
+	struct event *retry_timer;
+	/* Each group folder's size at its last count (quota.c), by index in cfg.groups. */
+	uint64_t folder_bytes[CONFIG_MAX_GROUPS];
+	bool folder_known[CONFIG_MAX_GROUPS];
 };
 
 /* The scheduler's idea of now (unix seconds). */

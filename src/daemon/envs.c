@@ -412,6 +412,27 @@ set_state(json_t *st, const char *state, const char *message)
 	json_object_set_new(st, "message", json_string(message));
 }
 
+/* tools/env-build.sh next to clawbox (the source tree), or where install.sh puts it
+ * (BINDIR/../lib/clawbox/env-build.sh). */
+static int
+find_script(struct daemon *d, char *buf, size_t size)
+{
+	static const char *const rel[] = {"tools/env-build.sh", "../lib/clawbox/env-build.sh"};
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", d->clawbox);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return -ENOENT;
+	*slash = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
+		if (snprintf(buf, size, "%s/%s", dir, rel[i]) >= (int)size)
+			continue;
+		if (access(buf, R_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
 static int
 build_start(struct daemon *d, const char *group)
 {
@@ -457,10 +478,10 @@ build_start(struct daemon *d, const char *group)
 		return NEG_ERRNO();
 	if (geteuid() == 0 && chown(b->dir, 65533, 65533) < 0) /* the sandbox's user */
 		return NEG_ERRNO();
-	snprintf(script, sizeof(script), "%s", d->clawbox);
-	char *slash = strrchr(script, '/');
-	snprintf(slash ? slash + 1 : script, sizeof(script) - (size_t)(slash ? slash + 1 - script : 0),
-	         "tools/env-build.sh");
+	if (find_script(d, script, sizeof(script)) < 0) {
+		(void)rmdir(b->dir);
+		return -ENOENT;
+	}
 	snprintf(audit, sizeof(audit), "%s/build-audit.jsonl", dir);
 	snprintf(logp, sizeof(logp), "%s/build.log", dir);
 

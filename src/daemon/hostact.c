@@ -212,6 +212,8 @@ schedule_task(struct daemon *d, const char *own, json_t *input, struct verdict *
 	if (tasks_parse_schedule(input, t->timezone, daemon_now(d), kind, spec, sizeof(spec), &next,
 	                         why, sizeof(why)) < 0)
 		DENY(v, "%s", why);
+	if (tasks_agent_may_schedule(d, own, t->id, kind, spec, t->timezone, why, sizeof(why)) < 0)
+		DENY(v, "%s", why);
 	snprintf(by, sizeof(by), "agent of %s", own);
 	int64_t id;
 	if (store_task_add(d->store, t->id, prompt, kind, spec, next, by, &id) < 0)

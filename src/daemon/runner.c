@@ -30,6 +30,8 @@
 #include "hostact.h"
 #include "json-util.h"
 #include "log.h"
+#include "quota.h"
+#include "tasks.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
@@ -57,6 +59,7 @@ struct run {
 	char sock_path[PATH_MAX];
 	struct ipc_conn *conns;
 	unsigned requests;
+	unsigned refused[4];       /* ipc_refuse()'s counts, by enum ipc_refusal */
 	uint64_t file_budget;      /* send_file bytes left, HOSTACT_FILES_PER_RUN_MAX at start */
 	char audit_path[PATH_MAX]; /* the run's egress audit, read into the store at its end */
 };
@@ -69,7 +72,57 @@ struct ipc_conn {
 
 static unsigned run_counter;
 
-#define IPC_CONNS_MAX 8 /* host-action connections open at once, per run */
+#define IPC_CONNS_MAX  8 /* host-action connections open at once, per run */
+#define IPC_DRAIN_SECS 5 /* a closing connection's last answer may take this long to leave */
+
+/* Refusals that are not a decision on a request (hostact_handle audits each of those, at most
+ * HOSTACT_PER_RUN_MAX a run): a line that is not a request, one too long, a request past the
+ * run's cap, a connection past IPC_CONNS_MAX. The first of each kind in a run is audited; the
+ * rest are counted, into one row when the run ends. A flood of them costs a counter each, not
+ * a write each (60,000 empty lines were 60,000 fsync'd rows that stalled every group). */
+enum ipc_refusal {
+	IPC_NOT_REQUEST,
+	IPC_TOO_LARGE,
+	IPC_PAST_CAP,
+	IPC_TOO_MANY_CONNS,
+	IPC_REFUSAL_KINDS
+};
+static const char *const ipc_refusal_text[IPC_REFUSAL_KINDS] = {
+    [IPC_NOT_REQUEST] = "a request is one line of JSON: {\"tool\": NAME, \"input\": {...}}",
+    [IPC_TOO_LARGE] = "a request is at most 64 KiB",
+    [IPC_PAST_CAP] = "too many host actions in one run",
+    [IPC_TOO_MANY_CONNS] = "too many host-action connections open at once",
+};
+_Static_assert(IPC_REFUSAL_KINDS == ARRAY_SIZE(((struct run *)0)->refused), "run.refused");
+
+static void
+ipc_refuse(struct run *r, enum ipc_refusal kind)
+{
+	if (r->refused[kind]++ == 0)
+		(void)store_audit(r->d->store, r->group, "host_action", "deny",
+		                  ipc_refusal_text[kind]);
+}
+
+/* The one row for the refusals that were only counted. */
+static void
+ipc_audit_refused(struct run *r)
+{
+	unsigned more[IPC_REFUSAL_KINDS], total = 0;
+	for (int k = 0; k < IPC_REFUSAL_KINDS; k++) {
+		more[k] = r->refused[k] > 1 ? r->refused[k] - 1 : 0;
+		total += more[k];
+	}
+	if (!total)
+		return;
+	char text[256];
+	snprintf(text, sizeof(text),
+	         "refused %u more: %u not a request, %u too large, %u past the cap, %u "
+	         "connections",
+	         total, more[IPC_NOT_REQUEST], more[IPC_TOO_LARGE], more[IPC_PAST_CAP],
+	         more[IPC_TOO_MANY_CONNS]);
+	(void)store_audit(r->d->store, r->group, "host_action", "deny", text);
+	memset(r->refused, 0, sizeof(r->refused));
+}
 
 static void
 ipc_conn_free(struct ipc_conn *c)
@@ -97,44 +150,100 @@ ipc_reply(struct ipc_conn *c, json_t *resp)
 	free(s);
 }
 
-/* One JSON line per request, one per answer. The run's group is ours, not the request's. */
+static void
+ipc_drained(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	ipc_conn_free(arg);
+}
+
+static void ipc_event(struct bufferevent *bev, short what, void *arg);
+
+/* After a violation: nothing more is read; the connection goes once its answers are out (or
+ * IPC_DRAIN_SECS later, if the peer does not read them), and with it its slot. */
+static void
+ipc_close_after_reply(struct ipc_conn *c)
+{
+	bufferevent_disable(c->bev, EV_READ);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		ipc_conn_free(c);
+		return;
+	}
+	struct timeval drain = {IPC_DRAIN_SECS, 0};
+	bufferevent_setcb(c->bev, NULL, ipc_drained, ipc_event, c);
+	bufferevent_set_timeouts(c->bev, NULL, &drain);
+}
+
+/* One JSON line per request, one per answer. The run's group is ours, not the request's.
+ * The audit rows of every line read in this turn are written in one transaction, committed
+ * before any answer is sent: an answer never reports a decision a crash could still undo. */
 static void
 ipc_read(struct bufferevent *bev, void *arg)
 {
 	struct ipc_conn *c = arg;
 	struct run *r = c->run;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	size_t len;
+	/* At most the run's cap of decided requests, and the one violation that ends the turn. */
+	json_t *answers[HOSTACT_PER_RUN_MAX + 1];
+	size_t n = 0, len;
+	bool violation = false;
 	char *line;
-	while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
-		json_t *resp;
-		if (++r->requests > HOSTACT_PER_RUN_MAX) {
-			(void)store_audit(r->d->store, r->group, "host_action", "deny",
-			                  "too many host actions in one run");
-			resp = json_pack("{s:b,s:s}", "ok", 0, "error",
-			                 "too many host actions in one run");
-		} else {
-			_cleanup_json_ json_t *req =
-			    len <= HOSTACT_REQUEST_MAX ? json_loadb(line, len, 0, NULL) : NULL;
-			resp = req ? hostact_handle(r->d, r->group, req, &r->file_budget)
-			           : json_pack("{s:b,s:s}", "ok", 0, "error",
-			                       "a request is one line of JSON, at most 64 KiB");
+	store_audit_batch_begin(r->d->store);
+	while (!violation && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+		enum ipc_refusal kind = IPC_TOO_LARGE;
+		json_t *resp = NULL;
+		bool decided = false;
+		if (len <= HOSTACT_REQUEST_MAX) {
+			_cleanup_json_ json_t *req = json_loadb(line, len, 0, NULL);
+			if (!json_is_object(req)) {
+				kind = IPC_NOT_REQUEST;
+			} else if (r->requests >= HOSTACT_PER_RUN_MAX) {
+				kind = IPC_PAST_CAP;
+			} else {
+				r->requests++;
+				resp = hostact_handle(r->d, r->group, req, &r->file_budget);
+				decided = true;
+			}
 		}
 		free(line);
-		ipc_reply(c, resp);
+		if (!decided) {
+			ipc_refuse(r, kind);
+			resp = json_pack("{s:b,s:s}", "ok", 0, "error", ipc_refusal_text[kind]);
+			violation = true;
+		}
+		answers[n++] = resp;
 	}
-	if (evbuffer_get_length(in) > HOSTACT_REQUEST_MAX) {
-		ipc_reply(c, json_pack("{s:b,s:s}", "ok", 0, "error", "request too large"));
-		bufferevent_disable(bev, EV_READ);
-		evbuffer_drain(in, evbuffer_get_length(in));
+	if (!violation && evbuffer_get_length(in) > HOSTACT_REQUEST_MAX) {
+		/* No end of line in sight: a request too large, holding the connection. */
+		ipc_refuse(r, IPC_TOO_LARGE);
+		answers[n++] = json_pack("{s:b,s:s}", "ok", 0, "error",
+		                         ipc_refusal_text[IPC_TOO_LARGE]);
+		violation = true;
 	}
+	if (store_audit_batch_commit(r->d->store) < 0) {
+		log_error("[%s] cannot record host actions: %s", r->group, store_error(r->d->store));
+		for (size_t i = 0; i < n; i++) {
+			json_decref(answers[i]);
+			answers[i] = json_pack("{s:b,s:s}", "ok", 0, "error",
+			                       "the host action could not be recorded");
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		ipc_reply(c, answers[i]);
+	if (violation)
+		ipc_close_after_reply(c);
 }
 
 static void
 ipc_event(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	/* A peer that wrote its request and shut its side still gets the answer. */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_WRITING) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		ipc_close_after_reply(arg);
+	else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		ipc_conn_free(arg);
 }
 
@@ -150,6 +259,7 @@ ipc_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 	for (struct ipc_conn *o = r->conns; o; o = o->next)
 		open++;
 	if (open >= IPC_CONNS_MAX) {
+		ipc_refuse(r, IPC_TOO_MANY_CONNS);
 		close(fd);
 		return;
 	}
@@ -206,6 +316,7 @@ ipc_close(struct run *r)
 {
 	while (r->conns)
 		ipc_conn_free(r->conns);
+	ipc_audit_refused(r);
 	if (r->ipc) {
 		evconnlistener_free(r->ipc);
 		r->ipc = NULL;
@@ -250,6 +361,7 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		return;
 	char line[8192];
 	unsigned n = 0;
+	store_audit_batch_begin(d->store); /* up to 1,000 rows: one fsync, not one each */
 	while (fgets(line, sizeof(line), f) && n++ < 1000) {
 		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
 		if (!json_is_object(e))
@@ -266,6 +378,8 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		                      : "error",
 		                  what);
 	}
+	if (store_audit_batch_commit(d->store) < 0)
+		log_error("[%s] cannot record the run's egress: %s", r->group, store_error(d->store));
 	fclose(f);
 	unlink(r->audit_path);
 }
@@ -312,6 +426,111 @@ may_retry(struct daemon *d, int64_t message)
 	d->vm_retries[i].message = message;
 	d->vm_retries[i].tries = 1;
 	return true;
+}
+
+/* A reply the store refused (disk full) used to leave its message queued, to run again at
+ * once: 191-199 runs in 8 s. Now it runs again after 1, 2, 4 ... s (capped), STORE_RETRY_MAX
+ * runs in all; then the message is marked failed, with the reason, once the store takes a
+ * write again (tried every 2 s). Its group's later messages wait meanwhile: a queue is in
+ * order. */
+#define STORE_RETRY_MAX   5
+#define STORE_RETRY_CAP_S 30
+
+static int64_t
+monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct store_retry *
+store_retry_of(struct daemon *d, int64_t message)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(d->store_retries); i++)
+		if (d->store_retries[i].message == message)
+			return &d->store_retries[i];
+	return NULL;
+}
+
+static void
+retry_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	runner_kick(arg);
+}
+
+/* The timer set for the soonest retry still waiting. */
+static void
+retry_arm(struct daemon *d)
+{
+	int64_t soonest = 0, now = monotonic_ms();
+	for (size_t i = 0; i < ARRAY_SIZE(d->store_retries); i++) {
+		const struct store_retry *t = &d->store_retries[i];
+		if (t->message && (!soonest || t->not_before < soonest))
+			soonest = t->not_before;
+	}
+	if (!soonest || d->stopping)
+		return;
+	if (!d->retry_timer && !(d->retry_timer = evtimer_new(d->base, retry_fire, d)))
+		return;
+	int64_t wait = soonest > now ? soonest - now : 0;
+	struct timeval tv = {.tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000};
+	evtimer_add(d->retry_timer, &tv);
+}
+
+/* The reply to message could not be stored: when it may run again. */
+static void
+store_retry_note(struct daemon *d, int64_t message, const char *why)
+{
+	struct store_retry *t = store_retry_of(d, message);
+	if (!t) {
+		t = &d->store_retries[d->store_retry_next++ % ARRAY_SIZE(d->store_retries)];
+		memset(t, 0, sizeof(*t));
+		t->message = message;
+	}
+	t->runs++;
+	t->given_up = t->runs >= STORE_RETRY_MAX;
+	int64_t delay_s = (int64_t)1 << (t->runs - 1 < 5 ? t->runs - 1 : 5);
+	if (delay_s > STORE_RETRY_CAP_S)
+		delay_s = STORE_RETRY_CAP_S;
+	/* One given up is not run again: only its mark waits for the store. */
+	t->not_before = monotonic_ms() + (t->given_up ? 0 : delay_s * 1000);
+	snprintf(t->why, sizeof(t->why), "%s", why);
+	retry_arm(d);
+}
+
+/* Whether message, next in its group's queue, may run now. One given up is marked failed
+ * here, when the store takes it; until then its group waits (its queue is in order). */
+static bool
+store_retry_gate(struct daemon *d, const char *group, int64_t message)
+{
+	struct store_retry *t = store_retry_of(d, message);
+	if (!t)
+		return true;
+	if (monotonic_ms() < t->not_before) {
+		retry_arm(d);
+		return false;
+	}
+	if (!t->given_up)
+		return true;
+	char reply[400];
+	snprintf(reply, sizeof(reply),
+	         "[clawbox: the reply could not be stored after %u runs (%s); the message was "
+	         "not run again]",
+	         t->runs, t->why);
+	if (store_finish(d->store, message, group, reply, true, NULL) < 0) {
+		t->not_before = monotonic_ms() + 2000;
+		retry_arm(d);
+		return false;
+	}
+	log_warn("[%s] message %lld failed: its reply could not be stored after %u runs (%s)",
+	         group, (long long)message, t->runs, t->why);
+	(void)store_audit(d->store, group, "store", "failed", reply);
+	stream_notify(d, group);
+	t->message = 0;
+	return false;
 }
 
 static void
@@ -409,9 +628,25 @@ finish(struct run *r)
 	log_run_finished(r, ok, rec.ended_ms - rec.started_ms);
 	int e = store_finish_run(d->store, r->message, r->group, dbuf_str(&r->reply), !ok,
 	                         &r->usage, &rec);
-	if (e < 0)
+	if (e < 0) {
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
+		store_retry_note(d, r->message, store_error(d->store));
+	} else {
+		struct store_retry *t = store_retry_of(d, r->message);
+		if (t)
+			t->message = 0;
+	}
+	uint64_t used;
+	const struct group_config *g = config_group(&d->cfg, r->group);
+	if (g && quota_group_usage(d, g, true, &used) == 0 && used > g->folder_quota) {
+		char u[32], q[32];
+		quota_format(used, u, sizeof(u));
+		quota_format(g->folder_quota, q, sizeof(q));
+		log_warn("[%s] its folder uses %s of its %s quota: its messages are refused until "
+		         "files are deleted",
+		         r->group, u, q);
+	}
 	stream_notify(d, r->group);
 	egress_to_audit(d, r);
 	unlink_run(d, r);
@@ -563,6 +798,52 @@ prompt_file(const char *text)
 	return fd;
 }
 
+/* CLAWBOX_TEST_SPAWN_EMFILE=N: the first N starts fail as if out of descriptors, so that a
+ * test sees the message wait instead of failing. */
+static bool
+test_spawn_fails(void)
+{
+	static long left = -1;
+	if (left < 0) {
+		const char *v = getenv("CLAWBOX_TEST_SPAWN_EMFILE");
+		left = v && *v ? strtol(v, NULL, 10) : 0;
+		if (left < 0)
+			left = 0;
+	}
+	return left > 0 && left-- > 0;
+}
+
+/* Out of descriptors, memory or processes for a moment: the message waits, not fails. */
+static bool
+transient(int e)
+{
+	return e == -EMFILE || e == -ENFILE || e == -ENOMEM || e == -EAGAIN || e == -ENOBUFS;
+}
+
+static void
+retry_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct daemon *d = arg;
+	d->retry_pending = false;
+	runner_kick(d);
+}
+
+/* The message stays queued (store_take_next marks nothing); the queues are looked at again
+ * in a second, whatever else happens meanwhile. */
+static int
+start_later(struct daemon *d, const char *group, int e)
+{
+	log_warn("[%s] cannot start the agent now (%s): the message stays queued", group,
+	         strerror(-e));
+	struct timeval second = {.tv_sec = 1};
+	if (!d->retry_pending &&
+	    event_base_once(d->base, -1, EV_TIMEOUT, retry_kick, d, &second) == 0)
+		d->retry_pending = true;
+	return -EAGAIN;
+}
+
 static int
 start_run(struct daemon *d, const char *group)
 {
@@ -577,6 +858,25 @@ start_run(struct daemon *d, const char *group)
 	int e = store_take_next(d->store, group, &id, &text);
 	if (e < 0)
 		return e;
+	if (!store_retry_gate(d, group, id))
+		return -EAGAIN;
+	char over[300];
+	if (!quota_may_run(d, g, over, sizeof(over))) {
+		/* Every message queued for the group meanwhile, not one per kick. */
+		char reply[320];
+		snprintf(reply, sizeof(reply), "[clawbox: %s]", over);
+		log_warn("[%s] message %lld refused: %s", group, (long long)id, over);
+		(void)store_audit(d->store, group, "quota", "deny", over);
+		for (unsigned n = 0; e == 0 && n < STORE_LIST_MAX; n++) {
+			if (store_finish(d->store, id, group, reply, true, NULL) < 0)
+				break;
+			free(text);
+			text = NULL;
+			e = store_take_next(d->store, group, &id, &text);
+		}
+		stream_notify(d, group);
+		return -EDQUOT;
+	}
 
 	char ws[PATH_MAX], session[PATH_MAX], memory[PATH_MAX + 32], mem_size[32], max_tokens[32];
 	const char *argv[ARGV_MAX];
@@ -682,17 +982,17 @@ start_run(struct daemon *d, const char *group)
 	argv[n] = NULL;
 
 	struct run *r = calloc(1, sizeof(*r));
-	if (!r) {
-		(void)store_finish(d->store, id, group, "[clawbox: out of memory]", true, NULL);
-		return -ENOMEM;
-	}
+	if (!r)
+		return start_later(d, group, -ENOMEM);
 	r->d = d;
 	r->file_budget = HOSTACT_FILES_PER_RUN_MAX;
 	snprintf(r->notes, sizeof(r->notes), "%s", notes);
 	if ((e = ipc_open(r)) < 0) {
-		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		ipc_close(r);
 		free(r);
+		if (transient(e))
+			return start_later(d, group, e);
+		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]",
 		                   true, NULL);
 		return e;
@@ -715,7 +1015,7 @@ start_run(struct daemon *d, const char *group)
 	}
 	char *envp[8];
 	daemon_environment(d, true, envp, ARRAY_SIZE(envp));
-	pid_t pid = daemon_spawn(argv, envp, in, out[1], err[1]);
+	pid_t pid = test_spawn_fails() ? -EMFILE : daemon_spawn(argv, envp, in, out[1], err[1]);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;
@@ -758,6 +1058,8 @@ fail:
 		if (err[i] >= 0)
 			close(err[i]);
 	}
+	if (transient(e))
+		return start_later(d, group, e);
 	log_error("[%s] cannot start the agent: %s", group, strerror(-e));
 	(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]", true,
 	                   NULL);
@@ -781,8 +1083,10 @@ runner_kick(struct daemon *d)
 		if (d->running >= d->cfg.max_concurrent)
 			break;
 		const char *group = json_string_value(g);
-		if (!group_running(d, group))
-			(void)start_run(d, group);
+		if (group_paused(d, group))
+			continue; /* its messages wait for `clawbox resume` */
+		if (!group_running(d, group) && start_run(d, group) == -EAGAIN)
+			break; /* the others would not start either; retried in a second */
 	}
 }
 
@@ -810,6 +1114,10 @@ void
 runner_stop_all(struct daemon *d)
 {
 	d->stopping = true;
+	if (d->retry_timer) {
+		event_free(d->retry_timer);
+		d->retry_timer = NULL;
+	}
 	for (struct run *r = d->runs; r; r = r->next)
 		kill(r->pid, SIGTERM);
 }

@@ -15,9 +15,18 @@
 #include "macro.h"
 #include "store.h"
 
+struct pending_audit {
+	int64_t time;
+	char *text; /* owns the four strings below */
+	const char *group, *action, *decision, *reason;
+};
+
 struct store {
 	sqlite3 *db;
 	char error[256];
+	bool batching; /* store_audit_batch_begin: audit rows wait in pending */
+	struct pending_audit pending[STORE_AUDIT_BATCH_MAX];
+	size_t n_pending;
 };
 
 /* Migrations, in order: migrations[i] brings version i to i+1. Never edit one that has
@@ -172,6 +181,8 @@ store_close(struct store *s)
 {
 	if (!s)
 		return;
+	for (size_t i = 0; i < s->n_pending; i++)
+		free(s->pending[i].text);
 	if (s->db)
 		sqlite3_close(s->db);
 	free(s);
@@ -406,14 +417,75 @@ store_requeue(struct store *s, int64_t in_id)
 	           "i", in_id);
 }
 
-int
-store_audit(struct store *s, const char *group, const char *action, const char *decision,
-            const char *reason)
+void
+store_audit_batch_begin(struct store *s)
+{
+	s->batching = true;
+}
+
+static int
+audit_insert(struct store *s, int64_t time, const char *group, const char *action,
+             const char *decision, const char *reason)
 {
 	return run(s,
 	           "INSERT INTO audit (time, group_id, action, decision, reason) "
 	           "VALUES (?, ?, ?, ?, ?)",
-	           "itttt", now_s(), group, action, decision, reason ? reason : "");
+	           "itttt", time, group, action, decision, reason ? reason : "");
+}
+
+/* The rows kept so far, in one transaction; kept no more either way. */
+static int
+audit_flush(struct store *s)
+{
+	if (!s->n_pending)
+		return 0;
+	int r = exec(s, "BEGIN IMMEDIATE");
+	for (size_t i = 0; r == 0 && i < s->n_pending; i++) {
+		struct pending_audit *a = &s->pending[i];
+		r = audit_insert(s, a->time, a->group, a->action, a->decision, a->reason);
+	}
+	if (r == 0)
+		r = exec(s, "COMMIT");
+	if (r < 0 && !sqlite3_get_autocommit(s->db))
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	for (size_t i = 0; i < s->n_pending; i++)
+		free(s->pending[i].text);
+	s->n_pending = 0;
+	return r;
+}
+
+int
+store_audit_batch_commit(struct store *s)
+{
+	s->batching = false;
+	return audit_flush(s);
+}
+
+int
+store_audit(struct store *s, const char *group, const char *action, const char *decision,
+            const char *reason)
+{
+	if (!reason)
+		reason = "";
+	if (s->batching && s->n_pending == STORE_AUDIT_BATCH_MAX)
+		(void)audit_flush(s); /* in order, and the batch goes on */
+	if (s->batching && s->n_pending < STORE_AUDIT_BATCH_MAX) {
+		/* One allocation for the four strings, each NUL-terminated. */
+		size_t lg = strlen(group) + 1, la = strlen(action) + 1, ld = strlen(decision) + 1,
+		       lr = strlen(reason) + 1;
+		char *t = malloc(lg + la + ld + lr);
+		if (t) {
+			struct pending_audit *a = &s->pending[s->n_pending++];
+			a->time = now_s();
+			a->text = t;
+			a->group = memcpy(t, group, lg);
+			a->action = memcpy(t + lg, action, la);
+			a->decision = memcpy(t + lg + la, decision, ld);
+			a->reason = memcpy(t + lg + la + ld, reason, lr);
+			return 0;
+		}
+	}
+	return audit_insert(s, now_s(), group, action, decision, reason);
 }
 
 int
@@ -719,4 +791,136 @@ store_runs(struct store *s, const char *group, json_t **ret)
 	            "WHERE group_id = ? ORDER BY id DESC LIMIT ?",
 	            "ti", group, (int64_t)STORE_LIST_MAX);
 	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+/* ---- limits: queue caps, task caps, coalescing, paging (no schema change) ---- */
+
+/* One integer from a query that returns one row. */
+static int
+count_of(struct store *s, int64_t *ret, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	va_start(ap, types);
+	int r = vprepare(s, &st, sql, types, ap);
+	va_end(ap);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? (*ret = 0, 0) : fail(s);
+}
+
+int
+store_queued_count(struct store *s, const char *group, int64_t *ret)
+{
+	return group ? count_of(s, ret,
+	                        "SELECT COUNT(*) FROM messages WHERE status = 'queued' AND "
+	                        "direction = 'in' AND group_id = ?",
+	                        "t", group)
+	             : count_of(s, ret,
+	                        "SELECT COUNT(*) FROM messages WHERE status = 'queued' AND "
+	                        "direction = 'in'",
+	                        "");
+}
+
+int
+store_oldest_queued_sender(struct store *s, const char *group, char *buf, size_t size)
+{
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT sender FROM messages WHERE status = 'queued' AND direction = 'in' "
+	                "AND group_id = ? ORDER BY id LIMIT 1",
+	                "t", group);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : fail(s);
+}
+
+int
+store_task_count(struct store *s, const char *group, int64_t *ret)
+{
+	return count_of(s, ret,
+	                "SELECT COUNT(*) FROM tasks WHERE group_id = ? AND status IN ('active', "
+	                "'paused')",
+	                "t", group);
+}
+
+int
+store_task_pending(struct store *s, int64_t task, bool *ret)
+{
+	char sender[32];
+	int64_t n = 0;
+	snprintf(sender, sizeof(sender), "task:%lld", (long long)task);
+	/* Queued covers running too: a run's message stays queued until it is answered. */
+	int r = count_of(s, &n,
+	                 "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE status = 'queued' "
+	                 "AND sender = ? LIMIT 1)",
+	                 "t", sender);
+	if (r == 0)
+		*ret = n > 0;
+	return r;
+}
+
+int
+store_task_skip(struct store *s, int64_t task, const char *why, const char *status,
+                int64_t next_run)
+{
+	int r = exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = run(s,
+	        "INSERT INTO task_runs (task_id, message_id, started, ended, status) "
+	        "VALUES (?, NULL, ?, ?, ?)",
+	        "iiit", task, now_s(), now_s(), why);
+	if (r == 0)
+		r = run(s, "UPDATE tasks SET status = ?, next_run = ? WHERE id = ?", "tii", status,
+		        next_run, task);
+	if (r == 0 && (r = exec(s, "COMMIT")) == 0)
+		return 0;
+	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int
+store_task_skips(struct store *s, int64_t task, const char *why, int64_t *ret)
+{
+	return count_of(s, ret, "SELECT COUNT(*) FROM task_runs WHERE task_id = ? AND status = ?",
+	                "it", task, why);
+}
+
+int
+store_tasks_page(struct store *s, const char *group, int64_t after, int64_t limit, json_t **ret)
+{
+	static const char *const names[] = {"id",   "group",    "prompt", "kind",
+	                                    "spec", "next_run", "status", NULL};
+	sqlite3_stmt *st;
+	if (limit <= 0 || limit > STORE_LIST_MAX)
+		limit = STORE_LIST_MAX;
+	int r = group ? prepare(s, &st,
+	                        "SELECT id, group_id, prompt, kind, spec, next_run, status FROM "
+	                        "tasks WHERE group_id = ? AND status != 'cancelled' AND id > ? "
+	                        "ORDER BY id LIMIT ?",
+	                        "tii", group, after, limit)
+	              : prepare(s, &st,
+	                        "SELECT id, group_id, prompt, kind, spec, next_run, status FROM "
+	                        "tasks WHERE status != 'cancelled' AND id > ? ORDER BY id LIMIT ?",
+	                        "ii", after, limit);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_tasks_cancel_group(struct store *s, const char *group)
+{
+	int r = run(s,
+	            "UPDATE tasks SET status = 'cancelled', next_run = 0 WHERE group_id = ? AND "
+	            "status IN ('active', 'paused')",
+	            "t", group);
+	return r < 0 ? r : sqlite3_changes(s->db);
 }

@@ -65,6 +65,15 @@ int store_requeue_running(struct store *s);
 /* One running message back to the queue (its run was cut short through no fault of its own). */
 int store_requeue(struct store *s, int64_t in_id);
 
+/* An audit batch: store_audit rows between store_audit_batch_begin and _commit are kept and
+ * written in one transaction, one fsync for all of them (host actions: the decisions read in
+ * one event-loop turn; a run's egress), every STORE_AUDIT_BATCH_MAX rows and at the commit.
+ * Other writes meanwhile commit as usual, their own transactions included.
+ * store_audit_batch_commit: 0, or -EIO (the rows kept since the last write are lost). */
+#define STORE_AUDIT_BATCH_MAX 512
+void store_audit_batch_begin(struct store *s);
+int store_audit_batch_commit(struct store *s);
+
 /* An audit entry: who (group), what (action), the decision and why. */
 int store_audit(struct store *s, const char *group, const char *action, const char *decision,
                 const char *reason);
@@ -132,5 +141,27 @@ struct store_counts {
 	struct store_usage usage;
 };
 int store_counts(struct store *s, struct store_counts *ret);
+
+/* Limits (no schema change). Queued 'in' messages of group, or of all groups with NULL
+ * (a run's message counts: it stays queued until answered). */
+int store_queued_count(struct store *s, const char *group, int64_t *ret);
+/* The sender of group's oldest queued message: while the group's one run lasts, that run's
+ * ("task:N" for a task's run). -ENOENT when nothing is queued. */
+int store_oldest_queued_sender(struct store *s, const char *group, char *buf, size_t size);
+/* Tasks of group that may still fire (active or paused). */
+int store_task_count(struct store *s, const char *group, int64_t *ret);
+/* Whether a firing of task is still queued or running. */
+int store_task_pending(struct store *s, int64_t task, bool *ret);
+/* A firing not queued: a task_runs row with status why ("coalesced", "paused"), and the
+ * task's next run. */
+int store_task_skip(struct store *s, int64_t task, const char *why, const char *status,
+                    int64_t next_run);
+/* How many firings of task were skipped for why. */
+int store_task_skips(struct store *s, int64_t task, const char *why, int64_t *ret);
+/* Up to limit (<= STORE_LIST_MAX) tasks not cancelled with id > after, of group or all. */
+int store_tasks_page(struct store *s, const char *group, int64_t after, int64_t limit,
+                     json_t **ret);
+/* Cancels every active or paused task of group: how many, or -errno. */
+int store_tasks_cancel_group(struct store *s, const char *group);
 
 #endif

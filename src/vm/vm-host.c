@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "paths.h"
 #include "text.h"
 #include "vm-host.h"
 
@@ -123,8 +125,11 @@ start_qemu(const struct vm *vm, const struct vm_config *cfg, const char *kvm_dev
 	                 "-no-user-config",
 	                 "-nographic",
 	                 "-no-reboot",
+	                 /* --debug: the console on qemu's stdout, which is our stderr (below).
+	                  * Not file:/dev/stderr: qemu's sandbox user cannot open a root's
+	                  * terminal again by name (Permission denied). */
 	                 "-serial",
-	                 cfg->debug ? "file:/dev/stderr" : "null",
+	                 cfg->debug ? "stdio" : "null",
 	                 "-kernel",
 	                 "/vm/vmlinux",
 	                 "-initrd",
@@ -193,6 +198,13 @@ start_qemu(const struct vm *vm, const struct vm_config *cfg, const char *kvm_dev
 	int logfd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (logfd >= 0 && !cfg->debug)
 		dup2(logfd, 2);
+	if (cfg->debug) {
+		/* qemu's stdio chardev: output to our stderr; no input (the command's stdin
+		 * is ours and goes over the port; a terminal must not be put in raw mode). */
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0)
+			_exit(SANDBOX_EXIT_SETUP);
+	}
 	signal(SIGPIPE, SIG_DFL);
 	sandbox_run(&q, &res);
 	if (res.message[0])
@@ -450,12 +462,10 @@ vm_accel_parse(const char *s, enum vm_accel *ret)
 static int
 accel_cache_path(char *buf, size_t size)
 {
-	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-	if (xdg && xdg[0] == '/')
-		return snprintf(buf, size, "%s/clawbox/vm-accel", xdg) < (int)size ? 0 : -1;
-	if (home && home[0] == '/')
-		return snprintf(buf, size, "%s/.cache/clawbox/vm-accel", home) < (int)size ? 0 : -1;
-	return -1;
+	char dir[4096];
+	if (xdg_dir(XDG_CACHE, dir, sizeof(dir)) < 0)
+		return -1;
+	return snprintf(buf, size, "%s/vm-accel", dir) < (int)size ? 0 : -1;
 }
 
 static void
@@ -526,6 +536,36 @@ pick_accel(const struct vm_config *cfg, bool *ret_kvm, const char **ret_dev, cha
 	return 0;
 }
 
+/* vm_ready_ms() for this machine now, or $CLAWBOX_VM_READY_MS (tests of the retries). */
+static int
+boot_deadline_ms(bool kvm)
+{
+	const char *env = getenv("CLAWBOX_VM_READY_MS");
+	if (env && *env) {
+		char *end;
+		long v = strtol(env, &end, 10);
+		if (*end == '\0' && v > 0 && v < 3600000)
+			return (int)v;
+	}
+	double load = 0;
+	if (getloadavg(&load, 1) < 1)
+		load = 0;
+	return vm_ready_ms(kvm, load, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+static void _printf_(2, 3)
+progress(const struct vm_config *cfg, const char *fmt, ...)
+{
+	if (!cfg->progress)
+		return;
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	cfg->progress(line);
+}
+
 /* One boot: qemu started, its connection taken and the guest's "ready" awaited. 0, -EINTR
  * (a signal), -ECHILD (qemu ended at once) or -ETIMEDOUT; *failure says which in words. On
  * failure nothing of the boot is left. */
@@ -537,7 +577,7 @@ boot_once(struct vm *vm, const struct vm_config *cfg, const char *kvm_dev, const
 		*failure = "cannot listen for the VM";
 		return l;
 	}
-	int64_t deadline = now_ms() + VM_READY_MS;
+	int64_t deadline = now_ms() + boot_deadline_ms(kvm_dev != NULL);
 	vm->kvm = kvm_dev != NULL;
 	vm->launcher = start_qemu(vm, cfg, kvm_dev);
 	int c = vm->launcher > 0 ? accept_by(l, vm->launcher, cfg->sig_fd, deadline) : -EIO;
@@ -606,6 +646,7 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 	const char *failure = "the VM did not start";
 	if (kvm) {
 		/* One boot to find out: KVM boots in well under a second where it works. */
+		progress(cfg, "booting the VM (kvm, up to %d s)...", boot_deadline_ms(true) / 1000);
 		r = boot_once(vm, cfg, kvm_dev, &failure);
 		if (r == 0 || r == -EINTR)
 			goto booted;
@@ -623,6 +664,10 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 		         cache[0] ? ", as remembered in " : "", cache);
 	}
 	for (int attempt = 1; attempt <= VM_ATTEMPTS; attempt++) {
+		int ms = boot_deadline_ms(false);
+		if (attempt == 1)
+			progress(cfg, "booting the VM (tcg, up to %d.%d s)...", ms / 1000,
+			         ms % 1000 / 100);
 		r = boot_once(vm, cfg, NULL, &failure);
 		if (r == 0 || r == -EINTR)
 			goto booted;
@@ -630,6 +675,10 @@ vm_start(struct vm *vm, const struct vm_config *cfg, char *why, size_t size)
 			log_debug("--vm: boot %d: %s", attempt, failure);
 		if (r == -ECHILD)
 			break; /* the same arguments would fail the same way */
+		if (attempt < VM_ATTEMPTS)
+			progress(cfg, "boot %d of %d: %s; booting again (tcg, up to %d.%d s)...",
+			         attempt, VM_ATTEMPTS, failure, boot_deadline_ms(false) / 1000,
+			         boot_deadline_ms(false) % 1000 / 100);
 	}
 	boot_failure(vm, failure, why, size);
 	vm_stop(vm);
@@ -778,11 +827,8 @@ vm_default_image(const char *given, char *buf, size_t size)
 		snprintf(buf, size, "%s", given);
 	} else if (getenv("CLAWBOX_VM_IMAGE")) {
 		snprintf(buf, size, "%s", getenv("CLAWBOX_VM_IMAGE"));
-	} else {
-		ssize_t n = size > 16 ? readlink("/proc/self/exe", buf, size - 16) : -1;
-		buf[n > 0 ? n : 0] = '\0';
-		char *slash = strrchr(buf, '/');
-		snprintf(slash ? slash + 1 : buf, 16, "build/vm");
+	} else if (self_data_path("vm", "build/vm", buf, size) < 0) {
+		snprintf(buf, size, "build/vm");
 	}
 }
 

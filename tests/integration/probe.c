@@ -13,6 +13,13 @@
  *   probe exists PATH       exit 0 if PATH exists
  *   probe listen NAME       (on the host) listens on abstract socket @NAME and on a loopback
  *                           TCP port, prints the port, waits at most 120 s
+ *   probe hostflood SOCK empty|garbage|long COUNT
+ *                           COUNT bad lines at the host-action socket, reconnecting whenever
+ *                           the daemon closes (at most 60 s); prints what it sent
+ *   probe hostslots SOCK    12 oversized requests, each on a connection of its own, then a
+ *                           good one: prints how many were answered and closed, and the last
+ *   probe hostconns SOCK N  N connections held open at once: prints how many were closed
+ *   probe hostcap SOCK N    N list_tasks requests on one connection: prints how many allowed
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -23,6 +30,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -768,6 +776,158 @@ run_listen(const char *name)
 	return 0;
 }
 
+
+static int
+host_connect(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static char host_answers[1 << 20];
+
+/* Reads fd until EOF (1) or timeout_ms pass (0); counts the answers that say ok and not. */
+static int
+host_read_all(int fd, int timeout_ms, int *oks, int *refusals)
+{
+	size_t len = 0;
+	int eof = 0;
+	for (int waited = 0; waited < timeout_ms;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, 100) == 0) {
+			waited += 100;
+			continue;
+		}
+		ssize_t n = read(fd, host_answers + len, sizeof(host_answers) - 1 - len);
+		if (n <= 0) {
+			eof = 1;
+			break;
+		}
+		len += (size_t)n;
+	}
+	host_answers[len] = '\0';
+	*oks = *refusals = 0;
+	for (char *p = host_answers; (p = strstr(p, "\"ok\":")); p += 5)
+		(p[5] == 't' ? (*oks)++ : (*refusals)++);
+	return eof;
+}
+
+static int
+run_hostflood(const char *path, const char *kind, long count)
+{
+	static char chunk[1000 * 16 + 70000];
+	size_t line_len, per;
+	if (!strcmp(kind, "long")) {
+		memset(chunk, 'x', 70000);
+		chunk[69999] = '\n';
+		line_len = 70000;
+		per = 1;
+	} else {
+		const char *l = !strcmp(kind, "empty") ? "\n" : "{\"tool\": nope]\n";
+		line_len = strlen(l);
+		per = 1000;
+		for (size_t i = 0; i < per; i++)
+			memcpy(chunk + i * line_len, l, line_len);
+	}
+	long sent = 0, conns = 0;
+	time_t end = time(NULL) + 60;
+	int fd = -1;
+	while (sent < count && time(NULL) < end) {
+		if (fd < 0) {
+			if ((fd = host_connect(path)) < 0)
+				return printf("flood: cannot connect: %s\n", strerror(errno)), 1;
+			conns++;
+		}
+		size_t n = (size_t)(count - sent) < per ? (size_t)(count - sent) : per;
+		ssize_t w = send(fd, chunk, n * line_len, MSG_NOSIGNAL);
+		if (w <= 0) {
+			close(fd);
+			fd = -1;
+			continue;
+		}
+		sent += (long)((size_t)w / line_len);
+		if ((size_t)w < n * line_len) { /* cut short: the daemon is closing it */
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	printf("flood %s: %ld lines sent over %ld connections\n", kind, sent, conns);
+	return sent < count;
+}
+
+static int
+run_hostslots(const char *path)
+{
+	static char big[70000];
+	memset(big, 'x', sizeof(big));
+	int closed = 0, oks, refusals;
+	for (int i = 0; i < 12; i++) {
+		int fd = host_connect(path);
+		if (fd < 0)
+			continue;
+		if (send(fd, big, sizeof(big), MSG_NOSIGNAL) == (ssize_t)sizeof(big) &&
+		    host_read_all(fd, 10000, &oks, &refusals) && refusals == 1)
+			closed++;
+		close(fd);
+	}
+	int fd = host_connect(path);
+	static const char good[] = "{\"tool\": \"list_tasks\", \"input\": {}}\n";
+	oks = 0;
+	if (fd >= 0 && send(fd, good, sizeof(good) - 1, MSG_NOSIGNAL) > 0) {
+		shutdown(fd, SHUT_WR);
+		host_read_all(fd, 10000, &oks, &refusals);
+	}
+	printf("slots: %d of 12 oversized refused and closed, then %s\n", closed,
+	       oks == 1 ? "a request answered" : "no answer");
+	return closed != 12 || oks != 1;
+}
+
+static int
+run_hostconns(const char *path, int n)
+{
+	int fds[64], closed = 0;
+	if (n > 64)
+		n = 64;
+	for (int i = 0; i < n; i++)
+		fds[i] = host_connect(path);
+	usleep(500 * 1000);
+	for (int i = 0; i < n; i++) {
+		struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+		char c;
+		if (fds[i] < 0 || (poll(&pfd, 1, 0) == 1 && read(fds[i], &c, 1) <= 0))
+			closed++;
+	}
+	for (int i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	printf("conns: %d of %d closed\n", closed, n);
+	return 0;
+}
+
+static int
+run_hostcap(const char *path, int n)
+{
+	static const char line[] = "{\"tool\": \"list_tasks\", \"input\": {}}\n";
+	static char all[sizeof(line) * 400];
+	if (n > 400)
+		n = 400;
+	for (int i = 0; i < n; i++)
+		memcpy(all + (size_t)i * (sizeof(line) - 1), line, sizeof(line) - 1);
+	int fd = host_connect(path), oks = 0, refusals = 0, eof = 0;
+	if (fd >= 0 && send(fd, all, (size_t)n * (sizeof(line) - 1), MSG_NOSIGNAL) > 0)
+		eof = host_read_all(fd, 10000, &oks, &refusals);
+	printf("cap: %d allowed, %d refused, %s\n", oks, refusals, eof ? "closed" : "left open");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -806,5 +966,13 @@ main(int argc, char **argv)
 		return access(argv[2], F_OK) == 0 ? 0 : 1;
 	if (!strcmp(mode, "listen") && argc > 2)
 		return run_listen(argv[2]);
+	if (!strcmp(mode, "hostflood") && argc > 4)
+		return run_hostflood(argv[2], argv[3], strtol(argv[4], NULL, 10));
+	if (!strcmp(mode, "hostslots") && argc > 2)
+		return run_hostslots(argv[2]);
+	if (!strcmp(mode, "hostconns") && argc > 3)
+		return run_hostconns(argv[2], (int)strtol(argv[3], NULL, 10));
+	if (!strcmp(mode, "hostcap") && argc > 3)
+		return run_hostcap(argv[2], (int)strtol(argv[3], NULL, 10));
 	return 2;
 }

@@ -184,6 +184,15 @@ start_model truncated
 expect_ask 1 "a stream cut before its end" "hello"
 check "said plainly" err_has "stream ended before its end"
 check "what had arrived was shown" grep -q "this reply is cut" "$WORK/out"
+check "and, text having been shown, not asked again" model_ok 1
+for p in anthropic openai; do
+	new_workspace
+	start_model truncated-early
+	expect_ask 0 "$p: a stream cut before any text is retried" --provider $p "hello"
+	check "$p: as a connection error is" err_has "stream ended before its end.*retrying"
+	check "$p: and the second answer is the one shown" out_is "answered after the cut"
+	check "$p: two requests" model_ok 2
+done
 new_workspace
 start_model truncated
 expect_ask 1 "an OpenAI stream cut before [DONE]" --provider openai "hello"
@@ -214,6 +223,18 @@ start_model resume
 expect_ask 0 "a truncated transcript is not fatal" "my name is Ada"
 check "it is set aside and said so" err_has "transcript was unusable"
 check "and kept" test -s "$(ls "$SESSION"/transcript.corrupt-*.jsonl 2>/dev/null | head -1)"
+
+# Tool output that is not UTF-8 (a binary file, random bytes, Latin-1 text) still reaches the
+# model as a result, and the transcript stays usable: the next run continues it.
+new_workspace
+head -c 4096 /dev/urandom >"$WS/image.bin"
+chmod 644 "$WS/image.bin"
+start_model binary-output
+expect_ask 0 "binary tool output" "read the binary files"
+check "every result reached the model, marked binary or with U+FFFD" model_ok 2
+expect_ask 0 "the next run after binary output" "still there?"
+check "continues the same conversation" model_ok 3
+check "which was not set aside" sh -c "! grep -q 'transcript was unusable' '$WORK/err' && ! ls '$SESSION'/transcript.corrupt-* 2>/dev/null"
 
 new_workspace
 start_model limit-time

@@ -146,6 +146,7 @@ PORT=$((20000 + RANDOM % 20000))
 DATA=$WORK/data
 {
 	printf '{"data_dir": "%s", "listen": "127.0.0.1:%s", "max_concurrent": 4,\n' "$DATA" "$PORT"
+	printf ' "limits": {"queue_per_group": 1000},\n' # the unread-listener check posts 400
 	printf ' "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "MY_MODEL_KEY"},\n' "$MPORT"
 	printf ' "groups": [{"id": "main", "main": true}'
 	for g in $(seq 1 10); do printf ', {"id": "g%s"}' "$g"; done
@@ -202,7 +203,7 @@ printf 'from the terminal\nand a second line\n' | "$CLAWBOX" chat "${CLI[@]}" ma
 check "clawbox chat: each line answered, streamed back ($?)" \
 	test "$(cat "$WORK/chat.out")" = "$(printf 'echo: from the terminal\necho: and a second line')"
 "$CLAWBOX" groups "${CLI[@]}" >"$WORK/cli.out" 2>&1
-check "clawbox groups" sh -c "grep -q '^main  (main)$' '$WORK/cli.out' && grep -q '^g10$' '$WORK/cli.out'"
+check "clawbox groups, with each folder's use of its quota (1 GiB by default)" sh -c "grep -q '^main  (main)  folder [0-9.]* [KMG]*i*B* of 1.0 GiB$' '$WORK/cli.out' && grep -q '^g10  folder [0-9.]* [a-zA-Z]* of 1.0 GiB$' '$WORK/cli.out'"
 "$CLAWBOX" tasks "${CLI[@]}" add g2 --every 3600 "hourly check" >"$WORK/cli.out" 2>&1
 check "clawbox tasks add" grep -q '^task #[0-9]*: every 3600 s$' "$WORK/cli.out"
 tid=$(sed -n 's/^task #\([0-9]*\):.*/\1/p' "$WORK/cli.out")

@@ -129,6 +129,30 @@ check "--vm-accel fast: a usage error naming the choices (exit $RC)" grep -q 'ex
 RC=$?
 check "no guest image: 125 and how to build one (exit $RC)" \
 	sh -c "[ $RC = 125 ] && grep -q 'make guest' '$WORK/err'"
+# --debug as root: the guest's console on stderr (before: qemu's sandbox user could not open
+# -serial file:/dev/stderr again, "Permission denied", and the run failed with 125).
+vmrun --debug -- echo debug-ran
+check "run --vm --debug: runs, with the guest's console on stderr (exit $RC)" \
+	sh -c "[ $RC = 0 ] && grep -q '^debug-ran$' '$WORK/out' && grep -q 'clawbox-guest: ready kernel=' '$WORK/err' && ! grep -q 'Permission denied' '$WORK/err'"
+check "run --vm --debug says it is booting the VM, and with which accelerator" \
+	grep -q -- '--vm: booting the VM (tcg, up to [0-9.]* s)\.\.\.' "$WORK/err"
+script -qec "'$CLAWBOX' run --vm --vm-image '$VM_DIR' -- true" /dev/null >"$WORK/tty.out" 2>&1 </dev/null
+check "on a terminal, run --vm says 'booting the VM (tcg...)...' without --debug" \
+	grep -q -- '--vm: booting the VM (tcg' "$WORK/tty.out"
+vmrun -- true
+cp "$WORK/err" "$WORK/err.plain"
+check "... and not when stderr is a file (a script's stderr is the command's own)" \
+	sh -c "[ $RC = 0 ] && ! grep -q booting '$WORK/err.plain'"
+# Each retry is said: with a deadline no boot can meet, all VM_ATTEMPTS boots time out. In a
+# pid namespace of its own, so that what is left is ours to count (other qemus may run here).
+unshare -pf --mount-proc sh -c "CLAWBOX_VM_READY_MS=50 '$CLAWBOX' run --vm --debug \
+	--vm-image '$VM_DIR' -- true 2>'$WORK/err'; echo \$? >'$WORK/rc'; sleep 0.5;
+	pgrep -c qemu-system >'$WORK/left'" >"$WORK/out" </dev/null
+RC=$(cat "$WORK/rc")
+check "boots that time out: each retry said, then 125 with why (exit $RC)" \
+	sh -c "[ $RC = 125 ] && grep -q 'boot 1 of 3: the VM did not reach its guest agent in time; booting again' '$WORK/err' && grep -q 'boot 2 of 3: .*booting again' '$WORK/err' && ! grep -q 'boot 3 of 3: .*booting again' '$WORK/err' && grep -q 'did not reach its guest agent in time' '$WORK/err'"
+check "and no qemu is left after the failed boots ($(cat "$WORK/left"))" \
+	test "$(cat "$WORK/left")" = 0
 # The escape probe of the sandbox issue, inside the VM's sandbox, with the same traps (but the
 # leaked descriptor: none crosses into a VM).
 lay_escape_traps
@@ -219,6 +243,8 @@ SVC="$WORK/vm.sock"
 SVC_PID=$!
 wait_until 60 grep -q 'ready: the VM' "$WORK/svc.log"
 check "vm-service: boots its VM and says so" grep -q "ready: the VM (kernel $guest_kernel, " "$WORK/svc.log"
+check "vm-service: says it is booting first, and with which accelerator" \
+	grep -q "booting the VM (tcg, up to [0-9.]* s)\.\.\." "$WORK/svc.log"
 check "its socket is its owner's alone (0600)" sh -c "[ \$(stat -c %a '$SVC') = 600 ]"
 svcrun() { # ARGS...: clawbox run --vm-service, out/err/RC as vmrun
 	"$CLAWBOX" run --vm-service "$SVC" "$@" >"$WORK/out" 2>"$WORK/err" </dev/null

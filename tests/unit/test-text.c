@@ -31,5 +31,13 @@ main(void)
 	check("bad \x9b\xff \xc3", 8, "bad ?? ?", "invalid UTF-8 becomes ?");
 	check("\xe0\x80\xaf \xed\xa0\x80", 7, "??? ???", "overlong forms and surrogates become ?");
 	check("nul\0x", 5, "nulx", "NUL goes");
+
+	char out[64];
+	size_t bad, n = text_utf8_repair("ok \xc3\xa9\xff\0z\xe2\x9c", 10, out, &bad);
+	ok(n == 5 + 3 + 3 + 1 + 3 + 3 && bad == 4 &&
+	       memcmp(out, "ok \xc3\xa9\xef\xbf\xbd\xef\xbf\xbdz\xef\xbf\xbd\xef\xbf\xbd", n) == 0,
+	   "repair: bad bytes, NUL and a cut sequence become U+FFFD, valid ones stay");
+	n = text_utf8_repair("caf\xc3\xa9 \xe2\x9c\x93", 9, NULL, &bad);
+	ok(n == 9 && bad == 0, "repair: valid UTF-8 is left as it is, and only counted without out");
 	return tap_done();
 }

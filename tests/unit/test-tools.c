@@ -227,6 +227,18 @@ main(void)
 	test_files();
 	test_bash();
 	test_html();
+	/* Output that is not UTF-8 still comes back, as text a JSON string can hold. */
+	struct tool_output o;
+	tool_output_init(&o);
+	tool_output_add(&o, "\x89PNG\r\n\x1a\n\0\0\0\rIHDR\xff\xfe\x00\x01", 20);
+	ok(strcmp(tool_output_finish(&o), "[binary output, 20 bytes]") == 0,
+	   "mostly binary output is said to be so, with its size");
+	tool_output_done(&o);
+	tool_output_init(&o);
+	tool_output_add(&o, "l\xe9gacy latin-1 text", 19);
+	ok(strcmp(tool_output_finish(&o), "l\xef\xbf\xbdgacy latin-1 text") == 0,
+	   "a stray byte in text becomes U+FFFD");
+	tool_output_done(&o);
 	int rc = tap_done();
 	fflush(stdout);
 	if (chdir("/") == 0 && fork() == 0) {
