@@ -142,8 +142,53 @@ check "the request elsewhere was refused by the build's proxy and audited" \
 check "... and never reached that server" sh -c "! grep -q 'GET /clawbox_elsewhere' '$WORK/elsewhere.log'"
 check "the old layer still stays" sh -c "[ -x \"\$(readlink -f '$DATA/envs/dev/current')/usr/bin/clawbox-second\" ]"
 
+# A change while a build runs: built once more after it, with both.
+run_cb env "${CL[@]}" dev remove pip:clawbox-elsewhere apt:clawbox-second
+check "a change starts a build" grep -q 'state: building' "$WORK/out"
+run_cb env "${CL[@]}" dev add apt:clawbox-second
+wait_built dev
+api GET /api/v1/groups/dev/env
+check "a change during a build is built after it" sh -c "grep -q '\"state\":\"built\"' '$WORK/body' && grep -q '\"built_packages\":\[\"apt:clawbox-hello\",\"apt:clawbox-second\",\"npm:clawbox-hello-npm\",\"pip:clawbox-hello-py\"\]' '$WORK/body'"
+check "old build folders are removed: the current layer and the one before are kept" \
+	test "$(find "$DATA/envs/dev" -maxdepth 1 -name '.build-*' | wc -l)" = 2
+run_cb env "${CL[@]}" dev remove apt:clawbox-hello apt:clawbox-second npm:clawbox-hello-npm pip:clawbox-hello-py
+check "no packages left: no layer" sh -c "grep -q '^state: none' '$WORK/out' && ! [ -e '$DATA/envs/dev/current' ]"
+
 check "every model request was what the scenario expected" \
 	sh -c "[ \$(grep -c '\"ok\":true' '$WORK/model.log') -eq 8 ] && ! grep -q '\"ok\":false' '$WORK/model.log'"
+kill -TERM "$SPID"; wait "$SPID" 2>/dev/null; SPID=
+
+# ---- the caps: build time (a mirror that never answers), layer size ----
+SPORT=$((OPORT + 1))
+"$PY" -c 'import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); held = []
+while True: held.append(s.accept()[0])' "$SPORT" &
+SLPID=$!
+trap 'kill $HPID $OPID $SLPID 2>/dev/null; cleanup_work' EXIT
+DATA2=$WORK/data2
+cat >"$WORK/config2.json" <<JSON
+{"data_dir": "$DATA2", "listen": "127.0.0.1:$PORT",
+ "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
+ "envs": {"mirrors": {"debian": "deb [trusted=yes] http://127.0.0.1:$SPORT/deb ./",
+                      "pypi": "http://127.0.0.1:$MPORT/pypi/simple/"},
+          "max_size": "1M", "build_timeout": 15},
+ "groups": [{"id": "q"}]}
+JSON
+ANTHROPIC_API_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config2.json" >>"$WORK/serve2.out" 2>>"$WORK/serve2.err" &
+SPID=$!
+wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+TOKEN=$(cat "$DATA2/api-token")
+CL=(--url "http://127.0.0.1:$PORT" --token-file "$DATA2/api-token")
+run_cb env "${CL[@]}" q add apt:clawbox-hello
+wait_built q
+check "a build past build_timeout (a mirror that never answers) fails, saying so" sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/groups/q/env | grep -q 'past the time cap of 15 s'"
+run_cb env "${CL[@]}" q remove apt:clawbox-hello
+run_cb env "${CL[@]}" q add pip:clawbox-hello-py
+wait_built q
+api GET /api/v1/groups/q/env
+check "a layer past max_size is not taken (a venv is more than 1M)" sh -c \
+	"grep -q 'past the cap of 1048576' '$WORK/body' && ! [ -e '$DATA2/envs/q/current' ] && [ \$(find '$DATA2/envs/q' -maxdepth 1 -name '.build-*' | wc -l) = 0 ]"
 kill -TERM "$SPID"; wait "$SPID" 2>/dev/null; SPID=
 echo "1..$T_NUM"
 [ "$T_FAILED" = 0 ]
