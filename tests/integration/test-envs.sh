@@ -167,22 +167,29 @@ while True: held.append(s.accept()[0])' "$SPORT" &
 SLPID=$!
 trap 'kill $HPID $OPID $SLPID 2>/dev/null; cleanup_work' EXIT
 DATA2=$WORK/data2
-cat >"$WORK/config2.json" <<JSON
+start_q() { # TIMEOUT: a daemon with one group q, the caps of this part (1M; TIMEOUT s)
+	cat >"$WORK/config2.json" <<JSON
 {"data_dir": "$DATA2", "listen": "127.0.0.1:$PORT",
  "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
  "envs": {"mirrors": {"debian": "deb [trusted=yes] http://127.0.0.1:$SPORT/deb ./",
                       "pypi": "http://127.0.0.1:$MPORT/pypi/simple/"},
-          "max_size": "1M", "build_timeout": 15},
+          "max_size": "1M", "build_timeout": $1},
  "groups": [{"id": "q"}]}
 JSON
-ANTHROPIC_API_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config2.json" >>"$WORK/serve2.out" 2>>"$WORK/serve2.err" &
-SPID=$!
-wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
-TOKEN=$(cat "$DATA2/api-token")
-CL=(--url "http://127.0.0.1:$PORT" --token-file "$DATA2/api-token")
+	ANTHROPIC_API_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config2.json" >>"$WORK/serve2.out" 2>>"$WORK/serve2.err" &
+	SPID=$!
+	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+	TOKEN=$(cat "$DATA2/api-token")
+	CL=(--url "http://127.0.0.1:$PORT" --token-file "$DATA2/api-token")
+}
+start_q 3
 run_cb env "${CL[@]}" q add apt:clawbox-hello
 wait_built q
-check "a build past build_timeout (a mirror that never answers) fails, saying so" sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/groups/q/env | grep -q 'past the time cap of 15 s'"
+api GET /api/v1/groups/q/env
+check "a build past build_timeout (a mirror that never answers) fails, saying so" \
+	grep -q 'past the time cap of 3 s' "$WORK/body"
+kill -TERM "$SPID"; wait "$SPID" 2>/dev/null; SPID=
+start_q 600
 run_cb env "${CL[@]}" q remove apt:clawbox-hello
 run_cb env "${CL[@]}" q add pip:clawbox-hello-py
 wait_built q
