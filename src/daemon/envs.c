@@ -49,9 +49,9 @@ static struct build {
 	char group[CONFIG_GROUP_ID_MAX];
 	pid_t pid; /* 0: slot free */
 	char dir[PATH_MAX];
-	char *key;      /* owned: what this build builds (packages and mirrors) */
-	json_t *pkgs;   /* owned: the package set being built */
-	bool again;     /* the set changed meanwhile */
+	char *key;    /* owned: what this build builds (packages and mirrors) */
+	json_t *pkgs; /* owned: the package set being built */
+	bool again;   /* the set changed meanwhile */
 	int64_t started_ms;
 } builds[CONFIG_MAX_GROUPS];
 
@@ -128,26 +128,28 @@ envs_config_parse(void *jv, struct envs_config *c, char *why, size_t why_size)
 			                "envs.mirrors.debian: expected a sources.list line "
 			                "(\"deb URL SUITE COMPONENT...\")"),
 			       -EINVAL;
-		if ((c->npm[0] && strncmp(c->npm, "http://", 7) && strncmp(c->npm, "https://", 8)) ||
+		if ((c->npm[0] && strncmp(c->npm, "http://", 7) &&
+		     strncmp(c->npm, "https://", 8)) ||
 		    (c->pypi[0] && strncmp(c->pypi, "http://", 7) &&
 		     strncmp(c->pypi, "https://", 8)))
-			return snprintf(why, why_size, "envs.mirrors: npm and pypi are http(s) URLs"),
+			return snprintf(why, why_size,
+			                "envs.mirrors: npm and pypi are http(s) URLs"),
 			       -EINVAL;
 	}
 	char size[32] = "";
 	if (config_str(j, "max_size", "envs", size, sizeof(size), why, why_size) < 0)
 		return -EINVAL;
 	if (size[0] && (parse_size(size, &c->max_bytes) < 0 || c->max_bytes < (1ULL << 20)))
-		return snprintf(why, why_size, "envs.max_size: expected a size such as 2G"), -EINVAL;
+		return snprintf(why, why_size, "envs.max_size: expected a size such as 2G"),
+		       -EINVAL;
 	json_t *n = json_object_get(j, "max_packages");
-	if (n && (!json_is_integer(n) || json_integer_value(n) < 1 ||
-	          json_integer_value(n) > 1000))
+	if (n && (!json_is_integer(n) || json_integer_value(n) < 1 || json_integer_value(n) > 1000))
 		return snprintf(why, why_size, "envs.max_packages: expected 1 to 1000"), -EINVAL;
 	if (n)
 		c->max_packages = (unsigned)json_integer_value(n);
 	json_t *t = json_object_get(j, "build_timeout");
-	if (t && (!json_is_integer(t) || json_integer_value(t) < 1 ||
-	          json_integer_value(t) > 24 * 3600))
+	if (t &&
+	    (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > 24 * 3600))
 		return snprintf(why, why_size, "envs.build_timeout: expected seconds, 1 to 86400"),
 		       -EINVAL;
 	if (t)
@@ -631,15 +633,18 @@ envs_reaped(struct daemon *d, pid_t pid, int status)
 	uint64_t bytes = code == 0 ? disk_use(b->dir) : 0;
 	bool ok = false;
 	if (code == 124) {
-		snprintf(msg, sizeof(msg), "build failed: past the time cap of %u s; the previous "
-		         "layer stays", d->cfg.envs.build_seconds);
+		snprintf(msg, sizeof(msg),
+		         "build failed: past the time cap of %u s; the previous "
+		         "layer stays",
+		         d->cfg.envs.build_seconds);
 	} else if (code != 0) {
 		snprintf(msg, sizeof(msg), "build failed (exit %d): %s; the previous layer stays",
 		         code, tail);
 	} else if (bytes > d->cfg.envs.max_bytes) {
-		snprintf(msg, sizeof(msg), "build failed: %llu bytes, past the cap of %llu; the "
-		         "previous layer stays", (unsigned long long)bytes,
-		         (unsigned long long)d->cfg.envs.max_bytes);
+		snprintf(msg, sizeof(msg),
+		         "build failed: %llu bytes, past the cap of %llu; the "
+		         "previous layer stays",
+		         (unsigned long long)bytes, (unsigned long long)d->cfg.envs.max_bytes);
 	} else {
 		/* The swap: a new symlink renamed over `current`, atomically. */
 		char link[PATH_MAX + 16], tmp[PATH_MAX + 16], old[PATH_MAX] = "";
@@ -650,13 +655,16 @@ envs_reaped(struct daemon *d, pid_t pid, int status)
 		old[ln > 0 ? ln : 0] = '\0';
 		(void)unlink(tmp);
 		if (symlink(name, tmp) < 0 || rename(tmp, link) < 0) {
-			snprintf(msg, sizeof(msg), "build done, but the layer could not be put in "
-			         "place: %s", strerror(errno));
+			snprintf(msg, sizeof(msg),
+			         "build done, but the layer could not be put in "
+			         "place: %s",
+			         strerror(errno));
 		} else {
 			ok = true;
-			snprintf(msg, sizeof(msg), "built in %.1f s, %llu bytes (Debian packages "
-			         "unpacked: maintainer scripts not run)", secs,
-			         (unsigned long long)bytes);
+			snprintf(msg, sizeof(msg),
+			         "built in %.1f s, %llu bytes (Debian packages "
+			         "unpacked: maintainer scripts not run)",
+			         secs, (unsigned long long)bytes);
 			prune(dir, name, old);
 			json_object_set_new(st, "built_key", json_string(b->key));
 			json_object_set_new(st, "built_packages", json_incref(b->pkgs));
@@ -765,14 +773,14 @@ envs_view(struct daemon *d, const char *group)
 	json_object_del(st, "built_key");
 	json_object_set_new(st, "group", json_string(group));
 	json_object_set_new(st, "disk_bytes", json_integer((json_int_t)disk_use(dir)));
-	json_object_set_new(st, "layer", envs_layer(d, group, layer, sizeof(layer)) == 0
-	                                     ? json_string(layer)
-	                                     : json_null());
-	json_object_set_new(
-	    st, "quota",
-	    json_pack("{s:I,s:i,s:i}", "max_bytes", (json_int_t)d->cfg.envs.max_bytes,
-	              "max_packages", (int)d->cfg.envs.max_packages, "build_timeout",
-	              (int)d->cfg.envs.build_seconds));
+	json_object_set_new(st, "layer",
+	                    envs_layer(d, group, layer, sizeof(layer)) == 0 ? json_string(layer)
+	                                                                    : json_null());
+	json_object_set_new(st, "quota",
+	                    json_pack("{s:I,s:i,s:i}", "max_bytes",
+	                              (json_int_t)d->cfg.envs.max_bytes, "max_packages",
+	                              (int)d->cfg.envs.max_packages, "build_timeout",
+	                              (int)d->cfg.envs.build_seconds));
 	json_object_set_new(st, "note",
 	                    json_string("Debian packages are unpacked (dpkg-deb -x), not "
 	                                "installed: their maintainer scripts are not run"));

@@ -293,8 +293,9 @@ install_packages(struct daemon *d, const char *own, json_t *input, struct verdic
 {
 	const struct group_config *g = config_group(&d->cfg, own);
 	if (!g || !g->agent_may_install)
-		DENY(v, "this group may not install packages (its \"agent_may_install\" is off; "
-		        "approvals do not exist yet): ask the user to run 'clawbox env %s add ...'",
+		DENY(v,
+		     "this group may not install packages (its \"agent_may_install\" is off; "
+		     "approvals do not exist yet): ask the user to run 'clawbox env %s add ...'",
 		     own);
 	const char *text = string_arg(input, "packages", 4096);
 	if (!text)
@@ -309,8 +310,9 @@ install_packages(struct daemon *d, const char *own, json_t *input, struct verdic
 	int r = envs_change(d, own, "agent", add, NULL, why, sizeof(why));
 	if (r < 0)
 		DENY(v, "%s", why[0] ? why : "the request could not be recorded");
-	ALLOW(v, "requested %s: the build runs now on the host; the packages are there from "
-	         "your next run, not in this one",
+	ALLOW(v,
+	      "requested %s: the build runs now on the host; the packages are there from "
+	      "your next run, not in this one",
 	      text);
 }
 

@@ -69,8 +69,8 @@ layer_mount(int root, int layer_fd, char *detail, size_t detail_size)
 	r = mkdir_at(root, "usr");
 	if (r < 0)
 		return snprintf(detail, detail_size, "mkdir /usr"), r;
-	_cleanup_close_ int usr_dst = openat(root, "usr", O_PATH | O_DIRECTORY | O_NOFOLLOW |
-	                                                      O_CLOEXEC);
+	_cleanup_close_ int usr_dst =
+	    openat(root, "usr", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (usr_dst < 0)
 		return snprintf(detail, detail_size, "open /usr"), NEG_ERRNO();
 	snprintf(target, sizeof(target), "/proc/self/fd/%d", usr_dst);
@@ -82,8 +82,8 @@ layer_mount(int root, int layer_fd, char *detail, size_t detail_size)
 		snprintf(usr, sizeof(usr), "/proc/self/fd/%d", layer_usr);
 		/* The first lower folder is the top one: the layer wins over the host. */
 		snprintf(lower, sizeof(lower), "lowerdir=%s:/usr", usr);
-		if (mount("overlay", target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV,
-		          lower) < 0)
+		if (mount("overlay", target, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, lower) <
+		    0)
 			return snprintf(detail, detail_size, "overlay the layer on /usr"),
 			       NEG_ERRNO();
 	} else {
@@ -100,23 +100,23 @@ layer_mount(int root, int layer_fd, char *detail, size_t detail_size)
 	/* The whole layer at the path it was built at, read-only. */
 	const char *parts[] = {"opt", SANDBOX_LAYER_DIR + 5}; /* "/opt/" + name */
 	r = mkdir_at(root, parts[0]);
-	_cleanup_close_ int opt = r < 0 ? -1 : openat(root, "opt", O_PATH | O_DIRECTORY |
-	                                                            O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int opt =
+	    r < 0 ? -1 : openat(root, "opt", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (opt < 0 || mkdir_at(opt, parts[1]) < 0)
 		return snprintf(detail, detail_size, "mkdir %s", SANDBOX_LAYER_DIR), -EIO;
-	_cleanup_close_ int dst = openat(opt, parts[1], O_PATH | O_DIRECTORY | O_NOFOLLOW |
-	                                                   O_CLOEXEC);
+	_cleanup_close_ int dst =
+	    openat(opt, parts[1], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dst < 0)
 		return snprintf(detail, detail_size, "open %s", SANDBOX_LAYER_DIR), NEG_ERRNO();
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", layer_fd);
 	snprintf(target, sizeof(target), "/proc/self/fd/%d", dst);
 	if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return snprintf(detail, detail_size, "bind %s", SANDBOX_LAYER_DIR), NEG_ERRNO();
-	struct mount_attr ma = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-	                                    MOUNT_ATTR_NODEV};
+	struct mount_attr ma = {.attr_set =
+	                            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
 	_cleanup_close_ int m = openat(opt, parts[1], O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (m < 0 || syscall(SYS_mount_setattr, m, "", AT_EMPTY_PATH | AT_RECURSIVE, &ma,
-	                     sizeof(ma)) < 0)
+	if (m < 0 ||
+	    syscall(SYS_mount_setattr, m, "", AT_EMPTY_PATH | AT_RECURSIVE, &ma, sizeof(ma)) < 0)
 		return snprintf(detail, detail_size, "make %s read-only", SANDBOX_LAYER_DIR),
 		       NEG_ERRNO();
 	return 0;

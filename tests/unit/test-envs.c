@@ -23,20 +23,30 @@ int
 main(void)
 {
 	static const char *const good[] = {
-	    "apt:ripgrep", "apt:g++", "apt:libc6-dev", "npm:typescript", "npm:@anthropic-ai/claude-code",
-	    "pip:pandas", "pip:Django", "pip:zope.interface", "apt:python3.11",
+	    "apt:ripgrep",
+	    "apt:g++",
+	    "apt:libc6-dev",
+	    "npm:typescript",
+	    "npm:@anthropic-ai/claude-code",
+	    "pip:pandas",
+	    "pip:Django",
+	    "pip:zope.interface",
+	    "apt:python3.11",
 	};
 	static const char *const bad[] = {
-	    "ripgrep",       "apt:",           "apt:-o",       "apt:--config-file=/x", "npm:../x",
-	    "npm:a/b",       "npm:@/x",        "npm:@s/",      "npm:@s/a/b",           "pip:a b",
-	    "pip:.hidden",   "apt:/etc/passwd", "deb:x",       "pip:pandas==2",        "apt:a;b",
-	    "apt:a\nb",      "npm:-g",         "pip:a\tb",     "APT:x",                "apt:x$(id)",
+	    "ripgrep",    "apt:",          "apt:-o",      "apt:--config-file=/x",
+	    "npm:../x",   "npm:a/b",       "npm:@/x",     "npm:@s/",
+	    "npm:@s/a/b", "pip:a b",       "pip:.hidden", "apt:/etc/passwd",
+	    "deb:x",      "pip:pandas==2", "apt:a;b",     "apt:a\nb",
+	    "npm:-g",     "pip:a\tb",      "APT:x",       "apt:x$(id)",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
 		ok(envs_package_ok(good[i]), "accepted: %s", good[i]);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
 		ok(!envs_package_ok(bad[i]), "refused: %s",
-		   !bad[i][0] ? "(empty)" : strpbrk(bad[i], "\t\n") ? "(a tab or newline)" : bad[i]);
+		   !bad[i][0]                ? "(empty)"
+		   : strpbrk(bad[i], "\t\n") ? "(a tab or newline)"
+		                             : bad[i]);
 	char long_name[ENVS_NAME_MAX + 8] = "apt:";
 	memset(long_name + 4, 'a', ENVS_NAME_MAX + 1);
 	long_name[ENVS_NAME_MAX + 5] = '\0';
