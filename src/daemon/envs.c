@@ -486,6 +486,7 @@ build_start(struct daemon *d, const char *group)
 	}
 	snprintf(audit, sizeof(audit), "%s/build-audit.jsonl", dir);
 	snprintf(logp, sizeof(logp), "%s/build.log", dir);
+	(void)unlink(audit); /* this build's requests only */
 
 	/* The registries this request needs, and nothing else. */
 	char allow[6][300], url[512], out_mount[PATH_MAX + 32], script_mount[PATH_MAX + 32];
@@ -614,6 +615,39 @@ log_tail(const char *dir, char *buf, size_t size)
 			*c = ' ';
 }
 
+/* The build proxy's audit (one JSON line per request, written by a proxy the build sandbox
+ * fed: parsed and bounded) into the daemon's audit as "env_egress": what a build reached and
+ * what it was refused. The file stays for the operator until the next build. */
+static void
+egress_to_audit(struct daemon *d, const char *group, const char *dir)
+{
+	char path[PATH_MAX + 32], line[8192];
+	snprintf(path, sizeof(path), "%s/build-audit.jsonl", dir);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	unsigned n = 0;
+	store_audit_batch_begin(d->store);
+	while (fgets(line, sizeof(line), f) && n++ < 1000) {
+		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
+		if (!json_is_object(e))
+			continue;
+		char what[600];
+		snprintf(what, sizeof(what), "%.16s %.255s:%lld%s%.300s",
+		         json_get_str(e, "method") ?: "?", json_get_str(e, "host") ?: "?",
+		         (long long)json_integer_value(json_object_get(e, "port")),
+		         json_get_str(e, "reason") ? ": " : "", json_get_str(e, "reason") ?: "");
+		const char *dec = json_get_str(e, "decision") ?: "error";
+		(void)store_audit(
+		    d->store, group, "env_egress",
+		    strcmp(dec, "allow") == 0 || strcmp(dec, "deny") == 0 ? dec : "error", what);
+	}
+	if (store_audit_batch_commit(d->store) < 0)
+		log_error("[%s] cannot record the build's egress: %s", group,
+		          store_error(d->store));
+	fclose(f);
+}
+
 bool
 envs_reaped(struct daemon *d, pid_t pid, int status)
 {
@@ -630,6 +664,7 @@ envs_reaped(struct daemon *d, pid_t pid, int status)
 	*strrchr(dir, '/') = '\0';
 	_cleanup_json_ json_t *st = state_load(d, b->group);
 	log_tail(dir, tail, sizeof(tail));
+	egress_to_audit(d, b->group, dir);
 	uint64_t bytes = code == 0 ? disk_use(b->dir) : 0;
 	bool ok = false;
 	if (code == 124) {

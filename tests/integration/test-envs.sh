@@ -139,6 +139,8 @@ wait_built dev
 check "a package whose file lies elsewhere: the build failed" test "$(env_state dev)" = failed
 check "the request elsewhere was refused by the build's proxy and audited" \
 	grep -q "\"port\":$OPORT.*\"decision\":\"deny\"" "$DATA/envs/dev/build-audit.jsonl"
+api GET "/api/v1/audit?after=0"
+check "... also in the daemon's audit (env_egress)" grep -q "\"group\":\"dev\",\"action\":\"env_egress\",\"decision\":\"deny\",\"reason\":\"GET 127.0.0.1:$OPORT" "$WORK/body"
 check "... and never reached that server" sh -c "! grep -q 'GET /clawbox_elsewhere' '$WORK/elsewhere.log'"
 check "the old layer still stays" sh -c "[ -x \"\$(readlink -f '$DATA/envs/dev/current')/usr/bin/clawbox-second\" ]"
 
