@@ -1,6 +1,7 @@
 #!/bin/sh
 # deps.sh: make sure the Debian packages a target needs are installed.
-#   scripts/deps.sh build   - what `make all` needs beyond make and gcc (the -dev packages)
+#   scripts/deps.sh build   - what `make all` needs beyond make and gcc (the -dev packages;
+#                             libseccomp: the sandbox filter at build time, and clawbox-proxy links it)
 #   scripts/deps.sh test    - what `make check` (and check-fresh) drives besides our binaries
 #   scripts/deps.sh bench   - bubblewrap, the peer we are measured against
 # pkg-config (or dpkg for tools) decides what is missing; as root it is installed with
@@ -29,6 +30,9 @@ build)
 	need_pkg libsqlite3-dev "pkg-config --exists sqlite3"
 	# TLS: the tests' HTTPS server links libevent_openssl and openssl
 	need_pkg libssl-dev "pkg-config --exists openssl"
+	# the web app's bundle (web/package-lock.json: esbuild, marked, DOMPurify)
+	need_pkg nodejs "command -v node"
+	need_pkg npm "command -v npm"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"

@@ -26,6 +26,12 @@ log_set_prefix(const char *prefix)
 	log_prefix = prefix;
 }
 
+const char *
+log_get_prefix(void)
+{
+	return log_prefix;
+}
+
 void
 log_set_debug(bool on)
 {

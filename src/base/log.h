@@ -10,6 +10,7 @@
 
 /* Set the prefix ("clawbox run"); the string must outlive all logging. */
 void log_set_prefix(const char *prefix);
+const char *log_get_prefix(void);
 void log_set_debug(bool on);
 bool log_debug_enabled(void);
 /* A long-running process's log stays small under a flood of warnings and errors (info lines

@@ -14,11 +14,23 @@
 #include "paths.h"
 #include "spawn.h"
 
+#define UPSTREAM_NAME_INSIDE "model.clawbox.internal" /* upstream.h's UPSTREAM_NAME */
+
 /* clawbox-proxy, next to this executable. */
 static int
 proxy_path(char *buf, size_t size)
 {
 	return self_sibling("clawbox-proxy", buf, size);
+}
+
+int
+net_add_extra(struct net_options *net, const char *flag, const char *value)
+{
+	if (net->n_extra + 2 > NET_EXTRA_MAX)
+		return log_error("%s: too many proxy options", flag), -E2BIG;
+	net->extra[net->n_extra++] = flag;
+	net->extra[net->n_extra++] = value;
+	return 0;
 }
 
 /* Builds the proxy's command line into argv (at most max entries, NULL-terminated). */
@@ -27,9 +39,13 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
                  bool check)
 {
 	size_t n = 0;
-	if (5 + 2 * net->n_allow + 20 > max)
+	if (7 + 2 * net->n_allow + net->n_extra + 20 > max)
 		return -E2BIG;
 	argv[n++] = path;
+	if (check) { /* its errors are about the options of the command the user ran */
+		argv[n++] = "--log-prefix";
+		argv[n++] = log_get_prefix();
+	}
 	argv[n++] = "--sandbox-id";
 	argv[n++] = id;
 	for (size_t i = 0; i < net->n_allow; i++) {
@@ -66,9 +82,52 @@ build_proxy_argv(const struct net_options *net, char *path, char *id, const char
 	}
 	if (net->model_no_key)
 		argv[n++] = "--upstream-no-key";
+	for (size_t i = 0; i < net->n_extra; i++)
+		argv[n++] = net->extra[i];
 	if (check)
 		argv[n++] = "--check";
 	argv[n] = NULL;
+	return 0;
+}
+
+/* Whether an --allow entry names host (its HOST part, "[::1]" for IPv6, any port). */
+static bool
+allows_host(const struct net_options *net, const char *host)
+{
+	size_t n = strlen(host);
+	for (size_t i = 0; i < net->n_allow; i++) {
+		const char *a = net->allow[i];
+		bool v6 = a[0] == '[';
+		if (v6 ? strncmp(a + 1, host, n) == 0 && a[1 + n] == ']'
+		       : strncmp(a, host, n) == 0 && (a[n] == ':' || a[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* NO_PROXY keeps the sandbox's own loopback direct (a server the command starts inside), but
+ * a loopback name or address that --allow names means the host's, reached through the proxy:
+ * left in NO_PROXY, curl, wget and Python would connect to the sandbox's own loopback instead
+ * and find nothing. So inside, an allowed 127.0.0.1 is the host's (only its allowed ports),
+ * and localhost, unless allowed too, stays the sandbox's own. */
+static int
+set_no_proxy(struct sandbox_spec *spec, const struct net_options *net)
+{
+	static const char *const local[] = {"localhost", "127.0.0.1", "::1"};
+	char list[64] = "";
+	size_t len = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(local); i++)
+		if (!allows_host(net, local[i]))
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
+			                        len ? "," : "", local[i]);
+	static const char *const names[] = {"NO_PROXY", "no_proxy"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+		char entry[80];
+		snprintf(entry, sizeof(entry), "%s=%s", names[i], list);
+		int r = sandbox_spec_set_env(spec, entry);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -105,15 +164,24 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 	}
 	/* Ordinary programs find the proxy by these; one that ignores them has no route. */
 	static const char *const env[] = {
-	    "HTTP_PROXY=http://127.0.0.1:3128", "HTTPS_PROXY=http://127.0.0.1:3128",
-	    "http_proxy=http://127.0.0.1:3128", "https_proxy=http://127.0.0.1:3128",
-	    "NO_PROXY=localhost,127.0.0.1,::1", "no_proxy=localhost,127.0.0.1,::1",
+	    "HTTP_PROXY=http://127.0.0.1:3128",
+	    "HTTPS_PROXY=http://127.0.0.1:3128",
+	    "http_proxy=http://127.0.0.1:3128",
+	    "https_proxy=http://127.0.0.1:3128",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(env); i++) {
 		r = sandbox_spec_set_env(spec, env[i]);
 		if (r < 0)
 			return r;
 	}
+	r = set_no_proxy(spec, net);
+	if (r < 0)
+		return r;
 	spec->proxy_argv = (char *const *)argv;
+	/* For clients that use no proxy: the model's name resolves inside (init hands port 80
+	 * to the proxy). */
+	static const char *const internal[] = {UPSTREAM_NAME_INSIDE, NULL};
+	if (net->model_upstream)
+		spec->internal_names = internal;
 	return 0;
 }

@@ -36,6 +36,11 @@ usage(FILE *out)
 	    "  --hosts FILE           resolve names from FILE only, no DNS servers\n"
 	    "  --max-connections N    at once (default 64)\n"
 	    "  --max-total-bytes N    in and out over the proxy's life (default 4G)\n"
+	    "  --max-bytes-out N      sent by the sandbox over the run (default 1G)\n"
+	    "  --max-bytes-in N       received by the sandbox over the run (default 4G)\n"
+	    "  --max-requests N       requests and tunnels over the run (default 10000)\n"
+	    "  --model-allow-tool T   let model requests use the server-side tool (or\n"
+	    "                         anthropic-beta value) T (repeatable; 'mcp': mcp_servers)\n"
 	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
 	    "  --upstream URL         the model API, reachable inside as http://" UPSTREAM_NAME
 	    "/\n"
@@ -47,7 +52,8 @@ usage(FILE *out)
 	    "  --upstream-header H    where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                         (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --upstream-ca-file F   trust the CAs in F for the upstream (a private server)\n"
-	    "  --check                only check the options, then exit\n");
+	    "  --check                only check the options, then exit\n"
+	    "  --log-prefix NAME      start error lines with NAME (the command the user ran)\n");
 }
 
 int
@@ -63,6 +69,7 @@ main(int argc, char **argv)
 	    {"max-total-bytes", required_argument, NULL, 't'},
 	    {"idle-timeout", required_argument, NULL, 'T'},
 	    {"check", no_argument, NULL, 'C'},
+	    {"log-prefix", required_argument, NULL, 'P'},
 	    {"upstream", required_argument, NULL, 'u'},
 	    {"upstream-key-env", required_argument, NULL, 'e'},
 	    {"upstream-key-file", required_argument, NULL, 'k'},
@@ -70,6 +77,10 @@ main(int argc, char **argv)
 	    {"upstream-ca-file", required_argument, NULL, 'K'},
 	    {"upstream-no-key", no_argument, NULL, 'N'},
 	    {"fetch-ca-file", required_argument, NULL, 'F'},
+	    {"max-bytes-out", required_argument, NULL, 'O'},
+	    {"max-bytes-in", required_argument, NULL, 'I'},
+	    {"max-requests", required_argument, NULL, 'R'},
+	    {"model-allow-tool", required_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -91,6 +102,9 @@ main(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
+		case 'P':
+			log_set_prefix(optarg);
+			break;
 		case 'a':
 			if (allowlist_add(&cfg.allow, optarg, &why) < 0) {
 				log_error("--allow %s: %s", optarg, why);
@@ -131,6 +145,29 @@ main(int argc, char **argv)
 				return 2;
 			}
 			cfg.max_total_bytes = v;
+			break;
+		case 'O':
+		case 'I':
+			if (parse_size(optarg, &v) < 0) {
+				log_error("--max-bytes-%s %s: expected a size", opt == 'O' ? "out" : "in",
+				          optarg);
+				return 2;
+			}
+			*(opt == 'O' ? &cfg.max_bytes_out : &cfg.max_bytes_in) = v;
+			break;
+		case 'R':
+			if (parse_u64(optarg, 100000000, &v) < 0 || v == 0) {
+				log_error("--max-requests %s: expected 1 to 100000000", optarg);
+				return 2;
+			}
+			cfg.max_requests = (unsigned)v;
+			break;
+		case 'M':
+			if (model_fence_allow(&cfg.model_fence, optarg) < 0) {
+				log_error("--model-allow-tool %s: empty, or more than %d of them", optarg,
+				          MODEL_ALLOW_TOOLS_MAX);
+				return 2;
+			}
 			break;
 		case 'T':
 			if (parse_u64(optarg, 86400, &v) < 0 || v == 0) {

@@ -161,7 +161,8 @@ check_proxy_options(const struct daemon *d)
 	snprintf(proxy, sizeof(proxy), "%s-proxy", d->clawbox);
 	for (size_t i = 0; i < d->cfg.n_groups; i++) {
 		const struct group_config *g = &d->cfg.groups[i];
-		const char *argv[8 + 2 * CONFIG_MAX_ALLOW];
+		const char *argv[8 + 2 * CONFIG_MAX_ALLOW + 40];
+		char max_requests[24];
 		size_t n = 0;
 		argv[n++] = proxy;
 		argv[n++] = "--sandbox-id";
@@ -170,10 +171,12 @@ check_proxy_options(const struct daemon *d)
 			argv[n++] = "--allow";
 			argv[n++] = g->allow[k];
 		}
+		n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
+		                        "--max-");
 		argv[n++] = "--check";
 		argv[n] = NULL;
 		if (spawn_wait(argv) < 0)
-			return log_error("%s: groups[%zu].allow: the proxy refused it (above)",
+			return log_error("%s: groups[%zu]: the proxy refused its egress options (above)",
 			                 d->config_path, i),
 			       -EINVAL;
 	}
@@ -411,8 +414,9 @@ main(int argc, char **argv)
 	event_add(d.sigchld, NULL);
 	event_add(d.sigterm, NULL);
 	event_add(d.sigint, NULL);
-	log_info("listening on %s: open %s/ for the chat page (API token in %s/%s)", d.origin,
-	         d.origin, d.cfg.data_dir, DAEMON_TOKEN_FILE);
+	/* The token rides in the fragment, which the browser never sends; the page drops it. */
+	log_info("listening on %s: open %s/#token=%s for the web app (API token in %s/%s)",
+	         d.origin, d.origin, d.token, d.cfg.data_dir, DAEMON_TOKEN_FILE);
 	if (vm_service_start(&d) < 0 || scheduler_start(&d) < 0 || telegram_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */

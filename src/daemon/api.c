@@ -604,6 +604,10 @@ route(struct evhttp_request *req, void *arg)
 			return;
 		}
 	}
+	if (strcmp(path, "/login-hint") == 0 && cmd == EVHTTP_REQ_GET) {
+		api_views_login_hint(d, req); /* where the token is, for the login form */
+		return;
+	}
 	if (strncmp(path, "/api/", 5) != 0) {
 		refuse(d, req, 404, "no such page");
 		return;
@@ -622,6 +626,8 @@ route(struct evhttp_request *req, void *arg)
 		       "folder)");
 		return;
 	}
+	if (api_views_route(d, req, path)) /* the web app's views (api-views.c) */
+		return;
 	if (strcmp(path, "/api/v1/groups") == 0 && cmd == EVHTTP_REQ_GET) {
 		get_groups(d, req);
 		return;

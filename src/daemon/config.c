@@ -111,9 +111,10 @@ get_quota(json_t *o, const char *where, uint64_t *ret, char *why, size_t size)
 static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"id",       "main",   "trigger",      "allow",
-	                                   "memory",   "timezone", "mounts",     "folder_quota",
-	                                   "tasks_may_schedule", "agent_may_install", NULL};
+	static const char *const keys[] = {"id",       "main",     "trigger",      "allow",
+	                                   "memory",   "timezone", "mounts",       "folder_quota",
+	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
+	                                   "max_requests", "agent_may_install", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -149,6 +150,17 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	json_t *h;
 	json_array_foreach(allow, k, h)
 	{
+		if (json_is_object(h)) {
+			/* Request rules: the proxy parses them (and checks them at start). */
+			if (out->n_allow >= CONFIG_MAX_ALLOW)
+				return bad(why, size, "%s.allow: at most %d entries", where,
+				           CONFIG_MAX_ALLOW);
+			out->allow[out->n_allow] = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
+			if (!out->allow[out->n_allow])
+				return -ENOMEM;
+			out->n_allow++;
+			continue;
+		}
 		if (!json_is_string(h) || json_string_length(h) == 0 ||
 		    json_string_length(h) > 255 || strpbrk(json_string_value(h), " \t\r\n/"))
 			return bad(why, size, "%s.allow[%zu]: expected HOST or HOST:PORT", where,
@@ -206,6 +218,18 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		mo->rw = json_is_true(rw);
 		out->n_mounts++;
 	}
+	static const char *const caps[] = {"max_bytes_out", "max_bytes_in"};
+	for (size_t c = 0; c < 2; c++) {
+		char *dst = c == 0 ? out->max_bytes_out : out->max_bytes_in;
+		uint64_t v;
+		if ((r = get_string(g, caps[c], where, dst, 32, why, size)) < 0)
+			return r;
+		if (dst[0] && parse_size(dst, &v) < 0)
+			return bad(why, size, "%s.%s: expected a size such as 100M", where, caps[c]);
+	}
+	if ((r = get_uint(g, "max_requests", where, 1, 100000000, &out->max_requests, why, size)) <
+	    0)
+		return r;
 	json_t *mem = json_object_get(g, "memory");
 	if (mem) {
 		uint64_t v;
@@ -222,8 +246,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 static int
 parse_model(json_t *m, struct model_config *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"provider",     "base_url",   "model", "api_key_env",
-	                                   "api_key_file", "max_tokens", NULL};
+	static const char *const keys[] = {"provider",     "base_url",   "model",       "api_key_env",
+	                                   "api_key_file", "max_tokens", "allow_tools", NULL};
 	if (!json_is_object(m))
 		return bad(why, size, "model: expected an object");
 	int r = known_keys(m, "model", keys, why, size);
@@ -249,6 +273,24 @@ parse_model(json_t *m, struct model_config *out, char *why, size_t size)
 		               sizeof(out->api_key_file), why, size);
 	if (r == 0)
 		r = get_uint(m, "max_tokens", "model", 1, 1000000, &out->max_tokens, why, size);
+	json_t *tools = json_object_get(m, "allow_tools");
+	if (r == 0 && tools && !json_is_array(tools))
+		return bad(why, size, "model.allow_tools: expected a list of tool names");
+	size_t k;
+	json_t *t;
+	json_array_foreach(tools, k, t)
+	{
+		if (r < 0)
+			break;
+		if (!json_is_string(t) || json_string_length(t) == 0 ||
+		    json_string_length(t) >= sizeof(out->allow_tools[0]))
+			return bad(why, size, "model.allow_tools[%zu]: expected a tool name", k);
+		if (out->n_allow_tools >= ARRAY_SIZE(out->allow_tools))
+			return bad(why, size, "model.allow_tools: at most %zu names",
+			           ARRAY_SIZE(out->allow_tools));
+		snprintf(out->allow_tools[out->n_allow_tools++], sizeof(out->allow_tools[0]), "%s",
+		         json_string_value(t));
+	}
 	return r;
 }
 
@@ -470,6 +512,36 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 		c->telegram.on = true;
 	}
 	return r;
+}
+
+size_t
+config_egress_argv(const struct daemon_config *cfg, const struct group_config *g, char *buf,
+                   size_t buf_size, const char **argv, const char *prefix)
+{
+	static const char *const flags[3][2] = {
+	    {"--proxy-max-bytes-out", "--max-bytes-out"},
+	    {"--proxy-max-bytes-in", "--max-bytes-in"},
+	    {"--proxy-max-requests", "--max-requests"},
+	};
+	size_t n = 0, which = strcmp(prefix, "--proxy-max-") == 0 ? 0 : 1;
+	if (g->max_bytes_out[0]) {
+		argv[n++] = flags[0][which];
+		argv[n++] = g->max_bytes_out;
+	}
+	if (g->max_bytes_in[0]) {
+		argv[n++] = flags[1][which];
+		argv[n++] = g->max_bytes_in;
+	}
+	if (g->max_requests) {
+		snprintf(buf, buf_size, "%llu", (unsigned long long)g->max_requests);
+		argv[n++] = flags[2][which];
+		argv[n++] = buf;
+	}
+	for (size_t i = 0; i < cfg->model.n_allow_tools; i++) {
+		argv[n++] = "--model-allow-tool";
+		argv[n++] = cfg->model.allow_tools[i];
+	}
+	return n;
 }
 
 void

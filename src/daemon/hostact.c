@@ -194,6 +194,9 @@ send_file(struct daemon *d, const char *own, json_t *input, uint64_t *budget, st
 		unlink(dest);
 		DENY(v, "the message could not be stored");
 	}
+	char key[48];
+	snprintf(key, sizeof(key), "file:%lld", (long long)id); /* the web app's download */
+	(void)store_kv_set(d->store, key, strrchr(dest, '/') + 1);
 	*budget -= total;
 	ALLOW(v, "sent %s (%llu bytes) to %s", base, (unsigned long long)total, t->id);
 }

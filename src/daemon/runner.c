@@ -27,6 +27,7 @@
 #include "daemon.h"
 #include "dbuf.h"
 #include "fd-util.h"
+#include "idmap.h"
 #include "hostact.h"
 #include "json-util.h"
 #include "log.h"
@@ -35,7 +36,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (40 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
+#define ARGV_MAX       (80 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
 
 struct run {
 	struct daemon *d;
@@ -62,6 +63,9 @@ struct run {
 	unsigned refused[4];       /* ipc_refuse()'s counts, by enum ipc_refusal */
 	uint64_t file_budget;      /* send_file bytes left, HOSTACT_FILES_PER_RUN_MAX at start */
 	char audit_path[PATH_MAX]; /* the run's egress audit, read into the store at its end */
+	json_t *tools;             /* its tool calls and results, for the web app's timeline */
+	char last_tool[128];
+	bool stopped; /* by runner_stop (the API's Stop) */
 };
 
 struct ipc_conn {
@@ -362,6 +366,7 @@ egress_to_audit(struct daemon *d, const struct run *r)
 	char line[8192];
 	unsigned n = 0;
 	store_audit_batch_begin(d->store); /* up to 1,000 rows: one fsync, not one each */
+	_cleanup_json_ json_t *kept = json_array(); /* the run's own list, for its transcript */
 	while (fgets(line, sizeof(line), f) && n++ < 1000) {
 		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
 		if (!json_is_object(e))
@@ -377,10 +382,22 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		                      ? decision
 		                      : "error",
 		                  what);
+		if (kept && json_array_size(kept) < 200)
+			json_array_append_new(kept, json_pack("{s:s,s:s}", "decision",
+			                                      strcmp(decision, "allow") == 0 ||
+			                                              strcmp(decision, "deny") == 0
+			                                          ? decision
+			                                          : "error",
+			                                      "reason", what));
 	}
 	if (store_audit_batch_commit(d->store) < 0)
 		log_error("[%s] cannot record the run's egress: %s", r->group, store_error(d->store));
 	fclose(f);
+	char key[48], *j = kept && json_array_size(kept) ? json_dumps(kept, JSON_COMPACT) : NULL;
+	snprintf(key, sizeof(key), "run-egress:%lld", (long long)r->message);
+	if (j)
+		(void)store_kv_set(d->store, key, j);
+	free(j);
 	unlink(r->audit_path);
 }
 
@@ -393,8 +410,11 @@ group_running(struct daemon *d, const char *group)
 	return false;
 }
 
-/* The folder of a group under the data folder, made if missing; as root, owned by the
- * sandbox's uid outside (65533), which must write to it. */
+/* The folder of a group under the data folder, made if missing. The sandbox's writable mounts
+ * are idmapped to their owner when root launches it; only where the file system cannot do
+ * that does the folder have to belong to the sandbox's uid outside (65533), and where the
+ * folder above it does (a data folder from before, or the VM's shared one): a root-owned
+ * folder in a share of 65533's would be nobody's to the sandbox. */
 static int
 group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size_t size)
 {
@@ -406,7 +426,10 @@ group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size
 		return -ENAMETOOLONG;
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return NEG_ERRNO();
-	if (geteuid() == 0 && chown(buf, 65533, 65533) < 0)
+	struct stat st;
+	bool shared = stat(parent, &st) == 0 && st.st_uid == 65533;
+	if (geteuid() == 0 && (shared || idmap_supported(buf) != 1) &&
+	    chown(buf, 65533, 65533) < 0)
 		return NEG_ERRNO();
 	return 0;
 }
@@ -546,7 +569,58 @@ unlink_run(struct daemon *d, struct run *r)
 	bufferevent_free(r->out);
 	bufferevent_free(r->err);
 	dbuf_done(&r->reply);
+	if (r->tools)
+		json_decref(r->tools);
 	free(r);
+}
+
+/* The run's tool timeline kept with its message (kv "run-tools:ID"), read by api-views.c. */
+static void
+tools_keep(struct run *r)
+{
+	if (!r->tools)
+		return;
+	char key[48];
+	snprintf(key, sizeof(key), "run-tools:%lld", (long long)r->message);
+	char *j = json_dumps(r->tools, JSON_COMPACT);
+	if (j && store_kv_set(r->d->store, key, j) < 0)
+		log_warn("[%s] cannot keep the tool timeline: %s", r->group,
+		         store_error(r->d->store));
+	free(j);
+}
+
+/* A tool_call or tool_result event: streamed to the group's listeners and kept (bounded). */
+static void
+on_tool_event(struct run *r, json_t *ev)
+{
+	enum { TOOLS_MAX = 256, SUMMARY_MAX = 400 };
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	const char *summary = json_get_str(ev, "summary") ?: "";
+	char cut[SUMMARY_MAX + 1];
+	size_t n = text_sanitize(summary, strnlen(summary, SUMMARY_MAX), cut);
+	cut[n] = '\0';
+	json_t *t =
+	    json_pack("{s:s,s:s,s:s,s:I,s:I}", "type", json_get_str(ev, "type"), "id",
+	              json_get_str(ev, "id") ?: "", "name", json_get_str(ev, "name") ?: "",
+	              "reply_to", (json_int_t)r->message, "t_ms", (json_int_t)(ms - r->started_ms));
+	if (!t)
+		return;
+	if (strcmp(json_get_str(ev, "type"), "tool_call") == 0) {
+		json_object_set_new(t, "summary", json_string(cut));
+		snprintf(r->last_tool, sizeof(r->last_tool), "%s", json_get_str(t, "name"));
+	} else {
+		json_object_set(t, "is_error", json_object_get(ev, "is_error") ?: json_false());
+		json_object_set_new(t, "bytes",
+		                    json_integer((json_int_t)json_get_u64(ev, "bytes")));
+	}
+	stream_event(r->d, r->group, "tool", t);
+	if (!r->tools)
+		r->tools = json_array();
+	if (r->tools && json_array_size(r->tools) < TOOLS_MAX)
+		json_array_append(r->tools, t);
+	json_decref(t);
 }
 
 static void
@@ -612,6 +686,8 @@ finish(struct run *r)
 		if (!r->why[0])
 			snprintf(r->why, sizeof(r->why),
 			         "the agent ended without an answer (status %d)", r->exit_status);
+		if (r->stopped)
+			snprintf(r->why, sizeof(r->why), "stopped by the user");
 		(void)dbuf_printf(&r->reply, "%s[clawbox: %s]", r->reply.len ? "\n\n" : "", r->why);
 		d->runs_failed++;
 	}
@@ -647,6 +723,7 @@ finish(struct run *r)
 		         "files are deleted",
 		         r->group, u, q);
 	}
+	tools_keep(r);
 	stream_notify(d, r->group);
 	egress_to_audit(d, r);
 	unlink_run(d, r);
@@ -674,6 +751,8 @@ on_event_line(struct run *r, const char *line, size_t len)
 		r->usage.cache_read = json_get_u64(u, "cache_read_tokens");
 		snprintf(r->status, sizeof(r->status), "%s", json_get_str(ev, "status") ?: "");
 		snprintf(r->why, sizeof(r->why), "%s", json_get_str(ev, "message") ?: "");
+	} else if (strcmp(type, "tool_call") == 0 || strcmp(type, "tool_result") == 0) {
+		on_tool_event(r, ev);
 	}
 }
 
@@ -931,6 +1010,9 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--allow";
 		argv[n++] = g->allow[i];
 	}
+	char max_requests[24];
+	n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
+	                        "--proxy-max-");
 	if (g->memory_bytes) {
 		snprintf(mem_size, sizeof(mem_size), "%lluK",
 		         (unsigned long long)(g->memory_bytes >> 10));
@@ -965,10 +1047,10 @@ start_run(struct daemon *d, const char *group)
 	}
 	snprintf(memory, sizeof(memory), "%s/global/AGENTS.md", d->cfg.data_dir);
 	struct stat st;
-	if (stat(memory, &st) == 0 && S_ISREG(st.st_mode)) {
-		argv[n++] = "--global-memory";
-		argv[n++] = memory;
-	}
+	/* Its own shared memory or none: without the option ask would read the memory file of
+	 * whoever started the daemon (~/.config/clawbox/AGENTS.md). */
+	argv[n++] = "--global-memory";
+	argv[n++] = stat(memory, &st) == 0 && S_ISREG(st.st_mode) ? memory : "";
 	char layer[PATH_MAX];
 	if (!d->cfg.vm.on && envs_layer(d, group, layer, sizeof(layer)) == 0) {
 		argv[n++] = "--layer"; /* the group's packages (envs.c), as built when it starts */
@@ -1120,4 +1202,28 @@ runner_stop_all(struct daemon *d)
 	}
 	for (struct run *r = d->runs; r; r = r->next)
 		kill(r->pid, SIGTERM);
+}
+
+json_t *
+runner_list(struct daemon *d)
+{
+	json_t *arr = json_array();
+	for (struct run *r = d->runs; r && arr; r = r->next)
+		json_array_append_new(
+		    arr, json_pack("{s:s,s:I,s:I,s:s,s:I}", "group", r->group, "message_id",
+		                   (json_int_t)r->message, "started_ms", (json_int_t)r->started_ms,
+		                   "last_tool", r->last_tool, "tool_events",
+		                   (json_int_t)(r->tools ? json_array_size(r->tools) : 0)));
+	return arr;
+}
+
+int
+runner_stop(struct daemon *d, int64_t message)
+{
+	for (struct run *r = d->runs; r; r = r->next)
+		if (r->message == message) {
+			r->stopped = true;
+			return kill(r->pid, SIGTERM) < 0 ? NEG_ERRNO() : 0;
+		}
+	return -ENOENT;
 }

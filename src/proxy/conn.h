@@ -31,6 +31,8 @@ struct proxy {
 	unsigned n_conns;
 	struct conn *conns; /* all open connections, so that none ends without its audit line */
 	uint64_t total_bytes;
+	uint64_t sent_bytes, received_bytes; /* from the sandbox, to it: the per-run caps */
+	unsigned n_requests;
 	bool sandbox_gone;
 };
 
@@ -61,6 +63,7 @@ struct conn {
 	struct upstream_xfer *xfer; /* the credentialed upstream's transfer */
 	bool xfer_paused;
 	bool fetching; /* c->xfer is an https:// fetch, not the model upstream */
+	bool unreachable; /* the upstream could not be connected to (PROXY_HDR_UNREACHABLE) */
 	int tunnel_fds[2];
 	struct timespec last_traffic;
 	struct conn *prev, *next;
@@ -76,6 +79,8 @@ struct conn {
 	socklen_t addr_len;
 
 	uint64_t bytes_in, bytes_out;
+	uint64_t max_response; /* the allow entry's cap on what comes back; 0: none */
+	const char *cap_hit;   /* set when conn_count_bytes() said no: which cap */
 	struct timespec start;
 	const char *decision;
 	char reason[160];
@@ -84,7 +89,7 @@ struct conn {
 /* Ends the connection: audit line, then everything it holds is freed. */
 void conn_free(struct conn *c);
 
-/* Counts n bytes of traffic; false once the proxy's total is over its limit. */
+/* Counts n bytes of traffic; false (c->cap_hit says which) once a cap is passed. */
 bool conn_count_bytes(struct conn *c, size_t n, bool from_client);
 
 double conn_ms_since(const struct timespec *t0);

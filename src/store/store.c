@@ -924,3 +924,65 @@ store_tasks_cancel_group(struct store *s, const char *group)
 	            "t", group);
 	return r < 0 ? r : sqlite3_changes(s->db);
 }
+
+/* The web app's views (api-views.c). */
+
+int
+store_usage_by_day(struct store *s, int64_t since, json_t **ret)
+{
+	static const char *const names[] = {"day",    "group",       "runs",       "input",
+	                                    "output", "cache_write", "cache_read", NULL};
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT date(time, 'unixepoch') AS day, group_id, COUNT(*), "
+	                "SUM(input), SUM(output), SUM(cache_write), SUM(cache_read) FROM usage "
+	                "WHERE time >= ? GROUP BY day, group_id ORDER BY day, group_id LIMIT ?",
+	                "ii", since, (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_runs_view(struct store *s, const char *group, int64_t message, int64_t before, int64_t limit,
+                json_t **ret)
+{
+	static const char *const names[] = {"id",       "group",  "message_id",  "started_ms",
+	                                    "ended_ms", "status", "exit_status", "input",
+	                                    "output",   "prompt", "tool_bytes",  NULL};
+	sqlite3_stmt *st;
+	int r =
+	    prepare(s, &st,
+	            "SELECT r.id, r.group_id, r.message_id, r.started_ms, r.ended_ms, "
+	            "r.status, r.exit_status, "
+	            "(SELECT COALESCE(SUM(input), 0) FROM usage u WHERE u.message_id = "
+	            "r.message_id), "
+	            "(SELECT COALESCE(SUM(output), 0) FROM usage u WHERE u.message_id = "
+	            "r.message_id), "
+	            "(SELECT substr(text, 1, 200) FROM messages m WHERE m.id = r.message_id), "
+	            "(SELECT COALESCE(length(value), 0) FROM kv WHERE key = 'run-tools:' || "
+	            "r.message_id) "
+	            "FROM runs r WHERE (? = '' OR r.group_id = ?) AND (? = 0 OR r.message_id = ?) "
+	            "AND r.id < ? ORDER BY r.id DESC LIMIT ?",
+	            "ttiiii", group ? group : "", group ? group : "", message, message, before,
+	            limit > 0 && limit <= STORE_LIST_MAX ? limit : (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_audit_query(struct store *s, const struct store_audit_filter *f, json_t **ret)
+{
+	static const char *const names[] = {"id",       "time",   "group", "action",
+	                                    "decision", "reason", NULL};
+	sqlite3_stmt *st;
+	/* kind: the action up to its first ':' ("api:schedule_task" is kind "api"), or all of it */
+	int r = prepare(s, &st,
+	                "SELECT id, time, group_id, action, decision, reason FROM audit "
+	                "WHERE id > ? AND (? = '' OR group_id = ?) AND (? = '' OR action = ? OR "
+	                "substr(action, 1, length(?) + 1) = ? || ':') AND "
+	                "(? = '' OR decision = ?) AND time >= ? AND time <= ? "
+	                "ORDER BY id DESC LIMIT ?",
+	                "ittttttttiii", f->after, f->group, f->group, f->kind, f->kind, f->kind,
+	                f->kind, f->decision, f->decision, f->since, f->until,
+	                f->limit > 0 && f->limit <= STORE_LIST_MAX ? f->limit
+	                                                           : (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}

@@ -164,4 +164,20 @@ int store_tasks_page(struct store *s, const char *group, int64_t after, int64_t 
 /* Cancels every active or paused task of group: how many, or -errno. */
 int store_tasks_cancel_group(struct store *s, const char *group);
 
+/* The web app's views. Usage per day (UTC) and group since a unix time: [{"day", "group",
+ * "runs", "input", "output", "cache_write", "cache_read"}], oldest day first. */
+int store_usage_by_day(struct store *s, int64_t since, json_t **ret);
+/* Runs of group (NULL or "": all) answering message (0: any) with id < before, newest first,
+ * at most limit: as store_runs plus "group", the tokens ("input", "output"), the prompt's
+ * first 200 bytes and the size of its kept tool timeline ("tool_bytes", kv "run-tools:ID"). */
+int store_runs_view(struct store *s, const char *group, int64_t message, int64_t before,
+                    int64_t limit, json_t **ret);
+/* Audit entries matching every filter that is set ("" strings match all), newest first. */
+struct store_audit_filter {
+	int64_t after, since, until, limit;
+	const char *group, *kind, *decision;
+};
+int store_audit_query(struct store *s, const struct store_audit_filter *f, json_t **ret);
+
+
 #endif
