@@ -73,7 +73,7 @@ WEB_FILES   := src/daemon/web/index.html $(BUILD)/web/app.js src/daemon/web/styl
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
-DAEMON_UNIT := tests/unit/test-cron.c
+DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
@@ -389,6 +389,7 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench
 	@bench/bench-daemon.sh
 	@bench/bench-vm.sh
 	@bench/bench-web.sh
+	@bench/bench-envs.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

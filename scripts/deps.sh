@@ -57,6 +57,10 @@ test)
 	# services inside a run (test-background.sh): real databases started by the bash tool
 	need_pkg redis-server "command -v redis-server"
 	need_pkg postgresql "test -x /usr/lib/postgresql/15/bin/postgres"
+	# test-envs.sh: a local Debian repository, npm registry and PyPI index
+	need_pkg dpkg-dev "command -v dpkg-scanpackages"
+	need_pkg npm "command -v npm"
+	need_pkg python3-venv "/usr/bin/python3 -c 'import ensurepip'"
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"

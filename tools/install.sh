@@ -40,6 +40,7 @@ files() {
 	for f in vmlinux initramfs.cpio; do
 		[ -f build/vm/$f ] || [ "$action" = uninstall ] && echo "build/vm/$f $LIBDIR/clawbox/vm/$f 0644"
 	done
+	echo "tools/env-build.sh $LIBDIR/clawbox/env-build.sh 0755" # group environments' builds
 	for m in build/man/*.1; do
 		[ -f "$m" ] && echo "$m $MANDIR/man1/${m##*/} 0644"
 	done

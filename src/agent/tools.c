@@ -229,6 +229,13 @@ static const struct tool tools[] = {
      "\"minimum\":1},\"at\":{\"type\":\"string\"},\"group\":{\"type\":\"string\"}},"
      "\"required\":[\"prompt\"],\"additionalProperties\":false}",
      NULL, "prompt"},
+    {"install_packages", TOOL_HOST,
+     "Ask the host to add packages to this group's environment: a space-separated list of "
+     "apt:NAME, npm:NAME, pip:NAME. The host builds them; they are there from the next run "
+     "on, not in this one.",
+     "{\"type\":\"object\",\"properties\":{\"packages\":{\"type\":\"string\"}},"
+     "\"required\":[\"packages\"],\"additionalProperties\":false}",
+     NULL, "packages"},
     {"list_tasks", TOOL_HOST, "List this group's scheduled tasks.",
      "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}", NULL, NULL},
     {"pause_task", TOOL_HOST, "Pause a scheduled task of this group.",

@@ -32,6 +32,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "net-options.h"
+#include "layer.h"
 #include "parse.h"
 #include "paths.h"
 #include "sandbox.h"
@@ -104,6 +105,7 @@ ask_usage(FILE *out)
 	        "                               2000000, 200000, 80, 3)\n"
 	        "\n"
 	        "  -v, --verbose                show tool calls, retries and token usage\n"
+	        "  --layer DIR                  a package layer over /usr (as for 'clawbox run')\n"
 	        "  --note TEXT                  a line for the agent's system prompt (the\n"
 	        "                               daemon says what it left out of the run)\n"
 	        "  --host-socket PATH           the daemon's host-action socket (the daemon\n"
@@ -161,6 +163,7 @@ enum {
 	OPT_INSIDE,
 	OPT_PROXY_CHECKED,
 	OPT_NOTE,
+	OPT_LAYER,
 };
 
 static const struct option ask_options[] = {
@@ -205,6 +208,7 @@ static const struct option ask_options[] = {
     {"inside", required_argument, NULL, OPT_INSIDE},
     {"proxy-checked", no_argument, NULL, OPT_PROXY_CHECKED},
     {"note", required_argument, NULL, OPT_NOTE},
+    {"layer", required_argument, NULL, OPT_LAYER},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -401,6 +405,10 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_GLOBAL_MEMORY:
 			a->global_memory = optarg;
+			break;
+		case OPT_LAYER: /* the group's package layer (clawbox env; see layer.h) */
+			if ((r = sandbox_spec_set_layer(spec, optarg)) < 0)
+				return log_error("--layer: %s", strerror(-r)), r;
 			break;
 		case OPT_NOTE:
 			if (strlen(optarg) > 1024)
@@ -1007,6 +1015,8 @@ cmd_ask(int argc, char **argv)
 	r = sandbox_spec_default_env(&spec, getenv("TERM"));
 	if (r >= 0)
 		r = parse_options(&a, &spec, argc, argv);
+	if (r == 0 && spec.layer && a.vm_service)
+		r = (log_error("--layer: not with --vm-service"), -EINVAL);
 	if (r == 0)
 		r = load_prompt(&a);
 	if (r == 0)

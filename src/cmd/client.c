@@ -715,3 +715,81 @@ cmd_stop(int argc, char **argv)
 	       json_is_true(json_object_get(ans, "stopped")) ? "stopped" : "nothing was running");
 	return 0;
 }
+
+/* ---- env: a group's packages (the daemon builds them: src/daemon/envs.c) ---- */
+
+static void
+env_print(json_t *e)
+{
+	const char *state = json_get_str(e, "state") ?: "", *msg = json_get_str(e, "message") ?: "";
+	size_t i;
+	json_t *p;
+	printf("packages:");
+	json_array_foreach(json_object_get(e, "packages"), i, p)
+	{
+		printf(" ");
+		print_clean(stdout, json_string_value(p), json_string_length(p));
+	}
+	printf("%s\nstate: ", json_array_size(json_object_get(e, "packages")) ? "" : " (none)");
+	print_clean(stdout, state, strlen(state));
+	if (*msg) {
+		printf(" (");
+		print_clean(stdout, msg, strlen(msg));
+		printf(")");
+	}
+	json_t *q = json_object_get(e, "quota");
+	printf("\nlayer: %s, disk use %.1f MiB of %.0f MiB; %zu of %lld packages; build time cap "
+	       "%lld s\n",
+	       json_is_string(json_object_get(e, "layer")) ? "built" : "none",
+	       (double)json_integer_value(json_object_get(e, "disk_bytes")) / 1048576.0,
+	       (double)json_integer_value(json_object_get(q, "max_bytes")) / 1048576.0,
+	       json_array_size(json_object_get(e, "packages")),
+	       (long long)json_integer_value(json_object_get(q, "max_packages")),
+	       (long long)json_integer_value(json_object_get(q, "build_timeout")));
+	printf("note: Debian packages are unpacked, not installed: maintainer scripts are not "
+	       "run\n");
+}
+
+int
+cmd_env(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox env");
+	if ((r = client_from_args(
+	         &c, argc, argv,
+	         "usage: clawbox env [--url URL] [--token-file FILE] GROUP [add|remove PKG...]\n\n"
+	         "A group's environment: packages from Debian, npm and PyPI (apt:NAME, npm:NAME,\n"
+	         "pip:NAME) that the daemon builds into a read-only layer its later runs see\n"
+	         "(/usr from Debian, npm and pip commands on PATH). Without add or remove: the\n"
+	         "packages, the last build and the disk use. Debian packages are unpacked, not\n"
+	         "installed: their maintainer scripts are not run.\n",
+	         &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	if (ind >= argc)
+		return log_error("which group? see --help"), 2;
+	const char *group = argv[ind++];
+	if (!group_id_ok(group))
+		return no_such_group(group);
+	char path[128];
+	snprintf(path, sizeof(path), "/api/v1/groups/%s/env", group);
+	_cleanup_json_ json_t *ans = NULL;
+	if (ind == argc) {
+		if (call(&c, "GET", path, NULL, &ans) < 0)
+			return 1;
+		env_print(ans);
+		return 0;
+	}
+	const char *verb = argv[ind++];
+	if ((strcmp(verb, "add") != 0 && strcmp(verb, "remove") != 0) || ind == argc)
+		return log_error("expected add or remove and at least one package; see --help"), 2;
+	_cleanup_json_ json_t *body = json_object(), *list = json_array();
+	for (; ind < argc && list; ind++)
+		json_array_append_new(list, json_string(argv[ind]));
+	if (!body || !list || json_object_set(body, verb, list) < 0)
+		return log_error("out of memory"), 1;
+	if (call(&c, "POST", path, body, &ans) < 0)
+		return 1;
+	env_print(ans);
+	return 0;
+}

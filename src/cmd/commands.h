@@ -10,6 +10,7 @@ int cmd_agent(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_groups(int argc, char **argv);
+int cmd_env(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);

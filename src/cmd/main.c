@@ -59,6 +59,7 @@ static const struct {
     {"serve", cmd_serve, "the daemon: HTTP API, groups, queues, an agent per message"},
     {"chat", cmd_chat, "talk to a group through the daemon; answers stream back"},
     {"groups", cmd_groups, "the daemon's groups"},
+    {"env", cmd_env, "a group's packages (apt, npm, pip): show, add, remove"},
     {"tasks", cmd_tasks, "scheduled tasks: list, add, cancel, runs"},
     {"pause", cmd_pause, "pause a group: its messages wait, its tasks do not fire"},
     {"resume", cmd_resume, "resume a paused group"},

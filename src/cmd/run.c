@@ -23,6 +23,7 @@
 #include "run-vm.h"
 #include "vm-client.h"
 #include "vm-host.h"
+#include "layer.h"
 #include "sandbox.h"
 
 static void
@@ -97,6 +98,9 @@ run_usage(FILE *out)
 	    "                              vm-service --socket PATH' (mounts: in its shares)\n"
 	    "  --rootfs DIR                use DIR as the read-only root instead of the host's\n"
 	    "                              system folders\n"
+	    "  --layer DIR                 a package layer (clawbox env builds them): its usr/\n"
+	    "                              over /usr, read-only; DIR at /opt/clawbox-env with\n"
+	    "                              its venv/bin and npm/bin first on PATH\n"
 	    "  --debug                     print what the sandbox sets up\n"
 	    "  -h, --help                  this text\n"
 	    "\n"
@@ -116,6 +120,7 @@ enum {
 	OPT_NET,
 	OPT_ALLOW,
 	OPT_ROOTFS,
+	OPT_LAYER,
 	OPT_DEBUG,
 	OPT_AUDIT,
 	OPT_HOSTS,
@@ -150,6 +155,7 @@ static const struct option run_options[] = {
     {"net", required_argument, NULL, OPT_NET},
     {"allow", required_argument, NULL, OPT_ALLOW},
     {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"layer", required_argument, NULL, OPT_LAYER},
     {"audit", required_argument, NULL, OPT_AUDIT},
     {"hosts", required_argument, NULL, OPT_HOSTS},
     {"model-upstream", required_argument, NULL, OPT_MODEL_UPSTREAM},
@@ -368,6 +374,13 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 			if (r < 0)
 				return r;
 			break;
+		case OPT_LAYER:
+			if (spec->layer)
+				return log_error("--layer: one layer per sandbox"), -EINVAL;
+			r = sandbox_spec_set_layer(spec, optarg);
+			if (r < 0)
+				return log_error("--layer: %s", strerror(-r)), r;
+			break;
 		case OPT_DEBUG:
 			spec->debug = true;
 			log_set_debug(true);
@@ -440,6 +453,11 @@ cmd_run(int argc, char **argv)
 		return r > 0 ? 0 : SANDBOX_EXIT_SETUP;
 	}
 
+	if (spec.layer && (spec.rootfs || net.vm || net.vm_service)) {
+		log_error("--layer: not with --rootfs, --vm or --vm-service");
+		sandbox_spec_done(&spec);
+		return SANDBOX_EXIT_SETUP;
+	}
 	if (net.vm_service) {
 		if (net.vm || spec.rootfs) {
 			log_error("--vm-service: not with --vm, --vm-image or --rootfs");

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "apiguard.h"
+#include "envs.h"
 #include "daemon.h"
 #include "json-util.h"
 #include "log.h"
@@ -225,6 +226,38 @@ get_messages(struct daemon *d, struct evhttp_request *req, const char *group)
 		return;
 	}
 	reply_json(req, 200, json_pack("{s:o}", "messages", msgs));
+}
+
+/* GET /api/v1/groups/ID/env: the group's packages, its layer, the last build; POST
+ * {"add": [...], "remove": [...]}: change the set (a build starts; envs.c). */
+static void
+env_endpoint(struct daemon *d, struct evhttp_request *req, const char *group,
+             enum evhttp_cmd_type cmd)
+{
+	if (!config_group(&d->cfg, group)) {
+		refuse(d, req, 404, "no such group");
+		return;
+	}
+	if (cmd == EVHTTP_REQ_GET) {
+		reply_json(req, 200, envs_view(d, group));
+		return;
+	}
+	if (cmd != EVHTTP_REQ_POST) {
+		refuse(d, req, 405, "GET or POST");
+		return;
+	}
+	_cleanup_json_ json_t *body = body_object(d, req);
+	if (!body)
+		return;
+	char why[256] = "";
+	int r = envs_change(d, group, "user", json_object_get(body, "add"),
+	                    json_object_get(body, "remove"), why, sizeof(why));
+	if (r == -EINVAL || r == -E2BIG)
+		refuse(d, req, 400, why);
+	else if (r < 0)
+		refuse(d, req, 503, why[0] ? why : "the store is unavailable");
+	else
+		reply_json(req, 202, envs_view(d, group));
 }
 
 static void
@@ -679,6 +712,12 @@ route(struct evhttp_request *req, void *arg)
 				refuse(d, req, 400, "\"after\" must be a message id");
 			else if (stream_open(d, req, group, after) < 0)
 				refuse(d, req, 503, "too many listeners");
+			return;
+		}
+		if (glen < sizeof(group) && strcmp(rest + glen, "/env") == 0) {
+			memcpy(group, rest, glen);
+			group[glen] = '\0';
+			env_endpoint(d, req, group, cmd);
 			return;
 		}
 		if (glen < sizeof(group) && strcmp(rest + glen, "/messages") == 0) {

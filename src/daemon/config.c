@@ -128,7 +128,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	static const char *const keys[] = {"id",       "main",     "trigger",      "allow",
 	                                   "memory",   "timezone", "mounts",       "folder_quota",
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
-	                                   "max_requests", "services", "home", "max_time", NULL};
+	                                   "max_requests", "services", "home", "max_time",
+	                                   "agent_may_install", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -150,6 +151,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	if (tms && !json_is_boolean(tms))
 		return bad(why, size, "%s.tasks_may_schedule: expected true or false", where);
 	out->tasks_may_schedule = json_is_true(tms);
+	json_t *ami = json_object_get(g, "agent_may_install");
+	if (ami && !json_is_boolean(ami))
+		return bad(why, size, "%s.agent_may_install: expected true or false", where);
+	out->agent_may_install = json_is_true(ami);
 	if ((r = get_string(g, "trigger", where, out->trigger, sizeof(out->trigger), why, size)) <
 	    0)
 		return r;
@@ -406,7 +411,7 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
 	                                   "model", "groups", "telegram", "vm", "folder_quota",
-	                                   "limits", NULL};
+	                                   "limits", "envs", NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -468,6 +473,8 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	for (size_t k = 0; k < c->n_groups; k++)
 		if (!c->groups[k].folder_quota)
 			c->groups[k].folder_quota = c->folder_quota;
+	if (r == 0)
+		r = envs_config_parse(json_object_get(j, "envs"), &c->envs, why, size);
 	json_t *vm = json_object_get(j, "vm");
 	if (r == 0 && vm) {
 		/* true, or {"image": DIR, "memory": SIZE} */

@@ -47,6 +47,7 @@ struct group_config {
 	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
 	bool home_persist;  /* "home": "persist": DATA/homes/ID is the sandbox's home */
 	uint64_t max_time;  /* "max_time": a run's seconds (<= CONFIG_MAX_TIME); 0: ask's default */
+	bool agent_may_install; /* install_packages allowed (no approvals yet) */
 };
 #define CONFIG_MAX_TIME 86400
 
@@ -85,6 +86,15 @@ struct daemon_config {
 		unsigned task_min_interval;      /* seconds, for tasks an agent schedules */
 		unsigned tasks_per_group;        /* active or paused tasks of one group */
 	} limits;
+	/* "envs": the groups' package layers (envs.c). Empty mirrors: the public registries. */
+	struct envs_config {
+		char debian[512]; /* one sources.list line */
+		char npm[256];    /* registry URL */
+		char pypi[256];   /* simple index URL */
+		uint64_t max_bytes;
+		unsigned max_packages;
+		unsigned build_seconds;
+	} envs;
 	/* "vm": every run's sandbox inside one long-lived microVM (clawbox vm-service). */
 	struct {
 		bool on;
@@ -105,6 +115,9 @@ struct daemon_config {
 };
 
 void config_done(struct daemon_config *c);
+
+/* envs.c: the "envs" object (mirrors, quotas) into *ret, defaults first; j may be NULL. */
+int envs_config_parse(void *j, struct envs_config *ret, char *why, size_t why_size);
 
 /* Parses the JSON text. 0, or -EINVAL with one line in why ("groups[0].id: ..."). */
 int config_parse(const char *text, struct daemon_config *ret, char *why, size_t why_size);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "envs.h"
 #include "daemon.h"
 #include "dbuf.h"
 #include "fd-util.h"
@@ -288,6 +289,36 @@ change_task(struct daemon *d, const char *own, const char *tool, json_t *input, 
 	ALLOW(v, "task %lld of %s is %s", (long long)id, tgroup, new_status);
 }
 
+/* install_packages: a change to the group's own environment, from its next run on. Until
+ * approvals exist, the operator's "agent_may_install" decides (off by default). */
+static void
+install_packages(struct daemon *d, const char *own, json_t *input, struct verdict *v)
+{
+	const struct group_config *g = config_group(&d->cfg, own);
+	if (!g || !g->agent_may_install)
+		DENY(v,
+		     "this group may not install packages (its \"agent_may_install\" is off; "
+		     "approvals do not exist yet): ask the user to run 'clawbox env %s add ...'",
+		     own);
+	const char *text = string_arg(input, "packages", 4096);
+	if (!text)
+		DENY(v, "packages must be a non-empty string: apt:NAME npm:NAME pip:NAME ...");
+	_cleanup_json_ json_t *add = json_array();
+	char buf[4097];
+	snprintf(buf, sizeof(buf), "%s", text);
+	for (char *save = NULL, *t = strtok_r(buf, " \t\n,", &save); t && add;
+	     t = strtok_r(NULL, " \t\n,", &save))
+		json_array_append_new(add, json_string(t));
+	char why[256] = "";
+	int r = envs_change(d, own, "agent", add, NULL, why, sizeof(why));
+	if (r < 0)
+		DENY(v, "%s", why[0] ? why : "the request could not be recorded");
+	ALLOW(v,
+	      "requested %s: the build runs now on the host; the packages are there from "
+	      "your next run, not in this one",
+	      text);
+}
+
 json_t *
 hostact_handle(struct daemon *d, const char *group, json_t *request, uint64_t *file_budget)
 {
@@ -303,6 +334,8 @@ hostact_handle(struct daemon *d, const char *group, json_t *request, uint64_t *f
 		send_message(d, group, input, &v);
 	else if (strcmp(tool, "send_file") == 0)
 		send_file(d, group, input, file_budget, &v);
+	else if (strcmp(tool, "install_packages") == 0)
+		install_packages(d, group, input, &v);
 	else if (strcmp(tool, "schedule_task") == 0)
 		schedule_task(d, group, input, &v);
 	else if (strcmp(tool, "list_tasks") == 0)

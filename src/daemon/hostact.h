@@ -1,8 +1,8 @@
 /*
  * hostact.h: host actions, the agent's requests for anything that crosses its sandbox's
  * boundary: send_message, send_file, schedule_task, list_tasks, pause_task, resume_task,
- * cancel_task. They arrive on the socket of one run, so the daemon knows which group asks:
- * the group it started that run for. Nothing in a request says who is asking. Each decision
+ * cancel_task, install_packages (envs.c). They arrive on the socket of one run, so the
+ * daemon knows which group asks: the group it started that run for. Nothing in a request says who is asking. Each decision
  * is recorded in the audit, allowed or not.
  *
  * Rules: a group acts on itself; only the main group may act on another group (message it,

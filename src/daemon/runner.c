@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "envs.h"
 #include "daemon.h"
 #include "dbuf.h"
 #include "fd-util.h"
@@ -1111,6 +1112,11 @@ start_run(struct daemon *d, const char *group)
 	 * whoever started the daemon (~/.config/clawbox/AGENTS.md). */
 	argv[n++] = "--global-memory";
 	argv[n++] = stat(memory, &st) == 0 && S_ISREG(st.st_mode) ? memory : "";
+	char layer[PATH_MAX];
+	if (!d->cfg.vm.on && envs_layer(d, group, layer, sizeof(layer)) == 0) {
+		argv[n++] = "--layer"; /* the group's packages (envs.c), as built when it starts */
+		argv[n++] = layer;
+	}
 	if (agent_note[0]) {
 		argv[n++] = "--note";
 		argv[n++] = agent_note;
@@ -1234,7 +1240,7 @@ runner_reap(struct daemon *d)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (vm_service_reaped(d, pid, status))
+		if (vm_service_reaped(d, pid, status) || envs_reaped(d, pid, status))
 			continue;
 		for (struct run *r = d->runs; r; r = r->next) {
 			if (r->pid != pid)

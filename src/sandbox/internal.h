@@ -39,6 +39,7 @@ struct sandbox_ctx {
 
 	struct resolved_source sources[SANDBOX_MAX_MOUNTS];
 	struct resolved_source rootfs;
+	struct resolved_source layer; /* spec->layer */
 
 	struct cgroup cg;
 	bool rlimit_fallback; /* no usable cgroup: limits by rlimit */

@@ -596,6 +596,12 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		if (r < 0)
 			goto out;
 	}
+	if (spec->layer) {
+		r = resolve_source(spec->layer, true, &ctx.layer, ret->message,
+		                   sizeof(ret->message));
+		if (r < 0)
+			goto out;
+	}
 
 	if (ctx.as_root)
 		idmap_writable_mounts(&ctx);
@@ -793,5 +799,6 @@ out:
 			close(ctx.sources[i].tree_fd);
 	}
 	free(ctx.rootfs.path);
+	free(ctx.layer.path);
 	return r;
 }

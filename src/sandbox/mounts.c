@@ -39,6 +39,7 @@
 #include "fd-util.h"
 #include "idmap.h"
 #include "internal.h"
+#include "layer.h"
 #include "log.h"
 #include "macro.h"
 
@@ -365,7 +366,11 @@ build_system(struct builder *b)
 		return fail_at(b, NEG_ERRNO(), "open", "/ or /etc");
 	for (size_t i = 0; i < ARRAY_SIZE(system_dirs); i++) {
 		snprintf(path, sizeof(path), "/%s", system_dirs[i]);
-		r = mirror_entry(b, host_root, system_dirs[i], path, false);
+		if (i == 0 && b->ctx->spec->layer) /* "usr": the group's packages over it */
+			r = layer_mount(b->root, b->ctx->layer.fd, b->detail,
+			                sizeof(b->ctx->err_detail));
+		else
+			r = mirror_entry(b, host_root, system_dirs[i], path, false);
 		if (r < 0)
 			return r;
 	}
@@ -662,13 +667,15 @@ int
 mounts_open_sources(struct sandbox_ctx *ctx)
 {
 	const struct sandbox_spec *spec = ctx->spec;
-	struct resolved_source *list[SANDBOX_MAX_MOUNTS + 1];
+	struct resolved_source *list[SANDBOX_MAX_MOUNTS + 2];
 	size_t n = 0;
 
 	for (size_t i = 0; i < spec->n_mounts; i++)
 		list[n++] = &ctx->sources[i];
 	if (spec->rootfs)
 		list[n++] = &ctx->rootfs;
+	if (spec->layer)
+		list[n++] = &ctx->layer;
 
 	for (size_t i = 0; i < n; i++) {
 		struct resolved_source *s = list[i];
@@ -735,5 +742,7 @@ mounts_build(struct sandbox_ctx *ctx)
 		close(ctx->sources[i].fd);
 	if (ctx->spec->rootfs)
 		close(ctx->rootfs.fd);
+	if (ctx->spec->layer)
+		close(ctx->layer.fd);
 	return r;
 }

@@ -29,6 +29,7 @@ sandbox_spec_done(struct sandbox_spec *spec)
 		free(spec->env[i]);
 	free(spec->workdir);
 	free(spec->rootfs);
+	free(spec->layer);
 	memset(spec, 0, sizeof(*spec));
 }
 

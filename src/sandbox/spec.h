@@ -49,6 +49,7 @@ struct sandbox_spec {
 
 	char *workdir; /* NULL: SANDBOX_HOME */
 	char *rootfs;  /* NULL: the host's system folders */
+	char *layer;   /* NULL: none; else a package layer over /usr (layer.h) */
 
 	uint64_t memory_bytes;
 	uint64_t pids_max;

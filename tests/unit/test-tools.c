@@ -45,7 +45,7 @@ static void
 test_schema(void)
 {
 	_cleanup_json_ json_t *schemas = tools_schemas(true);
-	ok(json_array_size(schemas) == 14, "fourteen tools in the table (seven host actions)");
+	ok(json_array_size(schemas) == 15, "fifteen tools in the table (eight host actions)");
 	size_t i, bad = 0;
 	json_t *t;
 	json_array_foreach(schemas, i, t)
