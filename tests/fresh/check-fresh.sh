@@ -42,7 +42,7 @@ child=
 in_chroot() {
 	local log=$1 rc=0
 	setsid chroot "$work" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-		DEBIAN_FRONTEND=noninteractive sh -c "$2" >"$log" 2>&1 </dev/null &
+		DEBIAN_FRONTEND=noninteractive $extra_ca sh -c "$2" >"$log" 2>&1 </dev/null &
 	child=$!
 	wait "$child" || rc=$?
 	child=
@@ -89,6 +89,14 @@ cp -a "$base" "$work"
 mkdir -p "$work/src/clawbox"
 git ls-files -z | (cd "$top" && xargs -0 cp -a --parents -t "$work/src/clawbox")
 cp /etc/resolv.conf "$work/etc/resolv.conf"
+# The machine's network, not its packages: where the host trusts extra CAs for the registries
+# (NODE_EXTRA_CA_CERTS, as a TLS-intercepting egress needs), the tree's npm trusts them too,
+# as npm on a user's machine on that network would be set up.
+extra_ca=
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+	cp "$NODE_EXTRA_CA_CERTS" "$work/etc/clawbox-host-extra-ca.crt"
+	extra_ca=NODE_EXTRA_CA_CERTS=/etc/clawbox-host-extra-ca.crt
+fi
 for m in proc sys dev; do
 	mount --rbind "/$m" "$work/$m"
 	mount --make-rslave "$work/$m"
