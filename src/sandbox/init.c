@@ -106,13 +106,17 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 	/* Only the command reports from here on; ours is closed so its exec ends the pipe. */
 	close(ctx->report_fd);
 
-	struct pollfd fds[3] = {
+	struct pollfd fds[3 + SANDBOX_MAX_FORWARDS] = {
 	    {.fd = sfd, .events = POLLIN},
 	    {.fd = ctx->proxy_listen_fd, .events = POLLIN}, /* -1: ignored */
 	    {.fd = ctx->proxy_http_fd, .events = POLLIN},   /* port 80: the proxy tells them apart */
 	};
+	/* Allowed host loopback ports: the proxy tells them apart by address and port, too. */
+	for (size_t i = 0; i < ctx->n_forward_fds; i++)
+		fds[3 + i] = (struct pollfd){.fd = ctx->forward_fds[i], .events = POLLIN};
+	nfds_t n_fds = 3 + ctx->n_forward_fds;
 	for (;;) {
-		if (poll(fds, 3, -1) < 0) {
+		if (poll(fds, n_fds, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			_exit(SANDBOX_EXIT_SETUP);
@@ -121,6 +125,9 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 			hand_over_connections(ctx, ctx->proxy_listen_fd);
 		if (fds[2].revents & POLLIN)
 			hand_over_connections(ctx, ctx->proxy_http_fd);
+		for (nfds_t i = 3; i < n_fds; i++)
+			if (fds[i].revents & POLLIN)
+				hand_over_connections(ctx, fds[i].fd);
 		if (!(fds[0].revents & POLLIN))
 			continue;
 
