@@ -10,4 +10,8 @@
  * A 502 without it (a gateway of the provider's failing) is worth retrying. */
 #define PROXY_HDR_UNREACHABLE "X-Clawbox-Upstream-Unreachable"
 
+/* The proxy's port on the sandbox's loopback (SANDBOX_PROXY_PORT): the proxy tells
+ * connections made to it from those init forwards from other loopback ports. */
+#define PROXY_SANDBOX_PORT 3128
+
 #endif

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "macro.h"
 #include "net-options.h"
+#include "parse.h"
 #include "paths.h"
 #include "spawn.h"
 
@@ -139,6 +140,35 @@ set_no_proxy(struct sandbox_spec *spec, const struct net_options *net)
 	return 0;
 }
 
+/* Each allowed 127.0.0.1:PORT and [::1]:PORT is forwarded from the same address inside (see
+ * spec.h), for clients that ignore HTTP_PROXY. Not the proxy's own port, nor 80 (init's port
+ * for NAME.clawbox.internal): those two stay reachable through HTTP_PROXY only. An entry
+ * without a port names no single port to listen on. */
+static void
+set_forwards(struct sandbox_spec *spec, const struct net_options *net)
+{
+	for (size_t i = 0; i < net->n_allow && spec->n_forwards < SANDBOX_MAX_FORWARDS; i++) {
+		const char *a = net->allow[i], *port;
+		bool v6;
+		if (strncmp(a, "127.0.0.1:", 10) == 0)
+			v6 = false, port = a + 10;
+		else if (strncmp(a, "[::1]:", 6) == 0)
+			v6 = true, port = a + 6;
+		else
+			continue;
+		uint64_t p;
+		if (parse_u64(port, 65535, &p) < 0 || p == 0 || p == SANDBOX_PROXY_PORT || p == 80 ||
+		    p == 443) /* 80 and 443 inside are the internal names' (model, services) */
+			continue;
+		bool dup = false;
+		for (size_t k = 0; k < spec->n_forwards; k++)
+			dup |= spec->forwards[k].v6 == v6 && spec->forwards[k].port == p;
+		if (!dup)
+			spec->forwards[spec->n_forwards++] =
+			    (struct sandbox_forward){.v6 = v6, .port = (uint16_t)p};
+	}
+}
+
 int
 net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct proxy_command *cmd,
                 const char *id)
@@ -189,6 +219,7 @@ net_setup_proxy(struct sandbox_spec *spec, const struct net_options *net, struct
 	if (r < 0)
 		return r;
 	spec->proxy_argv = (char *const *)argv;
+	set_forwards(spec, net);
 	/* For clients that use no proxy: the model's name resolves inside (init hands port 80
 	 * to the proxy). */
 	static const char *const internal[] = {UPSTREAM_NAME_INSIDE, NULL};

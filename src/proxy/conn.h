@@ -64,6 +64,7 @@ struct conn {
 	struct splice_dir *tunnel;  /* [2], when the CONNECT tunnel is spliced */
 	struct upstream_xfer *xfer; /* the credentialed upstream's transfer */
 	bool xfer_paused;
+	bool forwarded; /* made to an allowed host loopback port inside: a tunnel, no 200 line */
 	bool fetching; /* c->xfer is an https:// fetch, not the model upstream */
 	bool unreachable; /* the upstream could not be connected to (PROXY_HDR_UNREACHABLE) */
 	int tunnel_fds[2];

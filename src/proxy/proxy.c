@@ -355,8 +355,9 @@ upstream_connected(struct bufferevent *bev, short what, void *arg)
 			c->state = ST_TUNNEL;
 			if (tunnel_splice_start(c))
 				return;
-			evbuffer_add_printf(bufferevent_get_output(c->client),
-			                    "HTTP/1.1 200 Connection established\r\n\r\n");
+			if (!c->forwarded)
+				evbuffer_add_printf(bufferevent_get_output(c->client),
+				                    "HTTP/1.1 200 Connection established\r\n\r\n");
 		} else {
 			c->state = ST_FORWARD;
 			send_request_head(c);
@@ -844,6 +845,30 @@ head_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
+/* Where a connection from the sandbox was made to (its local address there): port 80 is for
+ * clients without a proxy (http://model.clawbox.internal/ through its /etc/hosts), origin-form
+ * requests (returns true); any other port of 127.0.0.1 or ::1 but the proxy's own is an
+ * allowed host loopback destination init listens on for clients that ignore HTTP_PROXY (see
+ * spec.h's forwards): ret gets "127.0.0.1:PORT" or "[::1]:PORT". The sandbox cannot pick the
+ * address: init accepted the connection on a listener of its own. */
+static bool
+forwarded_destination(const struct sockaddr_storage *local, char *ret, size_t size)
+{
+	if (local->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)local;
+		unsigned port = ntohs(in->sin_port);
+		if (port == 80)
+			return true;
+		if (in->sin_addr.s_addr == htonl(INADDR_LOOPBACK) && port != PROXY_SANDBOX_PORT)
+			snprintf(ret, size, "127.0.0.1:%u", port);
+	} else if (local->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)local;
+		if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+			snprintf(ret, size, "[::1]:%u", ntohs(in6->sin6_port));
+	}
+	return false;
+}
+
 static void
 conn_new(struct proxy *px, int fd)
 {
@@ -873,11 +898,11 @@ conn_new(struct proxy *px, int fd)
 	c->req.body_ctx = c;
 	/* Which port of the sandbox's it was made to: 80 is for clients without a proxy
 	 * (http://model.clawbox.internal/ through its /etc/hosts), origin-form requests. */
-	struct sockaddr_in local = {0};
+	struct sockaddr_storage local = {0};
 	socklen_t local_len = sizeof(local);
-	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
-	    local.sin_family == AF_INET && ntohs(local.sin_port) == 80)
-		c->req.origin_form = true;
+	char forward[64] = "";
+	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0)
+		c->req.origin_form = forwarded_destination(&local, forward, sizeof(forward));
 	if (px->n_conns > px->cfg->max_connections) {
 		conn_refuse(c, 503, "deny", "more than %u connections at once",
 		            px->cfg->max_connections);
@@ -885,8 +910,8 @@ conn_new(struct proxy *px, int fd)
 	}
 	/* 443: HTTPS from a client that uses no proxy, to a service's name (services.h): the
 	 * proxy is the TLS server, the SNI names the destination. */
-	if (local_len == sizeof(local) && local.sin_family == AF_INET &&
-	    ntohs(local.sin_port) == 443) {
+	if (local.ss_family == AF_INET &&
+	    ntohs(((const struct sockaddr_in *)&local)->sin_port) == 443) {
 		intercept_transparent(c);
 		return;
 	}
@@ -894,6 +919,24 @@ conn_new(struct proxy *px, int fd)
 	bufferevent_set_timeouts(c->client, &t, NULL);
 	bufferevent_setcb(c->client, client_read, NULL, head_event, c);
 	bufferevent_enable(c->client, EV_READ);
+	if (forward[0]) {
+		/* The request is the address itself: judged as a CONNECT to it would be (the
+		 * allowlist, its rules, the SSRF guard), its bytes tunnelled as they come. */
+		c->forwarded = true;
+		char head[96];
+		int n = snprintf(head, sizeof(head), "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n",
+		                 forward, forward);
+		size_t used = 0;
+		if (request_feed(&c->req, head, (size_t)n, &used) != REQ_HEAD) {
+			conn_refuse(c, 400, "deny", "%s", c->req.error ? c->req.error : "bad forward");
+			return;
+		}
+		/* A CONNECT has no body: its message ends with its head. http-parser would say so
+		 * only on the next byte fed, and that byte is the client's, the tunnel's first. */
+		c->req.message_done = true;
+		bufferevent_set_timeouts(c->client, NULL, NULL);
+		decide(c);
+	}
 }
 
 static void

@@ -154,9 +154,12 @@ tunnel_splice_start(struct conn *c)
 	(void)fcntl(t[1].pipe[1], F_SETPIPE_SZ, SPLICE_CHUNK);
 
 	/* Small writes into empty pipes: they fit (a pipe holds at least 64 KiB). */
-	if (write(t[1].pipe[1], ok_line, sizeof(ok_line) - 1) != (ssize_t)sizeof(ok_line) - 1)
-		goto fail;
-	t[1].in_pipe = sizeof(ok_line) - 1;
+	if (!c->forwarded) { /* a forwarded connection asked for no tunnel: it just is one */
+		if (write(t[1].pipe[1], ok_line, sizeof(ok_line) - 1) !=
+		    (ssize_t)sizeof(ok_line) - 1)
+			goto fail;
+		t[1].in_pipe = sizeof(ok_line) - 1;
+	}
 	if (early_len) {
 		const void *data = evbuffer_pullup(early, -1);
 		if (write(t[0].pipe[1], data, early_len) != (ssize_t)early_len)

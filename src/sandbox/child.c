@@ -147,6 +147,38 @@ step_loopback(struct sandbox_ctx *ctx)
 	return 0;
 }
 
+/* An allowed host loopback destination is the host's inside too: its address and port here
+ * are init's, and what arrives goes to the proxy, which knows it by getsockname. */
+static int
+listen_forwards(struct sandbox_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->spec->n_forwards; i++) {
+		const struct sandbox_forward *f = &ctx->spec->forwards[i];
+		struct sockaddr_in sin = {.sin_family = AF_INET,
+		                          .sin_port = htons(f->port),
+		                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
+		                            .sin6_port = htons(f->port),
+		                            .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+		_cleanup_close_ int s =
+		    socket(f->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (s < 0)
+			return NEG_ERRNO();
+		int one = 1;
+		if (f->v6 && setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+			return NEG_ERRNO();
+		int r = f->v6 ? bind(s, (struct sockaddr *)&sin6, sizeof(sin6))
+		              : bind(s, (struct sockaddr *)&sin, sizeof(sin));
+		if (r < 0 || listen(s, 128) < 0) {
+			snprintf(ctx->err_detail, sizeof(ctx->err_detail), "%s:%u",
+			         f->v6 ? "[::1]" : "127.0.0.1", f->port);
+			return NEG_ERRNO();
+		}
+		ctx->forward_fds[ctx->n_forward_fds++] = TAKE_FD(s);
+	}
+	return 0;
+}
+
 static int
 step_proxy_listener(struct sandbox_ctx *ctx)
 {
@@ -165,6 +197,9 @@ step_proxy_listener(struct sandbox_ctx *ctx)
 	if (bind(s, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s, 128) < 0)
 		return NEG_ERRNO();
 	ctx->proxy_listen_fd = TAKE_FD(s);
+	int r = listen_forwards(ctx);
+	if (r < 0)
+		return r;
 	if (!ctx->spec->internal_names || !ctx->spec->internal_names[0])
 		return 0;
 	/* And port 80, for clients that use no proxy and reach http://NAME.clawbox.internal/

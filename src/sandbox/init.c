@@ -106,14 +106,18 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 	/* Only the command reports from here on; ours is closed so its exec ends the pipe. */
 	close(ctx->report_fd);
 
-	struct pollfd fds[4] = {
+	struct pollfd fds[4 + SANDBOX_MAX_FORWARDS] = {
 	    {.fd = sfd, .events = POLLIN},
 	    {.fd = ctx->proxy_listen_fd, .events = POLLIN}, /* -1: ignored */
 	    {.fd = ctx->proxy_http_fd, .events = POLLIN},   /* port 80: the proxy tells them apart */
 	    {.fd = ctx->proxy_https_fd, .events = POLLIN},  /* 443: so does TLS's first byte */
 	};
+	/* Allowed host loopback ports: the proxy tells them apart by address and port, too. */
+	for (size_t i = 0; i < ctx->n_forward_fds; i++)
+		fds[4 + i] = (struct pollfd){.fd = ctx->forward_fds[i], .events = POLLIN};
+	nfds_t n_fds = 4 + ctx->n_forward_fds;
 	for (;;) {
-		if (poll(fds, 4, -1) < 0) {
+		if (poll(fds, n_fds, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			_exit(SANDBOX_EXIT_SETUP);
@@ -122,8 +126,9 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 			hand_over_connections(ctx, ctx->proxy_listen_fd);
 		if (fds[2].revents & POLLIN)
 			hand_over_connections(ctx, ctx->proxy_http_fd);
-		if (fds[3].revents & POLLIN)
-			hand_over_connections(ctx, ctx->proxy_https_fd);
+		for (nfds_t i = 3; i < n_fds; i++) /* 443, then the forwards */
+			if (fds[i].revents & POLLIN)
+				hand_over_connections(ctx, fds[i].fd);
 		if (!(fds[0].revents & POLLIN))
 			continue;
 

@@ -48,6 +48,8 @@ struct sandbox_ctx {
 	int proxy_listen_fd; /* init's listener on SANDBOX_PROXY_PORT, or -1 */
 	int proxy_http_fd;   /* init's listener on 127.0.0.1:80 (NAME.clawbox.internal), or -1 */
 	int proxy_https_fd;  /* init's listener on 127.0.0.1:443 (services' hosts), or -1 */
+	int forward_fds[SANDBOX_MAX_FORWARDS]; /* init's listeners for spec->forwards */
+	size_t n_forward_fds;
 	int sync_fd;         /* child end: the launcher writes one byte when the child may go on */
 	int report_fd;       /* child end: struct sandbox_report on failure, CLOEXEC */
 

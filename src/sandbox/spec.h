@@ -25,6 +25,7 @@
 #define SANDBOX_HOSTNAME   "clawbox"
 #define SANDBOX_PATH_ENV   "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 #define SANDBOX_PROXY_PORT 3128 /* on the sandbox's loopback, with --net proxy */
+#define SANDBOX_MAX_FORWARDS 16 /* host loopback ports forwarded to the proxy */
 
 #define SANDBOX_DEFAULT_MEMORY (512ULL << 20)
 #define SANDBOX_DEFAULT_PIDS   256
@@ -74,6 +75,15 @@ struct sandbox_spec {
 	/* With internal_names: init also takes connections to 127.0.0.1:443 (services' hosts
 	 * among the names: HTTPS for clients that use no proxy; the proxy reads their SNI). */
 	bool internal_https;
+	/* With a proxy: host loopback destinations --allow names (127.0.0.1:PORT, [::1]:PORT).
+	 * init listens on the same address and port inside and hands each connection to the
+	 * proxy, which tunnels it to that destination (judged like any other): clients that
+	 * ignore HTTP_PROXY (Node's fetch) reach the host's server, not the sandbox's own. */
+	struct sandbox_forward {
+		bool v6;
+		uint16_t port;
+	} forwards[SANDBOX_MAX_FORWARDS];
+	size_t n_forwards;
 
 	/* A KVM device node to bind at /dev/kvm (qemu's own sandbox under KVM, as Firecracker's
 	 * jailer gives its VMM /dev/kvm); NULL: none, as for every command. Borrowed. */

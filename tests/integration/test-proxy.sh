@@ -110,6 +110,32 @@ done
 check "and each request went through the proxy (audited)" \
 	test "$(grep -c "\"decision\":\"allow\".*\"address\":\"127.0.0.1\"\|\"address\":\"127.0.0.1\".*\"decision\":\"allow\"" "$AUDIT")" -ge 3
 check "NO_PROXY keeps localhost and ::1 but not the allowed 127.0.0.1" grep -qx "NO_PROXY=localhost,::1" "$WORK/out"
+
+# Clients that ignore the proxy variables (Node 20's fetch, curl --noproxy, Python with no
+# proxy handler) connect to 127.0.0.1:PORT itself: init listens there inside and hands each
+# connection to the proxy, which tunnels it to the host's 127.0.0.1:PORT (and [::1]:PORT),
+# judged like any CONNECT. Another port is still the sandbox's own loopback, where nothing is.
+start_httpd PORT6 ::1 web6
+: >"$AUDIT"
+"$CLAWBOX" run --audit "$AUDIT" --allow "127.0.0.1:$PORT" --allow "[::1]:$PORT6" -- sh -c "
+	node -e 'fetch(\"http://127.0.0.1:$PORT/by-node\").then(r => r.text()).then(t =>
+		console.log(t)).catch(e => console.log(\"node:\", e.cause || e))'
+	curl -s -S --max-time 10 --noproxy '*' http://127.0.0.1:$PORT/by-noproxy; echo
+	python3 -c 'import urllib.request,sys; o=urllib.request.build_opener(urllib.request.ProxyHandler({})); sys.stdout.write(o.open(\"http://127.0.0.1:$PORT/by-direct-python\", timeout=10).read().decode())'
+	echo
+	curl -s -S --max-time 10 --noproxy '*' -g 'http://[::1]:$PORT6/by-v6'; echo
+	curl -s --max-time 10 --noproxy '*' -o /dev/null -w 'other %{http_code}\n' http://127.0.0.1:$((PORT + 1))/
+	echo other-rc=\$?" >"$WORK/out" 2>"$WORK/err" </dev/null
+for c in node noproxy direct-python v6; do
+	check "--allow 127.0.0.1:PORT / [::1]:PORT: $c, with no proxy, reaches the host's server" \
+		grep -q "^request: .* /by-$c\$" "$WORK/out"
+done
+check "each went through the proxy as a tunnel to the allowed address (audited)" \
+	test "$(grep -c '"method":"CONNECT".*"decision":"allow"' "$AUDIT")" -ge 4
+check "an address the proxy forwards is the one allowed: [::1]:PORT6 audited as ::1" \
+	grep -q '"address":"::1"' "$AUDIT"
+check "a port that is not allowed is not forwarded: the sandbox's own loopback refuses it" \
+	grep -qx "other-rc=7" "$WORK/out"
 "$CLAWBOX" run --allow "127.0.0.1:$PORT" -- sh -c "
 	python3 -m http.server --bind 127.0.0.1 8765 >/dev/null 2>&1 & 
 	for i in \$(seq 100); do curl -s -o /dev/null http://localhost:8765/ && break; sleep 0.1; done
