@@ -15,5 +15,6 @@ int cmd_audit(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 int cmd_guest(int argc, char **argv);
 int cmd_vm_service(int argc, char **argv);
+int cmd_mcp_host(int argc, char **argv);
 
 #endif

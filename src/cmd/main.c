@@ -63,6 +63,7 @@ static const struct {
     {"audit", cmd_audit, "the daemon's audit of decisions"},
     {"usage", cmd_usage, "tokens used, per group"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
+    {"mcp-host", cmd_mcp_host, "the host actions as an MCP server on stdio (for other engines)"},
     {"vm-service", cmd_vm_service, "one long-lived microVM that runs sandboxes for clients"},
 };
 
