@@ -27,6 +27,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "dbuf.h"
+#include "engine.h"
 #include "fd-util.h"
 #include "json-util.h"
 #include "log.h"
@@ -100,6 +101,12 @@ ask_usage(FILE *out)
 	        "                               passes it; mounted into this sandbox only)\n"
 	        "  --vm-service PATH            make the sandbox in the running VM of 'clawbox\n"
 	        "                               vm-service --socket PATH' (the daemon's \"vm\")\n"
+	        "  --engine NAME                clawbox (ours, the default), claude-code or codex\n"
+	        "                               (installed on the host: npm install -g\n"
+	        "                               @anthropic-ai/claude-code / @openai/codex), run\n"
+	        "                               in the same sandbox, key and proxy\n"
+	        "  --engine-arg ARG             one more argument for the engine (repeatable)\n"
+	        "  --allowed-tools LIST         claude-code's --allowedTools\n"
 	        "  --json                       the agent's events as JSON lines on stdout (for\n"
 	        "                               programs; see src/agent/events.h)\n"
 	        "  --debug                      show the sandbox's set-up\n"
@@ -145,6 +152,9 @@ enum {
 	OPT_INSIDE,
 	OPT_PROXY_CHECKED,
 	OPT_NOTE,
+	OPT_ENGINE,
+	OPT_ENGINE_ARG,
+	OPT_ALLOWED_TOOLS,
 };
 
 static const struct option ask_options[] = {
@@ -183,6 +193,9 @@ static const struct option ask_options[] = {
     {"inside", required_argument, NULL, OPT_INSIDE},
     {"proxy-checked", no_argument, NULL, OPT_PROXY_CHECKED},
     {"note", required_argument, NULL, OPT_NOTE},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"engine-arg", required_argument, NULL, OPT_ENGINE_ARG},
+    {"allowed-tools", required_argument, NULL, OPT_ALLOWED_TOOLS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -205,6 +218,11 @@ struct ask {
 	bool done_seen, text_open;
 	char done_status[16];
 	char done_message[600];
+	/* --engine claude-code|codex: another agent in the same sandbox (engine.c) */
+	struct engine_request eng;
+	struct engine_state eng_state;
+	struct engine_xlate xlate;
+	bool provider_given;
 };
 
 static const char *
@@ -249,6 +267,25 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		switch (opt) {
 		case OPT_PROVIDER:
 			a->provider = optarg;
+			a->provider_given = true;
+			break;
+		case OPT_ENGINE:
+			if (engine_parse(optarg, &a->eng.kind) < 0)
+				return log_error("--engine %s: expected clawbox, claude-code or codex",
+				                 optarg),
+				       -EINVAL;
+			break;
+		case OPT_ENGINE_ARG:
+			if (a->eng.n_extra >= ENGINE_MAX_ARGS || strlen(optarg) > ENGINE_ARG_MAX)
+				return log_error("--engine-arg: at most %d, of %d bytes each",
+				                 ENGINE_MAX_ARGS, ENGINE_ARG_MAX),
+				       -E2BIG;
+			a->eng.extra[a->eng.n_extra++] = optarg;
+			break;
+		case OPT_ALLOWED_TOOLS:
+			if (strlen(optarg) > 1000)
+				return log_error("--allowed-tools: at most 1000 bytes"), -E2BIG;
+			a->eng.allowed_tools = optarg;
 			break;
 		case OPT_MODEL:
 			a->model = optarg;
@@ -414,6 +451,19 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		                     : "one prompt expected (quote it); see 'clawbox ask --help'"),
 		       -EINVAL;
 	a->prompt_arg = argv[optind];
+	if (getenv("CLAWBOX_PROVIDER") && *getenv("CLAWBOX_PROVIDER"))
+		a->provider_given = true;
+	if (a->eng.kind == ENGINE_CODEX && !a->provider_given)
+		a->provider = "openai";
+	if ((a->eng.kind == ENGINE_CLAUDE_CODE && strcmp(a->provider, "anthropic") != 0) ||
+	    (a->eng.kind == ENGINE_CODEX && strcmp(a->provider, "openai") != 0))
+		return log_error("--engine %s speaks the %s API, not %s", engine_name(a->eng.kind),
+		                 a->eng.kind == ENGINE_CODEX ? "openai" : "anthropic", a->provider),
+		       -EINVAL;
+	if (a->eng.kind == ENGINE_CLAWBOX && (a->eng.n_extra || a->eng.allowed_tools))
+		return log_error("--engine-arg and --allowed-tools are for --engine claude-code "
+		                 "or codex"),
+		       -EINVAL;
 	enum model_provider p;
 	if (model_provider_parse(a->provider, &p) < 0)
 		return log_error("provider %s: expected anthropic or openai", a->provider), -EINVAL;
@@ -617,6 +667,27 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	r = net_setup_proxy(spec, &a->net, pc, id);
 	if (r < 0)
 		return r;
+	if (a->eng.kind != ENGINE_CLAWBOX) {
+		a->eng.session = session;
+		a->eng.state_inside = STATE_INSIDE;
+		a->eng.workspace = ws;
+		a->eng.inside = inside;
+		a->eng.global_memory = memory[0] ? memory : NULL;
+		a->eng.self_inside = AGENT_EXE_INSIDE;
+		a->eng.host_socket_inside = a->host_socket ? HOST_SOCKET_INSIDE : NULL;
+		a->eng.model = a->model;
+		a->eng.fresh = a->fresh;
+		a->eng.rw = a->rw;
+		a->xlate.kind = a->eng.kind;
+		if ((r = engine_setup(&a->eng, &a->eng_state, spec)) < 0)
+			return r == -ENOENT ? -ENOKEY : r; /* not installed: a usage error */
+		uint64_t max_time = 900;
+		for (size_t k = 0; k < a->n_agent_opts; k++)
+			if (strcmp(a->agent_opts[k][0], "--max-time") == 0)
+				parse_u64(a->agent_opts[k][1], UINT64_MAX, &max_time);
+		spec->timeout_ms = max_time * 1000; /* the engines have no limit of ours */
+		return 0;
+	}
 
 	size_t i = 0;
 	agent_argv[i++] = AGENT_EXE_INSIDE;
@@ -833,9 +904,21 @@ lines_feed(struct lines *l, const char *p, size_t len, void (*fn)(void *, const 
 }
 
 static void
+on_engine_event(void *ctx, json_t *ev)
+{
+	_cleanup_free_ char *s = json_dumps(ev, JSON_COMPACT);
+	if (s)
+		render_event(ctx, s, strlen(s));
+}
+
+static void
 on_event_line(void *ctx, const char *line, size_t len)
 {
-	render_event(ctx, line, len);
+	struct ask *a = ctx;
+	if (a->eng.kind != ENGINE_CLAWBOX) /* the engine's own events, into ours */
+		engine_translate(&a->xlate, line, len, on_engine_event, a);
+	else
+		render_event(ctx, line, len);
 }
 
 static void
@@ -938,6 +1021,8 @@ supervise(struct ask *a, pid_t child, int in, int out, int err, int sfd)
 			return SANDBOX_EXIT_SETUP;
 	close_text(a);
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (a->eng.kind != ENGINE_CLAWBOX)
+		engine_finish(&a->xlate, code, on_engine_event, a);
 	if (!a->done_seen && code == 0) {
 		log_error("the agent ended without an answer");
 		return AGENT_EXIT_MODEL;

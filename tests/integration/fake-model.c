@@ -512,8 +512,10 @@ on_request(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
 	const char *uri = evhttp_request_get_uri(req);
-	bool anthropic = strcmp(uri, "/v1/messages") == 0;
-	bool openai = strcmp(uri, "/v1/chat/completions") == 0;
+	/* The path without its query: Claude Code asks for /v1/messages?beta=true. */
+	size_t plen = strcspn(uri, "?");
+	bool anthropic = plen == 12 && strncmp(uri, "/v1/messages", plen) == 0;
+	bool openai = plen == 20 && strncmp(uri, "/v1/chat/completions", plen) == 0;
 	json_t *failures = json_array();
 	_cleanup_echo_ json_t *echo = NULL;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
