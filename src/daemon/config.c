@@ -111,7 +111,8 @@ static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
 	static const char *const keys[] = {"id",       "main",     "trigger",      "allow", "memory",
-	                                   "timezone", "mounts",   "folder_quota", NULL};
+	                                   "timezone", "mounts",   "folder_quota", "engine",
+	                                   "engine_options", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -206,6 +207,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 			           where);
 		out->memory_bytes = v;
 	}
+	if ((r = config_parse_engine(g, where, out, why, size)) < 0)
+		return r;
 	return get_quota(g, where, &out->folder_quota, why, size);
 }
 
@@ -423,6 +426,9 @@ config_done(struct daemon_config *c)
 	for (size_t i = 0; i < c->n_groups; i++)
 		for (size_t k = 0; k < c->groups[i].n_allow; k++)
 			free(c->groups[i].allow[k]);
+	for (size_t i = 0; i < c->n_groups; i++)
+		for (size_t k = 0; k < c->groups[i].n_engine_args; k++)
+			free(c->groups[i].engine_args[k]);
 	c->n_groups = 0;
 }
 

@@ -33,7 +33,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (40 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS)
+#define ARGV_MAX       (48 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_ENGINE_MAX_ARGS)
 
 struct run {
 	struct daemon *d;
@@ -878,6 +878,22 @@ start_run(struct daemon *d, const char *group)
 	if (d->cfg.model.api_key_file[0]) {
 		argv[n++] = "--key-file";
 		argv[n++] = d->cfg.model.api_key_file;
+	}
+	if (strcmp(g->engine, "clawbox") != 0 && g->engine[0]) { /* issue 13: another agent */
+		argv[n++] = "--engine";
+		argv[n++] = g->engine;
+		if (g->engine_model[0]) {
+			argv[n++] = "--model"; /* the last --model is the one */
+			argv[n++] = g->engine_model;
+		}
+		if (g->engine_allowed[0]) {
+			argv[n++] = "--allowed-tools";
+			argv[n++] = g->engine_allowed;
+		}
+		for (size_t i = 0; i < g->n_engine_args; i++) {
+			argv[n++] = "--engine-arg";
+			argv[n++] = g->engine_args[i];
+		}
 	}
 	for (size_t i = 0; i < g->n_allow; i++) {
 		argv[n++] = "--allow";
