@@ -678,8 +678,7 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 		a->eng.model = a->model;
 		a->eng.fresh = a->fresh;
 		a->eng.rw = a->rw;
-		a->xlate.kind = a->eng.kind;
-		if ((r = engine_setup(&a->eng, &a->eng_state, spec)) < 0)
+		if ((r = engine_setup(&a->eng, &a->eng_state, &a->xlate, spec)) < 0)
 			return r == -ENOENT ? -ENOKEY : r; /* not installed: a usage error */
 		uint64_t max_time = 900;
 		for (size_t k = 0; k < a->n_agent_opts; k++)

@@ -352,12 +352,46 @@ setup_codex(const struct engine_request *req, struct engine_state *st, struct sa
 	return 0;
 }
 
+/* The thread's totals at the end of the last run, or zeros (a new thread). The file is in
+ * a folder the engine can write: read without following links, and as trustworthy as the
+ * engine's own report of its usage, which is all there is. */
+static void
+usage_load(const struct engine_request *req, struct engine_xlate *x, bool resuming)
+{
+	snprintf(x->usage_path, sizeof(x->usage_path), "%s/engine-usage", req->session);
+	memset(x->base, 0, sizeof(x->base));
+	_cleanup_close_ int fd = open(x->usage_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	char buf[96];
+	ssize_t n = fd >= 0 && resuming ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu %llu", &x->base[0], &x->base[1], &x->base[2]) != 3)
+		memset(x->base, 0, sizeof(x->base));
+}
+
+static void
+usage_save(const struct engine_xlate *x)
+{
+	_cleanup_close_ int fd =
+	    open(x->usage_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	char buf[96];
+	int n = snprintf(buf, sizeof(buf), "%llu %llu %llu\n", x->total[0], x->total[1],
+	                 x->total[2]);
+	if (fd >= 0)
+		(void)write_all(fd, buf, (size_t)n);
+}
+
 int
-engine_setup(const struct engine_request *req, struct engine_state *st, struct sandbox_spec *spec)
+engine_setup(const struct engine_request *req, struct engine_state *st, struct engine_xlate *x,
+             struct sandbox_spec *spec)
 {
 	int r = mount_engine(req->kind, st, spec);
 	if (r < 0)
 		return r;
+	x->kind = req->kind;
+	if (req->kind == ENGINE_CODEX)
+		usage_load(req, x, has_dir(req->session, "codex/sessions") && !req->fresh);
 	size_t n = 0;
 	st->argv[n++] = st->exe;
 	r = req->kind == ENGINE_CLAUDE_CODE ? setup_claude(req, st, spec, &n)
@@ -606,13 +640,17 @@ codex_line(struct engine_xlate *x, json_t *ev, void (*emit)(void *, json_t *), v
 	if (strcmp(type, "turn.completed") == 0) {
 		json_t *u = json_object_get(ev, "usage");
 		x->turns++;
-		unsigned long long in = json_get_u64(u, "input_tokens"),
-		                   cr = json_get_u64(u, "cached_input_tokens"),
-		                   out = json_get_u64(u, "output_tokens");
-		x->in += in > cr ? in - cr : 0; /* ours count cached input apart */
-		x->cache_read += cr;
-		x->out += out;
-		usage_event(x, emit, ctx, in > cr ? in - cr : 0, out, 0, cr);
+		x->total[0] = json_get_u64(u, "input_tokens");
+		x->total[1] = json_get_u64(u, "cached_input_tokens");
+		x->total[2] = json_get_u64(u, "output_tokens");
+		/* The thread's totals: this run's share is what grew since the last run. */
+		unsigned long long d[3];
+		for (int k = 0; k < 3; k++)
+			d[k] = x->total[k] > x->base[k] ? x->total[k] - x->base[k] : 0;
+		x->in = d[0] > d[1] ? d[0] - d[1] : 0; /* ours count cached input apart */
+		x->cache_read = d[1];
+		x->out = d[2];
+		usage_event(x, emit, ctx, x->in, x->out, 0, x->cache_read);
 		done_event(x, emit, ctx, "answered", NULL, "end_turn");
 		return;
 	}
@@ -646,6 +684,8 @@ void
 engine_finish(struct engine_xlate *x, int exit_code, void (*emit)(void *ctx, json_t *ev),
               void *ctx)
 {
+	if (x->kind == ENGINE_CODEX && x->turns)
+		usage_save(x);
 	if (x->done || exit_code == 0)
 		return;
 	char msg[128];

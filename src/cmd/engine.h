@@ -58,11 +58,6 @@ struct engine_state {
 	const char *argv[64];
 };
 
-/* Sets up spec (mounts, environment, argv, workdir). 0, or -errno after logging one line
- * that says exactly what is missing (-ENOENT: the engine is not installed). */
-int engine_setup(const struct engine_request *req, struct engine_state *st,
-                 struct sandbox_spec *spec);
-
 /* Translation state for one run. */
 struct engine_xlate {
 	enum engine_kind kind;
@@ -70,7 +65,16 @@ struct engine_xlate {
 	unsigned turns;
 	unsigned long long in, out, cache_read, cache_write;
 	bool done;
+	/* Codex reports the whole thread's tokens, not the run's: the totals at the end of the
+	 * last run are kept in the session folder (usage_path) and subtracted. */
+	char usage_path[PATH_MAX];
+	unsigned long long base[3], total[3]; /* input, cached input, output */
 };
+
+/* Sets up spec (mounts, environment, argv, workdir) and x. 0, or -errno after logging one
+ * line that says exactly what is missing (-ENOENT: the engine is not installed). */
+int engine_setup(const struct engine_request *req, struct engine_state *st,
+                 struct engine_xlate *x, struct sandbox_spec *spec);
 
 /* One line of the engine's output: calls emit with each of our events it makes (borrowed).
  * Lines that are not the engine's JSON are dropped. */

@@ -61,7 +61,7 @@ curl -s "${auth[@]}" --data-binary '{"text": "first question for claude"}' \
 wait_until 90 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/cc/messages' | grep -q 'first claude answer'"
 check "the claude-code group answered through the daemon" sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/cc/messages' | grep -q 'first claude answer'"
 check "its Bash tool ran in our sandbox, with no key anywhere inside (scripted: host=clawbox uid=1000, 0, 0)" \
-	grep -q '"n":2,[^\n]*"ok":true' "$WORK/model.log"
+	sh -c "grep '\"n\":2,' '$WORK/model.log' | grep -q '\"ok\":true'"
 check "the send_message through mcp-host reached the chat" sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/cc/messages' | grep -q 'hello chat, from claude code'"
 check "the cross-group one did not" bash -c "! curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/main/messages' | grep -q psst"
 curl -s "${auth[@]}" "http://127.0.0.1:$PORT/api/v1/audit?after=0" >"$WORK/audit"
@@ -87,5 +87,58 @@ check "usage recorded for the group: the engine's totals of both runs ($(head -c
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
+
+# ---- the same for a codex group (Codex speaks OpenAI Responses: a daemon of its own) ----
+KEY=sk-test-ENGINE-SECRET-5555
+kill "$MPID"; wait "$MPID" 2>/dev/null
+rm -f "$WORK/mport"
+"$FAKE" --scenario "$TOP/tests/data/scenarios/engine-codex.json" --log "$WORK/model2.log" \
+	--port-file "$WORK/mport" --key "$KEY" --forbid "$KEY" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport"
+DATA=$WORK/data2
+cat >"$WORK/config2.json" <<JSON
+{"data_dir": "$DATA", "listen": "127.0.0.1:$PORT",
+ "model": {"provider": "openai", "base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
+ "groups": [{"id": "main", "main": true},
+            {"id": "cx", "engine": "codex", "engine_options": {"model": "gpt-4.1"}}]}
+JSON
+mkdir -p "$DATA/groups/cx"
+echo "remember: the answer is 43" >"$DATA/groups/cx/AGENTS.md"
+is_root && chown -R "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$DATA/groups"
+chmod 700 "$DATA" "$DATA/groups" 2>/dev/null
+PATH=$ENGINES/node_modules/.bin:$PATH OPENAI_API_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config2.json" \
+	>"$WORK/serve2.out" 2>"$WORK/serve2.err" &
+SPID=$!
+wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+TOKEN=$(cat "$DATA/api-token")
+auth=(-H "Authorization: Bearer $TOKEN")
+has() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/groups/$1/messages" | grep -q "$2"; }
+curl -s "${auth[@]}" --data-binary '{"text": "first question for codex"}' \
+	"http://127.0.0.1:$PORT/api/v1/groups/cx/messages" -o /dev/null
+wait_until 90 has cx 'first codex answer'
+check "the codex group answered through the daemon" has cx 'first codex answer'
+check "its shell tool ran in our sandbox, with no key anywhere inside (host=clawbox uid=1000, 0, 0)" \
+	sh -c "grep '\"n\":2,' '$WORK/model2.log' | grep -q '\"ok\":true'"
+check "the send_message through mcp-host reached the chat" has cx 'hello chat, from codex'
+check "the cross-group one did not" bash -c "! curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/main/messages' | grep -q psst"
+curl -s "${auth[@]}" "http://127.0.0.1:$PORT/api/v1/audit?after=0" >"$WORK/audit2"
+check "and was refused and audited" grep -q '"group":"cx","action":"send_message","decision":"deny"' "$WORK/audit2"
+curl -s "${auth[@]}" --data-binary '{"text": "second question"}' \
+	"http://127.0.0.1:$PORT/api/v1/groups/cx/messages" -o /dev/null
+wait_until 90 has cx 'second codex answer'
+check "a second message continued the codex session (exec resume --last)" has cx 'second codex answer'
+check "every request to the model was as scripted ($(grep -c . "$WORK/model2.log") requests)" \
+	sh -c "[ \$(grep -c '\"ok\":true' '$WORK/model2.log') = 5 ] && ! grep -q '\"ok\":false' '$WORK/model2.log'"
+check "it read the group's memory (AGENTS.md)" grep -q 'the answer is 43' "$WORK/model2.log"
+check "the key is in no file of the group or its session (Codex's own logs and databases)" \
+	bash -c "! grep -rqF '$KEY' '$DATA/groups' '$DATA/sessions'"
+curl -s "${auth[@]}" "http://127.0.0.1:$PORT/api/v1/usage" >"$WORK/usage2"
+check "usage recorded: the engine's totals of both runs ($(head -c 200 "$WORK/usage2"))" \
+	grep -q '"group":"cx","runs":2,"input":1015,"output":45' "$WORK/usage2"
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
+[ -n "${ENGINES_KEEP:-}" ] && cp -r "$WORK" "$ENGINES_KEEP"
 check_clean "nothing of any sandbox is left"
 done_testing
