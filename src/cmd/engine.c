@@ -352,6 +352,35 @@ setup_codex(const struct engine_request *req, struct engine_state *st, struct sa
 	return 0;
 }
 
+int
+engine_run_setup(enum engine_kind kind, struct engine_state *st, struct sandbox_spec *spec,
+                 char **argv)
+{
+	int r = mount_engine(kind, st, spec);
+	if (r < 0)
+		return r;
+	static const char *const claude[] = {
+	    "ANTHROPIC_BASE_URL=" MODEL_URL_INSIDE,
+	    "ANTHROPIC_API_KEY=" PLACEHOLDER_ANTHRO,
+	    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+	    "DISABLE_AUTOUPDATER=1",
+	    "DISABLE_TELEMETRY=1",
+	    "DISABLE_ERROR_REPORTING=1",
+	    NULL,
+	};
+	static const char *const codex[] = {
+	    "OPENAI_BASE_URL=" MODEL_URL_INSIDE "/v1",
+	    "OPENAI_API_KEY=" PLACEHOLDER_OPENAI,
+	    "CODEX_DISABLE_UPDATE_CHECK=1",
+	    NULL,
+	};
+	if ((r = set_env(spec, kind == ENGINE_CLAUDE_CODE ? claude : codex)) < 0)
+		return r;
+	if (strcmp(argv[0], engines[kind].command) == 0)
+		argv[0] = st->exe;
+	return 0;
+}
+
 /* The thread's totals at the end of the last run, or zeros (a new thread). The file is in
  * a folder the engine can write: read without following links, and as trustworthy as the
  * engine's own report of its usage, which is all there is. */

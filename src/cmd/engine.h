@@ -58,6 +58,12 @@ struct engine_state {
 	const char *argv[64];
 };
 
+/* For `clawbox run --agent`: the package mounted, the placeholder key, model address and
+ * quiet settings in the environment; argv[0] "claude" or "codex" becomes the engine inside.
+ * 0 or -errno (logged). */
+int engine_run_setup(enum engine_kind kind, struct engine_state *st, struct sandbox_spec *spec,
+                     char **argv);
+
 /* Translation state for one run. */
 struct engine_xlate {
 	enum engine_kind kind;

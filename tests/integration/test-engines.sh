@@ -139,6 +139,29 @@ check "usage recorded: the engine's totals of both runs ($(head -c 200 "$WORK/us
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
+
+# ---- clawbox run --agent, and an engine that is not installed ----
+KEY=sk-ant-test-ENGINE-SECRET-6666
+kill "$MPID"; wait "$MPID" 2>/dev/null
+rm -f "$WORK/mport"
+"$FAKE" --scenario "$TOP/tests/data/scenarios/engine-run.json" --log "$WORK/model3.log" \
+	--port-file "$WORK/mport" --key "$KEY" --forbid "$KEY" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport"
+PATH=$ENGINES/node_modules/.bin:$PATH ANTHROPIC_API_KEY=$KEY "$CLAWBOX" run --agent claude-code \
+	--model-upstream "http://127.0.0.1:$(cat "$WORK/mport")" --model-key-env ANTHROPIC_API_KEY \
+	--env HOME=/tmp -- claude -p --dangerously-skip-permissions "hello" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "run --agent claude-code -- claude -p: answered, its tool in the sandbox (exit $?)" \
+	sh -c "grep -q 'run-agent answer' '$WORK/out' && [ \$(grep -c '\"ok\":true' '$WORK/model3.log') = 2 ]"
+PATH=/usr/bin:/bin "$CLAWBOX" ask --engine claude-code --base-url http://127.0.0.1:9 --workspace "$WORK" \
+	--session "$WORK/s" hi >"$WORK/out" 2>"$WORK/err" </dev/null
+rc=$?
+check "ask --engine claude-code without claude installed: exit 2 ($rc), one line naming the npm package" \
+	sh -c "[ $rc = 2 ] && [ \$(wc -l <'$WORK/err') = 1 ] && grep -q 'npm install -g @anthropic-ai/claude-code' '$WORK/err'"
+"$CLAWBOX" ask --engine codex --provider anthropic hi >"$WORK/out" 2>"$WORK/err" </dev/null
+rc=$?
+check "ask --engine codex with the anthropic API: a usage error ($rc)" \
+	sh -c "[ $rc = 2 ] && grep -q 'speaks the openai API' '$WORK/err'"
 [ -n "${ENGINES_KEEP:-}" ] && cp -r "$WORK" "$ENGINES_KEEP"
 check_clean "nothing of any sandbox is left"
 done_testing
