@@ -48,6 +48,9 @@ test)
 	need_pkg man-db "command -v man"
 	need_pkg systemd "command -v systemd-analyze"
 	need_pkg zsh "command -v zsh" # the zsh completion's test
+	# test-engines.sh: the engines (Claude Code, Codex) and MCP servers come from npm
+	need_pkg nodejs "command -v node"
+	need_pkg npm "command -v npm"
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"
