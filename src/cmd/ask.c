@@ -107,6 +107,9 @@ ask_usage(FILE *out)
 	        "                               in the same sandbox, key and proxy\n"
 	        "  --engine-arg ARG             one more argument for the engine (repeatable)\n"
 	        "  --allowed-tools LIST         claude-code's --allowedTools\n"
+	        "  --mcp-server 'NAME=CMD ARG..'  an MCP server for our agent, run in the sandbox\n"
+	        "                               over stdio; tools mcp__NAME__TOOL (repeatable)\n"
+	        "  --mcp-timeout SECONDS        one MCP call's limit (default 60)\n"
 	        "  --json                       the agent's events as JSON lines on stdout (for\n"
 	        "                               programs; see src/agent/events.h)\n"
 	        "  --debug                      show the sandbox's set-up\n"
@@ -155,6 +158,8 @@ enum {
 	OPT_ENGINE,
 	OPT_ENGINE_ARG,
 	OPT_ALLOWED_TOOLS,
+	OPT_MCP_SERVER,
+	OPT_MCP_TIMEOUT,
 };
 
 static const struct option ask_options[] = {
@@ -196,6 +201,8 @@ static const struct option ask_options[] = {
     {"engine", required_argument, NULL, OPT_ENGINE},
     {"engine-arg", required_argument, NULL, OPT_ENGINE_ARG},
     {"allowed-tools", required_argument, NULL, OPT_ALLOWED_TOOLS},
+    {"mcp-server", required_argument, NULL, OPT_MCP_SERVER},
+    {"mcp-timeout", required_argument, NULL, OPT_MCP_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -210,7 +217,7 @@ struct ask {
 	bool rw, fresh, stream, verbose;
 	bool json;          /* pass the agent's events on as JSON lines (for the daemon) */
 	bool proxy_checked; /* the caller (the daemon) checked the proxy options already */
-	const char *agent_opts[16][2]; /* limits passed through to the agent as given */
+	const char *agent_opts[28][2]; /* limits passed through to the agent as given */
 	size_t n_agent_opts;
 	struct net_options net;
 	char *prompt;
@@ -240,6 +247,18 @@ pass_limit(struct ask *a, const char *flag, const char *value, uint64_t min, uin
 		return log_error("%s %s: expected a number from %llu to %llu", flag, value,
 		                 (unsigned long long)min, (unsigned long long)max),
 		       -EINVAL;
+	if (a->n_agent_opts >= ARRAY_SIZE(a->agent_opts))
+		return -E2BIG;
+	a->agent_opts[a->n_agent_opts][0] = flag;
+	a->agent_opts[a->n_agent_opts][1] = value;
+	a->n_agent_opts++;
+	return 0;
+}
+
+/* An option passed to the agent as given (it checks it). */
+static int
+pass_limit_raw(struct ask *a, const char *flag, const char *value)
+{
 	if (a->n_agent_opts >= ARRAY_SIZE(a->agent_opts))
 		return -E2BIG;
 	a->agent_opts[a->n_agent_opts][0] = flag;
@@ -281,6 +300,17 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 				                 ENGINE_MAX_ARGS, ENGINE_ARG_MAX),
 				       -E2BIG;
 			a->eng.extra[a->eng.n_extra++] = optarg;
+			break;
+		case OPT_MCP_SERVER:
+			/* Run by the agent, inside the sandbox; checked there (a usage error). */
+			if (strlen(optarg) > 2048 ||
+			    (r = pass_limit_raw(a, "--mcp-server", optarg)) < 0)
+				return log_error("--mcp-server: at most 2048 bytes, 8 servers"),
+				       -E2BIG;
+			break;
+		case OPT_MCP_TIMEOUT:
+			if ((r = pass_limit(a, "--mcp-timeout", optarg, 1, 3600)) < 0)
+				return r;
 			break;
 		case OPT_ALLOWED_TOOLS:
 			if (strlen(optarg) > 1000)
@@ -1035,7 +1065,7 @@ cmd_ask(int argc, char **argv)
 	struct ask a = {0};
 	struct sandbox_spec spec;
 	static struct proxy_command pc;
-	const char *agent_argv[64];
+	const char *agent_argv[96];
 	int r;
 
 	log_set_prefix("clawbox ask");
