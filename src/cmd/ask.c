@@ -490,6 +490,12 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		return log_error("--engine %s speaks the %s API, not %s", engine_name(a->eng.kind),
 		                 a->eng.kind == ENGINE_CODEX ? "openai" : "anthropic", a->provider),
 		       -EINVAL;
+	for (size_t k = 0; a->eng.kind != ENGINE_CLAWBOX && k < a->n_agent_opts; k++)
+		if (strncmp(a->agent_opts[k][0], "--mcp-", 6) == 0)
+			return log_error("%s is for our agent; --engine %s takes its MCP servers "
+			                 "through --engine-arg",
+			                 a->agent_opts[k][0], engine_name(a->eng.kind)),
+			       -EINVAL;
 	if (a->eng.kind == ENGINE_CLAWBOX && (a->eng.n_extra || a->eng.allowed_tools))
 		return log_error("--engine-arg and --allowed-tools are for --engine claude-code "
 		                 "or codex"),

@@ -11,6 +11,12 @@
  * into text), at most CONFIG_ENGINE_MAX_ARGS of CONFIG_ENGINE_ARG_MAX bytes. They are passed
  * as separate argv entries, never through a shell; the sandbox is the boundary whatever they
  * say.
+ *
+ *   "mcp_servers": [{"name": "fs", "command": ["node", "/opt/fs/index.js", "/workspace"]}]
+ *
+ * MCP servers our agent runs inside the group's sandbox (mcp-client.c): a name (letters,
+ * digits, - and _, no "__") and a command line of at most 32 words without spaces (it
+ * crosses as one "NAME=CMD ARG..." string, split at spaces inside).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -52,6 +58,48 @@ config_parse_engine(json_t *g, const char *where, struct group_config *out, char
 			return fail(why, size, where,
 			            "engine: expected \"clawbox\", \"claude-code\" or \"codex\"");
 		snprintf(out->engine, sizeof(out->engine), "%s", s);
+	}
+	json_t *ms = json_object_get(g, "mcp_servers");
+	if (ms && strcmp(out->engine, "clawbox") != 0)
+		return fail(why, size, where,
+		            "mcp_servers: only for our engine (\"clawbox\"); give claude-code's "
+		            "and codex's their own through engine_options.extra_args");
+	if (ms) {
+		size_t i;
+		json_t *m;
+		if (!json_is_array(ms) || json_array_size(ms) > 8)
+			return fail(why, size, where, "mcp_servers: expected a list of at most 8");
+		json_array_foreach(ms, i, m)
+		{
+			json_t *name = json_object_get(m, "name"), *cmd = json_object_get(m, "command");
+			const char *n = json_string_value(name);
+			if (!json_is_object(m) || json_object_size(m) != 2 || !plain(name, 24) ||
+			    strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+			        strlen(n) ||
+			    strstr(n, "__") || !json_is_array(cmd) || json_array_size(cmd) == 0 ||
+			    json_array_size(cmd) > 32)
+				return fail(why, size, where,
+				            "mcp_servers: each {\"name\": NAME, \"command\": [words]}, a "
+				            "name of letters, digits, - and _ (no __), 1 to 32 words");
+			char line[2048];
+			size_t len = (size_t)snprintf(line, sizeof(line), "%s=", n);
+			size_t k;
+			json_t *w;
+			json_array_foreach(cmd, k, w)
+			{
+				if (!plain(w, 512) || strchr(json_string_value(w), ' ') ||
+				    len + json_string_length(w) + 2 > sizeof(line))
+					return fail(why, size, where,
+					            "mcp_servers: command words are strings without "
+					            "spaces, 2 KiB in all");
+				len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s",
+				                        k ? " " : "", json_string_value(w));
+			}
+			out->mcp_servers[out->n_mcp_servers] = strdup(line);
+			if (!out->mcp_servers[out->n_mcp_servers])
+				return -ENOMEM;
+			out->n_mcp_servers++;
+		}
 	}
 	if (!o)
 		return 0;

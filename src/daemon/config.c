@@ -112,7 +112,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 {
 	static const char *const keys[] = {"id",       "main",     "trigger",      "allow", "memory",
 	                                   "timezone", "mounts",   "folder_quota", "engine",
-	                                   "engine_options", NULL};
+	                                   "engine_options", "mcp_servers", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -429,6 +429,9 @@ config_done(struct daemon_config *c)
 	for (size_t i = 0; i < c->n_groups; i++)
 		for (size_t k = 0; k < c->groups[i].n_engine_args; k++)
 			free(c->groups[i].engine_args[k]);
+	for (size_t i = 0; i < c->n_groups; i++)
+		for (size_t k = 0; k < c->groups[i].n_mcp_servers; k++)
+			free(c->groups[i].mcp_servers[k]);
 	c->n_groups = 0;
 }
 

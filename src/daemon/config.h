@@ -45,6 +45,8 @@ struct group_config {
 	char engine_allowed[1024]; /* comma-separated */
 	char *engine_args[CONFIG_ENGINE_MAX_ARGS];
 	size_t n_engine_args;
+	char *mcp_servers[8]; /* "mcp_servers": "NAME=CMD ARG..." for our agent's --mcp-server */
+	size_t n_mcp_servers;
 };
 
 struct model_config {

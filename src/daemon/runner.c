@@ -33,7 +33,7 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (48 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_ENGINE_MAX_ARGS)
+#define ARGV_MAX       (64 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_ENGINE_MAX_ARGS)
 
 struct run {
 	struct daemon *d;
@@ -878,6 +878,10 @@ start_run(struct daemon *d, const char *group)
 	if (d->cfg.model.api_key_file[0]) {
 		argv[n++] = "--key-file";
 		argv[n++] = d->cfg.model.api_key_file;
+	}
+	for (size_t i = 0; i < g->n_mcp_servers; i++) {
+		argv[n++] = "--mcp-server";
+		argv[n++] = g->mcp_servers[i];
 	}
 	if (strcmp(g->engine, "clawbox") != 0 && g->engine[0]) { /* issue 13: another agent */
 		argv[n++] = "--engine";

@@ -60,6 +60,44 @@ expect_rc 2 "--mcp-server without a command is a usage error" ask --base-url htt
 check "named in one line" grep -q 'mcp-server x=: x: no command' "$WORK/err"
 expect_rc 2 "--mcp-server with __ in its name is a usage error" ask --base-url http://127.0.0.1:9 \
 	--workspace "$WORK/ws" --session "$WORK/s2" --mcp-server "a__b=true" hi
+
+# ---- through the daemon: a group's "mcp_servers" ----
+kill "$MPID"; wait "$MPID" 2>/dev/null
+rm -f "$WORK/mport"
+"$FAKE" --scenario "$TOP/tests/data/scenarios/mcp-daemon.json" --log "$WORK/model2.log" \
+	--port-file "$WORK/mport" --key "$KEY" --forbid "$KEY" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport"
+PORT=$((20000 + RANDOM % 20000))
+DATA=$WORK/data
+cat >"$WORK/config.json" <<JSON
+{"data_dir": "$DATA", "listen": "127.0.0.1:$PORT",
+ "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
+ "groups": [{"id": "main", "main": true},
+            {"id": "g", "mcp_servers": [{"name": "helper",
+              "command": ["python3", "/workspace/group/mcp-bad-server.py", "many"]}]}]}
+JSON
+mkdir -p "$DATA/groups/g"
+cp "$TOP/tests/integration/mcp-bad-server.py" "$DATA/groups/g/"
+is_root && chown -R "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$DATA/groups"
+chmod 700 "$DATA" "$DATA/groups" 2>/dev/null
+sed 's/"name": "helper"/"name": "a__b"/' "$WORK/config.json" >"$WORK/bad.json"
+"$CLAWBOX" serve --config "$WORK/bad.json" >"$WORK/bad.out" 2>&1
+check "a bad mcp_servers name is refused at start, named" grep -q 'groups\[1\].mcp_servers: each' "$WORK/bad.out"
+ANTHROPIC_API_KEY=$KEY "$CLAWBOX" serve --config "$WORK/config.json" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+SPID=$!
+wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+TOKEN=$(cat "$DATA/api-token")
+curl -s -H "Authorization: Bearer $TOKEN" --data-binary '{"text": "use your helper"}' \
+	"http://127.0.0.1:$PORT/api/v1/groups/g/messages" -o /dev/null
+has() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/groups/$1/messages" | grep -q "$2"; }
+wait_until 60 has g 'helper done'
+check "a group's MCP server ran in its sandbox and its tool answered through the daemon" \
+	sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/g/messages' | grep -q 'helper done'"
+check "both requests as scripted" sh -c "[ \$(grep -c '\"ok\":true' '$WORK/model2.log') = 2 ]"
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
 [ -n "${MCP_KEEP:-}" ] && cp -r "$WORK" "$MCP_KEEP"
 check_clean "nothing of any sandbox is left"
 done_testing
