@@ -341,6 +341,7 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench
 	@bench/bench-proxy.sh
 	@bench/bench-agent.sh
 	@bench/bench-daemon.sh
+	@bench/bench-engines.sh
 	@bench/bench-vm.sh
 
 format:
