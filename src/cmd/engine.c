@@ -243,6 +243,8 @@ setup_claude(const struct engine_request *req, struct engine_state *st, struct s
 	    "DISABLE_AUTOUPDATER=1",
 	    "DISABLE_TELEMETRY=1",
 	    "DISABLE_ERROR_REPORTING=1",
+	    /* fewer anthropic-beta values for the proxy's model fence to judge */
+	    "CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS=1",
 	    /* the global memory at /memory/CLAUDE.md, read through --add-dir */
 	    "CLAUDE_CODE_ADDITIONAL_DIRECTORIES_CLAUDE_MD=1",
 	    NULL,
@@ -323,6 +325,8 @@ setup_codex(const struct engine_request *req, struct engine_state *st, struct sa
 	    "model_providers.clawbox.env_key=\"OPENAI_API_KEY\"",
 	    "model_providers.clawbox.wire_api=\"responses\"",
 	    "check_for_update_on_startup=false",
+	    /* the provider's own web search would go around the egress allowlist and audit */
+	    "web_search=\"disabled\"",
 	    "analytics.enabled=false",
 	    "feedback.enabled=false",
 	};
