@@ -249,16 +249,17 @@ add_tools(struct mcp_set *set, struct mcp_server *s, json_t *list, void (*notice
 		json_t *schema = json_object_get(t, "inputSchema");
 		char full[96];
 		if (json_array_size(set->tools) >= MCP_MAX_TOOLS) {
-			snprintf(line, sizeof(line), "MCP server %s: tools past %d left out", s->name,
-			         MCP_MAX_TOOLS);
+			snprintf(line, sizeof(line), "MCP server %s: tools past %d left out",
+			         s->name, MCP_MAX_TOOLS);
 			notice(line);
 			return;
 		}
 		/* The model APIs take ^[a-zA-Z0-9_-]{1,64}$ as a tool's name. */
 		if (!name || snprintf(full, sizeof(full), "mcp__%s__%s", s->name, name) > 64 ||
 		    !name_ok(full, 65)) {
-			snprintf(line, sizeof(line), "MCP server %s: tool '%.40s' left out (its name)",
-			         s->name, name ? name : "");
+			snprintf(line, sizeof(line),
+			         "MCP server %s: tool '%.40s' left out (its name)", s->name,
+			         name ? name : "");
 			notice(line);
 			continue;
 		}
@@ -286,8 +287,8 @@ mcp_set_start(struct mcp_set *set, int64_t deadline_ms, void (*notice)(const cha
 		struct mcp_server *s = &set->s[i];
 		char why[128] = "", line[256];
 		/* A server gets as long to start as a call may take, at most MCP_START_MS. */
-		int64_t deadline = http_now_ms() +
-		                   (set->call_ms < MCP_START_MS ? set->call_ms : MCP_START_MS);
+		int64_t deadline =
+		    http_now_ms() + (set->call_ms < MCP_START_MS ? set->call_ms : MCP_START_MS);
 		if (deadline_ms && deadline_ms < deadline)
 			deadline = deadline_ms;
 		int r = spawn(s);
@@ -298,14 +299,14 @@ mcp_set_start(struct mcp_set *set, int64_t deadline_ms, void (*notice)(const cha
 			notice(line);
 			continue;
 		}
-		_cleanup_json_ json_t *init = json_pack(
-		    "{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", MCP_PROTOCOL, "capabilities",
-		    "clientInfo", "name", "clawbox", "version", "1");
-		_cleanup_json_ json_t *ans = request(s, "initialize", init, deadline, why, sizeof(why));
+		_cleanup_json_ json_t *init =
+		    json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", MCP_PROTOCOL,
+		              "capabilities", "clientInfo", "name", "clawbox", "version", "1");
+		_cleanup_json_ json_t *ans =
+		    request(s, "initialize", init, deadline, why, sizeof(why));
 		if (ans && json_object_get(ans, "result")) {
-			_cleanup_json_ json_t *n =
-			    json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method",
-			              "notifications/initialized");
+			_cleanup_json_ json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0",
+			                                     "method", "notifications/initialized");
 			(void)mcp_send(s, n, deadline);
 			_cleanup_json_ json_t *empty = json_object();
 			json_decref(ans);
@@ -353,7 +354,8 @@ mcp_set_call(struct mcp_set *set, const char *name, json_t *input, int64_t deadl
 	const char *tool = NULL;
 	for (size_t i = 0; i < set->n && !s; i++) {
 		size_t n = strlen(set->s[i].name);
-		if (strncmp(name + 5, set->s[i].name, n) == 0 && strncmp(name + 5 + n, "__", 2) == 0) {
+		if (strncmp(name + 5, set->s[i].name, n) == 0 &&
+		    strncmp(name + 5 + n, "__", 2) == 0) {
 			s = &set->s[i];
 			tool = name + 5 + n + 2;
 		}
@@ -370,7 +372,8 @@ mcp_set_call(struct mcp_set *set, const char *name, json_t *input, int64_t deadl
 		return;
 	}
 	if (s->pid <= 0) {
-		tool_output_error(out, "error: %s", s->why[0] ? s->why : "the MCP server is stopped");
+		tool_output_error(out, "error: %s",
+		                  s->why[0] ? s->why : "the MCP server is stopped");
 		return;
 	}
 	if (!json_is_object(input)) {

@@ -19,14 +19,14 @@
 #include "dbuf.h"
 #include "tools.h"
 
-#define MCP_MAX_SERVERS  8
-#define MCP_MAX_TOOLS    64          /* over all servers */
-#define MCP_SCHEMA_MAX   (16 * 1024) /* one tool's input schema, as JSON */
-#define MCP_ARGS_MAX     (64 * 1024) /* one call's arguments, as JSON */
-#define MCP_LINE_MAX     (1 << 20)   /* one message from a server */
-#define MCP_START_MS     20000       /* initialize and tools/list, each */
-#define MCP_CALL_MS      60000       /* one call, unless the invocation ends sooner */
-#define MCP_NAME_MAX     24
+#define MCP_MAX_SERVERS 8
+#define MCP_MAX_TOOLS   64          /* over all servers */
+#define MCP_SCHEMA_MAX  (16 * 1024) /* one tool's input schema, as JSON */
+#define MCP_ARGS_MAX    (64 * 1024) /* one call's arguments, as JSON */
+#define MCP_LINE_MAX    (1 << 20)   /* one message from a server */
+#define MCP_START_MS    20000       /* initialize and tools/list, each */
+#define MCP_CALL_MS     60000       /* one call, unless the invocation ends sooner */
+#define MCP_NAME_MAX    24
 
 struct mcp_server {
 	char name[MCP_NAME_MAX];

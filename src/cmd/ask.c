@@ -496,6 +496,8 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			                 "through --engine-arg",
 			                 a->agent_opts[k][0], engine_name(a->eng.kind)),
 			       -EINVAL;
+	if (a->eng.kind == ENGINE_CODEX && a->eng.allowed_tools)
+		return log_error("--allowed-tools is claude-code's"), -EINVAL;
 	if (a->eng.kind == ENGINE_CLAWBOX && (a->eng.n_extra || a->eng.allowed_tools))
 		return log_error("--engine-arg and --allowed-tools are for --engine claude-code "
 		                 "or codex"),

@@ -275,10 +275,10 @@ setup_claude(const struct engine_request *req, struct engine_state *st, struct s
 		argv[(*n)++] = MEMORY_DIR_INSIDE;
 	}
 	if (req->host_socket_inside) {
-		_cleanup_json_ json_t *m = json_pack(
-		    "{s:{s:{s:s,s:s,s:[s,s,s]}}}", "mcpServers", "clawbox", "type", "stdio",
-		    "command", req->self_inside, "args", "mcp-host", "--host-socket",
-		    req->host_socket_inside);
+		_cleanup_json_ json_t *m =
+		    json_pack("{s:{s:{s:s,s:s,s:[s,s,s]}}}", "mcpServers", "clawbox", "type",
+		              "stdio", "command", req->self_inside, "args", "mcp-host",
+		              "--host-socket", req->host_socket_inside);
 		_cleanup_free_ char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
 		if (!s || strlen(s) >= sizeof(st->mcp_config))
 			return -ENOMEM;
@@ -303,10 +303,7 @@ setup_codex(const struct engine_request *req, struct engine_state *st, struct sa
 	if ((r = state_dir(req->session, "home")) < 0 || (r = state_dir(req->session, "codex")) < 0)
 		return r;
 	const char *const env[] = {
-	    home,
-	    codex_home,
-	    "OPENAI_API_KEY=" PLACEHOLDER_OPENAI,
-	    "CODEX_DISABLE_UPDATE_CHECK=1",
+	    home, codex_home, "OPENAI_API_KEY=" PLACEHOLDER_OPENAI, "CODEX_DISABLE_UPDATE_CHECK=1",
 	    NULL,
 	};
 	if ((r = set_env(spec, env)) < 0)
@@ -335,8 +332,8 @@ setup_codex(const struct engine_request *req, struct engine_state *st, struct sa
 		argv[(*n)++] = cfg[i];
 	}
 	if (req->host_socket_inside) {
-		snprintf(st->mcp_config, sizeof(st->mcp_config), "mcp_servers.clawbox.command=\"%s\"",
-		         req->self_inside);
+		snprintf(st->mcp_config, sizeof(st->mcp_config),
+		         "mcp_servers.clawbox.command=\"%s\"", req->self_inside);
 		snprintf(st->allowed, sizeof(st->allowed),
 		         "mcp_servers.clawbox.args=[\"mcp-host\",\"--host-socket\",\"%s\"]",
 		         req->host_socket_inside);
@@ -409,8 +406,8 @@ usage_save(const struct engine_xlate *x)
 	_cleanup_close_ int fd =
 	    open(x->usage_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	char buf[96];
-	int n = snprintf(buf, sizeof(buf), "%llu %llu %llu\n", x->total[0], x->total[1],
-	                 x->total[2]);
+	int n =
+	    snprintf(buf, sizeof(buf), "%llu %llu %llu\n", x->total[0], x->total[1], x->total[2]);
 	if (fd >= 0)
 		(void)write_all(fd, buf, (size_t)n);
 }
@@ -554,7 +551,8 @@ claude_line(struct engine_xlate *x, json_t *ev, void (*emit)(void *, json_t *), 
 			json_t *t = json_object_get(d, "text");
 			if (json_string_length(t)) {
 				x->delta_seen = true;
-				emit_new(emit, ctx, json_pack("{s:s,s:O}", "type", "text", "text", t));
+				emit_new(emit, ctx,
+				         json_pack("{s:s,s:O}", "type", "text", "text", t));
 			}
 		}
 		if (strcmp(json_get_str(e, "type") ?: "", "message_start") == 0)
@@ -612,8 +610,8 @@ claude_line(struct engine_xlate *x, json_t *ev, void (*emit)(void *, json_t *), 
 		bool err = json_is_true(json_object_get(ev, "is_error"));
 		const char *sub = json_get_str(ev, "subtype") ?: "";
 		const char *status = !err && strcmp(sub, "success") == 0 ? "answered"
-		                     : strncmp(sub, "error_max", 9) == 0   ? "limit"
-		                                                           : "error";
+		                     : strncmp(sub, "error_max", 9) == 0 ? "limit"
+		                                                         : "error";
 		done_event(x, emit, ctx, status, err ? json_get_str(ev, "result") : NULL,
 		           json_get_str(ev, "stop_reason"));
 	}
@@ -637,7 +635,8 @@ codex_line(struct engine_xlate *x, json_t *ev, void (*emit)(void *, json_t *), v
 		} else if (strcmp(it, "mcp_tool_call") == 0) {
 			char name[160];
 			snprintf(name, sizeof(name), "mcp__%s__%s",
-			         json_get_str(item, "server") ?: "?", json_get_str(item, "tool") ?: "?");
+			         json_get_str(item, "server") ?: "?",
+			         json_get_str(item, "tool") ?: "?");
 			tool_call(emit, ctx, id, name, json_object_get(item, "arguments"));
 		}
 		return;
@@ -646,10 +645,13 @@ codex_line(struct engine_xlate *x, json_t *ev, void (*emit)(void *, json_t *), v
 		if (strcmp(it, "agent_message") == 0) {
 			json_t *t = json_object_get(item, "text");
 			if (json_string_length(t)) {
-				if (x->delta_seen) /* one message after another: a paragraph apart */
-					emit_new(emit, ctx,
-					         json_pack("{s:s,s:s}", "type", "text", "text", "\n\n"));
-				emit_new(emit, ctx, json_pack("{s:s,s:O}", "type", "text", "text", t));
+				if (x->delta_seen) /* one message after another: a paragraph apart
+				                    */
+					emit_new(
+					    emit, ctx,
+					    json_pack("{s:s,s:s}", "type", "text", "text", "\n\n"));
+				emit_new(emit, ctx,
+				         json_pack("{s:s,s:O}", "type", "text", "text", t));
 				x->delta_seen = true;
 			}
 		} else if (strcmp(it, "command_execution") == 0) {
@@ -692,8 +694,9 @@ codex_line(struct engine_xlate *x, json_t *ev, void (*emit)(void *, json_t *), v
 		                      ?: json_get_str(ev, "message");
 		if (strcmp(type, "error") == 0) {
 			/* Codex reports its retries as errors before the turn fails. */
-			emit_new(emit, ctx,
-			         json_pack("{s:s,s:s}", "type", "notice", "text", msg ? msg : "error"));
+			emit_new(
+			    emit, ctx,
+			    json_pack("{s:s,s:s}", "type", "notice", "text", msg ? msg : "error"));
 			return;
 		}
 		done_event(x, emit, ctx, "error", msg ? msg : "the engine failed", NULL);
@@ -714,8 +717,7 @@ engine_translate(struct engine_xlate *x, const char *line, size_t len,
 }
 
 void
-engine_finish(struct engine_xlate *x, int exit_code, void (*emit)(void *ctx, json_t *ev),
-              void *ctx)
+engine_finish(struct engine_xlate *x, int exit_code, void (*emit)(void *ctx, json_t *ev), void *ctx)
 {
 	if (x->kind == ENGINE_CODEX && x->turns)
 		usage_save(x);

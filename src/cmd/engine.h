@@ -36,15 +36,15 @@ const char *engine_name(enum engine_kind k);
 /* What ask decided; engine_setup reads it. Paths are the host's unless said otherwise. */
 struct engine_request {
 	enum engine_kind kind;
-	const char *session;       /* the session folder, mounted at state_inside */
-	const char *state_inside;  /* "/state" */
-	const char *workspace;     /* host path of the workspace */
-	const char *inside;        /* where it is in the sandbox (the working folder) */
-	const char *global_memory; /* host path of the shared memory file, or NULL */
-	const char *self_inside;   /* this clawbox inside, for mcp-host */
+	const char *session;            /* the session folder, mounted at state_inside */
+	const char *state_inside;       /* "/state" */
+	const char *workspace;          /* host path of the workspace */
+	const char *inside;             /* where it is in the sandbox (the working folder) */
+	const char *global_memory;      /* host path of the shared memory file, or NULL */
+	const char *self_inside;        /* this clawbox inside, for mcp-host */
 	const char *host_socket_inside; /* or NULL: no host actions */
-	const char *model;         /* or NULL: the engine's default */
-	const char *allowed_tools; /* comma-separated, or NULL */
+	const char *model;              /* or NULL: the engine's default */
+	const char *allowed_tools;      /* comma-separated, or NULL */
 	const char *extra[ENGINE_MAX_ARGS];
 	size_t n_extra;
 	bool fresh, rw;
@@ -79,8 +79,8 @@ struct engine_xlate {
 
 /* Sets up spec (mounts, environment, argv, workdir) and x. 0, or -errno after logging one
  * line that says exactly what is missing (-ENOENT: the engine is not installed). */
-int engine_setup(const struct engine_request *req, struct engine_state *st,
-                 struct engine_xlate *x, struct sandbox_spec *spec);
+int engine_setup(const struct engine_request *req, struct engine_state *st, struct engine_xlate *x,
+                 struct sandbox_spec *spec);
 
 /* One line of the engine's output: calls emit with each of our events it makes (borrowed).
  * Lines that are not the engine's JSON are dropped. */

@@ -53,8 +53,8 @@ send_json(json_t *msg)
 static int
 send_result(json_t *id, json_t *result /* stolen */)
 {
-	_cleanup_json_ json_t *m =
-	    json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id ? id : json_null(), "result", result);
+	_cleanup_json_ json_t *m = json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id",
+	                                     id ? id : json_null(), "result", result);
 	return send_json(m);
 }
 
@@ -77,9 +77,10 @@ tools_list(void)
 	json_t *t;
 	json_array_foreach(schemas, i, t)
 	{
-		json_array_append_new(out, json_pack("{s:O,s:O,s:O}", "name", json_object_get(t, "name"),
-		                                     "description", json_object_get(t, "description"),
-		                                     "inputSchema", json_object_get(t, "input_schema")));
+		json_array_append_new(out,
+		                      json_pack("{s:O,s:O,s:O}", "name", json_object_get(t, "name"),
+		                                "description", json_object_get(t, "description"),
+		                                "inputSchema", json_object_get(t, "input_schema")));
 	}
 	return json_pack("{s:o}", "tools", out);
 }

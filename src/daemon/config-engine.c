@@ -45,8 +45,7 @@ plain(json_t *v, size_t max)
 }
 
 int
-config_parse_engine(json_t *g, const char *where, struct group_config *out, char *why,
-                    size_t size)
+config_parse_engine(json_t *g, const char *where, struct group_config *out, char *why, size_t size)
 {
 	json_t *e = json_object_get(g, "engine");
 	json_t *o = json_object_get(g, "engine_options");
@@ -71,16 +70,18 @@ config_parse_engine(json_t *g, const char *where, struct group_config *out, char
 			return fail(why, size, where, "mcp_servers: expected a list of at most 8");
 		json_array_foreach(ms, i, m)
 		{
-			json_t *name = json_object_get(m, "name"), *cmd = json_object_get(m, "command");
+			json_t *name = json_object_get(m, "name"),
+			       *cmd = json_object_get(m, "command");
 			const char *n = json_string_value(name);
 			if (!json_is_object(m) || json_object_size(m) != 2 || !plain(name, 24) ||
-			    strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
-			        strlen(n) ||
+			    strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567"
+			              "89_-") != strlen(n) ||
 			    strstr(n, "__") || !json_is_array(cmd) || json_array_size(cmd) == 0 ||
 			    json_array_size(cmd) > 32)
-				return fail(why, size, where,
-				            "mcp_servers: each {\"name\": NAME, \"command\": [words]}, a "
-				            "name of letters, digits, - and _ (no __), 1 to 32 words");
+				return fail(
+				    why, size, where,
+				    "mcp_servers: each {\"name\": NAME, \"command\": [words]}, a "
+				    "name of letters, digits, - and _ (no __), 1 to 32 words");
 			char line[2048];
 			size_t len = (size_t)snprintf(line, sizeof(line), "%s=", n);
 			size_t k;
@@ -89,9 +90,10 @@ config_parse_engine(json_t *g, const char *where, struct group_config *out, char
 			{
 				if (!plain(w, 512) || strchr(json_string_value(w), ' ') ||
 				    len + json_string_length(w) + 2 > sizeof(line))
-					return fail(why, size, where,
-					            "mcp_servers: command words are strings without "
-					            "spaces, 2 KiB in all");
+					return fail(
+					    why, size, where,
+					    "mcp_servers: command words are strings without "
+					    "spaces, 2 KiB in all");
 				len += (size_t)snprintf(line + len, sizeof(line) - len, "%s%s",
 				                        k ? " " : "", json_string_value(w));
 			}
@@ -121,20 +123,26 @@ config_parse_engine(json_t *g, const char *where, struct group_config *out, char
 		} else if (strcmp(key, "allowed_tools") == 0) {
 			size_t i, len = 0;
 			json_t *t;
-			if (!json_is_array(v) || json_array_size(v) > 64)
+			if (strcmp(out->engine, "claude-code") != 0)
 				return fail(why, size, where,
-				            "engine_options.allowed_tools: expected a list of at most "
-				            "64 tool names");
+				            "engine_options.allowed_tools: only for claude-code");
+			if (!json_is_array(v) || json_array_size(v) > 64)
+				return fail(
+				    why, size, where,
+				    "engine_options.allowed_tools: expected a list of at most "
+				    "64 tool names");
 			json_array_foreach(v, i, t)
 			{
 				if (!plain(t, 128) || strchr(json_string_value(t), ','))
-					return fail(why, size, where,
-					            "engine_options.allowed_tools: each a tool name "
-					            "without ','");
+					return fail(
+					    why, size, where,
+					    "engine_options.allowed_tools: each a tool name "
+					    "without ','");
 				size_t n = json_string_length(t);
 				if (len + n + 2 > sizeof(out->engine_allowed))
-					return fail(why, size, where,
-					            "engine_options.allowed_tools: too long in all");
+					return fail(
+					    why, size, where,
+					    "engine_options.allowed_tools: too long in all");
 				if (len)
 					out->engine_allowed[len++] = ',';
 				memcpy(out->engine_allowed + len, json_string_value(t), n + 1);
@@ -144,15 +152,17 @@ config_parse_engine(json_t *g, const char *where, struct group_config *out, char
 			size_t i;
 			json_t *a;
 			if (!json_is_array(v) || json_array_size(v) > CONFIG_ENGINE_MAX_ARGS)
-				return fail(why, size, where,
-				            "engine_options.extra_args: expected a list of at most 16 "
-				            "strings");
+				return fail(
+				    why, size, where,
+				    "engine_options.extra_args: expected a list of at most 16 "
+				    "strings");
 			json_array_foreach(v, i, a)
 			{
 				if (!plain(a, CONFIG_ENGINE_ARG_MAX))
-					return fail(why, size, where,
-					            "engine_options.extra_args: each a string of 1 to "
-					            "511 bytes, no control characters");
+					return fail(
+					    why, size, where,
+					    "engine_options.extra_args: each a string of 1 to "
+					    "511 bytes, no control characters");
 				out->engine_args[out->n_engine_args] = strdup(json_string_value(a));
 				if (!out->engine_args[out->n_engine_args])
 					return -ENOMEM;

@@ -103,6 +103,10 @@ cat >"$WORK/config2.json" <<JSON
  "groups": [{"id": "main", "main": true},
             {"id": "cx", "engine": "codex", "engine_options": {"model": "gpt-4.1"}}]}
 JSON
+sed 's/"engine_options": {"model": "gpt-4.1"}/"engine_options": {"allowed_tools": ["Bash"]}/' "$WORK/config2.json" >"$WORK/bad2.json"
+"$CLAWBOX" serve --config "$WORK/bad2.json" >"$WORK/bad2.out" 2>&1
+check "allowed_tools for a codex group: refused at start, named" \
+	grep -q 'groups\[1\].engine_options.allowed_tools: only for claude-code' "$WORK/bad2.out"
 mkdir -p "$DATA/groups/cx"
 echo "remember: the answer is 43" >"$DATA/groups/cx/AGENTS.md"
 is_root && chown -R "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$DATA/groups"
