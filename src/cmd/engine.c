@@ -390,7 +390,12 @@ usage_load(const struct engine_request *req, struct engine_xlate *x, bool resumi
 {
 	snprintf(x->usage_path, sizeof(x->usage_path), "%s/engine-usage", req->session);
 	memset(x->base, 0, sizeof(x->base));
-	_cleanup_close_ int fd = open(x->usage_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK and a regular file only: a FIFO left there must not hold ask. */
+	_cleanup_close_ int fd =
+	    open(x->usage_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)))
+		return;
 	char buf[96];
 	ssize_t n = fd >= 0 && resuming ? read(fd, buf, sizeof(buf) - 1) : -1;
 	if (n <= 0)
@@ -403,12 +408,13 @@ usage_load(const struct engine_request *req, struct engine_xlate *x, bool resumi
 static void
 usage_save(const struct engine_xlate *x)
 {
-	_cleanup_close_ int fd =
-	    open(x->usage_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	_cleanup_close_ int fd = open(x->usage_path,
+	                              O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	struct stat st;
 	char buf[96];
-	int n =
-	    snprintf(buf, sizeof(buf), "%llu %llu %llu\n", x->total[0], x->total[1], x->total[2]);
-	if (fd >= 0)
+	int n = snprintf(buf, sizeof(buf), "%llu %llu %llu\n", x->total[0], x->total[1],
+	                 x->total[2]);
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, 0) == 0)
 		(void)write_all(fd, buf, (size_t)n);
 }
 

@@ -140,6 +140,13 @@ check "the key is in no file of the group or its session (Codex's own logs and d
 curl -s "${auth[@]}" "http://127.0.0.1:$PORT/api/v1/usage" >"$WORK/usage2"
 check "usage recorded: the engine's totals of both runs ($(head -c 200 "$WORK/usage2"))" \
 	grep -q '"group":"cx","runs":2,"input":1015,"output":45' "$WORK/usage2"
+# A FIFO where ask keeps Codex's token totals (the engine can write there) must not hold it.
+rm -f "$DATA/sessions/cx/engine-usage"
+mkfifo "$DATA/sessions/cx/engine-usage"
+curl -s "${auth[@]}" --data-binary '{"text": "third question"}' \
+	"http://127.0.0.1:$PORT/api/v1/groups/cx/messages" -o /dev/null
+wait_until 60 has cx 'third codex answer'
+check "a FIFO at the session's usage file does not hold the run" has cx 'third codex answer'
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
