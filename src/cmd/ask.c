@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1058,8 +1059,12 @@ supervise(struct ask *a, pid_t child, int in, int out, int err, int sfd)
 			return SANDBOX_EXIT_SETUP;
 	close_text(a);
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	if (a->eng.kind != ENGINE_CLAWBOX)
-		engine_finish(&a->xlate, code, on_engine_event, a);
+	if (a->eng.kind != ENGINE_CLAWBOX) {
+		/* The largest process the run waited for: the engine (getrusage(2)). */
+		struct rusage ru;
+		long peak = getrusage(RUSAGE_CHILDREN, &ru) == 0 ? ru.ru_maxrss : 0;
+		engine_finish(&a->xlate, code, peak, on_engine_event, a);
+	}
 	if (!a->done_seen && code == 0) {
 		log_error("the agent ended without an answer");
 		return AGENT_EXIT_MODEL;

@@ -408,12 +408,12 @@ usage_load(const struct engine_request *req, struct engine_xlate *x, bool resumi
 static void
 usage_save(const struct engine_xlate *x)
 {
-	_cleanup_close_ int fd = open(x->usage_path,
-	                              O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	_cleanup_close_ int fd =
+	    open(x->usage_path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
 	struct stat st;
 	char buf[96];
-	int n = snprintf(buf, sizeof(buf), "%llu %llu %llu\n", x->total[0], x->total[1],
-	                 x->total[2]);
+	int n =
+	    snprintf(buf, sizeof(buf), "%llu %llu %llu\n", x->total[0], x->total[1], x->total[2]);
 	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ftruncate(fd, 0) == 0)
 		(void)write_all(fd, buf, (size_t)n);
 }
@@ -517,16 +517,18 @@ static void
 done_event(struct engine_xlate *x, void (*emit)(void *, json_t *), void *ctx, const char *status,
            const char *message, const char *stop)
 {
+	(void)emit;
+	(void)ctx;
 	if (x->done)
 		return;
 	x->done = true;
-	emit_new(emit, ctx,
-	         json_pack("{s:s,s:s,s:s,s:s,s:i,s:{s:I,s:I,s:I,s:I},s:I}", "type", "done",
-	                   "status", status, "message", message ? message : "", "stop_reason",
-	                   stop ? stop : "", "turns", (int)x->turns, "usage", "input_tokens",
-	                   (json_int_t)x->in, "output_tokens", (json_int_t)x->out,
-	                   "cache_write_tokens", (json_int_t)x->cache_write, "cache_read_tokens",
-	                   (json_int_t)x->cache_read, "peak_rss_kb", (json_int_t)0));
+	/* Held until the engine has exited: done is last, and carries the peak RSS. */
+	x->done_ev = json_pack(
+	    "{s:s,s:s,s:s,s:s,s:i,s:{s:I,s:I,s:I,s:I},s:I}", "type", "done", "status", status,
+	    "message", message ? message : "", "stop_reason", stop ? stop : "", "turns",
+	    (int)x->turns, "usage", "input_tokens", (json_int_t)x->in, "output_tokens",
+	    (json_int_t)x->out, "cache_write_tokens", (json_int_t)x->cache_write,
+	    "cache_read_tokens", (json_int_t)x->cache_read, "peak_rss_kb", (json_int_t)0);
 }
 
 static size_t
@@ -723,14 +725,21 @@ engine_translate(struct engine_xlate *x, const char *line, size_t len,
 }
 
 void
-engine_finish(struct engine_xlate *x, int exit_code, void (*emit)(void *ctx, json_t *ev), void *ctx)
+engine_finish(struct engine_xlate *x, int exit_code, long peak_rss_kb,
+              void (*emit)(void *ctx, json_t *ev), void *ctx)
 {
 	if (x->kind == ENGINE_CODEX && x->turns)
 		usage_save(x);
-	if (x->done || exit_code == 0)
+	if (!x->done && exit_code != 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "%s ended with status %d without an answer",
+		         engine_name(x->kind), exit_code);
+		done_event(x, emit, ctx, "error", msg, NULL);
+	}
+	if (!x->done_ev)
 		return;
-	char msg[128];
-	snprintf(msg, sizeof(msg), "%s ended with status %d without an answer",
-	         engine_name(x->kind), exit_code);
-	done_event(x, emit, ctx, "error", msg, NULL);
+	json_object_set_new(x->done_ev, "peak_rss_kb", json_integer(peak_rss_kb));
+	emit(ctx, x->done_ev);
+	json_decref(x->done_ev);
+	x->done_ev = NULL;
 }

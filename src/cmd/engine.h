@@ -71,6 +71,7 @@ struct engine_xlate {
 	unsigned turns;
 	unsigned long long in, out, cache_read, cache_write;
 	bool done;
+	json_t *done_ev; /* the done event, held for engine_finish */
 	/* Codex reports the whole thread's tokens, not the run's: the totals at the end of the
 	 * last run are kept in the session folder (usage_path) and subtracted. */
 	char usage_path[PATH_MAX];
@@ -87,8 +88,9 @@ int engine_setup(const struct engine_request *req, struct engine_state *st, stru
 void engine_translate(struct engine_xlate *x, const char *line, size_t len,
                       void (*emit)(void *ctx, json_t *ev), void *ctx);
 
-/* At the engine's end without a result of its own: a done event, or nothing if one went. */
-void engine_finish(struct engine_xlate *x, int exit_code, void (*emit)(void *ctx, json_t *ev),
-                   void *ctx);
+/* At the engine's end: the done event (its own result's, or an error when it exited non-zero
+ * without one), with peak_rss_kb (the largest process of the run), always last. */
+void engine_finish(struct engine_xlate *x, int exit_code, long peak_rss_kb,
+                   void (*emit)(void *ctx, json_t *ev), void *ctx);
 
 #endif

@@ -41,6 +41,7 @@ check "the tool call, summarised on one line" grep -q '"type":"tool_call","id":"
 check "its result, an error of 3 bytes" grep -q '"type":"tool_result","id":"t1","name":"","is_error":true,"bytes":3' "$WORK/out"
 check "the result's totals are the usage; the second result is ignored" \
 	grep -q '"type":"done","status":"answered".*"turns":2,"usage":{"input_tokens":7,"output_tokens":3,"cache_write_tokens":0,"cache_read_tokens":2}' "$WORK/out"
+check "done is last, with the run's peak RSS" sh -c "tail -1 '$WORK/out' | grep -Eq '\"type\":\"done\".*\"peak_rss_kb\":[1-9][0-9]{2,}'"
 check "a line of 33 MiB (past the 32 MiB a line may hold) was dropped, said once" test "$(grep -c 'too long; dropped' "$WORK/err")" = 1
 
 fake_claude <<'EOF2'
