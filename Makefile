@@ -47,7 +47,7 @@ LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # clawbox (no libcurl, no TLS: the proxy does that).
 LIBS_agent  := -ljansson -lhttp_parser
 # The egress proxy is its own executable (clawbox-proxy): only it links these.
-PROXY_PKGS  := libevent jansson libidn2 libcurl libcurl
+PROXY_PKGS  := libevent libevent_openssl openssl jansson libidn2 libcurl libseccomp
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
 LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 
@@ -69,7 +69,7 @@ AGENT_OBJ   := $(AGENT_SRC:%.c=$(BUILD)/%.o)
 STORE_OBJ   := $(STORE_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ  := $(DAEMON_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/web.o
 VM_OBJ      := $(VM_SRC:%.c=$(BUILD)/%.o)
-WEB_FILES   := src/daemon/web/index.html src/daemon/web/app.js src/daemon/web/style.css
+WEB_FILES   := src/daemon/web/index.html $(BUILD)/web/app.js src/daemon/web/style.css
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
@@ -135,8 +135,19 @@ $(BUILD)/embed: tools/embed.c
 $(BUILD)/gen/web.c: $(BUILD)/embed $(WEB_FILES)
 	@mkdir -p $(@D)
 	@echo "  GEN     $@"
-	@$(BUILD)/embed $@ /=src/daemon/web/index.html /app.js=src/daemon/web/app.js \
+	@$(BUILD)/embed $@ /=src/daemon/web/index.html /app.js=$(BUILD)/web/app.js \
 		/style.css=src/daemon/web/style.css
+# The web app's script: its modules and the npm packages they import (web/package-lock.json)
+# bundled by esbuild. npm runs only when the lock changed; after that the build is offline.
+$(BUILD)/web/app.js: $(wildcard src/daemon/web/*.js) web/node_modules/.package-lock.json
+	@mkdir -p $(@D)
+	@echo "  WEB     $@ (the page's sources changed: esbuild)"
+	@NODE_PATH=web/node_modules web/node_modules/.bin/esbuild src/daemon/web/app.js --bundle --minify --format=iife \
+		--target=es2020 --legal-comments=none --log-level=warning --outfile=$@
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json | $(BUILD)/.deps-ok
+	@echo "  NPM     web/node_modules (npm ci: not there yet, or web/package-lock.json changed)"
+	@cd web && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null
+	@touch $@
 $(BUILD)/gen/web.o: $(BUILD)/gen/web.c $(BUILD)/.flags
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
@@ -268,7 +279,9 @@ $(FAKE_TG): tests/integration/fake-telegram.c
 FUZZ_SECONDS ?= 60
 FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay \
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
-               $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay
+               $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
+               $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
+               $(BUILD)/tests/fuzz-services-replay
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -291,12 +304,44 @@ $(BUILD)/tests/fuzz-request-replay: tests/fuzz/replay.c tests/fuzz/fuzz-request.
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -o $@ tests/fuzz/replay.c tests/fuzz/fuzz-request.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(BUILD)/tests/fuzz-leak-replay: tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BUILD)/src/proxy/leak.o
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/leak"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BUILD)/src/proxy/leak.o $(LDFLAGS)
+$(BUILD)/tests/fuzz-rules-replay: tests/fuzz/replay.c tests/fuzz/fuzz-rules.c $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/rules"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-rules.c \
+		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-services.c $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
+		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
+		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \
+		src/proxy/hostname.c src/proxy/allowlist.c src/proxy/rules.c src/proxy/model-fence.c \
+		src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
+	$(BUILD)/fuzz/fuzz-services -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		tests/fuzz/corpus/services
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-Isrc/base -Isrc/proxy -o $(BUILD)/fuzz/fuzz-leak tests/fuzz/fuzz-leak.c src/proxy/leak.c
+	$(BUILD)/fuzz/fuzz-leak -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/leak
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-rules tests/fuzz/fuzz-rules.c \
+		src/proxy/rules.c src/proxy/model-fence.c src/proxy/request.c src/proxy/hostname.c \
+		src/proxy/allowlist.c src/base/parse.c $(LIBS_proxy)
+	$(BUILD)/fuzz/fuzz-rules -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/rules
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-request tests/fuzz/fuzz-request.c \
 		src/proxy/request.c src/proxy/hostname.c src/proxy/allowlist.c src/proxy/addr.c \
-		src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
+		src/proxy/rules.c src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
 	$(BUILD)/fuzz/fuzz-request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 		tests/fuzz/corpus/request
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
@@ -339,10 +384,12 @@ check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLA
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench-deps
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
+	@bench/bench-intercept.sh
 	@bench/bench-agent.sh
 	@bench/bench-daemon.sh
 	@bench/bench-engines.sh
 	@bench/bench-vm.sh
+	@bench/bench-web.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

@@ -1,8 +1,9 @@
 #!/bin/sh
 # deps.sh: make sure the Debian packages a target needs are installed.
-#   scripts/deps.sh build   - what `make all` needs beyond make and gcc (the -dev packages)
+#   scripts/deps.sh build   - what `make all` needs beyond make and gcc (the -dev packages;
+#                             libseccomp: the sandbox filter at build time, and clawbox-proxy links it)
 #   scripts/deps.sh test    - what `make check` (and check-fresh) drives besides our binaries
-#   scripts/deps.sh bench   - bubblewrap, the peer we are measured against
+#   scripts/deps.sh bench   - bubblewrap and mitmproxy, the peers we are measured against
 # pkg-config (or dpkg for tools) decides what is missing; as root it is installed with
 # apt-get and named on stdout; otherwise the missing packages are named and we fail. This is the
 # one list of build packages: .ci/run calls this script rather than keeping a copy.
@@ -29,12 +30,17 @@ build)
 	need_pkg libsqlite3-dev "pkg-config --exists sqlite3"
 	# TLS: the tests' HTTPS server links libevent_openssl and openssl
 	need_pkg libssl-dev "pkg-config --exists openssl"
+	# the web app's bundle (web/package-lock.json: esbuild, marked, DOMPurify)
+	need_pkg nodejs "command -v node"
+	need_pkg npm "command -v npm"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"
 	need_pkg procps "command -v pgrep"
 	need_pkg curl "command -v curl"
 	need_pkg openssl "command -v openssl"
+	need_pkg git "command -v git"       # test-services: git over https
+	need_pkg python3 "command -v python3" # test-services: the service's server, urllib
 	need_pkg iproute2 "command -v ip"
 	need_pkg chromium "command -v chromium"
 	# the microVM layer: a VMM, a guest kernel, the tools that build its initramfs
@@ -54,6 +60,7 @@ test)
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"
+	need_pkg mitmproxy "command -v mitmdump" # the TLS interception peer
 	;;
 *)
 	echo "usage: deps.sh build|test|bench" >&2

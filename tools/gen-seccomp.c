@@ -125,6 +125,33 @@ build_allow(scmp_filter_ctx ctx)
 static void
 build_deny(scmp_filter_ctx ctx)
 {
+	/* Modes with set-id bits (seccomp-policy.h); the two filters' stricter answer wins. */
+	static const unsigned setid_bits[] = {S_ISUID, S_ISGID};
+	static const unsigned create_flags[] = {O_CREAT, O_TMPFILE & ~O_DIRECTORY};
+	for (size_t i = 0; i < sizeof(seccomp_mode_calls) / sizeof(seccomp_mode_calls[0]); i++) {
+		int nr = seccomp_syscall_resolve_name(seccomp_mode_calls[i].name);
+		if (nr == __NR_SCMP_ERROR || nr < 0)
+			continue; /* unknown here: the allow filter denies it */
+		unsigned m = seccomp_mode_calls[i].mode_arg;
+		int f = seccomp_mode_calls[i].flags_arg;
+		for (size_t b = 0; b < 2; b++) {
+			struct scmp_arg_cmp mode =
+			    SCMP_CMP32(m, SCMP_CMP_MASKED_EQ, setid_bits[b], setid_bits[b]);
+			if (f < 0) {
+				check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, mode),
+				      seccomp_mode_calls[i].name);
+				continue;
+			}
+			for (size_t c = 0; c < 2; c++)
+				check(
+				    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 2, mode,
+				                     SCMP_CMP32((unsigned)f, SCMP_CMP_MASKED_EQ,
+				                                create_flags[c], create_flags[c])),
+				    seccomp_mode_calls[i].name);
+		}
+	}
+	check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0), "openat2");
+
 	for (size_t i = 0; i < sizeof(seccomp_denied_ioctls) / sizeof(unsigned long); i++)
 		check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
 		                       SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)seccomp_denied_ioctls[i])),

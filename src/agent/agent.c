@@ -46,6 +46,10 @@ struct run {
 	unsigned turns;
 	int64_t deadline;
 	struct tool_env tool_env;
+	/* This invocation's prompt, in messages but written to the transcript only with the
+	 * model's first answer: a prompt whose request failed is not left behind for the next
+	 * invocation to merge with its own (borrowed from messages; NULL once written). */
+	json_t *pending_prompt;
 };
 
 static void
@@ -119,9 +123,23 @@ record(struct run *run, json_t *msg)
 	return r;
 }
 
+/* Writes the pending prompt (see struct run) to the transcript. */
+static int
+record_prompt(struct run *run)
+{
+	if (!run->pending_prompt)
+		return 0;
+	int r = transcript_append(&run->tr, run->pending_prompt);
+	run->pending_prompt = NULL;
+	return r;
+}
+
 static int
 finish(struct run *run, int status, const char *what, const char *message, const char *stop)
 {
+	if (run->pending_prompt)
+		events_notice("the prompt got no answer and is not kept in the conversation; "
+		              "ask again to retry it");
 	(void)transcript_sync(&run->tr);
 	events_done(what, message, stop, run->turns, &run->total);
 	return status;
@@ -218,12 +236,18 @@ compact(struct run *run)
 	                                       "Understood; I will continue from that summary."));
 	for (size_t i = cut; i < n; i++)
 		json_array_append(fresh, json_array_get(run->messages, i));
+	/* The pending prompt (the last message) stays out of the file until it is answered. */
+	size_t n_fresh = json_array_size(fresh);
+	if (run->pending_prompt && json_array_get(fresh, n_fresh - 1) == run->pending_prompt)
+		json_array_remove(fresh, n_fresh - 1);
 	char archived[128];
 	r = transcript_replace(&run->tr, fresh, archived, sizeof(archived));
 	if (r < 0) {
 		events_notice("could not rewrite the transcript: %s", strerror(-r));
 		return r;
 	}
+	if (json_array_size(fresh) < n_fresh)
+		json_array_append(fresh, run->pending_prompt);
 	json_decref(run->messages);
 	run->messages = TAKE_PTR(fresh);
 	run->last_context = 0;
@@ -333,7 +357,7 @@ loop(struct run *run)
 		char raw_stop[64];
 		snprintf(raw_stop, sizeof(raw_stop), "%s", reply.raw_stop);
 		model_reply_done(&reply);
-		if (record(run, assistant) < 0)
+		if (record_prompt(run) < 0 || record(run, assistant) < 0)
 			return finish(run, AGENT_EXIT_INTERNAL, "error",
 			              "cannot write the conversation transcript", stop);
 
@@ -427,11 +451,12 @@ agent_run(const struct agent_config *cfg, const char *prompt)
 		 * its tool results) rather than breaking the alternation. */
 		json_t *m = json_pack("{s:s,s:[{s:s,s:s}]}", "role", "user", "content", "type",
 		                      "text", "text", prompt);
-		if (record(&run, m) < 0)
-			status = finish(&run, AGENT_EXIT_INTERNAL, "error",
-			                "cannot write the conversation transcript", NULL);
-		else
+		if (!m || json_array_append_new(run.messages, m) < 0) {
+			status = finish(&run, AGENT_EXIT_INTERNAL, "error", "out of memory", NULL);
+		} else {
+			run.pending_prompt = m;
 			status = loop(&run);
+		}
 	}
 	transcript_close(&run.tr);
 	mcp_set_done(&run.mcp);

@@ -148,6 +148,10 @@ model_call(const struct model_client *mc, const char *system, json_t *messages, 
 		model_error_message(dbuf_str(&c.errbody), c.errbody.len, detail, sizeof(detail));
 		classify_status(err, c.resp.status, detail);
 		err->retry_after = c.resp.retry_after;
+		/* Nothing listens there, or the name does not resolve: a local model server that
+		 * is not running. A retry in seconds would find it the same. */
+		if (c.resp.status == 502 && c.resp.unreachable)
+			err->retryable = false;
 		r = -EREMOTEIO;
 	} else if (r == -ECONNREFUSED) {
 		snprintf(err->message, sizeof(err->message),

@@ -20,6 +20,7 @@
 #include "http.h"
 #include "macro.h"
 #include "parse.h"
+#include "proxy-wire.h"
 
 int64_t
 http_now_ms(void)
@@ -166,7 +167,7 @@ struct exchange {
 	char field[64];
 	size_t field_len;
 	bool field_done;
-	int which; /* 1 content-type, 2 location, 3 retry-after */
+	int which; /* 1 content-type, 2 location, 3 retry-after, 4 PROXY_HDR_UNREACHABLE */
 	struct dbuf value;
 	size_t head_bytes;
 	bool head_done, complete;
@@ -184,6 +185,8 @@ finish_header(struct exchange *x)
 			snprintf(x->resp.content_type, sizeof(x->resp.content_type), "%s", v);
 		else if (x->which == 2)
 			snprintf(x->resp.location, sizeof(x->resp.location), "%s", v);
+		else if (x->which == 4)
+			x->resp.unreachable = true;
 		else {
 			uint64_t secs;
 			char tmp[32];
@@ -228,6 +231,7 @@ on_header_value(http_parser *p, const char *at, size_t len)
 		x->which = strcasecmp(x->field, "content-type") == 0  ? 1
 		           : strcasecmp(x->field, "location") == 0    ? 2
 		           : strcasecmp(x->field, "retry-after") == 0 ? 3
+		           : strcasecmp(x->field, PROXY_HDR_UNREACHABLE) == 0 ? 4
 		                                                      : 0;
 	}
 	if (x->which)

@@ -33,6 +33,7 @@ struct http_response {
 	char content_type[128];
 	char location[2048];
 	double retry_after; /* seconds from a Retry-After header in seconds form; -1 if none */
+	bool unreachable;   /* the proxy's PROXY_HDR_UNREACHABLE: the upstream is not there */
 };
 
 struct http_handler {

@@ -26,6 +26,12 @@ log_set_prefix(const char *prefix)
 	log_prefix = prefix;
 }
 
+const char *
+log_get_prefix(void)
+{
+	return log_prefix;
+}
+
 void
 log_set_debug(bool on)
 {
@@ -37,6 +43,50 @@ bool
 log_debug_enabled(void)
 {
 	return log_debug_on;
+}
+
+static bool log_limit_on;
+
+void
+log_set_rate_limit(bool on)
+{
+	log_limit_on = on;
+}
+
+/* Whether a line with this key (its message and fields) may be written now. When a flood ends
+ * it says what was held back: *ret_dropped lines left out in an earlier second, and
+ * *ret_repeated repeats of the previous line (0 each when there is nothing to say); the caller
+ * writes those notes as lines of their own, in the process's format. */
+static bool
+log_rate_ok(const char *key, size_t len, unsigned *ret_dropped, unsigned *ret_repeated)
+{
+	static char last[256];
+	static size_t last_len;
+	static unsigned repeated, dropped, in_second;
+	static time_t second;
+	time_t now = time(NULL);
+	size_t cmp = len < sizeof(last) ? len : sizeof(last);
+	bool same = last_len == cmp && memcmp(last, key, cmp) == 0;
+	*ret_dropped = *ret_repeated = 0;
+	if (now != second) {
+		second = now;
+		in_second = 0;
+		*ret_dropped = dropped;
+		dropped = 0;
+	}
+	if (same && *ret_dropped == 0 && repeated < 1000000) {
+		repeated++;
+		return false;
+	}
+	*ret_repeated = repeated;
+	repeated = 0;
+	memcpy(last, key, cmp);
+	last_len = cmp;
+	if (++in_second > LOG_RATE_MAX) {
+		dropped++;
+		return false;
+	}
+	return true;
 }
 
 /* Appends s to buf (size, used *n) as the inside of a JSON string; stops LOG_JSON_ROOM short
@@ -86,17 +136,54 @@ is_number(const char *v)
 	       (v[*v == '-'] != '0' || digits == 1);
 }
 
+static void log_emit(const char *level, const char *text_level, const char *const *fields,
+                     const char *msg, size_t mlen);
+
 /* level: the JSON name ("info"); text_level: what the text line shows before the message
  * ("warning: "). */
 static void
 log_write(const char *level, const char *text_level, const char *const *fields, const char *fmt,
           va_list ap)
 {
-	char msg[LOG_LINE_MAX], line[2 * LOG_LINE_MAX];
+	char msg[LOG_LINE_MAX];
 	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (m < 0)
 		return;
-	size_t mlen = (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1, n = 0;
+	size_t mlen = (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1;
+	if (log_limit_on && (strcmp(level, "warning") == 0 || strcmp(level, "error") == 0)) {
+		/* Floods are of complaints (a failing accept in a loop): the limit holds warnings
+		 * and errors only, so that every info line (one per message received, bounded by
+		 * the queue caps) is written. It compares the message and its fields, not the
+		 * stamped line (a stamp never repeats) nor the message alone. */
+		char key[LOG_LINE_MAX], note[96];
+		size_t k = 0;
+		unsigned dropped, repeated;
+		append(key, sizeof(key), &k, "%.*s", (int)mlen, msg);
+		for (size_t i = 0; fields && fields[i] && fields[i + 1]; i += 2)
+			append(key, sizeof(key), &k, " %s=%s", fields[i], fields[i + 1]);
+		bool ok = log_rate_ok(key, k, &dropped, &repeated);
+		if (dropped) {
+			int n = snprintf(note, sizeof(note), "(%u lines left out)", dropped);
+			log_emit("info", "", NULL, note, (size_t)n);
+		}
+		if (repeated) {
+			int n = snprintf(note, sizeof(note), "(last message repeated %u times)",
+			                 repeated);
+			log_emit("info", "", NULL, note, (size_t)n);
+		}
+		if (!ok)
+			return;
+	}
+	log_emit(level, text_level, fields, msg, mlen);
+}
+
+/* Writes one line of msg (mlen bytes) and its fields in the process's format. */
+static void
+log_emit(const char *level, const char *text_level, const char *const *fields, const char *msg,
+         size_t mlen)
+{
+	char line[2 * LOG_LINE_MAX];
+	size_t n = 0;
 	char stamp[40] = "";
 	if (log_format != LOG_TEXT) {
 		struct timespec now;

@@ -10,8 +10,14 @@
 
 /* Set the prefix ("clawbox run"); the string must outlive all logging. */
 void log_set_prefix(const char *prefix);
+const char *log_get_prefix(void);
 void log_set_debug(bool on);
 bool log_debug_enabled(void);
+/* A long-running process's log stays small under a flood of warnings and errors (info lines
+ * are always written): a line repeating the previous one is counted, not written ("last message repeated N times" when another comes), and past
+ * LOG_RATE_MAX lines in one second the rest of that second is counted and summed up. */
+#define LOG_RATE_MAX 50
+void log_set_rate_limit(bool on);
 
 /* How lines look. LOG_TEXT, the default, is "prefix: message" as always; a long-lived process
  * (the daemon) opts into a UTC timestamp before each line, or into LOG_JSON: one object per

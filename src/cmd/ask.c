@@ -30,6 +30,7 @@
 #include "dbuf.h"
 #include "engine.h"
 #include "fd-util.h"
+#include "idmap.h"
 #include "json-util.h"
 #include "log.h"
 #include "net-options.h"
@@ -83,13 +84,22 @@ ask_usage(FILE *out)
 	        "  --audit FILE                 one JSON line per proxied request\n"
 	        "  --hosts FILE                 the proxy resolves names from FILE only\n"
 	        "  --fetch-ca-file FILE         trust these CAs for the agent's https fetches\n"
+	        "                               (and for intercepted services)\n"
+	        "  --service SPEC               a credential bound to hosts (repeatable; see\n"
+	        "                               'clawbox run --help')\n"
+	        "  --ca-dir DIR                 the interception CA (default\n"
+	        "                               ~/.local/share/clawbox/ca)\n"
+	        "  --proxy-max-bytes-out SIZE, --proxy-max-bytes-in SIZE, --proxy-max-requests N\n"
+	        "                               per-run egress caps (defaults 1G, 4G, 10000)\n"
+	        "  --model-allow-tool NAME      let model requests use this server-side tool\n"
 	        "\n"
 	        "Conversation and limits:\n"
 	        "  --session DIR                where the conversation is kept (default\n"
 	        "                               ~/.local/state/clawbox/ask/WORKSPACE-ID)\n"
 	        "  --new                        start a new conversation (the old is archived)\n"
 	        "  --global-memory FILE         shared memory, read-only (default\n"
-	        "                               ~/.config/clawbox/AGENTS.md if it exists)\n"
+	        "                               ~/.config/clawbox/AGENTS.md if it exists;\n"
+	        "                               '' for none)\n"
 	        "  --max-turns N, --max-time SECONDS, --max-total-tokens N,\n"
 	        "  --context-window N, --compact-at PERCENT, --max-retries N\n"
 	        "                               as for 'clawbox agent' (defaults 50, 900,\n"
@@ -149,6 +159,12 @@ enum {
 	OPT_RETRIES,
 	OPT_DEBUG,
 	OPT_FETCH_CA_FILE,
+	OPT_SERVICE,
+	OPT_CA_DIR,
+	OPT_PROXY_MAX_OUT, /* these four: passed to the proxy as they are */
+	OPT_PROXY_MAX_IN,
+	OPT_PROXY_MAX_REQUESTS,
+	OPT_MODEL_ALLOW_TOOL,
 	OPT_JSON,
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
@@ -192,6 +208,12 @@ static const struct option ask_options[] = {
     {"verbose", no_argument, NULL, 'v'},
     {"debug", no_argument, NULL, OPT_DEBUG},
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
+    {"service", required_argument, NULL, OPT_SERVICE},
+    {"ca-dir", required_argument, NULL, OPT_CA_DIR},
+    {"proxy-max-bytes-out", required_argument, NULL, OPT_PROXY_MAX_OUT},
+    {"proxy-max-bytes-in", required_argument, NULL, OPT_PROXY_MAX_IN},
+    {"proxy-max-requests", required_argument, NULL, OPT_PROXY_MAX_REQUESTS},
+    {"model-allow-tool", required_argument, NULL, OPT_MODEL_ALLOW_TOOL},
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
@@ -382,9 +404,29 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		case OPT_HOSTS:
 			a->net.hosts = optarg;
 			break;
+		case OPT_SERVICE:
+			if (a->net.n_services >= MAX_SERVICES)
+				return log_error("--service: at most %d", MAX_SERVICES), -E2BIG;
+			a->net.services[a->net.n_services++] = optarg;
+			a->net.proxy = true;
+			break;
+		case OPT_CA_DIR:
+			a->net.ca_dir = optarg;
+			break;
 		case OPT_FETCH_CA_FILE:
 			a->net.fetch_ca_file = optarg;
 			break;
+		case OPT_PROXY_MAX_OUT:
+		case OPT_PROXY_MAX_IN:
+		case OPT_PROXY_MAX_REQUESTS:
+		case OPT_MODEL_ALLOW_TOOL: {
+			/* Checked by the proxy itself (its --check run). */
+			static const char *const flags[] = {"--max-bytes-out", "--max-bytes-in",
+			                                    "--max-requests", "--model-allow-tool"};
+			if (net_add_extra(&a->net, flags[opt - OPT_PROXY_MAX_OUT], optarg) < 0)
+				return -E2BIG;
+			break;
+		}
 		case OPT_JSON:
 			a->json = true;
 			break;
@@ -656,7 +698,8 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	/* Only the user's own proxy options need the proxy's judgement before the start. */
 	/* --audit is not among them: the check does not open it. */
 	a->net.trusted = a->proxy_checked || (a->net.n_allow == 0 && !a->net.hosts && !a->ca_file &&
-	                                      !a->key_file && !a->net.fetch_ca_file);
+	                                      !a->key_file && !a->net.fetch_ca_file &&
+	                                      a->net.n_services == 0 && a->net.n_extra == 0);
 	if (a->session) {
 		if (snprintf(session, sizeof(session), "%s", a->session) >= (int)sizeof(session))
 			return -ENAMETOOLONG;
@@ -666,9 +709,10 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	r = mkdir_parents(session, 0700);
 	if (r < 0)
 		return log_error("session folder %s: %s", session, strerror(-r)), r;
-	if (geteuid() == 0) {
+	if (geteuid() == 0 && idmap_supported(session) != 1) {
 		/* A root caller's sandbox runs as CLAWBOX_SANDBOX_HOST_ID outside; the state
-		 * folder is the one place it must write. */
+		 * folder is the one place it must write. Where its file system can idmap, the
+		 * sandbox's writable mounts are its owner's and no chown is needed. */
 		if (chown(session, 65533, 65533) < 0)
 			return log_error("session folder %s: %s", session, strerror(errno)), -errno;
 	}
@@ -683,7 +727,10 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	    (r = add_mount(spec, self, AGENT_EXE_INSIDE, false)) < 0)
 		return r;
 	char memory[PATH_MAX] = "";
-	if (a->global_memory) {
+	if (a->global_memory && !a->global_memory[0]) {
+		/* "": none (the daemon's runs: its own DATA/global/AGENTS.md or nothing, never
+		 * the memory of whoever started the daemon). */
+	} else if (a->global_memory) {
 		if (!realpath(a->global_memory, memory))
 			return log_error("--global-memory %s: %s", a->global_memory,
 			                 strerror(errno)),

@@ -384,6 +384,7 @@ cmd_groups(int argc, char **argv)
 		           *trig = json_get_str(g, "trigger") ?: "";
 		print_clean(stdout, id, strlen(id));
 		printf("%s", json_is_true(json_object_get(g, "main")) ? "  (main)" : "");
+		printf("%s", json_is_true(json_object_get(g, "paused")) ? "  (paused)" : "");
 		if (*trig) {
 			printf("  trigger ");
 			print_clean(stdout, trig, strlen(trig));
@@ -412,28 +413,57 @@ cmd_tasks(int argc, char **argv)
 	if ((r = client_from_args(&c, argc, argv,
 	                          "usage: clawbox tasks [OPTIONS] [list | add GROUP --every "
 	                          "N|--cron EXPR|--at TIME PROMPT |\n                              "
-	                          " cancel ID | runs ID]\n\nThe daemon's scheduled tasks.\n",
+	                          " cancel ID | cancel --group GROUP --all | runs ID]\n\nThe "
+	                          "daemon's scheduled tasks.\n",
 	                          &ind)) != 0)
 		return r > 0 ? 0 : 2;
 	_cleanup_json_ json_t *ans = NULL;
 	const char *sub = ind < argc ? argv[ind] : "list";
 	if (strcmp(sub, "list") == 0) {
-		if (call(&c, "GET", "/api/v1/tasks", NULL, &ans) < 0)
-			return 1;
-		size_t i;
-		json_t *t;
-		json_array_foreach(json_object_get(ans, "tasks"), i, t)
-		{
-			const char *p = json_get_str(t, "prompt") ?: "";
-			printf("#%lld %s [%s] %s next %s: ",
-			       (long long)json_integer_value(json_object_get(t, "id")),
-			       json_get_str(t, "group") ?: "", json_get_str(t, "status") ?: "",
-			       json_get_str(t, "schedule") ?: "",
-			       *(json_get_str(t, "next_run") ?: "") ? json_get_str(t, "next_run")
-			                                            : "-");
-			print_clean(stdout, p, strlen(p) > 60 ? 60 : strlen(p));
-			printf("\n");
+		/* Page by page: the daemon sends at most 1,000 at a time. */
+		char path[64] = "/api/v1/tasks";
+		for (unsigned pages = 0; pages < 100000; pages++) {
+			if (ans)
+				json_decref(TAKE_PTR(ans));
+			if (call(&c, "GET", path, NULL, &ans) < 0)
+				return 1;
+			size_t i;
+			json_t *t;
+			json_array_foreach(json_object_get(ans, "tasks"), i, t)
+			{
+				const char *p = json_get_str(t, "prompt") ?: "";
+				printf("#%lld %s [%s] %s next %s: ",
+				       (long long)json_integer_value(json_object_get(t, "id")),
+				       json_get_str(t, "group") ?: "",
+				       json_get_str(t, "status") ?: "",
+				       json_get_str(t, "schedule") ?: "",
+				       *(json_get_str(t, "next_run") ?: "")
+				           ? json_get_str(t, "next_run")
+				           : "-");
+				print_clean(stdout, p, strlen(p) > 60 ? 60 : strlen(p));
+				printf("\n");
+			}
+			json_t *next = json_object_get(ans, "next");
+			if (!json_is_integer(next))
+				break;
+			snprintf(path, sizeof(path), "/api/v1/tasks?after=%lld",
+			         (long long)json_integer_value(next));
 		}
+		return 0;
+	}
+	if (strcmp(sub, "cancel") == 0 && argc - ind == 4 &&
+	    strcmp(argv[ind + 1], "--group") == 0 && strcmp(argv[ind + 3], "--all") == 0) {
+		char path[128];
+		snprintf(path, sizeof(path), "/api/v1/tasks?group=%s", argv[ind + 2]);
+		if (strspn(argv[ind + 2], "abcdefghijklmnopqrstuvwxyz0123456789-_") !=
+		        strlen(argv[ind + 2]) ||
+		    strlen(argv[ind + 2]) > 63)
+			return log_error("%s: not a group's id", argv[ind + 2]), 2;
+		if (call(&c, "DELETE", path, NULL, &ans) < 0)
+			return 1;
+		printf("%lld tasks of %s cancelled\n",
+		       (long long)json_integer_value(json_object_get(ans, "cancelled")),
+		       argv[ind + 2]);
 		return 0;
 	}
 	if (strcmp(sub, "add") == 0 && argc - ind == 5) {
@@ -503,8 +533,51 @@ cmd_tasks(int argc, char **argv)
 		return 0;
 	}
 	log_error("usage: clawbox tasks [list | add GROUP --every N|--cron EXPR|--at TIME PROMPT | "
-	          "cancel ID | runs ID]");
+	          "cancel ID | cancel --group GROUP --all | runs ID]");
 	return 2;
+}
+
+/* clawbox pause GROUP / clawbox resume GROUP */
+static int
+pause_resume(int argc, char **argv, bool pause)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix(pause ? "clawbox pause" : "clawbox resume");
+	if ((r = client_from_args(&c, argc, argv,
+	                          pause ? "usage: clawbox pause [--url URL] [--token-file FILE] "
+	                                  "GROUP\n\nPauses a group: its messages wait in the "
+	                                  "queue, nothing of it runs,\nand its tasks do not fire "
+	                                  "until 'clawbox resume GROUP'.\n"
+	                                : "usage: clawbox resume [--url URL] [--token-file FILE] "
+	                                  "GROUP\n\nResumes a paused group: what waited runs.\n",
+	                          &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	if (argc - ind != 1)
+		return log_error("expected one GROUP; see --help"), 2;
+	const char *g = argv[ind];
+	if (!*g || strlen(g) > 63 ||
+	    strspn(g, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(g))
+		return log_error("%s: not a group's id", g), 2;
+	char path[128];
+	snprintf(path, sizeof(path), "/api/v1/groups/%s/%s", g, pause ? "pause" : "resume");
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "POST", path, NULL, &ans) < 0)
+		return 1;
+	printf("%s is %s\n", g, pause ? "paused" : "running again");
+	return 0;
+}
+
+int
+cmd_pause(int argc, char **argv)
+{
+	return pause_resume(argc, argv, true);
+}
+
+int
+cmd_resume(int argc, char **argv)
+{
+	return pause_resume(argc, argv, false);
 }
 
 int

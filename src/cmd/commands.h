@@ -11,6 +11,8 @@ int cmd_ask(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 int cmd_groups(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_usage(int argc, char **argv);
 int cmd_guest(int argc, char **argv);

@@ -29,7 +29,6 @@
 #define ENGINE_BIN_INSIDE  "/opt/engine/bin"
 #define MEMORY_DIR_INSIDE  "/memory"
 #define MODEL_URL_INSIDE   "http://model.clawbox.internal"
-#define SANDBOX_HOST_ID    65533 /* what a root caller's sandbox user is outside */
 #define PLACEHOLDER_ANTHRO "sk-ant-clawbox-placeholder"
 #define PLACEHOLDER_OPENAI "sk-clawbox-placeholder"
 
@@ -168,7 +167,7 @@ mount_engine(enum engine_kind k, struct engine_state *st, struct sandbox_spec *s
 }
 
 /* A folder of the session, for the sandbox's user to write (a root caller's runs as
- * SANDBOX_HOST_ID outside). mkdir and fchownat do not follow a link the engine left. */
+ * mkdir and fchownat do not follow a link the engine left. */
 static int
 state_dir(const char *session, const char *name)
 {
@@ -177,8 +176,11 @@ state_dir(const char *session, const char *name)
 		return log_error("session folder %s: %s", session, strerror(errno)), -errno;
 	if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST)
 		return log_error("%s/%s: %s", session, name, strerror(errno)), -errno;
-	if (geteuid() == 0 &&
-	    fchownat(dfd, name, SANDBOX_HOST_ID, SANDBOX_HOST_ID, AT_SYMLINK_NOFOLLOW) < 0)
+	/* Owned as the session folder is: by the sandbox's user outside (65533), or, where the
+	 * session is an idmapped mount, by the folder's owner, whom the sandbox's user is. */
+	struct stat st;
+	if (geteuid() == 0 && (fstat(dfd, &st) < 0 ||
+	                       fchownat(dfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0))
 		return log_error("%s/%s: %s", session, name, strerror(errno)), -errno;
 	return 0;
 }

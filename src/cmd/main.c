@@ -60,6 +60,8 @@ static const struct {
     {"chat", cmd_chat, "talk to a group through the daemon; answers stream back"},
     {"groups", cmd_groups, "the daemon's groups"},
     {"tasks", cmd_tasks, "scheduled tasks: list, add, cancel, runs"},
+    {"pause", cmd_pause, "pause a group: its messages wait, its tasks do not fire"},
+    {"resume", cmd_resume, "resume a paused group"},
     {"audit", cmd_audit, "the daemon's audit of decisions"},
     {"usage", cmd_usage, "tokens used, per group"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},

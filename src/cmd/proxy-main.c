@@ -17,7 +17,9 @@
 #include "macro.h"
 #include "parse.h"
 #include "paths.h"
+#include "ca.h"
 #include "proxy.h"
+#include "services.h"
 
 static void
 usage(FILE *out)
@@ -36,6 +38,11 @@ usage(FILE *out)
 	    "  --hosts FILE           resolve names from FILE only, no DNS servers\n"
 	    "  --max-connections N    at once (default 64)\n"
 	    "  --max-total-bytes N    in and out over the proxy's life (default 4G)\n"
+	    "  --max-bytes-out N      sent by the sandbox over the run (default 1G)\n"
+	    "  --max-bytes-in N       received by the sandbox over the run (default 4G)\n"
+	    "  --max-requests N       requests and tunnels over the run (default 10000)\n"
+	    "  --model-allow-tool T   let model requests use the server-side tool (or\n"
+	    "                         anthropic-beta value) T (repeatable; 'mcp': mcp_servers)\n"
 	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
 	    "  --upstream URL         the model API, reachable inside as http://" UPSTREAM_NAME
 	    "/\n"
@@ -47,7 +54,12 @@ usage(FILE *out)
 	    "  --upstream-header H    where the key goes: NAME or 'NAME: PREFIX'\n"
 	    "                         (default x-api-key; OpenAI: 'Authorization: Bearer')\n"
 	    "  --upstream-ca-file F   trust the CAs in F for the upstream (a private server)\n"
-	    "  --check                only check the options, then exit\n");
+	    "  --service JSON         a credential bound to hosts (repeatable; see clawbox run\n"
+	    "                         --help); its HTTPS is intercepted with the CA of --ca-dir\n"
+	    "  --ca-dir DIR           the interception CA (made on first use)\n"
+	    "  --ca-init              make the CA and DIR/bundle.crt if absent, then exit\n"
+	    "  --check                only check the options, then exit\n"
+	    "  --log-prefix NAME      start error lines with NAME (the command the user ran)\n");
 }
 
 int
@@ -63,6 +75,7 @@ main(int argc, char **argv)
 	    {"max-total-bytes", required_argument, NULL, 't'},
 	    {"idle-timeout", required_argument, NULL, 'T'},
 	    {"check", no_argument, NULL, 'C'},
+	    {"log-prefix", required_argument, NULL, 'P'},
 	    {"upstream", required_argument, NULL, 'u'},
 	    {"upstream-key-env", required_argument, NULL, 'e'},
 	    {"upstream-key-file", required_argument, NULL, 'k'},
@@ -70,10 +83,19 @@ main(int argc, char **argv)
 	    {"upstream-ca-file", required_argument, NULL, 'K'},
 	    {"upstream-no-key", no_argument, NULL, 'N'},
 	    {"fetch-ca-file", required_argument, NULL, 'F'},
+	    {"service", required_argument, NULL, 's'},
+	    {"ca-dir", required_argument, NULL, 'D'},
+	    {"ca-init", no_argument, NULL, 'Z'},
+	    {"max-bytes-out", required_argument, NULL, 'O'},
+	    {"max-bytes-in", required_argument, NULL, 'I'},
+	    {"max-requests", required_argument, NULL, 'R'},
+	    {"model-allow-tool", required_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	bool check_only = false;
+	bool check_only = false, ca_init = false;
+	static struct services services;
+	services_init(&services);
 	static struct upstream_config up;
 	const char *key_env = NULL, *key_file = NULL;
 	bool no_key = false;
@@ -91,6 +113,9 @@ main(int argc, char **argv)
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
+		case 'P':
+			log_set_prefix(optarg);
+			break;
 		case 'a':
 			if (allowlist_add(&cfg.allow, optarg, &why) < 0) {
 				log_error("--allow %s: %s", optarg, why);
@@ -131,6 +156,29 @@ main(int argc, char **argv)
 				return 2;
 			}
 			cfg.max_total_bytes = v;
+			break;
+		case 'O':
+		case 'I':
+			if (parse_size(optarg, &v) < 0) {
+				log_error("--max-bytes-%s %s: expected a size", opt == 'O' ? "out" : "in",
+				          optarg);
+				return 2;
+			}
+			*(opt == 'O' ? &cfg.max_bytes_out : &cfg.max_bytes_in) = v;
+			break;
+		case 'R':
+			if (parse_u64(optarg, 100000000, &v) < 0 || v == 0) {
+				log_error("--max-requests %s: expected 1 to 100000000", optarg);
+				return 2;
+			}
+			cfg.max_requests = (unsigned)v;
+			break;
+		case 'M':
+			if (model_fence_allow(&cfg.model_fence, optarg) < 0) {
+				log_error("--model-allow-tool %s: empty, or more than %d of them", optarg,
+				          MODEL_ALLOW_TOOLS_MAX);
+				return 2;
+			}
 			break;
 		case 'T':
 			if (parse_u64(optarg, 86400, &v) < 0 || v == 0) {
@@ -182,6 +230,18 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 's':
+			if (services_add(&services, optarg, &why) < 0) {
+				log_error("--service: %s", why);
+				return 2;
+			}
+			break;
+		case 'D':
+			cfg.ca_dir = optarg;
+			break;
+		case 'Z':
+			ca_init = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -202,6 +262,33 @@ main(int argc, char **argv)
 		}
 		cfg.upstream = &up;
 	}
+	services_forget_env(&services);
+	if (ca_init) {
+		struct ca *ca = NULL;
+		if (!cfg.ca_dir) {
+			log_error("--ca-init needs --ca-dir");
+			return 2;
+		}
+		if (ca_load(cfg.ca_dir, &ca, &why) < 0) {
+			log_error("the interception CA in %s: %s", cfg.ca_dir, why);
+			return 1;
+		}
+		ca_free(ca);
+		return 0;
+	}
+	if (services.n > 0 && !cfg.ca_dir) {
+		log_error("--service needs --ca-dir (where the interception CA is kept)");
+		return 2;
+	}
+	/* The model key is a secret too: leak detection looks for it in every request but
+	 * those to the model upstream. */
+	if (cfg.upstream && cfg.upstream->key[0] &&
+	    services_add_model_key(&services, cfg.upstream->key) < 0) {
+		log_error("too many secret patterns");
+		return 2;
+	}
+	if (services.leaks.n > 0)
+		cfg.services = &services;
 	if (check_only)
 		return 0; /* the options parsed: that was the question */
 	if (geteuid() == 0)

@@ -73,8 +73,23 @@ run_usage(FILE *out)
 	    "                              server with its own certificate)\n"
 	    "  --fetch-ca-file FILE        trust the CAs in FILE for https:// URLs the proxy\n"
 	    "                              fetches for clients without TLS (GET https://...)\n"
+	    "  --service SPEC              a credential bound to hosts (repeatable; implies\n"
+	    "                              --net proxy): JSON or @FILE, e.g. {\"name\":\"github\",\n"
+	    "                              \"hosts\":[\"api.github.com\"],\"secret_env\":\"TOKEN\",\n"
+	    "                              \"placeholder_env\":\"GITHUB_TOKEN\"}. Inside, only a\n"
+	    "                              per-run placeholder; the proxy swaps in the secret\n"
+	    "                              (secret_env of ours, or secret_file 0600) on requests\n"
+	    "                              to those hosts, intercepting their HTTPS. Optional:\n"
+	    "                              \"header\":\"Authorization: Bearer\" (added if absent),\n"
+	    "                              \"query\": true or a parameter name (swap in the URL)\n"
+	    "  --ca-dir DIR                the interception CA (default\n"
+	    "                              ~/.local/share/clawbox/ca, made on first use)\n"
 	    "  --proxy-idle-timeout S      close a proxied connection idle for S s (default 300)\n"
 	    "  --proxy-max-bytes SIZE      traffic through the proxy, both ways (default 4G)\n"
+	    "  --proxy-max-bytes-out SIZE, --proxy-max-bytes-in SIZE, --proxy-max-requests N\n"
+	    "                              per-run caps: sent, received (defaults 1G, 4G), and\n"
+	    "                              requests (default 10000)\n"
+	    "  --model-allow-tool NAME     let model requests use this server-side tool (repeatable)\n"
 	    "  --vm                        make the sandbox inside a microVM with its own kernel\n"
 	    "                              (qemu -M microvm, itself confined); mounts of\n"
 	    "                              folders and files, no --rootfs; with --net proxy,\n"
@@ -117,6 +132,12 @@ enum {
 	OPT_PROXY_BYTES,
 	OPT_MODEL_CA_FILE,
 	OPT_FETCH_CA_FILE,
+	OPT_SERVICE,
+	OPT_CA_DIR,
+	OPT_PROXY_MAX_OUT, /* these four: passed to the proxy as they are */
+	OPT_PROXY_MAX_IN,
+	OPT_PROXY_MAX_REQUESTS,
+	OPT_MODEL_ALLOW_TOOL,
 	OPT_VM,
 	OPT_VM_IMAGE,
 	OPT_VM_SERVICE,
@@ -145,6 +166,12 @@ static const struct option run_options[] = {
     {"proxy-max-bytes", required_argument, NULL, OPT_PROXY_BYTES},
     {"model-ca-file", required_argument, NULL, OPT_MODEL_CA_FILE},
     {"fetch-ca-file", required_argument, NULL, OPT_FETCH_CA_FILE},
+    {"service", required_argument, NULL, OPT_SERVICE},
+    {"ca-dir", required_argument, NULL, OPT_CA_DIR},
+    {"proxy-max-bytes-out", required_argument, NULL, OPT_PROXY_MAX_OUT},
+    {"proxy-max-bytes-in", required_argument, NULL, OPT_PROXY_MAX_IN},
+    {"proxy-max-requests", required_argument, NULL, OPT_PROXY_MAX_REQUESTS},
+    {"model-allow-tool", required_argument, NULL, OPT_MODEL_ALLOW_TOOL},
     {"vm", no_argument, NULL, OPT_VM},
     {"vm-image", required_argument, NULL, OPT_VM_IMAGE},
     {"vm-service", required_argument, NULL, OPT_VM_SERVICE},
@@ -302,9 +329,29 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		case OPT_MODEL_CA_FILE:
 			net->model_ca_file = optarg;
 			break;
+		case OPT_SERVICE:
+			if (net->n_services >= MAX_SERVICES)
+				return log_error("--service: at most %d", MAX_SERVICES), -E2BIG;
+			net->services[net->n_services++] = optarg;
+			net->proxy = true;
+			break;
+		case OPT_CA_DIR:
+			net->ca_dir = optarg;
+			break;
 		case OPT_FETCH_CA_FILE:
 			net->fetch_ca_file = optarg;
 			break;
+		case OPT_PROXY_MAX_OUT:
+		case OPT_PROXY_MAX_IN:
+		case OPT_PROXY_MAX_REQUESTS:
+		case OPT_MODEL_ALLOW_TOOL: {
+			/* Checked by the proxy itself (its --check run). */
+			static const char *const flags[] = {"--max-bytes-out", "--max-bytes-in",
+			                                    "--max-requests", "--model-allow-tool"};
+			if (net_add_extra(net, flags[opt - OPT_PROXY_MAX_OUT], optarg) < 0)
+				return -E2BIG;
+			break;
+		}
 		case OPT_VM:
 			net->vm = true;
 			break;
@@ -363,7 +410,7 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 		                 "--model-ca-file need --model-upstream"),
 		       -EINVAL;
 	if ((net->audit || net->hosts || net->idle_timeout || net->max_bytes ||
-	     net->fetch_ca_file) &&
+	     net->fetch_ca_file || net->ca_dir) &&
 	    !net->proxy)
 		return log_error("--audit, --hosts, --fetch-ca-file and --proxy-* need --net proxy "
 		                 "or --allow"),

@@ -15,9 +15,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apiguard.h"
 #include "daemon.h"
 #include "fd-util.h"
 #include "log.h"
@@ -159,7 +161,9 @@ check_proxy_options(const struct daemon *d)
 	snprintf(proxy, sizeof(proxy), "%s-proxy", d->clawbox);
 	for (size_t i = 0; i < d->cfg.n_groups; i++) {
 		const struct group_config *g = &d->cfg.groups[i];
-		const char *argv[8 + 2 * CONFIG_MAX_ALLOW];
+		const char *argv[8 + 2 * CONFIG_MAX_ALLOW + 40 + 2 * CONFIG_MAX_SERVICES + 2];
+		char specs[CONFIG_MAX_SERVICES][4096];
+		char max_requests[24];
 		size_t n = 0;
 		argv[n++] = proxy;
 		argv[n++] = "--sandbox-id";
@@ -168,10 +172,37 @@ check_proxy_options(const struct daemon *d)
 			argv[n++] = "--allow";
 			argv[n++] = g->allow[k];
 		}
+		/* A service as the proxy will get it, with a stand-in for the per-run placeholder
+		 * (the proxy loads its secret in the check: a missing one stops the start). */
+		for (size_t k = 0; k < g->n_services; k++) {
+			json_t *o = json_loads(g->services[k], 0, NULL);
+			char *text = NULL;
+			if (o && json_object_set_new(o, "placeholder",
+			                             json_string("clawbox-placeholder-check-"
+			                                         "00000000000000000000000000000000")) == 0)
+				text = json_dumps(o, JSON_COMPACT);
+			json_decref(o);
+			if (!text || strlen(text) >= sizeof(specs[k])) {
+				free(text);
+				return log_error("%s: groups[%zu].services[%zu]: too long",
+				                 d->config_path, i, k),
+				       -EINVAL;
+			}
+			snprintf(specs[k], sizeof(specs[k]), "%s", text);
+			free(text);
+			argv[n++] = "--service";
+			argv[n++] = specs[k];
+		}
+		if (g->n_services > 0) {
+			argv[n++] = "--ca-dir";
+			argv[n++] = d->cfg.data_dir; /* not opened by --check */
+		}
+		n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
+		                        "--max-");
 		argv[n++] = "--check";
 		argv[n] = NULL;
 		if (spawn_wait(argv) < 0)
-			return log_error("%s: groups[%zu].allow: the proxy refused it (above)",
+			return log_error("%s: groups[%zu]: the proxy refused its egress options or services (above)",
 			                 d->config_path, i),
 			       -EINVAL;
 	}
@@ -190,6 +221,19 @@ check_model(const struct daemon *d)
 	         "model.api_key_file), or model.base_url to a local Ollama or llama.cpp server, "
 	         "in %s; until then each message is answered with this hint",
 	         env, d->config_path);
+}
+
+/* The soft descriptor limit up to the hard one: the default 1,024 is what a thousand idle
+ * connections take. The API's connection caps are derived from what this leaves. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the file limit: %s", strerror(errno));
+	}
 }
 
 int
@@ -384,6 +428,8 @@ main(int argc, char **argv)
 		         requeued == 1 ? " was" : "s were");
 
 	check_model(&d); /* before listening: said even when the port is taken */
+	raise_nofile();
+	log_set_rate_limit(true);
 	signal(SIGPIPE, SIG_IGN);
 	d.base = event_base_new();
 	if (!d.base || api_start(&d) < 0)
@@ -394,8 +440,9 @@ main(int argc, char **argv)
 	event_add(d.sigchld, NULL);
 	event_add(d.sigterm, NULL);
 	event_add(d.sigint, NULL);
-	log_info("listening on %s: open %s/ for the chat page (API token in %s/%s)", d.origin,
-	         d.origin, d.cfg.data_dir, DAEMON_TOKEN_FILE);
+	/* The token rides in the fragment, which the browser never sends; the page drops it. */
+	log_info("listening on %s: open %s/#token=%s for the web app (API token in %s/%s)",
+	         d.origin, d.origin, d.token, d.cfg.data_dir, DAEMON_TOKEN_FILE);
 	if (vm_service_start(&d) < 0 || scheduler_start(&d) < 0 || telegram_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */
@@ -407,6 +454,7 @@ main(int argc, char **argv)
 	stream_close_all(&d);
 	telegram_stop(&d);
 	evhttp_free(d.http);
+	api_guard_stop();
 	event_free(d.sigchld);
 	event_free(d.sigterm);
 	event_free(d.sigint);

@@ -3,7 +3,8 @@
  * token (compared in constant time); a browser's request must come from the daemon's own
  * origin; bodies are limited (413) and must be JSON objects (400); an unknown group is a 404;
  * nothing is stored for a refused request. /healthz and /metrics need no token and say
- * nothing about any group.
+ * nothing about any group. Before any of that, every request (those two too) must have
+ * unambiguous headers and the daemon's own Host (apiguard.c).
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "apiguard.h"
 #include "daemon.h"
 #include "json-util.h"
 #include "log.h"
@@ -82,7 +84,9 @@ body_object(struct daemon *d, struct evhttp_request *req)
 		return NULL;
 	}
 	json_error_t jerr;
-	json_t *j = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, &jerr);
+	/* Duplicate keys: another reader of the same body might take the other value. */
+	json_t *j =
+	    json_loadb((const char *)evbuffer_pullup(in, -1), len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!json_is_object(j)) {
 		if (j)
 			json_decref(j);
@@ -110,6 +114,46 @@ query_after(struct evhttp_request *req)
 	return after;
 }
 
+/* Past the group's or the total queue cap: a 429 that says when to try again, and nothing
+ * stored. */
+static bool
+queue_full(struct daemon *d, struct evhttp_request *req, const char *group)
+{
+	int64_t mine = 0, all = 0;
+	if (store_queued_count(d->store, group, &mine) < 0 ||
+	    store_queued_count(d->store, NULL, &all) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return true;
+	}
+	if (mine < (int64_t)d->cfg.limits.queue_per_group &&
+	    all < (int64_t)d->cfg.limits.queue_total)
+		return false;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "10");
+	refuse(d, req, 429,
+	       mine >= (int64_t)d->cfg.limits.queue_per_group
+	           ? "the group's queue is full (limits.queue_per_group); try again later"
+	           : "the daemon's queue is full (limits.queue_total); try again later");
+	return true;
+}
+
+static int64_t
+query_limit(struct evhttp_request *req)
+{
+	struct evkeyvalq q;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	int64_t limit = 0;
+	if (query && evhttp_parse_query_str(query, &q) == 0) {
+		const char *a = evhttp_find_header(&q, "limit");
+		uint64_t v;
+		if (a && parse_u64(a, STORE_LIST_MAX, &v) == 0 && v > 0)
+			limit = (int64_t)v;
+		else if (a)
+			limit = -1;
+		evhttp_clear_headers(&q);
+	}
+	return limit;
+}
+
 static void
 post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 {
@@ -127,10 +171,27 @@ post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 		refuse(d, req, 400, "\"sender\" must be a string of at most 128 characters");
 		return;
 	}
+	if (queue_full(d, req, group))
+		return;
+	/* Stored without terminal controls: whoever shows them later need not trust us. */
+	_cleanup_free_ char *clean_text =
+	    api_clean_text(json_string_value(text), json_string_length(text), false);
+	_cleanup_free_ char *clean_sender =
+	    sender ? api_clean_text(json_string_value(sender), json_string_length(sender), true)
+	           : NULL;
+	if (!clean_text || (sender && !clean_sender)) {
+		refuse(d, req, 503, "out of memory");
+		return;
+	}
+	/* "task:N" is how the daemon marks a task's firing (coalescing and the rule that a
+	 * task's run may not schedule rely on it): no client may pass for one. */
+	if (clean_sender && strncmp(clean_sender, "task:", 5) == 0) {
+		refuse(d, req, 400, "\"sender\" may not start with \"task:\"");
+		return;
+	}
 	int64_t id;
 	/* Committed before the 202: an accepted message survives a crash. */
-	if (store_message_in(d->store, group, json_string_value(sender), json_string_value(text),
-	                     &id) < 0) {
+	if (store_message_in(d->store, group, clean_sender, clean_text, &id) < 0) {
 		log_error("cannot store a message: %s", store_error(d->store));
 		refuse(d, req, 503, "the store is unavailable");
 		return;
@@ -170,10 +231,11 @@ get_groups(struct daemon *d, struct evhttp_request *req)
 		const struct group_config *g = &d->cfg.groups[i];
 		uint64_t used = 0; /* as last measured (after each run), or now if never */
 		(void)quota_group_usage(d, g, false, &used);
-		json_array_append_new(arr, json_pack("{s:s,s:b,s:s,s:I,s:I}", "id", g->id, "main",
-		                                     g->main, "trigger", g->trigger, "folder_bytes",
-		                                     (json_int_t)used, "folder_quota",
-		                                     (json_int_t)g->folder_quota));
+		json_array_append_new(arr, json_pack("{s:s,s:b,s:s,s:I,s:I,s:b}", "id", g->id,
+		                                     "main", g->main, "trigger", g->trigger,
+		                                     "folder_bytes", (json_int_t)used,
+		                                     "folder_quota", (json_int_t)g->folder_quota,
+		                                     "paused", group_paused(d, g->id)));
 	}
 	/* model_configured: the chat page says plainly when no model can answer. */
 	reply_json(req, 200, json_pack("{s:o,s:b}", "groups", arr, "model_configured",
@@ -213,11 +275,18 @@ task_view(struct daemon *d, json_t *t)
 	                 json_object_get(t, "status"));
 }
 
+/* A page of tasks: ?after=ID (0) &limit=N (at most STORE_LIST_MAX); "next" is the after of
+ * the next page, null after the last. */
 static void
 get_tasks(struct daemon *d, struct evhttp_request *req)
 {
 	_cleanup_json_ json_t *tasks = NULL;
-	if (store_tasks(d->store, NULL, &tasks) < 0) {
+	int64_t after = query_after(req), limit = query_limit(req);
+	if (after < 0 || limit < 0) {
+		refuse(d, req, 400, "\"after\" must be a task id and \"limit\" a count");
+		return;
+	}
+	if (store_tasks_page(d->store, NULL, after, limit ? limit : STORE_LIST_MAX, &tasks) < 0) {
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
@@ -225,7 +294,55 @@ get_tasks(struct daemon *d, struct evhttp_request *req)
 	size_t i;
 	json_t *t;
 	json_array_foreach(tasks, i, t) json_array_append_new(out, task_view(d, t));
-	reply_json(req, 200, json_pack("{s:o}", "tasks", out));
+	size_t n = json_array_size(tasks);
+	json_t *last = n ? json_object_get(json_array_get(tasks, n - 1), "id") : NULL;
+	bool full = (int64_t)n == (limit ? limit : STORE_LIST_MAX);
+	reply_json(req, 200,
+	           json_pack("{s:o,s:O}", "tasks", out, "next", full && last ? last : json_null()));
+}
+
+/* DELETE /api/v1/tasks?group=G: every task of the group cancelled. */
+static void
+cancel_group_tasks(struct daemon *d, struct evhttp_request *req)
+{
+	struct evkeyvalq q;
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	char group[CONFIG_GROUP_ID_MAX] = "";
+	if (query && evhttp_parse_query_str(query, &q) == 0) {
+		const char *gq = evhttp_find_header(&q, "group");
+		if (gq)
+			snprintf(group, sizeof(group), "%s", gq);
+		evhttp_clear_headers(&q);
+	}
+	if (!group[0] || !config_group(&d->cfg, group)) {
+		refuse(d, req, group[0] ? 404 : 400,
+		       group[0] ? "no such group" : "?group= is needed");
+		return;
+	}
+	int n = store_tasks_cancel_group(d->store, group);
+	if (n < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	char why[64];
+	snprintf(why, sizeof(why), "all (%d)", n);
+	(void)store_audit(d->store, group, "api:cancel_task", "allow", why);
+	reply_json(req, 200, json_pack("{s:s,s:i}", "group", group, "cancelled", n));
+}
+
+/* POST /api/v1/groups/G/pause | resume: a paused group queues messages and runs nothing,
+ * and its tasks' firings are skipped (and counted). */
+static void
+pause_group(struct daemon *d, struct evhttp_request *req, const char *group, bool pause)
+{
+	if (group_set_paused(d, group, pause) < 0) {
+		refuse(d, req, 503, "the store is unavailable");
+		return;
+	}
+	(void)store_audit(d->store, group, pause ? "api:pause" : "api:resume", "allow", group);
+	reply_json(req, 200, json_pack("{s:s,s:b}", "group", group, "paused", pause));
+	if (!pause)
+		runner_kick(d);
 }
 
 static void
@@ -253,8 +370,9 @@ post_task(struct daemon *d, struct evhttp_request *req)
 		refuse(d, req, 400, why);
 		return;
 	}
-	if (store_task_add(d->store, g->id, json_string_value(prompt), kind, spec, next, "api",
-	                   &id) < 0) {
+	_cleanup_free_ char *clean =
+	    api_clean_text(json_string_value(prompt), json_string_length(prompt), false);
+	if (!clean || store_task_add(d->store, g->id, clean, kind, spec, next, "api", &id) < 0) {
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
@@ -366,6 +484,14 @@ get_metrics(struct daemon *d, struct evhttp_request *req)
 	    (unsigned long long)c.usage.input, (unsigned long long)c.usage.output,
 	    (unsigned long long)c.usage.cache_write, (unsigned long long)c.usage.cache_read,
 	    listeners, unread);
+	unsigned conns;
+	uint64_t evicted;
+	api_guard_stats(&conns, &evicted);
+	evbuffer_add_printf(b,
+	                    "# TYPE clawbox_http_connections gauge\nclawbox_http_connections %u\n"
+	                    "# TYPE clawbox_http_connections_closed_by_cap_total counter\n"
+	                    "clawbox_http_connections_closed_by_cap_total %llu\n",
+	                    conns, (unsigned long long)evicted);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", b);
@@ -407,6 +533,20 @@ route(struct evhttp_request *req, void *arg)
 		refuse(d, req, 400, "bad request target");
 		return;
 	}
+	/* Before anything else, /healthz and /metrics too. A request two parsers could read
+	 * differently is refused, and its connection closed: what follows it is not trusted. */
+	char why[96];
+	if (api_headers_check(req, why, sizeof(why)) < 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		refuse(d, req, 400, why);
+		return;
+	}
+	/* DNS rebinding: a page elsewhere can point its own name at 127.0.0.1, and the browser
+	 * sends that name as the Host. Only our own address (or localhost) is served. */
+	if (!api_host_ok(d, req)) {
+		refuse(d, req, 421, "the Host is not this daemon's address");
+		return;
+	}
 	if (strcmp(path, "/healthz") == 0 && cmd == EVHTTP_REQ_GET) {
 		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 		return;
@@ -431,13 +571,17 @@ route(struct evhttp_request *req, void *arg)
 			return;
 		}
 	}
+	if (strcmp(path, "/login-hint") == 0 && cmd == EVHTTP_REQ_GET) {
+		api_views_login_hint(d, req); /* where the token is, for the login form */
+		return;
+	}
 	if (strncmp(path, "/api/", 5) != 0) {
 		refuse(d, req, 404, "no such page");
 		return;
 	}
 	/* A page on another site cannot drive the API through the user's browser. */
 	const char *origin = evhttp_find_header(h, "Origin");
-	if (origin && strcmp(origin, d->origin) != 0) {
+	if (origin && !api_origin_ok(d, req, origin)) {
 		refuse(d, req, 403, "cross-origin requests are refused");
 		return;
 	}
@@ -449,6 +593,8 @@ route(struct evhttp_request *req, void *arg)
 		       "folder)");
 		return;
 	}
+	if (api_views_route(d, req, path)) /* the web app's views (api-views.c) */
+		return;
 	if (strcmp(path, "/api/v1/groups") == 0 && cmd == EVHTTP_REQ_GET) {
 		get_groups(d, req);
 		return;
@@ -462,8 +608,10 @@ route(struct evhttp_request *req, void *arg)
 			get_tasks(d, req);
 		else if (cmd == EVHTTP_REQ_POST)
 			post_task(d, req);
+		else if (cmd == EVHTTP_REQ_DELETE)
+			cancel_group_tasks(d, req);
 		else
-			refuse(d, req, 405, "GET or POST");
+			refuse(d, req, 405, "GET, POST or DELETE");
 		return;
 	}
 	if (strncmp(path, "/api/v1/tasks/", 14) == 0 && cmd == EVHTTP_REQ_DELETE) {
@@ -502,6 +650,16 @@ route(struct evhttp_request *req, void *arg)
 				refuse(d, req, 503, "the store is unavailable");
 			else
 				reply_json(req, 200, json_pack("{s:o}", "runs", runs));
+			return;
+		}
+		if (glen < sizeof(group) && cmd == EVHTTP_REQ_POST &&
+		    (strcmp(rest + glen, "/pause") == 0 || strcmp(rest + glen, "/resume") == 0)) {
+			memcpy(group, rest, glen);
+			group[glen] = '\0';
+			if (!config_group(&d->cfg, group))
+				refuse(d, req, 404, "no such group");
+			else
+				pause_group(d, req, group, strcmp(rest + glen, "/pause") == 0);
 			return;
 		}
 		if (glen < sizeof(group) && strcmp(rest + glen, "/events") == 0 &&
@@ -550,12 +708,16 @@ api_start(struct daemon *d)
 	evhttp_set_allowed_methods(d->http, 0xffff);
 	api_daemon = d;
 	evhttp_set_gencb(d->http, route, d);
-	if (!evhttp_bind_socket_with_handle(d->http, d->cfg.listen_host,
-	                                    (uint16_t)d->cfg.listen_port)) {
+	struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(
+	    d->http, d->cfg.listen_host, (uint16_t)d->cfg.listen_port);
+	if (!bound) {
 		log_error("cannot listen on %s:%u: %s", d->cfg.listen_host, d->cfg.listen_port,
 		          strerror(errno));
 		return -EADDRINUSE;
 	}
+	int r = api_guard_start(d, bound);
+	if (r < 0)
+		return log_error("cannot watch the API's connections: %s", strerror(-r)), r;
 	snprintf(d->origin, sizeof(d->origin), "http://%s:%u", d->cfg.listen_host,
 	         d->cfg.listen_port);
 	return 0;

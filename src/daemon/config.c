@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,9 +111,11 @@ get_quota(json_t *o, const char *where, uint64_t *ret, char *why, size_t size)
 static int
 parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"id",       "main",     "trigger",      "allow", "memory",
-	                                   "timezone", "mounts",   "folder_quota", "engine",
-	                                   "engine_options", "mcp_servers", NULL};
+	static const char *const keys[] = {"id",       "main",     "trigger",      "allow",
+	                                   "memory",   "timezone", "mounts",       "folder_quota",
+	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
+	                                   "max_requests", "services", "engine", "engine_options",
+	                                   "mcp_servers", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -130,6 +133,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	if (m && !json_is_boolean(m))
 		return bad(why, size, "%s.main: expected true or false", where);
 	out->main = json_is_true(m);
+	json_t *tms = json_object_get(g, "tasks_may_schedule");
+	if (tms && !json_is_boolean(tms))
+		return bad(why, size, "%s.tasks_may_schedule: expected true or false", where);
+	out->tasks_may_schedule = json_is_true(tms);
 	if ((r = get_string(g, "trigger", where, out->trigger, sizeof(out->trigger), why, size)) <
 	    0)
 		return r;
@@ -140,6 +147,17 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	json_t *h;
 	json_array_foreach(allow, k, h)
 	{
+		if (json_is_object(h)) {
+			/* Request rules: the proxy parses them (and checks them at start). */
+			if (out->n_allow >= CONFIG_MAX_ALLOW)
+				return bad(why, size, "%s.allow: at most %d entries", where,
+				           CONFIG_MAX_ALLOW);
+			out->allow[out->n_allow] = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
+			if (!out->allow[out->n_allow])
+				return -ENOMEM;
+			out->n_allow++;
+			continue;
+		}
 		if (!json_is_string(h) || json_string_length(h) == 0 ||
 		    json_string_length(h) > 255 || strpbrk(json_string_value(h), " \t\r\n/"))
 			return bad(why, size, "%s.allow[%zu]: expected HOST or HOST:PORT", where,
@@ -151,6 +169,23 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		if (!out->allow[out->n_allow])
 			return -ENOMEM;
 		out->n_allow++;
+	}
+	json_t *svcs = json_object_get(g, "services");
+	if (svcs && !json_is_array(svcs))
+		return bad(why, size, "%s.services: expected a list of service objects", where);
+	json_array_foreach(svcs, k, h)
+	{
+		/* The proxy judges the rest at start (check_proxy_options) and at each run. */
+		if (!json_is_object(h) || !json_is_string(json_object_get(h, "name")))
+			return bad(why, size, "%s.services[%zu]: expected an object with a name",
+			           where, k);
+		if (out->n_services >= CONFIG_MAX_SERVICES)
+			return bad(why, size, "%s.services: at most %d entries", where,
+			           CONFIG_MAX_SERVICES);
+		out->services[out->n_services] = json_dumps(h, JSON_COMPACT);
+		if (!out->services[out->n_services])
+			return -ENOMEM;
+		out->n_services++;
 	}
 	if ((r = get_string(g, "timezone", where, out->timezone, sizeof(out->timezone), why,
 	                    size)) < 0)
@@ -197,6 +232,18 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		mo->rw = json_is_true(rw);
 		out->n_mounts++;
 	}
+	static const char *const caps[] = {"max_bytes_out", "max_bytes_in"};
+	for (size_t c = 0; c < 2; c++) {
+		char *dst = c == 0 ? out->max_bytes_out : out->max_bytes_in;
+		uint64_t v;
+		if ((r = get_string(g, caps[c], where, dst, 32, why, size)) < 0)
+			return r;
+		if (dst[0] && parse_size(dst, &v) < 0)
+			return bad(why, size, "%s.%s: expected a size such as 100M", where, caps[c]);
+	}
+	if ((r = get_uint(g, "max_requests", where, 1, 100000000, &out->max_requests, why, size)) <
+	    0)
+		return r;
 	json_t *mem = json_object_get(g, "memory");
 	if (mem) {
 		uint64_t v;
@@ -215,8 +262,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 static int
 parse_model(json_t *m, struct model_config *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"provider",     "base_url",   "model", "api_key_env",
-	                                   "api_key_file", "max_tokens", NULL};
+	static const char *const keys[] = {"provider",     "base_url",   "model",       "api_key_env",
+	                                   "api_key_file", "max_tokens", "allow_tools", NULL};
 	if (!json_is_object(m))
 		return bad(why, size, "model: expected an object");
 	int r = known_keys(m, "model", keys, why, size);
@@ -242,6 +289,65 @@ parse_model(json_t *m, struct model_config *out, char *why, size_t size)
 		               sizeof(out->api_key_file), why, size);
 	if (r == 0)
 		r = get_uint(m, "max_tokens", "model", 1, 1000000, &out->max_tokens, why, size);
+	json_t *tools = json_object_get(m, "allow_tools");
+	if (r == 0 && tools && !json_is_array(tools))
+		return bad(why, size, "model.allow_tools: expected a list of tool names");
+	size_t k;
+	json_t *t;
+	json_array_foreach(tools, k, t)
+	{
+		if (r < 0)
+			break;
+		if (!json_is_string(t) || json_string_length(t) == 0 ||
+		    json_string_length(t) >= sizeof(out->allow_tools[0]))
+			return bad(why, size, "model.allow_tools[%zu]: expected a tool name", k);
+		if (out->n_allow_tools >= ARRAY_SIZE(out->allow_tools))
+			return bad(why, size, "model.allow_tools: at most %zu names",
+			           ARRAY_SIZE(out->allow_tools));
+		snprintf(out->allow_tools[out->n_allow_tools++], sizeof(out->allow_tools[0]), "%s",
+		         json_string_value(t));
+	}
+	return r;
+}
+
+/* "limits": {"connections", "connections_per_client", "queue_per_group", "queue_total",
+ * "task_min_interval", "tasks_per_group"}; every key optional. */
+static int
+parse_limits(json_t *l, struct daemon_config *c, char *why, size_t size)
+{
+	static const struct {
+		const char *key;
+		uint64_t min, max;
+		size_t off;
+	} keys[] = {
+	    {"connections", 8, 1000000, offsetof(struct daemon_config, limits.connections)},
+	    {"connections_per_client", 2, 1000000,
+	     offsetof(struct daemon_config, limits.connections_per_client)},
+	    {"queue_per_group", 1, 1000000, offsetof(struct daemon_config, limits.queue_per_group)},
+	    {"queue_total", 1, 10000000, offsetof(struct daemon_config, limits.queue_total)},
+	    {"task_min_interval", 1, 86400,
+	     offsetof(struct daemon_config, limits.task_min_interval)},
+	    {"tasks_per_group", 1, 100000, offsetof(struct daemon_config, limits.tasks_per_group)},
+	};
+	static const char *const names[] = {
+	    "connections", "connections_per_client", "queue_per_group",
+	    "queue_total", "task_min_interval",      "tasks_per_group",
+	    NULL};
+	c->limits.queue_per_group = 100;
+	c->limits.queue_total = 1000;
+	c->limits.task_min_interval = 60;
+	c->limits.tasks_per_group = 50;
+	if (!l)
+		return 0;
+	if (!json_is_object(l))
+		return bad(why, size, "limits: expected an object");
+	int r = known_keys(l, "limits", names, why, size);
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(keys); i++) {
+		unsigned *field = (unsigned *)((char *)c + keys[i].off);
+		uint64_t v = *field;
+		r = get_uint(l, keys[i].key, "limits", keys[i].min, keys[i].max, &v, why, size);
+		*field = (unsigned)v;
+	}
 	return r;
 }
 
@@ -287,7 +393,7 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
 	                                   "model", "groups", "telegram", "vm", "folder_quota",
-	                                   NULL};
+	                                   "limits", NULL};
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
@@ -322,6 +428,8 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	c->folder_quota = CONFIG_FOLDER_QUOTA;
 	if (r == 0)
 		r = get_quota(j, "", &c->folder_quota, why, size);
+	if (r == 0)
+		r = parse_limits(json_object_get(j, "limits"), c, why, size);
 	if (r == 0 && json_object_get(j, "model"))
 		r = parse_model(json_object_get(j, "model"), &c->model, why, size);
 	json_t *groups = json_object_get(j, "groups");
@@ -420,18 +528,49 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	return r;
 }
 
+size_t
+config_egress_argv(const struct daemon_config *cfg, const struct group_config *g, char *buf,
+                   size_t buf_size, const char **argv, const char *prefix)
+{
+	static const char *const flags[3][2] = {
+	    {"--proxy-max-bytes-out", "--max-bytes-out"},
+	    {"--proxy-max-bytes-in", "--max-bytes-in"},
+	    {"--proxy-max-requests", "--max-requests"},
+	};
+	size_t n = 0, which = strcmp(prefix, "--proxy-max-") == 0 ? 0 : 1;
+	if (g->max_bytes_out[0]) {
+		argv[n++] = flags[0][which];
+		argv[n++] = g->max_bytes_out;
+	}
+	if (g->max_bytes_in[0]) {
+		argv[n++] = flags[1][which];
+		argv[n++] = g->max_bytes_in;
+	}
+	if (g->max_requests) {
+		snprintf(buf, buf_size, "%llu", (unsigned long long)g->max_requests);
+		argv[n++] = flags[2][which];
+		argv[n++] = buf;
+	}
+	for (size_t i = 0; i < cfg->model.n_allow_tools; i++) {
+		argv[n++] = "--model-allow-tool";
+		argv[n++] = cfg->model.allow_tools[i];
+	}
+	return n;
+}
+
 void
 config_done(struct daemon_config *c)
 {
-	for (size_t i = 0; i < c->n_groups; i++)
+	for (size_t i = 0; i < c->n_groups; i++) {
 		for (size_t k = 0; k < c->groups[i].n_allow; k++)
 			free(c->groups[i].allow[k]);
-	for (size_t i = 0; i < c->n_groups; i++)
+		for (size_t k = 0; k < c->groups[i].n_services; k++)
+			free(c->groups[i].services[k]);
 		for (size_t k = 0; k < c->groups[i].n_engine_args; k++)
 			free(c->groups[i].engine_args[k]);
-	for (size_t i = 0; i < c->n_groups; i++)
 		for (size_t k = 0; k < c->groups[i].n_mcp_servers; k++)
 			free(c->groups[i].mcp_servers[k]);
+	}
 	c->n_groups = 0;
 }
 

@@ -23,15 +23,23 @@
 #define CONFIG_ENGINE_MAX_ARGS 16
 #define CONFIG_ENGINE_ARG_MAX  512
 #define CONFIG_FOLDER_QUOTA (1ULL << 30) /* a group folder's quota when none is configured */
+#define CONFIG_MAX_SERVICES 16
 
 struct group_config {
 	char id[CONFIG_GROUP_ID_MAX]; /* [a-z0-9_-], also the folder name */
 	bool main;                    /* may act on other groups */
 	char trigger[64];             /* in group chats, only messages with it reach the agent */
-	char *allow[CONFIG_MAX_ALLOW];
+	char *allow[CONFIG_MAX_ALLOW]; /* HOST[:PORT], or a JSON object with request rules */
 	size_t n_allow;
+	/* Credentials bound to hosts (clawbox run --service), each as compact JSON: the proxy
+	 * reads the secrets; the daemon never does. */
+	char *services[CONFIG_MAX_SERVICES];
+	size_t n_services;
 	uint64_t memory_bytes; /* 0: the sandbox default */
 	uint64_t folder_quota; /* bytes its folder may hold (quota.h); the default if not set */
+	/* Per-run egress caps, passed to the proxy as written ("" / 0: its defaults). */
+	char max_bytes_out[32], max_bytes_in[32];
+	uint64_t max_requests;
 	char timezone[64];     /* for its cron tasks; "" is UTC */
 	struct {
 		char host[512];   /* as configured; checked against the mount allowlist per run */
@@ -39,6 +47,7 @@ struct group_config {
 		bool rw;
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
+	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
 	/* "engine", "engine_options" (config-engine.c) */
 	char engine[16]; /* clawbox | claude-code | codex */
 	char engine_model[128];
@@ -56,6 +65,10 @@ struct model_config {
 	char api_key_env[64];
 	char api_key_file[512];
 	uint64_t max_tokens; /* 0: the agent's default */
+	/* Server-side tools (and anthropic-beta values) model requests may use: the proxy's
+	 * --model-allow-tool. */
+	char allow_tools[16][64];
+	size_t n_allow_tools;
 };
 
 /* The variable that holds the model key: api_key_env, or the provider's usual one. */
@@ -71,6 +84,15 @@ struct daemon_config {
 	struct model_config model;
 	struct group_config groups[CONFIG_MAX_GROUPS];
 	size_t n_groups;
+	/* "limits": what one client, a flood of messages or an agent's tasks may take. */
+	struct {
+		unsigned connections; /* HTTP connections at once; 0: from the fd limit */
+		unsigned connections_per_client; /* from one address; 0: half of connections */
+		unsigned queue_per_group;        /* queued messages of one group (429 past it) */
+		unsigned queue_total;            /* queued messages of all groups */
+		unsigned task_min_interval;      /* seconds, for tasks an agent schedules */
+		unsigned tasks_per_group;        /* active or paused tasks of one group */
+	} limits;
 	/* "vm": every run's sandbox inside one long-lived microVM (clawbox vm-service). */
 	struct {
 		bool on;
@@ -117,6 +139,13 @@ bool config_listen_loopback(const struct daemon_config *c);
 /* Whether a model can be reached: a base URL, a key file, or the key's variable set in the
  * daemon's environment. */
 bool config_model_configured(const struct model_config *m);
+/* The group's egress caps and the model's allowed tools as command-line options: cap flags
+ * are PREFIX "bytes-out" (and "bytes-in", "requests": "--proxy-max-" for clawbox ask,
+ * "--max-" for clawbox-proxy), each followed by its value, then "--model-allow-tool NAME"
+ * for each tool. Writes at most 6 + 2 * 16 entries into argv (borrowing from cfg, g and
+ * buf) and returns how many. */
+size_t config_egress_argv(const struct daemon_config *cfg, const struct group_config *g,
+                          char *buf, size_t buf_size, const char **argv, const char *prefix);
 
 const struct group_config *config_group(const struct daemon_config *c, const char *id);
 

@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +42,7 @@ struct daemon {
 	struct run *runs;       /* in progress */
 	unsigned running;
 	bool stopping;
+	bool retry_pending; /* a start that failed for want of resources is retried soon */
 	uint64_t http_requests, http_refused, runs_started, runs_failed;
 	int64_t clock_offset; /* CLAWBOX_TEST_CLOCK_OFFSET: the scheduler's clock, for tests */
 	pid_t vm_pid;         /* "vm": the clawbox vm-service child, or -1 */
@@ -97,6 +99,10 @@ void runner_reap(struct daemon *d);
 /* Kills every run (on shutdown); their messages stay 'running' and are queued again at the
  * next start. */
 void runner_stop_all(struct daemon *d);
+/* The runs in progress: [{"group", "message_id", "started_ms", "last_tool", "tool_events"}]. */
+json_t *runner_list(struct daemon *d);
+/* Stops the run answering message (SIGTERM; its reply says it was stopped). 0 or -ENOENT. */
+int runner_stop(struct daemon *d, int64_t message);
 
 /* Live events for clients (stream.c): -EBUSY past the listener cap. */
 int stream_open(struct daemon *d, struct evhttp_request *req, const char *group, int64_t after);
@@ -104,6 +110,13 @@ void stream_delta(struct daemon *d, const char *group, int64_t reply_to, const c
                   size_t len);
 /* The group's messages changed: listeners hear now, not at the next poll. */
 void stream_notify(struct daemon *d, const char *group);
+/* An event of the given type to the group's listeners (the web app's "tool" events). */
+void stream_event(struct daemon *d, const char *group, const char *type, json_t *data);
+/* The web app's endpoints (api-views.c): true if it answered req. Called after the
+ * authentication and origin checks. */
+bool api_views_route(struct daemon *d, struct evhttp_request *req, const char *path);
+/* GET /login-hint (no token needed): the token file's path, nothing else. */
+void api_views_login_hint(struct daemon *d, struct evhttp_request *req);
 void stream_close_all(struct daemon *d);
 /* For /metrics: listeners now, and the bytes waiting for them in the daemon. */
 void stream_stats(unsigned *listeners, size_t *unread_bytes);

@@ -193,6 +193,9 @@ send_file(struct daemon *d, const char *own, json_t *input, uint64_t *budget, st
 		unlink(dest);
 		DENY(v, "the message could not be stored");
 	}
+	char key[48];
+	snprintf(key, sizeof(key), "file:%lld", (long long)id); /* the web app's download */
+	(void)store_kv_set(d->store, key, strrchr(dest, '/') + 1);
 	*budget -= total;
 	ALLOW(v, "sent %s (%llu bytes) to %s", base, (unsigned long long)total, t->id);
 }
@@ -210,6 +213,8 @@ schedule_task(struct daemon *d, const char *own, json_t *input, struct verdict *
 	int64_t next;
 	if (tasks_parse_schedule(input, t->timezone, daemon_now(d), kind, spec, sizeof(spec), &next,
 	                         why, sizeof(why)) < 0)
+		DENY(v, "%s", why);
+	if (tasks_agent_may_schedule(d, own, t->id, kind, spec, t->timezone, why, sizeof(why)) < 0)
 		DENY(v, "%s", why);
 	snprintf(by, sizeof(by), "agent of %s", own);
 	int64_t id;

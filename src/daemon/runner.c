@@ -26,14 +26,17 @@
 #include "daemon.h"
 #include "dbuf.h"
 #include "fd-util.h"
+#include "idmap.h"
 #include "hostact.h"
 #include "json-util.h"
 #include "log.h"
 #include "quota.h"
+#include "tasks.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (64 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_ENGINE_MAX_ARGS)
+#define ARGV_MAX       (96 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES + \
+                        2 * CONFIG_ENGINE_MAX_ARGS)
 
 struct run {
 	struct daemon *d;
@@ -60,6 +63,9 @@ struct run {
 	unsigned refused[4];       /* ipc_refuse()'s counts, by enum ipc_refusal */
 	uint64_t file_budget;      /* send_file bytes left, HOSTACT_FILES_PER_RUN_MAX at start */
 	char audit_path[PATH_MAX]; /* the run's egress audit, read into the store at its end */
+	json_t *tools;             /* its tool calls and results, for the web app's timeline */
+	char last_tool[128];
+	bool stopped; /* by runner_stop (the API's Stop) */
 };
 
 struct ipc_conn {
@@ -360,6 +366,7 @@ egress_to_audit(struct daemon *d, const struct run *r)
 	char line[8192];
 	unsigned n = 0;
 	store_audit_batch_begin(d->store); /* up to 1,000 rows: one fsync, not one each */
+	_cleanup_json_ json_t *kept = json_array(); /* the run's own list, for its transcript */
 	while (fgets(line, sizeof(line), f) && n++ < 1000) {
 		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
 		if (!json_is_object(e))
@@ -375,10 +382,22 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		                      ? decision
 		                      : "error",
 		                  what);
+		if (kept && json_array_size(kept) < 200)
+			json_array_append_new(kept, json_pack("{s:s,s:s}", "decision",
+			                                      strcmp(decision, "allow") == 0 ||
+			                                              strcmp(decision, "deny") == 0
+			                                          ? decision
+			                                          : "error",
+			                                      "reason", what));
 	}
 	if (store_audit_batch_commit(d->store) < 0)
 		log_error("[%s] cannot record the run's egress: %s", r->group, store_error(d->store));
 	fclose(f);
+	char key[48], *j = kept && json_array_size(kept) ? json_dumps(kept, JSON_COMPACT) : NULL;
+	snprintf(key, sizeof(key), "run-egress:%lld", (long long)r->message);
+	if (j)
+		(void)store_kv_set(d->store, key, j);
+	free(j);
 	unlink(r->audit_path);
 }
 
@@ -391,8 +410,11 @@ group_running(struct daemon *d, const char *group)
 	return false;
 }
 
-/* The folder of a group under the data folder, made if missing; as root, owned by the
- * sandbox's uid outside (65533), which must write to it. */
+/* The folder of a group under the data folder, made if missing. The sandbox's writable mounts
+ * are idmapped to their owner when root launches it; only where the file system cannot do
+ * that does the folder have to belong to the sandbox's uid outside (65533), and where the
+ * folder above it does (a data folder from before, or the VM's shared one): a root-owned
+ * folder in a share of 65533's would be nobody's to the sandbox. */
 static int
 group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size_t size)
 {
@@ -404,7 +426,10 @@ group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size
 		return -ENAMETOOLONG;
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return NEG_ERRNO();
-	if (geteuid() == 0 && chown(buf, 65533, 65533) < 0)
+	struct stat st;
+	bool shared = stat(parent, &st) == 0 && st.st_uid == 65533;
+	if (geteuid() == 0 && (shared || idmap_supported(buf) != 1) &&
+	    chown(buf, 65533, 65533) < 0)
 		return NEG_ERRNO();
 	return 0;
 }
@@ -544,7 +569,58 @@ unlink_run(struct daemon *d, struct run *r)
 	bufferevent_free(r->out);
 	bufferevent_free(r->err);
 	dbuf_done(&r->reply);
+	if (r->tools)
+		json_decref(r->tools);
 	free(r);
+}
+
+/* The run's tool timeline kept with its message (kv "run-tools:ID"), read by api-views.c. */
+static void
+tools_keep(struct run *r)
+{
+	if (!r->tools)
+		return;
+	char key[48];
+	snprintf(key, sizeof(key), "run-tools:%lld", (long long)r->message);
+	char *j = json_dumps(r->tools, JSON_COMPACT);
+	if (j && store_kv_set(r->d->store, key, j) < 0)
+		log_warn("[%s] cannot keep the tool timeline: %s", r->group,
+		         store_error(r->d->store));
+	free(j);
+}
+
+/* A tool_call or tool_result event: streamed to the group's listeners and kept (bounded). */
+static void
+on_tool_event(struct run *r, json_t *ev)
+{
+	enum { TOOLS_MAX = 256, SUMMARY_MAX = 400 };
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	const char *summary = json_get_str(ev, "summary") ?: "";
+	char cut[SUMMARY_MAX + 1];
+	size_t n = text_sanitize(summary, strnlen(summary, SUMMARY_MAX), cut);
+	cut[n] = '\0';
+	json_t *t =
+	    json_pack("{s:s,s:s,s:s,s:I,s:I}", "type", json_get_str(ev, "type"), "id",
+	              json_get_str(ev, "id") ?: "", "name", json_get_str(ev, "name") ?: "",
+	              "reply_to", (json_int_t)r->message, "t_ms", (json_int_t)(ms - r->started_ms));
+	if (!t)
+		return;
+	if (strcmp(json_get_str(ev, "type"), "tool_call") == 0) {
+		json_object_set_new(t, "summary", json_string(cut));
+		snprintf(r->last_tool, sizeof(r->last_tool), "%s", json_get_str(t, "name"));
+	} else {
+		json_object_set(t, "is_error", json_object_get(ev, "is_error") ?: json_false());
+		json_object_set_new(t, "bytes",
+		                    json_integer((json_int_t)json_get_u64(ev, "bytes")));
+	}
+	stream_event(r->d, r->group, "tool", t);
+	if (!r->tools)
+		r->tools = json_array();
+	if (r->tools && json_array_size(r->tools) < TOOLS_MAX)
+		json_array_append(r->tools, t);
+	json_decref(t);
 }
 
 static void
@@ -610,6 +686,8 @@ finish(struct run *r)
 		if (!r->why[0])
 			snprintf(r->why, sizeof(r->why),
 			         "the agent ended without an answer (status %d)", r->exit_status);
+		if (r->stopped)
+			snprintf(r->why, sizeof(r->why), "stopped by the user");
 		(void)dbuf_printf(&r->reply, "%s[clawbox: %s]", r->reply.len ? "\n\n" : "", r->why);
 		d->runs_failed++;
 	}
@@ -645,6 +723,7 @@ finish(struct run *r)
 		         "files are deleted",
 		         r->group, u, q);
 	}
+	tools_keep(r);
 	stream_notify(d, r->group);
 	egress_to_audit(d, r);
 	unlink_run(d, r);
@@ -672,6 +751,8 @@ on_event_line(struct run *r, const char *line, size_t len)
 		r->usage.cache_read = json_get_u64(u, "cache_read_tokens");
 		snprintf(r->status, sizeof(r->status), "%s", json_get_str(ev, "status") ?: "");
 		snprintf(r->why, sizeof(r->why), "%s", json_get_str(ev, "message") ?: "");
+	} else if (strcmp(type, "tool_call") == 0 || strcmp(type, "tool_result") == 0) {
+		on_tool_event(r, ev);
 	}
 }
 
@@ -779,6 +860,28 @@ daemon_environment(const struct daemon *d, bool model_key, char **envp, size_t m
 	envp[n] = NULL;
 }
 
+/* The group's services' secret_env variables join ask's environment: its proxy reads them
+ * (and unsets them); the sandbox's environment never has them. */
+static void
+add_service_env(const struct group_config *g, char **envp, size_t max)
+{
+	size_t n = 0;
+	while (envp[n])
+		n++;
+	for (size_t i = 0; i < g->n_services && n + 1 < max; i++) {
+		json_t *o = json_loads(g->services[i], 0, NULL);
+		const char *name = json_string_value(json_object_get(o, "secret_env"));
+		size_t len = name ? strlen(name) : 0;
+		for (char **e = environ; len && *e; e++)
+			if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') {
+				envp[n++] = *e;
+				break;
+			}
+		json_decref(o);
+	}
+	envp[n] = NULL;
+}
+
 /* The prompt as an anonymous file: the child's stdin, never on a command line. */
 static int
 prompt_file(const char *text)
@@ -794,6 +897,52 @@ prompt_file(const char *text)
 		return r;
 	}
 	return fd;
+}
+
+/* CLAWBOX_TEST_SPAWN_EMFILE=N: the first N starts fail as if out of descriptors, so that a
+ * test sees the message wait instead of failing. */
+static bool
+test_spawn_fails(void)
+{
+	static long left = -1;
+	if (left < 0) {
+		const char *v = getenv("CLAWBOX_TEST_SPAWN_EMFILE");
+		left = v && *v ? strtol(v, NULL, 10) : 0;
+		if (left < 0)
+			left = 0;
+	}
+	return left > 0 && left-- > 0;
+}
+
+/* Out of descriptors, memory or processes for a moment: the message waits, not fails. */
+static bool
+transient(int e)
+{
+	return e == -EMFILE || e == -ENFILE || e == -ENOMEM || e == -EAGAIN || e == -ENOBUFS;
+}
+
+static void
+retry_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct daemon *d = arg;
+	d->retry_pending = false;
+	runner_kick(d);
+}
+
+/* The message stays queued (store_take_next marks nothing); the queues are looked at again
+ * in a second, whatever else happens meanwhile. */
+static int
+start_later(struct daemon *d, const char *group, int e)
+{
+	log_warn("[%s] cannot start the agent now (%s): the message stays queued", group,
+	         strerror(-e));
+	struct timeval second = {.tv_sec = 1};
+	if (!d->retry_pending &&
+	    event_base_once(d->base, -1, EV_TIMEOUT, retry_kick, d, &second) == 0)
+		d->retry_pending = true;
+	return -EAGAIN;
 }
 
 static int
@@ -903,6 +1052,20 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--allow";
 		argv[n++] = g->allow[i];
 	}
+	char ca_dir[PATH_MAX];
+	for (size_t i = 0; i < g->n_services; i++) {
+		argv[n++] = "--service";
+		argv[n++] = g->services[i];
+	}
+	if (g->n_services > 0) {
+		/* The interception CA is the installation's: DATA/ca, outside every sandbox. */
+		snprintf(ca_dir, sizeof(ca_dir), "%s/ca", d->cfg.data_dir);
+		argv[n++] = "--ca-dir";
+		argv[n++] = ca_dir;
+	}
+	char max_requests[24];
+	n += config_egress_argv(&d->cfg, g, max_requests, sizeof(max_requests), argv + n,
+	                        "--proxy-max-");
 	if (g->memory_bytes) {
 		snprintf(mem_size, sizeof(mem_size), "%lluK",
 		         (unsigned long long)(g->memory_bytes >> 10));
@@ -937,10 +1100,10 @@ start_run(struct daemon *d, const char *group)
 	}
 	snprintf(memory, sizeof(memory), "%s/global/AGENTS.md", d->cfg.data_dir);
 	struct stat st;
-	if (stat(memory, &st) == 0 && S_ISREG(st.st_mode)) {
-		argv[n++] = "--global-memory";
-		argv[n++] = memory;
-	}
+	/* Its own shared memory or none: without the option ask would read the memory file of
+	 * whoever started the daemon (~/.config/clawbox/AGENTS.md). */
+	argv[n++] = "--global-memory";
+	argv[n++] = stat(memory, &st) == 0 && S_ISREG(st.st_mode) ? memory : "";
 	if (agent_note[0]) {
 		argv[n++] = "--note";
 		argv[n++] = agent_note;
@@ -949,17 +1112,17 @@ start_run(struct daemon *d, const char *group)
 	argv[n] = NULL;
 
 	struct run *r = calloc(1, sizeof(*r));
-	if (!r) {
-		(void)store_finish(d->store, id, group, "[clawbox: out of memory]", true, NULL);
-		return -ENOMEM;
-	}
+	if (!r)
+		return start_later(d, group, -ENOMEM);
 	r->d = d;
 	r->file_budget = HOSTACT_FILES_PER_RUN_MAX;
 	snprintf(r->notes, sizeof(r->notes), "%s", notes);
 	if ((e = ipc_open(r)) < 0) {
-		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		ipc_close(r);
 		free(r);
+		if (transient(e))
+			return start_later(d, group, e);
+		log_error("[%s] cannot make its host-action socket: %s", group, strerror(-e));
 		(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]",
 		                   true, NULL);
 		return e;
@@ -980,9 +1143,10 @@ start_run(struct daemon *d, const char *group)
 		e = in < 0 ? in : NEG_ERRNO();
 		goto fail;
 	}
-	char *envp[8];
-	daemon_environment(d, true, envp, ARRAY_SIZE(envp));
-	pid_t pid = daemon_spawn(argv, envp, in, out[1], err[1]);
+	char *envp[8 + CONFIG_MAX_SERVICES];
+	daemon_environment(d, true, envp, 8);
+	add_service_env(g, envp, ARRAY_SIZE(envp));
+	pid_t pid = test_spawn_fails() ? -EMFILE : daemon_spawn(argv, envp, in, out[1], err[1]);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;
@@ -1025,6 +1189,8 @@ fail:
 		if (err[i] >= 0)
 			close(err[i]);
 	}
+	if (transient(e))
+		return start_later(d, group, e);
 	log_error("[%s] cannot start the agent: %s", group, strerror(-e));
 	(void)store_finish(d->store, id, group, "[clawbox: the agent could not be started]", true,
 	                   NULL);
@@ -1048,8 +1214,10 @@ runner_kick(struct daemon *d)
 		if (d->running >= d->cfg.max_concurrent)
 			break;
 		const char *group = json_string_value(g);
-		if (!group_running(d, group))
-			(void)start_run(d, group);
+		if (group_paused(d, group))
+			continue; /* its messages wait for `clawbox resume` */
+		if (!group_running(d, group) && start_run(d, group) == -EAGAIN)
+			break; /* the others would not start either; retried in a second */
 	}
 }
 
@@ -1083,4 +1251,28 @@ runner_stop_all(struct daemon *d)
 	}
 	for (struct run *r = d->runs; r; r = r->next)
 		kill(r->pid, SIGTERM);
+}
+
+json_t *
+runner_list(struct daemon *d)
+{
+	json_t *arr = json_array();
+	for (struct run *r = d->runs; r && arr; r = r->next)
+		json_array_append_new(
+		    arr, json_pack("{s:s,s:I,s:I,s:s,s:I}", "group", r->group, "message_id",
+		                   (json_int_t)r->message, "started_ms", (json_int_t)r->started_ms,
+		                   "last_tool", r->last_tool, "tool_events",
+		                   (json_int_t)(r->tools ? json_array_size(r->tools) : 0)));
+	return arr;
+}
+
+int
+runner_stop(struct daemon *d, int64_t message)
+{
+	for (struct run *r = d->runs; r; r = r->next)
+		if (r->message == message) {
+			r->stopped = true;
+			return kill(r->pid, SIGTERM) < 0 ? NEG_ERRNO() : 0;
+		}
+	return -ENOENT;
 }

@@ -183,6 +183,15 @@ stream_delta(struct daemon *d, const char *group, int64_t reply_to, const char *
 }
 
 void
+stream_event(struct daemon *d, const char *group, const char *type, json_t *data)
+{
+	(void)d;
+	for (struct sub *s = subs; s; s = s->next)
+		if (strcmp(s->group, group) == 0)
+			send_event(s, type, data);
+}
+
+void
 stream_notify(struct daemon *d, const char *group)
 {
 	(void)d;

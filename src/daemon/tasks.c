@@ -146,6 +146,105 @@ tasks_describe(const char *kind, const char *spec, const char *tz, char *buf, si
 	}
 }
 
+/* Paused flags by group index (the configuration does not change while the daemon runs):
+ * 0 unknown, 1 running, 2 paused. The store's kv table holds them across restarts. */
+static unsigned char paused_cache[CONFIG_MAX_GROUPS];
+
+static int
+group_index(struct daemon *d, const char *group)
+{
+	const struct group_config *g = config_group(&d->cfg, group);
+	return g ? (int)(g - d->cfg.groups) : -1;
+}
+
+bool
+group_paused(struct daemon *d, const char *group)
+{
+	int i = group_index(d, group);
+	if (i < 0)
+		return false;
+	if (!paused_cache[i]) {
+		char key[96], v[8] = "";
+		snprintf(key, sizeof(key), "paused:%s", group);
+		int r = store_kv_get(d->store, key, v, sizeof(v));
+		if (r < 0 && r != -ENOENT)
+			return false; /* not cached: asked again next time */
+		paused_cache[i] = strcmp(v, "1") == 0 ? 2 : 1;
+	}
+	return paused_cache[i] == 2;
+}
+
+int
+group_set_paused(struct daemon *d, const char *group, bool paused)
+{
+	int i = group_index(d, group);
+	if (i < 0)
+		return -ENOENT;
+	char key[96];
+	snprintf(key, sizeof(key), "paused:%s", group);
+	int r = store_kv_set(d->store, key, paused ? "1" : "0");
+	if (r == 0)
+		paused_cache[i] = paused ? 2 : 1;
+	return r;
+}
+
+int
+tasks_agent_may_schedule(struct daemon *d, const char *own, const char *target, const char *kind,
+                         const char *spec, const char *tz, char *why, size_t why_size)
+{
+	const struct group_config *self = config_group(&d->cfg, own);
+	char sender[64] = "";
+	/* Which run asks is the store's record of the group's one run, not anything the agent
+	 * said: its message is the group's oldest queued one until it is answered. */
+	(void)store_oldest_queued_sender(d->store, own, sender, sizeof(sender));
+	if (strncmp(sender, "task:", 5) == 0 && !(self && self->tasks_may_schedule))
+		return snprintf(why, why_size,
+		                "a scheduled task's run may not schedule tasks (the group's "
+		                "tasks_may_schedule is off)"),
+		       -EPERM;
+	if (strcmp(kind, "at") != 0) {
+		/* The shortest gap of the schedule: every_seconds, or a cron's next two times. */
+		int64_t now = daemon_now(d), a = tasks_next(kind, spec, tz, now);
+		int64_t b = a > 0 ? tasks_next(kind, spec, tz, a) : -1;
+		unsigned min = d->cfg.limits.task_min_interval;
+		if (a > 0 && b > 0 && b - a < (int64_t)min)
+			return snprintf(why, why_size,
+			                "a task an agent schedules runs at most every %u s "
+			                "(limits.task_min_interval; this one every %lld s)",
+			                min, (long long)(b - a)),
+			       -EPERM;
+	}
+	int64_t have = 0;
+	if (store_task_count(d->store, target, &have) < 0)
+		return snprintf(why, why_size, "the tasks could not be counted"), -EIO;
+	if (have >= (int64_t)d->cfg.limits.tasks_per_group)
+		return snprintf(
+		           why, why_size,
+		           "%s has %lld tasks, as many as limits.tasks_per_group allows; cancel "
+		           "one first",
+		           target, (long long)have),
+		       -EPERM;
+	return 0;
+}
+
+/* Why a due task's firing is skipped (and counted in task_runs), or NULL to queue it: its
+ * group is paused; its previous firing is still queued or running (coalesced into it); its
+ * group's queue is full, so that many tasks cannot fill it either. */
+static const char *
+skip_reason(struct daemon *d, int64_t task, const char *group)
+{
+	bool pending = false;
+	int64_t queued = 0;
+	if (group_paused(d, group))
+		return "paused";
+	if (store_task_pending(d->store, task, &pending) == 0 && pending)
+		return "coalesced";
+	if (store_queued_count(d->store, group, &queued) == 0 &&
+	    queued >= (int64_t)d->cfg.limits.queue_per_group)
+		return "queue_full";
+	return NULL;
+}
+
 static void
 log_task_fired(int64_t id, const char *group)
 {
@@ -182,6 +281,16 @@ tick(evutil_socket_t fd, short what, void *arg)
 		}
 		/* From now, not from the missed time: a task missed ten times runs once. */
 		int64_t next = tasks_next(kind, json_get_str(t, "spec"), g->timezone, now);
+		const char *status = next < 0 ? "done" : "active";
+		const char *skip = skip_reason(d, id, group);
+		if (skip && next < 0)
+			continue; /* a once-only task stays due: it runs when it can */
+		if (skip) {
+			if (store_task_skip(d->store, id, skip, status, next < 0 ? 0 : next) < 0)
+				log_error("scheduler: task %lld: %s", (long long)id,
+				          store_error(d->store));
+			continue;
+		}
 		if (store_task_fire(d->store, id, group, json_get_str(t, "prompt"),
 		                    next < 0 ? "done" : "active", next < 0 ? 0 : next, NULL) < 0)
 			log_error("scheduler: task %lld: %s", (long long)id, store_error(d->store));

@@ -9,6 +9,7 @@
 #define CLAWBOX_TASKS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #define TASK_PROMPT_MAX (16 * 1024)
@@ -29,5 +30,19 @@ void tasks_describe(const char *kind, const char *spec, const char *tz, char *bu
 
 /* Starts the once-a-second check; fires what is due right away (missed runs). */
 int scheduler_start(struct daemon *d);
+
+/* A paused group (`clawbox pause GROUP`, stored): its messages wait in the queue, nothing of
+ * it runs, and its tasks' firings are skipped and counted ("paused" in task_runs). */
+bool group_paused(struct daemon *d, const char *group);
+/* 0 or -errno. */
+int group_set_paused(struct daemon *d, const char *group, bool paused);
+
+/* Whether the agent of group own may schedule a task for target (t) with this schedule:
+ * at least limits.task_min_interval between firings, at most limits.tasks_per_group tasks,
+ * and none from a task's own run unless the group has tasks_may_schedule. 0, or -EPERM with
+ * why. */
+int tasks_agent_may_schedule(struct daemon *d, const char *own, const char *target,
+                             const char *kind, const char *spec, const char *tz, char *why,
+                             size_t why_size);
 
 #endif

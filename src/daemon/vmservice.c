@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "daemon.h"
+#include "idmap.h"
 #include "log.h"
 #include "macro.h"
 
@@ -33,7 +34,8 @@ ensure_dir(const char *data, const char *name, bool shared, char *buf, size_t si
 		return -ENAMETOOLONG;
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return NEG_ERRNO();
-	if (shared && geteuid() == 0 && chown(buf, 65533, 65533) < 0)
+	/* Where the file system can idmap, qemu's sandbox sees the owner's folder as its own. */
+	if (shared && geteuid() == 0 && idmap_supported(buf) != 1 && chown(buf, 65533, 65533) < 0)
 		return NEG_ERRNO();
 	return 0;
 }

@@ -8,17 +8,18 @@
 
 #include "allowlist.h"
 #include "parse.h"
+#include "rules.h"
 
 int
-allowlist_add(struct allowlist *a, const char *spec, const char **ret_why)
+allowlist_parse_host(const char *spec, struct allow_rule *ret_rule, const char **ret_why)
 {
 	struct allow_rule rule = {0};
 	const char *host = spec, *port = NULL;
 	size_t host_len;
 
-	if (a->n >= ALLOWLIST_MAX) {
-		*ret_why = "too many --allow entries";
-		return -E2BIG;
+	if (strstr(spec, "://")) {
+		*ret_why = "HOST[:PORT], not a URL";
+		return -EINVAL;
 	}
 	if (strncmp(host, "*.", 2) == 0) {
 		rule.wildcard = true;
@@ -57,6 +58,26 @@ allowlist_add(struct allowlist *a, const char *spec, const char **ret_why)
 		*ret_why = "a wildcard needs a domain name after \"*.\"";
 		return -EINVAL;
 	}
+	*ret_rule = rule;
+	return 0;
+}
+
+int
+allowlist_add(struct allowlist *a, const char *spec, const char **ret_why)
+{
+	struct allow_rule rule;
+	int r;
+
+	if (a->n >= ALLOWLIST_MAX) {
+		*ret_why = "too many --allow entries";
+		return -E2BIG;
+	}
+	if (spec[0] == '{')
+		r = rules_parse_entry(a, spec, &rule, ret_why);
+	else
+		r = allowlist_parse_host(spec, &rule, ret_why);
+	if (r < 0)
+		return r;
 	a->rules[a->n++] = rule;
 	return 0;
 }
@@ -78,13 +99,18 @@ host_ok(const struct allow_rule *r, const char *host)
 }
 
 bool
+allow_rule_matches(const struct allow_rule *r, const char *host, enum host_kind kind,
+                   uint16_t port)
+{
+	return r->kind == kind && port_ok(r, port) && host_ok(r, host);
+}
+
+bool
 allowlist_match(const struct allowlist *a, const char *host, enum host_kind kind, uint16_t port)
 {
-	for (size_t i = 0; i < a->n; i++) {
-		const struct allow_rule *r = &a->rules[i];
-		if (r->kind == kind && port_ok(r, port) && host_ok(r, host))
+	for (size_t i = 0; i < a->n; i++)
+		if (allow_rule_matches(&a->rules[i], host, kind, port))
 			return true;
-	}
 	return false;
 }
 

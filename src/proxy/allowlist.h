@@ -9,7 +9,9 @@
  *                        an address; naming an address is also the only way to let the
  *                        SSRF guard pass a loopback, private or link-local one
  *
- * Entries are normalized like request hosts (hostname.h) so they compare alike.
+ * Entries are normalized like request hosts (hostname.h) so they compare alike. An entry may
+ * also be a JSON object carrying request rules (methods, paths, body and response caps): see
+ * rules.h, which judges requests against them.
  */
 #ifndef CLAWBOX_ALLOWLIST_H
 #define CLAWBOX_ALLOWLIST_H
@@ -22,25 +24,52 @@
 #include "hostname.h"
 
 #define ALLOWLIST_MAX 256
+#define RULES_MAX       64    /* entries with request rules */
+#define RULES_PATHS_MAX 256   /* path prefixes, over all entries */
+#define RULES_ARENA     16384 /* their text */
+#define RULES_METHODS_MAX 16
+
+/* The rules of one JSON allow entry (rules.h). */
+struct request_rules {
+	char methods[RULES_METHODS_MAX][16]; /* none: any method */
+	size_t n_methods;
+	size_t first_path, n_paths; /* into allowlist.paths; none: any path */
+	uint64_t max_body, max_response; /* 0: no cap of its own */
+};
 
 struct allow_rule {
 	char host[HOST_MAX]; /* for a wildcard: the suffix without "*." */
 	enum host_kind kind;
 	bool wildcard;
 	uint16_t port; /* 0: 80 and 443 */
+	uint16_t rules; /* 0: none (anything goes); else 1 + index into allowlist.req_rules */
 };
 
 struct allowlist {
 	struct allow_rule rules[ALLOWLIST_MAX];
 	size_t n;
+	struct request_rules req_rules[RULES_MAX];
+	size_t n_req_rules;
+	size_t paths[RULES_PATHS_MAX]; /* offsets into arena, NUL-terminated */
+	size_t n_paths;
+	char arena[RULES_ARENA];
+	size_t arena_used;
 };
 
 /* Parses and appends one entry. -EINVAL (with *ret_why) on a bad one, -E2BIG when full. */
 int allowlist_add(struct allowlist *a, const char *spec, const char **ret_why);
 
-/* Whether a normalized host (host_normalize) and port are allowed. */
+/* Parses a plain HOST[:PORT] entry (no rules) into *ret_rule. -EINVAL with *ret_why. */
+int allowlist_parse_host(const char *spec, struct allow_rule *ret_rule, const char **ret_why);
+
+/* Whether a normalized host (host_normalize) and port have an entry at all (its rules, if
+ * any, are rules_judge()'s business). */
 bool allowlist_match(const struct allowlist *a, const char *host, enum host_kind kind,
                      uint16_t port);
+
+/* Whether this one entry covers host and port. */
+bool allow_rule_matches(const struct allow_rule *r, const char *host, enum host_kind kind,
+                        uint16_t port);
 
 /* Whether an entry names exactly this address and port (see the SSRF guard, addr.h). */
 bool allowlist_names_address(const struct allowlist *a, const struct sockaddr *sa);

@@ -17,6 +17,7 @@
 #include "proxy.h"
 #include "request.h"
 #include "upstream.h"
+#include "leak.h"
 
 #define RELAY_HIGH_WATER (1 << 20) /* pause reading a side whose peer has this much queued */
 
@@ -27,10 +28,13 @@ struct proxy {
 	struct upstream *upstream; /* NULL: none configured */
 	struct upstream *fetcher;  /* https:// fetches for clients without TLS */
 	struct upstream_config fetch_cfg;
+	struct intercept *icpt; /* NULL: no service, or no CA */
 	struct event *sandbox_ev, *sigterm_ev, *sigint_ev;
 	unsigned n_conns;
 	struct conn *conns; /* all open connections, so that none ends without its audit line */
 	uint64_t total_bytes;
+	uint64_t sent_bytes, received_bytes; /* from the sandbox, to it: the per-run caps */
+	unsigned n_requests;
 	bool sandbox_gone;
 };
 
@@ -61,6 +65,7 @@ struct conn {
 	struct upstream_xfer *xfer; /* the credentialed upstream's transfer */
 	bool xfer_paused;
 	bool fetching; /* c->xfer is an https:// fetch, not the model upstream */
+	bool unreachable; /* the upstream could not be connected to (PROXY_HDR_UNREACHABLE) */
 	int tunnel_fds[2];
 	struct timespec last_traffic;
 	struct conn *prev, *next;
@@ -76,7 +81,23 @@ struct conn {
 	socklen_t addr_len;
 
 	uint64_t bytes_in, bytes_out;
+	uint64_t max_response; /* the allow entry's cap on what comes back; 0: none */
+	const char *cap_hit;   /* set when conn_count_bytes() said no: which cap */
 	struct timespec start;
+
+	/* Services (services.h): the destination's service, or -1; an intercepted tunnel's
+	 * destination (the request inside is read into req again); the body's leak scan. */
+	int svc;
+	bool intercepted;
+	bool swap;         /* the secret of c->svc goes into this request (TLS, or a named port) */
+	bool transparent;  /* intercepted from its SNI (init's port 443), not a CONNECT */
+	bool addr_ready;   /* c->addr is resolved and checked */
+	bool connect_pending; /* the request inside waits for addr_ready */
+	char tunnel_host[HOST_MAX];
+	enum host_kind tunnel_kind;
+	uint16_t tunnel_port;
+	struct leak_stream leak;
+
 	const char *decision;
 	char reason[160];
 };
@@ -84,7 +105,19 @@ struct conn {
 /* Ends the connection: audit line, then everything it holds is freed. */
 void conn_free(struct conn *c);
 
-/* Counts n bytes of traffic; false once the proxy's total is over its limit. */
+/* Refuses with an HTTP error the client can show (if no response byte went out yet), audits
+ * why, and closes once it is flushed. */
+void conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Reads the client's request (head, then body); the relay of a forwarded request; its head
+ * written to c->upstream (with the service's secret, if any). proxy.c. */
+void client_read(struct bufferevent *bev, void *arg);
+void start_relay(struct conn *c);
+/* Resolves c->req.host; the addresses go through the SSRF guard, then connect_checked(). */
+void conn_resolve(struct conn *c);
+void send_request_head(struct conn *c);
+
+/* Counts n bytes of traffic; false (c->cap_hit says which) once a cap is passed. */
 bool conn_count_bytes(struct conn *c, size_t n, bool from_client);
 
 double conn_ms_since(const struct timespec *t0);

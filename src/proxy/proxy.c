@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -38,9 +40,15 @@
 #include "fd-util.h"
 #include "hostname.h"
 #include "macro.h"
+#include "proxy-wire.h"
 #include "proxy.h"
 #include "request.h"
 #include "conn.h"
+#include "confine.h"
+#include "model-fence.h"
+#include "rules.h"
+#include "intercept.h"
+#include "services.h"
 
 void
 proxy_config_init(struct proxy_config *c)
@@ -53,6 +61,9 @@ proxy_config_init(struct proxy_config *c)
 	c->max_head_bytes = 16 * 1024;
 	c->max_body_bytes = 64ULL << 20;
 	c->max_total_bytes = 4ULL << 30;
+	c->max_bytes_out = 1ULL << 30;
+	c->max_bytes_in = 4ULL << 30;
+	c->max_requests = 10000;
 	c->head_timeout_s = 30;
 	c->idle_timeout_s = 300;
 }
@@ -106,6 +117,7 @@ conn_free(struct conn *c)
 		bufferevent_free(c->upstream);
 	if (c->body)
 		evbuffer_free(c->body);
+	leak_stream_done(&c->leak);
 	tunnel_free(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -144,6 +156,9 @@ close_when_flushed(struct bufferevent *bev, void *arg)
 	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
 		return;
 	struct timeval linger = {.tv_sec = 2};
+	SSL *ssl = bufferevent_openssl_get_ssl(bev); /* an intercepted client: end TLS cleanly */
+	if (ssl)
+		SSL_shutdown(ssl);
 	shutdown(bufferevent_getfd(bev), SHUT_WR);
 	bufferevent_setcb(bev, closing_read, NULL, closing_event, c);
 	bufferevent_set_timeouts(bev, &linger, NULL);
@@ -164,7 +179,7 @@ conn_close_after_flush(struct conn *c)
 }
 
 /* Refuses the request with an HTTP error the client can show, and audits why. */
-static void __attribute__((format(printf, 4, 5)))
+void __attribute__((format(printf, 4, 5)))
 conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, ...)
 {
 	static const struct {
@@ -173,7 +188,8 @@ conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, .
 	} texts[] = {
 	    {400, "Bad Request"},        {403, "Forbidden"},
 	    {405, "Method Not Allowed"}, {413, "Payload Too Large"},
-	    {414, "URI Too Long"},       {431, "Request Header Fields Too Large"},
+	    {414, "URI Too Long"},       {429, "Too Many Requests"},
+	    {431, "Request Header Fields Too Large"},
 	    {502, "Bad Gateway"},        {503, "Service Unavailable"},
 	    {504, "Gateway Timeout"},
 	};
@@ -190,12 +206,21 @@ conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, .
 
 	/* An error response only if nothing of one reached the client yet (a tunnel's 200 was). */
 	if (c->bytes_out == 0 && c->state != ST_TUNNEL) {
-		char body[256];
-		int n = snprintf(body, sizeof(body), "clawbox proxy: %s\n", c->reason);
+		/* The reason goes where clients show it (npm, pip and the SDKs print only the
+		 * status and headers): one line, never a control character from the request. */
+		char why[sizeof(c->reason)], body[256];
+		snprintf(why, sizeof(why), "%s", c->reason);
+		for (char *p = why; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
+		int n = snprintf(body, sizeof(body), "clawbox proxy: %s\n", why);
 		evbuffer_add_printf(bufferevent_get_output(c->client),
-		                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+		                    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n%s"
+		                    "X-Clawbox-Refused: %s\r\n"
 		                    "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
-		                    status, text, n, body);
+		                    status, text,
+		                    c->unreachable ? PROXY_HDR_UNREACHABLE ": 1\r\n" : "", why, n,
+		                    body);
 	}
 	conn_close_after_flush(c);
 }
@@ -208,6 +233,8 @@ static void
 body_sink(void *ctx, const char *at, size_t len)
 {
 	struct conn *c = ctx;
+	if (!conn_body_clean(c, at, len))
+		return; /* refused: nothing more goes out */
 	if (c->state == ST_UPSTREAM_BODY) { /* libcurl frames it itself */
 		evbuffer_add(c->body, at, len);
 		return;
@@ -226,20 +253,34 @@ body_sink(void *ctx, const char *at, size_t len)
 static void relay_read(struct bufferevent *bev, void *arg);
 static void relay_write(struct bufferevent *bev, void *arg);
 static void relay_event(struct bufferevent *bev, short what, void *arg);
-static void client_read(struct bufferevent *bev, void *arg);
 
 bool
 conn_count_bytes(struct conn *c, size_t n, bool from_client)
 {
-	if (from_client)
+	struct proxy *px = c->px;
+	const struct proxy_config *cfg = px->cfg;
+	if (from_client) {
 		c->bytes_in += n;
-	else
+		px->sent_bytes += n;
+	} else {
 		c->bytes_out += n;
-	c->px->total_bytes += n;
-	return c->px->total_bytes <= c->px->cfg->max_total_bytes;
+		px->received_bytes += n;
+	}
+	px->total_bytes += n;
+	if (px->total_bytes > cfg->max_total_bytes)
+		c->cap_hit = "the sandbox's traffic limit is reached";
+	else if (px->sent_bytes > cfg->max_bytes_out)
+		c->cap_hit = "the run's cap on bytes sent out (max-bytes-out) is reached";
+	else if (px->received_bytes > cfg->max_bytes_in)
+		c->cap_hit = "the run's cap on bytes received (max-bytes-in) is reached";
+	else if (!from_client && c->max_response && c->bytes_out > c->max_response)
+		c->cap_hit = "the response is over this host's max_response";
+	else
+		return true;
+	return false;
 }
 
-static void
+void
 start_relay(struct conn *c)
 {
 	struct timeval idle = {.tv_sec = c->px->cfg->idle_timeout_s};
@@ -270,7 +311,7 @@ start_relay(struct conn *c)
 	}
 }
 
-static void
+void
 send_request_head(struct conn *c)
 {
 	struct request *r = &c->req;
@@ -280,14 +321,18 @@ send_request_head(struct conn *c)
 	 * could reach another virtual host on the same (allowed) server. */
 	const char *open = r->kind == HOST_IPV6 ? "[" : "",
 	           *close = r->kind == HOST_IPV6 ? "]" : "";
-	if (r->port == 80)
+	if (r->port == (c->intercepted ? 443 : 80))
 		evbuffer_add_printf(out, "Host: %s%s%s\r\n", open, r->host, close);
 	else
 		evbuffer_add_printf(out, "Host: %s%s%s:%u\r\n", open, r->host, close, r->port);
-	for (size_t i = 0; i < r->n_headers; i++)
-		if (!request_hop_by_hop(request_header_name(r, i)))
-			evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
-			                    request_header_value(r, i));
+	/* A service's host gets its secret in place of the placeholder (services.h). */
+	if (c->px->cfg->services)
+		services_write_headers(c->px->cfg->services, c->swap ? c->svc : -1, r, out);
+	else
+		for (size_t i = 0; i < r->n_headers; i++)
+			if (!request_hop_by_hop(request_header_name(r, i)))
+				evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
+				                    request_header_value(r, i));
 	if (r->chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
 	else if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > 0)
@@ -331,6 +376,14 @@ connect_checked(struct conn *c)
 {
 	if (c->req.https) {
 		start_fetch(c);
+		return;
+	}
+	if (c->svc >= 0 && c->req.is_connect) {
+		intercept_start(c); /* a service's host: HTTPS is opened, not tunnelled */
+		return;
+	}
+	if (c->intercepted) {
+		intercept_address_ready(c); /* a transparent one's address, checked */
 		return;
 	}
 	c->state = ST_CONNECT;
@@ -417,9 +470,22 @@ xfer_data(void *ctx, const void *buf, size_t len)
 		c->xfer_paused = true; /* resumed from upstream_client_drained */
 		return false;
 	}
-	conn_count_bytes(c, len, false);
+	if (!conn_count_bytes(c, len, false)) {
+		/* Over a cap: pause the transfer and end the connection from the event loop, not
+		 * from inside libcurl's callback (upstream_client_event says why). */
+		c->xfer_paused = true;
+		bufferevent_trigger_event(c->client, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
+		return false;
+	}
 	evbuffer_add(out, buf, len);
 	return true;
+}
+
+static void
+xfer_unreachable(void *ctx)
+{
+	struct conn *c = ctx;
+	c->unreachable = true;
 }
 
 static void
@@ -442,6 +508,7 @@ xfer_done(void *ctx, bool ok, const char *why)
 static const struct upstream_callbacks xfer_callbacks = {
     .data = xfer_data,
     .done = xfer_done,
+    .unreachable = xfer_unreachable,
 };
 
 static void
@@ -461,7 +528,12 @@ upstream_client_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	(void)what;
 	struct conn *c = arg;
-	snprintf(c->reason, sizeof(c->reason), "client went away during the model request");
+	if (c->cap_hit) {
+		c->decision = "deny";
+		snprintf(c->reason, sizeof(c->reason), "%s", c->cap_hit);
+	} else {
+		snprintf(c->reason, sizeof(c->reason), "client went away during the model request");
+	}
 	conn_free(c);
 }
 
@@ -482,6 +554,11 @@ start_upstream(struct conn *c)
 {
 	size_t len = evbuffer_get_length(c->body);
 	const void *body = len ? (const void *)evbuffer_pullup(c->body, -1) : "";
+	char why[RULES_REASON_MAX];
+	if (model_fence_body(&c->px->cfg->model_fence, &c->req, body, len, why, sizeof(why)) < 0) {
+		conn_refuse(c, 403, "deny", "%s", why);
+		return;
+	}
 	c->state = ST_UPSTREAM;
 	snprintf(c->address, sizeof(c->address), "%s", "model upstream");
 	c->xfer = upstream_start(c->px->upstream, &c->req, body, len, &xfer_callbacks, c);
@@ -513,10 +590,18 @@ static void
 decide(struct conn *c)
 {
 	struct request *r = &c->req;
+	if (++c->px->n_requests > c->px->cfg->max_requests) {
+		conn_refuse(c, 429, "deny", "the run's cap of %u requests (max-requests) is reached",
+		            c->px->cfg->max_requests);
+		return;
+	}
 	if (request_target(r) < 0) {
 		conn_refuse(c, r->error_status, "deny", "%s", r->error);
 		return;
 	}
+	/* Before anything is resolved or connected: secrets and placeholders bound elsewhere. */
+	if (!conn_head_clean(c))
+		return;
 	if (r->kind == HOST_NAME && strcmp(r->host, UPSTREAM_NAME) == 0) {
 		/* Our own name for the model API: the only way to it, and the only traffic that
 		 * gets the key. Configured by the operator, so it needs no --allow entry. */
@@ -524,9 +609,27 @@ decide(struct conn *c)
 			conn_refuse(c, 502, "deny", "no model upstream is configured");
 			return;
 		}
+		if (r->is_connect && r->port == 80) {
+			/* A client whose proxy agent tunnels plain http (undici): the tunnel
+			 * carries one plain request, read and judged like any other. */
+			evbuffer_add_printf(bufferevent_get_output(c->client),
+			                    "HTTP/1.1 200 Connection established\r\n\r\n");
+			request_init(r, c->px->cfg->max_head_bytes, c->px->cfg->max_body_bytes);
+			r->on_body = body_sink;
+			r->body_ctx = c;
+			r->origin_form = true;
+			struct timeval t = {.tv_sec = c->px->cfg->head_timeout_s};
+			bufferevent_set_timeouts(c->client, &t, NULL);
+			return;
+		}
 		if (r->is_connect || r->port != 80) {
 			conn_refuse(c, 400, "deny", "use http://%s/ (the proxy adds TLS)",
 			            UPSTREAM_NAME);
+			return;
+		}
+		char why[RULES_REASON_MAX];
+		if (model_fence_head(&c->px->cfg->model_fence, r, why, sizeof(why)) < 0) {
+			conn_refuse(c, 403, "deny", "%s", why);
 			return;
 		}
 		c->body = evbuffer_new();
@@ -550,8 +653,33 @@ decide(struct conn *c)
 		            "CONNECT for anything else");
 		return;
 	}
-	if (!allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port)) {
-		conn_refuse(c, 403, "deny", "%s:%u is not in the allowlist", r->host, r->port);
+	/* A service's hosts are allowed by being named in it. An allow entry for the same host
+	 * still adds its rules (methods, paths, caps) to plain HTTP; a CONNECT to a service host
+	 * is intercepted, and the request inside is judged (intercept_decide). The name is judged
+	 * before anything else happens to it: a refused name is never looked up (a DNS query for
+	 * SECRET.attacker.example would itself be the leak). */
+	struct rule_verdict v = {0};
+	bool judged = c->svc < 0 || (!r->is_connect && allowlist_match(&c->px->cfg->allow, r->host,
+	                                                                 r->kind, r->port));
+	if (judged && rules_judge(&c->px->cfg->allow, r->method, r->host, r->kind, r->port,
+	                          r->is_connect ? NULL : r->path, &v) < 0) {
+		conn_refuse(c, 403, "deny", "%s", v.reason);
+		return;
+	}
+	if (v.max_body && v.max_body < r->max_body) {
+		if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > v.max_body) {
+			conn_refuse(c, 413, "deny", "the request body is over this host's max_body");
+			return;
+		}
+		r->max_body = v.max_body;
+	}
+	c->max_response = v.max_response;
+	/* The secret never crosses the network in clear text unless the service named the
+	 * port (a local server): plain HTTP to api.github.com keeps its placeholder. */
+	c->swap = c->svc >= 0 && !r->is_connect &&
+	          services_plain_ok(c->px->cfg->services, c->svc, r->host, r->kind, r->port);
+	if (c->swap && services_rewrite_query(c->px->cfg->services, c->svc, r) < 0) {
+		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
 		return;
 	}
 	/* The client may wait for leave to send its body: give it here, where the request is
@@ -587,6 +715,12 @@ decide(struct conn *c)
 		return;
 	}
 	c->state = ST_RESOLVE;
+	conn_resolve(c);
+}
+
+void
+conn_resolve(struct conn *c)
+{
 	struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	c->dns_req = evdns_getaddrinfo(c->px->dns, c->req.host, NULL, &hints, resolved, c);
 }
@@ -595,7 +729,7 @@ decide(struct conn *c)
  * decided and connected, the rest of the message (a forwarded request's body goes to c->body,
  * bounded; a CONNECT message ends with its head). Nothing after the first message is parsed or
  * passed on: for CONNECT it is tunnel data, for anything else it is dropped. */
-static void
+void
 client_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
@@ -610,7 +744,7 @@ client_read(struct bufferevent *bev, void *arg)
 		enum request_status st = request_feed(&c->req, data, take, &used);
 		evbuffer_drain(in, used);
 		if (!conn_count_bytes(c, used, true)) {
-			conn_refuse(c, 502, "deny", "the sandbox's traffic limit is reached");
+			conn_refuse(c, 502, "deny", "%s", c->cap_hit);
 			return;
 		}
 		if (st == REQ_ERROR) {
@@ -619,7 +753,10 @@ client_read(struct bufferevent *bev, void *arg)
 		}
 		if (st == REQ_HEAD) {
 			bufferevent_set_timeouts(c->client, NULL, NULL);
-			decide(c);
+			if (c->intercepted)
+				intercept_decide(c);
+			else
+				decide(c);
 		}
 	}
 	if (c->req.message_done && c->state == ST_UPSTREAM_BODY)
@@ -641,7 +778,7 @@ relay_read(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t n = evbuffer_get_length(in);
 	if (!conn_count_bytes(c, n, bev == c->client)) {
-		snprintf(c->reason, sizeof(c->reason), "the sandbox's traffic limit is reached");
+		snprintf(c->reason, sizeof(c->reason), "%s", c->cap_hit);
 		c->decision = "deny";
 		conn_free(c);
 		return;
@@ -716,6 +853,7 @@ conn_new(struct proxy *px, int fd)
 		return;
 	}
 	c->px = px;
+	c->svc = -1;
 	px->n_conns++;
 	c->next = px->conns;
 	if (c->next)
@@ -733,9 +871,23 @@ conn_new(struct proxy *px, int fd)
 	request_init(&c->req, px->cfg->max_head_bytes, px->cfg->max_body_bytes);
 	c->req.on_body = body_sink;
 	c->req.body_ctx = c;
+	/* Which port of the sandbox's it was made to: 80 is for clients without a proxy
+	 * (http://model.clawbox.internal/ through its /etc/hosts), origin-form requests. */
+	struct sockaddr_in local = {0};
+	socklen_t local_len = sizeof(local);
+	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0 &&
+	    local.sin_family == AF_INET && ntohs(local.sin_port) == 80)
+		c->req.origin_form = true;
 	if (px->n_conns > px->cfg->max_connections) {
 		conn_refuse(c, 503, "deny", "more than %u connections at once",
 		            px->cfg->max_connections);
+		return;
+	}
+	/* 443: HTTPS from a client that uses no proxy, to a service's name (services.h): the
+	 * proxy is the TLS server, the SNI names the destination. */
+	if (local_len == sizeof(local) && local.sin_family == AF_INET &&
+	    ntohs(local.sin_port) == 443) {
+		intercept_transparent(c);
 		return;
 	}
 	struct timeval t = {.tv_sec = px->cfg->head_timeout_s};
@@ -827,8 +979,28 @@ proxy_run(const struct proxy_config *cfg)
 		if (!px.fetcher)
 			r = -ENOMEM;
 	}
+	if (r == 0 && cfg->services && cfg->services->n > 0 && cfg->ca_dir) {
+		const char *why = NULL;
+		px.icpt = intercept_new(cfg->ca_dir, cfg->fetch_ca_file, &why);
+		if (!px.icpt) {
+			fprintf(stderr, "clawbox-proxy: the interception CA in %s: %s\n", cfg->ca_dir,
+			        why ? why : "cannot load");
+			r = -EINVAL;
+		}
+	}
 	if (r == 0 && cfg->drop_to_id)
 		r = drop_privileges(cfg->drop_to_id);
+	if (r == 0) {
+		/* Everything opened by name at start is open: from here on the proxy reads only
+		 * the trust store and resolver files, writes nothing, executes nothing. */
+		const char *extra[3] = {0};
+		size_t n = 0;
+		if (cfg->fetch_ca_file)
+			extra[n++] = cfg->fetch_ca_file;
+		if (cfg->upstream && cfg->upstream->ca_file)
+			extra[n++] = cfg->upstream->ca_file;
+		r = proxy_confine(extra);
+	}
 	if (r == 0) {
 		evutil_make_socket_nonblocking(cfg->sandbox_fd);
 		px.sandbox_ev = event_new(px.base, cfg->sandbox_fd, EV_READ | EV_PERSIST,
@@ -861,6 +1033,7 @@ proxy_run(const struct proxy_config *cfg)
 		evdns_base_free(px.dns, 0);
 	upstream_free(px.upstream);
 	upstream_free(px.fetcher);
+	intercept_free(px.icpt);
 	event_base_free(px.base);
 	return r;
 }

@@ -17,6 +17,8 @@
 #define PROXY_HOST_ID 65532 /* not the sandboxes' 65533: nothing shared with them */
 
 #include "allowlist.h"
+#include "model-fence.h"
+#include "services.h"
 #include "upstream.h"
 
 struct proxy_config {
@@ -26,7 +28,11 @@ struct proxy_config {
 	int audit_fd;           /* O_APPEND file, or -1 */
 	const char *hosts_file; /* resolve from this file only (tests, air-gapped setups) */
 	const struct upstream_config *upstream; /* the credentialed model API, or NULL */
-	const char *fetch_ca_file; /* CAs for https:// fetches (default: the system's) */
+	struct model_fence model_fence;          /* what may be asked of it (model-fence.h) */
+	const char *fetch_ca_file; /* CAs for https:// fetches and intercepted services (default:
+	                            * the system's) */
+	const struct services *services; /* credentials bound to hosts, or NULL */
+	const char *ca_dir;              /* the interception CA (ca.h), needed with services */
 	/* Launched by root: once the key, the audit file and the resolver configuration are
 	 * loaded, become this uid:gid (no groups, no_new_privs). 0: stay. */
 	unsigned drop_to_id;
@@ -36,6 +42,9 @@ struct proxy_config {
 	unsigned max_head_bytes;  /* request line and headers */
 	uint64_t max_body_bytes;  /* a forwarded request's body */
 	uint64_t max_total_bytes; /* in and out, over the proxy's life */
+	uint64_t max_bytes_out;   /* from the sandbox, over the run */
+	uint64_t max_bytes_in;    /* to the sandbox, over the run */
+	unsigned max_requests;    /* requests and tunnels, over the run */
 	unsigned head_timeout_s;  /* to receive the request head */
 	unsigned idle_timeout_s;  /* a tunnel or response with no traffic either way */
 };

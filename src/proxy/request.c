@@ -182,16 +182,47 @@ fail(struct request *r, const char *why)
 	return -EINVAL;
 }
 
+/* An origin-form request to a *.clawbox.internal name (request.h): the absolute URL it
+ * stands for, from the Host header, into buf. */
+static int
+origin_url(struct request *r, const char *target, char *buf, size_t size)
+{
+	const char *host = NULL;
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (strcasecmp(request_header_name(r, i), "host") == 0) {
+			if (host)
+				return fail(r, "more than one Host header");
+			host = request_header_value(r, i);
+		}
+	if (!host)
+		return fail(r, "no Host header");
+	size_t hlen = strcspn(host, ":");
+	static const char suffix[] = ".clawbox.internal";
+	if (hlen <= sizeof(suffix) - 1 ||
+	    strncasecmp(host + hlen - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1) != 0 ||
+	    (host[hlen] && strcmp(host + hlen, ":80") != 0) || strpbrk(host, "/?#@[ "))
+		return fail(r, "only http://NAME.clawbox.internal/ is served without a proxy");
+	if ((size_t)snprintf(buf, size, "http://%.*s%s", (int)hlen, host, target) >= size)
+		return fail(r, "URL too long");
+	return 0;
+}
+
 int
 request_target(struct request *r)
 {
 	const char *url = r->arena + r->url;
 	struct http_parser_url u;
+	char origin[REQUEST_PATH_MAX + HOST_MAX + 16];
 
 	r->is_connect = r->parser.method == HTTP_CONNECT;
 	snprintf(r->method, sizeof(r->method), "%s", http_method_str(r->parser.method));
 	if (r->arena_used == 0)
 		return fail(r, "no request target");
+	if (r->origin_form && url[0] == '/') { /* an absolute URL is a proxy request, as on 3128 */
+		if (origin_url(r, url, origin, sizeof(origin)) < 0)
+			return -EINVAL;
+		url = origin;
+	}
 
 	http_parser_url_init(&u);
 	if (http_parser_parse_url(url, strlen(url), r->is_connect, &u) != 0)

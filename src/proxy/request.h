@@ -51,6 +51,12 @@ struct request {
 	bool chunked;
 	bool head_done, message_done;
 
+	/* Set by the caller before feeding: the connection came to the sandbox's port 80 (or
+	 * through CONNECT NAME.clawbox.internal:80), so the target may be origin form ("/path"),
+	 * when the Host header must name a *.clawbox.internal host (an absolute URL is read as
+	 * any proxy request is). */
+	bool origin_form;
+
 	int error_status; /* an HTTP status for the client */
 	const char *error;
 	char error_buf[128];

@@ -100,7 +100,7 @@ splice_readable(evutil_socket_t fd, short what, void *arg)
 		d->in_pipe += (size_t)n;
 		clock_gettime(CLOCK_MONOTONIC, &c->last_traffic);
 		if (!conn_count_bytes(c, (size_t)n, d->from_client)) {
-			splice_fail(c, "the sandbox's traffic limit is reached");
+			splice_fail(c, c->cap_hit);
 			return;
 		}
 	}

@@ -158,6 +158,9 @@ finish_done(struct upstream *up)
 		const struct upstream_callbacks *cb = x->cb;
 		void *ctx = x->ctx;
 		upstream_cancel(x); /* frees; the callback below may free the connection */
+		if (cb->unreachable &&
+		    (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST))
+			cb->unreachable(ctx);
 		cb->done(ctx, rc == CURLE_OK, why ? whybuf : NULL);
 	}
 }

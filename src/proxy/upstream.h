@@ -51,6 +51,9 @@ struct upstream_callbacks {
 	bool (*data)(void *ctx, const void *buf, size_t len);
 	/* The transfer ended: ok, or an error before any response byte (then why). */
 	void (*done)(void *ctx, bool ok, const char *why);
+	/* Optional, called just before done() when the upstream could not be connected to at
+	 * all (refused, unresolvable): see PROXY_HDR_UNREACHABLE. */
+	void (*unreachable)(void *ctx);
 };
 
 struct upstream_xfer;

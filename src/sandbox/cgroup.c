@@ -324,6 +324,24 @@ cgroup_join_fds(const int *fds, size_t n)
 	return ret;
 }
 
+bool
+cgroup_oom_killed(const struct cgroup *cg)
+{
+	if (!cg->wanted[CG_MEMORY] || cg->mode == CGROUP_NONE)
+		return false;
+	/* v1: memory.oom_control's "oom_kill N" (since 4.13); v2: memory.events'. */
+	const char *dir = cg->path[cg->mode == CGROUP_V2 ? 0 : CG_MEMORY];
+	char path[PATH_MAX], buf[1024];
+	if (join_path(path, sizeof(path), dir,
+	              cg->mode == CGROUP_V2 ? "memory.events" : "memory.oom_control") < 0 ||
+	    read_file_at(AT_FDCWD, path, buf, sizeof(buf)) < 0)
+		return false;
+	for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, "oom_kill ", 9) == 0)
+			return strtoull(p + 9, NULL, 10) > 0;
+	return false;
+}
+
 /* SIGKILLs every process listed in dir/cgroup.procs; returns how many were listed. */
 static int
 kill_members(const char *dir)

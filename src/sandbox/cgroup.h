@@ -64,6 +64,10 @@ int cgroup_open_join_fds(const struct cgroup *cg, int *fds, size_t max);
 /* Joins through fds from cgroup_open_join_fds(), and closes them. */
 int cgroup_join_fds(const int *fds, size_t n);
 
+/* Whether the kernel's OOM killer killed anything in the memory cgroup (read before
+ * cgroup_destroy()). */
+bool cgroup_oom_killed(const struct cgroup *cg);
+
 /* Kills whatever is still in the cgroup(s), removes them and their shared parent when that is
  * empty. Bounded: gives up after about two seconds. Safe to call on an unused struct. */
 int cgroup_destroy(struct cgroup *cg);

@@ -165,6 +165,26 @@ step_proxy_listener(struct sandbox_ctx *ctx)
 	if (bind(s, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(s, 128) < 0)
 		return NEG_ERRNO();
 	ctx->proxy_listen_fd = TAKE_FD(s);
+	if (!ctx->spec->internal_names || !ctx->spec->internal_names[0])
+		return 0;
+	/* And port 80, for clients that use no proxy and reach http://NAME.clawbox.internal/
+	 * through /etc/hosts: the proxy reads the Host header of what arrives here. */
+	_cleanup_close_ int h = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (h < 0)
+		return NEG_ERRNO();
+	sin.sin_port = htons(80);
+	if (bind(h, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(h, 128) < 0)
+		return NEG_ERRNO();
+	ctx->proxy_http_fd = TAKE_FD(h);
+	if (!ctx->spec->internal_https)
+		return 0;
+	_cleanup_close_ int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (t < 0)
+		return NEG_ERRNO();
+	sin.sin_port = htons(443);
+	if (bind(t, (struct sockaddr *)&sin, sizeof(sin)) < 0 || listen(t, 128) < 0)
+		return NEG_ERRNO();
+	ctx->proxy_https_fd = TAKE_FD(t);
 	return 0;
 }
 
@@ -212,9 +232,15 @@ sandbox_child_main(struct sandbox_ctx *ctx)
 	 * below covers the window before this took effect: EOF means it is gone. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 
-	/* Ours to keep: the sync socket, the report pipe and (--net proxy) the proxy's socket. */
-	int keep[3] = {ctx->sync_fd, ctx->report_fd, ctx->proxy_fd};
-	size_t n_keep = ctx->proxy_fd >= 0 ? 3 : 2;
+	/* Ours to keep: the sync socket, the report pipe, (--net proxy) the proxy's socket and
+	 * the launcher's idmapped mount trees. */
+	int keep[3 + SANDBOX_MAX_MOUNTS] = {ctx->sync_fd, ctx->report_fd};
+	size_t n_keep = 2;
+	if (ctx->proxy_fd >= 0)
+		keep[n_keep++] = ctx->proxy_fd;
+	for (size_t i = 0; i < ctx->spec->n_mounts; i++)
+		if (ctx->sources[i].tree_fd >= 0)
+			keep[n_keep++] = ctx->sources[i].tree_fd;
 	for (size_t i = 0; i < n_keep; i++) /* sorted, for close_all_but */
 		for (size_t j = i + 1; j < n_keep; j++)
 			if (keep[j] < keep[i]) {

@@ -32,10 +32,10 @@ static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUS
  * reads and writes the sandbox's socket itself, so init copies no data and parses nothing.
  * If the proxy is gone the connection is closed, and the client sees it fail. */
 static void
-hand_over_connections(struct sandbox_ctx *ctx)
+hand_over_connections(struct sandbox_ctx *ctx, int listen_fd)
 {
 	for (int i = 0; i < 64; i++) {
-		int c = accept4(ctx->proxy_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int c = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			return; /* EAGAIN: none left (the listener is non-blocking) */
 		(void)send_fds(ctx->proxy_fd, 'c', &c, 1);
@@ -106,18 +106,24 @@ sandbox_init_main(struct sandbox_ctx *ctx)
 	/* Only the command reports from here on; ours is closed so its exec ends the pipe. */
 	close(ctx->report_fd);
 
-	struct pollfd fds[2] = {
+	struct pollfd fds[4] = {
 	    {.fd = sfd, .events = POLLIN},
 	    {.fd = ctx->proxy_listen_fd, .events = POLLIN}, /* -1: ignored */
+	    {.fd = ctx->proxy_http_fd, .events = POLLIN},   /* port 80: the proxy tells them apart */
+	    {.fd = ctx->proxy_https_fd, .events = POLLIN},  /* 443: so does TLS's first byte */
 	};
 	for (;;) {
-		if (poll(fds, 2, -1) < 0) {
+		if (poll(fds, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			_exit(SANDBOX_EXIT_SETUP);
 		}
 		if (fds[1].revents & POLLIN)
-			hand_over_connections(ctx);
+			hand_over_connections(ctx, ctx->proxy_listen_fd);
+		if (fds[2].revents & POLLIN)
+			hand_over_connections(ctx, ctx->proxy_http_fd);
+		if (fds[3].revents & POLLIN)
+			hand_over_connections(ctx, ctx->proxy_https_fd);
 		if (!(fds[0].revents & POLLIN))
 			continue;
 

@@ -24,7 +24,8 @@ struct resolved_source {
 	dev_t dev;
 	ino_t ino;
 	bool is_dir;
-	int fd; /* opened by the child */
+	int fd;      /* opened by the child */
+	int tree_fd; /* -1, or an idmapped copy of the mount made by the launcher (idmap.h) */
 };
 
 struct sandbox_ctx {
@@ -44,6 +45,8 @@ struct sandbox_ctx {
 
 	int proxy_fd;        /* child end of the socket to the egress proxy, or -1 */
 	int proxy_listen_fd; /* init's listener on SANDBOX_PROXY_PORT, or -1 */
+	int proxy_http_fd;   /* init's listener on 127.0.0.1:80 (NAME.clawbox.internal), or -1 */
+	int proxy_https_fd;  /* init's listener on 127.0.0.1:443 (services' hosts), or -1 */
 	int sync_fd;         /* child end: the launcher writes one byte when the child may go on */
 	int report_fd;       /* child end: struct sandbox_report on failure, CLOEXEC */
 

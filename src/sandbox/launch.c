@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -26,9 +27,12 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 
 #include "fd-util.h"
+#include "idmap.h"
 #include "internal.h"
 #include "log.h"
 #include "macro.h"
@@ -97,9 +101,84 @@ resolve_source(const char *given, bool want_dir, struct resolved_source *ret, ch
 		ret->ino = st.st_ino;
 		ret->is_dir = S_ISDIR(st.st_mode);
 		ret->fd = -1;
+		ret->tree_fd = -1;
 	}
 	free(real);
 	return r;
+}
+
+/* As root, each writable mount becomes an idmapped copy: the folder owner's files are the
+ * sandbox user's inside, and what the sandbox creates there belongs to the owner on the host.
+ * Without it a root-owned folder is read-only to the sandbox (it runs as an unprivileged uid
+ * outside) and git sees every mounted repository as someone else's. Nothing more is granted
+ * than the mount already gave: a writable mount lets the sandbox act as the owner of the tree
+ * anyway (it could chmod the owner's files), and the mapping has only that one uid and gid, so
+ * no file can be created as anyone else. Read-only mounts stay plain binds: there the owner's
+ * private files stay unreadable. Where the file system cannot idmap, the plain bind is kept and
+ * one line says so. */
+static void
+idmap_writable_mounts(struct sandbox_ctx *ctx)
+{
+	const struct sandbox_spec *spec = ctx->spec;
+	struct {
+		uid_t uid;
+		gid_t gid;
+		int fd;
+	} ns[SANDBOX_MAX_MOUNTS];
+	size_t n_ns = 0;
+
+	for (size_t i = 0; i < spec->n_mounts; i++) {
+		struct resolved_source *s = &ctx->sources[i];
+		if (!spec->mounts[i].writable)
+			continue;
+		struct open_how how = {
+		    .flags = O_PATH | O_CLOEXEC,
+		    .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+		};
+		_cleanup_close_ int fd =
+		    (int)syscall(SYS_openat2, AT_FDCWD, s->path, &how, sizeof(how));
+		struct stat st;
+		/* Checked again by the child for the plain bind; here the tree is made from
+		 * this very inode, so it cannot be swapped afterwards. */
+		if (fd < 0 || fstat(fd, &st) < 0 || st.st_dev != s->dev || st.st_ino != s->ino)
+			continue; /* the child reports it */
+		if (st.st_uid == ctx->outside_uid)
+			continue; /* already the sandbox's: nothing to map */
+		int r = 0, userns = -1;
+		for (size_t j = 0; j < n_ns && userns < 0; j++)
+			if (ns[j].uid == st.st_uid && ns[j].gid == st.st_gid)
+				userns = ns[j].fd;
+		if (userns < 0) {
+			r = idmap_userns_open(st.st_uid, st.st_gid, ctx->outside_uid,
+			                      ctx->outside_gid);
+			if (r >= 0) {
+				ns[n_ns].uid = st.st_uid;
+				ns[n_ns].gid = st.st_gid;
+				ns[n_ns++].fd = userns = r;
+			}
+		}
+		if (r >= 0)
+			r = idmap_clone_tree(fd, userns, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+		if (r >= 0) {
+			s->tree_fd = r;
+			continue;
+		}
+		if (spec->warn) {
+			char msg[SANDBOX_MSG_MAX];
+			snprintf(msg, sizeof(msg),
+			         "%s: %s, so the sandbox writes there as uid %u: chown -R %u %s to "
+			         "let it",
+			         s->path,
+			         r == -EINVAL || r == -EOPNOTSUPP
+			             ? "its file system (or one mounted in it) cannot map its "
+			               "owner to the sandbox's user"
+			             : strerror(-r),
+			         (unsigned)ctx->outside_uid, (unsigned)ctx->outside_uid, s->path);
+			spec->warn(msg);
+		}
+	}
+	for (size_t j = 0; j < n_ns; j++)
+		close(ns[j].fd);
 }
 
 /* ---- the watchdog: cgroup creation in parallel, teardown that survives the launcher ---- */
@@ -403,6 +482,22 @@ wait_child(struct waiter *w, pid_t pid, int *ret_status)
 
 /* ---- the whole run ---- */
 
+/* 33554432 -> "32M": the unit the limit was most likely given in (as --memory takes it). */
+static void
+format_mem_limit(uint64_t bytes, char *buf, size_t size)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+	while (u < 3 && bytes >= 1024 && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, size, "%" PRIu64, bytes);
+	else
+		snprintf(buf, size, "%" PRIu64 "%c", bytes, units[u]);
+}
+
 static void
 argv_free(char **argv)
 {
@@ -463,7 +558,8 @@ int
 sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 {
 	struct sandbox_ctx ctx = {
-	    .spec = spec, .sync_fd = -1, .report_fd = -1, .proxy_fd = -1, .proxy_listen_fd = -1};
+	    .spec = spec, .sync_fd = -1, .report_fd = -1, .proxy_fd = -1, .proxy_listen_fd = -1,
+	    .proxy_http_fd = -1, .proxy_https_fd = -1};
 	_cleanup_close_ int proxy_sock = -1;
 	pid_t proxy_pid = -1;
 	struct watchdog wd = {.pid = -1, .done_fd = -1, .result_fd = -1};
@@ -486,6 +582,8 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	ctx.outside_uid = ctx.as_root ? host_id : geteuid();
 	ctx.outside_gid = ctx.as_root ? host_id : getegid();
 
+	for (size_t i = 0; i < SANDBOX_MAX_MOUNTS; i++)
+		ctx.sources[i].tree_fd = -1;
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		r = resolve_source(spec->mounts[i].source, false, &ctx.sources[i], ret->message,
 		                   sizeof(ret->message));
@@ -498,6 +596,9 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		if (r < 0)
 			goto out;
 	}
+
+	if (ctx.as_root)
+		idmap_writable_mounts(&ctx);
 
 	char cg_name[64];
 	snprintf(cg_name, sizeof(cg_name), "clawbox-run-%d", (int)getpid());
@@ -571,6 +672,9 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 	}
 
 	pid = clone_child(&ctx, &pidfd);
+	for (size_t i = 0; i < spec->n_mounts; i++)
+		if (ctx.sources[i].tree_fd >= 0)
+			close(TAKE_FD(ctx.sources[i].tree_fd)); /* the child has its copies */
 	close(ctx.sync_fd);
 	close(ctx.report_fd);
 	if (ctx.proxy_fd >= 0)
@@ -666,6 +770,13 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		r = -(w.report.err > 0 ? w.report.err : EIO);
 	} else {
 		ret->status = status;
+		/* 137 alone does not say why; the memory cgroup does. */
+		if (status == 128 + SIGKILL && use_cgroup && cgroup_oom_killed(&ctx.cg)) {
+			char limit[32];
+			format_mem_limit(spec->memory_bytes, limit, sizeof(limit));
+			snprintf(ret->message, sizeof(ret->message), "out of memory (limit %s)",
+			         limit);
+		}
 	}
 
 out:
@@ -676,8 +787,11 @@ out:
 		sigaction(SIGPIPE, &old_pipe, NULL);
 	watchdog_finish(&wd, &ctx.cg);
 	argv_free(ctx.argv);
-	for (size_t i = 0; i < spec->n_mounts; i++)
+	for (size_t i = 0; i < spec->n_mounts; i++) {
 		free(ctx.sources[i].path);
+		if (ctx.sources[i].tree_fd >= 0)
+			close(ctx.sources[i].tree_fd);
+	}
 	free(ctx.rootfs.path);
 	return r;
 }

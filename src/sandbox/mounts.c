@@ -37,6 +37,7 @@
 #include <linux/openat2.h>
 
 #include "fd-util.h"
+#include "idmap.h"
 #include "internal.h"
 #include "log.h"
 #include "macro.h"
@@ -279,6 +280,22 @@ bind_at(struct builder *b, int src_fd, const char *path, bool dir, uint64_t attr
 	return attr ? setattr_path(b, path, attr, true) : 0;
 }
 
+/* Attaches an idmapped tree the launcher made (its attributes are set) at path. */
+static int
+attach_at(struct builder *b, int tree_fd, const char *path, bool dir)
+{
+	int r = make_beneath(b, path, dir);
+	if (r == -EEXIST && !dir)
+		return fail_at(b, -EINVAL, "mount point exists and is not a regular file:", path);
+	if (r < 0)
+		return fail_at(b, r, "create mount point", path);
+	_cleanup_close_ int target = open_beneath(b, path, O_PATH);
+	if (target < 0)
+		return fail_at(b, target, "open mount point", path);
+	r = idmap_attach(tree_fd, target);
+	return r < 0 ? fail_at(b, r, "attach idmapped mount", path) : 0;
+}
+
 static int
 symlink_beneath(struct builder *b, const char *target, const char *path)
 {
@@ -312,6 +329,28 @@ mirror_entry(struct builder *b, int host_dir, const char *name, const char *path
 	if (src < 0)
 		return fail_at(b, NEG_ERRNO(), "open", path);
 	return bind_at(b, src, path, S_ISDIR(st.st_mode), ATTR_RO);
+}
+
+
+/* With a proxy: its names (model.clawbox.internal) resolve to our loopback, where init hands
+ * port 80's connections to it: /etc/hosts again, with them added. */
+static int
+write_internal_names(struct builder *b, int etc)
+{
+	const char *const *names = b->ctx->spec->internal_names;
+	if (!names || !names[0] || b->ctx->proxy_fd < 0)
+		return 0;
+	char text[2048];
+	size_t n = (size_t)snprintf(text, sizeof(text), "127.0.0.1\tlocalhost " SANDBOX_HOSTNAME
+	                                                "\n::1\tlocalhost\n127.0.0.1\t");
+	for (size_t i = 0; names[i]; i++) {
+		if (n + strlen(names[i]) + 2 >= sizeof(text))
+			return fail_at(b, -E2BIG, "write /etc/", "hosts");
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s", i ? " " : "", names[i]);
+	}
+	snprintf(text + n, sizeof(text) - n, "\n");
+	int r = write_file_at(etc, "hosts", text, 0644);
+	return r < 0 ? fail_at(b, r, "write /etc/", "hosts") : 0;
 }
 
 static int
@@ -368,7 +407,7 @@ build_system(struct builder *b)
 		if (r < 0)
 			return fail_at(b, r, "write /etc/", generated[i].name);
 	}
-	return 0;
+	return write_internal_names(b, etc);
 }
 
 /* --rootfs: every top-level entry of DIR but the ones the sandbox provides itself. */
@@ -547,6 +586,23 @@ cmp_mount_depth(const void *a, const void *b)
 	return strcmp((*x)->target, (*y)->target);
 }
 
+/* git refuses a repository whose owner is not the user ("dubious ownership"), and mounted
+ * folders may show another owner (read-only mounts, file systems that cannot idmap). The check
+ * protects a user from another user's repository configuration; inside the sandbox there is
+ * only the sandbox's user, and every repository is one the caller chose to share, so every
+ * folder is trusted. /etc/gitconfig (the system scope) is where git honours that. */
+static int
+write_gitconfig(struct builder *b)
+{
+	if (b->ctx->spec->rootfs)
+		return 0; /* --rootfs brings its own /etc */
+	_cleanup_close_ int etc = open_beneath(b, "/etc", O_PATH | O_DIRECTORY);
+	if (etc < 0)
+		return fail_at(b, etc, "open", "/etc");
+	int r = write_file_at(etc, "gitconfig", "[safe]\n\tdirectory = *\n", 0644);
+	return r < 0 ? fail_at(b, r, "write", "/etc/gitconfig") : 0;
+}
+
 static int
 build_user_mounts(struct builder *b)
 {
@@ -561,6 +617,9 @@ build_user_mounts(struct builder *b)
 	qsort(order, spec->n_mounts, sizeof(order[0]), cmp_mount_depth);
 	for (size_t i = 0; i < spec->n_mounts; i++)
 		idx[i] = (size_t)(order[i] - spec->mounts);
+	r = write_gitconfig(b);
+	if (r < 0)
+		return r;
 
 	for (size_t i = 0; i < spec->n_mounts; i++) {
 		const struct sandbox_mount *m = order[i];
@@ -568,7 +627,10 @@ build_user_mounts(struct builder *b)
 		uint64_t attr = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 		if (!m->writable)
 			attr |= MOUNT_ATTR_RDONLY;
-		r = bind_at(b, src->fd, m->target, src->is_dir, attr);
+		if (src->tree_fd >= 0)
+			r = attach_at(b, src->tree_fd, m->target, src->is_dir);
+		else
+			r = bind_at(b, src->fd, m->target, src->is_dir, attr);
 		if (r < 0)
 			return r;
 	}

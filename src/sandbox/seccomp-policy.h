@@ -97,6 +97,24 @@ static const int seccomp_socket_families[] = {AF_UNIX, AF_INET, AF_INET6};
  * paste), redirecting the console (TIOCCONS) and changing line discipline (TIOCSETD). */
 static const unsigned long seccomp_denied_ioctls[] = {TIOCSTI, TIOCLINUX, TIOCCONS, TIOCSETD};
 
+/* Set-user-ID and set-group-ID bits are refused (EPERM) wherever a call takes a file mode:
+ * as root, a writable mount is idmapped to its owner (launch.c), so a file the sandbox makes
+ * there may belong to root on the host, and a setuid-root program in a folder another host
+ * user can reach would be a way up (nosuid on our mount does not hold on the host's). Each
+ * row: the call, the argument holding the mode, and the one holding the open flags (-1: it
+ * always sets the mode; else only with O_CREAT or O_TMPFILE, when the mode is used at all).
+ * mkdir is absent: the kernel drops those bits from its mode itself. openat2 carries its mode
+ * in memory the filter cannot read: it fails with ENOSYS (programs fall back to openat). */
+static const struct {
+	const char *name;
+	unsigned mode_arg;
+	int flags_arg;
+} seccomp_mode_calls[] = {
+    {"chmod", 1, -1},     {"fchmod", 1, -1}, {"fchmodat", 2, -1},
+    {"fchmodat2", 2, -1}, {"creat", 1, -1},  {"mknod", 1, -1},
+    {"mknodat", 2, -1},   {"open", 2, 1},    {"openat", 3, 2},
+};
+
 /* personality(2) values Docker allows: PER_LINUX, UNAME26, PER_LINUX32, PER_LINUX32|UNAME26,
  * and 0xffffffff (query). */
 static const unsigned long seccomp_personalities[] = {0x0, 0x8, 0x20000, 0x20008, 0xffffffff};

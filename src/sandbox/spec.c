@@ -112,6 +112,13 @@ sandbox_spec_add_mount(struct sandbox_spec *spec, const char *arg, const char **
 	const char *colon = memrchr(arg, ':', len);
 	if (!colon || colon == arg || (size_t)(colon - arg) + 1 >= len)
 		return -EINVAL;
+	/* "HOST:PATH:wr", ":RW": a last part that cannot be a PATH (not absolute, no '/') after
+	 * another ':' was meant as the mode. */
+	if (colon[1] != '/' && !memchr(colon + 1, '/', len - (size_t)(colon - arg) - 1) &&
+	    memchr(arg, ':', (size_t)(colon - arg))) {
+		*ret_why = "the mode after the last ':' must be ro or rw (in lower case)";
+		return -EINVAL;
+	}
 
 	_cleanup_free_ char *source = strndup(arg, (size_t)(colon - arg));
 	_cleanup_free_ char *target_raw = strndup(colon + 1, len - (size_t)(colon - arg) - 1);

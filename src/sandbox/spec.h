@@ -66,6 +66,13 @@ struct sandbox_spec {
 	 * sends each connection made to SANDBOX_PROXY_PORT on its loopback (one byte and the
 	 * connection's fd, SCM_RIGHTS). Borrowed, NULL-terminated. */
 	char *const *proxy_argv;
+	/* With a proxy: names that resolve to 127.0.0.1 inside (its /etc/hosts), for clients
+	 * that use no proxy (model.clawbox.internal); init also takes connections to port 80
+	 * there and hands them to the proxy like the others. Borrowed, NULL-terminated. */
+	const char *const *internal_names;
+	/* With internal_names: init also takes connections to 127.0.0.1:443 (services' hosts
+	 * among the names: HTTPS for clients that use no proxy; the proxy reads their SNI). */
+	bool internal_https;
 
 	/* A KVM device node to bind at /dev/kvm (qemu's own sandbox under KVM, as Firecracker's
 	 * jailer gives its VMM /dev/kvm); NULL: none, as for every command. Borrowed. */

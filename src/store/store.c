@@ -792,3 +792,197 @@ store_runs(struct store *s, const char *group, json_t **ret)
 	            "ti", group, (int64_t)STORE_LIST_MAX);
 	return r < 0 ? r : rows(s, st, names, ret);
 }
+
+/* ---- limits: queue caps, task caps, coalescing, paging (no schema change) ---- */
+
+/* One integer from a query that returns one row. */
+static int
+count_of(struct store *s, int64_t *ret, const char *sql, const char *types, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	va_start(ap, types);
+	int r = vprepare(s, &st, sql, types, ap);
+	va_end(ap);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? (*ret = 0, 0) : fail(s);
+}
+
+int
+store_queued_count(struct store *s, const char *group, int64_t *ret)
+{
+	return group ? count_of(s, ret,
+	                        "SELECT COUNT(*) FROM messages WHERE status = 'queued' AND "
+	                        "direction = 'in' AND group_id = ?",
+	                        "t", group)
+	             : count_of(s, ret,
+	                        "SELECT COUNT(*) FROM messages WHERE status = 'queued' AND "
+	                        "direction = 'in'",
+	                        "");
+}
+
+int
+store_oldest_queued_sender(struct store *s, const char *group, char *buf, size_t size)
+{
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT sender FROM messages WHERE status = 'queued' AND direction = 'in' "
+	                "AND group_id = ? ORDER BY id LIMIT 1",
+	                "t", group);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		snprintf(buf, size, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : fail(s);
+}
+
+int
+store_task_count(struct store *s, const char *group, int64_t *ret)
+{
+	return count_of(s, ret,
+	                "SELECT COUNT(*) FROM tasks WHERE group_id = ? AND status IN ('active', "
+	                "'paused')",
+	                "t", group);
+}
+
+int
+store_task_pending(struct store *s, int64_t task, bool *ret)
+{
+	char sender[32];
+	int64_t n = 0;
+	snprintf(sender, sizeof(sender), "task:%lld", (long long)task);
+	/* Queued covers running too: a run's message stays queued until it is answered. */
+	int r = count_of(s, &n,
+	                 "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE status = 'queued' "
+	                 "AND sender = ? LIMIT 1)",
+	                 "t", sender);
+	if (r == 0)
+		*ret = n > 0;
+	return r;
+}
+
+int
+store_task_skip(struct store *s, int64_t task, const char *why, const char *status,
+                int64_t next_run)
+{
+	int r = exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = run(s,
+	        "INSERT INTO task_runs (task_id, message_id, started, ended, status) "
+	        "VALUES (?, NULL, ?, ?, ?)",
+	        "iiit", task, now_s(), now_s(), why);
+	if (r == 0)
+		r = run(s, "UPDATE tasks SET status = ?, next_run = ? WHERE id = ?", "tii", status,
+		        next_run, task);
+	if (r == 0 && (r = exec(s, "COMMIT")) == 0)
+		return 0;
+	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int
+store_task_skips(struct store *s, int64_t task, const char *why, int64_t *ret)
+{
+	return count_of(s, ret, "SELECT COUNT(*) FROM task_runs WHERE task_id = ? AND status = ?",
+	                "it", task, why);
+}
+
+int
+store_tasks_page(struct store *s, const char *group, int64_t after, int64_t limit, json_t **ret)
+{
+	static const char *const names[] = {"id",   "group",    "prompt", "kind",
+	                                    "spec", "next_run", "status", NULL};
+	sqlite3_stmt *st;
+	if (limit <= 0 || limit > STORE_LIST_MAX)
+		limit = STORE_LIST_MAX;
+	int r = group ? prepare(s, &st,
+	                        "SELECT id, group_id, prompt, kind, spec, next_run, status FROM "
+	                        "tasks WHERE group_id = ? AND status != 'cancelled' AND id > ? "
+	                        "ORDER BY id LIMIT ?",
+	                        "tii", group, after, limit)
+	              : prepare(s, &st,
+	                        "SELECT id, group_id, prompt, kind, spec, next_run, status FROM "
+	                        "tasks WHERE status != 'cancelled' AND id > ? ORDER BY id LIMIT ?",
+	                        "ii", after, limit);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_tasks_cancel_group(struct store *s, const char *group)
+{
+	int r = run(s,
+	            "UPDATE tasks SET status = 'cancelled', next_run = 0 WHERE group_id = ? AND "
+	            "status IN ('active', 'paused')",
+	            "t", group);
+	return r < 0 ? r : sqlite3_changes(s->db);
+}
+
+/* The web app's views (api-views.c). */
+
+int
+store_usage_by_day(struct store *s, int64_t since, json_t **ret)
+{
+	static const char *const names[] = {"day",    "group",       "runs",       "input",
+	                                    "output", "cache_write", "cache_read", NULL};
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT date(time, 'unixepoch') AS day, group_id, COUNT(*), "
+	                "SUM(input), SUM(output), SUM(cache_write), SUM(cache_read) FROM usage "
+	                "WHERE time >= ? GROUP BY day, group_id ORDER BY day, group_id LIMIT ?",
+	                "ii", since, (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_runs_view(struct store *s, const char *group, int64_t message, int64_t before, int64_t limit,
+                json_t **ret)
+{
+	static const char *const names[] = {"id",       "group",  "message_id",  "started_ms",
+	                                    "ended_ms", "status", "exit_status", "input",
+	                                    "output",   "prompt", "tool_bytes",  NULL};
+	sqlite3_stmt *st;
+	int r =
+	    prepare(s, &st,
+	            "SELECT r.id, r.group_id, r.message_id, r.started_ms, r.ended_ms, "
+	            "r.status, r.exit_status, "
+	            "(SELECT COALESCE(SUM(input), 0) FROM usage u WHERE u.message_id = "
+	            "r.message_id), "
+	            "(SELECT COALESCE(SUM(output), 0) FROM usage u WHERE u.message_id = "
+	            "r.message_id), "
+	            "(SELECT substr(text, 1, 200) FROM messages m WHERE m.id = r.message_id), "
+	            "(SELECT COALESCE(length(value), 0) FROM kv WHERE key = 'run-tools:' || "
+	            "r.message_id) "
+	            "FROM runs r WHERE (? = '' OR r.group_id = ?) AND (? = 0 OR r.message_id = ?) "
+	            "AND r.id < ? ORDER BY r.id DESC LIMIT ?",
+	            "ttiiii", group ? group : "", group ? group : "", message, message, before,
+	            limit > 0 && limit <= STORE_LIST_MAX ? limit : (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}
+
+int
+store_audit_query(struct store *s, const struct store_audit_filter *f, json_t **ret)
+{
+	static const char *const names[] = {"id",       "time",   "group", "action",
+	                                    "decision", "reason", NULL};
+	sqlite3_stmt *st;
+	/* kind: the action up to its first ':' ("api:schedule_task" is kind "api"), or all of it */
+	int r = prepare(s, &st,
+	                "SELECT id, time, group_id, action, decision, reason FROM audit "
+	                "WHERE id > ? AND (? = '' OR group_id = ?) AND (? = '' OR action = ? OR "
+	                "substr(action, 1, length(?) + 1) = ? || ':') AND "
+	                "(? = '' OR decision = ?) AND time >= ? AND time <= ? "
+	                "ORDER BY id DESC LIMIT ?",
+	                "ittttttttiii", f->after, f->group, f->group, f->kind, f->kind, f->kind,
+	                f->kind, f->decision, f->decision, f->since, f->until,
+	                f->limit > 0 && f->limit <= STORE_LIST_MAX ? f->limit
+	                                                           : (int64_t)STORE_LIST_MAX);
+	return r < 0 ? r : rows(s, st, names, ret);
+}

@@ -142,4 +142,42 @@ struct store_counts {
 };
 int store_counts(struct store *s, struct store_counts *ret);
 
+/* Limits (no schema change). Queued 'in' messages of group, or of all groups with NULL
+ * (a run's message counts: it stays queued until answered). */
+int store_queued_count(struct store *s, const char *group, int64_t *ret);
+/* The sender of group's oldest queued message: while the group's one run lasts, that run's
+ * ("task:N" for a task's run). -ENOENT when nothing is queued. */
+int store_oldest_queued_sender(struct store *s, const char *group, char *buf, size_t size);
+/* Tasks of group that may still fire (active or paused). */
+int store_task_count(struct store *s, const char *group, int64_t *ret);
+/* Whether a firing of task is still queued or running. */
+int store_task_pending(struct store *s, int64_t task, bool *ret);
+/* A firing not queued: a task_runs row with status why ("coalesced", "paused"), and the
+ * task's next run. */
+int store_task_skip(struct store *s, int64_t task, const char *why, const char *status,
+                    int64_t next_run);
+/* How many firings of task were skipped for why. */
+int store_task_skips(struct store *s, int64_t task, const char *why, int64_t *ret);
+/* Up to limit (<= STORE_LIST_MAX) tasks not cancelled with id > after, of group or all. */
+int store_tasks_page(struct store *s, const char *group, int64_t after, int64_t limit,
+                     json_t **ret);
+/* Cancels every active or paused task of group: how many, or -errno. */
+int store_tasks_cancel_group(struct store *s, const char *group);
+
+/* The web app's views. Usage per day (UTC) and group since a unix time: [{"day", "group",
+ * "runs", "input", "output", "cache_write", "cache_read"}], oldest day first. */
+int store_usage_by_day(struct store *s, int64_t since, json_t **ret);
+/* Runs of group (NULL or "": all) answering message (0: any) with id < before, newest first,
+ * at most limit: as store_runs plus "group", the tokens ("input", "output"), the prompt's
+ * first 200 bytes and the size of its kept tool timeline ("tool_bytes", kv "run-tools:ID"). */
+int store_runs_view(struct store *s, const char *group, int64_t message, int64_t before,
+                    int64_t limit, json_t **ret);
+/* Audit entries matching every filter that is set ("" strings match all), newest first. */
+struct store_audit_filter {
+	int64_t after, since, until, limit;
+	const char *group, *kind, *decision;
+};
+int store_audit_query(struct store *s, const struct store_audit_filter *f, json_t **ret);
+
+
 #endif

@@ -32,6 +32,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	request_init(&r, 4096, 1 << 16);
 	r.on_body = sink;
 	r.body_ctx = &acc;
+	r.origin_form = size > 1 && (data[1] & 1); /* as on the sandbox's port 80 */
 	const char *p = (const char *)data;
 	size_t pieces[2] = { split, size - split };
 	for (int k = 0; k < 2; k++) {

@@ -9,6 +9,8 @@
  *   /redirect/PORT  302 to http://127.0.0.1:PORT/landing (another origin)
  *   /stream         a chunked response in parts, as an SSE stream comes
  *   /big/N          N MiB of zeros
+ *   /v1/models/X    as /X (the model fence lets GET /v1/models/... through to a model
+ *                   upstream: the credential tests reach these routes that way)
  *   /page.html      an HTML page (for the agent's web_fetch)
  *
  * With HTTPD_TLS_CERT and HTTPD_TLS_KEY in the environment it serves HTTPS instead.
@@ -54,6 +56,8 @@ handle(struct evhttp_request *req, void *arg)
 			evbuffer_add_printf(out, "header: %s: %s\n", kv->key, kv->value);
 	}
 	evbuffer_add_printf(out, "body-bytes: %zu\n", body);
+	if (strncmp(uri, "/v1/models/", 11) == 0)
+		uri += 10;
 
 	if (strncmp(uri, "/redirect/", 10) == 0) {
 		char loc[128];

@@ -17,6 +17,7 @@ PORT=$((20000 + RANDOM % 20000))
 DATA=$WORK/data
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$DATA", "listen": "127.0.0.1:$PORT", "max_concurrent": 2,
+ "limits": {"task_min_interval": 1},
  "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
  "groups": [{"id": "main", "main": true}, {"id": "family", "timezone": "Europe/Berlin"},
             {"id": "other"}]}

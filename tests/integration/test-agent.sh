@@ -156,6 +156,18 @@ check "it says the key was refused" err_has "refused the key.*401.*invalid x-api
 check "only one request" model_ok 1
 check "nothing on stdout" test ! -s "$WORK/out"
 
+# A failed invocation (401, then a 500 with no retries left) leaves its prompt out of the
+# conversation: the next one sends its own prompt alone, not merged with the failed one.
+new_workspace
+start_model failed-then-ok
+expect_ask 1 "a prompt refused with 401" "FIRST-PROMPT-XYZ"
+check "it says the prompt is not kept" err_has "not kept in the conversation"
+expect_ask 1 "a prompt failed with 500" --max-retries 0 "FIRST-PROMPT-XYZ again"
+expect_ask 0 "the next invocation" "second question"
+expect_ask 0 "and the one after it" "third question"
+check "neither carried a failed prompt; the answered turns are kept" model_ok 4
+check "the transcript holds no failed prompt" bash -c "! grep -q FIRST-PROMPT-XYZ '$SESSION/transcript.jsonl'"
+
 new_workspace
 start_model retry-429
 expect_ask 0 "429 then 500 then success" -v "hello"
@@ -306,13 +318,17 @@ expect_ask 0 "the next invocation runs" "my name is Ada"
 check "on a transcript repaired after the interrupted tool call" \
 	grep -q "interrupted" "$SESSION/transcript.jsonl"
 
-# The model API cannot be reached at all: the proxy answers 502, retried, then a clear error.
+# Nothing listens at the model's address (a local server that is not running): the proxy's
+# 502 says so, and that failure is final at once, not retried for seconds.
 new_workspace
 MPORT_SAVE=$MPORT
 stop_model
 MPORT=1
-expect_ask 1 "an unreachable model API" --max-retries 1 "hello"
-check "said plainly" err_has "unreachable"
+start=$(date +%s%N)
+expect_ask 1 "an unreachable model API" "hello"
+ms=$((($(date +%s%N) - start) / 1000000))
+check "said plainly, once" test "$(grep -c unreachable "$WORK/err")" = 1
+check "not retried: over in well under two seconds ($ms ms)" test "$ms" -lt 2000
 MPORT=$MPORT_SAVE
 
 # Usage errors: one line, exit 2.

@@ -70,6 +70,18 @@ bad "--workdir missing" --workdir /nonexistent -- true
 bad "--rootfs missing" --rootfs /nonexistent -- true
 bad "--rootfs a file" --rootfs /etc/hostname -- true
 bad "empty command" -- ""
+# The lines for two common mistakes say what is wrong and name the command the user ran.
+for m in wr RW; do
+	run_cb run --mount "/tmp:/x:$m" -- true
+	check "--mount /tmp:/x:$m: the mode is called wrong, with the valid ones (exit $RC)" \
+		sh -c "[ $RC = 125 ] && grep -q '^clawbox run: --mount /tmp:/x:$m: the mode .* must be ro or rw' '$WORK/err'"
+done
+run_cb run --allow http://example.org -- true
+check "--allow URL: 'HOST[:PORT], not a URL', from clawbox run, not the proxy (exit $RC)" \
+	sh -c "[ $RC = 125 ] && [ \"\$(cat '$WORK/err')\" = 'clawbox run: --allow http://example.org: HOST[:PORT], not a URL' ]"
+run_cb ask --base-url http://127.0.0.1:9 --allow https://example.org/x hello
+check "the same from clawbox ask (exit $RC)" \
+	sh -c "[ $RC != 0 ] && [ \"\$(cat '$WORK/err')\" = 'clawbox ask: --allow https://example.org/x: HOST[:PORT], not a URL' ]"
 check_clean "nothing left behind after bad input"
 
 # Environment: empty but PATH, HOME, LANG, TERM (and --env); nothing of the caller's.

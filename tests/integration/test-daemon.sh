@@ -146,6 +146,7 @@ PORT=$((20000 + RANDOM % 20000))
 DATA=$WORK/data
 {
 	printf '{"data_dir": "%s", "listen": "127.0.0.1:%s", "max_concurrent": 4,\n' "$DATA" "$PORT"
+	printf ' "limits": {"queue_per_group": 1000},\n' # the unread-listener check posts 400
 	printf ' "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:%s", "api_key_env": "MY_MODEL_KEY"},\n' "$MPORT"
 	printf ' "groups": [{"id": "main", "main": true}'
 	for g in $(seq 1 10); do printf ', {"id": "g%s"}' "$g"; done

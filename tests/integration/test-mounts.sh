@@ -13,7 +13,8 @@ echo SITE-CONTENT >"$H/projects/site/index.txt"
 echo KEY >"$H/projects/.ssh/id"
 ln -s /etc "$H/projects/evil"
 chmod -R a+rX "$H"
-is_root && chown "$SANDBOX_HOST_UID" "$H/rwroot"
+# No chown of the writable folder: as root, the sandbox's :rw mounts are idmapped to the
+# folder's owner (test-idmap.sh), so a root-owned folder takes the agent's writes.
 cat >"$WORK/allow.json" <<JSON
 {"roots": [{"path": "$H/projects"}, {"path": "$H/rwroot", "writable": true},
            {"path": "$WORK/data"}]}
@@ -39,8 +40,12 @@ printf '{"groups": [{"id": "m", "mounts": [{"host": "rel", "path": "/workspace/x
 "$CLAWBOX" serve --config "$WORK/bad.json" --check-config >/dev/null 2>"$WORK/err"
 check "a relative mount host is a config error naming it" grep -q 'groups\[0\].mounts\[0\].host' "$WORK/err"
 
+# The user who starts the daemon has a memory file of their own for `clawbox ask`; the
+# daemon's runs must not read it (they get DATA/global/AGENTS.md or nothing).
+mkdir -p "$WORK/home/.config/clawbox"
+echo "USER-OWN-MEMORY-7f3a" >"$WORK/home/.config/clawbox/AGENTS.md"
 start_daemon() { # [ALLOWLIST]
-	"$CLAWBOX" serve --config "$WORK/etc/config.json" --mount-allowlist "$1" \
+	HOME=$WORK/home XDG_CONFIG_HOME= "$CLAWBOX" serve --config "$WORK/etc/config.json" --mount-allowlist "$1" \
 		>>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 	SPID=$!
 	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
@@ -54,11 +59,18 @@ wait_until 30 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1
 check "the agent saw exactly the allowed mounts, read-only and writable as allowed" \
 	sh -c "grep -q '\"ok\":true' '$WORK/model.log' && ! grep -q '\"ok\":false' '$WORK/model.log'"
 check "its write landed in the writable root" grep -q written "$H/rwroot/out.txt"
+if is_root; then
+	check "in a root-owned folder, as a root-owned file" test "$(stat -c %u "$H/rwroot/out.txt")" = 0
+	check "the group's own folder is root's, not the sandbox uid's" \
+		test "$(stat -c %u "$WORK/data/groups/main")" = 0
+fi
 # A refused mount is said to the agent (a line of its system prompt, inside paths only) and
 # to the user (in the stored reply, with the reason), not only in the daemon's log.
 jq -r 'select(.n == 1) | .request.system' "$WORK/model.log" >"$WORK/system"
 check "the agent's system prompt names the folders left out" \
 	grep -qx 'The host left out folders .*: /workspace/ssh /workspace/evil /workspace/private /workspace/site-rw /workspace/data' "$WORK/system"
+check "the daemon's run does not read the memory file of the user who started it" \
+	sh -c "[ -s '$WORK/system' ] && ! grep -q USER-OWN-MEMORY '$WORK/model.log'"
 check "and no host path" sh -c "! grep -qF '$H' '$WORK/system' && ! grep -q '/workspace/site ' '$WORK/system'"
 get "/api/v1/groups/main/messages?after=0" | jq -r '.messages[] | select(.direction == "out") | .text' >"$WORK/reply"
 check "the reply tells the user which mount was left out and why" \

@@ -95,6 +95,32 @@ check "a loopback address named exactly in --allow passes (status $(cat "$WORK/o
 check "audit: allowed request with its address and bytes" \
 	sh -c "last_audit() { tail -n 1 '$AUDIT'; }; last_audit | grep -q '\"decision\":\"allow\"' && last_audit | grep -q '\"address\":\"127.0.0.1\"' && last_audit | grep -q '\"bytes_out\":[1-9]'"
 
+# An allowed loopback address is the host's, through the proxy, for ordinary clients with no
+# option of their own (NO_PROXY no longer sends it to the sandbox's own loopback); localhost
+# stays the sandbox's own.
+"$CLAWBOX" run --audit "$AUDIT" --allow "127.0.0.1:$PORT" -- sh -c "
+	curl -s -S --max-time 10 http://127.0.0.1:$PORT/by-curl; echo
+	wget -q -O - -T 10 http://127.0.0.1:$PORT/by-wget; echo
+	python3 -c 'import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(\"http://127.0.0.1:$PORT/by-python\", timeout=10).read().decode())'
+	echo; echo NO_PROXY=\$NO_PROXY" >"$WORK/out" 2>"$WORK/err" </dev/null
+for c in curl wget python; do
+	check "--allow 127.0.0.1:PORT: plain $c reaches the host's server" \
+		grep -q "^request: .* /by-$c\$" "$WORK/out"
+done
+check "and each request went through the proxy (audited)" \
+	test "$(grep -c "\"decision\":\"allow\".*\"address\":\"127.0.0.1\"\|\"address\":\"127.0.0.1\".*\"decision\":\"allow\"" "$AUDIT")" -ge 3
+check "NO_PROXY keeps localhost and ::1 but not the allowed 127.0.0.1" grep -qx "NO_PROXY=localhost,::1" "$WORK/out"
+"$CLAWBOX" run --allow "127.0.0.1:$PORT" -- sh -c "
+	python3 -m http.server --bind 127.0.0.1 8765 >/dev/null 2>&1 & 
+	for i in \$(seq 100); do curl -s -o /dev/null http://localhost:8765/ && break; sleep 0.1; done
+	curl -s -o /dev/null -w 'local %{http_code}\n' http://localhost:8765/
+	curl -s -o /dev/null -w 'other %{http_code}\n' http://127.0.0.1:$((PORT + 1))/
+	kill \$!" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "localhost is still the sandbox's own loopback" grep -qx "local 200" "$WORK/out"
+check "another port of 127.0.0.1 is the proxy's refusal, not the sandbox's loopback" grep -qx "other 403" "$WORK/out"
+run_cb run --allow "example.org" -- sh -c 'echo $NO_PROXY'
+check "without a loopback --allow, NO_PROXY is as before" grep -qx "localhost,127.0.0.1,::1" "$WORK/out"
+
 # HTTPS through a CONNECT tunnel to a TLS server of the test's own.
 openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
 	-addext subjectAltName=IP:127.0.0.1 -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
@@ -247,7 +273,7 @@ check "audit: the model request is recorded" \
 	sh -c "tail -n 1 '$AUDIT' | grep -q '\"host\":\"model.clawbox.internal\".*\"decision\":\"allow\"'"
 
 "$CLAWBOX" run "${MODEL[@]}" -- curl -s -S -N --max-time 10 \
-	http://model.clawbox.internal/stream >"$WORK/out" 2>"$WORK/err" </dev/null
+	http://model.clawbox.internal/v1/models/stream >"$WORK/out" 2>"$WORK/err" </dev/null
 check "a streamed (chunked) answer arrives whole" \
 	sh -c "[ \$(grep -c '^event: part' '$WORK/out') = 3 ] && grep -q 'data: 3' '$WORK/out'"
 
@@ -265,7 +291,7 @@ check "no trace of the key inside: environment, /proc, files, answers" \
 # A redirect from the upstream to another origin: the proxy does not follow it, and when the
 # sandbox follows it (through the proxy), no key goes along.
 "$CLAWBOX" run "${MODEL[@]}" --allow "127.0.0.1:$OTHERPORT" -- curl -s -S -L --max-time 10 \
-	--noproxy '' -x http://127.0.0.1:3128 "http://model.clawbox.internal/redirect/$OTHERPORT" \
+	--noproxy '' -x http://127.0.0.1:3128 "http://model.clawbox.internal/v1/models/redirect/$OTHERPORT" \
 	>"$WORK/out" 2>"$WORK/err" </dev/null
 check "the redirect is passed back, then followed by the client" grep -q "server: other" "$WORK/out"
 check "the other origin got no key" \
@@ -280,14 +306,14 @@ wait_until 5 test -s "$WORK/port.tlsmodel"
 TLSUP=$(cat "$WORK/port.tlsmodel")
 "$CLAWBOX" run --model-upstream "https://127.0.0.1:$TLSUP" --model-key-env CB_TEST_KEY \
 	--model-ca-file "$WORK/cert.pem" -- curl -s -S --max-time 10 \
-	http://model.clawbox.internal/v1/tls >"$WORK/out" 2>"$WORK/err" </dev/null
+	http://model.clawbox.internal/v1/models/tls >"$WORK/out" 2>"$WORK/err" </dev/null
 check "HTTPS upstream: the answer comes back" grep -q "server: tlsmodel" "$WORK/out"
 check "HTTPS upstream: the key arrived over TLS" grep -q "x-api-key: $KEY" "$WORK/tlsmodel.log"
 "$CLAWBOX" run --model-upstream "https://127.0.0.1:$TLSUP" --model-key-env CB_TEST_KEY \
-	-- curl -s -S --max-time 10 -w '%{http_code}' http://model.clawbox.internal/v1/untrusted \
+	-- curl -s -S --max-time 10 -w '%{http_code}' http://model.clawbox.internal/v1/models/untrusted \
 	>"$WORK/out" 2>&1 </dev/null
 check "HTTPS upstream with an untrusted certificate: 502, no request sent" \
-	sh -c "grep -q 502 '$WORK/out' && ! grep -q '/v1/untrusted' '$WORK/tlsmodel.log'"
+	sh -c "grep -q 502 '$WORK/out' && ! grep -q '/v1/models/untrusted' '$WORK/tlsmodel.log'"
 
 # GET https://... in a plain request (a client without TLS, like the agent): the proxy
 # fetches it with TLS, from the address it checked, trusting --fetch-ca-file.
@@ -334,7 +360,7 @@ wait $sleeper
 kill "$MODEL_PID" 2>/dev/null
 wait_until 3 sh -c "! kill -0 $MODEL_PID 2>/dev/null"
 "$CLAWBOX" run "${MODEL[@]}" -- curl -s -S --max-time 10 -w '%{http_code}' \
-	http://model.clawbox.internal/v1/messages >"$WORK/out" 2>&1 </dev/null
+	-d '{}' http://model.clawbox.internal/v1/messages >"$WORK/out" 2>&1 </dev/null
 if grep -q 502 "$WORK/out" && grep -q 'model upstream' "$WORK/out" && ! grep -q "$KEY" "$WORK/out"; then
 	ok "upstream down: 502 naming the upstream, no key"
 else

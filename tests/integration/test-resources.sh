@@ -23,6 +23,10 @@ check "default pids limit holds (${forks:-?} forks)" sh -c "[ -n '$forks' ] && [
 
 # Memory bomb: the OOM killer ends it inside the sandbox, exit 137.
 expect_rc 137 "memory bomb under --memory 64M is OOM-killed" run "${P[@]}" --memory 64M --timeout 60 -- /probe/probe membomb
+check "the OOM kill is said in one line with the limit" \
+	sh -c "[ \"\$(cat '$WORK/err')\" = 'clawbox run: out of memory (limit 64M)' ]"
+expect_rc 137 "a SIGKILL that is no OOM kill" run -- sh -c 'kill -KILL $$'
+check "is not called one" test ! -s "$WORK/err"
 check_clean "nothing left behind after the OOM kill"
 # A tmpfs file counts against memory too: /tmp is sized to the limit.
 run_cb run --memory 32M --timeout 60 -- sh -c 'head -c 100000000 /dev/zero >/tmp/big'

@@ -236,7 +236,7 @@ check "qemu killed mid-run: 125 and one line saying so ($RC: $(head -c 200 "$WOR
 mkdir -p "$WORK/svc/ro" "$WORK/svc/rw"
 echo svc-content >"$WORK/svc/ro/in.txt"
 chmod -R a+rX "$WORK/svc"
-is_root && chown "$SANDBOX_HOST_UID" "$WORK/svc/rw"
+# No chown: the share is root's, and qemu's sandbox sees it through an idmapped mount.
 SVC="$WORK/vm.sock"
 "$CLAWBOX" vm-service --socket "$SVC" --vm-image "$VM_DIR" --share "$WORK/svc:rw" \
 	>"$WORK/svc.log" 2>&1 &

@@ -1,66 +1,119 @@
 #!/bin/bash
-# test-web.sh: the daemon's chat page in headless Chromium (Debian's chromium): it loads with
-# the token from the URL fragment (never sent to the server), lists the groups, shows the
-# history with model text as text (an HTML-injection attempt stays inert), and what it sends
-# reaches the daemon and is answered. Also the page's security headers, and the login form
-# without a token.
+# test-web.sh: the daemon's web app. Here with curl: the page's security headers, the bundle
+# it loads, the views' endpoints refusing what they must (no token, another origin, bad
+# input). Then tests/web/web-test.mjs drives Debian's chromium with playwright-core (from npm,
+# locked by tests/web/package-lock.json, installed under build/test-npm; no browser download)
+# through every view against this daemon and the fake model (tests/data/scenarios/web.json),
+# saving a screenshot of each under build/web-screenshots/.
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
 CHROMIUM=$(command -v chromium || command -v chromium-browser)
-if [ -z "$CHROMIUM" ]; then
-	not_ok "chromium is not installed (make check installs it: scripts/deps.sh test)"
+if [ -z "$CHROMIUM" ] || ! command -v node >/dev/null; then
+	not_ok "chromium and node are needed (make check installs them: scripts/deps.sh test)"
 	done_testing
 	exit 1
 fi
 
-cat >"$WORK/scenario.json" <<'JSON'
-{"turns": [{"reply": {"text": "<img src=x onerror=\"document.title='pwned'\"><b>bold?</b> & done"}}],
- "default": {"reply": {"echo": true}}}
-JSON
-"$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
+# playwright-core, as locked, into build/test-npm (again only when the lock changes).
+NPMDIR=$TOP/build/test-npm
+if [ ! -f "$NPMDIR/node_modules/.package-lock.json" ] ||
+	[ "$TOP/tests/web/package-lock.json" -nt "$NPMDIR/node_modules/.package-lock.json" ]; then
+	mkdir -p "$NPMDIR"
+	cp "$TOP/tests/web/package.json" "$TOP/tests/web/package-lock.json" "$NPMDIR/"
+	(cd "$NPMDIR" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error) >"$WORK/npm.log" 2>&1 ||
+		not_ok "npm ci of tests/web (playwright-core): $(tail -3 "$WORK/npm.log")"
+fi
+
+"$FAKE" --scenario "$TOP/tests/data/scenarios/web.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
 MPID=$!
 wait_until 5 test -s "$WORK/mport"
+printf 'sk-web-test-secret\n' >"$WORK/model-key"
+chmod 600 "$WORK/model-key"
+mkdir -p "$WORK/srv-web-test"
+printf '{"roots": [{"path": "%s"}]}\n' "$WORK/srv-web-test" >"$WORK/mounts.json"
 PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
- "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true}, {"id": "family"}]}
+ "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")", "api_key_file": "$WORK/model-key"},
+ "groups": [{"id": "main", "main": true}, {"id": "family", "timezone": "Europe/Berlin"}, {"id": "long"}]}
 JSON
-"$CLAWBOX" serve --config "$WORK/config.json" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+"$CLAWBOX" serve --config "$WORK/config.json" --mount-allowlist "$WORK/mounts.json" \
+	>"$WORK/serve.out" 2>"$WORK/serve.err" &
 SPID=$!
 wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 TOKEN=$(cat "$WORK/data/api-token")
-check "the daemon says where to open the chat page" grep -q "open http://127.0.0.1:$PORT/ for the chat page" "$WORK/serve.err"
+URL=http://127.0.0.1:$PORT
+check "the daemon prints a ready-to-open link with the token in the fragment" \
+	grep -q "open $URL/#token=$TOKEN for the web app" "$WORK/serve.err"
 
-curl -s -D "$WORK/headers" -o "$WORK/page" "http://127.0.0.1:$PORT/"
-check "GET / serves the page" grep -q '<script src="/app.js"></script>' "$WORK/page"
+curl -s -D "$WORK/headers" -o "$WORK/page" "$URL/"
+check "GET / serves the page, one script of its own" grep -q '<script src="/app.js"></script>' "$WORK/page"
 check "with a strict content security policy" grep -qi "content-security-policy: default-src 'none'; script-src 'self'" "$WORK/headers"
 check "no framing, no referrer, no sniffing" sh -c "grep -qi \"frame-ancestors 'none'\" '$WORK/headers' && grep -qi 'referrer-policy: no-referrer' '$WORK/headers' && grep -qi 'x-content-type-options: nosniff' '$WORK/headers'"
+check "and no inline script in it" sh -c "! grep -q '<script>' '$WORK/page' && ! grep -qi ' on[a-z]*=' '$WORK/page'"
+curl -s -o "$WORK/app.js" "$URL/app.js"
+check "the bundle carries marked and DOMPurify" sh -c "grep -q 'DOMPurify' '$WORK/app.js' && grep -q 'marked' '$WORK/app.js'"
 
-# A reply full of markup, stored before the page loads.
-curl -s -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" --data '{"text": "show me markup"}' \
-	"http://127.0.0.1:$PORT/api/v1/groups/family/messages"
-wait_until 20 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/family/messages' | grep -q 'bold?'"
+code() { curl -s -o "$WORK/body" -w '%{http_code}' "$@"; }
+AUTH="Authorization: Bearer $TOKEN"
+for ep in /api/v1/status /api/v1/settings /api/v1/runs /api/v1/runs/1 /api/v1/usage/daily \
+	/api/v1/audit/query /api/v1/files/1; do
+	check "$ep needs the token" test "$(code "$URL$ep")" = 401
+	check "$ep refuses another origin" test "$(code -H "$AUTH" -H 'Origin: http://evil.example' "$URL$ep")" = 403
+done
+check "POST /api/v1/runs/1/stop needs the token" test "$(code -X POST "$URL/api/v1/runs/1/stop")" = 401
+check "POST /api/v1/tasks/preview refuses another origin" \
+	test "$(code -X POST -H "$AUTH" -H 'Origin: http://evil.example' --data '{"group":"main","cron":"* * * * *"}' "$URL/api/v1/tasks/preview")" = 403
+check "/login-hint needs no token and says only where the token is" \
+	sh -c "test \"\$(curl -s '$URL/login-hint')\" = '{\"token_file\":\"$WORK/data/api-token\"}'"
+check "status: the model is configured" sh -c "test \"\$(curl -s -H '$AUTH' '$URL/api/v1/status' | grep -o '\"model_configured\":[a-z]*')\" = '\"model_configured\":true'"
+check "settings never carry the key" sh -c "curl -s -H '$AUTH' '$URL/api/v1/settings' >'$WORK/settings' && grep -q 'model-key' '$WORK/settings' && ! grep -q 'sk-web-test-secret' '$WORK/settings'"
+check "stop: no such run is a 404" test "$(code -X POST -H "$AUTH" "$URL/api/v1/runs/999/stop")" = 404
+check "a transcript of no run is a 404" test "$(code -H "$AUTH" "$URL/api/v1/runs/999")" = 404
+check "a file no message carried is a 404" test "$(code -H "$AUTH" "$URL/api/v1/files/1")" = 404
+check "usage: a bad day count is a 400" test "$(code -H "$AUTH" "$URL/api/v1/usage/daily?days=0")" = 400
+check "audit: a bad time is a 400" test "$(code -H "$AUTH" "$URL/api/v1/audit/query?since=yesterday")" = 400
+check "runs: an unknown group is a 404" test "$(code -H "$AUTH" "$URL/api/v1/runs?group=nosuch")" = 404
+check "preview: a bad schedule is a 400 that says why" \
+	sh -c "test \"\$(curl -s -o '$WORK/body' -w '%{http_code}' -X POST -H '$AUTH' --data '{\"group\":\"main\",\"every_seconds\":0}' '$URL/api/v1/tasks/preview')\" = 400 && grep -q error '$WORK/body'"
+check "pause: no such task is a 404" test "$(code -X POST -H "$AUTH" "$URL/api/v1/tasks/999/pause")" = 404
 
-browse() { # URL -> DOM in $WORK/dom
-	timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --no-first-run \
-		--user-data-dir="$WORK/chromium" --virtual-time-budget=10000 --dump-dom "$1" \
-		>"$WORK/dom" 2>"$WORK/chromium.err"
-}
-browse "http://127.0.0.1:$PORT/#token=$TOKEN&group=family&say=hello%20from%20the%20browser"
-check "the page lists the groups" sh -c "grep -q '<option value=\"main\">main</option>' '$WORK/dom' && grep -q '<option value=\"family\">family</option>' '$WORK/dom'"
-check "and shows the group's history" grep -q 'show me markup' "$WORK/dom"
-check "model markup is shown as text, never run or rendered" \
-	sh -c "grep -q '&lt;img src=x onerror=' '$WORK/dom' && grep -q '&lt;b&gt;bold?&lt;/b&gt; &amp; done' '$WORK/dom' && ! grep -q '<img' '$WORK/dom' && ! grep -q '<title>pwned' '$WORK/dom'"
-wait_until 20 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/family/messages' | grep -q 'echo: hello from the browser'"
-check "what the page sent reached the daemon (sender web) and was answered" \
-	sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/groups/family/messages' | grep -q '\"text\":\"hello from the browser\",\"sender\":\"web\"'"
+# The histories the browser looks at, made before it does (the scenario's first turns).
+curl -s -o /dev/null -X POST -H "$AUTH" --data '{"text": "show me markup"}' "$URL/api/v1/groups/family/messages"
+wait_until 30 sh -c "curl -s -H '$AUTH' '$URL/api/v1/groups/family/messages' | grep -q 'bold?'"
+curl -s -o /dev/null -X POST -H "$AUTH" --data '{"text": "fill the history"}' "$URL/api/v1/groups/long/messages"
+wait_until 60 sh -c "curl -s -H '$AUTH' '$URL/api/v1/groups/long/messages' | grep -q 'history done'"
+check "the histories are there (a send_file and 48 messages from one run)" \
+	sh -c "curl -s -H '$AUTH' '$URL/api/v1/groups/long/messages' | grep -o '\"id\"' | wc -l | grep -qx 51"
 
-rm -rf "$WORK/chromium"
-browse "http://127.0.0.1:$PORT/"
-check "without a token the page asks for one" sh -c "grep -q '<section id=\"login\">' '$WORK/dom' && grep -q '<main id=\"chat\" hidden=\"\">' '$WORK/dom'"
-kill -TERM "$SPID"
-wait "$SPID" 2>/dev/null
+# A second daemon without a model, for the banner.
+PORT2=$((PORT + 1))
+cat >"$WORK/config2.json" <<JSON
+{"data_dir": "$WORK/data2", "listen": "127.0.0.1:$PORT2", "groups": [{"id": "main", "main": true}]}
+JSON
+env -u ANTHROPIC_API_KEY -u OPENAI_API_KEY "$CLAWBOX" serve --config "$WORK/config2.json" \
+	>"$WORK/serve2.out" 2>"$WORK/serve2.err" &
+SPID2=$!
+TPID=$SPID2 # killed at exit by lib.sh like a fake Telegram would be
+wait_until 5 curl -sf "http://127.0.0.1:$PORT2/healthz" -o /dev/null
+
+SHOTS=$TOP/build/web-screenshots
+rm -rf "$SHOTS"
+mkdir -p "$SHOTS"
+URL=$URL TOKEN=$TOKEN TOKEN_FILE=$WORK/data/api-token NOMODEL_URL=http://127.0.0.1:$PORT2 \
+	NOMODEL_TOKEN=$(cat "$WORK/data2/api-token") CHROMIUM=$CHROMIUM TEST_NPM=$NPMDIR SHOTS=$SHOTS \
+	WORK=$WORK timeout 300 node "$TOP/tests/web/web-test.mjs" >"$WORK/browser.tap" 2>"$WORK/browser.err"
+relay_tap browser "$WORK/browser.tap" $?
+[ -s "$WORK/browser.err" ] && sed 's/^/# /' "$WORK/browser.err" | head -20
+check "a screenshot of each view under build/web-screenshots" \
+	sh -c "for v in chat runs run-transcript audit usage tasks settings phone-chat login no-model; do test -s '$SHOTS/'\$v.png || exit 1; done"
+if ! check "the daemon lived through it all" kill -0 "$SPID"; then
+	sed 's/^/# serve: /' "$WORK/serve.err" | tail -40
+fi
+check "every request the model got was as expected" sh -c "! grep -q '\"ok\":false' '$WORK/model.log'"
+
+kill -TERM "$SPID2" "$SPID"
+wait "$SPID2" "$SPID" 2>/dev/null
 SPID=
 done_testing

@@ -73,6 +73,18 @@ main(void)
 	mount_bad("/src:/dst:rx");
 	mount_bad("/src:/with\nnewline");
 
+	/* A mistyped mode is called a mode, not a bad PATH. */
+	const char *modes[] = {"/src:/dst:wr", "/src:/dst:RW", "/a:b:/dst:Ro", "/src:/dst:w"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct sandbox_spec sp;
+		const char *why = NULL;
+		sandbox_spec_init(&sp);
+		int r = sandbox_spec_add_mount(&sp, modes[i], &why);
+		ok(r == -EINVAL && why && strstr(why, "must be ro or rw"), "mount \"%s\": %s",
+		   modes[i], why ? why : "(no reason)");
+		sandbox_spec_done(&sp);
+	}
+
 	/* /processes is not /proc */
 	mount_ok("/src:/processes", "/src", "/processes", false);
 

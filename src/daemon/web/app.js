@@ -1,167 +1,117 @@
-// clawbox's chat page: talks to the daemon's API with the bearer token. Model text is only
-// ever set with textContent, never parsed as HTML.
+// app.js: clawbox's web app, served by the daemon (bundled by esbuild into one script, which
+// the strict CSP allows as 'self'). Logs in with the API token (from the URL fragment the
+// daemon prints, which the browser never sends and the page removes from the address bar, or
+// pasted into the form), then shows one view at a time: Conversations, Runs, Audit, Usage,
+// Tasks, Approvals (a place kept for the approvals feature) and Settings.
 'use strict';
 
-const $ = (id) => document.getElementById(id);
+import { $, el } from './dom.js';
+import { api, getToken, setToken, whenUnauthorized } from './api.js';
+import * as chat from './chat.js';
+import { runs, audit, usage, tasks, settings, setContext } from './views.js';
+import { initPanel, closePanel } from './panel.js';
+import { approvals } from './approvals.js';
+
+const VIEWS = {
+  chat: { show() {}, hide() {} },
+  runs, audit, usage, tasks, settings,
+  approvals,
+};
+let view = 'chat';
+let groups = [];
+let group = localStorage.getItem('clawbox-group') || 'main';
+
 const params = new URLSearchParams(location.hash.slice(1));
-let token = params.get('token') || localStorage.getItem('clawbox-token') || '';
-if (params.get('token')) {
-  localStorage.setItem('clawbox-token', token);
-  history.replaceState(null, '', location.pathname); // the token leaves the address bar
-}
-let group = params.get('group') || localStorage.getItem('clawbox-group') || 'main';
-let lastId = 0;
-let stream = null; // AbortController of the live events
-const pending = new Map(); // reply_to -> the element its text streams into
+if (params.get('token')) setToken(params.get('token'));
+if (params.get('group')) group = params.get('group');
+if (params.get('view') && VIEWS[params.get('view')]) view = params.get('view');
+if (location.hash) history.replaceState(null, '', location.pathname); // the token leaves the address bar
 
-function status(text) { $('status').textContent = text; }
-
-async function api(method, path, body) {
-  const r = await fetch(path, {
-    method,
-    headers: { 'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (r.status === 401) { showLogin(); throw new Error('the token was refused'); }
-  const j = await r.json();
-  if (!r.ok) throw new Error(j.error || ('HTTP ' + r.status));
-  return j;
+function status(text, bad) {
+  const s = $('status');
+  s.textContent = text;
+  s.classList.toggle('bad', !!bad);
 }
 
-function showLogin() { $('login').hidden = false; $('chat').hidden = true; }
-
-function addMessage(m) {
-  if (m.id <= lastId) return;
-  lastId = m.id;
-  let li = m.direction === 'out' && m.reply_to ? pending.get(m.reply_to) : null;
-  if (li) pending.delete(m.reply_to); else li = document.createElement('li');
-  li.className = m.direction;
-  li.textContent = m.text;
-  const meta = document.createElement('span');
-  meta.className = 'meta';
-  meta.textContent = (m.sender || (m.direction === 'in' ? 'you' : 'clawbox')) + ' · ' +
-    new Date(m.time * 1000).toLocaleTimeString();
-  li.appendChild(meta);
-  li.dataset.id = m.id;
-  if (m.reply_to) li.dataset.replyTo = m.reply_to;
-  if (!li.isConnected) $('messages').appendChild(li);
-  li.scrollIntoView({ block: 'end' });
-  if (m.direction === 'out' && m.reply_to && m.reply_to === waitingFor) doneWaiting();
+function showLogin(why) {
+  chat.stop();
+  VIEWS[view].hide();
+  $('app').hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = why || '';
+  $('login-error').hidden = !why;
+  fetch('/login-hint').then((r) => r.json()).then((j) => {
+    $('token-path').textContent = j.token_file;
+  }).catch(() => {});
+  $('token').focus();
 }
+whenUnauthorized(() => showLogin('The token was refused.'));
 
-function addDelta(d) {
-  let li = pending.get(d.reply_to);
-  if (!li) {
-    li = document.createElement('li');
-    li.className = 'out pending';
-    li.textContent = '';
-    pending.set(d.reply_to, li);
-    $('messages').appendChild(li);
-  }
-  li.textContent += d.text;
-}
-
-// Server-Sent Events over fetch (EventSource cannot send the Authorization header).
-async function follow() {
-  if (stream) stream.abort();
-  stream = new AbortController();
-  const r = await fetch('/api/v1/groups/' + encodeURIComponent(group) + '/events?after=' + lastId, {
-    headers: { 'Authorization': 'Bearer ' + token }, signal: stream.signal,
-  });
-  if (!r.ok) throw new Error('events: HTTP ' + r.status);
-  status('connected');
-  const reader = r.body.getReader();
-  const dec = new TextDecoder();
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
-    let cut;
-    while ((cut = buf.indexOf('\n\n')) >= 0) {
-      const block = buf.slice(0, cut);
-      buf = buf.slice(cut + 2);
-      let type = 'message', data = '';
-      for (const line of block.split('\n')) {
-        if (line.startsWith('event:')) type = line.slice(6).trim();
-        else if (line.startsWith('data:')) data += line.slice(5).trim();
-      }
-      if (!data) continue;
-      const ev = JSON.parse(data);
-      if (type === 'message') addMessage(ev); else if (type === 'delta') addDelta(ev);
-    }
-  }
-}
-
-async function loadTasks() {
-  const j = await api('GET', '/api/v1/tasks');
-  const ul = $('tasks');
-  ul.replaceChildren();
-  for (const t of j.tasks.filter((t) => t.group === group)) {
-    const li = document.createElement('li');
-    li.textContent = '#' + t.id + ' [' + t.status + '] ' + t.schedule + ': ' + t.prompt;
-    ul.appendChild(li);
-  }
-}
-
-async function openGroup(g) {
-  group = g;
-  localStorage.setItem('clawbox-group', g);
-  $('messages').replaceChildren();
-  pending.clear();
-  lastId = 0;
-  const j = await api('GET', '/api/v1/groups/' + encodeURIComponent(g) + '/messages?after=0');
-  j.messages.forEach(addMessage);
-  loadTasks().catch(() => {});
-  follow().catch((e) => { if (e.name !== 'AbortError') status('disconnected: ' + e.message); });
-}
-
-let waitingFor = 0;
-function doneWaiting() {
-  waitingFor = 0;
-  if (params.get('say')) { // scripted use (tests): stop listening once answered
-    document.body.dataset.answered = '1';
-    if (stream) stream.abort();
-  }
-}
-
-async function send(text) {
-  const j = await api('POST', '/api/v1/groups/' + encodeURIComponent(group) + '/messages',
-    { text, sender: 'web' });
-  waitingFor = j.id;
+function show(name) {
+  if (!VIEWS[name]) return;
+  VIEWS[view].hide();
+  closePanel();
+  view = name;
+  for (const b of document.querySelectorAll('#nav button')) b.setAttribute('aria-current', String(b.dataset.view === name));
+  for (const s of document.querySelectorAll('.view')) s.hidden = s.id !== 'view-' + name;
+  document.body.dataset.view = name;
+  Promise.resolve(VIEWS[name].show()).catch((e) => status(e.message, true));
 }
 
 async function start() {
-  if (!token) { showLogin(); return; }
-  let groups;
-  try { groups = (await api('GET', '/api/v1/groups')).groups; } catch (e) { status(e.message); return; }
-  $('login').hidden = true;
-  $('chat').hidden = false;
-  const sel = $('group');
-  sel.replaceChildren();
-  for (const g of groups) {
-    const o = document.createElement('option');
-    o.value = o.textContent = g.id;
-    sel.appendChild(o);
+  if (!getToken()) { showLogin(); return; }
+  let st;
+  try {
+    [groups, st] = await Promise.all([api('GET', '/api/v1/groups').then((j) => j.groups), api('GET', '/api/v1/status')]);
+  } catch (e) {
+    if (e.status !== 401) status(e.message, true);
+    return;
   }
+  $('login').hidden = true;
+  $('app').hidden = false;
+  const banner = $('no-model');
+  banner.hidden = st.model_configured;
+  if (!st.model_configured) {
+    banner.replaceChildren(el('strong', {}, 'No model configured. '),
+      'Messages are answered with a hint until one is: set model.base_url (a local Ollama or llama.cpp server) or model.api_key_file in ',
+      el('code', {}, st.config_file || 'the configuration'), ', or ', el('code', {}, st.key_env),
+      ' in the daemon\'s environment, and restart it.');
+  }
+  setContext({ groups, status });
+  const sel = $('group');
+  sel.replaceChildren(...groups.map((g) => el('option', { value: g.id }, g.id)));
   if (!groups.some((g) => g.id === group)) group = groups[0].id;
   sel.value = group;
-  await openGroup(group);
-  if (params.get('say')) await send(params.get('say'));
+  await chat.openGroup(group, status);
+  show(view);
+  document.body.dataset.ready = '1';
 }
 
-$('group').addEventListener('change', (e) => openGroup(e.target.value));
-$('send').addEventListener('submit', (e) => {
-  e.preventDefault();
-  const text = $('text').value.trim();
-  if (!text) return;
-  $('text').value = '';
-  send(text).catch((err) => status(err.message));
+$('group').addEventListener('change', (e) => {
+  group = e.target.value;
+  localStorage.setItem('clawbox-group', group);
+  chat.openGroup(group, status).catch((err) => status(err.message, true));
+});
+$('nav').addEventListener('click', (e) => {
+  const b = e.target.closest('button[data-view]');
+  if (b) show(b.dataset.view);
 });
 $('login-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  token = $('token').value.trim();
-  localStorage.setItem('clawbox-token', token);
+  setToken($('token').value.trim());
+  $('token').value = '';
   start();
 });
+$('logout').addEventListener('click', () => {
+  setToken('');
+  localStorage.removeItem('clawbox-group');
+  showLogin('Logged out.');
+});
+chat.init();
+runs.init();
+audit.init();
+usage.init();
+tasks.init();
+approvals.init();
+initPanel();
 start();

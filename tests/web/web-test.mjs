@@ -1,0 +1,359 @@
+// web-test.mjs: the web app in Debian's chromium, driven by playwright-core (no browser
+// download), against the real clawbox serve that test-web.sh started with the fake model
+// (tests/data/scenarios/web.json). Prints TAP; test-web.sh relays it.
+//
+// env: URL (http://127.0.0.1:PORT), TOKEN, TOKEN_FILE, NOMODEL_URL (a second daemon with no
+// model), NOMODEL_TOKEN, CHROMIUM, TEST_NPM (where playwright-core is installed), SHOTS (a
+// folder for the screenshots), WORK (a scratch folder).
+import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const require = createRequire(path.join(process.env.TEST_NPM, 'package.json'));
+const { chromium } = require('playwright-core');
+
+const { URL: BASE, TOKEN, TOKEN_FILE, NOMODEL_URL, NOMODEL_TOKEN, CHROMIUM, SHOTS, WORK } = process.env;
+let n = 0;
+let failed = 0;
+function ok(cond, desc, detail) {
+  n++;
+  if (cond) console.log(`ok ${n} - ${desc}`);
+  else { failed++; console.log(`not ok ${n} - ${desc}${detail ? ': ' + String(detail).slice(0, 400) : ''}`); }
+  return cond;
+}
+async function step(desc, f) { // a step that throws is one failure, and the rest still run
+  try { await f(); } catch (e) { ok(false, desc, e.message); }
+}
+async function api(method, p, body) {
+  const r = await fetch(BASE + p, {
+    method, headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return r.json();
+}
+async function until(f, ms, what) { // polls f until it returns a truthy value (bounded)
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: false });
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+  // playwright gives each launch a fresh, temporary user-data-dir of its own
+});
+const ctx = await browser.newContext({ viewport: { width: 1280, height: 720 }, acceptDownloads: true });
+const page = await ctx.newPage();
+const pageErrors = [];
+page.on('pageerror', (e) => pageErrors.push(e.message));
+// Refusals the test asks for (400, 401) are logged by the browser too; anything else counts.
+page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[01] /.test(m.text())) pageErrors.push(m.text()); });
+const T = 30000; // bounds for what depends on runs on a loaded 2-core machine
+
+await step('log in with the token in the URL fragment', async () => {
+  const t0 = Date.now();
+  await page.goto(BASE + '/#token=' + TOKEN + '&group=family');
+  await page.waitForSelector('body[data-ready="1"]', { timeout: T });
+  ok(true, 'the page logs in with the token from the URL fragment (' + (Date.now() - t0) + ' ms)');
+  ok(!page.url().includes(TOKEN) && !page.url().includes('#'), 'and removes it from the address bar', page.url());
+  const opts = await page.$$eval('#group option', (os) => os.map((o) => o.value));
+  ok(opts.join(',') === 'main,family,long', 'the groups are listed', opts);
+  ok(await page.isHidden('#no-model'), 'no banner when a model is configured');
+});
+
+await step('an injected reply renders inert', async () => {
+  await page.waitForSelector('#messages li.out', { timeout: T });
+  const r = await page.evaluate(() => {
+    const m = document.getElementById('messages');
+    return {
+      imgs: m.querySelectorAll('img, script, iframe, svg, object, embed').length,
+      onattrs: [...m.querySelectorAll('*')].filter((e) => [...e.attributes].some((a) => a.name.startsWith('on'))).length,
+      badLinks: [...m.querySelectorAll('a[href]')].filter((a) => !/^https?:|^mailto:/.test(a.getAttribute('href'))).length,
+      links: [...m.querySelectorAll('a[href]')].map((a) => [a.getAttribute('href'), a.rel, a.target]),
+      inert: [...m.querySelectorAll('a:not([href])')].map((a) => a.textContent),
+      text: m.textContent,
+      strong: [...m.querySelectorAll('strong')].map((s) => s.textContent),
+      items: m.querySelectorAll('li.out ul li').length,
+      pre: m.querySelector('li.out pre') ? m.querySelector('li.out pre').textContent : '',
+      title: document.title,
+      pwned: window.pwned,
+    };
+  });
+  ok(r.imgs === 0, 'no <img>, <script> or <iframe> from the reply reaches the DOM', r.imgs);
+  ok(r.onattrs === 0, 'no on* attribute survives', r.onattrs);
+  ok(r.badLinks === 0 && r.inert.includes('a bad link'), 'a javascript: link loses its href (its text stays)', JSON.stringify([r.links, r.inert]));
+  ok(r.links.length === 1 && r.links[0][0] === 'https://example.org/x' && r.links[0][1].includes('noopener') && r.links[0][2] === '_blank',
+    'the http link is kept, opening apart with noopener', JSON.stringify(r.links));
+  ok(r.text.includes('<b>bold?</b> & done') && r.text.includes('<script>window.pwned=1</script>'),
+    'raw HTML in the reply is shown as text', r.text.slice(0, 200));
+  ok(!/[\x1b\x07]/.test(r.text) && r.text.includes('red text') && !r.text.includes('[31m'),
+    'ANSI escapes are dropped, their text kept');
+  ok(r.strong.includes('strong words') && r.items === 2 && r.pre.includes('code block'),
+    'Markdown renders (bold, a list, a code block)', JSON.stringify(r.strong));
+  ok(r.title === 'clawbox' && r.pwned === undefined, 'nothing in it ran', r.title);
+  await shot(page, 'chat-injection');
+});
+
+await step('Enter sends, Shift+Enter is a newline; the tool timeline and the reply stream in', async () => {
+  await page.selectOption('#group', 'main');
+  await page.waitForFunction(() => document.querySelectorAll('#messages li').length === 0, null, { timeout: T });
+  await page.click('#text');
+  await page.keyboard.type('line one');
+  await page.keyboard.press('Shift+Enter');
+  await page.keyboard.type('line two');
+  const v = await page.inputValue('#text');
+  ok(v === 'line one\nline two', 'Shift+Enter puts a newline in the composer', JSON.stringify(v));
+  await page.waitForTimeout(300);
+  ok(await page.$$eval('#messages li', (l) => l.length) === 0, 'and sends nothing');
+  await page.fill('#text', 'use a tool');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#messages li.in', { timeout: T });
+  ok((await page.textContent('#messages li.in')).includes('use a tool'), 'Enter sends the message');
+  ok(await page.inputValue('#text') === '', 'and empties the composer');
+  // The model's reply comes 2.5 s after the tools ran: the timeline shows before it.
+  await page.waitForSelector('#messages li.out.pending .tools li.call .tool-result.ok', { timeout: T });
+  ok(await page.$eval('#messages li.out.pending .tools', (d) => d.open), 'the tool timeline appears, open, while the run goes on');
+  await shot(page, 'chat-tools-live');
+  await page.waitForSelector('#messages li.out:not(.pending) strong', { timeout: T });
+  const tl = await page.$$eval('#messages li.out .tools li.call', (ls) => ls.map((l) => ({
+    name: l.querySelector('.tool-name').textContent, args: l.querySelector('.tool-args').textContent,
+    result: l.querySelector('.tool-result').className + ' ' + l.querySelector('.tool-result').textContent })));
+  ok(tl.length === 2 && tl[0].name === 'bash' && tl[0].args.includes('echo tool-output-42') && /\bok\b/.test(tl[0].result),
+    'the bash call is in the timeline with its arguments and result', JSON.stringify(tl));
+  ok(tl.length === 2 && tl[1].name === 'send_message' && /error/.test(tl[1].result),
+    'the refused send_message shows as failed', JSON.stringify(tl));
+  ok((await page.textContent('#messages li.out .body strong')) === 'tool-output-42', 'the reply is rendered as Markdown');
+  ok(await page.$$eval('#messages li.out .stop', (b) => b.length) === 0, 'a finished reply has no Stop button');
+  await shot(page, 'chat');
+});
+
+await step('stop a run from the Runs view', async () => {
+  await page.fill('#text', 'wait for me');
+  await page.keyboard.press('Enter');
+  await page.click('#nav button[data-view="runs"]');
+  await page.waitForSelector('#runs-now tr[data-message] button.stop', { timeout: T });
+  ok(true, 'the run shows under Now with a Stop button');
+  await shot(page, 'runs-now');
+  // The run's processes: those whose command line names this test's data folder (its ask,
+  // its proxy), the daemon's own aside. After the Stop none may be left.
+  const left = () => execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' }).split('\n')
+    .filter((l) => l.includes(WORK + '/data/') && !l.includes('clawbox-serve') && !l.includes(' serve '));
+  ok(left().length > 0, 'while it runs, its processes are there (ask, proxy)', left().length);
+  await page.click('#runs-now tr[data-message] button.stop');
+  await page.waitForSelector('#runs-now .empty', { timeout: T });
+  ok(true, 'after Stop nothing runs');
+  await until(() => left().length === 0, 10000, 'the stopped run to be gone').then(
+    () => ok(true, "the stopped run's processes are gone"), (e) => ok(false, "the stopped run's processes are gone", left().join(' | ')));
+  await page.waitForSelector('#runs-history tr.failed', { timeout: T });
+  const row = await page.$eval('#runs-history tr.failed', (tr) => [...tr.children].map((td) => td.textContent));
+  ok(row[1] === 'main' && row[2].includes('wait for me') && row[4] !== '0', 'the history has it, failed, with its exit', JSON.stringify(row));
+  const ok1 = await page.$eval('#runs-history tbody tr:nth-child(2)', (tr) => [...tr.children].map((td) => td.textContent));
+  ok(ok1[4] === '0' && ok1[5] === '110 / 25' && /\d/.test(ok1[3]), 'the earlier run has exit 0, duration and tokens', JSON.stringify(ok1));
+  await shot(page, 'runs');
+  await page.click('#runs-history tbody tr:nth-child(2) button');
+  await page.waitForSelector('#panel:not([hidden]) .timeline li', { timeout: T });
+  const panel = await page.textContent('#panel-body');
+  ok(panel.includes('use a tool') && panel.includes('echo tool-output-42') && panel.includes('The tool said'),
+    "the run's transcript: message, tool calls, reply", panel.slice(0, 300));
+  const egress = await page.$$eval('#panel-body table.egress tr', (rs) => rs.map((r) => r.textContent));
+  ok(egress.filter((e) => e.startsWith('deny')).length === 1 && egress.some((e) => e.startsWith('deny') && e.includes('blocked.example') && e.includes('not in the allowlist')) &&
+    !egress.some((e) => e.includes('proxy stopped')),
+    "and its egress (its own only): the refused request, with the proxy's reason", JSON.stringify(egress));
+  await shot(page, 'run-transcript');
+  await page.keyboard.press('Escape');
+  ok(await page.isHidden('#panel'), 'Esc closes the panel');
+  await page.click('#nav button[data-view="chat"]');
+  await page.waitForSelector('#messages li.out.refused .refusal', { timeout: T });
+  const refusal = await page.textContent('#messages li.out.refused .refusal');
+  ok(refusal.includes('stopped by the user'), 'the stopped reply says so, prominently', refusal);
+});
+
+await step('filter the audit', async () => {
+  await page.click('#nav button[data-view="audit"]');
+  await page.waitForSelector('#audit-rows tr', { timeout: T });
+  const all = await page.$$eval('#audit-rows tr', (rs) => rs.length);
+  await page.selectOption('#audit-decision', 'deny');
+  await page.waitForFunction(() => [...document.querySelectorAll('#audit-rows tr')].every((r) => r.children[3].textContent === 'deny') &&
+    document.querySelectorAll('#audit-rows tr').length > 0, null, { timeout: T });
+  const denied = await page.$$eval('#audit-rows tr', (rs) => rs.map((r) => [r.children[1].textContent, r.children[2].textContent, r.children[4].textContent]));
+  ok(denied.some((d) => d[0] === 'main' && d[1] === 'send_message'), 'decision deny: the refused send_message, nothing else', JSON.stringify(denied));
+  ok(denied.length < all, 'fewer rows than unfiltered', denied.length + ' of ' + all);
+  await shot(page, 'audit');
+  await page.selectOption('#audit-decision', '');
+  await page.selectOption('#audit-kind', 'api');
+  await page.waitForFunction(() => { const r = [...document.querySelectorAll('#audit-rows tr')]; return r.length > 0 && r.every((x) => x.children[2].textContent.startsWith('api:')); }, null, { timeout: T });
+  const kinds = await page.$$eval('#audit-rows tr', (rs) => rs.map((r) => r.children[2].textContent));
+  ok(kinds.includes('api:stop_run'), 'kind api: the stop is audited', JSON.stringify(kinds));
+  await page.selectOption('#audit-group', 'family');
+  await page.waitForFunction(() => [...document.querySelectorAll('#audit-rows tr')].every((x) => x.children[1].textContent === 'family'), null, { timeout: T });
+  ok(true, 'group family: only its entries');
+  await page.selectOption('#audit-kind', '');
+  await page.selectOption('#audit-group', '');
+  await page.fill('#audit-since', '2000-01-01T00:00');
+  await page.fill('#audit-until', '2000-01-02T00:00');
+  await page.dispatchEvent('#audit-until', 'change');
+  await page.waitForFunction(() => document.querySelectorAll('#audit-rows tr').length === 0, null, { timeout: T });
+  ok(true, 'a time range in the past: no entries');
+  await page.fill('#audit-since', '');
+  await page.fill('#audit-until', '');
+  await page.dispatchEvent('#audit-until', 'change');
+  await page.waitForFunction((all) => document.querySelectorAll('#audit-rows tr').length >= all, all, { timeout: T });
+  // live: a new entry appears without reloading
+  await api('POST', '/api/v1/tasks', { group: 'family', prompt: 'audit me', every_seconds: 86400 });
+  await page.waitForFunction(() => [...document.querySelectorAll('#audit-rows tr')].some((x) => x.children[2].textContent === 'api:schedule_task'), null, { timeout: T });
+  ok(true, 'live: a new entry appears by itself');
+});
+
+await step('create a task and see its next runs', async () => {
+  await page.click('#nav button[data-view="tasks"]');
+  await page.selectOption('#task-group', 'family');
+  await page.selectOption('#task-kind', 'cron');
+  await page.fill('#task-when', '0 9 * * *');
+  await page.waitForSelector('#task-next li:nth-child(5)', { timeout: T });
+  const next = await page.$$eval('#task-next li', (ls) => ls.map((l) => Number(l.dataset.unix)));
+  const fmt = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  const hm = next.map((u) => fmt.format(new Date(u * 1000)));
+  ok(next.length === 5 && hm.every((x) => x === '09:00'), "five next runs at 09:00 in the group's zone (Europe/Berlin)", JSON.stringify(hm));
+  ok(next[0] > Date.now() / 1000 && next.every((u, i) => i === 0 || (u - next[i - 1] >= 23 * 3600 && u - next[i - 1] <= 25 * 3600)),
+    'a day apart, the first in the future', JSON.stringify(next));
+  await page.fill('#task-when', '61 * * * *');
+  await page.waitForSelector('#task-preview.error', { timeout: T });
+  ok(/minute/i.test(await page.textContent('#task-preview')), 'a bad expression says why', await page.textContent('#task-preview'));
+  await page.fill('#task-when', '0 9 * * *');
+  await page.waitForSelector('#task-next li:nth-child(5)', { timeout: T });
+  await page.fill('#task-prompt', 'water the plants');
+  await page.click('#task-form button');
+  const row = await page.waitForSelector('#task-list tr[data-status="active"]:has-text("water the plants")', { timeout: T });
+  ok(true, 'the task is created and listed as active');
+  await shot(page, 'tasks');
+  await (await row.$('button.pause')).click();
+  await page.waitForSelector('#task-list tr[data-status="paused"]:has-text("water the plants")', { timeout: T });
+  ok(true, 'pause');
+  await page.click('#task-list tr[data-status="paused"]:has-text("water the plants") button.resume');
+  await page.waitForSelector('#task-list tr[data-status="active"]:has-text("water the plants")', { timeout: T });
+  ok(true, 'resume');
+  await page.click('#task-list tr:has-text("water the plants") button:has-text("History")');
+  await page.waitForSelector('#panel:not([hidden])', { timeout: T });
+  ok((await page.textContent('#panel-body')).includes('not run yet'), 'its run history (none yet)');
+  await page.keyboard.press('Escape');
+  await page.click('#task-list tr:has-text("water the plants") button.cancel');
+  await page.waitForFunction(() => !document.querySelector('#task-list').textContent.includes('water the plants'), null, { timeout: T });
+  ok(true, 'cancel');
+});
+
+await step('the usage plot has the expected data points', async () => {
+  await page.click('#nav button[data-view="usage"]');
+  await page.waitForSelector('#usage-chart circle.point', { timeout: T });
+  const pts = JSON.parse(await page.getAttribute('#usage-chart', 'data-points'));
+  const day = new Date().toISOString().slice(0, 10);
+  const get = (g) => pts.find((p) => p.group === g && p.day === day);
+  ok(get('family') && get('family').tokens === 120, 'family today: 120 tokens (100 in, 20 out)', JSON.stringify(pts));
+  ok(get('main') && get('main').tokens === 135, 'main today: 135 tokens over two turns, the stopped run spent none', JSON.stringify(pts));
+  const fromApi = (await api('GET', '/api/v1/usage/daily?days=14')).usage;
+  ok(pts.length === fromApi.length && fromApi.every((u) => pts.some((p) => p.group === u.group && p.day === u.day &&
+    p.tokens === u.input + u.output + u.cache_write + u.cache_read)), 'every point is a row of /api/v1/usage/daily', JSON.stringify(fromApi));
+  const circles = await page.$$eval('#usage-chart circle.point', (cs) => cs.map((c) => [c.dataset.group, c.dataset.day, Number(c.dataset.tokens)]));
+  ok(circles.length === pts.length && circles.some((c) => c[0] === 'family' && c[2] === 120), 'each point is drawn', JSON.stringify(circles));
+  await shot(page, 'usage');
+});
+
+await step('settings show the effective config, never the key', async () => {
+  await page.click('#nav button[data-view="settings"]');
+  await page.waitForSelector('#settings-body tr[data-group="family"]', { timeout: T });
+  const text = await page.textContent('#settings-body');
+  ok(text.includes('Europe/Berlin') && text.includes('127.0.0.1') && text.includes(TOKEN_FILE), 'groups, listen address and token file are shown', text.slice(0, 200));
+  ok(!text.includes('sk-web-test-secret') && !(await page.content()).includes('sk-web-test-secret'), 'the model key is nowhere in the page');
+  ok(/\/srv-web-test/.test(text) || text.includes('No mount allowlist'), 'the mount allowlist is shown', text.slice(-300));
+  await shot(page, 'settings');
+  await page.click('#nav button[data-view="approvals"]');
+  ok(await page.isVisible('#approvals-placeholder'), 'Approvals: a place kept for the feature');
+});
+
+await step('a 50-message history with the composer in view; the file downloads', async () => {
+  await page.click('#nav button[data-view="chat"]');
+  await page.selectOption('#group', 'long');
+  await page.waitForFunction(() => document.querySelectorAll('#messages li').length >= 50, null, { timeout: T });
+  const geo = await page.evaluate(() => {
+    const r = (id) => document.getElementById(id).getBoundingClientRect();
+    const list = document.getElementById('messages');
+    const last = list.lastElementChild.getBoundingClientRect();
+    return { send: r('send'), header: document.querySelector('header').getBoundingClientRect(), h: innerHeight, w: innerWidth,
+      n: list.children.length, lastBottom: last.bottom, listBottom: list.getBoundingClientRect().bottom, scrolls: list.scrollHeight > list.clientHeight };
+  });
+  ok(geo.n >= 50, '50 messages or more', geo.n);
+  ok(geo.send.top >= 0 && geo.send.bottom <= geo.h && geo.send.right <= geo.w, "the composer's box is inside the viewport", JSON.stringify(geo.send));
+  ok(geo.header.top >= 0 && geo.header.bottom <= geo.h, 'the header too', JSON.stringify(geo.header));
+  ok(geo.scrolls, 'the list scrolls', JSON.stringify(geo));
+  await page.waitForFunction(() => { const l = document.getElementById('messages'); return l.lastElementChild.getBoundingClientRect().bottom <= l.getBoundingClientRect().bottom + 1; }, null, { timeout: 5000 })
+    .then(() => ok(true, 'the newest message is in view'), (e) => ok(false, 'the newest message is in view', e.message));
+  await shot(page, 'chat-50');
+  const btn = await page.waitForSelector('#messages button.download', { timeout: T });
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: T }), btn.click()]);
+  const file = path.join(WORK, 'downloaded');
+  await dl.saveAs(file);
+  ok(dl.suggestedFilename() === 'report.txt' && fs.readFileSync(file, 'utf8') === 'attach\n', 'the send_file attachment downloads', dl.suggestedFilename());
+});
+
+await step('a phone-sized viewport', async () => {
+  const phone = await browser.newContext({ viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true });
+  const p = await phone.newPage();
+  await p.goto(BASE + '/#token=' + TOKEN + '&group=long');
+  await p.waitForSelector('body[data-ready="1"]', { timeout: T });
+  await p.waitForFunction(() => document.querySelectorAll('#messages li').length >= 50, null, { timeout: T });
+  const g = await p.evaluate(() => ({ send: document.getElementById('send').getBoundingClientRect(), h: innerHeight, w: innerWidth,
+    sw: document.documentElement.scrollWidth, nav: document.getElementById('nav').getBoundingClientRect() }));
+  ok(g.send.top >= 0 && g.send.bottom <= g.h && g.send.right <= g.w + 1, 'phone: the composer is in view', JSON.stringify(g));
+  ok(g.sw <= g.w + 1, 'phone: nothing overflows sideways', g.sw + ' > ' + g.w);
+  ok(g.nav.top >= 0 && g.nav.bottom <= g.h, 'phone: the navigation is in view', JSON.stringify(g.nav));
+  await shot(p, 'phone-chat');
+  await p.click('#nav button[data-view="runs"]');
+  await p.waitForSelector('#runs-history table', { timeout: T });
+  const sw = await p.evaluate(() => document.documentElement.scrollWidth);
+  ok(sw <= g.w + 1, 'phone: the runs view fits too', sw);
+  await shot(p, 'phone-runs');
+  await phone.close();
+});
+
+await step('log out, and the login form says where the token is', async () => {
+  await page.click('#logout');
+  await page.waitForSelector('#login:not([hidden])', { timeout: T });
+  ok(await page.evaluate(() => localStorage.getItem('clawbox-token')) === null, 'logging out forgets the token');
+  await page.waitForFunction((f) => document.getElementById('token-path').textContent === f, TOKEN_FILE, { timeout: T });
+  ok(true, "the login form names the token file's path");
+  await shot(page, 'login');
+  await page.reload();
+  await page.waitForSelector('#login:not([hidden])', { timeout: T });
+  ok(await page.isHidden('#app'), 'after a reload it still asks');
+  await page.fill('#token', 'not-the-token');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.includes('refused'), null, { timeout: T });
+  ok(true, 'a wrong token is refused, said plainly');
+  await page.fill('#token', TOKEN);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('body[data-ready="1"] #app:not([hidden])', { timeout: T });
+  ok(true, 'the right one logs in');
+});
+
+await step('the no-model banner', async () => {
+  const c = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const p = await c.newPage();
+  await p.goto(NOMODEL_URL + '/#token=' + NOMODEL_TOKEN);
+  await p.waitForSelector('#no-model:not([hidden])', { timeout: T });
+  const t = await p.textContent('#no-model');
+  ok(t.includes('No model configured') && t.includes('model.base_url') && t.includes('ANTHROPIC_API_KEY'), 'a daemon without a model shows it plainly', t);
+  await shot(p, 'no-model');
+  await c.close();
+});
+
+ok(pageErrors.length === 0, 'no script errors in the page', pageErrors.join(' | '));
+await browser.close();
+console.log(`1..${n}`);
+process.exit(failed ? 1 : 0);
