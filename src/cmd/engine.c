@@ -166,8 +166,8 @@ mount_engine(enum engine_kind k, struct engine_state *st, struct sandbox_spec *s
 	return sandbox_spec_set_env(spec, "PATH=" ENGINE_BIN_INSIDE ":" SANDBOX_PATH_ENV);
 }
 
-/* A folder of the session, for the sandbox's user to write (a root caller's runs as
- * mkdir and fchownat do not follow a link the engine left. */
+/* A folder of the session, for the sandbox's user to write.  mkdir and fchownat do not
+ * follow a link the engine left. */
 static int
 state_dir(const char *session, const char *name)
 {
