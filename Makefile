@@ -387,6 +387,7 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench
 	@bench/bench-intercept.sh
 	@bench/bench-agent.sh
 	@bench/bench-daemon.sh
+	@bench/bench-engines.sh
 	@bench/bench-vm.sh
 	@bench/bench-web.sh
 	@bench/bench-envs.sh

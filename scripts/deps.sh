@@ -61,6 +61,8 @@ test)
 	need_pkg dpkg-dev "command -v dpkg-scanpackages"
 	need_pkg npm "command -v npm"
 	need_pkg python3-venv "/usr/bin/python3 -c 'import ensurepip'"
+	# test-engines.sh: the engines (Claude Code, Codex) and MCP servers come from npm
+	need_pkg nodejs "command -v node"
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mcp-client.h"
 #include "agent.h"
 #include "dbuf.h"
 #include "events.h"
@@ -35,6 +36,7 @@ const char agent_base_prompt[] =
 
 struct run {
 	const struct agent_config *cfg;
+	struct mcp_set mcp; /* the MCP servers' tools (mcp-client.c) */
 	struct transcript tr;
 	json_t *messages; /* owned */
 	json_t *tools;    /* owned */
@@ -253,6 +255,12 @@ compact(struct run *run)
 	return 0;
 }
 
+static void
+mcp_notice(const char *line)
+{
+	events_notice("%s", line);
+}
+
 /* Runs the tool calls of an assistant message and returns the user message with the results. */
 static json_t *
 run_tools(struct run *run, json_t *assistant)
@@ -271,7 +279,11 @@ run_tools(struct run *run, json_t *assistant)
 		events_tool_call(id, name, summary);
 		struct tool_output out;
 		tool_output_init(&out);
-		tools_run(&run->tool_env, name, input, json_get_str(b, "invalid_input"), &out);
+		if (mcp_is_tool(name))
+			mcp_set_call(&run->mcp, name, input, run->deadline, &out);
+		else
+			tools_run(&run->tool_env, name, input, json_get_str(b, "invalid_input"),
+			          &out);
 		const char *text = tool_output_finish(&out);
 		events_tool_result(id, name, out.is_error, strlen(text));
 		json_array_append_new(content, json_pack("{s:s,s:s,s:s,s:b}", "type", "tool_result",
@@ -418,6 +430,18 @@ agent_run(const struct agent_config *cfg, const char *prompt)
 	if (r > 0)
 		events_notice("%s", note);
 	run.tools = tools_schemas(cfg->host_socket != NULL);
+	mcp_set_init(&run.mcp);
+	if (cfg->n_mcp && run.tools) {
+		if (cfg->mcp_timeout_s)
+			run.mcp.call_ms = cfg->mcp_timeout_s * 1000;
+		for (size_t k = 0; k < cfg->n_mcp; k++) {
+			char why[160];
+			if (mcp_set_add(&run.mcp, cfg->mcp_servers[k], why, sizeof(why)) < 0)
+				events_notice("--mcp-server: %s", why); /* checked by the caller */
+		}
+		mcp_set_start(&run.mcp, run.deadline, mcp_notice);
+		json_array_extend(run.tools, run.mcp.tools);
+	}
 	run.system = build_system(cfg);
 	int status;
 	if (!run.tools || !run.system) {
@@ -435,6 +459,7 @@ agent_run(const struct agent_config *cfg, const char *prompt)
 		}
 	}
 	transcript_close(&run.tr);
+	mcp_set_done(&run.mcp);
 	json_decref(run.messages);
 	if (run.tools)
 		json_decref(run.tools);

@@ -36,6 +36,9 @@ struct agent_config {
 	const char *host_socket; /* the daemon's host-action socket, or NULL */
 	const char *note;        /* the host's line for the system prompt (what it left out of
 	                          * this run), or NULL; at most AGENT_NOTE_MAX bytes */
+	const char *mcp_servers[8]; /* "NAME=CMD ARG...": MCP servers run as children */
+	size_t n_mcp;
+	unsigned mcp_timeout_s; /* one MCP call's limit; 0: the default */
 };
 
 #define AGENT_NOTE_MAX 1024

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "json-util.h"
+#include "log.h"
 #include "text.h"
 #include "tools.h"
 
@@ -261,12 +262,20 @@ tool_find(const char *name)
 	return NULL;
 }
 
-json_t *
-tools_schemas(bool with_host)
+bool
+tools_is_host(const char *name)
+{
+	const struct tool *t = tool_find(name ? name : "");
+	return t && t->kind == TOOL_HOST;
+}
+
+static json_t *
+schemas(bool with_local, bool with_host)
 {
 	json_t *out = json_array();
 	for (size_t i = 0; out && i < ARRAY_SIZE(tools); i++) {
-		if (tools[i].kind == TOOL_HOST && !with_host)
+		if ((tools[i].kind == TOOL_HOST && !with_host) ||
+		    (tools[i].kind == TOOL_LOCAL && !with_local))
 			continue;
 		json_t *schema = json_loads(tools[i].schema, 0, NULL);
 		if (!schema) { /* a typo in the table above; the unit test catches it */
@@ -278,6 +287,18 @@ tools_schemas(bool with_host)
 		                                     "input_schema", schema));
 	}
 	return out;
+}
+
+json_t *
+tools_schemas(bool with_host)
+{
+	return schemas(true, with_host);
+}
+
+json_t *
+tools_host_schemas(void)
+{
+	return schemas(false, true);
 }
 
 /* The subset of JSON Schema the table uses: object with typed properties (string, integer
@@ -339,13 +360,22 @@ tools_check(const char *name, json_t *input, const char *invalid_input, char *wh
 	json_t *props = json_object_get(schema, "properties");
 	const char *key;
 	json_t *v;
-	json_object_foreach(input, key, v)
+	void *tmp;
+	int ignored = 0;
+	/* An argument the schema does not name is dropped, as the real APIs do (Claude Code's
+	 * models add a "description" to bash calls); the count goes back so that the caller
+	 * can log it. Only named arguments reach a handler, and each is type-checked. */
+	json_object_foreach_safe(input, tmp, key, v)
 	{
 		json_t *prop = json_object_get(props, key);
-		if (!prop)
-			return snprintf(why, why_size, "unknown argument '%.64s' for %s", key,
-			                name),
-			       -EINVAL;
+		if (!prop) {
+			if (ignored == 0)
+				snprintf(why, why_size, "ignored unknown argument '%.64s' for %s",
+				         key, name);
+			ignored++;
+			json_object_del(input, key);
+			continue;
+		}
 		int r = check_value(key, v, prop, why, why_size);
 		if (r < 0)
 			return r;
@@ -359,7 +389,7 @@ tools_check(const char *name, json_t *input, const char *invalid_input, char *wh
 			                json_string_value(req), name),
 			       -EINVAL;
 	}
-	return 0;
+	return ignored;
 }
 
 void
@@ -367,10 +397,13 @@ tools_run(const struct tool_env *env, const char *name, json_t *input, const cha
           struct tool_output *out)
 {
 	char why[256];
-	if (tools_check(name, input, invalid_input, why, sizeof(why)) < 0) {
+	int r = tools_check(name, input, invalid_input, why, sizeof(why));
+	if (r < 0) {
 		tool_output_error(out, "error: %s", why);
 		return;
 	}
+	if (r > 0)
+		log_info("%s (%d in all)", why, r);
 	const struct tool *t = tool_find(name);
 	if (t->kind == TOOL_HOST) {
 		if (!env->host_socket) {

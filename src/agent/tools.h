@@ -55,9 +55,15 @@ const char *tool_output_finish(struct tool_output *o);
  * actions only with_host (the daemon gave this sandbox a socket). */
 json_t *tools_schemas(bool with_host);
 
-/* Checks input against the named tool's schema. 0, or -ENOENT (no such tool) / -EINVAL with
- * a reason in why. invalid_input (the raw text of arguments that were not a JSON object) or
- * NULL. */
+/* Only the host actions' schemas, for `clawbox mcp-host` (new reference). */
+json_t *tools_host_schemas(void);
+/* Whether name is a host action (a request to the daemon), not a local tool. */
+bool tools_is_host(const char *name);
+
+/* Checks input against the named tool's schema. 0 or the number of unknown arguments that
+ * were removed from input (as the real APIs ignore them; the first is named in why), or
+ * -ENOENT (no such tool) / -EINVAL (a missing or mistyped argument) with a reason in why.
+ * invalid_input (the raw text of arguments that were not a JSON object) or NULL. */
 int tools_check(const char *name, json_t *input, const char *invalid_input, char *why,
                 size_t why_size);
 

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "mcp-client.h"
 #include "agent.h"
 #include "commands.h"
 #include "events.h"
@@ -66,6 +67,9 @@ agent_usage(FILE *out)
 	        "  --max-retries N               on 429/5xx/529 (default 3)\n"
 	        "  --events                      JSON lines on stdout for the host to render\n"
 	        "  --host-socket PATH            the daemon's socket for host actions\n"
+	        "  --mcp-server 'NAME=CMD ARG..' an MCP server to run over stdio; its tools\n"
+	        "                                are mcp__NAME__TOOL (repeatable, up to 8)\n"
+	        "  --mcp-timeout SECONDS         one MCP call's limit (default 60)\n"
 	        "                                (send_message, schedule_task, ...)\n"
 	        "  --note TEXT                   a line from the host for the system prompt\n"
 	        "  -h, --help                    this text\n"
@@ -94,6 +98,8 @@ enum {
 	OPT_RETRIES,
 	OPT_EVENTS,
 	OPT_HOST_SOCKET,
+	OPT_MCP_SERVER,
+	OPT_MCP_TIMEOUT,
 	OPT_NOTE,
 };
 
@@ -117,6 +123,8 @@ static const struct option agent_options[] = {
     {"max-retries", required_argument, NULL, OPT_RETRIES},
     {"events", no_argument, NULL, OPT_EVENTS},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
+    {"mcp-server", required_argument, NULL, OPT_MCP_SERVER},
+    {"mcp-timeout", required_argument, NULL, OPT_MCP_TIMEOUT},
     {"note", required_argument, NULL, OPT_NOTE},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -276,6 +284,26 @@ cmd_agent(int argc, char **argv)
 			break;
 		case OPT_HOST_SOCKET:
 			cfg.host_socket = optarg;
+			break;
+		case OPT_MCP_SERVER: {
+			struct mcp_set scratch;
+			char why[160];
+			mcp_set_init(&scratch);
+			int r = cfg.n_mcp >= ARRAY_SIZE(cfg.mcp_servers)
+			            ? (snprintf(why, sizeof(why), "at most 8"), -E2BIG)
+			            : mcp_set_add(&scratch, optarg, why, sizeof(why));
+			mcp_set_done(&scratch);
+			if (r < 0) {
+				log_error("--mcp-server %s: %s", optarg, why);
+				return AGENT_EXIT_USAGE;
+			}
+			cfg.mcp_servers[cfg.n_mcp++] = optarg;
+			break;
+		}
+		case OPT_MCP_TIMEOUT:
+			if (number("--mcp-timeout", optarg, 1, 3600, &v) < 0)
+				return AGENT_EXIT_USAGE;
+			cfg.mcp_timeout_s = (unsigned)v;
 			break;
 		case 'h':
 			agent_usage(stdout);

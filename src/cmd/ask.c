@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,6 +28,7 @@
 #include "agent.h"
 #include "commands.h"
 #include "dbuf.h"
+#include "engine.h"
 #include "fd-util.h"
 #include "idmap.h"
 #include "json-util.h"
@@ -112,6 +114,15 @@ ask_usage(FILE *out)
 	        "                               passes it; mounted into this sandbox only)\n"
 	        "  --vm-service PATH            make the sandbox in the running VM of 'clawbox\n"
 	        "                               vm-service --socket PATH' (the daemon's \"vm\")\n"
+	        "  --engine NAME                clawbox (ours, the default), claude-code or codex\n"
+	        "                               (installed on the host: npm install -g\n"
+	        "                               @anthropic-ai/claude-code / @openai/codex), run\n"
+	        "                               in the same sandbox, key and proxy\n"
+	        "  --engine-arg ARG             one more argument for the engine (repeatable)\n"
+	        "  --allowed-tools LIST         claude-code's --allowedTools\n"
+	        "  --mcp-server 'NAME=CMD ARG..'  an MCP server for our agent, run in the sandbox\n"
+	        "                               over stdio; tools mcp__NAME__TOOL (repeatable)\n"
+	        "  --mcp-timeout SECONDS        one MCP call's limit (default 60)\n"
 	        "  --json                       the agent's events as JSON lines on stdout (for\n"
 	        "                               programs; see src/agent/events.h)\n"
 	        "  --debug                      show the sandbox's set-up\n"
@@ -164,6 +175,11 @@ enum {
 	OPT_PROXY_CHECKED,
 	OPT_NOTE,
 	OPT_LAYER,
+	OPT_ENGINE,
+	OPT_ENGINE_ARG,
+	OPT_ALLOWED_TOOLS,
+	OPT_MCP_SERVER,
+	OPT_MCP_TIMEOUT,
 };
 
 static const struct option ask_options[] = {
@@ -209,6 +225,11 @@ static const struct option ask_options[] = {
     {"proxy-checked", no_argument, NULL, OPT_PROXY_CHECKED},
     {"note", required_argument, NULL, OPT_NOTE},
     {"layer", required_argument, NULL, OPT_LAYER},
+    {"engine", required_argument, NULL, OPT_ENGINE},
+    {"engine-arg", required_argument, NULL, OPT_ENGINE_ARG},
+    {"allowed-tools", required_argument, NULL, OPT_ALLOWED_TOOLS},
+    {"mcp-server", required_argument, NULL, OPT_MCP_SERVER},
+    {"mcp-timeout", required_argument, NULL, OPT_MCP_TIMEOUT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -223,7 +244,7 @@ struct ask {
 	bool rw, fresh, stream, verbose;
 	bool json;          /* pass the agent's events on as JSON lines (for the daemon) */
 	bool proxy_checked; /* the caller (the daemon) checked the proxy options already */
-	const char *agent_opts[16][2]; /* limits passed through to the agent as given */
+	const char *agent_opts[28][2]; /* limits passed through to the agent as given */
 	size_t n_agent_opts;
 	struct net_options net;
 	char *prompt;
@@ -231,6 +252,11 @@ struct ask {
 	bool done_seen, text_open;
 	char done_status[16];
 	char done_message[600];
+	/* --engine claude-code|codex: another agent in the same sandbox (engine.c) */
+	struct engine_request eng;
+	struct engine_state eng_state;
+	struct engine_xlate xlate;
+	bool provider_given;
 };
 
 static const char *
@@ -248,6 +274,18 @@ pass_limit(struct ask *a, const char *flag, const char *value, uint64_t min, uin
 		return log_error("%s %s: expected a number from %llu to %llu", flag, value,
 		                 (unsigned long long)min, (unsigned long long)max),
 		       -EINVAL;
+	if (a->n_agent_opts >= ARRAY_SIZE(a->agent_opts))
+		return -E2BIG;
+	a->agent_opts[a->n_agent_opts][0] = flag;
+	a->agent_opts[a->n_agent_opts][1] = value;
+	a->n_agent_opts++;
+	return 0;
+}
+
+/* An option passed to the agent as given (it checks it). */
+static int
+pass_limit_raw(struct ask *a, const char *flag, const char *value)
+{
 	if (a->n_agent_opts >= ARRAY_SIZE(a->agent_opts))
 		return -E2BIG;
 	a->agent_opts[a->n_agent_opts][0] = flag;
@@ -275,6 +313,36 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		switch (opt) {
 		case OPT_PROVIDER:
 			a->provider = optarg;
+			a->provider_given = true;
+			break;
+		case OPT_ENGINE:
+			if (engine_parse(optarg, &a->eng.kind) < 0)
+				return log_error("--engine %s: expected clawbox, claude-code or codex",
+				                 optarg),
+				       -EINVAL;
+			break;
+		case OPT_ENGINE_ARG:
+			if (a->eng.n_extra >= ENGINE_MAX_ARGS || strlen(optarg) > ENGINE_ARG_MAX)
+				return log_error("--engine-arg: at most %d, of %d bytes each",
+				                 ENGINE_MAX_ARGS, ENGINE_ARG_MAX),
+				       -E2BIG;
+			a->eng.extra[a->eng.n_extra++] = optarg;
+			break;
+		case OPT_MCP_SERVER:
+			/* Run by the agent, inside the sandbox; checked there (a usage error). */
+			if (strlen(optarg) > 2048 ||
+			    (r = pass_limit_raw(a, "--mcp-server", optarg)) < 0)
+				return log_error("--mcp-server: at most 2048 bytes, 8 servers"),
+				       -E2BIG;
+			break;
+		case OPT_MCP_TIMEOUT:
+			if ((r = pass_limit(a, "--mcp-timeout", optarg, 1, 3600)) < 0)
+				return r;
+			break;
+		case OPT_ALLOWED_TOOLS:
+			if (strlen(optarg) > 1000)
+				return log_error("--allowed-tools: at most 1000 bytes"), -E2BIG;
+			a->eng.allowed_tools = optarg;
 			break;
 		case OPT_MODEL:
 			a->model = optarg;
@@ -464,6 +532,27 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		                     : "one prompt expected (quote it); see 'clawbox ask --help'"),
 		       -EINVAL;
 	a->prompt_arg = argv[optind];
+	if (getenv("CLAWBOX_PROVIDER") && *getenv("CLAWBOX_PROVIDER"))
+		a->provider_given = true;
+	if (a->eng.kind == ENGINE_CODEX && !a->provider_given)
+		a->provider = "openai";
+	if ((a->eng.kind == ENGINE_CLAUDE_CODE && strcmp(a->provider, "anthropic") != 0) ||
+	    (a->eng.kind == ENGINE_CODEX && strcmp(a->provider, "openai") != 0))
+		return log_error("--engine %s speaks the %s API, not %s", engine_name(a->eng.kind),
+		                 a->eng.kind == ENGINE_CODEX ? "openai" : "anthropic", a->provider),
+		       -EINVAL;
+	for (size_t k = 0; a->eng.kind != ENGINE_CLAWBOX && k < a->n_agent_opts; k++)
+		if (strncmp(a->agent_opts[k][0], "--mcp-", 6) == 0)
+			return log_error("%s is for our agent; --engine %s takes its MCP servers "
+			                 "through --engine-arg",
+			                 a->agent_opts[k][0], engine_name(a->eng.kind)),
+			       -EINVAL;
+	if (a->eng.kind == ENGINE_CODEX && a->eng.allowed_tools)
+		return log_error("--allowed-tools is claude-code's"), -EINVAL;
+	if (a->eng.kind == ENGINE_CLAWBOX && (a->eng.n_extra || a->eng.allowed_tools))
+		return log_error("--engine-arg and --allowed-tools are for --engine claude-code "
+		                 "or codex"),
+		       -EINVAL;
 	enum model_provider p;
 	if (model_provider_parse(a->provider, &p) < 0)
 		return log_error("provider %s: expected anthropic or openai", a->provider), -EINVAL;
@@ -672,6 +761,26 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	r = net_setup_proxy(spec, &a->net, pc, id);
 	if (r < 0)
 		return r;
+	if (a->eng.kind != ENGINE_CLAWBOX) {
+		a->eng.session = session;
+		a->eng.state_inside = STATE_INSIDE;
+		a->eng.workspace = ws;
+		a->eng.inside = inside;
+		a->eng.global_memory = memory[0] ? memory : NULL;
+		a->eng.self_inside = AGENT_EXE_INSIDE;
+		a->eng.host_socket_inside = a->host_socket ? HOST_SOCKET_INSIDE : NULL;
+		a->eng.model = a->model;
+		a->eng.fresh = a->fresh;
+		a->eng.rw = a->rw;
+		if ((r = engine_setup(&a->eng, &a->eng_state, &a->xlate, spec)) < 0)
+			return r == -ENOENT ? -ENOKEY : r; /* not installed: a usage error */
+		uint64_t max_time = 900;
+		for (size_t k = 0; k < a->n_agent_opts; k++)
+			if (strcmp(a->agent_opts[k][0], "--max-time") == 0)
+				parse_u64(a->agent_opts[k][1], UINT64_MAX, &max_time);
+		spec->timeout_ms = max_time * 1000; /* the engines have no limit of ours */
+		return 0;
+	}
 
 	size_t i = 0;
 	agent_argv[i++] = AGENT_EXE_INSIDE;
@@ -888,9 +997,21 @@ lines_feed(struct lines *l, const char *p, size_t len, void (*fn)(void *, const 
 }
 
 static void
+on_engine_event(void *ctx, json_t *ev)
+{
+	_cleanup_free_ char *s = json_dumps(ev, JSON_COMPACT);
+	if (s)
+		render_event(ctx, s, strlen(s));
+}
+
+static void
 on_event_line(void *ctx, const char *line, size_t len)
 {
-	render_event(ctx, line, len);
+	struct ask *a = ctx;
+	if (a->eng.kind != ENGINE_CLAWBOX) /* the engine's own events, into ours */
+		engine_translate(&a->xlate, line, len, on_engine_event, a);
+	else
+		render_event(ctx, line, len);
 }
 
 static void
@@ -993,6 +1114,12 @@ supervise(struct ask *a, pid_t child, int in, int out, int err, int sfd)
 			return SANDBOX_EXIT_SETUP;
 	close_text(a);
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	if (a->eng.kind != ENGINE_CLAWBOX) {
+		/* The largest process the run waited for: the engine (getrusage(2)). */
+		struct rusage ru;
+		long peak = getrusage(RUSAGE_CHILDREN, &ru) == 0 ? ru.ru_maxrss : 0;
+		engine_finish(&a->xlate, code, peak, on_engine_event, a);
+	}
 	if (!a->done_seen && code == 0) {
 		log_error("the agent ended without an answer");
 		return AGENT_EXIT_MODEL;
@@ -1006,7 +1133,7 @@ cmd_ask(int argc, char **argv)
 	struct ask a = {0};
 	struct sandbox_spec spec;
 	static struct proxy_command pc;
-	const char *agent_argv[64];
+	const char *agent_argv[96];
 	int r;
 
 	log_set_prefix("clawbox ask");

@@ -20,5 +20,6 @@ int cmd_runs(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_guest(int argc, char **argv);
 int cmd_vm_service(int argc, char **argv);
+int cmd_mcp_host(int argc, char **argv);
 
 #endif

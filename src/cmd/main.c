@@ -68,6 +68,7 @@ static const struct {
     {"runs", cmd_runs, "the runs in progress: for how long, the last tool call"},
     {"stop", cmd_stop, "stop a group's run now"},
     {"proxy", cmd_proxy, "the egress proxy (started by 'run --net proxy')"},
+    {"mcp-host", cmd_mcp_host, "the host actions as an MCP server on stdio (for other engines)"},
     {"vm-service", cmd_vm_service, "one long-lived microVM that runs sandboxes for clients"},
 };
 

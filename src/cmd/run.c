@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine.h"
 #include "commands.h"
 #include "net-options.h"
 #include "log.h"
@@ -58,6 +59,10 @@ run_usage(FILE *out)
 	    "  --audit FILE                append one JSON line per proxied request to FILE\n"
 	    "  --hosts FILE                the proxy resolves names from FILE only (testing,\n"
 	    "                              air-gapped hosts)\n"
+	    "  --agent claude-code|codex   the engine's npm package (installed on the host)\n"
+	    "                              read-only, its placeholder key, model address and\n"
+	    "                              no non-essential traffic; COMMAND 'claude' or 'codex'\n"
+	    "                              is that engine (with --model-upstream)\n"
 	    "  --model-upstream URL        the model API, reachable inside as\n"
 	    "                              http://model.clawbox.internal/; the proxy adds the\n"
 	    "                              key (implies --net proxy)\n"
@@ -142,6 +147,7 @@ enum {
 	OPT_VM_IMAGE,
 	OPT_VM_SERVICE,
 	OPT_VM_ACCEL,
+	OPT_AGENT,
 };
 
 static const struct option run_options[] = {
@@ -177,6 +183,7 @@ static const struct option run_options[] = {
     {"vm-service", required_argument, NULL, OPT_VM_SERVICE},
     {"vm-accel", required_argument, NULL, OPT_VM_ACCEL},
     {"debug", no_argument, NULL, OPT_DEBUG},
+    {"agent", required_argument, NULL, OPT_AGENT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -192,6 +199,8 @@ set_string(char **slot, const char *value)
 	*slot = copy;
 	return 0;
 }
+
+static enum engine_kind run_agent; /* --agent */
 
 static int
 parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char **argv)
@@ -385,6 +394,11 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 			spec->debug = true;
 			log_set_debug(true);
 			break;
+		case OPT_AGENT:
+			if (engine_parse(optarg, &run_agent) < 0 || run_agent == ENGINE_CLAWBOX)
+				return log_error("--agent %s: expected claude-code or codex", optarg),
+				       -EINVAL;
+			break;
 		case 'h':
 			run_usage(stdout);
 			return 1;
@@ -421,6 +435,16 @@ parse_options(struct sandbox_spec *spec, struct net_options *net, int argc, char
 	if (argv[optind][0] == '\0')
 		return log_error("the command is an empty string"), -EINVAL;
 	spec->argv = argv + optind;
+	if (run_agent != ENGINE_CLAWBOX) {
+		if (!net->model_upstream)
+			return log_error("--agent needs --model-upstream (the model the engine "
+			                 "talks to, through the proxy)"),
+			       -EINVAL;
+		static struct engine_state st;
+		r = engine_run_setup(run_agent, &st, spec, argv + optind);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 

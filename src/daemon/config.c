@@ -129,7 +129,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	                                   "memory",   "timezone", "mounts",       "folder_quota",
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
 	                                   "max_requests", "services", "home", "max_time",
-	                                   "agent_may_install", NULL};
+	                                   "agent_may_install", "engine", "engine_options",
+	                                   "mcp_servers", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -272,7 +273,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 			           where);
 		out->memory_bytes = v;
 	}
-	if ((r = parse_group_longrun(g, where, out, why, size)) < 0)
+	if ((r = parse_group_longrun(g, where, out, why, size)) < 0 ||
+	    (r = config_parse_engine(g, where, out, why, size)) < 0)
 		return r;
 	return get_quota(g, where, &out->folder_quota, why, size);
 }
@@ -586,6 +588,10 @@ config_done(struct daemon_config *c)
 			free(c->groups[i].allow[k]);
 		for (size_t k = 0; k < c->groups[i].n_services; k++)
 			free(c->groups[i].services[k]);
+		for (size_t k = 0; k < c->groups[i].n_engine_args; k++)
+			free(c->groups[i].engine_args[k]);
+		for (size_t k = 0; k < c->groups[i].n_mcp_servers; k++)
+			free(c->groups[i].mcp_servers[k]);
 	}
 	c->n_groups = 0;
 }

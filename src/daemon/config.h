@@ -10,6 +10,7 @@
 #ifndef CLAWBOX_CONFIG_H
 #define CLAWBOX_CONFIG_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,8 @@
 #define CONFIG_GROUP_ID_MAX 64
 #define CONFIG_FILE_MAX     (1u << 20)
 #define CONFIG_MAX_MOUNTS   16
+#define CONFIG_ENGINE_MAX_ARGS 16
+#define CONFIG_ENGINE_ARG_MAX  512
 #define CONFIG_FOLDER_QUOTA (1ULL << 30) /* a group folder's quota when none is configured */
 #define CONFIG_MAX_SERVICES 16
 
@@ -48,6 +51,14 @@ struct group_config {
 	bool home_persist;  /* "home": "persist": DATA/homes/ID is the sandbox's home */
 	uint64_t max_time;  /* "max_time": a run's seconds (<= CONFIG_MAX_TIME); 0: ask's default */
 	bool agent_may_install; /* install_packages allowed (no approvals yet) */
+	/* "engine", "engine_options" (config-engine.c) */
+	char engine[16]; /* clawbox | claude-code | codex */
+	char engine_model[128];
+	char engine_allowed[1024]; /* comma-separated */
+	char *engine_args[CONFIG_ENGINE_MAX_ARGS];
+	size_t n_engine_args;
+	char *mcp_servers[8]; /* "mcp_servers": "NAME=CMD ARG..." for our agent's --mcp-server */
+	size_t n_mcp_servers;
 };
 #define CONFIG_MAX_TIME 86400
 
@@ -118,6 +129,10 @@ void config_done(struct daemon_config *c);
 
 /* envs.c: the "envs" object (mirrors, quotas) into *ret, defaults first; j may be NULL. */
 int envs_config_parse(void *j, struct envs_config *ret, char *why, size_t why_size);
+/* A group's "engine" and "engine_options" into out (config-engine.c). 0, or -EINVAL with
+ * the reason in why, -ENOMEM. */
+int config_parse_engine(json_t *g, const char *where, struct group_config *out, char *why,
+                        size_t size);
 
 /* Parses the JSON text. 0, or -EINVAL with one line in why ("groups[0].id: ..."). */
 int config_parse(const char *text, struct daemon_config *ret, char *why, size_t why_size);

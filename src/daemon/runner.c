@@ -36,7 +36,8 @@
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
-#define ARGV_MAX       (84 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES)
+#define ARGV_MAX       (100 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES + \
+                        2 * CONFIG_ENGINE_MAX_ARGS)
 
 struct run {
 	struct daemon *d;
@@ -1033,6 +1034,26 @@ start_run(struct daemon *d, const char *group)
 	if (d->cfg.model.api_key_file[0]) {
 		argv[n++] = "--key-file";
 		argv[n++] = d->cfg.model.api_key_file;
+	}
+	for (size_t i = 0; i < g->n_mcp_servers; i++) {
+		argv[n++] = "--mcp-server";
+		argv[n++] = g->mcp_servers[i];
+	}
+	if (strcmp(g->engine, "clawbox") != 0 && g->engine[0]) { /* issue 13: another agent */
+		argv[n++] = "--engine";
+		argv[n++] = g->engine;
+		if (g->engine_model[0]) {
+			argv[n++] = "--model"; /* the last --model is the one */
+			argv[n++] = g->engine_model;
+		}
+		if (g->engine_allowed[0]) {
+			argv[n++] = "--allowed-tools";
+			argv[n++] = g->engine_allowed;
+		}
+		for (size_t i = 0; i < g->n_engine_args; i++) {
+			argv[n++] = "--engine-arg";
+			argv[n++] = g->engine_args[i];
+		}
 	}
 	for (size_t i = 0; i < g->n_allow; i++) {
 		argv[n++] = "--allow";

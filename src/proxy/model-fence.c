@@ -60,6 +60,10 @@ beta_harmless(const char *v, size_t len)
 	    "context-management-2025-06-27",
 	    "claude-code-20250219",
 	    "max-tokens-3-5-sonnet-2024-07-15",
+	    /* Claude Code 2.1 sends these even with CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS=1:
+	     * the system prompt mid-conversation, the reasoning effort (issue 13) */
+	    "mid-conversation-system-2026-04-07",
+	    "effort-2025-11-24",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(known); i++)
 		if (strlen(known[i]) == len && strncmp(known[i], v, len) == 0)
@@ -139,7 +143,7 @@ model_fence_head(const struct model_fence *f, const struct request *r, char *rea
 }
 
 static int
-check_tools(const struct model_fence *f, json_t *tools, char *reason, size_t size)
+check_tools(const struct model_fence *f, json_t *tools, char *reason, size_t size, int depth)
 {
 	size_t i;
 	json_t *t;
@@ -158,6 +162,14 @@ check_tools(const struct model_fence *f, json_t *tools, char *reason, size_t siz
 			              "a tool's type is not a string");
 		if (strcmp(name, "custom") == 0 || strcmp(name, "function") == 0)
 			continue;
+		/* Codex groups client-run tools (an MCP server's, its subagents') in a namespace:
+		 * judged by what it holds, one level deep (issue 13). */
+		if (strcmp(name, "namespace") == 0 && depth == 0) {
+			int r = check_tools(f, json_object_get(t, "tools"), reason, size, 1);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (!fence_allows(f, name))
 			return refuse(reason, size,
 			              "model API: the server-side tool %s is not allowed "
@@ -191,7 +203,7 @@ model_fence_body(const struct model_fence *f, const struct request *r, const cha
 		            "web_search_options");
 		goto out;
 	}
-	rc = check_tools(f, json_object_get(j, "tools"), reason, size);
+	rc = check_tools(f, json_object_get(j, "tools"), reason, size, 0);
 out:
 	json_decref(j);
 	return rc;

@@ -1,7 +1,8 @@
 /*
  * fake-model.c: a model API for tests, on loopback, speaking the real wire protocols:
- * Anthropic Messages (POST /v1/messages) and OpenAI Chat Completions (POST
- * /v1/chat/completions), streamed (SSE) or whole, as the request asks.
+ * Anthropic Messages (POST /v1/messages), OpenAI Chat Completions (POST
+ * /v1/chat/completions), streamed (SSE) or whole, as the request asks, and OpenAI Responses
+ * (POST /v1/responses, streamed only: what Codex speaks).
  *
  * It plays a scenario file (tests/data/scenarios/NAME.json): a list of turns, one per request,
  * each saying what the model replies and what the request must contain:
@@ -84,12 +85,15 @@ strings_of(json_t *j)
 static char *
 last_strings(json_t *body)
 {
-	json_t *msgs = json_object_get(body, "messages");
+	/* Responses: "input" items, the model's own being assistant messages and calls. */
+	json_t *msgs = json_object_get(body, "messages") ?: json_object_get(body, "input");
 	size_t n = json_array_size(msgs), start = 0;
 	for (size_t i = n; i-- > 0;) {
-		const char *role =
-		    json_string_value(json_object_get(json_array_get(msgs, i), "role"));
-		if (role && strcmp(role, "assistant") == 0) {
+		json_t *m = json_array_get(msgs, i);
+		const char *role = json_string_value(json_object_get(m, "role"));
+		const char *type = json_string_value(json_object_get(m, "type"));
+		if ((role && strcmp(role, "assistant") == 0) ||
+		    (type && strcmp(type, "function_call") == 0)) {
 			start = i + 1;
 			break;
 		}
@@ -424,6 +428,103 @@ openai_stream(struct evbuffer *b, json_t *reply, json_t *turn)
 	evbuffer_add_printf(b, "data: [DONE]\n\n");
 }
 
+/* One Responses stream event: "event: TYPE" and the data, with its sequence number. */
+static void
+add_responses_sse(struct evbuffer *b, json_t *data, int *seq)
+{
+	json_object_set_new(data, "sequence_number", json_integer((*seq)++));
+	char *s = json_dumps(data, JSON_COMPACT);
+	evbuffer_add_printf(b, "event: %s\ndata: %s\n\n",
+	                    json_string_value(json_object_get(data, "type")), s);
+	free(s);
+	json_decref(data);
+}
+
+/* An OpenAI Responses stream, as published: response.created, for the text a message item
+ * (output_item.added, output_text.delta in pieces, output_item.done), one function_call item
+ * per tool call (output_item.done), response.completed with the usage. */
+static void
+responses_stream(struct evbuffer *b, json_t *reply)
+{
+	int seq = 0;
+	json_t *output = json_array();
+	add_responses_sse(b,
+	                  json_pack("{s:s,s:{s:s,s:s,s:s,s:[]}}", "type", "response.created",
+	                            "response", "id", "resp_fake", "object", "response", "status",
+	                            "in_progress", "output"),
+	                  &seq);
+	const char *text = json_string_value(json_object_get(reply, "text"));
+	int idx = 0;
+	if (text && *text) {
+		add_responses_sse(b,
+		                  json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:s,s:[]}}", "type",
+		                            "response.output_item.added", "output_index", idx, "item",
+		                            "id", "msg_fake", "type", "message", "role", "assistant",
+		                            "status", "in_progress", "content"),
+		                  &seq);
+		size_t len = strlen(text);
+		for (size_t off = 0; off < len;) {
+			size_t n = len - off < 7 ? len - off : 7;
+			while (off + n < len && (text[off + n] & 0xC0) == 0x80)
+				n++;
+			add_responses_sse(b,
+			                  json_pack("{s:s,s:s,s:i,s:i,s:s%}", "type",
+			                            "response.output_text.delta", "item_id", "msg_fake",
+			                            "output_index", idx, "content_index", 0, "delta",
+			                            text + off, n),
+			                  &seq);
+			off += n;
+		}
+		json_t *item = json_pack("{s:s,s:s,s:s,s:s,s:[{s:s,s:s,s:[]}]}", "id", "msg_fake",
+		                         "type", "message", "role", "assistant", "status", "completed",
+		                         "content", "type", "output_text", "text", text, "annotations");
+		json_array_append(output, item);
+		add_responses_sse(b,
+		                  json_pack("{s:s,s:i,s:o}", "type", "response.output_item.done",
+		                            "output_index", idx++, "item", item),
+		                  &seq);
+	}
+	size_t i;
+	json_t *call;
+	json_array_foreach(json_object_get(reply, "tool_calls"), i, call)
+	{
+		char *args = arguments_of(call);
+		char fid[80];
+		snprintf(fid, sizeof(fid), "fc_%s", json_string_value(json_object_get(call, "id")));
+		json_t *item = json_pack("{s:s,s:s,s:O,s:O,s:s,s:s}", "id", fid, "type",
+		                         "function_call", "call_id", json_object_get(call, "id"),
+		                         "name", json_object_get(call, "name"), "arguments", args,
+		                         "status", "completed");
+		free(args);
+		if (json_object_get(call, "namespace")) /* a tool of a namespace (MCP servers) */
+			json_object_set(item, "namespace", json_object_get(call, "namespace"));
+		json_array_append(output, item);
+		add_responses_sse(b,
+		                  json_pack("{s:s,s:i,s:O}", "type", "response.output_item.added",
+		                            "output_index", idx, "item", item),
+		                  &seq);
+		add_responses_sse(b,
+		                  json_pack("{s:s,s:i,s:o}", "type", "response.output_item.done",
+		                            "output_index", idx++, "item", item),
+		                  &seq);
+	}
+	json_t *u = usage_of(reply);
+	json_int_t in = json_integer_value(json_object_get(u, "input_tokens")) +
+	                json_integer_value(json_object_get(u, "cache_read_input_tokens"));
+	json_int_t out = json_integer_value(json_object_get(u, "output_tokens"));
+	json_t *usage = json_pack(
+	    "{s:I,s:{s:I},s:I,s:{s:i},s:I}", "input_tokens", in, "input_tokens_details",
+	    "cached_tokens", json_integer_value(json_object_get(u, "cache_read_input_tokens")),
+	    "output_tokens", out, "output_tokens_details", "reasoning_tokens", 0, "total_tokens",
+	    in + out);
+	json_decref(u);
+	add_responses_sse(b,
+	                  json_pack("{s:s,s:{s:s,s:s,s:s,s:o,s:o}}", "type", "response.completed",
+	                            "response", "id", "resp_fake", "object", "response", "status",
+	                            "completed", "output", output, "usage", usage),
+	                  &seq);
+}
+
 static json_t *
 openai_whole(json_t *reply)
 {
@@ -500,11 +601,11 @@ send_json(struct evhttp_request *req, int status, json_t *body)
 struct later {
 	struct evhttp_request *req;
 	json_t *turn, *reply;
-	bool anthropic, stream;
+	bool anthropic, stream, responses;
 };
 static struct event_base *the_base;
 static void respond(struct evhttp_request *req, json_t *turn, json_t *reply, const char *raw,
-                    bool anthropic, bool stream);
+                    bool anthropic, bool stream, bool responses);
 static void answer_later(evutil_socket_t fd, short what, void *arg);
 
 static void
@@ -512,8 +613,11 @@ on_request(struct evhttp_request *req, void *arg)
 {
 	(void)arg;
 	const char *uri = evhttp_request_get_uri(req);
-	bool anthropic = strcmp(uri, "/v1/messages") == 0;
-	bool openai = strcmp(uri, "/v1/chat/completions") == 0;
+	/* The path without its query: Claude Code asks for /v1/messages?beta=true. */
+	size_t plen = strcspn(uri, "?");
+	bool anthropic = plen == 12 && strncmp(uri, "/v1/messages", plen) == 0;
+	bool responses = plen == 13 && strncmp(uri, "/v1/responses", plen) == 0;
+	bool openai = responses || (plen == 20 && strncmp(uri, "/v1/chat/completions", plen) == 0);
 	json_t *failures = json_array();
 	_cleanup_echo_ json_t *echo = NULL;
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -539,7 +643,7 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (anthropic && !evhttp_find_header(h, "anthropic-version"))
 		json_array_append_new(failures, json_string("no anthropic-version header"));
-	if (json_is_object(body))
+	if (json_is_object(body) && !responses)
 		check_structure(body, anthropic, failures);
 	char *all = strings_of(body), *last = last_strings(body);
 	for (size_t i = 0; i < n_forbid; i++)
@@ -616,11 +720,12 @@ on_request(struct evhttp_request *req, void *arg)
 		l->reply = json_incref(reply);
 		l->anthropic = anthropic;
 		l->stream = stream;
+		l->responses = responses;
 		struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
 		event_base_once(the_base, -1, EV_TIMEOUT, answer_later, l, &tv);
 		goto out;
 	}
-	respond(req, turn, reply, raw, anthropic, stream);
+	respond(req, turn, reply, raw, anthropic, stream || responses, responses);
 out:
 	if (body)
 		json_decref(body);
@@ -629,7 +734,7 @@ out:
 
 static void
 respond(struct evhttp_request *req, json_t *turn, json_t *reply, const char *raw, bool anthropic,
-        bool stream)
+        bool stream, bool responses)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	struct evbuffer *b = evbuffer_new();
@@ -641,6 +746,8 @@ respond(struct evhttp_request *req, json_t *turn, json_t *reply, const char *raw
 	} else if (stream) {
 		if (anthropic)
 			anthropic_stream(b, reply, turn);
+		else if (responses)
+			responses_stream(b, reply);
 		else
 			openai_stream(b, reply, turn);
 		evhttp_add_header(oh, "Content-Type", "text/event-stream");
@@ -668,7 +775,8 @@ answer_later(evutil_socket_t fd, short what, void *arg)
 	struct later *l = arg;
 	(void)fd;
 	(void)what;
-	respond(l->req, l->turn, l->reply, NULL, l->anthropic, l->stream);
+	respond(l->req, l->turn, l->reply, NULL, l->anthropic, l->stream || l->responses,
+	        l->responses);
 	json_decref(l->reply);
 	free(l);
 }

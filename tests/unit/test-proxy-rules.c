@@ -205,5 +205,23 @@ main(void)
 	           -EACCES, &f);
 	fence_case("POST", "/v1/messages", "files-api-2025-04-14", "{}", -EACCES, &f);
 	fence_case("POST", "/v1/messages", "files-api-2025-04-14", "{}", 0, &ws);
+	/* Issue 13: what Claude Code 2.1 and Codex send. */
+	fence_case("POST", "/v1/messages?beta=true",
+	           "claude-code-20250219,context-1m-2025-08-07,interleaved-thinking-2025-05-14,"
+	           "mid-conversation-system-2026-04-07,effort-2025-11-24",
+	           "{}", 0, &f);
+	fence_case("POST", "/v1/responses", NULL,
+	           "{\"tools\":[{\"type\":\"function\",\"name\":\"exec_command\"},"
+	           "{\"type\":\"namespace\",\"name\":\"mcp__clawbox\",\"tools\":["
+	           "{\"type\":\"function\",\"name\":\"send_message\"}]}]}",
+	           0, &f);
+	fence_case("POST", "/v1/responses", NULL,
+	           "{\"tools\":[{\"type\":\"namespace\",\"name\":\"n\",\"tools\":["
+	           "{\"type\":\"web_search\"}]}]}",
+	           -EACCES, &f);
+	fence_case("POST", "/v1/responses", NULL,
+	           "{\"tools\":[{\"type\":\"namespace\",\"tools\":[{\"type\":\"namespace\","
+	           "\"tools\":[]}]}]}",
+	           -EACCES, &f);
 	return tap_done();
 }

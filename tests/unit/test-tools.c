@@ -66,7 +66,8 @@ test_schema(void)
 	    {"bash", "{\"command\": \"x\", \"timeout\": 0}", "argument 'timeout' is out of range"},
 	    {"bash", "{\"command\": \"x\", \"timeout\": 601}", "out of range"},
 	    {"bash", "{\"command\": \"x\", \"timeout\": 1.5}", "must be an integer"},
-	    {"bash", "{\"command\": \"x\", \"shell\": \"zsh\"}", "unknown argument 'shell'"},
+	    {"bash", "{\"description\": \"d\"}", "missing argument 'command'"},
+	    {"bash", "{\"command\": 5, \"description\": \"d\"}", "must be a string"},
 	    {"grep", "{\"pattern\": \"x\", \"case\": \"upper\"}", "one of the listed values"},
 	    {"edit",
 	     "{\"path\": \"a\", \"old_string\": \"a\", \"new_string\": \"b\", "
@@ -80,6 +81,32 @@ test_schema(void)
 		ok(result_error && has(cases[k].want), "%s %s: %s", cases[k].tool, cases[k].args,
 		   result);
 	}
+}
+
+/* Unknown extra arguments are dropped (as the real APIs do), not errors; required and
+ * typed ones are still checked (issue 13). */
+static void
+test_extra_arguments(void)
+{
+	run("bash", "{\"command\": \"echo extra-ok\", \"description\": \"say it\"}");
+	ok(!result_error && has("extra-ok"), "bash with a Claude-style description runs: %s",
+	   result);
+	_cleanup_json_ json_t *in =
+	    json_loads("{\"command\": \"x\", \"description\": \"d\", \"shell\": \"zsh\"}", 0,
+	               NULL);
+	char why[256] = "";
+	int r = tools_check("bash", in, NULL, why, sizeof(why));
+	ok(r == 2, "tools_check counts the two unknown arguments (%d)", r);
+	ok(strstr(why, "ignored unknown argument 'description'") != NULL, "and names one: %s",
+	   why);
+	ok(json_object_size(in) == 1 && json_object_get(in, "command"),
+	   "only the named argument is left for the handler");
+	_cleanup_json_ json_t *bad = json_loads("{\"command\": \"x\", \"timeout\": \"9\"}", 0, NULL);
+	ok(tools_check("bash", bad, NULL, why, sizeof(why)) == -EINVAL,
+	   "a mistyped known argument is still an error: %s", why);
+	_cleanup_json_ json_t *hs = tools_host_schemas();
+	ok(json_array_size(hs) == 7 && tools_is_host("send_message") && !tools_is_host("bash"),
+	   "the host actions alone, for mcp-host");
 }
 
 static void
@@ -224,6 +251,7 @@ main(void)
 	if (!mkdtemp(dir) || chdir(dir) < 0)
 		return 1;
 	test_schema();
+	test_extra_arguments();
 	test_files();
 	test_bash();
 	test_html();
