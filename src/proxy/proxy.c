@@ -577,7 +577,30 @@ start_fetch(struct conn *c)
 {
 	c->state = ST_UPSTREAM;
 	c->fetching = true;
-	c->xfer = upstream_fetch(c->px->fetcher, &c->req, c->address, &xfer_callbacks, c);
+	/* To a service's host: its placeholder becomes the secret here too, over the TLS that
+	 * libcurl verifies (the fetch is the only way a client without TLS reaches https). */
+	char *headers = NULL;
+	struct evbuffer *hb = c->swap ? evbuffer_new() : NULL;
+	if (hb) {
+		services_write_headers(c->px->cfg->services, c->svc, &c->req, hb);
+		size_t n = evbuffer_get_length(hb);
+		headers = malloc(n + 1);
+		if (headers) {
+			evbuffer_copyout(hb, headers, n);
+			headers[n] = '\0';
+		}
+		explicit_bzero(evbuffer_pullup(hb, -1), n);
+		evbuffer_free(hb);
+		if (!headers) {
+			conn_refuse(c, 502, "error", "out of memory");
+			return;
+		}
+	}
+	c->xfer = upstream_fetch(c->px->fetcher, &c->req, headers, c->address, &xfer_callbacks, c);
+	if (headers) {
+		explicit_bzero(headers, strlen(headers));
+		free(headers);
+	}
 	if (!c->xfer) {
 		conn_refuse(c, 502, "error", "https fetch: cannot start the request");
 		return;
@@ -678,7 +701,8 @@ decide(struct conn *c)
 	/* The secret never crosses the network in clear text unless the service named the
 	 * port (a local server): plain HTTP to api.github.com keeps its placeholder. */
 	c->swap = c->svc >= 0 && !r->is_connect &&
-	          services_plain_ok(c->px->cfg->services, c->svc, r->host, r->kind, r->port);
+	          (r->https ||
+	           services_plain_ok(c->px->cfg->services, c->svc, r->host, r->kind, r->port));
 	if (c->swap && services_rewrite_query(c->px->cfg->services, c->svc, r) < 0) {
 		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
 		return;

@@ -323,13 +323,39 @@ write_cb(char *buf, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Appends each "NAME: VALUE" line of block (CRLF-separated) to *list but Expect. */
+static bool
+append_block(struct curl_slist **list, const char *block)
+{
+	while (*block) {
+		const char *end = strstr(block, "\r\n");
+		size_t len = end ? (size_t)(end - block) : strlen(block);
+		char line[REQUEST_HEAD_MAX + 8];
+		if (len >= sizeof(line))
+			return false;
+		memcpy(line, block, len);
+		line[len] = '\0';
+		block += len + (end ? 2 : 0);
+		if (len == 0 || strncasecmp(line, "expect:", 7) == 0)
+			continue;
+		struct curl_slist *l = curl_slist_append(*list, line);
+		explicit_bzero(line, len);
+		if (!l)
+			return false;
+		*list = l;
+	}
+	return true;
+}
+
 /* One transfer: url, with the sandbox's headers (less framing, and less any credential when
- * key_header is set, which then replaces them), streamed back through cb. resolve pins the
- * address ("HOST:PORT:ADDRESS") or is NULL. */
+ * key_header is set, which then replaces them), or with headers (a CRLF-separated block the
+ * caller made: a service's, its placeholder swapped) instead; streamed back through cb.
+ * resolve pins the address ("HOST:PORT:ADDRESS") or is NULL. */
 static struct upstream_xfer *
-xfer_begin(struct upstream *up, const struct request *req, const void *body, size_t body_len,
-           const char *url, const char *key_header, const char *resolve, const char *protocols,
-           const struct upstream_callbacks *cb, void *ctx)
+xfer_begin(struct upstream *up, const struct request *req, const char *headers,
+           const void *body, size_t body_len, const char *url, const char *key_header,
+           const char *resolve, const char *protocols, const struct upstream_callbacks *cb,
+           void *ctx)
 {
 	const struct upstream_config *cfg = up->cfg;
 	struct upstream_xfer *x = calloc(1, sizeof(*x));
@@ -344,8 +370,10 @@ xfer_begin(struct upstream *up, const struct request *req, const void *body, siz
 		goto fail;
 	memcpy(x->body, body, body_len);
 
+	if (headers && !append_block(&x->headers, headers))
+		goto fail;
 	/* The sandbox's headers but its framing and (to the model) any credential; then ours. */
-	for (size_t i = 0; i < req->n_headers; i++) {
+	for (size_t i = 0; !headers && i < req->n_headers; i++) {
 		const char *name = request_header_name(req, i);
 		if (request_hop_by_hop(name) || (key_header && credential_header(cfg, name)) ||
 		    strcasecmp(name, "expect") == 0)
@@ -433,14 +461,14 @@ upstream_start(struct upstream *up, const struct request *req, const void *body,
 	else
 		snprintf(auth, sizeof(auth), "%s:", cfg->header_name);
 	struct upstream_xfer *x =
-	    xfer_begin(up, req, body, body_len, url, auth, NULL, "http,https", cb, ctx);
+	    xfer_begin(up, req, NULL, body, body_len, url, auth, NULL, "http,https", cb, ctx);
 	memset(auth, 0, sizeof(auth));
 	return x;
 }
 
 struct upstream_xfer *
-upstream_fetch(struct upstream *up, const struct request *req, const char *address,
-               const struct upstream_callbacks *cb, void *ctx)
+upstream_fetch(struct upstream *up, const struct request *req, const char *headers,
+               const char *address, const struct upstream_callbacks *cb, void *ctx)
 {
 	char url[REQUEST_PATH_MAX + 1024], resolve[HOST_MAX + INET6_ADDRSTRLEN + 16];
 	bool v6 = strchr(address, ':') != NULL;
@@ -455,7 +483,7 @@ upstream_fetch(struct upstream *up, const struct request *req, const char *addre
 		         v6 ? "[" : "", address, v6 ? "]" : "");
 		pin = resolve;
 	}
-	return xfer_begin(up, req, "", 0, url, NULL, pin, "https", cb, ctx);
+	return xfer_begin(up, req, headers, "", 0, url, NULL, pin, "https", cb, ctx);
 }
 
 void

@@ -65,11 +65,13 @@ struct upstream_xfer *upstream_start(struct upstream *up, const struct request *
                                      const struct upstream_callbacks *cb, void *ctx);
 /* Fetches https://HOST[:PORT]PATH of req (a GET or HEAD the proxy has allowed) for a client
  * without TLS, connecting to address only (the one the SSRF guard checked: no second lookup).
- * No credential is added; redirects are passed back, not followed. The certificate is checked
- * against the system's CAs, or up->cfg->ca_file. NULL on failure. */
+ * No credential is added but what headers carries: NULL sends req's own headers; a
+ * CRLF-separated block replaces them (a service's, its placeholder swapped for the secret).
+ * Redirects are passed back, not followed. The certificate is checked against the system's
+ * CAs, or up->cfg->ca_file. NULL on failure. */
 struct upstream_xfer *upstream_fetch(struct upstream *up, const struct request *req,
-                                     const char *address, const struct upstream_callbacks *cb,
-                                     void *ctx);
+                                     const char *headers, const char *address,
+                                     const struct upstream_callbacks *cb, void *ctx);
 void upstream_resume(struct upstream_xfer *x);
 /* Cancels (no more callbacks) and frees. */
 void upstream_cancel(struct upstream_xfer *x);

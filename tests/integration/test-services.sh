@@ -147,6 +147,16 @@ check "Python urllib: through the intercepting proxy (the server saw the secret)
 	grep -qxF "header: Authorization: token $SECRET" "$WORK/svc.log"
 
 : >"$WORK/svc.log"
+# A client without TLS (our agent's web_fetch) asks the proxy for the https:// URL itself:
+# the proxy's own fetch swaps the placeholder too, over the TLS libcurl verifies.
+sbx -- bash -c 'exec 3<>/dev/tcp/127.0.0.1/3128
+	printf "GET https://api.svc.test:'"$SP"'/fetch HTTP/1.1\r\nHost: api.svc.test\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n" "$SVC_TOKEN" >&3
+	timeout 20 cat <&3'
+check "the proxy's https fetch: the placeholder arrived as the secret" grep -q '^auth: ok' "$WORK/out"
+check "... the server got 'Authorization: Bearer SECRET', the sandbox never saw it" \
+	sh -c "grep -qxF 'header: Authorization: Bearer $SECRET' '$WORK/svc.log' && [ \$(grep -cF -- '$SECRET' '$WORK/out') = 0 ]"
+
+: >"$WORK/svc.log"
 sbx -- sh -c 'cd /tmp && git clone -q "https://x-access-token:$SVC_TOKEN@api.svc.test:'"$SP"'/git/repo.git" r &&
 	git -C r log --format=%s'
 check "git over https: a clone through the service with the placeholder as password" \
