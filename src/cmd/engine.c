@@ -366,6 +366,8 @@ engine_run_setup(enum engine_kind kind, struct engine_state *st, struct sandbox_
 	    "ANTHROPIC_BASE_URL=" MODEL_URL_INSIDE,
 	    "ANTHROPIC_API_KEY=" PLACEHOLDER_ANTHRO,
 	    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1",
+	    /* as for ask --engine: experimental betas are refused by the model fence */
+	    "CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS=1",
 	    "DISABLE_AUTOUPDATER=1",
 	    "DISABLE_TELEMETRY=1",
 	    "DISABLE_ERROR_REPORTING=1",

@@ -92,20 +92,20 @@ test_extra_arguments(void)
 	ok(!result_error && has("extra-ok"), "bash with a Claude-style description runs: %s",
 	   result);
 	_cleanup_json_ json_t *in =
-	    json_loads("{\"command\": \"x\", \"description\": \"d\", \"shell\": \"zsh\"}", 0,
-	               NULL);
+	    json_loads("{\"command\": \"x\", \"description\": \"d\", \"shell\": \"zsh\"}", 0, NULL);
 	char why[256] = "";
 	int r = tools_check("bash", in, NULL, why, sizeof(why));
 	ok(r == 2, "tools_check counts the two unknown arguments (%d)", r);
-	ok(strstr(why, "ignored unknown argument 'description'") != NULL, "and names one: %s",
-	   why);
+	ok(strstr(why, "ignored unknown argument 'description'") != NULL, "and names one: %s", why);
 	ok(json_object_size(in) == 1 && json_object_get(in, "command"),
 	   "only the named argument is left for the handler");
-	_cleanup_json_ json_t *bad = json_loads("{\"command\": \"x\", \"timeout\": \"9\"}", 0, NULL);
+	_cleanup_json_ json_t *bad =
+	    json_loads("{\"command\": \"x\", \"timeout\": \"9\"}", 0, NULL);
 	ok(tools_check("bash", bad, NULL, why, sizeof(why)) == -EINVAL,
 	   "a mistyped known argument is still an error: %s", why);
 	_cleanup_json_ json_t *hs = tools_host_schemas();
-	ok(json_array_size(hs) == 7 && tools_is_host("send_message") && !tools_is_host("bash"),
+	ok(json_array_size(hs) == 8 && tools_is_host("install_packages") &&
+	       tools_is_host("send_message") && !tools_is_host("bash"),
 	   "the host actions alone, for mcp-host");
 }
 
