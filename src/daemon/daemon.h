@@ -24,6 +24,7 @@
 #define DAEMON_TEXT_MAX   (32 * 1024) /* one message's text */
 #define DAEMON_REPLY_MAX  (1u << 20)  /* what is kept of one reply */
 #define DAEMON_TOKEN_FILE "api-token"
+#define DAEMON_RUN_NICE   10          /* runs below the daemon: its API answers under load */
 
 struct run;
 
