@@ -24,6 +24,9 @@
 #define DAEMON_TEXT_MAX   (32 * 1024) /* one message's text */
 #define DAEMON_REPLY_MAX  (1u << 20)  /* what is kept of one reply */
 #define DAEMON_TOKEN_FILE "api-token"
+/* The loop's priorities: the API and run I/O first, starting queued runs last. */
+#define DAEMON_PRIOS     3
+#define DAEMON_PRIO_RUNS 2
 #define DAEMON_RUN_NICE   10          /* runs below the daemon: its API answers under load */
 
 struct run;
@@ -67,6 +70,7 @@ struct daemon {
 	} store_retries[16];
 	size_t store_retry_next;
 	struct event *retry_timer;
+	struct event *kick_event; /* runner_kick's: starts runs a few a turn */
 	/* Each group folder's size at its last count (quota.c), by index in cfg.groups. */
 	uint64_t folder_bytes[CONFIG_MAX_GROUPS];
 	bool folder_known[CONFIG_MAX_GROUPS];
