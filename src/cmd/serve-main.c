@@ -431,6 +431,7 @@ main(int argc, char **argv)
 	raise_nofile();
 	log_set_rate_limit(true);
 	signal(SIGPIPE, SIG_IGN);
+	daemon_slice_short();
 	d.base = event_base_new();
 	if (!d.base || event_base_priority_init(d.base, DAEMON_PRIOS) < 0 || api_start(&d) < 0)
 		return 1;

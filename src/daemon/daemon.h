@@ -27,6 +27,7 @@
 /* The loop's priorities: the API and run I/O first, starting queued runs last. */
 #define DAEMON_PRIOS     3
 #define DAEMON_PRIO_RUNS 2
+#define DAEMON_SLICE_NS  100000     /* the daemon's scheduler slice: 0.1 ms (slice.c) */
 #define DAEMON_RUN_NICE   10          /* runs below the daemon: its API answers under load */
 
 struct run;
@@ -129,6 +130,11 @@ void stream_stats(unsigned *listeners, size_t *unread_bytes);
 /* The Telegram channel (telegram.c): off unless configured and its token is set. */
 int telegram_start(struct daemon *d);
 void telegram_stop(struct daemon *d);
+
+/* The scheduler slice (slice.c): short for the daemon, the default for its runs. Best
+ * effort, never failing. */
+void daemon_slice_short(void);
+void daemon_slice_default(void);
 
 /* HTTP API (api.c). 0, or -errno after one line on stderr. */
 int api_start(struct daemon *d);

@@ -859,6 +859,7 @@ daemon_spawn(const char **argv, char **envp, int in, int out, int err)
 		/* Runs are batch work and the daemon is their control plane: with 100 runs on 2
 		 * cores at the daemon's own priority, /healthz waited ~500 ms at p99 for a CPU
 		 * (test-scale.sh). Best effort: a run at the daemon's priority still works. */
+		daemon_slice_default(); /* before the nice: it sets the nice it reads */
 		(void)!nice(DAEMON_RUN_NICE);
 		execve(argv[0], (char *const *)argv, envp);
 		_exit(127);
