@@ -27,8 +27,8 @@
 /* The loop's priorities: the API and run I/O first, starting queued runs last. */
 #define DAEMON_PRIOS     3
 #define DAEMON_PRIO_RUNS 2
-#define DAEMON_SLICE_NS  100000     /* the daemon's scheduler slice: 0.1 ms (slice.c) */
-#define DAEMON_RUN_NICE   10          /* runs below the daemon: its API answers under load */
+#define DAEMON_SLICE_NS  100000 /* the daemon's scheduler slice: 0.1 ms (slice.c) */
+#define DAEMON_RUN_NICE  10     /* runs below the daemon: its API answers under load */
 
 struct run;
 

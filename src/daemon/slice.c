@@ -27,7 +27,7 @@ set_slice(unsigned long long ns)
 	a.size = sizeof(a);
 	a.sched_policy = SCHED_NORMAL;
 	a.sched_nice = getpriority(PRIO_PROCESS, 0); /* kept as it is */
-	a.sched_runtime = ns; /* 0: the default slice */
+	a.sched_runtime = ns;                        /* 0: the default slice */
 	return (int)syscall(SYS_sched_setattr, 0, &a, 0);
 }
 
