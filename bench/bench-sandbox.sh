@@ -39,3 +39,5 @@ cb_med=$(cut -d' ' -f1 <<<"${results[2]}")
 ratio=$(awk -v a="$cb_med" -v b="$bw_med" 'BEGIN { printf "%.2f", a / b }')
 echo "ratio clawbox/bwrap (median): $ratio  (budget: <= 1.00)"
 if awk -v r="$ratio" 'BEGIN { exit !(r <= 1.0) }'; then echo "budget: met"; else echo "budget: MISSED"; fi
+. bench/targets.sh
+target "clawbox run -- /bin/true, x bwrap's median (issue 15)" "$ratio" x 0.80

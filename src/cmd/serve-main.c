@@ -431,8 +431,9 @@ main(int argc, char **argv)
 	raise_nofile();
 	log_set_rate_limit(true);
 	signal(SIGPIPE, SIG_IGN);
+	daemon_slice_short();
 	d.base = event_base_new();
-	if (!d.base || api_start(&d) < 0)
+	if (!d.base || event_base_priority_init(d.base, DAEMON_PRIOS) < 0 || api_start(&d) < 0)
 		return 1;
 	d.sigchld = evsignal_new(d.base, SIGCHLD, on_sigchld, &d);
 	d.sigterm = evsignal_new(d.base, SIGTERM, on_stop, &d);

@@ -414,7 +414,11 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
 	                                   "model", "groups", "telegram", "vm", "folder_quota",
 	                                   "limits", "envs", NULL};
-	memset(c, 0, sizeof(*c));
+	/* All but the groups; each is cleared as it is parsed. 128 groups are 1.7 MB, and
+	 * clearing them all made every page resident: +0.85 MiB of idle RSS (bench-daemon). */
+	size_t g0 = offsetof(struct daemon_config, groups), g1 = g0 + sizeof(c->groups);
+	memset(c, 0, g0);
+	memset((char *)c + g1, 0, sizeof(*c) - g1);
 	snprintf(c->listen_host, sizeof(c->listen_host), "127.0.0.1");
 	c->listen_port = 7878;
 	c->max_concurrent = 4;
@@ -463,6 +467,7 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 			break;
 		if (c->n_groups >= CONFIG_MAX_GROUPS)
 			return bad(why, size, "groups: at most %d", CONFIG_MAX_GROUPS);
+		memset(&c->groups[c->n_groups], 0, sizeof(c->groups[0]));
 		r = parse_group(g, i, &c->groups[c->n_groups], why, size);
 		c->n_groups++;
 		for (size_t k = 0; r == 0 && k + 1 < c->n_groups; k++)

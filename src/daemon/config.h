@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CONFIG_MAX_GROUPS   64
+#define CONFIG_MAX_GROUPS   128 /* 100 runs at once need 100 groups (issue 15) */
 #define CONFIG_MAX_ALLOW    64
 #define CONFIG_GROUP_ID_MAX 64
 #define CONFIG_FILE_MAX     (1u << 20)

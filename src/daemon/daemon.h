@@ -24,6 +24,11 @@
 #define DAEMON_TEXT_MAX   (32 * 1024) /* one message's text */
 #define DAEMON_REPLY_MAX  (1u << 20)  /* what is kept of one reply */
 #define DAEMON_TOKEN_FILE "api-token"
+/* The loop's priorities: the API and run I/O first, starting queued runs last. */
+#define DAEMON_PRIOS     3
+#define DAEMON_PRIO_RUNS 2
+#define DAEMON_SLICE_NS  100000 /* the daemon's scheduler slice: 0.1 ms (slice.c) */
+#define DAEMON_RUN_NICE  10     /* runs below the daemon: its API answers under load */
 
 struct run;
 
@@ -66,6 +71,7 @@ struct daemon {
 	} store_retries[16];
 	size_t store_retry_next;
 	struct event *retry_timer;
+	struct event *kick_event; /* runner_kick's: starts runs a few a turn */
 	/* Each group folder's size at its last count (quota.c), by index in cfg.groups. */
 	uint64_t folder_bytes[CONFIG_MAX_GROUPS];
 	bool folder_known[CONFIG_MAX_GROUPS];
@@ -139,6 +145,11 @@ void telegram_stop(struct daemon *d);
 /* A run's text as it streams, for its chat's progress message (no-op without Telegram). */
 void telegram_progress(struct daemon *d, const char *group, int64_t reply_to, const char *text,
                        size_t len);
+
+/* The scheduler slice (slice.c): short for the daemon, the default for its runs. Best
+ * effort, never failing. */
+void daemon_slice_short(void);
+void daemon_slice_default(void);
 
 /* HTTP API (api.c). 0, or -errno after one line on stderr. */
 int api_start(struct daemon *d);

@@ -22,8 +22,9 @@
  *
  * "contains" looks at every string of the request (system, messages, tool results),
  * "last_contains" at the messages after the last assistant message (the new prompt or the
- * tool results). Every request is logged as a JSON line to --log: {"n", "path", "stream",
- * "ok", "failures": [...], "request": {...}}; a test then asserts that every line is ok.
+ * tool results). Every request is logged as a JSON line to --log: {"n", "at_us" (when it
+ * came, wall clock), "path", "stream", "ok", "failures": [...], "request": {...}}; a test then
+ * asserts that every line is ok.
  * --key VALUE: the credential header the proxy must have added (x-api-key for Anthropic,
  * "Authorization: Bearer" for OpenAI). --forbid TEXT: a string no request may contain
  * anywhere (a secret that must not leak into tool results).
@@ -43,6 +44,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <time.h>
 
 static json_t *turns;
 static json_t *scenario_json;
@@ -671,6 +673,11 @@ on_request(struct evhttp_request *req, void *arg)
 	json_t *entry = json_pack("{s:i,s:s,s:b,s:b,s:O,s:O}", "n", n_requests, "path", uri,
 	                          "stream", stream, "ok", json_array_size(failures) == 0,
 	                          "failures", failures, "request", body ? body : json_null());
+	/* When it came, on the wall clock: bench-daemon.sh times message in -> model request. */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	json_object_set_new(entry, "at_us",
+	                    json_integer((json_int_t)now.tv_sec * 1000000 + now.tv_nsec / 1000));
 	char *line = json_dumps(entry, JSON_COMPACT);
 	fprintf(logf, "%s\n", line);
 	fflush(logf);
