@@ -39,7 +39,7 @@ INC_agent   := $(INC_base) -Isrc/json -Isrc/agent
 INC_vm      := $(INC_sandbox) -Isrc/json -Isrc/vm
 INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/vm -Isrc/cmd
 # The daemon (clawbox-serve) is an executable of its own: only it links these.
-SERVE_PKGS  := libevent sqlite3 jansson
+SERVE_PKGS  := libevent sqlite3 jansson libcrypto
 INC_store   := $(INC_base) -Isrc/json -Isrc/store
 INC_daemon  := $(INC_store) -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) libcurl 2>/dev/null)
 LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))

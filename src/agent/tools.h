@@ -54,6 +54,9 @@ const char *tool_output_finish(struct tool_output *o);
 /* The schemas for the model: [{"name", "description", "input_schema"}] (new reference). Host
  * actions only with_host (the daemon gave this sandbox a socket). */
 json_t *tools_schemas(bool with_host);
+/* Only the tools named in csv ("read,grep", or "none") are offered and may run: the group's
+ * policy.tools, from the daemon. 0, or -EINVAL when csv is too long. */
+int tools_grant(const char *csv);
 
 /* Checks input against the named tool's schema. 0, or -ENOENT (no such tool) / -EINVAL with
  * a reason in why. invalid_input (the raw text of arguments that were not a JSON object) or

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "tools.h"
 #include "commands.h"
 #include "events.h"
 #include "fd-util.h"
@@ -68,6 +69,8 @@ agent_usage(FILE *out)
 	        "  --host-socket PATH            the daemon's socket for host actions\n"
 	        "                                (send_message, schedule_task, ...)\n"
 	        "  --note TEXT                   a line from the host for the system prompt\n"
+	        "  --tools LIST                  only these tools (comma-separated): the group's\n"
+	        "                                policy\n"
 	        "  -h, --help                    this text\n"
 	        "\n"
 	        "Exit status: 0 answered, 1 the model API failed, 2 bad usage, 3 a limit was\n"
@@ -95,6 +98,7 @@ enum {
 	OPT_EVENTS,
 	OPT_HOST_SOCKET,
 	OPT_NOTE,
+	OPT_TOOLS,
 };
 
 static const struct option agent_options[] = {
@@ -118,6 +122,7 @@ static const struct option agent_options[] = {
     {"events", no_argument, NULL, OPT_EVENTS},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
     {"note", required_argument, NULL, OPT_NOTE},
+    {"tools", required_argument, NULL, OPT_TOOLS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -273,6 +278,12 @@ cmd_agent(int argc, char **argv)
 			break;
 		case OPT_EVENTS:
 			events_set_json(true);
+			break;
+		case OPT_TOOLS:
+			if (tools_grant(optarg) < 0) {
+				log_error("--tools: at most 511 bytes");
+				return AGENT_EXIT_USAGE;
+			}
 			break;
 		case OPT_HOST_SOCKET:
 			cfg.host_socket = optarg;

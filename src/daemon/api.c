@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "apiguard.h"
+#include "approvals.h"
 #include "daemon.h"
 #include "json-util.h"
 #include "log.h"
@@ -628,6 +629,9 @@ route(struct evhttp_request *req, void *arg)
 		get_usage(d, req);
 		return;
 	}
+	/* Approvals and policy (approvals.c). The token's holder is the "cli" approver. */
+	if (approvals_route(d, req, path, (int)cmd, "cli"))
+		return;
 	static const char prefix[] = "/api/v1/groups/";
 	if (strncmp(path, prefix, sizeof(prefix) - 1) == 0) {
 		char group[CONFIG_GROUP_ID_MAX + 1];

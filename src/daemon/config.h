@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy.h"
+
 #define CONFIG_MAX_GROUPS   64
 #define CONFIG_MAX_ALLOW    64
 #define CONFIG_GROUP_ID_MAX 64
@@ -40,6 +42,7 @@ struct group_config {
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
 	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
+	struct group_policy policy; /* "policy" and "approvers" (policy.h) */
 };
 
 struct model_config {
