@@ -615,6 +615,34 @@ cmd_audit(int argc, char **argv)
 	return 0;
 }
 
+/* Today's spend against each group's daily budget, for the groups that have one. */
+static void
+print_budget(struct client *c)
+{
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(c, "GET", "/api/v1/budget", NULL, &ans) < 0)
+		return;
+	size_t i;
+	json_t *g;
+	bool header = false;
+	json_array_foreach(json_object_get(ans, "groups"), i, g)
+	{
+		const char *k;
+		json_t *item;
+		json_object_foreach(json_object_get(g, "budget"), k, item)
+		{
+			if (!json_is_integer(json_object_get(item, "limit")))
+				continue;
+			if (!header)
+				printf("\nbudget today (per day, in each group's time zone):\n");
+			header = true;
+			printf("%-16s %-14s %12llu of %llu\n", json_get_str(g, "group") ?: "", k,
+			       (unsigned long long)json_get_u64(item, "spent"),
+			       (unsigned long long)json_get_u64(item, "limit"));
+		}
+	}
+}
+
 int
 cmd_usage(int argc, char **argv)
 {
@@ -641,6 +669,7 @@ cmd_usage(int argc, char **argv)
 		       (unsigned long long)json_get_u64(u, "cache_write"),
 		       (unsigned long long)json_get_u64(u, "cache_read"));
 	}
+	print_budget(&c);
 	return 0;
 }
 

@@ -630,7 +630,7 @@ route(struct evhttp_request *req, void *arg)
 		return;
 	}
 	/* Approvals and policy (approvals.c). The token's holder is the "cli" approver. */
-	if (approvals_route(d, req, path, (int)cmd, "cli"))
+	if (approvals_route(d, req, path, (int)cmd, "cli") || budget_route(d, req, path, (int)cmd))
 		return;
 	static const char prefix[] = "/api/v1/groups/";
 	if (strncmp(path, prefix, sizeof(prefix) - 1) == 0) {

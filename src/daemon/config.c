@@ -114,7 +114,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	static const char *const keys[] = {"id",       "main",     "trigger",      "allow",
 	                                   "memory",   "timezone", "mounts",       "folder_quota",
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
-	                                   "max_requests", "policy",     "approvers",   NULL};
+	                                   "max_requests", "policy",     "approvers",   "budget", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -237,7 +237,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		out->memory_bytes = v;
 	}
 	if ((r = policy_parse(json_object_get(g, "policy"), json_object_get(g, "approvers"), where,
-	                      out->main, &out->policy, why, size)) < 0)
+	                      out->main, &out->policy, why, size)) < 0 ||
+	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0)
 		return r;
 	return get_quota(g, where, &out->folder_quota, why, size);
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "budget.h"
 #include "policy.h"
 
 #define CONFIG_MAX_GROUPS   64
@@ -43,6 +44,7 @@ struct group_config {
 	size_t n_mounts;
 	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
 	struct group_policy policy; /* "policy" and "approvers" (policy.h) */
+	struct group_budget budget; /* "budget" (budget.h) */
 };
 
 struct model_config {

@@ -663,6 +663,7 @@ finish(struct run *r)
 	log_run_finished(r, ok, rec.ended_ms - rec.started_ms);
 	int e = store_finish_run(d->store, r->message, r->group, dbuf_str(&r->reply), !ok,
 	                         &r->usage, &rec);
+	budget_record(d, r->group, &r->usage);
 	if (e < 0) {
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
@@ -896,12 +897,14 @@ start_run(struct daemon *d, const char *group)
 	if (!store_retry_gate(d, group, id))
 		return -EAGAIN;
 	char over[300];
-	if (!quota_may_run(d, g, over, sizeof(over))) {
+	uint64_t tokens_left = UINT64_MAX;
+	bool quota_ok = quota_may_run(d, g, over, sizeof(over));
+	if (!quota_ok || !budget_may_run(d, g, &tokens_left, over, sizeof(over))) {
 		/* Every message queued for the group meanwhile, not one per kick. */
 		char reply[320];
 		snprintf(reply, sizeof(reply), "[clawbox: %s]", over);
 		log_warn("[%s] message %lld refused: %s", group, (long long)id, over);
-		(void)store_audit(d->store, group, "quota", "deny", over);
+		(void)store_audit(d->store, group, quota_ok ? "budget" : "quota", "deny", over);
 		for (unsigned n = 0; e == 0 && n < STORE_LIST_MAX; n++) {
 			if (store_finish(d->store, id, group, reply, true, NULL) < 0)
 				break;
@@ -1043,6 +1046,12 @@ start_run(struct daemon *d, const char *group)
 	argv[n++] = r->audit_path;
 	argv[n++] = "--host-socket";
 	argv[n++] = r->sock_path;
+	char tokens[24];
+	if (tokens_left != UINT64_MAX) { /* what the day's budget leaves for this run */
+		snprintf(tokens, sizeof(tokens), "%llu", (unsigned long long)tokens_left);
+		argv[n++] = "--max-total-tokens";
+		argv[n++] = tokens;
+	}
 	char tools[512];
 	const struct group_config *gc = config_group(&d->cfg, group);
 	if (gc && gc->policy.tools_set) { /* the offering; host actions are checked here too */
