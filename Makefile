@@ -73,7 +73,7 @@ WEB_FILES   := src/daemon/web/index.html src/daemon/web/app.js src/daemon/web/st
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
-DAEMON_UNIT := tests/unit/test-cron.c
+DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-policy.c
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
@@ -348,7 +348,8 @@ check-fresh: test-deps
 check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench-deps
+bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps
+	@bench/bench-policy.sh
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
 	@bench/bench-agent.sh

@@ -44,6 +44,35 @@ static struct {
 } run_grants[64];
 static size_t run_grant_next;
 
+/* The "always" rules, as in the store (which is the truth: loaded at start, changed here
+ * only after the store is), so that a host action's check reads no table. */
+#define RULES_MAX 256
+static struct rule {
+	int64_t id;
+	char group[CONFIG_GROUP_ID_MAX], action[24], dest[CONFIG_GROUP_ID_MAX + 8];
+} rules[RULES_MAX];
+static size_t n_rules;
+
+static void
+rule_add(int64_t id, const char *group, const char *action, const char *dest)
+{
+	if (n_rules >= RULES_MAX)
+		return; /* the rule is stored; past the cap it asks again, which is safe */
+	struct rule *r = &rules[n_rules++];
+	r->id = id;
+	snprintf(r->group, sizeof(r->group), "%s", group);
+	snprintf(r->action, sizeof(r->action), "%s", action);
+	snprintf(r->dest, sizeof(r->dest), "%s", dest);
+}
+
+static void
+rule_remove(int64_t id)
+{
+	for (size_t i = 0; i < n_rules; i++)
+		if (rules[i].id == id)
+			rules[i--] = rules[--n_rules];
+}
+
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS approvals ("
     " id INTEGER PRIMARY KEY, created INTEGER NOT NULL, expires INTEGER NOT NULL,"
@@ -112,6 +141,17 @@ approvals_init(struct daemon *d)
 		(void)store_audit(d->store, (const char *)sqlite3_column_text(st, 1),
 		                  (const char *)sqlite3_column_text(st, 2), "deny", text);
 	}
+	sqlite3_finalize(st);
+	n_rules = 0;
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT id, grp, action, destination FROM policy_rules WHERE "
+	                       "verdict = 'allow' ORDER BY id",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		rule_add(sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+		         (const char *)sqlite3_column_text(st, 2),
+		         (const char *)sqlite3_column_text(st, 3));
 	sqlite3_finalize(st);
 	return exec_sql(d,
 	                "UPDATE approvals SET status = 'denied', outcome = 'the daemon that "
@@ -248,19 +288,11 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 	char canon_dest[CONFIG_GROUP_ID_MAX + 8];
 	snprintf(canon_dest, sizeof(canon_dest), "group:%s", dest);
 	/* An "always" rule the approver wrote, or a grant for this run. */
-	sqlite3_stmt *st;
 	int64_t rule = 0;
-	if (sqlite3_prepare_v2(store_db(d->store),
-	                       "SELECT id FROM policy_rules WHERE grp = ? AND action = ? AND "
-	                       "destination = ? AND verdict = 'allow'",
-	                       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, group, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 2, tool, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 3, canon_dest, -1, SQLITE_TRANSIENT);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			rule = sqlite3_column_int64(st, 0);
-		sqlite3_finalize(st);
-	}
+	for (size_t i = 0; !rule && i < n_rules; i++)
+		if (strcmp(rules[i].group, group) == 0 && strcmp(rules[i].action, tool) == 0 &&
+		    strcmp(rules[i].dest, canon_dest) == 0)
+			rule = rules[i].id;
 	bool granted = rule > 0;
 	for (size_t i = 0; !granted && i < ARRAY_SIZE(run_grants); i++)
 		granted = run_grants[i].run[0] && strcmp(run_grants[i].run, run_id) == 0 &&
@@ -434,10 +466,13 @@ answer(struct daemon *d, int64_t id, const char *decision, const char *scope,
 		snprintf(rg->action, sizeof(rg->action), "%s", h->action);
 		snprintf(rg->dest, sizeof(rg->dest), "%s", h->dest);
 	} else if (strcmp(scope, "always") == 0) {
-		(void)exec_sql(d,
-		               "INSERT INTO policy_rules (grp, action, destination, verdict, added, "
-		               "added_by, approval) VALUES (?, ?, ?, 'allow', ?, ?, ?)",
-		               "tttiti", h->group, h->action, h->dest, daemon_now(d), approver, h->id);
+		if (exec_sql(d,
+		             "INSERT INTO policy_rules (grp, action, destination, verdict, added, "
+		             "added_by, approval) VALUES (?, ?, ?, 'allow', ?, ?, ?)",
+		             "tttiti", h->group, h->action, h->dest, daemon_now(d), approver,
+		             h->id) == 0)
+			rule_add(sqlite3_last_insert_rowid(store_db(d->store)), h->group, h->action,
+			         h->dest);
 	}
 	char text[256];
 	snprintf(text, sizeof(text), "approval %lld approved by %.64s (%s)", (long long)h->id,
@@ -627,6 +662,7 @@ approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, 
 		                       id, group) < 0 ||
 		    sqlite3_changes(db) == 0)
 			return refuse(req, 404, "no such rule"), true;
+		rule_remove(id);
 		char text[96];
 		snprintf(text, sizeof(text), "policy rule %lld removed by %.32s", (long long)id,
 		         approver);

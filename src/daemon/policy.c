@@ -88,7 +88,7 @@ tool_find(const char *name)
 /* {ACTION or "*": VERDICT}: "*" first, then the named ones over it. */
 static int
 parse_verdicts(json_t *o, const char *where, const char *key, enum policy_verdict out[HA_COUNT],
-               char *why, size_t size)
+               uint32_t *named, char *why, size_t size)
 {
 	if (!o)
 		return 0;
@@ -114,6 +114,7 @@ parse_verdicts(json_t *o, const char *where, const char *key, enum policy_verdic
 			return BAD("%s.policy.%s.%.64s: not a host action (send_message, send_file, "
 			           "schedule_task, list_tasks, pause_task, resume_task, cancel_task)",
 			           where, key, name);
+		*named |= 1u << a;
 		if (!(out[a] = verdict_parse(val)))
 			return BAD("%s.policy.%s.%s: expected \"allow\", \"ask\" or \"deny\"", where,
 			           key, name);
@@ -160,10 +161,11 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 		}
 	}
 	int r;
+	uint32_t named[2] = {0, 0}; /* actions named, not only covered by "*" */
 	if ((r = parse_verdicts(json_object_get(policy, "host_actions"), where, "host_actions",
-	                        out->self, why, size)) < 0 ||
+	                        out->self, &named[0], why, size)) < 0 ||
 	    (r = parse_verdicts(json_object_get(policy, "other_groups"), where, "other_groups",
-	                        out->others, why, size)) < 0)
+	                        out->others, &named[1], why, size)) < 0)
 		return r;
 	json_t *uh = json_object_get(policy, "unlisted_hosts");
 	if (uh) {
@@ -216,13 +218,13 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 			enum policy_verdict v = policy_host_action(out, main, (enum host_action)a, o);
 			enum policy_verdict set = o ? out->others[a] : out->self[a];
 			const char *key = o ? "other_groups" : "host_actions";
-			bool configured = set != VERDICT_UNSET;
+			bool configured = named[o] & (1u << a);
 			if (configured && set != VERDICT_DENY && out->tools_set &&
 			    !policy_tool_granted(out, host_action_names[a]))
 				return BAD("%s.policy.%s.%s: \"%s\" for a tool policy.tools does not "
 				           "grant",
 				           where, key, host_action_names[a], verdict_name(set));
-			if (configured && o && !main && set != VERDICT_DENY)
+			if (set && o && !main && set != VERDICT_DENY)
 				return BAD("%s.policy.other_groups.%s: only the main group may act on "
 				           "other groups (this group is not \"main\")",
 				           where, host_action_names[a]);
