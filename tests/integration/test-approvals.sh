@@ -201,6 +201,6 @@ check "every model request was what the scenario expected" sh -c "! grep -q '\"o
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 kill "$MPID" 2>/dev/null
-wait_until 20 no_leftovers # the killed daemon's sandbox ends once its launcher is gone
+wait_until 60 no_leftovers # the killed daemon's sandbox ends once its launcher is gone
 check_clean "nothing of any sandbox is left"
 done_testing
