@@ -224,3 +224,55 @@ budget_route(struct daemon *d, struct evhttp_request *req, const char *path, int
 		evbuffer_free(b);
 	return true;
 }
+
+/* Three in a row: a task whose runs keep failing, or keep finding the budget spent, would
+ * otherwise go on firing (and spending) until someone looks. */
+#define TASK_STRIKES_MAX 3
+
+void
+budget_task_outcome(struct daemon *d, int64_t message, bool failed)
+{
+	sqlite3_stmt *st;
+	char sender[64] = "", group[CONFIG_GROUP_ID_MAX] = "";
+	if (sqlite3_prepare_v2(store_db(d->store),
+	                       "SELECT sender, group_id FROM messages WHERE id = ?", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, message);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(sender, sizeof(sender), "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(group, sizeof(group), "%s", (const char *)sqlite3_column_text(st, 1));
+	}
+	sqlite3_finalize(st);
+	long long task;
+	char end;
+	if (sscanf(sender, "task:%lld%c", &task, &end) != 1 || task <= 0)
+		return;
+	char key[48], val[24];
+	snprintf(key, sizeof(key), "task_strikes:%lld", task);
+	long long strikes = 0;
+	if (store_kv_get(d->store, key, val, sizeof(val)) == 0)
+		strikes = strtoll(val, NULL, 10);
+	strikes = failed ? strikes + 1 : 0;
+	snprintf(val, sizeof(val), "%lld", strikes);
+	(void)store_kv_set(d->store, key, val);
+	if (strikes < TASK_STRIKES_MAX)
+		return;
+	_cleanup_json_ json_t *t = NULL;
+	if (store_task_get(d->store, task, &t) < 0 ||
+	    strcmp(json_get_str(t, "status") ?: "", "active") != 0)
+		return;
+	if (store_task_update(d->store, task, "paused",
+	                      json_integer_value(json_object_get(t, "next_run"))) < 0)
+		return;
+	(void)store_kv_set(d->store, key, "0");
+	char text[256];
+	snprintf(text, sizeof(text),
+	         "[clawbox: task %lld failed or found the budget spent %d times in a row; it is "
+	         "paused until it is resumed]",
+	         task, TASK_STRIKES_MAX);
+	int64_t id;
+	(void)store_audit(d->store, group, "task_run", "deny", text);
+	if (store_message_out(d->store, group, "clawbox", text, &id) == 0)
+		stream_notify(d, group);
+}

@@ -42,6 +42,10 @@ bool budget_may_run(struct daemon *d, const struct group_config *g, uint64_t *re
 /* A run of group ended having used u: added to today's spend. */
 void budget_record(struct daemon *d, const char *group, const struct store_usage *u);
 
+/* The run of message ended, failed (or refused for a spent budget or quota) or not: a task's
+ * third failure in a row pauses the task and tells its group. */
+void budget_task_outcome(struct daemon *d, int64_t message, bool failed);
+
 /* GET /api/v1/budget: each group's spend today against its limits. Whether path was it. */
 bool budget_route(struct daemon *d, struct evhttp_request *req, const char *path, int cmd);
 

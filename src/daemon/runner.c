@@ -664,6 +664,8 @@ finish(struct run *r)
 	int e = store_finish_run(d->store, r->message, r->group, dbuf_str(&r->reply), !ok,
 	                         &r->usage, &rec);
 	budget_record(d, r->group, &r->usage);
+	if (e >= 0)
+		budget_task_outcome(d, r->message, !ok);
 	if (e < 0) {
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
@@ -908,6 +910,7 @@ start_run(struct daemon *d, const char *group)
 		for (unsigned n = 0; e == 0 && n < STORE_LIST_MAX; n++) {
 			if (store_finish(d->store, id, group, reply, true, NULL) < 0)
 				break;
+			budget_task_outcome(d, id, true);
 			free(text);
 			text = NULL;
 			e = store_take_next(d->store, group, &id, &text);

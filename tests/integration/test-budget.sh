@@ -23,7 +23,7 @@ wait_until 5 test -s "$WORK/mport"
 PORT=$((20000 + RANDOM % 20000))
 DATA=$WORK/data
 cat >"$WORK/config.json" <<JSON
-{"data_dir": "$DATA", "listen": "127.0.0.1:$PORT",
+{"data_dir": "$DATA", "listen": "127.0.0.1:$PORT", "limits": {"task_min_interval": 1},
  "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
  "groups": [{"id": "main", "main": true},
             {"id": "small", "timezone": "Pacific/Auckland", "budget": {"tokens": 2000}},
@@ -67,6 +67,14 @@ check "audited: the refusals" sh -c "grep -q '\"group\":\"small\",\"action\":\"b
 "$CLAWBOX" usage --url "http://127.0.0.1:$PORT" --token-file "$DATA/api-token" >"$WORK/usage" 2>&1
 check "clawbox usage shows spend against budget" sh -c \
 	"grep -q '^small *tokens *2400 of 2000' '$WORK/usage' && grep -q '^few *runs *1 of 1' '$WORK/usage'"
+
+# A task that keeps finding the budget spent pauses itself after three times and says so.
+api POST /api/v1/tasks '{"group": "few", "prompt": "tick", "every_seconds": 1}'
+check "a task for the spent group (201: $CODE)" test "$CODE" = 201
+wait_answered few 'failed or found the budget spent 3 times in a row; it is paused'
+check "after three refusals in a row the task paused itself and told the group" sh -c \
+	"curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/tasks' | grep -q '\"group\":\"few\",\"prompt\":\"tick\".*\"status\":\"paused\"'"
+check "none of its firings reached the model" test "$(requests)" = 4
 
 # The next day, in the groups' time zones: the budgets start again.
 kill -TERM "$SPID"
