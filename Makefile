@@ -39,7 +39,7 @@ INC_agent   := $(INC_base) -Isrc/json -Isrc/agent
 INC_vm      := $(INC_sandbox) -Isrc/json -Isrc/vm
 INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/vm -Isrc/cmd
 # The daemon (clawbox-serve) is an executable of its own: only it links these.
-SERVE_PKGS  := libevent sqlite3 jansson
+SERVE_PKGS  := libevent sqlite3 jansson libcrypto
 INC_store   := $(INC_base) -Isrc/json -Isrc/store
 INC_daemon  := $(INC_store) -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) libcurl 2>/dev/null)
 LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
@@ -73,7 +73,7 @@ WEB_FILES   := src/daemon/web/index.html $(BUILD)/web/app.js src/daemon/web/styl
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
-DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c
+DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-policy.c
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
@@ -381,7 +381,8 @@ check-fresh: test-deps
 check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) bench-deps
+bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps
+	@bench/bench-policy.sh
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
 	@bench/bench-intercept.sh

@@ -253,6 +253,32 @@ static const struct tool tools[] = {
      NULL, NULL},
 };
 
+/* tools_grant()'s list, NULL: every tool. */
+static char granted[512];
+static bool granted_set;
+
+int
+tools_grant(const char *csv)
+{
+	if (strlen(csv) >= sizeof(granted))
+		return -EINVAL;
+	snprintf(granted, sizeof(granted), ",%s", csv);
+	granted_set = true;
+	return 0;
+}
+
+static bool
+tool_granted(const char *name)
+{
+	if (!granted_set)
+		return true;
+	size_t n = strlen(name);
+	for (const char *p = strstr(granted, name); p; p = strstr(p + 1, name))
+		if (p[-1] == ',' && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
 static const struct tool *
 tool_find(const char *name)
 {
@@ -275,7 +301,7 @@ schemas(bool with_local, bool with_host)
 	json_t *out = json_array();
 	for (size_t i = 0; out && i < ARRAY_SIZE(tools); i++) {
 		if ((tools[i].kind == TOOL_HOST && !with_host) ||
-		    (tools[i].kind == TOOL_LOCAL && !with_local))
+		    (tools[i].kind == TOOL_LOCAL && !with_local) || !tool_granted(tools[i].name))
 			continue;
 		json_t *schema = json_loads(tools[i].schema, 0, NULL);
 		if (!schema) { /* a typo in the table above; the unit test catches it */
@@ -350,6 +376,10 @@ tools_check(const char *name, json_t *input, const char *invalid_input, char *wh
 	if (!t)
 		return snprintf(why, why_size, "there is no tool named '%.64s'", name ? name : ""),
 		       -ENOENT;
+	if (!tool_granted(t->name))
+		return snprintf(why, why_size, "the tool '%s' is not granted to this group",
+		                t->name),
+		       -EPERM;
 	if (invalid_input || !json_is_object(input))
 		return snprintf(why, why_size,
 		                "the arguments are not a JSON object; send them as one, e.g. "

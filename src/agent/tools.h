@@ -54,6 +54,9 @@ const char *tool_output_finish(struct tool_output *o);
 /* The schemas for the model: [{"name", "description", "input_schema"}] (new reference). Host
  * actions only with_host (the daemon gave this sandbox a socket). */
 json_t *tools_schemas(bool with_host);
+/* Only the tools named in csv ("read,grep", or "none") are offered and may run: the group's
+ * policy.tools, from the daemon. 0, or -EINVAL when csv is too long. */
+int tools_grant(const char *csv);
 
 /* Only the host actions' schemas, for `clawbox mcp-host` (new reference). */
 json_t *tools_host_schemas(void);

@@ -15,6 +15,7 @@
 
 #include "mcp-client.h"
 #include "agent.h"
+#include "tools.h"
 #include "commands.h"
 #include "events.h"
 #include "fd-util.h"
@@ -72,6 +73,8 @@ agent_usage(FILE *out)
 	        "  --mcp-timeout SECONDS         one MCP call's limit (default 60)\n"
 	        "                                (send_message, schedule_task, ...)\n"
 	        "  --note TEXT                   a line from the host for the system prompt\n"
+	        "  --tools LIST                  only these tools (comma-separated): the group's\n"
+	        "                                policy\n"
 	        "  -h, --help                    this text\n"
 	        "\n"
 	        "Exit status: 0 answered, 1 the model API failed, 2 bad usage, 3 a limit was\n"
@@ -101,6 +104,7 @@ enum {
 	OPT_MCP_SERVER,
 	OPT_MCP_TIMEOUT,
 	OPT_NOTE,
+	OPT_TOOLS,
 };
 
 static const struct option agent_options[] = {
@@ -126,6 +130,7 @@ static const struct option agent_options[] = {
     {"mcp-server", required_argument, NULL, OPT_MCP_SERVER},
     {"mcp-timeout", required_argument, NULL, OPT_MCP_TIMEOUT},
     {"note", required_argument, NULL, OPT_NOTE},
+    {"tools", required_argument, NULL, OPT_TOOLS},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -281,6 +286,12 @@ cmd_agent(int argc, char **argv)
 			break;
 		case OPT_EVENTS:
 			events_set_json(true);
+			break;
+		case OPT_TOOLS:
+			if (tools_grant(optarg) < 0) {
+				log_error("--tools: at most 511 bytes");
+				return AGENT_EXIT_USAGE;
+			}
 			break;
 		case OPT_HOST_SOCKET:
 			cfg.host_socket = optarg;

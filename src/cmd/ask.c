@@ -110,6 +110,7 @@ ask_usage(FILE *out)
 	        "  --layer DIR                  a package layer over /usr (as for 'clawbox run')\n"
 	        "  --note TEXT                  a line for the agent's system prompt (the\n"
 	        "                               daemon says what it left out of the run)\n"
+	        "  --tools LIST                 only these agent tools (comma-separated)\n"
 	        "  --host-socket PATH           the daemon's host-action socket (the daemon\n"
 	        "                               passes it; mounted into this sandbox only)\n"
 	        "  --vm-service PATH            make the sandbox in the running VM of 'clawbox\n"
@@ -170,6 +171,7 @@ enum {
 	OPT_JSON,
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
+	OPT_TOOLS,
 	OPT_VM_SERVICE,
 	OPT_INSIDE,
 	OPT_PROXY_CHECKED,
@@ -220,6 +222,7 @@ static const struct option ask_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
     {"host-socket", required_argument, NULL, OPT_HOST_SOCKET},
+    {"tools", required_argument, NULL, OPT_TOOLS},
     {"vm-service", required_argument, NULL, OPT_VM_SERVICE},
     {"inside", required_argument, NULL, OPT_INSIDE},
     {"proxy-checked", no_argument, NULL, OPT_PROXY_CHECKED},
@@ -236,7 +239,7 @@ static const struct option ask_options[] = {
 
 struct ask {
 	const char *provider, *model, *base_url, *max_tokens, *key_file, *ca_file, *key_env;
-	const char *workspace, *session, *global_memory, *prompt_arg, *host_socket;
+	const char *workspace, *session, *global_memory, *prompt_arg, *host_socket, *tools;
 	const char *vm_service; /* NULL: the sandbox is made here */
 	const char *note;       /* --note: passed on to the agent */
 	char self[PATH_MAX];    /* this executable: the agent, mounted into the sandbox */
@@ -439,6 +442,9 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_VM_SERVICE:
 			a->vm_service = optarg;
+			break;
+		case OPT_TOOLS: /* the group's policy.tools: the agent offers and runs these only */
+			a->tools = optarg;
 			break;
 		case OPT_HOST_SOCKET:
 			a->host_socket = optarg;
@@ -816,6 +822,10 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	if (a->host_socket) {
 		agent_argv[i++] = "--host-socket";
 		agent_argv[i++] = HOST_SOCKET_INSIDE;
+	}
+	if (a->tools) {
+		agent_argv[i++] = "--tools";
+		agent_argv[i++] = a->tools;
 	}
 	if (a->note) {
 		agent_argv[i++] = "--note";

@@ -615,6 +615,34 @@ cmd_audit(int argc, char **argv)
 	return 0;
 }
 
+/* Today's spend against each group's daily budget, for the groups that have one. */
+static void
+print_budget(struct client *c)
+{
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(c, "GET", "/api/v1/budget", NULL, &ans) < 0)
+		return;
+	size_t i;
+	json_t *g;
+	bool header = false;
+	json_array_foreach(json_object_get(ans, "groups"), i, g)
+	{
+		const char *k;
+		json_t *item;
+		json_object_foreach(json_object_get(g, "budget"), k, item)
+		{
+			if (!json_is_integer(json_object_get(item, "limit")))
+				continue;
+			if (!header)
+				printf("\nbudget today (per day, in each group's time zone):\n");
+			header = true;
+			printf("%-16s %-14s %12llu of %llu\n", json_get_str(g, "group") ?: "", k,
+			       (unsigned long long)json_get_u64(item, "spent"),
+			       (unsigned long long)json_get_u64(item, "limit"));
+		}
+	}
+}
+
 int
 cmd_usage(int argc, char **argv)
 {
@@ -640,6 +668,194 @@ cmd_usage(int argc, char **argv)
 		       (unsigned long long)json_get_u64(u, "output"),
 		       (unsigned long long)json_get_u64(u, "cache_write"),
 		       (unsigned long long)json_get_u64(u, "cache_read"));
+	}
+	print_budget(&c);
+	return 0;
+}
+
+/* clawbox approvals [--all]: what waits for an approver (or, with --all, the latest 200). */
+int
+cmd_approvals(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox approvals");
+	bool all = argc > 1 && strcmp(argv[argc - 1], "--all") == 0;
+	if ((r = client_from_args(&c, all ? argc - 1 : argc, argv,
+	                          "usage: clawbox approvals [OPTIONS] [--all]\n\nHost actions "
+	                          "held for an approver: answer with 'clawbox approve ID'\nor "
+	                          "'clawbox deny ID'. --all lists answered ones too.\n",
+	                          &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	if (ind != (all ? argc - 1 : argc))
+		return log_error("%s: unexpected; see --help", argv[ind]), 2;
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "GET", all ? "/api/v1/approvals?all=1" : "/api/v1/approvals", NULL, &ans) < 0)
+		return 1;
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(ans, "approvals"), i, a)
+	{
+		char line[2048];
+		int n = snprintf(
+		    line, sizeof(line),
+		    "#%lld %s %s: %s -> %s (run %.12s)\n    why: %s\n    arguments (%lld bytes, "
+		    "sha256 %s): %s\n    %s%s%s",
+		    (long long)json_integer_value(json_object_get(a, "id")), json_get_str(a, "status"),
+		    json_get_str(a, "group"), json_get_str(a, "action"),
+		    json_get_str(a, "destination"), json_get_str(a, "run"), json_get_str(a, "why"),
+		    (long long)json_integer_value(json_object_get(a, "size")),
+		    json_get_str(a, "sha256"), json_get_str(a, "preview"),
+		    strcmp(json_get_str(a, "status") ?: "", "pending") == 0 ? "expires in " : "",
+		    strcmp(json_get_str(a, "status") ?: "", "pending") == 0 ? "" : json_get_str(a, "outcome"),
+		    "");
+		print_clean(stdout, line, n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0);
+		if (strcmp(json_get_str(a, "status") ?: "", "pending") == 0)
+			printf("%lld s", (long long)json_integer_value(json_object_get(a, "expires_in")));
+		printf("\n");
+	}
+	return 0;
+}
+
+/* clawbox approve ID [--for-run|--always] / clawbox deny ID */
+static int
+answer_approval(int argc, char **argv, bool approve)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix(approve ? "clawbox approve" : "clawbox deny");
+	const char *scope = "once";
+	/* The scope flags are ours; the rest are the clients' common options. */
+	char *rest[64];
+	int n = 0;
+	for (int i = 0; i < argc && n < (int)ARRAY_SIZE(rest); i++) {
+		if (approve && strcmp(argv[i], "--for-run") == 0)
+			scope = "run";
+		else if (approve && strcmp(argv[i], "--always") == 0)
+			scope = "always";
+		else
+			rest[n++] = argv[i];
+	}
+	if ((r = client_from_args(
+	         &c, n, rest,
+	         approve ? "usage: clawbox approve [OPTIONS] ID [--for-run|--always]\n\nLets a held "
+	                   "host action run: once (the default), for the rest of its run\n"
+	                   "(--for-run: the same action to the same destination), or always\n"
+	                   "(--always: a policy rule that 'clawbox policy GROUP' lists).\n"
+	                 : "usage: clawbox deny [OPTIONS] ID\n\nRefuses a held host action.\n",
+	         &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	uint64_t id;
+	if (n - ind != 1 || parse_u64(rest[ind], INT64_MAX, &id) < 0 || id == 0)
+		return log_error("expected one approval ID (a number); see --help"), 2;
+	char path[64];
+	snprintf(path, sizeof(path), "/api/v1/approvals/%llu", (unsigned long long)id);
+	_cleanup_json_ json_t *body =
+	    json_pack("{s:s,s:s}", "decision", approve ? "approve" : "deny", "scope", scope);
+	_cleanup_json_ json_t *ans = NULL;
+	if (call(&c, "POST", path, body, &ans) < 0)
+		return 1;
+	printf("approval %llu: %s%s%s\n", (unsigned long long)id, approve ? "approved" : "denied",
+	       approve && strcmp(scope, "once") != 0 ? " " : "",
+	       approve && strcmp(scope, "once") != 0 ? scope : "");
+	return 0;
+}
+
+int
+cmd_approve(int argc, char **argv)
+{
+	return answer_approval(argc, argv, true);
+}
+
+int
+cmd_deny(int argc, char **argv)
+{
+	return answer_approval(argc, argv, false);
+}
+
+/* clawbox policy GROUP [--remove RULE] */
+int
+cmd_policy(int argc, char **argv)
+{
+	struct client c;
+	int ind, r;
+	log_set_prefix("clawbox policy");
+	const char *remove = NULL;
+	char *rest[64];
+	int n = 0;
+	for (int i = 0; i < argc && n < (int)ARRAY_SIZE(rest); i++) {
+		if (strcmp(argv[i], "--remove") == 0 && i + 1 < argc)
+			remove = argv[++i];
+		else
+			rest[n++] = argv[i];
+	}
+	if ((r = client_from_args(&c, n, rest,
+	                          "usage: clawbox policy [OPTIONS] GROUP [--remove RULE]\n\nThe "
+	                          "group's effective policy: its tools, each host action's\n"
+	                          "verdict (allow, ask, deny) on itself and on other groups, "
+	                          "egress to\nunlisted hosts, its approvers, and the rules "
+	                          "approvers added with\n'clawbox approve ID --always'. --remove "
+	                          "RULE takes one of those away.\n",
+	                          &ind)) != 0)
+		return r > 0 ? 0 : 2;
+	if (n - ind != 1)
+		return log_error("expected one GROUP; see --help"), 2;
+	const char *g = rest[ind];
+	if (!group_id_ok(g))
+		return log_error("%s: not a group's id", g), 2;
+	char path[160];
+	_cleanup_json_ json_t *ans = NULL;
+	if (remove) {
+		uint64_t id;
+		if (parse_u64(remove, INT64_MAX, &id) < 0 || id == 0)
+			return log_error("--remove %s: expected a rule's number", remove), 2;
+		snprintf(path, sizeof(path), "/api/v1/groups/%s/policy/rules/%llu", g,
+		         (unsigned long long)id);
+		if (call(&c, "DELETE", path, NULL, &ans) < 0)
+			return 1;
+		printf("rule %llu of %s removed\n", (unsigned long long)id, g);
+		return 0;
+	}
+	snprintf(path, sizeof(path), "/api/v1/groups/%s/policy", g);
+	if (call(&c, "GET", path, NULL, &ans) < 0)
+		return 1;
+	json_t *p = json_object_get(ans, "policy");
+	printf("policy of %s\n  tools:", g);
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(p, "tools"), i, t) printf(" %s", json_string_value(t));
+	printf("%s\n  host actions:           on itself    on other groups\n",
+	       json_is_true(json_object_get(p, "tools_default")) ? " (default: all)" : "");
+	const char *name;
+	json_object_foreach(json_object_get(p, "host_actions"), name, t)
+	{
+		char self[32], other[32];
+		bool granted = json_is_true(json_object_get(t, "granted"));
+		snprintf(self, sizeof(self), "%s%s", json_get_str(t, "self") ?: "",
+		         !granted ? " (not granted)"
+		         : json_is_true(json_object_get(t, "self_default")) ? " (default)" : "");
+		snprintf(other, sizeof(other), "%s%s", json_get_str(t, "other_groups") ?: "",
+		         !granted ? " (not granted)"
+		         : json_is_true(json_object_get(t, "other_groups_default")) ? " (default)"
+		                                                                     : "");
+		printf("    %-20s %-14s %s\n", name, self, other);
+	}
+	printf("  unlisted hosts: %s\n  approvers:", json_get_str(p, "unlisted_hosts") ?: "");
+	json_array_foreach(json_object_get(p, "approvers"), i, t) printf(" %s", json_string_value(t));
+	printf("%s\n  approval timeout: %lld s\n",
+	       json_array_size(json_object_get(p, "approvers")) ? "" : " (none)",
+	       (long long)json_integer_value(json_object_get(p, "approval_timeout")));
+	json_t *rules = json_object_get(ans, "rules");
+	printf("  rules added by approvers:%s\n", json_array_size(rules) ? "" : " none");
+	json_array_foreach(rules, i, t)
+	{
+		char line[512];
+		int w = snprintf(line, sizeof(line), "    rule %lld: %s to %s: %s (by %s, approval %lld)\n",
+		                 (long long)json_integer_value(json_object_get(t, "id")),
+		                 json_get_str(t, "action"), json_get_str(t, "destination"),
+		                 json_get_str(t, "verdict"), json_get_str(t, "added_by"),
+		                 (long long)json_integer_value(json_object_get(t, "approval")));
+		print_clean(stdout, line, w > 0 && (size_t)w < sizeof(line) ? (size_t)w : 0);
 	}
 	return 0;
 }

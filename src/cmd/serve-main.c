@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "apiguard.h"
+#include "approvals.h"
 #include "daemon.h"
 #include "fd-util.h"
 #include "log.h"
@@ -146,6 +147,7 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	/* Asked for: news, not a warning. */
 	log_info("%s: stopping (runs in progress are queued again at the next start)",
 	         sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "signal");
+	approvals_stop(d);
 	runner_stop_all(d);
 	struct timeval grace = {.tv_sec = 2};
 	event_base_loopexit(d->base, &grace);
@@ -420,6 +422,9 @@ main(int argc, char **argv)
 		r = store_group_ensure(d.store, d.cfg.groups[i].id);
 	if (r >= 0)
 		r = load_token(&d);
+	if (r >= 0 && (r = approvals_init(&d)) < 0)
+		log_error("store %s: the approvals cannot be kept: %s", store_path,
+		          store_error(d.store));
 	if (r < 0)
 		return 1;
 	int requeued = store_requeue_running(d.store);

@@ -18,6 +18,7 @@
 
 #include "apiguard.h"
 #include "envs.h"
+#include "approvals.h"
 #include "daemon.h"
 #include "json-util.h"
 #include "log.h"
@@ -673,6 +674,9 @@ route(struct evhttp_request *req, void *arg)
 		get_usage(d, req);
 		return;
 	}
+	/* Approvals and policy (approvals.c). The token's holder is the "cli" approver. */
+	if (approvals_route(d, req, path, (int)cmd, "cli") || budget_route(d, req, path, (int)cmd))
+		return;
 	static const char prefix[] = "/api/v1/groups/";
 	if (strncmp(path, prefix, sizeof(prefix) - 1) == 0) {
 		char group[CONFIG_GROUP_ID_MAX + 1];

@@ -130,7 +130,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
 	                                   "max_requests", "services", "home", "max_time",
 	                                   "agent_may_install", "engine", "engine_options",
-	                                   "mcp_servers", NULL};
+	                                   "mcp_servers", "policy", "approvers", "budget", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -274,7 +274,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		out->memory_bytes = v;
 	}
 	if ((r = parse_group_longrun(g, where, out, why, size)) < 0 ||
-	    (r = config_parse_engine(g, where, out, why, size)) < 0)
+	    (r = config_parse_engine(g, where, out, why, size)) < 0 ||
+	    (r = policy_parse(json_object_get(g, "policy"), json_object_get(g, "approvers"), where,
+	                      out->main, &out->policy, why, size)) < 0 ||
+	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0)
 		return r;
 	return get_quota(g, where, &out->folder_quota, why, size);
 }

@@ -15,6 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "budget.h"
+#include "policy.h"
+
 #define CONFIG_MAX_GROUPS   128 /* 100 runs at once need 100 groups (issue 15) */
 #define CONFIG_MAX_ALLOW    64
 #define CONFIG_GROUP_ID_MAX 64
@@ -59,6 +62,8 @@ struct group_config {
 	size_t n_engine_args;
 	char *mcp_servers[8]; /* "mcp_servers": "NAME=CMD ARG..." for our agent's --mcp-server */
 	size_t n_mcp_servers;
+	struct group_policy policy; /* "policy" and "approvers" (policy.h) */
+	struct group_budget budget; /* "budget" (budget.h) */
 };
 #define CONFIG_MAX_TIME 86400
 

@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include "dbuf.h"
 #include "fd-util.h"
 #include "idmap.h"
+#include "approvals.h"
 #include "hostact.h"
 #include "json-util.h"
 #include "log.h"
@@ -67,12 +69,14 @@ struct run {
 	json_t *tools;             /* its tool calls and results, for the web app's timeline */
 	char last_tool[128];       /* its last tool call's summary (clawbox runs, the web app) */
 	bool stopped;              /* by runner_stop: /stop, clawbox stop, the API, the page */
+	char run_id[33];           /* random: what approval grants of this run are bound to */
 };
 
 struct ipc_conn {
 	struct run *run;
 	struct bufferevent *bev;
 	struct ipc_conn *next;
+	bool held; /* a request waits for an approver (approvals.h); nothing more is read */
 };
 
 static unsigned run_counter;
@@ -132,6 +136,8 @@ ipc_audit_refused(struct run *r)
 static void
 ipc_conn_free(struct ipc_conn *c)
 {
+	if (c->held) /* its request is denied: nobody waits for the answer */
+		approvals_forget(c->run->d, c);
 	for (struct ipc_conn **p = &c->run->conns; *p; p = &(*p)->next)
 		if (*p == c) {
 			*p = c->next;
@@ -163,6 +169,7 @@ ipc_drained(struct bufferevent *bev, void *arg)
 }
 
 static void ipc_event(struct bufferevent *bev, short what, void *arg);
+static void ipc_answered(void *ctx, json_t *answer);
 
 /* After a violation: nothing more is read; the connection goes once its answers are out (or
  * IPC_DRAIN_SECS later, if the peer does not read them), and with it its slot. */
@@ -195,8 +202,10 @@ ipc_read(struct bufferevent *bev, void *arg)
 	size_t n = 0, len;
 	bool violation = false;
 	char *line;
+	if (c->held)
+		return;
 	store_audit_batch_begin(r->d->store);
-	while (!violation && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+	while (!violation && !c->held && (line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
 		enum ipc_refusal kind = IPC_TOO_LARGE;
 		json_t *resp = NULL;
 		bool decided = false;
@@ -208,11 +217,18 @@ ipc_read(struct bufferevent *bev, void *arg)
 				kind = IPC_PAST_CAP;
 			} else {
 				r->requests++;
-				resp = hostact_handle(r->d, r->group, req, &r->file_budget);
+				enum approval_gate gate =
+				    approvals_gate(r->d, r->group, r->run_id, req, &r->file_budget,
+				                   ipc_answered, c, &resp);
+				if (gate == APPROVAL_RUN)
+					resp = hostact_handle(r->d, r->group, req, &r->file_budget);
+				c->held = gate == APPROVAL_HELD;
 				decided = true;
 			}
 		}
 		free(line);
+		if (c->held) /* its answer comes later, through ipc_answered() */
+			break;
 		if (!decided) {
 			ipc_refuse(r, kind);
 			resp = json_pack("{s:b,s:s}", "ok", 0, "error", ipc_refusal_text[kind]);
@@ -239,6 +255,17 @@ ipc_read(struct bufferevent *bev, void *arg)
 		ipc_reply(c, answers[i]);
 	if (violation)
 		ipc_close_after_reply(c);
+}
+
+/* A held request's answer: sent, and the lines that came after it are read. */
+static void
+ipc_answered(void *ctx, json_t *answer)
+{
+	struct ipc_conn *c = ctx;
+	c->held = false;
+	ipc_reply(c, answer);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		ipc_read(c->bev, c);
 }
 
 static void
@@ -281,6 +308,8 @@ ipc_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, in
 		return;
 	}
 	bufferevent_setcb(c->bev, ipc_read, NULL, ipc_event, c);
+	/* While a request is held, what follows it waits unread: at most this much of it. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 2 * HOSTACT_REQUEST_MAX);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->next = r->conns;
 	r->conns = c;
@@ -733,6 +762,9 @@ finish(struct run *r)
 	log_run_finished(r, ok, rec.ended_ms - rec.started_ms);
 	int e = store_finish_run(d->store, r->message, r->group, dbuf_str(&r->reply), !ok,
 	                         &r->usage, &rec);
+	budget_record(d, r->group, &r->usage);
+	if (e >= 0)
+		budget_task_outcome(d, r->message, !ok);
 	if (e < 0) {
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
@@ -998,15 +1030,18 @@ start_run(struct daemon *d, const char *group)
 	if (!store_retry_gate(d, group, id))
 		return -EAGAIN;
 	char over[300];
-	if (!quota_may_run(d, g, over, sizeof(over))) {
+	uint64_t tokens_left = UINT64_MAX;
+	bool quota_ok = quota_may_run(d, g, over, sizeof(over));
+	if (!quota_ok || !budget_may_run(d, g, &tokens_left, over, sizeof(over))) {
 		/* Every message queued for the group meanwhile, not one per kick. */
 		char reply[320];
 		snprintf(reply, sizeof(reply), "[clawbox: %s]", over);
 		log_warn("[%s] message %lld refused: %s", group, (long long)id, over);
-		(void)store_audit(d->store, group, "quota", "deny", over);
+		(void)store_audit(d->store, group, quota_ok ? "budget" : "quota", "deny", over);
 		for (unsigned n = 0; e == 0 && n < STORE_LIST_MAX; n++) {
 			if (store_finish(d->store, id, group, reply, true, NULL) < 0)
 				break;
+			budget_task_outcome(d, id, true);
 			free(text);
 			text = NULL;
 			e = store_take_next(d->store, group, &id, &text);
@@ -1179,6 +1214,13 @@ start_run(struct daemon *d, const char *group)
 		return start_later(d, group, -ENOMEM);
 	r->d = d;
 	r->file_budget = HOSTACT_FILES_PER_RUN_MAX;
+	unsigned char rnd[16];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		free(r);
+		return start_later(d, group, -EAGAIN);
+	}
+	for (size_t k = 0; k < sizeof(rnd); k++)
+		snprintf(r->run_id + 2 * k, 3, "%02x", rnd[k]);
 	snprintf(r->notes, sizeof(r->notes), "%s", notes);
 	if ((e = ipc_open(r)) < 0) {
 		ipc_close(r);
@@ -1196,6 +1238,19 @@ start_run(struct daemon *d, const char *group)
 	argv[n++] = r->audit_path;
 	argv[n++] = "--host-socket";
 	argv[n++] = r->sock_path;
+	char tokens[24];
+	if (tokens_left != UINT64_MAX) { /* what the day's budget leaves for this run */
+		snprintf(tokens, sizeof(tokens), "%llu", (unsigned long long)tokens_left);
+		argv[n++] = "--max-total-tokens";
+		argv[n++] = tokens;
+	}
+	char tools[512];
+	const struct group_config *gc = config_group(&d->cfg, group);
+	if (gc && gc->policy.tools_set) { /* the offering; host actions are checked here too */
+		policy_tools_csv(&gc->policy, tools, sizeof(tools));
+		argv[n++] = "--tools";
+		argv[n++] = tools;
+	}
 	argv[n++] = "-";
 	argv[n] = NULL;
 

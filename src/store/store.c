@@ -94,6 +94,12 @@ fail(struct store *s)
 	return -EIO;
 }
 
+struct sqlite3 *
+store_db(struct store *s)
+{
+	return s->db;
+}
+
 const char *
 store_error(const struct store *s)
 {

@@ -20,6 +20,7 @@
 #define STORE_LIST_MAX       1000       /* rows in one listing */
 
 struct store;
+struct sqlite3;
 
 struct store_usage {
 	uint64_t input, output, cache_write, cache_read;
@@ -28,6 +29,9 @@ struct store_usage {
 int store_open(const char *path, struct store **ret);
 void store_close(struct store *s);
 const char *store_error(const struct store *s);
+/* The connection, for a daemon module that keeps its own tables (approvals.c): they are made
+ * with CREATE TABLE IF NOT EXISTS, outside the numbered migrations. */
+struct sqlite3 *store_db(struct store *s);
 
 int store_group_ensure(struct store *s, const char *group);
 

@@ -928,6 +928,31 @@ run_hostcap(const char *path, int n)
 	return 0;
 }
 
+/* One request line, past the agent's own checks, and the daemon's first answer line. */
+static int
+run_hostreq(const char *path, const char *json)
+{
+	int fd = host_connect(path);
+	char buf[4096];
+	size_t len = 0;
+	if (fd < 0 || send(fd, json, strlen(json), MSG_NOSIGNAL) < 0 ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0)
+		return printf("hostreq: cannot send\n"), 1;
+	while (len < sizeof(buf) - 1 && !memchr(buf, '\n', len)) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, 20000) <= 0)
+			break;
+		ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	printf("hostreq: %s\n", len ? buf : "(no answer)");
+	close(fd);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -972,6 +997,8 @@ main(int argc, char **argv)
 		return run_hostslots(argv[2]);
 	if (!strcmp(mode, "hostconns") && argc > 3)
 		return run_hostconns(argv[2], (int)strtol(argv[3], NULL, 10));
+	if (!strcmp(mode, "hostreq") && argc > 3)
+		return run_hostreq(argv[2], argv[3]);
 	if (!strcmp(mode, "hostcap") && argc > 3)
 		return run_hostcap(argv[2], (int)strtol(argv[3], NULL, 10));
 	return 2;

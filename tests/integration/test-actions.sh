@@ -19,7 +19,8 @@ cat >"$WORK/config.json" <<JSON
 {"data_dir": "$DATA", "listen": "127.0.0.1:$PORT", "max_concurrent": 2,
  "limits": {"task_min_interval": 1},
  "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true}, {"id": "family", "timezone": "Europe/Berlin"},
+ "groups": [{"id": "main", "main": true, "policy": {"other_groups": {"*": "allow"}}},
+            {"id": "family", "timezone": "Europe/Berlin"},
             {"id": "other"}]}
 JSON
 # The family's folder, before the daemon makes it: a report to send, a symlink out.

@@ -1,0 +1,311 @@
+/*
+ * policy.c: see policy.h. The defaults live in one table below; the parser only records what
+ * the operator wrote, and policy_host_action() applies the table to what was not written, so
+ * `clawbox policy` can say which verdicts are defaults.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "macro.h"
+#include "policy.h"
+
+const char *const policy_tool_names[] = {
+    "bash",          "read",        "write",       "edit",        "glob",
+    "grep",          "web_fetch",   "send_message", "send_file",  "schedule_task",
+    "list_tasks",    "pause_task",  "resume_task", "cancel_task",
+};
+const size_t policy_n_tools = ARRAY_SIZE(policy_tool_names);
+_Static_assert(ARRAY_SIZE(policy_tool_names) <= 32, "policy.tools is a 32-bit mask");
+
+const char *const host_action_names[HA_COUNT] = {
+    [HA_SEND_MESSAGE] = "send_message", [HA_SEND_FILE] = "send_file",
+    [HA_SCHEDULE_TASK] = "schedule_task", [HA_LIST_TASKS] = "list_tasks",
+    [HA_PAUSE_TASK] = "pause_task",     [HA_RESUME_TASK] = "resume_task",
+    [HA_CANCEL_TASK] = "cancel_task",
+};
+
+/* The defaults a careful user would choose. list_tasks reads only: for the main group it
+ * lists every group's tasks without asking. */
+static const struct {
+	enum policy_verdict self, other_main, other;
+} defaults[HA_COUNT] = {
+    [HA_SEND_MESSAGE] = {VERDICT_ALLOW, VERDICT_ASK, VERDICT_DENY},
+    [HA_SEND_FILE] = {VERDICT_ALLOW, VERDICT_ASK, VERDICT_DENY},
+    [HA_SCHEDULE_TASK] = {VERDICT_ALLOW, VERDICT_ASK, VERDICT_DENY},
+    [HA_LIST_TASKS] = {VERDICT_ALLOW, VERDICT_ALLOW, VERDICT_DENY},
+    [HA_PAUSE_TASK] = {VERDICT_ALLOW, VERDICT_ASK, VERDICT_DENY},
+    [HA_RESUME_TASK] = {VERDICT_ALLOW, VERDICT_ASK, VERDICT_DENY},
+    [HA_CANCEL_TASK] = {VERDICT_ALLOW, VERDICT_ASK, VERDICT_DENY},
+};
+#define DEFAULT_UNLISTED_HOSTS VERDICT_DENY
+
+const char *
+verdict_name(enum policy_verdict v)
+{
+	switch (v) {
+	case VERDICT_ALLOW:
+		return "allow";
+	case VERDICT_ASK:
+		return "ask";
+	case VERDICT_DENY:
+		return "deny";
+	default:
+		return "unset";
+	}
+}
+
+static enum policy_verdict
+verdict_parse(json_t *v)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : "";
+	return strcmp(s, "allow") == 0 ? VERDICT_ALLOW
+	       : strcmp(s, "ask") == 0 ? VERDICT_ASK
+	       : strcmp(s, "deny") == 0 ? VERDICT_DENY
+	                                : VERDICT_UNSET;
+}
+
+int
+host_action_find(const char *name)
+{
+	for (int i = 0; name && i < HA_COUNT; i++)
+		if (strcmp(host_action_names[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static int
+tool_find(const char *name)
+{
+	for (size_t i = 0; i < policy_n_tools; i++)
+		if (strcmp(policy_tool_names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+#define BAD(...) (snprintf(why, size, __VA_ARGS__), -EINVAL)
+
+/* {ACTION or "*": VERDICT}: "*" first, then the named ones over it. */
+static int
+parse_verdicts(json_t *o, const char *where, const char *key, enum policy_verdict out[HA_COUNT],
+               uint32_t *named, char *why, size_t size)
+{
+	if (!o)
+		return 0;
+	if (!json_is_object(o))
+		return BAD("%s.policy.%s: expected {ACTION: \"allow\"|\"ask\"|\"deny\"}", where, key);
+	json_t *star = json_object_get(o, "*");
+	if (star) {
+		enum policy_verdict v = verdict_parse(star);
+		if (!v)
+			return BAD("%s.policy.%s.*: expected \"allow\", \"ask\" or \"deny\"", where,
+			           key);
+		for (int i = 0; i < HA_COUNT; i++)
+			out[i] = v;
+	}
+	const char *name;
+	json_t *val;
+	json_object_foreach(o, name, val)
+	{
+		if (strcmp(name, "*") == 0)
+			continue;
+		int a = host_action_find(name);
+		if (a < 0)
+			return BAD("%s.policy.%s.%.64s: not a host action (send_message, send_file, "
+			           "schedule_task, list_tasks, pause_task, resume_task, cancel_task)",
+			           where, key, name);
+		*named |= 1u << a;
+		if (!(out[a] = verdict_parse(val)))
+			return BAD("%s.policy.%s.%s: expected \"allow\", \"ask\" or \"deny\"", where,
+			           key, name);
+	}
+	return 0;
+}
+
+int
+policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
+             struct group_policy *out, char *why, size_t size)
+{
+	static const char *const keys[] = {"tools", "host_actions", "other_groups",
+	                                   "unlisted_hosts", "approval_timeout", NULL};
+	memset(out, 0, sizeof(*out));
+	out->approval_secs = POLICY_APPROVAL_SECS;
+	out->approver_cli = true;
+	if (policy && !json_is_object(policy))
+		return BAD("%s.policy: expected an object", where);
+	const char *name;
+	json_t *val;
+	json_object_foreach(policy, name, val)
+	{
+		bool known = false;
+		for (size_t k = 0; keys[k]; k++)
+			known = known || strcmp(keys[k], name) == 0;
+		if (!known)
+			return BAD("%s.policy.%.64s: unknown key", where, name);
+	}
+	json_t *tools = json_object_get(policy, "tools");
+	if (tools) {
+		if (!json_is_array(tools))
+			return BAD("%s.policy.tools: expected a list of tool names", where);
+		out->tools_set = true;
+		size_t i;
+		json_t *t;
+		json_array_foreach(tools, i, t)
+		{
+			int k = json_is_string(t) ? tool_find(json_string_value(t)) : -1;
+			if (k < 0)
+				return BAD("%s.policy.tools[%zu]: not a tool (bash, read, write, edit, "
+				           "glob, grep, web_fetch or a host action)",
+				           where, i);
+			out->tools |= 1u << k;
+		}
+	}
+	int r;
+	uint32_t named[2] = {0, 0}; /* actions named, not only covered by "*" */
+	if ((r = parse_verdicts(json_object_get(policy, "host_actions"), where, "host_actions",
+	                        out->self, &named[0], why, size)) < 0 ||
+	    (r = parse_verdicts(json_object_get(policy, "other_groups"), where, "other_groups",
+	                        out->others, &named[1], why, size)) < 0)
+		return r;
+	json_t *uh = json_object_get(policy, "unlisted_hosts");
+	if (uh) {
+		out->unlisted_hosts = verdict_parse(uh);
+		if (out->unlisted_hosts != VERDICT_DENY)
+			/* Holding a request to an unlisted host for an approver needs the proxy
+			 * to ask the daemon, which is not built: refuse "ask" rather than let it
+			 * read as a promise. */
+			return BAD("%s.policy.unlisted_hosts: only \"deny\" is supported (egress "
+			           "approvals are not built yet)",
+			           where);
+	}
+	json_t *at = json_object_get(policy, "approval_timeout");
+	if (at) {
+		if (!json_is_integer(at) || json_integer_value(at) < 1 ||
+		    json_integer_value(at) > 7 * 86400)
+			return BAD("%s.policy.approval_timeout: expected seconds, 1 to 604800", where);
+		out->approval_secs = (unsigned)json_integer_value(at);
+	}
+	if (approvers) {
+		if (!json_is_array(approvers))
+			return BAD("%s.approvers: expected a list such as [\"cli\", \"telegram:42\"]",
+			           where);
+		out->approvers_set = true;
+		out->approver_cli = false;
+		size_t i;
+		json_t *a;
+		json_array_foreach(approvers, i, a)
+		{
+			const char *s = json_is_string(a) ? json_string_value(a) : "";
+			long long id;
+			char end;
+			if (strcmp(s, "cli") == 0) {
+				out->approver_cli = true;
+			} else if (sscanf(s, "telegram:%lld%c", &id, &end) == 1 && id > 0) {
+				if (out->n_telegram >= POLICY_MAX_TELEGRAM)
+					return BAD("%s.approvers: at most %d Telegram users", where,
+					           POLICY_MAX_TELEGRAM);
+				out->telegram[out->n_telegram++] = id;
+			} else {
+				return BAD("%s.approvers[%zu]: expected \"cli\" or \"telegram:USER_ID\"",
+				           where, i);
+			}
+		}
+	}
+	/* Contradictions, each named by the key that makes it one. */
+	bool any_ask = false;
+	for (int a = 0; a < HA_COUNT; a++) {
+		for (int o = 0; o < 2; o++) {
+			enum policy_verdict v = policy_host_action(out, main, (enum host_action)a, o);
+			enum policy_verdict set = o ? out->others[a] : out->self[a];
+			const char *key = o ? "other_groups" : "host_actions";
+			bool configured = named[o] & (1u << a);
+			if (configured && set != VERDICT_DENY && out->tools_set &&
+			    !policy_tool_granted(out, host_action_names[a]))
+				return BAD("%s.policy.%s.%s: \"%s\" for a tool policy.tools does not "
+				           "grant",
+				           where, key, host_action_names[a], verdict_name(set));
+			if (set && o && !main && set != VERDICT_DENY)
+				return BAD("%s.policy.other_groups.%s: only the main group may act on "
+				           "other groups (this group is not \"main\")",
+				           where, host_action_names[a]);
+			any_ask = any_ask || (v == VERDICT_ASK && (!out->tools_set ||
+			                                           policy_tool_granted(
+			                                               out, host_action_names[a])));
+		}
+	}
+	if (any_ask && !out->approver_cli && out->n_telegram == 0)
+		return BAD("%s.approvers: empty, but the policy asks for approvals (set an approver "
+		           "or make the ask verdicts allow or deny)",
+		           where);
+	return 0;
+}
+
+enum policy_verdict
+policy_host_action(const struct group_policy *p, bool main, enum host_action a, bool other)
+{
+	if ((unsigned)a >= HA_COUNT)
+		return VERDICT_DENY;
+	if (p->tools_set && !policy_tool_granted(p, host_action_names[a]))
+		return VERDICT_DENY;
+	enum policy_verdict v = other ? p->others[a] : p->self[a];
+	if (v)
+		return v;
+	return !other ? defaults[a].self : main ? defaults[a].other_main : defaults[a].other;
+}
+
+bool
+policy_tool_granted(const struct group_policy *p, const char *tool)
+{
+	if (!p->tools_set)
+		return true;
+	int k = tool ? tool_find(tool) : -1;
+	return k >= 0 && (p->tools & (1u << k));
+}
+
+void
+policy_tools_csv(const struct group_policy *p, char *buf, size_t size)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	if (!p->tools_set)
+		return;
+	for (size_t i = 0; i < policy_n_tools; i++)
+		if (p->tools & (1u << i)) {
+			int w = snprintf(buf + n, size - n, "%s%s", n ? "," : "", policy_tool_names[i]);
+			if (w < 0 || (size_t)w >= size - n)
+				break;
+			n += (size_t)w;
+		}
+	if (n == 0)
+		snprintf(buf, size, "none"); /* granted nothing: not the same as everything */
+}
+
+json_t *
+policy_json(const struct group_policy *p, bool main)
+{
+	json_t *tools = json_array(), *ha = json_object(), *appr = json_array();
+	for (size_t i = 0; i < policy_n_tools; i++)
+		if (policy_tool_granted(p, policy_tool_names[i]))
+			json_array_append_new(tools, json_string(policy_tool_names[i]));
+	for (int a = 0; a < HA_COUNT; a++)
+		json_object_set_new(
+		    ha, host_action_names[a],
+		    json_pack("{s:s,s:b,s:s,s:b,s:b}", "self",
+		              verdict_name(policy_host_action(p, main, (enum host_action)a, false)),
+		              "self_default", p->self[a] == VERDICT_UNSET, "other_groups",
+		              verdict_name(policy_host_action(p, main, (enum host_action)a, true)),
+		              "other_groups_default", p->others[a] == VERDICT_UNSET, "granted",
+		              policy_tool_granted(p, host_action_names[a])));
+	if (p->approver_cli)
+		json_array_append_new(appr, json_string("cli"));
+	for (size_t i = 0; i < p->n_telegram; i++) {
+		char s[40];
+		snprintf(s, sizeof(s), "telegram:%lld", p->telegram[i]);
+		json_array_append_new(appr, json_string(s));
+	}
+	return json_pack("{s:o,s:b,s:o,s:s,s:o,s:i}", "tools", tools, "tools_default",
+	                 !p->tools_set, "host_actions", ha, "unlisted_hosts",
+	                 verdict_name(p->unlisted_hosts ? p->unlisted_hosts
+	                                                : DEFAULT_UNLISTED_HOSTS),
+	                 "approvers", appr, "approval_timeout", (int)p->approval_secs);
+}

@@ -1,0 +1,81 @@
+/*
+ * policy.h: what a group's agent may do across systems, from host state only: the group's
+ * "policy" and "approvers" keys in the operator's configuration, and the "always" rules an
+ * approver added (kept in the store, listed and removed with `clawbox policy`). Nothing the
+ * agent writes is read here.
+ *
+ * A verdict is allow, ask (hold the call for an approver, approvals.h) or deny. The defaults
+ * are one table (policy.c): a host action on the group itself is allowed; on another group it
+ * is denied, or asked for the main group; egress to hosts not listed is denied unless the
+ * group opts into "unlisted_hosts": "ask".
+ */
+#ifndef CLAWBOX_POLICY_H
+#define CLAWBOX_POLICY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum policy_verdict { VERDICT_UNSET = 0, VERDICT_ALLOW, VERDICT_ASK, VERDICT_DENY };
+
+/* The host actions, in the order of the table in policy.c. */
+enum host_action {
+	HA_SEND_MESSAGE,
+	HA_SEND_FILE,
+	HA_SCHEDULE_TASK,
+	HA_LIST_TASKS,
+	HA_PAUSE_TASK,
+	HA_RESUME_TASK,
+	HA_CANCEL_TASK,
+	HA_COUNT
+};
+
+#define POLICY_MAX_TELEGRAM    16
+#define POLICY_APPROVAL_SECS   600 /* a request's life when the group does not say */
+#define POLICY_PENDING_GROUP   16  /* pending approvals of one group at once */
+#define POLICY_PENDING_RUN     4   /* of one run */
+
+struct group_policy {
+	bool tools_set;          /* "tools" given: only those are granted */
+	uint32_t tools;          /* bit i: policy_tool_names[i] granted */
+	enum policy_verdict self[HA_COUNT];   /* on the group itself, as configured (UNSET: default) */
+	enum policy_verdict others[HA_COUNT]; /* on another group */
+	enum policy_verdict unlisted_hosts;
+	/* "approvers": who may answer its approval requests. Default: ["cli"]. */
+	bool approvers_set;
+	bool approver_cli; /* the host CLI (or anything holding the API token) */
+	long long telegram[POLICY_MAX_TELEGRAM];
+	size_t n_telegram;
+	unsigned approval_secs; /* "approval_timeout": seconds; expiry is a denial */
+};
+
+extern const char *const policy_tool_names[];
+extern const size_t policy_n_tools;
+extern const char *const host_action_names[HA_COUNT];
+
+const char *verdict_name(enum policy_verdict v);
+/* The action's index, or -1. */
+int host_action_find(const char *name);
+
+/* Parses a group's "policy" (NULL: none) and "approvers" (NULL: none) into out; where is
+ * "groups[N]". 0, or -EINVAL with one line naming the key in why. main says whether the
+ * group is the main one: a policy that lets another group act on others contradicts it. */
+int policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
+                 struct group_policy *out, char *why, size_t size);
+
+/* The verdict for action on the group itself (other == false) or on another group, with the
+ * defaults applied. */
+enum policy_verdict policy_host_action(const struct group_policy *p, bool main, enum host_action a,
+                                bool other);
+/* Whether the tool (an agent tool's name) is granted. */
+bool policy_tool_granted(const struct group_policy *p, const char *tool);
+/* The granted tools as "a,b,c" for the agent's --tools, or "" when all are. */
+void policy_tools_csv(const struct group_policy *p, char *buf, size_t size);
+
+/* The effective policy as JSON (a new reference): tools, host_actions {ACTION: {"self",
+ * "other_groups"}}, unlisted_hosts, approvers, approval_timeout, each verdict with whether it
+ * is the default. */
+json_t *policy_json(const struct group_policy *p, bool main);
+
+#endif
