@@ -41,32 +41,13 @@
 
 #define PREVIEW_RUNS 5
 
-static void
-send_json(struct evhttp_request *req, int status, json_t *body)
-{
-	struct evbuffer *b = evbuffer_new();
-	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	if (b && s) {
-		evbuffer_add(b, s, strlen(s));
-		evbuffer_add(b, "\n", 1);
-	}
-	free(s);
-	if (body)
-		json_decref(body);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	                  "application/json");
-	evhttp_send_reply(req, status, NULL, b);
-	if (b)
-		evbuffer_free(b);
-}
-
 static bool
 refuse(struct daemon *d, struct evhttp_request *req, int status, const char *why)
 {
 	if (status == 503)
 		log_error("the store failed: %s", store_error(d->store));
 	d->http_refused++;
-	send_json(req, status, json_pack("{s:s}", "error", why));
+	api_send_json(req, status, json_pack("{s:s}", "error", why));
 	return true;
 }
 
@@ -111,7 +92,7 @@ get_status(struct daemon *d, struct evhttp_request *req)
 {
 	char token_file[1024];
 	snprintf(token_file, sizeof(token_file), "%s/%s", d->cfg.data_dir, DAEMON_TOKEN_FILE);
-	send_json(req, 200,
+	api_send_json(req, 200,
 	          json_pack("{s:b,s:s,s:s,s:s,s:s,s:i,s:i}", "model_configured",
 	                    model_configured(d), "version", CLAWBOX_VERSION, "token_file",
 	                    token_file, "config_file", d->config_path ? d->config_path : "",
@@ -168,7 +149,7 @@ get_settings(struct daemon *d, struct evhttp_request *req)
 	_cleanup_json_ json_t *chats = NULL;
 	if (store_chats(d->store, &chats) == 0 && channels)
 		json_object_set(json_array_get(channels, 1), "seen", chats);
-	send_json(req, 200,
+	api_send_json(req, 200,
 	          json_pack("{s:s,s:s,s:I,s:I,s:o,s:o,s:{s:b,s:o,s:o},s:o,s:{s:b,s:s}}", "data_dir",
 	                    c->data_dir, "listen", c->listen_host, "port",
 	                    (json_int_t)c->listen_port, "max_concurrent",
@@ -198,7 +179,7 @@ get_runs(struct daemon *d, struct evhttp_request *req)
 		return refuse(d, req, 400, "\"before\" and \"limit\" must be numbers");
 	if (e < 0)
 		return refuse(d, req, 503, "the store is unavailable");
-	send_json(req, 200, json_pack("{s:o,s:o}", "running", runner_list(d), "runs", runs));
+	api_send_json(req, 200, json_pack("{s:o,s:o}", "running", runner_list(d), "runs", runs));
 	return true;
 }
 
@@ -257,7 +238,7 @@ get_transcript(struct daemon *d, struct evhttp_request *req, int64_t id)
 			json_decref(egress);
 		egress = json_array();
 	}
-	send_json(req, 200,
+	api_send_json(req, 200,
 	          json_pack("{s:O,s:o,s:o,s:o,s:o}", "run", run, "message", message, "replies",
 	                    replies, "tools", tools ? tools : json_array(), "egress", egress));
 	json_decref(running);
@@ -277,7 +258,7 @@ get_usage_daily(struct daemon *d, struct evhttp_request *req)
 	json_t *rows;
 	if (store_usage_by_day(d->store, now - now % 86400 - (days - 1) * 86400, &rows) < 0)
 		return refuse(d, req, 503, "the store is unavailable");
-	send_json(req, 200, json_pack("{s:I,s:o}", "days", (json_int_t)days, "usage", rows));
+	api_send_json(req, 200, json_pack("{s:I,s:o}", "days", (json_int_t)days, "usage", rows));
 	return true;
 }
 
@@ -304,7 +285,7 @@ get_audit_query(struct daemon *d, struct evhttp_request *req)
 		              "\"after\", \"since\", \"until\" and \"limit\" are numbers");
 	if (e < 0)
 		return refuse(d, req, 503, "the store is unavailable");
-	send_json(req, 200, json_pack("{s:o}", "entries", entries));
+	api_send_json(req, 200, json_pack("{s:o}", "entries", entries));
 	return true;
 }
 
@@ -359,7 +340,7 @@ post_task_preview(struct daemon *d, struct evhttp_request *req)
 		                      json_pack("{s:I,s:s}", "unix", (json_int_t)next, "utc", t));
 		next = tasks_next(kind, spec, g->timezone, next);
 	}
-	send_json(req, 200,
+	api_send_json(req, 200,
 	          json_pack("{s:s,s:s,s:o}", "schedule", desc, "timezone",
 	                    g->timezone[0] ? g->timezone : "UTC", "next", times));
 	return true;
@@ -393,7 +374,7 @@ post_task_state(struct daemon *d, struct evhttp_request *req, int64_t id, bool p
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	(void)store_audit(d->store, json_get_str(t, "group"),
 	                  pause ? "api:pause_task" : "api:resume_task", "allow", idtext);
-	send_json(
+	api_send_json(
 	    req, 200,
 	    json_pack("{s:I,s:s}", "id", (json_int_t)id, "status", pause ? "paused" : "active"));
 	return true;
@@ -404,7 +385,7 @@ api_views_login_hint(struct daemon *d, struct evhttp_request *req)
 {
 	char token_file[1024];
 	snprintf(token_file, sizeof(token_file), "%s/%s", d->cfg.data_dir, DAEMON_TOKEN_FILE);
-	send_json(req, 200, json_pack("{s:s}", "token_file", token_file));
+	api_send_json(req, 200, json_pack("{s:s}", "token_file", token_file));
 }
 
 /* /api/v1/files/ID: the file a send_file message ID carried, from the daemon's own copy
@@ -508,7 +489,7 @@ api_views_route(struct daemon *d, struct evhttp_request *req, const char *path)
 			char idtext[24];
 			snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 			(void)store_audit(d->store, group, "api:stop_run", "allow", idtext);
-			send_json(req, 202,
+			api_send_json(req, 202,
 			          json_pack("{s:I,s:s}", "message_id", (json_int_t)id, "status",
 			                    "stopping"));
 			return true;

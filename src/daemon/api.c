@@ -34,8 +34,8 @@
 
 static struct daemon *api_daemon; /* for the refusals libevent makes itself (below) */
 
-static void
-reply_json(struct evhttp_request *req, int status, json_t *body)
+void
+api_send_json(struct evhttp_request *req, int status, json_t *body)
 {
 	struct evbuffer *b = evbuffer_new();
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -57,7 +57,7 @@ static void
 refuse(struct daemon *d, struct evhttp_request *req, int status, const char *why)
 {
 	d->http_refused++;
-	reply_json(req, status, json_pack("{s:s}", "error", why));
+	api_send_json(req, status, json_pack("{s:s}", "error", why));
 }
 
 /* Constant time in the length of the expected token, whatever the candidate. */
@@ -202,7 +202,7 @@ post_message(struct daemon *d, struct evhttp_request *req, const char *group)
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
-	reply_json(req, 202, json_pack("{s:I}", "id", (json_int_t)id));
+	api_send_json(req, 202, json_pack("{s:I}", "id", (json_int_t)id));
 	char idtext[24], len[24];
 	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
 	snprintf(len, sizeof(len), "%zu", json_string_length(text));
@@ -226,7 +226,7 @@ get_messages(struct daemon *d, struct evhttp_request *req, const char *group)
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
-	reply_json(req, 200, json_pack("{s:o}", "messages", msgs));
+	api_send_json(req, 200, json_pack("{s:o}", "messages", msgs));
 }
 
 /* GET /api/v1/groups/ID/env: the group's packages, its layer, the last build; POST
@@ -240,7 +240,7 @@ env_endpoint(struct daemon *d, struct evhttp_request *req, const char *group,
 		return;
 	}
 	if (cmd == EVHTTP_REQ_GET) {
-		reply_json(req, 200, envs_view(d, group));
+		api_send_json(req, 200, envs_view(d, group));
 		return;
 	}
 	if (cmd != EVHTTP_REQ_POST) {
@@ -258,7 +258,7 @@ env_endpoint(struct daemon *d, struct evhttp_request *req, const char *group,
 	else if (r < 0)
 		refuse(d, req, 503, why[0] ? why : "the store is unavailable");
 	else
-		reply_json(req, 202, envs_view(d, group));
+		api_send_json(req, 202, envs_view(d, group));
 }
 
 static void
@@ -276,7 +276,7 @@ get_groups(struct daemon *d, struct evhttp_request *req)
 		                                     "paused", group_paused(d, g->id)));
 	}
 	/* model_configured: the chat page says plainly when no model can answer. */
-	reply_json(req, 200, json_pack("{s:o,s:b}", "groups", arr, "model_configured",
+	api_send_json(req, 200, json_pack("{s:o,s:b}", "groups", arr, "model_configured",
 	                               config_model_configured(&d->cfg.model)));
 }
 
@@ -293,7 +293,7 @@ get_audit(struct daemon *d, struct evhttp_request *req)
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
-	reply_json(req, 200, json_pack("{s:o}", "entries", entries));
+	api_send_json(req, 200, json_pack("{s:o}", "entries", entries));
 }
 
 static json_t *
@@ -335,7 +335,7 @@ get_tasks(struct daemon *d, struct evhttp_request *req)
 	size_t n = json_array_size(tasks);
 	json_t *last = n ? json_object_get(json_array_get(tasks, n - 1), "id") : NULL;
 	bool full = (int64_t)n == (limit ? limit : STORE_LIST_MAX);
-	reply_json(req, 200,
+	api_send_json(req, 200,
 	           json_pack("{s:o,s:O}", "tasks", out, "next", full && last ? last : json_null()));
 }
 
@@ -365,7 +365,7 @@ cancel_group_tasks(struct daemon *d, struct evhttp_request *req)
 	char why[64];
 	snprintf(why, sizeof(why), "all (%d)", n);
 	(void)store_audit(d->store, group, "api:cancel_task", "allow", why);
-	reply_json(req, 200, json_pack("{s:s,s:i}", "group", group, "cancelled", n));
+	api_send_json(req, 200, json_pack("{s:s,s:i}", "group", group, "cancelled", n));
 }
 
 /* POST /api/v1/groups/G/pause | resume: a paused group queues messages and runs nothing,
@@ -378,7 +378,7 @@ pause_group(struct daemon *d, struct evhttp_request *req, const char *group, boo
 		return;
 	}
 	(void)store_audit(d->store, group, pause ? "api:pause" : "api:resume", "allow", group);
-	reply_json(req, 200, json_pack("{s:s,s:b}", "group", group, "paused", pause));
+	api_send_json(req, 200, json_pack("{s:s,s:b}", "group", group, "paused", pause));
 	if (!pause)
 		runner_kick(d);
 }
@@ -420,7 +420,7 @@ post_task(struct daemon *d, struct evhttp_request *req)
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
-	reply_json(req, 201, task_view(d, t));
+	api_send_json(req, 201, task_view(d, t));
 }
 
 static void
@@ -438,7 +438,7 @@ delete_task(struct daemon *d, struct evhttp_request *req, const char *idtext)
 		return;
 	}
 	(void)store_audit(d->store, json_get_str(t, "group"), "api:cancel_task", "allow", idtext);
-	reply_json(req, 200, json_pack("{s:I,s:s}", "id", (json_int_t)id, "status", "cancelled"));
+	api_send_json(req, 200, json_pack("{s:I,s:s}", "id", (json_int_t)id, "status", "cancelled"));
 }
 
 /* /api/v1/tasks/ID/runs: the run history. */
@@ -475,7 +475,7 @@ get_task_runs(struct daemon *d, struct evhttp_request *req, const char *rest)
 			    json_integer(json_integer_value(ended) -
 			                 json_integer_value(json_object_get(r, "started"))));
 	}
-	reply_json(req, 200, json_pack("{s:I,s:O}", "task", (json_int_t)id, "runs", runs));
+	api_send_json(req, 200, json_pack("{s:I,s:O}", "task", (json_int_t)id, "runs", runs));
 }
 
 static void
@@ -486,7 +486,7 @@ get_usage(struct daemon *d, struct evhttp_request *req)
 		refuse(d, req, 503, "the store is unavailable");
 		return;
 	}
-	reply_json(req, 200, json_pack("{s:o}", "usage", usage));
+	api_send_json(req, 200, json_pack("{s:o}", "usage", usage));
 }
 
 static void
@@ -586,7 +586,7 @@ route(struct evhttp_request *req, void *arg)
 		return;
 	}
 	if (strcmp(path, "/healthz") == 0 && cmd == EVHTTP_REQ_GET) {
-		reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
+		api_send_json(req, 200, json_pack("{s:s}", "status", "ok"));
 		return;
 	}
 	if (strcmp(path, "/metrics") == 0 && cmd == EVHTTP_REQ_GET) {
@@ -667,7 +667,7 @@ route(struct evhttp_request *req, void *arg)
 		if (store_chats(d->store, &chats) < 0)
 			refuse(d, req, 503, "the store is unavailable");
 		else
-			reply_json(req, 200, json_pack("{s:o}", "chats", chats));
+			api_send_json(req, 200, json_pack("{s:o}", "chats", chats));
 		return;
 	}
 	if (strcmp(path, "/api/v1/usage") == 0 && cmd == EVHTTP_REQ_GET) {
@@ -692,7 +692,7 @@ route(struct evhttp_request *req, void *arg)
 			else if (store_runs(d->store, group, &runs) < 0)
 				refuse(d, req, 503, "the store is unavailable");
 			else
-				reply_json(req, 200, json_pack("{s:o}", "runs", runs));
+				api_send_json(req, 200, json_pack("{s:o}", "runs", runs));
 			return;
 		}
 		if (glen < sizeof(group) && cmd == EVHTTP_REQ_POST &&
@@ -795,5 +795,5 @@ evhttp_send_error(struct evhttp_request *req, int error, const char *reason)
 	evhttp_add_header(h, "Connection", "close");
 	if (api_daemon)
 		api_daemon->http_refused++;
-	reply_json(req, error, json_pack("{s:s}", "error", why));
+	api_send_json(req, error, json_pack("{s:s}", "error", why));
 }

@@ -484,30 +484,10 @@ answer(struct daemon *d, int64_t id, const char *decision, const char *scope,
 	return 0;
 }
 
-/* HTTP helpers of our own: api.c's are private to it. */
-static void
-reply(struct evhttp_request *req, int status, json_t *body)
-{
-	struct evbuffer *b = evbuffer_new();
-	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	if (b && s) {
-		evbuffer_add(b, s, strlen(s));
-		evbuffer_add(b, "\n", 1);
-	}
-	free(s);
-	if (body)
-		json_decref(body);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	                  "application/json");
-	evhttp_send_reply(req, status, NULL, b);
-	if (b)
-		evbuffer_free(b);
-}
-
 static void
 refuse(struct evhttp_request *req, int status, const char *why)
 {
-	reply(req, status, json_pack("{s:s}", "error", why));
+	api_send_json(req, status, json_pack("{s:s}", "error", why));
 }
 
 static json_t *
@@ -609,7 +589,7 @@ post_answer(struct daemon *d, struct evhttp_request *req, int64_t id, const char
 	if (status)
 		refuse(req, status, why);
 	else
-		reply(req, 200, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "decision", decision,
+		api_send_json(req, 200, json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "decision", decision,
 		                          "scope", scope));
 }
 
@@ -623,7 +603,7 @@ approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, 
 			return refuse(req, 405, "GET"), true;
 		const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
 		bool all = q && strstr(q, "all=1");
-		reply(req, 200, json_pack("{s:o}", "approvals", list_approvals(d, !all)));
+		api_send_json(req, 200, json_pack("{s:o}", "approvals", list_approvals(d, !all)));
 		return true;
 	}
 	if (strncmp(path, ap, sizeof(ap) - 1) == 0 && path[sizeof(ap) - 1] == '/') {
@@ -650,7 +630,7 @@ approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, 
 	if (!g)
 		return refuse(req, 404, "no such group"), true;
 	if (!*tail && cmd == EVHTTP_REQ_GET) {
-		reply(req, 200, json_pack("{s:s,s:o,s:o}", "group", group, "policy",
+		api_send_json(req, 200, json_pack("{s:s,s:o,s:o}", "group", group, "policy",
 		                          policy_json(&g->policy, g->main), "rules",
 		                          list_rules(d, group)));
 		return true;
@@ -667,7 +647,7 @@ approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, 
 		snprintf(text, sizeof(text), "policy rule %lld removed by %.32s", (long long)id,
 		         approver);
 		(void)store_audit(d->store, group, "policy", "allow", text);
-		reply(req, 200, json_pack("{s:s,s:I,s:b}", "group", group, "rule", (json_int_t)id,
+		api_send_json(req, 200, json_pack("{s:s,s:I,s:b}", "group", group, "rule", (json_int_t)id,
 		                          "removed", 1));
 		return true;
 	}

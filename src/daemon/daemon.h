@@ -153,5 +153,8 @@ void daemon_slice_default(void);
 
 /* HTTP API (api.c). 0, or -errno after one line on stderr. */
 int api_start(struct daemon *d);
+/* Sends body (owned: freed here; NULL sends none) as the JSON answer with status: the one
+ * writer of API answers, for api.c and the files that add routes to it. */
+void api_send_json(struct evhttp_request *req, int status, json_t *body);
 
 #endif

@@ -17,29 +17,10 @@
 #include "log.h"
 
 static void
-send_json(struct evhttp_request *req, int status, json_t *body)
-{
-	struct evbuffer *b = evbuffer_new();
-	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	if (b && s) {
-		evbuffer_add(b, s, strlen(s));
-		evbuffer_add(b, "\n", 1);
-	}
-	free(s);
-	if (body)
-		json_decref(body);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	                  "application/json");
-	evhttp_send_reply(req, status, NULL, b);
-	if (b)
-		evbuffer_free(b);
-}
-
-static void
 send_error(struct daemon *d, struct evhttp_request *req, int status, const char *why)
 {
 	d->http_refused++;
-	send_json(req, status, json_pack("{s:s}", "error", why));
+	api_send_json(req, status, json_pack("{s:s}", "error", why));
 }
 
 bool
@@ -69,7 +50,7 @@ longrun_stop_reply(struct daemon *d, struct evhttp_request *req, const char *gro
 	                  stopped ? "stop the run" : "stop: no run in progress");
 	log_info("[%s] %s: %s", group, by, stopped ? "the run is stopped" : "no run to stop");
 	if (req)
-		send_json(req, 200, json_pack("{s:s,s:b}", "group", group, "stopped", stopped));
+		api_send_json(req, 200, json_pack("{s:s,s:b}", "group", group, "stopped", stopped));
 }
 
 bool
@@ -85,7 +66,7 @@ longrun_route(struct daemon *d, struct evhttp_request *req, const char *path)
 		if (!runs)
 			send_error(d, req, 500, "out of memory");
 		else
-			send_json(req, 200, json_pack("{s:o}", "running", runs));
+			api_send_json(req, 200, json_pack("{s:o}", "running", runs));
 		return true;
 	}
 	static const char prefix[] = "/api/v1/groups/";
