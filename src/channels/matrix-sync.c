@@ -27,7 +27,8 @@ names_us(const json_t *content, const char *body, const char *self)
 	size_t i;
 	json_t *u;
 	json_array_foreach(json_object_get(json_object_get(content, "m.mentions"), "user_ids"), i,
-	                   u) if (json_is_string(u) && strcmp(json_string_value(u), self) == 0) return true;
+	                   u) if (json_is_string(u) &&
+	                          strcmp(json_string_value(u), self) == 0) return true;
 	/* Clients that predate m.mentions put the user id (or a pill of it) in the body. */
 	size_t n = strlen(self);
 	for (const char *p = body; n && *p; p++)
@@ -195,8 +196,8 @@ copy_part(const char *p, size_t n, char *out, size_t size)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		          c == '.' || c == '_' || c == '-' || c == ':';
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' || c == ':';
 		if (!ok)
 			return -EINVAL;
 	}
