@@ -55,7 +55,7 @@ LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 # The channels (clawbox-channel KIND): one executable, a process per configured channel, with
 # the libraries the channels talk to their services with. A channel that needs one more adds
 # it here (and to scripts/deps.sh).
-CHANNEL_PKGS := libevent jansson libcurl
+CHANNEL_PKGS := libevent jansson libcurl libcrypto
 INC_channels := $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
 LIBS_channel  = $(shell pkg-config --libs $(CHANNEL_PKGS))
 
