@@ -634,21 +634,31 @@ on_approval_answer(struct chproc *p, struct chanproto_frame *f, char *why, size_
 	/* And only for groups it serves: the approval's group has a chat here. */
 	char group[CONFIG_GROUP_ID_MAX];
 	char text[256];
+	bool ok = false;
 	if (approvals_group(p->d, id, group, sizeof(group)) < 0 || !group_chat(p, group)) {
 		snprintf(text, sizeof(text),
-		         "answer to approval %lld by %.64s via %s refused: not "
-		         "pending for a group of this channel",
+		         "answer to approval %lld by %.64s via %s refused: not pending for a group "
+		         "of this channel",
 		         (long long)id, approver, p->cfg->name);
 		(void)store_audit(p->d->store, "-", "approval", "deny", text);
-		return 0;
+		snprintf(text, sizeof(text), "Approval %lld is not pending here.", (long long)id);
+	} else {
+		const char *decision = strcmp(answer, "deny") == 0 ? "deny" : "approve";
+		const char *scope = strcmp(answer, "run") == 0 ? "run" : "once";
+		char reason[200];
+		int st =
+		    approvals_answer(p->d, id, decision, scope, approver, reason, sizeof(reason));
+		ok = st == 0;
+		if (ok)
+			snprintf(text, sizeof(text), "Approval %lld: %s.", (long long)id,
+			         strcmp(decision, "deny") == 0 ? "denied" : "approved");
+		else
+			snprintf(text, sizeof(text), "Refused: %s.", reason);
 	}
-	const char *decision = strcmp(answer, "deny") == 0 ? "deny" : "approve";
-	const char *scope = strcmp(answer, "run") == 0 ? "run" : "once";
-	char reason[256];
-	int st = approvals_answer(p->d, id, decision, scope, approver, reason, sizeof(reason));
-	if (st)
-		log_info("channel %s: answer to approval %lld refused: %s", p->cfg->name,
-		         (long long)id, reason);
+	(void)send_frame(p,
+	                 json_pack("{s:s,s:I,s:s,s:b,s:s}", "t", "answered", "approval",
+	                           (json_int_t)id, "approver", approver, "ok", ok, "text", text),
+	                 NULL, 0);
 	return 0;
 }
 
