@@ -2,8 +2,9 @@
 """bad-channel.py: a channel process that breaks the channel protocol (src/ipc/channel-proto.h)
 in one way per kind, for test-channels.sh. The daemon runs it as `clawbox-channel KIND` when
 CLAWBOX_CHANNEL_EXE points here, with its socket on fd 3 (SOCK_SEQPACKET, one JSON object a
-datagram). Each start is appended to $BAD_CHANNEL_LOG as "KIND start", with every frame the
-daemon sends as "KIND got TYPE ...", so the test sees restarts and answers.
+datagram) and none of the daemon's environment. Each start is appended to the file its config's
+"log" names as "NAME start cursor=C pid=P", with every frame the daemon sends as "NAME got TYPE ...", so the
+test sees restarts and answers.
 
 Kinds: garbage (not JSON), oversize (a 70 KiB datagram), badref (a receipt for a ref it was never
 given), impostor (an approval answer as "cli"), fdlie (an attachment whose descriptor is not the
@@ -18,7 +19,6 @@ import sys
 import time
 
 kind = sys.argv[1]
-log = open(os.environ["BAD_CHANNEL_LOG"], "a", buffering=1)
 sock = socket.socket(fileno=3)
 
 
@@ -44,12 +44,14 @@ def frames(timeout):
         if not data:
             sys.exit(0)
         f = json.loads(data)
-        log.write("%s got %s %s\n" % (kind, f["t"], json.dumps(f, sort_keys=True)))
+        log.write("%s got %s %s\n" % (name, f["t"], json.dumps(f, sort_keys=True)))
         yield f
 
 
 start = json.loads(sock.recv(70000))
-log.write("%s start cursor=%s\n" % (kind, start.get("cursor")))
+log = open(start["config"]["log"], "a", buffering=1)
+name = start["name"]
+log.write("%s start cursor=%s pid=%d\n" % (name, start.get("cursor"), os.getpid()))
 send({"t": "status", "state": "connected"})
 time.sleep(0.3)
 
