@@ -17,9 +17,9 @@
  *
  * Out: one request in flight at a time, in the daemon's order. A reply is PUT
  * /rooms/R/send/m.room.message/TXN with TXN made from the daemon's ref ("clawbox.REF.PART"),
- * so a retried send (after a lost answer, or a restart of the channel) is deduplicated by the
- * homeserver rather than doubled; the spec keeps that promise per access token (device)
- * and for a while, not forever: the window left. Long replies are split at MX_TEXT_MAX.
+ * so a retried send (after a lost answer, or a restart of the channel or the daemon) is
+ * deduplicated by the homeserver rather than doubled; the spec keeps that promise per access
+ * token (device) and for a while, not forever: the window left. Long replies are split at MX_TEXT_MAX.
  * Edits (streamed progress) are m.replace events carrying m.new_content; typing is PUT
  * /rooms/R/typing/USER. A 429 M_LIMIT_EXCEEDED pauses the queue for its retry_after_ms and
  * the same request goes again; other failures are retried with backoff, then reported.
@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "chan-http.h"
@@ -76,7 +77,8 @@ struct mx {
 	char auth[1100];
 	char user[CHANPROTO_ID_MAX + 1];
 	char since[MX_SYNC_BATCH_MAX + 1];
-	char filter[256]; /* URL-escaped */
+	char filter[1024]; /* URL-escaped */
+	char nonce[17];   /* this process's, for txn ids of refs that are not stable */
 	long poll_ms;
 	uint64_t file_max;
 	/* in */
@@ -577,6 +579,21 @@ on_out_timer(evutil_socket_t fd, short what, void *arg)
 	out_next(m);
 }
 
+/* The daemon's refs for replies are its message ids, the same after any restart: their txn
+ * ids are the ref alone, so a resend is deduplicated. Its other refs (progress messages,
+ * edits) count up from CH_EPHEMERAL_REF afresh with each daemon start: their txn ids carry
+ * this process's nonce too, or a new progress message could be taken for an old one. */
+#define MX_STABLE_REF_MAX ((int64_t)1 << 50)
+
+static void
+txn_id(const struct mx *m, const char *what, int64_t ref, int part, char *out, size_t size)
+{
+	if (ref > 0 && ref < MX_STABLE_REF_MAX)
+		snprintf(out, size, "clawbox.%s%lld.%d", what, (long long)ref, part);
+	else
+		snprintf(out, size, "clawbox.%s.%s%lld.%d", m->nonce, what, (long long)ref, part);
+}
+
 /* PUT /rooms/ROOM/send/m.room.message/TXN */
 static int
 send_url(struct mx *m, const char *room, const char *txn, char **ret)
@@ -626,7 +643,7 @@ mx_reply(struct chan *c, const json_t *f, int file_fd)
 		if (rel)
 			json_object_set_new(content, "m.relates_to", rel);
 		char txn[64];
-		snprintf(txn, sizeof(txn), "clawbox.%lld.%d", (long long)ref, part);
+		txn_id(m, "", ref, part, txn, sizeof(txn));
 		char *url = NULL;
 		char *body = content ? json_dumps(content, JSON_COMPACT) : NULL;
 		if (send_url(m, room, txn, &url) < 0 ||
@@ -681,7 +698,7 @@ mx_edit(struct chan *c, const json_t *f)
 	              text, n, "m.new_content", "msgtype", "m.text", "body", text, n,
 	              "m.relates_to", "rel_type", "m.replace", "event_id", ext_id);
 	char txn[64];
-	snprintf(txn, sizeof(txn), "clawbox.e%lld", (long long)ref);
+	txn_id(m, "e", ref, 0, txn, sizeof(txn));
 	char *url = NULL;
 	char *body = content ? json_dumps(content, JSON_COMPACT) : NULL;
 	struct mx_out *o = NULL;
@@ -752,12 +769,19 @@ mx_start(struct chan *c, const json_t *config)
 	    "{\"presence\":{\"types\":[]},\"account_data\":{\"types\":[]},\"room\":{\"timeline\":"
 	    "{\"types\":[\"m.room.message\"],\"limit\":50},\"state\":{\"types\":[]},"
 	    "\"ephemeral\":{\"types\":[]},\"account_data\":{\"types\":[]}}}");
-	if (!filter || strlen(filter) >= sizeof(m->filter))
+	if (!filter || strlen(filter) >= sizeof(m->filter)) {
+		chan_status(c, "error", "the sync filter does not fit (a bug)");
 		return -ENOMEM;
+	}
 	snprintf(m->filter, sizeof(m->filter), "%s", filter);
 	const char *cursor = chan_cursor(c);
 	if (cursor && strlen(cursor) < sizeof(m->since))
 		snprintf(m->since, sizeof(m->since), "%s", cursor);
+	unsigned char rnd[8];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return -EIO;
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(m->nonce + 2 * i, 3, "%02x", rnd[i]);
 	m->sync_timer = evtimer_new(chan_base(c), on_sync_timer, m);
 	m->out_timer = evtimer_new(chan_base(c), on_out_timer, m);
 	if (!m->sync_timer || !m->out_timer)

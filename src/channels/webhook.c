@@ -232,7 +232,8 @@ on_request(struct evhttp_request *req, void *arg)
 	struct chan_message msg = {
 	    .chat = m.hook->id,
 	    .chat_kind = "hook",
-	    .sender = m.sender,
+	    /* Who proved something is the hook (its secret); the name is the caller's word. */
+	    .sender = m.hook->id,
 	    .sender_name = m.sender,
 	    .text = m.text,
 	    .mention = true, /* a hook is addressed to the agent, there is no chatter */

@@ -19,7 +19,7 @@ again) is served again, as a server may after a gappy sync.
 POST /_test/ratelimit {"match": "send", "count": N, "retry_after_ms": MS}: the next N requests
 whose path contains match get 429 M_LIMIT_EXCEEDED. POST /_test/media {"id", "data"} stores a
 file for mxc://test/ID. Every request is logged to --log as a JSON line {"method", "path",
-"query", "body", "status", "at"}; the wrong token gets 401 M_UNKNOWN_TOKEN.
+"query", "body", "status", "answer", "at"}; the wrong token gets 401 M_UNKNOWN_TOKEN.
 
 usage: fake-matrix.py --token T --log FILE --port-file FILE [--user @claw:test]
 """
@@ -90,7 +90,7 @@ class Handler(BaseHTTPRequestHandler):
             body = body.decode(errors="replace")
         rec = {"method": self.command, "path": urllib.parse.unquote(u.path),
                "query": dict(urllib.parse.parse_qsl(u.query)), "body": body,
-               "status": status, "at": time.time()}
+               "status": status, "answer": obj, "at": time.time()}
         with lock:
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
