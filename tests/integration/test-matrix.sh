@@ -53,7 +53,7 @@ cat >"$WORK/config.json" <<JSON
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
  "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}],
  "channels": [{"name": "mx", "kind": "matrix", "homeserver": "$MX", "token_file": "$WORK/mx-token",
-               "poll_timeout_ms": 3000, "chats": {"$FAM": "family", "$MAIN": "main"}}]}
+               "poll_timeout_ms": 3000, "file_max": 1000, "chats": {"$FAM": "family", "$MAIN": "main"}}]}
 JSON
 start_daemon() {
 	"$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
@@ -146,6 +146,24 @@ check "with the same transaction id (so it cannot be doubled)" \
 check "and is sent once" test "$(nsent "$FAM" 'echo: slow down')" = 1
 check "the access token is in no log" \
 	sh -c "! grep -q '$MX_TOKEN' '$WORK/serve.err' '$WORK/serve.out' '$WORK/mx.log'"
+
+# Attachments: downloaded (authenticated media API) into the group's inbox, size-capped.
+ctl media '{"id": "note1", "data": "attached bytes"}' >/dev/null
+ctl media "{\"id\": \"big1\", \"data\": \"$(head -c 3000 /dev/zero | tr '\0' x)\"}" >/dev/null
+file_event() { # BODY ID SIZE
+	ctl event "{\"room\": \"$FAM\", \"sender\": \"@ana:test\", \"content\": {\"msgtype\": \"m.file\", \"body\": \"$1\", \"url\": \"mxc://test/$2\", \"info\": {\"size\": $3, \"mimetype\": \"text/plain\"}}}" >/dev/null
+}
+file_event note.txt note1 14
+file_event big.txt big1 3000
+wait_until 20 sh -c "[ \$(sends | grep -c 'echo: big.txt') -ge 1 ]"
+check "a file is downloaded from the media API" \
+	has '.method == "GET" and .path == "/_matrix/client/v1/media/download/test/note1" and .status == 200'
+inbox=$(ls "$WORK/data/groups/family/inbox/" 2>/dev/null | grep 'note.txt$' | head -1)
+check "into the group's inbox ($inbox)" sh -c "[ -n '$inbox' ] && [ \"\$(cat '$WORK/data/groups/family/inbox/$inbox')\" = 'attached bytes' ]"
+api /api/v1/groups/family/messages >"$WORK/fam"
+check "and the message says where" grep -q "note.txt\\\\n\\[attachment: inbox/$inbox, 14 bytes\\]" "$WORK/fam"
+check "a file past file_max is not fetched, and the message says so" sh -c \
+	"! grep -q 'media/download/test/big1' '$WORK/mx.log' && grep -q 'big.txt\\\\n(an attachment that was not fetched: 3000 bytes, past the channel' '$WORK/fam'"
 
 # Restart: the first sync is from the stored since token; nothing read or sent twice.
 kill -TERM "$SPID"
