@@ -70,7 +70,7 @@ check "and syncs with a filter: messages only" \
 	test "$(jq -r 'select(.path == "/_matrix/client/v3/sync") | .query.filter | fromjson | .room.timeline.types == ["m.room.message"]' "$WORK/mx.log" | sort -u)" = true
 api /api/v1/channels >"$WORK/channels"
 check "GET /api/v1/channels: mx is connected" \
-	jq -e '.channels[] | select(.name == "mx") | .kind == "matrix" and .state == "connected"' "$WORK/channels" >/dev/null
+	test "$(jq '.channels[] | select(.name == "mx") | .kind == "matrix" and .state == "connected"' "$WORK/channels")" = true
 
 # A long run first: its progress message, then edits of it (m.replace), then the reply.
 say "$FAM" @ana:test "work long please"
