@@ -761,7 +761,8 @@ take_down(struct chproc *p, const char *why)
 		if (p->slots[i].reply_to != p->slots[i].over && p->slots[i].text.len)
 			p->slots[i].dirty = true;
 	}
-	if (why)
+	/* What the channel said of its error is kept: it says more than that it ended. */
+	if (why && !(strcmp(p->state, "error") == 0 && p->last_error[0]))
 		snprintf(p->last_error, sizeof(p->last_error), "%s", why);
 	if (p->d->stopping) {
 		p->state = "stopped";
