@@ -309,7 +309,8 @@ FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
                $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
-               $(BUILD)/tests/fuzz-services-replay
+               $(BUILD)/tests/fuzz-services-replay $(BUILD)/tests/fuzz-channel-proto-replay \
+               $(BUILD)/tests/fuzz-telegram-replay
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -349,8 +350,33 @@ $(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-service
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+$(BUILD)/tests/fuzz-channel-proto-replay: tests/fuzz/replay.c tests/fuzz/fuzz-channel-proto.c $(IPC_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_ipc) -DCORPUS_DIR='"tests/fuzz/corpus/channel-proto"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-channel-proto.c $(IPC_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie -ljansson
+$(BUILD)/tests/fuzz-telegram-replay: tests/fuzz/replay.c tests/fuzz/fuzz-telegram.c $(BUILD)/src/channels/telegram-parse.o \
+		$(BUILD)/src/channels/chanlib.o $(IPC_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -DCORPUS_DIR='"tests/fuzz/corpus/telegram"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-telegram.c $(BUILD)/src/channels/telegram-parse.o \
+		$(BUILD)/src/channels/chanlib.o $(IPC_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_channel)
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_ipc) -o $(BUILD)/fuzz/fuzz-channel-proto tests/fuzz/fuzz-channel-proto.c \
+		src/ipc/channel-proto.c src/base/fd-util.c -ljansson
+	$(BUILD)/fuzz/fuzz-channel-proto -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
+		tests/fuzz/corpus/channel-proto
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_channels) -o $(BUILD)/fuzz/fuzz-telegram tests/fuzz/fuzz-telegram.c \
+		src/channels/telegram-parse.c src/channels/chanlib.c src/ipc/channel-proto.c \
+		$(BASE_SRC) $(LIBS_channel)
+	$(BUILD)/fuzz/fuzz-telegram -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+		tests/fuzz/corpus/telegram
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
 		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \

@@ -98,6 +98,9 @@ struct chan_message {
 };
 /* text longer than CHANPROTO_TEXT_MAX is cut on a character boundary. */
 int chan_message(struct chan *c, const struct chan_message *m);
+/* The frame chan_message() sends (a new reference, NULL when memory is short or there are
+ * too many attachments), the attachments' descriptors into fds[] in order. */
+json_t *chan_message_frame(const struct chan_message *m, int *fds);
 int chan_sent(struct chan *c, int64_t ref, const char *ext_id);
 int chan_failed(struct chan *c, int64_t ref, const char *error, bool retry);
 int chan_approval_answer(struct chan *c, int64_t approval, const char *answer,
