@@ -282,7 +282,7 @@ FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
                $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
-               $(BUILD)/tests/fuzz-services-replay
+               $(BUILD)/tests/fuzz-services-replay $(BUILD)/tests/fuzz-hostact-replay
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -322,8 +322,19 @@ $(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-service
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
-fuzz:
+$(BUILD)/tests/fuzz-hostact-replay: tests/fuzz/replay.c tests/fuzz/fuzz-hostact.c $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_daemon) -DCORPUS_DIR='"tests/fuzz/corpus/hostact"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-hostact.c $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_serve)
+fuzz: $(BUILD)/gen/web.c
 	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-include src/base/banned.h -DCLAWBOX_VERSION='"fuzz"' $(INC_daemon) -o $(BUILD)/fuzz/fuzz-hostact \
+		tests/fuzz/fuzz-hostact.c $(DAEMON_SRC) $(BUILD)/gen/web.c $(STORE_SRC) $(BASE_SRC) $(LIBS_serve)
+	$(BUILD)/fuzz/fuzz-hostact -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		tests/fuzz/corpus/hostact
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
 		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \
