@@ -85,7 +85,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
-.PHONY: all check check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
+.PHONY: all check unit check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve
 
 deps:
@@ -390,6 +390,10 @@ uninstall:
 # command must work there, with nothing installed but what it installs.
 check-fresh: test-deps
 	@tests/fresh/check-fresh.sh
+
+# make unit: the unit tests and the fuzz corpora's replays only, in seconds.
+unit: $(UNIT_BIN) $(FUZZ_REPLAY)
+	@UNIT_ONLY=1 tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
