@@ -395,7 +395,7 @@ check-fresh: test-deps
 # checks on every C source (.clang-tidy), each folder with its own include path.
 LINT_SH  := $(wildcard tests/*.sh tests/*/*.sh scripts/*.sh bench/*.sh tools/*.sh) .ci/run
 LINT_INC := $(addprefix -I,$(wildcard src/*)) -I$(BUILD)/gen $(sort $(INC_daemon) $(INC_proxy))
-lint: $(BUILD)/gen/seccomp-bpf.c
+lint: test-deps $(BUILD)/gen/seccomp-bpf.c
 	@echo "  LINT    shellcheck ($(words $(LINT_SH)) scripts)"
 	@shellcheck -S warning -f gcc $(LINT_SH)
 	@echo "  LINT    clang-tidy"
