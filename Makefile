@@ -85,7 +85,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
-.PHONY: all check unit check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
+.PHONY: all check unit lint check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve
 
 deps:
@@ -391,11 +391,23 @@ uninstall:
 check-fresh: test-deps
 	@tests/fresh/check-fresh.sh
 
+# make lint: shellcheck on every shell script (.shellcheckrc) and clang-tidy's bug-prone
+# checks on every C source (.clang-tidy), each folder with its own include path.
+LINT_SH  := $(wildcard tests/*.sh tests/*/*.sh scripts/*.sh bench/*.sh tools/*.sh) .ci/run
+LINT_INC := $(addprefix -I,$(wildcard src/*)) -I$(BUILD)/gen $(sort $(INC_daemon) $(INC_proxy))
+lint: test-deps $(BUILD)/gen/seccomp-bpf.c
+	@echo "  LINT    shellcheck ($(words $(LINT_SH)) scripts)"
+	@shellcheck -S warning -f gcc $(LINT_SH)
+	@echo "  LINT    clang-tidy"
+	@clang-tidy --quiet $(filter-out $(BUILD)/%,$(wildcard src/*/*.c)) -- -std=gnu11 \
+		-D_GNU_SOURCE -include src/base/banned.h -DCLAWBOX_VERSION='"lint"' $(LINT_INC) \
+		2>&1 | grep -E 'warning:|error:' && exit 1 || true
+
 # make unit: the unit tests and the fuzz corpora's replays only, in seconds.
 unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 	@UNIT_ONLY=1 tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
+check: lint clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps

@@ -6,14 +6,15 @@
 # The integration suites need root, user namespaces, seccomp and cgroups, which these machines
 # have: they never skip here. Run as a normal user, they run what a normal user can.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 pass=0
 fail=0
 logdir=build/test-logs
 mkdir -p "$logdir"
 
 run_suite() {
-	local name=$1 log="$logdir/$(basename "$1").log" rc p f
+	local name=$1 log rc p f
+	log="$logdir/$(basename "$1").log"
 	shift
 	"$@" >"$log" 2>&1
 	rc=$?
