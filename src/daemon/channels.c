@@ -327,7 +327,7 @@ progress_next(struct chproc *p)
 		const char *t = dbuf_str(&s->text);
 		char shown[CHANPROTO_TEXT_MAX + 16];
 		snprintf(shown, sizeof(shown), "(working) %.*s",
-		         (int)chanproto_cut(t, s->text.len, CHANPROTO_TEXT_MAX), t);
+		         (int)chanproto_cut(t, s->text.len, CHANPROTO_TEXT_MAX - 16), t);
 		json_t *f = s->ext_id[0] ? json_pack("{s:s,s:I,s:s,s:s,s:s}", "t", "edit", "ref",
 		                                     (json_int_t)ref, "chat", chat, "ext_id",
 		                                     s->ext_id, "text", shown)
