@@ -91,7 +91,8 @@ DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-pol
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
-CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN),$(UNIT_BIN))
+IPC_UNIT_BIN   := $(BUILD)/tests/test-channel-proto
+CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN) $(IPC_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
 HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
@@ -270,6 +271,11 @@ $(DAEMON_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(DAEMON_O
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_daemon) -Itests/unit -o $@ $< $(DAEMON_OBJ) $(STORE_OBJ) $(IPC_OBJ) $(BASE_OBJ) \
 		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_serve)
+$(IPC_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(IPC_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_ipc) -Itests/unit -o $@ $< $(IPC_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie -ljansson
 $(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BUILD)/src/vm/mux.o $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
