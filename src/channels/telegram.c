@@ -296,7 +296,8 @@ poll_done(void *arg, long status, const char *body, size_t len, const char *err)
 		char detail[400];
 		snprintf(detail, sizeof(detail), "getUpdates: %s%s", why,
 		         refused ? ": the bot token is refused" : "");
-		if (refused || t->failures % 10 == 0)
+		/* The daemon logs an "error" state; a blip only now and then, here. */
+		if (!refused && t->failures % 10 == 0)
 			log_warn("%s; retrying", detail);
 		t->failures++;
 		(void)chan_status(t->c, refused ? "error" : "connecting", detail);
@@ -727,8 +728,8 @@ tg_start(struct chan *c, const json_t *config)
 		if (!why[0] || t->token[0])
 			snprintf(why, sizeof(why), "the token is not a bot token");
 		memset(t->token, 0, sizeof(t->token));
-		/* Not an exit: a restart would not set the variable. It waits, saying why. */
-		log_warn("%s; the channel is off", why);
+		/* Not an exit: a restart would not set the variable. It waits, saying why (the
+		 * daemon logs it). */
 		(void)chan_status(c, "error", why);
 		return 0;
 	}
