@@ -404,16 +404,20 @@ on_status(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	(void)why;
 	(void)size;
 	const char *state = json_get_str(f->j, "state"), *detail = json_get_str(f->j, "detail");
-	if (strcmp(state, p->state) != 0)
+	bool changed = strcmp(state, p->state) != 0;
+	if (changed)
 		p->since = time(NULL);
 	/* The row allows these three words only: p->state points at static strings. */
 	p->state = strcmp(state, "connected") == 0 ? "connected"
 	           : strcmp(state, "error") == 0   ? "error"
 	                                           : "connecting";
 	if (strcmp(state, "error") == 0) {
-		snprintf(p->last_error, sizeof(p->last_error), "%s", detail ? detail : "error");
-		log_warn("channel %s: %s", p->cfg->name, p->last_error);
-	} else if (strcmp(state, "connected") == 0) {
+		const char *e = detail ? detail : "error";
+		/* Said once, not at every retry of the same error. */
+		if (changed || strcmp(e, p->last_error) != 0)
+			log_warn("channel %s: %s", p->cfg->name, e);
+		snprintf(p->last_error, sizeof(p->last_error), "%s", e);
+	} else if (strcmp(state, "connected") == 0 && changed) {
 		log_info("channel %s: connected%s%s", p->cfg->name, detail ? ": " : "",
 		         detail ? detail : "");
 	}
