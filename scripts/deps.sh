@@ -38,6 +38,7 @@ test)
 	need_pkg util-linux "command -v setpriv"
 	need_pkg procps "command -v pgrep"
 	need_pkg curl "command -v curl"
+	need_pkg jq "command -v jq" # the integration tests read JSON answers with it
 	need_pkg openssl "command -v openssl"
 	need_pkg git "command -v git"       # test-services: git over https
 	need_pkg python3 "command -v python3" # test-services: the service's server, urllib
@@ -54,6 +55,8 @@ test)
 	need_pkg man-db "command -v man"
 	need_pkg systemd "command -v systemd-analyze"
 	need_pkg zsh "command -v zsh" # the zsh completion's test
+	need_pkg shellcheck "command -v shellcheck" # make lint
+	need_pkg clang-tidy "command -v clang-tidy" # make lint
 	# services inside a run (test-background.sh): real databases started by the bash tool
 	need_pkg redis-server "command -v redis-server"
 	need_pkg postgresql "test -x /usr/lib/postgresql/15/bin/postgres"

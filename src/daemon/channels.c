@@ -61,6 +61,10 @@
 #define CH_EPHEMERAL_REF    ((int64_t)1 << 50) /* refs past it are not message ids */
 #define CH_PENDING_MAX      32
 #define CH_ATTACH_NOTE      160
+/* A channel answers every reply (sent or failed) and every edit; one that does not for this
+ * long is stuck: a reply cuts it off (its restart sends it again), an edit is let go. */
+#define CH_RECEIPT_WAIT_S 600
+#define CH_EDIT_WAIT_S    120
 
 enum pending_kind { PEND_NONE, PEND_PROGRESS, PEND_APPROVAL };
 
@@ -79,6 +83,7 @@ struct pending {
 	enum pending_kind kind;
 	size_t slot;
 	int64_t run; /* PEND_PROGRESS: the slot's reply_to when it was sent */
+	time_t at;
 };
 
 struct chproc {
@@ -93,7 +98,8 @@ struct chproc {
 	unsigned restarts, backoff_s;
 	char cursor_key[64], delivered_key[64];
 	int64_t delivered, sending; /* the outbox mark; the reply in flight (0: none) */
-	time_t retry_at;            /* a failed reply is sent again from then */
+	time_t sending_at;
+	time_t retry_at; /* a failed reply is sent again from then */
 	unsigned retry_s;
 	struct slot *slots; /* by index in cfg.groups */
 	struct pending pending[CH_PENDING_MAX];
@@ -276,6 +282,7 @@ send_next(struct chproc *p)
 		                      "chat", chat, "text", text, len);
 		_cleanup_close_ int file = f ? attach_file(d, id, f) : -1;
 		p->sending = id;
+		p->sending_at = time(NULL);
 		progress_over(p, group, id);
 		int r = send_frame(p, f, &file, file >= 0 ? 1 : 0);
 		if (r == -EAGAIN) {
@@ -327,7 +334,7 @@ progress_next(struct chproc *p)
 		const char *t = dbuf_str(&s->text);
 		char shown[CHANPROTO_TEXT_MAX + 16];
 		snprintf(shown, sizeof(shown), "(working) %.*s",
-		         (int)chanproto_cut(t, s->text.len, CHANPROTO_TEXT_MAX), t);
+		         (int)chanproto_cut(t, s->text.len, CHANPROTO_TEXT_MAX - 16), t);
 		json_t *f = s->ext_id[0] ? json_pack("{s:s,s:I,s:s,s:s,s:s}", "t", "edit", "ref",
 		                                     (json_int_t)ref, "chat", chat, "ext_id",
 		                                     s->ext_id, "text", shown)
@@ -397,16 +404,20 @@ on_status(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	(void)why;
 	(void)size;
 	const char *state = json_get_str(f->j, "state"), *detail = json_get_str(f->j, "detail");
-	if (strcmp(state, p->state) != 0)
+	bool changed = strcmp(state, p->state) != 0;
+	if (changed)
 		p->since = time(NULL);
 	/* The row allows these three words only: p->state points at static strings. */
 	p->state = strcmp(state, "connected") == 0 ? "connected"
 	           : strcmp(state, "error") == 0   ? "error"
 	                                           : "connecting";
 	if (strcmp(state, "error") == 0) {
-		snprintf(p->last_error, sizeof(p->last_error), "%s", detail ? detail : "error");
-		log_warn("channel %s: %s", p->cfg->name, p->last_error);
-	} else if (strcmp(state, "connected") == 0) {
+		const char *e = detail ? detail : "error";
+		/* Said once, not at every retry of the same error. */
+		if (changed || strcmp(e, p->last_error) != 0)
+			log_warn("channel %s: %s", p->cfg->name, e);
+		snprintf(p->last_error, sizeof(p->last_error), "%s", e);
+	} else if (strcmp(state, "connected") == 0 && changed) {
 		log_info("channel %s: connected%s%s", p->cfg->name, detail ? ": " : "",
 		         detail ? detail : "");
 	}
@@ -761,7 +772,8 @@ take_down(struct chproc *p, const char *why)
 		if (p->slots[i].reply_to != p->slots[i].over && p->slots[i].text.len)
 			p->slots[i].dirty = true;
 	}
-	if (why)
+	/* What the channel said of its error is kept: it says more than that it ended. */
+	if (why && !(strcmp(p->state, "error") == 0 && p->last_error[0]))
 		snprintf(p->last_error, sizeof(p->last_error), "%s", why);
 	if (p->d->stopping) {
 		p->state = "stopped";
@@ -953,12 +965,32 @@ channels_reaped(struct daemon *d, pid_t pid, int status)
 }
 
 static void
+expire_waits(struct chproc *p)
+{
+	time_t now = time(NULL);
+	if (up(p) && p->sending && now - p->sending_at > CH_RECEIPT_WAIT_S) {
+		cut_off(p, "no receipt for message %lld in %d s", (long long)p->sending,
+		        CH_RECEIPT_WAIT_S);
+		return;
+	}
+	for (size_t i = 0; i < CH_PENDING_MAX; i++) {
+		struct pending *pe = &p->pending[i];
+		if (pe->kind == PEND_NONE || now - pe->at <= CH_EDIT_WAIT_S)
+			continue;
+		if (pe->kind == PEND_PROGRESS)
+			p->slots[pe->slot].busy = false;
+		pe->kind = PEND_NONE;
+	}
+}
+
+static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	(void)arg;
 	for (size_t k = 0; k < ch.n; k++) {
+		expire_waits(&ch.p[k]);
 		send_next(&ch.p[k]);
 		progress_next(&ch.p[k]);
 	}
