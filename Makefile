@@ -431,6 +431,38 @@ fuzz: $(BUILD)/gen/web.c
 			tests/fuzz/corpus/$$t || exit 1; \
 	done
 
+# The Matrix and webhook channels' inbound parsers: replayed in `make check`, fuzzed by
+# `make fuzz` (as a prerequisite of its own, fuzz-mx).
+FUZZ_REPLAY += $(BUILD)/tests/fuzz-matrix-sync-replay $(BUILD)/tests/fuzz-webhook-replay
+$(BUILD)/tests/fuzz-matrix-sync-replay: tests/fuzz/replay.c tests/fuzz/fuzz-matrix-sync.c \
+		$(BUILD)/src/channels/matrix-sync.o
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -DCORPUS_DIR='"tests/fuzz/corpus/matrix-sync"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-matrix-sync.c $(BUILD)/src/channels/matrix-sync.o \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_channel)
+$(BUILD)/tests/fuzz-webhook-replay: tests/fuzz/replay.c tests/fuzz/fuzz-webhook.c \
+		$(BUILD)/src/channels/webhook-req.o
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -DCORPUS_DIR='"tests/fuzz/corpus/webhook"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-webhook.c $(BUILD)/src/channels/webhook-req.o \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_channel)
+.PHONY: fuzz-mx
+fuzz: fuzz-mx
+fuzz-mx:
+	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_channels) -o $(BUILD)/fuzz/fuzz-matrix-sync tests/fuzz/fuzz-matrix-sync.c \
+		src/channels/matrix-sync.c $(LIBS_channel)
+	$(BUILD)/fuzz/fuzz-matrix-sync -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+		tests/fuzz/corpus/matrix-sync
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_channels) -o $(BUILD)/fuzz/fuzz-webhook tests/fuzz/fuzz-webhook.c \
+		src/channels/webhook-req.c $(LIBS_channel)
+	$(BUILD)/fuzz/fuzz-webhook -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+		tests/fuzz/corpus/webhook
+
 # Man pages, from the commands' own --help texts (tools/mkman.sh).
 MAN_DIR := $(BUILD)/man
 man: $(MAN_DIR)/clawbox.1
