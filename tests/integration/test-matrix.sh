@@ -158,7 +158,8 @@ file_event big.txt big1 3000
 wait_until 20 sh -c "[ \$(sends | grep -c 'echo: big.txt') -ge 1 ]"
 check "a file is downloaded from the media API" \
 	has '.method == "GET" and .path == "/_matrix/client/v1/media/download/test/note1" and .status == 200'
-inbox=$(ls "$WORK/data/groups/family/inbox/" 2>/dev/null | grep 'note.txt$' | head -1)
+inbox=
+for f in "$WORK/data/groups/family/inbox/"*note.txt; do [ -f "$f" ] && inbox=${f##*/}; done
 check "into the group's inbox ($inbox)" sh -c "[ -n '$inbox' ] && [ \"\$(cat '$WORK/data/groups/family/inbox/$inbox')\" = 'attached bytes' ]"
 api /api/v1/groups/family/messages >"$WORK/fam"
 check "and the message says where" grep -q "note.txt\\\\n\\[attachment: inbox/$inbox, 14 bytes\\]" "$WORK/fam"
