@@ -19,9 +19,11 @@
  * /rooms/R/send/m.room.message/TXN with TXN made from the daemon's ref ("clawbox.REF.PART"),
  * so a retried send (after a lost answer, or a restart of the channel or the daemon) is
  * deduplicated by the homeserver rather than doubled; the spec keeps that promise per access
- * token (device) and for a while, not forever: the window left. Long replies are split at MX_TEXT_MAX.
- * Edits (streamed progress) are m.replace events carrying m.new_content; typing is PUT
- * /rooms/R/typing/USER. A 429 M_LIMIT_EXCEEDED pauses the queue for its retry_after_ms and
+ * token (device) and for a while, not forever: the window left. Long replies are split at
+ * MX_TEXT_MAX bytes (at a line break or a space where there is one). A send_file is uploaded
+ * (POST /_matrix/media/v3/upload) and sent as an m.file (m.image, ...) event after the
+ * text. Edits (streamed progress) are m.replace events carrying m.new_content; typing is
+ * PUT /rooms/R/typing/USER. A 429 M_LIMIT_EXCEEDED pauses the queue for its retry_after_ms and
  * the same request goes again; other failures are retried with backoff, then reported.
  *
  * The access token (token_file or token_env, chanlib) is only ever put in the Authorization
@@ -34,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "chan-http.h"
@@ -58,17 +61,23 @@ enum mx_out_kind {
 	MX_OUT_TYPING,
 	MX_OUT_JOIN,
 	MX_OUT_LEAVE,
+	MX_OUT_UPLOAD, /* a send_file's bytes, to the media repository; the next item sends it */
 };
 
 struct mx_out {
 	struct mx_out *next;
 	enum mx_out_kind kind;
-	int64_t ref;                       /* the daemon's (replies and edits) */
-	bool last;                         /* the reply's last part: then it is reported sent */
-	char *url;                         /* owned */
-	char *body;                        /* owned JSON */
+	int64_t ref; /* the daemon's (replies and edits) */
+	bool last;   /* the reply's last part: then it is reported sent */
+	char *url;   /* owned */
+	char *body;  /* owned JSON (uploads: the file's bytes) */
+	size_t body_len;
 	char ext_id[CHANPROTO_ID_MAX + 1]; /* edits: the event edited; replies: the first part's */
 	int tries;
+	/* uploads: what the m.file event that follows says of it */
+	char file_name[CHANPROTO_FILE_NAME_MAX + 1];
+	char file_type[128];
+	uint64_t file_size;
 };
 
 struct mx {
@@ -78,7 +87,7 @@ struct mx {
 	char user[CHANPROTO_ID_MAX + 1];
 	char since[MX_SYNC_BATCH_MAX + 1];
 	char filter[1024]; /* URL-escaped */
-	char nonce[17];   /* this process's, for txn ids of refs that are not stable */
+	char nonce[17];    /* this process's, for txn ids of refs that are not stable */
 	long poll_ms;
 	uint64_t file_max;
 	/* in */
@@ -469,6 +478,7 @@ out_push(struct mx *m, enum mx_out_kind kind, int64_t ref, char *url, char *body
 	o->ref = ref;
 	o->url = url;
 	o->body = body;
+	o->body_len = strlen(body);
 	*m->tail = o;
 	m->tail = &o->next;
 	m->queued++;
@@ -493,14 +503,43 @@ out_fail(struct mx *m, const char *why, bool retry)
 	struct mx_out *o = m->head;
 	int64_t ref = o->ref;
 	enum mx_out_kind kind = o->kind;
-	if (kind == MX_OUT_REPLY || kind == MX_OUT_EDIT)
+	bool reply = kind == MX_OUT_REPLY || kind == MX_OUT_UPLOAD;
+	if (reply || kind == MX_OUT_EDIT)
 		chan_failed(m->c, ref, why, retry);
 	else if (kind == MX_OUT_JOIN)
 		log_warn("joining failed: %s", why);
 	out_pop(m);
-	while (kind == MX_OUT_REPLY && m->head && m->head->kind == MX_OUT_REPLY &&
-	       m->head->ref == ref && !m->out_req)
+	while (reply && m->head && m->head->ref == ref &&
+	       (m->head->kind == MX_OUT_REPLY || m->head->kind == MX_OUT_UPLOAD))
 		out_pop(m);
+}
+
+/* An upload is done: the m.file event queued after it gets the content URI. 0, or -EBADMSG
+ * when the answer has none. */
+static int
+upload_done(struct mx *m, struct mx_out *o, const json_t *answer)
+{
+	const char *uri = json_get_str(answer, "content_uri");
+	struct mx_out *ev = o->next;
+	if (!uri || strncmp(uri, "mxc://", 6) != 0 || strlen(uri) > CHANPROTO_ID_MAX || !ev ||
+	    ev->ref != o->ref)
+		return -EBADMSG;
+	const char *msgtype = strncmp(o->file_type, "image/", 6) == 0   ? "m.image"
+	                      : strncmp(o->file_type, "audio/", 6) == 0 ? "m.audio"
+	                      : strncmp(o->file_type, "video/", 6) == 0 ? "m.video"
+	                                                                : "m.file";
+	_cleanup_json_ json_t *content =
+	    json_pack("{s:s,s:s,s:s,s:s,s:{s:I,s:s}}", "msgtype", msgtype, "body", o->file_name,
+	              "filename", o->file_name, "url", uri, "info", "size",
+	              (json_int_t)o->file_size, "mimetype", o->file_type);
+	char *body = content ? json_dumps(content, JSON_COMPACT) : NULL;
+	if (!body)
+		return -ENOMEM;
+	(void)m;
+	free(ev->body);
+	ev->body = body;
+	ev->body_len = strlen(body);
+	return 0;
 }
 
 static void
@@ -522,6 +561,10 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 				memcpy(o->next->ext_id, o->ext_id, sizeof(o->ext_id));
 		} else if (o->kind == MX_OUT_EDIT) {
 			chan_sent(m->c, o->ref, o->ext_id);
+		} else if (o->kind == MX_OUT_UPLOAD && upload_done(m, o, j) < 0) {
+			out_fail(m, "the media repository's answer has no content_uri", true);
+			out_next(m);
+			return;
 		}
 		out_pop(m);
 		out_next(m);
@@ -552,12 +595,14 @@ out_next(struct mx *m)
 	struct mx_out *o = m->head;
 	const char *hdr[] = {m->auth, NULL};
 	bool put = o->kind == MX_OUT_REPLY || o->kind == MX_OUT_EDIT || o->kind == MX_OUT_TYPING;
+	bool upload = o->kind == MX_OUT_UPLOAD;
 	struct chan_http_req req = {.method = put ? "PUT" : "POST",
 	                            .url = o->url,
 	                            .headers = hdr,
 	                            .body = o->body,
-	                            .body_len = strlen(o->body),
-	                            .timeout_s = 30,
+	                            .body_len = o->body_len,
+	                            .content_type = upload ? o->file_type : NULL,
+	                            .timeout_s = upload ? 120 : 30,
 	                            .max_body = 64 * 1024};
 	int r = chan_http_start(m->c, &req, out_done, m, &m->out_req);
 	if (r < 0) {
@@ -604,6 +649,69 @@ send_url(struct mx *m, const char *room, const char *txn, char **ret)
 	return url_fmt(m, ret, "/_matrix/client/v3/rooms/%s/send/m.room.message/%s", r, t);
 }
 
+/* Where a part of n bytes of s (more follows) ends: after the last line break in its second
+ * half, else after the last space there, else at n. */
+static size_t
+split_point(const char *s, size_t n)
+{
+	for (const char *sep = "\n "; *sep; sep++)
+		for (size_t k = n; k > n / 2; k--)
+			if (s[k - 1] == *sep)
+				return k;
+	return n;
+}
+
+/* A send_file's file (the daemon's sealed memfd copy) as an upload, then the event that
+ * shows it, queued after the reply's text. 0, or -errno with why. */
+static int
+queue_file(struct mx *m, const json_t *f, int file_fd, int64_t ref, const char *room, char *why,
+           size_t why_size)
+{
+	const json_t *file = json_object_get(f, "file");
+	const char *name = json_get_str(file, "name") ?: "file";
+	const char *type = json_get_str(file, "type") ?: "application/octet-stream";
+	struct stat st;
+	if (fstat(file_fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+	    (uint64_t)st.st_size > CHANPROTO_FILE_MAX || strlen(type) >= 128 ||
+	    strpbrk(type, "\r\n")) {
+		snprintf(why, why_size, "the file to send is not one");
+		return -EINVAL;
+	}
+	size_t size = (size_t)st.st_size;
+	char *data = malloc(size + 1);
+	ssize_t n = data ? pread(file_fd, data, size, 0) : -1;
+	if (n < 0 || (size_t)n != size) {
+		free(data);
+		snprintf(why, why_size, "the file to send cannot be read");
+		return -EIO;
+	}
+	data[size] = '\0';
+	_cleanup_free_ char *fname = esc(name);
+	char *up_url = NULL, *ev_url = NULL, txn[96];
+	if (!fname || url_fmt(m, &up_url, "/_matrix/media/v3/upload?filename=%s", fname) < 0) {
+		free(data);
+		snprintf(why, why_size, "out of memory");
+		return -ENOMEM;
+	}
+	struct mx_out *up = out_push(m, MX_OUT_UPLOAD, ref, up_url, data);
+	if (up) {
+		up->body_len = size;
+		snprintf(up->file_name, sizeof(up->file_name), "%s", name);
+		snprintf(up->file_type, sizeof(up->file_type), "%s", type);
+		up->file_size = size;
+	}
+	txn_id(m, "f", ref, 0, txn, sizeof(txn));
+	struct mx_out *ev = up && send_url(m, room, txn, &ev_url) == 0
+	                        ? out_push(m, MX_OUT_REPLY, ref, ev_url, strdup("{}"))
+	                        : NULL;
+	if (!ev) {
+		snprintf(why, why_size, "the channel's send queue is full");
+		return -ENOBUFS;
+	}
+	ev->last = true;
+	return 0;
+}
+
 static void
 mx_reply(struct chan *c, const json_t *f, int file_fd)
 {
@@ -613,10 +721,6 @@ mx_reply(struct chan *c, const json_t *f, int file_fd)
 	const char *text = json_get_str(f, "text") ?: "";
 	const char *thread = json_get_str(f, "thread");
 	const char *reply_to = json_get_str(f, "reply_to");
-	if (file_fd >= 0) {
-		chan_failed(c, ref, "the Matrix channel does not send files yet", false);
-		return;
-	}
 	if (!room || !chan_chat_group(c, room)) {
 		chan_failed(c, ref, "no group is for this room", false);
 		return;
@@ -624,10 +728,12 @@ mx_reply(struct chan *c, const json_t *f, int file_fd)
 	size_t len = strlen(text), off = 0;
 	int part = 0;
 	struct mx_out *o = NULL;
-	do {
+	while (off < len || (len == 0 && part == 0 && file_fd < 0)) {
 		size_t n = chanproto_cut(text + off, len - off, MX_TEXT_MAX);
 		if (n == 0 && len - off > 0)
 			n = len - off; /* cannot happen with valid UTF-8; no endless loop */
+		if (off + n < len)     /* not the last part: end it at a line break or a space */
+			n = split_point(text + off, n);
 		_cleanup_json_ json_t *content =
 		    json_pack("{s:s,s:s%}", "msgtype", "m.text", "body", text + off, n);
 		json_t *rel = NULL;
@@ -656,8 +762,17 @@ mx_reply(struct chan *c, const json_t *f, int file_fd)
 		}
 		off += n;
 		part++;
-	} while (off < len);
-	o->last = true; /* the last part is the one reported sent */
+	}
+	if (file_fd >= 0) {
+		char why[160];
+		if (queue_file(m, f, file_fd, ref, room, why, sizeof(why)) < 0) {
+			chan_failed(c, ref, why, false);
+			out_next(m);
+			return;
+		}
+	} else {
+		o->last = true; /* the last part is the one reported sent */
+	}
 	out_next(m);
 }
 

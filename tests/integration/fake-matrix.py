@@ -7,7 +7,7 @@ loopback, for tests (Python 3 stdlib only).
   PUT  /_matrix/client/v3/rooms/ROOM/send/m.room.message/TXN  idempotent per (room, txn)
   PUT  /_matrix/client/v3/rooms/ROOM/typing/USER
   POST /_matrix/client/v3/join/ROOM, /_matrix/client/v3/rooms/ROOM/leave
-  GET  /_matrix/client/v1/media/download/SERVER/ID
+  GET  /_matrix/client/v1/media/download/SERVER/ID, POST /_matrix/media/v3/upload
 
 A stream of positions: each event or invite the test adds (POST /_test/event, /_test/invite)
 takes the next one, and so does each message a client sends (real servers echo our own
@@ -156,6 +156,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, {"room_id": parts[5]})
         if len(parts) == 7 and parts[4] == "rooms" and parts[6] == "leave":
             return self.answer(200, {})
+        if path == "/_matrix/media/v3/upload" and self.command == "POST":
+            with lock:
+                mid = "up%d" % (len(media) + 1)
+                media[mid] = self.body
+            return self.answer(200, {"content_uri": "mxc://test/" + mid})
         if path.startswith("/_matrix/client/v1/media/download/") and len(parts) == 8:
             data = media.get(parts[7])
             if data is None:

@@ -18,9 +18,15 @@ cat >"$WORK/scenario.json" <<'JSON'
 {"turns": [
   {"reply": {"text": "Step one.", "tool_calls": [{"id": "t1", "name": "bash", "input": {"command": "sleep 4.5"}}]}},
   {"reply": {"text": " Step two.", "tool_calls": [{"id": "t2", "name": "bash", "input": {"command": "sleep 4.5"}}]}},
-  {"reply": {"text": " All done."}}],
+  {"reply": {"text": " All done."}},
+  {"reply": {"tool_calls": [{"id": "f1", "name": "send_file", "input": {"path": "report.txt"}}]}},
+  {"reply": {"text": "report sent"}},
+  {"reply": {"text": "LONGTEXT"}}],
  "default": {"reply": {"echo": true}}}
 JSON
+long=$(python3 -c 'print("".join("part %05d " % i + "y" * 89 + " " for i in range(400)))')
+jq --arg long "$long" '.turns[5].reply.text = $long' "$WORK/scenario.json" >"$WORK/scenario.tmp" &&
+	mv "$WORK/scenario.tmp" "$WORK/scenario.json"
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
 MPID=$!
 python3 "$TOP/tests/integration/fake-matrix.py" --token "$MX_TOKEN" --log "$WORK/mx.log" \
@@ -86,6 +92,26 @@ check "the reply itself is a message of its own" \
 	test "$(nsent "$FAM" 'Step one. Step two. All done.')" = 1
 check "typing is sent to the room (PUT /rooms/R/typing/@claw:test)" \
 	has ".method == \"PUT\" and .path == \"/_matrix/client/v3/rooms/$FAM/typing/@claw:test\" and .body.typing == true"
+
+# send_file: uploaded to the media repository, then an m.file event after the text.
+mkdir -p "$WORK/data/groups/family"
+printf 'report body\n' >"$WORK/data/groups/family/report.txt"
+say "$FAM" @ana:test "send me the report"
+wait_until 20 sh -c "[ \$(sends | grep -c 'report sent') -ge 1 ]"
+upload=$(jq -c 'select(.method == "POST" and .path == "/_matrix/media/v3/upload")' "$WORK/mx.log" | head -1)
+check "send_file: the file is uploaded (POST /_matrix/media/v3/upload) with its bytes and name" \
+	test "$(jq -r '.body + " " + .query.filename' <<<"$upload")" = "report body
+ report.txt"
+check "and sent to the room as an m.file with the content URI" \
+	has ".method == \"PUT\" and .status == 200 and .body.msgtype == \"m.file\" and .body.body == \"report.txt\" and .body.url == \"$(jq -r .answer.content_uri <<<"$upload")\" and .body.info.size == 12"
+
+# A long reply: split at 16,000 bytes, in order, nothing lost.
+say "$FAM" @ana:test "tell me everything"
+wait_until 20 sh -c "[ \$(sends | grep -c 'part 00399') -ge 1 ]"
+jq -r 'select(.method == "PUT" and .status == 200 and (.body.body | length) > 1000) | .body.body' "$WORK/mx.log" >"$WORK/parts"
+check "a long reply is sent in parts ($(wc -l <"$WORK/parts"))" test "$(wc -l <"$WORK/parts")" = 3
+check "each at most 16,000 bytes, cut at a space, nothing lost or repeated, in order" sh -c \
+	"awk 'length(\$0) > 16000 || (NR < 3 && !/ \$/) { bad = 1 } END { exit bad }' '$WORK/parts' && [ \"\$(tr -d '\n' <'$WORK/parts')\" = '$long' ]"
 
 # Messages in, replies out.
 say "$FAM" @ana:test "hello from matrix"
