@@ -427,8 +427,11 @@ whoami_done(void *arg, long status, const char *body, size_t len, const char *er
 		error_text(status, body, len, err, why, sizeof(why));
 		if (status == 401 || status == 403 || ++m->sync_failures == 3)
 			set_connected(m, false, why);
+		/* A refused token is asked about again each minute (it may be renewed in its
+		 * file, which a restart reads); anything else sooner. */
+		bool refused = status == 401 || status == 403;
 		log_warn("whoami failed (%s); retrying", why);
-		after_ms(m->out_timer, 5000); /* out_timer's first use: see on_out_timer */
+		after_ms(m->out_timer, refused ? 60000 : 5000); /* out_timer: see on_out_timer */
 		return;
 	}
 	m->sync_failures = 0;

@@ -59,10 +59,11 @@ cat >"$WORK/config.json" <<JSON
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
  "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}],
  "channels": [{"name": "mx", "kind": "matrix", "homeserver": "$MX", "token_file": "$WORK/mx-token",
-               "poll_timeout_ms": 3000, "file_max": 1000, "chats": {"$FAM": "family", "$MAIN": "main"}}]}
+               "poll_timeout_ms": 3000, "file_max": 1000, "chats": {"$FAM": "family", "$MAIN": "main"}},
+              {"name": "mxbad", "kind": "matrix", "homeserver": "$MX", "token_env": "MX_BAD_TOKEN"}]}
 JSON
 start_daemon() {
-	"$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+	MX_BAD_TOKEN=not-the-token "$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 	SPID=$!
 	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 	TOKEN=$(cat "$WORK/data/api-token" 2>/dev/null)
@@ -77,6 +78,8 @@ check "and syncs with a filter: messages only" \
 api /api/v1/channels >"$WORK/channels"
 check "GET /api/v1/channels: mx is connected" \
 	test "$(jq '.channels[] | select(.name == "mx") | .kind == "matrix" and .state == "connected"' "$WORK/channels")" = true
+check "a channel whose token the homeserver refuses is in state error, saying why" \
+	test "$(jq '.channels[] | select(.name == "mxbad") | .state == "error" and (.last_error | test("401 M_UNKNOWN_TOKEN"))' "$WORK/channels")" = true
 
 # A long run first: its progress message, then edits of it (m.replace), then the reply.
 say "$FAM" @ana:test "work long please"
