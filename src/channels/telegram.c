@@ -52,7 +52,7 @@ struct tg_reply { /* a reply going out part by part */
 	char *text; /* owned */
 	size_t off, len;
 	long long first_id;
-	char reply_to[CHANPROTO_ID_MAX + 1];
+	char reply_to[CHANPROTO_ID_MAX + 1], thread[CHANPROTO_ID_MAX + 1];
 	struct tg_reply *next;
 };
 
@@ -158,6 +158,7 @@ report(struct tg *t, const struct tg_update *u, int fd, uint64_t fsize)
 	    .mention = u->mention,
 	    .ext_id = u->ext_id,
 	    .cursor = u->cursor,
+	    .thread = u->thread[0] ? u->thread : NULL,
 	    .attachments = fd >= 0 ? &a : NULL,
 	    .n_attachments = fd >= 0 ? 1 : 0,
 	};
@@ -433,9 +434,19 @@ reply_next(struct tg *t)
 	long long num = strtoll(r->chat, &end, 10);
 	if (body && *r->chat && !*end)
 		json_object_set_new(body, "chat_id", json_integer(num));
-	if (body && r->reply_to[0] && r->off == 0)
-		json_object_set_new(body, "reply_to_message_id",
-		                    json_integer(strtoll(r->reply_to, NULL, 10)));
+	/* The message answered is "CHAT:MESSAGE_ID" (our ext_id): quoted by the first part, if
+	 * it is in this chat (allow_sending_without_reply: its deletion does not lose ours). */
+	const char *colon = strrchr(r->reply_to, ':');
+	if (body && colon && r->off == 0 &&
+	    strncmp(r->reply_to, r->chat, (size_t)(colon - r->reply_to)) == 0 &&
+	    strlen(r->chat) == (size_t)(colon - r->reply_to))
+		json_object_set_new(body, "reply_parameters",
+		                    json_pack("{s:I,s:b}", "message_id",
+		                              (json_int_t)strtoll(colon + 1, NULL, 10),
+		                              "allow_sending_without_reply", 1));
+	if (body && r->thread[0])
+		json_object_set_new(body, "message_thread_id",
+		                    json_integer(strtoll(r->thread, NULL, 10)));
 	r->off += n;
 	while (r->off < r->len && (r->text[r->off] == '\n' || r->text[r->off] == ' '))
 		r->off++;
@@ -556,6 +567,7 @@ tg_reply(struct chan *c, const json_t *f, int fd)
 	r->len = strlen(r->text);
 	snprintf(r->chat, sizeof(r->chat), "%s", json_get_str(f, "chat"));
 	snprintf(r->reply_to, sizeof(r->reply_to), "%s", json_get_str(f, "reply_to") ?: "");
+	snprintf(r->thread, sizeof(r->thread), "%s", json_get_str(f, "thread") ?: "");
 	struct tg_reply **tail = &t->replies;
 	while (*tail)
 		tail = &(*tail)->next;

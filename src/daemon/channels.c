@@ -276,10 +276,29 @@ send_next(struct chproc *p)
 			mark_delivered(p, id); /* a group without a chat here: nothing to deliver */
 			continue;
 		}
+		/* A reply to a message that came through this channel goes back where it came
+		 * from: its chat (while still configured for the group), its thread, answering
+		 * it. Anything else goes to the group's first chat here. */
+		struct store_origin o;
+		json_t *reply_to = json_object_get(m, "reply_to");
+		bool from_here =
+		    json_is_integer(reply_to) &&
+		    store_channel_origin(d->store, p->cfg->name,
+		                         (int64_t)json_integer_value(reply_to), &o) == 0;
+		const char *og = from_here ? chat_group(p, o.chat) : NULL;
+		if (og && strcmp(og, group) == 0)
+			chat = o.chat;
+		else
+			from_here = false;
 		const char *text = json_get_str(m, "text") ?: "";
 		size_t len = chanproto_cut(text, strlen(text), CHANPROTO_TEXT_MAX);
 		json_t *f = json_pack("{s:s,s:I,s:s,s:s%}", "t", "reply", "ref", (json_int_t)id,
 		                      "chat", chat, "text", text, len);
+		if (f && from_here) {
+			json_object_set_new(f, "reply_to", json_string(o.ext_id));
+			if (o.thread[0])
+				json_object_set_new(f, "thread", json_string(o.thread));
+		}
 		_cleanup_close_ int file = f ? attach_file(d, id, f) : -1;
 		p->sending = id;
 		p->sending_at = time(NULL);
@@ -572,7 +591,10 @@ on_message(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	char sender_full[CHANPROTO_ID_MAX + 40];
 	snprintf(sender_full, sizeof(sender_full), "%s:%s", p->cfg->kind, sender);
 	const char *cur = json_is_string(cursor) ? json_string_value(cursor) : NULL;
+	json_t *thread = json_object_get(j, "thread");
 	struct store_channel_msg m = {.channel = p->cfg->name,
+	                              .thread =
+	                                  json_is_string(thread) ? json_string_value(thread) : NULL,
 	                              .ext_id = ext_id,
 	                              .chat = chat,
 	                              .chat_kind = kind,
