@@ -453,7 +453,10 @@ has_trigger(const char *text, const char *trigger)
 	return false;
 }
 
-static void
+/* Whether the unknown chat's message is recorded (the audit, the chats table): the first
+ * CH_UNKNOWN_AUDITS of each window are; the rest are counted, so a flood from strangers
+ * grows neither table without bound. */
+static bool
 record_unknown(struct chproc *p, const char *chat)
 {
 	time_t now = time(NULL);
@@ -472,12 +475,13 @@ record_unknown(struct chproc *p, const char *chat)
 	}
 	if (p->unknown_audits >= CH_UNKNOWN_AUDITS) {
 		p->unknown_dropped++;
-		return;
+		return false;
 	}
 	p->unknown_audits++;
 	char why[CHANPROTO_ID_MAX + 64];
 	snprintf(why, sizeof(why), "a message from chat %s, which no group is for", chat);
 	(void)store_audit(p->d->store, "-", p->cfg->name, "deny", why);
+	return true;
 }
 
 /* The attachment in fd (declared size) into the group's inbox folder, under a name of ours
@@ -557,8 +561,7 @@ on_message(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	json_t *cursor = json_object_get(j, "cursor");
 	const char *chat_grp = chat_group(p, chat);
 	const char *group = chat_grp;
-	if (!group)
-		record_unknown(p, chat);
+	bool record = group || record_unknown(p, chat);
 	/* "/stop" stops the group's run, trigger or not; it is not a message for the agent. */
 	if (group && longrun_is_stop(text)) {
 		char by[64];
@@ -596,7 +599,7 @@ on_message(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	                              .thread =
 	                                  json_is_string(thread) ? json_string_value(thread) : NULL,
 	                              .ext_id = ext_id,
-	                              .chat = chat,
+	                              .chat = record ? chat : NULL,
 	                              .chat_kind = kind,
 	                              .chat_group = chat_grp,
 	                              .group = group,
