@@ -73,6 +73,13 @@ parse_callback(const json_t *q, struct tg_update *u)
 		return;
 	u->kind = TG_CALLBACK;
 	u->approval = approval;
+	const json_t *msg = json_object_get(q, "message");
+	const json_t *cid = json_object_get(json_object_get(msg, "chat"), "id");
+	const json_t *mid = json_object_get(msg, "message_id");
+	if (json_is_integer(cid) && json_is_integer(mid)) {
+		u->cb_chat = (long long)json_integer_value(cid);
+		u->cb_message = (long long)json_integer_value(mid);
+	}
 	snprintf(u->approver, sizeof(u->approver), "telegram:%lld",
 	         (long long)json_integer_value(from_id));
 }

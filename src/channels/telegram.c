@@ -73,7 +73,8 @@ struct tg {
 		char id[128];
 		int64_t approval;
 		char approver[64];
-	} callbacks[TG_CALLBACKS_MAX]; /* answers waiting for the daemon's verdict */
+		long long chat, message; /* the buttons' message */
+	} callbacks[TG_CALLBACKS_MAX];   /* answers waiting for the daemon's verdict */
 	size_t callback_next;
 };
 
@@ -235,6 +236,8 @@ on_callback(struct tg *t, const struct tg_update *u)
 	size_t k = t->callback_next++ % TG_CALLBACKS_MAX;
 	snprintf(t->callbacks[k].id, sizeof(t->callbacks[k].id), "%s", u->callback_id);
 	t->callbacks[k].approval = u->approval;
+	t->callbacks[k].chat = u->cb_chat;
+	t->callbacks[k].message = u->cb_message;
 	snprintf(t->callbacks[k].approver, sizeof(t->callbacks[k].approver), "%s", u->approver);
 	(void)chan_approval_answer(t->c, u->approval, u->answer, u->approver);
 }
@@ -697,6 +700,14 @@ tg_answered(struct chan *c, const json_t *f)
 		                     "text", shown, "show_alert",
 		                     !json_is_true(json_object_get(f, "ok"))),
 		           ignore_done, NULL, 30);
+		/* Answered: its buttons go, so nobody presses them for nothing. */
+		if (json_is_true(json_object_get(f, "ok")) && t->callbacks[k].message)
+			(void)call(t, "editMessageReplyMarkup",
+			           json_pack("{s:I,s:I,s:{s:[]}}", "chat_id",
+			                     (json_int_t)t->callbacks[k].chat, "message_id",
+			                     (json_int_t)t->callbacks[k].message, "reply_markup",
+			                     "inline_keyboard"),
+			           ignore_done, NULL, 30);
 		t->callbacks[k].id[0] = '\0';
 	}
 }

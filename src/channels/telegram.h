@@ -33,6 +33,7 @@ struct tg_update {
 	uint64_t file_size;
 	/* TG_CALLBACK, TG_BAD_BUTTON */
 	const char *callback_id;
+	long long cb_chat, cb_message; /* the message with the buttons (0: not said) */
 	int64_t approval;
 	char answer[16], approver[64];
 };

@@ -133,6 +133,8 @@ updates "{\"callback_query\": {\"id\": \"cb2\", \"from\": {\"id\": 42}, \"data\"
 wait_until 20 sh -c "grep -q 'ops done' '$WORK/tg.log'"
 check "the approver's press runs it" grep -q '"chat_id":555,"text":"ops-hello"' "$WORK/tg.log"
 check "and Telegram tells them" sh -c "grep '\"callback_query_id\":\"cb2\"' '$WORK/tg.log' | grep -q 'Approval $AP: approved.'"
+check "and the buttons go" grep -q '"method":"editMessageReplyMarkup","body":{"chat_id":555,"message_id":5,"reply_markup":{"inline_keyboard":\[\]}}' "$WORK/tg.log"
+check "a stranger's press left them" test "$(grep -c editMessageReplyMarkup "$WORK/tg.log")" = 1
 
 # A crash mid-run: the channel is killed while the model takes 4 s; it restarts and the
 # reply goes out once; the update is not read again.
