@@ -76,6 +76,8 @@ struct slot {                              /* one group's run as this channel sh
 	bool dirty;                        /* text not yet shown */
 	bool busy;                         /* a send or edit in flight */
 	char ext_id[CHANPROTO_ID_MAX + 1]; /* the progress message, once sent */
+	char chat[CHANPROTO_ID_MAX + 1];   /* where the run's message came from, or the first */
+	char thread[CHANPROTO_ID_MAX + 1]; /* its thread ("": none) */
 };
 
 struct pending {
@@ -319,11 +321,14 @@ send_next(struct chproc *p)
 }
 
 static void
-send_typing(struct chproc *p, const char *group)
+send_typing(struct chproc *p, const char *chat, const char *thread)
 {
-	const char *chat = group_chat(p, group);
-	if (chat && up(p))
-		(void)send_frame(p, json_pack("{s:s,s:s}", "t", "typing", "chat", chat), NULL, 0);
+	if (!chat || !chat[0] || !up(p))
+		return;
+	json_t *f = json_pack("{s:s,s:s}", "t", "typing", "chat", chat);
+	if (f && thread && thread[0])
+		json_object_set_new(f, "thread", json_string(thread));
+	(void)send_frame(p, f, NULL, 0);
 }
 
 /* At most one progress send or edit in flight per group. */
@@ -339,13 +344,13 @@ progress_next(struct chproc *p)
 		if (s->reply_to > 0 && s->reply_to != s->over && s->dirty &&
 		    now - s->typing >= CH_TYPING_EVERY_S) {
 			s->typing = now;
-			send_typing(p, d->cfg.groups[i].id);
+			send_typing(p, s->chat, s->thread);
 		}
 		if (s->busy || !s->dirty || s->reply_to <= 0 || s->reply_to == s->over ||
 		    now - s->first < CH_PROGRESS_AFTER_S || now - s->sent < CH_PROGRESS_EVERY_S)
 			continue;
-		const char *chat = group_chat(p, d->cfg.groups[i].id);
-		if (!chat)
+		const char *chat = s->chat;
+		if (!chat[0])
 			continue;
 		int64_t ref = new_ref(p, PEND_PROGRESS, i, s->reply_to);
 		if (ref < 0)
@@ -359,6 +364,8 @@ progress_next(struct chproc *p)
 		                                     s->ext_id, "text", shown)
 		                         : json_pack("{s:s,s:I,s:s,s:s}", "t", "reply", "ref",
 		                                     (json_int_t)ref, "chat", chat, "text", shown);
+		if (f && s->thread[0])
+			json_object_set_new(f, "thread", json_string(s->thread));
 		if (send_frame(p, f, NULL, 0) < 0) {
 			find_pending(p, ref)->kind = PEND_NONE;
 			continue;
@@ -387,6 +394,17 @@ channels_progress(struct daemon *d, const char *group, int64_t reply_to, const c
 			s->first = time(NULL);
 			s->sent = 0;
 			s->ext_id[0] = '\0';
+			/* Shown where its reply will go (send_next): where the message came from.
+			 */
+			struct store_origin o;
+			const char *og =
+			    store_channel_origin(d->store, p->cfg->name, reply_to, &o) == 0
+			        ? chat_group(p, o.chat)
+			        : NULL;
+			bool here = og && strcmp(og, group) == 0;
+			snprintf(s->chat, sizeof(s->chat), "%s",
+			         here ? o.chat : group_chat(p, group));
+			snprintf(s->thread, sizeof(s->thread), "%s", here ? o.thread : "");
 		}
 		(void)dbuf_append_capped(&s->text, text, len);
 		s->dirty = true;
@@ -641,7 +659,7 @@ on_message(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 		const char *const fl[] = {"group", group,  "chat",       chat, "bytes",
 		                          bytes,   "from", p->cfg->name, NULL};
 		log_fields("info", fl, "message received");
-		send_typing(p, group);
+		send_typing(p, chat, m.thread);
 		stream_notify(d, group);
 		runner_kick(d);
 	}
