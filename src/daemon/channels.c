@@ -179,10 +179,19 @@ new_ref(struct chproc *p, enum pending_kind kind, size_t slot, int64_t run)
 			p->pending[i] = (struct pending){.ref = CH_EPHEMERAL_REF + ++p->next_ref,
 			                                 .kind = kind,
 			                                 .slot = slot,
-			                                 .run = run};
+			                                 .run = run,
+			                                 .at = time(NULL)};
 			return p->pending[i].ref;
 		}
 	return -EBUSY;
+}
+
+/* Whether ref is one of ours this channel was given: its own wait may have been let go
+ * (CH_EDIT_WAIT_S), so a late answer is not a fault. */
+static bool
+given_out(const struct chproc *p, int64_t ref)
+{
+	return ref > CH_EPHEMERAL_REF && ref <= CH_EPHEMERAL_REF + p->next_ref;
 }
 
 static struct pending *
@@ -678,6 +687,8 @@ on_sent(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 		return 0;
 	}
 	struct pending *pe = find_pending(p, ref);
+	if (!pe && given_out(p, ref))
+		return 0; /* late: its wait was let go */
 	if (!pe)
 		return snprintf(why, size, "a receipt for ref %lld, which it was not given",
 		                (long long)ref),
@@ -716,6 +727,8 @@ on_failed(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 		return 0;
 	}
 	struct pending *pe = find_pending(p, ref);
+	if (!pe && given_out(p, ref))
+		return 0; /* late: its wait was let go */
 	if (!pe)
 		return snprintf(why, size, "a failure for ref %lld, which it was not given",
 		                (long long)ref),

@@ -27,7 +27,7 @@ mkdir -p "$WORK/files"
 printf 'the notes\n' >"$WORK/files/doc1"
 echo '[]' >"$WORK/updates.json"
 "$FAKE_TG" --token "$TG_TOKEN" --updates "$WORK/updates.json" --log "$WORK/tg.log" \
-	--port-file "$WORK/tport" --files "$WORK/files" &
+	--port-file "$WORK/tport" --files "$WORK/files" --delay-ms 400 &
 TPID=$!
 wait_until 5 test -s "$WORK/mport"
 wait_until 5 test -s "$WORK/tport"
