@@ -604,11 +604,19 @@ on_message(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	if (group && strlen(text) > DAEMON_TEXT_MAX)
 		group = NULL;
 	/* Attachments: each named file is the descriptor sent with it (the row checked the
-	 * count); each must be a regular file of the size it says. */
+	 * count); each must be a sealed memfd (chanproto_memfd) of the size it says. Sealed:
+	 * its bytes cannot change while they are copied. A memfd: a channel runs as the
+	 * daemon's user, and a descriptor of some file of the host's (its secrets) must not
+	 * pass for an attachment and land where the agent reads. */
 	json_t *atts = json_object_get(j, "attachments");
 	for (size_t i = 0; i < f->n_fds; i++) {
 		struct stat st;
 		json_t *a = json_array_get(atts, i);
+		int seals = fcntl(f->fds[i], F_GET_SEALS);
+		const int need = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK;
+		if (seals < 0 || (seals & need) != need)
+			return snprintf(why, size, "attachment %zu is not a sealed memfd", i),
+			       -EBADMSG;
 		if (fstat(f->fds[i], &st) < 0 || !S_ISREG(st.st_mode) ||
 		    (uint64_t)st.st_size != json_get_u64(a, "size"))
 			return snprintf(why, size,
