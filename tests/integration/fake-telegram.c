@@ -13,7 +13,9 @@
  * Telegram takes it) answers a new message_id; its raw body is kept as --files DIR/upload-N
  * for the test to look into (this server does not parse MIME), and logged with its size.
  *
- * --delay-ms N: sendMessage and editMessageText answer N ms late (a slow network).
+ * The first sendMessage whose text has "FLOOD" in it gets 429 with retry_after 1 (Telegram's
+ * flood limit). --delay-ms N: sendMessage and editMessageText answer N ms late (a slow
+ * network).
  *
  * usage: fake-telegram --token T --updates FILE --log FILE --port-file FILE [--files DIR]
  *                      [--delay-ms N]
@@ -151,7 +153,14 @@ on_request(struct evhttp_request *req, void *arg)
 		reply(req, 200, json_pack("{s:b,s:o}", "ok", 1, "result", out));
 	} else if (strcmp(uri + strlen(prefix), "sendMessage") == 0) {
 		log_call("sendMessage", body);
-		if (json_integer_value(json_object_get(body, "chat_id")) == 404404)
+		const char *text = json_string_value(json_object_get(body, "text"));
+		static int floods;
+		if (text && strstr(text, "FLOOD") && floods++ == 0)
+			reply_late(req, 429,
+			           json_pack("{s:b,s:i,s:s,s:{s:i}}", "ok", 0, "error_code", 429,
+			                     "description", "Too Many Requests: retry after 1",
+			                     "parameters", "retry_after", 1));
+		else if (json_integer_value(json_object_get(body, "chat_id")) == 404404)
 			reply_late(req, 400,
 			      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", 400, "description",
 			                "Bad Request: chat not found"));

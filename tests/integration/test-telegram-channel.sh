@@ -159,6 +159,15 @@ updates "$(msg 12346 8 'from the second chat')"
 wait_until 20 sh -c "grep -q 'echo: from the second chat' '$WORK/tg.log'"
 check "a reply goes back to the chat its message came from" \
 	grep -q '"chat_id":12346,"text":"echo: from the second chat"' "$WORK/tg.log"
+
+# Telegram's flood limit: a 429 with retry_after; the part is sent again after it, once.
+updates "$(msg 12345 7 'FLOOD me')"
+wait_until 20 sh -c "[ \$(grep -c 'echo: FLOOD me' '$WORK/tg.log') = 2 ]"
+sleep 1
+check "a reply refused with 429 is sent again after retry_after, and only that once" \
+	test "$(grep -c 'echo: FLOOD me' "$WORK/tg.log")" = 2
+api '/api/v1/audit?after=0' >"$WORK/audit"
+check "and not reported as failed" sh -c "! grep -q 'not delivered' '$WORK/audit'"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
