@@ -90,6 +90,11 @@ check "a token Telegram refuses: state error with its words ($S_BAD)" \
 check "a token file others can read is refused, not used ($S_OPEN)" \
 	grep -q '^error: token_file .*token-open: expected a regular file of ours, mode 0600$' <<<"$S_OPEN"
 check "a 0600 token file is used ($(state nofile))" test "$(state nofile)" = "connected: null"
+CPID=$(grep 'channel tg: started (telegram, pid' "$WORK/serve.err" | tail -1 | sed 's/.*pid \([0-9]*\)).*/\1/')
+check "a channel runs with no capability and no-new-privs" sh -c \
+	"grep -q '^CapEff:	0000000000000000' /proc/$CPID/status && grep -q '^CapBnd:	0000000000000000' /proc/$CPID/status && grep -q '^NoNewPrivs:	1' /proc/$CPID/status"
+check "and none of the daemon's environment but its token's variable" sh -c \
+	"tr '\\0' '\\n' </proc/$CPID/environ | grep -q '^TG_TOKEN=' && ! tr '\\0' '\\n' </proc/$CPID/environ | grep -q '^BAD_TOKEN='"
 check "the refused token is not in any log" sh -c "! grep -q 'WRONG-token\|CHANNEL-bot-token' '$WORK/serve.err' '$WORK/serve.out'"
 
 # A document in: fetched with getFile, kept in the family's inbox, named in the message.
