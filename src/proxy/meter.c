@@ -18,9 +18,9 @@
 #include "sse.h"
 
 static const char *const item_keys[METER_ITEMS] = {
-    [METER_TOKENS] = "tokens",         [METER_INPUT] = "input_tokens",
-    [METER_OUTPUT] = "output_tokens",  [METER_CACHE] = "cache_tokens",
-    [METER_COST] = "cost_usd",         [METER_TOOL_CALLS] = "tool_calls",
+    [METER_TOKENS] = "tokens",        [METER_INPUT] = "input_tokens",
+    [METER_OUTPUT] = "output_tokens", [METER_CACHE] = "cache_tokens",
+    [METER_COST] = "cost_usd",        [METER_TOOL_CALLS] = "tool_calls",
     [METER_EGRESS] = "egress_bytes",
 };
 
@@ -47,11 +47,16 @@ parse_prices(struct meter *m, json_t *prices, char *why, size_t size)
 	json_t *p;
 	json_object_foreach(prices, model, p)
 	{
-		if (m->n_prices >= METER_PRICES_MAX || !model[0] || strlen(model) >= METER_MODEL_MAX)
-			return snprintf(why, size, "--budget: prices: at most %d models, names of 1 to "
-			                "%d bytes", METER_PRICES_MAX, METER_MODEL_MAX - 1), -EINVAL;
+		if (m->n_prices >= METER_PRICES_MAX || !model[0] ||
+		    strlen(model) >= METER_MODEL_MAX)
+			return snprintf(why, size,
+			                "--budget: prices: at most %d models, names of 1 to "
+			                "%d bytes",
+			                METER_PRICES_MAX, METER_MODEL_MAX - 1),
+			       -EINVAL;
 		if (!json_is_object(p))
-			return snprintf(why, size, "--budget: prices.%.64s: expected an object", model),
+			return snprintf(why, size, "--budget: prices.%.64s: expected an object",
+			                model),
 			       -EINVAL;
 		double v[4] = {0};
 		const char *k;
@@ -64,15 +69,17 @@ parse_prices(struct meter *m, json_t *prices, char *why, size_t size)
 					i = j;
 			if (i < 0 || !json_is_number(x) || json_number_value(x) < 0 ||
 			    !isfinite(json_number_value(x)))
-				return snprintf(why, size, "--budget: prices.%.64s.%.32s: expected input, "
-				                "output, cache_write or cache_read: a number of at least 0",
-				                model, k), -EINVAL;
+				return snprintf(why, size,
+				                "--budget: prices.%.64s.%.32s: expected input, "
+				                "output, cache_write or cache_read: a number of at "
+				                "least 0",
+				                model, k),
+				       -EINVAL;
 			v[i] = json_number_value(x);
 		}
 		snprintf(m->prices[m->n_prices].model, METER_MODEL_MAX, "%s", model);
-		m->prices[m->n_prices].p =
-		    (struct meter_prices){.input = v[0], .output = v[1], .cache_write = v[2],
-		                          .cache_read = v[3]};
+		m->prices[m->n_prices].p = (struct meter_prices){
+		    .input = v[0], .output = v[1], .cache_write = v[2], .cache_read = v[3]};
 		m->n_prices++;
 	}
 	return 0;
@@ -105,9 +112,11 @@ meter_parse(struct meter *m, const char *json, char *why, size_t size)
 		if (k < 0 || !json_is_number(v) || json_number_value(v) < 0 ||
 		    !isfinite(json_number_value(v))) {
 			rc = -EINVAL;
-			snprintf(why, size, "--budget: %.64s: expected one of tokens, input_tokens, "
+			snprintf(why, size,
+			         "--budget: %.64s: expected one of tokens, input_tokens, "
 			         "output_tokens, cache_tokens, cost_usd, tool_calls, egress_bytes, "
-			         "prices, with a number of at least 0", key);
+			         "prices, with a number of at least 0",
+			         key);
 			goto out;
 		}
 		m->has[k] = true;
@@ -216,14 +225,12 @@ output_field(enum meter_api api, json_t *j)
 		return "max_tokens";
 	if (api == METER_RESPONSES)
 		return "max_output_tokens";
-	return json_object_get(j, "max_completion_tokens") ? "max_completion_tokens"
-	                                                   : "max_tokens";
+	return json_object_get(j, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
 }
 
 int
 meter_call_begin(struct meter *m, const char *path, const char *body, size_t len,
-                 struct meter_call **ret, char **ret_body, size_t *ret_len, char *why,
-                 size_t size)
+                 struct meter_call **ret, char **ret_body, size_t *ret_len, char *why, size_t size)
 {
 	*ret = NULL;
 	*ret_body = NULL;
@@ -238,7 +245,7 @@ meter_call_begin(struct meter *m, const char *path, const char *body, size_t len
 		rc = -ENOMEM;
 		goto out;
 	}
-	mc->api = path_is(path, "/v1/messages")       ? METER_ANTHROPIC
+	mc->api = path_is(path, "/v1/messages")    ? METER_ANTHROPIC
 	          : path_is(path, "/v1/responses") ? METER_RESPONSES
 	                                           : METER_CHAT;
 	mc->stream = json_is_true(json_object_get(j, "stream"));
@@ -291,21 +298,24 @@ meter_call_begin(struct meter *m, const char *path, const char *body, size_t len
 			goto out;
 		}
 		/* The input may be written to or read from the cache: the dearest of the three. */
-		in_price = dmax(mc->price->input, dmax(mc->price->cache_write, mc->price->cache_read));
+		in_price =
+		    dmax(mc->price->input, dmax(mc->price->cache_write, mc->price->cache_read));
 		double room = left_of(m, METER_COST) - (double)mc->est_input * in_price / 1e6;
 		if (room <= 0) {
-			rc = refuse(m, why, size,
-			            "budget: the next model call would cost more than the $%.4f left "
-			            "of the group's daily cost budget",
-			            dmax(left_of(m, METER_COST), 0));
+			rc = refuse(
+			    m, why, size,
+			    "budget: the next model call would cost more than the $%.4f left "
+			    "of the group's daily cost budget",
+			    dmax(left_of(m, METER_COST), 0));
 			goto out;
 		}
 		if (mc->price->output > 0 && room / (mc->price->output / 1e6) < out_room)
 			out_room = (double)(uint64_t)(room / (mc->price->output / 1e6));
 	}
 	if (out_room < 1) {
-		rc = refuse(m, why, size, "budget: no output tokens are left in the group's daily "
-		                          "budget for another model call");
+		rc = refuse(m, why, size,
+		            "budget: no output tokens are left in the group's daily "
+		            "budget for another model call");
 		goto out;
 	}
 	mc->cap_output = (uint64_t)out_room;
@@ -337,9 +347,11 @@ meter_call_begin(struct meter *m, const char *path, const char *body, size_t len
 		*ret_body = s;
 		*ret_len = strlen(s);
 	}
-	mc->held_cost = mc->price ? ((double)mc->est_input * in_price +
-	                             (double)mc->cap_output * mc->price->output) / 1e6
-	                          : 0;
+	mc->held_cost =
+	    mc->price
+	        ? ((double)mc->est_input * in_price + (double)mc->cap_output * mc->price->output) /
+	              1e6
+	        : 0;
 	m->held_tokens += mc->est_input + mc->cap_output;
 	m->held_input += mc->est_input;
 	m->held_output += mc->cap_output;
@@ -415,8 +427,9 @@ count_tools_whole(struct meter_call *mc, json_t *j)
 	} else if (mc->api == METER_CHAT) {
 		json_array_foreach(json_object_get(j, "choices"), i, x)
 		{
-			json_array_foreach(json_object_get(json_object_get(x, "message"), "tool_calls"), k,
-			                   y) mc->tools++;
+			json_array_foreach(
+			    json_object_get(json_object_get(x, "message"), "tool_calls"), k, y)
+			    mc->tools++;
 		}
 	} else {
 		json_array_foreach(json_object_get(j, "output"), i, x)
@@ -470,12 +483,14 @@ on_event(void *ctx, const struct sse_event *ev)
 		json_array_foreach(json_object_get(j, "choices"), i, x)
 		{
 			mc->deltas++;
-			json_array_foreach(json_object_get(json_object_get(x, "delta"), "tool_calls"), k,
-			                   y) if (json_object_get(y, "id")) mc->tools++;
+			json_array_foreach(
+			    json_object_get(json_object_get(x, "delta"), "tool_calls"), k,
+			    y) if (json_object_get(y, "id")) mc->tools++;
 		}
 	} else {
 		if (strcmp(type, "response.completed") == 0 ||
-		    strcmp(type, "response.incomplete") == 0 || strcmp(type, "response.failed") == 0)
+		    strcmp(type, "response.incomplete") == 0 ||
+		    strcmp(type, "response.failed") == 0)
 			take_usage(mc, json_object_get(json_object_get(j, "response"), "usage"));
 		else if (strcmp(type, "response.output_item.added") == 0) {
 			const char *t =
@@ -509,7 +524,8 @@ read_head(struct meter_call *mc)
 			while (*v == ' ')
 				v++;
 			if (strncasecmp(v, "identity", 8) != 0)
-				mc->unreadable = true; /* the proxy asked for none: never relied on */
+				mc->unreadable =
+				    true; /* the proxy asked for none: never relied on */
 		}
 	}
 	if (mc->event_stream && !mc->unreadable) {
@@ -618,8 +634,10 @@ meter_egress(struct meter *m, uint64_t n, char *why, size_t size)
 	m->dirty = m->dirty || n > 0;
 	if (!m->has[METER_EGRESS] || (double)m->egress <= m->left[METER_EGRESS])
 		return true;
-	snprintf(why, size, "budget: the group's daily egress bytes are used up (%.0f left at "
-	         "the run's start)", m->left[METER_EGRESS]);
+	snprintf(why, size,
+	         "budget: the group's daily egress bytes are used up (%.0f left at "
+	         "the run's start)",
+	         m->left[METER_EGRESS]);
 	if (!m->stop[0])
 		snprintf(m->stop, sizeof(m->stop), "%s", why);
 	return false;
@@ -630,14 +648,13 @@ meter_write(const struct meter *m, int fd)
 {
 	if (fd < 0)
 		return 0;
-	json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "calls",
-	                      (json_int_t)m->calls, "refused", (json_int_t)m->refused,
-	                      "input_tokens", (json_int_t)m->used.input, "output_tokens",
-	                      (json_int_t)m->used.output, "cache_write_tokens",
-	                      (json_int_t)m->used.cache_write, "cache_read_tokens",
-	                      (json_int_t)m->used.cache_read, "tool_calls",
-	                      (json_int_t)m->tool_calls, "egress_bytes", (json_int_t)m->egress,
-	                      "held_tokens", (json_int_t)m->held_tokens);
+	json_t *o = json_pack(
+	    "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "calls", (json_int_t)m->calls, "refused",
+	    (json_int_t)m->refused, "input_tokens", (json_int_t)m->used.input, "output_tokens",
+	    (json_int_t)m->used.output, "cache_write_tokens", (json_int_t)m->used.cache_write,
+	    "cache_read_tokens", (json_int_t)m->used.cache_read, "tool_calls",
+	    (json_int_t)m->tool_calls, "egress_bytes", (json_int_t)m->egress, "held_tokens",
+	    (json_int_t)m->held_tokens);
 	if (!o)
 		return -ENOMEM;
 	json_object_set_new(o, "cost_usd", m->cost_unknown ? json_null() : json_real(m->cost));

@@ -93,7 +93,7 @@ struct meter_call {
 	bool stream;
 	char model[METER_MODEL_MAX];
 	const struct meter_prices *price; /* NULL: none */
-	uint64_t est_input, cap_output; /* reserved */
+	uint64_t est_input, cap_output;   /* reserved */
 	double held_cost;
 	/* The response as it comes */
 	char head[METER_HEAD_MAX];
