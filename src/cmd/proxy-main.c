@@ -167,8 +167,8 @@ main(int argc, char **argv)
 		case 'O':
 		case 'I':
 			if (parse_size(optarg, &v) < 0) {
-				log_error("--max-bytes-%s %s: expected a size",
-				          opt == 'O' ? "out" : "in", optarg);
+				log_error("--max-bytes-%s %s: expected a size", opt == 'O' ? "out" : "in",
+				          optarg);
 				return 2;
 			}
 			*(opt == 'O' ? &cfg.max_bytes_out : &cfg.max_bytes_in) = v;
@@ -182,8 +182,8 @@ main(int argc, char **argv)
 			break;
 		case 'M':
 			if (model_fence_allow(&cfg.model_fence, optarg) < 0) {
-				log_error("--model-allow-tool %s: empty, or more than %d of them",
-				          optarg, MODEL_ALLOW_TOOLS_MAX);
+				log_error("--model-allow-tool %s: empty, or more than %d of them", optarg,
+				          MODEL_ALLOW_TOOLS_MAX);
 				return 2;
 			}
 			break;

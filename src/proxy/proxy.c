@@ -195,15 +195,11 @@ conn_refuse(struct conn *c, int status, const char *decision, const char *fmt, .
 		int status;
 		const char *text;
 	} texts[] = {
-	    {400, "Bad Request"},
-	    {403, "Forbidden"},
-	    {405, "Method Not Allowed"},
-	    {413, "Payload Too Large"},
-	    {414, "URI Too Long"},
-	    {429, "Too Many Requests"},
+	    {400, "Bad Request"},        {403, "Forbidden"},
+	    {405, "Method Not Allowed"}, {413, "Payload Too Large"},
+	    {414, "URI Too Long"},       {429, "Too Many Requests"},
 	    {431, "Request Header Fields Too Large"},
-	    {502, "Bad Gateway"},
-	    {503, "Service Unavailable"},
+	    {502, "Bad Gateway"},        {503, "Service Unavailable"},
 	    {504, "Gateway Timeout"},
 	};
 	const char *text = "Error";
@@ -247,7 +243,7 @@ body_sink(void *ctx, const char *at, size_t len)
 {
 	struct conn *c = ctx;
 	if (!conn_body_clean(c, at, len))
-		return;                     /* refused: nothing more goes out */
+		return; /* refused: nothing more goes out */
 	if (c->state == ST_UPSTREAM_BODY) { /* libcurl frames it itself */
 		evbuffer_add(c->body, at, len);
 		return;
@@ -697,8 +693,7 @@ decide(struct conn *c)
 {
 	struct request *r = &c->req;
 	if (++c->px->n_requests > c->px->cfg->max_requests) {
-		conn_refuse(c, 429, "deny",
-		            "the run's cap of %u requests (max-requests) is reached",
+		conn_refuse(c, 429, "deny", "the run's cap of %u requests (max-requests) is reached",
 		            c->px->cfg->max_requests);
 		return;
 	}
@@ -769,17 +764,15 @@ decide(struct conn *c)
 	 * SECRET.attacker.example would itself be the leak). */
 	struct rule_verdict v = {0};
 	bool judged = c->svc < 0 || (!r->is_connect && allowlist_match(&c->px->cfg->allow, r->host,
-	                                                               r->kind, r->port));
+	                                                                 r->kind, r->port));
 	if (judged && rules_judge(&c->px->cfg->allow, r->method, r->host, r->kind, r->port,
 	                          r->is_connect ? NULL : r->path, &v) < 0) {
 		conn_refuse(c, 403, "deny", "%s", v.reason);
 		return;
 	}
 	if (v.max_body && v.max_body < r->max_body) {
-		if (r->parser.content_length != ULLONG_MAX &&
-		    r->parser.content_length > v.max_body) {
-			conn_refuse(c, 413, "deny",
-			            "the request body is over this host's max_body");
+		if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > v.max_body) {
+			conn_refuse(c, 413, "deny", "the request body is over this host's max_body");
 			return;
 		}
 		r->max_body = v.max_body;
@@ -1039,8 +1032,7 @@ conn_new(struct proxy *px, int fd)
 		                 forward, forward);
 		size_t used = 0;
 		if (request_feed(&c->req, head, (size_t)n, &used) != REQ_HEAD) {
-			conn_refuse(c, 400, "deny", "%s",
-			            c->req.error ? c->req.error : "bad forward");
+			conn_refuse(c, 400, "deny", "%s", c->req.error ? c->req.error : "bad forward");
 			return;
 		}
 		/* A CONNECT has no body: its message ends with its head. http-parser would say so
@@ -1138,8 +1130,8 @@ proxy_run(const struct proxy_config *cfg)
 		const char *why = NULL;
 		px.icpt = intercept_new(cfg->ca_dir, cfg->fetch_ca_file, &why);
 		if (!px.icpt) {
-			fprintf(stderr, "clawbox-proxy: the interception CA in %s: %s\n",
-			        cfg->ca_dir, why ? why : "cannot load");
+			fprintf(stderr, "clawbox-proxy: the interception CA in %s: %s\n", cfg->ca_dir,
+			        why ? why : "cannot load");
 			r = -EINVAL;
 		}
 	}

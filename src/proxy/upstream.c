@@ -352,9 +352,10 @@ append_block(struct curl_slist **list, const char *block)
  * caller made: a service's, its placeholder swapped) instead; streamed back through cb.
  * resolve pins the address ("HOST:PORT:ADDRESS") or is NULL. */
 static struct upstream_xfer *
-xfer_begin(struct upstream *up, const struct request *req, const char *headers, const void *body,
-           size_t body_len, const char *url, const char *key_header, const char *resolve,
-           const char *protocols, const struct upstream_callbacks *cb, void *ctx)
+xfer_begin(struct upstream *up, const struct request *req, const char *headers,
+           const void *body, size_t body_len, const char *url, const char *key_header,
+           const char *resolve, const char *protocols, const struct upstream_callbacks *cb,
+           void *ctx)
 {
 	const struct upstream_config *cfg = up->cfg;
 	struct upstream_xfer *x = calloc(1, sizeof(*x));
