@@ -24,6 +24,9 @@ struct sqlite3;
 
 struct store_usage {
 	uint64_t input, output, cache_write, cache_read;
+	const char *model; /* the model the run called, or NULL (borrowed) */
+	double cost_usd;   /* estimated from the configuration's prices, when cost_known */
+	bool cost_known;
 };
 
 int store_open(const char *path, struct store **ret);
