@@ -91,5 +91,5 @@ check "every model request was what the scenario expected" sh -c "! grep -q '\"o
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
-check_clean "nothing of any sandbox is left"
+[ -n "$KEEP" ] && cp -r "$WORK" /tmp/budget-keep; check_clean "nothing of any sandbox is left"
 done_testing
