@@ -116,7 +116,6 @@ main(int argc, char **argv)
 	proxy_config_init(&cfg);
 	cfg.sandbox_fd = 3;
 	meter_init(&meter);
-	cfg.meter = &meter; /* always: the run's spend is the proxy's count, limits or not */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
@@ -192,6 +191,7 @@ main(int argc, char **argv)
 				log_error("%s", budget_why);
 				return 2;
 			}
+			cfg.meter = &meter; /* metered (and its totals audited) only when asked */
 			break;
 		case 'T':
 			if (parse_u64(optarg, 86400, &v) < 0 || v == 0) {

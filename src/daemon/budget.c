@@ -282,7 +282,7 @@ proxy_budget(const struct daemon *d, const struct group_config *g,
 			                              ps->p[i].cache_read));
 		json_object_set_new(o, "prices", prices);
 	}
-	char *s = json_object_size(o) ? json_dumps(o, JSON_COMPACT) : NULL;
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return s;
 }
@@ -297,8 +297,12 @@ budget_may_run(struct daemon *d, const struct group_config *g, uint64_t *ret_tok
 	bool any = false;
 	for (int i = 0; i < BUDGET_ITEMS; i++)
 		any = any || b->limit[i];
-	if (!any && !d->cfg.prices.n)
-		return true;
+	if (!any && !d->cfg.prices.n) {
+		/* No limit: the proxy still meters, so that the spend recorded is its count. */
+		*ret_proxy = strdup("{}");
+		return *ret_proxy != NULL ||
+		       (snprintf(why, size, "out of memory"), false);
+	}
 	int64_t day, next;
 	day_bounds(d, g->timezone, &day, &next);
 	double spent[BUDGET_ITEMS];
@@ -330,7 +334,7 @@ budget_may_run(struct daemon *d, const struct group_config *g, uint64_t *ret_tok
 		return false;
 	}
 	*ret_proxy = proxy_budget(d, g, spent);
-	if (any && !*ret_proxy) {
+	if (!*ret_proxy) {
 		snprintf(why, size, "the group's budget could not be passed to its run");
 		return false;
 	}

@@ -69,8 +69,9 @@ struct budget_spend {
 /* Whether a run of g may start now; if not, why says which limit is spent and when it
  * resets (or that a cost budget has no price for the group's model). *ret_tokens_left: the
  * least of the token limits left (UINT64_MAX: none), the agent's own --max-total-tokens.
- * *ret_proxy: the proxy's --budget JSON (malloc'd; NULL when there is neither a limit nor a
- * price), what the day leaves of each limit and the price table. */
+ * *ret_proxy: the proxy's --budget JSON (malloc'd; "{}" when there is neither a limit nor a
+ * price: the proxy meters all the same), what the day leaves of each limit and the price
+ * table. */
 bool budget_may_run(struct daemon *d, const struct group_config *g, uint64_t *ret_tokens_left,
                     char **ret_proxy, char *why, size_t size);
 

@@ -25,8 +25,9 @@
  * price is refused. A model matches a price by its name, or by the longest priced name that
  * it starts with followed by '-' ("claude-haiku-4-5" prices "claude-haiku-4-5-20251001").
  *
- * The meter writes its running totals as one line {"meter": {...}} to the audit file after
- * each call (meter_write): what the daemon records as the run's spend.
+ * The meter runs only with --budget (the daemon always passes one, "{}" at least). It writes
+ * its running totals as one line {"meter": {...}} to the audit file as connections end
+ * (meter_write): what the daemon records as the run's spend.
  */
 #ifndef CLAWBOX_METER_H
 #define CLAWBOX_METER_H
