@@ -399,8 +399,12 @@ egress_to_audit(struct daemon *d, const struct run *r)
 	_cleanup_json_ json_t *kept = json_array(); /* the run's own list, for its transcript */
 	while (fgets(line, sizeof(line), f) && n++ < 1000) {
 		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
-		if (!json_is_object(e) || json_object_get(e, "meter"))
-			continue; /* the meter's totals: budget_read_meter */
+		if (json_object_get(e, "meter")) {
+			n--; /* the meter's totals (budget_read_meter), not a row of the 1,000 */
+			continue;
+		}
+		if (!json_is_object(e))
+			continue;
 		char what[600];
 		snprintf(what, sizeof(what), "%.16s %.255s:%lld%s%.300s",
 		         json_get_str(e, "method") ?: "?", json_get_str(e, "host") ?: "?",

@@ -14,6 +14,9 @@
  * response reports (whole or streamed, both APIs); tool calls are counted from the response
  * (tool_use blocks, tool_calls, function_call items).
  *
+ * A cache_tokens limit refuses calls once it is used up (what of a call's input the
+ * provider will read from or write to its cache is not known before the answer).
+ *
  * Egress bytes are the bytes of every request and tunnel but the model API's, both ways;
  * past the limit the connection is cut and later ones are refused.
  *
