@@ -12,7 +12,9 @@
  * cap would pass a limit goes out with its cap lowered to what is left, so that the answer
  * cannot pass it either. After the response the reservation is replaced by the usage the
  * response reports (whole or streamed, both APIs); tool calls are counted from the response
- * (tool_use blocks, tool_calls, function_call items).
+ * (tool_use blocks, tool_calls, function_call items). An answer may propose more tool calls
+ * than were left (it is streamed as it comes): all are counted, and the next call is refused,
+ * so the model never sees the results of calls past the limit.
  *
  * A cache_tokens limit refuses calls once it is used up (what of a call's input the
  * provider will read from or write to its cache is not known before the answer).
