@@ -184,6 +184,39 @@ api GET /api/v1/budget
 check "and its spend started from nothing" \
 	test "$(jq -c '.groups[] | select(.group == "small") | .budget.tokens' "$WORK/body")" = '{"spent":15,"limit":20000}'
 
+# The proxy's meter alone, under `clawbox ask --proxy-budget`, on both APIs streamed and whole:
+# one tool call allowed, so the call after the first answer never reaches the model; the
+# meter's line in the audit has the usage the model reported (the cached part apart) and
+# its cost at the given price.
+"$FAKE" --scenario "$TOP/tests/data/scenarios/budget-ask.json" --log "$WORK/ask-model.log" \
+	--port-file "$WORK/aport" --key "$KEY" &
+APID=$!
+wait_until 5 test -s "$WORK/aport"
+n=0
+for mode in "openai stream" "openai whole" "anthropic stream" "anthropic whole"; do
+	set -- $mode
+	n=$((n + 1))
+	ws=$WORK/ask-ws.$n
+	mkdir -p "$ws"
+	is_root && chown "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$ws"
+	flags=(--provider "$1" --model fake-model-7)
+	[ "$2" = whole ] && flags+=(--no-stream)
+	(cd "$ws" && ANTHROPIC_API_KEY=$KEY OPENAI_API_KEY=$KEY "$CLAWBOX" ask "${flags[@]}" \
+		--session "$WORK/ask-session.$n" --base-url "http://127.0.0.1:$(cat "$WORK/aport")" \
+		--audit "$WORK/ask-audit.$n" --proxy-budget '{"tool_calls": 1, "prices": {"fake-model-7": {"input": 2, "output": 10, "cache_read": 0.5}}}' \
+		"tool please" >"$WORK/ask-out" 2>"$WORK/ask-err" </dev/null)
+	rc=$?
+	check "ask, $mode: stopped at the tool-call limit (exit $rc: $(grep -o 'budget: [^)]*' "$WORK/ask-err" | head -1))" \
+		sh -c "[ $rc != 0 ] && grep -q 'budget: the group.s daily tool calls are used up' '$WORK/ask-err'"
+	check "ask, $mode: the call past it never reached the model ($(wc -l <"$WORK/ask-model.log") requests)" \
+		test "$(wc -l <"$WORK/ask-model.log")" = $n
+	check "ask, $mode: the meter counted 700 in, 30 out, 100 cached, 1 tool call, \$0.00175" test "$(grep '^{"meter"' "$WORK/ask-audit.$n" | tail -1 |
+		jq '.meter | .input_tokens == 700 and .output_tokens == 30 and .cache_read_tokens == 100 and .tool_calls == 1 and .refused == 1 and ((.cost_usd * 1e8 | round) == 175000) and (.stop | startswith("budget:"))')" = true
+done
+kill "$APID" 2>/dev/null
+wait "$APID" 2>/dev/null
+check "the ask sessions' requests were what the scenario expected" sh -c "! grep -q '\"ok\":false' '$WORK/ask-model.log'"
+
 check "every model request was what the scenario expected" sh -c "! grep -q '\"ok\":false' '$WORK/model.log'"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
