@@ -91,6 +91,9 @@ static const char *const migrations[] = {
     "ALTER TABLE usage ADD COLUMN cost_usd REAL;",
 };
 
+_Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
+               "STORE_SCHEMA_VERSION is the number of migrations");
+
 static int
 fail(struct store *s)
 {

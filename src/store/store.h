@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_TEXT_MAX       (1u << 20) /* one message */
 #define STORE_LIST_MAX       1000       /* rows in one listing */
 
