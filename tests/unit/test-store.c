@@ -87,8 +87,8 @@ main(void)
 	ok(store_take_next(s, "fam", &id, &text) == 0 && id == b, "fam's message");
 	free(text);
 	text = NULL;
-	struct store_usage priced = {.input = 100, .output = 20, .model = "m1", .cost_usd = 0.25,
-	                             .cost_known = true};
+	struct store_usage priced = {
+	    .input = 100, .output = 20, .model = "m1", .cost_usd = 0.25, .cost_known = true};
 	struct store_run rec = {.started_ms = 1000, .ended_ms = 2000};
 	ok(store_finish_run(s, b, "fam", "priced reply", false, &priced, &rec) == 0,
 	   "a run with its model and cost stored");
