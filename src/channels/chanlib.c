@@ -143,10 +143,10 @@ chan_message_frame(const struct chan_message *m, int *fds)
 	if (m->n_attachments > CHANPROTO_FDS_MAX)
 		return NULL;
 	size_t len = chanproto_cut(m->text, strlen(m->text), CHANPROTO_TEXT_MAX);
-	json_t *f = json_pack("{s:s,s:s,s:s,s:s%,s:b,s:s,s:o,s:o}", "t", "message", "chat",
-	                      m->chat, "sender", m->sender, "text", m->text, len, "mention",
-	                      m->mention, "ext_id", m->ext_id, "thread", str_or_null(m->thread),
-	                      "cursor", str_or_null(m->cursor));
+	json_t *f = json_pack("{s:s,s:s,s:s,s:s%,s:b,s:s,s:o,s:o}", "t", "message", "chat", m->chat,
+	                      "sender", m->sender, "text", m->text, len, "mention", m->mention,
+	                      "ext_id", m->ext_id, "thread", str_or_null(m->thread), "cursor",
+	                      str_or_null(m->cursor));
 	if (f && m->chat_kind)
 		json_object_set_new(f, "chat_kind", json_string(m->chat_kind));
 	if (f && m->sender_name)
@@ -155,8 +155,8 @@ chan_message_frame(const struct chan_message *m, int *fds)
 		json_t *a = json_array();
 		for (size_t i = 0; i < m->n_attachments; i++) {
 			const struct chan_attachment *at = &m->attachments[i];
-			json_t *o = json_pack("{s:s,s:I}", "name", at->name, "size",
-			                      (json_int_t)at->size);
+			json_t *o =
+			    json_pack("{s:s,s:I}", "name", at->name, "size", (json_int_t)at->size);
 			if (o && at->type)
 				json_object_set_new(o, "type", json_string(at->type));
 			json_array_append_new(a, o);

@@ -73,6 +73,13 @@ parse_callback(const json_t *q, struct tg_update *u)
 		return;
 	u->kind = TG_CALLBACK;
 	u->approval = approval;
+	const json_t *msg = json_object_get(q, "message");
+	const json_t *cid = json_object_get(json_object_get(msg, "chat"), "id");
+	const json_t *mid = json_object_get(msg, "message_id");
+	if (json_is_integer(cid) && json_is_integer(mid)) {
+		u->cb_chat = (long long)json_integer_value(cid);
+		u->cb_message = (long long)json_integer_value(mid);
+	}
 	snprintf(u->approver, sizeof(u->approver), "telegram:%lld",
 	         (long long)json_integer_value(from_id));
 }
@@ -98,7 +105,16 @@ tg_update_parse(const json_t *uj, struct tg_update *u)
 		return 0; /* not a message we take */
 	const json_t *from = json_object_get(m, "from");
 	snprintf(u->chat, sizeof(u->chat), "%lld", (long long)json_integer_value(chat_id));
-	snprintf(u->ext_id, sizeof(u->ext_id), "%lld", u->update_id);
+	const json_t *mid = json_object_get(m, "message_id");
+	if (json_is_integer(mid))
+		snprintf(u->ext_id, sizeof(u->ext_id), "%s:%lld", u->chat,
+		         (long long)json_integer_value(mid));
+	else
+		snprintf(u->ext_id, sizeof(u->ext_id), "u%lld", u->update_id);
+	const json_t *topic = json_object_get(m, "message_thread_id");
+	if (json_is_integer(topic) && json_is_true(json_object_get(m, "is_topic_message")))
+		snprintf(u->thread, sizeof(u->thread), "%lld",
+		         (long long)json_integer_value(topic));
 	snprintf(u->cursor, sizeof(u->cursor), "%lld", u->update_id + 1);
 	const char *type = str(chat, "type");
 	u->chat_kind = type && strlen(type) <= 32 ? type : NULL;

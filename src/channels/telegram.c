@@ -45,6 +45,7 @@
 #define TG_PARTS_MAX      64 /* parts of one reply: CHANPROTO_TEXT_MAX / ~1000 at worst */
 #define TG_CALLBACKS_MAX  16
 #define TG_EMPTY_POLL_MS  250 /* an empty answer sooner than this: the next poll waits */
+#define TG_PART_TRIES     5   /* a part refused for now (429, 5xx) is tried this often */
 
 struct tg_reply { /* a reply going out part by part */
 	int64_t ref;
@@ -52,7 +53,9 @@ struct tg_reply { /* a reply going out part by part */
 	char *text; /* owned */
 	size_t off, len;
 	long long first_id;
-	char reply_to[CHANPROTO_ID_MAX + 1];
+	char reply_to[CHANPROTO_ID_MAX + 1], thread[CHANPROTO_ID_MAX + 1];
+	size_t part_off; /* where the part in flight began */
+	int tries;       /* of that part */
 	struct tg_reply *next;
 };
 
@@ -68,12 +71,14 @@ struct tg {
 	struct timespec poll_began;
 	int failures;
 	struct event *retry;
+	struct event *part_retry; /* a part Telegram refused for now, sent again */
 	struct tg_reply *replies; /* in order; the first is going out */
 	struct {
 		char id[128];
 		int64_t approval;
 		char approver[64];
-	} callbacks[TG_CALLBACKS_MAX]; /* answers waiting for the daemon's verdict */
+		long long chat, message; /* the buttons' message */
+	} callbacks[TG_CALLBACKS_MAX];   /* answers waiting for the daemon's verdict */
 	size_t callback_next;
 };
 
@@ -158,6 +163,7 @@ report(struct tg *t, const struct tg_update *u, int fd, uint64_t fsize)
 	    .mention = u->mention,
 	    .ext_id = u->ext_id,
 	    .cursor = u->cursor,
+	    .thread = u->thread[0] ? u->thread : NULL,
 	    .attachments = fd >= 0 ? &a : NULL,
 	    .n_attachments = fd >= 0 ? 1 : 0,
 	};
@@ -234,6 +240,8 @@ on_callback(struct tg *t, const struct tg_update *u)
 	size_t k = t->callback_next++ % TG_CALLBACKS_MAX;
 	snprintf(t->callbacks[k].id, sizeof(t->callbacks[k].id), "%s", u->callback_id);
 	t->callbacks[k].approval = u->approval;
+	t->callbacks[k].chat = u->cb_chat;
+	t->callbacks[k].message = u->cb_message;
 	snprintf(t->callbacks[k].approver, sizeof(t->callbacks[k].approver), "%s", u->approver);
 	(void)chan_approval_answer(t->c, u->approval, u->answer, u->approver);
 }
@@ -396,6 +404,19 @@ part_done(void *arg, long status, const char *body, size_t len, const char *err)
 	if (!r)
 		return;
 	if (err || status != 200) {
+		/* Refused for now (Telegram's flood limit is a message a second in a chat, 20 a
+		 * minute in a group): the same part again after its retry_after, so that a reply
+		 * in parts is not sent again from its start. */
+		_cleanup_json_ json_t *ej = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+		json_int_t after = json_integer_value(
+		    json_object_get(json_object_get(ej, "parameters"), "retry_after"));
+		if (retryable(status, err) && ++r->tries < TG_PART_TRIES) {
+			struct timeval tv = {after > 0 && after <= 60 ? (time_t)after : r->tries,
+			                     0};
+			r->off = r->part_off;
+			evtimer_add(t->part_retry, &tv);
+			return;
+		}
 		char why[300], text[360];
 		describe(status, body, len, err, why, sizeof(why));
 		snprintf(text, sizeof(text), "sendMessage refused: %s", why);
@@ -404,6 +425,7 @@ part_done(void *arg, long status, const char *body, size_t len, const char *err)
 		reply_next(t);
 		return;
 	}
+	r->tries = 0;
 	_cleanup_json_ json_t *j = json_loadb(body, len, 0, NULL);
 	json_t *id = json_object_get(json_object_get(j, "result"), "message_id");
 	if (!r->first_id && json_is_integer(id))
@@ -426,6 +448,7 @@ reply_next(struct tg *t)
 	struct tg_reply *r = t->replies;
 	if (!r)
 		return;
+	r->part_off = r->off;
 	size_t n = part_len(r->text + r->off, r->len - r->off);
 	json_t *body = json_pack("{s:s,s:s%}", "chat_id", r->chat, "text", r->text + r->off, n);
 	/* chat ids are numbers to Telegram: sent as one when they are one. */
@@ -433,9 +456,19 @@ reply_next(struct tg *t)
 	long long num = strtoll(r->chat, &end, 10);
 	if (body && *r->chat && !*end)
 		json_object_set_new(body, "chat_id", json_integer(num));
-	if (body && r->reply_to[0] && r->off == 0)
-		json_object_set_new(body, "reply_to_message_id",
-		                    json_integer(strtoll(r->reply_to, NULL, 10)));
+	/* The message answered is "CHAT:MESSAGE_ID" (our ext_id): quoted by the first part, if
+	 * it is in this chat (allow_sending_without_reply: its deletion does not lose ours). */
+	const char *colon = strrchr(r->reply_to, ':');
+	if (body && colon && r->off == 0 &&
+	    strncmp(r->reply_to, r->chat, (size_t)(colon - r->reply_to)) == 0 &&
+	    strlen(r->chat) == (size_t)(colon - r->reply_to))
+		json_object_set_new(body, "reply_parameters",
+		                    json_pack("{s:I,s:b}", "message_id",
+		                              (json_int_t)strtoll(colon + 1, NULL, 10),
+		                              "allow_sending_without_reply", 1));
+	if (body && r->thread[0])
+		json_object_set_new(body, "message_thread_id",
+		                    json_integer(strtoll(r->thread, NULL, 10)));
 	r->off += n;
 	while (r->off < r->len && (r->text[r->off] == '\n' || r->text[r->off] == ' '))
 		r->off++;
@@ -443,6 +476,14 @@ reply_next(struct tg *t)
 		(void)chan_failed(t->c, r->ref, "out of memory", true);
 		reply_pop(t);
 	}
+}
+
+static void
+on_part_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	reply_next(arg);
 }
 
 static json_t *
@@ -556,6 +597,7 @@ tg_reply(struct chan *c, const json_t *f, int fd)
 	r->len = strlen(r->text);
 	snprintf(r->chat, sizeof(r->chat), "%s", json_get_str(f, "chat"));
 	snprintf(r->reply_to, sizeof(r->reply_to), "%s", json_get_str(f, "reply_to") ?: "");
+	snprintf(r->thread, sizeof(r->thread), "%s", json_get_str(f, "thread") ?: "");
 	struct tg_reply **tail = &t->replies;
 	while (*tail)
 		tail = &(*tail)->next;
@@ -685,6 +727,14 @@ tg_answered(struct chan *c, const json_t *f)
 		                     "text", shown, "show_alert",
 		                     !json_is_true(json_object_get(f, "ok"))),
 		           ignore_done, NULL, 30);
+		/* Answered: its buttons go, so nobody presses them for nothing. */
+		if (json_is_true(json_object_get(f, "ok")) && t->callbacks[k].message)
+			(void)call(t, "editMessageReplyMarkup",
+			           json_pack("{s:I,s:I,s:{s:[]}}", "chat_id",
+			                     (json_int_t)t->callbacks[k].chat, "message_id",
+			                     (json_int_t)t->callbacks[k].message, "reply_markup",
+			                     "inline_keyboard"),
+			           ignore_done, NULL, 30);
 		t->callbacks[k].id[0] = '\0';
 	}
 }
@@ -701,7 +751,8 @@ tg_start(struct chan *c, const json_t *config)
 	t->c = c;
 	chan_set_data(c, t);
 	t->retry = evtimer_new(chan_base(c), on_retry, t);
-	if (!t->retry)
+	t->part_retry = evtimer_new(chan_base(c), on_part_retry, t);
+	if (!t->retry || !t->part_retry)
 		return -ENOMEM;
 	const char *k;
 	json_t *v;
@@ -751,6 +802,8 @@ tg_stop(struct chan *c)
 	json_decref(t->queue);
 	if (t->retry)
 		event_free(t->retry);
+	if (t->part_retry)
+		event_free(t->part_retry);
 	memset(t->token, 0, sizeof(t->token));
 	free(t);
 }

@@ -23,7 +23,9 @@ struct tg_update {
 	enum tg_update_kind kind;
 	long long update_id;
 	/* TG_MESSAGE. Strings point into the update (borrowed) or into the buffers here. */
-	char chat[32], sender[CHANPROTO_ID_MAX + 1], ext_id[32], cursor[32];
+	/* ext_id is "CHAT:MESSAGE_ID" (unique per bot, and what a reply names), or "u" and the
+	 * update id for a message without one; thread: a forum topic's message_thread_id. */
+	char chat[32], sender[CHANPROTO_ID_MAX + 1], ext_id[64], cursor[32], thread[32];
 	const char *chat_kind, *sender_name, *text;
 	bool mention;
 	const char *file_id; /* NULL: no file */
@@ -31,6 +33,7 @@ struct tg_update {
 	uint64_t file_size;
 	/* TG_CALLBACK, TG_BAD_BUTTON */
 	const char *callback_id;
+	long long cb_chat, cb_message; /* the message with the buttons (0: not said) */
 	int64_t approval;
 	char answer[16], approver[64];
 };

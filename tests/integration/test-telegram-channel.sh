@@ -27,7 +27,7 @@ mkdir -p "$WORK/files"
 printf 'the notes\n' >"$WORK/files/doc1"
 echo '[]' >"$WORK/updates.json"
 "$FAKE_TG" --token "$TG_TOKEN" --updates "$WORK/updates.json" --log "$WORK/tg.log" \
-	--port-file "$WORK/tport" --files "$WORK/files" &
+	--port-file "$WORK/tport" --files "$WORK/files" --delay-ms 400 &
 TPID=$!
 wait_until 5 test -s "$WORK/mport"
 wait_until 5 test -s "$WORK/tport"
@@ -44,7 +44,7 @@ cat >"$WORK/config.json" <<JSON
             {"id": "ops", "approvers": ["telegram:42"],
              "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "tg", "kind": "telegram", "token_env": "TG_TOKEN", "base_url": "$TG",
-               "chats": {"12345": "family", "555": "ops"}},
+               "chats": {"12345": "family", "555": "ops", "12346": "family"}},
               {"name": "badtoken", "kind": "telegram", "token_env": "BAD_TOKEN", "base_url": "$TG"},
               {"name": "openfile", "kind": "telegram", "token_file": "$WORK/token-open", "base_url": "$TG"},
               {"name": "nofile", "kind": "telegram", "token_file": "$WORK/token-ok", "base_url": "$TG",
@@ -90,14 +90,21 @@ check "a token Telegram refuses: state error with its words ($S_BAD)" \
 check "a token file others can read is refused, not used ($S_OPEN)" \
 	grep -q '^error: token_file .*token-open: expected a regular file of ours, mode 0600$' <<<"$S_OPEN"
 check "a 0600 token file is used ($(state nofile))" test "$(state nofile)" = "connected: null"
+CPID=$(grep 'channel tg: started (telegram, pid' "$WORK/serve.err" | tail -1 | sed 's/.*pid \([0-9]*\)).*/\1/')
+check "a channel runs with no capability and no-new-privs" sh -c \
+	"grep -q '^CapEff:	0000000000000000' /proc/$CPID/status && grep -q '^CapBnd:	0000000000000000' /proc/$CPID/status && grep -q '^NoNewPrivs:	1' /proc/$CPID/status"
+check "and none of the daemon's environment but its token's variable" sh -c \
+	"tr '\\0' '\\n' </proc/$CPID/environ | grep -q '^TG_TOKEN=' && ! tr '\\0' '\\n' </proc/$CPID/environ | grep -q '^BAD_TOKEN='"
 check "the refused token is not in any log" sh -c "! grep -q 'WRONG-token\|CHANNEL-bot-token' '$WORK/serve.err' '$WORK/serve.out'"
 
 # A document in: fetched with getFile, kept in the family's inbox, named in the message.
 updates '{"message": {"message_id": 1, "chat": {"id": 12345, "type": "private"}, "from": {"id": 7, "username": "ana"}, "caption": "here is a doc", "document": {"file_id": "doc1", "file_name": "notes.txt", "file_size": 10, "mime_type": "text/plain"}}}'
 wait_until 20 sh -c "grep -q 'echo: here is a doc' '$WORK/tg.log'"
 check "a document comes in through getFile and a download" sh -c "[ $(tg_calls getFile) = 1 ] && [ $(tg_calls download) = 1 ]"
-check "into the group's inbox" sh -c "[ \"\$(cat '$DATA/groups/family/inbox/tg-101-0-notes.txt')\" = 'the notes' ]"
-check "and the agent is told where it is" grep -q 'here is a doc\\n\[attachment: inbox/tg-101-0-notes.txt, 10 bytes\]' "$WORK/model.log"
+check "into the group's inbox" sh -c "[ \"\$(cat '$DATA/groups/family/inbox/tg-12345_1-0-notes.txt')\" = 'the notes' ]"
+check "and the agent is told where it is" grep -q 'here is a doc\\n\[attachment: inbox/tg-12345_1-0-notes.txt, 10 bytes\]' "$WORK/model.log"
+check "the reply quotes the message it answers" sh -c \
+	"grep 'echo: here is a doc' '$WORK/tg.log' | grep -q '\"reply_parameters\":{\"message_id\":1,'"
 check "typing is shown in the chat while it works" grep -q '"method":"sendChatAction","body":{"chat_id":12345,"action":"typing"}' "$WORK/tg.log"
 
 # A long reply: split at Telegram's 4096, at line breaks, every line there once.
@@ -131,6 +138,8 @@ updates "{\"callback_query\": {\"id\": \"cb2\", \"from\": {\"id\": 42}, \"data\"
 wait_until 20 sh -c "grep -q 'ops done' '$WORK/tg.log'"
 check "the approver's press runs it" grep -q '"chat_id":555,"text":"ops-hello"' "$WORK/tg.log"
 check "and Telegram tells them" sh -c "grep '\"callback_query_id\":\"cb2\"' '$WORK/tg.log' | grep -q 'Approval $AP: approved.'"
+check "and the buttons go" grep -q '"method":"editMessageReplyMarkup","body":{"chat_id":555,"message_id":5,"reply_markup":{"inline_keyboard":\[\]}}' "$WORK/tg.log"
+check "a stranger's press left them" test "$(grep -c editMessageReplyMarkup "$WORK/tg.log")" = 1
 
 # A crash mid-run: the channel is killed while the model takes 4 s; it restarts and the
 # reply goes out once; the update is not read again.
@@ -148,7 +157,22 @@ check "the update was not taken twice" \
 check "nothing sent before was sent again" sh -c "[ \$(grep -c 'report sent' '$WORK/tg.log') = 1 ] && [ \$(grep -c 'echo: here is a doc' '$WORK/tg.log') = 1 ]"
 api /api/v1/channels >"$WORK/channels"
 check "GET /api/v1/channels counts the restart" \
-	sh -c "jq -e '.channels[] | select(.name == \"tg\") | .restarts == 1 and .state == \"connected\" and (.chats | sort) == [\"12345\", \"555\"]' '$WORK/channels' >/dev/null"
+	sh -c "jq -e '.channels[] | select(.name == \"tg\") | .restarts == 1 and .state == \"connected\" and (.chats | sort) == [\"12345\", \"12346\", \"555\"]' '$WORK/channels' >/dev/null"
+
+# A group with two chats: a reply goes back to the chat its message came from.
+updates "$(msg 12346 8 'from the second chat')"
+wait_until 20 sh -c "grep -q 'echo: from the second chat' '$WORK/tg.log'"
+check "a reply goes back to the chat its message came from" \
+	grep -q '"chat_id":12346,"text":"echo: from the second chat"' "$WORK/tg.log"
+
+# Telegram's flood limit: a 429 with retry_after; the part is sent again after it, once.
+updates "$(msg 12345 7 'FLOOD me')"
+wait_until 20 sh -c "[ \$(grep -c 'echo: FLOOD me' '$WORK/tg.log') = 2 ]"
+sleep 1
+check "a reply refused with 429 is sent again after retry_after, and only that once" \
+	test "$(grep -c 'echo: FLOOD me' "$WORK/tg.log")" = 2
+api '/api/v1/audit?after=0' >"$WORK/audit"
+check "and not reported as failed" sh -c "! grep -q 'not delivered' '$WORK/audit'"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
