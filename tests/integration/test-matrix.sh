@@ -195,6 +195,27 @@ check "and the message says where" grep -q "note.txt\\\\n\\[attachment: inbox/$i
 check "a file past file_max is not fetched, and the message says so" sh -c \
 	"! grep -q 'media/download/test/big1' '$WORK/mx.log' && grep -q 'big.txt\\\\n(an attachment that was not fetched: 3000 bytes, past the channel' '$WORK/fam'"
 
+# A 429 on /sync is waited out too.
+n0=$(wc -l <"$WORK/mx.log")
+ctl ratelimit '{"match": "/sync", "count": 1, "retry_after_ms": 2000}' >/dev/null
+say "$FAM" @ana:test "after the sync limit"
+wait_until 20 sh -c "[ \$(sends | grep -c 'echo: after the sync limit') -ge 1 ]"
+gap=$(tail -n +$((n0 + 1)) "$WORK/mx.log" | jq -s '[.[] | select(.path == "/_matrix/client/v3/sync")] | (map(select(.status == 429)) | .[0].at) as $t | (map(select(.status == 200 and .at > $t)) | .[0].at) - $t | . * 1000 | floor')
+check "a 429 on /sync: the next one waits retry_after_ms ($gap ms)" test "${gap:-0}" -ge 1900
+
+# The channel's process killed: restarted by the daemon, it syncs on from the stored token.
+CHPID=$(pgrep -P "$SPID" -f 'clawbox-channel matrix' | head -1)
+for p in $(pgrep -P "$SPID" -f 'clawbox-channel matrix'); do
+	tr '\0' '\n' <"/proc/$p/environ" | grep -q MX_BAD_TOKEN || CHPID=$p
+done
+kill -9 "$CHPID"
+wait_until 10 sh -c "[ \$(pgrep -P $SPID -f 'clawbox-channel matrix' | grep -vc '^$CHPID\$') -ge 2 ]"
+say "$FAM" @ana:test "after the crash"
+wait_until 20 sh -c "[ \$(sends | grep -c 'echo: after the crash') -ge 1 ]"
+sleep 1
+check "after its channel was killed, a new message is answered once" test "$(nsent "$FAM" 'echo: after the crash')" = 1
+check "and nothing before it again" sh -c "[ $(nsent "$FAM" 'echo: after the sync limit') = 1 ] && [ $(nsent "$FAM" 'echo: slow down') = 1 ]"
+
 # Restart: the first sync is from the stored since token; nothing read or sent twice.
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
