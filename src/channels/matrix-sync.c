@@ -15,6 +15,17 @@
 #include "json-util.h"
 #include "matrix-sync.h"
 
+/* A member that is a string with no NUL inside, or NULL. The answer is parsed with NUL
+ * allowed, so that one event holding "\u0000" cannot make the whole answer unreadable (and
+ * the channel stuck on its since token); such a string is then never used. */
+static const char *
+get_str(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	const char *s = json_string_value(v);
+	return s && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
 static bool
 id_ok(const char *s)
 {
@@ -72,18 +83,18 @@ static int
 take_message(struct mx_sync *s, const char *room, const json_t *ev, const char *self)
 {
 	const json_t *content = json_object_get(ev, "content");
-	const char *type = json_get_str(ev, "type");
-	const char *sender = json_get_str(ev, "sender");
-	const char *event_id = json_get_str(ev, "event_id");
-	const char *msgtype = json_get_str(content, "msgtype");
-	const char *body = json_get_str(content, "body");
+	const char *type = get_str(ev, "type");
+	const char *sender = get_str(ev, "sender");
+	const char *event_id = get_str(ev, "event_id");
+	const char *msgtype = get_str(content, "msgtype");
+	const char *body = get_str(content, "body");
 	if (!type || strcmp(type, "m.room.message") != 0 || !id_ok(sender) || !id_ok(event_id) ||
 	    !msgtype || !body || strcmp(sender, self) == 0)
 		return 0;
 	if (!is_text_kind(msgtype) && !is_file_kind(msgtype))
 		return 0;
 	const json_t *rel = json_object_get(content, "m.relates_to");
-	const char *rel_type = json_get_str(rel, "rel_type");
+	const char *rel_type = get_str(rel, "rel_type");
 	if (rel_type && strcmp(rel_type, "m.replace") == 0)
 		return 0; /* an edit: the original message was the one to answer */
 	struct mx_event e = {.kind = MX_MESSAGE,
@@ -93,19 +104,19 @@ take_message(struct mx_sync *s, const char *room, const json_t *ev, const char *
 	                     .body = body,
 	                     .msgtype = msgtype,
 	                     .file_size = -1};
-	const char *root = json_get_str(rel, "event_id");
+	const char *root = get_str(rel, "event_id");
 	if (rel_type && strcmp(rel_type, "m.thread") == 0 && id_ok(root))
 		e.thread = root;
 	e.mention = names_us(content, body, self);
 	if (is_file_kind(msgtype)) {
 		const json_t *info = json_object_get(content, "info");
-		const char *url = json_get_str(content, "url");
-		const char *fname = json_get_str(content, "filename") ?: body;
+		const char *url = get_str(content, "url");
+		const char *fname = get_str(content, "filename") ?: body;
 		json_t *size = json_object_get(info, "size");
 		if (url && strncmp(url, "mxc://", 6) == 0 && strlen(url) <= CHANPROTO_ID_MAX) {
 			e.media_url = url;
 			e.file_name = fname;
-			const char *t = json_get_str(info, "mimetype");
+			const char *t = get_str(info, "mimetype");
 			e.file_type = t && strlen(t) <= 127 ? t : NULL;
 			e.file_size = json_is_integer(size) && json_integer_value(size) >= 0
 			                  ? (int64_t)json_integer_value(size)
@@ -124,10 +135,10 @@ take_invite(struct mx_sync *s, const char *room, const json_t *r, const char *se
 	json_t *ev;
 	json_array_foreach(json_object_get(json_object_get(r, "invite_state"), "events"), i, ev)
 	{
-		const char *type = json_get_str(ev, "type");
-		const char *key = json_get_str(ev, "state_key");
-		const char *sender = json_get_str(ev, "sender");
-		const char *membership = json_get_str(json_object_get(ev, "content"), "membership");
+		const char *type = get_str(ev, "type");
+		const char *key = get_str(ev, "state_key");
+		const char *sender = get_str(ev, "sender");
+		const char *membership = get_str(json_object_get(ev, "content"), "membership");
 		if (!type || strcmp(type, "m.room.member") != 0 || !key || strcmp(key, self) != 0 ||
 		    !membership || strcmp(membership, "invite") != 0 || !id_ok(sender))
 			continue;
@@ -147,8 +158,8 @@ mx_sync_parse(const char *body, size_t len, const char *self, struct mx_sync *re
 {
 	struct mx_sync s = {0};
 	int r = 0;
-	s.root = json_loadb(body, len, 0, NULL);
-	s.next_batch = json_get_str(s.root, "next_batch");
+	s.root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
+	s.next_batch = get_str(s.root, "next_batch");
 	const json_t *rooms = json_object_get(s.root, "rooms");
 	if (!s.next_batch || !*s.next_batch || strlen(s.next_batch) > MX_SYNC_BATCH_MAX ||
 	    (rooms && !json_is_object(rooms))) {
@@ -156,10 +167,11 @@ mx_sync_parse(const char *body, size_t len, const char *self, struct mx_sync *re
 		return -EBADMSG;
 	}
 	const char *room;
+	size_t room_len;
 	json_t *v;
-	json_object_foreach((json_t *)json_object_get(rooms, "join"), room, v)
+	json_object_keylen_foreach((json_t *)json_object_get(rooms, "join"), room, room_len, v)
 	{
-		if (!id_ok(room))
+		if (!id_ok(room) || strlen(room) != room_len)
 			continue;
 		size_t i;
 		json_t *ev;
@@ -169,9 +181,10 @@ mx_sync_parse(const char *body, size_t len, const char *self, struct mx_sync *re
 				goto fail;
 		}
 	}
-	json_object_foreach((json_t *)json_object_get(rooms, "invite"), room, v)
+	json_object_keylen_foreach((json_t *)json_object_get(rooms, "invite"), room, room_len, v)
 	{
-		if (id_ok(room) && (r = take_invite(&s, room, v, self)) < 0)
+		if (id_ok(room) && strlen(room) == room_len &&
+		    (r = take_invite(&s, room, v, self)) < 0)
 			goto fail;
 	}
 	*ret = s;

@@ -154,6 +154,13 @@ wait_until 5 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:
 api "/api/v1/audit?after=0" >"$WORK/audit"
 check "and recorded" grep -q 'a message from chat !evil:test, which no group is for' "$WORK/audit"
 
+# A message holding a NUL (valid JSON, "\u0000") is left out, and the sync goes on.
+ctl event "{\"room\": \"$FAM\", \"sender\": \"@ana:test\", \"content\": {\"msgtype\": \"m.text\", \"body\": \"nul\\u0000inside\"}}" >/dev/null
+say "$FAM" @ana:test "after the nul"
+wait_until 15 sh -c "[ \$(sends | grep -c 'echo: after the nul') -ge 1 ]"
+check "a message with a NUL in it is left out, and the next one is answered" \
+	sh -c "[ $(nsent "$FAM" 'echo: after the nul') = 1 ] && ! grep -q 'nul.u0000inside' '$WORK/model.log'"
+
 # A duplicate event (the same event id twice): answered once.
 say "$FAM" @ana:test "said once" '$dup1:test'
 say "$FAM" @ana:test "said once" '$dup1:test'
