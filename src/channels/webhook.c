@@ -219,6 +219,13 @@ on_request(struct evhttp_request *req, void *arg)
 		             why);
 		return;
 	}
+	if (!chan_chat_group(w->c, m.hook->id)) {
+		/* A hook of the channel's config that no group's chats name: nowhere to go. */
+		log_warn("a request for hook \"%s\", which no group is for, refused", m.hook->id);
+		wh_msg_done(&m);
+		answer_error(req, 404, "Not Found", "no group is for this hook");
+		return;
+	}
 	struct wh_pending *p = calloc(1, sizeof(*p));
 	char key[WH_KEY_MAX + 1];
 	if (!p || (!m.key[0] && new_key(key, sizeof(key)) < 0)) {

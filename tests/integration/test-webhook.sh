@@ -31,7 +31,8 @@ cat >"$WORK/config.json" <<JSON
  "channels": [{"name": "hooks", "kind": "webhook", "listen": "127.0.0.1:$HPORT",
                "token_file": "$WORK/hook-secret", "body_max": 4096,
                "hooks": [{"id": "ha", "auth": "hmac", "callback": "$RECV/ha"},
-                         {"id": "n8n", "auth": "path", "callback": "$RECV/n8n"}],
+                         {"id": "n8n", "auth": "path", "callback": "$RECV/n8n"},
+                         {"id": "orphan", "auth": "path"}],
                "chats": {"ha": "home", "n8n": "ops"}},
               {"name": "exposed", "kind": "webhook", "listen": "0.0.0.0:$((PORT + 2))",
                "token_file": "$WORK/hook-secret", "hooks": [{"id": "x"}]}]}
@@ -99,6 +100,8 @@ post /hook/ha "$BIG" "sha256=$(sign "$BIG" "$SECRET")"
 check "a body past body_max is refused (413)" test "$STATUS" = 413
 post /hook/nope '{"text": "x"}' "sha256=$(sign '{"text": "x"}' "$SECRET")"
 check "an unknown hook is 404" test "$STATUS" = 404
+post "/hook/orphan/$SECRET" '{"text": "anyone?"}'
+check "a hook no group's chats name is 404" test "$STATUS" = 404
 STATUS=$(curl -s -o /dev/null -w '%{http_code}' "$HOOK/hook/ha")
 check "a GET is 405" test "$STATUS" = 405
 for bad in 'not json' '{"text": ""}' '{"text": 5}' '["text"]' '{"text": "x", "sender": "a\u0001b"}'; do
