@@ -93,6 +93,8 @@ ask_usage(FILE *out)
 	        "  --proxy-max-bytes-out SIZE, --proxy-max-bytes-in SIZE, --proxy-max-requests N\n"
 	        "                               per-run egress caps (defaults 1G, 4G, 10000)\n"
 	        "  --model-allow-tool NAME      let model requests use this server-side tool\n"
+	        "  --tainted CAUSE              the run starts tainted by CAUSE (repeatable;\n"
+	        "                               passed to the proxy)\n"
 	        "\n"
 	        "Conversation and limits:\n"
 	        "  --session DIR                where the conversation is kept (default\n"
@@ -182,6 +184,7 @@ enum {
 	OPT_ALLOWED_TOOLS,
 	OPT_MCP_SERVER,
 	OPT_MCP_TIMEOUT,
+	OPT_TAINTED,
 };
 
 static const struct option ask_options[] = {
@@ -233,6 +236,7 @@ static const struct option ask_options[] = {
     {"allowed-tools", required_argument, NULL, OPT_ALLOWED_TOOLS},
     {"mcp-server", required_argument, NULL, OPT_MCP_SERVER},
     {"mcp-timeout", required_argument, NULL, OPT_MCP_TIMEOUT},
+    {"tainted", required_argument, NULL, OPT_TAINTED},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -434,6 +438,15 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 				return -E2BIG;
 			break;
 		}
+		case OPT_TAINTED:
+			/* What tainted the run before it started (the daemon's taint.h): the
+			 * proxy's verdicts for a tainted run apply from its first request. */
+			if (!optarg[0] || strlen(optarg) > 256)
+				return log_error("--tainted: expected a cause of 1 to 256 bytes"),
+				       -EINVAL;
+			if (net_add_extra(&a->net, "--tainted", optarg) < 0)
+				return -E2BIG;
+			break;
 		case OPT_JSON:
 			a->json = true;
 			break;

@@ -44,6 +44,7 @@ usage(FILE *out)
 	    "  --model-allow-tool T   let model requests use the server-side tool (or\n"
 	    "                         anthropic-beta value) T (repeatable; 'mcp': mcp_servers)\n"
 	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
+	    "  --tainted CAUSE        the run starts tainted by CAUSE (repeatable)\n"
 	    "  --upstream URL         the model API, reachable inside as http://" UPSTREAM_NAME
 	    "/\n"
 	    "  --upstream-key-env V   its key, from the environment variable V\n"
@@ -90,6 +91,7 @@ main(int argc, char **argv)
 	    {"max-bytes-in", required_argument, NULL, 'I'},
 	    {"max-requests", required_argument, NULL, 'R'},
 	    {"model-allow-tool", required_argument, NULL, 'M'},
+	    {"tainted", required_argument, NULL, 'W'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -177,6 +179,14 @@ main(int argc, char **argv)
 			if (model_fence_allow(&cfg.model_fence, optarg) < 0) {
 				log_error("--model-allow-tool %s: empty, or more than %d of them", optarg,
 				          MODEL_ALLOW_TOOLS_MAX);
+				return 2;
+			}
+			break;
+		case 'W':
+			/* Accepted and checked; the proxy's own taint verdicts (when_tainted of
+			 * egress rules) are the egress part of issue 11, which reads it. */
+			if (!optarg[0] || strlen(optarg) > 256) {
+				log_error("--tainted: expected a cause of 1 to 256 bytes");
 				return 2;
 			}
 			break;

@@ -22,12 +22,17 @@
 #include "hostact.h"
 #include "json-util.h"
 #include "policy.h"
+#include "taint.h"
+
+/* A canonical destination: "group:ID", and " when tainted" for what the taint held (so a
+ * grant of an untainted ask never passes a tainted one). */
+#define DEST_MAX (CONFIG_GROUP_ID_MAX + 24)
 
 struct held {
 	struct held *next;
 	struct daemon *d;
 	int64_t id;
-	char group[CONFIG_GROUP_ID_MAX], run[40], action[24], dest[CONFIG_GROUP_ID_MAX + 8];
+	char group[CONFIG_GROUP_ID_MAX], run[40], action[24], dest[DEST_MAX];
 	json_t *request; /* owned */
 	uint64_t *file_budget;
 	approval_done_fn *done;
@@ -40,7 +45,7 @@ static struct held *held_list;
 /* "run" grants: (run, group, action, destination); the oldest is overwritten past the end,
  * which can only make a later call ask again. */
 static struct {
-	char run[40], group[CONFIG_GROUP_ID_MAX], action[24], dest[CONFIG_GROUP_ID_MAX + 8];
+	char run[40], group[CONFIG_GROUP_ID_MAX], action[24], dest[DEST_MAX];
 } run_grants[64];
 static size_t run_grant_next;
 
@@ -49,7 +54,7 @@ static size_t run_grant_next;
 #define RULES_MAX 256
 static struct rule {
 	int64_t id;
-	char group[CONFIG_GROUP_ID_MAX], action[24], dest[CONFIG_GROUP_ID_MAX + 8];
+	char group[CONFIG_GROUP_ID_MAX], action[24], dest[DEST_MAX];
 } rules[RULES_MAX];
 static size_t n_rules;
 
@@ -272,21 +277,30 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 	destination(d, group, (enum host_action)a, input, dest, sizeof(dest));
 	if (!dest[0])
 		return APPROVAL_RUN;
-	bool other = strcmp(dest, group) != 0;
-	enum policy_verdict v = policy_host_action(&g->policy, g->main, (enum host_action)a, other);
+	bool other = strcmp(dest, group) != 0, by_taint = false;
+	/* The run's taint is the daemon's own record (taint.h), never the request's word. */
+	char taint_why[TAINT_CAUSE_MAX + 48] = "";
+	enum policy_verdict v =
+	    taint_run_tainted(d, run_id)
+	        ? policy_host_action_tainted(&g->policy, g->main, (enum host_action)a, other,
+	                                     &by_taint)
+	        : policy_host_action(&g->policy, g->main, (enum host_action)a, other);
+	if (by_taint)
+		taint_describe(d, run_id, taint_why, sizeof(taint_why));
 	if (v == VERDICT_ALLOW)
 		return APPROVAL_RUN;
 	if (v == VERDICT_DENY) {
-		if (other && !g->main)
+		if (other && !g->main && !by_taint)
 			return APPROVAL_RUN; /* the handler's refusal says it: only main may */
-		char text[256];
-		snprintf(text, sizeof(text), "the policy of %s denies %s to %s", group, tool, dest);
+		char text[512];
+		snprintf(text, sizeof(text), "the policy of %s denies %s to %s%s%s", group, tool, dest,
+		         by_taint ? " when tainted; " : "", taint_why);
 		(void)store_audit(d->store, group, tool, "deny", text);
 		*ret_answer = refusal("%s", text);
 		return APPROVAL_REFUSED;
 	}
-	char canon_dest[CONFIG_GROUP_ID_MAX + 8];
-	snprintf(canon_dest, sizeof(canon_dest), "group:%s", dest);
+	char canon_dest[DEST_MAX];
+	snprintf(canon_dest, sizeof(canon_dest), "group:%s%s", dest, by_taint ? " when tainted" : "");
 	/* An "always" rule the approver wrote, or a grant for this run. */
 	int64_t rule = 0;
 	for (size_t i = 0; !rule && i < n_rules; i++)
@@ -324,14 +338,18 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 		return APPROVAL_REFUSED;
 	}
 	size_t len = strlen(canon);
-	char args_sha[65], fp[65], why[256];
+	char args_sha[65], fp[65], why[512];
 	sha256_hex(canon, len, args_sha);
 	char fpin[512];
 	int fl = snprintf(fpin, sizeof(fpin), "%s%c%s%c%s%c%s%c%s", group, 0, run_id, 0, tool, 0,
 	                  canon_dest, 0, args_sha);
 	sha256_hex(fpin, (size_t)fl, fp);
-	snprintf(why, sizeof(why), "the policy of %s asks before %s to %s", group, tool,
-	         other ? "another group" : "itself");
+	if (by_taint) /* the approver is told what tainted the run */
+		snprintf(why, sizeof(why), "%s (the policy of %s asks before %s to %s when tainted)",
+		         taint_why, group, tool, other ? "another group" : "itself");
+	else
+		snprintf(why, sizeof(why), "the policy of %s asks before %s to %s", group, tool,
+		         other ? "another group" : "itself");
 	char preview[APPROVAL_PREVIEW_MAX + 1];
 	snprintf(preview, sizeof(preview), "%.*s", APPROVAL_PREVIEW_MAX, canon);
 	int64_t now = daemon_now(d);
@@ -370,7 +388,7 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 		*ret_answer = refusal("the request could not be held");
 		return APPROVAL_REFUSED;
 	}
-	char text[512];
+	char text[768];
 	snprintf(text, sizeof(text), "held as approval %lld: %s (%s, %zu bytes, sha256 %.16s)",
 	         (long long)h->id, why, canon_dest, len, args_sha);
 	(void)store_audit(d->store, group, tool, "ask", text);
@@ -630,9 +648,10 @@ approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, 
 	if (!g)
 		return refuse(req, 404, "no such group"), true;
 	if (!*tail && cmd == EVHTTP_REQ_GET) {
-		api_send_json(req, 200, json_pack("{s:s,s:o,s:o}", "group", group, "policy",
-		                          policy_json(&g->policy, g->main), "rules",
-		                          list_rules(d, group)));
+		api_send_json(req, 200,
+		              json_pack("{s:s,s:o,s:o,s:o}", "group", group, "policy",
+		                        policy_json(&g->policy, g->main), "rules", list_rules(d, group),
+		                        "owners", taint_owners_json(&g->owners)));
 		return true;
 	}
 	if (strncmp(tail, "/rules/", 7) == 0 && cmd == EVHTTP_REQ_DELETE) {

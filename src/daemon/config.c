@@ -130,7 +130,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
 	                                   "max_requests", "services", "home", "max_time",
 	                                   "agent_may_install", "engine", "engine_options",
-	                                   "mcp_servers", "policy", "approvers", "budget", NULL};
+	                                   "mcp_servers", "policy", "approvers", "budget", "owners",
+	                                   NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -220,7 +221,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	json_t *mt;
 	json_array_foreach(mounts, k, mt)
 	{
-		static const char *const mkeys[] = {"host", "path", "rw", NULL};
+		static const char *const mkeys[] = {"host", "path", "rw", "untrusted", NULL};
 		char mwhere[48];
 		snprintf(mwhere, sizeof(mwhere), "%s.mounts[%zu]", where, k);
 		if (!json_is_object(mt))
@@ -249,6 +250,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		if (rw && !json_is_boolean(rw))
 			return bad(why, size, "%s.rw: expected true or false", mwhere);
 		mo->rw = json_is_true(rw);
+		json_t *untrusted = json_object_get(mt, "untrusted");
+		if (untrusted && !json_is_boolean(untrusted))
+			return bad(why, size, "%s.untrusted: expected true or false", mwhere);
+		mo->untrusted = json_is_true(untrusted);
 		out->n_mounts++;
 	}
 	static const char *const caps[] = {"max_bytes_out", "max_bytes_in"};
@@ -277,7 +282,9 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	    (r = config_parse_engine(g, where, out, why, size)) < 0 ||
 	    (r = policy_parse(json_object_get(g, "policy"), json_object_get(g, "approvers"), where,
 	                      out->main, &out->policy, why, size)) < 0 ||
-	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0)
+	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0 ||
+	    (r = taint_parse_owners(json_object_get(g, "owners"), where, &out->owners, why,
+	                            size)) < 0)
 		return r;
 	return get_quota(g, where, &out->folder_quota, why, size);
 }
