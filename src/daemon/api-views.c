@@ -185,8 +185,8 @@ get_runs(struct daemon *d, struct evhttp_request *req)
 	json_array_foreach(runs, i, row)
 	{
 		/* What tainted the run (taint.h), kept with its message when it ended. */
-		json_t *causes = taint_message_causes(
-		    d, json_integer_value(json_object_get(row, "message_id")));
+		json_t *causes =
+		    taint_message_causes(d, json_integer_value(json_object_get(row, "message_id")));
 		json_object_set_new(row, "tainted", json_boolean(json_array_size(causes) > 0));
 		json_object_set_new(row, "taint", causes);
 	}

@@ -293,14 +293,15 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 		if (other && !g->main && !by_taint)
 			return APPROVAL_RUN; /* the handler's refusal says it: only main may */
 		char text[512];
-		snprintf(text, sizeof(text), "the policy of %s denies %s to %s%s%s", group, tool, dest,
-		         by_taint ? " when tainted; " : "", taint_why);
+		snprintf(text, sizeof(text), "the policy of %s denies %s to %s%s%s", group, tool,
+		         dest, by_taint ? " when tainted; " : "", taint_why);
 		(void)store_audit(d->store, group, tool, "deny", text);
 		*ret_answer = refusal("%s", text);
 		return APPROVAL_REFUSED;
 	}
 	char canon_dest[DEST_MAX];
-	snprintf(canon_dest, sizeof(canon_dest), "group:%s%s", dest, by_taint ? " when tainted" : "");
+	snprintf(canon_dest, sizeof(canon_dest), "group:%s%s", dest,
+	         by_taint ? " when tainted" : "");
 	/* An "always" rule the approver wrote, or a grant for this run. */
 	int64_t rule = 0;
 	for (size_t i = 0; !rule && i < n_rules; i++)
@@ -345,8 +346,9 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 	                  canon_dest, 0, args_sha);
 	sha256_hex(fpin, (size_t)fl, fp);
 	if (by_taint) /* the approver is told what tainted the run */
-		snprintf(why, sizeof(why), "%s (the policy of %s asks before %s to %s when tainted)",
-		         taint_why, group, tool, other ? "another group" : "itself");
+		snprintf(why, sizeof(why),
+		         "%s (the policy of %s asks before %s to %s when tainted)", taint_why,
+		         group, tool, other ? "another group" : "itself");
 	else
 		snprintf(why, sizeof(why), "the policy of %s asks before %s to %s", group, tool,
 		         other ? "another group" : "itself");
@@ -650,8 +652,9 @@ approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, 
 	if (!*tail && cmd == EVHTTP_REQ_GET) {
 		api_send_json(req, 200,
 		              json_pack("{s:s,s:o,s:o,s:o}", "group", group, "policy",
-		                        policy_json(&g->policy, g->main), "rules", list_rules(d, group),
-		                        "owners", taint_owners_json(&g->owners)));
+		                        policy_json(&g->policy, g->main), "rules",
+		                        list_rules(d, group), "owners",
+		                        taint_owners_json(&g->owners)));
 		return true;
 	}
 	if (strncmp(tail, "/rules/", 7) == 0 && cmd == EVHTTP_REQ_DELETE) {

@@ -76,8 +76,7 @@ enum policy_verdict policy_host_action(const struct group_policy *p, bool main, 
  * schedule_task; the others unchanged). *ret_by_taint (may be NULL) says whether the taint
  * made it stricter. */
 enum policy_verdict policy_host_action_tainted(const struct group_policy *p, bool main,
-                                               enum host_action a, bool other,
-                                               bool *ret_by_taint);
+                                               enum host_action a, bool other, bool *ret_by_taint);
 /* Whether the tool (an agent tool's name) is granted. */
 bool policy_tool_granted(const struct group_policy *p, const char *tool);
 /* The granted tools as "a,b,c" for the agent's --tools, or "" when all are. */

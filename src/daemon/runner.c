@@ -1436,14 +1436,15 @@ runner_list(struct daemon *d)
 	json_t *arr = json_array();
 	for (struct run *r = d->runs; r && arr; r = r->next)
 		json_array_append_new(
-		    arr, json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b,s:b,s:o}", "group", r->group,
-		                   "message_id",
-		                   (json_int_t)r->message, "started_ms", (json_int_t)r->started_ms,
-		                   "elapsed_s", (json_int_t)((now_ms - r->started_ms) / 1000),
-		                   "last_tool", r->last_tool, "tool_events",
-		                   (json_int_t)(r->tools ? json_array_size(r->tools) : 0), "stopping",
-		                   r->stopped, "tainted", taint_run_tainted(d, r->run_id), "taint",
-		                   taint_run_causes(d, r->run_id)));
+		    arr,
+		    json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b,s:b,s:o}", "group", r->group,
+		              "message_id", (json_int_t)r->message, "started_ms",
+		              (json_int_t)r->started_ms, "elapsed_s",
+		              (json_int_t)((now_ms - r->started_ms) / 1000), "last_tool",
+		              r->last_tool, "tool_events",
+		              (json_int_t)(r->tools ? json_array_size(r->tools) : 0), "stopping",
+		              r->stopped, "tainted", taint_run_tainted(d, r->run_id), "taint",
+		              taint_run_causes(d, r->run_id)));
 	return arr;
 }
 
