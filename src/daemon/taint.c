@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -38,6 +39,7 @@ struct taint_run {
 	char run_id[40];
 	char group[CONFIG_GROUP_ID_MAX];
 	int64_t message;
+	int64_t started; /* unix seconds: the tasks it schedules are created after */
 	char causes[TAINT_CAUSES_MAX][TAINT_CAUSE_MAX];
 	size_t n;
 	unsigned dropped;         /* causes past TAINT_CAUSES_MAX: counted only */
@@ -226,6 +228,68 @@ message_sender(struct daemon *d, int64_t message, char *buf, size_t size)
 	sqlite3_finalize(st);
 }
 
+static struct taint_run *find(const char *run_id);
+
+/* A task's firing: tainted when a tainted run scheduled it (kv "task-taint:ID" once that run
+ * ended; while it lasts, its live record: one run per group at a time, so a task its group's
+ * agent created after the run started is the run's). */
+static void
+task_cause(struct daemon *d, long long task, struct taint_start *out)
+{
+	char key[48], val[TAINT_CAUSE_MAX];
+	snprintf(key, sizeof(key), "task-taint:%lld", task);
+	if (store_kv_get(d->store, key, val, sizeof(val)) == 0) {
+		taint_start_add(out, "task", "%s", val);
+		return;
+	}
+	sqlite3_stmt *st;
+	char by[96] = "";
+	int64_t created = 0;
+	if (sqlite3_prepare_v2(store_db(d->store),
+	                       "SELECT created_by, created FROM tasks WHERE id = ?", -1, &st,
+	                       NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_int64(st, 1, task);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(by, sizeof(by), "%s", (const char *)sqlite3_column_text(st, 0) ?: "");
+		created = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (strncmp(by, "agent of ", 9) != 0)
+		return;
+	for (struct taint_run *t = runs; t; t = t->next)
+		if (strcmp(t->group, by + 9) == 0 && t->n > 0 && t->started <= created)
+			taint_start_add(out, "task", "task %lld scheduled by tainted run %lld", task,
+			                (long long)t->message);
+}
+
+/* The run ended tainted: the tasks its agent scheduled start tainted when they fire. */
+static void
+tasks_settle(struct daemon *d, const struct taint_run *t)
+{
+	sqlite3_stmt *st;
+	char by[96];
+	snprintf(by, sizeof(by), "agent of %s", t->group);
+	if (sqlite3_prepare_v2(store_db(d->store),
+	                       "SELECT id FROM tasks WHERE created_by = ? AND created >= ? LIMIT 256",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return;
+	sqlite3_bind_text(st, 1, by, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, t->started);
+	int64_t ids[256];
+	size_t n = 0;
+	while (n < ARRAY_SIZE(ids) && sqlite3_step(st) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n; i++) {
+		char key[48], val[96];
+		snprintf(key, sizeof(key), "task-taint:%lld", (long long)ids[i]);
+		snprintf(val, sizeof(val), "task %lld scheduled by tainted run %lld", (long long)ids[i],
+		         (long long)t->message);
+		(void)store_kv_set(d->store, key, val);
+	}
+}
+
 void
 taint_start_collect(struct daemon *d, const char *group, int64_t message, struct taint_start *out)
 {
@@ -238,6 +302,10 @@ taint_start_collect(struct daemon *d, const char *group, int64_t message, struct
 	if (!taint_sender_is_owner(&g->owners, sender))
 		taint_start_add(out, "sender", "message %lld from %.96s, not an owner of %s",
 		                (long long)message, sender, group);
+	long long task;
+	char end;
+	if (sscanf(sender, "task:%lld%c", &task, &end) == 1)
+		task_cause(d, task, out);
 	memory_digest(d, group, out->memory_sha);
 	char key[96], val[KV_MAX];
 	snprintf(key, sizeof(key), "memory-taint:%s", group);
@@ -319,6 +387,7 @@ taint_run_begin(struct daemon *d, const char *group, const char *run_id, int64_t
 	snprintf(t->run_id, sizeof(t->run_id), "%s", run_id);
 	snprintf(t->group, sizeof(t->group), "%s", group);
 	t->message = message;
+	t->started = (int64_t)time(NULL);
 	if (s)
 		snprintf(t->memory_sha, sizeof(t->memory_sha), "%s", s->memory_sha);
 	t->next = runs;
@@ -460,6 +529,8 @@ taint_run_end(struct daemon *d, const char *run_id)
 		if (text)
 			(void)store_kv_set(d->store, key, text);
 	}
+	if (t->n || t->dropped)
+		tasks_settle(d, t);
 	memory_settle(d, t);
 	free(t);
 }

@@ -2,8 +2,8 @@
  * taint.h: what a run has read changes what it may send. A run is tainted once untrusted
  * content has entered it: a message from a sender who is not one of its group's owners, a
  * mount the operator marked "untrusted", the group's memory file as a tainted run left it,
- * or (reported by the run's proxy over its control channel) a response from a host not
- * marked trusted. A tainted run's host actions get the policy's "when_tainted" verdicts
+ * a task that a tainted run scheduled, or (reported by the run's proxy over its control
+ * channel) a response from a host not marked trusted. A tainted run's host actions get the policy's "when_tainted" verdicts
  * (policy.h), held for an approver who is told why ("tainted: CAUSE").
  *
  * The daemon keeps each live run's causes here, bounded (TAINT_CAUSES_MAX a run, each at
@@ -53,7 +53,7 @@ json_t *taint_owners_json(const struct group_owners *o);
 /* Causes known before a run starts, each passed to `clawbox ask --tainted CAUSE`. */
 struct taint_start {
 	struct {
-		char kind[8]; /* sender | mount | memory */
+		char kind[8]; /* sender | mount | memory | task */
 		char cause[TAINT_CAUSE_MAX];
 	} c[TAINT_START_MAX];
 	size_t n;

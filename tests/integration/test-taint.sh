@@ -60,12 +60,15 @@ cat >"$WORK/etc/config.json" <<JSON
  "groups": [{"id": "main", "main": true, "owners": ["api", "telegram:42"],
              "policy": {"other_groups": {"send_message": "allow"}}},
             {"id": "family"},
-            {"id": "reader", "mounts": [{"host": "$H/docs", "path": "/workspace/docs", "untrusted": true}]}]}
+            {"id": "reader", "mounts": [{"host": "$H/docs", "path": "/workspace/docs", "untrusted": true}]},
+            {"id": "planner", "policy": {"when_tainted": {"schedule_task": "allow"}}}],
+ "limits": {"task_min_interval": 1}}
 JSON
 "$CLAWBOX" serve --config "$WORK/etc/config.json" --check-config >"$WORK/out" 2>&1
 check "the test's configuration is accepted ($(cat "$WORK/out"))" test $? = 0
-mkdir -p "$DATA/groups/main"
+mkdir -p "$DATA/groups/main" "$DATA/groups/planner"
 echo "NOTES: the family's secrets" >"$DATA/groups/main/notes.txt"
+echo "NOTES: the planner's" >"$DATA/groups/planner/notes.txt"
 is_root && chown -R "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$DATA/groups"
 chmod 700 "$DATA" "$DATA/groups" 2>/dev/null
 
@@ -163,6 +166,22 @@ cb deny "$idD1" >/dev/null 2>&1
 wait_reply reader 'd1 done'
 check "its own chat still gets its reply" has_message reader reader-self-ok
 check "the attacker's task was never made" not sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/tasks' | grep -q attacker"
+
+# Session E: planner lets tainted runs schedule ("when_tainted": allow); the task a tainted
+# run scheduled is tainted when it fires, so what it sends is held.
+api POST /api/v1/groups/planner/messages '{"text": "e1 plan", "sender": "slack:U1"}'
+msgE=$(jq -r .id "$WORK/body")
+wait_reply planner 'e1 done'
+api GET /api/v1/tasks
+task=$(jq -r '.tasks[] | select(.prompt == "e-task fire") | .id' "$WORK/body")
+check "when_tainted allow: the tainted run's task was made without asking (task $task)" test -n "$task"
+idE1=$(pending send_file)
+api DELETE "/api/v1/tasks/$task"
+field "$idE1" why >"$WORK/why"
+check "the task's run is tainted by who scheduled it: its send_file is held ($(cat "$WORK/why"))" \
+	grep -q "^tainted: task $task scheduled by tainted run $msgE" "$WORK/why"
+cb deny "$idE1" >/dev/null 2>&1
+wait_reply planner 'e2 done'
 
 # The record: GET /api/v1/runs and the audit.
 api GET /api/v1/runs
