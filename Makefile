@@ -73,7 +73,8 @@ WEB_FILES   := src/daemon/web/index.html $(BUILD)/web/app.js src/daemon/web/styl
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
-DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-policy.c
+DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-policy.c \
+               tests/unit/test-taint.c
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)

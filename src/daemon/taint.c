@@ -259,8 +259,8 @@ task_cause(struct daemon *d, long long task, struct taint_start *out)
 		return;
 	for (struct taint_run *t = runs; t; t = t->next)
 		if (strcmp(t->group, by + 9) == 0 && t->n > 0 && t->started <= created)
-			taint_start_add(out, "task", "task %lld scheduled by tainted run %lld", task,
-			                (long long)t->message);
+			taint_start_add(out, "task", "task %lld scheduled by tainted run %lld",
+			                task, (long long)t->message);
 }
 
 /* The run ended tainted: the tasks its agent scheduled start tainted when they fire. */
@@ -270,9 +270,10 @@ tasks_settle(struct daemon *d, const struct taint_run *t)
 	sqlite3_stmt *st;
 	char by[96];
 	snprintf(by, sizeof(by), "agent of %s", t->group);
-	if (sqlite3_prepare_v2(store_db(d->store),
-	                       "SELECT id FROM tasks WHERE created_by = ? AND created >= ? LIMIT 256",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+	        store_db(d->store),
+	        "SELECT id FROM tasks WHERE created_by = ? AND created >= ? LIMIT 256", -1, &st,
+	        NULL) != SQLITE_OK)
 		return;
 	sqlite3_bind_text(st, 1, by, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, t->started);
@@ -284,8 +285,8 @@ tasks_settle(struct daemon *d, const struct taint_run *t)
 	for (size_t i = 0; i < n; i++) {
 		char key[48], val[96];
 		snprintf(key, sizeof(key), "task-taint:%lld", (long long)ids[i]);
-		snprintf(val, sizeof(val), "task %lld scheduled by tainted run %lld", (long long)ids[i],
-		         (long long)t->message);
+		snprintf(val, sizeof(val), "task %lld scheduled by tainted run %lld",
+		         (long long)ids[i], (long long)t->message);
 		(void)store_kv_set(d->store, key, val);
 	}
 }

@@ -3,8 +3,8 @@
  * content has entered it: a message from a sender who is not one of its group's owners, a
  * mount the operator marked "untrusted", the group's memory file as a tainted run left it,
  * a task that a tainted run scheduled, or (reported by the run's proxy over its control
- * channel) a response from a host not marked trusted. A tainted run's host actions get the policy's "when_tainted" verdicts
- * (policy.h), held for an approver who is told why ("tainted: CAUSE").
+ * channel) a response from a host not marked trusted. A tainted run's host actions get the policy's
+ * "when_tainted" verdicts (policy.h), held for an approver who is told why ("tainted: CAUSE").
  *
  * The daemon keeps each live run's causes here, bounded (TAINT_CAUSES_MAX a run, each at
  * most TAINT_CAUSE_MAX bytes; more are counted, not kept), audits each new cause once (action
