@@ -130,7 +130,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
 	                                   "max_requests", "services", "home", "max_time",
 	                                   "agent_may_install", "engine", "engine_options",
-	                                   "mcp_servers", "policy", "approvers", "budget", NULL};
+	                                   "mcp_servers", "policy", "approvers", "budget",
+	                                   "egress", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -277,8 +278,15 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	    (r = config_parse_engine(g, where, out, why, size)) < 0 ||
 	    (r = policy_parse(json_object_get(g, "policy"), json_object_get(g, "approvers"), where,
 	                      out->main, &out->policy, why, size)) < 0 ||
+	    (r = policy_parse_egress(json_object_get(g, "egress"), out->allow, out->n_allow, where,
+	                             &out->policy, why, size)) < 0 ||
 	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0)
 		return r;
+	if (out->policy.n_egress || out->policy.unlisted_hosts == VERDICT_ASK) {
+		out->egress_arg = policy_egress_arg(&out->policy);
+		if (!out->egress_arg)
+			return -ENOMEM;
+	}
 	return get_quota(g, where, &out->folder_quota, why, size);
 }
 
@@ -585,6 +593,10 @@ config_egress_argv(const struct daemon_config *cfg, const struct group_config *g
 		argv[n++] = "--model-allow-tool";
 		argv[n++] = cfg->model.allow_tools[i];
 	}
+	if (g->egress_arg) { /* the same flag for ask and the proxy */
+		argv[n++] = "--egress";
+		argv[n++] = g->egress_arg;
+	}
 	return n;
 }
 
@@ -600,6 +612,8 @@ config_done(struct daemon_config *c)
 			free(c->groups[i].engine_args[k]);
 		for (size_t k = 0; k < c->groups[i].n_mcp_servers; k++)
 			free(c->groups[i].mcp_servers[k]);
+		free(c->groups[i].egress_arg);
+		c->groups[i].egress_arg = NULL;
 	}
 	c->n_groups = 0;
 }

@@ -62,7 +62,8 @@ struct group_config {
 	size_t n_engine_args;
 	char *mcp_servers[8]; /* "mcp_servers": "NAME=CMD ARG..." for our agent's --mcp-server */
 	size_t n_mcp_servers;
-	struct group_policy policy; /* "policy" and "approvers" (policy.h) */
+	struct group_policy policy; /* "policy", "approvers" and "egress" (policy.h) */
+	char *egress_arg;           /* the proxy's --egress (policy_egress_arg), or NULL */
 	struct group_budget budget; /* "budget" (budget.h) */
 };
 #define CONFIG_MAX_TIME 86400
@@ -162,8 +163,8 @@ bool config_model_configured(const struct model_config *m);
 /* The group's egress caps and the model's allowed tools as command-line options: cap flags
  * are PREFIX "bytes-out" (and "bytes-in", "requests": "--proxy-max-" for clawbox ask,
  * "--max-" for clawbox-proxy), each followed by its value, then "--model-allow-tool NAME"
- * for each tool. Writes at most 6 + 2 * 16 entries into argv (borrowing from cfg, g and
- * buf) and returns how many. */
+ * for each tool, then "--egress JSON" when the group has egress rules. Writes at most 8 + 2 *
+ * 16 entries into argv (borrowing from cfg, g and buf) and returns how many. */
 size_t config_egress_argv(const struct daemon_config *cfg, const struct group_config *g,
                           char *buf, size_t buf_size, const char **argv, const char *prefix);
 

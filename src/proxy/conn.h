@@ -46,7 +46,7 @@ struct proxy {
 #define HOLD_MAX         4           /* requests of a run held at once (CONTRACTS 1) */
 #define HOLD_BODY_MAX    (1 << 20)   /* a held request's body, read in full */
 #define HOLD_PREVIEW_MAX 512         /* bytes of it the approver sees */
-#define HOLD_PATH_MAX    2048
+#define HOLD_PATH_MAX    1024
 
 enum conn_state {
 	ST_HEAD,
