@@ -424,7 +424,7 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
 	                                   "model", "groups", "telegram", "vm", "folder_quota",
-	                                   "limits", "envs", NULL};
+	                                   "limits", "envs", "hosts_file", NULL};
 	/* All but the groups; each is cleared as it is parsed. 128 groups are 1.7 MB, and
 	 * clearing them all made every page resident: +0.85 MiB of idle RSS (bench-daemon). */
 	size_t g0 = offsetof(struct daemon_config, groups), g1 = g0 + sizeof(c->groups);
@@ -447,6 +447,10 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 		r = get_string(j, "data_dir", "", c->data_dir, sizeof(c->data_dir), why, size);
 	if (r == 0 && c->data_dir[0] && c->data_dir[0] != '/')
 		return bad(why, size, "data_dir: expected an absolute path");
+	if (r == 0)
+		r = get_string(j, "hosts_file", "", c->hosts_file, sizeof(c->hosts_file), why, size);
+	if (r == 0 && c->hosts_file[0] && c->hosts_file[0] != '/')
+		return bad(why, size, "hosts_file: expected an absolute path");
 	char listen[96] = "";
 	if (r == 0)
 		r = get_string(j, "listen", "", listen, sizeof(listen), why, size);

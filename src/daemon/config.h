@@ -86,6 +86,7 @@ const char *config_key_env(const struct model_config *m);
 
 struct daemon_config {
 	char data_dir[512];
+	char hosts_file[512]; /* "hosts_file": the proxies resolve from it only ("": DNS) */
 	char listen_host[64];
 	unsigned listen_port;
 	bool allow_remote; /* listen may be a non-loopback address */

@@ -409,11 +409,10 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		         (long long)json_integer_value(json_object_get(e, "port")),
 		         json_get_str(e, "reason") ? ": " : "", json_get_str(e, "reason") ?: "");
 		const char *decision = json_get_str(e, "decision") ?: "error";
-		(void)store_audit(d->store, r->group, "egress",
-		                  strcmp(decision, "allow") == 0 || strcmp(decision, "deny") == 0
-		                      ? decision
-		                      : "error",
-		                  what);
+		if (strcmp(decision, "allow") != 0 && strcmp(decision, "deny") != 0 &&
+		    strcmp(decision, "taint") != 0) /* the proxy's taint lines keep their kind */
+			decision = "error";
+		(void)store_audit(d->store, r->group, "egress", decision, what);
 		if (kept && json_array_size(kept) < 200)
 			json_array_append_new(kept, json_pack("{s:s,s:s}", "decision",
 			                                      strcmp(decision, "allow") == 0 ||
@@ -1135,6 +1134,10 @@ start_run(struct daemon *d, const char *group)
 	for (size_t i = 0; i < g->n_allow; i++) {
 		argv[n++] = "--allow";
 		argv[n++] = g->allow[i];
+	}
+	if (d->cfg.hosts_file[0]) { /* tests and air-gapped installs: no DNS servers */
+		argv[n++] = "--hosts";
+		argv[n++] = d->cfg.hosts_file;
 	}
 	char ca_dir[PATH_MAX];
 	for (size_t i = 0; i < g->n_services; i++) {
