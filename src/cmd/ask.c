@@ -1079,8 +1079,14 @@ launcher(const struct ask *a, struct sandbox_spec *spec, pid_t parent, int in, i
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(SANDBOX_EXIT_SETUP);
 	/* Nothing else of ours may stay open: a copy of the prompt pipe's write end would keep
-	 * the agent waiting for the prompt's end forever. */
-	close_range(3, ~0U, 0);
+	 * the agent waiting for the prompt's end forever. The proxy's control channel is the one
+	 * exception, kept as fd 3 (close-on-exec: only sandbox_proxy_start hands it on). */
+	if (spec->proxy_control_fd >= 0) {
+		if (dup2(spec->proxy_control_fd, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
+			_exit(SANDBOX_EXIT_SETUP);
+		spec->proxy_control_fd = 3;
+	}
+	close_range(spec->proxy_control_fd >= 0 ? 4 : 3, ~0U, 0);
 	struct sandbox_result res;
 	if (a->vm_service)
 		(void)vm_client_run(a->vm_service, spec, a->self, &res);
