@@ -44,7 +44,6 @@ usage(FILE *out)
 	    "  --model-allow-tool T   let model requests use the server-side tool (or\n"
 	    "                         anthropic-beta value) T (repeatable; 'mcp': mcp_servers)\n"
 	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
-	    "  --tainted CAUSE        the run starts tainted by CAUSE (repeatable)\n"
 	    "  --upstream URL         the model API, reachable inside as http://" UPSTREAM_NAME
 	    "/\n"
 	    "  --upstream-key-env V   its key, from the environment variable V\n"
@@ -59,6 +58,11 @@ usage(FILE *out)
 	    "                         --help); its HTTPS is intercepted with the CA of --ca-dir\n"
 	    "  --ca-dir DIR           the interception CA (made on first use)\n"
 	    "  --ca-init              make the CA and DIR/bundle.crt if absent, then exit\n"
+	    "  --egress JSON          verdicts per host: {\"unlisted\": \"deny\"|\"ask\", \"rules\":\n"
+	    "                         [{\"host\", \"verdict\", \"trusted\", \"when_tainted\"}]}\n"
+	    "  --tainted CAUSE        the run starts tainted (repeatable)\n"
+	    "  --control-fd N         the daemon's control channel: asks for approvals, taint\n"
+	    "                         (without it, an ask verdict is a denial)\n"
 	    "  --check                only check the options, then exit\n"
 	    "  --log-prefix NAME      start error lines with NAME (the command the user ran)\n");
 }
@@ -91,7 +95,9 @@ main(int argc, char **argv)
 	    {"max-bytes-in", required_argument, NULL, 'I'},
 	    {"max-requests", required_argument, NULL, 'R'},
 	    {"model-allow-tool", required_argument, NULL, 'M'},
-	    {"tainted", required_argument, NULL, 'W'},
+	    {"egress", required_argument, NULL, 'E'},
+	    {"tainted", required_argument, NULL, 'G'},
+	    {"control-fd", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -103,6 +109,7 @@ main(int argc, char **argv)
 	bool no_key = false;
 	snprintf(up.header_name, sizeof(up.header_name), "x-api-key");
 	struct proxy_config cfg;
+	static struct egress_taint start_taint;
 	const char *why;
 	uint64_t v;
 	int opt, r;
@@ -182,20 +189,33 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
-		case 'W':
-			/* Accepted and checked; the proxy's own taint verdicts (when_tainted of
-			 * egress rules) are the egress part of issue 11, which reads it. */
-			if (!optarg[0] || strlen(optarg) > 256) {
-				log_error("--tainted: expected a cause of 1 to 256 bytes");
-				return 2;
-			}
-			break;
 		case 'T':
 			if (parse_u64(optarg, 86400, &v) < 0 || v == 0) {
 				log_error("--idle-timeout %s: expected 1 to 86400 seconds", optarg);
 				return 2;
 			}
 			cfg.idle_timeout_s = (unsigned)v;
+			break;
+		case 'E':
+			if (egress_parse(&cfg.egress, optarg, &why) < 0) {
+				log_error("--egress: %s", why);
+				return 2;
+			}
+			break;
+		case 'G':
+			if (!optarg[0]) {
+				log_error("--tainted: expected a cause");
+				return 2;
+			}
+			(void)egress_taint_add(&start_taint, optarg);
+			cfg.start_taint = &start_taint;
+			break;
+		case 'L':
+			if (parse_u64(optarg, 65535, &v) < 0 || v < 3) {
+				log_error("--control-fd %s: expected a descriptor number", optarg);
+				return 2;
+			}
+			cfg.control_fd = (int)v;
 			break;
 		case 'C':
 			check_only = true;
@@ -301,6 +321,10 @@ main(int argc, char **argv)
 		cfg.services = &services;
 	if (check_only)
 		return 0; /* the options parsed: that was the question */
+	if (cfg.control_fd >= 0 && fcntl(cfg.control_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		log_error("--control-fd %d: %s", cfg.control_fd, strerror(errno));
+		return 2;
+	}
 	if (geteuid() == 0)
 		cfg.drop_to_id = PROXY_HOST_ID;
 	curl_global_init(CURL_GLOBAL_DEFAULT);

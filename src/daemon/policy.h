@@ -36,6 +36,16 @@ enum host_action {
 #define POLICY_PENDING_GROUP   16  /* pending approvals of one group at once */
 #define POLICY_PENDING_RUN     4   /* of one run */
 
+#define POLICY_EGRESS_MAX      32  /* a group's "egress" rules */
+#define POLICY_EGRESS_HOST_MAX 264 /* "host[:port]" as written */
+
+/* One "egress" rule, as configured (the proxy normalizes and matches the host). */
+struct egress_rule_config {
+	char host[POLICY_EGRESS_HOST_MAX];
+	enum policy_verdict verdict, when_tainted; /* when_tainted UNSET: the default, ask */
+	bool trusted;
+};
+
 struct group_policy {
 	bool tools_set;          /* "tools" given: only those are granted */
 	uint32_t tools;          /* bit i: policy_tool_names[i] granted */
@@ -51,6 +61,8 @@ struct group_policy {
 	long long telegram[POLICY_MAX_TELEGRAM];
 	size_t n_telegram;
 	unsigned approval_secs; /* "approval_timeout": seconds; expiry is a denial */
+	struct egress_rule_config egress[POLICY_EGRESS_MAX]; /* the group's "egress" */
+	size_t n_egress;
 };
 
 extern const char *const policy_tool_names[];
@@ -66,6 +78,18 @@ int host_action_find(const char *name);
  * group is the main one: a policy that lets another group act on others contradicts it. */
 int policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
                  struct group_policy *out, char *why, size_t size);
+
+/* Parses a group's "egress" rules (NULL: none) into out (after policy_parse), checking them
+ * against each other, against the group's "allow" entries (allow, n_allow: as configured,
+ * strings or JSON objects with a "host") and its approvers. 0, or -EINVAL with one line naming
+ * the key in why. */
+int policy_parse_egress(json_t *egress, char *const *allow, size_t n_allow, const char *where,
+                        struct group_policy *out, char *why, size_t size);
+
+/* The proxy's --egress argument for the group (egress.h in src/proxy): a new string the caller
+ * frees, or NULL when the group has no rule and unlisted hosts are denied (the proxy's
+ * defaults) or out of memory. */
+char *policy_egress_arg(const struct group_policy *p);
 
 /* The verdict for action on the group itself (other == false) or on another group, with the
  * defaults applied. */
@@ -84,8 +108,9 @@ void policy_tools_csv(const struct group_policy *p, char *buf, size_t size);
 
 /* The effective policy as JSON (a new reference): tools, host_actions {ACTION: {"self",
  * "other_groups"}}, unlisted_hosts, approvers, approval_timeout, each verdict with whether it
- * is the default, and when_tainted {ACTION: {"self", "other_groups", "default"}}: the
- * verdicts that apply to a tainted run. */
-json_t *policy_json(const struct group_policy *p, bool main);
+ * is the default; egress: [{host, verdict, trusted, when_tainted, from: "egress"|"allow"}], the
+ * rules, then the allow entries (allow, n_allow) as the proxy reads them; when_tainted
+ * {ACTION: {"self", "other_groups", "default"}}: the verdicts that apply to a tainted run. */
+json_t *policy_json(const struct group_policy *p, bool main, char *const *allow, size_t n_allow);
 
 #endif

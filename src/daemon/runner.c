@@ -36,6 +36,7 @@
 #include "quota.h"
 #include "taint.h"
 #include "tasks.h"
+#include "egress.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
@@ -71,6 +72,7 @@ struct run {
 	char last_tool[128];       /* its last tool call's summary (clawbox runs, the web app) */
 	bool stopped;              /* by runner_stop: /stop, clawbox stop, the API, the page */
 	char run_id[33];           /* random: what approval grants of this run are bound to */
+	struct egress_chan *egress; /* its proxy's control channel (egress.h) */
 };
 
 struct ipc_conn {
@@ -408,11 +410,10 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		         (long long)json_integer_value(json_object_get(e, "port")),
 		         json_get_str(e, "reason") ? ": " : "", json_get_str(e, "reason") ?: "");
 		const char *decision = json_get_str(e, "decision") ?: "error";
-		(void)store_audit(d->store, r->group, "egress",
-		                  strcmp(decision, "allow") == 0 || strcmp(decision, "deny") == 0
-		                      ? decision
-		                      : "error",
-		                  what);
+		if (strcmp(decision, "allow") != 0 && strcmp(decision, "deny") != 0 &&
+		    strcmp(decision, "taint") != 0) /* the proxy's taint lines keep their kind */
+			decision = "error";
+		(void)store_audit(d->store, r->group, "egress", decision, what);
 		if (kept && json_array_size(kept) < 200)
 			json_array_append_new(kept, json_pack("{s:s,s:s}", "decision",
 			                                      strcmp(decision, "allow") == 0 ||
@@ -623,6 +624,7 @@ unlink_run(struct daemon *d, struct run *r)
 	d->running--;
 	taint_run_end(d, r->run_id); /* before the socket goes: nothing asks after this */
 	ipc_close(r);
+	egress_chan_free(r->egress);
 	bufferevent_free(r->out);
 	bufferevent_free(r->err);
 	dbuf_done(&r->reply);
@@ -886,7 +888,7 @@ pipe_event(struct bufferevent *bev, short what, void *arg)
  * copied for it. A function of its own, so that nothing of the caller's frame lives across
  * the vfork. */
 __attribute__((noinline)) pid_t
-daemon_spawn(const char **argv, char **envp, int in, int out, int err)
+daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep)
 {
 	pid_t parent = getpid();
 	pid_t pid = vfork();
@@ -903,6 +905,10 @@ daemon_spawn(const char **argv, char **envp, int in, int out, int err)
 		signal(SIGPIPE, SIG_DFL);
 		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 			_exit(125);
+		/* The one more descriptor the child gets (the proxy's control channel), in the
+		 * child's own table only: vfork shares memory, not descriptors. */
+		if (keep >= 0 && fcntl(keep, F_SETFD, 0) < 0)
+			_exit(125);
 		/* Runs are batch work and the daemon is their control plane: with 100 runs on 2
 		 * cores at the daemon's own priority, /healthz waited ~500 ms at p99 for a CPU
 		 * (test-scale.sh). Best effort: a run at the daemon's priority still works. */
@@ -912,6 +918,12 @@ daemon_spawn(const char **argv, char **envp, int in, int out, int err)
 		_exit(127);
 	}
 	return pid;
+}
+
+pid_t
+daemon_spawn(const char **argv, char **envp, int in, int out, int err)
+{
+	return daemon_spawn_keep(argv, envp, in, out, err, -1);
 }
 
 /* ask's environment: what it needs and the model key, nothing else of the daemon's (the
@@ -1134,6 +1146,10 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--allow";
 		argv[n++] = g->allow[i];
 	}
+	if (d->cfg.hosts_file[0]) { /* tests and air-gapped installs: no DNS servers */
+		argv[n++] = "--hosts";
+		argv[n++] = d->cfg.hosts_file;
+	}
 	char ca_dir[PATH_MAX];
 	for (size_t i = 0; i < g->n_services; i++) {
 		argv[n++] = "--service";
@@ -1256,6 +1272,17 @@ start_run(struct daemon *d, const char *group)
 	argv[n++] = r->audit_path;
 	argv[n++] = "--host-socket";
 	argv[n++] = r->sock_path;
+	/* The proxy's control channel: approvals of egress, taint (egress.h). */
+	int control = -1;
+	char control_text[16];
+	if ((e = egress_chan_open(d, group, r->run_id, &r->egress, &control)) < 0) {
+		ipc_close(r);
+		free(r);
+		return start_later(d, group, e); /* out of descriptors or memory: for now */
+	}
+	snprintf(control_text, sizeof(control_text), "%d", control);
+	argv[n++] = "--proxy-control-fd";
+	argv[n++] = control_text;
 	char tokens[24];
 	if (tokens_left != UINT64_MAX) { /* what the day's budget leaves for this run */
 		snprintf(tokens, sizeof(tokens), "%llu", (unsigned long long)tokens_left);
@@ -1285,11 +1312,14 @@ start_run(struct daemon *d, const char *group)
 	char *envp[8 + CONFIG_MAX_SERVICES];
 	daemon_environment(d, true, envp, 8);
 	add_service_env(g, envp, ARRAY_SIZE(envp));
-	pid_t pid = test_spawn_fails() ? -EMFILE : daemon_spawn(argv, envp, in, out[1], err[1]);
+	pid_t pid = test_spawn_fails() ? -EMFILE
+	                               : daemon_spawn_keep(argv, envp, in, out[1], err[1], control);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;
 	}
+	close(control);
+	control = -1;
 	close(in);
 	close(out[1]);
 	close(err[1]);
@@ -1320,6 +1350,9 @@ start_run(struct daemon *d, const char *group)
 fail:
 	taint_run_end(d, r->run_id);
 	ipc_close(r);
+	egress_chan_free(r->egress);
+	if (control >= 0)
+		close(control);
 	free(r);
 	if (in >= 0)
 		close(in);
