@@ -48,27 +48,37 @@ cat >"$WORK/allow.json" <<JSON
 {"roots": [{"path": "$H/docs"}]}
 JSON
 
-"$FAKE" --scenario "$TOP/tests/data/scenarios/taint.json" --log "$WORK/model.log" \
+# The untrusted page of session F, on loopback under a name (the proxy's hosts file).
+"$HTTPD" 127.0.0.1 0 C "$WORK/c.log" >"$WORK/port.C" 2>/dev/null &
+HPID=$!
+wait_until 5 test -s "$WORK/port.C"
+PC=$(cat "$WORK/port.C")
+printf '127.0.0.1 page.example\n' >"$WORK/hosts"
+sed -e "s/@PC@/$PC/g" "$TOP/tests/data/scenarios/taint.json" >"$WORK/scenario.json"
+
+"$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" \
 	--port-file "$WORK/mport" --key "$KEY" --forbid "$KEY" &
 MPID=$!
 wait_until 5 test -s "$WORK/mport"
 PORT=$((20000 + RANDOM % 20000))
 DATA=$WORK/data
 cat >"$WORK/etc/config.json" <<JSON
-{"data_dir": "$DATA", "listen": "127.0.0.1:$PORT",
+{"data_dir": "$DATA", "listen": "127.0.0.1:$PORT", "hosts_file": "$WORK/hosts",
  "model": {"provider": "anthropic", "base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
  "groups": [{"id": "main", "main": true, "owners": ["api", "telegram:42"],
              "policy": {"other_groups": {"send_message": "allow"}}},
             {"id": "family"},
             {"id": "reader", "mounts": [{"host": "$H/docs", "path": "/workspace/docs", "untrusted": true}]},
-            {"id": "planner", "policy": {"when_tainted": {"schedule_task": "allow"}}}],
+            {"id": "planner", "policy": {"when_tainted": {"schedule_task": "allow"}}},
+            {"id": "browser", "allow": ["page.example:$PC", "127.0.0.1:$PC"]}],
  "limits": {"task_min_interval": 1}}
 JSON
 "$CLAWBOX" serve --config "$WORK/etc/config.json" --check-config >"$WORK/out" 2>&1
 check "the test's configuration is accepted ($(cat "$WORK/out"))" test $? = 0
-mkdir -p "$DATA/groups/main" "$DATA/groups/planner"
+mkdir -p "$DATA/groups/main" "$DATA/groups/planner" "$DATA/groups/browser"
 echo "NOTES: the family's secrets" >"$DATA/groups/main/notes.txt"
 echo "NOTES: the planner's" >"$DATA/groups/planner/notes.txt"
+echo "NOTES: the browser's" >"$DATA/groups/browser/notes.txt"
 is_root && chown -R "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$DATA/groups"
 chmod 700 "$DATA" "$DATA/groups" 2>/dev/null
 
@@ -183,6 +193,19 @@ check "the task's run is tainted by who scheduled it: its send_file is held ($(c
 cb deny "$idE1" >/dev/null 2>&1
 wait_reply planner 'e2 done'
 
+# Session F: a page from a host not marked trusted (an "allow" entry), read through the
+# proxy, taints the run as it goes (the proxy's control channel): the file it then sends is
+# held.
+api POST /api/v1/groups/browser/messages '{"text": "f1 browse"}'
+msgF=$(jq -r .id "$WORK/body")
+idF1=$(pending send_file)
+field "$idF1" why >"$WORK/why"
+check "a fetched untrusted page taints the run: its send_file is held ($(cat "$WORK/why"))" \
+	grep -q "^tainted: response from untrusted host page.example" "$WORK/why"
+cb deny "$idF1" >/dev/null 2>&1
+wait_reply browser 'f1 done'
+check "the page was fetched" grep -q "/page.html" "$WORK/c.log"
+
 # The record: GET /api/v1/runs and the audit.
 api GET /api/v1/runs
 run_taint() { jq -c --argjson m "$1" '[.runs[] | select(.message_id == $m) | .tainted, .taint]' "$WORK/body"; }
@@ -192,6 +215,8 @@ check "B tainted by its memory ($(run_taint "$msgB"))" sh -c \
 	"jq -e --argjson m $msgB '.runs[] | select(.message_id == \$m) | .tainted == true and .taint == [\"memory written by tainted run $msgA\"]' '$WORK/body' >/dev/null"
 check "C clean ($(run_taint "$msgC"))" sh -c \
 	"jq -e --argjson m $msgC '.runs[] | select(.message_id == \$m) | .tainted == false and .taint == []' '$WORK/body' >/dev/null"
+check "F tainted by what it fetched ($(run_taint "$msgF"))" sh -c \
+	"jq -e --argjson m $msgF '.runs[] | select(.message_id == \$m) | .tainted == true and (.taint[0] | test(\"page.example\"))' '$WORK/body' >/dev/null"
 check "D tainted by its mount ($(run_taint "$msgD"))" sh -c \
 	"jq -e --argjson m $msgD '.runs[] | select(.message_id == \$m) | .tainted == true and (.taint[0] | test(\"untrusted mount /workspace/docs\"))' '$WORK/body' >/dev/null"
 cb audit >"$WORK/audit" 2>&1
@@ -203,7 +228,7 @@ check "a clean run left no taint row" not grep -q "run $msgC:" "$WORK/audit"
 check "every model request was what the scenario expected" sh -c "! grep -q '\"ok\":false' '$WORK/model.log'"
 kill "$SPID" 2>/dev/null
 wait "$SPID" 2>/dev/null
-kill "$MPID" 2>/dev/null
+kill "$MPID" "$HPID" 2>/dev/null
 wait_until 60 no_leftovers
 check_clean "nothing of any sandbox is left"
 done_testing
