@@ -25,7 +25,7 @@ check_config() { # EXPECTED JSON
 		not_ok "config error: $1 (exit $rc: $(cat "$WORK/err"))"
 	fi
 }
-check_config 'groups[0].owners[1]: expected "api" or "KIND:ID" of a channel' \
+check_config 'groups[0].owners[1]: expected "api" or a channel'"'"'s "KIND:ID"' \
 	'{"groups": [{"id": "m", "owners": ["api", "bob"]}]}'
 check_config 'groups[0].owners: expected a list' '{"groups": [{"id": "m", "owners": "api"}]}'
 check_config 'groups[0].policy.when_tainted.send_fil: not a host action' \

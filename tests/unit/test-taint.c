@@ -58,6 +58,9 @@ main(void)
 	   "default: the API (with or without a sender) and the scheduler are owners");
 	ok(!taint_sender_is_owner(&o, "telegram:42") && !taint_sender_is_owner(&o, "slack:U1"),
 	   "default: channel senders are not");
+	ok(!taint_sender_is_owner(&o, "newkind:7") && taint_sender_is_owner(&o, "Ana: hi") &&
+	       taint_sender_is_owner(&o, "chat"),
+	   "any KIND:ID is a channel's sender; other API senders are the API's");
 	ok(owners("[\"telegram:42\"]", &o, why, sizeof(why)) == 0 && !o.api,
 	   "owners without \"api\"");
 	ok(taint_sender_is_owner(&o, "telegram:42") && !taint_sender_is_owner(&o, "telegram:420") &&
