@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -321,6 +322,15 @@ policy_parse_egress(json_t *egress, char *const *allow, size_t n_allow, const ch
 		if (!host || !host[0] || strlen(host) >= sizeof(r->host) ||
 		    strpbrk(host, " \t\r\n/\"\\@?#") || strstr(host, "://"))
 			return BAD("%s.egress[%zu].host: expected HOST or HOST:PORT", where, i);
+		const char *colon = strrchr(host, ':'), *bracket = strrchr(host, ']');
+		if (colon && (!bracket || colon > bracket)) {
+			char *end;
+			long port = strtol(colon + 1, &end, 10);
+			if (*end || colon[1] < '1' || colon[1] > '9' || port > 65535)
+				return BAD("%s.egress[%zu].host: expected HOST or HOST:PORT (a port "
+				           "from 1 to 65535)",
+				           where, i);
+		}
 		snprintf(r->host, sizeof(r->host), "%s", host);
 		if (!(r->verdict = verdict_parse(json_object_get(e, "verdict"))))
 			return BAD("%s.egress[%zu].verdict: expected \"allow\", \"ask\" or \"deny\"",

@@ -204,6 +204,7 @@ answered(struct proxy *px, uint64_t id, bool allow, const char *reason)
 	snprintf(c->reason, sizeof(c->reason), "held (%s), approved: %s", c->held_why, reason);
 	c->state = ST_HEAD;
 	c->approved = true;
+	c->egress_ok = true; /* an approver allowed it: no --allow entry needed */
 	c->release(c);
 }
 

@@ -33,7 +33,7 @@ check_config() { # EXPECTED JSON: one line naming the key, exit 2
 		not_ok "config error: $1 (exit $rc: $(cat "$WORK/err"))"
 	fi
 }
-check_config 'groups[0].egress[1].host: a.example has a rule already (egress[0])' \
+check_config 'groups[0].egress[1].host: A.example has a rule already (egress[0])' \
 	'{"groups": [{"id": "m", "egress": [{"host": "a.example", "verdict": "allow"}, {"host": "A.example", "verdict": "deny"}]}]}'
 check_config 'groups[0].egress[0].verdict: "deny" for a.example, which groups[0].allow[0] allows' \
 	'{"groups": [{"id": "m", "allow": ["a.example"], "egress": [{"host": "a.example", "verdict": "deny"}]}]}'
@@ -51,7 +51,7 @@ check_config 'groups[0].egress[0].trust: unknown key' \
 	'{"groups": [{"id": "m", "egress": [{"host": "a.example", "verdict": "allow", "trust": true}]}]}'
 check_config 'groups[0].egress[0].host: expected HOST or HOST:PORT' \
 	'{"groups": [{"id": "m", "egress": [{"host": "http://a.example/", "verdict": "allow"}]}]}'
-check_config 'groups[0]: the proxy refused its egress options' \
+check_config 'groups[0].egress[0].host: expected HOST or HOST:PORT' \
 	'{"groups": [{"id": "m", "egress": [{"host": "a.example:99999", "verdict": "allow"}]}]}'
 
 start_httpd_log() { # VAR NAME LOGFILE
@@ -118,7 +118,7 @@ approval() { # ID FIELD
 	api GET "/api/v1/approvals?all=1"
 	jq -r --argjson id "$1" ".approvals[] | select(.id == \$id) | .$2" "$WORK/body"
 }
-got() { grep -q -- "$2" "$WORK/$1.log" 2>/dev/null; } # SERVER PATTERN
+got() { grep -q -- "$2" "$WORK/$1.log" 2>/dev/null; } # SERVER(a, b, c, t) PATTERN
 
 start_daemon
 
@@ -133,7 +133,7 @@ check "clawbox policy inj: a trusted host, and the allow entries (untrusted, ask
 say web "w1 held"
 id1=$(pending_id note-1)
 check "a POST to an unlisted host is held as approval $id1" test -n "$id1"
-check "nothing reached the server yet" not got B note-1
+check "nothing reached the server yet" not got b note-1
 check "the approver sees method, host, port, path" test "$(approval "$id1" destination)" = "POST unlisted.example:$PB/in"
 check "and the body's preview, size and sha256, and why" sh -c \
 	"[ '$(approval "$id1" preview)' = note-1 ] && [ '$(approval "$id1" size)' = 6 ] && [ '$(approval "$id1" sha256)' = '$(printf note-1 | sha256sum | cut -d' ' -f1)' ] && [ '$(approval "$id1" why)' = 'egress from web: unlisted host' ] && [ '$(approval "$id1" action)' = egress ]"
@@ -141,8 +141,8 @@ cb approvals >"$WORK/list" 2>&1
 check "clawbox approvals lists it" grep -q "#$id1 pending web: egress -> POST unlisted.example:$PB/in" "$WORK/list"
 cb approve "$id1" >"$WORK/out" 2>&1
 check "clawbox approve $id1 ($(cat "$WORK/out"))" grep -q "approval $id1: approved" "$WORK/out"
-wait_until 10 got B note-1
-check "approved: the request reached the server, with its body" got B "body: note-1"
+wait_until 10 got b note-1
+check "approved: the request reached the server, with its body" got b "body: note-1"
 
 # The same destination with another body asks again; denied, nothing goes out.
 id2=$(pending_id note-2)
@@ -169,7 +169,7 @@ cb approve "$id5" --always >/dev/null 2>&1
 wait_reply web 'w2 done'
 say web "w3 rule"
 wait_reply web 'w3 done'
-check "the next run's request passed by the rule" got B "body: note-6"
+check "the next run's request passed by the rule" got b "body: note-6"
 api GET "/api/v1/approvals?all=1"
 check "and made no request" bash -c "! grep -q note-6 '$WORK/body'"
 cb policy web >"$WORK/pol" 2>&1
@@ -182,7 +182,7 @@ id7=$(pending_id note-7)
 check "with the rule removed, it is held again (approval $id7)" test -n "$id7"
 cb deny "$id7" >/dev/null 2>&1
 wait_reply web 'w4 done'
-check "note-7 never reached the server" not got B note-7
+check "note-7 never reached the server" not got b note-7
 
 # Not an approver, then expiry.
 say ops "o1 expiry"
@@ -207,11 +207,11 @@ api GET "/api/v1/audit?after=0"
 check "audited: the DNS-name request refused, the taint and its cause" sh -c \
 	"grep -q 'exfil.example:80 is not in the allowlist' '$WORK/body' && grep -q '\"action\":\"taint:egress\",\"decision\":\"tainted\",\"reason\":\"run [0-9]*: response from untrusted host page.example' '$WORK/body'"
 check "nothing of the notes reached the allowed host" sh -c "! grep -q 'NOTE-SECRET\|/c?d=' '$WORK/a.log'"
-check "the page was fetched" got C "/page.html"
+check "the page was fetched" got c "/page.html"
 
 say inj "i2 clean"
 wait_reply inj 'i2 done'
-check "a clean session (a trusted host read) posts the same notes without asking" got A "body: NOTE-SECRET-4711"
+check "a clean session (a trusted host read) posts the same notes without asking" got a "body: NOTE-SECRET-4711"
 api GET "/api/v1/approvals?all=1"
 check "and made no approval request" test "$(jq '[.approvals[] | select(.group == "inj")] | length' "$WORK/body")" = 2
 
@@ -226,7 +226,7 @@ check "after SIGKILL and restart, approval $id11 is denied" test "$(approval "$i
 cb approve "$id11" >"$WORK/out" 2>&1
 check "and cannot be approved any more ($(cat "$WORK/out"))" grep -q "is denied, not pending" "$WORK/out"
 wait_reply web 'after restart'
-check "note-9 never reached the server" not got B note-9
+check "note-9 never reached the server" not got b note-9
 
 check "every model request was what the scenario expected" sh -c "! grep -q '\"ok\":false' '$WORK/model.log'"
 kill -TERM "$SPID"
@@ -234,4 +234,5 @@ wait "$SPID" 2>/dev/null
 kill "$MPID" 2>/dev/null
 wait_until 60 no_leftovers
 check_clean "nothing of any sandbox is left"
+[ -n "${EGRESS_KEEP:-}" ] && cp -r "$WORK" "$EGRESS_KEEP"
 done_testing
