@@ -70,7 +70,8 @@ cat >"$WORK/etc/config.json" <<JSON
             {"id": "family"},
             {"id": "reader", "mounts": [{"host": "$H/docs", "path": "/workspace/docs", "untrusted": true}]},
             {"id": "planner", "policy": {"when_tainted": {"schedule_task": "allow"}}},
-            {"id": "browser", "allow": ["page.example:$PC", "127.0.0.1:$PC"]}],
+            {"id": "browser", "allow": ["page.example:$PC", "127.0.0.1:$PC"]},
+            {"id": "crashy"}],
  "limits": {"task_min_interval": 1}}
 JSON
 "$CLAWBOX" serve --config "$WORK/etc/config.json" --check-config >"$WORK/out" 2>&1
@@ -205,6 +206,23 @@ check "a fetched untrusted page taints the run: its send_file is held ($(cat "$W
 cb deny "$idF1" >/dev/null 2>&1
 wait_reply browser 'f1 done'
 check "the page was fetched" grep -q "/page.html" "$WORK/c.log"
+
+# Session G: the daemon is killed (SIGKILL) under a tainted run. Whatever the run may have
+# written to its memory file is not trusted after the restart: the group's next runs start
+# tainted by it, until someone else changes the file.
+api POST /api/v1/groups/crashy/messages '{"text": "g1 crash", "sender": "discord:5"}'
+msgG=$(jq -r .id "$WORK/body")
+wait_until 40 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/runs' | jq -e '.running[] | select(.group == \"crashy\" and .tool_events > 0)' >/dev/null"
+kill -KILL "$SPID"
+wait "$SPID" 2>/dev/null
+start_daemon
+wait_reply crashy 'g1 done'
+api POST /api/v1/groups/crashy/messages '{"text": "g2 owner"}'
+msgG2=$(jq -r .id "$WORK/body")
+wait_reply crashy 'g2 done'
+api GET /api/v1/runs
+check "after a crash under a tainted run, the owner's next run is tainted by the memory ($(jq -c --argjson m "$msgG2" '.runs[] | select(.message_id == $m) | .taint' "$WORK/body"))" sh -c \
+	"jq -e --argjson m $msgG2 '.runs[] | select(.message_id == \$m) | .tainted == true and .taint == [\"memory possibly written by tainted run $msgG (the daemon ended during it)\"]' '$WORK/body' >/dev/null"
 
 # The record: GET /api/v1/runs and the audit.
 api GET /api/v1/runs
