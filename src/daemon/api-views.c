@@ -249,6 +249,11 @@ get_transcript(struct daemon *d, struct evhttp_request *req, int64_t id)
 			json_decref(egress);
 		egress = json_array();
 	}
+	if (!json_object_get(run, "taint")) { /* a finished run: what tainted it, kept (taint.h) */
+		json_t *causes = taint_message_causes(d, id);
+		json_object_set_new(run, "tainted", json_boolean(json_array_size(causes) > 0));
+		json_object_set_new(run, "taint", causes);
+	}
 	api_send_json(req, 200,
 	          json_pack("{s:O,s:o,s:o,s:o,s:o}", "run", run, "message", message, "replies",
 	                    replies, "tools", tools ? tools : json_array(), "egress", egress));

@@ -237,6 +237,9 @@ check "F tainted by what it fetched ($(run_taint "$msgF"))" sh -c \
 	"jq -e --argjson m $msgF '.runs[] | select(.message_id == \$m) | .tainted == true and (.taint[0] | test(\"page.example\"))' '$WORK/body' >/dev/null"
 check "D tainted by its mount ($(run_taint "$msgD"))" sh -c \
 	"jq -e --argjson m $msgD '.runs[] | select(.message_id == \$m) | .tainted == true and (.taint[0] | test(\"untrusted mount /workspace/docs\"))' '$WORK/body' >/dev/null"
+api GET "/api/v1/runs/$msgA"
+check "GET /api/v1/runs/$msgA (the transcript) says it too" \
+	sh -c "jq -e '.run.tainted == true and (.run.taint[0] | test(\"telegram:999\"))' '$WORK/body' >/dev/null"
 cb audit >"$WORK/audit" 2>&1
 check "clawbox audit shows each cause" sh -c \
 	"grep -q 'tainted taint:sender: run $msgA: message $msgA from telegram:999' '$WORK/audit' && grep -q 'tainted taint:memory: run $msgA changed the memory file' '$WORK/audit' && grep -q 'tainted taint:memory: run $msgB: memory written by tainted run $msgA' '$WORK/audit' && grep -q 'tainted taint:mount: run $msgD: untrusted mount' '$WORK/audit'"
