@@ -410,7 +410,7 @@ unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 check: lint clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy $(BUILD)/tests/test-proxy-egress bench-deps
+bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy $(BUILD)/tests/test-taint $(BUILD)/tests/test-proxy-egress bench-deps
 	@bench/bench-policy.sh
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
