@@ -421,8 +421,10 @@ policy_host_action_tainted(const struct group_policy *p, bool main, enum host_ac
 	enum policy_verdict t = p->tainted[a] ? p->tainted[a]
 	                        : other       ? tainted_defaults[a].other
 	                                      : tainted_defaults[a].self;
-	/* allow < ask < deny in the enum: the stricter one. */
-	if (t > base) {
+	/* allow < ask < deny in the enum: the stricter one. The taint decides (and the hold is
+	 * a tainted one, which no grant of an untainted ask passes) whenever its own verdict
+	 * asks or denies and the policy's is not stricter. */
+	if (t >= VERDICT_ASK && t >= base) {
 		if (ret_by_taint)
 			*ret_by_taint = true;
 		return t;

@@ -98,7 +98,7 @@ enum policy_verdict policy_host_action(const struct group_policy *p, bool main, 
 /* The verdict for action in a run that is tainted: the stricter of policy_host_action() and
  * the group's "when_tainted" (default: ask for send_message to another group, send_file and
  * schedule_task; the others unchanged). *ret_by_taint (may be NULL) says whether the taint
- * made it stricter. */
+ * decides it: its verdict asks or denies, and the policy's is not stricter. */
 enum policy_verdict policy_host_action_tainted(const struct group_policy *p, bool main,
                                                enum host_action a, bool other, bool *ret_by_taint);
 /* Whether the tool (an agent tool's name) is granted. */

@@ -151,7 +151,7 @@ main(int argc, char **argv)
 	char cfg[512];
 	snprintf(cfg, sizeof(cfg),
 	         "{\"data_dir\": \"%s\", \"groups\": [{\"id\": \"main\", \"main\": true, "
-	         "\"policy\": {\"other_groups\": {\"send_message\": \"allow\"}}}, {\"id\": "
+	         "\"policy\": {\"other_groups\": {\"send_message\": \"ask\"}}}, {\"id\": "
 	         "\"fam\"}]}",
 	         dir);
 	ok(config_parse(cfg, &d->cfg, why, sizeof(why)) == 0, "config (%s)", why);
@@ -202,11 +202,18 @@ main(int argc, char **argv)
 	_cleanup_json_ json_t *other = json_loads(
 	    "{\"tool\": \"send_message\", \"input\": {\"text\": \"notes\", \"group\": \"fam\"}}", 0,
 	    NULL);
+	ok(sqlite3_exec(store_db(d->store),
+	                "INSERT INTO policy_rules (grp, action, destination, verdict, added, "
+	                "added_by, approval) VALUES ('main', 'send_message', 'group:fam', 'allow', "
+	                "0, 'cli', 1)",
+	                NULL, NULL, NULL) == 0 &&
+	       approvals_init(d) == 0,
+	   "an approver's \"always\" rule for main's messages to fam");
 	ok(approvals_gate(d, "main", "run-b", other, &budget, never, NULL, &ans) == APPROVAL_RUN,
-	   "clean run: send_message to fam runs (the policy allows it)");
+	   "clean run: send_message to fam runs (by the rule)");
 	ok(approvals_gate(d, "main", "run-a", other, &budget, never, (void *)1, &ans) ==
 	       APPROVAL_HELD,
-	   "tainted run: the same request is held");
+	   "tainted run: the same request is held; the untainted rule does not pass it");
 	ok(count(d, "SELECT COUNT(*) FROM approvals WHERE why LIKE 'tainted: message %' AND "
 	            "destination = 'group:fam when tainted'") == 1,
 	   "the approver is told why, and the grant is for the tainted destination");
