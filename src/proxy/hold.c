@@ -43,7 +43,7 @@ send_frame(struct proxy *px, json_t *o)
 	size_t n = strlen(text);
 	if (px->control_fd >= 0 && n <= CONTROL_FRAME_MAX &&
 	    send(px->control_fd, text, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n)
-		hold_control_lost(px, "the control channel to the daemon failed");
+		hold_control_lost(px, "the daemon is gone (sending on its control channel failed)");
 	free(text);
 }
 
