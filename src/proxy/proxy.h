@@ -24,7 +24,7 @@
 
 struct proxy_config {
 	struct allowlist allow;
-	struct egress_policy egress; /* --egress: verdicts per host (egress.h) */
+	struct egress_policy egress;            /* --egress: verdicts per host (egress.h) */
 	const struct egress_taint *start_taint; /* --tainted: the run starts tainted; or NULL */
 	int control_fd; /* SOCK_SEQPACKET to the daemon (hold.c), or -1: asks are denials */
 	const char *sandbox_id;
