@@ -202,6 +202,7 @@ main(int argc, char **argv)
 				log_error("--egress: %s", why);
 				return 2;
 			}
+			cfg.taint_verdicts = true;
 			break;
 		case 'G':
 			if (!optarg[0]) {
@@ -210,6 +211,7 @@ main(int argc, char **argv)
 			}
 			(void)egress_taint_add(&start_taint, optarg);
 			cfg.start_taint = &start_taint;
+			cfg.taint_verdicts = true;
 			break;
 		case 'L':
 			if (parse_u64(optarg, 65535, &v) < 0 || v < 3) {
@@ -217,6 +219,7 @@ main(int argc, char **argv)
 				return 2;
 			}
 			cfg.control_fd = (int)v;
+			cfg.taint_verdicts = true;
 			break;
 		case 'C':
 			check_only = true;

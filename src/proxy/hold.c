@@ -305,9 +305,9 @@ egress_gate(struct conn *c, bool allowed, bool has_input, void (*release)(struct
 	struct proxy *px = c->px;
 	struct request *r = &c->req;
 	struct egress_decision d;
-	egress_judge(&px->cfg->egress, &px->taint, r->host, r->kind, r->port, allowed, has_input,
-	             &d);
-	c->taints = !d.trusted;
+	egress_judge(&px->cfg->egress, px->cfg->taint_verdicts ? &px->taint : NULL, r->host,
+	             r->kind, r->port, allowed, has_input, &d);
+	c->taints = px->cfg->taint_verdicts && !d.trusted;
 	switch (d.verdict) {
 	case EGRESS_ALLOW:
 		c->egress_ok = d.by_rule;
