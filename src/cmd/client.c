@@ -863,21 +863,22 @@ cmd_policy(int argc, char **argv)
 	       json_is_true(json_object_get(ow, "default")) ? " (default)" : "");
 	printf("  unlisted hosts: %s\n", json_get_str(p, "unlisted_hosts") ?: "");
 	json_t *eg = json_object_get(p, "egress");
-	printf("  egress:%s\n", json_array_size(eg) ? "                 verdict  trusted  when tainted"
-	                                            : " no hosts listed");
+	printf("  egress:%s\n", json_array_size(eg)
+	                            ? "                 verdict  trusted  when tainted"
+	                            : " no hosts listed");
 	json_array_foreach(eg, i, t)
 	{
 		char line[512];
-		int w = snprintf(line, sizeof(line), "    %-22s %-8s %-8s %s%s%s\n",
-		                 json_get_str(t, "host") ?: "", json_get_str(t, "verdict") ?: "",
-		                 json_is_true(json_object_get(t, "trusted")) ? "yes" : "no",
-		                 json_get_str(t, "when_tainted") ?: "",
-		                 json_is_true(json_object_get(t, "when_tainted_default")) &&
-		                         !json_is_true(json_object_get(t, "trusted"))
-		                     ? " (default)"
-		                     : "",
-		                 strcmp(json_get_str(t, "from") ?: "", "allow") == 0 ? "  [from allow]"
-		                                                                   : "");
+		int w = snprintf(
+		    line, sizeof(line), "    %-22s %-8s %-8s %s%s%s\n",
+		    json_get_str(t, "host") ?: "", json_get_str(t, "verdict") ?: "",
+		    json_is_true(json_object_get(t, "trusted")) ? "yes" : "no",
+		    json_get_str(t, "when_tainted") ?: "",
+		    json_is_true(json_object_get(t, "when_tainted_default")) &&
+		            !json_is_true(json_object_get(t, "trusted"))
+		        ? " (default)"
+		        : "",
+		    strcmp(json_get_str(t, "from") ?: "", "allow") == 0 ? "  [from allow]" : "");
 		print_clean(stdout, line, w > 0 && (size_t)w < sizeof(line) ? (size_t)w : 0);
 	}
 	printf("  approvers:");

@@ -58,7 +58,8 @@ usage(FILE *out)
 	    "                         --help); its HTTPS is intercepted with the CA of --ca-dir\n"
 	    "  --ca-dir DIR           the interception CA (made on first use)\n"
 	    "  --ca-init              make the CA and DIR/bundle.crt if absent, then exit\n"
-	    "  --egress JSON          verdicts per host: {\"unlisted\": \"deny\"|\"ask\", \"rules\":\n"
+	    "  --egress JSON          verdicts per host: {\"unlisted\": \"deny\"|\"ask\", "
+	    "\"rules\":\n"
 	    "                         [{\"host\", \"verdict\", \"trusted\", \"when_tainted\"}]}\n"
 	    "  --tainted CAUSE        the run starts tainted (repeatable)\n"
 	    "  --control-fd N         the daemon's control channel: asks for approvals, taint\n"
@@ -201,6 +202,7 @@ main(int argc, char **argv)
 				log_error("--egress: %s", why);
 				return 2;
 			}
+			cfg.taint_verdicts = true;
 			break;
 		case 'G':
 			if (!optarg[0]) {
@@ -209,6 +211,7 @@ main(int argc, char **argv)
 			}
 			(void)egress_taint_add(&start_taint, optarg);
 			cfg.start_taint = &start_taint;
+			cfg.taint_verdicts = true;
 			break;
 		case 'L':
 			if (parse_u64(optarg, 65535, &v) < 0 || v < 3) {
@@ -216,6 +219,7 @@ main(int argc, char **argv)
 				return 2;
 			}
 			cfg.control_fd = (int)v;
+			cfg.taint_verdicts = true;
 			break;
 		case 'C':
 			check_only = true;

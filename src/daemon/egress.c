@@ -155,9 +155,10 @@ on_ask(struct egress_chan *ch, json_t *o, const char **why)
 	json_int_t id = json_integer_value(idv);
 	if (++ch->n_asks > EGRESS_ASKS_MAX) {
 		if (ch->n_asks == EGRESS_ASKS_MAX + 1)
-			(void)store_audit(ch->d->store, ch->group, "egress", "deny",
-			                  "the run asked for egress approvals more than 256 times: the "
-			                  "rest are denied unasked");
+			(void)store_audit(
+			    ch->d->store, ch->group, "egress", "deny",
+			    "the run asked for egress approvals more than 256 times: the "
+			    "rest are denied unasked");
 		send_answer(ch, id, false, "too many approval requests from this run");
 		return 0;
 	}
@@ -242,8 +243,8 @@ chan_readable(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-egress_chan_open(struct daemon *d, const char *group, const char *run_id,
-                 struct egress_chan **ret, int *ret_child_fd)
+egress_chan_open(struct daemon *d, const char *group, const char *run_id, struct egress_chan **ret,
+                 int *ret_child_fd)
 {
 	int sp[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) < 0)

@@ -192,9 +192,10 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 		out->unlisted_hosts = verdict_parse(uh);
 		if (out->unlisted_hosts != VERDICT_DENY && out->unlisted_hosts != VERDICT_ASK)
 			/* "allow" would open every host on the Internet: list them instead. */
-			return BAD("%s.policy.unlisted_hosts: expected \"deny\" or \"ask\" (list the "
-			           "hosts to allow in \"allow\" or \"egress\")",
-			           where);
+			return BAD(
+			    "%s.policy.unlisted_hosts: expected \"deny\" or \"ask\" (list the "
+			    "hosts to allow in \"allow\" or \"egress\")",
+			    where);
 	}
 	json_t *at = json_object_get(policy, "approval_timeout");
 	if (at) {
@@ -304,7 +305,8 @@ policy_parse_egress(json_t *egress, char *const *allow, size_t n_allow, const ch
 	json_array_foreach(egress, i, e)
 	{
 		if (!json_is_object(e))
-			return BAD("%s.egress[%zu]: expected {\"host\", \"verdict\", ...}", where, i);
+			return BAD("%s.egress[%zu]: expected {\"host\", \"verdict\", ...}", where,
+			           i);
 		const char *name;
 		json_t *val;
 		json_object_foreach(e, name, val)
@@ -327,14 +329,16 @@ policy_parse_egress(json_t *egress, char *const *allow, size_t n_allow, const ch
 			char *end;
 			long port = strtol(colon + 1, &end, 10);
 			if (*end || colon[1] < '1' || colon[1] > '9' || port > 65535)
-				return BAD("%s.egress[%zu].host: expected HOST or HOST:PORT (a port "
-				           "from 1 to 65535)",
-				           where, i);
+				return BAD(
+				    "%s.egress[%zu].host: expected HOST or HOST:PORT (a port "
+				    "from 1 to 65535)",
+				    where, i);
 		}
 		snprintf(r->host, sizeof(r->host), "%s", host);
 		if (!(r->verdict = verdict_parse(json_object_get(e, "verdict"))))
-			return BAD("%s.egress[%zu].verdict: expected \"allow\", \"ask\" or \"deny\"",
-			           where, i);
+			return BAD(
+			    "%s.egress[%zu].verdict: expected \"allow\", \"ask\" or \"deny\"",
+			    where, i);
 		json_t *t = json_object_get(e, "trusted"), *wt = json_object_get(e, "when_tainted");
 		if (t && !json_is_boolean(t))
 			return BAD("%s.egress[%zu].trusted: expected true or false", where, i);
@@ -345,25 +349,28 @@ policy_parse_egress(json_t *egress, char *const *allow, size_t n_allow, const ch
 			           where, i);
 		/* Contradictions, each named by the key that makes it one. */
 		if (wt && r->trusted)
-			return BAD("%s.egress[%zu].when_tainted: never applies, the host is trusted "
-			           "(responses from it do not taint, requests to it are not judged "
-			           "by taint)",
-			           where, i);
+			return BAD(
+			    "%s.egress[%zu].when_tainted: never applies, the host is trusted "
+			    "(responses from it do not taint, requests to it are not judged "
+			    "by taint)",
+			    where, i);
 		if (wt && r->verdict == VERDICT_DENY)
 			return BAD("%s.egress[%zu].when_tainted: never applies, the rule denies %s",
 			           where, i, host);
 		for (size_t k = 0; k < out->n_egress; k++)
 			if (same_host(out->egress[k].host, host))
-				return BAD("%s.egress[%zu].host: %s has a rule already (egress[%zu]): "
-				           "one rule per host",
-				           where, i, host, k);
+				return BAD(
+				    "%s.egress[%zu].host: %s has a rule already (egress[%zu]): "
+				    "one rule per host",
+				    where, i, host, k);
 		for (size_t k = 0; k < n_allow; k++) {
 			char ah[POLICY_EGRESS_HOST_MAX];
 			allow_host(allow[k], ah, sizeof(ah));
 			if (same_host(ah, host) && r->verdict != VERDICT_ALLOW)
-				return BAD("%s.egress[%zu].verdict: \"%s\" for %s, which %s.allow[%zu] "
-				           "allows",
-				           where, i, verdict_name(r->verdict), host, where, k);
+				return BAD(
+				    "%s.egress[%zu].verdict: \"%s\" for %s, which %s.allow[%zu] "
+				    "allows",
+				    where, i, verdict_name(r->verdict), host, where, k);
 		}
 		any_ask = any_ask || r->verdict == VERDICT_ASK || r->when_tainted == VERDICT_ASK;
 		out->n_egress++;
@@ -386,7 +393,8 @@ policy_egress_arg(const struct group_policy *p)
 		json_t *o = json_pack("{s:s,s:s,s:b}", "host", r->host, "verdict",
 		                      verdict_name(r->verdict), "trusted", r->trusted);
 		if (o && r->when_tainted)
-			json_object_set_new(o, "when_tainted", json_string(verdict_name(r->when_tainted)));
+			json_object_set_new(o, "when_tainted",
+			                    json_string(verdict_name(r->when_tainted)));
 		json_array_append_new(rules, o);
 	}
 	json_t *o = json_pack("{s:s,s:o}", "unlisted",
@@ -466,22 +474,22 @@ policy_json(const struct group_policy *p, bool main, char *const *allow, size_t 
 	for (size_t i = 0; i < p->n_egress; i++) {
 		const struct egress_rule_config *r = &p->egress[i];
 		json_array_append_new(
-		    egress, json_pack("{s:s,s:s,s:b,s:s,s:b,s:s}", "host", r->host, "verdict",
-		                      verdict_name(r->verdict), "trusted", r->trusted,
-		                      "when_tainted",
-		                      r->trusted ? "n/a"
-		                      : r->verdict == VERDICT_DENY
-		                          ? "deny"
-		                          : verdict_name(r->when_tainted ?: VERDICT_ASK),
-		                      "when_tainted_default", !r->when_tainted, "from", "egress"));
+		    egress,
+		    json_pack("{s:s,s:s,s:b,s:s,s:b,s:s}", "host", r->host, "verdict",
+		              verdict_name(r->verdict), "trusted", r->trusted, "when_tainted",
+		              r->trusted ? "n/a"
+		              : r->verdict == VERDICT_DENY
+		                  ? "deny"
+		                  : verdict_name(r->when_tainted ?: VERDICT_ASK),
+		              "when_tainted_default", !r->when_tainted, "from", "egress"));
 	}
 	for (size_t i = 0; i < n_allow; i++) {
 		char h[POLICY_EGRESS_HOST_MAX];
 		allow_host(allow[i], h, sizeof(h));
-		json_array_append_new(egress, json_pack("{s:s,s:s,s:b,s:s,s:b,s:s}", "host", h,
-		                                        "verdict", "allow", "trusted", 0,
-		                                        "when_tainted", "ask", "when_tainted_default",
-		                                        1, "from", "allow"));
+		json_array_append_new(egress,
+		                      json_pack("{s:s,s:s,s:b,s:s,s:b,s:s}", "host", h, "verdict",
+		                                "allow", "trusted", 0, "when_tainted", "ask",
+		                                "when_tainted_default", 1, "from", "allow"));
 	}
 	json_t *tools = json_array(), *ha = json_object(), *appr = json_array();
 	for (size_t i = 0; i < policy_n_tools; i++)

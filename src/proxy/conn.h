@@ -43,9 +43,9 @@ struct proxy {
 	uint64_t next_ask_id;
 };
 
-#define HOLD_MAX         4           /* requests of a run held at once (CONTRACTS 1) */
-#define HOLD_BODY_MAX    (1 << 20)   /* a held request's body, read in full */
-#define HOLD_PREVIEW_MAX 512         /* bytes of it the approver sees */
+#define HOLD_MAX         4         /* requests of a run held at once (CONTRACTS 1) */
+#define HOLD_BODY_MAX    (1 << 20) /* a held request's body, read in full */
+#define HOLD_PREVIEW_MAX 512       /* bytes of it the approver sees */
 #define HOLD_PATH_MAX    1024
 
 enum conn_state {
@@ -56,7 +56,7 @@ enum conn_state {
 	ST_FORWARD,
 	ST_UPSTREAM_BODY, /* the credentialed upstream: collecting the request body */
 	ST_UPSTREAM,      /* the credentialed upstream: libcurl has the request */
-	ST_HELD, /* waiting for an approver's answer (hold.c) */
+	ST_HELD,          /* waiting for an approver's answer (hold.c) */
 	ST_CLOSING,
 };
 

@@ -31,8 +31,8 @@ verdict_of(json_t *v)
 	const char *s = json_string_value(v);
 	if (!s)
 		return 0;
-	return strcmp(s, "allow") == 0 ? EGRESS_ALLOW
-	       : strcmp(s, "ask") == 0 ? EGRESS_ASK
+	return strcmp(s, "allow") == 0  ? EGRESS_ALLOW
+	       : strcmp(s, "ask") == 0  ? EGRESS_ASK
 	       : strcmp(s, "deny") == 0 ? EGRESS_DENY
 	                                : 0;
 }
@@ -56,7 +56,8 @@ egress_parse(struct egress_policy *p, const char *json, const char **ret_why)
 	json_object_foreach(o, key, v)
 	{
 		if (strcmp(key, "unlisted") != 0 && strcmp(key, "rules") != 0)
-			return *ret_why = "unknown key (expected \"unlisted\" and \"rules\")", -EINVAL;
+			return *ret_why = "unknown key (expected \"unlisted\" and \"rules\")",
+			       -EINVAL;
 	}
 	json_t *u = json_object_get(o, "unlisted");
 	if (u) {
@@ -93,7 +94,8 @@ egress_parse(struct egress_policy *p, const char *json, const char **ret_why)
 		r->trusted = json_is_true(t);
 		r->when_tainted = wt ? verdict_of(wt) : EGRESS_ASK;
 		if (!r->when_tainted)
-			return *ret_why = "rules[].when_tainted: expected allow, ask or deny", -EINVAL;
+			return *ret_why = "rules[].when_tainted: expected allow, ask or deny",
+			       -EINVAL;
 		p->n++;
 	}
 	return 0;
@@ -138,7 +140,8 @@ egress_judge(const struct egress_policy *p, const struct egress_taint *t, const 
 		ret->verdict = when_tainted;
 		snprintf(ret->why, sizeof(ret->why), "tainted: %.*s%s",
 		         (int)(sizeof(ret->why) - 40),
-		         t->n_causes ? t->causes[0] : "untrusted content", t->n_causes > 1 ? ", ..." : "");
+		         t->n_causes ? t->causes[0] : "untrusted content",
+		         t->n_causes > 1 ? ", ..." : "");
 	}
 }
 

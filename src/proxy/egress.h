@@ -26,10 +26,10 @@
 
 #include "allowlist.h"
 
-#define EGRESS_RULES_MAX    64
-#define EGRESS_CAUSES_MAX   16  /* taint causes reported per run; past it, counted */
-#define EGRESS_CAUSE_MAX    160 /* bytes of one cause */
-#define EGRESS_WHY_MAX      200
+#define EGRESS_RULES_MAX  64
+#define EGRESS_CAUSES_MAX 16  /* taint causes reported per run; past it, counted */
+#define EGRESS_CAUSE_MAX  160 /* bytes of one cause */
+#define EGRESS_WHY_MAX    200
 
 enum egress_verdict { EGRESS_ALLOW = 1, EGRESS_ASK, EGRESS_DENY };
 
@@ -56,9 +56,9 @@ struct egress_taint {
 
 struct egress_decision {
 	enum egress_verdict verdict;
-	bool trusted;  /* responses from it do not taint */
-	bool by_rule;  /* an egress rule decided (not only an --allow entry or "unlisted") */
-	bool listed;   /* an --allow entry or a rule names the host */
+	bool trusted; /* responses from it do not taint */
+	bool by_rule; /* an egress rule decided (not only an --allow entry or "unlisted") */
+	bool listed;  /* an --allow entry or a rule names the host */
 	char why[EGRESS_WHY_MAX]; /* for ask and deny: "unlisted host", "tainted: ..." */
 };
 

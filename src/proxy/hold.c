@@ -43,7 +43,7 @@ send_frame(struct proxy *px, json_t *o)
 	size_t n = strlen(text);
 	if (px->control_fd >= 0 && n <= CONTROL_FRAME_MAX &&
 	    send(px->control_fd, text, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n)
-		hold_control_lost(px, "the control channel to the daemon failed");
+		hold_control_lost(px, "the daemon is gone (sending on its control channel failed)");
 	free(text);
 }
 
@@ -119,8 +119,10 @@ hold_request(struct conn *c, const char *why, void (*release)(struct conn *))
 		return;
 	}
 	if (held_count(px) >= HOLD_MAX) {
-		conn_refuse(c, 403, "deny", "egress: %s: more than %d requests of this run wait for "
-		            "an approver", why, HOLD_MAX);
+		conn_refuse(c, 403, "deny",
+		            "egress: %s: more than %d requests of this run wait for "
+		            "an approver",
+		            why, HOLD_MAX);
 		return;
 	}
 	if (strlen(c->req.path) > HOLD_PATH_MAX) {
@@ -141,7 +143,8 @@ hold_request(struct conn *c, const char *why, void (*release)(struct conn *))
 	c->state = ST_HELD;
 	/* The approver is shown the body: the client must send it now. */
 	if (!c->req.is_connect && request_expects_continue(&c->req)) {
-		evbuffer_add_printf(bufferevent_get_output(c->client), "HTTP/1.1 100 Continue\r\n\r\n");
+		evbuffer_add_printf(bufferevent_get_output(c->client),
+		                    "HTTP/1.1 100 Continue\r\n\r\n");
 		c->continued = true;
 	}
 	if (c->req.is_connect || c->req.message_done)
@@ -155,8 +158,10 @@ hold_body_done(struct conn *c)
 		return;
 	struct proxy *px = c->px;
 	if (c->held_bytes > HOLD_BODY_MAX) {
-		conn_refuse(c, 413, "deny", "egress: %s: a body over %d bytes cannot be held for "
-		            "an approver", c->held_why, HOLD_BODY_MAX);
+		conn_refuse(c, 413, "deny",
+		            "egress: %s: a body over %d bytes cannot be held for "
+		            "an approver",
+		            c->held_why, HOLD_BODY_MAX);
 		return;
 	}
 	unsigned char md[32];
@@ -177,12 +182,12 @@ hold_body_done(struct conn *c)
 	bool v6 = c->req.kind == HOST_IPV6;
 	char host[HOST_MAX + 2];
 	snprintf(host, sizeof(host), "%s%s%s", v6 ? "[" : "", c->req.host, v6 ? "]" : "");
-	send_frame(px, json_pack("{s:s,s:I,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:s}", "t", "egress_ask",
-	                         "id", (json_int_t)c->ask_id, "method", c->req.method, "host",
-	                         host, "port", (int)c->req.port, "path",
-	                         c->req.is_connect ? "" : c->req.path, "why", c->held_why,
-	                         "body_size", (json_int_t)c->held_bytes, "body_sha256", hex,
-	                         "preview", preview));
+	send_frame(px,
+	           json_pack("{s:s,s:I,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:s}", "t", "egress_ask", "id",
+	                     (json_int_t)c->ask_id, "method", c->req.method, "host", host, "port",
+	                     (int)c->req.port, "path", c->req.is_connect ? "" : c->req.path, "why",
+	                     c->held_why, "body_size", (json_int_t)c->held_bytes, "body_sha256",
+	                     hex, "preview", preview));
 }
 
 /* The daemon's answer to ask id. */
@@ -253,8 +258,8 @@ control_readable(evutil_socket_t fd, short what, void *arg)
 	/* Exactly allow lets a request through; anything else about it denies it. */
 	if (t && strcmp(t, "egress_answer") == 0 && json_is_integer(id) &&
 	    json_integer_value(id) > 0)
-		answered(px, (uint64_t)json_integer_value(id), verdict && strcmp(verdict, "allow") == 0,
-		         reason ? reason : "");
+		answered(px, (uint64_t)json_integer_value(id),
+		         verdict && strcmp(verdict, "allow") == 0, reason ? reason : "");
 	json_decref(o);
 }
 
@@ -300,9 +305,9 @@ egress_gate(struct conn *c, bool allowed, bool has_input, void (*release)(struct
 	struct proxy *px = c->px;
 	struct request *r = &c->req;
 	struct egress_decision d;
-	egress_judge(&px->cfg->egress, &px->taint, r->host, r->kind, r->port, allowed, has_input,
-	             &d);
-	c->taints = !d.trusted;
+	egress_judge(&px->cfg->egress, px->cfg->taint_verdicts ? &px->taint : NULL, r->host,
+	             r->kind, r->port, allowed, has_input, &d);
+	c->taints = px->cfg->taint_verdicts && !d.trusted;
 	switch (d.verdict) {
 	case EGRESS_ALLOW:
 		c->egress_ok = d.by_rule;

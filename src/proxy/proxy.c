@@ -699,7 +699,8 @@ decide(struct conn *c)
 	 * request by request inside (intercept_decide), so it carries no input of its own. */
 	bool has_input = (r->is_connect && c->svc < 0) || strchr(r->path, '?') || r->chunked ||
 	                 (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX);
-	bool allowed = c->svc >= 0 || allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port);
+	bool allowed =
+	    c->svc >= 0 || allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port);
 	if (!egress_gate(c, allowed, has_input, decide_go))
 		return;
 	decide_go(c);

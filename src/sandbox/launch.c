@@ -706,7 +706,8 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		r = send_fds(sync_w, 'g', NULL, 0);
 	if (r >= 0 && spec->proxy_argv) {
 		step = "start the egress proxy";
-		proxy_pid = sandbox_proxy_start(spec->proxy_argv, proxy_sock, spec->proxy_control_fd);
+		proxy_pid =
+		    sandbox_proxy_start(spec->proxy_argv, proxy_sock, spec->proxy_control_fd);
 		r = proxy_pid < 0 ? (int)proxy_pid : 0;
 		close(TAKE_FD(proxy_sock));
 	}

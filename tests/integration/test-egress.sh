@@ -68,6 +68,55 @@ printf '127.0.0.1 unlisted.example sink.example page.example trusted.example\n' 
 sed -e "s/@PA@/$PA/g" -e "s/@PB@/$PB/g" -e "s/@PC@/$PC/g" -e "s/@PT@/$PT/g" \
 	"$TOP/tests/data/scenarios/egress.json" >"$WORK/scenario.json"
 
+# ---- The proxy alone, its control channel held by the test (egress-control.py) ----
+sed -e "s/@PA@/$PA/g" -e "s/@PB@/$PB/g" "$TOP/tests/data/scenarios/egress-control.json" \
+	>"$WORK/control.json"
+"$FAKE" --scenario "$WORK/control.json" --log "$WORK/cmodel.log" --port-file "$WORK/cport" \
+	--key "$KEY" &
+PIDS+=($!)
+wait_until 5 test -s "$WORK/cport"
+mkdir -p "$WORK/ws"
+is_root && chown "$SANDBOX_HOST_UID:$SANDBOX_HOST_UID" "$WORK/ws"
+ask_ctl() { # FRAMES-LOG PROMPT ASK-ARGS...: clawbox ask with a control channel the test holds
+	local log=$1 prompt=$2
+	shift 2
+	(cd "$WORK/ws" && ANTHROPIC_API_KEY=$KEY timeout 120 python3 "$TOP/tests/integration/egress-control.py" \
+		"$log" "$CLAWBOX" ask --session "$WORK/sess-$prompt" --new \
+		--base-url "http://127.0.0.1:$(cat "$WORK/cport")" --hosts "$WORK/hosts" \
+		--audit "$WORK/caudit" "$@" "$prompt" >"$WORK/out" 2>"$WORK/err" </dev/null)
+}
+: >"$WORK/b.log"
+EGRESS_WAIT_ASKS=4 EGRESS_SETTLE=2 EGRESS_ANSWERS=allow,malformed,deny,close ask_ctl "$WORK/f1" "c1 cap" \
+	--egress '{"unlisted": "ask", "rules": [{"host": "127.0.0.1:'"$PB"'", "verdict": "ask"}]}' \
+	--proxy-control-fd @FD@
+check "five requests at once: four held and asked about, the fifth refused at once" \
+	test "$(grep -c '"t":"egress_ask"' "$WORK/f1")" = 4
+check "the asks say method, host, port, path, size, sha256, preview and why" \
+	grep -q '"t":"egress_ask","id":[0-9]*,"method":"POST","host":"unlisted.example","port":'"$PB"',"path":"/p[1-5]","why":"unlisted host","body_size":2,"body_sha256":"[0-9a-f]\{64\}","preview":"x[1-5]"' "$WORK/f1"
+check "only the one answered allow reached the server (a malformed answer, a deny and the channel's end deny)" \
+	test "$(grep -c '^request: ' "$WORK/b.log")" = 1
+check "the run went on: the agent saw each outcome" grep -q 'c1 done' "$WORK/out"
+check "audited: the held request's approval in its line" grep -q '"decision":"allow","reason":"held (unlisted host), approved: by test"' "$WORK/caudit"
+
+: >"$WORK/a.log"
+EGRESS_ANSWERS=deny ask_ctl "$WORK/f2" "c2 tainted" --tainted "a sender not among the owners" \
+	--allow "sink.example:$PA" --allow "127.0.0.1:$PA" --proxy-control-fd @FD@
+check "started tainted: a body to an allowed host is asked about, saying why" \
+	grep -q '"method":"POST","host":"sink.example","port":'"$PA"',"path":"/post","why":"tainted: a sender not among the owners' "$WORK/f2"
+check "a GET without input went out; its response is reported as a taint cause" \
+	grep -q '{"t":"taint","cause":"response from untrusted host sink.example"}' "$WORK/f2"
+check "denied: the body never reached the host" sh -c "grep -q 'request: 1 /get' '$WORK/a.log' && ! grep -q secret-x '$WORK/a.log'"
+check "audited: the start's taint" grep -q '"decision":"taint","reason":"a sender not among the owners"' "$WORK/caudit"
+
+(cd "$WORK/ws" && ANTHROPIC_API_KEY=$KEY timeout 60 "$CLAWBOX" ask --session "$WORK/sess-c3" --new \
+	--base-url "http://127.0.0.1:$(cat "$WORK/cport")" --hosts "$WORK/hosts" --audit "$WORK/caudit" \
+	--egress '{"unlisted": "ask", "rules": [{"host": "127.0.0.1:'"$PB"'", "verdict": "ask"}]}' \
+	"c3 plain" >"$WORK/out" 2>"$WORK/err" </dev/null)
+check "without a control channel, ask is a denial the agent and the audit see" \
+	grep -q '"decision":"deny","reason":"egress: unlisted host: needs an approval, and no approver can be asked from here' "$WORK/caudit"
+check "the proxy-alone runs' model requests were as expected" sh -c "! grep -q '\"ok\":false' '$WORK/cmodel.log' && [ \$(wc -l <'$WORK/cmodel.log') = 6 ]"
+
+# ---- Through the daemon ----
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" \
 	--port-file "$WORK/mport" --key "$KEY" --forbid "$KEY" --forbid NOTE-SECRET-4711 &
 MPID=$!

@@ -87,8 +87,8 @@ bench(void)
 		double t0 = now_us();
 		/* The last entry with rules: the longest walk through both lists. */
 		egress_judge(&p, &tainted, "api3.example", HOST_NAME, 443, true, false, &d);
-		if (d.verdict == EGRESS_ALLOW &&
-		    rules_judge(&a, "POST", "api3.example", HOST_NAME, 443, "/v2/repos/x?y=1", &v) == 0)
+		if (d.verdict == EGRESS_ALLOW && rules_judge(&a, "POST", "api3.example", HOST_NAME,
+		                                             443, "/v2/repos/x?y=1", &v) == 0)
 			allowed++;
 		t[i] = now_us() - t0;
 	}
@@ -119,14 +119,15 @@ main(int argc, char **argv)
 	bad("{\"rules\": [{\"host\": \"a.example:0\", \"verdict\": \"allow\"}]}");
 	bad("{\"unlisted\": \"ask\", \"unlisted\": \"deny\"}"); /* duplicate keys */
 
-	ok(egress_parse(&p, "{\"unlisted\": \"ask\", \"rules\": ["
-	                    "{\"host\": \"docs.example\", \"verdict\": \"allow\", \"trusted\": true},"
-	                    "{\"host\": \"api.example:8443\", \"verdict\": \"ask\"},"
-	                    "{\"host\": \"*.bad.example\", \"verdict\": \"deny\"},"
-	                    "{\"host\": \"paste.example\", \"verdict\": \"allow\", "
-	                    "\"when_tainted\": \"deny\"},"
-	                    "{\"host\": \"free.example\", \"verdict\": \"allow\", "
-	                    "\"when_tainted\": \"allow\"}]}",
+	ok(egress_parse(&p,
+	                "{\"unlisted\": \"ask\", \"rules\": ["
+	                "{\"host\": \"docs.example\", \"verdict\": \"allow\", \"trusted\": true},"
+	                "{\"host\": \"api.example:8443\", \"verdict\": \"ask\"},"
+	                "{\"host\": \"*.bad.example\", \"verdict\": \"deny\"},"
+	                "{\"host\": \"paste.example\", \"verdict\": \"allow\", "
+	                "\"when_tainted\": \"deny\"},"
+	                "{\"host\": \"free.example\", \"verdict\": \"allow\", "
+	                "\"when_tainted\": \"allow\"}]}",
 	                &why) == 0,
 	   "a full --egress parses (%s)", why);
 
@@ -182,8 +183,9 @@ main(int argc, char **argv)
 	ok(strcmp(one.causes[0], "a?b") == 0, "a cause is one line (%s)", one.causes[0]);
 
 	/* The SSRF guard's exception: an address a rule that is not deny names. */
-	ok(egress_parse(&p, "{\"rules\": [{\"host\": \"127.0.0.1:8080\", \"verdict\": \"ask\"},"
-	                    "{\"host\": \"127.0.0.2:8080\", \"verdict\": \"deny\"}]}",
+	ok(egress_parse(&p,
+	                "{\"rules\": [{\"host\": \"127.0.0.1:8080\", \"verdict\": \"ask\"},"
+	                "{\"host\": \"127.0.0.2:8080\", \"verdict\": \"deny\"}]}",
 	                &why) == 0,
 	   "address rules parse");
 	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(8080)};
