@@ -930,10 +930,11 @@ cmd_runs(int argc, char **argv)
 		const char *g = json_get_str(run, "group") ?: "",
 		           *tool = json_get_str(run, "last_tool") ?: "";
 		print_clean(stdout, g, strlen(g));
-		printf("  message #%lld  for %llu s%s  last: ",
+		printf("  message #%lld  for %llu s%s%s  last: ",
 		       (long long)json_integer_value(json_object_get(run, "message_id")),
 		       (unsigned long long)json_get_u64(run, "elapsed_s"),
-		       json_is_true(json_object_get(run, "stopping")) ? " (stopping)" : "");
+		       json_is_true(json_object_get(run, "stopping")) ? " (stopping)" : "",
+		       json_is_true(json_object_get(run, "tainted")) ? " (tainted)" : "");
 		if (*tool)
 			print_clean(stdout, tool, strlen(tool));
 		else

@@ -213,6 +213,11 @@ check "the page was fetched" grep -q "/page.html" "$WORK/c.log"
 api POST /api/v1/groups/crashy/messages '{"text": "g1 crash", "sender": "discord:5"}'
 msgG=$(jq -r .id "$WORK/body")
 wait_until 40 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/runs' | jq -e '.running[] | select(.group == \"crashy\" and .tool_events > 0)' >/dev/null"
+cb runs >"$WORK/runs" 2>&1
+check "clawbox runs marks the live run tainted" grep -q "^crashy  message #$msgG  for [0-9]* s (tainted)" "$WORK/runs"
+api GET /api/v1/runs
+check "and GET /api/v1/runs says why, while it runs" sh -c \
+	"jq -e '.running[] | select(.group == \"crashy\") | .tainted == true and (.taint[0] | test(\"discord:5\"))' '$WORK/body' >/dev/null"
 kill -KILL "$SPID"
 wait "$SPID" 2>/dev/null
 start_daemon
