@@ -229,6 +229,18 @@ api GET /api/v1/runs
 check "after a crash under a tainted run, the owner's next run is tainted by the memory ($(jq -c --argjson m "$msgG2" '.runs[] | select(.message_id == $m) | .taint' "$WORK/body"))" sh -c \
 	"jq -e --argjson m $msgG2 '.runs[] | select(.message_id == \$m) | .tainted == true and .taint == [\"memory possibly written by tainted run $msgG (the daemon ended during it)\"]' '$WORK/body' >/dev/null"
 
+# Session H: a start cause reaches the run's proxy too (clawbox ask --tainted): a message
+# from a non-owner, then a POST of the notes to a host the group allows but does not trust is
+# held by the proxy, the approver told the cause.
+api POST /api/v1/groups/browser/messages '{"text": "h1 post", "sender": "matrix:eve"}'
+idH1=$(pending egress)
+field "$idH1" why >"$WORK/why"
+check "the proxy holds the tainted run's POST from its first request ($(cat "$WORK/why"))" \
+	grep -q "tainted: message [0-9]* from matrix:eve, not an owner of browser" "$WORK/why"
+cb deny "$idH1" >/dev/null 2>&1
+wait_reply browser 'h1 done'
+check "denied: the notes never reached the host" not grep -q "/notes" "$WORK/c.log"
+
 # The record: GET /api/v1/runs and the audit.
 api GET /api/v1/runs
 run_taint() { jq -c --argjson m "$1" '[.runs[] | select(.message_id == $m) | .tainted, .taint]' "$WORK/body"; }
