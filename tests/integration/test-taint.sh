@@ -1,15 +1,19 @@
 #!/bin/bash
 # test-taint.sh: what a run has read changes what it may send, end to end through `clawbox
-# serve` with the fake model scripted as an injected agent. A message from a sender who is
+# serve` with the fake model scripted as an injected agent. A: a message from a sender who is
 # not one of the group's owners taints the run: its message to another group, the task it
 # schedules to do it later and the file it sends are each held for an approver who is told
 # why ("tainted: ..."), and denied; its reply to its own chat is not held. It writes the
-# injected order into its memory file: the next run, from the owner, starts tainted by that
-# memory and its send is held (approved here, so it arrives). Once the owner rewrites the
-# memory file, the same tools in a clean session complete without asking. A mount marked
-# "untrusted" taints its group's runs the same way. Every cause is audited and shown with
-# the run in GET /api/v1/runs; `clawbox policy` shows when_tainted and owners; bad keys are
-# named by --check-config.
+# injected order into its memory file. B: the next run, from the owner, starts tainted by that
+# memory and its send is held (approved here, so it arrives). C: once the owner rewrites the
+# memory file, the same tools in a clean session complete without asking. D: a mount marked
+# "untrusted" taints its group's runs. E: a task a tainted run scheduled (its group's
+# when_tainted allows that) is tainted when it fires. F: a page from an untrusted host, read
+# through the proxy, taints the run as it goes. G: a daemon SIGKILLed under a tainted run
+# leaves the memory tainted after the restart. H: a start cause reaches the proxy, which holds
+# the run's POST to an untrusted host. Every cause is audited and shown with the run (GET
+# /api/v1/runs, clawbox runs); `clawbox policy` shows when_tainted and owners; bad keys are
+# named by --check-config. The bound on causes per run is test-taint.c's (a flood of 5000).
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
