@@ -33,18 +33,21 @@
 
 #define CONTROL_FRAME_MAX (16 * 1024)
 
-static void
+/* Sends o (taken) to the daemon. False when it could not be made or sent. */
+static bool
 send_frame(struct proxy *px, json_t *o)
 {
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	if (!text)
-		return;
+		return false;
 	size_t n = strlen(text);
-	if (px->control_fd >= 0 && n <= CONTROL_FRAME_MAX &&
-	    send(px->control_fd, text, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n)
-		hold_control_lost(px, "the daemon is gone (sending on its control channel failed)");
+	bool sent = px->control_fd >= 0 && n <= CONTROL_FRAME_MAX &&
+	            send(px->control_fd, text, n, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)n;
 	free(text);
+	if (!sent && px->control_fd >= 0)
+		hold_control_lost(px, "the daemon is gone (sending on its control channel failed)");
+	return sent;
 }
 
 static void
@@ -130,6 +133,16 @@ hold_request(struct conn *c, const char *why, void (*release)(struct conn *))
 		            why);
 		return;
 	}
+	/* The approver reads the path as it goes out: printable ASCII only, so that nothing
+	 * in it can hide or fake what is shown (percent-encoding stays as sent). */
+	for (const char *p = c->req.path; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+			conn_refuse(c, 400, "deny",
+			            "egress: %s: a path that is not printable ASCII cannot be shown "
+			            "to an approver",
+			            why);
+			return;
+		}
 	c->sha = EVP_MD_CTX_new();
 	if (!c->body)
 		c->body = evbuffer_new();
@@ -158,6 +171,7 @@ hold_body_done(struct conn *c)
 		return;
 	struct proxy *px = c->px;
 	if (c->held_bytes > HOLD_BODY_MAX) {
+		c->held = false;
 		conn_refuse(c, 413, "deny",
 		            "egress: %s: a body over %d bytes cannot be held for "
 		            "an approver",
@@ -168,6 +182,7 @@ hold_body_done(struct conn *c)
 	unsigned int mdlen = 0;
 	char hex[65] = "";
 	if (EVP_DigestFinal_ex(c->sha, md, &mdlen) != 1 || mdlen != 32) {
+		c->held = false;
 		conn_refuse(c, 502, "error", "egress: cannot digest the body");
 		return;
 	}
@@ -182,12 +197,16 @@ hold_body_done(struct conn *c)
 	bool v6 = c->req.kind == HOST_IPV6;
 	char host[HOST_MAX + 2];
 	snprintf(host, sizeof(host), "%s%s%s", v6 ? "[" : "", c->req.host, v6 ? "]" : "");
-	send_frame(px,
-	           json_pack("{s:s,s:I,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:s}", "t", "egress_ask", "id",
-	                     (json_int_t)c->ask_id, "method", c->req.method, "host", host, "port",
-	                     (int)c->req.port, "path", c->req.is_connect ? "" : c->req.path, "why",
-	                     c->held_why, "body_size", (json_int_t)c->held_bytes, "body_sha256",
-	                     hex, "preview", preview));
+	json_t *ask = json_pack("{s:s,s:I,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:s}", "t", "egress_ask",
+	                        "id", (json_int_t)c->ask_id, "method", c->req.method, "host", host,
+	                        "port", (int)c->req.port, "path",
+	                        c->req.is_connect ? "" : c->req.path, "why", c->held_why,
+	                        "body_size", (json_int_t)c->held_bytes, "body_sha256", hex,
+	                        "preview", preview);
+	if (!send_frame(px, ask) && c->held) { /* (a failed send denied every hold already) */
+		c->held = false;
+		conn_refuse(c, 403, "deny", "egress: %s: the daemon could not be asked", c->held_why);
+	}
 }
 
 /* The daemon's answer to ask id. */

@@ -54,6 +54,7 @@ check_config 'groups[0].egress[0].host: expected HOST or HOST:PORT' \
 check_config 'groups[0].egress[0].host: expected HOST or HOST:PORT' \
 	'{"groups": [{"id": "m", "egress": [{"host": "a.example:99999", "verdict": "allow"}]}]}'
 
+got() { grep -q -- "$2" "$WORK/$1.log" 2>/dev/null; } # SERVER(a, b, c, t) PATTERN
 start_httpd_log() { # VAR NAME LOGFILE
 	"$HTTPD" 127.0.0.1 0 "$2" "$3" >"$WORK/port.$2" 2>/dev/null &
 	PIDS+=($!)
@@ -114,7 +115,13 @@ check "audited: the start's taint" grep -q '"decision":"taint","reason":"a sende
 	"c3 plain" >"$WORK/out" 2>"$WORK/err" </dev/null)
 check "without a control channel, ask is a denial the agent and the audit see" \
 	grep -q '"decision":"deny","reason":"egress: unlisted host: needs an approval, and no approver can be asked from here' "$WORK/caudit"
-check "the proxy-alone runs' model requests were as expected" sh -c "! grep -q '\"ok\":false' '$WORK/cmodel.log' && [ \$(wc -l <'$WORK/cmodel.log') = 6 ]"
+EGRESS_ANSWERS=allow ask_ctl "$WORK/f4" "c4 tunnel" \
+	--egress '{"unlisted": "ask", "rules": [{"host": "127.0.0.1:'"$PB"'", "verdict": "ask"}]}' \
+	--proxy-control-fd @FD@
+check "a CONNECT tunnel to an unlisted host is held as CONNECT, no path, no body" \
+	grep -q '"method":"CONNECT","host":"unlisted.example","port":'"$PB"',"path":"","why":"unlisted host","body_size":0' "$WORK/f4"
+check "approved, the tunnel carried the request" got b "request: 1 /tunnel"
+check "the proxy-alone runs' model requests were as expected" sh -c "! grep -q '\"ok\":false' '$WORK/cmodel.log' && [ \$(wc -l <'$WORK/cmodel.log') = 8 ]"
 
 # ---- Through the daemon ----
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" \
@@ -167,7 +174,6 @@ approval() { # ID FIELD
 	api GET "/api/v1/approvals?all=1"
 	jq -r --argjson id "$1" ".approvals[] | select(.id == \$id) | .$2" "$WORK/body"
 }
-got() { grep -q -- "$2" "$WORK/$1.log" 2>/dev/null; } # SERVER(a, b, c, t) PATTERN
 
 start_daemon
 
