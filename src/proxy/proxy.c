@@ -797,9 +797,8 @@ client_read(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 
 	while (!c->req.message_done && evbuffer_get_length(in) > 0) {
-		if (c->state == ST_TUNNEL || c->state == ST_CLOSING || c->state == ST_UPSTREAM ||
-		    (c->state == ST_HELD && c->req.is_connect))
-			return; /* (a held tunnel's early bytes wait for its answer) */
+		if (c->state == ST_TUNNEL || c->state == ST_CLOSING || c->state == ST_UPSTREAM)
+			return;
 		size_t avail = evbuffer_get_length(in);
 		size_t take = avail > 65536 ? 65536 : avail, used = 0;
 		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
