@@ -40,8 +40,8 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$DATA", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true}, {"id": "family"},
-            {"id": "ops", "approvers": ["telegram:42"],
+ "groups": [{"id": "main", "main": true}, {"id": "family", "owners": ["telegram:7"]},
+            {"id": "ops", "approvers": ["telegram:42"], "owners": ["telegram:42"],
              "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "tg", "kind": "telegram", "token_env": "TG_TOKEN", "base_url": "$TG",
                "chats": {"12345": "family", "555": "ops", "12346": "family"}},
@@ -169,7 +169,7 @@ check "a reply goes back to the chat its message came from" \
 updates "$(msg 12345 7 'FLOOD me')"
 wait_until 20 sh -c "[ \$(grep -c 'echo: FLOOD me' '$WORK/tg.log') = 2 ]"
 sleep 1
-check "a reply refused with 429 is sent again after retry_after, and only that once" \
+check "a reply refused with 429 is sent again after retry_after, and only that once ($(grep -c 'echo: FLOOD me' "$WORK/tg.log"))" \
 	test "$(grep -c 'echo: FLOOD me' "$WORK/tg.log")" = 2
 api '/api/v1/audit?after=0' >"$WORK/audit"
 check "and not reported as failed" sh -c "! grep -q 'not delivered' '$WORK/audit'"
