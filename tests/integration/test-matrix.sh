@@ -57,7 +57,8 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}],
+ "groups": [{"id": "main", "main": true, "trigger": "@claw", "owners": ["matrix:@bob:test"]},
+            {"id": "family", "owners": ["matrix:@ana:test"]}],
  "channels": [{"name": "mx", "kind": "matrix", "homeserver": "$MX", "token_file": "$WORK/mx-token",
                "poll_timeout_ms": 3000, "file_max": 1000, "chats": {"$FAM": "family", "$MAIN": "main"}},
               {"name": "mxbad", "kind": "matrix", "homeserver": "$MX", "token_env": "MX_BAD_TOKEN"}]}
