@@ -5,7 +5,7 @@
 
 import { $, el, fmtTime, fmtDuration } from './dom.js';
 import { api } from './api.js';
-import { markdown, plain, argsOf } from './render.js';
+import { markdown, plain, argsOf, previewOf } from './render.js';
 import { openPanel, placeholder } from './panel.js';
 
 let ctx = { groups: [], status: () => {} };
@@ -49,14 +49,17 @@ export async function showTranscript(messageId) {
   for (const t of j.tools) {
     if (t.type === 'tool_call') {
       const res = el('span', { class: 'tool-result pending' }, 'no result');
-      calls.set(t.id, { res, t: t.t_ms });
-      ol.appendChild(el('li', {}, el('span', { class: 'tool-name' }, plain(t.name)), ' ',
+      const li = el('li', {}, el('span', { class: 'tool-name' }, plain(t.name)), ' ',
         el('code', { class: 'tool-args' }, plain(argsOf(t))), res,
-        el('span', { class: 'meta' }, ' at ' + fmtDuration(t.t_ms))));
+        el('span', { class: 'meta' }, ' at ' + fmtDuration(t.t_ms)));
+      calls.set(t.id, { res, t: t.t_ms, li });
+      ol.appendChild(li);
     } else if (calls.has(t.id)) {
       const c = calls.get(t.id);
       c.res.className = 'tool-result ' + (t.is_error ? 'error' : 'ok');
       c.res.textContent = (t.is_error ? 'failed' : 'ok') + ', ' + t.bytes + ' bytes, ' + fmtDuration(t.t_ms - c.t);
+      const pv = previewOf(t);
+      if (pv) c.li.appendChild(pv);
     }
   }
   parts.push(ol.children.length ? ol : placeholder('none'));
