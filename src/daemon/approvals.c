@@ -401,6 +401,8 @@ may_answer(const struct group_config *g, const char *approver)
 	char end;
 	if (strcmp(approver, "cli") == 0)
 		return g->policy.approver_cli;
+	if (strcmp(approver, "web") == 0)
+		return g->policy.approver_web;
 	if (sscanf(approver, "telegram:%lld%c", &id, &end) == 1)
 		for (size_t i = 0; i < g->policy.n_telegram; i++)
 			if (g->policy.telegram[i] == id)

@@ -131,6 +131,7 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 	memset(out, 0, sizeof(*out));
 	out->approval_secs = POLICY_APPROVAL_SECS;
 	out->approver_cli = true;
+	out->approver_web = true;
 	if (policy && !json_is_object(policy))
 		return BAD("%s.policy: expected an object", where);
 	const char *name;
@@ -187,10 +188,12 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 	}
 	if (approvers) {
 		if (!json_is_array(approvers))
-			return BAD("%s.approvers: expected a list such as [\"cli\", \"telegram:42\"]",
+			return BAD("%s.approvers: expected a list such as [\"cli\", \"web\", "
+			           "\"telegram:42\"]",
 			           where);
 		out->approvers_set = true;
 		out->approver_cli = false;
+		out->approver_web = false;
 		size_t i;
 		json_t *a;
 		json_array_foreach(approvers, i, a)
@@ -200,13 +203,16 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 			char end;
 			if (strcmp(s, "cli") == 0) {
 				out->approver_cli = true;
+			} else if (strcmp(s, "web") == 0) {
+				out->approver_web = true;
 			} else if (sscanf(s, "telegram:%lld%c", &id, &end) == 1 && id > 0) {
 				if (out->n_telegram >= POLICY_MAX_TELEGRAM)
 					return BAD("%s.approvers: at most %d Telegram users", where,
 					           POLICY_MAX_TELEGRAM);
 				out->telegram[out->n_telegram++] = id;
 			} else {
-				return BAD("%s.approvers[%zu]: expected \"cli\" or \"telegram:USER_ID\"",
+				return BAD("%s.approvers[%zu]: expected \"cli\", \"web\" or "
+				           "\"telegram:USER_ID\"",
 				           where, i);
 			}
 		}
@@ -233,7 +239,7 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 			                                               out, host_action_names[a])));
 		}
 	}
-	if (any_ask && !out->approver_cli && out->n_telegram == 0)
+	if (any_ask && !out->approver_cli && !out->approver_web && out->n_telegram == 0)
 		return BAD("%s.approvers: empty, but the policy asks for approvals (set an approver "
 		           "or make the ask verdicts allow or deny)",
 		           where);
@@ -298,6 +304,8 @@ policy_json(const struct group_policy *p, bool main)
 		              policy_tool_granted(p, host_action_names[a])));
 	if (p->approver_cli)
 		json_array_append_new(appr, json_string("cli"));
+	if (p->approver_web)
+		json_array_append_new(appr, json_string("web"));
 	for (size_t i = 0; i < p->n_telegram; i++) {
 		char s[40];
 		snprintf(s, sizeof(s), "telegram:%lld", p->telegram[i]);

@@ -42,9 +42,10 @@ struct group_policy {
 	enum policy_verdict self[HA_COUNT];   /* on the group itself, as configured (UNSET: default) */
 	enum policy_verdict others[HA_COUNT]; /* on another group */
 	enum policy_verdict unlisted_hosts;
-	/* "approvers": who may answer its approval requests. Default: ["cli"]. */
+	/* "approvers": who may answer its approval requests. Default: ["cli", "web"]. */
 	bool approvers_set;
-	bool approver_cli; /* the host CLI (or anything holding the API token) */
+	bool approver_cli; /* the host CLI: the API token's holder, not from a browser */
+	bool approver_web; /* the web app: the API token's holder, from its page (api.c) */
 	long long telegram[POLICY_MAX_TELEGRAM];
 	size_t n_telegram;
 	unsigned approval_secs; /* "approval_timeout": seconds; expiry is a denial */
