@@ -4,7 +4,10 @@
 # input). Then tests/web/web-test.mjs drives Debian's chromium with playwright-core (from npm,
 # locked by tests/web/package-lock.json, installed under build/test-npm; no browser download)
 # through every view against this daemon and the fake model (tests/data/scenarios/web.json),
-# saving a screenshot of each under build/web-screenshots/.
+# saving a screenshot of each under build/web-screenshots/. Approvals: the main group's
+# send_message to another group is held (the default) and answered from the page's cards; the
+# group ops lets only "cli" answer, so the page's answer is refused and curl (no browser
+# headers: the CLI) answers instead.
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
@@ -36,7 +39,10 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")", "api_key_file": "$WORK/model-key"},
- "groups": [{"id": "main", "main": true}, {"id": "family", "timezone": "Europe/Berlin"}, {"id": "long"}]}
+ "groups": [{"id": "main", "main": true},
+            {"id": "family", "timezone": "Europe/Berlin", "budget": {"tokens": 300}},
+            {"id": "long"},
+            {"id": "ops", "approvers": ["cli"], "policy": {"host_actions": {"send_message": "ask"}}}]}
 JSON
 "$CLAWBOX" serve --config "$WORK/config.json" --mount-allowlist "$WORK/mounts.json" \
 	>"$WORK/serve.out" 2>"$WORK/serve.err" &
@@ -107,7 +113,7 @@ URL=$URL TOKEN=$TOKEN TOKEN_FILE=$WORK/data/api-token NOMODEL_URL=http://127.0.0
 relay_tap browser "$WORK/browser.tap" $?
 [ -s "$WORK/browser.err" ] && sed 's/^/# /' "$WORK/browser.err" | head -20
 check "a screenshot of each view under build/web-screenshots" \
-	sh -c "for v in chat runs run-transcript audit usage tasks settings phone-chat login no-model; do test -s '$SHOTS/'\$v.png || exit 1; done"
+	sh -c "for v in chat runs run-transcript audit usage tasks approvals settings phone-chat login no-model; do test -s '$SHOTS/'\$v.png || exit 1; done"
 if ! check "the daemon lived through it all" kill -0 "$SPID"; then
 	sed 's/^/# serve: /' "$WORK/serve.err" | tail -40
 fi
