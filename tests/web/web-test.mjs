@@ -396,6 +396,19 @@ await step('approvals: approve and deny held requests from their cards; a page t
   await page.waitForSelector(`#approvals-done tr[data-id="${held.id}"][data-status="approved"]`, { timeout: T });
   ok(true, 'and listed under Recently answered');
 
+  // Allow for this run: the same action to the same group passes for the rest of the run.
+  await page.click('#nav button[data-view="chat"]');
+  await page.fill('#text', 'run me');
+  await page.keyboard.press('Enter');
+  await page.click('#nav button[data-view="approvals"]');
+  await page.waitForSelector('#approvals-list article.approval .preview:has-text("run-grant-1")', { timeout: T });
+  await page.click('#approvals-list article.approval:has-text("run-grant-1") button.approve-run');
+  await until(async () => (await messages('main')).includes('run done'), T, 'the run allowed for its rest to finish');
+  const fam = await messages('family');
+  const asked = (await api('GET', '/api/v1/approvals?all=1')).approvals.filter((a) => a.preview.includes('run-grant'));
+  ok(fam.includes('run-grant-1') && fam.includes('run-grant-2') && asked.length === 1 && asked[0].scope === 'run' && asked[0].answered_by === 'web',
+    'Allow for this run: the held message and the next one to the same group went, only the first was asked', JSON.stringify(asked));
+
   await page.click('#nav button[data-view="chat"]');
   await page.fill('#text', 'deny me');
   await page.keyboard.press('Enter');
