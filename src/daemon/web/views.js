@@ -207,7 +207,7 @@ function drawChart(id, label, dayList, series, limits, value, fmt, title) {
   }
   dayList.forEach((d, i) => {
     if (dayList.length <= 8 || i % Math.ceil(dayList.length / 8) === 0)
-      chart.appendChild(svg('text', { x: x(i), y: H - 8, 'text-anchor': 'middle', class: 'axis' }, d.slice(5)));
+      chart.appendChild(svg('text', { x: x(i), y: H - 8, 'text-anchor': i === dayList.length - 1 && i > 0 ? 'end' : 'middle', class: 'axis' }, d.slice(5)));
   });
   for (const l of limits) {
     const line = svg('line', { x1: L, x2: W - R, y1: y(l.limit), y2: y(l.limit), stroke: l.color, class: 'budget' },
