@@ -389,8 +389,10 @@ export const tasks = {
 // state, last error, since when, restarts, chats); a daemon without that endpoint (404) has
 // only the settings' list of which channels are on.
 function channelsTable(ch, s) {
-  if (ch && Array.isArray(ch.channels)) {
-    return table(['Channel', 'Kind', 'State', 'Since', 'Restarts', 'Last error', 'Chats'], ch.channels.map((c) =>
+  // The settings' list has the same shape once the daemon supervises channels.
+  const list = ch && Array.isArray(ch.channels) ? ch.channels : s.channels.every((c) => typeof c.state === 'string') ? s.channels : null;
+  if (list) {
+    return table(['Channel', 'Kind', 'State', 'Since', 'Restarts', 'Last error', 'Chats'], list.map((c) =>
       el('tr', { dataset: { channel: plain(c.name), state: plain(c.state) } },
         el('td', {}, plain(c.name)), el('td', {}, plain(c.kind)),
         el('td', { class: 'state state-' + plain(c.state).replace(/[^a-z]/g, '') }, plain(c.state)),
