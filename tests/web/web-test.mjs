@@ -177,6 +177,26 @@ await step('stop a run from the Runs view', async () => {
   const ok1 = await page.$eval('#runs-history tbody tr:nth-child(2)', (tr) => [...tr.children].map((td) => td.textContent));
   ok(ok1[4] === '0' && ok1[5] === '110 / 25' && /\d/.test(ok1[3]), 'the earlier run has exit 0, duration and tokens', JSON.stringify(ok1));
   await shot(page, 'runs');
+  // Runs rows as CONTRACTS.md 2 and 3 give them (model, cost_usd, tainted, taint), answered by
+  // the page's own route while the daemon side is being built: the badge, its causes as text,
+  // a null cost as unknown.
+  const real = await (await fetch(BASE + '/api/v1/runs?limit=1', { headers: { Authorization: 'Bearer ' + TOKEN } })).json();
+  const base = real.runs[0];
+  await page.route('**/api/v1/runs?limit=200*', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ running: [], runs: [
+    { ...base, message_id: 9001, model: 'claude-a', cost_usd: 0.0123, tainted: true, taint: ['egress: response from untrusted host <b>evil.example</b>', 'sender: telegram:7'] },
+    { ...base, message_id: 9002, model: null, cost_usd: null, tainted: false, taint: [] }] }) }));
+  await page.waitForSelector('#runs-history tr[data-message="9001"]', { timeout: T });
+  const tr = await page.$$eval('#runs-history tbody tr', (rs) => rs.map((r) => ({ id: r.dataset.message, cls: r.className,
+    model: r.querySelector('.model').textContent, cost: r.querySelector('.cost').textContent,
+    badge: r.querySelector('.badge-taint') ? [r.querySelector('.badge-taint').textContent, r.querySelector('.badge-taint').title] : null, bs: r.querySelectorAll('b').length })));
+  ok(tr[0].badge && tr[0].badge[0] === 'tainted' && tr[0].badge[1].includes('<b>evil.example</b>') && tr[0].badge[1].includes('sender: telegram:7') && tr[0].bs === 0 &&
+    tr[0].cls.includes('tainted') && !tr[1].badge, '(contract sample) a tainted run has a badge with its causes, as text; an untainted one none', JSON.stringify(tr));
+  ok(tr[0].model === 'claude-a' && tr[0].cost === '$0.012' && tr[1].model === '–' && tr[1].cost === 'unknown',
+    '(contract sample) model and cost per run; a null cost is unknown', JSON.stringify(tr));
+  await shot(page, 'runs-cost-taint');
+  await page.unroute('**/api/v1/runs?limit=200*');
+  await page.waitForSelector('#runs-history tr[data-message]:not([data-message="9001"])', { timeout: T });
+  await page.waitForFunction(() => !document.querySelector('#runs-history tr[data-message="9001"]'), null, { timeout: T });
   await page.click('#runs-history tbody tr:nth-child(2) button');
   await page.waitForSelector('#panel:not([hidden]) .timeline li', { timeout: T });
   const panel = await page.textContent('#panel-body');

@@ -78,7 +78,8 @@ export async function showTranscript(messageId) {
 // the causes, as the daemon recorded them, in the badge's tooltip.
 function taintBadge(r) {
   if (!r.tainted) return null;
-  const causes = Array.isArray(r.taint) ? r.taint.map(plain).join('; ') : r.taint ? plain(r.taint) : 'cause not recorded';
+  const one = (c) => plain(typeof c === 'string' ? c : c && typeof c === 'object' ? (c.kind ? c.kind + ': ' : '') + (c.cause || '') : String(c));
+  const causes = Array.isArray(r.taint) && r.taint.length ? r.taint.map(one).join('; ') : r.taint && !Array.isArray(r.taint) ? one(r.taint) : 'cause not recorded';
   return el('span', { class: 'badge-taint', title: causes }, 'tainted');
 }
 
@@ -188,7 +189,8 @@ function svg(tag, attrs, ...children) {
   return e;
 }
 const COLORS = ['#3b6fd8', '#d8623b', '#3ba55c', '#a63bd8', '#d8b43b', '#3bc0d8', '#777'];
-const usd = (v) => v === null || v === undefined ? 'unknown' : '$' + (v < 0.01 && v > 0 ? v.toPrecision(2) : v.toFixed(2));
+// Below a dollar two significant digits ($0.012), else cents.
+const usd = (v) => v === null || v === undefined ? 'unknown' : '$' + (v < 1 && v > 0 ? v.toPrecision(2) : v.toFixed(2));
 const tokensOf = (r) => r.input + r.output + r.cache_write + r.cache_read;
 
 // One chart: series [{group, color, byDay: Map(day -> point)}], value(point) its height,
