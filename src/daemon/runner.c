@@ -679,7 +679,7 @@ on_tool_event(struct run *r, json_t *ev)
 			char clean[PREVIEW_MAX + 1];
 			size_t len = json_string_length(json_object_get(ev, "preview"));
 			size_t k = text_utf8_prefix(pv, len, PREVIEW_MAX);
-			/* cut: the result went on past the preview (escapes dropped do not count) */
+			/* more: the result went on past the preview (dropped escapes aside) */
 			bool more = json_get_u64(ev, "bytes") > k;
 			k = text_sanitize_escapes(pv, k, clean);
 			json_object_set_new(t, "preview", json_stringn(clean, k));
