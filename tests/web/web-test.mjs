@@ -352,6 +352,9 @@ await step('settings show the effective config, never the key', async () => {
   ok(text.includes('Europe/Berlin') && text.includes('127.0.0.1') && text.includes(TOKEN_FILE), 'groups, listen address and token file are shown', text.slice(0, 200));
   ok(!text.includes('sk-web-test-secret') && !(await page.content()).includes('sk-web-test-secret'), 'the model key is nowhere in the page');
   ok(/\/srv-web-test/.test(text) || text.includes('No mount allowlist'), 'the mount allowlist is shown', text.slice(-300));
+  const pol = await page.$$eval('#settings-body tr[data-group]', (rs) => Object.fromEntries(rs.map((r) => [r.dataset.group, [r.querySelector('.approvers').textContent, r.querySelector('.asks').textContent]])));
+  ok(pol.main[0] === 'cli, web' && pol.main[1].includes('send_message (other groups)') && pol.ops[0] === 'cli' && pol.ops[1].includes('send_message'),
+    "each group's approvers and what it asks before", JSON.stringify(pol));
   const real = await fetch(BASE + '/api/v1/channels', { headers: { Authorization: 'Bearer ' + TOKEN } });
   if (real.status === 200) {
     const want = (await real.json()).channels;
@@ -378,6 +381,7 @@ await step('settings show the effective config, never the key', async () => {
   ok(ch.length === 3 && slack && slack.state.includes('state-error') && slack.text.includes('<img src=x onerror=window.pwned=4>token refused') &&
     slack.imgs === 0 && slack.text.includes('C01, C02') && ch.find((c) => c.name === 'telegram').state.includes('state-restarting'),
     '(contract sample) channels: state, last error as text, restarts, chats', JSON.stringify(ch));
+  await page.$eval('#settings-body table.channels', (t) => t.scrollIntoView());
   await shot(page, 'settings-channels');
   await page.unroute('**/api/v1/channels');
 });

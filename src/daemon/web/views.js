@@ -414,6 +414,11 @@ export const settings = {
   async show() {
     const [s, st, ch] = await Promise.all([api('GET', '/api/v1/settings'), api('GET', '/api/v1/status'),
       api('GET', '/api/v1/channels').catch((e) => (e.status === 404 ? null : { error: e.message }))]);
+    // Each group's policy: who may answer its approvals, and what it holds for them.
+    const pol = new Map(await Promise.all(s.groups.map((g) => api('GET', '/api/v1/groups/' + encodeURIComponent(g.id) + '/policy')
+      .then((j) => [g.id, j.policy], () => [g.id, null]))));
+    const asks = (p) => Object.entries(p.host_actions || {}).flatMap(([a, v]) =>
+      [v.self === 'ask' ? a : null, v.other_groups === 'ask' ? a + ' (other groups)' : null]).filter(Boolean);
     const kv = (pairs) => el('dl', {}, pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
     const m = s.model;
     $('settings-body').replaceChildren(
@@ -426,8 +431,10 @@ export const settings = {
         ['model', m.model || '(the agent\'s default)'], ['key variable', m.api_key_env + (m.api_key_env_set ? ' (set)' : ' (not set)')],
         ['key file', m.api_key_file || '–'], ['max tokens', m.max_tokens || '(default)']]),
       el('h3', {}, 'Groups'),
-      table(['Group', 'Main', 'Trigger', 'Egress allowlist', 'Memory', 'Time zone', 'Mounts'], s.groups.map((g) => el('tr', { dataset: { group: g.id } },
+      table(['Group', 'Main', 'Trigger', 'Approvers', 'Asks before', 'Egress allowlist', 'Memory', 'Time zone', 'Mounts'], s.groups.map((g) => el('tr', { dataset: { group: g.id } },
         el('td', {}, plain(g.id)), el('td', {}, g.main ? 'yes' : ''), el('td', {}, plain(g.trigger)),
+        el('td', { class: 'approvers' }, pol.get(g.id) ? (pol.get(g.id).approvers.map(plain).join(', ') || 'nobody') : '–'),
+        el('td', { class: 'asks' }, pol.get(g.id) ? (asks(pol.get(g.id)).map(plain).join(', ') || 'nothing') : '–'),
         el('td', {}, g.allow.length ? g.allow.map(plain).join(', ') : 'nothing'),
         el('td', {}, g.memory_bytes ? Math.round(g.memory_bytes / 1048576) + ' MiB' : 'default'),
         el('td', {}, plain(g.timezone)),
