@@ -43,6 +43,8 @@ usage(FILE *out)
 	    "  --max-requests N       requests and tunnels over the run (default 10000)\n"
 	    "  --model-allow-tool T   let model requests use the server-side tool (or\n"
 	    "                         anthropic-beta value) T (repeatable; 'mcp': mcp_servers)\n"
+	    "  --budget JSON          what the run may spend: tokens, cost, tool calls, egress\n"
+	    "                         bytes, and the models' prices (see meter.h)\n"
 	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
 	    "  --upstream URL         the model API, reachable inside as http://" UPSTREAM_NAME
 	    "/\n"
@@ -58,6 +60,12 @@ usage(FILE *out)
 	    "                         --help); its HTTPS is intercepted with the CA of --ca-dir\n"
 	    "  --ca-dir DIR           the interception CA (made on first use)\n"
 	    "  --ca-init              make the CA and DIR/bundle.crt if absent, then exit\n"
+	    "  --egress JSON          verdicts per host: {\"unlisted\": \"deny\"|\"ask\", "
+	    "\"rules\":\n"
+	    "                         [{\"host\", \"verdict\", \"trusted\", \"when_tainted\"}]}\n"
+	    "  --tainted CAUSE        the run starts tainted (repeatable)\n"
+	    "  --control-fd N         the daemon's control channel: asks for approvals, taint\n"
+	    "                         (without it, an ask verdict is a denial)\n"
 	    "  --check                only check the options, then exit\n"
 	    "  --log-prefix NAME      start error lines with NAME (the command the user ran)\n");
 }
@@ -90,6 +98,10 @@ main(int argc, char **argv)
 	    {"max-bytes-in", required_argument, NULL, 'I'},
 	    {"max-requests", required_argument, NULL, 'R'},
 	    {"model-allow-tool", required_argument, NULL, 'M'},
+	    {"egress", required_argument, NULL, 'E'},
+	    {"tainted", required_argument, NULL, 'G'},
+	    {"control-fd", required_argument, NULL, 'L'},
+	    {"budget", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -101,6 +113,9 @@ main(int argc, char **argv)
 	bool no_key = false;
 	snprintf(up.header_name, sizeof(up.header_name), "x-api-key");
 	struct proxy_config cfg;
+	static struct egress_taint start_taint;
+	static struct meter meter;
+	char budget_why[256];
 	const char *why;
 	uint64_t v;
 	int opt, r;
@@ -110,6 +125,7 @@ main(int argc, char **argv)
 		return 0;
 	proxy_config_init(&cfg);
 	cfg.sandbox_fd = 3;
+	meter_init(&meter);
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
@@ -180,12 +196,43 @@ main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'B':
+			if (meter_parse(&meter, optarg, budget_why, sizeof(budget_why)) < 0) {
+				log_error("%s", budget_why);
+				return 2;
+			}
+			cfg.meter = &meter; /* metered (and its totals audited) only when asked */
+			break;
 		case 'T':
 			if (parse_u64(optarg, 86400, &v) < 0 || v == 0) {
 				log_error("--idle-timeout %s: expected 1 to 86400 seconds", optarg);
 				return 2;
 			}
 			cfg.idle_timeout_s = (unsigned)v;
+			break;
+		case 'E':
+			if (egress_parse(&cfg.egress, optarg, &why) < 0) {
+				log_error("--egress: %s", why);
+				return 2;
+			}
+			cfg.taint_verdicts = true;
+			break;
+		case 'G':
+			if (!optarg[0]) {
+				log_error("--tainted: expected a cause");
+				return 2;
+			}
+			(void)egress_taint_add(&start_taint, optarg);
+			cfg.start_taint = &start_taint;
+			cfg.taint_verdicts = true;
+			break;
+		case 'L':
+			if (parse_u64(optarg, 65535, &v) < 0 || v < 3) {
+				log_error("--control-fd %s: expected a descriptor number", optarg);
+				return 2;
+			}
+			cfg.control_fd = (int)v;
+			cfg.taint_verdicts = true;
 			break;
 		case 'C':
 			check_only = true;
@@ -291,6 +338,10 @@ main(int argc, char **argv)
 		cfg.services = &services;
 	if (check_only)
 		return 0; /* the options parsed: that was the question */
+	if (cfg.control_fd >= 0 && fcntl(cfg.control_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		log_error("--control-fd %d: %s", cfg.control_fd, strerror(errno));
+		return 2;
+	}
 	if (geteuid() == 0)
 		cfg.drop_to_id = PROXY_HOST_ID;
 	curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -87,6 +87,8 @@ daemon_now(const struct daemon *d)
 /* argv[0] started with in, out and err as its stdio and envp as its environment, killed if
  * the daemon dies (runner.c). The pid, or -errno. */
 pid_t daemon_spawn(const char **argv, char **envp, int in, int out, int err);
+/* As daemon_spawn, and keep (>= 0, close-on-exec here) stays open in the child. */
+pid_t daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep);
 /* The environment a child gets: PATH, HOME, LANG, TZ and, with model_key, the model key's
  * variable; pointers into environ, NULL-terminated, at most max entries. */
 void daemon_environment(const struct daemon *d, bool model_key, char **envp, size_t max);

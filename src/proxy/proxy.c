@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <http_parser.h>
+#include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -46,6 +47,7 @@
 #include "conn.h"
 #include "confine.h"
 #include "model-fence.h"
+#include "meter.h"
 #include "rules.h"
 #include "intercept.h"
 #include "services.h"
@@ -57,6 +59,8 @@ proxy_config_init(struct proxy_config *c)
 	c->sandbox_id = "-";
 	c->sandbox_fd = -1;
 	c->audit_fd = -1;
+	c->control_fd = -1;
+	egress_policy_init(&c->egress);
 	c->max_connections = 64;
 	c->max_head_bytes = 16 * 1024;
 	c->max_body_bytes = 64ULL << 20;
@@ -107,7 +111,14 @@ void
 conn_free(struct conn *c)
 {
 	struct proxy *px = c->px;
+	struct meter *m = px->cfg->meter;
+	if (m && c->mcall) { /* cut short: charged what it proved (meter_call_end) */
+		meter_call_end(m, c->mcall);
+		c->mcall = NULL;
+	}
 	conn_audit(c);
+	if (m && m->dirty && meter_write(m, px->cfg->audit_fd) == 0)
+		m->dirty = false;
 	if (c->dns_req)
 		evdns_getaddrinfo_cancel(c->dns_req); /* its callback frees nothing of ours */
 	upstream_cancel(c->xfer);
@@ -118,6 +129,7 @@ conn_free(struct conn *c)
 	if (c->body)
 		evbuffer_free(c->body);
 	leak_stream_done(&c->leak);
+	hold_conn_free(c);
 	tunnel_free(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -235,6 +247,11 @@ body_sink(void *ctx, const char *at, size_t len)
 	struct conn *c = ctx;
 	if (!conn_body_clean(c, at, len))
 		return; /* refused: nothing more goes out */
+	if (c->held || c->approved) { /* read in full for the approver, sent as it was shown */
+		if (c->held)
+			hold_body(c, at, len);
+		return;
+	}
 	if (c->state == ST_UPSTREAM_BODY) { /* libcurl frames it itself */
 		evbuffer_add(c->body, at, len);
 		return;
@@ -265,9 +282,14 @@ conn_count_bytes(struct conn *c, size_t n, bool from_client)
 	} else {
 		c->bytes_out += n;
 		px->received_bytes += n;
+		if (n && c->taints) /* before the agent can read it */
+			hold_response_seen(c);
 	}
 	px->total_bytes += n;
-	if (px->total_bytes > cfg->max_total_bytes)
+	if (c->egress_metered && cfg->meter &&
+	    !meter_egress(cfg->meter, n, c->cap_why, sizeof(c->cap_why)))
+		c->cap_hit = c->cap_why;
+	else if (px->total_bytes > cfg->max_total_bytes)
 		c->cap_hit = "the sandbox's traffic limit is reached";
 	else if (px->sent_bytes > cfg->max_bytes_out)
 		c->cap_hit = "the run's cap on bytes sent out (max-bytes-out) is reached";
@@ -333,7 +355,11 @@ send_request_head(struct conn *c)
 			if (!request_hop_by_hop(request_header_name(r, i)))
 				evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
 				                    request_header_value(r, i));
-	if (r->chunked)
+	if (c->approved) { /* held: the whole body is in c->body, as the approver saw it */
+		if (evbuffer_get_length(c->body))
+			evbuffer_add_printf(out, "Content-Length: %zu\r\n",
+			                    evbuffer_get_length(c->body));
+	} else if (r->chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
 	else if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > 0)
 		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
@@ -415,7 +441,8 @@ address_allowed(struct conn *c, struct sockaddr *sa, char *text, size_t text_siz
 	                      : (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr;
 	inet_ntop(sa->sa_family, raw, text, (socklen_t)text_size);
 	enum addr_class cls = addr_classify_for_host(sa);
-	if (cls == ADDR_PUBLIC || allowlist_names_address(&c->px->cfg->allow, sa))
+	if (cls == ADDR_PUBLIC || allowlist_names_address(&c->px->cfg->allow, sa) ||
+	    egress_names_address(&c->px->cfg->egress, sa))
 		return true;
 	conn_refuse(c, 403, "deny", "%s resolves to %s, a %s address", c->req.host, text,
 	            addr_class_name(cls));
@@ -478,6 +505,7 @@ xfer_data(void *ctx, const void *buf, size_t len)
 		bufferevent_trigger_event(c->client, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
 		return false;
 	}
+	meter_call_feed(c->mcall, buf, len);
 	evbuffer_add(out, buf, len);
 	return true;
 }
@@ -496,6 +524,10 @@ xfer_done(void *ctx, bool ok, const char *why)
 	bool sent = c->bytes_out > 0;
 	const char *what = c->fetching ? "https fetch" : "model upstream";
 	c->xfer = NULL; /* upstream.c frees it */
+	if (c->mcall) {
+		meter_call_end(c->px->cfg->meter, c->mcall);
+		c->mcall = NULL;
+	}
 	if (!ok && !sent) {
 		conn_refuse(c, 502, "error", "%s: %s", what, why ? why : "failed");
 		return;
@@ -549,6 +581,33 @@ follow_xfer(struct conn *c)
 	bufferevent_enable(c->client, EV_WRITE);
 }
 
+/* A model call the budget does not allow: 429 with the error in the shape both APIs use
+ * ({"type": "error", "error": {"type", "message"}} is Anthropic's and carries OpenAI's
+ * error.message), and x-should-retry: false, which the SDKs honour: a retry would find the
+ * budget as spent. */
+static void
+refuse_budget(struct conn *c, const char *why)
+{
+	json_t *e = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
+	                      "budget_exceeded", "message", why);
+	char *body = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	json_decref(e);
+	char hdr[sizeof(c->reason)];
+	snprintf(hdr, sizeof(hdr), "%s", why);
+	for (char *p = hdr; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	evbuffer_add_printf(bufferevent_get_output(c->client),
+	                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+	                    "X-Clawbox-Refused: %s\r\nx-should-retry: false\r\n"
+	                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	                    hdr, body ? strlen(body) : 0, body ? body : "");
+	free(body);
+	c->decision = "deny";
+	snprintf(c->reason, sizeof(c->reason), "%s", why);
+	conn_close_after_flush(c);
+}
+
 /* The whole request is in: hand it to libcurl, which adds the key. */
 static void
 start_upstream(struct conn *c)
@@ -559,6 +618,26 @@ start_upstream(struct conn *c)
 	if (model_fence_body(&c->px->cfg->model_fence, &c->req, body, len, why, sizeof(why)) < 0) {
 		conn_refuse(c, 403, "deny", "%s", why);
 		return;
+	}
+	/* The budget's reservation (meter.h): refused here, the call never reaches the model. */
+	_cleanup_free_ char *metered = NULL;
+	struct meter *m = c->px->cfg->meter;
+	if (m && meter_is_call(c->req.method, c->req.path)) {
+		size_t mlen = 0;
+		int r = meter_call_begin(m, c->req.path, body, len, &c->mcall, &metered, &mlen, why,
+		                         sizeof(why));
+		if (r == -EDQUOT) {
+			refuse_budget(c, why);
+			return;
+		}
+		if (r < 0) {
+			conn_refuse(c, 502, "error", "model upstream: out of memory");
+			return;
+		}
+		if (metered) {
+			body = metered;
+			len = mlen;
+		}
 	}
 	c->state = ST_UPSTREAM;
 	snprintf(c->address, sizeof(c->address), "%s", "model upstream");
@@ -609,6 +688,22 @@ start_fetch(struct conn *c)
 }
 
 /* ---- deciding ---- */
+
+bool
+conn_egress_start(struct conn *c)
+{
+	struct meter *m = c->px->cfg->meter;
+	if (!m || c->egress_metered)
+		return true;
+	/* From here its bytes are egress: the head read so far too. */
+	c->egress_metered = true;
+	if (meter_egress(m, c->bytes_in + c->bytes_out, c->cap_why, sizeof(c->cap_why)))
+		return true;
+	conn_refuse(c, 429, "deny", "%s", c->cap_why);
+	return false;
+}
+
+static void decide_go(struct conn *c);
 
 static void
 decide(struct conn *c)
@@ -669,6 +764,8 @@ decide(struct conn *c)
 			start_upstream(c);
 		return;
 	}
+	if (!conn_egress_start(c))
+		return;
 	if (r->https &&
 	    ((strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) || r->chunked ||
 	     (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX))) {
@@ -677,14 +774,32 @@ decide(struct conn *c)
 		            "CONNECT for anything else");
 		return;
 	}
+	/* The group's egress verdict (egress.h), before anything is resolved: ask holds the
+	 * request here (a held name is never looked up); a CONNECT to a service's host is judged
+	 * request by request inside (intercept_decide), so it carries no input of its own. */
+	bool has_input = (r->is_connect && c->svc < 0) || strchr(r->path, '?') || r->chunked ||
+	                 (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX);
+	bool allowed =
+	    c->svc >= 0 || allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port);
+	if (!egress_gate(c, allowed, has_input, decide_go))
+		return;
+	decide_go(c);
+}
+
+/* The request may go (by the allowlist, an egress rule or an approver): its entry's rules,
+ * then the address. */
+static void
+decide_go(struct conn *c)
+{
+	struct request *r = &c->req;
 	/* A service's hosts are allowed by being named in it. An allow entry for the same host
 	 * still adds its rules (methods, paths, caps) to plain HTTP; a CONNECT to a service host
 	 * is intercepted, and the request inside is judged (intercept_decide). The name is judged
 	 * before anything else happens to it: a refused name is never looked up (a DNS query for
 	 * SECRET.attacker.example would itself be the leak). */
 	struct rule_verdict v = {0};
-	bool judged = c->svc < 0 || (!r->is_connect && allowlist_match(&c->px->cfg->allow, r->host,
-	                                                                 r->kind, r->port));
+	bool in_allow = allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port);
+	bool judged = in_allow ? c->svc < 0 || !r->is_connect : c->svc < 0 && !c->egress_ok;
 	if (judged && rules_judge(&c->px->cfg->allow, r->method, r->host, r->kind, r->port,
 	                          r->is_connect ? NULL : r->path, &v) < 0) {
 		conn_refuse(c, 403, "deny", "%s", v.reason);
@@ -709,10 +824,11 @@ decide(struct conn *c)
 	}
 	/* The client may wait for leave to send its body: give it here, where the request is
 	 * known to be allowed (an error can still follow it), rather than pass Expect on. */
-	if (!r->is_connect && request_expects_continue(r))
+	if (!r->is_connect && !c->continued && request_expects_continue(r))
 		evbuffer_add_printf(bufferevent_get_output(c->client),
 		                    "HTTP/1.1 100 Continue\r\n\r\n");
-	c->body = evbuffer_new();
+	if (!c->body)
+		c->body = evbuffer_new();
 	if (!c->body) {
 		conn_refuse(c, 502, "error", "out of memory");
 		return;
@@ -786,6 +902,8 @@ client_read(struct bufferevent *bev, void *arg)
 	}
 	if (c->req.message_done && c->state == ST_UPSTREAM_BODY)
 		start_upstream(c);
+	if (c->req.message_done && c->state == ST_HELD)
+		hold_body_done(c);
 	if (c->req.message_done && c->state != ST_TUNNEL && c->state != ST_CLOSING &&
 	    !c->req.is_connect) {
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -1055,6 +1173,8 @@ proxy_run(const struct proxy_config *cfg)
 			r = -EINVAL;
 		}
 	}
+	if (r == 0)
+		r = hold_init(&px);
 	if (r == 0 && cfg->drop_to_id)
 		r = drop_privileges(cfg->drop_to_id);
 	if (r == 0) {
@@ -1101,6 +1221,7 @@ proxy_run(const struct proxy_config *cfg)
 	upstream_free(px.upstream);
 	upstream_free(px.fetcher);
 	intercept_free(px.icpt);
+	hold_done(&px);
 	event_base_free(px.base);
 	return r;
 }

@@ -17,12 +17,21 @@
 #define PROXY_HOST_ID 65532 /* not the sandboxes' 65533: nothing shared with them */
 
 #include "allowlist.h"
+#include "egress.h"
 #include "model-fence.h"
+#include "meter.h"
 #include "services.h"
 #include "upstream.h"
 
 struct proxy_config {
 	struct allowlist allow;
+	struct egress_policy egress;            /* --egress: verdicts per host (egress.h) */
+	const struct egress_taint *start_taint; /* --tainted: the run starts tainted; or NULL */
+	int control_fd; /* SOCK_SEQPACKET to the daemon (hold.c), or -1: asks are denials */
+	/* Taint is tracked and changes verdicts (egress.h) only with --egress, --tainted or
+	 * --control-fd, which the daemon always gives: a plain `clawbox run --allow H` keeps
+	 * the allowlist's meaning, every request to H allowed. */
+	bool taint_verdicts;
 	const char *sandbox_id;
 	int sandbox_fd;         /* SOCK_SEQPACKET: 'c' + one connection fd per message */
 	int audit_fd;           /* O_APPEND file, or -1 */
@@ -33,6 +42,7 @@ struct proxy_config {
 	                            * the system's) */
 	const struct services *services; /* credentials bound to hosts, or NULL */
 	const char *ca_dir;              /* the interception CA (ca.h), needed with services */
+	struct meter *meter; /* the run's budget and spend (meter.h), or NULL: none kept */
 	/* Launched by root: once the key, the audit file and the resolver configuration are
 	 * loaded, become this uid:gid (no groups, no_new_privs). 0: stay. */
 	unsigned drop_to_id;
