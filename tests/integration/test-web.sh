@@ -64,7 +64,7 @@ cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT", $HOSTS_FILE
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")", "api_key_file": "$WORK/model-key"},
  "groups": [{"id": "main", "main": true},
-            {"id": "family", "timezone": "Europe/Berlin", "budget": {"tokens": 300}},
+            {"id": "family", "timezone": "Europe/Berlin", "budget": {"tokens": 4000}},
             {"id": "long"},
             {"id": "ops", "approvers": ["cli"], "policy": {"host_actions": {"send_message": "ask"}}}$NET_GROUP]}
 JSON

@@ -307,8 +307,8 @@ await step('the usage plot has the expected data points', async () => {
   ok(circles.length === pts.length && circles.some((c) => c[0] === 'family' && c[2] === 120), 'each point is drawn', JSON.stringify(circles));
   const lines = await page.$$eval('#usage-chart line.budget', (ls) => ls.map((l) => [l.dataset.group, Number(l.dataset.limit), Number(l.getAttribute('y1'))]));
   const fam = await page.$eval('#usage-chart circle.point[data-group="family"]', (c) => Number(c.getAttribute('cy')));
-  ok(lines.length === 1 && lines[0][0] === 'family' && lines[0][1] === 300 && lines[0][2] < fam,
-    "family's token budget (300 a day) is a dashed line, above its 120", JSON.stringify([lines, fam]));
+  ok(lines.length === 1 && lines[0][0] === 'family' && lines[0][1] === 4000 && lines[0][2] < fam,
+    "family's token budget (4,000 a day) is a dashed line, above its 120", JSON.stringify([lines, fam]));
   const rows = (await api('GET', '/api/v1/usage/daily?days=14')).usage;
   if (rows.some((r) => typeof r.cost_usd === 'number')) {
     const cpts = await page.$$eval('#cost-chart circle.point', (cs) => cs.length);
