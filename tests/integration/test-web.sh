@@ -60,15 +60,22 @@ if [ -n "$EGRESS_ASK" ]; then
              \"egress\": [{\"host\": \"127.0.0.1:$PB\", \"verdict\": \"ask\"}]}"
 	HOSTS_FILE="\"hosts_file\": \"$WORK/hosts\", "
 fi
-cat >"$WORK/config.json" <<JSON
+# Prices for the agent's model (the runs' costs), a cost budget on main and a token budget on
+# family (lines on the usage charts); family's folder mounted untrusted, so its run is tainted.
+# The configuration in a folder of its own: the daemon mounts nothing inside the folder of its
+# configuration, and the mounted folder is beside it.
+mkdir -p "$WORK/etc"
+cat >"$WORK/etc/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT", $HOSTS_FILE
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")", "api_key_file": "$WORK/model-key"},
- "groups": [{"id": "main", "main": true},
-            {"id": "family", "timezone": "Europe/Berlin", "budget": {"tokens": 4000}},
+ "prices": {"claude-sonnet-4-5": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}},
+ "groups": [{"id": "main", "main": true, "budget": {"cost_usd": 5}},
+            {"id": "family", "timezone": "Europe/Berlin", "budget": {"tokens": 4000},
+             "mounts": [{"host": "$WORK/srv-web-test", "path": "/workspace/srv", "untrusted": true}]},
             {"id": "long"},
             {"id": "ops", "approvers": ["cli"], "policy": {"host_actions": {"send_message": "ask"}}}$NET_GROUP]}
 JSON
-"$CLAWBOX" serve --config "$WORK/config.json" --mount-allowlist "$WORK/mounts.json" \
+"$CLAWBOX" serve --config "$WORK/etc/config.json" --mount-allowlist "$WORK/mounts.json" \
 	>"$WORK/serve.out" 2>"$WORK/serve.err" &
 SPID=$!
 wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null

@@ -177,9 +177,14 @@ await step('stop a run from the Runs view', async () => {
   const ok1 = await page.$eval('#runs-history tbody tr:nth-child(2)', (tr) => [...tr.children].map((td) => td.textContent));
   ok(ok1[4] === '0' && ok1[5] === '110 / 25' && /\d/.test(ok1[3]), 'the earlier run has exit 0, duration and tokens', JSON.stringify(ok1));
   await shot(page, 'runs');
-  // Runs rows as CONTRACTS.md 2 and 3 give them (model, cost_usd, tainted, taint), answered by
-  // the page's own route while the daemon side is being built: the badge, its causes as text,
-  // a null cost as unknown.
+  const fam = await page.$$eval('#runs-history tbody tr', (rs) => rs.filter((r) => r.children[1].textContent === 'family').map((r) => ({
+    badge: r.querySelector('.badge-taint') ? r.querySelector('.badge-taint').title : null, cost: r.querySelector('.cost').textContent, model: r.querySelector('.model').textContent })));
+  ok(fam.length === 1 && fam[0].badge && /mount|srv/.test(fam[0].badge), "family's run (an untrusted mount) has the tainted badge, its cause in the tooltip", JSON.stringify(fam));
+  ok(fam.length === 1 && fam[0].cost === '$0.00060' && fam[0].model === 'claude-sonnet-4-5', 'and its model and cost', JSON.stringify(fam));
+  const untainted = await page.$$eval('#runs-history tbody tr', (rs) => rs.filter((r) => r.children[1].textContent === 'main' && r.querySelector('.badge-taint')).length);
+  ok(untainted === 0, "main's runs (the owner's messages) have none", untainted);
+  // Runs rows as CONTRACTS.md 2 and 3 give them, with what this daemon's runs did not make (a
+  // cause with markup in it, a null cost and model), answered by the page's own route.
   const real = await (await fetch(BASE + '/api/v1/runs?limit=1', { headers: { Authorization: 'Bearer ' + TOKEN } })).json();
   const base = real.runs[0];
   await page.route('**/api/v1/runs?limit=200*', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ running: [], runs: [
@@ -310,16 +315,17 @@ await step('the usage plot has the expected data points', async () => {
   ok(lines.length === 1 && lines[0][0] === 'family' && lines[0][1] === 4000 && lines[0][2] < fam,
     "family's token budget (4,000 a day) is a dashed line, above its 120", JSON.stringify([lines, fam]));
   const rows = (await api('GET', '/api/v1/usage/daily?days=14')).usage;
-  if (rows.some((r) => typeof r.cost_usd === 'number')) {
-    const cpts = await page.$$eval('#cost-chart circle.point', (cs) => cs.length);
-    ok(cpts > 0, 'the cost chart has the priced days', cpts);
-  } else {
-    ok((await page.textContent('#usage-plot')).includes('Cost unknown'), 'no prices: the cost is said to be unknown, not drawn as 0');
-  }
+  // claude-sonnet-4-5 at $3 in, $15 out per million: family's 100 in, 20 out is $0.0006.
+  const cpts = JSON.parse(await page.getAttribute('#cost-chart', 'data-points'));
+  const famCost = cpts.find((p) => p.group === 'family' && p.day === day);
+  ok(rows.every((r) => typeof r.cost_usd === 'number') && famCost && Math.abs(famCost.cost_usd - 0.0006) < 1e-9,
+    "the cost chart: family today $0.0006 at the configured prices", JSON.stringify(cpts));
+  const cl0 = await page.$$eval('#cost-chart line.budget', (ls) => ls.map((l) => [l.dataset.group, Number(l.dataset.limit)]));
+  ok(cl0.length === 1 && cl0[0][0] === 'main' && cl0[0][1] === 5, "main's cost budget ($5 a day) is a line on it", JSON.stringify(cl0));
   await shot(page, 'usage');
-  // The rows and budgets as CONTRACTS.md 3 gives them (cost per group, day and model; a cost
-  // budget), answered by the page's own route while the daemon side is being built: the page
-  // adds a group's models up, copes with a model without a price and draws the cost budget.
+  // Rows and budgets as CONTRACTS.md 3 gives them, with what this daemon's run did not make (two
+  // models in a day, one without a price), answered by the page's own route: the page adds a
+  // group's models up, copes with a model without a price and draws the cost budget.
   const day2 = new Date().toISOString().slice(0, 10);
   await page.route('**/api/v1/usage/daily*', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ days: 14, usage: [
     { day: day2, group: 'main', model: 'claude-a', runs: 2, input: 100, output: 50, cache_write: 0, cache_read: 0, cost_usd: 0.25 },
