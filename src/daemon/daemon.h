@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "channels.h"
 #include "config.h"
 #include "mountlist.h"
 #include "store.h"
@@ -89,6 +90,14 @@ daemon_now(const struct daemon *d)
 pid_t daemon_spawn(const char **argv, char **envp, int in, int out, int err);
 /* As daemon_spawn, and keep (>= 0, close-on-exec here) stays open in the child. */
 pid_t daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep);
+/* The same with fds[i] as the child's fd i, for i < n (n <= 4): a channel gets its socket as
+ * fd 3. unprivileged: the child keeps no capability and runs with no-new-privs (a channel:
+ * it talks to the Internet and needs none). */
+pid_t daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, int keep,
+                       bool unprivileged);
+/* The group's folder (data_dir/groups/GROUP), made if missing and owned as its runs need
+ * it (runner.c): 0 and its path in buf, or -errno. */
+int daemon_group_dir(struct daemon *d, const char *group, char *buf, size_t size);
 /* The environment a child gets: PATH, HOME, LANG, TZ and, with model_key, the model key's
  * variable; pointers into environ, NULL-terminated, at most max entries. */
 void daemon_environment(const struct daemon *d, bool model_key, char **envp, size_t max);
@@ -140,13 +149,6 @@ void api_views_login_hint(struct daemon *d, struct evhttp_request *req);
 void stream_close_all(struct daemon *d);
 /* For /metrics: listeners now, and the bytes waiting for them in the daemon. */
 void stream_stats(unsigned *listeners, size_t *unread_bytes);
-
-/* The Telegram channel (telegram.c): off unless configured and its token is set. */
-int telegram_start(struct daemon *d);
-void telegram_stop(struct daemon *d);
-/* A run's text as it streams, for its chat's progress message (no-op without Telegram). */
-void telegram_progress(struct daemon *d, const char *group, int64_t reply_to, const char *text,
-                       size_t len);
 
 /* The scheduler slice (slice.c): short for the daemon, the default for its runs. Best
  * effort, never failing. */

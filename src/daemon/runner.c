@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -494,6 +496,12 @@ group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size
 	return 0;
 }
 
+int
+daemon_group_dir(struct daemon *d, const char *group, char *buf, size_t size)
+{
+	return group_dir(d, "groups", group, buf, size);
+}
+
 /* vm-client.h's VM_EXIT_TEMPFAIL: the VM died under the run (the service boots another). */
 #define EXIT_VM_DIED 75
 
@@ -855,7 +863,7 @@ on_event_line(struct run *r, const char *line, size_t len)
 			r->reply_cut = true;
 		stream_delta(r->d, r->group, r->message, json_string_value(t),
 		             json_string_length(t));
-		telegram_progress(r->d, r->group, r->message, json_string_value(t),
+		channels_progress(r->d, r->group, r->message, json_string_value(t),
 		                  json_string_length(t));
 	} else if (strcmp(type, "done") == 0) {
 		json_t *u = json_object_get(ev, "usage");
@@ -926,12 +934,30 @@ pipe_event(struct bufferevent *bev, short what, void *arg)
 	finish(r);
 }
 
+/* In a child before exec: no capability left in any set, the bounding set emptied, and
+ * no-new-privs, so nothing it execs gains one back. 0, or -1 (the child then exits). */
+static int
+drop_privileges(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && geteuid() == 0)
+			return -1;
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2] = {{0}};
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
 /* vfork: the child only sets up its descriptors and execs, so no page table of the daemon is
  * copied for it. A function of its own, so that nothing of the caller's frame lives across
  * the vfork. */
 __attribute__((noinline)) pid_t
-daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep)
+daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, int keep,
+                 bool unprivileged)
 {
+	if (n > 4)
+		return -EINVAL;
 	pid_t parent = getpid();
 	pid_t pid = vfork();
 	if (pid < 0)
@@ -945,8 +971,12 @@ daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int 
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-			_exit(125);
+		/* In order, each onto its number: a source below its target is never one a
+		 * later dup2 overwrites (0-2 are the daemon's own stdio, a socket is above). An
+		 * fd already in place keeps its close-on-exec flag through dup2: cleared. */
+		for (size_t i = 0; i < n; i++)
+			if ((fds[i] == (int)i ? fcntl((int)i, F_SETFD, 0) : dup2(fds[i], (int)i)) < 0)
+				_exit(125);
 		/* The one more descriptor the child gets (the proxy's control channel), in the
 		 * child's own table only: vfork shares memory, not descriptors. */
 		if (keep >= 0 && fcntl(keep, F_SETFD, 0) < 0)
@@ -956,10 +986,19 @@ daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int 
 		 * (test-scale.sh). Best effort: a run at the daemon's priority still works. */
 		daemon_slice_default(); /* before the nice: it sets the nice it reads */
 		(void)!nice(DAEMON_RUN_NICE);
+		if (unprivileged && drop_privileges() < 0)
+			_exit(125);
 		execve(argv[0], (char *const *)argv, envp);
 		_exit(127);
 	}
 	return pid;
+}
+
+pid_t
+daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep)
+{
+	const int fds[3] = {in, out, err};
+	return daemon_spawn_fds(argv, envp, fds, 3, keep, false);
 }
 
 pid_t
@@ -1483,7 +1522,8 @@ runner_reap(struct daemon *d)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (vm_service_reaped(d, pid, status) || envs_reaped(d, pid, status))
+		if (vm_service_reaped(d, pid, status) || envs_reaped(d, pid, status) ||
+		    channels_reaped(d, pid, status))
 			continue;
 		for (struct run *r = d->runs; r; r = r->next) {
 			if (r->pid != pid)
