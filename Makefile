@@ -56,6 +56,8 @@ LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 # the libraries the channels talk to their services with. A channel that needs one more adds
 # it here (and to scripts/deps.sh).
 CHANNEL_PKGS := libevent jansson libcurl
+# email: MIME by GMime, HTML mail read as text by libxml2's HTML parser
+CHANNEL_PKGS += gmime-3.0 libxml-2.0
 INC_channels := $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
 LIBS_channel  = $(shell pkg-config --libs $(CHANNEL_PKGS))
 
@@ -89,7 +91,8 @@ DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-pol
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
-CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN),$(UNIT_BIN))
+CHANNEL_UNIT_BIN := $(BUILD)/tests/test-email-msg
+CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN) $(CHANNEL_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
 HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
@@ -310,6 +313,7 @@ FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
                $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
                $(BUILD)/tests/fuzz-services-replay
+FUZZ_REPLAY += $(BUILD)/tests/fuzz-email-replay
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -349,8 +353,25 @@ $(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-service
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+# The email channel's MIME side: its unit test and the inbound parser's corpus.
+EMAIL_MSG_OBJ := $(BUILD)/src/channels/email-msg.o $(BUILD)/src/base/text.o $(BUILD)/src/base/dbuf.o
+$(CHANNEL_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(EMAIL_MSG_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -Itests/unit -o $@ $< $(EMAIL_MSG_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_channel)
+$(BUILD)/tests/fuzz-email-replay: tests/fuzz/replay.c tests/fuzz/fuzz-email.c $(EMAIL_MSG_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -DCORPUS_DIR='"tests/fuzz/corpus/email"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-email.c $(EMAIL_MSG_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_channel)
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_channels) -o $(BUILD)/fuzz/fuzz-email tests/fuzz/fuzz-email.c \
+		src/channels/email-msg.c src/base/text.c src/base/dbuf.c $(LIBS_channel)
+	$(BUILD)/fuzz/fuzz-email -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/email
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
 		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \
