@@ -305,15 +305,19 @@ imap_done(void *arg, CURL *easy, CURLcode rc)
 	case IMAP_SEARCH: {
 		if (rc != CURLE_OK)
 			return imap_fail(e, "SEARCH", rc);
-		/* "* SEARCH 4 7 9": "n:*" always includes the highest UID, even one below n,
-		 * so what is not past the cursor is left out. */
+		/* "* SEARCH 4 7 9", among other untagged answers ("* 5 EXISTS" when mail came
+		 * meanwhile): only that line's numbers. "n:*" always includes the highest UID,
+		 * even one below n, so what is not past the cursor is left out. */
 		e->n_uids = e->next_uid = 0;
 		e->more = false;
 		const char *p = strstr(dbuf_str(&e->in), "* SEARCH");
+		const char *eol = p ? p + strcspn(p, "\r\n") : NULL;
 		uint64_t floor = e->validity == e->cur_validity ? e->last_uid : 0;
-		while (p && (p = strpbrk(p, "0123456789"))) {
+		for (p = p ? p + 8 : NULL; p && p < eol;) {
 			char *end;
 			unsigned long long u = strtoull(p, &end, 10);
+			if (end == p)
+				break;
 			p = end;
 			if (u <= floor || u > UINT32_MAX)
 				continue;
@@ -323,13 +327,19 @@ imap_done(void *arg, CURL *easy, CURLcode rc)
 			}
 			e->uids[e->n_uids++] = u;
 		}
-		/* Servers answer in ascending order; the cursor relies on it, so make sure. */
+		/* Servers answer in ascending order; the cursor relies on it, so make sure, and
+		 * fetch each once. */
 		for (size_t i = 1; i < e->n_uids; i++)
 			for (size_t j = i; j > 0 && e->uids[j - 1] > e->uids[j]; j--) {
 				uint64_t t = e->uids[j];
 				e->uids[j] = e->uids[j - 1];
 				e->uids[j - 1] = t;
 			}
+		size_t k = 0;
+		for (size_t i = 0; i < e->n_uids; i++)
+			if (k == 0 || e->uids[i] != e->uids[k - 1])
+				e->uids[k++] = e->uids[i];
+		e->n_uids = k;
 		e->step = IMAP_FETCH;
 		return imap_next(e);
 	}

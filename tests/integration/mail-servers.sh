@@ -1,8 +1,8 @@
 # mail-servers.sh: real mail servers from Debian for the email channel's tests and bench,
 # each an instance of its own in $MAIL_DIR (a folder under the test's $WORK) on loopback
 # ports: Postfix (SMTP, STARTTLS) delivering into Maildirs that Dovecot serves over IMAP
-# (STARTTLS), with a test CA of the test's own. Sourced after lib.sh; start_mail_servers
-# sets SMTP_PORT, IMAP_PORT, MAIL_CA and the PIDs that cleanup_mail_servers stops.
+# (STARTTLS), with a test CA of the test's own; Postfix takes SMTP AUTH from Dovecot's
+# users. Sourced after lib.sh; start_mail_servers sets SMTP_PORT, IMAP_PORT, MAIL_CA and the PIDs that cleanup_mail_servers stops.
 #   Domain example.test; mailboxes bot@, alice@, mallory@ (password "pw-<local part>").
 #   mail_of USER: the Maildir folder of USER's new mail.
 
@@ -70,6 +70,10 @@ smtpd_tls_cert_file = $MAIL_DIR/tls/cert.pem
 smtpd_tls_key_file = $MAIL_DIR/tls/key.pem
 smtpd_tls_security_level = may
 smtpd_banner = mx.example.test ESMTP
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = $MAIL_DIR/dovecot/run/auth-smtp
+smtpd_tls_auth_only = yes
 delay_warning_time = 0
 biff = no
 CF
@@ -136,6 +140,11 @@ service imap-login {
   }
   inet_listener imaps {
     port = 0
+  }
+}
+service auth {
+  unix_listener auth-smtp {
+    mode = 0666
   }
 }
 service anvil {
