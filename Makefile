@@ -58,6 +58,8 @@ LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 CHANNEL_PKGS := libevent jansson libcurl
 # email: MIME by GMime, HTML mail read as text by libxml2's HTML parser
 CHANNEL_PKGS += gmime-3.0 libxml-2.0
+# xmpp: libstrophe (XML streams, TLS, SASL, stream management)
+CHANNEL_PKGS += libstrophe
 INC_channels := $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
 LIBS_channel  = $(shell pkg-config --libs $(CHANNEL_PKGS))
 
