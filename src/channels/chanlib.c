@@ -265,7 +265,7 @@ on_start(struct chan *c, struct chanproto_frame *f)
 	}
 	c->started = true;
 	c->start = json_incref(f->j);
-	char prefix[96];
+	static char prefix[96]; /* log_set_prefix keeps the pointer */
 	snprintf(prefix, sizeof(prefix), "channel %s", chan_name(c));
 	log_set_prefix(prefix);
 	int r = c->kind->start ? c->kind->start(c, chan_config(c)) : 0;

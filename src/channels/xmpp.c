@@ -12,8 +12,9 @@
  *
  * In: a chat message's chat is the sender's bare JID; a room's is the room's JID, its
  * sender the occupant ("room@service/nick"), mention true when the body names our nick.
- * Ignored: our own echoes in rooms, room history (delayed delivery, XEP-0203; we also ask
- * for none when joining), errors, messages without a body. Which chats reach a group is the
+ * Ignored: our own echoes in rooms, room history (delayed delivery, XEP-0203, in a room; we
+ * also ask for none when joining), errors, messages without a body. A delayed chat message
+ * is one the server kept while we were offline: it is read. Which chats reach a group is the
  * daemon's decision (the chats of the channel's config); all are reported, so it can record
  * the others. XMPP has no cursor: mail for an offline bot waits on the server (offline
  * messages) and comes once; room history is never read again.
@@ -59,7 +60,7 @@ struct xmppch {
 	char *rooms[XMPP_ROOMS_MAX];
 	size_t n_rooms;
 	size_t max_chars;
-	bool online;
+	bool online, stopping;
 	unsigned backoff_s;
 	struct event *sock_ev, *tick, *retry;
 	int sock;
@@ -160,8 +161,11 @@ on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 	const char *from = xmpp_stanza_get_from(st);
 	if (!from || (type && strcmp(type, "error") == 0))
 		return 1;
-	if (xmpp_stanza_get_child_by_name_and_ns(st, "delay", XMPP_NS_DELAY))
-		return 1; /* history or a resent copy: said before, not now */
+	bool group = type && strcmp(type, "groupchat") == 0;
+	/* In a room, a delayed message is history (answered when it was said); in a chat it
+	 * is one the server kept while we were away (offline messages): that one is news. */
+	if (group && xmpp_stanza_get_child_by_name_and_ns(st, "delay", XMPP_NS_DELAY))
+		return 1;
 	char *body = xmpp_message_get_body(st);
 	if (!body || !*body) {
 		xmpp_free(x->ctx, body);
@@ -169,7 +173,6 @@ on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 	}
 	char *bare = xmpp_jid_bare(x->ctx, from);
 	char *res = xmpp_jid_resource(x->ctx, from);
-	bool group = type && strcmp(type, "groupchat") == 0;
 	if (group && (!is_room(x, bare) || !res || strcmp(res, x->nick) == 0))
 		goto out; /* our own echo, the room's own notes, or a room we are not in */
 	/* The id the service gives it: the room's stanza-id, else the sender's id. */
@@ -258,6 +261,8 @@ on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error, xmpp_stream_erro
 	/* Lost or refused: say so, and again later. */
 	x->online = false;
 	unwatch(x);
+	if (x->stopping)
+		return;
 	char d[160];
 	snprintf(d, sizeof(d), "%s%s%s", status == XMPP_CONN_FAIL ? "connection failed" : "disconnected",
 	         error ? ": " : "", error ? strerror(error) : "");
@@ -397,10 +402,12 @@ xmppch_stop(struct chan *c)
 	struct xmppch *x = chan_data(c);
 	if (!x)
 		return;
+	x->stopping = true;
 	if (x->conn) {
-		if (x->online) {
+		if (x->online) { /* a clean close: the server stores what comes next (offline) */
 			xmpp_disconnect(x->conn);
-			run_strophe(x);
+			for (int i = 0; i < 50 && !xmpp_conn_is_disconnected(x->conn); i++)
+				xmpp_run_once(x->ctx, 20);
 		}
 		xmpp_conn_release(x->conn);
 	}

@@ -29,7 +29,15 @@ err = open(a.stderr, "ab")
 p = subprocess.Popen([a.channel, a.kind], preexec_fn=at_fd3, close_fds=False,
                      stdin=subprocess.DEVNULL, stdout=err, stderr=err)
 theirs.close()
-signal.signal(signal.SIGTERM, lambda *_: (p.terminate(), sys.exit(0)))
+def stop(*_):
+    # As the daemon stops a channel: it closes the socket, and the channel leaves cleanly.
+    ours.close()
+    try:
+        p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
 with open(a.config) as f:
     config = json.load(f)
 ours.send(json.dumps({"t": "start", "name": a.name or a.kind, "config": config,

@@ -1,0 +1,135 @@
+#!/bin/bash
+# test-xmpp.sh: the XMPP channel (clawbox-channel xmpp) against a real Prosody started here
+# on a loopback port (TLS required, a CA of the test's own). The bot and the people talking
+# to it are each a clawbox-channel xmpp under chan-driver.py (which plays the daemon's side
+# of the channel protocol), so every stanza goes through the real server: one-to-one in and
+# out, a room (MUC) mention in and the answer in the room, no echo of our own, no room
+# history after a restart, offline messages delivered once, a stranger's JID reported as its
+# own chat (which the daemon does not deliver), reconnection when the server comes back.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/xmpp-server.sh"
+
+CHANNEL=${CHANNEL:-$TOP/clawbox-channel}
+DRIVER=$TOP/tests/integration/chan-driver.py
+ROOM=room@conference.localhost
+declare -A DPIDS
+stop_one() { # WHO
+	local p=${DPIDS[$1]:-}
+	[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	DPIDS[$1]=
+}
+stop_all() { local w; for w in "${!DPIDS[@]}"; do stop_one "$w"; done; }
+trap 'stop_all; cleanup_prosody; cleanup_work' EXIT
+
+if ! start_prosody; then
+	not_ok "Prosody starts (see $XMPP_DIR)"
+	echo "1..$T_NUM"
+	exit 1
+fi
+ok "Prosody runs on loopback port $XMPP_PORT"
+
+start_one() { # WHO (bot, alice, mallory)
+	printf 'pw-%s\n' "$1" >"$WORK/$1.pw"
+	chmod 600 "$WORK/$1.pw"
+	cat >"$WORK/$1.json" <<JSON
+{"jid": "$1@localhost", "host": "127.0.0.1", "port": $XMPP_PORT, "ca_file": "$XMPP_CA",
+ "token_file": "$WORK/$1.pw", "rooms": ["$ROOM"], "nick": "$1", "max_chars": 100}
+JSON
+	: >"$WORK/$1.cmds"
+	python3 "$DRIVER" --channel "$CHANNEL" --kind xmpp --config "$WORK/$1.json" \
+		--log "$WORK/$1.frames" --commands "$WORK/$1.cmds" --stderr "$WORK/$1.err" &
+	DPIDS[$1]=$!
+}
+export WORK
+has() { grep -q -- "$2" "$WORK/$1.frames" 2>/dev/null; } # WHO PATTERN
+count() { cat "$WORK/$1.frames" 2>/dev/null | grep -c -- "$2"; }
+export -f has count
+say() { # WHO REF CHAT TEXT
+	printf '{"t": "reply", "ref": %s, "chat": "%s", "text": "%s"}\n' "$2" "$3" "$4" >>"$WORK/$1.cmds"
+}
+connected() { [ "$(count "$1" '"state": "connected"')" -ge "${2:-1}" ]; }
+export -f connected
+
+start_one bot
+start_one alice
+wait_until 20 bash -c 'connected bot && connected alice'
+check "the bot connects over TLS and logs in" connected bot
+sleep 1 # both in the room
+
+# One-to-one: in, and the reply out.
+say alice 1 bot@localhost "hello bot"
+wait_until 10 has bot '"text": "hello bot"'
+check "a one-to-one message reaches the bot as the sender's chat" \
+	has bot '"chat": "alice@localhost", "sender": "alice@localhost", "text": "hello bot", "mention": true'
+check "as a private chat" has bot '"chat_kind": "private"'
+say bot 2 alice@localhost "hello alice"
+wait_until 10 has alice '"text": "hello alice"'
+check "the bot's reply reaches the person" has alice '"chat": "bot@localhost", "sender": "bot@localhost", "text": "hello alice"'
+check "and the daemon is told it was sent" has bot '"t": "sent", "ref": 2'
+
+# A long reply is split at max_chars (100 here) on character boundaries.
+long=$(printf 'é%.0s' $(seq 1 80)) # 160 bytes, 80 characters
+say bot 3 alice@localhost "$long"
+wait_until 10 bash -c '[ $(count alice "\"sender\": \"bot@localhost\"") -ge 3 ]'
+check "a reply past max_chars goes in parts, cut between characters" \
+	sh -c "[ \$(grep -c '\"sender\": \"bot@localhost\"' '$WORK/alice.frames') = 3 ] && ! grep -q '\\\\ufffd' '$WORK/alice.frames'"
+
+# The room: chatter and a mention; the answer in the room; no echo of our own.
+say alice 4 "$ROOM" "just chatting here"
+say alice 5 "$ROOM" "bot: what time is it?"
+wait_until 10 has bot 'what time is it'
+check "a room message that names the bot: mention true, the room's chat, the occupant as sender" \
+	has bot "\"chat\": \"$ROOM\", \"sender\": \"$ROOM/alice\", \"text\": \"bot: what time is it?\", \"mention\": true"
+check "room chatter: reported without mention (the daemon wants the trigger then)" \
+	has bot '"text": "just chatting here", "mention": false'
+say bot 6 "$ROOM" "it is noon"
+wait_until 10 has alice '"text": "it is noon"'
+check "the bot answers in the room" has alice "\"chat\": \"$ROOM\", \"sender\": \"$ROOM/bot\", \"text\": \"it is noon\""
+sleep 1
+check "the bot does not read its own words back" test "$(count bot 'it is noon')" = 0
+
+# A stranger: reported as its own chat, which the daemon does not deliver to any group.
+start_one mallory
+wait_until 20 bash -c 'connected mallory'
+say mallory 1 bot@localhost "let me in"
+wait_until 10 has bot 'let me in'
+check "a stranger's message is its own chat (mallory@localhost), for the daemon to drop and record" \
+	has bot '"chat": "mallory@localhost", "sender": "mallory@localhost", "text": "let me in"'
+stop_one mallory
+
+# Restart: no room history again; a message sent while it was away comes once.
+stop_one bot
+mv "$WORK/bot.frames" "$WORK/bot.frames.1"
+sleep 0.5
+say alice 7 bot@localhost "are you there?"
+sleep 0.5
+start_one bot
+wait_until 20 bash -c 'connected bot'
+wait_until 10 has bot 'are you there'
+sleep 2
+check "a message sent while the bot was away comes after it is back, once" \
+	test "$(count bot 'are you there')" = 1
+check "the room's history is not read again" \
+	sh -c "! grep -q 'what time is it\\|just chatting' '$WORK/bot.frames'"
+
+# The server goes away and comes back: the bot reconnects (backoff) by itself.
+cleanup_prosody
+wait_until 10 has bot '"state": "error"'
+check "a lost server is reported (status error)" has bot '"state": "error"'
+run_prosody
+wait_until 30 bash -c 'connected bot 2'
+check "and the bot reconnects when it is back" connected bot 2
+check "the password is in no log" sh -c "! grep -q 'pw-bot' '$WORK/bot.frames' '$WORK/bot.err'"
+stop_all
+
+# Bad configuration: one clear line, exit non-zero.
+echo '{"token_file": "/nonexistent"}' >"$WORK/bad.json"
+: >"$WORK/bad.cmds"
+python3 "$DRIVER" --channel "$CHANNEL" --kind xmpp --config "$WORK/bad.json" \
+	--log "$WORK/bad.frames" --commands "$WORK/bad.cmds" --stderr "$WORK/bad.err"
+rc=$?
+check "a config without a jid: exit non-zero, one error line" \
+	sh -c "[ $rc != 0 ] && [ \$(wc -l <'$WORK/bad.err') = 1 ] && grep -q 'jid' '$WORK/bad.err'"
+
+echo "1..$T_NUM"
+[ "$T_FAILED" = 0 ]
