@@ -19,8 +19,9 @@
  * domain, or the mail is dropped here (and logged).
  *
  * Out: a reply becomes a mail to the chat's address, threaded under the mail it answers
- * (In-Reply-To, References, "Re:" subject), which this process remembers for recent mail
- * and otherwise fetches again by its UID (the ext_id). Its Message-ID is derived from the
+ * (In-Reply-To, References, "Re:" subject): the one its reply_to names, else the newest
+ * from that address. This process remembers recent mail; older (a restart since) is found
+ * on the server again (by UID, or UID SEARCH FROM the address) and its header fetched. Its Message-ID is derived from the
  * daemon's ref and the text, so a reply sent again after a crash (SMTP has no way to ask
  * whether a mail was taken) carries the same Message-ID and mail clients show it once.
  * Files (send_file) go as an attachment. Email has no edits, typing or buttons.
@@ -54,7 +55,8 @@
 
 struct seen_mail {
 	char ext_id[48];
-	char *message_id, *references, *subject;
+	uint64_t seq; /* order of arrival: the newest of a chat is the one a reply answers */
+	char *chat, *message_id, *references, *subject;
 };
 
 struct outgoing {
@@ -66,7 +68,7 @@ struct outgoing {
 	struct outgoing *next;
 };
 
-enum imap_step { IMAP_IDLE, IMAP_STATUS, IMAP_SEARCH, IMAP_FETCH, IMAP_HEADER };
+enum imap_step { IMAP_IDLE, IMAP_STATUS, IMAP_SEARCH, IMAP_FETCH, IMAP_FIND, IMAP_HEADER };
 
 struct email {
 	struct chan *c;
@@ -172,6 +174,7 @@ number_after(const char *s, const char *key, uint64_t *ret)
 static void
 cache_free(struct seen_mail *s)
 {
+	free(s->chat);
 	free(s->message_id);
 	free(s->references);
 	free(s->subject);
@@ -184,18 +187,28 @@ cache_put(struct email *e, const char *ext_id, const struct email_in *m)
 	struct seen_mail *s = &e->cache[e->cache_next++ % EMAIL_CACHE];
 	cache_free(s);
 	snprintf(s->ext_id, sizeof(s->ext_id), "%s", ext_id);
+	s->seq = e->cache_next;
+	s->chat = strdup(m->from_addr);
 	s->message_id = m->message_id ? strdup(m->message_id) : NULL;
 	s->references = strdup(m->references ? m->references : "");
 	s->subject = strdup(m->subject ? m->subject : "");
 }
 
+/* The mail a reply answers: the one named (reply_to), else the newest from its chat. */
 static struct seen_mail *
-cache_get(struct email *e, const char *ext_id)
+cache_get(struct email *e, const char *ext_id, const char *chat)
 {
-	for (size_t i = 0; ext_id && i < EMAIL_CACHE; i++)
-		if (e->cache[i].ext_id[0] && strcmp(e->cache[i].ext_id, ext_id) == 0)
-			return &e->cache[i];
-	return NULL;
+	struct seen_mail *best = NULL;
+	for (size_t i = 0; i < EMAIL_CACHE; i++) {
+		struct seen_mail *s = &e->cache[i];
+		if (!s->ext_id[0])
+			continue;
+		if (ext_id && strcmp(s->ext_id, ext_id) == 0)
+			return s;
+		if (!ext_id && s->chat && strcmp(s->chat, chat) == 0 && (!best || s->seq > best->seq))
+			best = s;
+	}
+	return best;
 }
 
 /* ---- IMAP: poll, search, fetch ---- */
@@ -543,11 +556,58 @@ header_done(void *arg, CURL *easy, CURLcode rc)
 		s.references = m.references;
 		s.subject = m.subject;
 	} else {
-		log_warn("the mail %s answers is gone: the reply starts a new thread", o->reply_to);
+		log_warn("the mail reply %lld answers is not found: it starts a new thread",
+		         (long long)o->ref);
 	}
 	smtp_send(e, o, have ? &s : NULL);
 	if (have)
 		email_in_done(&m);
+}
+
+/* Fetches the header of mail UID of this folder for the reply at the queue's head. */
+static void
+fetch_header(struct email *e, uint64_t validity, uint64_t uid)
+{
+	char url[1024];
+	snprintf(url, sizeof(url), "%s/%s;UIDVALIDITY=%llu/;UID=%llu;SECTION=HEADER", e->imap_url,
+	         e->folder, (unsigned long long)validity, (unsigned long long)uid);
+	imap_setup(e, url, NULL);
+	e->in.max = 256 * 1024;
+	e->step = IMAP_HEADER;
+	if (chan_curl_start(e->c, e->imap, header_done, e) < 0)
+		header_done(e, e->imap, CURLE_OUT_OF_MEMORY);
+}
+
+/* "* SEARCH 3 9 12": the newest mail from the chat's address, whose header comes next. */
+static void
+find_done(void *arg, CURL *easy, CURLcode rc)
+{
+	struct email *e = arg;
+	(void)easy;
+	uint64_t newest = 0;
+	const char *p = rc == CURLE_OK ? strstr(dbuf_str(&e->in), "* SEARCH") : NULL;
+	const char *eol = p ? p + strcspn(p, "\r\n") : NULL;
+	for (p = p ? p + 8 : NULL; p && p < eol;) {
+		char *end;
+		unsigned long long u = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		p = end;
+		if (u > newest && u <= UINT32_MAX)
+			newest = u;
+	}
+	if (newest) {
+		fetch_header(e, e->cur_validity, newest);
+		return;
+	}
+	header_done(e, easy, CURLE_REMOTE_FILE_NOT_FOUND);
+}
+
+/* An address that can go inside an IMAP quoted string as it is. */
+static bool
+search_safe(const char *addr)
+{
+	return *addr && strlen(addr) < 320 && !strpbrk(addr, "\"\\\r\n ");
 }
 
 static void
@@ -556,22 +616,30 @@ smtp_next(struct email *e)
 	if (e->sending || !e->queue)
 		return;
 	struct outgoing *o = e->queue;
-	struct seen_mail *orig = cache_get(e, o->reply_to);
-	unsigned long long v, u;
-	char tail;
-	if (!orig && o->reply_to &&
-	    sscanf(o->reply_to, "%llu:%llu%c", &v, &u, &tail) == 2 && v == e->cur_validity) {
+	struct seen_mail *orig = cache_get(e, o->reply_to, o->chat);
+	if (!orig && e->cur_validity) {
+		/* Not among the recent (a restart since): ask the server, when the lane is free
+		 * (imap_next calls again then). */
 		if (e->step != IMAP_IDLE)
-			return; /* imap_next calls again when the lane is free */
-		char url[1024];
-		snprintf(url, sizeof(url), "%s/%s;UIDVALIDITY=%llu/;UID=%llu;SECTION=HEADER",
-		         e->imap_url, e->folder, v, u);
-		imap_setup(e, url, NULL);
-		e->in.max = 256 * 1024;
-		e->step = IMAP_HEADER;
-		if (chan_curl_start(e->c, e->imap, header_done, e) < 0)
-			header_done(e, e->imap, CURLE_OUT_OF_MEMORY);
-		return;
+			return;
+		unsigned long long v, u;
+		char tail;
+		if (o->reply_to && sscanf(o->reply_to, "%llu:%llu%c", &v, &u, &tail) == 2 &&
+		    v == e->cur_validity) {
+			fetch_header(e, v, u);
+			return;
+		}
+		if (!o->reply_to && search_safe(o->chat)) {
+			char url[1024], req[400];
+			snprintf(url, sizeof(url), "%s/%s", e->imap_url, e->folder);
+			snprintf(req, sizeof(req), "UID SEARCH FROM \"%s\"", o->chat);
+			imap_setup(e, url, req);
+			e->in.max = 256 * 1024;
+			e->step = IMAP_FIND;
+			if (chan_curl_start(e->c, e->imap, find_done, e) < 0)
+				header_done(e, e->imap, CURLE_OUT_OF_MEMORY);
+			return;
+		}
 	}
 	e->queue = o->next;
 	e->n_queued--;
@@ -605,6 +673,14 @@ email_reply(struct chan *c, const json_t *frame, int file_fd)
 	struct email *e = chan_data(c);
 	int64_t ref = json_integer_value(json_object_get(frame, "ref"));
 	const char *chat = json_get_str(frame, "chat");
+	/* The daemon's progress note of a long run ("(working) ..."), meant to be edited as the
+	 * run goes and replaced by the reply: mail cannot be edited, so it would be a mail of
+	 * its own each time. Taken, not sent. */
+	const char *t = json_get_str(frame, "text");
+	if (t && strncmp(t, "(working) ", 10) == 0 && !json_object_get(frame, "file")) {
+		chan_sent(c, ref, "progress-not-mailed");
+		return;
+	}
 	if (e->n_queued >= EMAIL_OUT_MAX) {
 		chan_failed(c, ref, "too many mails waiting to be sent", true);
 		return;
@@ -645,6 +721,15 @@ email_reply(struct chan *c, const json_t *frame, int file_fd)
 	*tail = o;
 	e->n_queued++;
 	smtp_next(e);
+}
+
+/* An edit of a progress note (the only thing the daemon edits): mail has no edits, and the
+ * reply itself comes as a mail of its own. Acknowledged so the daemon does not wait. */
+static void
+email_edit(struct chan *c, const json_t *frame)
+{
+	chan_sent(c, json_integer_value(json_object_get(frame, "ref")),
+	          json_get_str(frame, "ext_id") ? json_get_str(frame, "ext_id") : "-");
 }
 
 /* ---- start and stop ---- */
@@ -784,5 +869,6 @@ const struct chan_kind chan_kind_email = {
 	.name = "email",
 	.start = email_start,
 	.reply = email_reply,
+	.edit = email_edit,
 	.stop = email_stop,
 };

@@ -1,11 +1,12 @@
 #!/bin/bash
 # test-email.sh: the email channel (clawbox-channel email) against real servers from Debian,
 # started here on loopback ports: Postfix for SMTP, Dovecot for IMAP, STARTTLS with a CA of
-# the test's own. A mail in becomes a message with its sender and text; the reply goes out
-# over SMTP with the threading headers (read back from the recipient's Maildir); a restart
-# with the stored cursor reads nothing twice; an unauthenticated sender is dropped when the
-# receiving server's Authentication-Results are required. The channel runs under
-# chan-driver.py, which plays the daemon's side of the channel protocol.
+# the test's own. First the whole way through clawbox serve: a mail in, the agent's reply
+# out with the threading headers (read back from the sender's Maildir), a mail from an
+# unknown sender ignored and recorded, a daemon restart that reads nothing twice. Then the
+# channel alone under chan-driver.py (which plays the daemon's side of the channel
+# protocol): the message's fields, the cursor across a restart, mail that comes while it
+# runs, Authentication-Results required, bad configuration.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/mail-servers.sh"
 
@@ -24,9 +25,9 @@ if ! start_mail_servers; then
 	exit 1
 fi
 ok "Postfix and Dovecot run on loopback ports $SMTP_PORT and $IMAP_PORT"
-
 printf 'pw-bot\n' >"$WORK/bot-password"
 chmod 600 "$WORK/bot-password"
+
 config() { # EXTRA-JSON
 	cat >"$WORK/email.json" <<JSON
 {"imap_url": "imap://127.0.0.1:$IMAP_PORT", "smtp_url": "smtp://127.0.0.1:$SMTP_PORT",
@@ -53,6 +54,70 @@ mail() { # FROM SUBJECT ID BODY
 	send_mail "${1##*<}" bot@example.test "$WORK/$3.eml"
 }
 
+# ---- the whole way: clawbox serve, its email channel, the agent (a fake model) ----
+FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
+echo '{"turns": [], "default": {"reply": {"echo": true}}}' >"$WORK/scenario.json"
+"$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport"
+PORT=$(free_port)
+cat >"$WORK/config.json" <<JSON
+{"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
+ "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
+ "groups": [{"id": "main", "main": true}, {"id": "alice"}],
+ "channels": [{"name": "mail", "kind": "email", "chats": {"alice@example.test": "alice"},
+   "imap_url": "imap://127.0.0.1:$IMAP_PORT", "smtp_url": "smtp://127.0.0.1:$SMTP_PORT",
+   "address": "bot@example.test", "from_name": "clawbox", "token_file": "$WORK/bot-password",
+   "ca_file": "$MAIL_CA", "poll_s": 1}]}
+JSON
+start_daemon() {
+	"$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+	SPID=$!
+	wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+	TOKEN=$(cat "$WORK/data/api-token" 2>/dev/null)
+}
+api() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$1"; }
+replies() { ls "$(mail_of alice)" 2>/dev/null | wc -l; }
+export -f replies mail_of
+export MAIL_DIR
+mail 'Alice <alice@example.test>' 'Plans' 'e1@example.test' 'What is on today?'
+mail 'Mallory <mallory@example.test>' 'hi' 'e2@example.test' 'let me in'
+start_daemon
+wait_until 30 bash -c '[ $(replies) -ge 1 ]'
+reply=$(ls "$(mail_of alice)"/* 2>/dev/null | head -1)
+check "a mail in: the agent's reply comes back by mail" test -n "$reply"
+check "threaded under it: In-Reply-To and References" sh -c \
+	"grep -q '^In-Reply-To: <e1@example.test>' '$reply' && grep -q '^References: <root@example.test> <e1@example.test>' '$reply'"
+check "with Re: and the agent's words" sh -c \
+	"grep -q '^Subject: Re: Plans' '$reply' && grep -q 'echo: Subject: Plans' '$reply'"
+check "the agent saw the mail" grep -q 'What is on today' "$WORK/model.log"
+check "the unknown sender's mail reaches no agent and no one answers it" \
+	sh -c "! grep -q 'let me in' '$WORK/model.log' && [ -z \"\$(ls '$(mail_of mallory)' 2>/dev/null)\" ]"
+api "/api/v1/audit?after=0" >"$WORK/audit"
+check "and is recorded" grep -q 'a message from chat mallory@example.test, which no group is for' "$WORK/audit"
+api /api/v1/channels >"$WORK/channels"
+check "GET /api/v1/channels: the email channel connected" \
+	sh -c "jq -e '.channels[] | select(.name == \"mail\") | .kind == \"email\" and .state == \"connected\"' '$WORK/channels' >/dev/null"
+check "the password is in no log of the daemon" sh -c "! grep -q pw-bot '$WORK/serve.err' '$WORK/serve.out'"
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
+mail 'Alice <alice@example.test>' 'Re: Plans' 'e3@example.test' 'And tomorrow?'
+start_daemon
+wait_until 30 bash -c '[ $(replies) -ge 2 ]'
+sleep 2
+check "after a daemon restart only the new mail is read: one more reply ($(replies) in all)" \
+	test "$(replies)" = 2
+check "the reply after the restart is threaded under the new mail (found again on the server)" \
+	grep -lq '^In-Reply-To: <e3@example.test>' $(ls -d "$(mail_of alice)"/*)
+check "the daemon received each mail once" \
+	test "$(grep -c 'message received group=alice chat=alice@example.test' "$WORK/serve.err")" = 2
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
+rm -f "$(mail_of alice)"/*
+
+# ---- the channel alone, under chan-driver.py ----
 # Mail that was there before the first start is unseen: it is read, once.
 mail 'Alice <alice@example.test>' 'Lunch' 'm1@example.test' 'Shall we meet at noon?'
 config ""
@@ -69,7 +134,7 @@ Shall we meet at noon?"
 check "with the sender's name" sh -c "echo '$msg' | grep -q '\"sender_name\": \"Alice\"'"
 ext=$(echo "$msg" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ext_id"])')
 check "its ext_id and cursor are UIDVALIDITY:UID" \
-	sh -c "echo '$msg' | grep -q '\"cursor\": \"$ext\"' && echo '$ext' | grep -qE '^[0-9]+:1\$'"
+	sh -c "echo '$msg' | grep -q '\"cursor\": \"$ext\"' && echo '$ext' | grep -qE '^[0-9]+:[0-9]+\$'"
 
 # The agent's reply goes out threaded under it.
 echo '{"t": "reply", "ref": 7, "chat": "alice@example.test", "text": "Noon works. See you!", "reply_to": "'"$ext"'"}' >>"$WORK/cmds"
