@@ -6,6 +6,8 @@
 # out, a room (MUC) mention in and the answer in the room, no echo of our own, no room
 # history after a restart, offline messages delivered once, a stranger's JID reported as its
 # own chat (which the daemon does not deliver), reconnection when the server comes back.
+# Then the whole way through clawbox serve: one-to-one and a room mention answered by the
+# agent, room chatter and an unknown JID reaching no agent (the latter recorded).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/xmpp-server.sh"
 
@@ -121,6 +123,55 @@ wait_until 30 bash -c 'connected bot 2'
 check "and the bot reconnects when it is back" connected bot 2
 check "the password is in no log" sh -c "! grep -q 'pw-bot' '$WORK/bot.frames' '$WORK/bot.err'"
 stop_all
+
+# ---- the whole way: clawbox serve, its xmpp channel, the agent (a fake model) ----
+FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
+echo '{"turns": [], "default": {"reply": {"echo": true}}}' >"$WORK/scenario.json"
+"$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
+MPID=$!
+wait_until 5 test -s "$WORK/mport"
+PORT=$(xmpp_free_port)
+cat >"$WORK/config.json" <<JSON
+{"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
+ "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
+ "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "alice"}],
+ "channels": [{"name": "jabber", "kind": "xmpp",
+   "chats": {"alice@localhost": "alice", "$ROOM": "main"},
+   "jid": "bot@localhost", "host": "127.0.0.1", "port": $XMPP_PORT, "ca_file": "$XMPP_CA",
+   "token_file": "$WORK/bot.pw", "rooms": ["$ROOM"], "nick": "bot"}]}
+JSON
+"$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
+SPID=$!
+wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+TOKEN=$(cat "$WORK/data/api-token" 2>/dev/null)
+: >"$WORK/alice.frames"
+start_one alice
+start_one mallory
+wait_until 20 bash -c 'connected alice && connected mallory'
+wait_until 20 sh -c "grep -q 'channel jabber: connected' '$WORK/serve.err'"
+sleep 1
+say alice 11 bot@localhost "hello agent"
+wait_until 30 has alice 'echo: hello agent'
+check "through the daemon: a one-to-one message is answered by the agent" \
+	has alice '"chat": "bot@localhost", "sender": "bot@localhost", "text": "echo: hello agent"'
+say alice 12 "$ROOM" "nothing for anyone here"
+say alice 13 "$ROOM" "bot: and the weather?"
+wait_until 30 has alice 'echo: bot: and the weather'
+check "a mention in the room is answered in the room" \
+	has alice "\"chat\": \"$ROOM\", \"sender\": \"$ROOM/bot\", \"text\": \"echo: bot: and the weather?\""
+check "room chatter without mention or trigger reaches no agent" \
+	sh -c "! grep -q 'nothing for anyone here' '$WORK/model.log'"
+say mallory 14 bot@localhost "let me in"
+wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/audit?after=0' | grep -q 'chat mallory@localhost'"
+curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/audit?after=0" >"$WORK/audit"
+check "an unknown JID is ignored and recorded" sh -c \
+	"grep -q 'a message from chat mallory@localhost, which no group is for' '$WORK/audit' && ! grep -q 'let me in' '$WORK/model.log'"
+sleep 1
+check "and not answered" sh -c "! grep -q '\"sender\": \"bot@localhost\"' '$WORK/mallory.frames'"
+stop_all
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
 
 # Bad configuration: one clear line, exit non-zero.
 echo '{"token_file": "/nonexistent"}' >"$WORK/bad.json"
