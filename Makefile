@@ -432,7 +432,7 @@ check-fresh: test-deps
 check: clawbox clawbox-proxy clawbox-serve clawbox-channel man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps
+bench: clawbox clawbox-proxy clawbox-serve clawbox-channel $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps
 	@bench/bench-policy.sh
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
@@ -443,6 +443,7 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUI
 	@bench/bench-vm.sh
 	@bench/bench-web.sh
 	@bench/bench-envs.sh
+	@bench/bench-email.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(IPC_SRC) $(CHANNEL_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
