@@ -17,7 +17,7 @@
 #include "email-msg.h"
 #include "text.h"
 
-#define ADDR_MAX 320
+#define ADDR_MAX  320
 #define NAME_MAX_ 256
 
 static void
@@ -203,9 +203,9 @@ pick_part(GMimeObject *parent, GMimeObject *part, gpointer data)
 static bool
 html_block(const char *name)
 {
-	static const char *const blocks[] = { "p",  "div", "br", "li", "tr", "h1", "h2", "h3",
-		                              "h4", "h5",  "h6", "ul", "ol", "table", "blockquote",
-		                              "pre" };
+	static const char *const blocks[] = {"p",  "div",   "br",         "li", "tr", "h1",
+	                                     "h2", "h3",    "h4",         "h5", "h6", "ul",
+	                                     "ol", "table", "blockquote", "pre"};
 	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++)
 		if (strcasecmp(name, blocks[i]) == 0)
 			return true;
@@ -256,7 +256,7 @@ html_to_plain(const char *html)
 static char *
 body_text(GMimeMessage *msg, bool *ret_truncated)
 {
-	struct body_pick b = { 0 };
+	struct body_pick b = {0};
 	g_mime_message_foreach(msg, pick_part, &b);
 	char *raw = NULL;
 	if (b.plain) {
@@ -334,14 +334,16 @@ email_in_parse(const char *raw, size_t len, const char *authserv_id, struct emai
 	if (!msg)
 		return -EBADMSG;
 
-	struct email_in m = { 0 };
+	struct email_in m = {0};
 	bool oom = false;
 	InternetAddressList *from = g_mime_message_get_from(msg);
 	if (from && internet_address_list_length(from) > 0) {
 		InternetAddress *ia = internet_address_list_get_address(from, 0);
 		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
-			const char *a = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
-			/* An address with controls or spaces is no one's: the chat id must be clean. */
+			const char *a =
+			    internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
+			/* An address with controls or spaces is no one's: the chat id must be
+			 * clean. */
 			bool good = a && *a && strlen(a) <= ADDR_MAX && strchr(a, '@');
 			for (const char *p = a; good && *p; p++)
 				good = (unsigned char)*p > ' ' && *p != 0x7f;
@@ -436,9 +438,9 @@ email_reply_build(const struct email_reply *r, char **ret, size_t *ret_len)
 
 	GMimeTextPart *body = g_mime_text_part_new_with_subtype("plain");
 	g_mime_text_part_set_text(body, r->text);
-	g_mime_part_set_content_encoding(
-	    GMIME_PART(body),
-	    g_mime_part_get_best_content_encoding(GMIME_PART(body), GMIME_ENCODING_CONSTRAINT_7BIT));
+	g_mime_part_set_content_encoding(GMIME_PART(body),
+	                                 g_mime_part_get_best_content_encoding(
+	                                     GMIME_PART(body), GMIME_ENCODING_CONSTRAINT_7BIT));
 	if (r->file_data) {
 		GMimeMultipart *mixed = g_mime_multipart_new_with_subtype("mixed");
 		g_mime_multipart_add(mixed, GMIME_OBJECT(body));
@@ -449,7 +451,8 @@ email_reply_build(const struct email_reply *r, char **ret, size_t *ret_len)
 		GMimePart *att = major ? g_mime_part_new_with_type(major, slash + 1)
 		                       : g_mime_part_new_with_type("application", "octet-stream");
 		GMimeStream *s = g_mime_stream_mem_new_with_buffer(r->file_data, r->file_size);
-		GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(s, GMIME_CONTENT_ENCODING_DEFAULT);
+		GMimeDataWrapper *w =
+		    g_mime_data_wrapper_new_with_stream(s, GMIME_CONTENT_ENCODING_DEFAULT);
 		g_mime_part_set_content(att, w);
 		g_object_unref(w);
 		g_object_unref(s);

@@ -21,10 +21,10 @@
  * Out: a reply becomes a mail to the chat's address, threaded under the mail it answers
  * (In-Reply-To, References, "Re:" subject): the one its reply_to names, else the newest
  * from that address. This process remembers recent mail; older (a restart since) is found
- * on the server again (by UID, or UID SEARCH FROM the address) and its header fetched. Its Message-ID is derived from the
- * daemon's ref and the text, so a reply sent again after a crash (SMTP has no way to ask
- * whether a mail was taken) carries the same Message-ID and mail clients show it once.
- * Files (send_file) go as an attachment. Email has no edits, typing or buttons.
+ * on the server again (by UID, or UID SEARCH FROM the address) and its header fetched. Its
+ * Message-ID is derived from the daemon's ref and the text, so a reply sent again after a crash
+ * (SMTP has no way to ask whether a mail was taken) carries the same Message-ID and mail clients
+ * show it once. Files (send_file) go as an attachment. Email has no edits, typing or buttons.
  *
  * TLS always: imap:// and smtp:// use STARTTLS and fail without it; imaps:// and smtps://
  * are TLS from the start. The password never travels in the clear.
@@ -205,7 +205,8 @@ cache_get(struct email *e, const char *ext_id, const char *chat)
 			continue;
 		if (ext_id && strcmp(s->ext_id, ext_id) == 0)
 			return s;
-		if (!ext_id && s->chat && strcmp(s->chat, chat) == 0 && (!best || s->seq > best->seq))
+		if (!ext_id && s->chat && strcmp(s->chat, chat) == 0 &&
+		    (!best || s->seq > best->seq))
 			best = s;
 	}
 	return best;
@@ -253,7 +254,8 @@ report_mail(struct email *e, uint64_t uid)
 	} else if (e->require_auth && !m.auth_pass) {
 		/* A forged From is the cheapest attack on a mail bot: without the receiving
 		 * server's word that it is real, the mail reaches nobody. */
-		log_fields("warning", (const char *const[]){ "from", m.from_addr, "mail", ext_id, NULL },
+		log_fields("warning",
+		           (const char *const[]){"from", m.from_addr, "mail", ext_id, NULL},
 		           "mail dropped: no dkim=pass or spf=pass from %s for the sender's domain",
 		           e->authserv_id);
 	} else {
@@ -266,14 +268,14 @@ report_mail(struct email *e, uint64_t uid)
 		if (m.truncated)
 			dbuf_puts(&text, "\n[the rest of this mail was cut]");
 		struct chan_message cm = {
-			.chat = m.from_addr,
-			.chat_kind = "private",
-			.sender = m.from_addr,
-			.sender_name = m.from_name,
-			.text = dbuf_str(&text),
-			.mention = true,
-			.ext_id = ext_id,
-			.cursor = ext_id, /* "UIDVALIDITY:UID" */
+		    .chat = m.from_addr,
+		    .chat_kind = "private",
+		    .sender = m.from_addr,
+		    .sender_name = m.from_name,
+		    .text = dbuf_str(&text),
+		    .mention = true,
+		    .ext_id = ext_id,
+		    .cursor = ext_id, /* "UIDVALIDITY:UID" */
 		};
 		r = chan_message(e->c, &cm);
 		if (r < 0)
@@ -300,9 +302,10 @@ imap_done(void *arg, CURL *easy, CURLcode rc)
 		}
 		set_state(e, true, NULL);
 		if (e->validity && e->validity != v)
-			log_warn("the folder's UIDVALIDITY changed (%llu to %llu): reading its unseen "
-			         "mail",
-			         (unsigned long long)e->validity, (unsigned long long)v);
+			log_warn(
+			    "the folder's UIDVALIDITY changed (%llu to %llu): reading its unseen "
+			    "mail",
+			    (unsigned long long)e->validity, (unsigned long long)v);
 		e->cur_validity = v;
 		e->step = IMAP_SEARCH;
 		char url[1024], req[64];
@@ -491,24 +494,24 @@ smtp_send(struct email *e, struct outgoing *o, const struct seen_mail *orig)
 	e->sending = o;
 	reply_message_id(e, o, e->out_id, sizeof(e->out_id));
 	struct email_reply r = {
-		.from_addr = e->address,
-		.from_name = e->name,
-		.to_addr = o->chat,
-		.subject = orig ? orig->subject : NULL,
-		.in_reply_to = orig ? orig->message_id : NULL,
-		.references = orig ? orig->references : NULL,
-		.message_id = e->out_id,
-		.text = o->text,
-		.file_data = o->file,
-		.file_size = o->file_size,
-		.file_name = o->file_name,
-		.file_type = o->file_type,
+	    .from_addr = e->address,
+	    .from_name = e->name,
+	    .to_addr = o->chat,
+	    .subject = orig ? orig->subject : NULL,
+	    .in_reply_to = orig ? orig->message_id : NULL,
+	    .references = orig ? orig->references : NULL,
+	    .message_id = e->out_id,
+	    .text = o->text,
+	    .file_data = o->file,
+	    .file_size = o->file_size,
+	    .file_name = o->file_name,
+	    .file_type = o->file_type,
 	};
 	int err = email_reply_build(&r, &e->out_mail, &e->out_len);
 	if (err < 0) {
 		e->sending = NULL;
-		chan_failed(e->c, o->ref, err == -EINVAL ? "not a mail address or id" : strerror(-err),
-		            false);
+		chan_failed(e->c, o->ref,
+		            err == -EINVAL ? "not a mail address or id" : strerror(-err), false);
 		outgoing_free(o);
 		return smtp_next(e);
 	}
@@ -710,7 +713,8 @@ email_reply(struct chan *c, const json_t *frame, int file_fd)
 			return;
 		}
 		o->file_size = size;
-		o->file_name = strdup(json_get_str(file, "name") ? json_get_str(file, "name") : "file");
+		o->file_name =
+		    strdup(json_get_str(file, "name") ? json_get_str(file, "name") : "file");
 		const char *type = json_get_str(file, "type");
 		o->file_type = type ? strdup(type) : NULL;
 	}
@@ -749,7 +753,8 @@ parse_cursor(struct email *e, const char *cursor)
 		return -EINVAL;
 	snprintf(v, sizeof(v), "%.*s", (int)(colon - cursor), cursor);
 	snprintf(u, sizeof(u), "%s", colon + 1);
-	if (parse_u64(v, UINT32_MAX, &e->validity) < 0 || parse_u64(u, UINT32_MAX, &e->last_uid) < 0)
+	if (parse_u64(v, UINT32_MAX, &e->validity) < 0 ||
+	    parse_u64(u, UINT32_MAX, &e->last_uid) < 0)
 		return -EINVAL;
 	e->cur_validity = e->validity;
 	return 0;
@@ -870,9 +875,9 @@ email_stop(struct chan *c)
 }
 
 const struct chan_kind chan_kind_email = {
-	.name = "email",
-	.start = email_start,
-	.reply = email_reply,
-	.edit = email_edit,
-	.stop = email_stop,
+    .name = "email",
+    .start = email_start,
+    .reply = email_reply,
+    .edit = email_edit,
+    .stop = email_stop,
 };

@@ -40,15 +40,15 @@
 #include "json-util.h"
 #include "log.h"
 
-#define XMPP_TICK_MS        500
+#define XMPP_TICK_MS         500
 #define XMPP_CONNECT_TICK_MS 20
-#define XMPP_BACKOFF_MAX_S  60
-#define XMPP_ROOMS_MAX      32
-#define XMPP_CHARS_DEFAULT  4000
-#define XMPP_SECRET_MAX     1024
-#define XMPP_NS_MUC         "http://jabber.org/protocol/muc"
-#define XMPP_NS_DELAY       "urn:xmpp:delay"
-#define XMPP_NS_SID         "urn:xmpp:sid:0"
+#define XMPP_BACKOFF_MAX_S   60
+#define XMPP_ROOMS_MAX       32
+#define XMPP_CHARS_DEFAULT   4000
+#define XMPP_SECRET_MAX      1024
+#define XMPP_NS_MUC          "http://jabber.org/protocol/muc"
+#define XMPP_NS_DELAY        "urn:xmpp:delay"
+#define XMPP_NS_SID          "urn:xmpp:sid:0"
 
 struct xmppch {
 	struct chan *c;
@@ -79,8 +79,8 @@ run_strophe(struct xmppch *x)
 static void
 tick_later(struct xmppch *x)
 {
-	unsigned ms = x->conn && xmpp_conn_is_connecting(x->conn) ? XMPP_CONNECT_TICK_MS
-	                                                           : XMPP_TICK_MS;
+	unsigned ms =
+	    x->conn && xmpp_conn_is_connecting(x->conn) ? XMPP_CONNECT_TICK_MS : XMPP_TICK_MS;
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 	evtimer_add(x->tick, &tv);
 }
@@ -189,13 +189,13 @@ on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 	snprintf(ext_id, sizeof(ext_id), "%.*s", CHANPROTO_ID_MAX, ext ? ext : "?");
 	if (strlen(from) <= CHANPROTO_ID_MAX && strlen(bare) <= CHANPROTO_ID_MAX) {
 		struct chan_message m = {
-			.chat = bare,
-			.chat_kind = group ? "group" : "private",
-			.sender = group ? from : bare,
-			.sender_name = group ? res : NULL,
-			.text = body,
-			.mention = !group || names(body, x->nick),
-			.ext_id = ext_id,
+		    .chat = bare,
+		    .chat_kind = group ? "group" : "private",
+		    .sender = group ? from : bare,
+		    .sender_name = group ? res : NULL,
+		    .text = body,
+		    .mention = !group || names(body, x->nick),
+		    .ext_id = ext_id,
 		};
 		int r = chan_message(x->c, &m);
 		if (r < 0 && r != -EPIPE)
@@ -238,8 +238,7 @@ on_retry(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error, xmpp_stream_error_t *se,
-        void *arg)
+on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error, xmpp_stream_error_t *se, void *arg)
 {
 	struct xmppch *x = arg;
 	(void)se;
@@ -264,8 +263,9 @@ on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error, xmpp_stream_erro
 	if (x->stopping)
 		return;
 	char d[160];
-	snprintf(d, sizeof(d), "%s%s%s", status == XMPP_CONN_FAIL ? "connection failed" : "disconnected",
-	         error ? ": " : "", error ? strerror(error) : "");
+	snprintf(d, sizeof(d), "%s%s%s",
+	         status == XMPP_CONN_FAIL ? "connection failed" : "disconnected", error ? ": " : "",
+	         error ? strerror(error) : "");
 	chan_status(x->c, "error", d);
 	x->backoff_s = x->backoff_s ? x->backoff_s * 2 : 1;
 	if (x->backoff_s > XMPP_BACKOFF_MAX_S)
@@ -432,8 +432,8 @@ xmppch_stop(struct chan *c)
 }
 
 const struct chan_kind chan_kind_xmpp = {
-	.name = "xmpp",
-	.start = xmppch_start,
-	.reply = xmppch_reply,
-	.stop = xmppch_stop,
+    .name = "xmpp",
+    .start = xmppch_start,
+    .reply = xmppch_reply,
+    .stop = xmppch_stop,
 };

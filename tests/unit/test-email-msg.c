@@ -84,29 +84,29 @@ test_auth_results(void)
 	struct email_in m;
 	char raw[2048];
 #define AR_FMT                                                                                     \
-	"Authentication-Results: %s\r\n"                                                          \
-	"Authentication-Results: mx.example.test; dkim=pass header.d=evil.test\r\n"               \
+	"Authentication-Results: %s\r\n"                                                           \
+	"Authentication-Results: mx.example.test; dkim=pass header.d=evil.test\r\n"                \
 	"From: alice@mail.example.test\r\n\r\nhi\r\n"
 	struct {
 		const char *ar;
 		bool pass;
 		const char *why;
 	} cases[] = {
-		{ "mx.example.test; dkim=pass (good) header.d=example.test", true, "dkim aligned" },
-		{ "mx.example.test 1; spf=pass smtp.mailfrom=alice@mail.example.test", true,
-		  "spf pass" },
-		{ "mx.example.test; dkim=fail header.d=example.test; spf=softfail", false,
-		  "fail is no pass" },
-		{ "mx.example.test; dkim=pass header.d=other.test", false, "unaligned domain" },
-		{ "mx.example.test; dkim=pass header.d=ample.test", false,
-		  "suffix that is not a parent domain" },
-		{ "other.server; dkim=pass header.d=example.test", false,
-		  "another server's pass is not believed; ours below it (evil.test) decides" },
+	    {"mx.example.test; dkim=pass (good) header.d=example.test", true, "dkim aligned"},
+	    {"mx.example.test 1; spf=pass smtp.mailfrom=alice@mail.example.test", true, "spf pass"},
+	    {"mx.example.test; dkim=fail header.d=example.test; spf=softfail", false,
+	     "fail is no pass"},
+	    {"mx.example.test; dkim=pass header.d=other.test", false, "unaligned domain"},
+	    {"mx.example.test; dkim=pass header.d=ample.test", false,
+	     "suffix that is not a parent domain"},
+	    {"other.server; dkim=pass header.d=example.test", false,
+	     "another server's pass is not believed; ours below it (evil.test) decides"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(raw, sizeof(raw), AR_FMT, cases[i].ar);
 		int r = parse(raw, "mx.example.test", &m);
-		ok(r == 0 && m.auth_pass == cases[i].pass, "Authentication-Results: %s", cases[i].why);
+		ok(r == 0 && m.auth_pass == cases[i].pass, "Authentication-Results: %s",
+		   cases[i].why);
 		email_in_done(&m);
 	}
 	snprintf(raw, sizeof(raw),
@@ -122,14 +122,14 @@ static void
 test_reply(void)
 {
 	struct email_reply r = {
-		.from_addr = "bot@example.test",
-		.from_name = "clawbox",
-		.to_addr = "alice@example.test",
-		.subject = "Lunch",
-		.in_reply_to = "m1@example.test",
-		.references = "<r0@x>",
-		.message_id = "clawbox.1@example.test",
-		.text = "Yes, noon works.\nSee you \xe2\x9c\x93",
+	    .from_addr = "bot@example.test",
+	    .from_name = "clawbox",
+	    .to_addr = "alice@example.test",
+	    .subject = "Lunch",
+	    .in_reply_to = "m1@example.test",
+	    .references = "<r0@x>",
+	    .message_id = "clawbox.1@example.test",
+	    .text = "Yes, noon works.\nSee you \xe2\x9c\x93",
 	};
 	char *s = NULL;
 	size_t len = 0;
@@ -159,8 +159,7 @@ test_reply(void)
 	r.file_name = "a.zip";
 	r.file_type = "application/zip";
 	ok(email_reply_build(&r, &s, &len) == 0 && strstr(s, "Subject: Message from clawbox") &&
-	       strstr(s, "multipart/mixed") && strstr(s, "filename=a.zip") &&
-	       strstr(s, "UEsDBA=="),
+	       strstr(s, "multipart/mixed") && strstr(s, "filename=a.zip") && strstr(s, "UEsDBA=="),
 	   "a new message with an attachment");
 	free(s);
 }
