@@ -184,15 +184,81 @@ auth_pass(GMimeObject *msg, const char *authserv_id, const char *from_addr)
 
 struct body_pick {
 	GMimeTextPart *plain, *html;
+	struct email_in *m; /* attachments go here, when att_max */
+	size_t att_max;
+	bool oom;
 };
+
+/* A part's file name as a file in the group's inbox may be called: its last path
+ * component, sanitized, no leading dot. */
+static char *
+att_name(const char *raw, bool *oom)
+{
+	const char *base = raw ? strrchr(raw, '/') : NULL;
+	base = base ? base + 1 : raw;
+	char *n = clean_copy(base && *base ? base : "attachment", 200, oom);
+	for (char *p = n; p && *p; p++)
+		if (*p == '\\' || *p == '\n' || *p == '\t' || (p == n && *p == '.'))
+			*p = '_';
+	return n;
+}
+
+static void
+keep_attachment(struct body_pick *b, GMimePart *part)
+{
+	struct email_in *m = b->m;
+	if (m->n_att == EMAIL_ATT_MAX) {
+		m->att_dropped++;
+		return;
+	}
+	GMimeDataWrapper *w = g_mime_part_get_content(part);
+	if (!w) {
+		m->att_dropped++;
+		return;
+	}
+	GMimeStream *mem = g_mime_stream_mem_new();
+	/* Decoded size is at most the encoded one (base64 shrinks, QP too): the raw mail's
+	 * bound bounds this; past att_max it is dropped. */
+	ssize_t n = g_mime_data_wrapper_write_to_stream(w, mem);
+	GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(mem));
+	if (n < 0 || !bytes || bytes->len > b->att_max) {
+		m->att_dropped++;
+		g_object_unref(mem);
+		return;
+	}
+	struct email_attachment *a = &m->att[m->n_att];
+	a->data = malloc(bytes->len ? bytes->len : 1);
+	if (a->data)
+		memcpy(a->data, bytes->data, bytes->len);
+	a->size = bytes->len;
+	g_object_unref(mem);
+	a->name = att_name(g_mime_part_get_filename(part), &b->oom);
+	char *type = g_mime_content_type_get_mime_type(g_mime_object_get_content_type(GMIME_OBJECT(part)));
+	a->type = clean_copy(type ? type : "application/octet-stream", 127, &b->oom);
+	g_free(type);
+	if (!a->data || !a->name || !a->type) {
+		b->oom = true;
+		free(a->data);
+		free(a->name);
+		free(a->type);
+		memset(a, 0, sizeof(*a));
+		return;
+	}
+	m->n_att++;
+}
 
 static void
 pick_part(GMimeObject *parent, GMimeObject *part, gpointer data)
 {
 	(void)parent;
 	struct body_pick *b = data;
-	if (!GMIME_IS_TEXT_PART(part) || g_mime_part_is_attachment(GMIME_PART(part)))
+	if (!GMIME_IS_PART(part))
+		return; /* a multipart's own node, or an attached message (message/rfc822) */
+	if (!GMIME_IS_TEXT_PART(part) || g_mime_part_is_attachment(GMIME_PART(part))) {
+		if (b->att_max)
+			keep_attachment(b, GMIME_PART(part));
 		return;
+	}
 	GMimeContentType *ct = g_mime_object_get_content_type(part);
 	if (!b->plain && g_mime_content_type_is_type(ct, "text", "plain"))
 		b->plain = GMIME_TEXT_PART(part);
@@ -254,10 +320,12 @@ html_to_plain(const char *html)
 /* The text to hand on: sanitized, trailing whitespace trimmed, cut at EMAIL_TEXT_MAX (on a
  * character boundary: text_sanitize turns a cut sequence into '?'). */
 static char *
-body_text(GMimeMessage *msg, bool *ret_truncated)
+body_text(GMimeMessage *msg, struct email_in *m, size_t att_max, bool *ret_truncated)
 {
-	struct body_pick b = {0};
+	struct body_pick b = {.m = m, .att_max = att_max};
 	g_mime_message_foreach(msg, pick_part, &b);
+	if (b.oom)
+		return NULL;
 	char *raw = NULL;
 	if (b.plain) {
 		char *t = g_mime_text_part_get_text(b.plain);
@@ -318,11 +386,23 @@ email_in_done(struct email_in *m)
 	free(m->message_id);
 	free(m->references);
 	free(m->text);
+	for (size_t i = 0; i < m->n_att; i++) {
+		free(m->att[i].name);
+		free(m->att[i].type);
+		free(m->att[i].data);
+	}
 	memset(m, 0, sizeof(*m));
 }
 
 int
 email_in_parse(const char *raw, size_t len, const char *authserv_id, struct email_in *ret)
+{
+	return email_in_parse_files(raw, len, authserv_id, 0, ret);
+}
+
+int
+email_in_parse_files(const char *raw, size_t len, const char *authserv_id, size_t att_max,
+                     struct email_in *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	mime_init_once();
@@ -361,8 +441,12 @@ email_in_parse(const char *raw, size_t len, const char *authserv_id, struct emai
 	}
 	const char *subj = g_mime_message_get_subject(msg);
 	m.subject = clean_copy(subj ? subj : "", EMAIL_SUBJECT_MAX, &oom);
-	/* One-line subject: a folded or hostile one must not carry newlines into a reply. */
+	/* One-line subject and name: a folded or hostile one must not carry newlines into a
+	 * reply's headers or a log line (the fuzzer found tabs in a name). */
 	for (char *p = m.subject; p && *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	for (char *p = m.from_name; p && *p; p++)
 		if (*p == '\n' || *p == '\t')
 			*p = ' ';
 	const char *id = g_mime_message_get_message_id(msg);
@@ -370,7 +454,7 @@ email_in_parse(const char *raw, size_t len, const char *authserv_id, struct emai
 		oom = true;
 	if (!(m.references = references_of(msg)))
 		oom = true;
-	if (!(m.text = body_text(msg, &m.truncated)))
+	if (!(m.text = body_text(msg, &m, att_max, &m.truncated)))
 		oom = true;
 	if (authserv_id && *authserv_id)
 		m.auth_pass = auth_pass(GMIME_OBJECT(msg), authserv_id, m.from_addr);

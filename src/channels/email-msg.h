@@ -19,6 +19,14 @@
 #define EMAIL_SUBJECT_MAX 512
 #define EMAIL_ID_MAX      998 /* a header line's limit (RFC 5322) */
 #define EMAIL_REFS_MAX    20  /* References kept (the newest) */
+#define EMAIL_ATT_MAX     4   /* attachments kept (the protocol's descriptors per frame) */
+
+struct email_attachment {
+	char *name; /* the part's file name, sanitized, no '/'; "attachment" when it has none */
+	char *type; /* "type/subtype" */
+	void *data; /* decoded (base64, quoted-printable undone) */
+	size_t size;
+};
 
 struct email_in {
 	char *from_addr;  /* lower-cased addr-spec of the first From mailbox, or NULL */
@@ -29,6 +37,9 @@ struct email_in {
 	char *text;       /* the text/plain part (else the HTML part as text); "" when none */
 	bool truncated;   /* text was cut at EMAIL_TEXT_MAX */
 	bool auth_pass;   /* see email_in_parse's authserv_id */
+	struct email_attachment att[EMAIL_ATT_MAX];
+	size_t n_att;
+	size_t att_dropped; /* attachments past EMAIL_ATT_MAX or past att_max bytes */
 };
 
 /* Parses raw (len bytes, RFC 5322) into *ret. authserv_id (NULL: skip the check) names the
@@ -39,6 +50,11 @@ struct email_in {
  * its own id, as RFC 8601 section 5 asks. Returns 0, -EBADMSG (no message could be read),
  * -ENOMEM. On failure *ret is zeroed. */
 int email_in_parse(const char *raw, size_t len, const char *authserv_id, struct email_in *ret);
+/* The same, keeping up to EMAIL_ATT_MAX attachments (parts with a Content-Disposition of
+ * attachment, or of a type other than text) of at most att_max bytes each, decoded; the rest
+ * are counted in att_dropped. */
+int email_in_parse_files(const char *raw, size_t len, const char *authserv_id, size_t att_max,
+                         struct email_in *ret);
 void email_in_done(struct email_in *m);
 
 struct email_reply {

@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "chan-http.h"
 #include "chanlib.h"
@@ -77,7 +78,7 @@ struct email {
 	char password[EMAIL_SECRET_MAX];
 	bool smtp_auth, require_auth;
 	unsigned poll_s;
-	size_t msg_max;
+	size_t msg_max, att_max;
 	/* IMAP: one operation at a time */
 	CURL *imap;
 	enum imap_step step;
@@ -244,7 +245,7 @@ report_mail(struct email *e, uint64_t uid)
 	e->validity = e->cur_validity;
 	e->last_uid = uid;
 	struct email_in m;
-	int r = email_in_parse(dbuf_str(&e->in), e->in.len, e->authserv_id, &m);
+	int r = email_in_parse_files(dbuf_str(&e->in), e->in.len, e->authserv_id, e->att_max, &m);
 	if (r < 0) {
 		log_warn("mail %s: unreadable (%s), skipped", ext_id, strerror(-r));
 		return;
@@ -267,6 +268,25 @@ report_mail(struct email *e, uint64_t uid)
 		dbuf_append_capped(&text, m.text, strlen(m.text));
 		if (m.truncated)
 			dbuf_puts(&text, "\n[the rest of this mail was cut]");
+		if (m.att_dropped)
+			dbuf_printf(&text, "\n[%zu attachment(s) not kept: more than %d, or over %zu bytes]",
+			            m.att_dropped, EMAIL_ATT_MAX, e->att_max);
+		/* Attachments travel as sealed memfds; the daemon puts them in the group's inbox. */
+		struct chan_attachment atts[EMAIL_ATT_MAX];
+		size_t n_atts = 0;
+		for (size_t i = 0; i < m.n_att; i++) {
+			int fd = chanproto_memfd(m.att[i].name, m.att[i].data, m.att[i].size);
+			if (fd < 0) {
+				log_warn("mail %s: attachment %zu not kept: %s", ext_id, i, strerror(-fd));
+				continue;
+			}
+			atts[n_atts++] = (struct chan_attachment){
+				.name = m.att[i].name,
+				.type = m.att[i].type,
+				.fd = fd,
+				.size = m.att[i].size,
+			};
+		}
 		struct chan_message cm = {
 		    .chat = m.from_addr,
 		    .chat_kind = "private",
@@ -276,8 +296,12 @@ report_mail(struct email *e, uint64_t uid)
 		    .mention = true,
 		    .ext_id = ext_id,
 		    .cursor = ext_id, /* "UIDVALIDITY:UID" */
+		    .attachments = atts,
+		    .n_attachments = n_atts,
 		};
 		r = chan_message(e->c, &cm);
+		for (size_t i = 0; i < n_atts; i++)
+			close(atts[i].fd);
 		if (r < 0)
 			log_warn("mail %s not reported: %s", ext_id, strerror(-r));
 		dbuf_done(&text);
@@ -794,6 +818,8 @@ email_start(struct chan *c, const json_t *config)
 	e->poll_s = p ? (unsigned)json_integer_value(p) : EMAIL_POLL_DEFAULT_S;
 	json_t *mx = json_object_get(config, "max_message_bytes");
 	e->msg_max = mx ? (size_t)json_integer_value(mx) : EMAIL_MSG_MAX;
+	json_t *ax = json_object_get(config, "max_attachment_bytes");
+	e->att_max = ax ? (size_t)json_integer_value(ax) : EMAIL_MSG_MAX;
 
 	const char *bad = NULL;
 	char why[256];
@@ -807,6 +833,9 @@ email_start(struct chan *c, const json_t *config)
 		bad = "poll_s: a whole number of seconds, 1 to 3600";
 	else if (mx && (!json_is_integer(mx) || e->msg_max < 1024 || e->msg_max > (64u << 20)))
 		bad = "max_message_bytes: 1024 to 64 MiB";
+	else if (ax && (!json_is_integer(ax) || json_integer_value(ax) < 0 ||
+	                e->att_max > CHANPROTO_FILE_MAX))
+		bad = "max_attachment_bytes: 0 (none kept) to 20 MiB";
 	else if (e->require_auth && (!e->authserv_id || !*e->authserv_id))
 		bad = "require_auth_pass needs authserv_id: the receiving server's name in its "
 		      "Authentication-Results headers";

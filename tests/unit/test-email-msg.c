@@ -79,6 +79,44 @@ test_multipart(void)
 }
 
 static void
+test_attachments(void)
+{
+	struct email_in m;
+	char raw[8192];
+	int n = snprintf(raw, sizeof(raw), "From: bob@example.test\r\n"
+	                                   "Content-Type: multipart/mixed; boundary=B\r\n\r\n"
+	                                   "--B\r\nContent-Type: text/plain\r\n\r\nsee the files\r\n"
+	                                   "--B\r\nContent-Type: application/pdf\r\n"
+	                                   "Content-Disposition: attachment; filename=\"../../etc/passwd\"\r\n"
+	                                   "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n"
+	                                   "--B\r\nContent-Type: image/png\r\n\r\nPNGDATA\r\n");
+	for (int i = 0; i < 4; i++)
+		n += snprintf(raw + n, sizeof(raw) - (size_t)n,
+		              "--B\r\nContent-Type: application/octet-stream\r\n"
+		              "Content-Disposition: attachment; filename=.hidden%d\r\n\r\nx%d\r\n",
+		              i, i);
+	snprintf(raw + n, sizeof(raw) - (size_t)n, "--B--\r\n");
+	int r = email_in_parse_files(raw, strlen(raw), NULL, 1024, &m);
+	ok(r == 0 && strcmp(m.text, "see the files") == 0, "the text part is the text");
+	ok(r == 0 && m.n_att == 4 && m.att_dropped == 2, "4 attachments kept, 2 past the bound counted");
+	ok(r == 0 && strcmp(m.att[0].name, "passwd") == 0 && strcmp(m.att[0].type, "application/pdf") == 0,
+	   "a path in the file name is cut to its last part: %s", r == 0 ? m.att[0].name : "");
+	ok(r == 0 && m.att[0].size == 8 && memcmp(m.att[0].data, "%PDF-1.4", 8) == 0,
+	   "base64 decoded");
+	ok(r == 0 && strcmp(m.att[1].name, "attachment") == 0 && strcmp(m.att[1].type, "image/png") == 0,
+	   "an inline non-text part is kept too, named attachment");
+	ok(r == 0 && m.att[2].name[0] == '_', "no hidden names: %s", r == 0 ? m.att[2].name : "");
+	email_in_done(&m);
+	r = email_in_parse_files(raw, strlen(raw), NULL, 4, &m);
+	ok(r == 0 && m.n_att == 4 && m.att_dropped == 2, "past att_max bytes: dropped (%zu kept)",
+	   r == 0 ? m.n_att : 0);
+	email_in_done(&m);
+	r = email_in_parse(raw, strlen(raw), NULL, &m);
+	ok(r == 0 && m.n_att == 0 && m.att_dropped == 0, "email_in_parse keeps none");
+	email_in_done(&m);
+}
+
+static void
 test_auth_results(void)
 {
 	struct email_in m;
@@ -184,6 +222,7 @@ main(void)
 {
 	test_plain();
 	test_multipart();
+	test_attachments();
 	test_auth_results();
 	test_reply();
 	test_bad();
