@@ -102,7 +102,9 @@ check "the password is in no log of the daemon" sh -c "! grep -q pw-bot '$WORK/s
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
-mail 'Alice <alice@example.test>' 'Re: Plans' 'e3@example.test' 'And tomorrow?'
+# The next mail carries a file: it lands in the group's inbox folder.
+printf 'From: Alice <alice@example.test>\r\nTo: bot@example.test\r\nSubject: Re: Plans\r\nMessage-ID: <e3@example.test>\r\nReferences: <root@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nAnd tomorrow?\r\n--XX\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gZmlsZQ==\r\n--XX--\r\n' >"$WORK/e3.eml"
+send_mail alice@example.test bot@example.test "$WORK/e3.eml"
 start_daemon
 wait_until 30 bash -c '[ $(replies) -ge 2 ]'
 sleep 2
@@ -112,6 +114,10 @@ check "the reply after the restart is threaded under the new mail (found again o
 	grep -lq '^In-Reply-To: <e3@example.test>' $(ls -d "$(mail_of alice)"/*)
 check "the daemon received each mail once" \
 	test "$(grep -c 'message received group=alice chat=alice@example.test' "$WORK/serve.err")" = 2
+att=$(find "$WORK/data" -path '*inbox*' -name '*notes.txt' | head -1)
+check "an attachment lands in the group's inbox, decoded" \
+	sh -c "[ -n '$att' ] && [ \"\$(cat '$att')\" = 'hello file' ]"
+check "and the agent is told where" grep -q 'attachment: inbox/mail-[^ ]*-0-notes.txt, 10 bytes' "$WORK/model.log"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
