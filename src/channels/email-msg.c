@@ -197,6 +197,10 @@ att_name(const char *raw, bool *oom)
 	const char *base = raw ? strrchr(raw, '/') : NULL;
 	base = base ? base + 1 : raw;
 	char *n = clean_copy(base && *base ? base : "attachment", 200, oom);
+	if (n && !*n) { /* nothing printable in it (found by the fuzzer) */
+		free(n);
+		n = clean_copy("attachment", 200, oom);
+	}
 	for (char *p = n; p && *p; p++)
 		if (*p == '\\' || *p == '\n' || *p == '\t' || (p == n && *p == '.'))
 			*p = '_';
