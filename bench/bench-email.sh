@@ -6,7 +6,7 @@
 # the poll's wait at poll_s 1 s, IMAP) and message received -> reply delivered (the run,
 # SMTP out, Postfix's delivery). And the resident memory of the channel process.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 TOP=$PWD
 WORK=$(mktemp -d /tmp/clawbox-bench-email.XXXXXX)
 chmod 755 "$WORK"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # mail-servers.sh: real mail servers from Debian for the email channel's tests and bench,
 # each an instance of its own in $MAIL_DIR (a folder under the test's $WORK) on loopback
 # ports: Postfix (SMTP, STARTTLS) delivering into Maildirs that Dovecot serves over IMAP

@@ -111,7 +111,7 @@ sleep 2
 check "after a daemon restart only the new mail is read: one more reply ($(replies) in all)" \
 	test "$(replies)" = 2
 check "the reply after the restart is threaded under the new mail (found again on the server)" \
-	grep -lq '^In-Reply-To: <e3@example.test>' $(ls -d "$(mail_of alice)"/*)
+	grep -q '^In-Reply-To: <e3@example.test>' "$(mail_of alice)"/*
 check "the daemon received each mail once" \
 	test "$(grep -c 'message received group=alice chat=alice@example.test' "$WORK/serve.err")" = 2
 att=$(find "$WORK/data" -path '*inbox*' -name '*notes.txt' | head -1)

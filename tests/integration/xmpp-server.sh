@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # xmpp-server.sh: a real Prosody (Debian's) for the XMPP channel's tests, an instance of
 # its own in $XMPP_DIR (config, data, log, certificate from a CA of the test's own) on a
 # loopback port: VirtualHost "localhost" (users made by prosodyctl: bot, alice, mallory,
