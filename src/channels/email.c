@@ -274,7 +274,9 @@ report_mail(struct email *e, uint64_t uid)
 		/* Attachments travel as sealed memfds; the daemon puts them in the group's inbox. */
 		struct chan_attachment atts[EMAIL_ATT_MAX];
 		size_t n_atts = 0;
-		for (size_t i = 0; i < m.n_att; i++) {
+		/* A chat no group is for gets none: the daemon drops its message (and records it). */
+		size_t keep = chan_chat_group(e->c, m.from_addr) ? m.n_att : 0;
+		for (size_t i = 0; i < keep; i++) {
 			int fd = chanproto_memfd(m.att[i].name, m.att[i].data, m.att[i].size);
 			if (fd < 0) {
 				log_warn("mail %s: attachment %zu not kept: %s", ext_id, i, strerror(-fd));
