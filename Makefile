@@ -484,6 +484,7 @@ bench: clawbox clawbox-proxy clawbox-serve clawbox-channel $(GUEST) $(HTTPD) $(F
 	@bench/bench-web.sh
 	@bench/bench-envs.sh
 	@bench/bench-email.sh
+	@bench/bench-xmpp.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(IPC_SRC) $(CHANNEL_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

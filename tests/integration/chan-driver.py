@@ -19,6 +19,8 @@ ap.add_argument("--chats", default="{}")
 ap.add_argument("--log", required=True)
 ap.add_argument("--commands", required=True)
 ap.add_argument("--stderr", required=True)
+ap.add_argument("--timestamps", action="store_true",
+                help='add "at_ms" (the wall clock when it came) to each frame logged')
 a = ap.parse_args()
 
 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -46,7 +48,7 @@ log = open(a.log, "a", buffering=1)
 cmds = open(a.commands, "a+")
 cmds.seek(0)
 while True:
-    r, _, _ = select.select([ours], [], [], 0.05)
+    r, _, _ = select.select([ours], [], [], 0.01)
     if r:
         try:
             data, fds, _, _ = socket.recv_fds(ours, 65536, 4)
@@ -57,6 +59,8 @@ while True:
         for fd in fds:
             os.close(fd)
         frame = json.loads(data)
+        if a.timestamps:
+            frame["at_ms"] = int(time.time() * 1000)
         log.write(json.dumps(frame) + "\n")
         if frame.get("t") == "message":
             ours.send(json.dumps({"t": "stored", "ext_id": frame["ext_id"]}).encode())
