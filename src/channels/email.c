@@ -269,24 +269,29 @@ report_mail(struct email *e, uint64_t uid)
 		if (m.truncated)
 			dbuf_puts(&text, "\n[the rest of this mail was cut]");
 		if (m.att_dropped)
-			dbuf_printf(&text, "\n[%zu attachment(s) not kept: more than %d, or over %zu bytes]",
-			            m.att_dropped, EMAIL_ATT_MAX, e->att_max);
-		/* Attachments travel as sealed memfds; the daemon puts them in the group's inbox. */
+			dbuf_printf(
+			    &text,
+			    "\n[%zu attachment(s) not kept: more than %d, or over %zu bytes]",
+			    m.att_dropped, EMAIL_ATT_MAX, e->att_max);
+		/* Attachments travel as sealed memfds; the daemon puts them in the group's inbox.
+		 */
 		struct chan_attachment atts[EMAIL_ATT_MAX];
 		size_t n_atts = 0;
-		/* A chat no group is for gets none: the daemon drops its message (and records it). */
+		/* A chat no group is for gets none: the daemon drops its message (and records it).
+		 */
 		size_t keep = chan_chat_group(e->c, m.from_addr) ? m.n_att : 0;
 		for (size_t i = 0; i < keep; i++) {
 			int fd = chanproto_memfd(m.att[i].name, m.att[i].data, m.att[i].size);
 			if (fd < 0) {
-				log_warn("mail %s: attachment %zu not kept: %s", ext_id, i, strerror(-fd));
+				log_warn("mail %s: attachment %zu not kept: %s", ext_id, i,
+				         strerror(-fd));
 				continue;
 			}
 			atts[n_atts++] = (struct chan_attachment){
-				.name = m.att[i].name,
-				.type = m.att[i].type,
-				.fd = fd,
-				.size = m.att[i].size,
+			    .name = m.att[i].name,
+			    .type = m.att[i].type,
+			    .fd = fd,
+			    .size = m.att[i].size,
 			};
 		}
 		struct chan_message cm = {

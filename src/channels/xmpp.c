@@ -24,6 +24,9 @@
  * it (libstrophe's stream management resends what was not acknowledged when the stream
  * resumes); a reply while disconnected fails with retry.
  *
+ * Edits (the daemon's progress notes) are Last Message Corrections (XEP-0308), typing is a
+ * chat state (XEP-0085). A correction or chat state that comes in is not a new message.
+ *
  * Reconnect: on a lost or failed connection, again after 1, 2, 4 ... 60 s.
  * TLS: mandatory (XMPP_CONN_FLAG_MANDATORY_TLS); "ca_file" names the CA to check it with.
  */
@@ -165,6 +168,10 @@ on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 	/* In a room, a delayed message is history (answered when it was said); in a chat it
 	 * is one the server kept while we were away (offline messages): that one is news. */
 	if (group && xmpp_stanza_get_child_by_name_and_ns(st, "delay", XMPP_NS_DELAY))
+		return 1;
+	/* A correction of a message already read (and answered): not a new one. Ours, edited
+	 * progress notes, come back this way from rooms too. */
+	if (xmpp_stanza_get_child_by_name_and_ns(st, "replace", "urn:xmpp:message-correct:0"))
 		return 1;
 	char *body = xmpp_message_get_body(st);
 	if (!body || !*body) {
@@ -335,6 +342,63 @@ xmppch_reply(struct chan *c, const json_t *frame, int file_fd)
 	xmpp_free(x->ctx, id);
 }
 
+/* A message to chat with one child element of namespace ns (and a body, when text). */
+static void
+send_with_child(struct xmppch *x, const char *chat, const char *text, const char *name,
+                const char *ns, const char *attr, const char *value, char **ret_id)
+{
+	char *id = xmpp_uuid_gen(x->ctx);
+	xmpp_stanza_t *m =
+	    xmpp_message_new(x->ctx, is_room(x, chat) ? "groupchat" : "chat", chat, id);
+	if (text)
+		xmpp_message_set_body(m, text);
+	xmpp_stanza_t *el = xmpp_stanza_new(x->ctx);
+	xmpp_stanza_set_name(el, name);
+	xmpp_stanza_set_ns(el, ns);
+	if (attr)
+		xmpp_stanza_set_attribute(el, attr, value);
+	xmpp_stanza_add_child_ex(m, el, 0);
+	xmpp_send(x->conn, m);
+	xmpp_stanza_release(m);
+	run_strophe(x);
+	if (ret_id)
+		*ret_id = id;
+	else
+		xmpp_free(x->ctx, id);
+}
+
+/* An edit (the daemon's progress note as the run goes): a Last Message Correction
+ * (XEP-0308) of the message we sent as ext_id; clients without it show it as a new one. */
+static void
+xmppch_edit(struct chan *c, const json_t *frame)
+{
+	struct xmppch *x = chan_data(c);
+	int64_t ref = json_integer_value(json_object_get(frame, "ref"));
+	const char *chat = json_get_str(frame, "chat"), *ext = json_get_str(frame, "ext_id");
+	const char *text = json_get_str(frame, "text");
+	if (!x->online || !chat || !ext || !text || !strchr(chat, '@') || strchr(chat, '/')) {
+		chan_failed(c, ref, x->online ? "not an edit of a chat's message" : "not connected",
+		            x->online ? false : true);
+		return;
+	}
+	char *part = strndup(text, chanproto_cut(text, strlen(text), x->max_chars));
+	send_with_child(x, chat, part ? part : "", "replace", "urn:xmpp:message-correct:0", "id",
+	                ext, NULL);
+	free(part);
+	chan_sent(c, ref, ext); /* the message keeps its id: later edits replace it again */
+}
+
+/* Typing: a chat state (XEP-0085), which clients show as "is typing". */
+static void
+xmppch_typing(struct chan *c, const json_t *frame)
+{
+	struct xmppch *x = chan_data(c);
+	const char *chat = json_get_str(frame, "chat");
+	if (x->online && chat && strchr(chat, '@') && !strchr(chat, '/'))
+		send_with_child(x, chat, NULL, "composing", "http://jabber.org/protocol/chatstates",
+		                NULL, NULL, NULL);
+}
+
 static int
 xmppch_start(struct chan *c, const json_t *config)
 {
@@ -435,5 +499,7 @@ const struct chan_kind chan_kind_xmpp = {
     .name = "xmpp",
     .start = xmppch_start,
     .reply = xmppch_reply,
+    .edit = xmppch_edit,
+    .typing = xmppch_typing,
     .stop = xmppch_stop,
 };

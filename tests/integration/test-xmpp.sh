@@ -69,6 +69,16 @@ wait_until 10 has alice '"text": "hello alice"'
 check "the bot's reply reaches the person" has alice '"chat": "bot@localhost", "sender": "bot@localhost", "text": "hello alice"'
 check "and the daemon is told it was sent" has bot '"t": "sent", "ref": 2'
 
+# An edit goes as a correction (XEP-0308) of the message sent; typing as a chat state.
+ext=$(grep '"t": "sent", "ref": 2,' "$WORK/bot.frames" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ext_id"])')
+echo '{"t": "typing", "chat": "alice@localhost"}' >>"$WORK/bot.cmds"
+echo '{"t": "edit", "ref": 20, "chat": "alice@localhost", "ext_id": "'"$ext"'", "text": "hello alice (edited)"}' >>"$WORK/bot.cmds"
+wait_until 10 has bot '"t": "sent", "ref": 20'
+check "an edit is reported sent with the message's own id" has bot "\"t\": \"sent\", \"ref\": 20, \"ext_id\": \"$ext\""
+sleep 1
+check "a correction and a chat state are not new messages to the other side's clawbox" \
+	sh -c "! grep -q 'edited' '$WORK/alice.frames' && [ \$(grep -c '\"t\": \"message\"' '$WORK/alice.frames') = 1 ]"
+
 # A long reply is split at max_chars (100 here) on character boundaries.
 long=$(printf 'é%.0s' $(seq 1 80)) # 160 bytes, 80 characters
 say bot 3 alice@localhost "$long"
