@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -921,11 +923,26 @@ __attribute__((noinline)) pid_t
 daemon_spawn(const char **argv, char **envp, int in, int out, int err)
 {
 	const int fds[3] = {in, out, err};
-	return daemon_spawn_fds(argv, envp, fds, 3);
+	return daemon_spawn_fds(argv, envp, fds, 3, false);
+}
+
+/* In a child before exec: no capability left in any set, the bounding set emptied, and
+ * no-new-privs, so nothing it execs gains one back. 0, or -1 (the child then exits). */
+static int
+drop_privileges(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && geteuid() == 0)
+			return -1;
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2] = {{0}};
+	return (int)syscall(SYS_capset, &hdr, data);
 }
 
 pid_t
-daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n)
+daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, bool unprivileged)
 {
 	if (n > 4)
 		return -EINVAL;
@@ -953,6 +970,8 @@ daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n)
 		 * (test-scale.sh). Best effort: a run at the daemon's priority still works. */
 		daemon_slice_default(); /* before the nice: it sets the nice it reads */
 		(void)!nice(DAEMON_RUN_NICE);
+		if (unprivileged && drop_privileges() < 0)
+			_exit(125);
 		execve(argv[0], (char *const *)argv, envp);
 		_exit(127);
 	}
