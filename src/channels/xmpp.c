@@ -52,6 +52,7 @@
 #define XMPP_NS_MUC          "http://jabber.org/protocol/muc"
 #define XMPP_NS_DELAY        "urn:xmpp:delay"
 #define XMPP_NS_SID          "urn:xmpp:sid:0"
+#define XMPP_APPROVALS_MAX   64 /* approvals shown and not yet answered, remembered */
 
 struct xmppch {
 	struct chan *c;
@@ -67,6 +68,12 @@ struct xmppch {
 	unsigned backoff_s;
 	struct event *sock_ev, *tick, *retry;
 	int sock;
+	/* Approvals shown (ring): an answer names one of these, in the chat it was shown in. */
+	struct {
+		int64_t id;
+		char chat[CHANPROTO_ID_MAX + 1];
+	} approvals[XMPP_APPROVALS_MAX];
+	size_t approvals_next;
 };
 
 static void connect_now(struct xmppch *x);
@@ -155,6 +162,40 @@ names(const char *body, const char *nick)
 	return false;
 }
 
+/* "approve 12", "run 12", "deny 12" (any case, spaces around), in a one-to-one chat where
+ * approval 12 was shown: the answer goes to the daemon, which checks that this JID may
+ * approve. Only one-to-one: there the JID is the server's word for who wrote; in a room a
+ * nick is anyone's to take. Returns whether body was such an answer. */
+static bool
+approval_answer(struct xmppch *x, const char *bare, const char *body)
+{
+	static const char *const words[] = {"approve", "run", "deny"};
+	while (*body == ' ' || *body == '\n' || *body == '\t')
+		body++;
+	for (size_t w = 0; w < ARRAY_SIZE(words); w++) {
+		size_t n = strlen(words[w]);
+		if (strncasecmp(body, words[w], n) != 0 || body[n] != ' ')
+			continue;
+		char *end;
+		long long id = strtoll(body + n + 1, &end, 10);
+		while (*end == ' ' || *end == '\n' || *end == '\t')
+			end++;
+		if (end == body + n + 1 || *end || id <= 0)
+			return false;
+		for (size_t i = 0; i < XMPP_APPROVALS_MAX; i++)
+			if (x->approvals[i].id == id &&
+			    (strcmp(x->approvals[i].chat, "*") == 0 ||
+			     strcasecmp(x->approvals[i].chat, bare) == 0)) {
+				char approver[CHANPROTO_ID_MAX + 8];
+				snprintf(approver, sizeof(approver), "xmpp:%s", bare);
+				chan_approval_answer(x->c, id, words[w], approver);
+				return true;
+			}
+		return false; /* not one shown here: an ordinary message */
+	}
+	return false;
+}
+
 static int
 on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 {
@@ -182,6 +223,8 @@ on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 	char *res = xmpp_jid_resource(x->ctx, from);
 	if (group && (!is_room(x, bare) || !res || strcmp(res, x->nick) == 0))
 		goto out; /* our own echo, the room's own notes, or a room we are not in */
+	if (!group && approval_answer(x, bare, body))
+		goto out; /* an answer to an approval, not a message for the agent */
 	/* The id the service gives it: the room's stanza-id, else the sender's id. */
 	const char *ext = NULL;
 	xmpp_stanza_t *sid = xmpp_stanza_get_child_by_name_and_ns(st, "stanza-id", XMPP_NS_SID);
@@ -399,6 +442,62 @@ xmppch_typing(struct chan *c, const json_t *frame)
 		                NULL, NULL, NULL);
 }
 
+/* An approval: its text and how to answer, as a message; in a room it says to answer in
+ * a one-to-one chat (only there is the JID the server's word). */
+static void
+xmppch_approval(struct chan *c, const json_t *frame)
+{
+	struct xmppch *x = chan_data(c);
+	int64_t ref = json_integer_value(json_object_get(frame, "ref"));
+	int64_t id = json_integer_value(json_object_get(frame, "approval"));
+	const char *chat = json_get_str(frame, "chat"), *text = json_get_str(frame, "text");
+	if (!x->online || !chat || !strchr(chat, '@') || strchr(chat, '/')) {
+		chan_failed(c, ref, x->online ? "not a bare JID" : "not connected",
+		            x->online ? false : true);
+		return;
+	}
+	char how[160] = "";
+	size_t n = 0;
+	const json_t *b;
+	size_t i;
+	json_array_foreach(json_object_get(frame, "buttons"), i, b)
+	{
+		n += (size_t)snprintf(how + n, sizeof(how) - n, "%s\"%s %lld\"", n ? ", " : "",
+		                      json_string_value(b), (long long)id);
+		if (n >= sizeof(how))
+			break;
+	}
+	bool room = is_room(x, chat);
+	char *msg = NULL;
+	if (asprintf(&msg, "%s\n\nAnswer %s%s.", text ? text : "", how,
+	             room ? " in a one-to-one chat with me" : "") < 0) {
+		chan_failed(c, ref, "out of memory", true);
+		return;
+	}
+	/* Remembered for the chat it may be answered in: the room's people answer one-to-one,
+	 * so there any chat may (the daemon decides who is an approver). */
+	x->approvals[x->approvals_next % XMPP_APPROVALS_MAX].id = id;
+	snprintf(x->approvals[x->approvals_next % XMPP_APPROVALS_MAX].chat, CHANPROTO_ID_MAX + 1,
+	         "%s", room ? "*" : chat);
+	x->approvals_next++;
+	char *sent_id = NULL;
+	send_with_child(x, chat, msg, "no-store", "urn:xmpp:hints", NULL, NULL, &sent_id);
+	free(msg);
+	chan_sent(c, ref, sent_id ? sent_id : "?");
+	xmpp_free(x->ctx, sent_id);
+}
+
+/* The daemon's verdict on an answer: the person who answered is told. */
+static void
+xmppch_answered(struct chan *c, const json_t *frame)
+{
+	struct xmppch *x = chan_data(c);
+	const char *approver = json_get_str(frame, "approver"), *text = json_get_str(frame, "text");
+	if (!x->online || !approver || strncmp(approver, "xmpp:", 5) != 0 || !text)
+		return;
+	send_with_child(x, approver + 5, text, "no-store", "urn:xmpp:hints", NULL, NULL, NULL);
+}
+
 static int
 xmppch_start(struct chan *c, const json_t *config)
 {
@@ -501,5 +600,7 @@ const struct chan_kind chan_kind_xmpp = {
     .reply = xmppch_reply,
     .edit = xmppch_edit,
     .typing = xmppch_typing,
+    .approval = xmppch_approval,
+    .answered = xmppch_answered,
     .stop = xmppch_stop,
 };

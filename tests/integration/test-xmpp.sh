@@ -79,12 +79,35 @@ sleep 1
 check "a correction and a chat state are not new messages to the other side's clawbox" \
 	sh -c "! grep -q 'edited' '$WORK/alice.frames' && [ \$(grep -c '\"t\": \"message\"' '$WORK/alice.frames') = 1 ]"
 
+# Approvals: shown as a message that says how to answer; "approve N" one-to-one, from the
+# chat it was shown in, is an answer (the daemon checks the approver), not a message.
+echo '{"t": "approval", "ref": 30, "chat": "alice@localhost", "approval": 5, "text": "send_message to family: hi", "buttons": ["approve", "run", "deny"]}' >>"$WORK/bot.cmds"
+wait_until 10 has alice 'send_message to family'
+check "an approval is shown with how to answer it" \
+	has alice 'send_message to family: hi\\n\\nAnswer \\"approve 5\\", \\"run 5\\", \\"deny 5\\".'
+check "and reported sent" has bot '"t": "sent", "ref": 30'
+say alice 31 bot@localhost "approve 5"
+say alice 32 bot@localhost "approve 77"
+wait_until 10 has bot 'approve 77'
+check "the answer goes to the daemon as approval_answer, with the JID as approver" \
+	has bot '"t": "approval_answer", "approval": 5, "answer": "approve", "approver": "xmpp:alice@localhost"'
+check "it is not a message; an answer to an approval never shown is one" \
+	sh -c "! grep -q '\"text\": \"approve 5\"' '$WORK/bot.frames' && grep -q '\"text\": \"approve 77\"' '$WORK/bot.frames'"
+echo '{"t": "answered", "approval": 5, "approver": "xmpp:alice@localhost", "ok": true, "text": "approved: it runs"}' >>"$WORK/bot.cmds"
+wait_until 10 has alice 'approved: it runs'
+check "the daemon's verdict is told to the one who answered" has alice '"text": "approved: it runs"'
+
 # A long reply is split at max_chars (100 here) on character boundaries.
 long=$(printf 'é%.0s' $(seq 1 80)) # 160 bytes, 80 characters
 say bot 3 alice@localhost "$long"
-wait_until 10 bash -c '[ $(count alice "\"sender\": \"bot@localhost\"") -ge 3 ]'
-check "a reply past max_chars goes in parts, cut between characters" \
-	sh -c "[ \$(grep -c '\"sender\": \"bot@localhost\"' '$WORK/alice.frames') = 3 ] && ! grep -q '\\\\ufffd' '$WORK/alice.frames'"
+parts() { # the bot's messages of only é: their byte lengths, then whether they join to 80
+	python3 -c 'import json, sys
+p = [f["text"] for f in map(json.loads, open(sys.argv[1])) if f.get("t") == "message" and f.get("sender") == "bot@localhost" and f["text"] and set(f["text"]) == {"\u00e9"}]
+print(" ".join(str(len(t.encode())) for t in p), "".join(p) == "\u00e9" * 80)' "$WORK/alice.frames"
+}
+export -f parts
+wait_until 10 bash -c '[ "$(parts)" = "100 60 True" ]'
+check "a reply past max_chars goes in parts, cut between characters ($(parts))" test "$(parts)" = "100 60 True"
 
 # The room: chatter and a mention; the answer in the room; no echo of our own.
 say alice 4 "$ROOM" "just chatting here"
@@ -107,6 +130,10 @@ say mallory 1 bot@localhost "let me in"
 wait_until 10 has bot 'let me in'
 check "a stranger's message is its own chat (mallory@localhost), for the daemon to drop and record" \
 	has bot '"chat": "mallory@localhost", "sender": "mallory@localhost", "text": "let me in"'
+say mallory 2 bot@localhost "deny 5"
+wait_until 10 has bot '"text": "deny 5"'
+check "an answer from another chat than the approval's is only a message" \
+	sh -c "! grep -q '\"answer\": \"deny\"' '$WORK/bot.frames'"
 stop_one mallory
 
 # Restart: no room history again; a message sent while it was away comes once.
