@@ -273,12 +273,10 @@ report_mail(struct email *e, uint64_t uid)
 			    &text,
 			    "\n[%zu attachment(s) not kept: more than %d, or over %zu bytes]",
 			    m.att_dropped, EMAIL_ATT_MAX, e->att_max);
-		/* Attachments travel as sealed memfds; the daemon puts them in the group's inbox.
-		 */
+		/* Files go as sealed memfds; the daemon puts them in the group's inbox. */
 		struct chan_attachment atts[EMAIL_ATT_MAX];
 		size_t n_atts = 0;
-		/* A chat no group is for gets none: the daemon drops its message (and records it).
-		 */
+		/* None for a chat no group is for: the daemon drops (and records) it. */
 		size_t keep = chan_chat_group(e->c, m.from_addr) ? m.n_att : 0;
 		for (size_t i = 0; i < keep; i++) {
 			int fd = chanproto_memfd(m.att[i].name, m.att[i].data, m.att[i].size);
