@@ -118,6 +118,18 @@ att=$(find "$WORK/data" -path '*inbox*' -name '*notes.txt' | head -1)
 check "an attachment lands in the group's inbox, decoded" \
 	sh -c "[ -n '$att' ] && [ \"\$(cat '$att')\" = 'hello file' ]"
 check "and the agent is told where" grep -q 'attachment: inbox/mail-[^ ]*-0-notes.txt, 10 bytes' "$WORK/model.log"
+# The channel process dies (kill -9): the daemon starts it again; it reads on from its
+# cursor, so the next mail is read once and nothing before it again.
+cpid=$(grep -o 'channel mail: started (email, pid [0-9]*' "$WORK/serve.err" | tail -1 | grep -o '[0-9]*$')
+kill -9 "$cpid"
+wait_until 20 sh -c "[ \$(grep -c 'channel mail: started' '$WORK/serve.err') -ge 3 ] && grep 'channel mail: connected' '$WORK/serve.err' | tail -1 | grep -q ."
+mail 'Alice <alice@example.test>' 'Re: Plans' 'e4@example.test' 'After the crash?'
+wait_until 30 bash -c '[ $(replies) -ge 3 ]'
+sleep 2
+check "after the channel is killed and restarted: the next mail answered once ($(replies) replies)" \
+	test "$(replies)" = 3
+check "and no mail read twice" \
+	test "$(grep -c 'message received group=alice chat=alice@example.test' "$WORK/serve.err")" = 3
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
