@@ -155,8 +155,20 @@ service imap-login {
   chroot =
 }
 CF
-	dovecot -F -c "$c/dovecot.conf" >"$c/dovecot.out" 2>&1 &
+	run_dovecot
+}
+
+# stop_dovecot / run_dovecot: the IMAP server goes away and comes back (same folders, port).
+run_dovecot() {
+	dovecot -F -c "$MAIL_DIR/dovecot/dovecot.conf" >>"$MAIL_DIR/dovecot/dovecot.out" 2>&1 &
 	DV_PID=$!
+	wait_until 10 sh -c "ss -Hltn 'sport = :$IMAP_PORT' | grep -q ."
+}
+stop_dovecot() {
+	kill "$DV_PID" 2>/dev/null
+	local i
+	for i in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$DV_PID" 2>/dev/null || break; sleep 0.2; done
+	DV_PID=
 }
 
 start_mail_servers() {

@@ -202,6 +202,21 @@ check "and one that failed is dropped, and logged" \
 	sh -c "! grep -q 'this one did not' '$WORK/frames' && grep -q 'mail dropped: no dkim=pass or spf=pass from mx.example.test' '$WORK/channel.err'"
 cleanup_driver
 
+# The IMAP server goes away: status error, saying why; when it is back, mail is read again.
+config ""
+: >"$WORK/frames"
+start_channel null
+wait_until 20 sh -c "grep -q '\"state\": \"connected\"' '$WORK/frames'"
+stop_dovecot
+wait_until 20 sh -c "grep -q '\"state\": \"error\", \"detail\": \"IMAP STATUS' '$WORK/frames'"
+check "a server gone: status error with curl's reason" grep -q '"state": "error", "detail": "IMAP STATUS' "$WORK/frames"
+mail 'Alice <alice@example.test>' 'back' 'm6@example.test' 'are you back?'
+run_dovecot
+wait_until 20 sh -c "grep -q 'are you back' '$WORK/frames'"
+check "back: connected again and the mail read" sh -c \
+	"grep -q 'are you back' '$WORK/frames' && [ \$(grep -c '\"state\": \"connected\"' '$WORK/frames') -ge 2 ]"
+cleanup_driver
+
 # Bad configuration: one clear line, status error, exit non-zero.
 config ', "poll_s": 0'
 sed -i 's/"poll_s": 1 ,/ /' "$WORK/email.json"
