@@ -386,6 +386,8 @@ intercept_decide(struct conn *c)
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	if (!conn_head_clean(c))
 		return;
+	if (!conn_egress_start(c)) /* a transparent one was never decided as a CONNECT */
+		return;
 	/* The egress verdict at request level: here the request is visible, so a tainted run's
 	 * body or query to the service's host is judged as a plain one's would be. */
 	bool has_input = strchr(r->path, '?') || r->chunked ||
