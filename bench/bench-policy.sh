@@ -9,4 +9,5 @@
 set -eu
 cd "$(dirname "$0")/.."
 build/tests/test-policy --bench | grep '^policy check'
+build/tests/test-taint --bench | grep '^policy check' # a tainted run's, among 100 live runs
 build/tests/test-proxy-egress --bench

@@ -847,6 +847,27 @@ cmd_policy(int argc, char **argv)
 		                                                                     : "");
 		printf("    %-20s %-14s %s\n", name, self, other);
 	}
+	/* A tainted run's verdicts (the stricter of the above and "when_tainted"). */
+	printf("  when tainted:           on itself    on other groups\n");
+	json_object_foreach(json_object_get(p, "when_tainted"), name, t)
+	{
+		char self[32];
+		bool def = json_is_true(json_object_get(t, "default"));
+		snprintf(self, sizeof(self), "%s%s", json_get_str(t, "self") ?: "",
+		         def ? " (default)" : "");
+		printf("    %-20s %-14s %s%s\n", name, self, json_get_str(t, "other_groups") ?: "",
+		       def ? " (default)" : "");
+	}
+	json_t *ow = json_object_get(ans, "owners");
+	printf("  owners (senders whose messages do not taint):");
+	json_array_foreach(json_object_get(ow, "owners"), i, t)
+	{
+		char o[160];
+		int w = snprintf(o, sizeof(o), " %s", json_string_value(t) ?: "");
+		print_clean(stdout, o, w > 0 && (size_t)w < sizeof(o) ? (size_t)w : 0);
+	}
+	printf("%s%s\n", json_array_size(json_object_get(ow, "owners")) ? "" : " none",
+	       json_is_true(json_object_get(ow, "default")) ? " (default)" : "");
 	printf("  unlisted hosts: %s\n", json_get_str(p, "unlisted_hosts") ?: "");
 	json_t *eg = json_object_get(p, "egress");
 	printf("  egress:%s\n", json_array_size(eg)
@@ -916,10 +937,11 @@ cmd_runs(int argc, char **argv)
 		const char *g = json_get_str(run, "group") ?: "",
 		           *tool = json_get_str(run, "last_tool") ?: "";
 		print_clean(stdout, g, strlen(g));
-		printf("  message #%lld  for %llu s%s  last: ",
+		printf("  message #%lld  for %llu s%s%s  last: ",
 		       (long long)json_integer_value(json_object_get(run, "message_id")),
 		       (unsigned long long)json_get_u64(run, "elapsed_s"),
-		       json_is_true(json_object_get(run, "stopping")) ? " (stopping)" : "");
+		       json_is_true(json_object_get(run, "stopping")) ? " (stopping)" : "",
+		       json_is_true(json_object_get(run, "tainted")) ? " (tainted)" : "");
 		if (*tool)
 			print_clean(stdout, tool, strlen(tool));
 		else

@@ -22,6 +22,7 @@
 #include "hostact.h"
 #include "json-util.h"
 #include "policy.h"
+#include "taint.h"
 
 struct held {
 	struct held *next;
@@ -347,7 +348,7 @@ hold(struct daemon *d, const struct hold_input *in, json_t *request, uint64_t *f
 		*ret_answer = refusal("the request could not be held");
 		return APPROVAL_REFUSED;
 	}
-	char text[512];
+	char text[768];
 	snprintf(text, sizeof(text), "held as approval %lld: %s (%.200s, %lld bytes, sha256 %.16s)",
 	         (long long)h->id, why, canon_dest, (long long)len, args_sha);
 	(void)store_audit(d->store, group, tool, "ask", text);
@@ -373,21 +374,33 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 	destination(d, group, (enum host_action)a, input, dest, sizeof(dest));
 	if (!dest[0])
 		return APPROVAL_RUN;
-	bool other = strcmp(dest, group) != 0;
-	enum policy_verdict v = policy_host_action(&g->policy, g->main, (enum host_action)a, other);
+	bool other = strcmp(dest, group) != 0, by_taint = false;
+	/* The run's taint is the daemon's own record (taint.h), never the request's word. */
+	char taint_why[TAINT_CAUSE_MAX + 48] = "";
+	enum policy_verdict v =
+	    taint_run_tainted(d, run_id)
+	        ? policy_host_action_tainted(&g->policy, g->main, (enum host_action)a, other,
+	                                     &by_taint)
+	        : policy_host_action(&g->policy, g->main, (enum host_action)a, other);
+	if (by_taint)
+		taint_describe(d, run_id, taint_why, sizeof(taint_why));
 	if (v == VERDICT_ALLOW)
 		return APPROVAL_RUN;
 	if (v == VERDICT_DENY) {
-		if (other && !g->main)
+		if (other && !g->main && !by_taint)
 			return APPROVAL_RUN; /* the handler's refusal says it: only main may */
-		char text[256];
-		snprintf(text, sizeof(text), "the policy of %s denies %s to %s", group, tool, dest);
+		char text[512];
+		snprintf(text, sizeof(text), "the policy of %s denies %s to %s%s%s", group, tool,
+		         dest, by_taint ? " when tainted; " : "", taint_why);
 		(void)store_audit(d->store, group, tool, "deny", text);
 		*ret_answer = refusal("%s", text);
 		return APPROVAL_REFUSED;
 	}
+	/* A hold for the taint is for the destination "when tainted": a "run" grant or an
+	 * "always" rule of an untainted ask never passes a tainted one. */
 	char canon_dest[APPROVAL_DEST_MAX];
-	snprintf(canon_dest, sizeof(canon_dest), "group:%s", dest);
+	snprintf(canon_dest, sizeof(canon_dest), "group:%s%s", dest,
+	         by_taint ? " when tainted" : "");
 	/* What the approver sees is the daemon's own rendering of the checked request: the
 	 * canonical arguments (sorted keys, ASCII), never text the agent wrote about it. */
 	_cleanup_free_ char *canon =
@@ -397,10 +410,15 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 		return APPROVAL_REFUSED;
 	}
 	size_t len = strlen(canon);
-	char args_sha[65], why[256];
+	char args_sha[65], why[512];
 	sha256_hex(canon, len, args_sha);
-	snprintf(why, sizeof(why), "the policy of %s asks before %s to %s", group, tool,
-	         other ? "another group" : "itself");
+	if (by_taint) /* the approver is told what tainted the run */
+		snprintf(why, sizeof(why),
+		         "%s (the policy of %s asks before %s to %s when tainted)", taint_why,
+		         group, tool, other ? "another group" : "itself");
+	else
+		snprintf(why, sizeof(why), "the policy of %s asks before %s to %s", group, tool,
+		         other ? "another group" : "itself");
 	char preview[APPROVAL_PREVIEW_MAX + 1];
 	snprintf(preview, sizeof(preview), "%.*s", APPROVAL_PREVIEW_MAX, canon);
 	const struct hold_input in = {
@@ -697,9 +715,11 @@ approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, 
 	if (!g)
 		return refuse(req, 404, "no such group"), true;
 	if (!*tail && cmd == EVHTTP_REQ_GET) {
-		api_send_json(req, 200, json_pack("{s:s,s:o,s:o}", "group", group, "policy",
-		                          policy_json(&g->policy, g->main, g->allow, g->n_allow), "rules",
-		                          list_rules(d, group)));
+		api_send_json(req, 200,
+		              json_pack("{s:s,s:o,s:o,s:o}", "group", group, "policy",
+		                        policy_json(&g->policy, g->main, g->allow, g->n_allow),
+		                        "rules", list_rules(d, group), "owners",
+		                        taint_owners_json(&g->owners)));
 		return true;
 	}
 	if (strncmp(tail, "/rules/", 7) == 0 && cmd == EVHTTP_REQ_DELETE) {

@@ -131,7 +131,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	                                   "max_requests", "services", "home", "max_time",
 	                                   "agent_may_install", "engine", "engine_options",
 	                                   "mcp_servers", "policy", "approvers", "budget",
-	                                   "egress", NULL};
+	                                   "egress", "owners", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -221,7 +221,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	json_t *mt;
 	json_array_foreach(mounts, k, mt)
 	{
-		static const char *const mkeys[] = {"host", "path", "rw", NULL};
+		static const char *const mkeys[] = {"host", "path", "rw", "untrusted", NULL};
 		char mwhere[48];
 		snprintf(mwhere, sizeof(mwhere), "%s.mounts[%zu]", where, k);
 		if (!json_is_object(mt))
@@ -250,6 +250,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		if (rw && !json_is_boolean(rw))
 			return bad(why, size, "%s.rw: expected true or false", mwhere);
 		mo->rw = json_is_true(rw);
+		json_t *untrusted = json_object_get(mt, "untrusted");
+		if (untrusted && !json_is_boolean(untrusted))
+			return bad(why, size, "%s.untrusted: expected true or false", mwhere);
+		mo->untrusted = json_is_true(untrusted);
 		out->n_mounts++;
 	}
 	static const char *const caps[] = {"max_bytes_out", "max_bytes_in"};
@@ -280,7 +284,9 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	                      out->main, &out->policy, why, size)) < 0 ||
 	    (r = policy_parse_egress(json_object_get(g, "egress"), out->allow, out->n_allow, where,
 	                             &out->policy, why, size)) < 0 ||
-	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0)
+	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0 ||
+	    (r = taint_parse_owners(json_object_get(g, "owners"), where, &out->owners, why,
+	                            size)) < 0)
 		return r;
 	if (out->policy.n_egress || out->policy.unlisted_hosts == VERDICT_ASK) {
 		out->egress_arg = policy_egress_arg(&out->policy);
@@ -424,7 +430,7 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
 	                                   "model", "groups", "telegram", "vm", "folder_quota",
-	                                   "limits", "envs", "prices", "hosts_file", NULL};
+	                                   "limits", "envs", "hosts_file", "prices", NULL};
 	/* All but the groups; each is cleared as it is parsed. 128 groups are 1.7 MB, and
 	 * clearing them all made every page resident: +0.85 MiB of idle RSS (bench-daemon). */
 	size_t g0 = offsetof(struct daemon_config, groups), g1 = g0 + sizeof(c->groups);

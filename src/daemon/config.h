@@ -17,6 +17,7 @@
 
 #include "budget.h"
 #include "policy.h"
+#include "taint.h"
 
 #define CONFIG_MAX_GROUPS   128 /* 100 runs at once need 100 groups (issue 15) */
 #define CONFIG_MAX_ALLOW    64
@@ -48,6 +49,7 @@ struct group_config {
 		char host[512];   /* as configured; checked against the mount allowlist per run */
 		char inside[256]; /* where it appears in the sandbox */
 		bool rw;
+		bool untrusted; /* "untrusted": what it holds taints the runs (taint.h) */
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
 	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
@@ -64,6 +66,7 @@ struct group_config {
 	size_t n_mcp_servers;
 	struct group_policy policy; /* "policy", "approvers" and "egress" (policy.h) */
 	char *egress_arg;           /* the proxy's --egress (policy_egress_arg), or NULL */
+	struct group_owners owners; /* "owners": senders whose messages do not taint (taint.h) */
 	struct group_budget budget; /* "budget" (budget.h) */
 };
 #define CONFIG_MAX_TIME 86400

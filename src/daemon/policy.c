@@ -42,6 +42,21 @@ static const struct {
 };
 #define DEFAULT_UNLISTED_HOSTS VERDICT_DENY
 
+/* When the run is tainted (taint.h): what reaches other people asks first. A message to its
+ * own chat is the answer the user waits for; to another group, a file, or a task that acts
+ * later, it is how an injected instruction carries the group's data out. */
+static const struct {
+	enum policy_verdict self, other;
+} tainted_defaults[HA_COUNT] = {
+    [HA_SEND_MESSAGE] = {VERDICT_ALLOW, VERDICT_ASK},
+    [HA_SEND_FILE] = {VERDICT_ASK, VERDICT_ASK},
+    [HA_SCHEDULE_TASK] = {VERDICT_ASK, VERDICT_ASK},
+    [HA_LIST_TASKS] = {VERDICT_ALLOW, VERDICT_ALLOW},
+    [HA_PAUSE_TASK] = {VERDICT_ALLOW, VERDICT_ALLOW},
+    [HA_RESUME_TASK] = {VERDICT_ALLOW, VERDICT_ALLOW},
+    [HA_CANCEL_TASK] = {VERDICT_ALLOW, VERDICT_ALLOW},
+};
+
 const char *
 verdict_name(enum policy_verdict v)
 {
@@ -128,8 +143,9 @@ int
 policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
              struct group_policy *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"tools", "host_actions", "other_groups",
-	                                   "unlisted_hosts", "approval_timeout", NULL};
+	static const char *const keys[] = {"tools",          "host_actions",     "other_groups",
+	                                   "unlisted_hosts", "approval_timeout", "when_tainted",
+	                                   NULL};
 	memset(out, 0, sizeof(*out));
 	out->approval_secs = POLICY_APPROVAL_SECS;
 	out->approver_cli = true;
@@ -163,11 +179,13 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 		}
 	}
 	int r;
-	uint32_t named[2] = {0, 0}; /* actions named, not only covered by "*" */
+	uint32_t named[3] = {0, 0, 0}; /* actions named, not only covered by "*" */
 	if ((r = parse_verdicts(json_object_get(policy, "host_actions"), where, "host_actions",
 	                        out->self, &named[0], why, size)) < 0 ||
 	    (r = parse_verdicts(json_object_get(policy, "other_groups"), where, "other_groups",
-	                        out->others, &named[1], why, size)) < 0)
+	                        out->others, &named[1], why, size)) < 0 ||
+	    (r = parse_verdicts(json_object_get(policy, "when_tainted"), where, "when_tainted",
+	                        out->tainted, &named[2], why, size)) < 0)
 		return r;
 	json_t *uh = json_object_get(policy, "unlisted_hosts");
 	if (uh) {
@@ -234,6 +252,11 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 			                                               out, host_action_names[a])));
 		}
 	}
+	/* An "ask" written for tainted runs: the same need of someone to answer it. The
+	 * defaults' asks without an approver expire into denials, which is safe. */
+	for (int a = 0; a < HA_COUNT; a++)
+		any_ask = any_ask || ((named[2] & (1u << a)) && out->tainted[a] == VERDICT_ASK &&
+		                      policy_tool_granted(out, host_action_names[a]));
 	if ((any_ask || out->unlisted_hosts == VERDICT_ASK) && !out->approver_cli &&
 	    out->n_telegram == 0)
 		return BAD("%s.approvers: empty, but the policy asks for approvals (set an approver "
@@ -394,6 +417,29 @@ policy_host_action(const struct group_policy *p, bool main, enum host_action a, 
 	return !other ? defaults[a].self : main ? defaults[a].other_main : defaults[a].other;
 }
 
+enum policy_verdict
+policy_host_action_tainted(const struct group_policy *p, bool main, enum host_action a, bool other,
+                           bool *ret_by_taint)
+{
+	enum policy_verdict base = policy_host_action(p, main, a, other);
+	if (ret_by_taint)
+		*ret_by_taint = false;
+	if ((unsigned)a >= HA_COUNT)
+		return base;
+	enum policy_verdict t = p->tainted[a] ? p->tainted[a]
+	                        : other       ? tainted_defaults[a].other
+	                                      : tainted_defaults[a].self;
+	/* allow < ask < deny in the enum: the stricter one. The taint decides (and the hold is
+	 * a tainted one, which no grant of an untainted ask passes) whenever its own verdict
+	 * asks or denies and the policy's is not stricter. */
+	if (t >= VERDICT_ASK && t >= base) {
+		if (ret_by_taint)
+			*ret_by_taint = true;
+		return t;
+	}
+	return base;
+}
+
 bool
 policy_tool_granted(const struct group_policy *p, const char *tool)
 {
@@ -458,6 +504,17 @@ policy_json(const struct group_policy *p, bool main, char *const *allow, size_t 
 		              verdict_name(policy_host_action(p, main, (enum host_action)a, true)),
 		              "other_groups_default", p->others[a] == VERDICT_UNSET, "granted",
 		              policy_tool_granted(p, host_action_names[a])));
+	json_t *wt = json_object();
+	for (int a = 0; a < HA_COUNT; a++)
+		json_object_set_new(
+		    wt, host_action_names[a],
+		    json_pack("{s:s,s:s,s:b}", "self",
+		              verdict_name(policy_host_action_tainted(p, main, (enum host_action)a,
+		                                                      false, NULL)),
+		              "other_groups",
+		              verdict_name(policy_host_action_tainted(p, main, (enum host_action)a,
+		                                                      true, NULL)),
+		              "default", p->tainted[a] == VERDICT_UNSET));
 	if (p->approver_cli)
 		json_array_append_new(appr, json_string("cli"));
 	for (size_t i = 0; i < p->n_telegram; i++) {
@@ -465,9 +522,10 @@ policy_json(const struct group_policy *p, bool main, char *const *allow, size_t 
 		snprintf(s, sizeof(s), "telegram:%lld", p->telegram[i]);
 		json_array_append_new(appr, json_string(s));
 	}
-	return json_pack(
-	    "{s:o,s:b,s:o,s:s,s:o,s:i,s:o}", "tools", tools, "tools_default", !p->tools_set,
-	    "host_actions", ha, "unlisted_hosts",
-	    verdict_name(p->unlisted_hosts ? p->unlisted_hosts : DEFAULT_UNLISTED_HOSTS),
-	    "approvers", appr, "approval_timeout", (int)p->approval_secs, "egress", egress);
+	return json_pack("{s:o,s:b,s:o,s:o,s:s,s:o,s:i,s:o}", "tools", tools, "tools_default",
+	                 !p->tools_set, "host_actions", ha, "when_tainted", wt, "unlisted_hosts",
+	                 verdict_name(p->unlisted_hosts ? p->unlisted_hosts
+	                                                : DEFAULT_UNLISTED_HOSTS),
+	                 "approvers", appr, "approval_timeout", (int)p->approval_secs, "egress",
+	                 egress);
 }

@@ -51,6 +51,9 @@ struct group_policy {
 	uint32_t tools;          /* bit i: policy_tool_names[i] granted */
 	enum policy_verdict self[HA_COUNT];   /* on the group itself, as configured (UNSET: default) */
 	enum policy_verdict others[HA_COUNT]; /* on another group */
+	/* "when_tainted": the verdict on a host action of a tainted run (taint.h), on itself
+	 * and on other groups alike; the stricter of it and the verdict above applies. */
+	enum policy_verdict tainted[HA_COUNT];
 	enum policy_verdict unlisted_hosts;
 	/* "approvers": who may answer its approval requests. Default: ["cli"]. */
 	bool approvers_set;
@@ -92,6 +95,12 @@ char *policy_egress_arg(const struct group_policy *p);
  * defaults applied. */
 enum policy_verdict policy_host_action(const struct group_policy *p, bool main, enum host_action a,
                                 bool other);
+/* The verdict for action in a run that is tainted: the stricter of policy_host_action() and
+ * the group's "when_tainted" (default: ask for send_message to another group, send_file and
+ * schedule_task; the others unchanged). *ret_by_taint (may be NULL) says whether the taint
+ * decides it: its verdict asks or denies, and the policy's is not stricter. */
+enum policy_verdict policy_host_action_tainted(const struct group_policy *p, bool main,
+                                               enum host_action a, bool other, bool *ret_by_taint);
 /* Whether the tool (an agent tool's name) is granted. */
 bool policy_tool_granted(const struct group_policy *p, const char *tool);
 /* The granted tools as "a,b,c" for the agent's --tools, or "" when all are. */
@@ -100,7 +109,8 @@ void policy_tools_csv(const struct group_policy *p, char *buf, size_t size);
 /* The effective policy as JSON (a new reference): tools, host_actions {ACTION: {"self",
  * "other_groups"}}, unlisted_hosts, approvers, approval_timeout, each verdict with whether it
  * is the default; egress: [{host, verdict, trusted, when_tainted, from: "egress"|"allow"}], the
- * rules, then the allow entries (allow, n_allow) as the proxy reads them. */
+ * rules, then the allow entries (allow, n_allow) as the proxy reads them; when_tainted
+ * {ACTION: {"self", "other_groups", "default"}}: the verdicts that apply to a tainted run. */
 json_t *policy_json(const struct group_policy *p, bool main, char *const *allow, size_t n_allow);
 
 #endif

@@ -34,13 +34,14 @@
 #include "json-util.h"
 #include "log.h"
 #include "quota.h"
+#include "taint.h"
 #include "tasks.h"
 #include "egress.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
 #define ARGV_MAX       (100 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES + \
-                        2 * CONFIG_ENGINE_MAX_ARGS)
+                        2 * CONFIG_ENGINE_MAX_ARGS + 2 * TAINT_START_MAX)
 
 struct run {
 	struct daemon *d;
@@ -625,6 +626,7 @@ unlink_run(struct daemon *d, struct run *r)
 			break;
 		}
 	d->running--;
+	taint_run_end(d, r->run_id); /* before the socket goes: nothing asks after this */
 	ipc_close(r);
 	egress_chan_free(r->egress);
 	bufferevent_free(r->out);
@@ -1097,6 +1099,10 @@ start_run(struct daemon *d, const char *group)
 		return -EDQUOT;
 	}
 
+	/* What tainted the run before it starts (taint.h): its message's sender, the group's
+	 * memory file, and below its untrusted mounts. */
+	struct taint_start taint;
+	taint_start_collect(d, group, id, &taint);
 	char ws[PATH_MAX], session[PATH_MAX], memory[PATH_MAX + 32], mem_size[32], max_tokens[32];
 	const char *argv[ARGV_MAX];
 	size_t n = 0;
@@ -1217,6 +1223,9 @@ start_run(struct daemon *d, const char *group)
 		}
 		snprintf(mount_args[i], sizeof(mount_args[i]), "%s:%s:%s", real,
 		         g->mounts[i].inside, g->mounts[i].rw ? "rw" : "ro");
+		if (g->mounts[i].untrusted)
+			taint_start_add(&taint, "mount", "untrusted mount %.100s (%.80s)",
+			                g->mounts[i].inside, g->mounts[i].host);
 		argv[n++] = "--mount";
 		argv[n++] = mount_args[i];
 	}
@@ -1256,6 +1265,10 @@ start_run(struct daemon *d, const char *group)
 	if (agent_note[0]) {
 		argv[n++] = "--note";
 		argv[n++] = agent_note;
+	}
+	for (size_t k = 0; k < taint.n; k++) { /* the proxy's side of the same taint */
+		argv[n++] = "--tainted";
+		argv[n++] = taint.c[k].cause;
 	}
 	argv[n++] = "-";
 	argv[n] = NULL;
@@ -1327,6 +1340,9 @@ start_run(struct daemon *d, const char *group)
 		e = in < 0 ? in : NEG_ERRNO();
 		goto fail;
 	}
+	/* Tracked before the run can ask for anything: an untracked run would read as clean. */
+	if ((e = taint_run_begin(d, group, r->run_id, id, &taint)) < 0)
+		goto fail;
 	char *envp[8 + CONFIG_MAX_SERVICES];
 	daemon_environment(d, true, envp, 8);
 	add_service_env(g, envp, ARRAY_SIZE(envp));
@@ -1366,6 +1382,7 @@ start_run(struct daemon *d, const char *group)
 	log_fields("info", f, "run started");
 	return 0;
 fail:
+	taint_run_end(d, r->run_id);
 	ipc_close(r);
 	egress_chan_free(r->egress);
 	if (control >= 0)
@@ -1491,12 +1508,15 @@ runner_list(struct daemon *d)
 	json_t *arr = json_array();
 	for (struct run *r = d->runs; r && arr; r = r->next)
 		json_array_append_new(
-		    arr, json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b}", "group", r->group, "message_id",
-		                   (json_int_t)r->message, "started_ms", (json_int_t)r->started_ms,
-		                   "elapsed_s", (json_int_t)((now_ms - r->started_ms) / 1000),
-		                   "last_tool", r->last_tool, "tool_events",
-		                   (json_int_t)(r->tools ? json_array_size(r->tools) : 0), "stopping",
-		                   r->stopped));
+		    arr,
+		    json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b,s:b,s:o}", "group", r->group,
+		              "message_id", (json_int_t)r->message, "started_ms",
+		              (json_int_t)r->started_ms, "elapsed_s",
+		              (json_int_t)((now_ms - r->started_ms) / 1000), "last_tool",
+		              r->last_tool, "tool_events",
+		              (json_int_t)(r->tools ? json_array_size(r->tools) : 0), "stopping",
+		              r->stopped, "tainted", taint_run_tainted(d, r->run_id), "taint",
+		              taint_run_causes(d, r->run_id)));
 	return arr;
 }
 

@@ -689,7 +689,6 @@ start_fetch(struct conn *c)
 
 /* ---- deciding ---- */
 
-static void decide_go(struct conn *c);
 bool
 conn_egress_start(struct conn *c)
 {
@@ -703,6 +702,8 @@ conn_egress_start(struct conn *c)
 	conn_refuse(c, 429, "deny", "%s", c->cap_why);
 	return false;
 }
+
+static void decide_go(struct conn *c);
 
 static void
 decide(struct conn *c)

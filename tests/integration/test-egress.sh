@@ -260,7 +260,7 @@ cb deny "$id10" >/dev/null 2>&1
 wait_reply inj 'i1 done'
 api GET "/api/v1/audit?after=0"
 check "audited: the DNS-name request refused, the taint and its cause" sh -c \
-	"grep -q 'exfil.example:80 is not in the allowlist' '$WORK/body' && grep -q 'tainted (egress): response from untrusted host page.example' '$WORK/body'"
+	"grep -q 'exfil.example:80 is not in the allowlist' '$WORK/body' && grep -q '\"action\":\"taint:egress\",\"decision\":\"tainted\",\"reason\":\"run [0-9]*: response from untrusted host page.example' '$WORK/body'"
 check "nothing of the notes reached the allowed host" sh -c "! grep -q 'NOTE-SECRET\|/c?d=' '$WORK/a.log'"
 check "the page was fetched" got c "/page.html"
 
