@@ -31,7 +31,8 @@ enum host_action {
 	HA_COUNT
 };
 
-#define POLICY_MAX_TELEGRAM    16
+#define POLICY_MAX_APPROVERS   16 /* channel users ("KIND:ID") who may answer */
+#define POLICY_APPROVER_MAX    128
 #define POLICY_APPROVAL_SECS   600 /* a request's life when the group does not say */
 #define POLICY_PENDING_GROUP   16  /* pending approvals of one group at once */
 #define POLICY_PENDING_RUN     4   /* of one run */
@@ -59,8 +60,10 @@ struct group_policy {
 	bool approvers_set;
 	bool approver_cli; /* the host CLI: the API token's holder, not from a browser */
 	bool approver_web; /* the web app: the API token's holder, from its page (api.c) */
-	long long telegram[POLICY_MAX_TELEGRAM];
-	size_t n_telegram;
+	/* Channel users, "KIND:ID" as the channel names its senders: a button or a reply from
+	 * that user in a chat of that kind (channels-io.c checks the kind). */
+	char users[POLICY_MAX_APPROVERS][POLICY_APPROVER_MAX];
+	size_t n_users;
 	unsigned approval_secs; /* "approval_timeout": seconds; expiry is a denial */
 	struct egress_rule_config egress[POLICY_EGRESS_MAX]; /* the group's "egress" */
 	size_t n_egress;
