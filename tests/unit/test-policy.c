@@ -103,8 +103,8 @@ main(int argc, char **argv)
 	   "default: list_tasks only reads, main lists every group's without asking");
 	ok(policy_tool_granted(&p, "bash") && policy_tool_granted(&p, "cancel_task"),
 	   "default: every tool granted");
-	ok(p.approver_cli && p.approval_secs == POLICY_APPROVAL_SECS,
-	   "default: cli approves, 10 min");
+	ok(p.approver_cli && p.approver_web && p.approval_secs == POLICY_APPROVAL_SECS,
+	   "default: cli and web approve, 10 min");
 
 	ok(parse("{\"policy\": {\"tools\": [\"read\", \"send_message\"], \"host_actions\": {\"*\": "
 	         "\"ask\", \"send_message\": \"allow\"}, \"other_groups\": {\"send_file\": "
