@@ -1,5 +1,5 @@
 # clawbox: one non-recursive Makefile.
-#   make                                  build clawbox, clawbox-proxy, clawbox-serve
+#   make                                  build clawbox, clawbox-proxy, clawbox-serve, clawbox-channel
 #   make serve                            build, then run the daemon
 #   make check                            unit + integration tests (as root: all of them)
 #   make check SANITIZE=address,undefined the same under sanitizers
@@ -41,7 +41,8 @@ INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/vm -Isrc/cmd
 # The daemon (clawbox-serve) is an executable of its own: only it links these.
 SERVE_PKGS  := libevent sqlite3 jansson libcrypto
 INC_store   := $(INC_base) -Isrc/json -Isrc/store
-INC_daemon  := $(INC_store) -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) libcurl 2>/dev/null)
+INC_ipc     := $(INC_base) -Isrc/json -Isrc/ipc $(shell pkg-config --cflags jansson 2>/dev/null)
+INC_daemon  := $(INC_store) -Isrc/ipc -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) libcurl 2>/dev/null)
 LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # The agent runs inside every sandbox: JSON and HTTP parsing, linked statically into
 # clawbox (no libcurl, no TLS: the proxy does that).
@@ -51,17 +52,28 @@ PROXY_PKGS  := libevent libevent_openssl openssl jansson libidn2 libcurl libsecc
 INC_proxy   := $(INC_base) -Isrc/proxy $(shell pkg-config --cflags $(PROXY_PKGS) 2>/dev/null)
 LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 
+# The channels (clawbox-channel KIND): one executable, a process per configured channel, with
+# the libraries the channels talk to their services with. A channel that needs one more adds
+# it here (and to scripts/deps.sh).
+CHANNEL_PKGS := libevent jansson libcurl
+INC_channels := $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
+LIBS_channel  = $(shell pkg-config --libs $(CHANNEL_PKGS))
+
 BASE_SRC    := $(wildcard src/base/*.c)
+IPC_SRC     := $(wildcard src/ipc/*.c)
+CHANNEL_SRC := $(wildcard src/channels/*.c)
 SANDBOX_SRC := $(wildcard src/sandbox/*.c)
 PROXY_SRC   := $(wildcard src/proxy/*.c)
 AGENT_SRC   := $(wildcard src/agent/*.c)
 STORE_SRC   := $(wildcard src/store/*.c)
 DAEMON_SRC  := $(wildcard src/daemon/*.c)
 VM_SRC      := $(wildcard src/vm/*.c)
-CMD_SRC     := $(filter-out src/cmd/proxy-main.c src/cmd/serve-main.c,$(wildcard src/cmd/*.c))
+CMD_SRC     := $(filter-out src/cmd/proxy-main.c src/cmd/serve-main.c src/cmd/channel-main.c,$(wildcard src/cmd/*.c))
 GEN_SRC     := $(BUILD)/gen/seccomp-bpf.c
 
 BASE_OBJ    := $(BASE_SRC:%.c=$(BUILD)/%.o)
+IPC_OBJ     := $(IPC_SRC:%.c=$(BUILD)/%.o)
+CHANNEL_OBJ := $(CHANNEL_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/seccomp-bpf.o
 CMD_OBJ     := $(CMD_SRC:%.c=$(BUILD)/%.o)
 PROXY_OBJ   := $(PROXY_SRC:%.c=$(BUILD)/%.o)
@@ -84,7 +96,7 @@ FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
 .PHONY: all check check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
-all: clawbox clawbox-proxy clawbox-serve
+all: clawbox clawbox-proxy clawbox-serve clawbox-channel
 
 deps:
 	@scripts/deps.sh build
@@ -120,13 +132,29 @@ $(BUILD)/src/cmd/proxy-main.o: src/cmd/proxy-main.c $(BUILD)/.flags | $(BUILD)/.
 	@$(CC) $(CFLAGS) $(INC_proxy) -c -o $@ $<
 
 # The daemon: its own executable, dynamically linked against its libraries.
-clawbox-serve: $(BUILD)/src/cmd/serve-main.o $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ)
+clawbox-serve: $(BUILD)/src/cmd/serve-main.o $(DAEMON_OBJ) $(STORE_OBJ) $(IPC_OBJ) $(BASE_OBJ)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(filter-out -static-pie,$(LDFLAGS)) -pie -o $@ $^ $(LIBS_serve)
 $(BUILD)/src/cmd/serve-main.o: src/cmd/serve-main.c $(BUILD)/.flags | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) $(INC_daemon) -c -o $@ $<
+# The channels: their own executable (the daemon starts one process per channel).
+clawbox-channel: $(BUILD)/src/cmd/channel-main.o $(CHANNEL_OBJ) $(IPC_OBJ) $(BASE_OBJ)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(filter-out -static-pie,$(LDFLAGS)) -pie -o $@ $^ $(LIBS_channel)
+$(BUILD)/src/cmd/channel-main.o: src/cmd/channel-main.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_channels) -c -o $@ $<
+$(BUILD)/src/channels/%.o: src/channels/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_channels) -c -o $@ $<
+$(BUILD)/src/ipc/%.o: src/ipc/%.c $(BUILD)/.flags | $(BUILD)/.deps-ok
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) $(INC_ipc) -c -o $@ $<
 # The chat page, compiled in (tools/embed.c).
 $(BUILD)/embed: tools/embed.c
 	@mkdir -p $(@D)
@@ -235,10 +263,10 @@ $(PROXY_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(PROXY_OBJ
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -Itests/unit -o $@ $< $(PROXY_OBJ) $(BASE_OBJ) \
 		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
-$(DAEMON_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ)
+$(DAEMON_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(DAEMON_OBJ) $(STORE_OBJ) $(IPC_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC_daemon) -Itests/unit -o $@ $< $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ) \
+	@$(CC) $(CFLAGS) $(INC_daemon) -Itests/unit -o $@ $< $(DAEMON_OBJ) $(STORE_OBJ) $(IPC_OBJ) $(BASE_OBJ) \
 		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_serve)
 $(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BUILD)/src/vm/mux.o $(BASE_OBJ)
 	@mkdir -p $(@D)
@@ -378,7 +406,7 @@ uninstall:
 check-fresh: test-deps
 	@tests/fresh/check-fresh.sh
 
-check: clawbox clawbox-proxy clawbox-serve man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
+check: clawbox clawbox-proxy clawbox-serve clawbox-channel man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps
@@ -394,11 +422,11 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUI
 	@bench/bench-envs.sh
 
 format:
-	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
+	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(IPC_SRC) $(CHANNEL_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \
 		tools/*.c $(UNIT_SRC) tests/unit/*.h tests/integration/*.c
 
 clean:
-	rm -rf $(BUILD) clawbox clawbox-proxy clawbox-serve
+	rm -rf $(BUILD) clawbox clawbox-proxy clawbox-serve clawbox-channel
 
 # (not build/fresh: a Debian tree, whose rc2.d and the like are folders)
 -include $(shell find $(BUILD) -path $(BUILD)/fresh -prune -o -name '*.d' -type f -print 2>/dev/null)

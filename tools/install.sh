@@ -34,7 +34,7 @@ fi
 
 # "SOURCE DEST MODE" lines: the whole list, for install and uninstall alike.
 files() {
-	for exe in clawbox clawbox-proxy clawbox-serve; do
+	for exe in clawbox clawbox-proxy clawbox-serve clawbox-channel; do
 		echo "$exe $BINDIR/$exe 0755"
 	done
 	for f in vmlinux initramfs.cpio; do
@@ -52,7 +52,7 @@ files() {
 
 case $action in
 install)
-	for exe in clawbox clawbox-proxy clawbox-serve; do
+	for exe in clawbox clawbox-proxy clawbox-serve clawbox-channel; do
 		[ -x $exe ] || { echo "install.sh: $exe is not built (run make)" >&2; exit 1; }
 	done
 	ls build/man/clawbox.1 >/dev/null 2>&1 ||
