@@ -58,6 +58,10 @@ LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 CHANNEL_PKGS := libevent jansson libcurl
 INC_channels := $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
 LIBS_channel  = $(shell pkg-config --libs $(CHANNEL_PKGS))
+# Slack's and Discord's sockets (src/channels/ws.c): TLS by libevent's OpenSSL bufferevent,
+# WebSocket framing by wslay (Debian ships no .pc for it), the upgrade answer by http-parser.
+CHANNEL_PKGS += libevent_openssl openssl
+LIBS_channel += -lwslay -lhttp_parser
 
 BASE_SRC    := $(wildcard src/base/*.c)
 IPC_SRC     := $(wildcard src/ipc/*.c)
