@@ -34,8 +34,8 @@ struct chan_http_req {
 	const char *content_type; /* of body; default application/json */
 	const struct chan_http_part *parts;
 	size_t n_parts;
-	long timeout_s;  /* 0: 30 */
-	size_t max_body; /* 0: CHAN_HTTP_BODY_MAX; past it the transfer fails */
+	long timeout_s;      /* 0: 30 */
+	size_t max_body;     /* 0: CHAN_HTTP_BODY_MAX; past it the transfer fails */
 	const char *ca_file; /* NULL: the system store (a test's CA otherwise) */
 };
 

@@ -54,10 +54,10 @@ struct ws {
 	void *arg;
 	enum ws_state state;
 	int ping_every_s;
-	bool heard;   /* something arrived since the last ping tick */
-	bool pinged;  /* a ping of ours is unanswered */
-	int depth;    /* callbacks of ours on the stack */
-	bool freed;   /* ws_free() was called inside one */
+	bool heard;  /* something arrived since the last ping tick */
+	bool pinged; /* a ping of ours is unanswered */
+	int depth;   /* callbacks of ours on the stack */
+	bool freed;  /* ws_free() was called inside one */
 	int later_code;
 	char later_why[128];
 	/* the upgrade */
@@ -468,7 +468,8 @@ parse_url(struct ws *w, const char *url)
 		return -ENOMEM;
 	if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    strcasecmp(scheme, "wss") != 0 || curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+	    strcasecmp(scheme, "wss") != 0 ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
 		goto out;
 	if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
 		port = NULL;
@@ -516,9 +517,11 @@ tls_setup(struct ws *w, const char *ca_file, SSL **ret_ssl)
 	/* The name checked is the URL's host: an address literal against the certificate's IP
 	 * entries, a name against its DNS entries (and sent as SNI). */
 	struct in6_addr a;
-	bool literal = inet_pton(AF_INET, w->host, &a) == 1 || inet_pton(AF_INET6, w->host, &a) == 1;
-	if (literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), w->host) != 1
-	            : SSL_set_tlsext_host_name(ssl, w->host) != 1 || SSL_set1_host(ssl, w->host) != 1) {
+	bool literal =
+	    inet_pton(AF_INET, w->host, &a) == 1 || inet_pton(AF_INET6, w->host, &a) == 1;
+	if (literal
+	        ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), w->host) != 1
+	        : SSL_set_tlsext_host_name(ssl, w->host) != 1 || SSL_set1_host(ssl, w->host) != 1) {
 		SSL_free(ssl);
 		return -EINVAL;
 	}

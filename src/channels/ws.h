@@ -20,9 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WS_MSG_MAX    (1u << 20) /* an inbound message; Discord's READY is the largest */
-#define WS_OUT_MAX    (1u << 20) /* bytes queued for the socket before ws_send fails */
-#define WS_URL_MAX    2048
+#define WS_MSG_MAX (1u << 20) /* an inbound message; Discord's READY is the largest */
+#define WS_OUT_MAX (1u << 20) /* bytes queued for the socket before ws_send fails */
+#define WS_URL_MAX 2048
 
 struct ws;
 
