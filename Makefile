@@ -42,7 +42,7 @@ INC_cmd     := $(INC_sandbox) -Isrc/json -Isrc/agent -Isrc/vm -Isrc/cmd
 SERVE_PKGS  := libevent sqlite3 jansson libcrypto
 INC_store   := $(INC_base) -Isrc/json -Isrc/store
 INC_ipc     := $(INC_base) -Isrc/json -Isrc/ipc $(shell pkg-config --cflags jansson 2>/dev/null)
-INC_daemon  := $(INC_store) -Isrc/ipc -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) libcurl 2>/dev/null)
+INC_daemon  := $(INC_store) -Isrc/ipc -Isrc/daemon $(shell pkg-config --cflags $(SERVE_PKGS) 2>/dev/null)
 LIBS_serve   = $(shell pkg-config --libs $(SERVE_PKGS))
 # The agent runs inside every sandbox: JSON and HTTP parsing, linked statically into
 # clawbox (no libcurl, no TLS: the proxy does that).

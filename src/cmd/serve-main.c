@@ -1,6 +1,6 @@
 /*
  * serve-main.c: `clawbox-serve` (also `clawbox serve`), the daemon. An executable of its own,
- * like the proxy: it links libevent and SQLite (and, with the Telegram channel, libcurl),
+ * like the proxy: it links libevent and SQLite (never libcurl: channels are processes of their own),
  * which the per-invocation `clawbox` must not load. It loads and checks the configuration,
  * opens the store, queues again what a crash interrupted, and runs one event loop.
  */
@@ -449,7 +449,7 @@ main(int argc, char **argv)
 	/* The token rides in the fragment, which the browser never sends; the page drops it. */
 	log_info("listening on %s: open %s/#token=%s for the web app (API token in %s/%s)",
 	         d.origin, d.origin, d.token, d.cfg.data_dir, DAEMON_TOKEN_FILE);
-	if (vm_service_start(&d) < 0 || scheduler_start(&d) < 0 || telegram_start(&d) < 0)
+	if (vm_service_start(&d) < 0 || scheduler_start(&d) < 0 || channels_start(&d) < 0)
 		return 1;
 	runner_kick(&d); /* what was queued before a restart */
 	event_base_dispatch(d.base);
@@ -458,7 +458,7 @@ main(int argc, char **argv)
 	vm_service_stop(&d);
 	runner_reap(&d);
 	stream_close_all(&d);
-	telegram_stop(&d);
+	channels_stop(&d);
 	evhttp_free(d.http);
 	api_guard_stop();
 	event_free(d.sigchld);

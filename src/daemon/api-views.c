@@ -140,15 +140,24 @@ get_settings(struct daemon *d, struct evhttp_request *req)
 	              m->base_url, "model", m->model, "api_key_env", env, "api_key_env_set",
 	              getenv(env) && *getenv(env), "api_key_file", m->api_key_file, "max_tokens",
 	              (json_int_t)m->max_tokens, "configured", model_configured(d));
-	const char *tg_env =
-	    c->telegram.token_env[0] ? c->telegram.token_env : "TELEGRAM_BOT_TOKEN";
-	json_t *channels =
-	    json_pack("[{s:s,s:b,s:s},{s:s,s:b,s:b,s:I}]", "name", "web", "on", true, "state",
-	              "connected", "name", "telegram", "on", c->telegram.on, "token_set",
-	              getenv(tg_env) && *getenv(tg_env), "chats", (json_int_t)c->telegram.n_chats);
+	/* Each channel as GET /api/v1/channels has it, "web" first, with the chats it has
+	 * seen (its tokens are the channels' own: the daemon says nothing of them). */
+	json_t *channels = channels_list(d);
 	_cleanup_json_ json_t *chats = NULL;
-	if (store_chats(d->store, &chats) == 0 && channels)
-		json_object_set(json_array_get(channels, 1), "seen", chats);
+	if (store_chats(d->store, &chats) == 0 && channels) {
+		size_t i;
+		json_t *c1;
+		json_array_foreach(channels, i, c1)
+		{
+			json_t *seen = json_array();
+			size_t k;
+			json_t *row;
+			json_array_foreach(chats, k, row) if (strcmp(json_get_str(row, "channel") ?: "",
+			                                             json_get_str(c1, "name")) == 0)
+			    json_array_append(seen, row);
+			json_object_set_new(c1, "seen", seen);
+		}
+	}
 	api_send_json(req, 200,
 	          json_pack("{s:s,s:s,s:I,s:I,s:o,s:o,s:{s:b,s:o,s:o},s:o,s:{s:b,s:s}}", "data_dir",
 	                    c->data_dir, "listen", c->listen_host, "port",

@@ -633,6 +633,8 @@ route(struct evhttp_request *req, void *arg)
 	}
 	if (longrun_route(d, req, path)) /* stop, runs in progress (longrun.c) */
 		return;
+	if (channels_route(d, req, path)) /* GET /api/v1/channels (channels.c) */
+		return;
 	if (api_views_route(d, req, path)) /* the web app's views (api-views.c) */
 		return;
 	if (strcmp(path, "/api/v1/groups") == 0 && cmd == EVHTTP_REQ_GET) {

@@ -374,6 +374,11 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 	snprintf(text, sizeof(text), "held as approval %lld: %s (%s, %zu bytes, sha256 %.16s)",
 	         (long long)h->id, why, canon_dest, len, args_sha);
 	(void)store_audit(d->store, group, tool, "ask", text);
+	/* The group's chats get buttons: the daemon's own words for what will happen. */
+	char shown[APPROVAL_PREVIEW_MAX + 512];
+	snprintf(shown, sizeof(shown), "Approval %lld: %s wants %s to %s.\nArguments: %s%s",
+	         (long long)h->id, group, tool, canon_dest, preview, len > APPROVAL_PREVIEW_MAX ? "..." : "");
+	channels_approval(d, group, h->id, shown);
 	return APPROVAL_HELD;
 }
 
@@ -482,6 +487,25 @@ answer(struct daemon *d, int64_t id, const char *decision, const char *scope,
 	h->done(h->ctx, resp);
 	held_free(h);
 	return 0;
+}
+
+int
+approvals_answer(struct daemon *d, int64_t id, const char *decision, const char *scope,
+                 const char *approver, char *why, size_t size)
+{
+	return answer(d, id, decision, scope, approver, why, size);
+}
+
+int
+approvals_group(struct daemon *d, int64_t id, char *buf, size_t size)
+{
+	(void)d;
+	for (struct held *h = held_list; h; h = h->next)
+		if (h->id == id) {
+			snprintf(buf, size, "%s", h->group);
+			return 0;
+		}
+	return -ENOENT;
 }
 
 static void

@@ -53,6 +53,15 @@ void approvals_forget(struct daemon *d, void *ctx);
 /* The daemon stops: everything held is denied. */
 void approvals_stop(struct daemon *d);
 
+/* An answer from elsewhere than the API (a channel's button, channels.c), checked as the
+ * API's is: decision "approve"|"deny", scope "once"|"run"|"always", approver "KIND:ID" must
+ * be among the group's approvers (else refused and audited). 0, or an HTTP-like status
+ * (403, 404, 409, 503) with why. */
+int approvals_answer(struct daemon *d, int64_t id, const char *decision, const char *scope,
+                     const char *approver, char *why, size_t size);
+/* The group of pending approval id into buf: 0, or -ENOENT (none pending). */
+int approvals_group(struct daemon *d, int64_t id, char *buf, size_t size);
+
 /* The API: GET /api/v1/approvals, POST /api/v1/approvals/ID, GET /api/v1/groups/G/policy,
  * DELETE /api/v1/groups/G/policy/rules/N. Whether path was one of them (then it is
  * answered). approver is who the caller is ("cli": the API token's holder). */

@@ -415,7 +415,7 @@ int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
 	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
-	                                   "model", "groups", "telegram", "vm", "folder_quota",
+	                                   "model", "groups", "telegram", "channels", "vm", "folder_quota",
 	                                   "limits", "envs", NULL};
 	/* All but the groups; each is cleared as it is parsed. 128 groups are 1.7 MB, and
 	 * clearing them all made every page resident: +0.85 MiB of idle RSS (bench-daemon). */
@@ -515,46 +515,8 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 				return bad(why, size, "vm.memory: expected a size of 256M or more");
 		}
 	}
-	json_t *tg = json_object_get(j, "telegram");
-	if (r == 0 && tg) {
-		if (!json_is_object(tg))
-			return bad(why, size, "telegram: expected an object");
-		static const char *const tkeys[] = {"token_env", "base_url", "chats", NULL};
-		r = known_keys(tg, "telegram", tkeys, why, size);
-		const char *k;
-		json_t *gv;
-		snprintf(c->telegram.token_env, sizeof(c->telegram.token_env),
-		         "TELEGRAM_BOT_TOKEN");
-		snprintf(c->telegram.base_url, sizeof(c->telegram.base_url),
-		         "https://api.telegram.org");
-		if (r == 0)
-			r = get_string(tg, "token_env", "telegram", c->telegram.token_env,
-			               sizeof(c->telegram.token_env), why, size);
-		if (r == 0)
-			r = get_string(tg, "base_url", "telegram", c->telegram.base_url,
-			               sizeof(c->telegram.base_url), why, size);
-		if (r == 0 && strncmp(c->telegram.base_url, "https://", 8) != 0 &&
-		    strncmp(c->telegram.base_url, "http://", 7) != 0)
-			return bad(why, size, "telegram.base_url: expected http:// or https://");
-		json_object_foreach(json_object_get(tg, "chats"), k, gv)
-		{
-			char *end;
-			long long chat = strtoll(k, &end, 10);
-			if (r == 0 && (!*k || *end || !json_is_string(gv) ||
-			               !config_group(c, json_string_value(gv))))
-				r = bad(why, size,
-				        "telegram.chats.%s: expected the id of a configured group",
-				        k);
-			if (r == 0 && c->telegram.n_chats < ARRAY_SIZE(c->telegram.chats)) {
-				c->telegram.chats[c->telegram.n_chats].chat = chat;
-				snprintf(c->telegram.chats[c->telegram.n_chats].group,
-				         sizeof(c->telegram.chats[0].group), "%s",
-				         json_string_value(gv));
-				c->telegram.n_chats++;
-			}
-		}
-		c->telegram.on = true;
-	}
+	if (r == 0)
+		r = channels_config_parse(j, c, why, size);
 	return r;
 }
 
@@ -602,6 +564,7 @@ config_done(struct daemon_config *c)
 			free(c->groups[i].mcp_servers[k]);
 	}
 	c->n_groups = 0;
+	channels_config_done(c);
 }
 
 const char *

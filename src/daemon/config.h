@@ -27,6 +27,22 @@
 #define CONFIG_ENGINE_ARG_MAX  512
 #define CONFIG_FOLDER_QUOTA (1ULL << 30) /* a group folder's quota when none is configured */
 #define CONFIG_MAX_SERVICES 16
+#define CONFIG_MAX_CHANNELS 16
+#define CONFIG_CHANNEL_CHATS 256 /* chats of one channel */
+
+/* One configured channel: a `clawbox-channel KIND` process. */
+struct channel_chat {
+	char *chat; /* the service's chat id, as the channel reports it (owned) */
+	char group[CONFIG_GROUP_ID_MAX];
+};
+struct channel_config {
+	char name[32]; /* [a-z0-9_-]: the audit's action, the store's keys "NAME.offset" */
+	char kind[32]; /* which clawbox-channel KIND */
+	char *config;  /* the channel's object as written, compact JSON (owned) */
+	char token_env[64]; /* a variable passed through to the channel; the daemon never reads it */
+	struct channel_chat *chats; /* owned */
+	size_t n_chats;
+};
 
 struct group_config {
 	char id[CONFIG_GROUP_ID_MAX]; /* [a-z0-9_-], also the folder name */
@@ -118,16 +134,10 @@ struct daemon_config {
 		uint64_t memory; /* the VM's RAM */
 		char accel[8];   /* "auto" (""), "kvm" or "tcg" */
 	} vm;
-	struct {
-		bool on;
-		char token_env[64]; /* default TELEGRAM_BOT_TOKEN */
-		char base_url[256]; /* default https://api.telegram.org */
-		struct {
-			long long chat;
-			char group[CONFIG_GROUP_ID_MAX];
-		} chats[CONFIG_MAX_GROUPS * 4];
-		size_t n_chats;
-	} telegram;
+	/* "channels" (and the older "telegram" object, read as a channel named "telegram"):
+	 * each a process of its own (channels.c); see channels-config.c. */
+	struct channel_config channels[CONFIG_MAX_CHANNELS];
+	size_t n_channels;
 };
 
 void config_done(struct daemon_config *c);
@@ -136,6 +146,13 @@ void config_done(struct daemon_config *c);
 int envs_config_parse(void *j, struct envs_config *ret, char *why, size_t why_size);
 /* A group's "engine" and "engine_options" into out (config-engine.c). 0, or -EINVAL with
  * the reason in why, -ENOMEM. */
+/* channels-config.c: "channels" and the older "telegram" of the root object j into
+ * c->channels. 0, or -EINVAL with the reason in why (the groups are parsed first: a chat
+ * must name one). channels_config_done frees what it kept. */
+int channels_config_parse(json_t *j, struct daemon_config *c, char *why, size_t size);
+void channels_config_done(struct daemon_config *c);
+/* The channel named name, or NULL. */
+const struct channel_config *config_channel(const struct daemon_config *c, const char *name);
 int config_parse_engine(json_t *g, const char *where, struct group_config *out, char *why,
                         size_t size);
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "channels.h"
 #include "config.h"
 #include "mountlist.h"
 #include "store.h"
@@ -87,6 +88,9 @@ daemon_now(const struct daemon *d)
 /* argv[0] started with in, out and err as its stdio and envp as its environment, killed if
  * the daemon dies (runner.c). The pid, or -errno. */
 pid_t daemon_spawn(const char **argv, char **envp, int in, int out, int err);
+/* The same with fds[i] as the child's fd i, for i < n (n <= 4): a channel gets its socket as
+ * fd 3. */
+pid_t daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n);
 /* The environment a child gets: PATH, HOME, LANG, TZ and, with model_key, the model key's
  * variable; pointers into environ, NULL-terminated, at most max entries. */
 void daemon_environment(const struct daemon *d, bool model_key, char **envp, size_t max);
@@ -138,13 +142,6 @@ void api_views_login_hint(struct daemon *d, struct evhttp_request *req);
 void stream_close_all(struct daemon *d);
 /* For /metrics: listeners now, and the bytes waiting for them in the daemon. */
 void stream_stats(unsigned *listeners, size_t *unread_bytes);
-
-/* The Telegram channel (telegram.c): off unless configured and its token is set. */
-int telegram_start(struct daemon *d);
-void telegram_stop(struct daemon *d);
-/* A run's text as it streams, for its chat's progress message (no-op without Telegram). */
-void telegram_progress(struct daemon *d, const char *group, int64_t reply_to, const char *text,
-                       size_t len);
 
 /* The scheduler slice (slice.c): short for the daemon, the default for its runs. Best
  * effort, never failing. */

@@ -804,7 +804,7 @@ on_event_line(struct run *r, const char *line, size_t len)
 			r->reply_cut = true;
 		stream_delta(r->d, r->group, r->message, json_string_value(t),
 		             json_string_length(t));
-		telegram_progress(r->d, r->group, r->message, json_string_value(t),
+		channels_progress(r->d, r->group, r->message, json_string_value(t),
 		                  json_string_length(t));
 	} else if (strcmp(type, "done") == 0) {
 		json_t *u = json_object_get(ev, "usage");
@@ -881,6 +881,15 @@ pipe_event(struct bufferevent *bev, short what, void *arg)
 __attribute__((noinline)) pid_t
 daemon_spawn(const char **argv, char **envp, int in, int out, int err)
 {
+	const int fds[3] = {in, out, err};
+	return daemon_spawn_fds(argv, envp, fds, 3);
+}
+
+pid_t
+daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n)
+{
+	if (n > 4)
+		return -EINVAL;
 	pid_t parent = getpid();
 	pid_t pid = vfork();
 	if (pid < 0)
@@ -894,8 +903,12 @@ daemon_spawn(const char **argv, char **envp, int in, int out, int err)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		signal(SIGPIPE, SIG_DFL);
-		if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-			_exit(125);
+		/* In order, each onto its number: a source below its target is never one a
+		 * later dup2 overwrites (0-2 are the daemon's own stdio, a socket is above). An
+		 * fd already in place keeps its close-on-exec flag through dup2: cleared. */
+		for (size_t i = 0; i < n; i++)
+			if ((fds[i] == (int)i ? fcntl((int)i, F_SETFD, 0) : dup2(fds[i], (int)i)) < 0)
+				_exit(125);
 		/* Runs are batch work and the daemon is their control plane: with 100 runs on 2
 		 * cores at the daemon's own priority, /healthz waited ~500 ms at p99 for a CPU
 		 * (test-scale.sh). Best effort: a run at the daemon's priority still works. */
@@ -1380,7 +1393,8 @@ runner_reap(struct daemon *d)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		if (vm_service_reaped(d, pid, status) || envs_reaped(d, pid, status))
+		if (vm_service_reaped(d, pid, status) || envs_reaped(d, pid, status) ||
+		    channels_reaped(d, pid, status))
 			continue;
 		for (struct run *r = d->runs; r; r = r->next) {
 			if (r->pid != pid)

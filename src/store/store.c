@@ -171,6 +171,14 @@ store_open(const char *path, struct store **ret)
 	}
 	if (r == 0)
 		r = migrate(s);
+	/* Outside the numbered migrations (as approvals.c's tables): the ext_id of every
+	 * message a channel process delivered, for exactly-once (store_channel_message). Rows
+	 * older than 30 days go: no service redelivers that late. */
+	if (r == 0)
+		r = exec(s, "CREATE TABLE IF NOT EXISTS channel_seen (channel TEXT NOT NULL, "
+		            "ext_id TEXT NOT NULL, message_id INTEGER, time INTEGER NOT NULL, "
+		            "PRIMARY KEY (channel, ext_id)) WITHOUT ROWID;"
+		            "DELETE FROM channel_seen WHERE time < strftime('%s', 'now') - 2592000;");
 	if (r < 0) {
 		/* The caller reports why (store_error), then calls store_close(). */
 		sqlite3_close(s->db);
@@ -746,6 +754,51 @@ store_channel_in_chat(struct store *s, const char *group, const char *sender, co
 		return exec(s, "COMMIT");
 	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
+}
+
+int
+store_channel_message(struct store *s, const struct store_channel_msg *m, int64_t *ret_id)
+{
+	int r = exec(s, "BEGIN IMMEDIATE");
+	if (r < 0)
+		return r;
+	r = run(s,
+	        "INSERT OR IGNORE INTO channel_seen (channel, ext_id, message_id, time) "
+	        "VALUES (?, ?, NULL, ?)",
+	        "tti", m->channel, m->ext_id, now_s());
+	bool dup = r == 0 && sqlite3_changes(s->db) == 0;
+	int64_t id = 0;
+	if (r == 0 && !dup && m->chat)
+		r = run(
+		    s,
+		    "INSERT INTO chats (channel, chat_id, group_id, kind, first_seen, last_seen, "
+		    "messages) VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (channel, chat_id) DO "
+		    "UPDATE SET last_seen = excluded.last_seen, group_id = excluded.group_id, "
+		    "kind = excluded.kind, messages = messages + 1",
+		    "ttttii", m->channel, m->chat, m->chat_group ? m->chat_group : "",
+		    m->chat_kind ? m->chat_kind : "", now_s(), now_s());
+	if (r == 0 && !dup && m->group) {
+		r = run(s,
+		        "INSERT INTO messages (group_id, direction, sender, text, time, status) "
+		        "VALUES (?, 'in', ?, ?, ?, 'queued')",
+		        "ttti", m->group, m->sender, m->text, now_s());
+		id = sqlite3_last_insert_rowid(s->db);
+		if (r == 0)
+			r = run(s, "UPDATE channel_seen SET message_id = ? WHERE channel = ? AND "
+			           "ext_id = ?",
+			        "itt", id, m->channel, m->ext_id);
+	}
+	if (r == 0 && m->cursor_key && m->cursor)
+		r = store_kv_set(s, m->cursor_key, m->cursor);
+	if (r == 0)
+		r = exec(s, "COMMIT");
+	if (r < 0) {
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return r;
+	}
+	if (ret_id)
+		*ret_id = id;
+	return dup ? 1 : 0;
 }
 
 int

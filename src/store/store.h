@@ -127,6 +127,19 @@ int store_channel_in_chat(struct store *s, const char *group, const char *sender
                           const char *offset_key, const char *offset,
                           const struct store_chat *chat);
 
+/* A channel process's message (channels.c), exactly once: in one transaction, its ext_id
+ * remembered for the channel, the chat recorded, the message queued for group (NULL: not
+ * for any group, only recorded) and the channel's cursor (cursor_key = cursor, both may be
+ * NULL) set. 0 and *ret_id (0 without a group); 1 when (channel, ext_id) was seen before:
+ * nothing is stored but the cursor; -errno. */
+struct store_channel_msg {
+	const char *channel, *ext_id;
+	const char *chat, *chat_kind, *chat_group; /* chat NULL: not recorded */
+	const char *group, *sender, *text;
+	const char *cursor_key, *cursor;
+};
+int store_channel_message(struct store *s, const struct store_channel_msg *m, int64_t *ret_id);
+
 /* [{"channel", "chat_id", "group", "kind", "first_seen", "last_seen", "messages"}], newest
  * first; group "" for a chat no group is for. */
 int store_chats(struct store *s, json_t **ret);
