@@ -16,8 +16,10 @@
  * Out: POST /channels/{id}/messages (the first piece answering the message it replies to),
  * PATCH for edits (streamed progress), POST /channels/{id}/typing, queued (bounded) and one
  * at a time, in order; replies split at Discord's 2,000 characters; a 429 waits the
- * retry_after its body gives. A crash between Discord's answer and the "sent" receipt can
- * post a reply twice: Discord's nonce only dedupes within a few seconds of one connection.
+ * retry_after its body gives. Each message carries a nonce made of the daemon's ref and the
+ * piece's number with "enforce_nonce": a retry after a lost answer, or the same reply again
+ * after a crash, is one message to Discord as long as it comes within the few minutes
+ * Discord keeps nonces; past them a reply can show twice.
  *
  * The bot token is the channel's secret (token_file or token_env). Config: "api_url"
  * (default https://discord.com/api/v10), "ca_file" (tests).
@@ -46,93 +48,6 @@
 	((1 << 9) | (1 << 12) | (1 << 15)) /* GUILD_MESSAGES, DIRECT_MESSAGES, MESSAGE_CONTENT */
 #define DC_QUERY "?v=10&encoding=json"
 
-/* ---- reading a payload ---- */
-
-static bool
-mentions(const json_t *list, const char *bot_id)
-{
-	size_t i;
-	json_t *m;
-	if (!bot_id || !*bot_id)
-		return false;
-	json_array_foreach(list, i, m)
-	{
-		const char *id = json_get_str(m, "id");
-		if (id && strcmp(id, bot_id) == 0)
-			return true;
-	}
-	return false;
-}
-
-int
-dc_in_parse(const char *text, size_t len, const char *bot_id, struct dc_in *ret)
-{
-	*ret = (struct dc_in){.seq = -1};
-	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
-	json_t *op = json_object_get(j, "op");
-	if (!json_is_object(j) || !json_is_integer(op)) {
-		json_decref(j);
-		return -EBADMSG;
-	}
-	ret->j = j;
-	ret->op = (int)json_integer_value(op);
-	json_t *s = json_object_get(j, "s"), *d = json_object_get(j, "d");
-	if (json_is_integer(s) && json_integer_value(s) >= 0)
-		ret->seq = json_integer_value(s);
-	switch (ret->op) {
-	case DC_OP_HELLO:
-		ret->heartbeat_ms = json_integer_value(json_object_get(d, "heartbeat_interval"));
-		if (ret->heartbeat_ms < 100 || ret->heartbeat_ms > 600000)
-			return -EBADMSG; /* no sane heartbeat: not a Gateway */
-		return 0;
-	case DC_OP_INVALID_SESSION:
-		ret->resumable = json_is_true(d);
-		return 0;
-	case DC_OP_DISPATCH:
-		break;
-	default:
-		return 0;
-	}
-	const char *t = json_get_str(j, "t") ?: "";
-	if (strcmp(t, "READY") == 0) {
-		ret->session_id = json_get_str(d, "session_id");
-		ret->resume_url = json_get_str(d, "resume_gateway_url");
-		ret->user_id = json_get_str(json_object_get(d, "user"), "id");
-		if (ret->session_id && ret->resume_url && ret->user_id &&
-		    strlen(ret->session_id) < 128 && strlen(ret->resume_url) < 512 &&
-		    strlen(ret->user_id) < 32)
-			ret->ev = DC_EV_READY;
-		return 0;
-	}
-	if (strcmp(t, "RESUMED") == 0) {
-		ret->ev = DC_EV_RESUMED;
-		return 0;
-	}
-	if (strcmp(t, "MESSAGE_CREATE") != 0)
-		return 0;
-	json_t *author = json_object_get(d, "author");
-	ret->id = json_get_str(d, "id");
-	ret->chat = json_get_str(d, "channel_id");
-	ret->sender = json_get_str(author, "id");
-	ret->sender_name = json_get_str(author, "username");
-	ret->text = json_get_str(d, "content");
-	ret->direct = !json_get_str(d, "guild_id");
-	ret->mention = ret->direct || mentions(json_object_get(d, "mentions"), bot_id);
-	if (!ret->id || !ret->chat || !ret->sender || !ret->text || !*ret->id || !*ret->chat ||
-	    !*ret->text || json_is_true(json_object_get(author, "bot")) ||
-	    (bot_id && strcmp(ret->sender, bot_id) == 0))
-		return 0; /* a bot's (ours too), or nothing to read: an embed, a sticker */
-	ret->ev = DC_EV_MESSAGE;
-	return 0;
-}
-
-void
-dc_in_done(struct dc_in *in)
-{
-	json_decref(in->j);
-	in->j = NULL;
-}
-
 /* ---- the channel ---- */
 
 struct dc_op {
@@ -144,6 +59,7 @@ struct dc_op {
 	size_t len, off, piece;
 	char first_id[32];
 	int tries;
+	int n_piece; /* the piece's number, in its nonce */
 };
 
 static struct {
@@ -515,6 +431,7 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 		snprintf(op->first_id, sizeof(op->first_id), "%s", id);
 	op->tries = 0;
 	op->off += op->piece;
+	op->n_piece++;
 	if (op->kind == DC_POST && op->off < op->len) {
 		out_next();
 		return;
@@ -540,6 +457,10 @@ out_next(void)
 		         op->target);
 	} else {
 		snprintf(url, sizeof(url), "%s/channels/%s/messages", dc.api, op->chat);
+		char nonce[26]; /* Discord's bound: 25 */
+		snprintf(nonce, sizeof(nonce), "cb%lld.%d", (long long)op->ref, op->n_piece);
+		json_object_set_new(body, "nonce", json_string(nonce));
+		json_object_set_new(body, "enforce_nonce", json_true());
 		if (start == 0 && op->target[0])
 			json_object_set_new(body, "message_reference",
 			                    json_pack("{s:s,s:b}", "message_id", op->target,

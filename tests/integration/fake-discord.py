@@ -31,6 +31,7 @@ class Discord(Fake):
         self.sess_ids = itertools.count(1)
         self.limit = 0
         self.noack = 0
+        self.nonces = {}  # (channel, nonce) -> message id
 
     def rest(self, method, path, headers, body):
         auth = headers.get("Authorization", "")
@@ -47,7 +48,7 @@ class Discord(Fake):
         chan, what, mid = m.groups()
         if what == "typing":
             self.log("typing", channel=chan)
-            return 204, {}, {}
+            return 204, {}, None
         with self.lock:
             limited = self.limit > 0
             if limited:
@@ -63,7 +64,17 @@ class Discord(Fake):
             self.log("edited", channel=chan, id=mid, content=content)
             return 200, {}, {"id": mid, "channel_id": chan, "content": content}
         if method == "POST" and not mid:
+            nonce = (body or {}).get("nonce")
+            if nonce and (body or {}).get("enforce_nonce"):
+                with self.lock:
+                    seen = self.nonces.get((chan, nonce))
+                if seen:  # Discord returns the message that nonce made, makes none
+                    self.log("nonce_seen", channel=chan, nonce=nonce, id=seen)
+                    return 200, {}, {"id": seen, "channel_id": chan, "content": content}
             new = str(next(self.ids))
+            if nonce:
+                with self.lock:
+                    self.nonces[(chan, nonce)] = new
             self.log("posted", channel=chan, id=new, content=content,
                      reference=(body or {}).get("message_reference"))
             return 200, {}, {"id": new, "channel_id": chan, "content": content}

@@ -45,12 +45,13 @@ class Fake:
                 pass
 
             def answer(self, status, headers, obj):
-                data = json.dumps(obj).encode()
+                data = json.dumps(obj).encode() if obj is not None else b""
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                if obj is not None:  # a 204 has no body
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 

@@ -87,7 +87,7 @@ check "a DM's long run shows its progress in a message of its own" \
 check "which is updated (chat.update of that message) as more comes" \
 	sh -c "jq -c 'select(.kind == \"api\" and .method == \"chat.update\") | .body' '$WORK/slack.log' | grep -q '\"ts\":\"$PROGRESS_TS\".*Now step two'"
 check "and the reply goes out once, in the DM" \
-	sh -c "[ $(posted 'Step one done. Now step two.All done.') = 1 ] && jq -e 'select(.kind == \"posted\" and .channel == \"D100\" and (.text | endswith(\"All done.\")))' '$WORK/slack.log' >/dev/null"
+	sh -c "[ $(posted 'Step one done. Now step two.All done.') = 1 ] && jq -c 'select(.kind == \"posted\" and .channel == \"D100\" and (.text | endswith(\"All done.\")))' '$WORK/slack.log' | grep -q ."
 check "the socket was dropped mid-reply" grep -q '"kind":"drop"' "$WORK/slack.log"
 ev message D100 im U1 1700000101.000001 "said while it reconnects"
 wait_until 20 sh -c "[ \$(jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -cx 'echo: said while it reconnects') -ge 1 ]"
@@ -118,7 +118,7 @@ wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1
 api "audit?after=0" >"$WORK/audit"
 check "a message from an unknown channel is recorded" \
 	grep -q '"action":"slack","decision":"deny","reason":"a message from chat C999, which no group is for"' "$WORK/audit"
-check "and reaches nobody" sh -c "! grep -q 'let me in' '$WORK/model.log' && ! jq -e 'select(.kind == \"posted\" and .channel == \"C999\")' '$WORK/slack.log' >/dev/null"
+check "and reaches nobody" sh -c "! grep -q 'let me in' '$WORK/model.log' && ! jq -c 'select(.kind == \"posted\" and .channel == \"C999\")' '$WORK/slack.log' | grep -q ."
 
 # Slack delivers the same event again (a retry): answered once.
 ev message D100 im U1 1700000400.000001 "only once please"
@@ -156,7 +156,8 @@ check "a 5,006-character reply goes out as two messages of at most 4,000 ($(tr '
 
 check "the tokens are in no log" \
 	sh -c "! grep -q 'TESTAPPTOKEN\|TESTBOTTOKEN' '$WORK/serve.err' '$WORK/serve.out'"
-check "the channel is a process of its own" sh -c "pgrep -f 'clawbox-channel slack' >/dev/null"
+CHPID=$(pgrep -P "$SPID" -f '[c]lawbox-channel slack')
+check "the channel is a process of its own, the daemon's child ($CHPID)" test -n "$CHPID"
 
 # A restart of the daemon (and so of the channel): nothing answered twice.
 kill -TERM "$SPID"
@@ -169,9 +170,12 @@ wait_until 20 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.lo
 sleep 1
 check "after a restart: new messages answered, none answered twice" \
 	sh -c "[ $(posted 'echo: after a restart') = 1 ] && [ $(posted 'echo: only once please') = 1 ] && [ $(posted 'Step one done. Now step two.All done.') = 1 ]"
+CHPID=$(pgrep -P "$SPID" -f '[c]lawbox-channel slack')
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
-check "no channel process outlives the daemon" wait_until 5 sh -c "! pgrep -f 'clawbox-channel slack' >/dev/null"
+check "no channel process outlives the daemon" wait_until 5 sh -c "[ -n '$CHPID' ] && ! kill -0 '$CHPID' 2>/dev/null"
+jq -r 'select(.kind == "posted") | .text' "$WORK/slack.log" | sort | uniq -d >"$WORK/doubles"
+check "no message was posted twice in the whole run ($(head -c 80 "$WORK/doubles"))" test ! -s "$WORK/doubles"
 [ -n "${KEEP_WORK:-}" ] && rm -rf "$KEEP_WORK" && cp -a "$WORK" "$KEEP_WORK"
 done_testing
