@@ -99,6 +99,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
+.PHONY: fuzz-channels-ws
 .PHONY: all check check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve clawbox-channel
 
@@ -314,6 +315,27 @@ FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
                $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
                $(BUILD)/tests/fuzz-services-replay
+# Slack's and Discord's inbound parsers (src/channels/slack-in.c, discord-in.c): pure
+# jansson, so their fuzzers link nothing else of the channels.
+CHANNEL_WS_FUZZ := slack discord
+FUZZ_REPLAY += $(CHANNEL_WS_FUZZ:%=$(BUILD)/tests/fuzz-%-replay)
+$(CHANNEL_WS_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
+		tests/fuzz/fuzz-%.c $(BUILD)/src/channels/%-in.o $(BUILD)/src/channels/textsplit.o
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -DCORPUS_DIR='"tests/fuzz/corpus/$*"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-$*.c $(BUILD)/src/channels/$*-in.o \
+		$(BUILD)/src/channels/textsplit.o $(LDFLAGS) -ljansson
+fuzz: fuzz-channels-ws
+fuzz-channels-ws:
+	@mkdir -p $(BUILD)/fuzz
+	for t in $(CHANNEL_WS_FUZZ); do \
+		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+			-include src/base/banned.h $(INC_channels) -o $(BUILD)/fuzz/fuzz-$$t \
+			tests/fuzz/fuzz-$$t.c src/channels/$$t-in.c src/channels/textsplit.c -ljansson && \
+		$(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+			tests/fuzz/corpus/$$t || exit 1; \
+	done
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
