@@ -327,6 +327,7 @@ $(CHANNEL_WS_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay:
 		tests/fuzz/replay.c tests/fuzz/fuzz-$*.c $(BUILD)/src/channels/$*-in.o \
 		$(BUILD)/src/channels/textsplit.o $(LDFLAGS) -ljansson
 fuzz: fuzz-channels-ws
+bench: clawbox-channel
 fuzz-channels-ws:
 	@mkdir -p $(BUILD)/fuzz
 	for t in $(CHANNEL_WS_FUZZ); do \
@@ -437,6 +438,7 @@ check: clawbox clawbox-proxy clawbox-serve clawbox-channel man $(GUEST) $(UNIT_B
 
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps
 	@bench/bench-policy.sh
+	@bench/bench-channels-ws.sh
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
 	@bench/bench-intercept.sh

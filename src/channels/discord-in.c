@@ -44,8 +44,10 @@ dc_in_parse(const char *text, size_t len, const char *bot_id, struct dc_in *ret)
 	switch (ret->op) {
 	case DC_OP_HELLO:
 		ret->heartbeat_ms = json_integer_value(json_object_get(d, "heartbeat_interval"));
-		if (ret->heartbeat_ms < 100 || ret->heartbeat_ms > 600000)
-			return -EBADMSG; /* no sane heartbeat: not a Gateway */
+		if (ret->heartbeat_ms < 100 || ret->heartbeat_ms > 600000) {
+			dc_in_done(ret); /* no sane heartbeat: not a Gateway */
+			return -EBADMSG;
+		}
 		return 0;
 	case DC_OP_INVALID_SESSION:
 		ret->resumable = json_is_true(d);
