@@ -76,6 +76,7 @@ struct slack {
 	struct ws *ws;       /* the connection in use */
 	struct ws *old;      /* the one a "disconnect" retired, until the next says hello */
 	bool opening;        /* apps.connections.open in flight */
+	bool upgraded;       /* sl.ws got through TLS and the upgrade */
 	struct event *again; /* reconnect after backoff */
 	int backoff_s;
 	struct pending pend[SLACK_PENDING_MAX];
@@ -96,15 +97,17 @@ api_url(const char *method, char *buf, size_t size)
 	snprintf(buf, size, "%s/%s", sl.api, method);
 }
 
+/* state: "connecting" (a retry will likely do), or "error" (it needs the user: a token
+ * Slack refuses), shown until the retry works. */
 static void
-reconnect_later(const char *why)
+reconnect_later(const char *state, const char *why)
 {
 	if (sl.again && !evtimer_pending(sl.again, NULL)) {
 		struct timeval t = {sl.backoff_s, 0};
 		evtimer_add(sl.again, &t);
 		char detail[200];
 		snprintf(detail, sizeof(detail), "%s; again in %d s", why, sl.backoff_s);
-		(void)chan_status(sl.c, "connecting", detail);
+		(void)chan_status(sl.c, state, detail);
 		sl.backoff_s =
 		    sl.backoff_s * 2 > SLACK_BACKOFF_MAX ? SLACK_BACKOFF_MAX : sl.backoff_s * 2;
 	}
@@ -158,8 +161,9 @@ pend_add(const char *ext_id, const char *envelope_id)
 static void
 on_open(struct ws *w, void *arg)
 {
-	(void)w;
 	(void)arg;
+	if (w == sl.ws)
+		sl.upgraded = true;
 }
 
 static void
@@ -227,7 +231,10 @@ on_close(struct ws *w, int code, const char *why, void *arg)
 	ws_free(w);
 	if (current) {
 		sl.ws = NULL;
-		reconnect_later(detail);
+		/* A socket that never got through TLS (a certificate that does not check out)
+		 * needs the user, not a retry: shown as an error. */
+		reconnect_later(
+		    !sl.upgraded && strncmp(why, "TLS", 3) == 0 ? "error" : "connecting", detail);
 	}
 }
 
@@ -248,19 +255,21 @@ opened(void *arg, long status, const char *body, size_t len, const char *err)
 		char why[200];
 		const char *e = err ?: json_get_str(j, "error") ?: "no URL";
 		snprintf(why, sizeof(why), "apps.connections.open: %s", e);
-		if (json_get_str(j, "error") && strcmp(e, "invalid_auth") == 0) {
-			(void)chan_status(sl.c, "error", why); /* a bad token stays bad */
-			sl.backoff_s = SLACK_BACKOFF_MAX;
-		}
-		reconnect_later(why);
+		bool refused = json_get_str(j, "error") &&
+		               (strcmp(e, "invalid_auth") == 0 || strcmp(e, "not_authed") == 0 ||
+		                strcmp(e, "account_inactive") == 0);
+		if (refused)
+			sl.backoff_s = SLACK_BACKOFF_MAX; /* a bad token stays bad a while */
+		reconnect_later(refused ? "error" : "connecting", why);
 		return;
 	}
 	struct ws_options o = {.ca_file = sl.ca_file, .ping_every_s = 30};
 	int r;
+	sl.upgraded = false;
 	sl.ws = ws_connect(chan_base(sl.c), url, &o, &ws_cbs, NULL, &r);
 	if (!sl.ws)
-		reconnect_later(r == -EINVAL ? "Slack gave an URL that is not wss"
-		                             : "out of memory");
+		reconnect_later("error", r == -EINVAL ? "Slack gave a URL that is not wss://"
+		                                      : "out of memory");
 }
 
 static void
@@ -274,7 +283,7 @@ connect_now(void)
 	struct chan_http_req r = {
 	    .method = "POST", .url = url, .headers = headers, .ca_file = sl.ca_file};
 	if (chan_http_start(sl.c, &r, opened, NULL, NULL) < 0) {
-		reconnect_later("cannot start apps.connections.open");
+		reconnect_later("connecting", "cannot start apps.connections.open");
 		return;
 	}
 	sl.opening = true;

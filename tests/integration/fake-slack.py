@@ -10,6 +10,8 @@
 #   drop {}                     drop the socket without a close
 #   ratelimit {"n": N}          the next N chat.postMessage/chat.update answer 429
 #   drop_on_update {"n": N}     drop the socket when the Nth chat.update arrives
+#   ws_host {"host": H}         hand out wss URLs naming host H (a name the certificate
+#                               does not have: the client must refuse it)
 # Everything received is logged (fakesvc.py).
 import argparse
 import asyncio
@@ -29,6 +31,7 @@ class Slack(Fake):
         self.limit = 0
         self.drop_at = 0
         self.updates = 0
+        self.ws_host = "127.0.0.1"
 
     def rest(self, method, path, headers, body):
         body = body or {}
@@ -39,7 +42,7 @@ class Slack(Fake):
             if auth != "Bearer " + self.args.app_token:
                 return 200, {}, {"ok": False, "error": "invalid_auth"}
             ticket = next(self.ids)
-            return 200, {}, {"ok": True, "url": f"wss://127.0.0.1:{self.ws_port}/link/?ticket={ticket}"}
+            return 200, {}, {"ok": True, "url": f"wss://{self.ws_host}:{self.ws_port}/link/?ticket={ticket}"}
         if auth != "Bearer " + self.args.bot_token:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
         if name == "auth.test":
@@ -97,6 +100,8 @@ class Slack(Fake):
         elif name == "ratelimit":
             with self.lock:
                 self.limit = int(body.get("n", 1))
+        elif name == "ws_host":
+            self.ws_host = body["host"]
         elif name == "drop_on_update":
             with self.lock:
                 self.drop_at = self.updates + int(body.get("n", 1))

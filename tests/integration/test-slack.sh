@@ -175,6 +175,27 @@ kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
 check "no channel process outlives the daemon" wait_until 5 sh -c "[ -n '$CHPID' ] && ! kill -0 '$CHPID' 2>/dev/null"
+# A token Slack refuses: the channel says so (state "error"), it does not pretend.
+printf 'xapp-1-WRONG\n%s\n' "$BOT_TOKEN" >"$WORK/slack.tokens"
+start_daemon
+wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/channels | grep -q invalid_auth"
+api channels >"$WORK/channels"
+check "a refused app token: state error, with Slack's reason ($(jq -c '.channels[] | select(.name == "slack") | [.state, .last_error]' "$WORK/channels"))" \
+	sh -c "jq -e '.channels[] | select(.name == \"slack\" and .state == \"error\" and (.last_error | contains(\"invalid_auth\")))' '$WORK/channels' >/dev/null"
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+# A socket whose certificate does not name the URL's host: refused, and nothing is sent on it.
+printf '%s\n%s\n' "$APP_TOKEN" "$BOT_TOKEN" >"$WORK/slack.tokens"
+ctl ws_host '{"host": "localhost"}' >/dev/null
+connects=$(grep -c '"kind":"connect"' "$WORK/slack.log")
+start_daemon
+wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/channels | grep -q TLS"
+api channels >"$WORK/channels"
+check "a wss certificate for another name is refused ($(jq -c '.channels[] | select(.name == "slack") | [.state, .last_error]' "$WORK/channels"))" \
+	sh -c "jq -e '.channels[] | select(.name == \"slack\" and .state == \"error\" and (.last_error | contains(\"certificate verify failed\")))' '$WORK/channels' >/dev/null && [ \$(grep -c '\"kind\":\"connect\"' '$WORK/slack.log') = $connects ]"
+kill -TERM "$SPID"
+wait "$SPID" 2>/dev/null
+SPID=
 jq -r 'select(.kind == "posted") | .text' "$WORK/slack.log" | sort | uniq -d >"$WORK/doubles"
 check "no message was posted twice in the whole run ($(head -c 80 "$WORK/doubles"))" test ! -s "$WORK/doubles"
 [ -n "${KEEP_WORK:-}" ] && rm -rf "$KEEP_WORK" && cp -a "$WORK" "$KEEP_WORK"
