@@ -76,7 +76,7 @@ check "the channel asks for the Gateway and identifies with its intents (GUILD_M
 check "and heartbeats (every second here)" wait_until 5 sh -c "[ \$(grep -c '\"kind\":\"heartbeat\"' '$WORK/dc.log') -ge 2 ]"
 wait_until 5 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/channels | grep -q '\"state\":\"connected\"'"
 check "GET /api/v1/channels says it is connected" \
-	sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/channels | jq -e '.channels[] | select(.name == \"discord\" and .state == \"connected\")' >/dev/null"
+	sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/channels | jq -e '[.channels[] | select(.name == \"discord\" and .state == \"connected\")] | length > 0' >/dev/null"
 
 # A DM that works a while: progress posted, then edited; the reply once.
 dm "work slowly"

@@ -74,7 +74,7 @@ check "the channel connects over Socket Mode (apps.connections.open, then the ws
 wait_until 5 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/channels | grep -q '\"state\":\"connected\"'"
 api channels >"$WORK/channels"
 check "GET /api/v1/channels says it is connected" \
-	sh -c "jq -e '.channels[] | select(.name == \"slack\" and .kind == \"slack\" and .state == \"connected\")' '$WORK/channels' >/dev/null"
+	sh -c "jq -e '[.channels[] | select(.name == \"slack\" and .kind == \"slack\" and .state == \"connected\")] | length > 0' '$WORK/channels' >/dev/null"
 
 # A DM that works a while: its progress is posted, then updated, then the reply comes; the
 # socket is dropped when the first update arrives, and a DM sent meanwhile is not lost.
@@ -181,7 +181,7 @@ start_daemon
 wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/channels | grep -q invalid_auth"
 api channels >"$WORK/channels"
 check "a refused app token: state error, with Slack's reason ($(jq -c '.channels[] | select(.name == "slack") | [.state, .last_error]' "$WORK/channels"))" \
-	sh -c "jq -e '.channels[] | select(.name == \"slack\" and .state == \"error\" and (.last_error | contains(\"invalid_auth\")))' '$WORK/channels' >/dev/null"
+	sh -c "jq -e '[.channels[] | select(.name == \"slack\" and .state == \"error\" and (.last_error | contains(\"invalid_auth\")))] | length > 0' '$WORK/channels' >/dev/null"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 # A socket whose certificate does not name the URL's host: refused, and nothing is sent on it.
@@ -192,7 +192,7 @@ start_daemon
 wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/channels | grep -q TLS"
 api channels >"$WORK/channels"
 check "a wss certificate for another name is refused ($(jq -c '.channels[] | select(.name == "slack") | [.state, .last_error]' "$WORK/channels"))" \
-	sh -c "jq -e '.channels[] | select(.name == \"slack\" and .state == \"error\" and (.last_error | contains(\"certificate verify failed\")))' '$WORK/channels' >/dev/null && [ \$(grep -c '\"kind\":\"connect\"' '$WORK/slack.log') = $connects ]"
+	sh -c "jq -e '[.channels[] | select(.name == \"slack\" and .state == \"error\" and (.last_error | contains(\"certificate verify failed\")))] | length > 0' '$WORK/channels' >/dev/null && [ \$(grep -c '\"kind\":\"connect\"' '$WORK/slack.log') = $connects ]"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=
