@@ -308,6 +308,13 @@ on_approval(struct chan *c, struct chanproto_frame *f)
 }
 
 static void
+on_answered(struct chan *c, struct chanproto_frame *f)
+{
+	if (c->kind->answered)
+		c->kind->answered(c, f->j);
+}
+
+static void
 on_stored(struct chan *c, struct chanproto_frame *f)
 {
 	if (c->kind->stored)
@@ -315,9 +322,10 @@ on_stored(struct chan *c, struct chanproto_frame *f)
 }
 
 static void (*const handlers[CHANPROTO_N_TYPES])(struct chan *, struct chanproto_frame *) = {
-    [CHANPROTO_START] = on_start,   [CHANPROTO_STORED] = on_stored,
-    [CHANPROTO_REPLY] = on_reply,   [CHANPROTO_EDIT] = on_edit,
-    [CHANPROTO_TYPING] = on_typing, [CHANPROTO_APPROVAL] = on_approval,
+    [CHANPROTO_START] = on_start,       [CHANPROTO_STORED] = on_stored,
+    [CHANPROTO_REPLY] = on_reply,       [CHANPROTO_EDIT] = on_edit,
+    [CHANPROTO_TYPING] = on_typing,     [CHANPROTO_APPROVAL] = on_approval,
+    [CHANPROTO_ANSWERED] = on_answered,
 };
 
 static void

@@ -51,6 +51,8 @@ struct chan_kind {
 	void (*typing)(struct chan *c, const json_t *frame);
 	/* "approval": buttons for approval request "approval" in chat. */
 	void (*approval)(struct chan *c, const json_t *frame);
+	/* "answered": the daemon's verdict on an approval_answer this channel sent. */
+	void (*answered)(struct chan *c, const json_t *frame);
 	/* "stored": the daemon has the message with this ext_id (and its cursor). */
 	void (*stored)(struct chan *c, const char *ext_id);
 	/* Before exit: stop transfers, free the kind's state. */

@@ -9,7 +9,8 @@
  * the chats (each naming a configured group: a channel delivers into these and no others),
  * and that a secret is named by a variable or a file path, never written inline (a "token"
  * key is refused). The rest of the object goes to the channel as written, in its start
- * frame, and the channel checks its own keys.
+ * frame (without "name", "kind" and "chats", which the frame carries apart), and the channel
+ * checks its own keys.
  *
  * The older form, "telegram": {"token_env", "base_url", "chats"}, keeps working: it is a
  * channel named "telegram" of kind "telegram" (whose store keys, "telegram.offset" and
@@ -165,7 +166,11 @@ parse_channel(json_t *o, const char *where, bool legacy, struct daemon_config *c
 	int r = parse_chats(json_object_get(o, "chats"), where, c, out, why, size);
 	if (r < 0)
 		return r;
-	json_object_del(copy, "chats"); /* they travel as the start frame's "chats" */
+	/* The daemon's keys: the chats travel as the start frame's "chats", the name as its
+	 * "name"; the channel gets its own keys (and token_env / token_file) only. */
+	json_object_del(copy, "chats");
+	json_object_del(copy, "name");
+	json_object_del(copy, "kind");
 	out->config = json_dumps(copy, JSON_COMPACT);
 	return out->config ? 0 : -ENOMEM;
 }

@@ -215,6 +215,40 @@ progress_over(struct chproc *p, const char *group, int64_t out_id)
 	}
 }
 
+/* A send_file's message (hostact.c kept the file as data_dir/files/NAME, kv "file:ID"): a
+ * sealed memfd copy of it, named in f's "file". The channel gets a copy it cannot change
+ * and no path into the daemon's folder. -1: not a file's message (or the file is gone: the
+ * text still says what it was). */
+static int
+attach_file(struct daemon *d, int64_t id, json_t *f)
+{
+	char key[48], name[256], path[PATH_MAX + 300];
+	snprintf(key, sizeof(key), "file:%lld", (long long)id);
+	if (store_kv_get(d->store, key, name, sizeof(name)) < 0 || strchr(name, '/'))
+		return -1;
+	snprintf(path, sizeof(path), "%s/files/%s", d->cfg.data_dir, name);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (uint64_t)st.st_size > CHANPROTO_FILE_MAX)
+		return -1;
+	_cleanup_free_ char *data = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!data || pread(fd, data, (size_t)st.st_size, 0) != st.st_size)
+		return -1;
+	/* The name as the agent gave it: after the "TIME-RANDOM-" hostact.c put first. */
+	const char *shown = strchr(name, '-') ? strchr(strchr(name, '-') + 1, '-') : NULL;
+	shown = shown && shown[1] ? shown + 1 : name;
+	if (strcmp(shown, ".") == 0 || strcmp(shown, "..") == 0)
+		shown = "file";
+	int mfd = chanproto_memfd(shown, data, (size_t)st.st_size);
+	if (mfd < 0)
+		return -1;
+	json_object_set_new(f, "file",
+	                    json_pack("{s:s,s:I,s:s}", "name", shown, "size",
+	                              (json_int_t)st.st_size, "type", "application/octet-stream"));
+	return mfd;
+}
+
 /* The next outgoing message for this channel, if none is in flight. */
 static void
 send_next(struct chproc *p)
@@ -240,9 +274,10 @@ send_next(struct chproc *p)
 		size_t len = chanproto_cut(text, strlen(text), CHANPROTO_TEXT_MAX);
 		json_t *f = json_pack("{s:s,s:I,s:s,s:s%}", "t", "reply", "ref", (json_int_t)id,
 		                      "chat", chat, "text", text, len);
+		_cleanup_close_ int file = f ? attach_file(d, id, f) : -1;
 		p->sending = id;
 		progress_over(p, group, id);
-		int r = send_frame(p, f, NULL, 0);
+		int r = send_frame(p, f, &file, file >= 0 ? 1 : 0);
 		if (r == -EAGAIN) {
 			p->sending = 0; /* the channel is not reading: the tick tries again */
 		} else if (r < 0) {
@@ -419,7 +454,7 @@ record_unknown(struct chproc *p, const char *chat)
  * (the channel's name for it kept after a prefix). The group folder is the agent's: it is
  * walked with openat and no symlink followed, and the file is new (O_EXCL). */
 static int
-save_attachment(struct chproc *p, const char *group, int64_t id, size_t i, int fd,
+save_attachment(struct chproc *p, const char *group, const char *ext_id, size_t i, int fd,
                 const json_t *meta, struct dbuf *note)
 {
 	struct stat st;
@@ -428,21 +463,43 @@ save_attachment(struct chproc *p, const char *group, int64_t id, size_t i, int f
 	    size > CHANPROTO_FILE_MAX)
 		return -EINVAL; /* checked by the caller: a cut-off */
 	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/groups/%s", p->d->cfg.data_dir, group);
+	int r = daemon_group_dir(p->d, group, dir, sizeof(dir));
+	if (r < 0)
+		return r;
 	_cleanup_close_ int gfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	if (gfd < 0)
+	struct stat gst;
+	if (gfd < 0 || fstat(gfd, &gst) < 0)
 		return NEG_ERRNO();
-	(void)mkdirat(gfd, "inbox", 0755);
+	/* The inbox and its files belong to whoever owns the group folder (the runs' user):
+	 * the agent may read, move and delete what came in. */
+	if (mkdirat(gfd, "inbox", 0755) == 0 && geteuid() == 0 &&
+	    fchownat(gfd, "inbox", gst.st_uid, gst.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+		return NEG_ERRNO();
 	_cleanup_close_ int ifd =
 	    openat(gfd, "inbox", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (ifd < 0)
 		return NEG_ERRNO();
-	char name[CHANPROTO_FILE_NAME_MAX + 64];
-	snprintf(name, sizeof(name), "%s-%lld-%zu-%s", p->cfg->name, (long long)id, i,
+	/* Named after the message's ext_id (its characters made safe), so a redelivery finds
+	 * its file there already (EEXIST) rather than making a second. */
+	char ext[65], name[CHANPROTO_FILE_NAME_MAX + 128];
+	size_t k = 0;
+	for (; ext_id[k] && k < sizeof(ext) - 1; k++) {
+		char c = ext_id[k];
+		ext[k] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		                 (c >= '0' && c <= '9') || c == '-' || c == '_'
+		             ? c
+		             : '_';
+	}
+	ext[k] = '\0';
+	snprintf(name, sizeof(name), "%s-%s-%zu-%s", p->cfg->name, ext, i,
 	         json_get_str(meta, "name"));
+	(void)dbuf_printf(note, "\n[attachment: inbox/%s, %llu bytes]", name,
+	                  (unsigned long long)size);
 	_cleanup_close_ int out =
 	    openat(ifd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (out < 0)
+		return errno == EEXIST ? 0 : NEG_ERRNO();
+	if (geteuid() == 0 && fchown(out, gst.st_uid, gst.st_gid) < 0)
 		return NEG_ERRNO();
 	char buf[65536];
 	off_t off = 0;
@@ -450,13 +507,11 @@ save_attachment(struct chproc *p, const char *group, int64_t id, size_t i, int f
 		ssize_t n = pread(fd, buf, sizeof(buf), off);
 		if (n <= 0)
 			return n < 0 ? NEG_ERRNO() : -EIO;
-		int r = write_all(out, buf, (size_t)n);
+		r = write_all(out, buf, (size_t)n);
 		if (r < 0)
 			return r;
 		off += n;
 	}
-	(void)dbuf_printf(note, "\n[attachment: inbox/%s, %llu bytes]", name,
-	                  (unsigned long long)size);
 	return 0;
 }
 
@@ -517,12 +572,18 @@ on_message(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	                              .cursor_key = cur ? p->cursor_key : NULL,
 	                              .cursor = cur};
 	if (group && f->n_fds) {
-		/* The files go in under the id the message is about to get: the store's next. */
-		int64_t next = store_last_id(d->store) + 1;
-		for (size_t i = 0; i < f->n_fds; i++)
-			if (save_attachment(p, group, next, i, f->fds[i], json_array_get(atts, i),
-			                    &body) < 0)
-				(void)dbuf_printf(&body, "\n[attachment %zu could not be kept]", i);
+		for (size_t i = 0; i < f->n_fds; i++) {
+			size_t before = body.len;
+			int e = save_attachment(p, group, ext_id, i, f->fds[i],
+			                        json_array_get(atts, i), &body);
+			if (e < 0) {
+				body.len = before; /* the note said it was kept: it was not */
+				if (body.p)
+					body.p[before] = '\0';
+				(void)dbuf_printf(&body, "\n[attachment %zu could not be kept: %s]",
+				                  i, strerror(-e));
+			}
+		}
 		m.text = dbuf_str(&body);
 	}
 	int64_t id = 0;
@@ -634,21 +695,31 @@ on_approval_answer(struct chproc *p, struct chanproto_frame *f, char *why, size_
 	/* And only for groups it serves: the approval's group has a chat here. */
 	char group[CONFIG_GROUP_ID_MAX];
 	char text[256];
+	bool ok = false;
 	if (approvals_group(p->d, id, group, sizeof(group)) < 0 || !group_chat(p, group)) {
 		snprintf(text, sizeof(text),
-		         "answer to approval %lld by %.64s via %s refused: not "
-		         "pending for a group of this channel",
+		         "answer to approval %lld by %.64s via %s refused: not pending for a group "
+		         "of this channel",
 		         (long long)id, approver, p->cfg->name);
 		(void)store_audit(p->d->store, "-", "approval", "deny", text);
-		return 0;
+		snprintf(text, sizeof(text), "Approval %lld is not pending here.", (long long)id);
+	} else {
+		const char *decision = strcmp(answer, "deny") == 0 ? "deny" : "approve";
+		const char *scope = strcmp(answer, "run") == 0 ? "run" : "once";
+		char reason[200];
+		int st =
+		    approvals_answer(p->d, id, decision, scope, approver, reason, sizeof(reason));
+		ok = st == 0;
+		if (ok)
+			snprintf(text, sizeof(text), "Approval %lld: %s.", (long long)id,
+			         strcmp(decision, "deny") == 0 ? "denied" : "approved");
+		else
+			snprintf(text, sizeof(text), "Refused: %s.", reason);
 	}
-	const char *decision = strcmp(answer, "deny") == 0 ? "deny" : "approve";
-	const char *scope = strcmp(answer, "run") == 0 ? "run" : "once";
-	char reason[256];
-	int st = approvals_answer(p->d, id, decision, scope, approver, reason, sizeof(reason));
-	if (st)
-		log_info("channel %s: answer to approval %lld refused: %s", p->cfg->name,
-		         (long long)id, reason);
+	(void)send_frame(p,
+	                 json_pack("{s:s,s:I,s:s,s:b,s:s}", "t", "answered", "approval",
+	                           (json_int_t)id, "approver", approver, "ok", ok, "text", text),
+	                 NULL, 0);
 	return 0;
 }
 
@@ -690,7 +761,8 @@ take_down(struct chproc *p, const char *why)
 		if (p->slots[i].reply_to != p->slots[i].over && p->slots[i].text.len)
 			p->slots[i].dirty = true;
 	}
-	if (why)
+	/* What the channel said of its error is kept: it says more than that it ended. */
+	if (why && !(strcmp(p->state, "error") == 0 && p->last_error[0]))
 		snprintf(p->last_error, sizeof(p->last_error), "%s", why);
 	if (p->d->stopping) {
 		p->state = "stopped";

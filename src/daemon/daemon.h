@@ -91,6 +91,9 @@ pid_t daemon_spawn(const char **argv, char **envp, int in, int out, int err);
 /* The same with fds[i] as the child's fd i, for i < n (n <= 4): a channel gets its socket as
  * fd 3. */
 pid_t daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n);
+/* The group's folder (data_dir/groups/GROUP), made if missing and owned as its runs need
+ * it (runner.c): 0 and its path in buf, or -errno. */
+int daemon_group_dir(struct daemon *d, const char *group, char *buf, size_t size);
 /* The environment a child gets: PATH, HOME, LANG, TZ and, with model_key, the model key's
  * variable; pointers into environ, NULL-terminated, at most max entries. */
 void daemon_environment(const struct daemon *d, bool model_key, char **envp, size_t max);

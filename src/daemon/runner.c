@@ -488,6 +488,12 @@ group_dir(struct daemon *d, const char *kind, const char *group, char *buf, size
 	return 0;
 }
 
+int
+daemon_group_dir(struct daemon *d, const char *group, char *buf, size_t size)
+{
+	return group_dir(d, "groups", group, buf, size);
+}
+
 /* vm-client.h's VM_EXIT_TEMPFAIL: the VM died under the run (the service boots another). */
 #define EXIT_VM_DIED 75
 

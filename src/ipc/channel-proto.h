@@ -24,6 +24,8 @@
  *   edit     {"ref", "chat", "ext_id", "text"}
  *   typing   {"chat"}
  *   approval {"ref", "chat", "approval", "text", "buttons": ["approve"|"run"|"deny"]}
+ *   answered {"approval", "approver", "ok", "text"}   the verdict on an approval_answer,
+ *            for the channel to tell the person who pressed the button
  * channel -> daemon:
  *   status   {"state": "connecting"|"connected"|"error", "detail"?}
  *   message  {"chat", "chat_kind"?, "sender", "sender_name"?, "text", "mention"?, "thread"?,
@@ -64,6 +66,7 @@ enum chanproto_type {
 	CHANPROTO_EDIT,
 	CHANPROTO_TYPING,
 	CHANPROTO_APPROVAL,
+	CHANPROTO_ANSWERED,
 	/* channel -> daemon */
 	CHANPROTO_STATUS,
 	CHANPROTO_MESSAGE,

@@ -5,9 +5,14 @@
  * update_id >= the offset asked for, as Telegram does. Every call is logged as a JSON line.
  * A wrong token gets 401; sendMessage to chat 404404 gets 400 "chat not found". sendMessage
  * answers with a new message_id each time; editMessageText of one it gave out answers ok, of
- * any other 400 "message to edit not found".
+ * any other 400 "message to edit not found". sendChatAction and answerCallbackQuery answer
+ * ok (callback queries themselves are updates in the file, as Telegram delivers them).
+ * getFile of file_id X answers file_path "files/X" when --files DIR has a file X (else 400),
+ * and GET /file/bot<TOKEN>/files/X serves it. sendDocument (multipart/form-data, as
+ * Telegram takes it) answers a new message_id; its raw body is kept as --files DIR/upload-N
+ * for the test to look into (this server does not parse MIME), and logged with its size.
  *
- * usage: fake-telegram --token T --updates FILE --log FILE --port-file FILE
+ * usage: fake-telegram --token T --updates FILE --log FILE --port-file FILE [--files DIR]
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -19,7 +24,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-static const char *token, *updates_path;
+static const char *token, *updates_path, *files_dir;
+static int uploads;
 static FILE *logf;
 static int sent; /* message ids handed out by sendMessage */
 
@@ -58,7 +64,26 @@ on_request(struct evhttp_request *req, void *arg)
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	json_t *body =
 	    json_loadb((const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in), 0, NULL);
-	if (strncmp(uri, prefix, strlen(prefix)) != 0) {
+	char fprefix[320];
+	snprintf(fprefix, sizeof(fprefix), "/file/bot%s/files/", token);
+	if (files_dir && strncmp(uri, fprefix, strlen(fprefix)) == 0 &&
+	    !strchr(uri + strlen(fprefix), '/') && !strstr(uri, "..")) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", files_dir, uri + strlen(fprefix));
+		FILE *f = fopen(path, "r");
+		struct evbuffer *b = evbuffer_new();
+		char chunk[65536];
+		size_t n;
+		while (f && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			evbuffer_add(b, chunk, n);
+		json_t *what = json_string(uri + strlen(fprefix));
+		log_call("download", what);
+		json_decref(what);
+		evhttp_send_reply(req, f ? 200 : 404, NULL, b);
+		evbuffer_free(b);
+		if (f)
+			fclose(f);
+	} else if (strncmp(uri, prefix, strlen(prefix)) != 0) {
 		log_call("unauthorized", body);
 		reply(req, 401,
 		      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", 401, "description",
@@ -87,6 +112,47 @@ on_request(struct evhttp_request *req, void *arg)
 		else
 			reply(req, 200,
 			      json_pack("{s:b,s:{s:i}}", "ok", 1, "result", "message_id", ++sent));
+	} else if (strcmp(uri + strlen(prefix), "sendChatAction") == 0 ||
+	           strcmp(uri + strlen(prefix), "answerCallbackQuery") == 0) {
+		log_call(uri + strlen(prefix), body);
+		reply(req, 200, json_pack("{s:b,s:b}", "ok", 1, "result", 1));
+	} else if (strcmp(uri + strlen(prefix), "getFile") == 0) {
+		log_call("getFile", body);
+		const char *id = json_string_value(json_object_get(body, "file_id"));
+		char path[4096];
+		FILE *f = NULL;
+		if (files_dir && id && !strchr(id, '/')) {
+			snprintf(path, sizeof(path), "%s/%s", files_dir, id);
+			f = fopen(path, "r");
+		}
+		if (f) {
+			fclose(f);
+			snprintf(path, sizeof(path), "files/%s", id);
+			reply(req, 200,
+			      json_pack("{s:b,s:{s:s,s:s}}", "ok", 1, "result", "file_id", id,
+			                "file_path", path));
+		} else {
+			reply(req, 400,
+			      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", 400, "description",
+			                "Bad Request: invalid file_id"));
+		}
+	} else if (strcmp(uri + strlen(prefix), "sendDocument") == 0) {
+		size_t n = evbuffer_get_length(in);
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/upload-%d", files_dir ? files_dir : "/tmp", ++uploads);
+		FILE *f = files_dir ? fopen(path, "w") : NULL;
+		if (f) {
+			fwrite(evbuffer_pullup(in, -1), 1, n, f);
+			fclose(f);
+		}
+		json_t *e = json_pack("{s:s,s:I,s:s}", "method", "sendDocument", "bytes",
+		                      (json_int_t)n, "kept", path);
+		char *line = json_dumps(e, JSON_COMPACT);
+		fprintf(logf, "%s\n", line);
+		fflush(logf);
+		free(line);
+		json_decref(e);
+		reply(req, 200, json_pack("{s:b,s:{s:i}}", "ok", 1, "result", "message_id", ++sent));
 	} else if (strcmp(uri + strlen(prefix), "editMessageText") == 0) {
 		log_call("editMessageText", body);
 		json_int_t id = json_integer_value(json_object_get(body, "message_id"));
@@ -117,6 +183,8 @@ main(int argc, char **argv)
 			log_path = argv[i + 1];
 		else if (strcmp(argv[i], "--port-file") == 0)
 			port_file = argv[i + 1];
+		else if (strcmp(argv[i], "--files") == 0)
+			files_dir = argv[i + 1];
 	}
 	if (!token || !updates_path || !log_path || !port_file)
 		return fprintf(
