@@ -5,6 +5,7 @@
  * checked for presence, kind and length. Fuzzed by tests/fuzz/fuzz-discord.c.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "discord.h"
@@ -24,6 +25,38 @@ mentions(const json_t *list, const char *bot_id)
 			return true;
 	}
 	return false;
+}
+
+/* A MESSAGE_COMPONENT interaction (type 3) whose custom_id is one of our buttons. */
+static void
+read_interaction(struct dc_in *ret, const json_t *d)
+{
+	static const char *const answers[] = {"approve", "deny", "run"};
+	const char *custom = json_get_str(json_object_get(d, "data"), "custom_id");
+	const json_t *user = json_object_get(json_object_get(d, "member"), "user");
+	if (!user)
+		user = json_object_get(d, "user"); /* a DM's press */
+	const char *who = json_get_str(user, "id"), *chat = json_get_str(d, "channel_id");
+	const char *id = json_get_str(d, "id"), *token = json_get_str(d, "token");
+	long long approval;
+	char answer[16];
+	int used = 0;
+	if (json_integer_value(json_object_get(d, "type")) != 3 || !custom || !who || !chat ||
+	    !id || !token || !*who || !*chat || !*id || !*token || strlen(who) > 20 ||
+	    strlen(chat) > 20 || strlen(id) > 20 || strlen(token) > 512 ||
+	    sscanf(custom, "ap:%lld:%15[a-z]%n", &approval, answer, &used) != 2 ||
+	    (size_t)used != strlen(custom) || approval <= 0)
+		return;
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+		if (strcmp(answer, answers[i]) == 0) {
+			ret->ev = DC_EV_INTERACTION;
+			ret->approval = approval;
+			ret->answer = answers[i];
+			ret->sender = who;
+			ret->chat = chat;
+			ret->interaction_id = id;
+			ret->interaction_token = token;
+		}
 }
 
 int
@@ -62,6 +95,9 @@ dc_in_parse(const char *text, size_t len, const char *bot_id, struct dc_in *ret)
 		ret->session_id = json_get_str(d, "session_id");
 		ret->resume_url = json_get_str(d, "resume_gateway_url");
 		ret->user_id = json_get_str(json_object_get(d, "user"), "id");
+		ret->app_id = json_get_str(json_object_get(d, "application"), "id");
+		if (ret->app_id && strlen(ret->app_id) > 20)
+			ret->app_id = NULL;
 		if (ret->session_id && ret->resume_url && ret->user_id &&
 		    strlen(ret->session_id) < 128 && strlen(ret->resume_url) < 512 &&
 		    strlen(ret->user_id) < 32)
@@ -70,6 +106,10 @@ dc_in_parse(const char *text, size_t len, const char *bot_id, struct dc_in *ret)
 	}
 	if (strcmp(t, "RESUMED") == 0) {
 		ret->ev = DC_EV_RESUMED;
+		return 0;
+	}
+	if (strcmp(t, "INTERACTION_CREATE") == 0) {
+		read_interaction(ret, d);
 		return 0;
 	}
 	if (strcmp(t, "MESSAGE_CREATE") != 0)

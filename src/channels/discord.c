@@ -59,7 +59,16 @@ struct dc_op {
 	size_t len, off, piece;
 	char first_id[32];
 	int tries;
-	int n_piece; /* the piece's number, in its nonce */
+	int n_piece;        /* the piece's number, in its nonce */
+	json_t *components; /* an approval's buttons (owned), or NULL */
+};
+
+#define DC_PRESSES_MAX 8 /* presses whose verdict is awaited */
+
+struct dc_press {
+	long long approval;
+	char approver[40];
+	char token[520]; /* the interaction's: its follow-up is posted with it */
 };
 
 static struct {
@@ -72,6 +81,9 @@ static struct {
 	char session[128];
 	int64_t seq;
 	char bot_id[32];
+	char app_id[32];
+	struct dc_press press[DC_PRESSES_MAX];
+	size_t n_press;
 	struct ws *ws;
 	bool resuming; /* this connection RESUMEs */
 	int64_t interval_ms;
@@ -87,6 +99,7 @@ static struct {
 
 static void connect_now(void);
 static void out_next(void);
+static void take_press(const struct dc_in *in);
 
 /* Snowflakes are decimal: what goes into a URL path is checked to be one. */
 static bool
@@ -270,6 +283,7 @@ on_text(struct ws *w, const char *text, size_t len, void *arg)
 			snprintf(dc.session, sizeof(dc.session), "%s", in.session_id);
 			snprintf(dc.resume_url, sizeof(dc.resume_url), "%s", in.resume_url);
 			snprintf(dc.bot_id, sizeof(dc.bot_id), "%s", in.user_id);
+			snprintf(dc.app_id, sizeof(dc.app_id), "%s", in.app_id ?: "");
 			dc.backoff_s = 1;
 			(void)chan_status(dc.c, "connected", NULL);
 		} else if (in.ev == DC_EV_RESUMED) {
@@ -277,6 +291,8 @@ on_text(struct ws *w, const char *text, size_t len, void *arg)
 			(void)chan_status(dc.c, "connected", "resumed");
 		} else if (in.ev == DC_EV_MESSAGE) {
 			take_message(&in);
+		} else if (in.ev == DC_EV_INTERACTION) {
+			take_press(&in);
 		}
 		break;
 	}
@@ -372,6 +388,7 @@ static void
 op_free(struct dc_op *op)
 {
 	if (op) {
+		json_decref(op->components);
 		free(op->text);
 		free(op);
 	}
@@ -452,6 +469,8 @@ out_next(void)
 	size_t start = op->kind == DC_PATCH ? 0 : op->off;
 	size_t piece = textsplit_next(op->text + start, op->len - start, DC_TEXT_MAX);
 	json_object_set_new(body, "content", json_stringn(op->text + start, piece));
+	if (op->components && start == 0)
+		json_object_set_new(body, "components", json_incref(op->components));
 	if (op->kind == DC_PATCH) {
 		snprintf(url, sizeof(url), "%s/channels/%s/messages/%s", dc.api, op->chat,
 		         op->target);
@@ -491,8 +510,9 @@ on_out_wait(evutil_socket_t fd, short what, void *arg)
 	out_next();
 }
 
+/* Queues a reply, an edit or (with components, owned) an approval. */
 static void
-queue(const json_t *frame, bool edit)
+queue(const json_t *frame, bool edit, json_t *components)
 {
 	int64_t ref = (int64_t)json_integer_value(json_object_get(frame, "ref"));
 	const char *chat = json_get_str(frame, "chat");
@@ -501,21 +521,27 @@ queue(const json_t *frame, bool edit)
 	if (!snowflake(chat) || (edit && !snowflake(target)) || !*text) {
 		(void)chan_failed(dc.c, ref, "not a Discord channel or message id, or no text",
 		                  false);
+		json_decref(components);
 		return;
 	}
 	if (dc.out_n >= DC_OUT_MAX) {
 		(void)chan_failed(dc.c, ref, "too many replies waiting for Discord", true);
+		json_decref(components);
 		return;
 	}
 	struct dc_op *op = calloc(1, sizeof(*op));
 	if (!op || !(op->text = strdup(text))) {
 		free(op);
 		(void)chan_failed(dc.c, ref, "out of memory", true);
+		json_decref(components);
 		return;
 	}
+	op->components = components;
 	op->kind = edit ? DC_PATCH : DC_POST;
 	op->ref = ref;
 	op->len = strlen(text);
+	if (components) /* one message: the buttons go with its first and only piece */
+		op->len = textsplit_next(text, op->len, DC_TEXT_MAX);
 	snprintf(op->chat, sizeof(op->chat), "%s", chat);
 	if (snowflake(target))
 		snprintf(op->target, sizeof(op->target), "%s", target);
@@ -532,14 +558,108 @@ dc_reply(struct chan *c, const json_t *frame, int file_fd)
 		                  "files to Discord are not supported yet", false);
 		return;
 	}
-	queue(frame, false);
+	queue(frame, false, NULL);
 }
 
 static void
 dc_edit(struct chan *c, const json_t *frame)
 {
 	(void)c;
-	queue(frame, true);
+	queue(frame, true, NULL);
+}
+
+/* Approval buttons: one action row, a button per answer offered, custom_id "ap:ID:ANSWER"
+ * (what a press sends back in its INTERACTION_CREATE). */
+static void
+dc_approval(struct chan *c, const json_t *frame)
+{
+	(void)c;
+	static const struct {
+		const char *answer, *label;
+		int style; /* 3 green, 1 blurple, 4 red */
+	} look[] = {
+	    {"approve", "Approve", 3}, {"run", "Approve for this run", 1}, {"deny", "Deny", 4}};
+	long long id = (long long)json_integer_value(json_object_get(frame, "approval"));
+	json_t *buttons = json_array(), *b;
+	size_t i;
+	json_array_foreach(json_object_get(frame, "buttons"), i, b)
+	{
+		for (size_t k = 0; k < ARRAY_SIZE(look); k++) {
+			if (strcmp(json_string_value(b) ?: "", look[k].answer) != 0)
+				continue;
+			char custom[48];
+			snprintf(custom, sizeof(custom), "ap:%lld:%s", id, look[k].answer);
+			json_array_append_new(buttons,
+			                      json_pack("{s:i,s:i,s:s,s:s}", "type", 2, "style",
+			                                look[k].style, "label", look[k].label,
+			                                "custom_id", custom));
+		}
+	}
+	queue(frame, false, json_pack("[{s:i,s:o}]", "type", 1, "components", buttons));
+}
+
+static void
+acked_press(void *arg, long status, const char *body, size_t len, const char *err)
+{
+	(void)arg;
+	(void)body;
+	(void)len;
+	if (err || status < 200 || status > 299)
+		(void)chan_status(dc.c, "connected", "an interaction could not be acknowledged");
+}
+
+/* A press: acknowledged to Discord at once (it wants an answer within 3 s; type 6 keeps the
+ * message as it is), judged by the daemon (is this user an approver of the group?), whose
+ * verdict comes back as "answered". */
+static void
+take_press(const struct dc_in *in)
+{
+	char url[1200], approver[40];
+	snprintf(url, sizeof(url), "%s/interactions/%s/%s/callback", dc.api, in->interaction_id,
+	         in->interaction_token);
+	struct chan_http_req r = {.method = "POST",
+	                          .url = url,
+	                          .body = "{\"type\":6}",
+	                          .body_len = 10,
+	                          .ca_file = dc.ca_file};
+	if (!snowflake(in->interaction_id) ||
+	    strspn(in->interaction_token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                                  "0123456789-_.") != strlen(in->interaction_token))
+		return; /* not something to put in a URL path */
+	(void)chan_http_start(dc.c, &r, acked_press, NULL, NULL);
+	snprintf(approver, sizeof(approver), "discord:%s", in->sender);
+	struct dc_press *p = &dc.press[dc.n_press++ % DC_PRESSES_MAX];
+	p->approval = in->approval;
+	snprintf(p->approver, sizeof(p->approver), "%s", approver);
+	snprintf(p->token, sizeof(p->token), "%s", in->interaction_token);
+	(void)chan_approval_answer(dc.c, in->approval, in->answer, approver);
+}
+
+/* The daemon's verdict, told to the one who pressed only: an ephemeral follow-up message of
+ * their interaction (flags 64). */
+static void
+dc_answered(struct chan *c, const json_t *frame)
+{
+	const char *approver = json_get_str(frame, "approver") ?: "";
+	long long id = (long long)json_integer_value(json_object_get(frame, "approval"));
+	const struct dc_press *p = NULL;
+	for (size_t i = 0; i < DC_PRESSES_MAX; i++)
+		if (dc.press[i].approval == id && strcmp(dc.press[i].approver, approver) == 0)
+			p = &dc.press[i];
+	if (!p || !snowflake(dc.app_id))
+		return;
+	char url[1200];
+	snprintf(url, sizeof(url), "%s/webhooks/%s/%s", dc.api, dc.app_id, p->token);
+	_cleanup_json_ json_t *body =
+	    json_pack("{s:s,s:i}", "content", json_get_str(frame, "text") ?: "", "flags", 64);
+	_cleanup_free_ char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct chan_http_req r = {.method = "POST",
+	                          .url = url,
+	                          .body = s,
+	                          .body_len = s ? strlen(s) : 0,
+	                          .ca_file = dc.ca_file};
+	if (s)
+		(void)chan_http_start(c, &r, acked_press, NULL, NULL);
 }
 
 static void
@@ -636,5 +756,7 @@ const struct chan_kind chan_kind_discord = {
     .reply = dc_reply,
     .edit = dc_edit,
     .typing = dc_typing,
+    .approval = dc_approval,
+    .answered = dc_answered,
     .stop = dc_stop,
 };

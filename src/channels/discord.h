@@ -26,7 +26,8 @@ enum dc_event {
 	DC_EV_NONE,
 	DC_EV_READY,
 	DC_EV_RESUMED,
-	DC_EV_MESSAGE, /* a MESSAGE_CREATE for us: the fields below are set */
+	DC_EV_MESSAGE,     /* a MESSAGE_CREATE for us: the fields below are set */
+	DC_EV_INTERACTION, /* a press of one of our approval buttons */
 };
 
 struct dc_in {
@@ -38,9 +39,15 @@ struct dc_in {
 	const char *session_id; /* READY */
 	const char *resume_url; /* READY */
 	const char *user_id;    /* READY: the bot's own id */
+	const char *app_id;     /* READY: the application's id (for interaction follow-ups) */
 	/* DC_EV_MESSAGE; borrowed from j */
 	const char *id, *chat, *sender, *sender_name, *text;
 	bool direct, mention;
+	/* DC_EV_INTERACTION: the button's "ap:ID:ANSWER", the interaction's id and token,
+	 * who pressed it (sender) in which channel (chat) */
+	long long approval;
+	const char *answer; /* "approve", "deny" or "run" (static) */
+	const char *interaction_id, *interaction_token;
 	json_t *j; /* owned */
 };
 

@@ -22,6 +22,35 @@ mentions(const char *text, const char *bot_user)
 	return strstr(text, tag) != NULL;
 }
 
+/* A block_actions payload whose first action is one of our buttons, "ap:ID:ANSWER". */
+static int
+read_action(struct slack_in *ret, const json_t *payload)
+{
+	static const char *const answers[] = {"approve", "deny", "run"};
+	const char *ptype = json_get_str(payload, "type") ?: "";
+	const json_t *action = json_array_get(json_object_get(payload, "actions"), 0);
+	const char *id = json_get_str(action, "action_id");
+	const char *user = json_get_str(json_object_get(payload, "user"), "id");
+	const char *chat = json_get_str(json_object_get(payload, "channel"), "id");
+	long long approval;
+	char answer[16];
+	int used = 0;
+	if (strcmp(ptype, "block_actions") != 0 || !id || !user || !chat || !*user || !*chat ||
+	    strlen(user) > 64 || strlen(chat) > 64 ||
+	    sscanf(id, "ap:%lld:%15[a-z]%n", &approval, answer, &used) != 2 ||
+	    (size_t)used != strlen(id) || approval <= 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+		if (strcmp(answer, answers[i]) == 0) {
+			ret->kind = SLACK_IN_APPROVAL;
+			ret->approval = approval;
+			ret->answer = answers[i];
+			ret->user = user;
+			ret->chat = chat;
+		}
+	return 0;
+}
+
 int
 slack_in_parse(const char *text, size_t len, const char *bot_user, struct slack_in *ret)
 {
@@ -45,6 +74,8 @@ slack_in_parse(const char *text, size_t len, const char *bot_user, struct slack_
 		ret->reason = json_get_str(j, "reason") ?: "";
 		return 0;
 	}
+	if (strcmp(type, "interactive") == 0)
+		return read_action(ret, json_object_get(j, "payload"));
 	if (strcmp(type, "events_api") != 0)
 		return 0;
 	json_t *ev = json_object_get(json_object_get(j, "payload"), "event");

@@ -51,7 +51,10 @@
 /* ---- the channel ---- */
 
 struct slack_op {
-	bool edit;
+	bool edit;      /* chat.update of the message thread names */
+	bool ephemeral; /* chat.postEphemeral to user: an approval's verdict (no receipt) */
+	json_t *blocks; /* an approval's buttons, or NULL */
+	char user[72];
 	int64_t ref;
 	char chat[CHANPROTO_ID_MAX + 1];
 	char thread[CHANPROTO_ID_MAX + 1]; /* reply: "" none; edit: the message's ts */
@@ -65,6 +68,14 @@ struct slack_op {
 struct pending {
 	char ext_id[160];
 	char envelope_id[136];
+};
+
+#define SLACK_PRESSES_MAX 8 /* presses whose verdict is awaited */
+
+struct press {
+	long long approval;
+	char approver[80];
+	char chat[72];
 };
 
 struct slack {
@@ -84,6 +95,8 @@ struct slack {
 	size_t out_head, out_n;
 	bool sending;
 	struct event *out_wait; /* a 429's Retry-After, or a retry's backoff */
+	struct press press[SLACK_PRESSES_MAX];
+	size_t n_press;
 };
 
 static struct slack sl;
@@ -209,6 +222,20 @@ on_text(struct ws *w, const char *text, size_t len, void *arg)
 		slack_in_done(&in);
 		return;
 	}
+	case SLACK_IN_APPROVAL: {
+		/* Slack wants the ack within 3 s; the press is the daemon's to judge (is this
+		 * user an approver of the group?), its verdict comes back as "answered". */
+		if (in.envelope_id)
+			ack(in.envelope_id);
+		char approver[80];
+		snprintf(approver, sizeof(approver), "slack:%s", in.user);
+		struct press *p = &sl.press[sl.n_press++ % SLACK_PRESSES_MAX];
+		p->approval = in.approval;
+		snprintf(p->approver, sizeof(p->approver), "%s", approver);
+		snprintf(p->chat, sizeof(p->chat), "%s", in.chat);
+		(void)chan_approval_answer(sl.c, in.approval, in.answer, approver);
+		break;
+	}
 	case SLACK_IN_IGNORE:
 		if (in.envelope_id)
 			ack(in.envelope_id);
@@ -310,6 +337,7 @@ static void
 op_free(struct slack_op *op)
 {
 	if (op) {
+		json_decref(op->blocks);
 		free(op->text);
 		free(op);
 	}
@@ -350,7 +378,8 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 			         err
 			             ?: status ? "HTTP error"
 			                       : "no answer");
-			(void)chan_failed(sl.c, op->ref, why, true);
+			if (op->ref > 0)
+				(void)chan_failed(sl.c, op->ref, why, true);
 			out_pop();
 			out_next();
 			return;
@@ -362,7 +391,8 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 		char why[200];
 		snprintf(why, sizeof(why), "Slack refused it: %.100s",
 		         json_get_str(j, "error") ?: "no reason");
-		(void)chan_failed(sl.c, op->ref, why, false);
+		if (op->ref > 0)
+			(void)chan_failed(sl.c, op->ref, why, false);
 		out_pop();
 		out_next();
 		return;
@@ -376,7 +406,8 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 		out_next(); /* the next piece of a long reply */
 		return;
 	}
-	(void)chan_sent(sl.c, op->ref, op->first_ts[0] ? op->first_ts : op->thread);
+	if (op->ref > 0)
+		(void)chan_sent(sl.c, op->ref, op->first_ts[0] ? op->first_ts : op->thread);
 	out_pop();
 	out_next();
 }
@@ -397,9 +428,14 @@ out_next(void)
 		json_object_set_new(body, "ts", json_string(op->thread));
 	} else {
 		piece = textsplit_next(op->text + op->off, op->len - op->off, SLACK_TEXT_MAX);
-		api_url("chat.postMessage", url, sizeof(url));
+		api_url(op->ephemeral ? "chat.postEphemeral" : "chat.postMessage", url,
+		        sizeof(url));
 		if (op->thread[0])
 			json_object_set_new(body, "thread_ts", json_string(op->thread));
+		if (op->ephemeral)
+			json_object_set_new(body, "user", json_string(op->user));
+		if (op->blocks)
+			json_object_set_new(body, "blocks", json_incref(op->blocks));
 	}
 	json_object_set_new(body, "channel", json_string(op->chat));
 	json_object_set_new(body, "text", json_stringn(op->text + start, piece));
@@ -490,6 +526,79 @@ slack_edit(struct chan *c, const json_t *frame)
 	queue(op);
 }
 
+/* Approval buttons: a section with the text, then one button per answer offered, each
+ * action_id "ap:ID:ANSWER" (what a press sends back). Text and buttons in one message. */
+static void
+slack_approval(struct chan *c, const json_t *frame)
+{
+	static const struct {
+		const char *answer, *label, *style;
+	} look[] = {{"approve", "Approve", "primary"},
+	            {"run", "Approve for this run", NULL},
+	            {"deny", "Deny", "danger"}};
+	struct slack_op *op = op_new(frame, false);
+	long long id = (long long)json_integer_value(json_object_get(frame, "approval"));
+	json_t *buttons = json_array(), *b;
+	size_t i;
+	json_array_foreach(json_object_get(frame, "buttons"), i, b)
+	{
+		for (size_t k = 0; k < ARRAY_SIZE(look); k++) {
+			if (strcmp(json_string_value(b) ?: "", look[k].answer) != 0)
+				continue;
+			char action[48];
+			snprintf(action, sizeof(action), "ap:%lld:%s", id, look[k].answer);
+			json_t *e = json_pack("{s:s,s:{s:s,s:s},s:s,s:s}", "type", "button", "text",
+			                      "type", "plain_text", "text", look[k].label,
+			                      "action_id", action, "value", action);
+			if (e && look[k].style)
+				json_object_set_new(e, "style", json_string(look[k].style));
+			json_array_append_new(buttons, e);
+		}
+	}
+	size_t shown =
+	    op ? textsplit_next(op->text, op->len, 2900) : 0; /* a section's bound: 3000 */
+	if (op)
+		op->blocks = json_pack("[{s:s,s:{s:s,s:s%}},{s:s,s:o}]", "type", "section", "text",
+		                       "type", "plain_text", "text", op->text, shown, "type",
+		                       "actions", "elements", buttons);
+	else
+		json_decref(buttons);
+	if (!op || !op->blocks || op->len == 0) {
+		(void)chan_failed(c, (int64_t)json_integer_value(json_object_get(frame, "ref")),
+		                  "cannot make the approval's message", false);
+		op_free(op);
+		return;
+	}
+	op->len = shown; /* one message: the text is in the blocks and as its fallback */
+	queue(op);
+}
+
+/* The daemon's verdict on a press: told to the one who pressed, in that chat, only to them. */
+static void
+slack_answered(struct chan *c, const json_t *frame)
+{
+	(void)c;
+	const char *approver = json_get_str(frame, "approver") ?: "";
+	const char *text = json_get_str(frame, "text") ?: "";
+	long long id = (long long)json_integer_value(json_object_get(frame, "approval"));
+	const char *chat = NULL;
+	for (size_t i = 0; i < SLACK_PRESSES_MAX; i++)
+		if (sl.press[i].approval == id && strcmp(sl.press[i].approver, approver) == 0)
+			chat = sl.press[i].chat;
+	if (!chat || strncmp(approver, "slack:", 6) != 0 || !*text)
+		return;
+	struct slack_op *op = calloc(1, sizeof(*op));
+	if (!op || !(op->text = strdup(text))) {
+		free(op);
+		return;
+	}
+	op->ephemeral = true;
+	op->len = strlen(text);
+	snprintf(op->chat, sizeof(op->chat), "%s", chat);
+	snprintf(op->user, sizeof(op->user), "%s", approver + 6);
+	queue(op);
+}
+
 /* The secret: both tokens, told apart by prefix. */
 static int
 take_tokens(const char *secret)
@@ -570,5 +679,7 @@ const struct chan_kind chan_kind_slack = {
     .reply = slack_reply,
     .edit = slack_edit,
     .stored = slack_stored,
+    .approval = slack_approval,
+    .answered = slack_answered,
     .stop = slack_stop,
 };

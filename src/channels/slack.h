@@ -14,6 +14,7 @@ enum slack_in_kind {
 	SLACK_IN_HELLO,      /* the connection is ready */
 	SLACK_IN_DISCONNECT, /* Slack will close this one: open the next */
 	SLACK_IN_MESSAGE,    /* a message for the daemon; ack once it is stored */
+	SLACK_IN_APPROVAL,   /* a press of one of our approval buttons; ack at once */
 };
 
 struct slack_in {
@@ -24,7 +25,10 @@ struct slack_in {
 	const char *chat, *chat_kind, *user, *text, *thread;
 	char ext_id[160]; /* "CHANNEL:TS": the same event delivered twice has the same one */
 	bool mention;
-	json_t *j; /* owned */
+	/* SLACK_IN_APPROVAL: the button's "ap:ID:ANSWER", who pressed it where (user, chat) */
+	long long approval;
+	const char *answer; /* "approve", "deny" or "run" (static) */
+	json_t *j;          /* owned */
 };
 
 /* Reads one text frame of Socket Mode. bot_user: the bot's own user id (its messages are

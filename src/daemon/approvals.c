@@ -410,6 +410,9 @@ may_answer(const struct group_config *g, const char *approver)
 		for (size_t i = 0; i < g->policy.n_telegram; i++)
 			if (g->policy.telegram[i] == id)
 				return true;
+	for (size_t i = 0; i < g->policy.n_channel_approvers; i++)
+		if (strcmp(g->policy.channel_approvers[i], approver) == 0)
+			return true;
 	return false;
 }
 

@@ -122,6 +122,21 @@ parse_verdicts(json_t *o, const char *where, const char *key, enum policy_verdic
 	return 0;
 }
 
+/* "KIND:USER_ID" of a channel other than Telegram (whose ids are numbers, kept apart): a
+ * kind's name, then an id as the services write them (Slack U0123, Discord snowflakes,
+ * Matrix @user:server, addresses). */
+static bool
+channel_approver(const char *s)
+{
+	size_t k = strspn(s, "abcdefghijklmnopqrstuvwxyz");
+	size_t n = strlen(s);
+	if (k == 0 || k > 16 || s[k] != ':' || n - k - 1 == 0 || n >= POLICY_APPROVER_MAX ||
+	    strncmp(s, "telegram:", 9) == 0)
+		return false;
+	return strspn(s + k + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	                         "@._:+/-") == n - k - 1;
+}
+
 int
 policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
              struct group_policy *out, char *why, size_t size)
@@ -205,8 +220,15 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 					return BAD("%s.approvers: at most %d Telegram users", where,
 					           POLICY_MAX_TELEGRAM);
 				out->telegram[out->n_telegram++] = id;
+			} else if (channel_approver(s)) {
+				if (out->n_channel_approvers >= POLICY_MAX_CHANNEL_APPROVERS)
+					return BAD("%s.approvers: at most %d users of other channels",
+					           where, POLICY_MAX_CHANNEL_APPROVERS);
+				snprintf(out->channel_approvers[out->n_channel_approvers++],
+				         POLICY_APPROVER_MAX, "%s", s);
 			} else {
-				return BAD("%s.approvers[%zu]: expected \"cli\" or \"telegram:USER_ID\"",
+				return BAD("%s.approvers[%zu]: expected \"cli\", \"telegram:USER_ID\" or "
+				           "\"KIND:USER_ID\" of another channel (\"slack:U0123\")",
 				           where, i);
 			}
 		}
@@ -233,7 +255,8 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 			                                               out, host_action_names[a])));
 		}
 	}
-	if (any_ask && !out->approver_cli && out->n_telegram == 0)
+	if (any_ask && !out->approver_cli && out->n_telegram == 0 &&
+	    out->n_channel_approvers == 0)
 		return BAD("%s.approvers: empty, but the policy asks for approvals (set an approver "
 		           "or make the ask verdicts allow or deny)",
 		           where);
@@ -303,6 +326,8 @@ policy_json(const struct group_policy *p, bool main)
 		snprintf(s, sizeof(s), "telegram:%lld", p->telegram[i]);
 		json_array_append_new(appr, json_string(s));
 	}
+	for (size_t i = 0; i < p->n_channel_approvers; i++)
+		json_array_append_new(appr, json_string(p->channel_approvers[i]));
 	return json_pack("{s:o,s:b,s:o,s:s,s:o,s:i}", "tools", tools, "tools_default",
 	                 !p->tools_set, "host_actions", ha, "unlisted_hosts",
 	                 verdict_name(p->unlisted_hosts ? p->unlisted_hosts

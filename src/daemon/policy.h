@@ -32,6 +32,8 @@ enum host_action {
 };
 
 #define POLICY_MAX_TELEGRAM    16
+#define POLICY_MAX_CHANNEL_APPROVERS 16
+#define POLICY_APPROVER_MAX          96 /* "KIND:USER_ID" and its NUL */
 #define POLICY_APPROVAL_SECS   600 /* a request's life when the group does not say */
 #define POLICY_PENDING_GROUP   16  /* pending approvals of one group at once */
 #define POLICY_PENDING_RUN     4   /* of one run */
@@ -47,6 +49,10 @@ struct group_policy {
 	bool approver_cli; /* the host CLI (or anything holding the API token) */
 	long long telegram[POLICY_MAX_TELEGRAM];
 	size_t n_telegram;
+	/* Users of the other channels, as "KIND:USER_ID" ("slack:U0123", "discord:4242"): the
+	 * channel reports who pressed, the daemon compares the whole string. */
+	char channel_approvers[POLICY_MAX_CHANNEL_APPROVERS][POLICY_APPROVER_MAX];
+	size_t n_channel_approvers;
 	unsigned approval_secs; /* "approval_timeout": seconds; expiry is a denial */
 };
 

@@ -12,6 +12,9 @@
 #   invalid_session {"resumable": bool}
 #   noack {"n": N}          leave the next N heartbeats unanswered (a zombie connection)
 #   ratelimit {"n": N}      the next N message POST/PATCHes answer 429
+#   press {"user", "channel_id", "guild_id"?, "custom_id"}   a button's INTERACTION_CREATE
+#                           (answered by POST /interactions/ID/TOKEN/callback, followed up
+#                           by POST /webhooks/APP/TOKEN)
 # Everything received is logged (fakesvc.py).
 import argparse
 import itertools
@@ -32,16 +35,28 @@ class Discord(Fake):
         self.limit = 0
         self.noack = 0
         self.nonces = {}  # (channel, nonce) -> message id
+        self.interactions = {}  # id -> token
 
     def rest(self, method, path, headers, body):
         auth = headers.get("Authorization", "")
         self.log("api", method=method, path=path, body=body)
-        if auth != "Bot " + self.args.token:
+        if auth != "Bot " + self.args.token and "/interactions/" not in path and "/webhooks/" not in path:
             return 401, {}, {"message": "401: Unauthorized", "code": 0}
         if path == "/api/v10/gateway/bot":
             return 200, {}, {"url": f"wss://127.0.0.1:{self.ws_port}", "shards": 1,
                              "session_start_limit": {"total": 1000, "remaining": 999,
                                                      "reset_after": 0, "max_concurrency": 1}}
+        cb = re.fullmatch(r"/api/v10/interactions/(\d+)/([\w.-]+)/callback", path)
+        if cb:  # no bot token here: the interaction's token is the credential
+            ok = self.interactions.get(cb.group(1)) == cb.group(2)
+            self.log("interaction_callback", id=cb.group(1), ok=ok, type=(body or {}).get("type"))
+            return (204, {}, None) if ok else (404, {}, {"message": "Unknown interaction"})
+        wh = re.fullmatch(r"/api/v10/webhooks/(\d+)/([\w.-]+)", path)
+        if wh:
+            ok = wh.group(2) in self.interactions.values()
+            self.log("followup", app=wh.group(1), ok=ok, content=(body or {}).get("content"),
+                     flags=(body or {}).get("flags"))
+            return (200, {}, {"id": str(next(self.ids))}) if ok else (404, {}, {"message": "Unknown Webhook"})
         m = re.fullmatch(r"/api/v10/channels/(\d+)/(messages|typing)(?:/(\d+))?", path)
         if not m:
             return 404, {}, {"message": "404: Not Found", "code": 0}
@@ -76,7 +91,8 @@ class Discord(Fake):
                 with self.lock:
                     self.nonces[(chan, nonce)] = new
             self.log("posted", channel=chan, id=new, content=content,
-                     reference=(body or {}).get("message_reference"))
+                     reference=(body or {}).get("message_reference"),
+                     components=(body or {}).get("components"))
             return 200, {}, {"id": new, "channel_id": chan, "content": content}
         return 405, {}, {"message": "405: Method Not Allowed", "code": 0}
 
@@ -107,6 +123,19 @@ class Discord(Fake):
                  **body}
             self.on_loop(self.dispatch("MESSAGE_CREATE", d))
             return {"id": d["id"]}
+        if name == "press":
+            iid, token = str(next(self.ids)), f"itok-{next(self.sess_ids)}.x_y-z"
+            self.interactions[iid] = token
+            d = {"id": iid, "application_id": "1", "type": 3, "token": token, "version": 1,
+                 "channel_id": body["channel_id"], "data": {"custom_id": body["custom_id"],
+                                                            "component_type": 2}}
+            if body.get("guild_id"):
+                d["guild_id"] = body["guild_id"]
+                d["member"] = {"user": {"id": body["user"], "username": "u"}}
+            else:
+                d["user"] = {"id": body["user"], "username": "u"}
+            self.on_loop(self.dispatch("INTERACTION_CREATE", d))
+            return {"id": iid}
         if name == "drop":
             self.on_loop(self.drop())
         elif name == "reconnect":

@@ -10,6 +10,7 @@
 #   drop {}                     drop the socket without a close
 #   ratelimit {"n": N}          the next N chat.postMessage/chat.update answer 429
 #   drop_on_update {"n": N}     drop the socket when the Nth chat.update arrives
+#   press {"user", "channel", "action_id"}   a block_actions press of a button (interactive)
 #   ws_host {"host": H}         hand out wss URLs naming host H (a name the certificate
 #                               does not have: the client must refuse it)
 # Everything received is logged (fakesvc.py).
@@ -47,6 +48,10 @@ class Slack(Fake):
             return 200, {}, {"ok": False, "error": "invalid_auth"}
         if name == "auth.test":
             return 200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"}
+        if name == "chat.postEphemeral":
+            self.log("ephemeral", channel=body.get("channel"), user=body.get("user"),
+                     text=body.get("text"))
+            return 200, {}, {"ok": True, "message_ts": "1.1"}
         if name in ("chat.postMessage", "chat.update"):
             with self.lock:
                 limited = self.limit > 0
@@ -67,7 +72,7 @@ class Slack(Fake):
                 return 200, {}, {"ok": True, "channel": body["channel"], "ts": body.get("ts"), "text": body["text"]}
             ts = f"{1700000000 + next(self.ts)}.000100"
             self.log("posted", channel=body["channel"], ts=ts, text=body["text"],
-                     thread_ts=body.get("thread_ts"))
+                     thread_ts=body.get("thread_ts"), blocks=body.get("blocks"))
             return 200, {}, {"ok": True, "channel": body["channel"], "ts": ts}
         return 200, {}, {"ok": False, "error": "unknown_method"}
 
@@ -88,6 +93,18 @@ class Slack(Fake):
                    "payload": {"token": "x", "team_id": "T1", "api_app_id": "A1",
                                "type": "event_callback", "event_id": "Ev" + eid,
                                "event_time": 1700000000, "event": body["event"]}}
+            with self.lock:
+                self.unacked[eid] = env
+            self.on_loop(self.send_envelope(env))
+            return {"envelope_id": eid}
+        if name == "press":
+            eid = f"env-{next(self.ids)}"
+            env = {"envelope_id": eid, "type": "interactive", "accepts_response_payload": False,
+                   "payload": {"type": "block_actions", "user": {"id": body["user"]},
+                               "channel": {"id": body["channel"]}, "trigger_id": "tr1",
+                               "response_url": "https://127.0.0.1/unused",
+                               "actions": [{"type": "button", "action_id": body["action_id"],
+                                            "value": body["action_id"]}]}}
             with self.lock:
                 self.unacked[eid] = env
             self.on_loop(self.send_envelope(env))

@@ -30,7 +30,9 @@ cat >"$WORK/scenario.json" <<'JSON'
 {"turns": [
  {"expect": {"last_contains": ["work slowly"]}, "reply": {"text": "Step one done.", "tool_calls": [{"id": "t1", "name": "bash", "input": {"command": "sleep 4.5"}}]}},
  {"reply": {"text": " Now step two.", "tool_calls": [{"id": "t2", "name": "bash", "input": {"command": "sleep 4"}}]}},
- {"reply": {"text": "All done."}}],
+ {"reply": {"text": "All done."}},
+ {"expect": {"last_contains": ["ops ask"]}, "reply": {"tool_calls": [{"id": "s1", "name": "send_message", "input": {"text": "ops-hello"}}]}},
+ {"reply": {"text": "ops done"}}],
  "default": {"reply": {"echo": true}}}
 JSON
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
@@ -46,10 +48,12 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}],
+ "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"},
+            {"id": "ops", "approvers": ["discord:4242"],
+             "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "discord", "kind": "discord", "token_env": "DISCORD_TOKEN",
                "api_url": "https://127.0.0.1:$API_PORT/api/v10", "ca_file": "$WORK/ca.crt",
-               "chats": {"555": "family", "666": "main"}}]}
+               "chats": {"555": "family", "666": "main", "777": "ops"}}]}
 JSON
 ctl() { curl -s --cacert "$WORK/ca.crt" "https://127.0.0.1:$API_PORT/_test/$1" -d "${2:-{\}}"; }
 dm() { # TEXT
@@ -87,6 +91,23 @@ check "edited (PATCH of that message) as more comes" \
 	sh -c "jq -c 'select(.kind == \"edited\" and .id == \"$PROGRESS_ID\" and (.content | contains(\"Now step two\")))' '$WORK/dc.log' | grep -q ."
 check "and the reply goes out once, in the DM" test "$(posted 'Step one done. Now step two.All done.')" = 1
 check "typing is shown in the chat while it works" grep -q '"kind":"typing","t":[0-9.]*,"channel":"555"' "$WORK/dc.log"
+
+# Approvals: buttons in the group's channel; a stranger's press is refused (told only to
+# them, in an ephemeral follow-up), the approver's runs the action.
+ctl message "{\"channel_id\": \"777\", \"guild_id\": \"7\", \"content\": \"<@$BOT_ID> ops ask\", \"mentions\": [{\"id\": \"$BOT_ID\"}], \"author\": {\"id\": \"4242\", \"username\": \"boss\"}}" >/dev/null
+wait_until 30 sh -c "jq -c 'select(.kind == \"posted\" and .components != null)' '$WORK/dc.log' | grep -q ."
+jq -c 'select(.kind == "posted" and .components != null)' "$WORK/dc.log" | head -1 >"$WORK/approval"
+AP=$(jq -r '.components[0].components[0].custom_id' "$WORK/approval" | sed -n 's/^ap:\([0-9]*\):approve$/\1/p')
+check "an approval becomes buttons in the group's channel (approval $AP)" \
+	sh -c "[ -n '$AP' ] && jq -e '.channel == \"777\" and ([.components[0].components[].custom_id] == [\"ap:$AP:approve\", \"ap:$AP:run\", \"ap:$AP:deny\"])' '$WORK/approval' >/dev/null"
+ctl press "{\"user\": \"9999\", \"channel_id\": \"777\", \"guild_id\": \"7\", \"custom_id\": \"ap:$AP:approve\"}" >/dev/null
+wait_until 10 sh -c "grep -q '\"kind\":\"followup\"' '$WORK/dc.log'"
+check "a stranger's press is acknowledged and refused, told only to them" \
+	sh -c "jq -c 'select(.kind == \"interaction_callback\" and .ok and .type == 6)' '$WORK/dc.log' | grep -q . && jq -c 'select(.kind == \"followup\" and .ok and .flags == 64)' '$WORK/dc.log' | grep -q 'not an approver' && [ $(posted 'ops-hello') = 0 ]"
+ctl press "{\"user\": \"4242\", \"channel_id\": \"777\", \"guild_id\": \"7\", \"custom_id\": \"ap:$AP:approve\"}" >/dev/null
+wait_posted "ops done" 30
+check "the approver's press runs it, and they are told" \
+	sh -c "[ $(posted 'ops-hello') = 1 ] && jq -c 'select(.kind == \"followup\" and .ok)' '$WORK/dc.log' | grep -q 'Approval $AP: approved.'"
 
 # A guild channel: chatter stays out, a mention is answered.
 guild 666 "just chatting, not for the bot" 0

@@ -32,7 +32,10 @@ cat >"$WORK/scenario.json" <<'JSON'
 {"turns": [
  {"expect": {"last_contains": ["work slowly"]}, "reply": {"text": "Step one done.", "tool_calls": [{"id": "t1", "name": "bash", "input": {"command": "sleep 4.5"}}]}},
  {"reply": {"text": " Now step two.", "tool_calls": [{"id": "t2", "name": "bash", "input": {"command": "sleep 4"}}]}},
- {"reply": {"text": "All done."}}],
+ {"reply": {"text": "All done."}},
+ {"expect": {"last_contains": ["said while it reconnects"]}, "reply": {"echo": true}},
+ {"expect": {"last_contains": ["ops ask"]}, "reply": {"tool_calls": [{"id": "s1", "name": "send_message", "input": {"text": "ops-hello"}}]}},
+ {"reply": {"text": "ops done"}}],
  "default": {"reply": {"echo": true}}}
 JSON
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
@@ -50,10 +53,12 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}],
+ "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"},
+            {"id": "ops", "approvers": ["slack:UBOSS"],
+             "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "slack", "kind": "slack", "token_file": "$WORK/slack.tokens",
                "api_url": "https://127.0.0.1:$API_PORT/api", "ca_file": "$WORK/ca.crt",
-               "chats": {"D100": "family", "C200": "main"}}]}
+               "chats": {"D100": "family", "C200": "main", "C300": "ops"}}]}
 JSON
 ctl() { curl -s --cacert "$WORK/ca.crt" "https://127.0.0.1:$API_PORT/_test/$1" -d "${2:-{\}}"; }
 ev() { # TYPE CHANNEL CHANNEL_TYPE USER TS TEXT
@@ -80,6 +85,9 @@ check "GET /api/v1/channels says it is connected" \
 # socket is dropped when the first update arrives, and a DM sent meanwhile is not lost.
 ctl drop_on_update '{"n": 1}' >/dev/null
 ev message D100 im U1 1700000100.000001 "work slowly"
+# While the socket is down (dropped at the first update), Slack has a DM to deliver.
+wait_until 30 grep -q '"kind":"drop"' "$WORK/slack.log"
+ev message D100 im U1 1700000101.000001 "said while it reconnects"
 wait_until 30 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -q 'All done.\$'"
 PROGRESS_TS=$(jq -r 'select(.kind == "posted" and (.text | startswith("(working)"))) | .ts' "$WORK/slack.log" | head -1)
 check "a DM's long run shows its progress in a message of its own" \
@@ -89,11 +97,29 @@ check "which is updated (chat.update of that message) as more comes" \
 check "and the reply goes out once, in the DM" \
 	sh -c "[ $(posted 'Step one done. Now step two.All done.') = 1 ] && jq -c 'select(.kind == \"posted\" and .channel == \"D100\" and (.text | endswith(\"All done.\")))' '$WORK/slack.log' | grep -q ."
 check "the socket was dropped mid-reply" grep -q '"kind":"drop"' "$WORK/slack.log"
-ev message D100 im U1 1700000101.000001 "said while it reconnects"
 wait_until 20 sh -c "[ \$(jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -cx 'echo: said while it reconnects') -ge 1 ]"
 check "it reconnected and a message sent meanwhile is answered, once" \
 	sh -c "sleep 1; [ $(posted 'echo: said while it reconnects') = 1 ] && [ \$(grep -c '\"kind\":\"connect\"' '$WORK/slack.log') -ge 2 ]"
 check "every envelope was acked" sh -c "! grep -q '\"known\":false' '$WORK/slack.log' && [ \$(grep -c '\"kind\":\"ack\"' '$WORK/slack.log') -ge 2 ]"
+
+# Approvals: buttons in the group's channel; a stranger's press is refused (and told so,
+# only to them), the approver's runs the action.
+ev message C300 channel UBOSS 1700000900.000001 "<@UBOT> ops ask"
+wait_until 30 sh -c "jq -c 'select(.kind == \"posted\" and .blocks != null)' '$WORK/slack.log' | grep -q ."
+jq -c 'select(.kind == "posted" and .blocks != null)' "$WORK/slack.log" | head -1 >"$WORK/approval"
+AP=$(jq -r '.blocks[1].elements[0].action_id' "$WORK/approval" | sed -n 's/^ap:\([0-9]*\):approve$/\1/p')
+check "an approval becomes buttons in the group's channel (approval $AP)" \
+	sh -c "[ -n '$AP' ] && jq -e '.channel == \"C300\" and ([.blocks[1].elements[].action_id] == [\"ap:$AP:approve\", \"ap:$AP:run\", \"ap:$AP:deny\"])' '$WORK/approval' >/dev/null"
+ctl press "{\"user\": \"UEVE\", \"channel\": \"C300\", \"action_id\": \"ap:$AP:approve\"}" >/dev/null
+wait_until 10 sh -c "grep -q '\"kind\":\"ephemeral\"' '$WORK/slack.log'"
+check "a stranger's press is refused, told only to them" \
+	sh -c "jq -c 'select(.kind == \"ephemeral\" and .user == \"UEVE\" and .channel == \"C300\")' '$WORK/slack.log' | grep -q 'not an approver' && [ $(posted 'ops-hello') = 0 ]"
+check "and audited" sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/audit?after=0' | grep -q 'approval $AP by slack:UEVE refused'"
+ctl press "{\"user\": \"UBOSS\", \"channel\": \"C300\", \"action_id\": \"ap:$AP:approve\"}" >/dev/null
+wait_until 20 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'ops done'"
+check "the approver's press runs it, and they are told" \
+	sh -c "[ $(posted 'ops-hello') = 1 ] && jq -c 'select(.kind == \"ephemeral\" and .user == \"UBOSS\")' '$WORK/slack.log' | grep -q 'Approval $AP: approved.'"
+check "every press was acked" sh -c "[ \$(grep -c '\"kind\":\"ack\"' '$WORK/slack.log') -ge 2 ] && ! grep -q '\"known\":false' '$WORK/slack.log'"
 
 # A channel: chatter does not reach the agent; a mention (sent by Slack both as "message"
 # and "app_mention") and the trigger do, once each.

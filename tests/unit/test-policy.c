@@ -123,6 +123,20 @@ main(int argc, char **argv)
 	       (policy_tools_csv(&p, csv, sizeof(csv)), strcmp(csv, "none") == 0),
 	   "no tools granted is \"none\", not everything");
 
+	/* Approvers of the other channels: "KIND:USER_ID", kept as written. */
+	ok(parse("{\"approvers\": [\"slack:U0123ABC\", \"discord:100000000000000001\", "
+	         "\"matrix:@ana:example.org\", \"telegram:42\"]}",
+	         false, &p, why, sizeof(why)) == 0 &&
+	       p.n_channel_approvers == 3 && strcmp(p.channel_approvers[0], "slack:U0123ABC") == 0 &&
+	       strcmp(p.channel_approvers[2], "matrix:@ana:example.org") == 0 && p.n_telegram == 1 &&
+	       !p.approver_cli,
+	   "approvers of other channels are kept (%s)", why);
+	ok(parse("{\"approvers\": [\"slack:\"]}", false, &p, why, sizeof(why)) < 0 &&
+	       parse("{\"approvers\": [\"Slack:U1\"]}", false, &p, why, sizeof(why)) < 0 &&
+	       parse("{\"approvers\": [\"slack:U 1\"]}", false, &p, why, sizeof(why)) < 0 &&
+	       parse("{\"approvers\": [\"telegram:abc\"]}", false, &p, why, sizeof(why)) < 0,
+	   "an approver that is no KIND:USER_ID is refused (%s)", why);
+
 	/* approvals_gate against a real store. */
 	char dir[] = "/tmp/clawbox-policy-XXXXXX", path[128];
 	if (!mkdtemp(dir))
