@@ -89,7 +89,9 @@ WEB_FILES   := src/daemon/web/index.html $(BUILD)/web/app.js src/daemon/web/styl
 
 UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
-DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-policy.c
+DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-policy.c \
+               tests/unit/test-mountlist.c tests/unit/test-hostact.c tests/unit/test-config.c \
+               tests/unit/test-store.c
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
@@ -100,7 +102,7 @@ FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
 .PHONY: fuzz-channels-ws
-.PHONY: all check check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
+.PHONY: all check unit lint check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve clawbox-channel
 
 deps:
@@ -314,7 +316,7 @@ FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
                $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
-               $(BUILD)/tests/fuzz-services-replay
+               $(BUILD)/tests/fuzz-services-replay $(BUILD)/tests/fuzz-hostact-replay
 # Slack's and Discord's inbound parsers (src/channels/slack-in.c, discord-in.c): pure
 # jansson, so their fuzzers link nothing else of the channels.
 CHANNEL_WS_FUZZ := slack discord
@@ -376,8 +378,19 @@ $(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-service
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
-fuzz:
+$(BUILD)/tests/fuzz-hostact-replay: tests/fuzz/replay.c tests/fuzz/fuzz-hostact.c $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_daemon) -DCORPUS_DIR='"tests/fuzz/corpus/hostact"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-hostact.c $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_serve)
+fuzz: $(BUILD)/gen/web.c
 	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		-include src/base/banned.h -DCLAWBOX_VERSION='"fuzz"' $(INC_daemon) -o $(BUILD)/fuzz/fuzz-hostact \
+		tests/fuzz/fuzz-hostact.c $(DAEMON_SRC) $(BUILD)/gen/web.c $(STORE_SRC) $(BASE_SRC) $(LIBS_serve)
+	$(BUILD)/fuzz/fuzz-hostact -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		tests/fuzz/corpus/hostact
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
 		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \
@@ -433,7 +446,23 @@ uninstall:
 check-fresh: test-deps
 	@tests/fresh/check-fresh.sh
 
-check: clawbox clawbox-proxy clawbox-serve clawbox-channel man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
+# make lint: shellcheck on every shell script (.shellcheckrc) and clang-tidy's bug-prone
+# checks on every C source (.clang-tidy), each folder with its own include path.
+LINT_SH  := $(wildcard tests/*.sh tests/*/*.sh scripts/*.sh bench/*.sh tools/*.sh) .ci/run
+LINT_INC := $(addprefix -I,$(wildcard src/*)) -I$(BUILD)/gen $(sort $(INC_daemon) $(INC_proxy))
+lint: test-deps $(BUILD)/gen/seccomp-bpf.c
+	@echo "  LINT    shellcheck ($(words $(LINT_SH)) scripts)"
+	@shellcheck -S warning -f gcc $(LINT_SH)
+	@echo "  LINT    clang-tidy"
+	@clang-tidy --quiet $(filter-out $(BUILD)/%,$(wildcard src/*/*.c)) -- -std=gnu11 \
+		-D_GNU_SOURCE -include src/base/banned.h -DCLAWBOX_VERSION='"lint"' $(LINT_INC) \
+		2>&1 | grep -E 'warning:|error:' && exit 1 || true
+
+# make unit: the unit tests and the fuzz corpora's replays only, in seconds.
+unit: $(UNIT_BIN) $(FUZZ_REPLAY)
+	@UNIT_ONLY=1 tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
+
+check: lint clawbox clawbox-proxy clawbox-serve clawbox-channel man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
 bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps

@@ -12,8 +12,10 @@ MIB=${MIB:-100}
 B=build/bench/intercept
 rm -rf "$B"
 mkdir -p "$B"
+# shellcheck disable=SC2046 # the flags are words
 cc -O2 -o build/bench/tls-bench bench/tls-bench.c $(pkg-config --cflags --libs openssl)
 PIDS=()
+# shellcheck disable=SC2154 # p is the trap's own loop variable
 trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done' EXIT
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench-ca -days 2 \

@@ -18,10 +18,10 @@ bwrap_cmd=(bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink u
 	--proc /proc --dev /dev --tmpfs /tmp /bin/true)
 
 names=("plain fork+exec of /bin/true (no sandbox)" "bwrap --unshare-all (as uid $UID_SANDBOX)")
-cmds=(/bin/true ::: -u $UID_SANDBOX "${bwrap_cmd[@]}")
+cmds=(/bin/true ::: -u "$UID_SANDBOX" "${bwrap_cmd[@]}")
 if [ "$(id -u)" = 0 ]; then
 	names+=("clawbox run (root: cgroups, all layers)" "clawbox run (as uid $UID_SANDBOX: rlimits)")
-	cmds+=(::: ./clawbox run -- /bin/true ::: -u $UID_SANDBOX ./clawbox run -- /bin/true)
+	cmds+=(::: ./clawbox run -- /bin/true ::: -u "$UID_SANDBOX" ./clawbox run -- /bin/true)
 else
 	names+=("clawbox run (this user)")
 	cmds+=(::: ./clawbox run -- /bin/true)

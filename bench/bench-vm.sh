@@ -10,6 +10,7 @@ ready=() total=()
 for _ in 1 2 3 4 5; do
 	start=$(date +%s%N)
 	r=
+	# shellcheck disable=SC2046 # vm_qemu prints the command line, one word each
 	while IFS= read -r line; do
 		case $line in
 		*"clawbox-guest: ready"*) r=$((($(date +%s%N) - start) / 1000000)) ;;

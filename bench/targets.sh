@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # targets.sh: sourced by the bench scripts. target LABEL VALUE UNIT BUDGET prints one line of
 # issue 15's targets: the value, its budget (VALUE <= BUDGET) and PASS or MISSED, so that
 # `make bench` shows each target next to what was measured in the same run. An empty VALUE

@@ -58,6 +58,8 @@ test)
 	need_pkg man-db "command -v man"
 	need_pkg systemd "command -v systemd-analyze"
 	need_pkg zsh "command -v zsh" # the zsh completion's test
+	need_pkg shellcheck "command -v shellcheck" # make lint
+	need_pkg clang-tidy "command -v clang-tidy" # make lint
 	# services inside a run (test-background.sh): real databases started by the bash tool
 	need_pkg redis-server "command -v redis-server"
 	need_pkg postgresql "test -x /usr/lib/postgresql/15/bin/postgres"

@@ -13,16 +13,18 @@
 
 #include "cron.h"
 
-static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                          "jul", "aug", "sep", "oct", "nov", "dec"};
-static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+/* NULL-terminated: the day-of-week field's range (0-7, 7 = Sunday again) is longer than its
+ * names, so the names end the search, not the range. */
+static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul",
+                                          "aug", "sep", "oct", "nov", "dec", NULL};
+static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL};
 
 static int
 number(const char **p, int lo, int hi, const char *const *names, int name_base, int *ret)
 {
 	if (names && ((**p | 0x20) >= 'a' && (**p | 0x20) <= 'z')) {
-		for (int i = 0; i <= hi - name_base; i++) {
-			if (names[i] && strncasecmp(*p, names[i], 3) == 0) {
+		for (int i = 0; i <= hi - name_base && names[i]; i++) {
+			if (strncasecmp(*p, names[i], 3) == 0) {
 				*p += 3;
 				*ret = i + name_base;
 				return 0;

@@ -128,10 +128,10 @@ envs_config_parse(void *jv, struct envs_config *c, char *why, size_t why_size)
 			                "envs.mirrors.debian: expected a sources.list line "
 			                "(\"deb URL SUITE COMPONENT...\")"),
 			       -EINVAL;
-		if ((c->npm[0] && strncmp(c->npm, "http://", 7) &&
-		     strncmp(c->npm, "https://", 8)) ||
-		    (c->pypi[0] && strncmp(c->pypi, "http://", 7) &&
-		     strncmp(c->pypi, "https://", 8)))
+		if ((c->npm[0] && strncmp(c->npm, "http://", 7) != 0 &&
+		     strncmp(c->npm, "https://", 8) != 0) ||
+		    (c->pypi[0] && strncmp(c->pypi, "http://", 7) != 0 &&
+		     strncmp(c->pypi, "https://", 8) != 0))
 			return snprintf(why, why_size,
 			                "envs.mirrors: npm and pypi are http(s) URLs"),
 			       -EINVAL;

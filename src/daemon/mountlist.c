@@ -76,6 +76,12 @@ mountlist_load(const char *path, struct mountlist *m, char *why, size_t size)
 		if (strcmp(key, "roots") != 0 && strcmp(key, "blocked") != 0)
 			return snprintf(why, size, "%s: %s: unknown key", path, key), -EINVAL;
 	}
+	/* A list given as anything else would otherwise be read as empty: say so instead. */
+	json_t *roots = json_object_get(j, "roots"), *blocked = json_object_get(j, "blocked");
+	if ((roots && !json_is_array(roots)) || (blocked && !json_is_array(blocked)))
+		return snprintf(why, size, "%s: %s: expected an array", path,
+		                roots && !json_is_array(roots) ? "roots" : "blocked"),
+		       -EINVAL;
 	m->present = true;
 	size_t i;
 	json_array_foreach(json_object_get(j, "roots"), i, v)
@@ -105,7 +111,9 @@ mountlist_load(const char *path, struct mountlist *m, char *why, size_t size)
 			                "%s: blocked[%zu]: expected a file or folder name", path,
 			                i),
 			       -EINVAL;
-		m->blocked[m->n_blocked++] = strdup(json_string_value(v));
+		if (!(m->blocked[m->n_blocked] = strdup(json_string_value(v))))
+			return snprintf(why, size, "%s: out of memory", path), -ENOMEM;
+		m->n_blocked++;
 	}
 	return 0;
 }
@@ -131,15 +139,25 @@ mountlist_check(const struct mountlist *m, const char *host, bool rw, char *reso
 	char real[PATH_MAX];
 	if (!realpath(host, real))
 		return snprintf(why, size, "%s: %s", host, strerror(errno)), -ENOENT;
+	/* The most specific root decides: a read-only folder inside a writable root stays
+	 * read-only, a writable one inside a read-only root is writable, whatever the order. */
+	const char *root = NULL;
+	bool writable = false;
+	size_t best = 0;
 	for (size_t i = 0; i < m->n_roots; i++) {
-		const char *root = m->roots[i].path;
-		size_t rl = strlen(root);
-		bool under = strcmp(root, "/") == 0 || (strncmp(real, root, rl) == 0 &&
-		                                        (real[rl] == '/' || real[rl] == '\0'));
-		if (!under)
-			continue;
+		const char *p = m->roots[i].path;
+		size_t rl = strcmp(p, "/") == 0 ? 0 : strlen(p);
+		bool under =
+		    rl == 0 || (strncmp(real, p, rl) == 0 && (real[rl] == '/' || real[rl] == '\0'));
+		if (under && (!root || rl > best)) {
+			root = p;
+			writable = m->roots[i].writable;
+			best = rl;
+		}
+	}
+	if (root) {
 		/* Every component below the root, not only the last. */
-		for (const char *p = real + (strcmp(root, "/") == 0 ? 0 : rl); *p;) {
+		for (const char *p = real + best; *p;) {
 			while (*p == '/')
 				p++;
 			size_t len = strcspn(p, "/");
@@ -149,7 +167,7 @@ mountlist_check(const struct mountlist *m, const char *host, bool rw, char *reso
 				       -EPERM;
 			p += len;
 		}
-		if (rw && !m->roots[i].writable)
+		if (rw && !writable)
 			return snprintf(why, size, "%s: its root %s is not writable", real, root),
 			       -EPERM;
 		snprintf(resolved, PATH_MAX, "%s", real);

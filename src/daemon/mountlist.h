@@ -7,7 +7,7 @@
  *
  * A group's requested mount (config: "mounts": [{"host", "path", "rw"}]) is resolved with
  * realpath at each run, must lie under an allowed root, may be writable only if that root
- * is, and no component of it below the root may be a blocked name: the built-in list
+ * is (the most specific root containing it decides), and no component of it below the root may be a blocked name: the built-in list
  * (.ssh, .gnupg, .aws, .env, id_rsa, credentials, ...) plus the file's own. No file means no
  * extra mounts at all.
  */

@@ -603,7 +603,8 @@ store_retry_gate(struct daemon *d, const char *group, int64_t message)
 	         "[clawbox: the reply could not be stored after %u runs (%s); the message was "
 	         "not run again]",
 	         t->runs, t->why);
-	if (store_finish(d->store, message, group, reply, true, NULL) < 0) {
+	int e = store_finish(d->store, message, group, reply, true, NULL);
+	if (e < 0 && e != -EALREADY) {
 		t->not_before = monotonic_ms() + 2000;
 		retry_arm(d);
 		return false;
@@ -771,7 +772,11 @@ finish(struct run *r)
 	budget_record(d, r->group, &r->usage);
 	if (e >= 0)
 		budget_task_outcome(d, r->message, !ok);
-	if (e < 0) {
+	if (e == -EALREADY) {
+		/* Answered already (the store refuses a second answer): nothing to retry. */
+		log_warn("[%s] message %lld was answered already; this run's reply is dropped",
+		         r->group, (long long)r->message);
+	} else if (e < 0) {
 		log_error("[%s] cannot store the reply to message %lld: %s", r->group,
 		          (long long)r->message, store_error(d->store));
 		store_retry_note(d, r->message, store_error(d->store));

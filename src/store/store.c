@@ -266,6 +266,10 @@ int
 store_message_in(struct store *s, const char *group, const char *sender, const char *text,
                  int64_t *ret_id)
 {
+	if (strlen(text) > STORE_TEXT_MAX)
+		return snprintf(s->error, sizeof(s->error), "a message past %u bytes",
+		                STORE_TEXT_MAX),
+		       -E2BIG;
 	int r = run(s,
 	            "INSERT INTO messages (group_id, direction, sender, text, time, status) "
 	            "VALUES (?, 'in', ?, ?, ?, 'queued')",
@@ -384,7 +388,16 @@ store_finish_run(struct store *s, int64_t in_id, const char *group, const char *
 	int r = exec(s, "BEGIN IMMEDIATE");
 	if (r < 0)
 		return r;
-	if (rec) /* in the reply's transaction: a run record costs no fsync of its own */
+	/* First, and only while it is still queued: a message is answered once, whatever a
+	 * caller does twice (the reply and the run record would otherwise be stored again). */
+	r = run(s, "UPDATE messages SET status = ? WHERE id = ? AND status = 'queued'", "ti",
+	        failed ? "failed" : "answered", in_id);
+	if (r == 0 && sqlite3_changes(s->db) != 1) {
+		snprintf(s->error, sizeof(s->error), "message %lld is not queued",
+		         (long long)in_id);
+		r = -EALREADY;
+	}
+	if (r == 0 && rec) /* in the reply's transaction: a run record costs no fsync of its own */
 		r = run(s,
 		        "INSERT INTO runs (group_id, message_id, started_ms, ended_ms, status, "
 		        "exit_status) VALUES (?, ?, ?, ?, ?, ?)",
@@ -396,9 +409,6 @@ store_finish_run(struct store *s, int64_t in_id, const char *group, const char *
 		        "reply_to) "
 		        "VALUES (?, 'out', 'clawbox', ?, ?, 'sent', ?)",
 		        "ttii", group, reply, now_s(), in_id);
-	if (r == 0)
-		r = run(s, "UPDATE messages SET status = ? WHERE id = ?", "ti",
-		        failed ? "failed" : "answered", in_id);
 	if (r == 0)
 		r = run(s,
 		        "UPDATE task_runs SET ended = ?, status = ? WHERE message_id = ? AND ended "
@@ -557,6 +567,10 @@ int
 store_message_out(struct store *s, const char *group, const char *sender, const char *text,
                   int64_t *ret_id)
 {
+	if (strlen(text) > STORE_TEXT_MAX)
+		return snprintf(s->error, sizeof(s->error), "a message past %u bytes",
+		                STORE_TEXT_MAX),
+		       -E2BIG;
 	int r = run(s,
 	            "INSERT INTO messages (group_id, direction, sender, text, time, status) "
 	            "VALUES (?, 'out', ?, ?, ?, 'sent')",

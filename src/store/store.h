@@ -35,7 +35,8 @@ struct sqlite3 *store_db(struct store *s);
 
 int store_group_ensure(struct store *s, const char *group);
 
-/* An incoming message, queued. *ret_id is its id. */
+/* An incoming message, queued. *ret_id is its id. -E2BIG past STORE_TEXT_MAX (also for
+ * store_message_out). */
 int store_message_in(struct store *s, const char *group, const char *sender, const char *text,
                      int64_t *ret_id);
 
@@ -50,7 +51,8 @@ int store_take_next(struct store *s, const char *group, int64_t *ret_id, char **
 int store_queued_groups(struct store *s, json_t **ret);
 
 /* In one transaction: the reply stored as an outgoing message, the incoming one marked
- * answered (or failed), the usage recorded. */
+ * answered (or failed), the usage recorded. -EALREADY, with nothing written, when the
+ * message is no longer queued: a message is answered once. */
 int store_finish(struct store *s, int64_t in_id, const char *group, const char *reply, bool failed,
                  const struct store_usage *usage);
 

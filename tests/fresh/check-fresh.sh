@@ -84,7 +84,7 @@ t1=$(date +%s)
 
 rm -rf "$work"
 cp -a "$base" "$work"
-[ -z "$(ls -A "$work/var/lib/apt/lists" 2>/dev/null | grep -v '^partial$\|^lock$' || true)" ] ||
+[ -z "$(find "$work/var/lib/apt/lists" -mindepth 1 -maxdepth 1 ! -name partial ! -name lock 2>/dev/null)" ] ||
 	fail "the base tree has package lists; it is not pristine"
 mkdir -p "$work/src/clawbox"
 git ls-files -z | (cd "$top" && xargs -0 cp -a --parents -t "$work/src/clawbox")

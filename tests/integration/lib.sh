@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh: TAP helpers for the integration tests, sourced by each tests/integration/test-*.sh.
 # Tests drive the real ./clawbox binary and the static probe (build/tests/probe).
 

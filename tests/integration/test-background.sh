@@ -70,7 +70,8 @@ model_ok() {
 }
 why() { echo "exit $RC; stdout: $(head -c 300 "$WORK/out" | tr '\n' ' '); stderr: $(tail -c 600 "$WORK/err" | tr '\n' ' ')"; }
 
-shm_before=$(ls /dev/shm | grep -c '^PostgreSQL' || true)
+shm_count() { find /dev/shm -maxdepth 1 -name 'PostgreSQL*' | wc -l; }
+shm_before=$(shm_count)
 
 # ---- redis and postgres across tool calls of one run ----
 start_model background-services
@@ -83,7 +84,7 @@ check "every request was as the scenario expects" model_ok 7
 check "no redis-server or postgres of the run is left" \
 	bash -c "! pgrep -f 'redis-serve[r] 127.0.0.1:6380|postgre[s] -D /tmp/pg' >/dev/null"
 check "no /dev/shm segment on the host" \
-	test "$(ls /dev/shm | grep -c '^PostgreSQL' || true)" = "$shm_before"
+	test "$(shm_count)" = "$shm_before"
 check "no cgroup or init of the sandbox is left" run_left
 
 # ---- the bounds ----

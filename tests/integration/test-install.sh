@@ -8,7 +8,7 @@
 # Installs with tools/install.sh (what `make install` runs after building), so that a
 # `make check SANITIZE=...` tree is not rebuilt plainly underneath the other suites.
 . "$(dirname "$0")/lib.sh"
-cd "$TOP"
+cd "$TOP" || exit 1
 
 [ -f build/man/clawbox.1 ] || tools/mkman.sh build/man
 

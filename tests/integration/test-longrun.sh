@@ -115,7 +115,7 @@ stop_via() { # N HOW: the Nth long run stopped by HOW; checks it and its reply
 	local n=$1 how=$2 t0 ms
 	run_sleeping "$n"
 	check "long run $n: its interim text is on the event stream while it runs" \
-		wait_until 5 sh -c "sed -n 's/^data: //p' '$WORK/events.$n' | jq -j 'select(.reply_to != null and .direction == null and .text != null) | .text' | grep -qx 'Working on it, step $n[.]'"
+		wait_until 5 sh -c "sed -n 's/^data: //p' '$WORK/events.$n' | jq -j 'select(.reply_to != null and .direction == null and .text != null) | .text' | grep -qx 'Working on it, step ${n}[.]'"
 	if [ "$n" = 0 ]; then
 		"$CLAWBOX" runs "${CLI[@]}" >"$WORK/cli.out" 2>&1
 		check "clawbox runs: the group, for how long, its last tool call ($(cat "$WORK/cli.out"))" \

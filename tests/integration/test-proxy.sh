@@ -160,7 +160,7 @@ for try in 1 2 3 4 5; do
 	sleep 0.3
 	kill -0 $TLSPID 2>/dev/null && break
 done
-PIDS+=($TLSPID)
+PIDS+=("$TLSPID")
 "$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --allow "127.0.0.1:$TLSPORT" \
 	--mount "$WORK/cert.pem:/cert.pem" -- curl -s -S --max-time 10 --noproxy '' \
 	--proxy http://127.0.0.1:3128 --cacert /cert.pem "https://127.0.0.1:$TLSPORT/" \

@@ -14,6 +14,7 @@ if [ ! -s "$VM_DIR/vmlinux" ] || ! command -v qemu-system-x86_64 >/dev/null; the
 fi
 
 start=$(date +%s%N)
+# shellcheck disable=SC2046 # vm_qemu prints the command line, one word each
 vm_run "$WORK/console" 60 $(vm_qemu "$VM_DIR") -append "$VM_APPEND clawbox.run=/init"
 rc=$?
 ms=$((($(date +%s%N) - start) / 1000000))
@@ -34,6 +35,7 @@ mkdir -p "$WORK/vm"
 cp "$VM_DIR/vmlinux" "$VM_DIR/initramfs.cpio" "$WORK/vm/"
 chmod 755 "$WORK/vm"
 chmod 644 "$WORK/vm"/*
+# shellcheck disable=SC2046 # as above
 vm_run "$WORK/console2" 60 "$CLAWBOX" run --memory 1G --timeout 60 --mount "$WORK/vm:/vm" -- \
 	$(vm_qemu /vm) -append "$VM_APPEND clawbox.run=/init"
 rc=$?

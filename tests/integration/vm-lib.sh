@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # vm-lib.sh: boots the microVM guest (make guest) under qemu's microvm machine, as the machine
 # facts say: TCG where KVM cannot run a stock kernel (these machines), KVM elsewhere. Sourced
 # by test-vm.sh and bench/bench-vm.sh.

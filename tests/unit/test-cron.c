@@ -54,6 +54,8 @@ main(void)
 	    "* * * foo *",
 	    "1,,2 * * * *",
 	    "-1 * * * *",
+	    "* * * * M*", /* a name that is none: once read past the day names (fuzz-hostact) */
+	    "* * * * xyz",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct cron c;

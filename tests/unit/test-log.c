@@ -71,19 +71,22 @@ main(void)
 	start();
 	log_warn("careful");
 	out = stop();
-	ok(matches(out, "^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\\.[0-9]{3}Z "
-	                "clawbox test: warning: careful\n$"),
+	ok(matches(out,
+	           "^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\\.[0-9]{3}Z "
+	           "clawbox test: warning: careful\n$"),
 	   "timestamped: a UTC time before each line");
 
 	log_set_format(LOG_JSON);
-	const char *const tricky[] = {"path",  "a\"b\\c\nd\x1b[2J", "zero", "007", "neg", "-5",
-	                              "empty", "",                     NULL};
+	const char *const tricky[] = {
+	    "path", "a\"b\\c\nd\x1b[2J", "zero", "007", "neg", "-5", "empty", "", NULL};
 	start();
 	log_fields("warning", tricky, "quote \" and \\ and\ttab");
 	out = stop();
-	ok(matches(out, "^\\{\"time\":\"20[0-9]{2}-[0-9-]{5}T[0-9:]{8}\\.[0-9]{3}Z\",\"level\":"
-	                "\"warning\",\"msg\":\"quote \\\\\" and \\\\\\\\ and\\\\ttab\",\"path\":"
-	                "\"a\\\\\"b\\\\\\\\c\\\\nd\\[2J\",\"zero\":\"007\",\"neg\":-5,\"empty\":\"\"\\}\n$"),
+	ok(matches(
+	       out,
+	       "^\\{\"time\":\"20[0-9]{2}-[0-9-]{5}T[0-9:]{8}\\.[0-9]{3}Z\",\"level\":"
+	       "\"warning\",\"msg\":\"quote \\\\\" and \\\\\\\\ and\\\\ttab\",\"path\":"
+	       "\"a\\\\\"b\\\\\\\\c\\\\nd\\[2J\",\"zero\":\"007\",\"neg\":-5,\"empty\":\"\"\\}\n$"),
 	   "JSON: escaped, controls dropped, numbers only where they are numbers");
 	start();
 	log_error("plain");

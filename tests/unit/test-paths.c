@@ -45,10 +45,10 @@ main(int argc, char **argv)
 	unsetenv("XDG_CONFIG_HOME");
 	bool root = geteuid() == 0;
 	unsetenv("HOME");
-	ok(strcmp(dir_of(XDG_DATA), root ? "/var/lib/clawbox" : "(error)") == 0,
-	   "HOME unset: %s", root ? "root gets /var/lib/clawbox" : "no data folder");
-	ok(strcmp(dir_of(XDG_CONFIG), root ? "/etc/clawbox" : "(error)") == 0,
-	   "HOME unset: %s", root ? "root gets /etc/clawbox" : "no configuration folder");
+	ok(strcmp(dir_of(XDG_DATA), root ? "/var/lib/clawbox" : "(error)") == 0, "HOME unset: %s",
+	   root ? "root gets /var/lib/clawbox" : "no data folder");
+	ok(strcmp(dir_of(XDG_CONFIG), root ? "/etc/clawbox" : "(error)") == 0, "HOME unset: %s",
+	   root ? "root gets /etc/clawbox" : "no configuration folder");
 	setenv("HOME", "/", 1);
 	ok(strcmp(dir_of(XDG_DATA), root ? "/var/lib/clawbox" : "(error)") == 0,
 	   "HOME=/ counts as unset (no /.local at the root of the file system)");
@@ -59,7 +59,8 @@ main(int argc, char **argv)
 	ok(strcmp(dir_of(XDG_STATE), "/run/st/clawbox") == 0, "XDG_STATE_HOME wins over no HOME");
 	char small[8];
 	setenv("HOME", "/home/ana", 1);
-	ok(xdg_dir(XDG_CONFIG, small, sizeof(small)) == -ENAMETOOLONG, "too small a buffer: -ENAMETOOLONG");
+	ok(xdg_dir(XDG_CONFIG, small, sizeof(small)) == -ENAMETOOLONG,
+	   "too small a buffer: -ENAMETOOLONG");
 
 	/* Relative to this test binary (BUILD/tests/, not a bin folder). */
 	char dir[4096], buf[4096], want[4096];
@@ -74,7 +75,8 @@ main(int argc, char **argv)
 	ok(self_data_path("vm", "build/vm", buf, sizeof(buf)) == 0 &&
 	       strcmp(buf + strlen(dir), "/build/vm") == 0,
 	   "not in a bin folder: the build tree's path (%s)", buf);
-	ok(self_sibling("test-paths", buf, sizeof(buf)) == 0, "self_sibling finds an executable beside");
+	ok(self_sibling("test-paths", buf, sizeof(buf)) == 0,
+	   "self_sibling finds an executable beside");
 	ok(self_sibling("no-such-sibling", buf, sizeof(buf)) == -ENOENT,
 	   "self_sibling: -ENOENT when it is not there");
 

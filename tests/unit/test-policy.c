@@ -71,7 +71,8 @@ bench(struct daemon *d, const char *group, const char *req_text, const char *wha
 			store_audit_batch_begin(d->store);
 		}
 		double a = now_us();
-		enum approval_gate g = approvals_gate(d, group, "run", req, &budget, never, NULL, &ans);
+		enum approval_gate g =
+		    approvals_gate(d, group, "run", req, &budget, never, NULL, &ans);
 		t[i] = now_us() - a;
 		if (ans)
 			json_decref(ans);
@@ -102,7 +103,8 @@ main(int argc, char **argv)
 	   "default: list_tasks only reads, main lists every group's without asking");
 	ok(policy_tool_granted(&p, "bash") && policy_tool_granted(&p, "cancel_task"),
 	   "default: every tool granted");
-	ok(p.approver_cli && p.approval_secs == POLICY_APPROVAL_SECS, "default: cli approves, 10 min");
+	ok(p.approver_cli && p.approval_secs == POLICY_APPROVAL_SECS,
+	   "default: cli approves, 10 min");
 
 	ok(parse("{\"policy\": {\"tools\": [\"read\", \"send_message\"], \"host_actions\": {\"*\": "
 	         "\"ask\", \"send_message\": \"allow\"}, \"other_groups\": {\"send_file\": "
@@ -143,17 +145,19 @@ main(int argc, char **argv)
 		return 1;
 	snprintf(path, sizeof(path), "%s/store.db", dir);
 	struct daemon *d = calloc(1, sizeof(*d));
-	const char *cfg = "{\"data_dir\": \"/tmp\", \"groups\": [{\"id\": \"main\", \"main\": true},"
-	                  " {\"id\": \"fam\", \"policy\": {\"tools\": [\"send_message\"]}}]}";
+	const char *cfg =
+	    "{\"data_dir\": \"/tmp\", \"groups\": [{\"id\": \"main\", \"main\": true},"
+	    " {\"id\": \"fam\", \"policy\": {\"tools\": [\"send_message\"]}}]}";
 	ok(config_parse(cfg, &d->cfg, why, sizeof(why)) == 0, "config (%s)", why);
 	ok(store_open(path, &d->store) == 0 && approvals_init(d) == 0, "store and tables");
 	d->base = event_base_new();
 	uint64_t budget = 1 << 20;
 	json_t *ans = NULL;
-	_cleanup_json_ json_t *own = json_loads(
-	    "{\"tool\": \"send_message\", \"input\": {\"text\": \"hi\"}}", 0, NULL);
+	_cleanup_json_ json_t *own =
+	    json_loads("{\"tool\": \"send_message\", \"input\": {\"text\": \"hi\"}}", 0, NULL);
 	_cleanup_json_ json_t *other = json_loads(
-	    "{\"tool\": \"send_message\", \"input\": {\"text\": \"hi\", \"group\": \"fam\"}}", 0, NULL);
+	    "{\"tool\": \"send_message\", \"input\": {\"text\": \"hi\", \"group\": \"fam\"}}", 0,
+	    NULL);
 	_cleanup_json_ json_t *sched = json_loads(
 	    "{\"tool\": \"schedule_task\", \"input\": {\"prompt\": \"x\", \"every_seconds\": 60}}",
 	    0, NULL);
@@ -182,10 +186,12 @@ main(int argc, char **argv)
 		bench(d, "fam", "{\"tool\": \"send_message\", \"input\": {\"text\": \"hi\"}}",
 		      "allowed on itself");
 		bench(d, "main",
-		      "{\"tool\": \"send_message\", \"input\": {\"text\": \"hi\", \"group\": \"fam\"}}",
+		      "{\"tool\": \"send_message\", \"input\": {\"text\": \"hi\", \"group\": "
+		      "\"fam\"}}",
 		      "ask, allowed by a stored rule");
 		bench(d, "fam",
-		      "{\"tool\": \"schedule_task\", \"input\": {\"prompt\": \"x\", \"every_seconds\": 60}}",
+		      "{\"tool\": \"schedule_task\", \"input\": {\"prompt\": \"x\", "
+		      "\"every_seconds\": 60}}",
 		      "refused, not granted");
 	}
 	store_close(d->store);

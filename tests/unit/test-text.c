@@ -38,6 +38,7 @@ main(void)
 	       memcmp(out, "ok \xc3\xa9\xef\xbf\xbd\xef\xbf\xbdz\xef\xbf\xbd\xef\xbf\xbd", n) == 0,
 	   "repair: bad bytes, NUL and a cut sequence become U+FFFD, valid ones stay");
 	n = text_utf8_repair("caf\xc3\xa9 \xe2\x9c\x93", 9, NULL, &bad);
-	ok(n == 9 && bad == 0, "repair: valid UTF-8 is left as it is, and only counted without out");
+	ok(n == 9 && bad == 0,
+	   "repair: valid UTF-8 is left as it is, and only counted without out");
 	return tap_done();
 }
