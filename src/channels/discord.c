@@ -469,6 +469,9 @@ out_next(void)
 	size_t start = op->kind == DC_PATCH ? 0 : op->off;
 	size_t piece = textsplit_next(op->text + start, op->len - start, DC_TEXT_MAX);
 	json_object_set_new(body, "content", json_stringn(op->text + start, piece));
+	/* No pings from what the agent writes: "@everyone", "<@id>" and "<@&role>" show as
+	 * text (allowed_mentions with nothing to parse). */
+	json_object_set_new(body, "allowed_mentions", json_pack("{s:[]}", "parse"));
 	if (op->components && start == 0)
 		json_object_set_new(body, "components", json_incref(op->components));
 	if (op->kind == DC_PATCH) {

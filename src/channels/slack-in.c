@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json-util.h"
@@ -20,6 +21,32 @@ mentions(const char *text, const char *bot_user)
 		return false;
 	snprintf(tag, sizeof(tag), "<@%s>", bot_user);
 	return strstr(text, tag) != NULL;
+}
+
+static char *
+unescape(const char *s)
+{
+	static const struct {
+		const char *from;
+		char to;
+	} ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}};
+	char *out = malloc(strlen(s) + 1), *o = out;
+	if (!out)
+		return NULL;
+	while (*s) {
+		size_t k = 0;
+		while (k < sizeof(ents) / sizeof(ents[0]) &&
+		       strncmp(s, ents[k].from, strlen(ents[k].from)) != 0)
+			k++;
+		if (k < sizeof(ents) / sizeof(ents[0])) {
+			*o++ = ents[k].to;
+			s += strlen(ents[k].from);
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
+	return out;
 }
 
 /* A block_actions payload whose first action is one of our buttons, "ap:ID:ANSWER". */
@@ -97,10 +124,13 @@ slack_in_parse(const char *text, size_t len, const char *bot_user, struct slack_
 		return 0;
 	const char *ct = json_get_str(ev, "channel_type") ?: "channel";
 	bool direct = strcmp(ct, "im") == 0;
+	/* Slack escapes &, < and > in text (the rest of <...> is its markup, kept). */
+	if (!(ret->text_buf = unescape(body)))
+		return 0;
 	ret->kind = SLACK_IN_MESSAGE;
 	ret->chat = chat;
 	ret->user = user;
-	ret->text = body;
+	ret->text = ret->text_buf;
 	ret->thread = json_get_str(ev, "thread_ts");
 	ret->chat_kind = direct ? "private" : strcmp(ct, "mpim") == 0 ? "group" : "channel";
 	ret->mention = direct || app_mention || mentions(body, bot_user);
@@ -110,6 +140,8 @@ slack_in_parse(const char *text, size_t len, const char *bot_user, struct slack_
 void
 slack_in_done(struct slack_in *in)
 {
+	free(in->text_buf);
+	in->text_buf = NULL;
 	json_decref(in->j);
 	in->j = NULL;
 }

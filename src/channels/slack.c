@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "chan-http.h"
+#include "dbuf.h"
 #include "chanlib.h"
 #include "json-util.h"
 #include "macro.h"
@@ -412,6 +413,27 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 	out_next();
 }
 
+/* Slack reads <...> in a message's text as markup: <!channel> and <!everyone> notify a
+ * whole channel, <@U..> pings someone, <URL|label> disguises a link. What the agent says is
+ * shown as written, never as markup: &, < and > escaped, as Slack's docs say. */
+static char *
+escape(const char *text, size_t len)
+{
+	struct dbuf b;
+	dbuf_init(&b, 5 * len + 1);
+	for (size_t i = 0; i < len; i++) {
+		const char *e = text[i] == '&'   ? "&amp;"
+		                : text[i] == '<' ? "&lt;"
+		                : text[i] == '>' ? "&gt;"
+		                                 : NULL;
+		if ((e ? dbuf_puts(&b, e) : dbuf_append(&b, text + i, 1)) < 0) {
+			dbuf_done(&b);
+			return NULL;
+		}
+	}
+	return dbuf_take(&b);
+}
+
 static void
 out_next(void)
 {
@@ -438,7 +460,12 @@ out_next(void)
 			json_object_set_new(body, "blocks", json_incref(op->blocks));
 	}
 	json_object_set_new(body, "channel", json_string(op->chat));
-	json_object_set_new(body, "text", json_stringn(op->text + start, piece));
+	_cleanup_free_ char *shown = escape(op->text + start, piece);
+	if (!shown) {
+		out_wait(1);
+		return;
+	}
+	json_object_set_new(body, "text", json_string(shown));
 	_cleanup_free_ char *s = json_dumps(body, JSON_COMPACT);
 	const char *headers[] = {sl.auth_bot, NULL};
 	struct chan_http_req r = {.method = "POST",

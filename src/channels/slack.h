@@ -28,6 +28,7 @@ struct slack_in {
 	/* SLACK_IN_APPROVAL: the button's "ap:ID:ANSWER", who pressed it where (user, chat) */
 	long long approval;
 	const char *answer; /* "approve", "deny" or "run" (static) */
+	char *text_buf;     /* owned: text with Slack's &amp; &lt; &gt; undone */
 	json_t *j;          /* owned */
 };
 

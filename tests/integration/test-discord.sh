@@ -171,6 +171,8 @@ check "a 2,506-character reply goes out as two messages of at most 2,000 ($(tr '
 
 CHPID=$(pgrep -P "$SPID" -f "[c]lawbox-channel discord")
 check "the channel is a process of its own, the daemon's child ($CHPID)" test -n "$CHPID"
+check "no post lets the agent's text ping anyone (allowed_mentions with nothing to parse)" \
+	sh -c "[ \$(jq -c 'select(.kind == \"api\" and (.method == \"POST\" or .method == \"PATCH\") and (.path | test(\"/messages\"))) | .body.allowed_mentions.parse' '$WORK/dc.log' | sort -u) = '[]' ]"
 check "the token is in no log" sh -c "! grep -q 'TESTDISCORDBOTTOKEN' '$WORK/serve.err' '$WORK/serve.out'"
 
 # A restart: the channel resumes from the stored cursor; nothing is answered twice.

@@ -127,16 +127,22 @@ ev message C200 channel U2 1700000200.000001 "just chatting, not for the bot"
 ev message C200 channel U2 1700000201.000001 "<@UBOT> what time is it"
 ev app_mention C200 channel U2 1700000201.000001 "<@UBOT> what time is it"
 ev message C200 channel U3 1700000202.000001 "@claw are you there"
-wait_until 20 sh -c "[ $(posted 'x') -ge 0 ] && jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'echo: @claw are you there' && jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'echo: <@UBOT> what time is it'"
+wait_until 20 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'echo: @claw are you there' && jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'echo: &lt;@UBOT&gt; what time is it'"
 sleep 1
 check "a mention in a channel is answered there, once (message + app_mention)" \
-	test "$(posted 'echo: <@UBOT> what time is it')" = 1
+	test "$(posted 'echo: &lt;@UBOT&gt; what time is it')" = 1
 check "the group's trigger in a channel is answered" test "$(posted 'echo: @claw are you there')" = 1
 check "channel chatter without mention or trigger does not reach the agent" \
 	sh -c "! grep -q 'just chatting' '$WORK/model.log'"
 api "groups/main/messages" >"$WORK/main"
 check "the message is in the group's history with its Slack sender" \
 	grep -q '"text":"@claw are you there","sender":"slack:U3"' "$WORK/main"
+
+# What the agent writes is shown as text, never as Slack markup: no <!channel> notification.
+ev message D100 im U1 1700000250.000001 "<!channel> look & see"
+wait_until 20 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -q 'look &amp; see'"
+check "the agent's text is escaped (&, <, >): no <!channel> or <@user> markup goes out" \
+	test "$(posted 'echo: &lt;!channel&gt; look &amp; see')" = 1
 
 # An unknown channel: ignored and recorded.
 ev message C999 channel U9 1700000300.000001 "<@UBOT> let me in"
