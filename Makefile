@@ -95,7 +95,8 @@ DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-pol
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
-CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN),$(UNIT_BIN))
+IPC_UNIT_BIN   := $(BUILD)/tests/test-channel-proto
+CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN) $(IPC_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
 HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
@@ -275,6 +276,11 @@ $(DAEMON_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(DAEMON_O
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_daemon) -Itests/unit -o $@ $< $(DAEMON_OBJ) $(STORE_OBJ) $(IPC_OBJ) $(BASE_OBJ) \
 		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_serve)
+$(IPC_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(IPC_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_ipc) -Itests/unit -o $@ $< $(IPC_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie -ljansson
 $(CORE_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(SANDBOX_OBJ) $(AGENT_OBJ) $(BUILD)/src/vm/mux.o $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
@@ -316,7 +322,8 @@ FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
                $(BUILD)/tests/fuzz-tool-args-replay $(BUILD)/tests/fuzz-model-replay \
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
                $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
-               $(BUILD)/tests/fuzz-services-replay $(BUILD)/tests/fuzz-hostact-replay
+               $(BUILD)/tests/fuzz-services-replay $(BUILD)/tests/fuzz-hostact-replay \
+               $(BUILD)/tests/fuzz-channel-proto-replay $(BUILD)/tests/fuzz-telegram-replay
 # Slack's and Discord's inbound parsers (src/channels/slack-in.c, discord-in.c): pure
 # jansson, so their fuzzers link nothing else of the channels.
 CHANNEL_WS_FUZZ := slack discord
@@ -378,19 +385,44 @@ $(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-service
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
-$(BUILD)/tests/fuzz-hostact-replay: tests/fuzz/replay.c tests/fuzz/fuzz-hostact.c $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ)
+$(BUILD)/tests/fuzz-channel-proto-replay: tests/fuzz/replay.c tests/fuzz/fuzz-channel-proto.c $(IPC_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_ipc) -DCORPUS_DIR='"tests/fuzz/corpus/channel-proto"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-channel-proto.c $(IPC_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie -ljansson
+$(BUILD)/tests/fuzz-telegram-replay: tests/fuzz/replay.c tests/fuzz/fuzz-telegram.c $(BUILD)/src/channels/telegram-parse.o \
+		$(BUILD)/src/channels/chanlib.o $(IPC_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -DCORPUS_DIR='"tests/fuzz/corpus/telegram"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-telegram.c $(BUILD)/src/channels/telegram-parse.o \
+		$(BUILD)/src/channels/chanlib.o $(IPC_OBJ) $(BASE_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_channel)
+$(BUILD)/tests/fuzz-hostact-replay: tests/fuzz/replay.c tests/fuzz/fuzz-hostact.c $(DAEMON_OBJ) $(STORE_OBJ) $(IPC_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_daemon) -DCORPUS_DIR='"tests/fuzz/corpus/hostact"' -o $@ \
-		tests/fuzz/replay.c tests/fuzz/fuzz-hostact.c $(DAEMON_OBJ) $(STORE_OBJ) $(BASE_OBJ) \
+		tests/fuzz/replay.c tests/fuzz/fuzz-hostact.c $(DAEMON_OBJ) $(STORE_OBJ) $(IPC_OBJ) $(BASE_OBJ) \
 		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_serve)
 fuzz: $(BUILD)/gen/web.c
 	@mkdir -p $(BUILD)/fuzz
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		-include src/base/banned.h -DCLAWBOX_VERSION='"fuzz"' $(INC_daemon) -o $(BUILD)/fuzz/fuzz-hostact \
-		tests/fuzz/fuzz-hostact.c $(DAEMON_SRC) $(BUILD)/gen/web.c $(STORE_SRC) $(BASE_SRC) $(LIBS_serve)
+		tests/fuzz/fuzz-hostact.c $(DAEMON_SRC) $(BUILD)/gen/web.c $(STORE_SRC) $(IPC_SRC) $(BASE_SRC) $(LIBS_serve)
 	$(BUILD)/fuzz/fuzz-hostact -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		tests/fuzz/corpus/hostact
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_ipc) -o $(BUILD)/fuzz/fuzz-channel-proto tests/fuzz/fuzz-channel-proto.c \
+		src/ipc/channel-proto.c src/base/fd-util.c -ljansson
+	$(BUILD)/fuzz/fuzz-channel-proto -max_total_time=$(FUZZ_SECONDS) -max_len=70000 \
+		tests/fuzz/corpus/channel-proto
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_channels) -o $(BUILD)/fuzz/fuzz-telegram tests/fuzz/fuzz-telegram.c \
+		src/channels/telegram-parse.c src/channels/chanlib.c src/ipc/channel-proto.c \
+		$(BASE_SRC) $(LIBS_channel)
+	$(BUILD)/fuzz/fuzz-telegram -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+		tests/fuzz/corpus/telegram
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
 		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \

@@ -40,6 +40,7 @@ test)
 	need_pkg util-linux "command -v setpriv"
 	need_pkg procps "command -v pgrep"
 	need_pkg curl "command -v curl"
+	need_pkg jq "command -v jq" # the integration tests read JSON answers with it
 	need_pkg openssl "command -v openssl"
 	need_pkg git "command -v git"       # test-services: git over https
 	need_pkg python3 "command -v python3" # test-services: the service's server, urllib

@@ -137,11 +137,11 @@ str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-int
-chan_message(struct chan *c, const struct chan_message *m)
+json_t *
+chan_message_frame(const struct chan_message *m, int *fds)
 {
 	if (m->n_attachments > CHANPROTO_FDS_MAX)
-		return -E2BIG;
+		return NULL;
 	size_t len = chanproto_cut(m->text, strlen(m->text), CHANPROTO_TEXT_MAX);
 	json_t *f = json_pack("{s:s,s:s,s:s,s:s%,s:b,s:s,s:o,s:o}", "t", "message", "chat", m->chat,
 	                      "sender", m->sender, "text", m->text, len, "mention", m->mention,
@@ -151,7 +151,6 @@ chan_message(struct chan *c, const struct chan_message *m)
 		json_object_set_new(f, "chat_kind", json_string(m->chat_kind));
 	if (f && m->sender_name)
 		json_object_set_new(f, "sender_name", json_string(m->sender_name));
-	int fds[CHANPROTO_FDS_MAX];
 	if (f && m->n_attachments) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < m->n_attachments; i++) {
@@ -165,7 +164,16 @@ chan_message(struct chan *c, const struct chan_message *m)
 		}
 		json_object_set_new(f, "attachments", a);
 	}
-	return send_frame(c, f, fds, m->n_attachments);
+	return f;
+}
+
+int
+chan_message(struct chan *c, const struct chan_message *m)
+{
+	int fds[CHANPROTO_FDS_MAX];
+	if (m->n_attachments > CHANPROTO_FDS_MAX)
+		return -E2BIG;
+	return send_frame(c, chan_message_frame(m, fds), fds, m->n_attachments);
 }
 
 int
@@ -265,7 +273,7 @@ on_start(struct chan *c, struct chanproto_frame *f)
 	}
 	c->started = true;
 	c->start = json_incref(f->j);
-	char prefix[96];
+	static char prefix[96]; /* log.c keeps the pointer */
 	snprintf(prefix, sizeof(prefix), "channel %s", chan_name(c));
 	log_set_prefix(prefix);
 	int r = c->kind->start ? c->kind->start(c, chan_config(c)) : 0;

@@ -16,6 +16,9 @@
  * the daemon stores both in one transaction and answers "stored" (kind->stored). A channel
  * acknowledges to its service (where the service wants that) only then. A reply is reported
  * sent (chan_sent, with the service's message id) only once the service has taken it.
+ * Every reply, edit and approval is answered, chan_sent() or chan_failed() with its ref
+ * (retry true: the daemon sends it again later): the daemon sends a channel's replies one at
+ * a time, and one left unanswered for 10 minutes cuts the channel off.
  *
  * Secrets: chan_secret() reads the config's "token_file" (a file of ours, mode 0600 or
  * stricter) or "token_env" (a variable the daemon passed through); the daemon never opens
@@ -98,6 +101,9 @@ struct chan_message {
 };
 /* text longer than CHANPROTO_TEXT_MAX is cut on a character boundary. */
 int chan_message(struct chan *c, const struct chan_message *m);
+/* The frame chan_message() sends (a new reference, NULL when memory is short or there are
+ * too many attachments), the attachments' descriptors into fds[] in order. */
+json_t *chan_message_frame(const struct chan_message *m, int *fds);
 int chan_sent(struct chan *c, int64_t ref, const char *ext_id);
 int chan_failed(struct chan *c, int64_t ref, const char *error, bool retry);
 int chan_approval_answer(struct chan *c, int64_t approval, const char *answer,

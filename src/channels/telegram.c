@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chan-http.h"
@@ -36,12 +37,14 @@
 #include "json-util.h"
 #include "log.h"
 #include "macro.h"
+#include "telegram.h"
 
 #define TG_POLL_TIMEOUT_S 25
 #define TG_TEXT_MAX       4096 /* Telegram's limit, in UTF-16 code units */
 #define TG_CAPTION_MAX    1024
 #define TG_PARTS_MAX      64 /* parts of one reply: CHANPROTO_TEXT_MAX / ~1000 at worst */
 #define TG_CALLBACKS_MAX  16
+#define TG_EMPTY_POLL_MS  250 /* an empty answer sooner than this: the next poll waits */
 
 struct tg_reply { /* a reply going out part by part */
 	int64_t ref;
@@ -49,7 +52,7 @@ struct tg_reply { /* a reply going out part by part */
 	char *text; /* owned */
 	size_t off, len;
 	long long first_id;
-	char reply_to[CHANPROTO_ID_MAX + 1];
+	char reply_to[CHANPROTO_ID_MAX + 1], thread[CHANPROTO_ID_MAX + 1];
 	struct tg_reply *next;
 };
 
@@ -62,6 +65,7 @@ struct tg {
 	json_t *queue; /* updates of the last poll not yet reported */
 	size_t next;   /* the next of them */
 	bool polling, busy_update;
+	struct timespec poll_began;
 	int failures;
 	struct event *retry;
 	struct tg_reply *replies; /* in order; the first is going out */
@@ -69,7 +73,8 @@ struct tg {
 		char id[128];
 		int64_t approval;
 		char approver[64];
-	} callbacks[TG_CALLBACKS_MAX]; /* answers waiting for the daemon's verdict */
+		long long chat, message; /* the buttons' message */
+	} callbacks[TG_CALLBACKS_MAX];   /* answers waiting for the daemon's verdict */
 	size_t callback_next;
 };
 
@@ -139,36 +144,22 @@ retry_in(struct tg *t, int seconds)
 
 /* One message update reported: its attachment (if any) in fd. */
 static void
-report(struct tg *t, json_t *u, int fd, const char *fname, const char *ftype, uint64_t fsize)
+report(struct tg *t, const struct tg_update *u, int fd, uint64_t fsize)
 {
-	json_t *m = json_object_get(u, "message");
-	json_t *chat = json_object_get(m, "chat"), *from = json_object_get(m, "from");
-	long long update_id = (long long)json_integer_value(json_object_get(u, "update_id"));
-	char chat_id[32], sender[32], ext[48], cursor[32];
-	snprintf(chat_id, sizeof(chat_id), "%lld",
-	         (long long)json_integer_value(json_object_get(chat, "id")));
-	snprintf(ext, sizeof(ext), "%lld", update_id);
-	snprintf(cursor, sizeof(cursor), "%lld", update_id + 1);
-	const char *name = json_get_str(from, "username") ?: json_get_str(from, "first_name");
-	/* The sender is Telegram's user id (what approvers and owners name); a message
-	 * without one (an anonymous admin, a channel post) is known by its name. */
-	if (json_is_integer(json_object_get(from, "id")))
-		snprintf(sender, sizeof(sender), "%lld",
-		         (long long)json_integer_value(json_object_get(from, "id")));
-	else
-		snprintf(sender, sizeof(sender), "%.31s", name ? name : "unknown");
-	const char *type = json_get_str(chat, "type");
-	const char *text = json_get_str(m, "text") ?: json_get_str(m, "caption") ?: "";
-	struct chan_attachment a = {.name = fname, .type = ftype, .fd = fd, .size = fsize};
+	struct chan_attachment a = {.name = u->file_name,
+	                            .type = u->file_type[0] ? u->file_type : NULL,
+	                            .fd = fd,
+	                            .size = fsize};
 	struct chan_message msg = {
-	    .chat = chat_id,
-	    .chat_kind = type,
-	    .sender = sender,
-	    .sender_name = name,
-	    .text = text,
-	    .mention = type && strcmp(type, "private") == 0,
-	    .ext_id = ext,
-	    .cursor = cursor,
+	    .chat = u->chat,
+	    .chat_kind = u->chat_kind,
+	    .sender = u->sender,
+	    .sender_name = u->sender_name,
+	    .text = u->text,
+	    .mention = u->mention,
+	    .ext_id = u->ext_id,
+	    .cursor = u->cursor,
+	    .thread = u->thread[0] ? u->thread : NULL,
 	    .attachments = fd >= 0 ? &a : NULL,
 	    .n_attachments = fd >= 0 ? 1 : 0,
 	};
@@ -179,15 +170,14 @@ report(struct tg *t, json_t *u, int fd, const char *fname, const char *ftype, ui
 
 struct download {
 	struct tg *t;
-	json_t *u;
-	char name[CHANPROTO_FILE_NAME_MAX + 1];
-	char type[128];
+	json_t *uj; /* the update, kept: u points into it */
+	struct tg_update u;
 };
 
 static void
 download_free(struct download *dl)
 {
-	json_decref(dl->u);
+	json_decref(dl->uj);
 	free(dl);
 }
 
@@ -198,10 +188,10 @@ file_done(void *arg, long status, const char *body, size_t len, const char *err)
 	struct tg *t = dl->t;
 	int fd = -1;
 	if (!err && status == 200)
-		fd = chanproto_memfd(dl->name, body, len);
+		fd = chanproto_memfd(dl->u.file_name, body, len);
 	if (fd < 0)
 		log_warn("an attachment could not be fetched: %s", err ? err : "HTTP error");
-	report(t, dl->u, fd, dl->name, dl->type[0] ? dl->type : NULL, fd >= 0 ? len : 0);
+	report(t, &dl->u, fd, fd >= 0 ? len : 0);
 	if (fd >= 0)
 		close(fd);
 	download_free(dl);
@@ -227,101 +217,56 @@ getfile_done(void *arg, long status, const char *body, size_t len, const char *e
 			return;
 	}
 	log_warn("an attachment could not be found: %s", err ? err : "getFile refused");
-	report(t, dl->u, -1, NULL, NULL, 0);
+	report(t, &dl->u, -1, 0);
 	download_free(dl);
 	t->busy_update = false;
 	take_next_update(t);
 }
 
-/* The message's file, if it has one we take: a document, or a photo's largest size. */
-static json_t *
-message_file(json_t *m, char *name, size_t nsize, char *type, size_t tsize)
-{
-	json_t *doc = json_object_get(m, "document");
-	if (doc) {
-		const char *n = json_get_str(doc, "file_name");
-		/* Only a plain name is kept: the daemon checks again, this keeps it valid. */
-		snprintf(name, nsize, "%s",
-		         n && *n && !strchr(n, '/') && strcmp(n, ".") && strcmp(n, "..")
-		             ? n
-		             : "document");
-		snprintf(type, tsize, "%s", json_get_str(doc, "mime_type") ?: "");
-		return doc;
-	}
-	json_t *photos = json_object_get(m, "photo");
-	size_t n = json_array_size(photos);
-	if (n) {
-		snprintf(name, nsize, "photo.jpg");
-		snprintf(type, tsize, "image/jpeg");
-		return json_array_get(photos, n - 1);
-	}
-	return NULL;
-}
-
 static void
-on_callback(struct tg *t, json_t *q)
+on_callback(struct tg *t, const struct tg_update *u)
 {
-	const char *id = json_get_str(q, "id"), *data = json_get_str(q, "data");
-	json_t *from = json_object_get(q, "from");
-	long long approval;
-	char answer[16], end;
-	if (!id)
-		return;
-	if (!data || !json_is_integer(json_object_get(from, "id")) ||
-	    sscanf(data, "ap:%lld:%15[a-z]%c", &approval, answer, &end) != 2 || approval <= 0 ||
-	    (strcmp(answer, "approve") != 0 && strcmp(answer, "deny") != 0 &&
-	     strcmp(answer, "run") != 0)) {
+	if (u->kind == TG_BAD_BUTTON) {
 		(void)call(t, "answerCallbackQuery",
-		           json_pack("{s:s,s:s}", "callback_query_id", id, "text",
+		           json_pack("{s:s,s:s}", "callback_query_id", u->callback_id, "text",
 		                     "This button is not one of clawbox's."),
 		           ignore_done, NULL, 30);
 		return;
 	}
-	char approver[64];
-	snprintf(approver, sizeof(approver), "telegram:%lld",
-	         (long long)json_integer_value(json_object_get(from, "id")));
 	size_t k = t->callback_next++ % TG_CALLBACKS_MAX;
-	snprintf(t->callbacks[k].id, sizeof(t->callbacks[k].id), "%s", id);
-	t->callbacks[k].approval = approval;
-	snprintf(t->callbacks[k].approver, sizeof(t->callbacks[k].approver), "%s", approver);
-	(void)chan_approval_answer(t->c, approval, answer, approver);
+	snprintf(t->callbacks[k].id, sizeof(t->callbacks[k].id), "%s", u->callback_id);
+	t->callbacks[k].approval = u->approval;
+	t->callbacks[k].chat = u->cb_chat;
+	t->callbacks[k].message = u->cb_message;
+	snprintf(t->callbacks[k].approver, sizeof(t->callbacks[k].approver), "%s", u->approver);
+	(void)chan_approval_answer(t->c, u->approval, u->answer, u->approver);
 }
 
 static void
 take_next_update(struct tg *t)
 {
 	while (!t->busy_update && t->next < json_array_size(t->queue)) {
-		json_t *u = json_array_get(t->queue, t->next++);
-		long long id = (long long)json_integer_value(json_object_get(u, "update_id"));
-		if (id + 1 > t->offset)
-			t->offset = id + 1;
-		json_t *q = json_object_get(u, "callback_query");
-		if (q) {
-			on_callback(t, q);
+		json_t *uj = json_array_get(t->queue, t->next++);
+		struct tg_update u;
+		if (tg_update_parse(uj, &u) < 0)
+			continue;
+		if (u.update_id + 1 > t->offset)
+			t->offset = u.update_id + 1;
+		if (u.kind == TG_CALLBACK || u.kind == TG_BAD_BUTTON) {
+			on_callback(t, &u);
 			continue;
 		}
-		json_t *m = json_object_get(u, "message");
-		if (!json_is_object(m) || !json_is_object(json_object_get(m, "chat")))
-			continue; /* not a message: nothing to report (its offset moves on) */
-		char chat[32];
-		snprintf(chat, sizeof(chat), "%lld",
-		         (long long)json_integer_value(
-		             json_object_get(json_object_get(m, "chat"), "id")));
-		char name[CHANPROTO_FILE_NAME_MAX + 1], type[128];
-		json_t *file = message_file(m, name, sizeof(name), type, sizeof(type));
-		uint64_t size = json_get_u64(file, "file_size");
+		if (u.kind != TG_MESSAGE)
+			continue; /* nothing to report (its offset moves on) */
 		/* Files of chats no group is for are not fetched, nor ones past the bound. */
-		if (file && chan_chat_group(t->c, chat) && json_get_str(file, "file_id") &&
-		    size <= CHANPROTO_FILE_MAX) {
+		if (u.file_id && chan_chat_group(t->c, u.chat) &&
+		    u.file_size <= CHANPROTO_FILE_MAX) {
 			struct download *dl = calloc(1, sizeof(*dl));
 			if (dl) {
 				dl->t = t;
-				dl->u = json_incref(u);
-				snprintf(dl->name, sizeof(dl->name), "%s", name);
-				snprintf(dl->type, sizeof(dl->type), "%s", type);
-				if (call(t, "getFile",
-				         json_pack("{s:s}", "file_id",
-				                   json_get_str(file, "file_id")),
+				dl->uj = json_incref(uj);
+				dl->u = u;
+				if (call(t, "getFile", json_pack("{s:s}", "file_id", u.file_id),
 				         getfile_done, dl, 30) == 0) {
 					t->busy_update = true;
 					return;
@@ -329,9 +274,7 @@ take_next_update(struct tg *t)
 				download_free(dl);
 			}
 		}
-		if (!json_get_str(m, "text") && !json_get_str(m, "caption") && !file)
-			continue; /* a sticker, a join: nothing for anyone */
-		report(t, u, -1, NULL, NULL, 0);
+		report(t, &u, -1, 0);
 	}
 	if (!t->busy_update && t->next >= json_array_size(t->queue)) {
 		json_decref(t->queue);
@@ -357,7 +300,8 @@ poll_done(void *arg, long status, const char *body, size_t len, const char *err)
 		char detail[400];
 		snprintf(detail, sizeof(detail), "getUpdates: %s%s", why,
 		         refused ? ": the bot token is refused" : "");
-		if (refused || t->failures % 10 == 0)
+		/* The daemon logs an "error" state; a blip only now and then, here. */
+		if (!refused && t->failures % 10 == 0)
 			log_warn("%s; retrying", detail);
 		t->failures++;
 		(void)chan_status(t->c, refused ? "error" : "connecting", detail);
@@ -369,6 +313,18 @@ poll_done(void *arg, long status, const char *body, size_t len, const char *err)
 		(void)chan_status(t->c, "connected", NULL);
 	}
 	t->failures = 0;
+	/* Telegram holds an empty poll for its timeout; a server that answers at once with
+	 * nothing (a proxy in the way, a test's fake) is asked again after a pause, not in a
+	 * loop. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long ms = (now.tv_sec - t->poll_began.tv_sec) * 1000 +
+	          (now.tv_nsec - t->poll_began.tv_nsec) / 1000000;
+	if (json_array_size(json_object_get(j, "result")) == 0 && ms < TG_EMPTY_POLL_MS) {
+		struct timeval tv = {0, (TG_EMPTY_POLL_MS - ms) * 1000};
+		evtimer_add(t->retry, &tv);
+		return;
+	}
 	t->queue = json_incref(json_object_get(j, "result"));
 	t->next = 0;
 	take_next_update(t);
@@ -386,6 +342,7 @@ poll_start(struct tg *t)
 		return;
 	}
 	t->polling = true;
+	clock_gettime(CLOCK_MONOTONIC, &t->poll_began);
 }
 
 /* ---- out ---- */
@@ -480,9 +437,19 @@ reply_next(struct tg *t)
 	long long num = strtoll(r->chat, &end, 10);
 	if (body && *r->chat && !*end)
 		json_object_set_new(body, "chat_id", json_integer(num));
-	if (body && r->reply_to[0] && r->off == 0)
-		json_object_set_new(body, "reply_to_message_id",
-		                    json_integer(strtoll(r->reply_to, NULL, 10)));
+	/* The message answered is "CHAT:MESSAGE_ID" (our ext_id): quoted by the first part, if
+	 * it is in this chat (allow_sending_without_reply: its deletion does not lose ours). */
+	const char *colon = strrchr(r->reply_to, ':');
+	if (body && colon && r->off == 0 &&
+	    strncmp(r->reply_to, r->chat, (size_t)(colon - r->reply_to)) == 0 &&
+	    strlen(r->chat) == (size_t)(colon - r->reply_to))
+		json_object_set_new(body, "reply_parameters",
+		                    json_pack("{s:I,s:b}", "message_id",
+		                              (json_int_t)strtoll(colon + 1, NULL, 10),
+		                              "allow_sending_without_reply", 1));
+	if (body && r->thread[0])
+		json_object_set_new(body, "message_thread_id",
+		                    json_integer(strtoll(r->thread, NULL, 10)));
 	r->off += n;
 	while (r->off < r->len && (r->text[r->off] == '\n' || r->text[r->off] == ' '))
 		r->off++;
@@ -603,6 +570,7 @@ tg_reply(struct chan *c, const json_t *f, int fd)
 	r->len = strlen(r->text);
 	snprintf(r->chat, sizeof(r->chat), "%s", json_get_str(f, "chat"));
 	snprintf(r->reply_to, sizeof(r->reply_to), "%s", json_get_str(f, "reply_to") ?: "");
+	snprintf(r->thread, sizeof(r->thread), "%s", json_get_str(f, "thread") ?: "");
 	struct tg_reply **tail = &t->replies;
 	while (*tail)
 		tail = &(*tail)->next;
@@ -732,6 +700,14 @@ tg_answered(struct chan *c, const json_t *f)
 		                     "text", shown, "show_alert",
 		                     !json_is_true(json_object_get(f, "ok"))),
 		           ignore_done, NULL, 30);
+		/* Answered: its buttons go, so nobody presses them for nothing. */
+		if (json_is_true(json_object_get(f, "ok")) && t->callbacks[k].message)
+			(void)call(t, "editMessageReplyMarkup",
+			           json_pack("{s:I,s:I,s:{s:[]}}", "chat_id",
+			                     (json_int_t)t->callbacks[k].chat, "message_id",
+			                     (json_int_t)t->callbacks[k].message, "reply_markup",
+			                     "inline_keyboard"),
+			           ignore_done, NULL, 30);
 		t->callbacks[k].id[0] = '\0';
 	}
 }
@@ -775,8 +751,8 @@ tg_start(struct chan *c, const json_t *config)
 		if (!why[0] || t->token[0])
 			snprintf(why, sizeof(why), "the token is not a bot token");
 		memset(t->token, 0, sizeof(t->token));
-		/* Not an exit: a restart would not set the variable. It waits, saying why. */
-		log_warn("%s; the channel is off", why);
+		/* Not an exit: a restart would not set the variable. It waits, saying why (the
+		 * daemon logs it). */
 		(void)chan_status(c, "error", why);
 		return 0;
 	}

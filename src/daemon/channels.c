@@ -61,6 +61,10 @@
 #define CH_EPHEMERAL_REF    ((int64_t)1 << 50) /* refs past it are not message ids */
 #define CH_PENDING_MAX      32
 #define CH_ATTACH_NOTE      160
+/* A channel answers every reply (sent or failed) and every edit; one that does not for this
+ * long is stuck: a reply cuts it off (its restart sends it again), an edit is let go. */
+#define CH_RECEIPT_WAIT_S 600
+#define CH_EDIT_WAIT_S    120
 
 enum pending_kind { PEND_NONE, PEND_PROGRESS, PEND_APPROVAL };
 
@@ -79,6 +83,7 @@ struct pending {
 	enum pending_kind kind;
 	size_t slot;
 	int64_t run; /* PEND_PROGRESS: the slot's reply_to when it was sent */
+	time_t at;
 };
 
 struct chproc {
@@ -93,7 +98,8 @@ struct chproc {
 	unsigned restarts, backoff_s;
 	char cursor_key[64], delivered_key[64];
 	int64_t delivered, sending; /* the outbox mark; the reply in flight (0: none) */
-	time_t retry_at;            /* a failed reply is sent again from then */
+	time_t sending_at;
+	time_t retry_at; /* a failed reply is sent again from then */
 	unsigned retry_s;
 	struct slot *slots; /* by index in cfg.groups */
 	struct pending pending[CH_PENDING_MAX];
@@ -270,12 +276,32 @@ send_next(struct chproc *p)
 			mark_delivered(p, id); /* a group without a chat here: nothing to deliver */
 			continue;
 		}
+		/* A reply to a message that came through this channel goes back where it came
+		 * from: its chat (while still configured for the group), its thread, answering
+		 * it. Anything else goes to the group's first chat here. */
+		struct store_origin o;
+		json_t *reply_to = json_object_get(m, "reply_to");
+		bool from_here =
+		    json_is_integer(reply_to) &&
+		    store_channel_origin(d->store, p->cfg->name,
+		                         (int64_t)json_integer_value(reply_to), &o) == 0;
+		const char *og = from_here ? chat_group(p, o.chat) : NULL;
+		if (og && strcmp(og, group) == 0)
+			chat = o.chat;
+		else
+			from_here = false;
 		const char *text = json_get_str(m, "text") ?: "";
 		size_t len = chanproto_cut(text, strlen(text), CHANPROTO_TEXT_MAX);
 		json_t *f = json_pack("{s:s,s:I,s:s,s:s%}", "t", "reply", "ref", (json_int_t)id,
 		                      "chat", chat, "text", text, len);
+		if (f && from_here) {
+			json_object_set_new(f, "reply_to", json_string(o.ext_id));
+			if (o.thread[0])
+				json_object_set_new(f, "thread", json_string(o.thread));
+		}
 		_cleanup_close_ int file = f ? attach_file(d, id, f) : -1;
 		p->sending = id;
+		p->sending_at = time(NULL);
 		progress_over(p, group, id);
 		int r = send_frame(p, f, &file, file >= 0 ? 1 : 0);
 		if (r == -EAGAIN) {
@@ -327,7 +353,7 @@ progress_next(struct chproc *p)
 		const char *t = dbuf_str(&s->text);
 		char shown[CHANPROTO_TEXT_MAX + 16];
 		snprintf(shown, sizeof(shown), "(working) %.*s",
-		         (int)chanproto_cut(t, s->text.len, CHANPROTO_TEXT_MAX), t);
+		         (int)chanproto_cut(t, s->text.len, CHANPROTO_TEXT_MAX - 16), t);
 		json_t *f = s->ext_id[0] ? json_pack("{s:s,s:I,s:s,s:s,s:s}", "t", "edit", "ref",
 		                                     (json_int_t)ref, "chat", chat, "ext_id",
 		                                     s->ext_id, "text", shown)
@@ -397,16 +423,20 @@ on_status(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	(void)why;
 	(void)size;
 	const char *state = json_get_str(f->j, "state"), *detail = json_get_str(f->j, "detail");
-	if (strcmp(state, p->state) != 0)
+	bool changed = strcmp(state, p->state) != 0;
+	if (changed)
 		p->since = time(NULL);
 	/* The row allows these three words only: p->state points at static strings. */
 	p->state = strcmp(state, "connected") == 0 ? "connected"
 	           : strcmp(state, "error") == 0   ? "error"
 	                                           : "connecting";
 	if (strcmp(state, "error") == 0) {
-		snprintf(p->last_error, sizeof(p->last_error), "%s", detail ? detail : "error");
-		log_warn("channel %s: %s", p->cfg->name, p->last_error);
-	} else if (strcmp(state, "connected") == 0) {
+		const char *e = detail ? detail : "error";
+		/* Said once, not at every retry of the same error. */
+		if (changed || strcmp(e, p->last_error) != 0)
+			log_warn("channel %s: %s", p->cfg->name, e);
+		snprintf(p->last_error, sizeof(p->last_error), "%s", e);
+	} else if (strcmp(state, "connected") == 0 && changed) {
 		log_info("channel %s: connected%s%s", p->cfg->name, detail ? ": " : "",
 		         detail ? detail : "");
 	}
@@ -423,7 +453,10 @@ has_trigger(const char *text, const char *trigger)
 	return false;
 }
 
-static void
+/* Whether the unknown chat's message is recorded (the audit, the chats table): the first
+ * CH_UNKNOWN_AUDITS of each window are; the rest are counted, so a flood from strangers
+ * grows neither table without bound. */
+static bool
 record_unknown(struct chproc *p, const char *chat)
 {
 	time_t now = time(NULL);
@@ -442,12 +475,13 @@ record_unknown(struct chproc *p, const char *chat)
 	}
 	if (p->unknown_audits >= CH_UNKNOWN_AUDITS) {
 		p->unknown_dropped++;
-		return;
+		return false;
 	}
 	p->unknown_audits++;
 	char why[CHANPROTO_ID_MAX + 64];
 	snprintf(why, sizeof(why), "a message from chat %s, which no group is for", chat);
 	(void)store_audit(p->d->store, "-", p->cfg->name, "deny", why);
+	return true;
 }
 
 /* The attachment in fd (declared size) into the group's inbox folder, under a name of ours
@@ -527,8 +561,7 @@ on_message(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	json_t *cursor = json_object_get(j, "cursor");
 	const char *chat_grp = chat_group(p, chat);
 	const char *group = chat_grp;
-	if (!group)
-		record_unknown(p, chat);
+	bool record = group || record_unknown(p, chat);
 	/* "/stop" stops the group's run, trigger or not; it is not a message for the agent. */
 	if (group && longrun_is_stop(text)) {
 		char by[64];
@@ -561,9 +594,12 @@ on_message(struct chproc *p, struct chanproto_frame *f, char *why, size_t size)
 	char sender_full[CHANPROTO_ID_MAX + 40];
 	snprintf(sender_full, sizeof(sender_full), "%s:%s", p->cfg->kind, sender);
 	const char *cur = json_is_string(cursor) ? json_string_value(cursor) : NULL;
+	json_t *thread = json_object_get(j, "thread");
 	struct store_channel_msg m = {.channel = p->cfg->name,
+	                              .thread =
+	                                  json_is_string(thread) ? json_string_value(thread) : NULL,
 	                              .ext_id = ext_id,
-	                              .chat = chat,
+	                              .chat = record ? chat : NULL,
 	                              .chat_kind = kind,
 	                              .chat_group = chat_grp,
 	                              .group = group,
@@ -954,12 +990,32 @@ channels_reaped(struct daemon *d, pid_t pid, int status)
 }
 
 static void
+expire_waits(struct chproc *p)
+{
+	time_t now = time(NULL);
+	if (up(p) && p->sending && now - p->sending_at > CH_RECEIPT_WAIT_S) {
+		cut_off(p, "no receipt for message %lld in %d s", (long long)p->sending,
+		        CH_RECEIPT_WAIT_S);
+		return;
+	}
+	for (size_t i = 0; i < CH_PENDING_MAX; i++) {
+		struct pending *pe = &p->pending[i];
+		if (pe->kind == PEND_NONE || now - pe->at <= CH_EDIT_WAIT_S)
+			continue;
+		if (pe->kind == PEND_PROGRESS)
+			p->slots[pe->slot].busy = false;
+		pe->kind = PEND_NONE;
+	}
+}
+
+static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	(void)arg;
 	for (size_t k = 0; k < ch.n; k++) {
+		expire_waits(&ch.p[k]);
 		send_next(&ch.p[k]);
 		progress_next(&ch.p[k]);
 	}

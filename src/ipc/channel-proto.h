@@ -20,7 +20,9 @@
  *   start    {"name", "config": {...}, "cursor": str|null, "chats": {"CHAT": "group"}}
  *   stored   {"ext_id"}                       a message is stored (or dropped, recorded)
  *   reply    {"ref", "chat", "thread"?, "text", "reply_to"?, "file"?: {"name","size","type"}}
- *            (+1 fd with "file")
+ *            (+1 fd with "file"). ref: the outgoing message's id, or past 2^50 for the
+ *            daemon's own (progress, approvals); reply_to: the ext_id of the message it
+ *            answers when that came through this channel (then chat and thread are its)
  *   edit     {"ref", "chat", "ext_id", "text"}
  *   typing   {"chat"}
  *   approval {"ref", "chat", "approval", "text", "buttons": ["approve"|"run"|"deny"]}

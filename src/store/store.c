@@ -175,10 +175,13 @@ store_open(const char *path, struct store **ret)
 	 * message a channel process delivered, for exactly-once (store_channel_message). Rows
 	 * older than 30 days go: no service redelivers that late. */
 	if (r == 0)
-		r = exec(s, "CREATE TABLE IF NOT EXISTS channel_seen (channel TEXT NOT NULL, "
-		            "ext_id TEXT NOT NULL, message_id INTEGER, time INTEGER NOT NULL, "
-		            "PRIMARY KEY (channel, ext_id)) WITHOUT ROWID;"
-		            "DELETE FROM channel_seen WHERE time < strftime('%s', 'now') - 2592000;");
+		r = exec(s,
+		         "CREATE TABLE IF NOT EXISTS channel_seen (channel TEXT NOT NULL, "
+		         "ext_id TEXT NOT NULL, message_id INTEGER, time INTEGER NOT NULL, "
+		         "chat TEXT, thread TEXT, PRIMARY KEY (channel, ext_id)) WITHOUT ROWID;"
+		         "CREATE INDEX IF NOT EXISTS channel_seen_message ON "
+		         "channel_seen(message_id);"
+		         "DELETE FROM channel_seen WHERE time < strftime('%s', 'now') - 2592000;");
 	if (r < 0) {
 		/* The caller reports why (store_error), then calls store_close(). */
 		sqlite3_close(s->db);
@@ -777,9 +780,10 @@ store_channel_message(struct store *s, const struct store_channel_msg *m, int64_
 	if (r < 0)
 		return r;
 	r = run(s,
-	        "INSERT OR IGNORE INTO channel_seen (channel, ext_id, message_id, time) "
-	        "VALUES (?, ?, NULL, ?)",
-	        "tti", m->channel, m->ext_id, now_s());
+	        "INSERT OR IGNORE INTO channel_seen (channel, ext_id, message_id, time, chat, "
+	        "thread) VALUES (?, ?, NULL, ?, ?, ?)",
+	        "ttitt", m->channel, m->ext_id, now_s(), m->chat ? m->chat : "",
+	        m->thread ? m->thread : "");
 	bool dup = r == 0 && sqlite3_changes(s->db) == 0;
 	int64_t id = 0;
 	if (r == 0 && !dup && m->chat)
@@ -798,8 +802,9 @@ store_channel_message(struct store *s, const struct store_channel_msg *m, int64_
 		        "ttti", m->group, m->sender, m->text, now_s());
 		id = sqlite3_last_insert_rowid(s->db);
 		if (r == 0)
-			r = run(s, "UPDATE channel_seen SET message_id = ? WHERE channel = ? AND "
-			           "ext_id = ?",
+			r = run(s,
+			        "UPDATE channel_seen SET message_id = ? WHERE channel = ? AND "
+			        "ext_id = ?",
 			        "itt", id, m->channel, m->ext_id);
 	}
 	if (r == 0 && m->cursor_key && m->cursor)
@@ -816,15 +821,39 @@ store_channel_message(struct store *s, const struct store_channel_msg *m, int64_
 }
 
 int
+store_channel_origin(struct store *s, const char *channel, int64_t message_id,
+                     struct store_origin *ret)
+{
+	sqlite3_stmt *st;
+	int r = prepare(s, &st,
+	                "SELECT ext_id, chat, thread FROM channel_seen WHERE channel = ? AND "
+	                "message_id = ?",
+	                "ti", channel, message_id);
+	if (r < 0)
+		return r;
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(ret->ext_id, sizeof(ret->ext_id), "%s", sqlite3_column_text(st, 0));
+		snprintf(ret->chat, sizeof(ret->chat), "%s",
+		         sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1)
+		                                    : "");
+		snprintf(ret->thread, sizeof(ret->thread), "%s",
+		         sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2)
+		                                    : "");
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : fail(s);
+}
+
+int
 store_out_after(struct store *s, int64_t after, json_t **ret)
 {
-	static const char *const names[] = {"id", "group", "text", NULL};
+	static const char *const names[] = {"id", "group", "text", "reply_to", NULL};
 	sqlite3_stmt *st;
-	int r =
-	    prepare(s, &st,
-	            "SELECT id, group_id, text FROM messages WHERE direction = 'out' AND id > ? "
-	            "ORDER BY id LIMIT 100",
-	            "i", after);
+	int r = prepare(s, &st,
+	                "SELECT id, group_id, text, reply_to FROM messages WHERE direction = "
+	                "'out' AND id > ? ORDER BY id LIMIT 100",
+	                "i", after);
 	return r < 0 ? r : rows(s, st, names, ret);
 }
 

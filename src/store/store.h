@@ -137,10 +137,18 @@ int store_channel_in_chat(struct store *s, const char *group, const char *sender
 struct store_channel_msg {
 	const char *channel, *ext_id;
 	const char *chat, *chat_kind, *chat_group; /* chat NULL: not recorded */
+	const char *thread;                        /* may be NULL */
 	const char *group, *sender, *text;
 	const char *cursor_key, *cursor;
 };
 int store_channel_message(struct store *s, const struct store_channel_msg *m, int64_t *ret_id);
+/* Where message message_id came from through channel: its ext_id, chat and thread ("" for
+ * none), for the reply to go back there. 0, -ENOENT (not from that channel), -errno. */
+struct store_origin {
+	char ext_id[260], chat[260], thread[260];
+};
+int store_channel_origin(struct store *s, const char *channel, int64_t message_id,
+                         struct store_origin *ret);
 
 /* [{"channel", "chat_id", "group", "kind", "first_seen", "last_seen", "messages"}], newest
  * first; group "" for a chat no group is for. */
@@ -149,7 +157,8 @@ int store_chats(struct store *s, json_t **ret);
  * "exit_status"}]. */
 int store_runs(struct store *s, const char *group, json_t **ret);
 
-/* Outgoing messages with id > after, oldest first (at most 100): [{"id", "group", "text"}]. */
+/* Outgoing messages with id > after, oldest first (at most 100): [{"id", "group", "text",
+ * "reply_to"}] (reply_to: the message it answers, or null). */
 int store_out_after(struct store *s, int64_t after, json_t **ret);
 /* The newest message id (0 if none), or -1. */
 int64_t store_last_id(struct store *s);
@@ -197,6 +206,5 @@ struct store_audit_filter {
 	const char *group, *kind, *decision;
 };
 int store_audit_query(struct store *s, const struct store_audit_filter *f, json_t **ret);
-
 
 #endif

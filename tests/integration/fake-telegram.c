@@ -6,7 +6,8 @@
  * A wrong token gets 401; sendMessage to chat 404404 gets 400 "chat not found". sendMessage
  * answers with a new message_id each time; editMessageText of one it gave out answers ok, of
  * any other 400 "message to edit not found". sendChatAction and answerCallbackQuery answer
- * ok (callback queries themselves are updates in the file, as Telegram delivers them).
+ * ok, and so does editMessageReplyMarkup (callback queries themselves are updates in the
+ * file, as Telegram delivers them).
  * getFile of file_id X answers file_path "files/X" when --files DIR has a file X (else 400),
  * and GET /file/bot<TOKEN>/files/X serves it. sendDocument (multipart/form-data, as
  * Telegram takes it) answers a new message_id; its raw body is kept as --files DIR/upload-N
@@ -113,7 +114,8 @@ on_request(struct evhttp_request *req, void *arg)
 			reply(req, 200,
 			      json_pack("{s:b,s:{s:i}}", "ok", 1, "result", "message_id", ++sent));
 	} else if (strcmp(uri + strlen(prefix), "sendChatAction") == 0 ||
-	           strcmp(uri + strlen(prefix), "answerCallbackQuery") == 0) {
+	           strcmp(uri + strlen(prefix), "answerCallbackQuery") == 0 ||
+	           strcmp(uri + strlen(prefix), "editMessageReplyMarkup") == 0) {
 		log_call(uri + strlen(prefix), body);
 		reply(req, 200, json_pack("{s:b,s:b}", "ok", 1, "result", 1));
 	} else if (strcmp(uri + strlen(prefix), "getFile") == 0) {

@@ -31,7 +31,11 @@ api() { curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT$1"; }
 starts() { grep -c "^$1 start" "$BAD_CHANNEL_LOG"; }
 
 start_daemon
-wait_until 20 sh -c "[ \$(grep -c '^garbage start' '$BAD_CHANNEL_LOG') -ge 2 ] && [ \$(grep -c '^fdlie start' '$BAD_CHANNEL_LOG') -ge 2 ] && [ \$(grep -c '^impostor start' '$BAD_CHANNEL_LOG') -ge 2 ]"
+restarted() { # NAME...: each started at least twice
+	local n
+	for n in "$@"; do [ "$(grep -c "^$n start" "$BAD_CHANNEL_LOG")" -ge 2 ] || return 1; done
+}
+wait_until 20 restarted garbage huge ghost impostor fdlie
 api "/api/v1/audit?after=0" >"$WORK/audit"
 for c in garbage:'not JSON' huge:'past the bounds' ghost:'a receipt for ref 987654, which it was not given' \
 	impostor:'an answer as cli, who is not of this channel' fdlie:'attachment 0 is not a file of the size it names'; do

@@ -44,7 +44,7 @@ cat >"$WORK/config.json" <<JSON
             {"id": "ops", "approvers": ["telegram:42"],
              "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "tg", "kind": "telegram", "token_env": "TG_TOKEN", "base_url": "$TG",
-               "chats": {"12345": "family", "555": "ops"}},
+               "chats": {"12345": "family", "555": "ops", "12346": "family"}},
               {"name": "badtoken", "kind": "telegram", "token_env": "BAD_TOKEN", "base_url": "$TG"},
               {"name": "openfile", "kind": "telegram", "token_file": "$WORK/token-open", "base_url": "$TG"},
               {"name": "nofile", "kind": "telegram", "token_file": "$WORK/token-ok", "base_url": "$TG",
@@ -96,8 +96,10 @@ check "the refused token is not in any log" sh -c "! grep -q 'WRONG-token\|CHANN
 updates '{"message": {"message_id": 1, "chat": {"id": 12345, "type": "private"}, "from": {"id": 7, "username": "ana"}, "caption": "here is a doc", "document": {"file_id": "doc1", "file_name": "notes.txt", "file_size": 10, "mime_type": "text/plain"}}}'
 wait_until 20 sh -c "grep -q 'echo: here is a doc' '$WORK/tg.log'"
 check "a document comes in through getFile and a download" sh -c "[ $(tg_calls getFile) = 1 ] && [ $(tg_calls download) = 1 ]"
-check "into the group's inbox" sh -c "[ \"\$(cat '$DATA/groups/family/inbox/tg-101-0-notes.txt')\" = 'the notes' ]"
-check "and the agent is told where it is" grep -q 'here is a doc\\n\[attachment: inbox/tg-101-0-notes.txt, 10 bytes\]' "$WORK/model.log"
+check "into the group's inbox" sh -c "[ \"\$(cat '$DATA/groups/family/inbox/tg-12345_1-0-notes.txt')\" = 'the notes' ]"
+check "and the agent is told where it is" grep -q 'here is a doc\\n\[attachment: inbox/tg-12345_1-0-notes.txt, 10 bytes\]' "$WORK/model.log"
+check "the reply quotes the message it answers" sh -c \
+	"grep 'echo: here is a doc' '$WORK/tg.log' | grep -q '\"reply_parameters\":{\"message_id\":1,'"
 check "typing is shown in the chat while it works" grep -q '"method":"sendChatAction","body":{"chat_id":12345,"action":"typing"}' "$WORK/tg.log"
 
 # A long reply: split at Telegram's 4096, at line breaks, every line there once.
@@ -131,6 +133,8 @@ updates "{\"callback_query\": {\"id\": \"cb2\", \"from\": {\"id\": 42}, \"data\"
 wait_until 20 sh -c "grep -q 'ops done' '$WORK/tg.log'"
 check "the approver's press runs it" grep -q '"chat_id":555,"text":"ops-hello"' "$WORK/tg.log"
 check "and Telegram tells them" sh -c "grep '\"callback_query_id\":\"cb2\"' '$WORK/tg.log' | grep -q 'Approval $AP: approved.'"
+check "and the buttons go" grep -q '"method":"editMessageReplyMarkup","body":{"chat_id":555,"message_id":5,"reply_markup":{"inline_keyboard":\[\]}}' "$WORK/tg.log"
+check "a stranger's press left them" test "$(grep -c editMessageReplyMarkup "$WORK/tg.log")" = 1
 
 # A crash mid-run: the channel is killed while the model takes 4 s; it restarts and the
 # reply goes out once; the update is not read again.
@@ -148,7 +152,13 @@ check "the update was not taken twice" \
 check "nothing sent before was sent again" sh -c "[ \$(grep -c 'report sent' '$WORK/tg.log') = 1 ] && [ \$(grep -c 'echo: here is a doc' '$WORK/tg.log') = 1 ]"
 api /api/v1/channels >"$WORK/channels"
 check "GET /api/v1/channels counts the restart" \
-	sh -c "jq -e '.channels[] | select(.name == \"tg\") | .restarts == 1 and .state == \"connected\" and (.chats | sort) == [\"12345\", \"555\"]' '$WORK/channels' >/dev/null"
+	sh -c "jq -e '.channels[] | select(.name == \"tg\") | .restarts == 1 and .state == \"connected\" and (.chats | sort) == [\"12345\", \"12346\", \"555\"]' '$WORK/channels' >/dev/null"
+
+# A group with two chats: a reply goes back to the chat its message came from.
+updates "$(msg 12346 8 'from the second chat')"
+wait_until 20 sh -c "grep -q 'echo: from the second chat' '$WORK/tg.log'"
+check "a reply goes back to the chat its message came from" \
+	grep -q '"chat_id":12346,"text":"echo: from the second chat"' "$WORK/tg.log"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=

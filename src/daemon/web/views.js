@@ -342,8 +342,8 @@ export const settings = {
       el('h3', {}, 'Channels'),
       table(['Channel', 'State', 'Details'], s.channels.map((c) => el('tr', {},
         el('td', {}, c.name),
-        el('td', {}, c.name === 'web' ? 'connected' : (c.on ? (c.token_set ? 'on' : 'on, but its token variable is not set') : 'off')),
-        el('td', {}, c.name === 'telegram' ? (c.chats + ' configured chats' + (c.seen ? ', ' + c.seen.length + ' seen' : '')) : 'this page')))),
+        el('td', {}, plain(c.state) + (c.last_error ? ': ' + plain(c.last_error) : '') + (c.restarts ? ' (' + c.restarts + ' restarts)' : '')),
+        el('td', {}, c.kind === 'web' ? 'this page' : (plain(c.kind) + ', ' + c.chats.length + ' configured chats' + (c.seen ? ', ' + c.seen.length + ' seen' : '')))))),
     );
   },
   hide() {},
