@@ -1008,6 +1008,15 @@ expire_waits(struct chproc *p)
 	}
 }
 
+void
+channels_kick(struct daemon *d, const char *group)
+{
+	(void)d;
+	for (size_t k = 0; k < ch.n; k++)
+		if (group_chat(&ch.p[k], group))
+			send_next(&ch.p[k]);
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
