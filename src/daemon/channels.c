@@ -177,7 +177,8 @@ new_ref(struct chproc *p, enum pending_kind kind, size_t slot, int64_t run)
 			p->pending[i] = (struct pending){.ref = CH_EPHEMERAL_REF + ++p->next_ref,
 			                                 .kind = kind,
 			                                 .slot = slot,
-			                                 .run = run};
+			                                 .run = run,
+			                                 .at = time(NULL)};
 			return p->pending[i].ref;
 		}
 	return -EBUSY;
