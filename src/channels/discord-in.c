@@ -56,6 +56,9 @@ read_interaction(struct dc_in *ret, const json_t *d)
 			ret->chat = chat;
 			ret->interaction_id = id;
 			ret->interaction_token = token;
+			ret->app_id = json_get_str(d, "application_id");
+			if (ret->app_id && strlen(ret->app_id) > 20)
+				ret->app_id = NULL;
 		}
 }
 

@@ -69,6 +69,7 @@ struct dc_press {
 	long long approval;
 	char approver[40];
 	char token[520]; /* the interaction's: its follow-up is posted with it */
+	char app[32];    /* the application it is for */
 };
 
 static struct {
@@ -208,13 +209,15 @@ on_reidentify(evutil_socket_t fd, short what, void *arg)
 static void
 cursor(char *buf, size_t size)
 {
-	snprintf(buf, size, "%s %lld %s", dc.session, (long long)dc.seq, dc.resume_url);
+	/* The bot's and the application's ids too: a RESUME gets no READY to learn them from. */
+	snprintf(buf, size, "%s %lld %s %s %s", dc.session, (long long)dc.seq, dc.resume_url,
+	         dc.bot_id[0] ? dc.bot_id : "-", dc.app_id[0] ? dc.app_id : "-");
 }
 
 static void
 take_message(const struct dc_in *in)
 {
-	char cur[700];
+	char cur[800];
 	cursor(cur, sizeof(cur));
 	struct chan_message m = {
 	    .chat = in->chat,
@@ -635,6 +638,7 @@ take_press(const struct dc_in *in)
 	p->approval = in->approval;
 	snprintf(p->approver, sizeof(p->approver), "%s", approver);
 	snprintf(p->token, sizeof(p->token), "%s", in->interaction_token);
+	snprintf(p->app, sizeof(p->app), "%s", in->app_id ? in->app_id : dc.app_id);
 	(void)chan_approval_answer(dc.c, in->approval, in->answer, approver);
 }
 
@@ -649,10 +653,10 @@ dc_answered(struct chan *c, const json_t *frame)
 	for (size_t i = 0; i < DC_PRESSES_MAX; i++)
 		if (dc.press[i].approval == id && strcmp(dc.press[i].approver, approver) == 0)
 			p = &dc.press[i];
-	if (!p || !snowflake(dc.app_id))
+	if (!p || !snowflake(p->app))
 		return;
 	char url[1200];
-	snprintf(url, sizeof(url), "%s/webhooks/%s/%s", dc.api, dc.app_id, p->token);
+	snprintf(url, sizeof(url), "%s/webhooks/%s/%s", dc.api, p->app, p->token);
 	_cleanup_json_ json_t *body =
 	    json_pack("{s:s,s:i}", "content", json_get_str(frame, "text") ?: "", "flags", 64);
 	_cleanup_free_ char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -697,11 +701,14 @@ dc_typing(struct chan *c, const json_t *frame)
 static void
 take_cursor(const char *cur)
 {
-	char session[128], url[512];
+	char session[128], url[512], bot[32], app[32];
 	long long seq;
-	if (!cur || sscanf(cur, "%127s %lld %511s", session, &seq, url) != 3 || seq < 0 ||
-	    strncmp(url, "wss://", 6) != 0)
-		return;
+	if (!cur || sscanf(cur, "%127s %lld %511s %31s %31s", session, &seq, url, bot, app) != 5 ||
+	    seq < 0 || strncmp(url, "wss://", 6) != 0 || !snowflake(bot))
+		return; /* no session to resume: a new one (READY says who we are) */
+	snprintf(dc.bot_id, sizeof(dc.bot_id), "%s", bot);
+	if (snowflake(app))
+		snprintf(dc.app_id, sizeof(dc.app_id), "%s", app);
 	snprintf(dc.session, sizeof(dc.session), "%s", session);
 	snprintf(dc.resume_url, sizeof(dc.resume_url), "%s", url);
 	dc.seq = seq;

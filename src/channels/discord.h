@@ -39,7 +39,7 @@ struct dc_in {
 	const char *session_id; /* READY */
 	const char *resume_url; /* READY */
 	const char *user_id;    /* READY: the bot's own id */
-	const char *app_id;     /* READY: the application's id (for interaction follow-ups) */
+	const char *app_id;     /* READY, an interaction: the application's id (follow-ups) */
 	/* DC_EV_MESSAGE; borrowed from j */
 	const char *id, *chat, *sender, *sender_name, *text;
 	bool direct, mention;

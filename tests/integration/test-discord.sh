@@ -187,6 +187,11 @@ wait_posted "echo: while the daemon was down"
 sleep 1
 check "what came while it was down is answered, and nothing twice" \
 	sh -c "[ $(posted 'echo: while the daemon was down') = 1 ] && [ $(posted 'echo: said while it was down') = 1 ] && [ $(posted 'Step one done. Now step two.All done.') = 1 ]"
+# The resumed channel got no READY: it still knows who it is (a mention of it counts).
+guild 666 "<@$BOT_ID> still there after the restart" 1
+wait_posted "echo: <@$BOT_ID> still there after the restart"
+check "after resuming from the cursor a mention is still one" \
+	test "$(posted "echo: <@$BOT_ID> still there after the restart")" = 1
 CHPID=$(pgrep -P "$SPID" -f '[c]lawbox-channel discord')
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
