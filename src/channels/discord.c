@@ -10,7 +10,7 @@
  *
  * In: MESSAGE_CREATE in a DM, or in a guild channel when it mentions the bot; other bots'
  * messages and our own are dropped. ext_id is the message's id (a snowflake: unique), so a
- * replayed one is taken once. The cursor sent with each message is "SESSION SEQ URL": a
+ * replayed one is taken once. The cursor sent with each message is "SESSION SEQ URL BOT APP": a
  * channel restarted within Discord's resume window resumes there and loses nothing.
  *
  * Out: POST /channels/{id}/messages (the first piece answering the message it replies to),
@@ -697,7 +697,7 @@ dc_typing(struct chan *c, const json_t *frame)
 	(void)chan_http_start(c, &r, typed, NULL, NULL);
 }
 
-/* The cursor of the last stored message: "SESSION SEQ URL", to resume after a restart. */
+/* The cursor of the last stored message: "SESSION SEQ URL BOT APP", to resume after a restart. */
 static void
 take_cursor(const char *cur)
 {
