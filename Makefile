@@ -323,7 +323,8 @@ FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
                $(BUILD)/tests/fuzz-mux-replay $(BUILD)/tests/fuzz-tool-output-replay \
                $(BUILD)/tests/fuzz-rules-replay $(BUILD)/tests/fuzz-leak-replay \
                $(BUILD)/tests/fuzz-services-replay $(BUILD)/tests/fuzz-hostact-replay \
-               $(BUILD)/tests/fuzz-channel-proto-replay $(BUILD)/tests/fuzz-telegram-replay
+               $(BUILD)/tests/fuzz-meter-replay $(BUILD)/tests/fuzz-channel-proto-replay \
+               $(BUILD)/tests/fuzz-telegram-replay
 # Slack's and Discord's inbound parsers (src/channels/slack-in.c, discord-in.c): pure
 # jansson, so their fuzzers link nothing else of the channels.
 CHANNEL_WS_FUZZ := slack discord
@@ -373,6 +374,12 @@ $(BUILD)/tests/fuzz-leak-replay: tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BU
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/leak"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-leak.c $(BUILD)/src/proxy/leak.o $(LDFLAGS)
+$(BUILD)/tests/fuzz-meter-replay: tests/fuzz/replay.c tests/fuzz/fuzz-meter.c $(PROXY_OBJ) $(BASE_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/meter"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-meter.c \
+		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
 $(BUILD)/tests/fuzz-rules-replay: tests/fuzz/replay.c tests/fuzz/fuzz-rules.c $(PROXY_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
@@ -439,13 +446,17 @@ fuzz: $(BUILD)/gen/web.c
 		src/proxy/allowlist.c src/base/parse.c $(LIBS_proxy)
 	$(BUILD)/fuzz/fuzz-rules -max_total_time=$(FUZZ_SECONDS) -max_len=4096 tests/fuzz/corpus/rules
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-meter tests/fuzz/fuzz-meter.c \
+		src/proxy/meter.c src/base/sse.c $(LIBS_proxy)
+	$(BUILD)/fuzz/fuzz-meter -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/meter
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-request tests/fuzz/fuzz-request.c \
 		src/proxy/request.c src/proxy/hostname.c src/proxy/allowlist.c src/proxy/addr.c \
 		src/proxy/rules.c src/base/parse.c src/base/fd-util.c $(LIBS_proxy)
 	$(BUILD)/fuzz/fuzz-request -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
 		tests/fuzz/corpus/request
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-		$(INC_agent) -o $(BUILD)/fuzz/fuzz-sse tests/fuzz/fuzz-sse.c src/agent/sse.c
+		$(INC_agent) -o $(BUILD)/fuzz/fuzz-sse tests/fuzz/fuzz-sse.c src/base/sse.c
 	$(BUILD)/fuzz/fuzz-sse -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/sse
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_vm) -o $(BUILD)/fuzz/fuzz-mux tests/fuzz/fuzz-mux.c src/vm/mux.c src/base/dbuf.c

@@ -78,6 +78,11 @@ classify_status(struct model_call_error *err, int status, const char *detail)
 		err->retryable = true;
 		break;
 	case 429:
+		/* The proxy's budget (meter.h): final, a retry would find it as spent. */
+		if (strncmp(detail, "budget:", 7) == 0) {
+			snprintf(err->message, sizeof(err->message), "%.480s", detail);
+			return;
+		}
 		what = "the model API is rate-limiting us";
 		err->retryable = true;
 		break;

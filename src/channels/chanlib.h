@@ -85,7 +85,8 @@ int chan_status(struct chan *c, const char *state, const char *detail);
 
 struct chan_attachment {
 	const char *name, *type; /* type may be NULL */
-	int fd;                  /* borrowed: a memfd of size bytes (chanproto_memfd()) */
+	int fd; /* borrowed: a sealed memfd of size bytes, made by chanproto_memfd() (the daemon
+	         * cuts off a channel that sends any other descriptor) */
 	uint64_t size;
 };
 struct chan_message {

@@ -45,6 +45,7 @@
 #define TG_PARTS_MAX      64 /* parts of one reply: CHANPROTO_TEXT_MAX / ~1000 at worst */
 #define TG_CALLBACKS_MAX  16
 #define TG_EMPTY_POLL_MS  250 /* an empty answer sooner than this: the next poll waits */
+#define TG_PART_TRIES     5   /* a part refused for now (429, 5xx) is tried this often */
 
 struct tg_reply { /* a reply going out part by part */
 	int64_t ref;
@@ -53,6 +54,8 @@ struct tg_reply { /* a reply going out part by part */
 	size_t off, len;
 	long long first_id;
 	char reply_to[CHANPROTO_ID_MAX + 1], thread[CHANPROTO_ID_MAX + 1];
+	size_t part_off; /* where the part in flight began */
+	int tries;       /* of that part */
 	struct tg_reply *next;
 };
 
@@ -68,6 +71,7 @@ struct tg {
 	struct timespec poll_began;
 	int failures;
 	struct event *retry;
+	struct event *part_retry; /* a part Telegram refused for now, sent again */
 	struct tg_reply *replies; /* in order; the first is going out */
 	struct {
 		char id[128];
@@ -400,6 +404,19 @@ part_done(void *arg, long status, const char *body, size_t len, const char *err)
 	if (!r)
 		return;
 	if (err || status != 200) {
+		/* Refused for now (Telegram's flood limit is a message a second in a chat, 20 a
+		 * minute in a group): the same part again after its retry_after, so that a reply
+		 * in parts is not sent again from its start. */
+		_cleanup_json_ json_t *ej = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+		json_int_t after = json_integer_value(
+		    json_object_get(json_object_get(ej, "parameters"), "retry_after"));
+		if (retryable(status, err) && ++r->tries < TG_PART_TRIES) {
+			struct timeval tv = {after > 0 && after <= 60 ? (time_t)after : r->tries,
+			                     0};
+			r->off = r->part_off;
+			evtimer_add(t->part_retry, &tv);
+			return;
+		}
 		char why[300], text[360];
 		describe(status, body, len, err, why, sizeof(why));
 		snprintf(text, sizeof(text), "sendMessage refused: %s", why);
@@ -408,6 +425,7 @@ part_done(void *arg, long status, const char *body, size_t len, const char *err)
 		reply_next(t);
 		return;
 	}
+	r->tries = 0;
 	_cleanup_json_ json_t *j = json_loadb(body, len, 0, NULL);
 	json_t *id = json_object_get(json_object_get(j, "result"), "message_id");
 	if (!r->first_id && json_is_integer(id))
@@ -430,6 +448,7 @@ reply_next(struct tg *t)
 	struct tg_reply *r = t->replies;
 	if (!r)
 		return;
+	r->part_off = r->off;
 	size_t n = part_len(r->text + r->off, r->len - r->off);
 	json_t *body = json_pack("{s:s,s:s%}", "chat_id", r->chat, "text", r->text + r->off, n);
 	/* chat ids are numbers to Telegram: sent as one when they are one. */
@@ -457,6 +476,14 @@ reply_next(struct tg *t)
 		(void)chan_failed(t->c, r->ref, "out of memory", true);
 		reply_pop(t);
 	}
+}
+
+static void
+on_part_retry(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	reply_next(arg);
 }
 
 static json_t *
@@ -724,7 +751,8 @@ tg_start(struct chan *c, const json_t *config)
 	t->c = c;
 	chan_set_data(c, t);
 	t->retry = evtimer_new(chan_base(c), on_retry, t);
-	if (!t->retry)
+	t->part_retry = evtimer_new(chan_base(c), on_part_retry, t);
+	if (!t->retry || !t->part_retry)
 		return -ENOMEM;
 	const char *k;
 	json_t *v;
@@ -774,6 +802,8 @@ tg_stop(struct chan *c)
 	json_decref(t->queue);
 	if (t->retry)
 		event_free(t->retry);
+	if (t->part_retry)
+		event_free(t->part_retry);
 	memset(t->token, 0, sizeof(t->token));
 	free(t);
 }

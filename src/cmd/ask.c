@@ -92,6 +92,8 @@ ask_usage(FILE *out)
 	        "                               ~/.local/share/clawbox/ca)\n"
 	        "  --proxy-max-bytes-out SIZE, --proxy-max-bytes-in SIZE, --proxy-max-requests N\n"
 	        "                               per-run egress caps (defaults 1G, 4G, 10000)\n"
+	        "  --proxy-budget JSON          what the run may spend, enforced by the proxy:\n"
+	        "                               tokens, cost_usd, tool_calls, egress_bytes, prices\n"
 	        "  --model-allow-tool NAME      let model requests use this server-side tool\n"
 	        "\n"
 	        "Conversation and limits:\n"
@@ -164,10 +166,11 @@ enum {
 	OPT_FETCH_CA_FILE,
 	OPT_SERVICE,
 	OPT_CA_DIR,
-	OPT_PROXY_MAX_OUT, /* these four: passed to the proxy as they are */
+	OPT_PROXY_MAX_OUT, /* these five: passed to the proxy as they are */
 	OPT_PROXY_MAX_IN,
 	OPT_PROXY_MAX_REQUESTS,
 	OPT_MODEL_ALLOW_TOOL,
+	OPT_PROXY_BUDGET,
 	OPT_JSON,
 	OPT_KEY_ENV,
 	OPT_HOST_SOCKET,
@@ -218,6 +221,7 @@ static const struct option ask_options[] = {
     {"proxy-max-bytes-out", required_argument, NULL, OPT_PROXY_MAX_OUT},
     {"proxy-max-bytes-in", required_argument, NULL, OPT_PROXY_MAX_IN},
     {"proxy-max-requests", required_argument, NULL, OPT_PROXY_MAX_REQUESTS},
+    {"proxy-budget", required_argument, NULL, OPT_PROXY_BUDGET},
     {"model-allow-tool", required_argument, NULL, OPT_MODEL_ALLOW_TOOL},
     {"json", no_argument, NULL, OPT_JSON},
     {"key-env", required_argument, NULL, OPT_KEY_ENV},
@@ -426,10 +430,12 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 		case OPT_PROXY_MAX_OUT:
 		case OPT_PROXY_MAX_IN:
 		case OPT_PROXY_MAX_REQUESTS:
-		case OPT_MODEL_ALLOW_TOOL: {
+		case OPT_MODEL_ALLOW_TOOL:
+		case OPT_PROXY_BUDGET: {
 			/* Checked by the proxy itself (its --check run). */
 			static const char *const flags[] = {"--max-bytes-out", "--max-bytes-in",
-			                                    "--max-requests", "--model-allow-tool"};
+			                                    "--max-requests", "--model-allow-tool",
+			                                    "--budget"};
 			if (net_add_extra(&a->net, flags[opt - OPT_PROXY_MAX_OUT], optarg) < 0)
 				return -E2BIG;
 			break;

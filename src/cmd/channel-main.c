@@ -49,6 +49,10 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("clawbox-channel %s\n", CLAWBOX_VERSION);
+		return 0;
+	}
 	if (argc != 2) {
 		usage(stderr);
 		return 2;

@@ -631,14 +631,19 @@ print_budget(struct client *c)
 		json_t *item;
 		json_object_foreach(json_object_get(g, "budget"), k, item)
 		{
-			if (!json_is_integer(json_object_get(item, "limit")))
+			json_t *limit = json_object_get(item, "limit");
+			if (!json_is_number(limit))
 				continue;
 			if (!header)
 				printf("\nbudget today (per day, in each group's time zone):\n");
 			header = true;
-			printf("%-16s %-14s %12llu of %llu\n", json_get_str(g, "group") ?: "", k,
-			       (unsigned long long)json_get_u64(item, "spent"),
-			       (unsigned long long)json_get_u64(item, "limit"));
+			double spent = json_number_value(json_object_get(item, "spent"));
+			if (strcmp(k, "cost_usd") == 0)
+				printf("%-16s %-14s %12s$%.4f of $%.4f\n", json_get_str(g, "group") ?: "",
+				       k, "", spent, json_number_value(limit));
+			else
+				printf("%-16s %-14s %12.0f of %.0f\n", json_get_str(g, "group") ?: "", k,
+				       spent, json_number_value(limit));
 		}
 	}
 }
@@ -650,24 +655,26 @@ cmd_usage(int argc, char **argv)
 	int ind, r;
 	log_set_prefix("clawbox usage");
 	if ((r = client_from_args(&c, argc, argv,
-	                          "usage: clawbox usage [OPTIONS]\n\nTokens used, per group.\n",
+	                          "usage: clawbox usage [OPTIONS]\n\nTokens used and their estimated cost, per group; "
+	                          "today's spend against each daily budget.\n",
 	                          &ind)) != 0)
 		return r > 0 ? 0 : 2;
 	_cleanup_json_ json_t *ans = NULL;
 	if (call(&c, "GET", "/api/v1/usage", NULL, &ans) < 0)
 		return 1;
-	printf("%-16s %6s %12s %12s %12s %12s\n", "group", "runs", "input", "output", "cache write",
-	       "cache read");
+	printf("%-16s %6s %12s %12s %12s %12s %10s\n", "group", "runs", "input", "output",
+	       "cache write", "cache read", "cost USD");
 	size_t i;
 	json_t *u;
 	json_array_foreach(json_object_get(ans, "usage"), i, u)
 	{
-		printf("%-16s %6lld %12llu %12llu %12llu %12llu\n", json_get_str(u, "group") ?: "",
+		printf("%-16s %6lld %12llu %12llu %12llu %12llu %10.4f\n", json_get_str(u, "group") ?: "",
 		       (long long)json_integer_value(json_object_get(u, "runs")),
 		       (unsigned long long)json_get_u64(u, "input"),
 		       (unsigned long long)json_get_u64(u, "output"),
 		       (unsigned long long)json_get_u64(u, "cache_write"),
-		       (unsigned long long)json_get_u64(u, "cache_read"));
+		       (unsigned long long)json_get_u64(u, "cache_read"),
+		       json_number_value(json_object_get(u, "cost_usd")));
 	}
 	print_budget(&c);
 	return 0;

@@ -43,6 +43,8 @@ usage(FILE *out)
 	    "  --max-requests N       requests and tunnels over the run (default 10000)\n"
 	    "  --model-allow-tool T   let model requests use the server-side tool (or\n"
 	    "                         anthropic-beta value) T (repeatable; 'mcp': mcp_servers)\n"
+	    "  --budget JSON          what the run may spend: tokens, cost, tool calls, egress\n"
+	    "                         bytes, and the models' prices (see meter.h)\n"
 	    "  --idle-timeout S       for tunnels and responses (default 300)\n"
 	    "  --upstream URL         the model API, reachable inside as http://" UPSTREAM_NAME
 	    "/\n"
@@ -90,6 +92,7 @@ main(int argc, char **argv)
 	    {"max-bytes-in", required_argument, NULL, 'I'},
 	    {"max-requests", required_argument, NULL, 'R'},
 	    {"model-allow-tool", required_argument, NULL, 'M'},
+	    {"budget", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -101,6 +104,8 @@ main(int argc, char **argv)
 	bool no_key = false;
 	snprintf(up.header_name, sizeof(up.header_name), "x-api-key");
 	struct proxy_config cfg;
+	static struct meter meter;
+	char budget_why[256];
 	const char *why;
 	uint64_t v;
 	int opt, r;
@@ -110,6 +115,7 @@ main(int argc, char **argv)
 		return 0;
 	proxy_config_init(&cfg);
 	cfg.sandbox_fd = 3;
+	meter_init(&meter);
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
@@ -179,6 +185,13 @@ main(int argc, char **argv)
 				          MODEL_ALLOW_TOOLS_MAX);
 				return 2;
 			}
+			break;
+		case 'B':
+			if (meter_parse(&meter, optarg, budget_why, sizeof(budget_why)) < 0) {
+				log_error("%s", budget_why);
+				return 2;
+			}
+			cfg.meter = &meter; /* metered (and its totals audited) only when asked */
 			break;
 		case 'T':
 			if (parse_u64(optarg, 86400, &v) < 0 || v == 0) {

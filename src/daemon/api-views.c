@@ -10,7 +10,7 @@
  *   GET  /api/v1/runs/ID                 a run's transcript: its message, reply, tool timeline
  *                                        and egress (what its proxy allowed and refused)
  *   POST /api/v1/runs/ID/stop            stops the run answering message ID
- *   GET  /api/v1/usage/daily?days=N      tokens per group per day (UTC)
+ *   GET  /api/v1/usage/daily?days=N      tokens and cost_usd per group, day (UTC) and model
  *   GET  /api/v1/audit/query?group=&kind=&decision=&since=&until=&after=&limit=
  *   POST /api/v1/tasks/preview           the next five runs of a schedule, by the scheduler's
  *                                        own code (tasks.c, cron.c), in the group's zone

@@ -369,7 +369,8 @@ cancel_group_tasks(struct daemon *d, struct evhttp_request *req)
 }
 
 /* POST /api/v1/groups/G/pause | resume: a paused group queues messages and runs nothing,
- * and its tasks' firings are skipped (and counted). */
+ * its tasks' firings are skipped (and counted), and a run in progress is stopped at once
+ * (its sandbox ends with it; the reply says it was stopped). */
 static void
 pause_group(struct daemon *d, struct evhttp_request *req, const char *group, bool pause)
 {
@@ -378,6 +379,9 @@ pause_group(struct daemon *d, struct evhttp_request *req, const char *group, boo
 		return;
 	}
 	(void)store_audit(d->store, group, pause ? "api:pause" : "api:resume", "allow", group);
+	if (pause && runner_stop_group(d, group) == 0)
+		(void)store_audit(d->store, group, "api:pause", "allow",
+		                  "the run in progress is stopped");
 	api_send_json(req, 200, json_pack("{s:s,s:b}", "group", group, "paused", pause));
 	if (!pause)
 		runner_kick(d);

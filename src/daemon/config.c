@@ -414,9 +414,10 @@ config_model_configured(const struct model_config *m)
 int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
-	static const char *const keys[] = {"data_dir", "listen", "allow_remote", "max_concurrent",
-	                                   "model", "groups", "telegram", "channels", "vm", "folder_quota",
-	                                   "limits", "envs", NULL};
+	static const char *const keys[] = {"data_dir", "listen",   "allow_remote", "max_concurrent",
+	                                   "model",    "groups",   "telegram",     "channels",
+	                                   "vm",       "folder_quota", "limits",   "envs",
+	                                   "prices",   NULL};
 	/* All but the groups; each is cleared as it is parsed. 128 groups are 1.7 MB, and
 	 * clearing them all made every page resident: +0.85 MiB of idle RSS (bench-daemon). */
 	size_t g0 = offsetof(struct daemon_config, groups), g1 = g0 + sizeof(c->groups);
@@ -459,6 +460,8 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 		r = parse_limits(json_object_get(j, "limits"), c, why, size);
 	if (r == 0 && json_object_get(j, "model"))
 		r = parse_model(json_object_get(j, "model"), &c->model, why, size);
+	if (r == 0)
+		r = budget_parse_prices(json_object_get(j, "prices"), &c->prices, why, size);
 	json_t *groups = json_object_get(j, "groups");
 	if (r == 0 && groups && !json_is_array(groups))
 		return bad(why, size, "groups: expected a list");

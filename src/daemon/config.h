@@ -107,6 +107,7 @@ struct daemon_config {
 	unsigned max_concurrent;
 	uint64_t folder_quota; /* "folder_quota": a group folder's, unless the group says */
 	struct model_config model;
+	struct budget_prices prices; /* "prices": USD per million tokens, per model (budget.h) */
 	struct group_config groups[CONFIG_MAX_GROUPS];
 	size_t n_groups;
 	/* "limits": what one client, a flood of messages or an agent's tasks may take. */

@@ -89,8 +89,10 @@ daemon_now(const struct daemon *d)
  * the daemon dies (runner.c). The pid, or -errno. */
 pid_t daemon_spawn(const char **argv, char **envp, int in, int out, int err);
 /* The same with fds[i] as the child's fd i, for i < n (n <= 4): a channel gets its socket as
- * fd 3. */
-pid_t daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n);
+ * fd 3. unprivileged: the child keeps no capability and runs with no-new-privs (a channel:
+ * it talks to the Internet and needs none). */
+pid_t daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n,
+                       bool unprivileged);
 /* The group's folder (data_dir/groups/GROUP), made if missing and owned as its runs need
  * it (runner.c): 0 and its path in buf, or -errno. */
 int daemon_group_dir(struct daemon *d, const char *group, char *buf, size_t size);

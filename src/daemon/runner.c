@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -399,6 +401,10 @@ egress_to_audit(struct daemon *d, const struct run *r)
 	_cleanup_json_ json_t *kept = json_array(); /* the run's own list, for its transcript */
 	while (fgets(line, sizeof(line), f) && n++ < 1000) {
 		_cleanup_json_ json_t *e = json_loads(line, 0, NULL);
+		if (json_object_get(e, "meter")) {
+			n--; /* the meter's totals (budget_read_meter), not a row of the 1,000 */
+			continue;
+		}
 		if (!json_is_object(e))
 			continue;
 		char what[600];
@@ -744,6 +750,30 @@ finish(struct run *r)
 	bool ok = strcmp(r->status, "answered") == 0 && r->exit_status == 0;
 	if (r->stopped)
 		ok = false;
+	/* The spend is the proxy's count, not the agent's claim; the agent's only when the
+	 * proxy metered nothing (no model call went through it). */
+	struct budget_spend spend;
+	budget_read_meter(r->audit_path, &spend);
+	if (spend.metered) {
+		r->usage = spend.usage;
+		r->usage.model = spend.model[0] ? spend.model : NULL;
+		r->usage.cost_usd = spend.cost_usd;
+		r->usage.cost_known = spend.cost_known;
+	} else {
+		spend.usage = r->usage;
+	}
+	if (spend.stop[0]) {
+		/* The proxy refused a model call (or cut a connection) for the budget: the chat
+		 * says so in the host's words, not in the agent's. */
+		if (!ok)
+			snprintf(r->why, sizeof(r->why), "the run was stopped at the group's daily "
+			         "budget: %.400s", spend.stop);
+		else
+			(void)dbuf_printf(&r->reply, "%s[clawbox: the group's daily budget stopped "
+			                  "part of the run: %.400s]",
+			                  r->reply.len ? "\n\n" : "", spend.stop);
+		(void)store_audit(d->store, r->group, "budget", "deny", spend.stop);
+	}
 	if (!ok) {
 		/* The user gets a reply either way: what the agent said, and why it stopped. */
 		if (!r->why[0] && r->last_err[0])
@@ -769,7 +799,7 @@ finish(struct run *r)
 	log_run_finished(r, ok, rec.ended_ms - rec.started_ms);
 	int e = store_finish_run(d->store, r->message, r->group, dbuf_str(&r->reply), !ok,
 	                         &r->usage, &rec);
-	budget_record(d, r->group, &r->usage);
+	budget_record(d, r->group, &spend);
 	if (e >= 0)
 		budget_task_outcome(d, r->message, !ok);
 	if (e == -EALREADY) {
@@ -893,11 +923,26 @@ __attribute__((noinline)) pid_t
 daemon_spawn(const char **argv, char **envp, int in, int out, int err)
 {
 	const int fds[3] = {in, out, err};
-	return daemon_spawn_fds(argv, envp, fds, 3);
+	return daemon_spawn_fds(argv, envp, fds, 3, false);
+}
+
+/* In a child before exec: no capability left in any set, the bounding set emptied, and
+ * no-new-privs, so nothing it execs gains one back. 0, or -1 (the child then exits). */
+static int
+drop_privileges(void)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -1;
+	for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && geteuid() == 0)
+			return -1;
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[2] = {{0}};
+	return (int)syscall(SYS_capset, &hdr, data);
 }
 
 pid_t
-daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n)
+daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, bool unprivileged)
 {
 	if (n > 4)
 		return -EINVAL;
@@ -925,6 +970,8 @@ daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n)
 		 * (test-scale.sh). Best effort: a run at the daemon's priority still works. */
 		daemon_slice_default(); /* before the nice: it sets the nice it reads */
 		(void)!nice(DAEMON_RUN_NICE);
+		if (unprivileged && drop_privileges() < 0)
+			_exit(125);
 		execve(argv[0], (char *const *)argv, envp);
 		_exit(127);
 	}
@@ -1055,8 +1102,10 @@ start_run(struct daemon *d, const char *group)
 		return -EAGAIN;
 	char over[300];
 	uint64_t tokens_left = UINT64_MAX;
+	_cleanup_free_ char *proxy_budget = NULL;
 	bool quota_ok = quota_may_run(d, g, over, sizeof(over));
-	if (!quota_ok || !budget_may_run(d, g, &tokens_left, over, sizeof(over))) {
+	if (!quota_ok ||
+	    !budget_may_run(d, g, &tokens_left, &proxy_budget, over, sizeof(over))) {
 		/* Every message queued for the group meanwhile, not one per kick. */
 		char reply[320];
 		snprintf(reply, sizeof(reply), "[clawbox: %s]", over);
@@ -1267,6 +1316,10 @@ start_run(struct daemon *d, const char *group)
 		snprintf(tokens, sizeof(tokens), "%llu", (unsigned long long)tokens_left);
 		argv[n++] = "--max-total-tokens";
 		argv[n++] = tokens;
+	}
+	if (proxy_budget) { /* enforced outside the agent: its proxy's meter (budget.h) */
+		argv[n++] = "--proxy-budget";
+		argv[n++] = proxy_budget;
 	}
 	char tools[512];
 	const struct group_config *gc = config_group(&d->cfg, group);

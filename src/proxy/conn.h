@@ -84,6 +84,11 @@ struct conn {
 	uint64_t bytes_in, bytes_out;
 	uint64_t max_response; /* the allow entry's cap on what comes back; 0: none */
 	const char *cap_hit;   /* set when conn_count_bytes() said no: which cap */
+	char cap_why[200];     /* cap_hit's text when it is the budget's */
+	/* The budget (meter.h): the model call's reservation; whether the connection's bytes
+	 * are egress (everything but the model API's). */
+	struct meter_call *mcall;
+	bool egress_metered;
 	struct timespec start;
 
 	/* Services (services.h): the destination's service, or -1; an intercepted tunnel's
@@ -117,6 +122,10 @@ void start_relay(struct conn *c);
 /* Resolves c->req.host; the addresses go through the SSRF guard, then connect_checked(). */
 void conn_resolve(struct conn *c);
 void send_request_head(struct conn *c);
+
+/* The connection is not the model API's: its bytes count as the budget's egress from now
+ * on. false when the budget is spent (then it is refused). */
+bool conn_egress_start(struct conn *c);
 
 /* Counts n bytes of traffic; false (c->cap_hit says which) once a cap is passed. */
 bool conn_count_bytes(struct conn *c, size_t n, bool from_client);

@@ -386,6 +386,8 @@ intercept_decide(struct conn *c)
 	snprintf(r->path, sizeof(r->path), "%s", url);
 	if (!conn_head_clean(c))
 		return;
+	if (!conn_egress_start(c)) /* a transparent one was never decided as a CONNECT */
+		return;
 	/* An allow entry for the service's host judges the request inside as it would a plain
 	 * one: methods, paths, caps (rules.h). Without one, the service's naming it suffices. */
 	struct rule_verdict v = {0};

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <http_parser.h>
+#include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -46,6 +47,7 @@
 #include "conn.h"
 #include "confine.h"
 #include "model-fence.h"
+#include "meter.h"
 #include "rules.h"
 #include "intercept.h"
 #include "services.h"
@@ -107,7 +109,14 @@ void
 conn_free(struct conn *c)
 {
 	struct proxy *px = c->px;
+	struct meter *m = px->cfg->meter;
+	if (m && c->mcall) { /* cut short: charged what it proved (meter_call_end) */
+		meter_call_end(m, c->mcall);
+		c->mcall = NULL;
+	}
 	conn_audit(c);
+	if (m && m->dirty && meter_write(m, px->cfg->audit_fd) == 0)
+		m->dirty = false;
 	if (c->dns_req)
 		evdns_getaddrinfo_cancel(c->dns_req); /* its callback frees nothing of ours */
 	upstream_cancel(c->xfer);
@@ -267,7 +276,10 @@ conn_count_bytes(struct conn *c, size_t n, bool from_client)
 		px->received_bytes += n;
 	}
 	px->total_bytes += n;
-	if (px->total_bytes > cfg->max_total_bytes)
+	if (c->egress_metered && cfg->meter &&
+	    !meter_egress(cfg->meter, n, c->cap_why, sizeof(c->cap_why)))
+		c->cap_hit = c->cap_why;
+	else if (px->total_bytes > cfg->max_total_bytes)
 		c->cap_hit = "the sandbox's traffic limit is reached";
 	else if (px->sent_bytes > cfg->max_bytes_out)
 		c->cap_hit = "the run's cap on bytes sent out (max-bytes-out) is reached";
@@ -478,6 +490,7 @@ xfer_data(void *ctx, const void *buf, size_t len)
 		bufferevent_trigger_event(c->client, BEV_EVENT_ERROR, BEV_TRIG_DEFER_CALLBACKS);
 		return false;
 	}
+	meter_call_feed(c->mcall, buf, len);
 	evbuffer_add(out, buf, len);
 	return true;
 }
@@ -496,6 +509,10 @@ xfer_done(void *ctx, bool ok, const char *why)
 	bool sent = c->bytes_out > 0;
 	const char *what = c->fetching ? "https fetch" : "model upstream";
 	c->xfer = NULL; /* upstream.c frees it */
+	if (c->mcall) {
+		meter_call_end(c->px->cfg->meter, c->mcall);
+		c->mcall = NULL;
+	}
 	if (!ok && !sent) {
 		conn_refuse(c, 502, "error", "%s: %s", what, why ? why : "failed");
 		return;
@@ -549,6 +566,33 @@ follow_xfer(struct conn *c)
 	bufferevent_enable(c->client, EV_WRITE);
 }
 
+/* A model call the budget does not allow: 429 with the error in the shape both APIs use
+ * ({"type": "error", "error": {"type", "message"}} is Anthropic's and carries OpenAI's
+ * error.message), and x-should-retry: false, which the SDKs honour: a retry would find the
+ * budget as spent. */
+static void
+refuse_budget(struct conn *c, const char *why)
+{
+	json_t *e = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "type",
+	                      "budget_exceeded", "message", why);
+	char *body = e ? json_dumps(e, JSON_COMPACT) : NULL;
+	json_decref(e);
+	char hdr[sizeof(c->reason)];
+	snprintf(hdr, sizeof(hdr), "%s", why);
+	for (char *p = hdr; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	evbuffer_add_printf(bufferevent_get_output(c->client),
+	                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+	                    "X-Clawbox-Refused: %s\r\nx-should-retry: false\r\n"
+	                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	                    hdr, body ? strlen(body) : 0, body ? body : "");
+	free(body);
+	c->decision = "deny";
+	snprintf(c->reason, sizeof(c->reason), "%s", why);
+	conn_close_after_flush(c);
+}
+
 /* The whole request is in: hand it to libcurl, which adds the key. */
 static void
 start_upstream(struct conn *c)
@@ -559,6 +603,26 @@ start_upstream(struct conn *c)
 	if (model_fence_body(&c->px->cfg->model_fence, &c->req, body, len, why, sizeof(why)) < 0) {
 		conn_refuse(c, 403, "deny", "%s", why);
 		return;
+	}
+	/* The budget's reservation (meter.h): refused here, the call never reaches the model. */
+	_cleanup_free_ char *metered = NULL;
+	struct meter *m = c->px->cfg->meter;
+	if (m && meter_is_call(c->req.method, c->req.path)) {
+		size_t mlen = 0;
+		int r = meter_call_begin(m, c->req.path, body, len, &c->mcall, &metered, &mlen, why,
+		                         sizeof(why));
+		if (r == -EDQUOT) {
+			refuse_budget(c, why);
+			return;
+		}
+		if (r < 0) {
+			conn_refuse(c, 502, "error", "model upstream: out of memory");
+			return;
+		}
+		if (metered) {
+			body = metered;
+			len = mlen;
+		}
 	}
 	c->state = ST_UPSTREAM;
 	snprintf(c->address, sizeof(c->address), "%s", "model upstream");
@@ -609,6 +673,20 @@ start_fetch(struct conn *c)
 }
 
 /* ---- deciding ---- */
+
+bool
+conn_egress_start(struct conn *c)
+{
+	struct meter *m = c->px->cfg->meter;
+	if (!m || c->egress_metered)
+		return true;
+	/* From here its bytes are egress: the head read so far too. */
+	c->egress_metered = true;
+	if (meter_egress(m, c->bytes_in + c->bytes_out, c->cap_why, sizeof(c->cap_why)))
+		return true;
+	conn_refuse(c, 429, "deny", "%s", c->cap_why);
+	return false;
+}
 
 static void
 decide(struct conn *c)
@@ -669,6 +747,8 @@ decide(struct conn *c)
 			start_upstream(c);
 		return;
 	}
+	if (!conn_egress_start(c))
+		return;
 	if (r->https &&
 	    ((strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) || r->chunked ||
 	     (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX))) {

@@ -18,6 +18,7 @@
 
 #include "allowlist.h"
 #include "model-fence.h"
+#include "meter.h"
 #include "services.h"
 #include "upstream.h"
 
@@ -33,6 +34,7 @@ struct proxy_config {
 	                            * the system's) */
 	const struct services *services; /* credentials bound to hosts, or NULL */
 	const char *ca_dir;              /* the interception CA (ca.h), needed with services */
+	struct meter *meter; /* the run's budget and spend (meter.h), or NULL: none kept */
 	/* Launched by root: once the key, the audit file and the resolver configuration are
 	 * loaded, become this uid:gid (no groups, no_new_privs). 0: stay. */
 	unsigned drop_to_id;

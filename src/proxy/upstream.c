@@ -375,7 +375,10 @@ xfer_begin(struct upstream *up, const struct request *req, const char *headers,
 	/* The sandbox's headers but its framing and (to the model) any credential; then ours. */
 	for (size_t i = 0; !headers && i < req->n_headers; i++) {
 		const char *name = request_header_name(req, i);
+		/* To the model, no Accept-Encoding: the answer comes back as it is, so that the
+		 * meter reads its usage (meter.h); a compressed one would be charged blind. */
 		if (request_hop_by_hop(name) || (key_header && credential_header(cfg, name)) ||
+		    (key_header && strcasecmp(name, "accept-encoding") == 0) ||
 		    strcasecmp(name, "expect") == 0)
 			continue;
 		char line[REQUEST_HEAD_MAX + 8];

@@ -85,7 +85,14 @@ static const char *const migrations[] = {
     "  channel TEXT NOT NULL, chat_id TEXT NOT NULL, group_id TEXT NOT NULL, kind TEXT NOT NULL,"
     "  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, messages INTEGER NOT NULL,"
     "  PRIMARY KEY (channel, chat_id));",
+    /* 4 -> 5: each run's model and estimated cost (the proxy's meter, prices from the
+     * configuration); NULL cost: a model without a price */
+    "ALTER TABLE usage ADD COLUMN model TEXT;"
+    "ALTER TABLE usage ADD COLUMN cost_usd REAL;",
 };
+
+_Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
+               "STORE_SCHEMA_VERSION is the number of migrations");
 
 static int
 fail(struct store *s)
@@ -205,7 +212,8 @@ store_close(struct store *s)
 	free(s);
 }
 
-/* Prepares sql and binds the arguments, described by types: 't' text, 'i' int64. */
+/* Prepares sql and binds the arguments, described by types: 't' text, 'i' int64, 'f'
+ * double. */
 static int
 vprepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *types, va_list ap)
 {
@@ -216,6 +224,8 @@ vprepare(struct store *s, sqlite3_stmt **st, const char *sql, const char *types,
 		if (types[i] == 't')
 			rc = sqlite3_bind_text(*st, i + 1, va_arg(ap, const char *), -1,
 			                       SQLITE_TRANSIENT);
+		else if (types[i] == 'f')
+			rc = sqlite3_bind_double(*st, i + 1, va_arg(ap, double));
 		else
 			rc = sqlite3_bind_int64(*st, i + 1, va_arg(ap, int64_t));
 	}
@@ -289,6 +299,8 @@ column_json(sqlite3_stmt *st, int i)
 		return json_integer((json_int_t)sqlite3_column_int64(st, i));
 	if (sqlite3_column_type(st, i) == SQLITE_NULL)
 		return json_null();
+	if (sqlite3_column_type(st, i) == SQLITE_FLOAT)
+		return json_real(sqlite3_column_double(st, i));
 	const char *t = (const char *)sqlite3_column_text(st, i);
 	return json_string(t ? t : "");
 }
@@ -421,9 +433,11 @@ store_finish_run(struct store *s, int64_t in_id, const char *group, const char *
 		r = run(
 		    s,
 		    "INSERT INTO usage (time, group_id, message_id, input, output, cache_write, "
-		    "cache_read) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		    "itiiiii", now_s(), group, in_id, (int64_t)u->input, (int64_t)u->output,
-		    (int64_t)u->cache_write, (int64_t)u->cache_read);
+		    "cache_read, model, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), "
+		    "CASE WHEN ? THEN ? END)",
+		    "itiiiiitif", now_s(), group, in_id, (int64_t)u->input, (int64_t)u->output,
+		    (int64_t)u->cache_write, (int64_t)u->cache_read, u->model ? u->model : "",
+		    (int64_t)u->cost_known, u->cost_usd);
 	if (r == 0)
 		return exec(s, "COMMIT");
 	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -702,12 +716,14 @@ store_task_runs(struct store *s, int64_t task, json_t **ret)
 int
 store_usage_by_group(struct store *s, json_t **ret)
 {
-	static const char *const names[] = {"group",       "runs",       "input", "output",
-	                                    "cache_write", "cache_read", NULL};
+	static const char *const names[] = {"group",       "runs",       "input",    "output",
+	                                    "cache_write", "cache_read", "cost_usd", NULL};
 	sqlite3_stmt *st;
+	/* cost_usd: of the runs whose model had a price */
 	int r = prepare(s, &st,
 	                "SELECT group_id, COUNT(*), SUM(input), SUM(output), SUM(cache_write), "
-	                "SUM(cache_read) FROM usage GROUP BY group_id ORDER BY group_id",
+	                "SUM(cache_read), TOTAL(cost_usd) FROM usage GROUP BY group_id ORDER BY "
+	                "group_id",
 	                "");
 	return r < 0 ? r : rows(s, st, names, ret);
 }
@@ -1032,13 +1048,16 @@ store_tasks_cancel_group(struct store *s, const char *group)
 int
 store_usage_by_day(struct store *s, int64_t since, json_t **ret)
 {
-	static const char *const names[] = {"day",    "group",       "runs",       "input",
-	                                    "output", "cache_write", "cache_read", NULL};
+	static const char *const names[] = {"day",        "group",      "runs",  "input",
+	                                    "output",     "cache_write", "cache_read",
+	                                    "model",      "cost_usd",   NULL};
 	sqlite3_stmt *st;
 	int r = prepare(s, &st,
 	                "SELECT date(time, 'unixepoch') AS day, group_id, COUNT(*), "
-	                "SUM(input), SUM(output), SUM(cache_write), SUM(cache_read) FROM usage "
-	                "WHERE time >= ? GROUP BY day, group_id ORDER BY day, group_id LIMIT ?",
+	                "SUM(input), SUM(output), SUM(cache_write), SUM(cache_read), model, "
+	                "CASE WHEN COUNT(cost_usd) = COUNT(*) THEN TOTAL(cost_usd) END FROM usage "
+	                "WHERE time >= ? GROUP BY day, group_id, model ORDER BY day, group_id, "
+	                "model LIMIT ?",
 	                "ii", since, (int64_t)STORE_LIST_MAX);
 	return r < 0 ? r : rows(s, st, names, ret);
 }
@@ -1049,7 +1068,8 @@ store_runs_view(struct store *s, const char *group, int64_t message, int64_t bef
 {
 	static const char *const names[] = {"id",       "group",  "message_id",  "started_ms",
 	                                    "ended_ms", "status", "exit_status", "input",
-	                                    "output",   "prompt", "tool_bytes",  NULL};
+	                                    "output",   "prompt", "tool_bytes",  "model",
+	                                    "cost_usd", NULL};
 	sqlite3_stmt *st;
 	int r =
 	    prepare(s, &st,
@@ -1061,7 +1081,11 @@ store_runs_view(struct store *s, const char *group, int64_t message, int64_t bef
 	            "r.message_id), "
 	            "(SELECT substr(text, 1, 200) FROM messages m WHERE m.id = r.message_id), "
 	            "(SELECT COALESCE(length(value), 0) FROM kv WHERE key = 'run-tools:' || "
-	            "r.message_id) "
+	            "r.message_id), "
+	            "(SELECT MAX(model) FROM usage u WHERE u.message_id = r.message_id), "
+	            /* a cost only when every usage row of the run has one */
+	            "(SELECT CASE WHEN COUNT(*) > 0 AND COUNT(cost_usd) = COUNT(*) THEN "
+	            "SUM(cost_usd) END FROM usage u WHERE u.message_id = r.message_id) "
 	            "FROM runs r WHERE (? = '' OR r.group_id = ?) AND (? = 0 OR r.message_id = ?) "
 	            "AND r.id < ? ORDER BY r.id DESC LIMIT ?",
 	            "ttiiii", group ? group : "", group ? group : "", message, message, before,

@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_TEXT_MAX       (1u << 20) /* one message */
 #define STORE_LIST_MAX       1000       /* rows in one listing */
 
@@ -24,6 +24,9 @@ struct sqlite3;
 
 struct store_usage {
 	uint64_t input, output, cache_write, cache_read;
+	const char *model; /* the model the run called, or NULL (borrowed) */
+	double cost_usd;   /* estimated from the configuration's prices, when cost_known */
+	bool cost_known;
 };
 
 int store_open(const char *path, struct store **ret);

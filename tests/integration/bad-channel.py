@@ -8,10 +8,11 @@ test sees restarts and answers.
 
 Kinds: garbage (not JSON), oversize (a 70 KiB datagram), badref (a receipt for a ref it was never
 given), impostor (an approval answer as "cli"), fdlie (an attachment whose descriptor is not the
-size it names), unknownchat (well-behaved: a message for a chat not configured, then one for a
+size it names), hostfile (a descriptor of a host file, /etc/passwd, as an attachment), unknownchat (well-behaved: a message for a chat not configured, then one for a
 configured chat twice with one ext_id: dedupe), good (connects and stays).
 """
 import array
+import fcntl
 import json
 import os
 import socket
@@ -20,6 +21,15 @@ import time
 
 kind = sys.argv[1]
 sock = socket.socket(fileno=3)
+
+
+def memfd(name, data):
+    """An attachment as channels make it (chanproto_memfd): a memfd, sealed."""
+    fd = os.memfd_create(name, os.MFD_ALLOW_SEALING)
+    os.write(fd, data)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL)
+    return fd
 
 
 def send(obj, fds=None):
@@ -64,10 +74,12 @@ elif kind == "badref":
 elif kind == "impostor":
     send({"t": "approval_answer", "approval": 1, "answer": "approve", "approver": "cli"})
 elif kind == "fdlie":
-    fd = os.memfd_create("lie")
-    os.write(fd, b"12345")
     send({"t": "message", "chat": "c1", "sender": "u1", "text": "see file", "ext_id": "f1",
-          "attachments": [{"name": "a.txt", "size": 999}]}, [fd])
+          "attachments": [{"name": "a.txt", "size": 999}]}, [memfd("lie", b"12345")])
+elif kind == "hostfile":
+    fd = os.open("/etc/passwd", os.O_RDONLY)
+    send({"t": "message", "chat": "c1", "sender": "u1", "text": "see passwd", "ext_id": "p1",
+          "attachments": [{"name": "passwd", "size": os.fstat(fd).st_size}]}, [fd])
 elif kind == "unknownchat":
     for i in range(30):
         send({"t": "message", "chat": "c9", "sender": "u9", "text": "let me in %d" % i,
@@ -76,10 +88,8 @@ elif kind == "unknownchat":
            "text": "hello from a channel", "mention": True, "ext_id": "m1", "cursor": "cur-m1"}
     send(msg)
     send(msg)  # the same ext_id again: a service's redelivery
-    fd = os.memfd_create("note")
-    os.write(fd, b"attached bytes\n")
     send({"t": "message", "chat": "c1", "sender": "u1", "text": "a file for you", "mention": True,
           "ext_id": "m2", "cursor": "cur-m2", "attachments": [{"name": "note.txt", "size": 15}]},
-         [fd])
+         [memfd("note", b"attached bytes\n")])
 for _ in frames(3600):
     pass

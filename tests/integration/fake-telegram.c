@@ -13,7 +13,12 @@
  * Telegram takes it) answers a new message_id; its raw body is kept as --files DIR/upload-N
  * for the test to look into (this server does not parse MIME), and logged with its size.
  *
+ * The first sendMessage whose text has "FLOOD" in it gets 429 with retry_after 1 (Telegram's
+ * flood limit). --delay-ms N: sendMessage and editMessageText answer N ms late (a slow
+ * network).
+ *
  * usage: fake-telegram --token T --updates FILE --log FILE --port-file FILE [--files DIR]
+ *                      [--delay-ms N]
  */
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -30,8 +35,50 @@ static int uploads;
 static FILE *logf;
 static int sent; /* message ids handed out by sendMessage */
 
+static struct event_base *base;
+static long delay_ms; /* --delay-ms: sendMessage and editMessageText answer this late */
+
+static void
+send_now(struct evhttp_request *req, int status, json_t *j);
+
+struct later {
+	struct evhttp_request *req;
+	int status;
+	json_t *j;
+};
+
+static void
+on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct later *l = arg;
+	(void)fd;
+	(void)what;
+	send_now(l->req, l->status, l->j);
+	free(l);
+}
+
+static void
+reply_late(struct evhttp_request *req, int status, json_t *j)
+{
+	struct later *l = malloc(sizeof(*l));
+	struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+	if (!l || delay_ms <= 0) {
+		free(l);
+		send_now(req, status, j);
+		return;
+	}
+	*l = (struct later){req, status, j};
+	event_base_once(base, -1, EV_TIMEOUT, on_later, l, &tv);
+}
+
 static void
 reply(struct evhttp_request *req, int status, json_t *j)
+{
+	send_now(req, status, j);
+}
+
+static void
+send_now(struct evhttp_request *req, int status, json_t *j)
 {
 	struct evbuffer *b = evbuffer_new();
 	char *s = json_dumps(j, JSON_COMPACT);
@@ -106,12 +153,19 @@ on_request(struct evhttp_request *req, void *arg)
 		reply(req, 200, json_pack("{s:b,s:o}", "ok", 1, "result", out));
 	} else if (strcmp(uri + strlen(prefix), "sendMessage") == 0) {
 		log_call("sendMessage", body);
-		if (json_integer_value(json_object_get(body, "chat_id")) == 404404)
-			reply(req, 400,
+		const char *text = json_string_value(json_object_get(body, "text"));
+		static int floods;
+		if (text && strstr(text, "FLOOD") && floods++ == 0)
+			reply_late(req, 429,
+			           json_pack("{s:b,s:i,s:s,s:{s:i}}", "ok", 0, "error_code", 429,
+			                     "description", "Too Many Requests: retry after 1",
+			                     "parameters", "retry_after", 1));
+		else if (json_integer_value(json_object_get(body, "chat_id")) == 404404)
+			reply_late(req, 400,
 			      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", 400, "description",
 			                "Bad Request: chat not found"));
 		else
-			reply(req, 200,
+			reply_late(req, 200,
 			      json_pack("{s:b,s:{s:i}}", "ok", 1, "result", "message_id", ++sent));
 	} else if (strcmp(uri + strlen(prefix), "sendChatAction") == 0 ||
 	           strcmp(uri + strlen(prefix), "answerCallbackQuery") == 0 ||
@@ -159,11 +213,11 @@ on_request(struct evhttp_request *req, void *arg)
 		log_call("editMessageText", body);
 		json_int_t id = json_integer_value(json_object_get(body, "message_id"));
 		if (id < 1 || id > sent || !json_is_string(json_object_get(body, "text")))
-			reply(req, 400,
+			reply_late(req, 400,
 			      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", 400, "description",
 			                "Bad Request: message to edit not found"));
 		else
-			reply(req, 200,
+			reply_late(req, 200,
 			      json_pack("{s:b,s:{s:I}}", "ok", 1, "result", "message_id", id));
 	} else {
 		reply(req, 404, json_pack("{s:b,s:s}", "ok", 0, "description", "Not Found"));
@@ -187,6 +241,8 @@ main(int argc, char **argv)
 			port_file = argv[i + 1];
 		else if (strcmp(argv[i], "--files") == 0)
 			files_dir = argv[i + 1];
+		else if (strcmp(argv[i], "--delay-ms") == 0)
+			delay_ms = strtol(argv[i + 1], NULL, 10);
 	}
 	if (!token || !updates_path || !log_path || !port_file)
 		return fprintf(
@@ -196,7 +252,7 @@ main(int argc, char **argv)
 	logf = fopen(log_path, "a");
 	if (!logf)
 		return 2;
-	struct event_base *base = event_base_new();
+	base = event_base_new();
 	struct evhttp *http = evhttp_new(base);
 	evhttp_set_gencb(http, on_request, NULL);
 	struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);

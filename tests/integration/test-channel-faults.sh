@@ -18,6 +18,7 @@ cat >"$WORK/config.json" <<JSON
               {"name": "ghost", "kind": "badref", "log": "$BAD_CHANNEL_LOG"},
               {"name": "impostor", "kind": "impostor", "log": "$BAD_CHANNEL_LOG", "chats": {"c1": "ops"}},
               {"name": "fdlie", "kind": "fdlie", "log": "$BAD_CHANNEL_LOG", "chats": {"c1": "main"}},
+              {"name": "hostfile", "kind": "hostfile", "log": "$BAD_CHANNEL_LOG", "chats": {"c1": "main"}},
               {"name": "stranger", "kind": "unknownchat", "log": "$BAD_CHANNEL_LOG", "chats": {"c1": "main"}}]}
 JSON
 start_daemon() {
@@ -35,10 +36,11 @@ restarted() { # NAME...: each started at least twice
 	local n
 	for n in "$@"; do [ "$(grep -c "^$n start" "$BAD_CHANNEL_LOG")" -ge 2 ] || return 1; done
 }
-wait_until 20 restarted garbage huge ghost impostor fdlie
+wait_until 20 restarted garbage huge ghost impostor fdlie hostfile
 api "/api/v1/audit?after=0" >"$WORK/audit"
 for c in garbage:'not JSON' huge:'past the bounds' ghost:'a receipt for ref 987654, which it was not given' \
-	impostor:'an answer as cli, who is not of this channel' fdlie:'attachment 0 is not a file of the size it names'; do
+	impostor:'an answer as cli, who is not of this channel' fdlie:'attachment 0 is not a file of the size it names' \
+	hostfile:'attachment 0 is not a sealed memfd'; do
 	name=${c%%:*} why=${c#*:}
 	check "$name is cut off, audited with why ($why)" grep -q "\"action\":\"channel\",\"decision\":\"deny\",\"reason\":\"channel $name cut off: [^\"]*$why" "$WORK/audit"
 	check "and restarted ($(starts "$name") starts)" test "$(starts "$name")" -ge 2
@@ -46,13 +48,13 @@ done
 check "the daemon lives on" curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 api /api/v1/channels >"$WORK/channels"
 check "GET /api/v1/channels: web first, then every channel" \
-	test "$(jq -r '[.channels[].name] | join(",")' "$WORK/channels")" = "web,garbage,huge,ghost,impostor,fdlie,stranger"
+	test "$(jq -r '[.channels[].name] | join(",")' "$WORK/channels")" = "web,garbage,huge,ghost,impostor,fdlie,hostfile,stranger"
 check "a cut-off channel shows restarts and why (last_error)" \
 	sh -c "jq -e '.channels[] | select(.name == \"ghost\") | .restarts >= 1 and (.state == \"restarting\" or .state == \"connected\" or .state == \"connecting\") and (.last_error | test(\"ref 987654\"))' '$WORK/channels' >/dev/null"
 check "each row has the contract's fields" sh -c \
 	"jq -e '[.channels[] | has(\"name\") and has(\"kind\") and has(\"state\") and has(\"last_error\") and has(\"since\") and has(\"restarts\") and has(\"chats\")] | all' '$WORK/channels' >/dev/null"
 api /api/v1/groups/main/messages >"$WORK/main"
-check "the lying attachment delivered nothing" sh -c "! grep -q 'see file' '$WORK/main'"
+check "the lying attachments delivered nothing" sh -c "! grep -q 'see file\|see passwd' '$WORK/main' && ! ls '$DATA/groups/main/inbox' | grep -q passwd"
 
 check "the well-behaved channel is not cut off (1 start)" test "$(starts stranger)" = 1
 check "it is connected" sh -c \

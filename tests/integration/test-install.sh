@@ -17,7 +17,7 @@ D=$WORK/destdir
 DESTDIR=$D PREFIX=/usr tools/install.sh install >"$WORK/install.log" 2>&1
 check "install into DESTDIR succeeds" test $? = 0
 missing=""
-for f in bin/clawbox bin/clawbox-proxy bin/clawbox-serve share/man/man1/clawbox.1 \
+for f in bin/clawbox bin/clawbox-proxy bin/clawbox-serve bin/clawbox-channel share/man/man1/clawbox.1 \
 	share/man/man1/clawbox-run.1 share/man/man1/clawbox-serve.1 \
 	share/bash-completion/completions/clawbox share/zsh/site-functions/_clawbox \
 	lib/systemd/system/clawbox.service lib/systemd/user/clawbox.service; do
@@ -77,7 +77,7 @@ check "a build tree's clawbox looks for the guest in build/vm next to it" \
 # --- --version: every executable, every subcommand ---
 want="0\.[0-9]+\.[0-9]+"
 bad=""
-for exe in clawbox clawbox-proxy clawbox-serve; do
+for exe in clawbox clawbox-proxy clawbox-serve clawbox-channel; do
 	"$IB/$exe" --version | grep -qxE "$exe $want" || bad="$bad $exe"
 done
 for sub in $("$IB/clawbox" --help | sed -n 's/^  \([a-z][a-z-]*\) .*/\1/p'); do

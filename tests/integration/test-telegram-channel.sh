@@ -27,7 +27,7 @@ mkdir -p "$WORK/files"
 printf 'the notes\n' >"$WORK/files/doc1"
 echo '[]' >"$WORK/updates.json"
 "$FAKE_TG" --token "$TG_TOKEN" --updates "$WORK/updates.json" --log "$WORK/tg.log" \
-	--port-file "$WORK/tport" --files "$WORK/files" &
+	--port-file "$WORK/tport" --files "$WORK/files" --delay-ms 400 &
 TPID=$!
 wait_until 5 test -s "$WORK/mport"
 wait_until 5 test -s "$WORK/tport"
@@ -90,6 +90,11 @@ check "a token Telegram refuses: state error with its words ($S_BAD)" \
 check "a token file others can read is refused, not used ($S_OPEN)" \
 	grep -q '^error: token_file .*token-open: expected a regular file of ours, mode 0600$' <<<"$S_OPEN"
 check "a 0600 token file is used ($(state nofile))" test "$(state nofile)" = "connected: null"
+CPID=$(grep 'channel tg: started (telegram, pid' "$WORK/serve.err" | tail -1 | sed 's/.*pid \([0-9]*\)).*/\1/')
+check "a channel runs with no capability and no-new-privs" sh -c \
+	"grep -q '^CapEff:	0000000000000000' /proc/$CPID/status && grep -q '^CapBnd:	0000000000000000' /proc/$CPID/status && grep -q '^NoNewPrivs:	1' /proc/$CPID/status"
+check "and none of the daemon's environment but its token's variable" sh -c \
+	"tr '\\0' '\\n' </proc/$CPID/environ | grep -q '^TG_TOKEN=' && ! tr '\\0' '\\n' </proc/$CPID/environ | grep -q '^BAD_TOKEN='"
 check "the refused token is not in any log" sh -c "! grep -q 'WRONG-token\|CHANNEL-bot-token' '$WORK/serve.err' '$WORK/serve.out'"
 
 # A document in: fetched with getFile, kept in the family's inbox, named in the message.
@@ -159,6 +164,15 @@ updates "$(msg 12346 8 'from the second chat')"
 wait_until 20 sh -c "grep -q 'echo: from the second chat' '$WORK/tg.log'"
 check "a reply goes back to the chat its message came from" \
 	grep -q '"chat_id":12346,"text":"echo: from the second chat"' "$WORK/tg.log"
+
+# Telegram's flood limit: a 429 with retry_after; the part is sent again after it, once.
+updates "$(msg 12345 7 'FLOOD me')"
+wait_until 20 sh -c "[ \$(grep -c 'echo: FLOOD me' '$WORK/tg.log') = 2 ]"
+sleep 1
+check "a reply refused with 429 is sent again after retry_after, and only that once" \
+	test "$(grep -c 'echo: FLOOD me' "$WORK/tg.log")" = 2
+api '/api/v1/audit?after=0' >"$WORK/audit"
+check "and not reported as failed" sh -c "! grep -q 'not delivered' '$WORK/audit'"
 kill -TERM "$SPID"
 wait "$SPID" 2>/dev/null
 SPID=

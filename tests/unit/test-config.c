@@ -79,6 +79,35 @@ static const struct {
     {"{\"groups\": [{\"id\": \"a\", \"budget\": {\"runs\": 10, \"tokens\": 100000}}]}", NULL},
     {"{\"groups\": [{\"id\": \"a\", \"policy\": {\"tools\": [\"teleport\"]}}]}",
      "groups[0].policy"},
+    /* Channels (channels-config.c). */
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": [{\"name\": \"tg\", \"kind\": \"telegram\", "
+     "\"token_env\": \"T\", \"chats\": {\"1\": \"a\"}}]}",
+     NULL},
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": {}}", "channels: expected a list"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": [{\"name\": \"T G\", \"kind\": \"x\"}]}",
+     "channels[0].name: expected a name"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": [{\"name\": \"tg\"}]}",
+     "channels[0].kind: expected a channel kind"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": [{\"name\": \"tg\", \"kind\": \"telegram\", "
+     "\"chats\": {\"1\": \"nope\"}}]}",
+     "channels[0].chats.1: expected the id of a configured group"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": [{\"name\": \"tg\", \"kind\": \"telegram\", "
+     "\"token\": \"123:abc\"}]}",
+     "channels[0]: a secret is never written here"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": [{\"name\": \"tg\", \"kind\": \"telegram\", "
+     "\"token_file\": \"rel/tok\"}]}",
+     "channels[0].token_file: expected an absolute path"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": [{\"name\": \"tg\", \"kind\": \"telegram\", "
+     "\"token_env\": \"A=B\"}]}",
+     "channels[0].token_env: expected a variable's name"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"channels\": [{\"name\": \"tg\", \"kind\": \"telegram\", "
+     "\"base_url\": \"ftp://x\"}]}",
+     "channels[0].base_url: expected http:// or https://"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"telegram\": {}, \"channels\": [{\"name\": "
+     "\"telegram\", \"kind\": \"telegram\"}]}",
+     "channels[0].name: \"telegram\" is used twice (the \"telegram\" object"},
+    {"{\"groups\": [{\"id\": \"a\"}], \"telegram\": {\"chats\": {\"x1\": \"a\"}, \"tokn\": 1}}",
+     "telegram.tokn: unknown key"},
 };
 
 int
@@ -123,6 +152,21 @@ main(void)
 	   "agents may not install packages or schedule from a task's run by default");
 	ok(config_group(c, "fam") == &c->groups[1] && config_group(c, "nope") == NULL,
 	   "groups found by id");
+	config_done(c);
+	memset(c, 0, sizeof(*c));
+
+	/* The older "telegram" object is a channel named "telegram", with its defaults. */
+	r = config_parse("{\"groups\": [{\"id\": \"fam\"}], \"telegram\": {\"chats\": {\"12345\": "
+	                 "\"fam\"}}}",
+	                 c, why, sizeof(why));
+	const struct channel_config *tg = r == 0 ? config_channel(c, "telegram") : NULL;
+	ok(tg && strcmp(tg->kind, "telegram") == 0 && tg->n_chats == 1 &&
+	       strcmp(tg->chats[0].chat, "12345") == 0 && strcmp(tg->chats[0].group, "fam") == 0,
+	   "\"telegram\": a channel named telegram, its chat for fam (%s)", why);
+	ok(tg && strcmp(tg->token_env, "TELEGRAM_BOT_TOKEN") == 0 &&
+	       strstr(tg->config, "\"base_url\":\"https://api.telegram.org\"") &&
+	       !strstr(tg->config, "chats"),
+	   "with the old defaults; its chats travel apart (%s)", tg ? tg->config : "");
 	config_done(c);
 	memset(c, 0, sizeof(*c));
 

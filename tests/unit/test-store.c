@@ -83,6 +83,40 @@ main(void)
 	free(text);
 	text = NULL;
 
+	/* A run's model and estimated cost (the proxy's meter) come back in the views. */
+	ok(store_take_next(s, "fam", &id, &text) == 0 && id == b, "fam's message");
+	free(text);
+	text = NULL;
+	struct store_usage priced = {
+	    .input = 100, .output = 20, .model = "m1", .cost_usd = 0.25, .cost_known = true};
+	struct store_run rec = {.started_ms = 1000, .ended_ms = 2000};
+	ok(store_finish_run(s, b, "fam", "priced reply", false, &priced, &rec) == 0,
+	   "a run with its model and cost stored");
+	_cleanup_json_ json_t *runs = NULL, *days = NULL;
+	json_t *run0;
+	ok(store_runs_view(s, "fam", 0, INT64_MAX, 10, &runs) == 0 &&
+	       (run0 = json_array_get(runs, 0)) &&
+	       strcmp(json_get_str(run0, "model") ?: "", "m1") == 0 &&
+	       json_real_value(json_object_get(run0, "cost_usd")) == 0.25,
+	   "runs view: model and cost_usd");
+	json_t *day;
+	size_t k;
+	int rows_m1 = 0, rows_unpriced = 0;
+	ok(store_usage_by_day(s, 0, &days) == 0, "usage by day");
+	json_array_foreach(days, k, day)
+	{
+		if (strcmp(json_get_str(day, "group") ?: "", "fam") == 0 &&
+		    strcmp(json_get_str(day, "model") ?: "", "m1") == 0 &&
+		    json_real_value(json_object_get(day, "cost_usd")) == 0.25)
+			rows_m1++;
+		if (strcmp(json_get_str(day, "group") ?: "", "main") == 0 &&
+		    json_is_null(json_object_get(day, "model")) &&
+		    json_is_null(json_object_get(day, "cost_usd")))
+			rows_unpriced++;
+	}
+	ok(rows_m1 == 1 && rows_unpriced == 1,
+	   "usage by day: a row per group and model, cost_usd null without a price");
+
 	static char huge[STORE_TEXT_MAX + 2];
 	memset(huge, 'x', sizeof(huge) - 1);
 	ok(store_message_in(s, "main", "ana", huge, &id) < 0, "a text past 1 MiB is refused");
