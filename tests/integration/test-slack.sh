@@ -144,6 +144,12 @@ wait_until 20 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.lo
 check "the agent's text is escaped (&, <, >): no <!channel> or <@user> markup goes out" \
 	test "$(posted 'echo: &lt;!channel&gt; look &amp; see')" = 1
 
+# A message in a thread is answered in that thread (thread_ts).
+ctl event '{"event": {"type": "message", "channel": "D100", "channel_type": "im", "user": "U1", "ts": "1700000260.000001", "thread_ts": "1700000100.000001", "text": "in a thread"}}' >/dev/null
+wait_until 20 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'echo: in a thread'"
+check "a message in a thread is answered in that thread" \
+	test "$(jq -r 'select(.kind == "posted" and .text == "echo: in a thread") | .thread_ts' "$WORK/slack.log")" = 1700000100.000001
+
 # An unknown channel: ignored and recorded.
 ev message C999 channel U9 1700000300.000001 "<@UBOT> let me in"
 wait_until 10 sh -c "curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/audit?after=0' | grep -q 'chat C999'"
