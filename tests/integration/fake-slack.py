@@ -11,6 +11,8 @@
 #   ratelimit {"n": N}          the next N chat.postMessage/chat.update answer 429
 #   drop_on_update {"n": N}     drop the socket when the Nth chat.update arrives
 #   press {"user", "channel", "action_id"}   a block_actions press of a button (interactive)
+#   big {"size": N}             a text message of N bytes (past the client's bound: it must
+#                               close with 1009 and come back, not crash)
 #   ws_host {"host": H}         hand out wss URLs naming host H (a name the certificate
 #                               does not have: the client must refuse it)
 # Everything received is logged (fakesvc.py).
@@ -117,6 +119,10 @@ class Slack(Fake):
         elif name == "ratelimit":
             with self.lock:
                 self.limit = int(body.get("n", 1))
+        elif name == "big":
+            filler = "x" * int(body["size"])
+            self.on_loop(self.send_envelope({"type": "events_api", "envelope_id": "big",
+                                             "payload": {"pad": filler}}))
         elif name == "ws_host":
             self.ws_host = body["host"]
         elif name == "drop_on_update":
@@ -156,7 +162,7 @@ class Slack(Fake):
             pass
         if self.ws is ws:
             self.ws = None
-        self.log("disconnected", path=path)
+        self.log("disconnected", path=path, code=ws.close_code)
 
 
 def main():

@@ -184,6 +184,15 @@ TPOST=$(jq -r 'select(.kind == "posted" and .text == "echo: rate limited") | .t'
 check "a 429 is honoured: the retry came after its Retry-After ($T429 -> $TPOST)" \
 	sh -c "[ -n '$T429' ] && [ -n '$TPOST' ] && awk 'BEGIN { exit !($TPOST - $T429 >= 0.95) }' && [ $(posted 'echo: rate limited') = 1 ]"
 
+# A message past the socket's bound (1 MiB): the channel closes with 1009 ("too big") and
+# reconnects; the same process, still answering.
+CHPID=$(pgrep -P "$SPID" -f '[c]lawbox-channel slack')
+connects=$(grep -c '"kind":"connect"' "$WORK/slack.log")
+ctl big '{"size": 2000000}' >/dev/null
+wait_until 15 sh -c "[ \$(grep -c '\"kind\":\"connect\"' '$WORK/slack.log') -gt $connects ]"
+check "a 2 MB message: closed with 1009, reconnected, the same process ($CHPID)" \
+	sh -c "jq -c 'select(.kind == \"disconnected\" and .code == 1009)' '$WORK/slack.log' | grep -q . && [ \"\$(pgrep -P $SPID -f '[c]lawbox-channel slack')\" = '$CHPID' ]"
+
 # A long reply is split at Slack's 4,000 characters.
 LONG=$(head -c 5000 /dev/zero | tr '\0' 'a')
 ev message D100 im U1 1700000700.000001 "$LONG"
