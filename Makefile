@@ -91,7 +91,7 @@ UNIT_SRC    := $(wildcard tests/unit/test-*.c)
 PROXY_UNIT  := $(wildcard tests/unit/test-proxy-*.c)
 DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-policy.c \
                tests/unit/test-mountlist.c tests/unit/test-hostact.c tests/unit/test-config.c \
-               tests/unit/test-store.c
+               tests/unit/test-store.c tests/unit/test-taint.c
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
@@ -508,7 +508,7 @@ unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 check: lint clawbox clawbox-proxy clawbox-serve clawbox-channel man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy bench-deps
+bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy $(BUILD)/tests/test-taint $(BUILD)/tests/test-proxy-egress bench-deps
 	@bench/bench-policy.sh
 	@bench/bench-channels-ws.sh
 	@bench/bench-sandbox.sh

@@ -95,6 +95,13 @@ ask_usage(FILE *out)
 	        "  --proxy-budget JSON          what the run may spend, enforced by the proxy:\n"
 	        "                               tokens, cost_usd, tool_calls, egress_bytes, prices\n"
 	        "  --model-allow-tool NAME      let model requests use this server-side tool\n"
+	        "  --egress JSON                verdicts per host for the proxy: {\"unlisted\":\n"
+	        "                               \"deny\"|\"ask\", \"rules\": [{\"host\", \"verdict\",\n"
+	        "                               \"trusted\", \"when_tainted\"}]}\n"
+	        "  --tainted CAUSE              the run starts tainted (repeatable): requests with\n"
+	        "                               a body or query to untrusted hosts are asked\n"
+	        "  --proxy-control-fd N         the daemon's control channel for the proxy\n"
+	        "                               (approvals, taint); without it, ask is deny\n"
 	        "\n"
 	        "Conversation and limits:\n"
 	        "  --session DIR                where the conversation is kept (default\n"
@@ -185,6 +192,9 @@ enum {
 	OPT_ALLOWED_TOOLS,
 	OPT_MCP_SERVER,
 	OPT_MCP_TIMEOUT,
+	OPT_EGRESS,
+	OPT_TAINTED,
+	OPT_PROXY_CONTROL_FD,
 };
 
 static const struct option ask_options[] = {
@@ -237,6 +247,9 @@ static const struct option ask_options[] = {
     {"allowed-tools", required_argument, NULL, OPT_ALLOWED_TOOLS},
     {"mcp-server", required_argument, NULL, OPT_MCP_SERVER},
     {"mcp-timeout", required_argument, NULL, OPT_MCP_TIMEOUT},
+    {"egress", required_argument, NULL, OPT_EGRESS},
+    {"tainted", required_argument, NULL, OPT_TAINTED},
+    {"proxy-control-fd", required_argument, NULL, OPT_PROXY_CONTROL_FD},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -251,6 +264,7 @@ struct ask {
 	bool rw, fresh, stream, verbose;
 	bool json;          /* pass the agent's events on as JSON lines (for the daemon) */
 	bool proxy_checked; /* the caller (the daemon) checked the proxy options already */
+	int proxy_control_fd; /* --proxy-control-fd, or -1 */
 	const char *agent_opts[28][2]; /* limits passed through to the agent as given */
 	size_t n_agent_opts;
 	struct net_options net;
@@ -445,6 +459,26 @@ parse_options(struct ask *a, struct sandbox_spec *spec, int argc, char **argv)
 			break;
 		case OPT_PROXY_CHECKED:
 			a->proxy_checked = true;
+			break;
+		case OPT_EGRESS: /* checked by the proxy itself, as the caps are */
+			if (net_add_extra(&a->net, "--egress", optarg) < 0)
+				return -E2BIG;
+			break;
+		case OPT_TAINTED:
+			if (net_add_extra(&a->net, "--tainted", optarg) < 0)
+				return -E2BIG;
+			break;
+		case OPT_PROXY_CONTROL_FD:
+			/* Ours for the proxy alone: close-on-exec at once, so that nothing else
+			 * we start (the sandbox above all) inherits it. */
+			if (parse_u64(optarg, 65535, &v) < 0 || v < 3 ||
+			    fcntl((int)v, F_SETFD, FD_CLOEXEC) < 0) {
+				log_error("--proxy-control-fd %s: expected an open descriptor", optarg);
+				return -EINVAL;
+			}
+			a->proxy_control_fd = (int)v;
+			if (net_add_extra(&a->net, "--control-fd", "4") < 0) /* sandbox_proxy_start */
+				return -E2BIG;
 			break;
 		case OPT_VM_SERVICE:
 			a->vm_service = optarg;
@@ -773,6 +807,7 @@ build_sandbox(struct ask *a, struct sandbox_spec *spec, struct proxy_command *pc
 	r = net_setup_proxy(spec, &a->net, pc, id);
 	if (r < 0)
 		return r;
+	spec->proxy_control_fd = a->proxy_control_fd;
 	if (a->eng.kind != ENGINE_CLAWBOX) {
 		a->eng.session = session;
 		a->eng.state_inside = STATE_INSIDE;
@@ -1050,8 +1085,14 @@ launcher(const struct ask *a, struct sandbox_spec *spec, pid_t parent, int in, i
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		_exit(SANDBOX_EXIT_SETUP);
 	/* Nothing else of ours may stay open: a copy of the prompt pipe's write end would keep
-	 * the agent waiting for the prompt's end forever. */
-	close_range(3, ~0U, 0);
+	 * the agent waiting for the prompt's end forever. The proxy's control channel is the one
+	 * exception, kept as fd 3 (close-on-exec: only sandbox_proxy_start hands it on). */
+	if (spec->proxy_control_fd >= 0) {
+		if (dup2(spec->proxy_control_fd, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
+			_exit(SANDBOX_EXIT_SETUP);
+		spec->proxy_control_fd = 3;
+	}
+	close_range(spec->proxy_control_fd >= 0 ? 4 : 3, ~0U, 0);
 	struct sandbox_result res;
 	if (a->vm_service)
 		(void)vm_client_run(a->vm_service, spec, a->self, &res);
@@ -1146,7 +1187,7 @@ supervise(struct ask *a, pid_t child, int in, int out, int err, int sfd)
 int
 cmd_ask(int argc, char **argv)
 {
-	struct ask a = {0};
+	struct ask a = {.proxy_control_fd = -1};
 	struct sandbox_spec spec;
 	static struct proxy_command pc;
 	const char *agent_argv[96];

@@ -847,7 +847,48 @@ cmd_policy(int argc, char **argv)
 		                                                                     : "");
 		printf("    %-20s %-14s %s\n", name, self, other);
 	}
-	printf("  unlisted hosts: %s\n  approvers:", json_get_str(p, "unlisted_hosts") ?: "");
+	/* A tainted run's verdicts (the stricter of the above and "when_tainted"). */
+	printf("  when tainted:           on itself    on other groups\n");
+	json_object_foreach(json_object_get(p, "when_tainted"), name, t)
+	{
+		char self[32];
+		bool def = json_is_true(json_object_get(t, "default"));
+		snprintf(self, sizeof(self), "%s%s", json_get_str(t, "self") ?: "",
+		         def ? " (default)" : "");
+		printf("    %-20s %-14s %s%s\n", name, self, json_get_str(t, "other_groups") ?: "",
+		       def ? " (default)" : "");
+	}
+	json_t *ow = json_object_get(ans, "owners");
+	printf("  owners (senders whose messages do not taint):");
+	json_array_foreach(json_object_get(ow, "owners"), i, t)
+	{
+		char o[160];
+		int w = snprintf(o, sizeof(o), " %s", json_string_value(t) ?: "");
+		print_clean(stdout, o, w > 0 && (size_t)w < sizeof(o) ? (size_t)w : 0);
+	}
+	printf("%s%s\n", json_array_size(json_object_get(ow, "owners")) ? "" : " none",
+	       json_is_true(json_object_get(ow, "default")) ? " (default)" : "");
+	printf("  unlisted hosts: %s\n", json_get_str(p, "unlisted_hosts") ?: "");
+	json_t *eg = json_object_get(p, "egress");
+	printf("  egress:%s\n", json_array_size(eg)
+	                            ? "                 verdict  trusted  when tainted"
+	                            : " no hosts listed");
+	json_array_foreach(eg, i, t)
+	{
+		char line[512];
+		int w = snprintf(
+		    line, sizeof(line), "    %-22s %-8s %-8s %s%s%s\n",
+		    json_get_str(t, "host") ?: "", json_get_str(t, "verdict") ?: "",
+		    json_is_true(json_object_get(t, "trusted")) ? "yes" : "no",
+		    json_get_str(t, "when_tainted") ?: "",
+		    json_is_true(json_object_get(t, "when_tainted_default")) &&
+		            !json_is_true(json_object_get(t, "trusted"))
+		        ? " (default)"
+		        : "",
+		    strcmp(json_get_str(t, "from") ?: "", "allow") == 0 ? "  [from allow]" : "");
+		print_clean(stdout, line, w > 0 && (size_t)w < sizeof(line) ? (size_t)w : 0);
+	}
+	printf("  approvers:");
 	json_array_foreach(json_object_get(p, "approvers"), i, t) printf(" %s", json_string_value(t));
 	printf("%s\n  approval timeout: %lld s\n",
 	       json_array_size(json_object_get(p, "approvers")) ? "" : " (none)",
@@ -896,10 +937,11 @@ cmd_runs(int argc, char **argv)
 		const char *g = json_get_str(run, "group") ?: "",
 		           *tool = json_get_str(run, "last_tool") ?: "";
 		print_clean(stdout, g, strlen(g));
-		printf("  message #%lld  for %llu s%s  last: ",
+		printf("  message #%lld  for %llu s%s%s  last: ",
 		       (long long)json_integer_value(json_object_get(run, "message_id")),
 		       (unsigned long long)json_get_u64(run, "elapsed_s"),
-		       json_is_true(json_object_get(run, "stopping")) ? " (stopping)" : "");
+		       json_is_true(json_object_get(run, "stopping")) ? " (stopping)" : "",
+		       json_is_true(json_object_get(run, "tainted")) ? " (tainted)" : "");
 		if (*tool)
 			print_clean(stdout, tool, strlen(tool));
 		else

@@ -14,7 +14,7 @@
 #define MAX_ALLOW    256
 #define MAX_SERVICES 16 /* the proxy's SERVICES_MAX */
 #define SERVICE_JSON_MAX 4096
-#define NET_EXTRA_MAX 64 /* flag and value, each one entry */
+#define NET_EXTRA_MAX      112 /* flag and value, each one entry */
 #define INTERNAL_NAMES_MAX 64
 
 /* What --net proxy needs, collected while parsing. */

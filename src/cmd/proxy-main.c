@@ -60,6 +60,12 @@ usage(FILE *out)
 	    "                         --help); its HTTPS is intercepted with the CA of --ca-dir\n"
 	    "  --ca-dir DIR           the interception CA (made on first use)\n"
 	    "  --ca-init              make the CA and DIR/bundle.crt if absent, then exit\n"
+	    "  --egress JSON          verdicts per host: {\"unlisted\": \"deny\"|\"ask\", "
+	    "\"rules\":\n"
+	    "                         [{\"host\", \"verdict\", \"trusted\", \"when_tainted\"}]}\n"
+	    "  --tainted CAUSE        the run starts tainted (repeatable)\n"
+	    "  --control-fd N         the daemon's control channel: asks for approvals, taint\n"
+	    "                         (without it, an ask verdict is a denial)\n"
 	    "  --check                only check the options, then exit\n"
 	    "  --log-prefix NAME      start error lines with NAME (the command the user ran)\n");
 }
@@ -92,6 +98,9 @@ main(int argc, char **argv)
 	    {"max-bytes-in", required_argument, NULL, 'I'},
 	    {"max-requests", required_argument, NULL, 'R'},
 	    {"model-allow-tool", required_argument, NULL, 'M'},
+	    {"egress", required_argument, NULL, 'E'},
+	    {"tainted", required_argument, NULL, 'G'},
+	    {"control-fd", required_argument, NULL, 'L'},
 	    {"budget", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -104,6 +113,7 @@ main(int argc, char **argv)
 	bool no_key = false;
 	snprintf(up.header_name, sizeof(up.header_name), "x-api-key");
 	struct proxy_config cfg;
+	static struct egress_taint start_taint;
 	static struct meter meter;
 	char budget_why[256];
 	const char *why;
@@ -199,6 +209,30 @@ main(int argc, char **argv)
 				return 2;
 			}
 			cfg.idle_timeout_s = (unsigned)v;
+			break;
+		case 'E':
+			if (egress_parse(&cfg.egress, optarg, &why) < 0) {
+				log_error("--egress: %s", why);
+				return 2;
+			}
+			cfg.taint_verdicts = true;
+			break;
+		case 'G':
+			if (!optarg[0]) {
+				log_error("--tainted: expected a cause");
+				return 2;
+			}
+			(void)egress_taint_add(&start_taint, optarg);
+			cfg.start_taint = &start_taint;
+			cfg.taint_verdicts = true;
+			break;
+		case 'L':
+			if (parse_u64(optarg, 65535, &v) < 0 || v < 3) {
+				log_error("--control-fd %s: expected a descriptor number", optarg);
+				return 2;
+			}
+			cfg.control_fd = (int)v;
+			cfg.taint_verdicts = true;
 			break;
 		case 'C':
 			check_only = true;
@@ -304,6 +338,10 @@ main(int argc, char **argv)
 		cfg.services = &services;
 	if (check_only)
 		return 0; /* the options parsed: that was the question */
+	if (cfg.control_fd >= 0 && fcntl(cfg.control_fd, F_SETFD, FD_CLOEXEC) < 0) {
+		log_error("--control-fd %d: %s", cfg.control_fd, strerror(errno));
+		return 2;
+	}
 	if (geteuid() == 0)
 		cfg.drop_to_id = PROXY_HOST_ID;
 	curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -89,7 +89,8 @@ run_vm(const struct sandbox_spec *spec, const char *image, enum vm_accel accel, 
 	struct sandbox_result res = {.status = SANDBOX_EXIT_SETUP};
 	if (spec->proxy_argv) {
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0) {
-			proxy = sandbox_proxy_start(spec->proxy_argv, sp[1]);
+			proxy =
+			    sandbox_proxy_start(spec->proxy_argv, sp[1], spec->proxy_control_fd);
 			close(sp[1]);
 		}
 		if (proxy < 0)

@@ -37,6 +37,7 @@
 #include "json-util.h"
 #include "log.h"
 #include "parse.h"
+#include "taint.h"
 #include "tasks.h"
 
 #define PREVIEW_RUNS 5
@@ -188,6 +189,16 @@ get_runs(struct daemon *d, struct evhttp_request *req)
 		return refuse(d, req, 400, "\"before\" and \"limit\" must be numbers");
 	if (e < 0)
 		return refuse(d, req, 503, "the store is unavailable");
+	size_t i;
+	json_t *row;
+	json_array_foreach(runs, i, row)
+	{
+		/* What tainted the run (taint.h), kept with its message when it ended. */
+		json_t *causes =
+		    taint_message_causes(d, json_integer_value(json_object_get(row, "message_id")));
+		json_object_set_new(row, "tainted", json_boolean(json_array_size(causes) > 0));
+		json_object_set_new(row, "taint", causes);
+	}
 	api_send_json(req, 200, json_pack("{s:o,s:o}", "running", runner_list(d), "runs", runs));
 	return true;
 }
@@ -246,6 +257,11 @@ get_transcript(struct daemon *d, struct evhttp_request *req, int64_t id)
 		if (egress)
 			json_decref(egress);
 		egress = json_array();
+	}
+	if (!json_object_get(run, "taint")) { /* a finished run: what tainted it, kept (taint.h) */
+		json_t *causes = taint_message_causes(d, id);
+		json_object_set_new(run, "tainted", json_boolean(json_array_size(causes) > 0));
+		json_object_set_new(run, "taint", causes);
 	}
 	api_send_json(req, 200,
 	          json_pack("{s:O,s:o,s:o,s:o,s:o}", "run", run, "message", message, "replies",

@@ -22,12 +22,14 @@
 #include "hostact.h"
 #include "json-util.h"
 #include "policy.h"
+#include "taint.h"
 
 struct held {
 	struct held *next;
+	bool egress; /* a request the proxy holds (approvals_gate_egress): nothing runs here */
 	struct daemon *d;
 	int64_t id;
-	char group[CONFIG_GROUP_ID_MAX], run[40], action[24], dest[CONFIG_GROUP_ID_MAX + 8];
+	char group[CONFIG_GROUP_ID_MAX], run[40], action[24], dest[APPROVAL_DEST_MAX];
 	json_t *request; /* owned */
 	uint64_t *file_budget;
 	approval_done_fn *done;
@@ -40,7 +42,7 @@ static struct held *held_list;
 /* "run" grants: (run, group, action, destination); the oldest is overwritten past the end,
  * which can only make a later call ask again. */
 static struct {
-	char run[40], group[CONFIG_GROUP_ID_MAX], action[24], dest[CONFIG_GROUP_ID_MAX + 8];
+	char run[40], group[CONFIG_GROUP_ID_MAX], action[24], dest[APPROVAL_DEST_MAX];
 } run_grants[64];
 static size_t run_grant_next;
 
@@ -49,7 +51,7 @@ static size_t run_grant_next;
 #define RULES_MAX 256
 static struct rule {
 	int64_t id;
-	char group[CONFIG_GROUP_ID_MAX], action[24], dest[CONFIG_GROUP_ID_MAX + 8];
+	char group[CONFIG_GROUP_ID_MAX], action[24], dest[APPROVAL_DEST_MAX];
 } rules[RULES_MAX];
 static size_t n_rules;
 
@@ -253,40 +255,22 @@ expire_fire(evutil_socket_t fd, short what, void *arg)
 	held_end(h->d, h, "expired", "no approver answered in time", "", true);
 }
 
-enum approval_gate
-approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *request,
-               uint64_t *file_budget, approval_done_fn *done, void *ctx, json_t **ret_answer)
+/* What a held request is, for the store and the approver. */
+struct hold_input {
+	const char *group, *run_id, *action, *dest, *preview, *sha, *why;
+	uint64_t size;
+	unsigned secs;
+};
+
+/* A grant covers it (APPROVAL_RUN), or it is stored and held (APPROVAL_HELD), or refused.
+ * request is the host action to run once approved, or NULL for an egress request (the proxy
+ * holds it; done is told the answer). */
+static enum approval_gate
+hold(struct daemon *d, const struct hold_input *in, json_t *request, uint64_t *file_budget,
+     approval_done_fn *done, void *ctx, json_t **ret_answer)
 {
-	const char *tool = json_get_str(request, "tool");
-	json_t *input = json_object_get(request, "input");
-	int a = host_action_find(tool);
-	const struct group_config *g = config_group(&d->cfg, group);
-	if (a < 0 || !g || !json_is_object(input))
-		return APPROVAL_RUN; /* the handler refuses it, saying why */
-	if (!policy_tool_granted(&g->policy, tool)) {
-		(void)store_audit(d->store, group, tool, "deny", "not granted by the group's policy");
-		*ret_answer = refusal("the policy of %s does not grant %s", group, tool);
-		return APPROVAL_REFUSED;
-	}
-	char dest[CONFIG_GROUP_ID_MAX];
-	destination(d, group, (enum host_action)a, input, dest, sizeof(dest));
-	if (!dest[0])
-		return APPROVAL_RUN;
-	bool other = strcmp(dest, group) != 0;
-	enum policy_verdict v = policy_host_action(&g->policy, g->main, (enum host_action)a, other);
-	if (v == VERDICT_ALLOW)
-		return APPROVAL_RUN;
-	if (v == VERDICT_DENY) {
-		if (other && !g->main)
-			return APPROVAL_RUN; /* the handler's refusal says it: only main may */
-		char text[256];
-		snprintf(text, sizeof(text), "the policy of %s denies %s to %s", group, tool, dest);
-		(void)store_audit(d->store, group, tool, "deny", text);
-		*ret_answer = refusal("%s", text);
-		return APPROVAL_REFUSED;
-	}
-	char canon_dest[CONFIG_GROUP_ID_MAX + 8];
-	snprintf(canon_dest, sizeof(canon_dest), "group:%s", dest);
+	const char *group = in->group, *run_id = in->run_id, *tool = in->action,
+	           *canon_dest = in->dest;
 	/* An "always" rule the approver wrote, or a grant for this run. */
 	int64_t rule = 0;
 	for (size_t i = 0; !rule && i < n_rules; i++)
@@ -315,32 +299,25 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 		*ret_answer = refusal("too many approvals of %s are pending", group);
 		return APPROVAL_REFUSED;
 	}
-	/* What the approver sees is the daemon's own rendering of the checked request: the
-	 * canonical arguments (sorted keys, ASCII), never text the agent wrote about it. */
-	_cleanup_free_ char *canon =
-	    json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-	if (!canon) {
+	/* The fingerprint: (group, run, action, destination, the input's sha256). */
+	const char *args_sha = in->sha, *why = in->why, *preview = in->preview;
+	int64_t len = (int64_t)in->size;
+	char fp[65];
+	char fpin[CONFIG_GROUP_ID_MAX + 40 + 24 + APPROVAL_DEST_MAX + 70];
+	int fl = snprintf(fpin, sizeof(fpin), "%s%c%s%c%s%c%s%c%s", group, 0, run_id, 0, tool, 0,
+	                  canon_dest, 0, args_sha);
+	if (fl < 0 || (size_t)fl >= sizeof(fpin)) {
 		*ret_answer = refusal("the request could not be held");
 		return APPROVAL_REFUSED;
 	}
-	size_t len = strlen(canon);
-	char args_sha[65], fp[65], why[256];
-	sha256_hex(canon, len, args_sha);
-	char fpin[512];
-	int fl = snprintf(fpin, sizeof(fpin), "%s%c%s%c%s%c%s%c%s", group, 0, run_id, 0, tool, 0,
-	                  canon_dest, 0, args_sha);
 	sha256_hex(fpin, (size_t)fl, fp);
-	snprintf(why, sizeof(why), "the policy of %s asks before %s to %s", group, tool,
-	         other ? "another group" : "itself");
-	char preview[APPROVAL_PREVIEW_MAX + 1];
-	snprintf(preview, sizeof(preview), "%.*s", APPROVAL_PREVIEW_MAX, canon);
 	int64_t now = daemon_now(d);
 	if (exec_sql(d,
 	             "INSERT INTO approvals (created, expires, grp, run, action, destination, "
 	             "preview, size, sha256, fingerprint, why, status) VALUES (?, ?, ?, ?, ?, ?, "
 	             "?, ?, ?, ?, ?, 'pending')",
-	             "iitttttittt", now, now + (int64_t)g->policy.approval_secs, group, run_id,
-	             tool, canon_dest, preview, (int64_t)len, args_sha, fp, why) < 0) {
+	             "iitttttittt", now, now + (int64_t)in->secs, group, run_id, tool, canon_dest,
+	             preview, len, args_sha, fp, why) < 0) {
 		/* Not stored: nobody could answer it, so it is refused, not held or run. */
 		(void)store_audit(d->store, group, tool, "deny", "the approval could not be stored");
 		*ret_answer = refusal("the approval request could not be stored");
@@ -357,22 +334,23 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 	snprintf(h->run, sizeof(h->run), "%s", run_id);
 	snprintf(h->action, sizeof(h->action), "%s", tool);
 	snprintf(h->dest, sizeof(h->dest), "%s", canon_dest);
-	h->request = json_incref(request);
+	h->request = request ? json_incref(request) : NULL;
+	h->egress = request == NULL;
 	h->file_budget = file_budget;
 	h->done = done;
 	h->ctx = ctx;
 	h->next = held_list;
 	held_list = h;
 	h->timer = evtimer_new(d->base, expire_fire, h);
-	struct timeval tv = {(time_t)g->policy.approval_secs, 0};
+	struct timeval tv = {(time_t)in->secs, 0};
 	if (!h->timer || evtimer_add(h->timer, &tv) < 0) {
 		held_end(d, h, "denied", "its expiry could not be armed", "", false);
 		*ret_answer = refusal("the request could not be held");
 		return APPROVAL_REFUSED;
 	}
-	char text[512];
-	snprintf(text, sizeof(text), "held as approval %lld: %s (%s, %zu bytes, sha256 %.16s)",
-	         (long long)h->id, why, canon_dest, len, args_sha);
+	char text[768];
+	snprintf(text, sizeof(text), "held as approval %lld: %s (%.200s, %lld bytes, sha256 %.16s)",
+	         (long long)h->id, why, canon_dest, (long long)len, args_sha);
 	(void)store_audit(d->store, group, tool, "ask", text);
 	/* The group's chats get buttons: the daemon's own words for what will happen. */
 	char shown[APPROVAL_PREVIEW_MAX + 512];
@@ -380,6 +358,110 @@ approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *
 	         (long long)h->id, group, tool, canon_dest, preview, len > APPROVAL_PREVIEW_MAX ? "..." : "");
 	channels_approval(d, group, h->id, shown);
 	return APPROVAL_HELD;
+}
+
+enum approval_gate
+approvals_gate(struct daemon *d, const char *group, const char *run_id, json_t *request,
+               uint64_t *file_budget, approval_done_fn *done, void *ctx, json_t **ret_answer)
+{
+	const char *tool = json_get_str(request, "tool");
+	json_t *input = json_object_get(request, "input");
+	int a = host_action_find(tool);
+	const struct group_config *g = config_group(&d->cfg, group);
+	if (a < 0 || !g || !json_is_object(input))
+		return APPROVAL_RUN; /* the handler refuses it, saying why */
+	if (!policy_tool_granted(&g->policy, tool)) {
+		(void)store_audit(d->store, group, tool, "deny", "not granted by the group's policy");
+		*ret_answer = refusal("the policy of %s does not grant %s", group, tool);
+		return APPROVAL_REFUSED;
+	}
+	char dest[CONFIG_GROUP_ID_MAX];
+	destination(d, group, (enum host_action)a, input, dest, sizeof(dest));
+	if (!dest[0])
+		return APPROVAL_RUN;
+	bool other = strcmp(dest, group) != 0, by_taint = false;
+	/* The run's taint is the daemon's own record (taint.h), never the request's word. */
+	char taint_why[TAINT_CAUSE_MAX + 48] = "";
+	enum policy_verdict v =
+	    taint_run_tainted(d, run_id)
+	        ? policy_host_action_tainted(&g->policy, g->main, (enum host_action)a, other,
+	                                     &by_taint)
+	        : policy_host_action(&g->policy, g->main, (enum host_action)a, other);
+	if (by_taint)
+		taint_describe(d, run_id, taint_why, sizeof(taint_why));
+	if (v == VERDICT_ALLOW)
+		return APPROVAL_RUN;
+	if (v == VERDICT_DENY) {
+		if (other && !g->main && !by_taint)
+			return APPROVAL_RUN; /* the handler's refusal says it: only main may */
+		char text[512];
+		snprintf(text, sizeof(text), "the policy of %s denies %s to %s%s%s", group, tool,
+		         dest, by_taint ? " when tainted; " : "", taint_why);
+		(void)store_audit(d->store, group, tool, "deny", text);
+		*ret_answer = refusal("%s", text);
+		return APPROVAL_REFUSED;
+	}
+	/* A hold for the taint is for the destination "when tainted": a "run" grant or an
+	 * "always" rule of an untainted ask never passes a tainted one. */
+	char canon_dest[APPROVAL_DEST_MAX];
+	snprintf(canon_dest, sizeof(canon_dest), "group:%s%s", dest,
+	         by_taint ? " when tainted" : "");
+	/* What the approver sees is the daemon's own rendering of the checked request: the
+	 * canonical arguments (sorted keys, ASCII), never text the agent wrote about it. */
+	_cleanup_free_ char *canon =
+	    json_dumps(input, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	if (!canon) {
+		*ret_answer = refusal("the request could not be held");
+		return APPROVAL_REFUSED;
+	}
+	size_t len = strlen(canon);
+	char args_sha[65], why[512];
+	sha256_hex(canon, len, args_sha);
+	if (by_taint) /* the approver is told what tainted the run */
+		snprintf(why, sizeof(why),
+		         "%s (the policy of %s asks before %s to %s when tainted)", taint_why,
+		         group, tool, other ? "another group" : "itself");
+	else
+		snprintf(why, sizeof(why), "the policy of %s asks before %s to %s", group, tool,
+		         other ? "another group" : "itself");
+	char preview[APPROVAL_PREVIEW_MAX + 1];
+	snprintf(preview, sizeof(preview), "%.*s", APPROVAL_PREVIEW_MAX, canon);
+	const struct hold_input in = {
+	    .group = group, .run_id = run_id, .action = tool, .dest = canon_dest,
+	    .preview = preview, .size = len, .sha = args_sha, .why = why,
+	    .secs = g->policy.approval_secs,
+	};
+	return hold(d, &in, request, file_budget, done, ctx, ret_answer);
+}
+
+enum approval_gate
+approvals_gate_egress(struct daemon *d, const char *group, const char *run_id,
+                      const struct approval_egress *e, approval_done_fn *done, void *ctx,
+                      json_t **ret_answer)
+{
+	const struct group_config *g = config_group(&d->cfg, group);
+	if (!g) {
+		*ret_answer = refusal("no such group");
+		return APPROVAL_REFUSED;
+	}
+	/* The destination as the proxy normalized it; the approver also sees the body's size,
+	 * digest and preview, all the proxy's own reading of the bytes. */
+	char dest[APPROVAL_DEST_MAX];
+	int n = e->path[0] ? snprintf(dest, sizeof(dest), "%s %s:%u%s", e->method, e->host, e->port,
+	                              e->path)
+	                   : snprintf(dest, sizeof(dest), "%s %s:%u", e->method, e->host, e->port);
+	if (n < 0 || (size_t)n >= sizeof(dest)) {
+		*ret_answer = refusal("the destination is too long to show an approver");
+		return APPROVAL_REFUSED;
+	}
+	char why[256];
+	snprintf(why, sizeof(why), "egress from %s: %s", group, e->why);
+	const struct hold_input in = {
+	    .group = group, .run_id = run_id, .action = "egress", .dest = dest,
+	    .preview = e->preview, .size = e->body_size, .sha = e->body_sha256, .why = why,
+	    .secs = g->policy.approval_secs,
+	};
+	return hold(d, &in, NULL, NULL, done, ctx, ret_answer);
 }
 
 void
@@ -486,7 +568,10 @@ answer(struct daemon *d, int64_t id, const char *decision, const char *scope,
 	snprintf(text, sizeof(text), "approval %lld approved by %.64s (%s)", (long long)h->id,
 	         approver, scope);
 	(void)store_audit(d->store, h->group, h->action, "approve", text);
-	json_t *resp = hostact_handle(d, h->group, h->request, h->file_budget);
+	/* A host action runs here, with exactly the arguments shown; an egress request is
+	 * the proxy's to let through (it holds the very bytes the approver saw). */
+	json_t *resp = h->egress ? json_pack("{s:b,s:s}", "ok", 1, "reason", text)
+	                         : hostact_handle(d, h->group, h->request, h->file_budget);
 	h->done(h->ctx, resp);
 	held_free(h);
 	return 0;
@@ -657,9 +742,11 @@ approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, 
 	if (!g)
 		return refuse(req, 404, "no such group"), true;
 	if (!*tail && cmd == EVHTTP_REQ_GET) {
-		api_send_json(req, 200, json_pack("{s:s,s:o,s:o}", "group", group, "policy",
-		                          policy_json(&g->policy, g->main), "rules",
-		                          list_rules(d, group)));
+		api_send_json(req, 200,
+		              json_pack("{s:s,s:o,s:o,s:o}", "group", group, "policy",
+		                        policy_json(&g->policy, g->main, g->allow, g->n_allow),
+		                        "rules", list_rules(d, group), "owners",
+		                        taint_owners_json(&g->owners)));
 		return true;
 	}
 	if (strncmp(tail, "/rules/", 7) == 0 && cmd == EVHTTP_REQ_DELETE) {

@@ -27,7 +27,8 @@
 struct daemon;
 struct evhttp_request;
 
-#define APPROVAL_PREVIEW_MAX 512 /* bytes of the arguments shown */
+#define APPROVAL_PREVIEW_MAX 512  /* bytes of the arguments shown */
+#define APPROVAL_DEST_MAX    1400 /* a canonical destination: "group:G", "POST host:port/path" */
 
 /* Called once with the answer to a held request (the host action's {"ok", ...}, owned by the
  * callee). */
@@ -45,6 +46,23 @@ enum approval_gate { APPROVAL_RUN, APPROVAL_REFUSED, APPROVAL_HELD };
 enum approval_gate approvals_gate(struct daemon *d, const char *group, const char *run_id,
                                   json_t *request, uint64_t *file_budget, approval_done_fn *done,
                                   void *ctx, json_t **ret_answer);
+
+/* A request the egress proxy holds (CONTRACTS 1), as the proxy read it: the approver sees
+ * these, never the agent's words. path is "" for a CONNECT tunnel. */
+struct approval_egress {
+	const char *method, *host, *path, *why, *preview;
+	unsigned port;
+	uint64_t body_size;
+	const char *body_sha256; /* 64 hex digits */
+};
+
+/* As approvals_gate(), for action "egress" to destination "METHOD host:port/path" (the
+ * fingerprint covers the body's sha256): APPROVAL_RUN when a grant of the run or an "always"
+ * rule covers it (let it through), APPROVAL_REFUSED with *ret_answer {"ok": false, "error"},
+ * or APPROVAL_HELD, then done(ctx, {"ok": bool, "error"?: why, "reason"?: who}) once, later. */
+enum approval_gate approvals_gate_egress(struct daemon *d, const char *group, const char *run_id,
+                                         const struct approval_egress *e, approval_done_fn *done,
+                                         void *ctx, json_t **ret_answer);
 
 /* The waiter ctx is gone (its connection closed, its run ended): its held requests are
  * denied and done is not called. */

@@ -130,7 +130,8 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	                                   "tasks_may_schedule",   "max_bytes_out", "max_bytes_in",
 	                                   "max_requests", "services", "home", "max_time",
 	                                   "agent_may_install", "engine", "engine_options",
-	                                   "mcp_servers", "policy", "approvers", "budget", NULL};
+	                                   "mcp_servers", "policy", "approvers", "budget",
+	                                   "egress", "owners", NULL};
 	char where[32];
 	snprintf(where, sizeof(where), "groups[%zu]", i);
 	if (!json_is_object(g))
@@ -220,7 +221,7 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	json_t *mt;
 	json_array_foreach(mounts, k, mt)
 	{
-		static const char *const mkeys[] = {"host", "path", "rw", NULL};
+		static const char *const mkeys[] = {"host", "path", "rw", "untrusted", NULL};
 		char mwhere[48];
 		snprintf(mwhere, sizeof(mwhere), "%s.mounts[%zu]", where, k);
 		if (!json_is_object(mt))
@@ -249,6 +250,10 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 		if (rw && !json_is_boolean(rw))
 			return bad(why, size, "%s.rw: expected true or false", mwhere);
 		mo->rw = json_is_true(rw);
+		json_t *untrusted = json_object_get(mt, "untrusted");
+		if (untrusted && !json_is_boolean(untrusted))
+			return bad(why, size, "%s.untrusted: expected true or false", mwhere);
+		mo->untrusted = json_is_true(untrusted);
 		out->n_mounts++;
 	}
 	static const char *const caps[] = {"max_bytes_out", "max_bytes_in"};
@@ -277,8 +282,17 @@ parse_group(json_t *g, size_t i, struct group_config *out, char *why, size_t siz
 	    (r = config_parse_engine(g, where, out, why, size)) < 0 ||
 	    (r = policy_parse(json_object_get(g, "policy"), json_object_get(g, "approvers"), where,
 	                      out->main, &out->policy, why, size)) < 0 ||
-	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0)
+	    (r = policy_parse_egress(json_object_get(g, "egress"), out->allow, out->n_allow, where,
+	                             &out->policy, why, size)) < 0 ||
+	    (r = budget_parse(json_object_get(g, "budget"), where, &out->budget, why, size)) < 0 ||
+	    (r = taint_parse_owners(json_object_get(g, "owners"), where, &out->owners, why,
+	                            size)) < 0)
 		return r;
+	if (out->policy.n_egress || out->policy.unlisted_hosts == VERDICT_ASK) {
+		out->egress_arg = policy_egress_arg(&out->policy);
+		if (!out->egress_arg)
+			return -ENOMEM;
+	}
 	return get_quota(g, where, &out->folder_quota, why, size);
 }
 
@@ -414,10 +428,10 @@ config_model_configured(const struct model_config *m)
 int
 config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 {
-	static const char *const keys[] = {"data_dir", "listen",   "allow_remote", "max_concurrent",
-	                                   "model",    "groups",   "telegram",     "channels",
-	                                   "vm",       "folder_quota", "limits",   "envs",
-	                                   "prices",   NULL};
+	static const char *const keys[] = {"data_dir", "listen",       "allow_remote", "max_concurrent",
+	                                   "model",    "groups",       "telegram",     "channels",
+	                                   "vm",       "folder_quota", "limits",       "envs",
+	                                   "hosts_file", "prices",     NULL};
 	/* All but the groups; each is cleared as it is parsed. 128 groups are 1.7 MB, and
 	 * clearing them all made every page resident: +0.85 MiB of idle RSS (bench-daemon). */
 	size_t g0 = offsetof(struct daemon_config, groups), g1 = g0 + sizeof(c->groups);
@@ -440,6 +454,10 @@ config_parse(const char *text, struct daemon_config *c, char *why, size_t size)
 		r = get_string(j, "data_dir", "", c->data_dir, sizeof(c->data_dir), why, size);
 	if (r == 0 && c->data_dir[0] && c->data_dir[0] != '/')
 		return bad(why, size, "data_dir: expected an absolute path");
+	if (r == 0)
+		r = get_string(j, "hosts_file", "", c->hosts_file, sizeof(c->hosts_file), why, size);
+	if (r == 0 && c->hosts_file[0] && c->hosts_file[0] != '/')
+		return bad(why, size, "hosts_file: expected an absolute path");
 	char listen[96] = "";
 	if (r == 0)
 		r = get_string(j, "listen", "", listen, sizeof(listen), why, size);
@@ -550,6 +568,10 @@ config_egress_argv(const struct daemon_config *cfg, const struct group_config *g
 		argv[n++] = "--model-allow-tool";
 		argv[n++] = cfg->model.allow_tools[i];
 	}
+	if (g->egress_arg) { /* the same flag for ask and the proxy */
+		argv[n++] = "--egress";
+		argv[n++] = g->egress_arg;
+	}
 	return n;
 }
 
@@ -565,6 +587,8 @@ config_done(struct daemon_config *c)
 			free(c->groups[i].engine_args[k]);
 		for (size_t k = 0; k < c->groups[i].n_mcp_servers; k++)
 			free(c->groups[i].mcp_servers[k]);
+		free(c->groups[i].egress_arg);
+		c->groups[i].egress_arg = NULL;
 	}
 	c->n_groups = 0;
 	channels_config_done(c);

@@ -17,6 +17,7 @@
 
 #include "budget.h"
 #include "policy.h"
+#include "taint.h"
 
 #define CONFIG_MAX_GROUPS   128 /* 100 runs at once need 100 groups (issue 15) */
 #define CONFIG_MAX_ALLOW    64
@@ -64,6 +65,7 @@ struct group_config {
 		char host[512];   /* as configured; checked against the mount allowlist per run */
 		char inside[256]; /* where it appears in the sandbox */
 		bool rw;
+		bool untrusted; /* "untrusted": what it holds taints the runs (taint.h) */
 	} mounts[CONFIG_MAX_MOUNTS];
 	size_t n_mounts;
 	bool tasks_may_schedule; /* a task's own run may schedule tasks (default false) */
@@ -78,7 +80,9 @@ struct group_config {
 	size_t n_engine_args;
 	char *mcp_servers[8]; /* "mcp_servers": "NAME=CMD ARG..." for our agent's --mcp-server */
 	size_t n_mcp_servers;
-	struct group_policy policy; /* "policy" and "approvers" (policy.h) */
+	struct group_policy policy; /* "policy", "approvers" and "egress" (policy.h) */
+	char *egress_arg;           /* the proxy's --egress (policy_egress_arg), or NULL */
+	struct group_owners owners; /* "owners": senders whose messages do not taint (taint.h) */
 	struct group_budget budget; /* "budget" (budget.h) */
 };
 #define CONFIG_MAX_TIME 86400
@@ -101,6 +105,7 @@ const char *config_key_env(const struct model_config *m);
 
 struct daemon_config {
 	char data_dir[512];
+	char hosts_file[512]; /* "hosts_file": the proxies resolve from it only ("": DNS) */
 	char listen_host[64];
 	unsigned listen_port;
 	bool allow_remote; /* listen may be a non-loopback address */
@@ -180,8 +185,8 @@ bool config_model_configured(const struct model_config *m);
 /* The group's egress caps and the model's allowed tools as command-line options: cap flags
  * are PREFIX "bytes-out" (and "bytes-in", "requests": "--proxy-max-" for clawbox ask,
  * "--max-" for clawbox-proxy), each followed by its value, then "--model-allow-tool NAME"
- * for each tool. Writes at most 6 + 2 * 16 entries into argv (borrowing from cfg, g and
- * buf) and returns how many. */
+ * for each tool, then "--egress JSON" when the group has egress rules. Writes at most 8 + 2 *
+ * 16 entries into argv (borrowing from cfg, g and buf) and returns how many. */
 size_t config_egress_argv(const struct daemon_config *cfg, const struct group_config *g,
                           char *buf, size_t buf_size, const char **argv, const char *prefix);
 

@@ -93,6 +93,8 @@ pid_t daemon_spawn(const char **argv, char **envp, int in, int out, int err);
  * it talks to the Internet and needs none). */
 pid_t daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n,
                        bool unprivileged);
+/* As daemon_spawn, and keep (>= 0, close-on-exec here) stays open in the child. */
+pid_t daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep);
 /* The group's folder (data_dir/groups/GROUP), made if missing and owned as its runs need
  * it (runner.c): 0 and its path in buf, or -errno. */
 int daemon_group_dir(struct daemon *d, const char *group, char *buf, size_t size);

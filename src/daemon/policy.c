@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "macro.h"
 #include "policy.h"
@@ -39,6 +41,21 @@ static const struct {
     [HA_CANCEL_TASK] = {VERDICT_ALLOW, VERDICT_ASK, VERDICT_DENY},
 };
 #define DEFAULT_UNLISTED_HOSTS VERDICT_DENY
+
+/* When the run is tainted (taint.h): what reaches other people asks first. A message to its
+ * own chat is the answer the user waits for; to another group, a file, or a task that acts
+ * later, it is how an injected instruction carries the group's data out. */
+static const struct {
+	enum policy_verdict self, other;
+} tainted_defaults[HA_COUNT] = {
+    [HA_SEND_MESSAGE] = {VERDICT_ALLOW, VERDICT_ASK},
+    [HA_SEND_FILE] = {VERDICT_ASK, VERDICT_ASK},
+    [HA_SCHEDULE_TASK] = {VERDICT_ASK, VERDICT_ASK},
+    [HA_LIST_TASKS] = {VERDICT_ALLOW, VERDICT_ALLOW},
+    [HA_PAUSE_TASK] = {VERDICT_ALLOW, VERDICT_ALLOW},
+    [HA_RESUME_TASK] = {VERDICT_ALLOW, VERDICT_ALLOW},
+    [HA_CANCEL_TASK] = {VERDICT_ALLOW, VERDICT_ALLOW},
+};
 
 const char *
 verdict_name(enum policy_verdict v)
@@ -141,8 +158,9 @@ int
 policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
              struct group_policy *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"tools", "host_actions", "other_groups",
-	                                   "unlisted_hosts", "approval_timeout", NULL};
+	static const char *const keys[] = {"tools",          "host_actions",     "other_groups",
+	                                   "unlisted_hosts", "approval_timeout", "when_tainted",
+	                                   NULL};
 	memset(out, 0, sizeof(*out));
 	out->approval_secs = POLICY_APPROVAL_SECS;
 	out->approver_cli = true;
@@ -176,22 +194,23 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 		}
 	}
 	int r;
-	uint32_t named[2] = {0, 0}; /* actions named, not only covered by "*" */
+	uint32_t named[3] = {0, 0, 0}; /* actions named, not only covered by "*" */
 	if ((r = parse_verdicts(json_object_get(policy, "host_actions"), where, "host_actions",
 	                        out->self, &named[0], why, size)) < 0 ||
 	    (r = parse_verdicts(json_object_get(policy, "other_groups"), where, "other_groups",
-	                        out->others, &named[1], why, size)) < 0)
+	                        out->others, &named[1], why, size)) < 0 ||
+	    (r = parse_verdicts(json_object_get(policy, "when_tainted"), where, "when_tainted",
+	                        out->tainted, &named[2], why, size)) < 0)
 		return r;
 	json_t *uh = json_object_get(policy, "unlisted_hosts");
 	if (uh) {
 		out->unlisted_hosts = verdict_parse(uh);
-		if (out->unlisted_hosts != VERDICT_DENY)
-			/* Holding a request to an unlisted host for an approver needs the proxy
-			 * to ask the daemon, which is not built: refuse "ask" rather than let it
-			 * read as a promise. */
-			return BAD("%s.policy.unlisted_hosts: only \"deny\" is supported (egress "
-			           "approvals are not built yet)",
-			           where);
+		if (out->unlisted_hosts != VERDICT_DENY && out->unlisted_hosts != VERDICT_ASK)
+			/* "allow" would open every host on the Internet: list them instead. */
+			return BAD(
+			    "%s.policy.unlisted_hosts: expected \"deny\" or \"ask\" (list the "
+			    "hosts to allow in \"allow\" or \"egress\")",
+			    where);
 	}
 	json_t *at = json_object_get(policy, "approval_timeout");
 	if (at) {
@@ -255,12 +274,156 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 			                                               out, host_action_names[a])));
 		}
 	}
-	if (any_ask && !out->approver_cli && out->n_telegram == 0 &&
-	    out->n_channel_approvers == 0)
+	/* An "ask" written for tainted runs: the same need of someone to answer it. The
+	 * defaults' asks without an approver expire into denials, which is safe. */
+	for (int a = 0; a < HA_COUNT; a++)
+		any_ask = any_ask || ((named[2] & (1u << a)) && out->tainted[a] == VERDICT_ASK &&
+		                      policy_tool_granted(out, host_action_names[a]));
+	if ((any_ask || out->unlisted_hosts == VERDICT_ASK) && !out->approver_cli &&
+	    out->n_telegram == 0 && out->n_channel_approvers == 0)
 		return BAD("%s.approvers: empty, but the policy asks for approvals (set an approver "
 		           "or make the ask verdicts allow or deny)",
 		           where);
 	return 0;
+}
+
+/* "host[:port]" of an allow entry as configured: the string, or a JSON object's "host". */
+static void
+allow_host(const char *entry, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	if (entry[0] != '{') {
+		snprintf(buf, size, "%s", entry);
+		return;
+	}
+	json_t *o = json_loads(entry, 0, NULL);
+	snprintf(buf, size, "%s", json_string_value(json_object_get(o, "host")) ?: "");
+	json_decref(o);
+}
+
+/* Two spellings of one host as the operator wrote them: case does not matter; the proxy
+ * normalizes further (IDNA), which can only find more entries for one host, never fewer. */
+static bool
+same_host(const char *a, const char *b)
+{
+	return strcasecmp(a, b) == 0;
+}
+
+int
+policy_parse_egress(json_t *egress, char *const *allow, size_t n_allow, const char *where,
+                    struct group_policy *out, char *why, size_t size)
+{
+	static const char *const keys[] = {"host", "verdict", "trusted", "when_tainted", NULL};
+	out->n_egress = 0;
+	if (!egress)
+		return 0;
+	if (!json_is_array(egress))
+		return BAD("%s.egress: expected a list of {\"host\", \"verdict\", \"trusted\", "
+		           "\"when_tainted\"}",
+		           where);
+	size_t i;
+	json_t *e;
+	bool any_ask = false;
+	json_array_foreach(egress, i, e)
+	{
+		if (!json_is_object(e))
+			return BAD("%s.egress[%zu]: expected {\"host\", \"verdict\", ...}", where,
+			           i);
+		const char *name;
+		json_t *val;
+		json_object_foreach(e, name, val)
+		{
+			bool known = false;
+			for (size_t k = 0; keys[k]; k++)
+				known = known || strcmp(keys[k], name) == 0;
+			if (!known)
+				return BAD("%s.egress[%zu].%.64s: unknown key", where, i, name);
+		}
+		if (out->n_egress >= POLICY_EGRESS_MAX)
+			return BAD("%s.egress: at most %d rules", where, POLICY_EGRESS_MAX);
+		struct egress_rule_config *r = &out->egress[out->n_egress];
+		const char *host = json_string_value(json_object_get(e, "host"));
+		if (!host || !host[0] || strlen(host) >= sizeof(r->host) ||
+		    strpbrk(host, " \t\r\n/\"\\@?#") || strstr(host, "://"))
+			return BAD("%s.egress[%zu].host: expected HOST or HOST:PORT", where, i);
+		const char *colon = strrchr(host, ':'), *bracket = strrchr(host, ']');
+		if (colon && (!bracket || colon > bracket)) {
+			char *end;
+			long port = strtol(colon + 1, &end, 10);
+			if (*end || colon[1] < '1' || colon[1] > '9' || port > 65535)
+				return BAD(
+				    "%s.egress[%zu].host: expected HOST or HOST:PORT (a port "
+				    "from 1 to 65535)",
+				    where, i);
+		}
+		snprintf(r->host, sizeof(r->host), "%s", host);
+		if (!(r->verdict = verdict_parse(json_object_get(e, "verdict"))))
+			return BAD(
+			    "%s.egress[%zu].verdict: expected \"allow\", \"ask\" or \"deny\"",
+			    where, i);
+		json_t *t = json_object_get(e, "trusted"), *wt = json_object_get(e, "when_tainted");
+		if (t && !json_is_boolean(t))
+			return BAD("%s.egress[%zu].trusted: expected true or false", where, i);
+		r->trusted = json_is_true(t);
+		if (wt && !(r->when_tainted = verdict_parse(wt)))
+			return BAD("%s.egress[%zu].when_tainted: expected \"allow\", \"ask\" or "
+			           "\"deny\"",
+			           where, i);
+		/* Contradictions, each named by the key that makes it one. */
+		if (wt && r->trusted)
+			return BAD(
+			    "%s.egress[%zu].when_tainted: never applies, the host is trusted "
+			    "(responses from it do not taint, requests to it are not judged "
+			    "by taint)",
+			    where, i);
+		if (wt && r->verdict == VERDICT_DENY)
+			return BAD("%s.egress[%zu].when_tainted: never applies, the rule denies %s",
+			           where, i, host);
+		for (size_t k = 0; k < out->n_egress; k++)
+			if (same_host(out->egress[k].host, host))
+				return BAD(
+				    "%s.egress[%zu].host: %s has a rule already (egress[%zu]): "
+				    "one rule per host",
+				    where, i, host, k);
+		for (size_t k = 0; k < n_allow; k++) {
+			char ah[POLICY_EGRESS_HOST_MAX];
+			allow_host(allow[k], ah, sizeof(ah));
+			if (same_host(ah, host) && r->verdict != VERDICT_ALLOW)
+				return BAD(
+				    "%s.egress[%zu].verdict: \"%s\" for %s, which %s.allow[%zu] "
+				    "allows",
+				    where, i, verdict_name(r->verdict), host, where, k);
+		}
+		any_ask = any_ask || r->verdict == VERDICT_ASK || r->when_tainted == VERDICT_ASK;
+		out->n_egress++;
+	}
+	if (any_ask && !out->approver_cli && out->n_telegram == 0)
+		return BAD("%s.approvers: empty, but %s.egress asks for approvals (set an approver "
+		           "or make the ask verdicts allow or deny)",
+		           where, where);
+	return 0;
+}
+
+char *
+policy_egress_arg(const struct group_policy *p)
+{
+	if (p->n_egress == 0 && p->unlisted_hosts != VERDICT_ASK)
+		return NULL;
+	json_t *rules = json_array();
+	for (size_t i = 0; i < p->n_egress; i++) {
+		const struct egress_rule_config *r = &p->egress[i];
+		json_t *o = json_pack("{s:s,s:s,s:b}", "host", r->host, "verdict",
+		                      verdict_name(r->verdict), "trusted", r->trusted);
+		if (o && r->when_tainted)
+			json_object_set_new(o, "when_tainted",
+			                    json_string(verdict_name(r->when_tainted)));
+		json_array_append_new(rules, o);
+	}
+	json_t *o = json_pack("{s:s,s:o}", "unlisted",
+	                      p->unlisted_hosts == VERDICT_ASK ? "ask" : "deny", "rules", rules);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return s;
 }
 
 enum policy_verdict
@@ -274,6 +437,29 @@ policy_host_action(const struct group_policy *p, bool main, enum host_action a, 
 	if (v)
 		return v;
 	return !other ? defaults[a].self : main ? defaults[a].other_main : defaults[a].other;
+}
+
+enum policy_verdict
+policy_host_action_tainted(const struct group_policy *p, bool main, enum host_action a, bool other,
+                           bool *ret_by_taint)
+{
+	enum policy_verdict base = policy_host_action(p, main, a, other);
+	if (ret_by_taint)
+		*ret_by_taint = false;
+	if ((unsigned)a >= HA_COUNT)
+		return base;
+	enum policy_verdict t = p->tainted[a] ? p->tainted[a]
+	                        : other       ? tainted_defaults[a].other
+	                                      : tainted_defaults[a].self;
+	/* allow < ask < deny in the enum: the stricter one. The taint decides (and the hold is
+	 * a tainted one, which no grant of an untainted ask passes) whenever its own verdict
+	 * asks or denies and the policy's is not stricter. */
+	if (t >= VERDICT_ASK && t >= base) {
+		if (ret_by_taint)
+			*ret_by_taint = true;
+		return t;
+	}
+	return base;
 }
 
 bool
@@ -304,8 +490,29 @@ policy_tools_csv(const struct group_policy *p, char *buf, size_t size)
 }
 
 json_t *
-policy_json(const struct group_policy *p, bool main)
+policy_json(const struct group_policy *p, bool main, char *const *allow, size_t n_allow)
 {
+	json_t *egress = json_array();
+	for (size_t i = 0; i < p->n_egress; i++) {
+		const struct egress_rule_config *r = &p->egress[i];
+		json_array_append_new(
+		    egress,
+		    json_pack("{s:s,s:s,s:b,s:s,s:b,s:s}", "host", r->host, "verdict",
+		              verdict_name(r->verdict), "trusted", r->trusted, "when_tainted",
+		              r->trusted ? "n/a"
+		              : r->verdict == VERDICT_DENY
+		                  ? "deny"
+		                  : verdict_name(r->when_tainted ?: VERDICT_ASK),
+		              "when_tainted_default", !r->when_tainted, "from", "egress"));
+	}
+	for (size_t i = 0; i < n_allow; i++) {
+		char h[POLICY_EGRESS_HOST_MAX];
+		allow_host(allow[i], h, sizeof(h));
+		json_array_append_new(egress,
+		                      json_pack("{s:s,s:s,s:b,s:s,s:b,s:s}", "host", h, "verdict",
+		                                "allow", "trusted", 0, "when_tainted", "ask",
+		                                "when_tainted_default", 1, "from", "allow"));
+	}
 	json_t *tools = json_array(), *ha = json_object(), *appr = json_array();
 	for (size_t i = 0; i < policy_n_tools; i++)
 		if (policy_tool_granted(p, policy_tool_names[i]))
@@ -319,6 +526,17 @@ policy_json(const struct group_policy *p, bool main)
 		              verdict_name(policy_host_action(p, main, (enum host_action)a, true)),
 		              "other_groups_default", p->others[a] == VERDICT_UNSET, "granted",
 		              policy_tool_granted(p, host_action_names[a])));
+	json_t *wt = json_object();
+	for (int a = 0; a < HA_COUNT; a++)
+		json_object_set_new(
+		    wt, host_action_names[a],
+		    json_pack("{s:s,s:s,s:b}", "self",
+		              verdict_name(policy_host_action_tainted(p, main, (enum host_action)a,
+		                                                      false, NULL)),
+		              "other_groups",
+		              verdict_name(policy_host_action_tainted(p, main, (enum host_action)a,
+		                                                      true, NULL)),
+		              "default", p->tainted[a] == VERDICT_UNSET));
 	if (p->approver_cli)
 		json_array_append_new(appr, json_string("cli"));
 	for (size_t i = 0; i < p->n_telegram; i++) {
@@ -328,9 +546,10 @@ policy_json(const struct group_policy *p, bool main)
 	}
 	for (size_t i = 0; i < p->n_channel_approvers; i++)
 		json_array_append_new(appr, json_string(p->channel_approvers[i]));
-	return json_pack("{s:o,s:b,s:o,s:s,s:o,s:i}", "tools", tools, "tools_default",
-	                 !p->tools_set, "host_actions", ha, "unlisted_hosts",
+	return json_pack("{s:o,s:b,s:o,s:o,s:s,s:o,s:i,s:o}", "tools", tools, "tools_default",
+	                 !p->tools_set, "host_actions", ha, "when_tainted", wt, "unlisted_hosts",
 	                 verdict_name(p->unlisted_hosts ? p->unlisted_hosts
 	                                                : DEFAULT_UNLISTED_HOSTS),
-	                 "approvers", appr, "approval_timeout", (int)p->approval_secs);
+	                 "approvers", appr, "approval_timeout", (int)p->approval_secs, "egress",
+	                 egress);
 }

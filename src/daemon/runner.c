@@ -36,12 +36,14 @@
 #include "json-util.h"
 #include "log.h"
 #include "quota.h"
+#include "taint.h"
 #include "tasks.h"
+#include "egress.h"
 #include "text.h"
 
 #define EVENT_LINE_MAX (40u << 20)
 #define ARGV_MAX       (100 + 2 * CONFIG_MAX_ALLOW + 2 * CONFIG_MAX_MOUNTS + 2 * CONFIG_MAX_SERVICES + \
-                        2 * CONFIG_ENGINE_MAX_ARGS)
+                        2 * CONFIG_ENGINE_MAX_ARGS + 2 * TAINT_START_MAX)
 
 struct run {
 	struct daemon *d;
@@ -72,6 +74,7 @@ struct run {
 	char last_tool[128];       /* its last tool call's summary (clawbox runs, the web app) */
 	bool stopped;              /* by runner_stop: /stop, clawbox stop, the API, the page */
 	char run_id[33];           /* random: what approval grants of this run are bound to */
+	struct egress_chan *egress; /* its proxy's control channel (egress.h) */
 };
 
 struct ipc_conn {
@@ -413,11 +416,10 @@ egress_to_audit(struct daemon *d, const struct run *r)
 		         (long long)json_integer_value(json_object_get(e, "port")),
 		         json_get_str(e, "reason") ? ": " : "", json_get_str(e, "reason") ?: "");
 		const char *decision = json_get_str(e, "decision") ?: "error";
-		(void)store_audit(d->store, r->group, "egress",
-		                  strcmp(decision, "allow") == 0 || strcmp(decision, "deny") == 0
-		                      ? decision
-		                      : "error",
-		                  what);
+		if (strcmp(decision, "allow") != 0 && strcmp(decision, "deny") != 0 &&
+		    strcmp(decision, "taint") != 0) /* the proxy's taint lines keep their kind */
+			decision = "error";
+		(void)store_audit(d->store, r->group, "egress", decision, what);
 		if (kept && json_array_size(kept) < 200)
 			json_array_append_new(kept, json_pack("{s:s,s:s}", "decision",
 			                                      strcmp(decision, "allow") == 0 ||
@@ -632,7 +634,9 @@ unlink_run(struct daemon *d, struct run *r)
 			break;
 		}
 	d->running--;
+	taint_run_end(d, r->run_id); /* before the socket goes: nothing asks after this */
 	ipc_close(r);
+	egress_chan_free(r->egress);
 	bufferevent_free(r->out);
 	bufferevent_free(r->err);
 	dbuf_done(&r->reply);
@@ -916,16 +920,6 @@ pipe_event(struct bufferevent *bev, short what, void *arg)
 	finish(r);
 }
 
-/* vfork: the child only sets up its descriptors and execs, so no page table of the daemon is
- * copied for it. A function of its own, so that nothing of the caller's frame lives across
- * the vfork. */
-__attribute__((noinline)) pid_t
-daemon_spawn(const char **argv, char **envp, int in, int out, int err)
-{
-	const int fds[3] = {in, out, err};
-	return daemon_spawn_fds(argv, envp, fds, 3, false);
-}
-
 /* In a child before exec: no capability left in any set, the bounding set emptied, and
  * no-new-privs, so nothing it execs gains one back. 0, or -1 (the child then exits). */
 static int
@@ -941,8 +935,11 @@ drop_privileges(void)
 	return (int)syscall(SYS_capset, &hdr, data);
 }
 
-pid_t
-daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, bool unprivileged)
+/* vfork: the child only sets up its descriptors and execs, so no page table of the daemon is
+ * copied for it. A function of its own, so that nothing of the caller's frame lives across
+ * the vfork. fds[i] becomes the child's fd i (i < n); keep (>= 0) stays open at its number. */
+static __attribute__((noinline)) pid_t
+spawn(const char **argv, char **envp, const int *fds, size_t n, bool unprivileged, int keep)
 {
 	if (n > 4)
 		return -EINVAL;
@@ -965,6 +962,10 @@ daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, bool 
 		for (size_t i = 0; i < n; i++)
 			if ((fds[i] == (int)i ? fcntl((int)i, F_SETFD, 0) : dup2(fds[i], (int)i)) < 0)
 				_exit(125);
+		/* The one more descriptor the child gets (the proxy's control channel), in the
+		 * child's own table only: vfork shares memory, not descriptors. */
+		if (keep >= 0 && fcntl(keep, F_SETFD, 0) < 0)
+			_exit(125);
 		/* Runs are batch work and the daemon is their control plane: with 100 runs on 2
 		 * cores at the daemon's own priority, /healthz waited ~500 ms at p99 for a CPU
 		 * (test-scale.sh). Best effort: a run at the daemon's priority still works. */
@@ -976,6 +977,25 @@ daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, bool 
 		_exit(127);
 	}
 	return pid;
+}
+
+pid_t
+daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, bool unprivileged)
+{
+	return spawn(argv, envp, fds, n, unprivileged, -1);
+}
+
+pid_t
+daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep)
+{
+	const int fds[3] = {in, out, err};
+	return spawn(argv, envp, fds, 3, false, keep);
+}
+
+pid_t
+daemon_spawn(const char **argv, char **envp, int in, int out, int err)
+{
+	return daemon_spawn_keep(argv, envp, in, out, err, -1);
 }
 
 /* ask's environment: what it needs and the model key, nothing else of the daemon's (the
@@ -1123,6 +1143,10 @@ start_run(struct daemon *d, const char *group)
 		return -EDQUOT;
 	}
 
+	/* What tainted the run before it starts (taint.h): its message's sender, the group's
+	 * memory file, and below its untrusted mounts. */
+	struct taint_start taint;
+	taint_start_collect(d, group, id, &taint);
 	char ws[PATH_MAX], session[PATH_MAX], memory[PATH_MAX + 32], mem_size[32], max_tokens[32];
 	const char *argv[ARGV_MAX];
 	size_t n = 0;
@@ -1196,6 +1220,10 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--allow";
 		argv[n++] = g->allow[i];
 	}
+	if (d->cfg.hosts_file[0]) { /* tests and air-gapped installs: no DNS servers */
+		argv[n++] = "--hosts";
+		argv[n++] = d->cfg.hosts_file;
+	}
 	char ca_dir[PATH_MAX];
 	for (size_t i = 0; i < g->n_services; i++) {
 		argv[n++] = "--service";
@@ -1239,6 +1267,9 @@ start_run(struct daemon *d, const char *group)
 		}
 		snprintf(mount_args[i], sizeof(mount_args[i]), "%s:%s:%s", real,
 		         g->mounts[i].inside, g->mounts[i].rw ? "rw" : "ro");
+		if (g->mounts[i].untrusted)
+			taint_start_add(&taint, "mount", "untrusted mount %.100s (%.80s)",
+			                g->mounts[i].inside, g->mounts[i].host);
 		argv[n++] = "--mount";
 		argv[n++] = mount_args[i];
 	}
@@ -1279,6 +1310,10 @@ start_run(struct daemon *d, const char *group)
 		argv[n++] = "--note";
 		argv[n++] = agent_note;
 	}
+	for (size_t k = 0; k < taint.n; k++) { /* the proxy's side of the same taint */
+		argv[n++] = "--tainted";
+		argv[n++] = taint.c[k].cause;
+	}
 	argv[n++] = "-";
 	argv[n] = NULL;
 
@@ -1311,6 +1346,17 @@ start_run(struct daemon *d, const char *group)
 	argv[n++] = r->audit_path;
 	argv[n++] = "--host-socket";
 	argv[n++] = r->sock_path;
+	/* The proxy's control channel: approvals of egress, taint (egress.h). */
+	int control = -1;
+	char control_text[16];
+	if ((e = egress_chan_open(d, group, r->run_id, &r->egress, &control)) < 0) {
+		ipc_close(r);
+		free(r);
+		return start_later(d, group, e); /* out of descriptors or memory: for now */
+	}
+	snprintf(control_text, sizeof(control_text), "%d", control);
+	argv[n++] = "--proxy-control-fd";
+	argv[n++] = control_text;
 	char tokens[24];
 	if (tokens_left != UINT64_MAX) { /* what the day's budget leaves for this run */
 		snprintf(tokens, sizeof(tokens), "%llu", (unsigned long long)tokens_left);
@@ -1338,14 +1384,20 @@ start_run(struct daemon *d, const char *group)
 		e = in < 0 ? in : NEG_ERRNO();
 		goto fail;
 	}
+	/* Tracked before the run can ask for anything: an untracked run would read as clean. */
+	if ((e = taint_run_begin(d, group, r->run_id, id, &taint)) < 0)
+		goto fail;
 	char *envp[8 + CONFIG_MAX_SERVICES];
 	daemon_environment(d, true, envp, 8);
 	add_service_env(g, envp, ARRAY_SIZE(envp));
-	pid_t pid = test_spawn_fails() ? -EMFILE : daemon_spawn(argv, envp, in, out[1], err[1]);
+	pid_t pid = test_spawn_fails() ? -EMFILE
+	                               : daemon_spawn_keep(argv, envp, in, out[1], err[1], control);
 	if (pid < 0) {
 		e = (int)pid;
 		goto fail;
 	}
+	close(control);
+	control = -1;
 	close(in);
 	close(out[1]);
 	close(err[1]);
@@ -1374,7 +1426,11 @@ start_run(struct daemon *d, const char *group)
 	log_fields("info", f, "run started");
 	return 0;
 fail:
+	taint_run_end(d, r->run_id);
 	ipc_close(r);
+	egress_chan_free(r->egress);
+	if (control >= 0)
+		close(control);
 	free(r);
 	if (in >= 0)
 		close(in);
@@ -1497,12 +1553,15 @@ runner_list(struct daemon *d)
 	json_t *arr = json_array();
 	for (struct run *r = d->runs; r && arr; r = r->next)
 		json_array_append_new(
-		    arr, json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b}", "group", r->group, "message_id",
-		                   (json_int_t)r->message, "started_ms", (json_int_t)r->started_ms,
-		                   "elapsed_s", (json_int_t)((now_ms - r->started_ms) / 1000),
-		                   "last_tool", r->last_tool, "tool_events",
-		                   (json_int_t)(r->tools ? json_array_size(r->tools) : 0), "stopping",
-		                   r->stopped));
+		    arr,
+		    json_pack("{s:s,s:I,s:I,s:I,s:s,s:I,s:b,s:b,s:o}", "group", r->group,
+		              "message_id", (json_int_t)r->message, "started_ms",
+		              (json_int_t)r->started_ms, "elapsed_s",
+		              (json_int_t)((now_ms - r->started_ms) / 1000), "last_tool",
+		              r->last_tool, "tool_events",
+		              (json_int_t)(r->tools ? json_array_size(r->tools) : 0), "stopping",
+		              r->stopped, "tainted", taint_run_tainted(d, r->run_id), "taint",
+		              taint_run_causes(d, r->run_id)));
 	return arr;
 }
 

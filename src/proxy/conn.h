@@ -36,7 +36,17 @@ struct proxy {
 	uint64_t sent_bytes, received_bytes; /* from the sandbox, to it: the per-run caps */
 	unsigned n_requests;
 	bool sandbox_gone;
+	/* hold.c: the control channel, what the run has read, the asks so far. */
+	int control_fd;
+	struct event *control_ev;
+	struct egress_taint taint;
+	uint64_t next_ask_id;
 };
+
+#define HOLD_MAX         4         /* requests of a run held at once (CONTRACTS 1) */
+#define HOLD_BODY_MAX    (1 << 20) /* a held request's body, read in full */
+#define HOLD_PREVIEW_MAX 512       /* bytes of it the approver sees */
+#define HOLD_PATH_MAX    1024
 
 enum conn_state {
 	ST_HEAD,
@@ -46,6 +56,7 @@ enum conn_state {
 	ST_FORWARD,
 	ST_UPSTREAM_BODY, /* the credentialed upstream: collecting the request body */
 	ST_UPSTREAM,      /* the credentialed upstream: libcurl has the request */
+	ST_HELD,          /* waiting for an approver's answer (hold.c) */
 	ST_CLOSING,
 };
 
@@ -104,8 +115,20 @@ struct conn {
 	uint16_t tunnel_port;
 	struct leak_stream leak;
 
+	/* Egress (egress.h, hold.c): a response to it taints the run; the hold. */
+	bool taints;
+	bool held, asked, approved, continued;
+	bool egress_ok; /* allowed by an egress rule or an approver, not (only) --allow */
+	uint64_t ask_id;
+	void (*release)(struct conn *c); /* goes on once approved */
+	struct evp_md_ctx_st *sha;
+	uint64_t held_bytes;
+	char preview_raw[HOLD_PREVIEW_MAX];
+	size_t preview_raw_len;
+	char held_why[EGRESS_WHY_MAX];
+
 	const char *decision;
-	char reason[160];
+	char reason[EGRESS_WHY_MAX + 160];
 };
 
 /* Ends the connection: audit line, then everything it holds is freed. */
@@ -131,6 +154,22 @@ bool conn_egress_start(struct conn *c);
 bool conn_count_bytes(struct conn *c, size_t n, bool from_client);
 
 double conn_ms_since(const struct timespec *t0);
+
+/* hold.c: see there. hold_request() holds c (verdict ask, why) and asks the daemon once its
+ * body is in; release(c) goes on if an approver allows it, else c is refused. */
+int hold_init(struct proxy *px);
+void hold_done(struct proxy *px);
+void hold_request(struct conn *c, const char *why, void (*release)(struct conn *));
+void hold_body(struct conn *c, const char *at, size_t len);
+void hold_body_done(struct conn *c);
+void hold_control_lost(struct proxy *px, const char *why);
+void hold_conn_free(struct conn *c);
+/* A response from c's host reached the sandbox: the run is tainted by it. */
+void hold_response_seen(struct conn *c);
+void hold_taint(struct proxy *px, const char *cause, const char *host);
+/* The egress verdict on c's request (egress.h), applied: false when c was refused or held
+ * (then release goes on with it later), true when it goes on now. */
+bool egress_gate(struct conn *c, bool allowed, bool has_input, void (*release)(struct conn *));
 
 /* tunnel.c: hands an established CONNECT tunnel to splice(2); false: not possible, the
  * bufferevent relay carries it. tunnel_free() releases what the splice held. */

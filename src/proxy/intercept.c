@@ -363,12 +363,12 @@ service_connected(struct bufferevent *bev, short what, void *arg)
 }
 
 static void intercept_connect(struct conn *c);
+static void intercept_go(struct conn *c);
 
 void
 intercept_decide(struct conn *c)
 {
 	struct request *r = &c->req;
-	struct proxy *px = c->px;
 	r->is_connect = r->parser.method == HTTP_CONNECT;
 	snprintf(r->method, sizeof(r->method), "%s", http_method_str(r->parser.method));
 	snprintf(r->host, sizeof(r->host), "%s", c->tunnel_host);
@@ -388,6 +388,21 @@ intercept_decide(struct conn *c)
 		return;
 	if (!conn_egress_start(c)) /* a transparent one was never decided as a CONNECT */
 		return;
+	/* The egress verdict at request level: here the request is visible, so a tainted run's
+	 * body or query to the service's host is judged as a plain one's would be. */
+	bool has_input = strchr(r->path, '?') || r->chunked ||
+	                 (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX);
+	if (!egress_gate(c, true, has_input, intercept_go))
+		return;
+	intercept_go(c);
+}
+
+/* The request may go: an allow entry's rules, the secret, then the connection. */
+static void
+intercept_go(struct conn *c)
+{
+	struct request *r = &c->req;
+	struct proxy *px = c->px;
 	/* An allow entry for the service's host judges the request inside as it would a plain
 	 * one: methods, paths, caps (rules.h). Without one, the service's naming it suffices. */
 	struct rule_verdict v = {0};
@@ -411,10 +426,11 @@ intercept_decide(struct conn *c)
 		conn_refuse(c, 414, "deny", "URL too long with the secret in it");
 		return;
 	}
-	if (request_expects_continue(r))
+	if (!c->continued && request_expects_continue(r))
 		evbuffer_add_printf(bufferevent_get_output(c->client),
 		                    "HTTP/1.1 100 Continue\r\n\r\n");
-	c->body = evbuffer_new();
+	if (!c->body)
+		c->body = evbuffer_new();
 	if (!c->body) {
 		conn_refuse(c, 502, "error", "out of memory");
 		return;

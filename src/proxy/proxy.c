@@ -59,6 +59,8 @@ proxy_config_init(struct proxy_config *c)
 	c->sandbox_id = "-";
 	c->sandbox_fd = -1;
 	c->audit_fd = -1;
+	c->control_fd = -1;
+	egress_policy_init(&c->egress);
 	c->max_connections = 64;
 	c->max_head_bytes = 16 * 1024;
 	c->max_body_bytes = 64ULL << 20;
@@ -127,6 +129,7 @@ conn_free(struct conn *c)
 	if (c->body)
 		evbuffer_free(c->body);
 	leak_stream_done(&c->leak);
+	hold_conn_free(c);
 	tunnel_free(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -244,6 +247,11 @@ body_sink(void *ctx, const char *at, size_t len)
 	struct conn *c = ctx;
 	if (!conn_body_clean(c, at, len))
 		return; /* refused: nothing more goes out */
+	if (c->held || c->approved) { /* read in full for the approver, sent as it was shown */
+		if (c->held)
+			hold_body(c, at, len);
+		return;
+	}
 	if (c->state == ST_UPSTREAM_BODY) { /* libcurl frames it itself */
 		evbuffer_add(c->body, at, len);
 		return;
@@ -274,6 +282,8 @@ conn_count_bytes(struct conn *c, size_t n, bool from_client)
 	} else {
 		c->bytes_out += n;
 		px->received_bytes += n;
+		if (n && c->taints) /* before the agent can read it */
+			hold_response_seen(c);
 	}
 	px->total_bytes += n;
 	if (c->egress_metered && cfg->meter &&
@@ -345,7 +355,11 @@ send_request_head(struct conn *c)
 			if (!request_hop_by_hop(request_header_name(r, i)))
 				evbuffer_add_printf(out, "%s: %s\r\n", request_header_name(r, i),
 				                    request_header_value(r, i));
-	if (r->chunked)
+	if (c->approved) { /* held: the whole body is in c->body, as the approver saw it */
+		if (evbuffer_get_length(c->body))
+			evbuffer_add_printf(out, "Content-Length: %zu\r\n",
+			                    evbuffer_get_length(c->body));
+	} else if (r->chunked)
 		evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
 	else if (r->parser.content_length != ULLONG_MAX && r->parser.content_length > 0)
 		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
@@ -427,7 +441,8 @@ address_allowed(struct conn *c, struct sockaddr *sa, char *text, size_t text_siz
 	                      : (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr;
 	inet_ntop(sa->sa_family, raw, text, (socklen_t)text_size);
 	enum addr_class cls = addr_classify_for_host(sa);
-	if (cls == ADDR_PUBLIC || allowlist_names_address(&c->px->cfg->allow, sa))
+	if (cls == ADDR_PUBLIC || allowlist_names_address(&c->px->cfg->allow, sa) ||
+	    egress_names_address(&c->px->cfg->egress, sa))
 		return true;
 	conn_refuse(c, 403, "deny", "%s resolves to %s, a %s address", c->req.host, text,
 	            addr_class_name(cls));
@@ -688,6 +703,8 @@ conn_egress_start(struct conn *c)
 	return false;
 }
 
+static void decide_go(struct conn *c);
+
 static void
 decide(struct conn *c)
 {
@@ -757,14 +774,32 @@ decide(struct conn *c)
 		            "CONNECT for anything else");
 		return;
 	}
+	/* The group's egress verdict (egress.h), before anything is resolved: ask holds the
+	 * request here (a held name is never looked up); a CONNECT to a service's host is judged
+	 * request by request inside (intercept_decide), so it carries no input of its own. */
+	bool has_input = (r->is_connect && c->svc < 0) || strchr(r->path, '?') || r->chunked ||
+	                 (r->parser.content_length > 0 && r->parser.content_length != ULLONG_MAX);
+	bool allowed =
+	    c->svc >= 0 || allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port);
+	if (!egress_gate(c, allowed, has_input, decide_go))
+		return;
+	decide_go(c);
+}
+
+/* The request may go (by the allowlist, an egress rule or an approver): its entry's rules,
+ * then the address. */
+static void
+decide_go(struct conn *c)
+{
+	struct request *r = &c->req;
 	/* A service's hosts are allowed by being named in it. An allow entry for the same host
 	 * still adds its rules (methods, paths, caps) to plain HTTP; a CONNECT to a service host
 	 * is intercepted, and the request inside is judged (intercept_decide). The name is judged
 	 * before anything else happens to it: a refused name is never looked up (a DNS query for
 	 * SECRET.attacker.example would itself be the leak). */
 	struct rule_verdict v = {0};
-	bool judged = c->svc < 0 || (!r->is_connect && allowlist_match(&c->px->cfg->allow, r->host,
-	                                                                 r->kind, r->port));
+	bool in_allow = allowlist_match(&c->px->cfg->allow, r->host, r->kind, r->port);
+	bool judged = in_allow ? c->svc < 0 || !r->is_connect : c->svc < 0 && !c->egress_ok;
 	if (judged && rules_judge(&c->px->cfg->allow, r->method, r->host, r->kind, r->port,
 	                          r->is_connect ? NULL : r->path, &v) < 0) {
 		conn_refuse(c, 403, "deny", "%s", v.reason);
@@ -789,10 +824,11 @@ decide(struct conn *c)
 	}
 	/* The client may wait for leave to send its body: give it here, where the request is
 	 * known to be allowed (an error can still follow it), rather than pass Expect on. */
-	if (!r->is_connect && request_expects_continue(r))
+	if (!r->is_connect && !c->continued && request_expects_continue(r))
 		evbuffer_add_printf(bufferevent_get_output(c->client),
 		                    "HTTP/1.1 100 Continue\r\n\r\n");
-	c->body = evbuffer_new();
+	if (!c->body)
+		c->body = evbuffer_new();
 	if (!c->body) {
 		conn_refuse(c, 502, "error", "out of memory");
 		return;
@@ -866,6 +902,8 @@ client_read(struct bufferevent *bev, void *arg)
 	}
 	if (c->req.message_done && c->state == ST_UPSTREAM_BODY)
 		start_upstream(c);
+	if (c->req.message_done && c->state == ST_HELD)
+		hold_body_done(c);
 	if (c->req.message_done && c->state != ST_TUNNEL && c->state != ST_CLOSING &&
 	    !c->req.is_connect) {
 		evbuffer_drain(in, evbuffer_get_length(in));
@@ -1135,6 +1173,8 @@ proxy_run(const struct proxy_config *cfg)
 			r = -EINVAL;
 		}
 	}
+	if (r == 0)
+		r = hold_init(&px);
 	if (r == 0 && cfg->drop_to_id)
 		r = drop_privileges(cfg->drop_to_id);
 	if (r == 0) {
@@ -1181,6 +1221,7 @@ proxy_run(const struct proxy_config *cfg)
 	upstream_free(px.upstream);
 	upstream_free(px.fetcher);
 	intercept_free(px.icpt);
+	hold_done(&px);
 	event_base_free(px.base);
 	return r;
 }

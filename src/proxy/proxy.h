@@ -17,6 +17,7 @@
 #define PROXY_HOST_ID 65532 /* not the sandboxes' 65533: nothing shared with them */
 
 #include "allowlist.h"
+#include "egress.h"
 #include "model-fence.h"
 #include "meter.h"
 #include "services.h"
@@ -24,6 +25,13 @@
 
 struct proxy_config {
 	struct allowlist allow;
+	struct egress_policy egress;            /* --egress: verdicts per host (egress.h) */
+	const struct egress_taint *start_taint; /* --tainted: the run starts tainted; or NULL */
+	int control_fd; /* SOCK_SEQPACKET to the daemon (hold.c), or -1: asks are denials */
+	/* Taint is tracked and changes verdicts (egress.h) only with --egress, --tainted or
+	 * --control-fd, which the daemon always gives: a plain `clawbox run --allow H` keeps
+	 * the allowlist's meaning, every request to H allowed. */
+	bool taint_verdicts;
 	const char *sandbox_id;
 	int sandbox_fd;         /* SOCK_SEQPACKET: 'c' + one connection fd per message */
 	int audit_fd;           /* O_APPEND file, or -1 */

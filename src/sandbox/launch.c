@@ -292,10 +292,10 @@ watchdog_finish(struct watchdog *w, struct cgroup *cg)
 
 /* ---- the egress proxy ---- */
 
-/* Starts spec->proxy_argv with sock as its fd 3. It dies with us (SIGTERM), and we stop it when
- * the sandbox has exited. */
+/* Starts spec->proxy_argv with sock as its fd 3 (and control, if >= 0, as its fd 4). It dies
+ * with us (SIGTERM), and we stop it when the sandbox has exited. */
 pid_t
-sandbox_proxy_start(char *const *argv, int sock)
+sandbox_proxy_start(char *const *argv, int sock, int control)
 {
 	pid_t parent = getpid();
 	pid_t pid = fork();
@@ -308,10 +308,14 @@ sandbox_proxy_start(char *const *argv, int sock)
 		signal(SIGPIPE, SIG_DFL);
 		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
 			_exit(1);
-		/* dup2() onto itself would keep close-on-exec: clear it instead. */
-		if (sock == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sock, 3) < 0)
+		/* Both moved above 4 first, so that neither lands on the other; dup2() clears
+		 * close-on-exec on the copies. */
+		int s = fcntl(sock, F_DUPFD_CLOEXEC, 5);
+		int k = control >= 0 ? fcntl(control, F_DUPFD_CLOEXEC, 5) : -1;
+		if (s < 0 || (control >= 0 && k < 0) || dup2(s, 3) < 0 ||
+		    (k >= 0 && dup2(k, 4) < 0))
 			_exit(1);
-		(void)close_range(4, ~0U, 0);
+		(void)close_range(k >= 0 ? 5 : 4, ~0U, 0);
 		execv(argv[0], argv);
 		_exit(127);
 	}
@@ -702,7 +706,8 @@ sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret)
 		r = send_fds(sync_w, 'g', NULL, 0);
 	if (r >= 0 && spec->proxy_argv) {
 		step = "start the egress proxy";
-		proxy_pid = sandbox_proxy_start(spec->proxy_argv, proxy_sock);
+		proxy_pid =
+		    sandbox_proxy_start(spec->proxy_argv, proxy_sock, spec->proxy_control_fd);
 		r = proxy_pid < 0 ? (int)proxy_pid : 0;
 		close(TAKE_FD(proxy_sock));
 	}

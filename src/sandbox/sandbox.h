@@ -31,7 +31,7 @@ int sandbox_run(const struct sandbox_spec *spec, struct sandbox_result *ret);
 /* The egress proxy as sandbox_run() starts it, for a caller that hands it connections itself
  * (the microVM's host): argv runs with sock as its fd 3 and dies with the caller. Returns its
  * pid or -errno. sandbox_proxy_stop() lets it finish (SIGTERM, two seconds) and reaps it. */
-pid_t sandbox_proxy_start(char *const *argv, int sock);
+pid_t sandbox_proxy_start(char *const *argv, int sock, int control);
 void sandbox_proxy_stop(pid_t pid);
 
 /* Remember where the process's argv and environment strings are, so that the sandbox init,

@@ -16,6 +16,7 @@ sandbox_spec_init(struct sandbox_spec *spec)
 	spec->memory_bytes = SANDBOX_DEFAULT_MEMORY;
 	spec->pids_max = SANDBOX_DEFAULT_PIDS;
 	spec->proxy_sock = -1;
+	spec->proxy_control_fd = -1;
 }
 
 void

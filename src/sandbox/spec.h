@@ -68,6 +68,10 @@ struct sandbox_spec {
 	 * sends each connection made to SANDBOX_PROXY_PORT on its loopback (one byte and the
 	 * connection's fd, SCM_RIGHTS). Borrowed, NULL-terminated. */
 	char *const *proxy_argv;
+	/* With proxy_argv: the daemon's control channel for the proxy (issue 11: approvals of
+	 * egress, taint), given to it as fd 4 (its argv says --control-fd 4); never to the
+	 * sandbox. -1: none. Borrowed. */
+	int proxy_control_fd;
 	/* With a proxy: names that resolve to 127.0.0.1 inside (its /etc/hosts), for clients
 	 * that use no proxy (model.clawbox.internal); init also takes connections to port 80
 	 * there and hands them to the proxy like the others. Borrowed, NULL-terminated. */

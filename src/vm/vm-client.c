@@ -117,7 +117,8 @@ vm_client_run(const char *socket_path, const struct sandbox_spec *spec, const ch
 	pid_t proxy = -1;
 	if (spec->proxy_argv) {
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0) {
-			proxy = sandbox_proxy_start(spec->proxy_argv, sp[1]);
+			proxy =
+			    sandbox_proxy_start(spec->proxy_argv, sp[1], spec->proxy_control_fd);
 			close(sp[1]);
 		}
 		if (proxy < 0) {

@@ -37,8 +37,8 @@ check_config 'groups[0].policy.tools[1]: not a tool' \
 	'{"groups": [{"id": "m", "policy": {"tools": ["read", "rm"]}}]}'
 check_config 'groups[0].approvers[0]: expected "cli" or "telegram:USER_ID"' \
 	'{"groups": [{"id": "m", "approvers": ["web"]}]}'
-check_config 'groups[0].policy.unlisted_hosts: only "deny" is supported' \
-	'{"groups": [{"id": "m", "policy": {"unlisted_hosts": "ask"}}]}'
+check_config 'groups[0].policy.unlisted_hosts: expected "deny" or "ask"' \
+	'{"groups": [{"id": "m", "policy": {"unlisted_hosts": "allow"}}]}'
 check_config 'groups[0].policy.tool: unknown key' '{"groups": [{"id": "m", "policy": {"tool": []}}]}'
 
 "$FAKE" --scenario "$TOP/tests/data/scenarios/approvals.json" --log "$WORK/model.log" \
