@@ -40,8 +40,8 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$DATA", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true}, {"id": "family"},
-            {"id": "ops", "approvers": ["telegram:42"],
+ "groups": [{"id": "main", "main": true}, {"id": "family", "owners": ["telegram:7"]},
+            {"id": "ops", "approvers": ["telegram:42"], "owners": ["telegram:42"],
              "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "tg", "kind": "telegram", "token_env": "TG_TOKEN", "base_url": "$TG",
                "chats": {"12345": "family", "555": "ops", "12346": "family"}},
