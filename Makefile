@@ -56,6 +56,10 @@ LIBS_proxy   = $(shell pkg-config --libs $(PROXY_PKGS)) -lhttp_parser
 # the libraries the channels talk to their services with. A channel that needs one more adds
 # it here (and to scripts/deps.sh).
 CHANNEL_PKGS := libevent jansson libcurl
+# email: MIME by GMime, HTML mail read as text by libxml2's HTML parser
+CHANNEL_PKGS += gmime-3.0 libxml-2.0
+# xmpp: libstrophe (XML streams, TLS, SASL, stream management)
+CHANNEL_PKGS += libstrophe
 INC_channels := $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
 LIBS_channel  = $(shell pkg-config --libs $(CHANNEL_PKGS))
 # Slack's and Discord's sockets (src/channels/ws.c): TLS by libevent's OpenSSL bufferevent,
@@ -95,8 +99,9 @@ DAEMON_UNIT := tests/unit/test-cron.c tests/unit/test-envs.c tests/unit/test-pol
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 PROXY_UNIT_BIN := $(PROXY_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
 DAEMON_UNIT_BIN := $(DAEMON_UNIT:tests/unit/%.c=$(BUILD)/tests/%)
+CHANNEL_UNIT_BIN := $(BUILD)/tests/test-email-msg
 IPC_UNIT_BIN   := $(BUILD)/tests/test-channel-proto
-CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN) $(IPC_UNIT_BIN),$(UNIT_BIN))
+CORE_UNIT_BIN  := $(filter-out $(PROXY_UNIT_BIN) $(DAEMON_UNIT_BIN) $(IPC_UNIT_BIN) $(CHANNEL_UNIT_BIN),$(UNIT_BIN))
 PROBE       := $(BUILD)/tests/probe
 HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
@@ -347,6 +352,7 @@ fuzz-channels-ws:
 		$(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
 			tests/fuzz/corpus/$$t || exit 1; \
 	done
+FUZZ_REPLAY += $(BUILD)/tests/fuzz-email-replay
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
 		tests/fuzz/fuzz-%.c $(AGENT_OBJ) $(BASE_OBJ)
@@ -392,6 +398,19 @@ $(BUILD)/tests/fuzz-services-replay: tests/fuzz/replay.c tests/fuzz/fuzz-service
 	@$(CC) $(CFLAGS) $(INC_proxy) -DCORPUS_DIR='"tests/fuzz/corpus/services"' -o $@ \
 		tests/fuzz/replay.c tests/fuzz/fuzz-services.c \
 		$(PROXY_OBJ) $(BASE_OBJ) $(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_proxy)
+# The email channel's MIME side: its unit test and the inbound parser's corpus.
+EMAIL_MSG_OBJ := $(BUILD)/src/channels/email-msg.o $(BUILD)/src/base/text.o $(BUILD)/src/base/dbuf.o
+$(CHANNEL_UNIT_BIN): $(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(EMAIL_MSG_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -Itests/unit -o $@ $< $(EMAIL_MSG_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_channel)
+$(BUILD)/tests/fuzz-email-replay: tests/fuzz/replay.c tests/fuzz/fuzz-email.c $(EMAIL_MSG_OBJ)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -DCORPUS_DIR='"tests/fuzz/corpus/email"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-email.c $(EMAIL_MSG_OBJ) \
+		$(filter-out -static-pie,$(LDFLAGS)) -pie $(LIBS_channel)
 $(BUILD)/tests/fuzz-channel-proto-replay: tests/fuzz/replay.c tests/fuzz/fuzz-channel-proto.c $(IPC_OBJ) $(BASE_OBJ)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
@@ -430,6 +449,10 @@ fuzz: $(BUILD)/gen/web.c
 		$(BASE_SRC) $(LIBS_channel)
 	$(BUILD)/fuzz/fuzz-telegram -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
 		tests/fuzz/corpus/telegram
+	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+		$(INC_channels) -o $(BUILD)/fuzz/fuzz-email tests/fuzz/fuzz-email.c \
+		src/channels/email-msg.c src/base/text.c src/base/dbuf.c $(LIBS_channel)
+	$(BUILD)/fuzz/fuzz-email -max_total_time=$(FUZZ_SECONDS) -max_len=65536 tests/fuzz/corpus/email
 	clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 		$(INC_proxy) -o $(BUILD)/fuzz/fuzz-services tests/fuzz/fuzz-services.c \
 		src/proxy/services.c src/proxy/leak.c src/proxy/upstream.c src/proxy/request.c \
@@ -492,7 +515,7 @@ check-fresh: test-deps
 # make lint: shellcheck on every shell script (.shellcheckrc) and clang-tidy's bug-prone
 # checks on every C source (.clang-tidy), each folder with its own include path.
 LINT_SH  := $(wildcard tests/*.sh tests/*/*.sh scripts/*.sh bench/*.sh tools/*.sh) .ci/run
-LINT_INC := $(addprefix -I,$(wildcard src/*)) -I$(BUILD)/gen $(sort $(INC_daemon) $(INC_proxy))
+LINT_INC := $(addprefix -I,$(wildcard src/*)) -I$(BUILD)/gen $(sort $(INC_daemon) $(INC_proxy) $(INC_channels))
 lint: test-deps $(BUILD)/gen/seccomp-bpf.c
 	@echo "  LINT    shellcheck ($(words $(LINT_SH)) scripts)"
 	@shellcheck -S warning -f gcc $(LINT_SH)
@@ -508,7 +531,7 @@ unit: $(UNIT_BIN) $(FUZZ_REPLAY)
 check: lint clawbox clawbox-proxy clawbox-serve clawbox-channel man $(GUEST) $(UNIT_BIN) $(FUZZ_REPLAY) $(PROBE) $(HTTPD) $(FAKE_MODEL) $(FAKE_TG) test-deps
 	@tests/run-tests.sh $(UNIT_BIN) $(FUZZ_REPLAY)
 
-bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy $(BUILD)/tests/test-taint $(BUILD)/tests/test-proxy-egress bench-deps
+bench: clawbox clawbox-proxy clawbox-serve clawbox-channel $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy $(BUILD)/tests/test-taint $(BUILD)/tests/test-proxy-egress bench-deps
 	@bench/bench-policy.sh
 	@bench/bench-channels-ws.sh
 	@bench/bench-sandbox.sh
@@ -520,6 +543,8 @@ bench: clawbox clawbox-proxy clawbox-serve $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUI
 	@bench/bench-vm.sh
 	@bench/bench-web.sh
 	@bench/bench-envs.sh
+	@bench/bench-email.sh
+	@bench/bench-xmpp.sh
 
 format:
 	clang-format -i $(BASE_SRC) $(SANDBOX_SRC) $(PROXY_SRC) $(AGENT_SRC) $(STORE_SRC) $(DAEMON_SRC) $(VM_SRC) $(IPC_SRC) $(CHANNEL_SRC) $(wildcard src/cmd/*.c) $(wildcard src/*/*.h) \

@@ -35,6 +35,11 @@ build)
 	# the web app's bundle (web/package-lock.json: esbuild, marked, DOMPurify)
 	need_pkg nodejs "command -v node"
 	need_pkg npm "command -v npm"
+	# the email channel (clawbox-channel email): MIME by GMime, HTML mail as text by libxml2
+	need_pkg libgmime-3.0-dev "pkg-config --exists gmime-3.0"
+	need_pkg libxml2-dev "pkg-config --exists libxml-2.0"
+	# the XMPP channel (clawbox-channel xmpp)
+	need_pkg libstrophe-dev "pkg-config --exists libstrophe"
 	;;
 test)
 	need_pkg util-linux "command -v setpriv"
@@ -71,6 +76,10 @@ test)
 	need_pkg python3-venv "/usr/bin/python3 -c 'import ensurepip'"
 	# test-engines.sh: the engines (Claude Code, Codex) and MCP servers come from npm
 	need_pkg nodejs "command -v node"
+	# test-email.sh: real IMAP (Dovecot) and SMTP (Postfix) servers; test-xmpp.sh: Prosody
+	need_pkg dovecot-imapd "command -v dovecot"
+	need_pkg postfix "test -x /usr/sbin/postfix"
+	need_pkg prosody "command -v prosodyctl"
 	;;
 bench)
 	need_pkg bubblewrap "command -v bwrap"

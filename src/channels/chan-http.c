@@ -23,6 +23,7 @@ struct chan_http {
 	char *body;
 	struct dbuf in;
 	chan_http_done_fn *done;
+	chan_curl_done_fn *curl_done; /* a caller's own handle (chan_curl_start): not ours */
 	void *arg;
 	double retry_after; /* the answer's Retry-After, -1: none */
 	struct chan_http *next;
@@ -49,7 +50,8 @@ xfer_free(struct chan_http *h)
 			break;
 		}
 	curl_multi_remove_handle(hx.multi, h->easy);
-	curl_easy_cleanup(h->easy);
+	if (!h->curl_done)
+		curl_easy_cleanup(h->easy);
 	curl_slist_free_all(h->headers);
 	curl_mime_free(h->mime);
 	free(h->body);
@@ -70,6 +72,14 @@ check_done(void)
 		long status = 0;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 		CURLcode rc = msg->data.result;
+		if (h->curl_done) {
+			chan_curl_done_fn *cdone = h->curl_done;
+			void *carg = h->arg;
+			CURL *easy = h->easy;
+			xfer_free(h);
+			cdone(carg, easy, rc);
+			continue;
+		}
 		chan_http_done_fn *done = h->done;
 		void *arg = h->arg;
 		char err[CURL_ERROR_SIZE];
@@ -306,4 +316,38 @@ chan_http_shutdown(void)
 		event_free(hx.timer);
 	hx.multi = NULL;
 	hx.timer = NULL;
+}
+
+int
+chan_curl_start(struct chan *c, CURL *easy, chan_curl_done_fn *done, void *arg)
+{
+	int e = setup(chan_base(c));
+	if (e < 0)
+		return e;
+	struct chan_http *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	dbuf_init(&h->in, 0);
+	h->easy = easy;
+	h->curl_done = done;
+	h->arg = arg;
+	curl_easy_setopt(easy, CURLOPT_PRIVATE, h);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	if (curl_multi_add_handle(hx.multi, easy) != CURLM_OK) {
+		free(h);
+		return -ENOMEM;
+	}
+	h->next = hx.all;
+	hx.all = h;
+	return 0;
+}
+
+void
+chan_curl_cancel(CURL *easy)
+{
+	for (struct chan_http *h = hx.all; h; h = h->next)
+		if (h->easy == easy) {
+			xfer_free(h);
+			return;
+		}
 }

@@ -8,6 +8,7 @@
 #ifndef CLAWBOX_CHAN_HTTP_H
 #define CLAWBOX_CHAN_HTTP_H
 
+#include <curl/curl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,17 @@ int chan_http_start(struct chan *c, const struct chan_http_req *r, chan_http_don
 double chan_http_retry_after(void);
 /* Stops a request in flight; done is not called. NULL is fine. */
 void chan_http_cancel(struct chan_http *h);
+/* Any other protocol libcurl speaks (IMAP, SMTP for the email channel) on the same multi
+ * handle and loop: the caller sets easy up (URL, protocols, callbacks) and keeps owning it;
+ * done runs once, from the loop, with curl's result, after which easy is the caller's again
+ * (to reuse, with its connection, or to clean up). CURLOPT_PRIVATE is chan-http's. 0, or
+ * -errno (easy not added). */
+typedef void chan_curl_done_fn(void *arg, CURL *easy, CURLcode rc);
+int chan_curl_start(struct chan *c, CURL *easy, chan_curl_done_fn *done, void *arg);
+/* Takes easy off the loop before it is done (done is not called); unknown handles are
+ * ignored. */
+void chan_curl_cancel(CURL *easy);
+
 /* Stops every request (at exit). */
 void chan_http_shutdown(void);
 

@@ -153,7 +153,7 @@ spawn(struct chproc *p)
 	if (devnull < 0)
 		return NEG_ERRNO();
 	int fds[4] = {devnull, devnull, STDERR_FILENO, theirs};
-	pid_t pid = daemon_spawn_fds(argv, envp, fds, 4, true);
+	pid_t pid = daemon_spawn_fds(argv, envp, fds, 4, -1, true);
 	if (pid < 0)
 		return (int)pid;
 	p->pid = pid;

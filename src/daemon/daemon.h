@@ -88,13 +88,13 @@ daemon_now(const struct daemon *d)
 /* argv[0] started with in, out and err as its stdio and envp as its environment, killed if
  * the daemon dies (runner.c). The pid, or -errno. */
 pid_t daemon_spawn(const char **argv, char **envp, int in, int out, int err);
+/* As daemon_spawn, and keep (>= 0, close-on-exec here) stays open in the child. */
+pid_t daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep);
 /* The same with fds[i] as the child's fd i, for i < n (n <= 4): a channel gets its socket as
  * fd 3. unprivileged: the child keeps no capability and runs with no-new-privs (a channel:
  * it talks to the Internet and needs none). */
-pid_t daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n,
+pid_t daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, int keep,
                        bool unprivileged);
-/* As daemon_spawn, and keep (>= 0, close-on-exec here) stays open in the child. */
-pid_t daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep);
 /* The group's folder (data_dir/groups/GROUP), made if missing and owned as its runs need
  * it (runner.c): 0 and its path in buf, or -errno. */
 int daemon_group_dir(struct daemon *d, const char *group, char *buf, size_t size);

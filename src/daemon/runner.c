@@ -937,9 +937,10 @@ drop_privileges(void)
 
 /* vfork: the child only sets up its descriptors and execs, so no page table of the daemon is
  * copied for it. A function of its own, so that nothing of the caller's frame lives across
- * the vfork. fds[i] becomes the child's fd i (i < n); keep (>= 0) stays open at its number. */
-static __attribute__((noinline)) pid_t
-spawn(const char **argv, char **envp, const int *fds, size_t n, bool unprivileged, int keep)
+ * the vfork. */
+__attribute__((noinline)) pid_t
+daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, int keep,
+                 bool unprivileged)
 {
 	if (n > 4)
 		return -EINVAL;
@@ -980,16 +981,10 @@ spawn(const char **argv, char **envp, const int *fds, size_t n, bool unprivilege
 }
 
 pid_t
-daemon_spawn_fds(const char **argv, char **envp, const int *fds, size_t n, bool unprivileged)
-{
-	return spawn(argv, envp, fds, n, unprivileged, -1);
-}
-
-pid_t
 daemon_spawn_keep(const char **argv, char **envp, int in, int out, int err, int keep)
 {
 	const int fds[3] = {in, out, err};
-	return spawn(argv, envp, fds, 3, false, keep);
+	return daemon_spawn_fds(argv, envp, fds, 3, keep, false);
 }
 
 pid_t

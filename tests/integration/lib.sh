@@ -27,6 +27,7 @@ cleanup_work() {
 	[ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
 	for p in $MPID $TPID; do kill "$p" 2>/dev/null; done
 	[ -n "$SPID$MPID$TPID" ] && wait 2>/dev/null
+	[ -n "${KEEP_WORK:-}" ] && { echo "# kept $WORK"; return; }
 	rm -rf "$WORK"
 }
 trap cleanup_work EXIT

@@ -169,7 +169,7 @@ check "a reply goes back to the chat its message came from" \
 updates "$(msg 12345 7 'FLOOD me')"
 wait_until 20 sh -c "[ \$(grep -c 'echo: FLOOD me' '$WORK/tg.log') = 2 ]"
 sleep 1
-check "a reply refused with 429 is sent again after retry_after, and only that once" \
+check "a reply refused with 429 is sent again after retry_after, and only that once ($(grep -c 'echo: FLOOD me' "$WORK/tg.log"))" \
 	test "$(grep -c 'echo: FLOOD me' "$WORK/tg.log")" = 2
 api '/api/v1/audit?after=0' >"$WORK/audit"
 check "and not reported as failed" sh -c "! grep -q 'not delivered' '$WORK/audit'"
