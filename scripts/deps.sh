@@ -52,7 +52,6 @@ test)
 	need_pkg iproute2 "command -v ip"
 	# test-slack.sh, test-discord.sh: the fake services' WebSocket servers
 	need_pkg python3-websockets "/usr/bin/python3 -c 'import websockets'"
-	need_pkg jq "command -v jq" # the integration tests read JSON logs and answers with it
 	need_pkg chromium "command -v chromium"
 	# the microVM layer: a VMM, a guest kernel, the tools that build its initramfs
 	need_pkg qemu-system-x86 "command -v qemu-system-x86_64"
