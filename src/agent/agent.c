@@ -285,7 +285,7 @@ run_tools(struct run *run, json_t *assistant)
 			tools_run(&run->tool_env, name, input, json_get_str(b, "invalid_input"),
 			          &out);
 		const char *text = tool_output_finish(&out);
-		events_tool_result(id, name, out.is_error, strlen(text));
+		events_tool_result(id, name, out.is_error, text, strlen(text));
 		json_array_append_new(content, json_pack("{s:s,s:s,s:s,s:b}", "type", "tool_result",
 		                                         "tool_use_id", id, "content", text,
 		                                         "is_error", out.is_error));

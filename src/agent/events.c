@@ -11,6 +11,7 @@
 #include "events.h"
 #include "fd-util.h"
 #include "json-util.h"
+#include "text.h"
 
 static bool json_mode;
 static bool text_pending_newline;
@@ -75,13 +76,21 @@ events_tool_call(const char *id, const char *name, const char *summary)
 }
 
 void
-events_tool_result(const char *id, const char *name, bool is_error, size_t bytes)
+events_tool_result(const char *id, const char *name, bool is_error, const char *text, size_t bytes)
 {
-	if (json_mode)
-		emit(json_pack("{s:s,s:s,s:s,s:b,s:I}", "type", "tool_result", "id", id, "name",
-		               name, "is_error", is_error, "bytes", (json_int_t)bytes));
-	else
+	if (json_mode) {
+		json_t *ev =
+		    json_pack("{s:s,s:s,s:s,s:b,s:I}", "type", "tool_result", "id", id, "name",
+		              name, "is_error", is_error, "bytes", (json_int_t)bytes);
+		/* Cut between letters, so it stays valid UTF-8; were it not, jansson refuses
+		 * it and the event goes without a preview rather than not at all. */
+		size_t n = text_utf8_prefix(text, bytes, EVENTS_PREVIEW_MAX);
+		if (ev)
+			(void)json_object_set_new(ev, "preview", json_stringn(text, n));
+		emit(ev);
+	} else {
 		plain_line("   %s (%zu bytes)", is_error ? "failed" : "ok", bytes);
+	}
 }
 
 static json_t *

@@ -66,6 +66,39 @@ text_sanitize(const char *in, size_t len, char *out)
 }
 
 size_t
+text_sanitize_escapes(const char *in, size_t len, char *out)
+{
+	const unsigned char *p = (const unsigned char *)in;
+	size_t o = 0, i = 0, run = 0; /* run: where the bytes between sequences started */
+	while (i < len) {
+		if (p[i] != 0x1b) {
+			i++;
+			continue;
+		}
+		o += text_sanitize(in + run, i - run, out + o);
+		i++;
+		if (i < len && p[i] == '[') { /* CSI: parameters, intermediates, a final byte */
+			for (i++; i < len && (p[i] < 0x40 || p[i] > 0x7e); i++)
+				;
+			i += i < len;
+		} else if (i < len && p[i] == ']') { /* OSC: up to BEL or ST (ESC \) */
+			for (i++; i < len && p[i] != 0x07 && p[i] != 0x1b; i++)
+				;
+			if (i < len && p[i] == 0x1b)
+				i += 1 + (i + 1 < len && p[i + 1] == '\\');
+			else
+				i += i < len;
+		} else { /* ESC, intermediates (ESC ( B), a final byte */
+			for (; i < len && p[i] >= 0x20 && p[i] <= 0x2f; i++)
+				;
+			i += i < len;
+		}
+		run = i;
+	}
+	return o + text_sanitize(in + run, len - run, out + o);
+}
+
+size_t
 text_utf8_repair(const char *in, size_t len, char *out, size_t *ret_bad)
 {
 	static const char fffd[] = "\xEF\xBF\xBD";
@@ -90,4 +123,17 @@ text_utf8_repair(const char *in, size_t len, char *out, size_t *ret_bad)
 	}
 	*ret_bad = bad;
 	return o;
+}
+
+size_t
+text_utf8_prefix(const char *s, size_t len, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	if (len <= max)
+		return len;
+	/* The cut is before p[n]: it splits a sequence when p[n] continues one. */
+	for (size_t n = max, back = 0; n > 0 && back <= 3; n--, back++)
+		if ((p[n] & 0xC0) != 0x80)
+			return n;
+	return max;
 }

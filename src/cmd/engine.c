@@ -21,9 +21,11 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "events.h"
 #include "fd-util.h"
 #include "json-util.h"
 #include "log.h"
+#include "text.h"
 
 #define ENGINE_INSIDE      "/opt/engine/node_modules"
 #define ENGINE_BIN_INSIDE  "/opt/engine/bin"
@@ -495,14 +497,38 @@ tool_call(void (*emit)(void *, json_t *), void *ctx, const char *id, const char 
 	                   name ? name : "?", "summary", s));
 }
 
+/* preview: the result's text (a JSON string of the engine's, so valid UTF-8) or NULL; its
+ * first EVENTS_PREVIEW_MAX bytes go with the event, as the clawbox agent sends them. */
 static void
 tool_result(void (*emit)(void *, json_t *), void *ctx, const char *id, const char *name,
-            bool is_error, size_t bytes)
+            bool is_error, size_t bytes, json_t *preview)
 {
-	emit_new(emit, ctx,
-	         json_pack("{s:s,s:s,s:s,s:b,s:I}", "type", "tool_result", "id", id ? id : "",
-	                   "name", name ? name : "", "is_error", is_error, "bytes",
-	                   (json_int_t)bytes));
+	json_t *ev =
+	    json_pack("{s:s,s:s,s:s,s:b,s:I}", "type", "tool_result", "id", id ? id : "", "name",
+	              name ? name : "", "is_error", is_error, "bytes", (json_int_t)bytes);
+	if (ev && json_is_string(preview)) {
+		size_t n = text_utf8_prefix(json_string_value(preview), json_string_length(preview),
+		                            EVENTS_PREVIEW_MAX);
+		(void)json_object_set_new(ev, "preview",
+		                          json_stringn(json_string_value(preview), n));
+	}
+	emit_new(emit, ctx, ev);
+}
+
+/* A tool_result block's text: its "content" string, or the first text block of it. */
+static json_t *
+content_text(json_t *c)
+{
+	if (json_is_string(c))
+		return c;
+	size_t i;
+	json_t *b;
+	json_array_foreach(c, i, b)
+	{
+		if (json_is_string(json_object_get(b, "text")))
+			return json_object_get(b, "text");
+	}
+	return NULL;
 }
 
 static void
@@ -598,7 +624,8 @@ claude_line(struct engine_xlate *x, json_t *ev, void (*emit)(void *, json_t *), 
 			if (strcmp(json_get_str(b, "type") ?: "", "tool_result") == 0)
 				tool_result(emit, ctx, json_get_str(b, "tool_use_id"), NULL,
 				            json_is_true(json_object_get(b, "is_error")),
-				            content_bytes(json_object_get(b, "content")));
+				            content_bytes(json_object_get(b, "content")),
+				            content_text(json_object_get(b, "content")));
 		}
 		return;
 	}
@@ -671,12 +698,13 @@ codex_line(struct engine_xlate *x, json_t *ev, void (*emit)(void *, json_t *), v
 			tool_result(emit, ctx, id, "shell",
 			            (code && json_integer_value(code) != 0) ||
 			                strcmp(json_get_str(item, "status") ?: "", "failed") == 0,
-			            json_string_length(json_object_get(item, "aggregated_output")));
+			            json_string_length(json_object_get(item, "aggregated_output")),
+			            json_object_get(item, "aggregated_output"));
 		} else if (strcmp(it, "mcp_tool_call") == 0) {
 			tool_result(emit, ctx, id, json_get_str(item, "tool"),
 			            json_object_get(item, "error") &&
 			                !json_is_null(json_object_get(item, "error")),
-			            0);
+			            0, NULL);
 		} else if (strcmp(it, "error") == 0) {
 			emit_new(emit, ctx,
 			         json_pack("{s:s,s:s}", "type", "notice", "text",

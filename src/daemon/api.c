@@ -680,8 +680,15 @@ route(struct evhttp_request *req, void *arg)
 		get_usage(d, req);
 		return;
 	}
-	/* Approvals and policy (approvals.c). The token's holder is the "cli" approver. */
-	if (approvals_route(d, req, path, (int)cmd, "cli") || budget_route(d, req, path, (int)cmd))
+	/* Approvals and policy (approvals.c). Both the CLI and the web app hold the token, so
+	 * which one answers is told by what a browser cannot leave out: it sends Origin on
+	 * every POST (and Sec-Fetch-Site on every request), and page script can neither remove
+	 * nor forge those (forbidden header names). So whatever comes from a browser, the
+	 * app's page or a script injected into it, is "web" and never passes as "cli"; only a
+	 * client outside a browser can send neither. (Such a client could add an Origin and
+	 * answer as "web": it holds the token, so it could as well drive the page.) */
+	if (approvals_route(d, req, path, (int)cmd, api_from_browser(req) ? "web" : "cli") ||
+	    budget_route(d, req, path, (int)cmd))
 		return;
 	static const char prefix[] = "/api/v1/groups/";
 	if (strncmp(path, prefix, sizeof(prefix) - 1) == 0) {

@@ -103,6 +103,13 @@ api_origin_ok(const struct daemon *d, struct evhttp_request *req, const char *or
 	       strcasecmp(origin + 7, h) == 0;
 }
 
+bool
+api_from_browser(struct evhttp_request *req)
+{
+	const struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	return evhttp_find_header(h, "Origin") || evhttp_find_header(h, "Sec-Fetch-Site");
+}
+
 int
 api_headers_check(struct evhttp_request *req, char *why, size_t size)
 {

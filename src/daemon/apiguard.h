@@ -21,6 +21,11 @@ bool api_host_ok(const struct daemon *d, struct evhttp_request *req);
 /* An Origin is the daemon's own: http:// and the request's (checked) Host, or d->origin. */
 bool api_origin_ok(const struct daemon *d, struct evhttp_request *req, const char *origin);
 
+/* Whether the request came from a browser: it carries Origin or Sec-Fetch-Site, which a
+ * browser sends on its own (on every POST, on every request) and page script cannot remove.
+ * Tells the web app's approver from the CLI's (api.c). */
+bool api_from_browser(struct evhttp_request *req);
+
 /* 0, or -EINVAL with why when the request's headers could be read two ways: a header name
  * with white space in it, two different Content-Length values, Transfer-Encoding beside
  * Content-Length, two Host or two Authorization headers. */

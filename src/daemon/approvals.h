@@ -82,7 +82,8 @@ int approvals_group(struct daemon *d, int64_t id, char *buf, size_t size);
 
 /* The API: GET /api/v1/approvals, POST /api/v1/approvals/ID, GET /api/v1/groups/G/policy,
  * DELETE /api/v1/groups/G/policy/rules/N. Whether path was one of them (then it is
- * answered). approver is who the caller is ("cli": the API token's holder). */
+ * answered). approver is who the caller is ("cli": the API token's holder outside a browser,
+ * "web": the same token from the web app's page; api.c tells them apart). */
 bool approvals_route(struct daemon *d, struct evhttp_request *req, const char *path, int cmd,
                      const char *approver);
 

@@ -13,17 +13,17 @@
 #include "policy.h"
 
 const char *const policy_tool_names[] = {
-    "bash",          "read",        "write",       "edit",        "glob",
-    "grep",          "web_fetch",   "send_message", "send_file",  "schedule_task",
-    "list_tasks",    "pause_task",  "resume_task", "cancel_task",
+    "bash",       "read",       "write",        "edit",        "glob",
+    "grep",       "web_fetch",  "send_message", "send_file",   "schedule_task",
+    "list_tasks", "pause_task", "resume_task",  "cancel_task",
 };
 const size_t policy_n_tools = ARRAY_SIZE(policy_tool_names);
 _Static_assert(ARRAY_SIZE(policy_tool_names) <= 32, "policy.tools is a 32-bit mask");
 
 const char *const host_action_names[HA_COUNT] = {
-    [HA_SEND_MESSAGE] = "send_message", [HA_SEND_FILE] = "send_file",
+    [HA_SEND_MESSAGE] = "send_message",   [HA_SEND_FILE] = "send_file",
     [HA_SCHEDULE_TASK] = "schedule_task", [HA_LIST_TASKS] = "list_tasks",
-    [HA_PAUSE_TASK] = "pause_task",     [HA_RESUME_TASK] = "resume_task",
+    [HA_PAUSE_TASK] = "pause_task",       [HA_RESUME_TASK] = "resume_task",
     [HA_CANCEL_TASK] = "cancel_task",
 };
 
@@ -76,8 +76,8 @@ static enum policy_verdict
 verdict_parse(json_t *v)
 {
 	const char *s = json_is_string(v) ? json_string_value(v) : "";
-	return strcmp(s, "allow") == 0 ? VERDICT_ALLOW
-	       : strcmp(s, "ask") == 0 ? VERDICT_ASK
+	return strcmp(s, "allow") == 0  ? VERDICT_ALLOW
+	       : strcmp(s, "ask") == 0  ? VERDICT_ASK
 	       : strcmp(s, "deny") == 0 ? VERDICT_DENY
 	                                : VERDICT_UNSET;
 }
@@ -110,7 +110,8 @@ parse_verdicts(json_t *o, const char *where, const char *key, enum policy_verdic
 	if (!o)
 		return 0;
 	if (!json_is_object(o))
-		return BAD("%s.policy.%s: expected {ACTION: \"allow\"|\"ask\"|\"deny\"}", where, key);
+		return BAD("%s.policy.%s: expected {ACTION: \"allow\"|\"ask\"|\"deny\"}", where,
+		           key);
 	json_t *star = json_object_get(o, "*");
 	if (star) {
 		enum policy_verdict v = verdict_parse(star);
@@ -128,42 +129,46 @@ parse_verdicts(json_t *o, const char *where, const char *key, enum policy_verdic
 			continue;
 		int a = host_action_find(name);
 		if (a < 0)
-			return BAD("%s.policy.%s.%.64s: not a host action (send_message, send_file, "
-			           "schedule_task, list_tasks, pause_task, resume_task, cancel_task)",
-			           where, key, name);
+			return BAD(
+			    "%s.policy.%s.%.64s: not a host action (send_message, send_file, "
+			    "schedule_task, list_tasks, pause_task, resume_task, cancel_task)",
+			    where, key, name);
 		*named |= 1u << a;
 		if (!(out[a] = verdict_parse(val)))
-			return BAD("%s.policy.%s.%s: expected \"allow\", \"ask\" or \"deny\"", where,
-			           key, name);
+			return BAD("%s.policy.%s.%s: expected \"allow\", \"ask\" or \"deny\"",
+			           where, key, name);
 	}
 	return 0;
 }
 
-/* "KIND:USER_ID" of a channel other than Telegram (whose ids are numbers, kept apart): a
- * kind's name, then an id as the services write them (Slack U0123, Discord snowflakes,
- * Matrix @user:server, addresses). */
+/* The channel kinds whose users can approve: the service authenticates who pressed a button
+ * or wrote an answer. Not email (a From header proves nothing) nor webhooks (whoever holds
+ * the hook's secret). */
 static bool
-channel_approver(const char *s)
+channel_kind_approves(const char *kind, size_t len)
 {
-	size_t k = strspn(s, "abcdefghijklmnopqrstuvwxyz");
-	size_t n = strlen(s);
-	if (k == 0 || k > 16 || s[k] != ':' || n - k - 1 == 0 || n >= POLICY_APPROVER_MAX ||
-	    strncmp(s, "telegram:", 9) == 0)
-		return false;
-	return strspn(s + k + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	                         "@._:+/-") == n - k - 1;
+	static const char *const kinds[] = {"telegram", "slack", "discord", "matrix", "xmpp"};
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++)
+		if (strlen(kinds[i]) == len && strncmp(kind, kinds[i], len) == 0)
+			return true;
+	return false;
 }
 
 int
 policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
              struct group_policy *out, char *why, size_t size)
 {
-	static const char *const keys[] = {"tools",          "host_actions",     "other_groups",
-	                                   "unlisted_hosts", "approval_timeout", "when_tainted",
+	static const char *const keys[] = {"tools",
+	                                   "host_actions",
+	                                   "other_groups",
+	                                   "unlisted_hosts",
+	                                   "approval_timeout",
+	                                   "when_tainted",
 	                                   NULL};
 	memset(out, 0, sizeof(*out));
 	out->approval_secs = POLICY_APPROVAL_SECS;
 	out->approver_cli = true;
+	out->approver_web = true;
 	if (policy && !json_is_object(policy))
 		return BAD("%s.policy: expected an object", where);
 	const char *name;
@@ -187,9 +192,10 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 		{
 			int k = json_is_string(t) ? tool_find(json_string_value(t)) : -1;
 			if (k < 0)
-				return BAD("%s.policy.tools[%zu]: not a tool (bash, read, write, edit, "
-				           "glob, grep, web_fetch or a host action)",
-				           where, i);
+				return BAD(
+				    "%s.policy.tools[%zu]: not a tool (bash, read, write, edit, "
+				    "glob, grep, web_fetch or a host action)",
+				    where, i);
 			out->tools |= 1u << k;
 		}
 	}
@@ -216,15 +222,18 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 	if (at) {
 		if (!json_is_integer(at) || json_integer_value(at) < 1 ||
 		    json_integer_value(at) > 7 * 86400)
-			return BAD("%s.policy.approval_timeout: expected seconds, 1 to 604800", where);
+			return BAD("%s.policy.approval_timeout: expected seconds, 1 to 604800",
+			           where);
 		out->approval_secs = (unsigned)json_integer_value(at);
 	}
 	if (approvers) {
 		if (!json_is_array(approvers))
-			return BAD("%s.approvers: expected a list such as [\"cli\", \"telegram:42\"]",
+			return BAD("%s.approvers: expected a list such as [\"cli\", \"web\", "
+			           "\"telegram:42\"]",
 			           where);
 		out->approvers_set = true;
 		out->approver_cli = false;
+		out->approver_web = false;
 		size_t i;
 		json_t *a;
 		json_array_foreach(approvers, i, a)
@@ -232,23 +241,33 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 			const char *s = json_is_string(a) ? json_string_value(a) : "";
 			long long id;
 			char end;
+			const char *colon = strchr(s, ':');
 			if (strcmp(s, "cli") == 0) {
 				out->approver_cli = true;
-			} else if (sscanf(s, "telegram:%lld%c", &id, &end) == 1 && id > 0) {
-				if (out->n_telegram >= POLICY_MAX_TELEGRAM)
-					return BAD("%s.approvers: at most %d Telegram users", where,
-					           POLICY_MAX_TELEGRAM);
-				out->telegram[out->n_telegram++] = id;
-			} else if (channel_approver(s)) {
-				if (out->n_channel_approvers >= POLICY_MAX_CHANNEL_APPROVERS)
-					return BAD("%s.approvers: at most %d users of other channels",
-					           where, POLICY_MAX_CHANNEL_APPROVERS);
-				snprintf(out->channel_approvers[out->n_channel_approvers++],
-				         POLICY_APPROVER_MAX, "%s", s);
+			} else if (strcmp(s, "web") == 0) {
+				out->approver_web = true;
+			} else if (strncmp(s, "email:", 6) == 0) {
+				/* A From header is not authentication: mail answers nothing. */
+				return BAD(
+				    "%s.approvers[%zu]: email cannot approve (a From header is not "
+				    "authentication)",
+				    where, i);
+			} else if (colon && channel_kind_approves(s, (size_t)(colon - s)) &&
+			           colon[1] && strlen(s) < POLICY_APPROVER_MAX &&
+			           !strpbrk(s, " \t\r\n") &&
+			           (strncmp(s, "telegram:", 9) != 0 ||
+			            (sscanf(s, "telegram:%lld%c", &id, &end) == 1 && id > 0))) {
+				if (out->n_users >= POLICY_MAX_APPROVERS)
+					return BAD("%s.approvers: at most %d channel users", where,
+					           POLICY_MAX_APPROVERS);
+				snprintf(out->users[out->n_users++], POLICY_APPROVER_MAX, "%s", s);
 			} else {
-				return BAD("%s.approvers[%zu]: expected \"cli\", \"telegram:USER_ID\" or "
-				           "\"KIND:USER_ID\" of another channel (\"slack:U0123\")",
-				           where, i);
+				return BAD(
+				    "%s.approvers[%zu]: expected \"cli\", \"web\" or KIND:USER_ID "
+				    "(telegram:42, slack:U024BE7LH, discord:ID, "
+				    "matrix:@ana:example.org, "
+				    "xmpp:ana@example.org)",
+				    where, i);
 			}
 		}
 	}
@@ -256,22 +275,26 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 	bool any_ask = false;
 	for (int a = 0; a < HA_COUNT; a++) {
 		for (int o = 0; o < 2; o++) {
-			enum policy_verdict v = policy_host_action(out, main, (enum host_action)a, o);
+			enum policy_verdict v =
+			    policy_host_action(out, main, (enum host_action)a, o);
 			enum policy_verdict set = o ? out->others[a] : out->self[a];
 			const char *key = o ? "other_groups" : "host_actions";
 			bool configured = named[o] & (1u << a);
 			if (configured && set != VERDICT_DENY && out->tools_set &&
 			    !policy_tool_granted(out, host_action_names[a]))
-				return BAD("%s.policy.%s.%s: \"%s\" for a tool policy.tools does not "
-				           "grant",
-				           where, key, host_action_names[a], verdict_name(set));
+				return BAD(
+				    "%s.policy.%s.%s: \"%s\" for a tool policy.tools does not "
+				    "grant",
+				    where, key, host_action_names[a], verdict_name(set));
 			if (set && o && !main && set != VERDICT_DENY)
-				return BAD("%s.policy.other_groups.%s: only the main group may act on "
-				           "other groups (this group is not \"main\")",
-				           where, host_action_names[a]);
-			any_ask = any_ask || (v == VERDICT_ASK && (!out->tools_set ||
-			                                           policy_tool_granted(
-			                                               out, host_action_names[a])));
+				return BAD(
+				    "%s.policy.other_groups.%s: only the main group may act on "
+				    "other groups (this group is not \"main\")",
+				    where, host_action_names[a]);
+			any_ask =
+			    any_ask ||
+			    (v == VERDICT_ASK &&
+			     (!out->tools_set || policy_tool_granted(out, host_action_names[a])));
 		}
 	}
 	/* An "ask" written for tainted runs: the same need of someone to answer it. The
@@ -280,10 +303,11 @@ policy_parse(json_t *policy, json_t *approvers, const char *where, bool main,
 		any_ask = any_ask || ((named[2] & (1u << a)) && out->tainted[a] == VERDICT_ASK &&
 		                      policy_tool_granted(out, host_action_names[a]));
 	if ((any_ask || out->unlisted_hosts == VERDICT_ASK) && !out->approver_cli &&
-	    out->n_telegram == 0 && out->n_channel_approvers == 0)
-		return BAD("%s.approvers: empty, but the policy asks for approvals (set an approver "
-		           "or make the ask verdicts allow or deny)",
-		           where);
+	    !out->approver_web && out->n_users == 0)
+		return BAD(
+		    "%s.approvers: empty, but the policy asks for approvals (set an approver "
+		    "or make the ask verdicts allow or deny)",
+		    where);
 	return 0;
 }
 
@@ -397,7 +421,7 @@ policy_parse_egress(json_t *egress, char *const *allow, size_t n_allow, const ch
 		any_ask = any_ask || r->verdict == VERDICT_ASK || r->when_tainted == VERDICT_ASK;
 		out->n_egress++;
 	}
-	if (any_ask && !out->approver_cli && out->n_telegram == 0)
+	if (any_ask && !out->approver_cli && !out->approver_web && out->n_users == 0)
 		return BAD("%s.approvers: empty, but %s.egress asks for approvals (set an approver "
 		           "or make the ask verdicts allow or deny)",
 		           where, where);
@@ -480,7 +504,8 @@ policy_tools_csv(const struct group_policy *p, char *buf, size_t size)
 		return;
 	for (size_t i = 0; i < policy_n_tools; i++)
 		if (p->tools & (1u << i)) {
-			int w = snprintf(buf + n, size - n, "%s%s", n ? "," : "", policy_tool_names[i]);
+			int w =
+			    snprintf(buf + n, size - n, "%s%s", n ? "," : "", policy_tool_names[i]);
 			if (w < 0 || (size_t)w >= size - n)
 				break;
 			n += (size_t)w;
@@ -528,28 +553,23 @@ policy_json(const struct group_policy *p, bool main, char *const *allow, size_t 
 		              policy_tool_granted(p, host_action_names[a])));
 	json_t *wt = json_object();
 	for (int a = 0; a < HA_COUNT; a++)
-		json_object_set_new(
-		    wt, host_action_names[a],
-		    json_pack("{s:s,s:s,s:b}", "self",
-		              verdict_name(policy_host_action_tainted(p, main, (enum host_action)a,
-		                                                      false, NULL)),
-		              "other_groups",
-		              verdict_name(policy_host_action_tainted(p, main, (enum host_action)a,
-		                                                      true, NULL)),
-		              "default", p->tainted[a] == VERDICT_UNSET));
+		json_object_set_new(wt, host_action_names[a],
+		                    json_pack("{s:s,s:s,s:b}", "self",
+		                              verdict_name(policy_host_action_tainted(
+		                                  p, main, (enum host_action)a, false, NULL)),
+		                              "other_groups",
+		                              verdict_name(policy_host_action_tainted(
+		                                  p, main, (enum host_action)a, true, NULL)),
+		                              "default", p->tainted[a] == VERDICT_UNSET));
 	if (p->approver_cli)
 		json_array_append_new(appr, json_string("cli"));
-	for (size_t i = 0; i < p->n_telegram; i++) {
-		char s[40];
-		snprintf(s, sizeof(s), "telegram:%lld", p->telegram[i]);
-		json_array_append_new(appr, json_string(s));
-	}
-	for (size_t i = 0; i < p->n_channel_approvers; i++)
-		json_array_append_new(appr, json_string(p->channel_approvers[i]));
-	return json_pack("{s:o,s:b,s:o,s:o,s:s,s:o,s:i,s:o}", "tools", tools, "tools_default",
-	                 !p->tools_set, "host_actions", ha, "when_tainted", wt, "unlisted_hosts",
-	                 verdict_name(p->unlisted_hosts ? p->unlisted_hosts
-	                                                : DEFAULT_UNLISTED_HOSTS),
-	                 "approvers", appr, "approval_timeout", (int)p->approval_secs, "egress",
-	                 egress);
+	if (p->approver_web)
+		json_array_append_new(appr, json_string("web"));
+	for (size_t i = 0; i < p->n_users; i++)
+		json_array_append_new(appr, json_string(p->users[i]));
+	return json_pack(
+	    "{s:o,s:b,s:o,s:o,s:s,s:o,s:i,s:o}", "tools", tools, "tools_default", !p->tools_set,
+	    "host_actions", ha, "when_tainted", wt, "unlisted_hosts",
+	    verdict_name(p->unlisted_hosts ? p->unlisted_hosts : DEFAULT_UNLISTED_HOSTS),
+	    "approvers", appr, "approval_timeout", (int)p->approval_secs, "egress", egress);
 }

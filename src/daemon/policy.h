@@ -31,9 +31,8 @@ enum host_action {
 	HA_COUNT
 };
 
-#define POLICY_MAX_TELEGRAM    16
-#define POLICY_MAX_CHANNEL_APPROVERS 16
-#define POLICY_APPROVER_MAX          96 /* "KIND:USER_ID" and its NUL */
+#define POLICY_MAX_APPROVERS   16 /* channel users ("KIND:ID") who may answer */
+#define POLICY_APPROVER_MAX    128
 #define POLICY_APPROVAL_SECS   600 /* a request's life when the group does not say */
 #define POLICY_PENDING_GROUP   16  /* pending approvals of one group at once */
 #define POLICY_PENDING_RUN     4   /* of one run */
@@ -57,15 +56,14 @@ struct group_policy {
 	 * and on other groups alike; the stricter of it and the verdict above applies. */
 	enum policy_verdict tainted[HA_COUNT];
 	enum policy_verdict unlisted_hosts;
-	/* "approvers": who may answer its approval requests. Default: ["cli"]. */
+	/* "approvers": who may answer its approval requests. Default: ["cli", "web"]. */
 	bool approvers_set;
-	bool approver_cli; /* the host CLI (or anything holding the API token) */
-	long long telegram[POLICY_MAX_TELEGRAM];
-	size_t n_telegram;
-	/* Users of the other channels, as "KIND:USER_ID" ("slack:U0123", "discord:4242"): the
-	 * channel reports who pressed, the daemon compares the whole string. */
-	char channel_approvers[POLICY_MAX_CHANNEL_APPROVERS][POLICY_APPROVER_MAX];
-	size_t n_channel_approvers;
+	bool approver_cli; /* the host CLI: the API token's holder, not from a browser */
+	bool approver_web; /* the web app: the API token's holder, from its page (api.c) */
+	/* Channel users, "KIND:ID" as the channel names its senders: a button or a reply from
+	 * that user in a chat of that kind (channels-io.c checks the kind). */
+	char users[POLICY_MAX_APPROVERS][POLICY_APPROVER_MAX];
+	size_t n_users;
 	unsigned approval_secs; /* "approval_timeout": seconds; expiry is a denial */
 	struct egress_rule_config egress[POLICY_EGRESS_MAX]; /* the group's "egress" */
 	size_t n_egress;

@@ -664,7 +664,8 @@ tools_keep(struct run *r)
 static void
 on_tool_event(struct run *r, json_t *ev)
 {
-	enum { TOOLS_MAX = 256, SUMMARY_MAX = 400 };
+	/* PREVIEW_MAX: events.h's EVENTS_PREVIEW_MAX */
+	enum { TOOLS_MAX = 256, SUMMARY_MAX = 400, PREVIEW_MAX = 400 };
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
@@ -687,6 +688,19 @@ on_tool_event(struct run *r, json_t *ev)
 		json_object_set(t, "is_error", json_object_get(ev, "is_error") ?: json_false());
 		json_object_set_new(t, "bytes",
 		                    json_integer((json_int_t)json_get_u64(ev, "bytes")));
+		/* The agent is not trusted to have bounded or cleaned its preview: it is cut
+		 * again (between letters) and sanitized here, and the page sets it as text. */
+		const char *pv = json_get_str(ev, "preview");
+		if (pv) {
+			char clean[PREVIEW_MAX + 1];
+			size_t len = json_string_length(json_object_get(ev, "preview"));
+			size_t k = text_utf8_prefix(pv, len, PREVIEW_MAX);
+			/* more: the result went on past the preview (dropped escapes aside) */
+			bool more = json_get_u64(ev, "bytes") > k;
+			k = text_sanitize_escapes(pv, k, clean);
+			json_object_set_new(t, "preview", json_stringn(clean, k));
+			json_object_set_new(t, "preview_cut", json_boolean(more));
+		}
 	}
 	stream_event(r->d, r->group, "tool", t);
 	if (!r->tools)

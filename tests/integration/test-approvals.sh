@@ -35,8 +35,8 @@ check_config 'groups[0].policy.host_actions.send_message: expected "allow", "ask
 	'{"groups": [{"id": "m", "policy": {"host_actions": {"send_message": "maybe"}}}]}'
 check_config 'groups[0].policy.tools[1]: not a tool' \
 	'{"groups": [{"id": "m", "policy": {"tools": ["read", "rm"]}}]}'
-check_config 'groups[0].approvers[0]: expected "cli", "telegram:USER_ID" or "KIND:USER_ID"' \
-	'{"groups": [{"id": "m", "approvers": ["web"]}]}'
+check_config 'groups[0].approvers[1]: expected "cli", "web" or KIND:USER_ID' \
+	'{"groups": [{"id": "m", "approvers": ["web", "browser"]}]}'
 check_config 'groups[0].policy.unlisted_hosts: expected "deny" or "ask"' \
 	'{"groups": [{"id": "m", "policy": {"unlisted_hosts": "allow"}}]}'
 check_config 'groups[0].policy.tool: unknown key' '{"groups": [{"id": "m", "policy": {"tool": []}}]}'

@@ -38,7 +38,7 @@ check "streamed text once: hel, lo (and not the whole message again)" \
 	sh -c "[ \$(grep -c '\"type\":\"text\"' '$WORK/out') = 2 ] && grep -q '\"text\":\"hel\"' '$WORK/out'"
 check "a subagent's text is not the reply" bash -c "! grep -q SUBAGENT '$WORK/out'"
 check "the tool call, summarised on one line" grep -q '"type":"tool_call","id":"t1","name":"Bash","summary":"Bash: ls -la rm -rf x"' "$WORK/out"
-check "its result, an error of 3 bytes" grep -q '"type":"tool_result","id":"t1","name":"","is_error":true,"bytes":3' "$WORK/out"
+check "its result, an error of 3 bytes, with its preview" grep -q '"type":"tool_result","id":"t1","name":"","is_error":true,"bytes":3,"preview":"abc"' "$WORK/out"
 check "the result's totals are the usage; the second result is ignored" \
 	grep -q '"type":"done","status":"answered".*"turns":2,"usage":{"input_tokens":7,"output_tokens":3,"cache_write_tokens":0,"cache_read_tokens":2}' "$WORK/out"
 check "done is last, with the run's peak RSS" sh -c "tail -1 '$WORK/out' | grep -Eq '\"type\":\"done\".*\"peak_rss_kb\":[1-9][0-9]{2,}'"

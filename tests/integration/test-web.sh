@@ -4,7 +4,10 @@
 # input). Then tests/web/web-test.mjs drives Debian's chromium with playwright-core (from npm,
 # locked by tests/web/package-lock.json, installed under build/test-npm; no browser download)
 # through every view against this daemon and the fake model (tests/data/scenarios/web.json),
-# saving a screenshot of each under build/web-screenshots/.
+# saving a screenshot of each under build/web-screenshots/. Approvals: the main group's
+# send_message to another group is held (the default) and answered from the page's cards; the
+# group ops lets only "cli" answer, so the page's answer is refused and curl (no browser
+# headers: the CLI) answers instead.
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
@@ -25,20 +28,54 @@ if [ ! -f "$NPMDIR/node_modules/.package-lock.json" ] ||
 		not_ok "npm ci of tests/web (playwright-core): $(tail -3 "$WORK/npm.log")"
 fi
 
-"$FAKE" --scenario "$TOP/tests/data/scenarios/web.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
+# Egress approvals (the proxy holding a request to an unlisted host for an approver) where this
+# build has them: a group "net" whose unlisted hosts ask, unlisted.example being the test's
+# httpd (hosts_file). Without them the scenario's last turns are never asked for.
+EGRESS_ASK=
+printf '{"data_dir": "%s/probe", "groups": [{"id": "m", "policy": {"unlisted_hosts": "ask"}}]}\n' "$WORK" >"$WORK/probe.json"
+if "$CLAWBOX" serve --config "$WORK/probe.json" --check-config >/dev/null 2>&1; then
+	EGRESS_ASK=1
+	"$TOP/build/tests/httpd" 127.0.0.1 0 NET >"$WORK/port.net" 2>/dev/null &
+	HPID=$!
+	wait_until 5 test -s "$WORK/port.net"
+	PB=$(cat "$WORK/port.net")
+	printf '127.0.0.1 unlisted.example\n' >"$WORK/hosts"
+fi
+sed -e "s/@PB@/${PB:-0}/g" "$TOP/tests/data/scenarios/web.json" >"$WORK/scenario.json"
+"$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
 MPID=$!
+MPID="$MPID ${HPID:-}" # lib.sh ends it at exit
 wait_until 5 test -s "$WORK/mport"
 printf 'sk-web-test-secret\n' >"$WORK/model-key"
 chmod 600 "$WORK/model-key"
 mkdir -p "$WORK/srv-web-test"
 printf '{"roots": [{"path": "%s"}]}\n' "$WORK/srv-web-test" >"$WORK/mounts.json"
 PORT=$((20000 + RANDOM % 20000))
-cat >"$WORK/config.json" <<JSON
-{"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
+NET_GROUP= HOSTS_FILE=
+if [ -n "$EGRESS_ASK" ]; then
+	# 127.0.0.1:PB named (ask) only so that the proxy's SSRF guard lets the request reach
+	# the test's server; what is held is the request to the unlisted name.
+	NET_GROUP=",
+            {\"id\": \"net\", \"policy\": {\"unlisted_hosts\": \"ask\"},
+             \"egress\": [{\"host\": \"127.0.0.1:$PB\", \"verdict\": \"ask\"}]}"
+	HOSTS_FILE="\"hosts_file\": \"$WORK/hosts\", "
+fi
+# Prices for the agent's model (the runs' costs), a cost budget on main and a token budget on
+# family (lines on the usage charts); family's folder mounted untrusted, so its run is tainted.
+# The configuration in a folder of its own: the daemon mounts nothing inside the folder of its
+# configuration, and the mounted folder is beside it.
+mkdir -p "$WORK/etc"
+cat >"$WORK/etc/config.json" <<JSON
+{"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT", $HOSTS_FILE
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")", "api_key_file": "$WORK/model-key"},
- "groups": [{"id": "main", "main": true}, {"id": "family", "timezone": "Europe/Berlin"}, {"id": "long"}]}
+ "prices": {"claude-sonnet-4-5": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}},
+ "groups": [{"id": "main", "main": true, "budget": {"cost_usd": 5}},
+            {"id": "family", "timezone": "Europe/Berlin", "budget": {"tokens": 4000},
+             "mounts": [{"host": "$WORK/srv-web-test", "path": "/workspace/srv", "untrusted": true}]},
+            {"id": "long"},
+            {"id": "ops", "approvers": ["cli"], "policy": {"host_actions": {"send_message": "ask"}}}$NET_GROUP]}
 JSON
-"$CLAWBOX" serve --config "$WORK/config.json" --mount-allowlist "$WORK/mounts.json" \
+"$CLAWBOX" serve --config "$WORK/etc/config.json" --mount-allowlist "$WORK/mounts.json" \
 	>"$WORK/serve.out" 2>"$WORK/serve.err" &
 SPID=$!
 wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
@@ -103,16 +140,22 @@ rm -rf "$SHOTS"
 mkdir -p "$SHOTS"
 URL=$URL TOKEN=$TOKEN TOKEN_FILE=$WORK/data/api-token NOMODEL_URL=http://127.0.0.1:$PORT2 \
 	NOMODEL_TOKEN=$(cat "$WORK/data2/api-token") CHROMIUM=$CHROMIUM TEST_NPM=$NPMDIR SHOTS=$SHOTS \
-	WORK=$WORK timeout 300 node "$TOP/tests/web/web-test.mjs" >"$WORK/browser.tap" 2>"$WORK/browser.err"
+	WORK=$WORK EGRESS_ASK=$EGRESS_ASK EGRESS_PORT=${PB:-} timeout 300 node "$TOP/tests/web/web-test.mjs" >"$WORK/browser.tap" 2>"$WORK/browser.err"
 relay_tap browser "$WORK/browser.tap" $?
 [ -s "$WORK/browser.err" ] && sed 's/^/# /' "$WORK/browser.err" | head -20
 check "a screenshot of each view under build/web-screenshots" \
-	sh -c "for v in chat runs run-transcript audit usage tasks settings phone-chat login no-model; do test -s '$SHOTS/'\$v.png || exit 1; done"
+	sh -c "for v in chat runs runs-cost-taint run-transcript audit usage usage-cost tasks approvals settings settings-channels phone-chat login no-model; do test -s '$SHOTS/'\$v.png || exit 1; done"
 if ! check "the daemon lived through it all" kill -0 "$SPID"; then
 	sed 's/^/# serve: /' "$WORK/serve.err" | tail -40
 fi
-check "every request the model got was as expected" sh -c "! grep -q '\"ok\":false' '$WORK/model.log'"
+if grep -q '"ok":false' "$WORK/model.log"; then
+	not_ok "every request the model got was as expected"
+	grep '"ok":false' "$WORK/model.log" | grep -o '"n":[0-9]*\|"failures":\[[^]]*\]' | sed 's/^/# model: /' | head -10
+else
+	ok "every request the model got was as expected"
+fi
 
+[ -n "${HPID:-}" ] && kill "$HPID" 2>/dev/null
 kill -TERM "$SPID2" "$SPID"
 wait "$SPID2" "$SPID" 2>/dev/null
 SPID=

@@ -77,6 +77,15 @@ static const struct {
     {"{\"groups\": [{\"id\": \"a\", \"timezone\": \"Europe/Berlin\"}]}", NULL},
     {"{\"groups\": [{\"id\": \"a\", \"budget\": {\"runs\": 0}}]}", "groups[0].budget"},
     {"{\"groups\": [{\"id\": \"a\", \"budget\": {\"runs\": 10, \"tokens\": 100000}}]}", NULL},
+    {"{\"groups\": [{\"id\": \"a\", \"approvers\": [\"cli\", \"telegram:42\", \"slack:U024BE7LH\", "
+     "\"discord:80351110224678912\", \"matrix:@ana:example.org\", \"xmpp:ana@example.org\"]}]}",
+     NULL},
+    {"{\"groups\": [{\"id\": \"a\", \"approvers\": [\"email:ana@example.org\"]}]}",
+     "groups[0].approvers[0]: email cannot approve"},
+    {"{\"groups\": [{\"id\": \"a\", \"approvers\": [\"telegram:ana\"]}]}",
+     "groups[0].approvers[0]"},
+    {"{\"groups\": [{\"id\": \"a\", \"approvers\": [\"webhook:x\"]}]}", "groups[0].approvers[0]"},
+    {"{\"groups\": [{\"id\": \"a\", \"approvers\": [\"slack:\"]}]}", "groups[0].approvers[0]"},
     {"{\"groups\": [{\"id\": \"a\", \"policy\": {\"tools\": [\"teleport\"]}}]}",
      "groups[0].policy"},
     /* Channels (channels-config.c). */

@@ -40,5 +40,24 @@ main(void)
 	n = text_utf8_repair("caf\xc3\xa9 \xe2\x9c\x93", 9, NULL, &bad);
 	ok(n == 9 && bad == 0,
 	   "repair: valid UTF-8 is left as it is, and only counted without out");
+	char esc[64];
+	static const char seqs[] =
+	    "\x1b[31mred\x1b[0m \x1b]0;title\x07ok \x1b]8;;u\x1b\\x\x1b(B!\x01";
+	n = text_sanitize_escapes(seqs, sizeof(seqs) - 1, esc);
+	ok(n == 9 && memcmp(esc, "red ok x!", 9) == 0,
+	   "escapes: CSI, OSC (to BEL or ST) and ESC ( B go whole, controls too");
+	n = text_sanitize_escapes("cut \x1b[3", 9, esc);
+	ok(n == 4 && memcmp(esc, "cut ", 4) == 0, "escapes: a sequence cut at the end goes");
+	/* "é" is c3 a9, "✓" e2 9c 93, "🙂" f0 9f 99 82 */
+	const char *u = "ab\xc3\xa9\xe2\x9c\x93\xf0\x9f\x99\x82";
+	ok(text_utf8_prefix(u, 11, 20) == 11, "prefix: a text shorter than max is whole");
+	ok(text_utf8_prefix(u, 11, 3) == 2, "prefix: a cut inside a 2-byte letter backs off to it");
+	ok(text_utf8_prefix(u, 11, 4) == 4, "prefix: a cut after a whole letter stays");
+	ok(text_utf8_prefix(u, 11, 6) == 4 && text_utf8_prefix(u, 11, 5) == 4,
+	   "prefix: a cut inside a 3-byte symbol backs off to it");
+	ok(text_utf8_prefix(u, 11, 10) == 7 && text_utf8_prefix(u, 11, 8) == 7,
+	   "prefix: a cut inside an emoji backs off to it");
+	ok(text_utf8_prefix("\x80\x80\x80\x80\x80\x80", 6, 5) == 5,
+	   "prefix: continuation bytes only (not UTF-8): cut at max");
 	return tap_done();
 }

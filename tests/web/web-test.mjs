@@ -54,8 +54,12 @@ const ctx = await browser.newContext({ viewport: { width: 1280, height: 720 }, a
 const page = await ctx.newPage();
 const pageErrors = [];
 page.on('pageerror', (e) => pageErrors.push(e.message));
-// Refusals the test asks for (400, 401) are logged by the browser too; anything else counts.
-page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[01] /.test(m.text())) pageErrors.push(m.text()); });
+// Refusals the test asks for (400, 401, the 403 of a page that is not an approver) are logged
+// by the browser too; anything else counts.
+// A 404 is only expected from GET /api/v1/channels on a daemon without the channel
+// supervisor (the page then shows its older list): the responses say which URL it was.
+page.on('console', (m) => { if (m.type() === 'error' && !/status of 40[0134] /.test(m.text())) pageErrors.push(m.text()); });
+page.on('response', (r) => { if (r.status() === 404 && !r.url().endsWith('/api/v1/channels')) pageErrors.push('404: ' + r.url()); });
 const T = 30000; // bounds for what depends on runs on a loaded 2-core machine
 
 await step('log in with the token in the URL fragment', async () => {
@@ -65,7 +69,7 @@ await step('log in with the token in the URL fragment', async () => {
   ok(true, 'the page logs in with the token from the URL fragment (' + (Date.now() - t0) + ' ms)');
   ok(!page.url().includes(TOKEN) && !page.url().includes('#'), 'and removes it from the address bar', page.url());
   const opts = await page.$$eval('#group option', (os) => os.map((o) => o.value));
-  ok(opts.join(',') === 'main,family,long', 'the groups are listed', opts);
+  ok(opts.join(',') === 'main,family,long,ops' + (process.env.EGRESS_ASK ? ',net' : ''), 'the groups are listed', opts);
   ok(await page.isHidden('#no-model'), 'no banner when a model is configured');
 });
 
@@ -130,6 +134,21 @@ await step('Enter sends, Shift+Enter is a newline; the tool timeline and the rep
     'the bash call is in the timeline with its arguments and result', JSON.stringify(tl));
   ok(tl.length === 2 && tl[1].name === 'send_message' && /error/.test(tl[1].result),
     'the refused send_message shows as failed', JSON.stringify(tl));
+  // The bash call printed HTML and ANSI escapes: its preview shows them as text, inert.
+  const pv = await page.$$eval('#messages li.out .tools li.call', (ls) => ls.map((l) => {
+    const p = l.querySelector('.tool-preview');
+    return p ? { text: p.textContent, kids: p.children.length } : null;
+  }));
+  ok(pv[0] && pv[0].text.includes('tool-output-42') && pv[0].text.includes('<img src=x onerror=window.pwned=3><b>html-in-output</b>') &&
+    pv[0].kids === 0, "the bash call's result preview: its output, HTML shown as text", JSON.stringify(pv));
+  ok(pv[0] && pv[0].text.includes('red-ansi') && pv[0].text.includes('end') && !/[\x1b\x07]/.test(pv[0].text) && !pv[0].text.includes('[31m'),
+    'ANSI escapes in the output are gone, their text kept', JSON.stringify(pv[0]));
+  // 99 bytes, then 300 two-byte letters: byte 400 falls inside one, the cut backs off to it.
+  ok(pv[0] && /éé…$/.test(pv[0].text) && !/[\ufffd?]/.test(pv[0].text) && new TextEncoder().encode(pv[0].text).length <= 400 + 3 && new TextEncoder().encode(pv[0].text).length > 350,
+    'the preview is bounded (400 bytes, less the escapes dropped), cut between letters, marked as cut', JSON.stringify(pv[0]));
+  ok(pv[1] && pv[1].text.includes('no group "nosuch"'), "the refused send_message's preview says why", JSON.stringify(pv[1]));
+  const inert = await page.evaluate(() => ({ imgs: document.querySelectorAll('#messages img, #messages b').length, pwned: window.pwned }));
+  ok(inert.imgs === 0 && inert.pwned === undefined, 'nothing of the tool output became markup or ran', JSON.stringify(inert));
   ok((await page.textContent('#messages li.out .body strong')) === 'tool-output-42', 'the reply is rendered as Markdown');
   ok(await page.$$eval('#messages li.out .stop', (b) => b.length) === 0, 'a finished reply has no Stop button');
   await shot(page, 'chat');
@@ -158,11 +177,38 @@ await step('stop a run from the Runs view', async () => {
   const ok1 = await page.$eval('#runs-history tbody tr:nth-child(2)', (tr) => [...tr.children].map((td) => td.textContent));
   ok(ok1[4] === '0' && ok1[5] === '110 / 25' && /\d/.test(ok1[3]), 'the earlier run has exit 0, duration and tokens', JSON.stringify(ok1));
   await shot(page, 'runs');
+  const fam = await page.$$eval('#runs-history tbody tr', (rs) => rs.filter((r) => r.children[1].textContent === 'family').map((r) => ({
+    badge: r.querySelector('.badge-taint') ? r.querySelector('.badge-taint').title : null, cost: r.querySelector('.cost').textContent, model: r.querySelector('.model').textContent })));
+  ok(fam.length === 1 && fam[0].badge && /mount|srv/.test(fam[0].badge), "family's run (an untrusted mount) has the tainted badge, its cause in the tooltip", JSON.stringify(fam));
+  ok(fam.length === 1 && fam[0].cost === '$0.00060' && fam[0].model === 'claude-sonnet-4-5', 'and its model and cost', JSON.stringify(fam));
+  const untainted = await page.$$eval('#runs-history tbody tr', (rs) => rs.filter((r) => r.children[1].textContent === 'main' && r.querySelector('.badge-taint')).length);
+  ok(untainted === 0, "main's runs (the owner's messages) have none", untainted);
+  // Runs rows as CONTRACTS.md 2 and 3 give them, with what this daemon's runs did not make (a
+  // cause with markup in it, a null cost and model), answered by the page's own route.
+  const real = await (await fetch(BASE + '/api/v1/runs?limit=1', { headers: { Authorization: 'Bearer ' + TOKEN } })).json();
+  const base = real.runs[0];
+  await page.route('**/api/v1/runs?limit=200*', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ running: [], runs: [
+    { ...base, message_id: 9001, model: 'claude-a', cost_usd: 0.0123, tainted: true, taint: ['egress: response from untrusted host <b>evil.example</b>', 'sender: telegram:7'] },
+    { ...base, message_id: 9002, model: null, cost_usd: null, tainted: false, taint: [] }] }) }));
+  await page.waitForSelector('#runs-history tr[data-message="9001"]', { timeout: T });
+  const tr = await page.$$eval('#runs-history tbody tr', (rs) => rs.map((r) => ({ id: r.dataset.message, cls: r.className,
+    model: r.querySelector('.model').textContent, cost: r.querySelector('.cost').textContent,
+    badge: r.querySelector('.badge-taint') ? [r.querySelector('.badge-taint').textContent, r.querySelector('.badge-taint').title] : null, bs: r.querySelectorAll('b').length })));
+  ok(tr[0].badge && tr[0].badge[0] === 'tainted' && tr[0].badge[1].includes('<b>evil.example</b>') && tr[0].badge[1].includes('sender: telegram:7') && tr[0].bs === 0 &&
+    tr[0].cls.includes('tainted') && !tr[1].badge, '(contract sample) a tainted run has a badge with its causes, as text; an untainted one none', JSON.stringify(tr));
+  ok(tr[0].model === 'claude-a' && tr[0].cost === '$0.012' && tr[1].model === '–' && tr[1].cost === 'unknown',
+    '(contract sample) model and cost per run; a null cost is unknown', JSON.stringify(tr));
+  await shot(page, 'runs-cost-taint');
+  await page.unroute('**/api/v1/runs?limit=200*');
+  await page.waitForSelector('#runs-history tr[data-message]:not([data-message="9001"])', { timeout: T });
+  await page.waitForFunction(() => !document.querySelector('#runs-history tr[data-message="9001"]'), null, { timeout: T });
   await page.click('#runs-history tbody tr:nth-child(2) button');
   await page.waitForSelector('#panel:not([hidden]) .timeline li', { timeout: T });
   const panel = await page.textContent('#panel-body');
   ok(panel.includes('use a tool') && panel.includes('echo tool-output-42') && panel.includes('The tool said'),
     "the run's transcript: message, tool calls, reply", panel.slice(0, 300));
+  const tpv = await page.$$eval('#panel-body .timeline .tool-preview', (ps) => ps.map((p) => [p.textContent, p.children.length]));
+  ok(tpv.length === 2 && tpv[0][0].includes('<b>html-in-output</b>') && tpv[0][1] === 0, "and the results' previews, as text", JSON.stringify(tpv));
   const egress = await page.$$eval('#panel-body table.egress tr', (rs) => rs.map((r) => r.textContent));
   ok(egress.filter((e) => e.startsWith('deny')).length === 1 && egress.some((e) => e.startsWith('deny') && e.includes('blocked.example') && e.includes('not in the allowlist')) &&
     !egress.some((e) => e.includes('proxy stopped')),
@@ -258,11 +304,51 @@ await step('the usage plot has the expected data points', async () => {
   ok(get('family') && get('family').tokens === 120, 'family today: 120 tokens (100 in, 20 out)', JSON.stringify(pts));
   ok(get('main') && get('main').tokens === 135, 'main today: 135 tokens over two turns, the stopped run spent none', JSON.stringify(pts));
   const fromApi = (await api('GET', '/api/v1/usage/daily?days=14')).usage;
-  ok(pts.length === fromApi.length && fromApi.every((u) => pts.some((p) => p.group === u.group && p.day === u.day &&
-    p.tokens === u.input + u.output + u.cache_write + u.cache_read)), 'every point is a row of /api/v1/usage/daily', JSON.stringify(fromApi));
+  const sums = new Map(); // the API's rows are per group, day (and model): a point adds a group's day up
+  for (const u of fromApi) sums.set(u.group + ' ' + u.day, (sums.get(u.group + ' ' + u.day) || 0) + u.input + u.output + u.cache_write + u.cache_read);
+  ok(pts.length === sums.size && [...sums].every(([k, v]) => pts.some((p) => p.group + ' ' + p.day === k && p.tokens === v)),
+    "every point is a group's day of /api/v1/usage/daily", JSON.stringify(fromApi));
   const circles = await page.$$eval('#usage-chart circle.point', (cs) => cs.map((c) => [c.dataset.group, c.dataset.day, Number(c.dataset.tokens)]));
   ok(circles.length === pts.length && circles.some((c) => c[0] === 'family' && c[2] === 120), 'each point is drawn', JSON.stringify(circles));
+  const lines = await page.$$eval('#usage-chart line.budget', (ls) => ls.map((l) => [l.dataset.group, Number(l.dataset.limit), Number(l.getAttribute('y1'))]));
+  const fam = await page.$eval('#usage-chart circle.point[data-group="family"]', (c) => Number(c.getAttribute('cy')));
+  ok(lines.length === 1 && lines[0][0] === 'family' && lines[0][1] === 4000 && lines[0][2] < fam,
+    "family's token budget (4,000 a day) is a dashed line, above its 120", JSON.stringify([lines, fam]));
+  const rows = (await api('GET', '/api/v1/usage/daily?days=14')).usage;
+  // claude-sonnet-4-5 at $3 in, $15 out per million: family's 100 in, 20 out is $0.0006.
+  const cpts = JSON.parse(await page.getAttribute('#cost-chart', 'data-points'));
+  const famCost = cpts.find((p) => p.group === 'family' && p.day === day);
+  ok(rows.every((r) => typeof r.cost_usd === 'number') && famCost && Math.abs(famCost.cost_usd - 0.0006) < 1e-9,
+    "the cost chart: family today $0.0006 at the configured prices", JSON.stringify(cpts));
+  const cl0 = await page.$$eval('#cost-chart line.budget', (ls) => ls.map((l) => [l.dataset.group, Number(l.dataset.limit)]));
+  ok(cl0.length === 1 && cl0[0][0] === 'main' && cl0[0][1] === 5, "main's cost budget ($5 a day) is a line on it", JSON.stringify(cl0));
   await shot(page, 'usage');
+  // Rows and budgets as CONTRACTS.md 3 gives them, with what this daemon's run did not make (two
+  // models in a day, one without a price), answered by the page's own route: the page adds a
+  // group's models up, copes with a model without a price and draws the cost budget.
+  const day2 = new Date().toISOString().slice(0, 10);
+  await page.route('**/api/v1/usage/daily*', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ days: 14, usage: [
+    { day: day2, group: 'main', model: 'claude-a', runs: 2, input: 100, output: 50, cache_write: 0, cache_read: 0, cost_usd: 0.25 },
+    { day: day2, group: 'main', model: 'local-b', runs: 1, input: 10, output: 5, cache_write: 0, cache_read: 0, cost_usd: null },
+    { day: day2, group: 'family', model: 'claude-a', runs: 1, input: 100, output: 20, cache_write: 0, cache_read: 0, cost_usd: 0.5 }] }) }));
+  await page.route('**/api/v1/budget', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ groups: [
+    { group: 'family', day_start: 0, resets: 0, budget: { tokens: { spent: 120, limit: 300 }, cost_usd: { spent: 0.5, limit: 1.5 } } },
+    { group: 'main', day_start: 0, resets: 0, budget: { cost_usd: { spent: 0.25, limit: null } } }] }) }));
+  await page.selectOption('#usage-days', '7');
+  await page.waitForSelector('#cost-chart circle.point', { timeout: T });
+  const cost = JSON.parse(await page.getAttribute('#cost-chart', 'data-points'));
+  const cm = cost.find((p) => p.group === 'main'), cf = cost.find((p) => p.group === 'family');
+  ok(cm && Math.abs(cm.cost_usd - 0.25) < 1e-9 && cm.cost_partial && cm.tokens === 165 && cf && cf.cost_usd === 0.5,
+    "(contract sample) cost per group per day: main's two models added up, the unpriced one marking it partial", JSON.stringify(cost));
+  const cl = await page.$$eval('#cost-chart line.budget', (ls) => ls.map((l) => [l.dataset.group, Number(l.dataset.limit)]));
+  ok(cl.length === 1 && cl[0][0] === 'family' && cl[0][1] === 1.5, '(contract sample) the cost budget is a line; no limit, no line', JSON.stringify(cl));
+  const pm = await page.$$eval('table.per-model tr[data-model]', (rs) => rs.map((r) => [r.dataset.model, r.querySelector('.cost').textContent]));
+  ok(pm.some((m) => m[0] === 'claude-a' && m[1] === '$0.75') && pm.some((m) => m[0] === 'local-b' && m[1] === 'unknown'),
+    '(contract sample) per model: the priced one costed, the other unknown', JSON.stringify(pm));
+  await shot(page, 'usage-cost');
+  await page.unroute('**/api/v1/usage/daily*');
+  await page.unroute('**/api/v1/budget');
+  await page.selectOption('#usage-days', '14');
 });
 
 await step('settings show the effective config, never the key', async () => {
@@ -272,9 +358,119 @@ await step('settings show the effective config, never the key', async () => {
   ok(text.includes('Europe/Berlin') && text.includes('127.0.0.1') && text.includes(TOKEN_FILE), 'groups, listen address and token file are shown', text.slice(0, 200));
   ok(!text.includes('sk-web-test-secret') && !(await page.content()).includes('sk-web-test-secret'), 'the model key is nowhere in the page');
   ok(/\/srv-web-test/.test(text) || text.includes('No mount allowlist'), 'the mount allowlist is shown', text.slice(-300));
+  const pol = await page.$$eval('#settings-body tr[data-group]', (rs) => Object.fromEntries(rs.map((r) => [r.dataset.group, [r.querySelector('.approvers').textContent, r.querySelector('.asks').textContent]])));
+  ok(pol.main[0] === 'cli, web' && pol.main[1].includes('send_message (other groups)') && pol.ops[0] === 'cli' && pol.ops[1].includes('send_message'),
+    "each group's approvers and what it asks before", JSON.stringify(pol));
+  const real = await fetch(BASE + '/api/v1/channels', { headers: { Authorization: 'Bearer ' + TOKEN } });
+  if (real.status === 200) {
+    const want = (await real.json()).channels;
+    const rows = await page.$$eval('#settings-body table.channels tr[data-channel]', (rs) => rs.map((r) => [r.dataset.channel, r.dataset.state]));
+    ok(rows.length === want.length && want.every((c) => rows.some((r) => r[0] === c.name && r[1] === c.state)),
+      'channels: each of /api/v1/channels with its state', JSON.stringify(rows));
+  } else {
+    const rows = await page.$$eval('#settings-body table.channels tr[data-channel]', (rs) => rs.map((r) => r.textContent));
+    ok(rows.some((r) => r.startsWith('web') && r.includes('connected')), 'channels (no /api/v1/channels on this daemon): the web page is connected', JSON.stringify(rows));
+  }
   await shot(page, 'settings');
+  // GET /api/v1/channels as CONTRACTS.md 4 gives it, answered by the page's own route until the
+  // channel supervisor lands: states, last errors (as text), restarts, chats.
+  await page.route('**/api/v1/channels', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ channels: [
+    { name: 'web', kind: 'web', state: 'connected', last_error: null, since: 1700000000, restarts: 0, chats: [] },
+    { name: 'slack', kind: 'slack', state: 'error', last_error: '<img src=x onerror=window.pwned=4>token refused', since: 1700000100, restarts: 3, chats: ['C01', 'C02'] },
+    { name: 'telegram', kind: 'telegram', state: 'restarting', last_error: 'connection reset', since: 1700000200, restarts: 1, chats: ['42'] }] }) }));
+  await page.click('#nav button[data-view="chat"]');
+  await page.click('#nav button[data-view="settings"]');
+  await page.waitForSelector('#settings-body tr[data-channel="slack"]', { timeout: T });
+  const ch = await page.$$eval('#settings-body table.channels tr[data-channel]', (rs) => rs.map((r) => ({ name: r.dataset.channel,
+    state: r.querySelector('.state').className, text: r.textContent, imgs: r.querySelectorAll('img').length })));
+  const slack = ch.find((c) => c.name === 'slack');
+  ok(ch.length === 3 && slack && slack.state.includes('state-error') && slack.text.includes('<img src=x onerror=window.pwned=4>token refused') &&
+    slack.imgs === 0 && slack.text.includes('C01, C02') && ch.find((c) => c.name === 'telegram').state.includes('state-restarting'),
+    '(contract sample) channels: state, last error as text, restarts, chats', JSON.stringify(ch));
+  await page.$eval('#settings-body table.channels', (t) => t.scrollIntoView());
+  await shot(page, 'settings-channels');
+  await page.unroute('**/api/v1/channels');
+});
+
+await step('approvals: approve and deny held requests from their cards; a page that is not an approver is refused', async () => {
+  const messages = async (g) => (await api('GET', '/api/v1/groups/' + g + '/messages?after=0')).messages.map((m) => m.text).join('\n');
+  await page.click('#nav button[data-view="chat"]');
+  await page.selectOption('#group', 'main');
+  await page.fill('#text', 'approve me');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#approvals-count:not([hidden])', { timeout: T });
+  ok((await page.textContent('#approvals-count')) === '1', 'a held request shows as a count on the Approvals button');
   await page.click('#nav button[data-view="approvals"]');
-  ok(await page.isVisible('#approvals-placeholder'), 'Approvals: a place kept for the feature');
+  const card = await page.waitForSelector('#approvals-list article.approval[data-action="send_message"]', { timeout: T });
+  const c = await card.evaluate((a) => ({ text: a.textContent, dest: a.querySelector('.destination').textContent, preview: a.querySelector('.preview').textContent,
+    kids: a.querySelector('.preview').children.length, sha: a.querySelector('.f-sha256').textContent, group: a.querySelector('.f-group').textContent,
+    who: a.querySelector('.f-who-may-answer').textContent, expiry: a.querySelector('.expiry').textContent, run: a.querySelector('.f-run').textContent,
+    size: a.querySelector('.f-size').textContent, buttons: [...a.querySelectorAll('button')].map((b) => [b.textContent, b.disabled]) }));
+  const held = (await api('GET', '/api/v1/approvals')).approvals[0];
+  ok(c.dest === 'group:family' && c.preview.includes('approved-by-web <b>x</b>') && c.kids === 0 && c.preview === held.preview,
+    'the card shows the action, destination and the arguments as the daemon rendered them (as text)', JSON.stringify(c));
+  ok(/^[0-9a-f]{64}$/.test(c.sha) && c.sha === held.sha256 && c.size.includes(String(held.size)) && c.group === 'main' && c.run === held.run && c.run.length > 0,
+    'with their size and sha256, the group and the run', JSON.stringify([c, held]));
+  ok(c.who.includes('cli') && c.who.includes('web') && /expires in \d+ (min|s)/.test(c.expiry) && c.text.includes(held.why),
+    'who may answer, when it expires, why it was held', JSON.stringify(c));
+  ok(c.buttons.map((b) => b[0]).join('|') === 'Approve|Allow for this run|Deny' && c.buttons.every((b) => !b[1]), 'Approve, Allow for this run, Deny', JSON.stringify(c.buttons));
+  ok(!(await messages('family')).includes('approved-by-web'), 'while held, nothing was sent');
+  await shot(page, 'approvals');
+  await page.click('#approvals-list article.approval[data-action="send_message"] button.approve');
+  await until(async () => (await messages('family')).includes('approved-by-web'), T, 'the approved message in family');
+  ok(true, 'Approve: the held send_message runs (the message is in family)');
+  await until(async () => (await messages('main')).includes('approve done'), T, 'the run to finish');
+  ok(true, 'and the run goes on with its result');
+  const done = (await api('GET', '/api/v1/approvals?all=1')).approvals.find((a) => a.id === held.id);
+  ok(done.status === 'approved' && done.answered_by === 'web', 'recorded as approved by "web" (the page)', JSON.stringify(done));
+  await page.waitForSelector(`#approvals-done tr[data-id="${held.id}"][data-status="approved"]`, { timeout: T });
+  ok(true, 'and listed under Recently answered');
+
+  // Allow for this run: the same action to the same group passes for the rest of the run.
+  await page.click('#nav button[data-view="chat"]');
+  await page.fill('#text', 'run me');
+  await page.keyboard.press('Enter');
+  await page.click('#nav button[data-view="approvals"]');
+  await page.waitForSelector('#approvals-list article.approval .preview:has-text("run-grant-1")', { timeout: T });
+  await page.click('#approvals-list article.approval:has-text("run-grant-1") button.approve-run');
+  await until(async () => (await messages('main')).includes('run done'), T, 'the run allowed for its rest to finish');
+  const fam = await messages('family');
+  const asked = (await api('GET', '/api/v1/approvals?all=1')).approvals.filter((a) => a.preview.includes('run-grant'));
+  ok(fam.includes('run-grant-1') && fam.includes('run-grant-2') && asked.length === 1 && asked[0].scope === 'run' && asked[0].answered_by === 'web',
+    'Allow for this run: the held message and the next one to the same group went, only the first was asked', JSON.stringify(asked));
+
+  await page.click('#nav button[data-view="chat"]');
+  await page.fill('#text', 'deny me');
+  await page.keyboard.press('Enter');
+  await page.click('#nav button[data-view="approvals"]');
+  await page.waitForSelector('#approvals-list article.approval .preview:has-text("denied-by-web")', { timeout: T });
+  await page.click('#approvals-list article.approval:has-text("denied-by-web") button.deny');
+  await until(async () => (await messages('main')).includes('deny done'), T, 'the denied run to finish');
+  ok(!(await messages('family')).includes('denied-by-web'), 'Deny: the held send_message never ran; the run was told "denied by web"');
+  await page.waitForSelector('#approvals-list .empty', { timeout: T });
+  ok(await page.isHidden('#approvals-count'), 'the queue is empty again, and the count gone');
+
+  // ops lets only the CLI answer.
+  await api('POST', '/api/v1/groups/ops/messages', { text: 'ops ask' });
+  const opsCard = await page.waitForSelector('#approvals-list article.approval:has-text("ops-hello")', { timeout: T });
+  const o = await opsCard.evaluate((a) => ({ who: a.querySelector('.f-who-may-answer').textContent, note: a.querySelector('.not-approver') ? a.querySelector('.not-approver').textContent : '',
+    disabled: [...a.querySelectorAll('button')].every((b) => b.disabled), id: a.dataset.id }));
+  ok(o.who === 'cli' && o.note.includes('may not answer') && o.disabled, 'where "web" is not an approver the card says so and its buttons are off', JSON.stringify(o));
+  // The page's own request, sent anyway (as a script in the page could): the daemon refuses it.
+  const r = await page.evaluate(async (id) => {
+    const res = await fetch('/api/v1/approvals/' + id, { method: 'POST', headers: { Authorization: 'Bearer ' + localStorage.getItem('clawbox-token'), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ decision: 'approve' }) });
+    return [res.status, await res.text()];
+  }, o.id);
+  ok(r[0] === 403 && r[1].includes('web is not an approver of ops'), "an answer from the page is refused: it is \"web\", and cannot pass as \"cli\"", JSON.stringify(r));
+  ok(!(await messages('ops')).includes('ops-hello'), 'and nothing ran');
+  const audit = (await api('GET', '/api/v1/audit/query?group=ops&limit=50')).entries.map((a) => a.reason);
+  ok(audit.some((x) => x.includes('by web refused: not an approver of ops')), 'the refused answer is audited', JSON.stringify(audit));
+  const cli = execFileSync('curl', ['-s', '-X', 'POST', '-H', 'Authorization: Bearer ' + TOKEN, '--data', '{"decision":"deny"}', BASE + '/api/v1/approvals/' + o.id], { encoding: 'utf8' });
+  ok(cli.includes('"decision":"deny"'), 'the CLI (no browser headers) may answer it', cli);
+  await until(async () => (await messages('ops')).includes('ops done'), T, 'the ops run to finish');
+  const od = (await api('GET', '/api/v1/approvals?all=1')).approvals.find((a) => String(a.id) === o.id);
+  ok(od.status === 'denied' && od.answered_by === 'cli', 'recorded as denied by "cli"', JSON.stringify(od));
 });
 
 await step('a 50-message history with the composer in view; the file downloads', async () => {
@@ -352,6 +548,28 @@ await step('the no-model banner', async () => {
   await shot(p, 'no-model');
   await c.close();
 });
+
+if (process.env.EGRESS_ASK) {
+  await step('an egress request held by the proxy is a card like any other, approved from it', async () => {
+    await api('POST', '/api/v1/groups/net/messages', { text: 'fetch me' });
+    await page.click('#nav button[data-view="approvals"]');
+    const card = await page.waitForSelector('#approvals-list article.approval[data-action="egress"]', { timeout: T });
+    const c = await card.evaluate((a) => ({ dest: a.querySelector('.destination').textContent, preview: a.querySelector('.preview').textContent,
+      kids: a.querySelector('.preview').children.length, sha: a.querySelector('.f-sha256').textContent, group: a.querySelector('.f-group').textContent, why: a.querySelector('.why').textContent }));
+    const held = (await api('GET', '/api/v1/approvals')).approvals.find((a) => a.action === 'egress');
+    ok(c.dest === 'POST unlisted.example:' + process.env.EGRESS_PORT + '/in' && c.group === 'net' && c.sha === held.sha256 && c.why === held.why,
+      'the card: method, host, port and path, the group, the digest, why', JSON.stringify([c, held]));
+    ok(c.preview.includes('egress-body <i>x</i>') && c.kids === 0, "and the request's body, as text", JSON.stringify(c));
+    await shot(page, 'approvals-egress');
+    await card.$eval('button.approve', (b) => b.click());
+    const msgs = async () => (await api('GET', '/api/v1/groups/net/messages?after=0')).messages.map((m) => m.text).join('\n');
+    await until(async () => (await msgs()).includes('fetch done'), T, 'the approved request to go out and the run to finish');
+    const done = (await api('GET', '/api/v1/approvals?all=1')).approvals.find((a) => a.id === held.id);
+    ok(done.status === 'approved' && done.answered_by === 'web', 'Approve: the request went out (the model saw the server answer), approved by "web"', JSON.stringify(done));
+  });
+} else {
+  console.log('# egress approvals are not in this build (unlisted_hosts "ask" is refused): the egress card is not tested');
+}
 
 ok(pageErrors.length === 0, 'no script errors in the page', pageErrors.join(' | '));
 await browser.close();

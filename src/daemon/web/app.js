@@ -2,7 +2,7 @@
 // the strict CSP allows as 'self'). Logs in with the API token (from the URL fragment the
 // daemon prints, which the browser never sends and the page removes from the address bar, or
 // pasted into the form), then shows one view at a time: Conversations, Runs, Audit, Usage,
-// Tasks, Approvals (a place kept for the approvals feature) and Settings.
+// Tasks, Approvals and Settings.
 'use strict';
 
 import { $, el } from './dom.js';
@@ -35,6 +35,7 @@ function status(text, bad) {
 
 function showLogin(why) {
   chat.stop();
+  approvals.stop();
   VIEWS[view].hide();
   $('app').hidden = true;
   $('login').hidden = false;
@@ -83,6 +84,7 @@ async function start() {
   if (!groups.some((g) => g.id === group)) group = groups[0].id;
   sel.value = group;
   await chat.openGroup(group, status);
+  approvals.start();
   show(view);
   document.body.dataset.ready = '1';
 }
@@ -112,6 +114,6 @@ runs.init();
 audit.init();
 usage.init();
 tasks.init();
-approvals.init();
+approvals.init(status);
 initPanel();
 start();

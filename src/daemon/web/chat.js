@@ -1,12 +1,12 @@
 // chat.js: the Conversations view. The group's history, then its live events: "message"
 // (stored messages in and out), "delta" (the running reply's text) and "tool" (the running
 // reply's tool calls and results, as a collapsible timeline). Replies are Markdown through
-// render.js; everything else is text. Enter sends, Shift+Enter is a newline.
+// render.js; everything else is text (a tool result's preview too). Enter sends, Shift+Enter is a newline.
 'use strict';
 
 import { $, el, fmtDuration, fmtBytes } from './dom.js';
 import { api, sse, download } from './api.js';
-import { markdown, plain, argsOf } from './render.js';
+import { markdown, plain, argsOf, previewOf } from './render.js';
 
 const FILE_RE = /^\[file: (.{1,100}), (\d+) bytes\]$/;
 const REFUSAL_RE = /\[clawbox: ([^\]]*)\]\s*$/;
@@ -53,6 +53,8 @@ function addTool(entry, t) {
       res.className = 'tool-result ' + (t.is_error ? 'error' : 'ok');
       res.textContent = (t.is_error ? 'failed' : 'ok') + ', ' + fmtBytes(t.bytes || 0) + ', ' +
         fmtDuration(t.t_ms - Number(li.dataset.t));
+      const pv = previewOf(t);
+      if (pv) li.appendChild(pv);
     }
   }
   const n = list.querySelectorAll('li.call').length;

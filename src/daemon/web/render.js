@@ -61,3 +61,15 @@ export function argsOf(t) {
   const s = t.summary || '';
   return s.startsWith(t.name + ': ') ? s.slice(t.name.length + 2) : s;
 }
+
+// A tool result's preview (its first 400 bytes, cut and sanitized by the daemon) as a text
+// block, or null: a tool's output is never Markdown or HTML, and plain() drops what is left of
+// escape sequences. "…" says when the result went on past it (the daemon's preview_cut).
+export function previewOf(t) {
+  if (typeof t.preview !== 'string' || !t.preview) return null;
+  const more = t.preview_cut === true;
+  const pre = document.createElement('pre');
+  pre.className = 'tool-preview';
+  pre.textContent = plain(t.preview) + (more ? '…' : '');
+  return pre;
+}

@@ -5,7 +5,7 @@
 
 import { $, el, fmtTime, fmtDuration } from './dom.js';
 import { api } from './api.js';
-import { markdown, plain, argsOf } from './render.js';
+import { markdown, plain, argsOf, previewOf } from './render.js';
 import { openPanel, placeholder } from './panel.js';
 
 let ctx = { groups: [], status: () => {} };
@@ -39,7 +39,8 @@ export async function showTranscript(messageId) {
   const r = j.run;
   const parts = [
     el('p', { class: 'meta' }, plain(r.group) + ' · started ' + fmtTime(r.started_ms / 1000) +
-      (r.ended_ms ? ' · ' + fmtDuration(r.ended_ms - r.started_ms) + ' · exit ' + r.exit_status : ' · running')),
+      (r.ended_ms ? ' · ' + fmtDuration(r.ended_ms - r.started_ms) + ' · exit ' + r.exit_status : ' · running') +
+      (r.model ? ' · ' + plain(r.model) : '') + (typeof r.cost_usd === 'number' ? ' · ' + usd(r.cost_usd) : ''), ' ', taintBadge(r)),
     el('h3', {}, 'Message'),
     el('div', { class: 'msg in' }, j.message ? plain(j.message.text) : '(not kept)'),
     el('h3', {}, 'Tool calls (' + j.tools.filter((t) => t.type === 'tool_call').length + ')'),
@@ -49,14 +50,17 @@ export async function showTranscript(messageId) {
   for (const t of j.tools) {
     if (t.type === 'tool_call') {
       const res = el('span', { class: 'tool-result pending' }, 'no result');
-      calls.set(t.id, { res, t: t.t_ms });
-      ol.appendChild(el('li', {}, el('span', { class: 'tool-name' }, plain(t.name)), ' ',
+      const li = el('li', {}, el('span', { class: 'tool-name' }, plain(t.name)), ' ',
         el('code', { class: 'tool-args' }, plain(argsOf(t))), res,
-        el('span', { class: 'meta' }, ' at ' + fmtDuration(t.t_ms))));
+        el('span', { class: 'meta' }, ' at ' + fmtDuration(t.t_ms)));
+      calls.set(t.id, { res, t: t.t_ms, li });
+      ol.appendChild(li);
     } else if (calls.has(t.id)) {
       const c = calls.get(t.id);
       c.res.className = 'tool-result ' + (t.is_error ? 'error' : 'ok');
       c.res.textContent = (t.is_error ? 'failed' : 'ok') + ', ' + t.bytes + ' bytes, ' + fmtDuration(t.t_ms - c.t);
+      const pv = previewOf(t);
+      if (pv) c.li.appendChild(pv);
     }
   }
   parts.push(ol.children.length ? ol : placeholder('none'));
@@ -70,6 +74,15 @@ export async function showTranscript(messageId) {
   openPanel('Run for message #' + messageId, ...parts);
 }
 
+// A run that read something untrusted is tainted (its later requests are checked harder):
+// the causes, as the daemon recorded them, in the badge's tooltip.
+function taintBadge(r) {
+  if (!r.tainted) return null;
+  const one = (c) => plain(typeof c === 'string' ? c : c && typeof c === 'object' ? (c.kind ? c.kind + ': ' : '') + (c.cause || '') : String(c));
+  const causes = Array.isArray(r.taint) && r.taint.length ? r.taint.map(one).join('; ') : r.taint && !Array.isArray(r.taint) ? one(r.taint) : 'cause not recorded';
+  return el('span', { class: 'badge-taint', title: causes }, 'tainted');
+}
+
 const runsPoll = poller(async () => {
   const g = $('runs-group').value;
   const j = await api('GET', '/api/v1/runs?limit=200' + (g ? '&group=' + encodeURIComponent(g) : ''));
@@ -78,20 +91,22 @@ const runsPoll = poller(async () => {
     j.running.filter((r) => !g || r.group === g).map((r) => el('tr', { dataset: { message: r.message_id } },
       el('td', {}, plain(r.group)),
       el('td', {}, fmtDuration(now - r.started_ms)),
-      el('td', {}, plain(r.last_tool || '–')),
+      el('td', {}, plain(r.last_tool || '–'), ' ', taintBadge(r)),
       el('td', {}, el('button', { type: 'button', class: 'stop', onclick: (e) => {
         e.target.disabled = true;
         api('POST', '/api/v1/runs/' + r.message_id + '/stop').catch((err) => ctx.status(err.message, true));
       } }, 'Stop'), ' ', el('button', { type: 'button', onclick: () => showTranscript(r.message_id) }, 'Transcript')))),
     'runs-now') : placeholder('Nothing is running.'));
-  $('runs-history').replaceChildren(j.runs.length ? table(['Started', 'Group', 'Message', 'Duration', 'Exit', 'Tokens in/out', ''],
-    j.runs.map((r) => el('tr', { class: r.exit_status ? 'failed' : '', dataset: { message: r.message_id } },
+  $('runs-history').replaceChildren(j.runs.length ? table(['Started', 'Group', 'Message', 'Duration', 'Exit', 'Tokens in/out', 'Model', 'Cost', ''],
+    j.runs.map((r) => el('tr', { class: (r.exit_status ? 'failed' : '') + (r.tainted ? ' tainted' : ''), dataset: { message: r.message_id } },
       el('td', {}, fmtTime(r.started_ms / 1000)),
       el('td', {}, plain(r.group)),
-      el('td', { class: 'prompt' }, plain(r.prompt || '')),
+      el('td', { class: 'prompt' }, plain(r.prompt || ''), ' ', taintBadge(r)),
       el('td', {}, fmtDuration(r.ended_ms - r.started_ms)),
       el('td', {}, String(r.exit_status)),
       el('td', {}, r.input + ' / ' + r.output),
+      el('td', { class: 'model' }, r.model ? plain(r.model) : '–'),
+      el('td', { class: 'cost' }, typeof r.cost_usd === 'number' ? usd(r.cost_usd) : 'unknown'),
       el('td', {}, el('button', { type: 'button', onclick: () => showTranscript(r.message_id).catch((e) => ctx.status(e.message, true)) }, 'Transcript')))),
     'runs-history') : placeholder('No runs yet.'));
 }, 1500);
@@ -161,7 +176,11 @@ export const audit = {
   hide() { auditPoll.stop(); },
 };
 
-// ---- Usage: tokens per group per day, drawn as SVG; each point carries its data ----
+// ---- Usage: tokens and estimated cost per group per day, drawn as SVG; each point carries
+// its data. The daemon's rows are per group, day and model (a model's cost is null when no
+// price is known for it): the charts add up a group's models, the table keeps them apart, and
+// a day's cost with any unknown part is drawn as what is known and said to be partial. Each
+// group's daily budget (GET /api/v1/budget) is a dashed line in its colour. ----
 const SVGNS = 'http://www.w3.org/2000/svg';
 function svg(tag, attrs, ...children) {
   const e = document.createElementNS(SVGNS, tag);
@@ -170,7 +189,50 @@ function svg(tag, attrs, ...children) {
   return e;
 }
 const COLORS = ['#3b6fd8', '#d8623b', '#3ba55c', '#a63bd8', '#d8b43b', '#3bc0d8', '#777'];
-function drawUsage(rows, days) {
+// Below a dollar two significant digits ($0.012), else cents.
+const usd = (v) => v === null || v === undefined ? 'unknown' : '$' + (v < 1 && v > 0 ? v.toPrecision(2) : v.toFixed(2));
+const tokensOf = (r) => r.input + r.output + r.cache_write + r.cache_read;
+
+// One chart: series [{group, color, byDay: Map(day -> point)}], value(point) its height,
+// limits [{group, color, limit}] dashed lines.
+function drawChart(id, label, dayList, series, limits, value, fmt, title) {
+  const all = series.flatMap((s) => [...s.byDay.values()].map(value));
+  const max = Math.max(Number.EPSILON, ...all, ...limits.map((l) => l.limit));
+  const W = 640, H = 260, L = 56, B = 28, T = 10, R = 10;
+  const x = (i) => L + (dayList.length === 1 ? (W - L - R) / 2 : i * (W - L - R) / (dayList.length - 1));
+  const y = (v) => T + (H - T - B) * (1 - v / max);
+  const chart = svg('svg', { id, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label });
+  for (let k = 0; k <= 4; k++) {
+    const v = max * k / 4;
+    chart.appendChild(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
+    chart.appendChild(svg('text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmt(v)));
+  }
+  dayList.forEach((d, i) => {
+    if (dayList.length <= 8 || i % Math.ceil(dayList.length / 8) === 0)
+      chart.appendChild(svg('text', { x: x(i), y: H - 8, 'text-anchor': i === dayList.length - 1 && i > 0 ? 'end' : 'middle', class: 'axis' }, d.slice(5)));
+  });
+  for (const l of limits) {
+    const line = svg('line', { x1: L, x2: W - R, y1: y(l.limit), y2: y(l.limit), stroke: l.color, class: 'budget' },
+      svg('title', {}, `${l.group}: budget ${fmt(l.limit)} a day`));
+    line.dataset.group = l.group; line.dataset.limit = String(l.limit);
+    chart.appendChild(line);
+  }
+  for (const s of series) {
+    const coords = dayList.map((d, i) => [x(i), y(s.byDay.has(d) ? value(s.byDay.get(d)) : 0)]);
+    chart.appendChild(svg('polyline', { points: coords.map((c) => c.join(',')).join(' '), fill: 'none', stroke: s.color, 'stroke-width': 2 }));
+    dayList.forEach((d, i) => {
+      const p = s.byDay.get(d);
+      if (!p) return;
+      const c = svg('circle', { cx: coords[i][0], cy: coords[i][1], r: 4, fill: s.color, class: 'point' }, svg('title', {}, title(s.group, d, p)));
+      c.dataset.group = s.group; c.dataset.day = d; c.dataset.value = String(value(p));
+      if (id === 'usage-chart') c.dataset.tokens = String(p.tokens);
+      chart.appendChild(c);
+    });
+  }
+  return chart;
+}
+
+function drawUsage(rows, days, budgets) {
   const dayList = [];
   const today = new Date();
   for (let i = days - 1; i >= 0; i--) {
@@ -178,49 +240,63 @@ function drawUsage(rows, days) {
     dayList.push(d.toISOString().slice(0, 10));
   }
   const groups = [...new Set(rows.map((r) => r.group))].sort();
-  const value = (r) => r.input + r.output + r.cache_write + r.cache_read;
-  const points = rows.map((r) => ({ group: r.group, day: r.day, tokens: value(r), input: r.input, output: r.output, runs: r.runs }));
-  const max = Math.max(1, ...points.map((p) => p.tokens));
-  const W = 640, H = 260, L = 56, B = 28, T = 10, R = 10;
-  const x = (i) => L + (dayList.length === 1 ? (W - L - R) / 2 : i * (W - L - R) / (dayList.length - 1));
-  const y = (v) => T + (H - T - B) * (1 - v / max);
-  const chart = svg('svg', { id: 'usage-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'tokens per group per day' });
-  chart.dataset.points = JSON.stringify(points);
-  for (let k = 0; k <= 4; k++) {
-    const v = Math.round(max * k / 4);
-    chart.appendChild(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
-    chart.appendChild(svg('text', { x: L - 4, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, String(v)));
+  const sums = new Map(); // "group day" -> point, the group's models added up
+  for (const r of rows) {
+    const k = r.group + ' ' + r.day;
+    const p = sums.get(k) || { group: r.group, day: r.day, tokens: 0, input: 0, output: 0, runs: 0, cost_usd: null, cost_partial: false };
+    p.tokens += tokensOf(r); p.input += r.input; p.output += r.output; p.runs += r.runs;
+    if (typeof r.cost_usd === 'number') p.cost_usd = (p.cost_usd || 0) + r.cost_usd;
+    else if ('cost_usd' in r) p.cost_partial = true;
+    sums.set(k, p);
   }
-  dayList.forEach((d, i) => {
-    if (dayList.length <= 8 || i % Math.ceil(dayList.length / 8) === 0)
-      chart.appendChild(svg('text', { x: x(i), y: H - 8, 'text-anchor': 'middle', class: 'axis' }, d.slice(5)));
-  });
-  groups.forEach((g, gi) => {
-    const color = COLORS[gi % COLORS.length];
-    const byDay = new Map(points.filter((p) => p.group === g).map((p) => [p.day, p]));
-    const coords = dayList.map((d, i) => [x(i), y(byDay.has(d) ? byDay.get(d).tokens : 0)]);
-    chart.appendChild(svg('polyline', { points: coords.map((c) => c.join(',')).join(' '), fill: 'none', stroke: color, 'stroke-width': 2 }));
-    dayList.forEach((d, i) => {
-      const p = byDay.get(d);
-      if (!p) return;
-      const c = svg('circle', { cx: coords[i][0], cy: coords[i][1], r: 4, fill: color, class: 'point' },
-        svg('title', {}, `${g} ${d}: ${p.tokens} tokens (${p.input} in, ${p.output} out), ${p.runs} runs`));
-      c.dataset.group = g; c.dataset.day = d; c.dataset.tokens = String(p.tokens);
-      chart.appendChild(c);
-    });
-  });
-  const legend = el('ul', { class: 'legend' }, groups.map((g, gi) =>
-    el('li', {}, el('span', { class: 'swatch', style: null, dataset: { color: gi % COLORS.length } }), plain(g))));
-  return [chart, legend];
+  const points = [...sums.values()];
+  const color = (g) => COLORS[groups.indexOf(g) % COLORS.length];
+  const series = (keep) => groups.map((g) => ({ group: g, color: color(g),
+    byDay: new Map(points.filter((p) => p.group === g && keep(p)).map((p) => [p.day, p])) }));
+  const limitsOf = (item) => budgets.filter((b) => groups.includes(b.group) && b.budget && b.budget[item] &&
+    typeof b.budget[item].limit === 'number').map((b) => ({ group: b.group, color: color(b.group), limit: b.budget[item].limit }));
+  const tokens = drawChart('usage-chart', 'tokens per group per day', dayList, series(() => true), limitsOf('tokens'),
+    (p) => p.tokens, (v) => String(Math.round(v)),
+    (g, d, p) => `${g} ${d}: ${p.tokens} tokens (${p.input} in, ${p.output} out), ${p.runs} runs`);
+  tokens.dataset.points = JSON.stringify(points);
+  const out = [el('h3', {}, 'Tokens'), tokens];
+  const costed = points.filter((p) => p.cost_usd !== null);
+  const costLimits = limitsOf('cost_usd');
+  if (costed.length || costLimits.length) {
+    const cost = drawChart('cost-chart', 'estimated cost per group per day', dayList, series((p) => p.cost_usd !== null), costLimits,
+      (p) => p.cost_usd, (v) => '$' + (v >= 10 ? v.toFixed(0) : v.toFixed(2)),
+      (g, d, p) => `${g} ${d}: ${usd(p.cost_usd)}${p.cost_partial ? ' (partial: a model without a price)' : ''}`);
+    cost.dataset.points = JSON.stringify(costed);
+    out.push(el('h3', {}, 'Estimated cost (USD)'), cost);
+  } else {
+    out.push(el('h3', {}, 'Estimated cost (USD)'), placeholder('Cost unknown: no prices are configured for the models used (top-level "prices" in the configuration).'));
+  }
+  out.push(el('ul', { class: 'legend' }, groups.map((g) =>
+    el('li', {}, el('span', { class: 'swatch', dataset: { color: groups.indexOf(g) % COLORS.length } }), plain(g)))));
+  // Per model, over the period.
+  const models = new Map();
+  for (const r of rows) {
+    const m = r.model === undefined ? '(not recorded)' : r.model === null ? '(unknown)' : plain(r.model);
+    const t = models.get(m) || { tokens: 0, runs: 0, cost: null, partial: false };
+    t.tokens += tokensOf(r); t.runs += r.runs;
+    if (typeof r.cost_usd === 'number') t.cost = (t.cost || 0) + r.cost_usd; else t.partial = true;
+    models.set(m, t);
+  }
+  out.push(el('h3', {}, 'Per model'), table(['Model', 'Runs', 'Tokens', 'Estimated cost'], [...models].map(([m, t]) =>
+    el('tr', { dataset: { model: m } }, el('td', {}, m), el('td', {}, String(t.runs)), el('td', {}, String(t.tokens)),
+      el('td', { class: 'cost' }, t.cost === null ? 'unknown' : usd(t.cost) + (t.partial ? ' (partial)' : '')))), 'per-model'));
+  return out;
 }
 export const usage = {
   init() { $('usage-days').addEventListener('change', () => this.show()); },
   async show() {
     const days = Number($('usage-days').value);
-    const j = await api('GET', '/api/v1/usage/daily?days=' + days);
-    $('usage-plot').replaceChildren(...(j.usage.length ? drawUsage(j.usage, days) : [placeholder('No usage in this period.')]));
-    $('usage-table').replaceChildren(table(['Day', 'Group', 'Runs', 'Input', 'Output', 'Cache write', 'Cache read'],
-      j.usage.slice().reverse().map((r) => el('tr', {}, [r.day, plain(r.group), r.runs, r.input, r.output, r.cache_write, r.cache_read].map((v) => el('td', {}, String(v)))))));
+    const [j, b] = await Promise.all([api('GET', '/api/v1/usage/daily?days=' + days),
+      api('GET', '/api/v1/budget').catch(() => ({ groups: [] }))]);
+    $('usage-plot').replaceChildren(...(j.usage.length ? drawUsage(j.usage, days, b.groups || []) : [placeholder('No usage in this period.')]));
+    $('usage-table').replaceChildren(table(['Day', 'Group', 'Model', 'Runs', 'Input', 'Output', 'Cache write', 'Cache read', 'Estimated cost'],
+      j.usage.slice().reverse().map((r) => el('tr', {}, [r.day, plain(r.group), r.model ? plain(r.model) : '–', r.runs, r.input, r.output,
+        r.cache_write, r.cache_read, usd(r.cost_usd)].map((v) => el('td', {}, String(v)))))));
   },
   hide() {},
 };
@@ -311,10 +387,38 @@ export const tasks = {
 };
 
 // ---- Groups and settings ----
+// Channels and their state from GET /api/v1/channels (each channel a supervised process: its
+// state, last error, since when, restarts, chats); a daemon without that endpoint (404) has
+// only the settings' list of which channels are on.
+function channelsTable(ch, s) {
+  // The settings' list has the same shape once the daemon supervises channels.
+  const list = ch && Array.isArray(ch.channels) ? ch.channels : s.channels.every((c) => typeof c.state === 'string') ? s.channels : null;
+  if (list) {
+    return table(['Channel', 'Kind', 'State', 'Since', 'Restarts', 'Last error', 'Chats'], list.map((c) =>
+      el('tr', { dataset: { channel: plain(c.name), state: plain(c.state) } },
+        el('td', {}, plain(c.name)), el('td', {}, plain(c.kind)),
+        el('td', { class: 'state state-' + plain(c.state).replace(/[^a-z]/g, '') }, plain(c.state)),
+        el('td', {}, c.since ? fmtTime(c.since) : '–'), el('td', {}, String(c.restarts || 0)),
+        el('td', { class: 'reason' }, c.last_error ? plain(c.last_error) : '–'),
+        el('td', {}, Array.isArray(c.chats) && c.chats.length ? c.chats.map(plain).join(', ') : '–'))), 'channels');
+  }
+  if (ch && ch.error) return el('p', { role: 'alert' }, 'Channels: ' + plain(ch.error));
+  return table(['Channel', 'State', 'Details'], s.channels.map((c) => el('tr', { dataset: { channel: plain(c.name) } },
+    el('td', {}, c.name),
+    el('td', {}, c.name === 'web' ? 'connected' : (c.on ? (c.token_set ? 'on' : 'on, but its token variable is not set') : 'off')),
+    el('td', {}, c.name === 'telegram' ? (c.chats + ' configured chats' + (c.seen ? ', ' + c.seen.length + ' seen' : '')) : 'this page'))), 'channels');
+}
+
 export const settings = {
   init() {},
   async show() {
-    const [s, st] = await Promise.all([api('GET', '/api/v1/settings'), api('GET', '/api/v1/status')]);
+    const [s, st, ch] = await Promise.all([api('GET', '/api/v1/settings'), api('GET', '/api/v1/status'),
+      api('GET', '/api/v1/channels').catch((e) => (e.status === 404 ? null : { error: e.message }))]);
+    // Each group's policy: who may answer its approvals, and what it holds for them.
+    const pol = new Map(await Promise.all(s.groups.map((g) => api('GET', '/api/v1/groups/' + encodeURIComponent(g.id) + '/policy')
+      .then((j) => [g.id, j.policy], () => [g.id, null]))));
+    const asks = (p) => Object.entries(p.host_actions || {}).flatMap(([a, v]) =>
+      [v.self === 'ask' ? a : null, v.other_groups === 'ask' ? a + ' (other groups)' : null]).filter(Boolean);
     const kv = (pairs) => el('dl', {}, pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
     const m = s.model;
     $('settings-body').replaceChildren(
@@ -327,8 +431,10 @@ export const settings = {
         ['model', m.model || '(the agent\'s default)'], ['key variable', m.api_key_env + (m.api_key_env_set ? ' (set)' : ' (not set)')],
         ['key file', m.api_key_file || '–'], ['max tokens', m.max_tokens || '(default)']]),
       el('h3', {}, 'Groups'),
-      table(['Group', 'Main', 'Trigger', 'Egress allowlist', 'Memory', 'Time zone', 'Mounts'], s.groups.map((g) => el('tr', { dataset: { group: g.id } },
+      table(['Group', 'Main', 'Trigger', 'Approvers', 'Asks before', 'Egress allowlist', 'Memory', 'Time zone', 'Mounts'], s.groups.map((g) => el('tr', { dataset: { group: g.id } },
         el('td', {}, plain(g.id)), el('td', {}, g.main ? 'yes' : ''), el('td', {}, plain(g.trigger)),
+        el('td', { class: 'approvers' }, pol.get(g.id) ? (pol.get(g.id).approvers.map(plain).join(', ') || 'nobody') : '–'),
+        el('td', { class: 'asks' }, pol.get(g.id) ? (asks(pol.get(g.id)).map(plain).join(', ') || 'nothing') : '–'),
         el('td', {}, g.allow.length ? g.allow.map(plain).join(', ') : 'nothing'),
         el('td', {}, g.memory_bytes ? Math.round(g.memory_bytes / 1048576) + ' MiB' : 'default'),
         el('td', {}, plain(g.timezone)),
@@ -340,10 +446,7 @@ export const settings = {
         el('p', {}, 'Blocked names: ' + (s.mount_allowlist.blocked.map(plain).join(', ') || 'the built-in list only'))) :
         placeholder('No mount allowlist file: no group gets extra mounts.'),
       el('h3', {}, 'Channels'),
-      table(['Channel', 'State', 'Details'], s.channels.map((c) => el('tr', {},
-        el('td', {}, c.name),
-        el('td', {}, plain(c.state) + (c.last_error ? ': ' + plain(c.last_error) : '') + (c.restarts ? ' (' + c.restarts + ' restarts)' : '')),
-        el('td', {}, c.kind === 'web' ? 'this page' : (plain(c.kind) + ', ' + c.chats.length + ' configured chats' + (c.seen ? ', ' + c.seen.length + ' seen' : '')))))),
+      channelsTable(ch, s),
     );
   },
   hide() {},
