@@ -64,6 +64,10 @@ CHANNEL_PKGS += gmime-3.0 libxml-2.0
 CHANNEL_PKGS += libstrophe
 INC_channels := $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
 LIBS_channel  = $(shell pkg-config --libs $(CHANNEL_PKGS))
+# Slack's and Discord's sockets (src/channels/ws.c): TLS by libevent's OpenSSL bufferevent,
+# WebSocket framing by wslay (Debian ships no .pc for it), the upgrade answer by http-parser.
+CHANNEL_PKGS += libevent_openssl openssl
+LIBS_channel += -lwslay -lhttp_parser
 
 BASE_SRC    := $(wildcard src/base/*.c)
 IPC_SRC     := $(wildcard src/ipc/*.c)
@@ -105,6 +109,7 @@ HTTPD       := $(BUILD)/tests/httpd
 FAKE_MODEL  := $(BUILD)/tests/fake-model
 FAKE_TG     := $(BUILD)/tests/fake-telegram
 
+.PHONY: fuzz-channels-ws
 .PHONY: all check unit lint check-fresh install uninstall man bench format clean deps test-deps bench-deps demo serve guest fuzz FORCE
 all: clawbox clawbox-proxy clawbox-serve clawbox-channel
 
@@ -327,6 +332,28 @@ FUZZ_REPLAY := $(BUILD)/tests/fuzz-request-replay $(BUILD)/tests/fuzz-sse-replay
                $(BUILD)/tests/fuzz-services-replay $(BUILD)/tests/fuzz-hostact-replay \
                $(BUILD)/tests/fuzz-meter-replay $(BUILD)/tests/fuzz-channel-proto-replay \
                $(BUILD)/tests/fuzz-telegram-replay
+# Slack's and Discord's inbound parsers (src/channels/slack-in.c, discord-in.c): pure
+# jansson, so their fuzzers link nothing else of the channels.
+CHANNEL_WS_FUZZ := slack discord
+FUZZ_REPLAY += $(CHANNEL_WS_FUZZ:%=$(BUILD)/tests/fuzz-%-replay)
+$(CHANNEL_WS_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
+		tests/fuzz/fuzz-%.c $(BUILD)/src/channels/%-in.o $(BUILD)/src/channels/textsplit.o
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC_channels) -DCORPUS_DIR='"tests/fuzz/corpus/$*"' -o $@ \
+		tests/fuzz/replay.c tests/fuzz/fuzz-$*.c $(BUILD)/src/channels/$*-in.o \
+		$(BUILD)/src/channels/textsplit.o $(LDFLAGS) -ljansson
+fuzz: fuzz-channels-ws
+bench: clawbox-channel
+fuzz-channels-ws:
+	@mkdir -p $(BUILD)/fuzz
+	for t in $(CHANNEL_WS_FUZZ); do \
+		clang -g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+			-include src/base/banned.h $(INC_channels) -o $(BUILD)/fuzz/fuzz-$$t \
+			tests/fuzz/fuzz-$$t.c src/channels/$$t-in.c src/channels/textsplit.c -ljansson && \
+		$(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=16384 \
+			tests/fuzz/corpus/$$t || exit 1; \
+	done
 FUZZ_REPLAY += $(BUILD)/tests/fuzz-email-replay
 AGENT_FUZZ  := tool-args model tool-output
 $(AGENT_FUZZ:%=$(BUILD)/tests/fuzz-%-replay): $(BUILD)/tests/fuzz-%-replay: tests/fuzz/replay.c \
@@ -540,6 +567,7 @@ check: lint clawbox clawbox-proxy clawbox-serve clawbox-channel man $(GUEST) $(U
 
 bench: clawbox clawbox-proxy clawbox-serve clawbox-channel $(GUEST) $(HTTPD) $(FAKE_MODEL) $(BUILD)/tests/test-policy $(BUILD)/tests/test-taint $(BUILD)/tests/test-proxy-egress bench-deps
 	@bench/bench-policy.sh
+	@bench/bench-channels-ws.sh
 	@bench/bench-sandbox.sh
 	@bench/bench-proxy.sh
 	@bench/bench-intercept.sh

@@ -26,6 +26,8 @@ build)
 	need_pkg libevent-dev "pkg-config --exists libevent"
 	need_pkg libidn2-dev "pkg-config --exists libidn2"
 	need_pkg libcurl4-openssl-dev "pkg-config --exists libcurl"
+	# the channels' WebSockets (Slack Socket Mode, the Discord Gateway): wslay has no .pc
+	need_pkg libwslay-dev "test -f /usr/include/wslay/wslay.h"
 	# the daemon (clawbox-serve): its store
 	need_pkg libsqlite3-dev "pkg-config --exists sqlite3"
 	# TLS: the tests' HTTPS server links libevent_openssl and openssl
@@ -48,6 +50,8 @@ test)
 	need_pkg git "command -v git"       # test-services: git over https
 	need_pkg python3 "command -v python3" # test-services: the service's server, urllib
 	need_pkg iproute2 "command -v ip"
+	# test-slack.sh, test-discord.sh: the fake services' WebSocket servers
+	need_pkg python3-websockets "/usr/bin/python3 -c 'import websockets'"
 	need_pkg chromium "command -v chromium"
 	# the microVM layer: a VMM, a guest kernel, the tools that build its initramfs
 	need_pkg qemu-system-x86 "command -v qemu-system-x86_64"

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "chan-http.h"
 #include "dbuf.h"
@@ -24,6 +25,7 @@ struct chan_http {
 	chan_http_done_fn *done;
 	chan_curl_done_fn *curl_done; /* a caller's own handle (chan_curl_start): not ours */
 	void *arg;
+	double retry_after; /* the answer's Retry-After, -1: none */
 	struct chan_http *next;
 };
 
@@ -32,6 +34,7 @@ static struct {
 	CURLM *multi;
 	struct event *timer;
 	struct chan_http *all;
+	double retry_after; /* of the answer being handed to its done callback */
 } hx;
 
 struct watched {
@@ -84,8 +87,11 @@ check_done(void)
 		/* The callback may start the next request: this one is gone first. */
 		struct dbuf in = h->in;
 		dbuf_init(&h->in, 0);
+		double retry_after = h->retry_after;
 		xfer_free(h);
+		hx.retry_after = retry_after;
 		done(arg, status, dbuf_str(&in), in.len, rc == CURLE_OK ? NULL : err);
+		hx.retry_after = -1;
 		dbuf_done(&in);
 	}
 }
@@ -161,6 +167,31 @@ write_cb(char *buf, size_t size, size_t n, void *arg)
 	return dbuf_append(&h->in, buf, size * n) < 0 ? 0 : size * n; /* 0 aborts: too large */
 }
 
+/* Retry-After in seconds, as Slack and Discord send it (RFC 9110 also allows a date; a
+ * value we cannot read is none). */
+static size_t
+header_cb(char *buf, size_t size, size_t n, void *arg)
+{
+	struct chan_http *h = arg;
+	size_t len = size * n;
+	static const char name[] = "retry-after:";
+	if (len > sizeof(name) && len < 64 && strncasecmp(buf, name, sizeof(name) - 1) == 0) {
+		char v[64], *end;
+		memcpy(v, buf + sizeof(name) - 1, len - (sizeof(name) - 1));
+		v[len - (sizeof(name) - 1)] = '\0';
+		double s = strtod(v, &end);
+		if (end != v && s >= 0 && s <= 3600)
+			h->retry_after = s;
+	}
+	return len;
+}
+
+double
+chan_http_retry_after(void)
+{
+	return hx.retry_after;
+}
+
 static int
 setup(struct event_base *base)
 {
@@ -191,6 +222,7 @@ chan_http_start(struct chan *c, const struct chan_http_req *r, chan_http_done_fn
 	dbuf_init(&h->in, r->max_body ? r->max_body : CHAN_HTTP_BODY_MAX);
 	h->done = done;
 	h->arg = arg;
+	h->retry_after = -1;
 	h->easy = curl_easy_init();
 	if (!h->easy)
 		goto nomem;
@@ -205,6 +237,10 @@ chan_http_start(struct chan *c, const struct chan_http_req *r, chan_http_done_fn
 	curl_easy_setopt(x, CURLOPT_CONNECTTIMEOUT, 15L);
 	curl_easy_setopt(x, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(x, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(x, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(x, CURLOPT_HEADERDATA, h);
+	if (r->ca_file)
+		curl_easy_setopt(x, CURLOPT_CAINFO, r->ca_file);
 	for (size_t i = 0; r->headers && r->headers[i]; i++)
 		if (!(h->headers = curl_slist_append(h->headers, r->headers[i])))
 			goto nomem;

@@ -35,8 +35,9 @@ struct chan_http_req {
 	const char *content_type; /* of body; default application/json */
 	const struct chan_http_part *parts;
 	size_t n_parts;
-	long timeout_s;  /* 0: 30 */
-	size_t max_body; /* 0: CHAN_HTTP_BODY_MAX; past it the transfer fails */
+	long timeout_s;      /* 0: 30 */
+	size_t max_body;     /* 0: CHAN_HTTP_BODY_MAX; past it the transfer fails */
+	const char *ca_file; /* NULL: the system store (a test's CA otherwise) */
 };
 
 struct chan_http;
@@ -50,6 +51,9 @@ typedef void chan_http_done_fn(void *arg, long status, const char *body, size_t 
  * handle lives until done has run or chan_http_cancel(). */
 int chan_http_start(struct chan *c, const struct chan_http_req *r, chan_http_done_fn *done,
                     void *arg, struct chan_http **ret);
+/* Inside a done callback: that answer's Retry-After header in seconds (how Slack says how
+ * long a 429 lasts), or -1 when it had none. */
+double chan_http_retry_after(void);
 /* Stops a request in flight; done is not called. NULL is fine. */
 void chan_http_cancel(struct chan_http *h);
 /* Any other protocol libcurl speaks (IMAP, SMTP for the email channel) on the same multi

@@ -270,6 +270,15 @@ expire_waits(struct chproc *p)
 	}
 }
 
+void
+channels_kick(struct daemon *d, const char *group)
+{
+	(void)d;
+	for (size_t k = 0; k < ch_tab.n; k++)
+		if (ch_group_chat(&ch_tab.p[k], group))
+			ch_send_next(&ch_tab.p[k]);
+}
+
 static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {

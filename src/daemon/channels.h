@@ -29,6 +29,9 @@ void channels_progress(struct daemon *d, const char *group, int64_t reply_to, co
 /* A host action of group is held as approval id: its chats get buttons. text: what will
  * happen, in the daemon's words. */
 void channels_approval(struct daemon *d, const char *group, int64_t approval, const char *text);
+/* Something of group changed in the store (a reply stored, say): the channels with a chat
+ * for it send what is due now rather than at their next tick. */
+void channels_kick(struct daemon *d, const char *group);
 /* [{"name", "kind", "state", "last_error", "since", "restarts", "chats"}], "web" first. */
 json_t *channels_list(struct daemon *d);
 /* GET /api/v1/channels: whether path was it (then it is answered). */

@@ -194,7 +194,8 @@ stream_event(struct daemon *d, const char *group, const char *type, json_t *data
 void
 stream_notify(struct daemon *d, const char *group)
 {
-	(void)d;
+	/* The channels too: a reply goes out as soon as it is stored, not at their tick. */
+	channels_kick(d, group);
 	for (struct sub *s = subs; s; s = s->next)
 		if (strcmp(s->group, group) == 0)
 			catch_up(s);

@@ -125,6 +125,19 @@ main(int argc, char **argv)
 	       (policy_tools_csv(&p, csv, sizeof(csv)), strcmp(csv, "none") == 0),
 	   "no tools granted is \"none\", not everything");
 
+	/* Channel users as approvers: "KIND:USER_ID", kept as written (Slack's and Discord's
+	 * presses are compared with them whole). */
+	ok(parse("{\"approvers\": [\"slack:U0123ABC\", \"discord:100000000000000001\", "
+	         "\"matrix:@ana:example.org\", \"telegram:42\"]}",
+	         false, &p, why, sizeof(why)) == 0 &&
+	       p.n_users == 4 && strcmp(p.users[0], "slack:U0123ABC") == 0 &&
+	       strcmp(p.users[1], "discord:100000000000000001") == 0 && !p.approver_cli,
+	   "approvers of other channels are kept (%s)", why);
+	ok(parse("{\"approvers\": [\"slack:\"]}", false, &p, why, sizeof(why)) < 0 &&
+	       parse("{\"approvers\": [\"slack:U 1\"]}", false, &p, why, sizeof(why)) < 0 &&
+	       parse("{\"approvers\": [\"telegram:abc\"]}", false, &p, why, sizeof(why)) < 0,
+	   "an approver that is no KIND:USER_ID is refused (%s)", why);
+
 	/* approvals_gate against a real store. */
 	char dir[] = "/tmp/clawbox-policy-XXXXXX", path[128];
 	if (!mkdtemp(dir))
