@@ -32,13 +32,14 @@ if ! start_prosody; then
 fi
 ok "Prosody runs on loopback port $XMPP_PORT"
 
-start_one() { # WHO (bot, alice, mallory)
+start_one() { # WHO (bot, alice, mallory) [FILE_URLS (JSON list), default this Prosody's]
+	local urls=${2:-'["http://127.0.0.1:'$XMPP_HTTP_PORT'/"]'}
 	printf 'pw-%s\n' "$1" >"$WORK/$1.pw"
 	chmod 600 "$WORK/$1.pw"
 	cat >"$WORK/$1.json" <<JSON
 {"jid": "$1@localhost", "host": "127.0.0.1", "port": $XMPP_PORT, "ca_file": "$XMPP_CA",
  "token_file": "$WORK/$1.pw", "rooms": ["$ROOM"], "nick": "$1", "max_chars": 100,
- "file_urls": ["http://127.0.0.1:$XMPP_HTTP_PORT/"], "file_max": 200000}
+ "file_urls": $urls, "file_max": 200000}
 JSON
 	: >"$WORK/$1.cmds"
 	mkdir -p "$WORK/$1.files"
@@ -160,8 +161,13 @@ sleep 1
 check "the bot does not read its own words back" test "$(count bot 'it is noon')" = 0
 
 # A stranger: reported as its own chat, which the daemon does not deliver to any group.
-start_one mallory
+# (mallory's channel fetches files only from elsewhere: the URL of ours is not fetched.)
+start_one mallory '["https://files.example/"]'
 wait_until 20 bash -c 'connected mallory'
+sendfile bot 44 mallory@localhost "" "$WORK/report.bin" report.bin
+wait_until 15 has mallory 'report.bin'
+check "a file URL not under the receiver's file_urls is not fetched: the message without it" \
+	sh -c "grep -q '\"text\": \"http://127.0.0.1:$XMPP_HTTP_PORT/file_share/' '$WORK/mallory.frames' && ! grep -q attachments '$WORK/mallory.frames' && grep -q 'not under file_urls' '$WORK/mallory.err'"
 say mallory 1 bot@localhost "let me in"
 wait_until 10 has bot 'let me in'
 check "a stranger's message is its own chat (mallory@localhost), for the daemon to drop and record" \
@@ -211,13 +217,15 @@ cat >"$WORK/config.json" <<JSON
  "channels": [{"name": "jabber", "kind": "xmpp",
    "chats": {"alice@localhost": "alice", "$ROOM": "main"},
    "jid": "bot@localhost", "host": "127.0.0.1", "port": $XMPP_PORT, "ca_file": "$XMPP_CA",
-   "token_file": "$WORK/bot.pw", "rooms": ["$ROOM"], "nick": "bot"}]}
+   "token_file": "$WORK/bot.pw", "rooms": ["$ROOM"], "nick": "bot",
+   "file_urls": ["http://127.0.0.1:$XMPP_HTTP_PORT/"]}]}
 JSON
 "$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 SPID=$!
 wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 TOKEN=$(cat "$WORK/data/api-token" 2>/dev/null)
 : >"$WORK/alice.frames"
+: >"$WORK/mallory.frames"
 start_one alice
 start_one mallory
 wait_until 20 bash -c 'connected alice && connected mallory'
@@ -227,6 +235,14 @@ say alice 11 bot@localhost "hello agent"
 wait_until 30 has alice 'echo: hello agent'
 check "through the daemon: a one-to-one message is answered by the agent" \
 	has alice '"chat": "bot@localhost", "sender": "bot@localhost", "text": "echo: hello agent"'
+printf 'the notes' >"$WORK/notes.txt"
+sendfile alice 15 bot@localhost "" "$WORK/notes.txt" notes.txt
+wait_until 30 has alice 'echo: http://127.0.0.1'
+inbox=
+for f in "$WORK/data/groups/alice/inbox/"*notes.txt; do [ -f "$f" ] && inbox=${f##*/}; done
+check "through the daemon: a file sent to the bot lands in the group's inbox ($inbox)" \
+	sh -c "[ -n '$inbox' ] && [ \"\$(cat '$WORK/data/groups/alice/inbox/$inbox')\" = 'the notes' ]"
+check "and the agent is told where it is" grep -q "attachment: inbox/$inbox, 9 bytes" "$WORK/model.log"
 say alice 12 "$ROOM" "nothing for anyone here"
 say alice 13 "$ROOM" "bot: and the weather?"
 wait_until 30 has alice 'echo: bot: and the weather'
