@@ -98,12 +98,14 @@ struct xmppch {
 	} approvals[XMPP_APPROVALS_MAX];
 	size_t approvals_next;
 	char upload_jid[CHANPROTO_ID_MAX + 1]; /* the XEP-0363 service, "" until found */
+	struct xmpp_upload *waiting; /* uploads whose slot has not come: the connection's */
 	uint64_t file_max;
 	char *file_urls[XMPP_FILE_URLS_MAX]; /* prefixes of the URLs we fetch files from */
 	size_t n_file_urls;
 };
 
 static void connect_now(struct xmppch *x);
+static void fail_waiting(struct xmppch *x);
 static void send_with_child(struct xmppch *x, const char *chat, const char *text, const char *name,
                             const char *ns, const char *attr, const char *value, char **ret_id);
 static void send_file(struct xmppch *x, const json_t *frame, int fd);
@@ -464,6 +466,7 @@ on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error, xmpp_stream_erro
 	/* Lost or refused: say so, and again later. */
 	x->online = false;
 	unwatch(x);
+	fail_waiting(x);
 	if (x->stopping)
 		return;
 	char d[160];
@@ -624,6 +627,7 @@ on_disco_items(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 /* One send_file under way: the bytes, and where they go. */
 struct xmpp_upload {
 	struct xmppch *x;
+	struct xmpp_upload *next; /* in x->waiting, while its slot has not come */
 	int64_t ref;
 	char chat[CHANPROTO_ID_MAX + 1];
 	char *text, *data, *get_url;
@@ -645,6 +649,17 @@ upload_fail(struct xmpp_upload *u, const char *why, bool retry)
 	log_warn("a file to %s not sent: %s", u->chat, why);
 	chan_failed(u->x->c, u->ref, why, retry);
 	upload_free(u);
+}
+
+/* The connection is gone, and the slots it asked for with it: those sends fail (retry). */
+static void
+fail_waiting(struct xmppch *x)
+{
+	while (x->waiting) {
+		struct xmpp_upload *u = x->waiting;
+		x->waiting = u->next;
+		upload_fail(u, "the connection was lost before the upload slot came", true);
+	}
 }
 
 /* The PUT is done: the GET URL goes to the chat, as body and out-of-band data. */
@@ -694,6 +709,11 @@ on_slot(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 	struct xmpp_upload *u = arg;
 	struct xmppch *x = u->x;
 	(void)conn;
+	for (struct xmpp_upload **p = &x->waiting; *p; p = &(*p)->next)
+		if (*p == u) {
+			*p = u->next;
+			break;
+		}
 	xmpp_stanza_t *slot = xmpp_stanza_get_child_by_name_and_ns(st, "slot", XMPP_NS_UPLOAD);
 	xmpp_stanza_t *put = slot ? xmpp_stanza_get_child_by_name(slot, "put") : NULL;
 	xmpp_stanza_t *get = slot ? xmpp_stanza_get_child_by_name(slot, "get") : NULL;
@@ -785,6 +805,8 @@ send_file(struct xmppch *x, const json_t *frame, int fd)
 	xmpp_stanza_set_attribute(rq, "content-type", "application/octet-stream");
 	xmpp_stanza_add_child_ex(iq, rq, 0);
 	xmpp_id_handler_add(x->conn, on_slot, id, u);
+	u->next = x->waiting;
+	x->waiting = u;
 	xmpp_send(x->conn, iq);
 	xmpp_stanza_release(iq);
 	xmpp_free(x->ctx, id);
@@ -981,6 +1003,7 @@ xmppch_stop(struct chan *c)
 		xmpp_conn_release(x->conn);
 	}
 	unwatch(x);
+	fail_waiting(x);
 	chan_http_shutdown(); /* uploads and fetches under way: their callbacks never run */
 	if (x->tick)
 		event_free(x->tick);
