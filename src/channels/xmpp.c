@@ -106,6 +106,7 @@ struct xmppch {
 
 static void connect_now(struct xmppch *x);
 static void fail_waiting(struct xmppch *x);
+static char *send_text(struct xmppch *x, const char *chat, const char *text);
 static void send_with_child(struct xmppch *x, const char *chat, const char *text, const char *name,
                             const char *ns, const char *attr, const char *value, char **ret_id);
 static void send_file(struct xmppch *x, const json_t *frame, int fd);
@@ -500,6 +501,32 @@ connect_now(struct xmppch *x)
 	tick_later(x);
 }
 
+/* text to chat, one stanza per max_chars bytes (cut on a character boundary); the last
+ * one's id (xmpp_free it). */
+static char *
+send_text(struct xmppch *x, const char *chat, const char *text)
+{
+	bool group = is_room(x, chat);
+	char *id = NULL;
+	size_t len = strlen(text ? text : "");
+	const char *p = text ? text : "";
+	do { /* one stanza per max_chars bytes, cut on a character boundary */
+		size_t n = chanproto_cut(p, len, x->max_chars);
+		char *part = strndup(p, n);
+		xmpp_free(x->ctx, id);
+		id = xmpp_uuid_gen(x->ctx);
+		xmpp_stanza_t *m = xmpp_message_new(x->ctx, group ? "groupchat" : "chat", chat, id);
+		xmpp_message_set_body(m, part ? part : "");
+		xmpp_send(x->conn, m);
+		xmpp_stanza_release(m);
+		free(part);
+		p += n;
+		len -= n;
+	} while (len > 0);
+	run_strophe(x); /* out now, not at the next tick */
+	return id;
+}
+
 static void
 xmppch_reply(struct chan *c, const json_t *frame, int file_fd)
 {
@@ -519,24 +546,7 @@ xmppch_reply(struct chan *c, const json_t *frame, int file_fd)
 		send_file(x, frame, file_fd);
 		return;
 	}
-	bool group = is_room(x, chat);
-	char *id = NULL;
-	size_t len = strlen(text ? text : "");
-	const char *p = text ? text : "";
-	do { /* one stanza per max_chars bytes, cut on a character boundary */
-		size_t n = chanproto_cut(p, len, x->max_chars);
-		char *part = strndup(p, n);
-		xmpp_free(x->ctx, id);
-		id = xmpp_uuid_gen(x->ctx);
-		xmpp_stanza_t *m = xmpp_message_new(x->ctx, group ? "groupchat" : "chat", chat, id);
-		xmpp_message_set_body(m, part ? part : "");
-		xmpp_send(x->conn, m);
-		xmpp_stanza_release(m);
-		free(part);
-		p += n;
-		len -= n;
-	} while (len > 0);
-	run_strophe(x); /* out now, not at the next tick */
+	char *id = send_text(x, chat, text);
 	chan_sent(c, ref, id ? id : "?");
 	xmpp_free(x->ctx, id);
 }
@@ -679,7 +689,7 @@ put_done(void *arg, long status, const char *body, size_t len, const char *err)
 		return;
 	}
 	if (u->text && *u->text)
-		send_with_child(x, u->chat, u->text, "no-copy", "urn:xmpp:hints", NULL, NULL, NULL);
+		xmpp_free(x->ctx, send_text(x, u->chat, u->text));
 	char *id = xmpp_uuid_gen(x->ctx);
 	xmpp_stanza_t *m =
 	    xmpp_message_new(x->ctx, is_room(x, u->chat) ? "groupchat" : "chat", u->chat, id);
