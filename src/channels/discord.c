@@ -295,11 +295,17 @@ fetched(void *arg, long status, const char *body, size_t len, const char *err)
 	dc.fetch = NULL;
 	int fd = !err && status == 200 ? chanproto_memfd(name, body, len) : -1;
 	if (fd >= 0) {
-		p->att[p->n_att++] = (struct chan_attachment){
-		    .name = name, .type = json_get_str(a, "content_type"), .fd = fd, .size = len};
+		const char *type = json_get_str(a, "content_type");
+		if (type && strlen(type) > 127)
+			type = NULL; /* not a media type: the daemon goes by the name */
+		p->att[p->n_att++] =
+		    (struct chan_attachment){.name = name, .type = type, .fd = fd, .size = len};
 	} else {
 		char why[160];
-		snprintf(why, sizeof(why), "%s", err ?: status == 200 ? "no memory" : "HTTP error");
+		if (err || status == 200)
+			snprintf(why, sizeof(why), "%s", err ?: "no memory");
+		else
+			snprintf(why, sizeof(why), "HTTP %ld", status);
 		note(p, true, name, why);
 	}
 	p->next++;
