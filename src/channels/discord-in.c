@@ -1,7 +1,8 @@
 /*
  * discord-in.c: reading one Gateway payload (discord.h): its opcode and sequence number,
  * HELLO's heartbeat, READY's session, and for MESSAGE_CREATE the fields the daemon gets,
- * only when the message is a person's (not a bot's, not ours) with text. Every field is
+ * only when the message is a person's (not a bot's, not ours) with text or attachments (each
+ * one's fields are read by discord.c when it fetches it). Every field is
  * checked for presence, kind and length. Fuzzed by tests/fuzz/fuzz-discord.c.
  */
 #include <errno.h>
@@ -125,8 +126,12 @@ dc_in_parse(const char *text, size_t len, const char *bot_id, struct dc_in *ret)
 	ret->text = json_get_str(d, "content");
 	ret->direct = !json_get_str(d, "guild_id");
 	ret->mention = ret->direct || mentions(json_object_get(d, "mentions"), bot_id);
+	ret->attachments = json_object_get(d, "attachments");
+	if (!json_is_array(ret->attachments))
+		ret->attachments = NULL;
 	if (!ret->id || !ret->chat || !ret->sender || !ret->text || !*ret->id || !*ret->chat ||
-	    !*ret->text || json_is_true(json_object_get(author, "bot")) ||
+	    (!*ret->text && json_array_size(ret->attachments) == 0) ||
+	    json_is_true(json_object_get(author, "bot")) ||
 	    (bot_id && strcmp(ret->sender, bot_id) == 0))
 		return 0; /* a bot's (ours too), or nothing to read: an embed, a sticker */
 	ret->ev = DC_EV_MESSAGE;

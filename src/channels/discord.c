@@ -12,6 +12,11 @@
  * messages and our own are dropped. ext_id is the message's id (a snowflake: unique), so a
  * replayed one is taken once. The cursor sent with each message is "SESSION SEQ URL BOT APP": a
  * channel restarted within Discord's resume window resumes there and loses nothing.
+ * Attachments (up to CHANPROTO_FDS_MAX a message) are fetched from their "url", only from
+ * Discord's CDN ("cdn_url") and without the bot token (the CDN's URLs are signed), each
+ * bounded by "file_max", and go to the daemon as memfds; one past the bound or that cannot be
+ * fetched is named in the text instead. Messages wait in order (bounded) while a message
+ * before them is fetching, so the cursor never passes a message not yet reported.
  *
  * Out: POST /channels/{id}/messages (the first piece answering the message it replies to),
  * PATCH for edits (streamed progress), POST /channels/{id}/typing, queued (bounded) and one
@@ -19,16 +24,21 @@
  * retry_after its body gives. Each message carries a nonce made of the daemon's ref and the
  * piece's number with "enforce_nonce": a retry after a lost answer, or the same reply again
  * after a crash, is one message to Discord as long as it comes within the few minutes
- * Discord keeps nonces; past them a reply can show twice.
+ * Discord keeps nonces; past them a reply can show twice. send_file: the file goes with the
+ * reply's last piece as multipart/form-data (curl_mime, via chan-http): "payload_json" and
+ * "files[0]".
  *
  * The bot token is the channel's secret (token_file or token_env). Config: "api_url"
- * (default https://discord.com/api/v10), "ca_file" (tests).
+ * (default https://discord.com/api/v10), "cdn_url" (default https://cdn.discordapp.com/),
+ * "file_max" (bytes, default and at most CHANPROTO_FILE_MAX), "ca_file" (tests).
  */
 #include <errno.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "chan-http.h"
 #include "chanlib.h"
@@ -39,6 +49,9 @@
 #include "ws.h"
 
 #define DC_API_DEFAULT "https://discord.com/api/v10"
+#define DC_CDN_DEFAULT "https://cdn.discordapp.com/"
+#define DC_IN_MAX      64 /* messages waiting, in order, for one before them to be fetched */
+#define DC_NOTES_MAX   600
 #define DC_TEXT_MAX    2000
 #define DC_OUT_MAX     64
 #define DC_TOKEN_MAX   256
@@ -61,6 +74,19 @@ struct dc_op {
 	int tries;
 	int n_piece;        /* the piece's number, in its nonce */
 	json_t *components; /* an approval's buttons (owned), or NULL */
+	char *data;         /* send_file: the file's bytes (owned), with its last piece */
+	size_t data_len;
+	char fname[256], ftype[128];
+};
+
+/* A message waiting for its attachments (or for one before it that is). */
+struct dc_pend {
+	struct dc_in in; /* owns in.j: the attachments' names point into it */
+	char cur[800];
+	size_t next; /* the index in in.attachments to look at next */
+	struct chan_attachment att[CHANPROTO_FDS_MAX];
+	size_t n_att;
+	char notes[DC_NOTES_MAX]; /* what was not fetched, said after the text */
 };
 
 #define DC_PRESSES_MAX 8 /* presses whose verdict is awaited */
@@ -76,9 +102,13 @@ static struct {
 	struct chan *c;
 	char token[DC_TOKEN_MAX];
 	char auth[DC_TOKEN_MAX + 32];
-	const char *api, *ca_file;
-	char gateway[512];    /* from /gateway/bot */
-	char resume_url[512]; /* from READY */
+	const char *api, *ca_file, *cdn;
+	uint64_t file_max;
+	struct dc_pend *in_q[DC_IN_MAX];
+	size_t in_head, in_n;
+	struct chan_http *fetch; /* the attachment being fetched, or NULL */
+	char gateway[512];       /* from /gateway/bot */
+	char resume_url[512];    /* from READY */
 	char session[128];
 	int64_t seq;
 	char bot_id[32];
@@ -214,22 +244,149 @@ cursor(char *buf, size_t size)
 	         dc.bot_id[0] ? dc.bot_id : "-", dc.app_id[0] ? dc.app_id : "-");
 }
 
+/* Says after the text that attachment name was not fetched (tried: or could not be), and why. */
 static void
-take_message(const struct dc_in *in)
+note(struct dc_pend *p, bool tried, const char *name, const char *why)
 {
-	char cur[800];
-	cursor(cur, sizeof(cur));
+	size_t n = strlen(p->notes);
+	snprintf(p->notes + n, sizeof(p->notes) - n, "\n(an attachment that %s: %s, %s)",
+	         tried ? "could not be fetched" : "was not fetched", name, why);
+}
+
+static void
+pend_free(struct dc_pend *p)
+{
+	for (size_t i = 0; i < p->n_att; i++)
+		close(p->att[i].fd);
+	dc_in_done(&p->in);
+	free(p);
+}
+
+static void
+report(struct dc_pend *p)
+{
+	const struct dc_in *in = &p->in;
+	_cleanup_free_ char *text = NULL;
+	if (p->notes[0] && asprintf(&text, "%s%s", in->text, p->notes) < 0)
+		text = NULL;
 	struct chan_message m = {
 	    .chat = in->chat,
 	    .chat_kind = in->direct ? "private" : "channel",
 	    .sender = in->sender,
 	    .sender_name = in->sender_name,
-	    .text = in->text,
+	    .text = text ? text : in->text,
 	    .mention = in->mention,
 	    .ext_id = in->id,
-	    .cursor = cur,
+	    .cursor = p->cur,
+	    .attachments = p->n_att ? p->att : NULL,
+	    .n_attachments = p->n_att,
 	};
 	(void)chan_message(dc.c, &m);
+}
+
+static void in_next(void);
+
+static void
+fetched(void *arg, long status, const char *body, size_t len, const char *err)
+{
+	struct dc_pend *p = arg;
+	json_t *a = json_array_get(p->in.attachments, p->next);
+	const char *name = json_get_str(a, "filename");
+	dc.fetch = NULL;
+	int fd = !err && status == 200 ? chanproto_memfd(name, body, len) : -1;
+	if (fd >= 0) {
+		const char *type = json_get_str(a, "content_type");
+		if (type && strlen(type) > 127)
+			type = NULL; /* not a media type: the daemon goes by the name */
+		p->att[p->n_att++] =
+		    (struct chan_attachment){.name = name, .type = type, .fd = fd, .size = len};
+	} else {
+		char why[160];
+		if (err || status == 200)
+			snprintf(why, sizeof(why), "%s", err ?: "no memory");
+		else
+			snprintf(why, sizeof(why), "HTTP %ld", status);
+		note(p, true, name, why);
+	}
+	p->next++;
+	in_next();
+}
+
+/* Starts fetching p's next attachment: true, or false when none is left to fetch (those that
+ * cannot be are noted). */
+static bool
+fetch_next(struct dc_pend *p)
+{
+	for (; p->next < json_array_size(p->in.attachments); p->next++) {
+		json_t *a = json_array_get(p->in.attachments, p->next);
+		const char *name = json_get_str(a, "filename"), *url = json_get_str(a, "url");
+		json_t *size = json_object_get(a, "size");
+		char why[160];
+		if (!name || !*name || strlen(name) > 255 || strchr(name, '\n'))
+			continue; /* not an attachment we can name: Discord always sends one */
+		if (p->n_att >= CHANPROTO_FDS_MAX) {
+			note(p, false, name, "past the attachments one message can carry");
+			continue;
+		}
+		if (!url || strncmp(url, dc.cdn, strlen(dc.cdn)) != 0 || strlen(url) > 2048) {
+			note(p, false, name, "not on Discord's CDN");
+			continue;
+		}
+		if (!json_is_integer(size) || json_integer_value(size) < 0 ||
+		    (uint64_t)json_integer_value(size) > dc.file_max) {
+			snprintf(why, sizeof(why), "%lld bytes, past the channel's %llu",
+			         (long long)json_integer_value(size),
+			         (unsigned long long)dc.file_max);
+			note(p, false, name, why);
+			continue;
+		}
+		/* No Authorization: the CDN's URLs are signed, and the token goes only to the API.
+		 */
+		struct chan_http_req r = {
+		    .url = url, .timeout_s = 120, .max_body = dc.file_max, .ca_file = dc.ca_file};
+		if (chan_http_start(dc.c, &r, fetched, p, &dc.fetch) == 0)
+			return true;
+		note(p, true, name, "cannot start the download");
+	}
+	return false;
+}
+
+/* Reports the waiting messages in order, each once its attachments are fetched. */
+static void
+in_next(void)
+{
+	while (dc.in_n && !dc.fetch) {
+		struct dc_pend *p = dc.in_q[dc.in_head];
+		if (fetch_next(p))
+			return;
+		report(p);
+		pend_free(p);
+		dc.in_q[dc.in_head] = NULL;
+		dc.in_head = (dc.in_head + 1) % DC_IN_MAX;
+		dc.in_n--;
+	}
+}
+
+/* Takes in (and its JSON) into the queue of messages to report. */
+static void
+take_message(struct dc_in *in)
+{
+	struct dc_pend *p = dc.in_n < DC_IN_MAX ? calloc(1, sizeof(*p)) : NULL;
+	if (!p) {
+		/* Nowhere to wait: reported now, without its files, rather than lost. */
+		struct dc_pend now = {.in = *in};
+		cursor(now.cur, sizeof(now.cur));
+		if (json_array_size(in->attachments))
+			note(&now, false, "all", "too many messages waiting for theirs");
+		report(&now);
+		return;
+	}
+	p->in = *in;
+	in->j = NULL; /* p owns it now */
+	cursor(p->cur, sizeof(p->cur));
+	dc.in_q[(dc.in_head + dc.in_n) % DC_IN_MAX] = p;
+	dc.in_n++;
+	in_next();
 }
 
 static void
@@ -393,6 +550,7 @@ op_free(struct dc_op *op)
 	if (op) {
 		json_decref(op->components);
 		free(op->text);
+		free(op->data);
 		free(op);
 	}
 }
@@ -471,7 +629,8 @@ out_next(void)
 	_cleanup_json_ json_t *body = json_object();
 	size_t start = op->kind == DC_PATCH ? 0 : op->off;
 	size_t piece = textsplit_next(op->text + start, op->len - start, DC_TEXT_MAX);
-	json_object_set_new(body, "content", json_stringn(op->text + start, piece));
+	if (piece > 0 || !op->data) /* a file may go without text */
+		json_object_set_new(body, "content", json_stringn(op->text + start, piece));
 	/* No pings from what the agent writes: "@everyone", "<@id>" and "<@&role>" show as
 	 * text (allowed_mentions with nothing to parse). */
 	json_object_set_new(body, "allowed_mentions", json_pack("{s:[]}", "parse"));
@@ -491,6 +650,10 @@ out_next(void)
 			                    json_pack("{s:s,s:b}", "message_id", op->target,
 			                              "fail_if_not_exists", 0));
 	}
+	bool with_file = op->data && start + piece >= op->len;
+	if (with_file)
+		json_object_set_new(body, "attachments",
+		                    json_pack("[{s:i,s:s}]", "id", 0, "filename", op->fname));
 	_cleanup_free_ char *s = json_dumps(body, JSON_COMPACT);
 	const char *headers[] = {dc.auth, NULL};
 	struct chan_http_req r = {.method = op->kind == DC_PATCH ? "PATCH" : "POST",
@@ -499,6 +662,22 @@ out_next(void)
 	                          .body = s,
 	                          .body_len = s ? strlen(s) : 0,
 	                          .ca_file = dc.ca_file};
+	/* A file: the same JSON as "payload_json", the bytes as "files[0]" (curl_mime). */
+	struct chan_http_part parts[2] = {
+	    {.name = "payload_json", .value = s},
+	    {.name = "files[0]",
+	     .data = op->data,
+	     .len = op->data_len,
+	     .filename = op->fname,
+	     .type = op->ftype[0] ? op->ftype : NULL},
+	};
+	if (with_file) {
+		r.body = NULL;
+		r.body_len = 0;
+		r.parts = parts;
+		r.n_parts = 2;
+		r.timeout_s = 120;
+	}
 	if (!s || chan_http_start(dc.c, &r, out_done, NULL, NULL) < 0) {
 		out_wait(1);
 		return;
@@ -516,15 +695,37 @@ on_out_wait(evutil_socket_t fd, short what, void *arg)
 	out_next();
 }
 
-/* Queues a reply, an edit or (with components, owned) an approval. */
+/* send_file's bytes (the frame's "file" says their size, name and type) into op: 0 or -errno. */
+static int
+read_file(struct dc_op *op, const json_t *frame, int fd)
+{
+	const json_t *file = json_object_get(frame, "file");
+	uint64_t size = json_get_u64(file, "size");
+	const char *name = json_get_str(file, "name");
+	struct stat st;
+	if (!name || !*name || fstat(fd, &st) < 0 || (uint64_t)st.st_size != size ||
+	    size > CHANPROTO_FILE_MAX)
+		return -EINVAL;
+	if (!(op->data = malloc(size ? size : 1)))
+		return -ENOMEM;
+	if (pread(fd, op->data, size, 0) != (ssize_t)size)
+		return -EIO;
+	op->data_len = size;
+	snprintf(op->fname, sizeof(op->fname), "%s", name);
+	snprintf(op->ftype, sizeof(op->ftype), "%s", json_get_str(file, "type") ?: "");
+	return 0;
+}
+
+/* Queues a reply, an edit or (with components, owned) an approval; file_fd >= 0: a
+ * send_file, its bytes read now (the fd is chanlib's). */
 static void
-queue(const json_t *frame, bool edit, json_t *components)
+queue(const json_t *frame, bool edit, json_t *components, int file_fd)
 {
 	int64_t ref = (int64_t)json_integer_value(json_object_get(frame, "ref"));
 	const char *chat = json_get_str(frame, "chat");
 	const char *target = json_get_str(frame, edit ? "ext_id" : "reply_to");
 	const char *text = json_get_str(frame, "text") ?: "";
-	if (!snowflake(chat) || (edit && !snowflake(target)) || !*text) {
+	if (!snowflake(chat) || (edit && !snowflake(target)) || (!*text && file_fd < 0)) {
 		(void)chan_failed(dc.c, ref, "not a Discord channel or message id, or no text",
 		                  false);
 		json_decref(components);
@@ -543,6 +744,11 @@ queue(const json_t *frame, bool edit, json_t *components)
 		return;
 	}
 	op->components = components;
+	if (file_fd >= 0 && read_file(op, frame, file_fd) < 0) {
+		(void)chan_failed(dc.c, ref, "the file to send could not be read", false);
+		op_free(op);
+		return;
+	}
 	op->kind = edit ? DC_PATCH : DC_POST;
 	op->ref = ref;
 	op->len = strlen(text);
@@ -559,19 +765,15 @@ queue(const json_t *frame, bool edit, json_t *components)
 static void
 dc_reply(struct chan *c, const json_t *frame, int file_fd)
 {
-	if (file_fd >= 0) {
-		(void)chan_failed(c, (int64_t)json_integer_value(json_object_get(frame, "ref")),
-		                  "files to Discord are not supported yet", false);
-		return;
-	}
-	queue(frame, false, NULL);
+	(void)c;
+	queue(frame, false, NULL, file_fd);
 }
 
 static void
 dc_edit(struct chan *c, const json_t *frame)
 {
 	(void)c;
-	queue(frame, true, NULL);
+	queue(frame, true, NULL, -1);
 }
 
 /* Approval buttons: one action row, a button per answer offered, custom_id "ap:ID:ANSWER"
@@ -601,7 +803,7 @@ dc_approval(struct chan *c, const json_t *frame)
 			                                "custom_id", custom));
 		}
 	}
-	queue(frame, false, json_pack("[{s:i,s:o}]", "type", 1, "components", buttons));
+	queue(frame, false, json_pack("[{s:i,s:o}]", "type", 1, "components", buttons), -1);
 }
 
 static void
@@ -717,12 +919,17 @@ take_cursor(const char *cur)
 static int
 dc_start(struct chan *c, const json_t *config)
 {
-	(void)config;
 	dc.c = c;
 	dc.seq = -1;
 	dc.backoff_s = 1;
 	dc.api = chan_config_str(c, "api_url", DC_API_DEFAULT);
 	dc.ca_file = chan_config_str(c, "ca_file", NULL);
+	dc.cdn = chan_config_str(c, "cdn_url", DC_CDN_DEFAULT);
+	json_t *fmax = json_object_get(config, "file_max");
+	dc.file_max = json_is_integer(fmax) && json_integer_value(fmax) > 0 &&
+	                      (uint64_t)json_integer_value(fmax) < CHANPROTO_FILE_MAX
+	                  ? (uint64_t)json_integer_value(fmax)
+	                  : CHANPROTO_FILE_MAX;
 	char why[200];
 	int r = chan_secret(c, dc.token, sizeof(dc.token), why, sizeof(why));
 	if (r < 0) {
@@ -731,6 +938,10 @@ dc_start(struct chan *c, const json_t *config)
 	}
 	if (strncmp(dc.api, "https://", 8) != 0) { /* the token goes in every call */
 		(void)chan_status(c, "error", "api_url must be https://");
+		return -EINVAL;
+	}
+	if (strncmp(dc.cdn, "https://", 8) != 0) { /* what the agent is given comes from it */
+		(void)chan_status(c, "error", "cdn_url must be https://");
 		return -EINVAL;
 	}
 	snprintf(dc.auth, sizeof(dc.auth), "Authorization: Bot %s", dc.token);
@@ -753,6 +964,9 @@ dc_stop(struct chan *c)
 	ws_free(TAKE_PTR(dc.ws));
 	while (dc.out_n)
 		out_pop();
+	chan_http_cancel(TAKE_PTR(dc.fetch));
+	for (; dc.in_n; dc.in_n--, dc.in_head = (dc.in_head + 1) % DC_IN_MAX)
+		pend_free(dc.in_q[dc.in_head]);
 	struct event *evs[] = {dc.beat, dc.again, dc.reidentify, dc.out_wait};
 	for (size_t i = 0; i < ARRAY_SIZE(evs); i++)
 		if (evs[i])

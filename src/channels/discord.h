@@ -41,8 +41,9 @@ struct dc_in {
 	const char *user_id;    /* READY: the bot's own id */
 	const char *app_id;     /* READY, an interaction: the application's id (follow-ups) */
 	/* DC_EV_MESSAGE; borrowed from j */
-	const char *id, *chat, *sender, *sender_name, *text;
+	const char *id, *chat, *sender, *sender_name, *text; /* text may be "" with files */
 	bool direct, mention;
+	json_t *attachments; /* the message's "attachments" array, borrowed; may be empty */
 	/* DC_EV_INTERACTION: the button's "ap:ID:ANSWER", the interaction's id and token,
 	 * who pressed it (sender) in which channel (chat) */
 	long long approval;

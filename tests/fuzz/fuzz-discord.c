@@ -2,7 +2,8 @@
  * fuzz-discord.c: the Discord channel's reader of Gateway payloads
  * (src/channels/discord-in.c) against arbitrary bytes, checking what it promises: a HELLO
  * has a sane heartbeat, READY has its session, and a message it accepts has every field,
- * non-empty, and is not the bot's own. libFuzzer entry point; tests/fuzz/replay.c replays
+ * non-empty (its text may be empty when it has attachments, an array), and is not the bot's
+ * own. libFuzzer entry point; tests/fuzz/replay.c replays
  * the saved corpus in `make check`.
  */
 #include <stdint.h>
@@ -25,7 +26,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		__builtin_trap();
 	if (in.ev == DC_EV_MESSAGE &&
 	    (!in.id || !in.chat || !in.sender || !in.text || !in.id[0] || !in.chat[0] ||
-	     !in.text[0] || strcmp(in.sender, "100") == 0 || (in.direct && !in.mention)))
+	     (!in.text[0] && json_array_size(in.attachments) == 0) ||
+	     (in.attachments && !json_is_array(in.attachments)) || strcmp(in.sender, "100") == 0 ||
+	     (in.direct && !in.mention)))
 		__builtin_trap();
 	dc_in_done(&in);
 	return 0;

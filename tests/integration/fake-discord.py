@@ -6,7 +6,9 @@
 # with session_id and resume_gateway_url, numbered dispatches, RESUME replaying what came
 # after the client's seq then RESUMED, RECONNECT, INVALID_SESSION). The test drives it by
 # POST /_test/NAME:
-#   message {"channel_id", "content", "author": {...}, "guild_id"?, "mentions"?}
+#   message {"channel_id", "content", "author": {...}, "guild_id"?, "mentions"?,
+#            "attachments"?: [{"id", "filename", "size", "url", "content_type"}]}
+#   file {"id", "data_b64"}  a file on the CDN, served at GET /cdn/ID (no token asked)
 #   drop {}                 drop the socket without a close
 #   reconnect {}            send op 7
 #   invalid_session {"resumable": bool}
@@ -15,8 +17,13 @@
 #   press {"user", "channel_id", "guild_id"?, "custom_id"}   a button's INTERACTION_CREATE
 #                           (answered by POST /interactions/ID/TOKEN/callback, followed up
 #                           by POST /webhooks/APP/TOKEN)
+# A message POST may be multipart/form-data (payload_json + files[N], as Discord takes a file):
+# its "posted" line then carries the file's name, type and bytes (base64).
 # Everything received is logged (fakesvc.py).
 import argparse
+import base64
+import email.parser
+import email.policy
 import itertools
 import json
 import re
@@ -36,10 +43,36 @@ class Discord(Fake):
         self.noack = 0
         self.nonces = {}  # (channel, nonce) -> message id
         self.interactions = {}  # id -> token
+        self.files = {}  # CDN id -> bytes
+
+    def multipart(self, body):
+        """payload_json's JSON and the files of a multipart/form-data body."""
+        raw = body["_multipart"].encode("latin-1")
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + body["_type"].encode() + b"\r\n\r\n" + raw)
+        payload, files = {}, []
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            data = part.get_payload(decode=True) or b""
+            if name == "payload_json":
+                payload = json.loads(data)
+            elif name and name.startswith("files["):
+                files.append({"field": name, "filename": part.get_filename(),
+                              "type": part.get_content_type(),
+                              "b64": base64.b64encode(data).decode()})
+        return payload, files
 
     def rest(self, method, path, headers, body):
         auth = headers.get("Authorization", "")
-        self.log("api", method=method, path=path, body=body)
+        files = None
+        if isinstance(body, dict) and "_multipart" in body:
+            body, files = self.multipart(body)
+        self.log("api", method=method, path=path, body=body, files=files)
+        cdn = re.fullmatch(r"/cdn/(\w+)/([^/]+)", path)
+        if cdn:  # signed URLs: no token wanted (one sent is a leak, logged)
+            data = self.files.get(cdn.group(1))
+            self.log("cdn", id=cdn.group(1), auth=bool(auth), found=data is not None)
+            return (200, {}, data) if data is not None else (404, {}, {"message": "404: Not Found"})
         if auth != "Bot " + self.args.token and "/interactions/" not in path and "/webhooks/" not in path:
             return 401, {}, {"message": "401: Unauthorized", "code": 0}
         if path == "/api/v10/gateway/bot":
@@ -73,7 +106,7 @@ class Discord(Fake):
             return 429, {"Retry-After": "1"}, {"message": "You are being rate limited.",
                                                 "retry_after": 0.7, "global": False}
         content = (body or {}).get("content", "")
-        if not content or len(content) > 2000:
+        if (not content and not files) or len(content) > 2000:
             return 400, {}, {"message": "Invalid Form Body", "code": 50035}
         if method == "PATCH" and mid:
             self.log("edited", channel=chan, id=mid, content=content)
@@ -92,7 +125,8 @@ class Discord(Fake):
                     self.nonces[(chan, nonce)] = new
             self.log("posted", channel=chan, id=new, content=content,
                      reference=(body or {}).get("message_reference"),
-                     components=(body or {}).get("components"))
+                     components=(body or {}).get("components"), files=files,
+                     attachments=(body or {}).get("attachments"))
             return 200, {}, {"id": new, "channel_id": chan, "content": content}
         return 405, {}, {"message": "405: Method Not Allowed", "code": 0}
 
@@ -123,6 +157,9 @@ class Discord(Fake):
                  **body}
             self.on_loop(self.dispatch("MESSAGE_CREATE", d))
             return {"id": d["id"]}
+        if name == "file":
+            self.files[body["id"]] = base64.b64decode(body["data_b64"])
+            return None
         if name == "press":
             iid, token = str(next(self.ids)), f"itok-{next(self.sess_ids)}.x_y-z"
             self.interactions[iid] = token

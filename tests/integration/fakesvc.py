@@ -45,12 +45,13 @@ class Fake:
                 pass
 
             def answer(self, status, headers, obj):
-                data = json.dumps(obj).encode() if obj is not None else b""
+                raw = isinstance(obj, bytes)  # a file's bytes, as they are
+                data = obj if raw else json.dumps(obj).encode() if obj is not None else b""
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
                 if obj is not None:  # a 204 has no body
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", "application/octet-stream" if raw else "application/json")
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -58,8 +59,12 @@ class Fake:
             def handle_any(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
+                ctype = self.headers.get("Content-Type") or ""
                 try:
-                    body = json.loads(raw) if raw else None
+                    if ctype.startswith("multipart/form-data"):  # kept whole: latin-1 is lossless
+                        body = {"_multipart": raw.decode("latin-1"), "_type": ctype}
+                    else:
+                        body = json.loads(raw) if raw else None
                 except ValueError:
                     body = {"_raw": raw.decode(errors="replace")}
                 if self.path.startswith("/_test/"):

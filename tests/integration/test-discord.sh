@@ -5,7 +5,9 @@
 # then PATCHes); in a guild channel only a mention reaches the agent; an unknown channel is
 # ignored and recorded; a dropped socket, a RECONNECT, a heartbeat left unanswered and an
 # INVALID_SESSION end in a RESUME (or a new session) with nothing lost or doubled; a 429
-# waits its retry_after; a long reply is split at 2,000; typing is shown.
+# waits its retry_after; a long reply is split at 2,000; typing is shown. Files: send_file is
+# a multipart post (payload_json, files[0]) with the file's bytes; attachments are fetched from
+# the CDN (no token) into the group's inbox, those past file_max or off the CDN only named.
 . "$(dirname "$0")/lib.sh"
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
@@ -32,7 +34,9 @@ cat >"$WORK/scenario.json" <<'JSON'
  {"reply": {"text": " Now step two.", "tool_calls": [{"id": "t2", "name": "bash", "input": {"command": "sleep 4"}}]}},
  {"reply": {"text": "All done."}},
  {"expect": {"last_contains": ["ops ask"]}, "reply": {"tool_calls": [{"id": "s1", "name": "send_message", "input": {"text": "ops-hello"}}]}},
- {"reply": {"text": "ops done"}}],
+ {"reply": {"text": "ops done"}},
+ {"expect": {"last_contains": ["send me the report"]}, "reply": {"tool_calls": [{"id": "f1", "name": "send_file", "input": {"path": "report.bin"}}]}},
+ {"reply": {"text": "report sent"}}],
  "default": {"reply": {"echo": true}}}
 JSON
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
@@ -48,11 +52,12 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"},
+ "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family", "owners": ["discord:42"]},
             {"id": "ops", "approvers": ["discord:4242"],
              "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "discord", "kind": "discord", "token_env": "DISCORD_TOKEN",
                "api_url": "https://127.0.0.1:$API_PORT/api/v10", "ca_file": "$WORK/ca.crt",
+               "cdn_url": "https://127.0.0.1:$API_PORT/cdn/", "file_max": 1000,
                "chats": {"555": "family", "666": "main", "777": "ops"}}]}
 JSON
 ctl() { curl -s --cacert "$WORK/ca.crt" "https://127.0.0.1:$API_PORT/_test/$1" -d "${2:-{\}}"; }
@@ -108,6 +113,48 @@ ctl press "{\"user\": \"4242\", \"channel_id\": \"777\", \"guild_id\": \"7\", \"
 wait_posted "ops done" 30
 check "the approver's press runs it, and they are told" \
 	sh -c "[ $(posted 'ops-hello') = 1 ] && jq -c 'select(.kind == \"followup\" and .ok)' '$WORK/dc.log' | grep -q 'Approval $AP: approved.'"
+
+# send_file: one multipart/form-data post (payload_json and files[0]) with the file's bytes.
+mkdir -p "$WORK/data/groups/family"
+printf 'rep\000ort\377 bytes\n' >"$WORK/data/groups/family/report.bin"
+dm "send me the report"
+wait_posted "report sent" 30
+jq -c 'select(.kind == "posted" and .files != null)' "$WORK/dc.log" | head -1 >"$WORK/fpost"
+check "send_file: a multipart post to the DM, payload_json naming files[0] (report.bin)" \
+	sh -c "[ -s '$WORK/fpost' ] && jq -e '.channel == \"555\" and .files[0].field == \"files[0]\" and .files[0].filename == \"report.bin\" and .attachments == [{\"id\": 0, \"filename\": \"report.bin\"}] and (.content | startswith(\"[file: report.bin, 15 bytes]\"))' '$WORK/fpost' >/dev/null"
+jq -r '.files[0].b64 // empty' "$WORK/fpost" | base64 -d >"$WORK/got.bin"
+check "and the file's bytes, exactly" sh -c "[ -s '$WORK/got.bin' ] && cmp -s '$WORK/got.bin' '$WORK/data/groups/family/report.bin'"
+check "the daemon has it in the group's history" sh -c \
+	"curl -s -H 'Authorization: Bearer $TOKEN' http://127.0.0.1:$PORT/api/v1/groups/family/messages | grep -qF '[file: report.bin, 15 bytes]'"
+
+# Attachments in: fetched from the CDN without the token into the group's inbox; one past
+# file_max (1000) or not on the CDN is not fetched, and the message says so.
+CDN="https://127.0.0.1:$API_PORT/cdn"
+ctl file "{\"id\": \"a1\", \"data_b64\": \"$(base64 -w0 <"$WORK/data/groups/family/report.bin")\"}" >/dev/null
+ctl file "{\"id\": \"big\", \"data_b64\": \"$(head -c 3000 /dev/zero | base64 -w0)\"}" >/dev/null
+ctl message "{\"channel_id\": \"555\", \"content\": \"here are files\", \"author\": {\"id\": \"42\", \"username\": \"ana\"}, \"attachments\": [
+ {\"id\": \"a1\", \"filename\": \"note.bin\", \"size\": 15, \"url\": \"$CDN/a1/note.bin\", \"content_type\": \"application/octet-stream\"},
+ {\"id\": \"big\", \"filename\": \"big.txt\", \"size\": 3000, \"url\": \"$CDN/big/big.txt\"},
+ {\"id\": \"x\", \"filename\": \"evil.txt\", \"size\": 5, \"url\": \"https://127.0.0.1:1/evil.txt\"}]}" >/dev/null
+ctl message "{\"channel_id\": \"555\", \"content\": \"\", \"author\": {\"id\": \"42\", \"username\": \"ana\"}, \"attachments\": [
+ {\"id\": \"a1\", \"filename\": \"only.bin\", \"size\": 15, \"url\": \"$CDN/a1/only.bin\"}]}" >/dev/null
+dm "after the files"
+wait_posted "echo: after the files"
+api groups/family/messages >"$WORK/fam"
+inbox=
+for f in "$WORK/data/groups/family/inbox/"*note.bin; do [ -f "$f" ] && inbox=${f##*/}; done
+check "an attachment is fetched from the CDN, without the bot token" \
+	sh -c "jq -c 'select(.kind == \"cdn\" and .id == \"a1\" and .found and (.auth | not))' '$WORK/dc.log' | grep -q . && ! jq -c 'select(.kind == \"cdn\" and .auth)' '$WORK/dc.log' | grep -q ."
+check "into the group's inbox, its bytes exactly ($inbox)" \
+	sh -c "[ -n '$inbox' ] && cmp -s '$WORK/data/groups/family/inbox/$inbox' '$WORK/data/groups/family/report.bin'"
+check "and the message says where" grep -q "here are files\\\\n.*\\\\n\\[attachment: inbox/$inbox, 15 bytes\\]" "$WORK/fam"
+check "one past file_max is not fetched, and the message says so" sh -c \
+	"! grep -q '\"id\":\"big\"' '$WORK/dc.log' && grep -q \"(an attachment that was not fetched: big.txt, 3000 bytes, past the channel's 1000)\" '$WORK/fam'"
+check "nor one off Discord's CDN" grep -q "(an attachment that was not fetched: evil.txt, not on Discord's CDN)" "$WORK/fam"
+check "a message of only an attachment reaches the group too" \
+	sh -c "ls '$WORK/data/groups/family/inbox/' | grep -q 'only.bin\$'"
+order=$(jq '[.messages[] | select(.sender == "discord:42") | .text] | .[-3:] | (.[0] | startswith("here are files")) and (.[1] | test("^\n\\[attachment: inbox/.*only.bin, 15 bytes\\]$")) and .[2] == "after the files"' "$WORK/fam")
+check "and messages keep their order around the fetching" test "$order" = true
 
 # A guild channel: chatter stays out, a mention is answered.
 guild 666 "just chatting, not for the bot" 0
