@@ -32,7 +32,8 @@ class Fake:
         """Runs coro on the socket's loop from a REST thread and returns its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    # Subclasses: rest(method, path, headers, body_json) -> (status, headers, json);
+    # Subclasses: rest(method, path, headers, body_json) -> (status, headers, json or bytes);
+    # a body that is not JSON comes as {"_raw": text, "_bytes": bytes}.
     # control(name, body_json) -> json; socket(ws, path) coroutine.
 
     def serve(self):
@@ -45,12 +46,14 @@ class Fake:
                 pass
 
             def answer(self, status, headers, obj):
-                data = json.dumps(obj).encode() if obj is not None else b""
+                raw = isinstance(obj, bytes)  # a file's contents, as they are
+                data = obj if raw else json.dumps(obj).encode() if obj is not None else b""
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
                 if obj is not None:  # a 204 has no body
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type",
+                                     "application/octet-stream" if raw else "application/json")
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -61,7 +64,7 @@ class Fake:
                 try:
                     body = json.loads(raw) if raw else None
                 except ValueError:
-                    body = {"_raw": raw.decode(errors="replace")}
+                    body = {"_raw": raw.decode(errors="replace"), "_bytes": raw}
                 if self.path.startswith("/_test/"):
                     try:
                         out = fake.control(self.path[7:], body or {})
