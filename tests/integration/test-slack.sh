@@ -133,7 +133,7 @@ ctl event '{"event": {"type": "message", "channel": "D100", "channel_type": "im"
 wait_until 30 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'report sent'"
 jq -c 'select(.kind == "file_shared")' "$WORK/slack.log" >"$WORK/shared"
 check "send_file: uploaded (getUploadURLExternal, bytes, completeUploadExternal) into the DM's thread ($(head -c 160 "$WORK/shared"))" \
-	jq -e "select(.channel == \"D100\" and .thread_ts == \"1700000940.000001\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared"
+	jq -se "length == 1 and (.[0] | .channel == \"D100\" and .thread_ts == \"1700000940.000001\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared"
 check "with the right bytes (sha256 $SUM), once, and no token sent to the upload URL" \
 	sh -c "[ \$(wc -l <'$WORK/shared') = 1 ] && jq -e '.sha256 == \"$SUM\" and .token_sent == false' '$WORK/shared' >/dev/null"
 
@@ -142,7 +142,8 @@ check "with the right bytes (sha256 $SUM), once, and no token sent to the upload
 head -c 5000 /dev/urandom >"$WORK/in.bin"
 INSUM=$(sha256sum "$WORK/in.bin" | cut -d' ' -f1)
 ctl file "{\"name\": \"F1/photo.bin\", \"b64\": \"$(base64 -w0 "$WORK/in.bin")\"}" >/dev/null
-ctl file "{\"name\": \"F2/big.bin\", \"b64\": \"$(head -c 200000 /dev/zero | base64 -w0)\"}" >/dev/null
+printf '{"name": "F2/big.bin", "b64": "%s"}' "$(head -c 200000 /dev/zero | base64 -w0)" >"$WORK/big.json"
+ctl file "@$WORK/big.json" >/dev/null
 FURL="https://127.0.0.1:$API_PORT/files"
 ctl event "{\"event\": {\"type\": \"message\", \"subtype\": \"file_share\", \"channel\": \"D100\", \"channel_type\": \"im\", \"user\": \"U1\", \"ts\": \"1700000960.000001\", \"text\": \"here are files\", \"files\": [
  {\"id\": \"F1\", \"name\": \"photo.bin\", \"mimetype\": \"application/octet-stream\", \"size\": 5000, \"url_private_download\": \"$FURL/F1/photo.bin\"},
