@@ -55,13 +55,13 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"},
+ "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}, {"id": "files"},
             {"id": "ops", "approvers": ["slack:UBOSS"],
              "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "slack", "kind": "slack", "token_file": "$WORK/slack.tokens",
                "api_url": "https://127.0.0.1:$API_PORT/api", "ca_file": "$WORK/ca.crt",
                "files_url": "https://127.0.0.1:$API_PORT/files/", "file_max": 100000,
-               "chats": {"D100": "family", "C200": "main", "C300": "ops"}}]}
+               "chats": {"D100": "family", "C200": "main", "C300": "ops", "D400": "files"}}]}
 JSON
 ctl() { curl -s --cacert "$WORK/ca.crt" "https://127.0.0.1:$API_PORT/_test/$1" -d "${2:-{\}}"; }
 ev() { # TYPE CHANNEL CHANNEL_TYPE USER TS TEXT
@@ -125,15 +125,16 @@ check "the approver's press runs it, and they are told" \
 check "every press was acked" sh -c "[ \$(grep -c '\"kind\":\"ack\"' '$WORK/slack.log') -ge 2 ] && ! grep -q '\"known\":false' '$WORK/slack.log'"
 
 # send_file: files.getUploadURLExternal, the bytes to its upload URL (no token with them),
-# files.completeUploadExternal into the DM, in the thread asked about.
-mkdir -p "$WORK/data/groups/family"
-head -c 3000 /dev/urandom >"$WORK/data/groups/family/report.bin"
-SUM=$(sha256sum "$WORK/data/groups/family/report.bin" | cut -d' ' -f1)
-ctl event '{"event": {"type": "message", "channel": "D100", "channel_type": "im", "user": "U1", "ts": "1700000950.000001", "thread_ts": "1700000940.000001", "text": "send me the report"}}' >/dev/null
+# files.completeUploadExternal into the DM, in the thread asked about (a group of its own: one
+# untainted, whose send_file is not asked about).
+mkdir -p "$WORK/data/groups/files"
+head -c 3000 /dev/urandom >"$WORK/data/groups/files/report.bin"
+SUM=$(sha256sum "$WORK/data/groups/files/report.bin" | cut -d' ' -f1)
+ctl event '{"event": {"type": "message", "channel": "D400", "channel_type": "im", "user": "U1", "ts": "1700000950.000001", "thread_ts": "1700000940.000001", "text": "send me the report"}}' >/dev/null
 wait_until 30 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'report sent'"
 jq -c 'select(.kind == "file_shared")' "$WORK/slack.log" >"$WORK/shared"
 check "send_file: uploaded (getUploadURLExternal, bytes, completeUploadExternal) into the DM's thread ($(head -c 160 "$WORK/shared"))" \
-	jq -se "length == 1 and (.[0] | .channel == \"D100\" and .thread_ts == \"1700000940.000001\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared"
+	jq -se "length == 1 and (.[0] | .channel == \"D400\" and .thread_ts == \"1700000940.000001\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared"
 check "with the right bytes (sha256 $SUM), once, and no token sent to the upload URL" \
 	sh -c "[ \$(wc -l <'$WORK/shared') = 1 ] && jq -e '.sha256 == \"$SUM\" and .token_sent == false' '$WORK/shared' >/dev/null"
 
@@ -145,16 +146,16 @@ ctl file "{\"name\": \"F1/photo.bin\", \"b64\": \"$(base64 -w0 "$WORK/in.bin")\"
 printf '{"name": "F2/big.bin", "b64": "%s"}' "$(head -c 200000 /dev/zero | base64 -w0)" >"$WORK/big.json"
 ctl file "@$WORK/big.json" >/dev/null
 FURL="https://127.0.0.1:$API_PORT/files"
-ctl event "{\"event\": {\"type\": \"message\", \"subtype\": \"file_share\", \"channel\": \"D100\", \"channel_type\": \"im\", \"user\": \"U1\", \"ts\": \"1700000960.000001\", \"text\": \"here are files\", \"files\": [
+ctl event "{\"event\": {\"type\": \"message\", \"subtype\": \"file_share\", \"channel\": \"D400\", \"channel_type\": \"im\", \"user\": \"U1\", \"ts\": \"1700000960.000001\", \"text\": \"here are files\", \"files\": [
  {\"id\": \"F1\", \"name\": \"photo.bin\", \"mimetype\": \"application/octet-stream\", \"size\": 5000, \"url_private_download\": \"$FURL/F1/photo.bin\"},
  {\"id\": \"F2\", \"name\": \"big.bin\", \"mimetype\": \"application/octet-stream\", \"size\": 200000, \"url_private_download\": \"$FURL/F2/big.bin\"},
  {\"id\": \"F3\", \"name\": \"evil.bin\", \"size\": 10, \"url_private_download\": \"https://127.0.0.2:$API_PORT/files/F1/photo.bin\"}]}}" >/dev/null
 wait_until 30 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -q '^echo: here are files'"
 inbox=
-for f in "$WORK/data/groups/family/inbox/"*photo.bin; do [ -f "$f" ] && inbox=${f##*/}; done
+for f in "$WORK/data/groups/files/inbox/"*photo.bin; do [ -f "$f" ] && inbox=${f##*/}; done
 check "a file in is fetched with the bot token into the group's inbox ($inbox), its bytes intact" \
-	sh -c "[ -n '$inbox' ] && [ \"\$(sha256sum <'$WORK/data/groups/family/inbox/$inbox' | cut -d' ' -f1)\" = '$INSUM' ] && jq -c 'select(.kind == \"download\" and .path == \"/files/F1/photo.bin\" and .found)' '$WORK/slack.log' | grep -q ."
-api "groups/family/messages" >"$WORK/fam"
+	sh -c "[ -n '$inbox' ] && [ \"\$(sha256sum <'$WORK/data/groups/files/inbox/$inbox' | cut -d' ' -f1)\" = '$INSUM' ] && jq -c 'select(.kind == \"download\" and .path == \"/files/F1/photo.bin\" and .found)' '$WORK/slack.log' | grep -q ."
+api "groups/files/messages" >"$WORK/fam"
 check "and the message says where" grep -q "here are files.*\\[attachment: inbox/$inbox, 5000 bytes\\]" "$WORK/fam"
 check "a file past file_max, or on another host, is not fetched, and the message says so" \
 	sh -c "! grep -q 'F2/big.bin\",\"found' '$WORK/slack.log' && grep -q 'big.bin: 200000 bytes, past the channel' '$WORK/fam' && grep -q 'evil.bin: not on Slack' '$WORK/fam' && [ \$(grep -c '\"kind\":\"download\"' '$WORK/slack.log') = 1 ]"
