@@ -20,6 +20,13 @@
  * typing frames are ignored. A crash between Slack's answer to chat.postMessage and the
  * "sent" receipt can post a reply twice: the Web API has no idempotency key to prevent it.
  *
+ * Files: a message's files[] are fetched (the bot token goes only to URLs under the
+ * config's "files_url", Slack's files host by default; at most "file_max" bytes each) before
+ * the message goes to the daemon, as attachment memfds; one not fetched is named in the
+ * text. send_file is an op of the same queue in three steps: files.getUploadURLExternal,
+ * the bytes POSTed to the pre-signed upload URL (https only, no token), and
+ * files.completeUploadExternal into the chat and thread, the text as its comment.
+ *
  * Connection: a "disconnect" envelope (Slack refreshes sockets every few hours) opens the
  * next connection at once; a dropped or failed one reconnects with backoff (1 s doubling to
  * 60 s). Tokens: the channel's secret (token_file or token_env) holds both, separated by
