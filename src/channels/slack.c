@@ -307,6 +307,9 @@ in_next_file(struct incoming *im)
 			return;
 		in_note(im, name, "cannot start the download");
 	}
+	if (im->next < json_array_size(files))
+		in_note(im, "the rest", "more files than a message can carry");
+	im->next = json_array_size(files);
 	in_report(im);
 }
 

@@ -55,7 +55,7 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}, {"id": "files"},
+ "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}, {"id": "files", "owners": ["slack:U1"]},
             {"id": "ops", "approvers": ["slack:UBOSS"],
              "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "slack", "kind": "slack", "token_file": "$WORK/slack.tokens",
@@ -125,8 +125,8 @@ check "the approver's press runs it, and they are told" \
 check "every press was acked" sh -c "[ \$(grep -c '\"kind\":\"ack\"' '$WORK/slack.log') -ge 2 ] && ! grep -q '\"known\":false' '$WORK/slack.log'"
 
 # send_file: files.getUploadURLExternal, the bytes to its upload URL (no token with them),
-# files.completeUploadExternal into the DM, in the thread asked about (a group of its own: one
-# untainted, whose send_file is not asked about).
+# files.completeUploadExternal into the DM, in the thread asked about (a group of its own,
+# asked by its owner: the run is untainted, so its send_file is not held for approval).
 mkdir -p "$WORK/data/groups/files"
 head -c 3000 /dev/urandom >"$WORK/data/groups/files/report.bin"
 SUM=$(sha256sum "$WORK/data/groups/files/report.bin" | cut -d' ' -f1)
