@@ -554,7 +554,7 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 		snprintf(op->first_ts, sizeof(op->first_ts), "%s", ts);
 	op->tries = 0;
 	op->off += op->piece;
-	if (!op->edit && op->off < op->len) {
+	if (!op->edit && !op->data && op->off < op->len) {
 		out_next(); /* the next piece of a long reply */
 		return;
 	}

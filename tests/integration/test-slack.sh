@@ -125,7 +125,7 @@ check "the approver's press runs it, and they are told" \
 check "every press was acked" sh -c "[ \$(grep -c '\"kind\":\"ack\"' '$WORK/slack.log') -ge 2 ] && ! grep -q '\"known\":false' '$WORK/slack.log'"
 
 # send_file: files.getUploadURLExternal, the bytes to its upload URL (no token with them),
-# files.completeUploadExternal into the DM, in the thread asked about (a group of its own,
+# files.completeUploadExternal into the DM (a group of its own,
 # asked by its owner: the run is untainted, so its send_file is not held for approval).
 mkdir -p "$WORK/data/groups/files"
 head -c 3000 /dev/urandom >"$WORK/data/groups/files/report.bin"
@@ -133,8 +133,8 @@ SUM=$(sha256sum "$WORK/data/groups/files/report.bin" | cut -d' ' -f1)
 ctl event '{"event": {"type": "message", "channel": "D400", "channel_type": "im", "user": "U1", "ts": "1700000950.000001", "thread_ts": "1700000940.000001", "text": "send me the report"}}' >/dev/null
 wait_until 30 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'report sent'"
 jq -c 'select(.kind == "file_shared")' "$WORK/slack.log" >"$WORK/shared"
-check "send_file: uploaded (getUploadURLExternal, bytes, completeUploadExternal) into the DM's thread ($(head -c 160 "$WORK/shared"))" \
-	jq -se "length == 1 and (.[0] | .channel == \"D400\" and .thread_ts == \"1700000940.000001\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared"
+check "send_file: uploaded (getUploadURLExternal, bytes, completeUploadExternal) into the DM ($(head -c 160 "$WORK/shared"))" \
+	jq -se "length == 1 and (.[0] | .channel == \"D400\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared"
 check "with the right bytes (sha256 $SUM), once, and no token sent to the upload URL" \
 	sh -c "[ \$(wc -l <'$WORK/shared') = 1 ] && jq -e '.sha256 == \"$SUM\" and .token_sent == false' '$WORK/shared' >/dev/null"
 
