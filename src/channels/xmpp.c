@@ -24,6 +24,19 @@
  * it (libstrophe's stream management resends what was not acknowledged when the stream
  * resumes); a reply while disconnected fails with retry.
  *
+ * Files out (send_file): XEP-0363 HTTP File Upload. The upload service is found when we
+ * connect (disco#items of our server, then disco#info of each item for the feature); a slot
+ * is asked for by IQ, the bytes PUT to its URL by libcurl (chan-http, with only the headers
+ * the XEP allows through), then the GET URL sent as the body of a message with an XEP-0066
+ * out-of-band element (the text, if any, in a message of its own before it). No service:
+ * send_file fails, not to retry.
+ *
+ * Files in: a message with an XEP-0066 URL is reported once the file is fetched (at most
+ * "file_max" bytes, default and ceiling CHANPROTO_FILE_MAX), as an attachment memfd. Only
+ * URLs under a prefix of "file_urls" are fetched (default: https://<our server's domain>/):
+ * anyone may send us a URL, and the channel must not fetch what a stranger points it at. A
+ * file that cannot be fetched leaves the message without attachment (its text has the URL).
+ *
  * Edits (the daemon's progress notes) are Last Message Corrections (XEP-0308), typing is a
  * chat state (XEP-0085). A correction or chat state that comes in is not a new message.
  *
@@ -38,10 +51,14 @@
 #include <string.h>
 #include <strings.h>
 #include <strophe.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "chan-http.h"
 #include "chanlib.h"
 #include "json-util.h"
 #include "log.h"
+#include "macro.h"
 
 #define XMPP_TICK_MS         500
 #define XMPP_CONNECT_TICK_MS 20
@@ -52,6 +69,12 @@
 #define XMPP_NS_MUC          "http://jabber.org/protocol/muc"
 #define XMPP_NS_DELAY        "urn:xmpp:delay"
 #define XMPP_NS_SID          "urn:xmpp:sid:0"
+#define XMPP_NS_UPLOAD       "urn:xmpp:http:upload:0"
+#define XMPP_NS_OOB          "jabber:x:oob"
+#define XMPP_NS_DISCO_ITEMS  "http://jabber.org/protocol/disco#items"
+#define XMPP_NS_DISCO_INFO   "http://jabber.org/protocol/disco#info"
+#define XMPP_FILE_URLS_MAX   8
+#define XMPP_URL_MAX         2048
 #define XMPP_APPROVALS_MAX   64 /* approvals shown and not yet answered, remembered */
 
 struct xmppch {
@@ -74,9 +97,21 @@ struct xmppch {
 		char chat[CHANPROTO_ID_MAX + 1];
 	} approvals[XMPP_APPROVALS_MAX];
 	size_t approvals_next;
+	char upload_jid[CHANPROTO_ID_MAX + 1]; /* the XEP-0363 service, "" until found */
+	struct xmpp_upload *waiting; /* uploads whose slot has not come: the connection's */
+	uint64_t file_max;
+	char *file_urls[XMPP_FILE_URLS_MAX]; /* prefixes of the URLs we fetch files from */
+	size_t n_file_urls;
 };
 
 static void connect_now(struct xmppch *x);
+static void fail_waiting(struct xmppch *x);
+static char *send_text(struct xmppch *x, const char *chat, const char *text);
+static void send_with_child(struct xmppch *x, const char *chat, const char *text, const char *name,
+                            const char *ns, const char *attr, const char *value, char **ret_id);
+static void send_file(struct xmppch *x, const json_t *frame, int fd);
+static void disco(struct xmppch *x, const char *to, const char *ns, xmpp_handler h);
+static int on_disco_items(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg);
 
 static void
 run_strophe(struct xmppch *x)
@@ -196,6 +231,115 @@ approval_answer(struct xmppch *x, const char *bare, const char *body)
 	return false;
 }
 
+/* ---- files in: an XEP-0066 URL fetched, the message reported with it ---- */
+
+/* A message held while its file comes: copies of what chan_message() is given. */
+struct xmpp_fetch {
+	struct xmppch *x;
+	char *chat, *kind, *sender, *sender_name, *text, *ext_id;
+	char name[CHANPROTO_ID_MAX + 1];
+	bool mention;
+};
+
+static void
+fetch_free(struct xmpp_fetch *f)
+{
+	free(f->chat);
+	free(f->kind);
+	free(f->sender);
+	free(f->sender_name);
+	free(f->text);
+	free(f->ext_id);
+	free(f);
+}
+
+/* Whether url is under one of the prefixes we fetch from. */
+static bool
+url_allowed(const struct xmppch *x, const char *url)
+{
+	for (size_t i = 0; i < x->n_file_urls; i++)
+		if (strncmp(url, x->file_urls[i], strlen(x->file_urls[i])) == 0)
+			return true;
+	return false;
+}
+
+/* The file's name: the URL's last path segment (no query), "file" when it has none. */
+static void
+url_file_name(const char *url, char *name, size_t size)
+{
+	const char *q = url + strcspn(url, "?#");
+	const char *s = q;
+	while (s > url && s[-1] != '/')
+		s--;
+	size_t n = (size_t)(q - s);
+	if (n == 0 || (n <= 2 && s[0] == '.'))
+		snprintf(name, size, "file");
+	else
+		snprintf(name, size, "%.*s", (int)(n < size - 1 ? n : size - 1), s);
+}
+
+static void
+fetch_done(void *arg, long status, const char *body, size_t len, const char *err)
+{
+	struct xmpp_fetch *f = arg;
+	int fd = -1;
+	if (!err && status == 200)
+		fd = chanproto_memfd(f->name, body, len);
+	if (fd < 0)
+		log_warn("a file from %s could not be fetched: %s", f->chat,
+		         err      ? err
+		         : status ? "HTTP error"
+		                  : "too large");
+	struct chan_attachment a = {.name = f->name, .fd = fd, .size = fd >= 0 ? len : 0};
+	struct chan_message m = {
+	    .chat = f->chat,
+	    .chat_kind = f->kind,
+	    .sender = f->sender,
+	    .sender_name = f->sender_name,
+	    .text = f->text,
+	    .mention = f->mention,
+	    .ext_id = f->ext_id,
+	    .attachments = fd >= 0 ? &a : NULL,
+	    .n_attachments = fd >= 0 ? 1 : 0,
+	};
+	int r = chan_message(f->x->c, &m);
+	if (r < 0 && r != -EPIPE)
+		log_warn("a message from %s not reported: %s", f->chat, strerror(-r));
+	if (fd >= 0)
+		close(fd);
+	fetch_free(f);
+}
+
+/* m with the file at url: reported when it has come (or failed). 0, or -errno (then the
+ * caller reports m without it). */
+static int
+fetch_then_report(struct xmppch *x, const struct chan_message *m, const char *url)
+{
+	if (strlen(url) >= XMPP_URL_MAX || !url_allowed(x, url))
+		return -EPERM;
+	struct xmpp_fetch *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->x = x;
+	f->mention = m->mention;
+	f->chat = strdup(m->chat);
+	f->kind = strdup(m->chat_kind);
+	f->sender = strdup(m->sender);
+	f->sender_name = m->sender_name ? strdup(m->sender_name) : NULL;
+	f->text = strdup(m->text);
+	f->ext_id = strdup(m->ext_id);
+	url_file_name(url, f->name, sizeof(f->name));
+	struct chan_http_req r = {
+	    .url = url, .timeout_s = 120, .max_body = x->file_max, .ca_file = x->ca_file};
+	if (!f->chat || !f->kind || !f->sender || !f->text || !f->ext_id ||
+	    (m->sender_name && !f->sender_name) ||
+	    chan_http_start(x->c, &r, fetch_done, f, NULL) < 0) {
+		fetch_free(f);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static int
 on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 {
@@ -247,9 +391,17 @@ on_message(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
 		    .mention = !group || names(body, x->nick),
 		    .ext_id = ext_id,
 		};
-		int r = chan_message(x->c, &m);
+		xmpp_stanza_t *oob = xmpp_stanza_get_child_by_name_and_ns(st, "x", XMPP_NS_OOB);
+		xmpp_stanza_t *ou = oob ? xmpp_stanza_get_child_by_name(oob, "url") : NULL;
+		char *url = ou ? xmpp_stanza_get_text(ou) : NULL;
+		int r = url ? fetch_then_report(x, &m, url) : -ENOENT;
+		if (r == -EPERM)
+			log_warn("a file from %s not fetched: not under file_urls", bare);
+		if (r < 0)
+			r = chan_message(x->c, &m);
 		if (r < 0 && r != -EPIPE)
 			log_warn("a message from %s not reported: %s", bare, strerror(-r));
+		xmpp_free(x->ctx, url);
 	}
 	xmpp_free(x->ctx, gen);
 out:
@@ -302,6 +454,11 @@ on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error, xmpp_stream_erro
 			snprintf(to, sizeof(to), "%s/%s", x->rooms[i], x->nick);
 			send_presence(x, to, true);
 		}
+		x->upload_jid[0] = '\0';
+		char *domain = xmpp_jid_domain(x->ctx, x->jid);
+		if (domain)
+			disco(x, domain, XMPP_NS_DISCO_ITEMS, on_disco_items);
+		xmpp_free(x->ctx, domain);
 		chan_status(x->c, "connected", NULL);
 		return;
 	}
@@ -310,6 +467,7 @@ on_conn(xmpp_conn_t *conn, xmpp_conn_event_t status, int error, xmpp_stream_erro
 	/* Lost or refused: say so, and again later. */
 	x->online = false;
 	unwatch(x);
+	fail_waiting(x);
 	if (x->stopping)
 		return;
 	char d[160];
@@ -343,26 +501,11 @@ connect_now(struct xmppch *x)
 	tick_later(x);
 }
 
-static void
-xmppch_reply(struct chan *c, const json_t *frame, int file_fd)
+/* text to chat, one stanza per max_chars bytes (cut on a character boundary); the last
+ * one's id (xmpp_free it). */
+static char *
+send_text(struct xmppch *x, const char *chat, const char *text)
 {
-	struct xmppch *x = chan_data(c);
-	(void)file_fd;
-	int64_t ref = json_integer_value(json_object_get(frame, "ref"));
-	const char *chat = json_get_str(frame, "chat");
-	const char *text = json_get_str(frame, "text");
-	if (json_object_get(frame, "file")) {
-		chan_failed(c, ref, "files are not sent over XMPP yet", false);
-		return;
-	}
-	if (!x->online) {
-		chan_failed(c, ref, "not connected to the XMPP server", true);
-		return;
-	}
-	if (!chat || !strchr(chat, '@') || strchr(chat, '/')) {
-		chan_failed(c, ref, "not a bare JID", false);
-		return;
-	}
 	bool group = is_room(x, chat);
 	char *id = NULL;
 	size_t len = strlen(text ? text : "");
@@ -381,6 +524,29 @@ xmppch_reply(struct chan *c, const json_t *frame, int file_fd)
 		len -= n;
 	} while (len > 0);
 	run_strophe(x); /* out now, not at the next tick */
+	return id;
+}
+
+static void
+xmppch_reply(struct chan *c, const json_t *frame, int file_fd)
+{
+	struct xmppch *x = chan_data(c);
+	int64_t ref = json_integer_value(json_object_get(frame, "ref"));
+	const char *chat = json_get_str(frame, "chat");
+	const char *text = json_get_str(frame, "text");
+	if (!x->online) {
+		chan_failed(c, ref, "not connected to the XMPP server", true);
+		return;
+	}
+	if (!chat || !strchr(chat, '@') || strchr(chat, '/')) {
+		chan_failed(c, ref, "not a bare JID", false);
+		return;
+	}
+	if (file_fd >= 0 && json_object_get(frame, "file")) {
+		send_file(x, frame, file_fd);
+		return;
+	}
+	char *id = send_text(x, chat, text);
 	chan_sent(c, ref, id ? id : "?");
 	xmpp_free(x->ctx, id);
 }
@@ -408,6 +574,253 @@ send_with_child(struct xmppch *x, const char *chat, const char *text, const char
 		*ret_id = id;
 	else
 		xmpp_free(x->ctx, id);
+}
+
+/* ---- files out: XEP-0363 ---- */
+
+/* The upload service: disco#info of each of our server's items; the first with the
+ * feature is it. */
+static int
+on_disco_info(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
+{
+	struct xmppch *x = arg;
+	(void)conn;
+	const char *from = xmpp_stanza_get_from(st);
+	xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(st, "query", XMPP_NS_DISCO_INFO);
+	if (x->upload_jid[0] || !from || !q || strlen(from) > CHANPROTO_ID_MAX)
+		return 0;
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(q); c; c = xmpp_stanza_get_next(c)) {
+		const char *name = xmpp_stanza_get_name(c);
+		const char *var = xmpp_stanza_get_attribute(c, "var");
+		if (name && strcmp(name, "feature") == 0 && var &&
+		    strcmp(var, XMPP_NS_UPLOAD) == 0) {
+			snprintf(x->upload_jid, sizeof(x->upload_jid), "%s", from);
+			log_info("file upload service: %s", from);
+			break;
+		}
+	}
+	return 0;
+}
+
+static void
+disco(struct xmppch *x, const char *to, const char *ns, xmpp_handler h)
+{
+	char *id = xmpp_uuid_gen(x->ctx);
+	xmpp_stanza_t *iq = xmpp_iq_new(x->ctx, "get", id);
+	xmpp_stanza_set_to(iq, to);
+	xmpp_stanza_t *q = xmpp_stanza_new(x->ctx);
+	xmpp_stanza_set_name(q, "query");
+	xmpp_stanza_set_ns(q, ns);
+	xmpp_stanza_add_child_ex(iq, q, 0);
+	xmpp_id_handler_add(x->conn, h, id, x);
+	xmpp_send(x->conn, iq);
+	xmpp_stanza_release(iq);
+	xmpp_free(x->ctx, id);
+}
+
+static int
+on_disco_items(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
+{
+	struct xmppch *x = arg;
+	(void)conn;
+	xmpp_stanza_t *q = xmpp_stanza_get_child_by_name_and_ns(st, "query", XMPP_NS_DISCO_ITEMS);
+	for (xmpp_stanza_t *c = q ? xmpp_stanza_get_children(q) : NULL; c;
+	     c = xmpp_stanza_get_next(c)) {
+		const char *name = xmpp_stanza_get_name(c),
+		           *jid = xmpp_stanza_get_attribute(c, "jid");
+		if (name && strcmp(name, "item") == 0 && jid)
+			disco(x, jid, XMPP_NS_DISCO_INFO, on_disco_info);
+	}
+	return 0;
+}
+
+/* One send_file under way: the bytes, and where they go. */
+struct xmpp_upload {
+	struct xmppch *x;
+	struct xmpp_upload *next; /* in x->waiting, while its slot has not come */
+	int64_t ref;
+	char chat[CHANPROTO_ID_MAX + 1];
+	char *text, *data, *get_url;
+	size_t size;
+};
+
+static void
+upload_free(struct xmpp_upload *u)
+{
+	free(u->text);
+	free(u->data);
+	free(u->get_url);
+	free(u);
+}
+
+static void
+upload_fail(struct xmpp_upload *u, const char *why, bool retry)
+{
+	log_warn("a file to %s not sent: %s", u->chat, why);
+	chan_failed(u->x->c, u->ref, why, retry);
+	upload_free(u);
+}
+
+/* The connection is gone, and the slots it asked for with it: those sends fail (retry). */
+static void
+fail_waiting(struct xmppch *x)
+{
+	while (x->waiting) {
+		struct xmpp_upload *u = x->waiting;
+		x->waiting = u->next;
+		upload_fail(u, "the connection was lost before the upload slot came", true);
+	}
+}
+
+/* The PUT is done: the GET URL goes to the chat, as body and out-of-band data. */
+static void
+put_done(void *arg, long status, const char *body, size_t len, const char *err)
+{
+	struct xmpp_upload *u = arg;
+	struct xmppch *x = u->x;
+	(void)body;
+	(void)len;
+	if (err || (status != 200 && status != 201)) {
+		upload_fail(u, err ? err : "the upload service refused the file", true);
+		return;
+	}
+	if (!x->online) {
+		upload_fail(u, "not connected to the XMPP server", true);
+		return;
+	}
+	if (u->text && *u->text)
+		xmpp_free(x->ctx, send_text(x, u->chat, u->text));
+	char *id = xmpp_uuid_gen(x->ctx);
+	xmpp_stanza_t *m =
+	    xmpp_message_new(x->ctx, is_room(x, u->chat) ? "groupchat" : "chat", u->chat, id);
+	xmpp_message_set_body(m, u->get_url);
+	xmpp_stanza_t *oob = xmpp_stanza_new(x->ctx), *el = xmpp_stanza_new(x->ctx),
+	              *t = xmpp_stanza_new(x->ctx);
+	xmpp_stanza_set_name(oob, "x");
+	xmpp_stanza_set_ns(oob, XMPP_NS_OOB);
+	xmpp_stanza_set_name(el, "url");
+	xmpp_stanza_set_text(t, u->get_url);
+	xmpp_stanza_add_child_ex(el, t, 0);
+	xmpp_stanza_add_child_ex(oob, el, 0);
+	xmpp_stanza_add_child_ex(m, oob, 0);
+	xmpp_send(x->conn, m);
+	xmpp_stanza_release(m);
+	run_strophe(x);
+	chan_sent(x->c, u->ref, id);
+	xmpp_free(x->ctx, id);
+	upload_free(u);
+}
+
+/* The slot: PUT the bytes to its put URL with the headers it names (only those XEP-0363
+ * allows: Authorization, Cookie, Expires). */
+static int
+on_slot(xmpp_conn_t *conn, xmpp_stanza_t *st, void *arg)
+{
+	struct xmpp_upload *u = arg;
+	struct xmppch *x = u->x;
+	(void)conn;
+	for (struct xmpp_upload **p = &x->waiting; *p; p = &(*p)->next)
+		if (*p == u) {
+			*p = u->next;
+			break;
+		}
+	xmpp_stanza_t *slot = xmpp_stanza_get_child_by_name_and_ns(st, "slot", XMPP_NS_UPLOAD);
+	xmpp_stanza_t *put = slot ? xmpp_stanza_get_child_by_name(slot, "put") : NULL;
+	xmpp_stanza_t *get = slot ? xmpp_stanza_get_child_by_name(slot, "get") : NULL;
+	const char *put_url = put ? xmpp_stanza_get_attribute(put, "url") : NULL;
+	const char *get_url = get ? xmpp_stanza_get_attribute(get, "url") : NULL;
+	const char *type = xmpp_stanza_get_type(st);
+	if (!type || strcmp(type, "result") != 0 || !put_url || !get_url ||
+	    strlen(put_url) >= XMPP_URL_MAX || strlen(get_url) >= XMPP_URL_MAX ||
+	    (strncmp(get_url, "https://", 8) != 0 && strncmp(get_url, "http://", 7) != 0)) {
+		upload_fail(u, "the upload service gave no slot (too large?)", false);
+		return 0;
+	}
+	char hdr[3][XMPP_URL_MAX];
+	const char *headers[4] = {NULL};
+	size_t n = 0;
+	for (xmpp_stanza_t *h = xmpp_stanza_get_children(put); h && n < 3;
+	     h = xmpp_stanza_get_next(h)) {
+		const char *hn = xmpp_stanza_get_attribute(h, "name");
+		const char *el = xmpp_stanza_get_name(h);
+		if (!el || strcmp(el, "header") != 0 || !hn ||
+		    (strcasecmp(hn, "Authorization") != 0 && strcasecmp(hn, "Cookie") != 0 &&
+		     strcasecmp(hn, "Expires") != 0))
+			continue;
+		_cleanup_free_ char *v = NULL;
+		char *xv = xmpp_stanza_get_text(h);
+		v = xv ? strdup(xv) : NULL;
+		xmpp_free(x->ctx, xv);
+		if (!v || strpbrk(v, "\r\n") ||
+		    snprintf(hdr[n], sizeof(hdr[n]), "%s: %s", hn, v) >= (int)sizeof(hdr[n]))
+			continue;
+		headers[n] = hdr[n];
+		n++;
+	}
+	u->get_url = strdup(get_url);
+	struct chan_http_req r = {.method = "PUT",
+	                          .url = put_url,
+	                          .headers = headers,
+	                          .body = u->data,
+	                          .body_len = u->size,
+	                          .content_type = "application/octet-stream",
+	                          .timeout_s = 120,
+	                          .ca_file = x->ca_file};
+	if (!u->get_url || chan_http_start(x->c, &r, put_done, u, NULL) < 0)
+		upload_fail(u, "the upload could not start", true);
+	return 0;
+}
+
+/* send_file: the memfd's bytes, a slot for them. */
+static void
+send_file(struct xmppch *x, const json_t *frame, int fd)
+{
+	int64_t ref = json_integer_value(json_object_get(frame, "ref"));
+	const json_t *file = json_object_get(frame, "file");
+	const char *name = json_get_str(file, "name");
+	uint64_t size = json_get_u64(file, "size");
+	struct stat st;
+	if (!x->upload_jid[0]) {
+		chan_failed(x->c, ref, "the XMPP server has no file upload service (XEP-0363)",
+		            false);
+		return;
+	}
+	struct xmpp_upload *u = calloc(1, sizeof(*u));
+	if (!u) {
+		chan_failed(x->c, ref, "out of memory", true);
+		return;
+	}
+	u->x = x;
+	u->ref = ref;
+	u->size = size;
+	snprintf(u->chat, sizeof(u->chat), "%s", json_get_str(frame, "chat"));
+	const char *text = json_get_str(frame, "text");
+	u->text = text ? strdup(text) : NULL;
+	if (!name || fstat(fd, &st) < 0 || (uint64_t)st.st_size != size ||
+	    size > CHANPROTO_FILE_MAX || !(u->data = malloc(size ? size : 1)) ||
+	    pread(fd, u->data, size, 0) != (ssize_t)size) {
+		upload_fail(u, "the file to send could not be read", false);
+		return;
+	}
+	char *id = xmpp_uuid_gen(x->ctx);
+	char sz[32];
+	snprintf(sz, sizeof(sz), "%llu", (unsigned long long)size);
+	xmpp_stanza_t *iq = xmpp_iq_new(x->ctx, "get", id);
+	xmpp_stanza_set_to(iq, x->upload_jid);
+	xmpp_stanza_t *rq = xmpp_stanza_new(x->ctx);
+	xmpp_stanza_set_name(rq, "request");
+	xmpp_stanza_set_ns(rq, XMPP_NS_UPLOAD);
+	xmpp_stanza_set_attribute(rq, "filename", name);
+	xmpp_stanza_set_attribute(rq, "size", sz);
+	xmpp_stanza_set_attribute(rq, "content-type", "application/octet-stream");
+	xmpp_stanza_add_child_ex(iq, rq, 0);
+	xmpp_id_handler_add(x->conn, on_slot, id, u);
+	u->next = x->waiting;
+	x->waiting = u;
+	xmpp_send(x->conn, iq);
+	xmpp_stanza_release(iq);
+	xmpp_free(x->ctx, id);
+	run_strophe(x);
 }
 
 /* An edit (the daemon's progress note as the run goes): a Last Message Correction
@@ -514,6 +927,8 @@ xmppch_start(struct chan *c, const json_t *config)
 	json_t *rooms = json_object_get(config, "rooms");
 	json_t *port = json_object_get(config, "port");
 	json_t *mc = json_object_get(config, "max_chars");
+	json_t *fmax = json_object_get(config, "file_max");
+	json_t *furls = json_object_get(config, "file_urls");
 	if (!jid || !strchr(jid, '@') || strlen(jid) > CHANPROTO_ID_MAX)
 		bad = "jid: the bot's JID (name@server) is required";
 	else if (rooms && (!json_is_array(rooms) || json_array_size(rooms) > XMPP_ROOMS_MAX))
@@ -524,6 +939,11 @@ xmppch_start(struct chan *c, const json_t *config)
 	else if (mc && (!json_is_integer(mc) || json_integer_value(mc) < 64 ||
 	                json_integer_value(mc) > 65536))
 		bad = "max_chars: 64 to 65536";
+	else if (fmax && (!json_is_integer(fmax) || json_integer_value(fmax) < 1 ||
+	                  json_integer_value(fmax) > CHANPROTO_FILE_MAX))
+		bad = "file_max: 1 to 20971520 bytes";
+	else if (furls && (!json_is_array(furls) || json_array_size(furls) > XMPP_FILE_URLS_MAX))
+		bad = "file_urls: a list of at most 8 URL prefixes";
 	else if (chan_secret(c, x->password, sizeof(x->password), why, sizeof(why)) < 0)
 		bad = why;
 	for (size_t i = 0; !bad && rooms && i < json_array_size(rooms); i++) {
@@ -532,6 +952,17 @@ xmppch_start(struct chan *c, const json_t *config)
 			bad = "rooms: each a bare room JID (room@conference.server)";
 		else
 			x->rooms[x->n_rooms++] = strdup(r);
+	}
+	for (size_t i = 0; !bad && furls && i < json_array_size(furls); i++) {
+		const char *u = json_string_value(json_array_get(furls, i));
+		/* A prefix to the end of the host at least: "https://host/" (no "https://ho"). */
+		const char *h = u && strncmp(u, "https://", 8) == 0  ? u + 8
+		                : u && strncmp(u, "http://", 7) == 0 ? u + 7
+		                                                     : NULL;
+		if (!h || !strchr(h, '/') || strchr(h, '/') == h || strlen(u) >= XMPP_URL_MAX)
+			bad = "file_urls: each an http(s) URL prefix with its host and a /";
+		else
+			x->file_urls[x->n_file_urls++] = strdup(u);
 	}
 	if (bad) {
 		chan_status(c, "error", bad);
@@ -547,6 +978,13 @@ xmppch_start(struct chan *c, const json_t *config)
 	const char *nick = json_get_str(config, "nick");
 	x->nick = nick ? strdup(nick) : strndup(jid, (size_t)(strchr(jid, '@') - jid));
 	x->max_chars = mc ? (size_t)json_integer_value(mc) : XMPP_CHARS_DEFAULT;
+	x->file_max = fmax ? (uint64_t)json_integer_value(fmax) : CHANPROTO_FILE_MAX;
+	if (!furls) { /* by default: files from our own server */
+		const char *dom = strchr(jid, '@') + 1;
+		if (asprintf(&x->file_urls[0], "https://%.*s/", (int)strcspn(dom, "/"), dom) < 0)
+			return -ENOMEM;
+		x->n_file_urls = 1;
+	}
 
 	xmpp_initialize();
 	x->ctx = xmpp_ctx_new(NULL, log_debug_enabled() ? xmpp_get_default_logger(XMPP_LEVEL_DEBUG)
@@ -575,6 +1013,8 @@ xmppch_stop(struct chan *c)
 		xmpp_conn_release(x->conn);
 	}
 	unwatch(x);
+	fail_waiting(x);
+	chan_http_shutdown(); /* uploads and fetches under way: their callbacks never run */
 	if (x->tick)
 		event_free(x->tick);
 	if (x->retry)
@@ -585,6 +1025,8 @@ xmppch_stop(struct chan *c)
 	explicit_bzero(x->password, sizeof(x->password));
 	for (size_t i = 0; i < x->n_rooms; i++)
 		free(x->rooms[i]);
+	for (size_t i = 0; i < x->n_file_urls; i++)
+		free(x->file_urls[i]);
 	free(x->jid);
 	free(x->host);
 	free(x->ca_file);

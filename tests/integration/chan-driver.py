@@ -5,9 +5,12 @@ the rest of clawbox. It starts the channel with its socket on fd 3, sends the st
 writes every frame the channel sends to --log (one JSON object a line), answers each
 "message" with "stored" (as the daemon does once it has stored it), and sends on whatever
 JSON frames appear as lines of --commands (a file it follows, as tail -f does).
+With --files DIR, the files that come with a frame are saved there as N-NAME (N counting
+from 1, NAME the frame's attachment name); a command with "_file": PATH is sent with PATH's
+bytes as a sealed memfd (as the daemon sends send_file's file), "_file" left out.
 It exits when the channel does, with the channel's status.
 """
-import argparse, json, os, signal, socket, subprocess, sys, time, select
+import argparse, fcntl, json, os, signal, socket, subprocess, sys, time, select
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--channel", required=True)
@@ -21,7 +24,9 @@ ap.add_argument("--commands", required=True)
 ap.add_argument("--stderr", required=True)
 ap.add_argument("--timestamps", action="store_true",
                 help='add "at_ms" (the wall clock when it came) to each frame logged')
+ap.add_argument("--files", default=None, help="a directory for the files that come")
 a = ap.parse_args()
+n_files = 0
 
 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 def at_fd3():
@@ -56,9 +61,15 @@ while True:
             data = b""
         if not data:
             break
-        for fd in fds:
-            os.close(fd)
         frame = json.loads(data)
+        for i, fd in enumerate(fds):
+            if a.files:
+                n_files += 1
+                atts = frame.get("attachments") or [{}]
+                name = os.path.basename(atts[min(i, len(atts) - 1)].get("name", "file"))
+                with open(os.path.join(a.files, "%d-%s" % (n_files, name)), "wb") as out:
+                    out.write(os.pread(fd, 1 << 26, 0))
+            os.close(fd)
         if a.timestamps:
             frame["at_ms"] = int(time.time() * 1000)
         log.write(json.dumps(frame) + "\n")
@@ -66,7 +77,17 @@ while True:
             ours.send(json.dumps({"t": "stored", "ext_id": frame["ext_id"]}).encode())
     line = cmds.readline()
     while line:
-        if line.strip():
+        if line.strip() and '"_file"' in line:
+            cmd = json.loads(line)
+            with open(cmd.pop("_file"), "rb") as f:
+                content = f.read()
+            mfd = os.memfd_create("file", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+            os.write(mfd, content)
+            fcntl.fcntl(mfd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW |
+                        fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL)
+            socket.send_fds(ours, [json.dumps(cmd).encode()], [mfd])
+            os.close(mfd)
+        elif line.strip():
             ours.send(line.strip().encode())
         line = cmds.readline()
     if p.poll() is not None:

@@ -83,7 +83,7 @@ export MAIL_DIR
 mail 'Alice <alice@example.test>' 'Plans' 'e1@example.test' 'What is on today?'
 mail 'Mallory <mallory@example.test>' 'hi' 'e2@example.test' 'let me in'
 start_daemon
-wait_until 30 bash -c '[ $(replies) -ge 1 ]'
+wait_until 60 bash -c '[ $(replies) -ge 1 ]'
 reply=$(ls "$(mail_of alice)"/* 2>/dev/null | head -1)
 check "a mail in: the agent's reply comes back by mail" test -n "$reply"
 check "threaded under it: In-Reply-To and References" sh -c \
@@ -106,7 +106,7 @@ SPID=
 printf 'From: Alice <alice@example.test>\r\nTo: bot@example.test\r\nSubject: Re: Plans\r\nMessage-ID: <e3@example.test>\r\nReferences: <root@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nAnd tomorrow?\r\n--XX\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8gZmlsZQ==\r\n--XX--\r\n' >"$WORK/e3.eml"
 send_mail alice@example.test bot@example.test "$WORK/e3.eml"
 start_daemon
-wait_until 30 bash -c '[ $(replies) -ge 2 ]'
+wait_until 60 bash -c '[ $(replies) -ge 2 ]'
 sleep 2
 check "after a daemon restart only the new mail is read: one more reply ($(replies) in all)" \
 	test "$(replies)" = 2
@@ -124,7 +124,7 @@ cpid=$(grep -o 'channel mail: started (email, pid [0-9]*' "$WORK/serve.err" | ta
 kill -9 "$cpid"
 wait_until 20 sh -c "[ \$(grep -c 'channel mail: started' '$WORK/serve.err') -ge 3 ] && grep 'channel mail: connected' '$WORK/serve.err' | tail -1 | grep -q ."
 mail 'Alice <alice@example.test>' 'Re: Plans' 'e4@example.test' 'After the crash?'
-wait_until 30 bash -c '[ $(replies) -ge 3 ]'
+wait_until 60 bash -c '[ $(replies) -ge 3 ]'
 sleep 2
 check "after the channel is killed and restarted: the next mail answered once ($(replies) replies)" \
 	test "$(replies)" = 3

@@ -144,7 +144,7 @@ URL=$URL TOKEN=$TOKEN TOKEN_FILE=$WORK/data/api-token NOMODEL_URL=http://127.0.0
 relay_tap browser "$WORK/browser.tap" $?
 [ -s "$WORK/browser.err" ] && sed 's/^/# /' "$WORK/browser.err" | head -20
 check "a screenshot of each view under build/web-screenshots" \
-	sh -c "for v in chat runs runs-cost-taint run-transcript audit usage usage-cost tasks approvals settings settings-channels phone-chat login no-model; do test -s '$SHOTS/'\$v.png || exit 1; done"
+	sh -c "for v in chat chat-paused chat-resumed runs runs-cost-taint run-transcript audit usage usage-cost tasks approvals settings settings-channels phone-chat login no-model; do test -s '$SHOTS/'\$v.png || exit 1; done"
 if ! check "the daemon lived through it all" kill -0 "$SPID"; then
 	sed 's/^/# serve: /' "$WORK/serve.err" | tail -40
 fi

@@ -3,7 +3,9 @@
 # on a loopback port (TLS required, a CA of the test's own). The bot and the people talking
 # to it are each a clawbox-channel xmpp under chan-driver.py (which plays the daemon's side
 # of the channel protocol), so every stanza goes through the real server: one-to-one in and
-# out, a room (MUC) mention in and the answer in the room, no echo of our own, no room
+# out, files both ways (XEP-0363 upload to Prosody's mod_http_file_share, the GET URL as
+# XEP-0066 out-of-band data, fetched by the other side, size caps on both), a room (MUC)
+# mention in and the answer in the room, no echo of our own, no room
 # history after a restart, offline messages delivered once, a stranger's JID reported as its
 # own chat (which the daemon does not deliver), reconnection when the server comes back.
 # Then the whole way through clawbox serve: one-to-one and a room mention answered by the
@@ -30,16 +32,20 @@ if ! start_prosody; then
 fi
 ok "Prosody runs on loopback port $XMPP_PORT"
 
-start_one() { # WHO (bot, alice, mallory)
+start_one() { # WHO (bot, alice, mallory) [FILE_URLS (JSON list), default this Prosody's]
+	local urls=${2:-'["http://127.0.0.1:'$XMPP_HTTP_PORT'/"]'}
 	printf 'pw-%s\n' "$1" >"$WORK/$1.pw"
 	chmod 600 "$WORK/$1.pw"
 	cat >"$WORK/$1.json" <<JSON
 {"jid": "$1@localhost", "host": "127.0.0.1", "port": $XMPP_PORT, "ca_file": "$XMPP_CA",
- "token_file": "$WORK/$1.pw", "rooms": ["$ROOM"], "nick": "$1", "max_chars": 100}
+ "token_file": "$WORK/$1.pw", "rooms": ["$ROOM"], "nick": "$1", "max_chars": 100,
+ "file_urls": $urls, "file_max": 200000}
 JSON
 	: >"$WORK/$1.cmds"
+	mkdir -p "$WORK/$1.files"
 	python3 "$DRIVER" --channel "$CHANNEL" --kind xmpp --config "$WORK/$1.json" \
-		--log "$WORK/$1.frames" --commands "$WORK/$1.cmds" --stderr "$WORK/$1.err" &
+		--log "$WORK/$1.frames" --commands "$WORK/$1.cmds" --stderr "$WORK/$1.err" \
+		--files "$WORK/$1.files" &
 	DPIDS[$1]=$!
 }
 export WORK
@@ -109,6 +115,37 @@ export -f parts
 wait_until 10 bash -c '[ "$(parts)" = "100 60 True" ]'
 check "a reply past max_chars goes in parts, cut between characters ($(parts))" test "$(parts)" = "100 60 True"
 
+# Files: send_file by XEP-0363 (a slot from upload.localhost, the bytes PUT, the GET URL
+# in an out-of-band message); the other side fetches it and reports it as an attachment.
+head -c 3000 /dev/urandom >"$WORK/report.bin"
+sendfile() { # WHO REF CHAT TEXT PATH NAME
+	printf '{"t": "reply", "ref": %s, "chat": "%s", "text": "%s", "file": {"name": "%s", "size": %s}, "_file": "%s"}\n' \
+		"$2" "$3" "$4" "$6" "$(stat -c %s "$5")" "$5" >>"$WORK/$1.cmds"
+}
+sendfile bot 40 alice@localhost "the report" "$WORK/report.bin" report.bin
+wait_until 15 has alice '"name": "report.bin"'
+check "send_file is reported sent" has bot '"t": "sent", "ref": 40'
+check "its text comes first, as a message" has alice '"text": "the report"'
+check "the file comes as an attachment of a message whose text is its URL" \
+	has alice "\"text\": \"http://127.0.0.1:$XMPP_HTTP_PORT/file_share/[^\"]*/report.bin\".*\"attachments\": \\[{\"name\": \"report.bin\", \"size\": 3000}\\]"
+check "with the bytes sent" sh -c "cmp -s '$WORK/report.bin' '$WORK/alice.files/'*-report.bin"
+head -c 5000 /dev/urandom >"$WORK/in.dat"
+sendfile alice 41 "$ROOM" "" "$WORK/in.dat" in.dat
+wait_until 15 has bot '"name": "in.dat"'
+check "a file into the room reaches the bot as the room's message with the attachment" \
+	has bot "\"chat\": \"$ROOM\", \"sender\": \"$ROOM/alice\".*\"name\": \"in.dat\", \"size\": 5000"
+check "the same bytes" sh -c "cmp -s '$WORK/in.dat' '$WORK/bot.files/'*-in.dat"
+head -c 300000 /dev/urandom >"$WORK/big.dat"
+sendfile alice 42 bot@localhost "" "$WORK/big.dat" big.dat
+wait_until 15 has bot 'big.dat'
+check "a file past the receiver's file_max (200000): the message comes, without the file" \
+	sh -c "grep 'big.dat' '$WORK/bot.frames' | grep -q '\"t\": \"message\"' && ! grep 'big.dat' '$WORK/bot.frames' | grep -q attachments && ! ls '$WORK/bot.files/' | grep -q big"
+head -c 1100000 /dev/urandom >"$WORK/huge.dat"
+sendfile bot 43 alice@localhost "" "$WORK/huge.dat" huge.dat
+wait_until 15 has bot '"t": "failed", "ref": 43'
+check "a file past the server's limit (1 MB): send_file fails, not to retry" \
+	has bot '"t": "failed", "ref": 43, "error": "the upload service gave no slot (too large?)", "retry": false'
+
 # The room: chatter and a mention; the answer in the room; no echo of our own.
 say alice 4 "$ROOM" "just chatting here"
 say alice 5 "$ROOM" "bot: what time is it?"
@@ -124,8 +161,13 @@ sleep 1
 check "the bot does not read its own words back" test "$(count bot 'it is noon')" = 0
 
 # A stranger: reported as its own chat, which the daemon does not deliver to any group.
-start_one mallory
+# (mallory's channel fetches files only from elsewhere: the URL of ours is not fetched.)
+start_one mallory '["https://files.example/"]'
 wait_until 20 bash -c 'connected mallory'
+sendfile bot 44 mallory@localhost "" "$WORK/report.bin" report.bin
+wait_until 15 has mallory 'report.bin'
+check "a file URL not under the receiver's file_urls is not fetched: the message without it" \
+	sh -c "grep -q '\"text\": \"http://127.0.0.1:$XMPP_HTTP_PORT/file_share/' '$WORK/mallory.frames' && ! grep -q attachments '$WORK/mallory.frames' && grep -q 'not under file_urls' '$WORK/mallory.err'"
 say mallory 1 bot@localhost "let me in"
 wait_until 10 has bot 'let me in'
 check "a stranger's message is its own chat (mallory@localhost), for the daemon to drop and record" \
@@ -175,13 +217,15 @@ cat >"$WORK/config.json" <<JSON
  "channels": [{"name": "jabber", "kind": "xmpp",
    "chats": {"alice@localhost": "alice", "$ROOM": "main"},
    "jid": "bot@localhost", "host": "127.0.0.1", "port": $XMPP_PORT, "ca_file": "$XMPP_CA",
-   "token_file": "$WORK/bot.pw", "rooms": ["$ROOM"], "nick": "bot"}]}
+   "token_file": "$WORK/bot.pw", "rooms": ["$ROOM"], "nick": "bot",
+   "file_urls": ["http://127.0.0.1:$XMPP_HTTP_PORT/"]}]}
 JSON
 "$CLAWBOX" serve --config "$WORK/config.json" >>"$WORK/serve.out" 2>>"$WORK/serve.err" &
 SPID=$!
 wait_until 5 curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
 TOKEN=$(cat "$WORK/data/api-token" 2>/dev/null)
 : >"$WORK/alice.frames"
+: >"$WORK/mallory.frames"
 start_one alice
 start_one mallory
 wait_until 20 bash -c 'connected alice && connected mallory'
@@ -191,6 +235,14 @@ say alice 11 bot@localhost "hello agent"
 wait_until 30 has alice 'echo: hello agent'
 check "through the daemon: a one-to-one message is answered by the agent" \
 	has alice '"chat": "bot@localhost", "sender": "bot@localhost", "text": "echo: hello agent"'
+printf 'the notes' >"$WORK/notes.txt"
+sendfile alice 15 bot@localhost "" "$WORK/notes.txt" notes.txt
+wait_until 30 has alice 'echo: http://127.0.0.1'
+inbox=
+for f in "$WORK/data/groups/alice/inbox/"*notes.txt; do [ -f "$f" ] && inbox=${f##*/}; done
+check "through the daemon: a file sent to the bot lands in the group's inbox ($inbox)" \
+	sh -c "[ -n '$inbox' ] && [ \"\$(cat '$WORK/data/groups/alice/inbox/$inbox')\" = 'the notes' ]"
+check "and the agent is told where it is" grep -q "attachment: inbox/$inbox, 9 bytes" "$WORK/model.log"
 say alice 12 "$ROOM" "nothing for anyone here"
 say alice 13 "$ROOM" "bot: and the weather?"
 wait_until 30 has alice 'echo: bot: and the weather'

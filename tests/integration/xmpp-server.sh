@@ -2,7 +2,9 @@
 # xmpp-server.sh: a real Prosody (Debian's) for the XMPP channel's tests, an instance of
 # its own in $XMPP_DIR (config, data, log, certificate from a CA of the test's own) on a
 # loopback port: VirtualHost "localhost" (users made by prosodyctl: bot, alice, mallory,
-# password "pw-<name>") and a MUC service "conference.localhost". Sourced after lib.sh;
+# password "pw-<name>"), a MUC service "conference.localhost" and an XEP-0363 upload
+# service "upload.localhost" (mod_http_file_share, at most 1 MB a file) whose HTTP is on
+# loopback port $XMPP_HTTP_PORT. Sourced after lib.sh;
 # start_prosody sets XMPP_PORT and XMPP_CA; cleanup_prosody stops it.
 
 XMPP_DIR=$WORK/prosody
@@ -28,6 +30,7 @@ start_prosody() {
 		-CAcreateserial -days 2 -extfile "$d/tls/ext" -out "$d/tls/cert.pem" 2>/dev/null
 	XMPP_CA=$d/tls/ca.pem
 	XMPP_PORT=$(xmpp_free_port)
+	XMPP_HTTP_PORT=$(xmpp_free_port)
 	cat >"$d/prosody.cfg.lua" <<CF
 pidfile = "$d/prosody.pid"
 data_path = "$d/data"
@@ -36,7 +39,9 @@ interfaces = { "127.0.0.1" }
 c2s_ports = { $XMPP_PORT }
 c2s_direct_tls_ports = { }
 s2s_ports = { }
-http_ports = { }
+http_ports = { $XMPP_HTTP_PORT }
+http_interfaces = { "127.0.0.1" }
+http_default_host = "upload.localhost"
 https_ports = { }
 modules_enabled = { "roster", "saslauth", "tls", "disco", "ping", "offline", "smacks" }
 modules_disabled = { "s2s" }
@@ -50,6 +55,9 @@ VirtualHost "localhost"
 Component "conference.localhost" "muc"
 	muc_room_locking = false
 	restrict_room_creation = false
+Component "upload.localhost" "http_file_share"
+	http_external_url = "http://127.0.0.1:$XMPP_HTTP_PORT/"
+	http_file_share_size_limit = 1048576
 CF
 	chown -R prosody:prosody "$d"
 	for u in bot alice mallory; do

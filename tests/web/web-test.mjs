@@ -473,6 +473,45 @@ await step('approvals: approve and deny held requests from their cards; a page t
   ok(od.status === 'denied' && od.answered_by === 'cli', 'recorded as denied by "cli"', JSON.stringify(od));
 });
 
+await step("the header's Pause / Resume: a message sent while paused waits, and is answered once resumed", async () => {
+  const btn = '#group-pause';
+  const groupsPaused = async () => Object.fromEntries((await api('GET', '/api/v1/groups')).groups.map((g) => [g.id, g.paused]));
+  await page.click('#nav button[data-view="chat"]');
+  await page.selectOption('#group', 'main');
+  await page.waitForSelector(btn + '[data-paused="false"]', { timeout: T });
+  ok(await page.textContent(btn) === 'Pause' && await page.isHidden('#paused-note'), 'an active group shows Pause, and no paused note');
+  await page.click(btn);
+  await page.waitForSelector(btn + '[data-paused="true"]', { timeout: T });
+  const st = await groupsPaused();
+  ok(await page.textContent(btn) === 'Resume' && await page.getAttribute(btn, 'aria-pressed') === 'true' && await page.isVisible('#paused-note'),
+    'clicking Pause: the button says Resume, pressed, and the chat says the group is paused');
+  ok(st.main === true && st.family === false, 'the daemon has main paused (GET /api/v1/groups), and only main', JSON.stringify(st));
+  await page.fill('#text', 'held while paused');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#messages li.in:has-text("held while paused")', { timeout: T });
+  await page.waitForTimeout(3000); // a run would have started by now (others here start within a second)
+  const msgs = (await api('GET', '/api/v1/groups/main/messages?after=0')).messages;
+  const held = msgs.find((m) => m.direction === 'in' && m.text === 'held while paused');
+  const model = fs.readFileSync(path.join(WORK, 'model.log'), 'utf8');
+  ok(held && !msgs.some((m) => m.reply_to === held.id) && !model.includes('held while paused'),
+    'a message sent while paused is stored and stays queued: no reply, the model never asked', JSON.stringify(msgs.slice(-2)));
+  ok(await page.$$eval('#messages li.out', (l) => l.every((li) => !li.textContent.includes('answered after resume'))), 'and the page shows no answer');
+  await shot(page, 'chat-paused');
+  await page.selectOption('#group', 'family');
+  await page.waitForSelector(btn + '[data-paused="false"]', { timeout: T });
+  ok(await page.textContent(btn) === 'Pause', "another group's button shows its own state (family: Pause)");
+  await page.selectOption('#group', 'main');
+  await page.waitForSelector(btn + '[data-paused="true"]', { timeout: T });
+  ok(await page.textContent(btn) === 'Resume', 'back on main: Resume');
+  await page.click(btn);
+  await page.waitForSelector(btn + '[data-paused="false"]', { timeout: T });
+  ok((await groupsPaused()).main === false && await page.isHidden('#paused-note'), 'clicking Resume: the daemon has main active again, the note is gone');
+  await page.waitForSelector('#messages li.out:has-text("answered after resume")', { timeout: T });
+  const after = (await api('GET', '/api/v1/groups/main/messages?after=0')).messages;
+  ok(after.some((m) => m.reply_to === held.id && m.text === 'answered after resume'), 'and the queued message is answered, in the page and in the store');
+  await shot(page, 'chat-resumed');
+});
+
 await step('a 50-message history with the composer in view; the file downloads', async () => {
   await page.click('#nav button[data-view="chat"]');
   await page.selectOption('#group', 'long');

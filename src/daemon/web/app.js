@@ -2,7 +2,7 @@
 // the strict CSP allows as 'self'). Logs in with the API token (from the URL fragment the
 // daemon prints, which the browser never sends and the page removes from the address bar, or
 // pasted into the form), then shows one view at a time: Conversations, Runs, Audit, Usage,
-// Tasks, Approvals and Settings.
+// Tasks, Approvals and Settings; the header's Pause / Resume holds the group's runs.
 'use strict';
 
 import { $, el } from './dom.js';
@@ -11,6 +11,7 @@ import * as chat from './chat.js';
 import { runs, audit, usage, tasks, settings, setContext } from './views.js';
 import { initPanel, closePanel } from './panel.js';
 import { approvals } from './approvals.js';
+import * as pause from './pause.js';
 
 const VIEWS = {
   chat: { show() {}, hide() {} },
@@ -83,6 +84,7 @@ async function start() {
   sel.replaceChildren(...groups.map((g) => el('option', { value: g.id }, g.id)));
   if (!groups.some((g) => g.id === group)) group = groups[0].id;
   sel.value = group;
+  pause.showGroup(group, status);
   await chat.openGroup(group, status);
   approvals.start();
   show(view);
@@ -92,6 +94,7 @@ async function start() {
 $('group').addEventListener('change', (e) => {
   group = e.target.value;
   localStorage.setItem('clawbox-group', group);
+  pause.showGroup(group, status);
   chat.openGroup(group, status).catch((err) => status(err.message, true));
 });
 $('nav').addEventListener('click', (e) => {
@@ -110,6 +113,7 @@ $('logout').addEventListener('click', () => {
   showLogin('Logged out.');
 });
 chat.init();
+pause.init();
 runs.init();
 audit.init();
 usage.init();
