@@ -134,7 +134,7 @@ ctl event '{"event": {"type": "message", "channel": "D400", "channel_type": "im"
 wait_until 30 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'report sent'"
 jq -c 'select(.kind == "file_shared")' "$WORK/slack.log" >"$WORK/shared"
 check "send_file: uploaded (getUploadURLExternal, bytes, completeUploadExternal) into the DM ($(head -c 160 "$WORK/shared"))" \
-	jq -se "length == 1 and (.[0] | .channel == \"D400\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared" >/dev/null
+	test "$(jq -s "length == 1 and (.[0] | .channel == \"D400\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared")" = true
 check "with the right bytes (sha256 $SUM), once, and no token sent to the upload URL" \
 	sh -c "[ \$(wc -l <'$WORK/shared') = 1 ] && jq -e '.sha256 == \"$SUM\" and .token_sent == false' '$WORK/shared' >/dev/null"
 
