@@ -132,6 +132,8 @@ slack_in_parse(const char *text, size_t len, const char *bot_user, struct slack_
 	ret->user = user;
 	ret->text = ret->text_buf;
 	ret->thread = json_get_str(ev, "thread_ts");
+	ret->files =
+	    json_is_array(json_object_get(ev, "files")) ? json_object_get(ev, "files") : NULL;
 	ret->chat_kind = direct ? "private" : strcmp(ct, "mpim") == 0 ? "group" : "channel";
 	ret->mention = direct || app_mention || mentions(body, bot_user);
 	return 0;

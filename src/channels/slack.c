@@ -20,6 +20,13 @@
  * typing frames are ignored. A crash between Slack's answer to chat.postMessage and the
  * "sent" receipt can post a reply twice: the Web API has no idempotency key to prevent it.
  *
+ * Files: a message's files[] are fetched (the bot token goes only to URLs under the
+ * config's "files_url", Slack's files host by default; at most "file_max" bytes each) before
+ * the message goes to the daemon, as attachment memfds; one not fetched is named in the
+ * text. send_file is an op of the same queue in three steps: files.getUploadURLExternal,
+ * the bytes POSTed to the pre-signed upload URL (https only, no token), and
+ * files.completeUploadExternal into the chat and thread, the text as its comment.
+ *
  * Connection: a "disconnect" envelope (Slack refreshes sockets every few hours) opens the
  * next connection at once; a dropped or failed one reconnects with backoff (1 s doubling to
  * 60 s). Tokens: the channel's secret (token_file or token_env) holds both, separated by
@@ -31,6 +38,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "chan-http.h"
 #include "dbuf.h"
@@ -41,13 +50,14 @@
 #include "textsplit.h"
 #include "ws.h"
 
-#define SLACK_API_DEFAULT "https://slack.com/api"
-#define SLACK_TEXT_MAX    4000 /* characters: Slack asks for at most this much per message */
-#define SLACK_PENDING_MAX 64   /* envelopes waiting for "stored" */
-#define SLACK_OUT_MAX     64   /* replies and edits queued */
-#define SLACK_TOKEN_MAX   256
-#define SLACK_TRIES_MAX   5
-#define SLACK_BACKOFF_MAX 60
+#define SLACK_API_DEFAULT   "https://slack.com/api"
+#define SLACK_FILES_DEFAULT "https://files.slack.com/"
+#define SLACK_TEXT_MAX      4000 /* characters: Slack asks for at most this much per message */
+#define SLACK_PENDING_MAX   64   /* envelopes waiting for "stored" */
+#define SLACK_OUT_MAX       64   /* replies and edits queued */
+#define SLACK_TOKEN_MAX     256
+#define SLACK_TRIES_MAX     5
+#define SLACK_BACKOFF_MAX   60
 
 /* ---- the channel ---- */
 
@@ -64,6 +74,13 @@ struct slack_op {
 	size_t piece;    /* the length of the piece in flight */
 	char first_ts[64];
 	int tries;
+	/* send_file: three steps, each retried on its own (the bytes are kept until done) */
+	char *data;
+	size_t data_len;
+	int step; /* 0 getUploadURLExternal, 1 the bytes to upload_url, 2 completeUploadExternal */
+	char name[128];
+	char file_id[64];
+	char *upload_url;
 };
 
 struct pending {
@@ -84,6 +101,8 @@ struct slack {
 	char app_token[SLACK_TOKEN_MAX], bot_token[SLACK_TOKEN_MAX];
 	char auth_app[SLACK_TOKEN_MAX + 32], auth_bot[SLACK_TOKEN_MAX + 32];
 	const char *api, *ca_file;
+	const char *files_url; /* the prefix of every file URL the bot token may go to */
+	uint64_t file_max;     /* bytes of a file fetched */
 	char bot_user[64];
 	struct ws *ws;       /* the connection in use */
 	struct ws *old;      /* the one a "disconnect" retired, until the next says hello */
@@ -104,6 +123,12 @@ static struct slack sl;
 
 static void connect_now(void);
 static void out_next(void);
+struct slack_op;
+static int file_step_done(struct slack_op *op, const json_t *j);
+static int file_step_start(struct slack_op *op);
+static char *escape(const char *text, size_t len);
+struct incoming;
+static void in_next_file(struct incoming *im);
 
 static void
 api_url(const char *method, char *buf, size_t size)
@@ -180,6 +205,114 @@ on_open(struct ws *w, void *arg)
 		sl.upgraded = true;
 }
 
+/* ---- files in ---- */
+
+/* A message on its way to the daemon: its files are fetched one by one first (the envelope
+ * stays unacked meanwhile, so a crash loses nothing). */
+struct incoming {
+	struct slack_in in;
+	size_t next; /* the index in files[] to look at next */
+	struct chan_attachment att[CHANPROTO_FDS_MAX];
+	char names[CHANPROTO_FDS_MAX][128], types[CHANPROTO_FDS_MAX][128];
+	size_t n_att;
+	struct dbuf notes; /* files not fetched, said in the text */
+};
+
+static void
+in_report(struct incoming *im)
+{
+	_cleanup_free_ char *text = NULL;
+	if (im->notes.len > 0 &&
+	    asprintf(&text, "%s%.*s", im->in.text, (int)im->notes.len, im->notes.p) < 0)
+		text = NULL;
+	struct chan_message m = {
+	    .chat = im->in.chat,
+	    .chat_kind = im->in.chat_kind,
+	    .sender = im->in.user,
+	    .text = text ? text : im->in.text,
+	    .mention = im->in.mention,
+	    .thread = im->in.thread,
+	    .ext_id = im->in.ext_id,
+	    .attachments = im->n_att ? im->att : NULL,
+	    .n_attachments = im->n_att,
+	};
+	if (chan_message(sl.c, &m) < 0)
+		slack_stored(sl.c, im->in.ext_id); /* a message the protocol refuses: drop it */
+	for (size_t i = 0; i < im->n_att; i++)
+		close(im->att[i].fd);
+	dbuf_done(&im->notes);
+	slack_in_done(&im->in);
+	free(im);
+}
+
+static void
+in_note(struct incoming *im, const char *name, const char *why)
+{
+	char line[300];
+	snprintf(line, sizeof(line), "\n(a file that could not be fetched: %.100s: %s)", name, why);
+	(void)dbuf_puts(&im->notes, line);
+}
+
+static void
+in_file_done(void *arg, long status, const char *body, size_t len, const char *err)
+{
+	struct incoming *im = arg;
+	size_t k = im->n_att;
+	int fd = !err && status == 200 ? chanproto_memfd(im->names[k], body, len) : -1;
+	if (fd >= 0) {
+		im->att[k] = (struct chan_attachment){.name = im->names[k],
+		                                      .type = im->types[k][0] ? im->types[k] : NULL,
+		                                      .fd = fd,
+		                                      .size = len};
+		im->n_att++;
+	} else {
+		in_note(im, im->names[k], err ?: status ? "HTTP error" : "no answer");
+	}
+	in_next_file(im);
+}
+
+/* The bot token goes only to the files host the config names (Slack's own by default),
+ * over https: an event naming another URL gets no download, and no token. */
+static void
+in_next_file(struct incoming *im)
+{
+	const json_t *files = im->in.files;
+	while (im->next < json_array_size(files) && im->n_att < CHANPROTO_FDS_MAX) {
+		const json_t *f = json_array_get(files, im->next++);
+		const char *name = json_get_str(f, "name") ?: "file";
+		const char *url = json_get_str(f, "url_private_download");
+		const char *type = json_get_str(f, "mimetype") ?: "";
+		json_int_t size = json_integer_value(json_object_get(f, "size"));
+		size_t k = im->n_att;
+		if (!url || strncmp(url, sl.files_url, strlen(sl.files_url)) != 0) {
+			in_note(im, name, "not on Slack's files host");
+			continue;
+		}
+		if (size < 0 || (uint64_t)size > sl.file_max) {
+			char why[100];
+			snprintf(why, sizeof(why), "%lld bytes, past the channel's %llu",
+			         (long long)size, (unsigned long long)sl.file_max);
+			in_note(im, name, why);
+			continue;
+		}
+		snprintf(im->names[k], sizeof(im->names[k]), "%s", name);
+		snprintf(im->types[k], sizeof(im->types[k]), "%s", strlen(type) < 128 ? type : "");
+		const char *headers[] = {sl.auth_bot, NULL};
+		struct chan_http_req r = {.url = url,
+		                          .headers = headers,
+		                          .timeout_s = 120,
+		                          .max_body = sl.file_max,
+		                          .ca_file = sl.ca_file};
+		if (chan_http_start(sl.c, &r, in_file_done, im, NULL) == 0)
+			return;
+		in_note(im, name, "cannot start the download");
+	}
+	if (im->next < json_array_size(files))
+		in_note(im, "the rest", "more files than a message can carry");
+	im->next = json_array_size(files);
+	in_report(im);
+}
+
 static void
 on_text(struct ws *w, const char *text, size_t len, void *arg)
 {
@@ -209,18 +342,14 @@ on_text(struct ws *w, const char *text, size_t len, void *arg)
 			break;
 		if (!pend_add(in.ext_id, in.envelope_id))
 			break; /* too many unanswered: unacked, Slack sends it again later */
-		struct chan_message m = {
-		    .chat = in.chat,
-		    .chat_kind = in.chat_kind,
-		    .sender = in.user,
-		    .text = in.text,
-		    .mention = in.mention,
-		    .thread = in.thread,
-		    .ext_id = in.ext_id,
-		};
-		if (chan_message(sl.c, &m) < 0)
-			slack_stored(sl.c, in.ext_id); /* a message the protocol refuses: drop it */
-		slack_in_done(&in);
+		struct incoming *im = calloc(1, sizeof(*im));
+		if (!im) {
+			slack_in_done(&in);
+			return; /* unacked: Slack sends it again */
+		}
+		im->in = in; /* owns the frame now */
+		dbuf_init(&im->notes, 2048);
+		in_next_file(im);
 		return;
 	}
 	case SLACK_IN_APPROVAL: {
@@ -339,6 +468,8 @@ op_free(struct slack_op *op)
 {
 	if (op) {
 		json_decref(op->blocks);
+		free(op->data);
+		free(op->upload_url);
 		free(op->text);
 		free(op);
 	}
@@ -371,7 +502,15 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 		out_wait(s >= 0 ? s : 1); /* the same call again once Slack says */
 		return;
 	}
-	_cleanup_json_ json_t *j = err ? NULL : json_loadb(body, len, 0, NULL);
+	/* The upload URL answers plain text ("OK - N"), not JSON: its status says it all. */
+	bool raw = op->data && op->step == 1;
+	_cleanup_json_ json_t *j = err || raw ? NULL : json_loadb(body, len, 0, NULL);
+	if (raw && !err && status == 200) {
+		op->tries = 0;
+		op->step = 2;
+		out_next();
+		return;
+	}
 	if (status != 200 || !j) {
 		if (++op->tries >= SLACK_TRIES_MAX) {
 			char why[200];
@@ -398,19 +537,103 @@ out_done(void *arg, long status, const char *body, size_t len, const char *err)
 		out_next();
 		return;
 	}
+	if (op->data && file_step_done(op, j) < 0) {
+		(void)chan_failed(sl.c, op->ref, "Slack's answer has no upload URL or file id",
+		                  false);
+		out_pop();
+		out_next();
+		return;
+	}
+	if (op->data && op->step < 3) {
+		op->tries = 0;
+		out_next(); /* the next step of the upload */
+		return;
+	}
 	const char *ts = json_get_str(j, "ts");
 	if (!op->first_ts[0] && ts && strlen(ts) < sizeof(op->first_ts))
 		snprintf(op->first_ts, sizeof(op->first_ts), "%s", ts);
 	op->tries = 0;
 	op->off += op->piece;
-	if (!op->edit && op->off < op->len) {
+	if (!op->edit && !op->data && op->off < op->len) {
 		out_next(); /* the next piece of a long reply */
 		return;
 	}
 	if (op->ref > 0)
-		(void)chan_sent(sl.c, op->ref, op->first_ts[0] ? op->first_ts : op->thread);
+		(void)chan_sent(sl.c, op->ref,
+		                op->data          ? op->file_id
+		                : op->first_ts[0] ? op->first_ts
+		                                  : op->thread);
 	out_pop();
 	out_next();
+}
+
+/* A file step's JSON answer (ok already checked): what the next step needs. */
+static int
+file_step_done(struct slack_op *op, const json_t *j)
+{
+	if (op->step == 0) {
+		const char *url = json_get_str(j, "upload_url");
+		const char *id = json_get_str(j, "file_id");
+		/* The bytes go only over https (the URL is pre-signed: no token goes with them). */
+		if (!url || !id || strncmp(url, "https://", 8) != 0 || !*id ||
+		    strlen(id) >= sizeof(op->file_id) || !(op->upload_url = strdup(url)))
+			return -EBADMSG;
+		snprintf(op->file_id, sizeof(op->file_id), "%s", id);
+		op->step = 1;
+		return 0;
+	}
+	op->step = 3; /* completeUploadExternal said ok: the file is in the chat */
+	return 0;
+}
+
+/* Starts the current step of a send_file: 0, or -errno. */
+static int
+file_step_start(struct slack_op *op)
+{
+	char url[600];
+	const char *headers[] = {sl.auth_bot, NULL};
+	if (op->step == 1) {
+		struct chan_http_req r = {.method = "POST",
+		                          .url = op->upload_url,
+		                          .body = op->data,
+		                          .body_len = op->data_len,
+		                          .content_type = "application/octet-stream",
+		                          .timeout_s = 120,
+		                          .ca_file = sl.ca_file};
+		return chan_http_start(sl.c, &r, out_done, NULL, NULL);
+	}
+	_cleanup_free_ char *s = NULL;
+	const char *ctype = "application/json; charset=utf-8";
+	if (op->step == 0) {
+		/* getUploadURLExternal takes form arguments, not JSON. */
+		_cleanup_free_ char *name = curl_easy_escape(NULL, op->name, 0);
+		if (!name || asprintf(&s, "filename=%s&length=%zu", name, op->data_len) < 0)
+			return -ENOMEM;
+		ctype = "application/x-www-form-urlencoded";
+		api_url("files.getUploadURLExternal", url, sizeof(url));
+	} else {
+		_cleanup_free_ char *comment = op->len ? escape(op->text, op->len) : NULL;
+		_cleanup_json_ json_t *body =
+		    json_pack("{s:[{s:s,s:s}],s:s}", "files", "id", op->file_id, "title", op->name,
+		              "channel_id", op->chat);
+		if (!body)
+			return -ENOMEM;
+		if (op->thread[0])
+			json_object_set_new(body, "thread_ts", json_string(op->thread));
+		if (comment)
+			json_object_set_new(body, "initial_comment", json_string(comment));
+		if (!(s = json_dumps(body, JSON_COMPACT)))
+			return -ENOMEM;
+		api_url("files.completeUploadExternal", url, sizeof(url));
+	}
+	struct chan_http_req r = {.method = "POST",
+	                          .url = url,
+	                          .headers = headers,
+	                          .body = s,
+	                          .body_len = strlen(s),
+	                          .content_type = ctype,
+	                          .ca_file = sl.ca_file};
+	return chan_http_start(sl.c, &r, out_done, NULL, NULL);
 }
 
 /* Slack reads <...> in a message's text as markup: <!channel> and <!everyone> notify a
@@ -440,6 +663,14 @@ out_next(void)
 	if (sl.sending || sl.out_n == 0 || evtimer_pending(sl.out_wait, NULL))
 		return;
 	struct slack_op *op = sl.out[sl.out_head];
+	if (op->data) {
+		if (file_step_start(op) < 0) {
+			out_wait(1);
+			return;
+		}
+		sl.sending = true;
+		return;
+	}
 	_cleanup_json_ json_t *body = json_object();
 	char url[600];
 	size_t piece, start = op->edit ? 0 : op->off;
@@ -527,11 +758,23 @@ static void
 slack_reply(struct chan *c, const json_t *frame, int file_fd)
 {
 	int64_t ref = (int64_t)json_integer_value(json_object_get(frame, "ref"));
-	if (file_fd >= 0) {
-		(void)chan_failed(c, ref, "files to Slack are not supported yet", false);
+	struct slack_op *op = op_new(frame, false);
+	if (op && file_fd >= 0) {
+		/* send_file: the memfd's bytes (chanlib checked its size against the frame's) */
+		const json_t *file = json_object_get(frame, "file");
+		struct stat st;
+		if (fstat(file_fd, &st) < 0 || (uint64_t)st.st_size > CHANPROTO_FILE_MAX ||
+		    !(op->data = malloc(st.st_size ? (size_t)st.st_size : 1)) ||
+		    pread(file_fd, op->data, (size_t)st.st_size, 0) != st.st_size) {
+			(void)chan_failed(c, ref, "the file to send could not be read", false);
+			op_free(op);
+			return;
+		}
+		op->data_len = (size_t)st.st_size;
+		snprintf(op->name, sizeof(op->name), "%s", json_get_str(file, "name") ?: "file");
+		queue(op);
 		return;
 	}
-	struct slack_op *op = op_new(frame, false);
 	if (!op || op->len == 0) {
 		(void)chan_failed(c, ref, op ? "an empty reply" : "out of memory", false);
 		op_free(op);
@@ -648,11 +891,16 @@ take_tokens(const char *secret)
 static int
 slack_start(struct chan *c, const json_t *config)
 {
-	(void)config;
 	sl.c = c;
 	sl.backoff_s = 1;
 	sl.api = chan_config_str(c, "api_url", SLACK_API_DEFAULT);
 	sl.ca_file = chan_config_str(c, "ca_file", NULL);
+	sl.files_url = chan_config_str(c, "files_url", SLACK_FILES_DEFAULT);
+	json_t *fmax = json_object_get(config, "file_max");
+	sl.file_max = json_is_integer(fmax) && json_integer_value(fmax) > 0 &&
+	                      (uint64_t)json_integer_value(fmax) < CHANPROTO_FILE_MAX
+	                  ? (uint64_t)json_integer_value(fmax)
+	                  : CHANPROTO_FILE_MAX;
 	char secret[2 * SLACK_TOKEN_MAX + 8], why[200];
 	int r = chan_secret(c, secret, sizeof(secret), why, sizeof(why));
 	if (r >= 0 && (r = take_tokens(secret)) < 0)
@@ -664,8 +912,11 @@ slack_start(struct chan *c, const json_t *config)
 		(void)chan_status(c, "error", why);
 		return r;
 	}
-	if (strncmp(sl.api, "https://", 8) != 0) { /* the bot token goes in every call */
-		(void)chan_status(c, "error", "api_url must be https://");
+	if (strncmp(sl.api, "https://", 8) != 0 || strncmp(sl.files_url, "https://", 8) != 0 ||
+	    strlen(sl.files_url) < 9 || sl.files_url[strlen(sl.files_url) - 1] != '/') {
+		/* the bot token goes in every call, and with every file fetched */
+		(void)chan_status(c, "error",
+		                  "api_url and files_url must be https:// (files_url ending in /)");
 		return -EINVAL;
 	}
 	snprintf(sl.auth_app, sizeof(sl.auth_app), "Authorization: Bearer %s", sl.app_token);

@@ -25,6 +25,7 @@ struct slack_in {
 	const char *chat, *chat_kind, *user, *text, *thread;
 	char ext_id[160]; /* "CHANNEL:TS": the same event delivered twice has the same one */
 	bool mention;
+	const json_t *files; /* the event's files[] (a file_share), or NULL; borrowed from j */
 	/* SLACK_IN_APPROVAL: the button's "ap:ID:ANSWER", who pressed it where (user, chat) */
 	long long approval;
 	const char *answer; /* "approve", "deny" or "run" (static) */

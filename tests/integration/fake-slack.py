@@ -13,13 +13,20 @@
 #   press {"user", "channel", "action_id"}   a block_actions press of a button (interactive)
 #   big {"size": N}             a text message of N bytes (past the client's bound: it must
 #                               close with 1009 and come back, not crash)
+#   file {"name", "b64"}        serve those bytes at /files/NAME (url_private_download, with
+#                               the bot token); uploads (files.getUploadURLExternal, a POST
+#                               of the bytes, files.completeUploadExternal) log "file_shared"
+#                               with the bytes' sha256
 #   ws_host {"host": H}         hand out wss URLs naming host H (a name the certificate
 #                               does not have: the client must refuse it)
 # Everything received is logged (fakesvc.py).
 import argparse
+import base64
+import hashlib
 import asyncio
 import itertools
 import json
+import urllib.parse
 
 from fakesvc import Fake, common_args
 
@@ -35,12 +42,23 @@ class Slack(Fake):
         self.drop_at = 0
         self.updates = 0
         self.ws_host = "127.0.0.1"
+        self.files = {}  # name -> bytes, served at /files/NAME (with the bot token)
+        self.uploads = {}  # file_id -> what getUploadURLExternal and the upload said
 
     def rest(self, method, path, headers, body):
         body = body or {}
         name = path.rsplit("/", 1)[-1]
         auth = headers.get("Authorization", "")
+        raw = body.pop("_bytes", None)
         self.log("api", method=name, body=body, auth_ok=None)
+        if path.startswith("/upload/v1/") and method == "POST":  # the pre-signed upload URL
+            up = self.uploads.get(name)
+            if up is None or raw is None or len(raw) != up["length"]:
+                return 400, {}, {"error": "bad upload"}
+            up["sha256"] = hashlib.sha256(raw).hexdigest()
+            up["size"] = len(raw)
+            up["token_sent"] = bool(auth)
+            return 200, {}, b"OK - %d" % len(raw)
         if name == "apps.connections.open":
             if auth != "Bearer " + self.args.app_token:
                 return 200, {}, {"ok": False, "error": "invalid_auth"}
@@ -48,6 +66,25 @@ class Slack(Fake):
             return 200, {}, {"ok": True, "url": f"wss://{self.ws_host}:{self.ws_port}/link/?ticket={ticket}"}
         if auth != "Bearer " + self.args.bot_token:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
+        if path.startswith("/files/") and method == "GET":  # url_private_download
+            data = self.files.get(path[len("/files/"):])
+            self.log("download", path=path, found=data is not None)
+            return (200, {}, data) if data is not None else (404, {}, {"error": "no such file"})
+        if name == "files.getUploadURLExternal":
+            form = urllib.parse.parse_qs(body.get("_raw", ""))
+            fid = f"F{next(self.ids)}"
+            self.uploads[fid] = {"filename": form.get("filename", [""])[0],
+                                 "length": int(form.get("length", ["-1"])[0])}
+            return 200, {}, {"ok": True, "file_id": fid,
+                             "upload_url": f"https://127.0.0.1:{self.api_port}/upload/v1/{fid}"}
+        if name == "files.completeUploadExternal":
+            files = body.get("files") or []
+            up = self.uploads.get(files[0].get("id")) if files else None
+            if not up or "sha256" not in up:
+                return 200, {}, {"ok": False, "error": "file_not_found"}
+            self.log("file_shared", channel=body.get("channel_id"), thread_ts=body.get("thread_ts"),
+                     comment=body.get("initial_comment"), title=files[0].get("title"), **up)
+            return 200, {}, {"ok": True, "files": [{"id": files[0]["id"], "title": files[0].get("title")}]}
         if name == "auth.test":
             return 200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"}
         if name == "chat.postEphemeral":
@@ -123,6 +160,8 @@ class Slack(Fake):
             filler = "x" * int(body["size"])
             self.on_loop(self.send_envelope({"type": "events_api", "envelope_id": "big",
                                              "payload": {"pad": filler}}))
+        elif name == "file":
+            self.files[body["name"]] = base64.b64decode(body["b64"])
         elif name == "ws_host":
             self.ws_host = body["host"]
         elif name == "drop_on_update":

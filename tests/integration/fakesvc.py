@@ -32,7 +32,8 @@ class Fake:
         """Runs coro on the socket's loop from a REST thread and returns its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    # Subclasses: rest(method, path, headers, body_json) -> (status, headers, json);
+    # Subclasses: rest(method, path, headers, body_json) -> (status, headers, json or bytes);
+    # a body that is not JSON comes as {"_raw": text, "_bytes": bytes}.
     # control(name, body_json) -> json; socket(ws, path) coroutine.
 
     def serve(self):
@@ -66,7 +67,7 @@ class Fake:
                     else:
                         body = json.loads(raw) if raw else None
                 except ValueError:
-                    body = {"_raw": raw.decode(errors="replace")}
+                    body = {"_raw": raw.decode(errors="replace"), "_bytes": raw}
                 if self.path.startswith("/_test/"):
                     try:
                         out = fake.control(self.path[7:], body or {})

@@ -35,7 +35,9 @@ cat >"$WORK/scenario.json" <<'JSON'
  {"reply": {"text": "All done."}},
  {"expect": {"last_contains": ["said while it reconnects"]}, "reply": {"echo": true}},
  {"expect": {"last_contains": ["ops ask"]}, "reply": {"tool_calls": [{"id": "s1", "name": "send_message", "input": {"text": "ops-hello"}}]}},
- {"reply": {"text": "ops done"}}],
+ {"reply": {"text": "ops done"}},
+ {"expect": {"last_contains": ["send me the report"]}, "reply": {"tool_calls": [{"id": "f1", "name": "send_file", "input": {"path": "report.bin"}}]}},
+ {"reply": {"text": "report sent"}}],
  "default": {"reply": {"echo": true}}}
 JSON
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
@@ -53,12 +55,13 @@ PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"},
+ "groups": [{"id": "main", "main": true, "trigger": "@claw"}, {"id": "family"}, {"id": "files", "owners": ["slack:U1"]},
             {"id": "ops", "approvers": ["slack:UBOSS"],
              "policy": {"host_actions": {"send_message": "ask"}, "approval_timeout": 60}}],
  "channels": [{"name": "slack", "kind": "slack", "token_file": "$WORK/slack.tokens",
                "api_url": "https://127.0.0.1:$API_PORT/api", "ca_file": "$WORK/ca.crt",
-               "chats": {"D100": "family", "C200": "main", "C300": "ops"}}]}
+               "files_url": "https://127.0.0.1:$API_PORT/files/", "file_max": 100000,
+               "chats": {"D100": "family", "C200": "main", "C300": "ops", "D400": "files"}}]}
 JSON
 ctl() { curl -s --cacert "$WORK/ca.crt" "https://127.0.0.1:$API_PORT/_test/$1" -d "${2:-{\}}"; }
 ev() { # TYPE CHANNEL CHANNEL_TYPE USER TS TEXT
@@ -120,6 +123,42 @@ wait_until 20 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.lo
 check "the approver's press runs it, and they are told" \
 	sh -c "[ $(posted 'ops-hello') = 1 ] && jq -c 'select(.kind == \"ephemeral\" and .user == \"UBOSS\")' '$WORK/slack.log' | grep -q 'Approval $AP: approved.'"
 check "every press was acked" sh -c "[ \$(grep -c '\"kind\":\"ack\"' '$WORK/slack.log') -ge 2 ] && ! grep -q '\"known\":false' '$WORK/slack.log'"
+
+# send_file: files.getUploadURLExternal, the bytes to its upload URL (no token with them),
+# files.completeUploadExternal into the DM (a group of its own,
+# asked by its owner: the run is untainted, so its send_file is not held for approval).
+mkdir -p "$WORK/data/groups/files"
+head -c 3000 /dev/urandom >"$WORK/data/groups/files/report.bin"
+SUM=$(sha256sum "$WORK/data/groups/files/report.bin" | cut -d' ' -f1)
+ctl event '{"event": {"type": "message", "channel": "D400", "channel_type": "im", "user": "U1", "ts": "1700000950.000001", "thread_ts": "1700000940.000001", "text": "send me the report"}}' >/dev/null
+wait_until 30 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -qx 'report sent'"
+jq -c 'select(.kind == "file_shared")' "$WORK/slack.log" >"$WORK/shared"
+check "send_file: uploaded (getUploadURLExternal, bytes, completeUploadExternal) into the DM ($(head -c 160 "$WORK/shared"))" \
+	test "$(jq -s "length == 1 and (.[0] | .channel == \"D400\" and .filename == \"report.bin\" and .title == \"report.bin\" and .length == 3000 and .size == 3000)" "$WORK/shared")" = true
+check "with the right bytes (sha256 $SUM), once, and no token sent to the upload URL" \
+	sh -c "[ \$(wc -l <'$WORK/shared') = 1 ] && jq -e '.sha256 == \"$SUM\" and .token_sent == false' '$WORK/shared' >/dev/null"
+
+# Files in: a file_share's files[] fetched with the bot token into the group's inbox; one
+# past file_max, or on a host other than files_url, is not fetched, and the message says so.
+head -c 5000 /dev/urandom >"$WORK/in.bin"
+INSUM=$(sha256sum "$WORK/in.bin" | cut -d' ' -f1)
+ctl file "{\"name\": \"F1/photo.bin\", \"b64\": \"$(base64 -w0 "$WORK/in.bin")\"}" >/dev/null
+printf '{"name": "F2/big.bin", "b64": "%s"}' "$(head -c 200000 /dev/zero | base64 -w0)" >"$WORK/big.json"
+ctl file "@$WORK/big.json" >/dev/null
+FURL="https://127.0.0.1:$API_PORT/files"
+ctl event "{\"event\": {\"type\": \"message\", \"subtype\": \"file_share\", \"channel\": \"D400\", \"channel_type\": \"im\", \"user\": \"U1\", \"ts\": \"1700000960.000001\", \"text\": \"here are files\", \"files\": [
+ {\"id\": \"F1\", \"name\": \"photo.bin\", \"mimetype\": \"application/octet-stream\", \"size\": 5000, \"url_private_download\": \"$FURL/F1/photo.bin\"},
+ {\"id\": \"F2\", \"name\": \"big.bin\", \"mimetype\": \"application/octet-stream\", \"size\": 200000, \"url_private_download\": \"$FURL/F2/big.bin\"},
+ {\"id\": \"F3\", \"name\": \"evil.bin\", \"size\": 10, \"url_private_download\": \"https://127.0.0.2:$API_PORT/files/F1/photo.bin\"}]}}" >/dev/null
+wait_until 30 sh -c "jq -r 'select(.kind == \"posted\") | .text' '$WORK/slack.log' | grep -q '^echo: here are files'"
+inbox=
+for f in "$WORK/data/groups/files/inbox/"*photo.bin; do [ -f "$f" ] && inbox=${f##*/}; done
+check "a file in is fetched with the bot token into the group's inbox ($inbox), its bytes intact" \
+	sh -c "[ -n '$inbox' ] && [ \"\$(sha256sum <'$WORK/data/groups/files/inbox/$inbox' | cut -d' ' -f1)\" = '$INSUM' ] && jq -c 'select(.kind == \"download\" and .path == \"/files/F1/photo.bin\" and .found)' '$WORK/slack.log' | grep -q ."
+api "groups/files/messages" >"$WORK/fam"
+check "and the message says where" grep -q "here are files.*\\[attachment: inbox/$inbox, 5000 bytes\\]" "$WORK/fam"
+check "a file past file_max, or on another host, is not fetched, and the message says so" \
+	sh -c "! grep -q 'F2/big.bin\",\"found' '$WORK/slack.log' && grep -q 'big.bin: 200000 bytes, past the channel' '$WORK/fam' && grep -q 'evil.bin: not on Slack' '$WORK/fam' && [ \$(grep -c '\"kind\":\"download\"' '$WORK/slack.log') = 1 ]"
 
 # A channel: chatter does not reach the agent; a mention (sent by Slack both as "message"
 # and "app_mention") and the trigger do, once each.
