@@ -18,7 +18,9 @@ cat >"$WORK/scenario.json" <<'JSON'
  {"expect": {"last_contains": ["turn on the lights"]}, "reply": {"echo": true}},
  {"expect": {"last_contains": ["deploy finished"]}, "reply": {"echo": true}},
  {"expect": {"last_contains": ["send me the report"]}, "reply": {"tool_calls": [{"id": "f1", "name": "send_file", "input": {"path": "report.bin"}}]}},
- {"reply": {"text": "report sent"}}],
+ {"reply": {"text": "report sent"}},
+ {"expect": {"last_contains": ["send me the big one"]}, "reply": {"tool_calls": [{"id": "f2", "name": "send_file", "input": {"path": "big.bin"}}]}},
+ {"reply": {"text": "big one done"}}],
  "default": {"reply": {"echo": true}}}
 JSON
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
@@ -142,6 +144,13 @@ check "send_file: the file comes to the callback in \"attachments\", once ($(jq 
 check "byte-exact (sha256 $SUM)" \
 	test "$(jq -r '.body.attachments[0].data' "$WORK/fileout" | base64 -d | sha256sum | cut -d' ' -f1)" = "$SUM"
 check "and signed (checked by the receiver)" test "$(jq -r .sig_ok "$WORK/fileout")" = true
+head -c 3001 /dev/urandom >"$WORK/data/groups/files/big.bin"
+post "$FHOOK" '{"text": "send me the big one"}'
+wait_until 30 sh -c "grep -q 'big one done' '$WORK/cb.log'"
+sleep 1
+check "a file past file_max is not sent: one try, and it says why" sh -c \
+	"[ \$(jq -c 'select(.path == \"/files\" and .body.attachments != null)' '$WORK/cb.log' | wc -l) = 1 ] &&
+	 curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/audit?after=0' | grep -q 'not delivered: the file (3001 bytes) is larger than this channel.s file_max (3000 bytes)'"
 
 # Files in: base64 in the body, into the group's inbox.
 head -c 2000 /dev/urandom >"$WORK/in.bin"
