@@ -107,6 +107,7 @@ struct conn {
 	int svc;
 	bool intercepted;
 	bool swap;         /* the secret of c->svc goes into this request (TLS, or a named port) */
+	bool chunks_ended; /* a chunked body's last chunk ("0\r\n\r\n") is written */
 	bool transparent;  /* intercepted from its SNI (init's port 443), not a CONNECT */
 	bool addr_ready;   /* c->addr is resolved and checked */
 	bool connect_pending; /* the request inside waits for addr_ready */

@@ -265,6 +265,22 @@ body_sink(void *ctx, const char *at, size_t len)
 		evbuffer_add(out, "\r\n", 2);
 }
 
+/* The request is read whole: a chunked body re-framed by body_sink gets its last chunk,
+ * once, where its chunks went (without it the server waits for more, and a client such as
+ * git, which posts large packs chunked, hangs until a timeout). Held and approved bodies go
+ * out with a Content-Length, and libcurl frames its own. */
+static void
+body_end(struct conn *c)
+{
+	if (!c->req.chunked || c->chunks_ended || c->held || c->approved ||
+	    c->state == ST_UPSTREAM_BODY || c->state == ST_CLOSING || c->req.is_connect)
+		return;
+	c->chunks_ended = true;
+	struct evbuffer *out =
+	    c->upstream && c->state == ST_FORWARD ? bufferevent_get_output(c->upstream) : c->body;
+	evbuffer_add(out, "0\r\n\r\n", 5);
+}
+
 /* ---- upstream ---- */
 
 static void relay_read(struct bufferevent *bev, void *arg);
@@ -900,6 +916,8 @@ client_read(struct bufferevent *bev, void *arg)
 				decide(c);
 		}
 	}
+	if (c->req.message_done)
+		body_end(c);
 	if (c->req.message_done && c->state == ST_UPSTREAM_BODY)
 		start_upstream(c);
 	if (c->req.message_done && c->state == ST_HELD)

@@ -223,6 +223,13 @@ deny "an origin-form request (not a proxy request)" 400 "absolute URL"
 	 -w '%{http_code}' --data-binary @/tmp/big http://web.test:$NSPORT/upload" \
 	>"$WORK/out" 2>"$WORK/err" </dev/null
 deny "a request body over the limit" 413 "request body too large"
+# A chunked body (as git posts large packs) ends: the proxy re-frames it chunk by chunk and
+# must write the last chunk, or the server waits for more until a timeout.
+"$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --allow "web.test:$NSPORT" -- sh -c \
+	"head -c 200000 /dev/zero >/tmp/f && curl -s -S --max-time 10 -H 'Transfer-Encoding: chunked' \
+	 --data-binary @/tmp/f http://web.test:$NSPORT/upload" >"$WORK/out" 2>"$WORK/err" </dev/null
+check "a chunked request body reaches the server whole and the answer comes back" \
+	grep -q "body-bytes: 200000" "$WORK/out"
 "$CLAWBOX" run --hosts "$HOSTS" --audit "$AUDIT" --allow "web.test:$NSPORT" -- bash -c '
 	for i in $(seq 66); do eval "exec $((i + 9))<>/dev/tcp/127.0.0.1/3128"; done
 	sleep 0.5
