@@ -9,6 +9,7 @@
  * secret shows in the time a refusal takes.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -58,10 +59,104 @@ name_ok(const char *s, size_t max)
 	return true;
 }
 
+/* Decodes standard padded base64 (s, n bytes) with OpenSSL into a new buffer. 0 with *out
+ * and *out_len; -EBADMSG (not base64), -EFBIG (past max decoded), -ENOMEM. The length is
+ * checked before anything is decoded; EVP_DecodeBlock counts the padding as bytes, so that
+ * is taken off its result. */
+static int
+unbase64(const char *s, size_t n, size_t max, unsigned char **out, size_t *out_len)
+{
+	if (n % 4 != 0 || n > INT32_MAX)
+		return -EBADMSG;
+	size_t pad = n >= 1 && s[n - 1] == '=' ? (n >= 2 && s[n - 2] == '=' ? 2 : 1) : 0;
+	/* Nothing but the alphabet, '=' only as the padding (EVP_DecodeBlock would skip
+	 * whitespace at the ends and take '=' anywhere). */
+	if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
+	    n - pad)
+		return -EBADMSG;
+	size_t len = n / 4 * 3 - pad;
+	if (len > max)
+		return -EFBIG;
+	unsigned char *d = malloc(n / 4 * 3 + 1);
+	if (!d)
+		return -ENOMEM;
+	int r = EVP_DecodeBlock(d, (const unsigned char *)s, (int)n);
+	if (r < 0 || (size_t)r != n / 4 * 3) {
+		free(d);
+		return -EBADMSG;
+	}
+	*out = d;
+	*out_len = len;
+	return 0;
+}
+
+char *
+wh_base64(const void *data, size_t len)
+{
+	if (len > (size_t)INT32_MAX / 4 * 3 - 3)
+		return NULL;
+	char *s = malloc((len + 2) / 3 * 4 + 1);
+	if (s)
+		EVP_EncodeBlock((unsigned char *)s, data, (int)len);
+	return s;
+}
+
+/* The body's "attachments" into m (files owned by m, also on failure). */
+static int
+parse_files(const json_t *list, size_t file_max, struct wh_msg *m, char *why, size_t why_size)
+{
+	if (!list)
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > WH_FILES_MAX) {
+		snprintf(why, why_size, "\"attachments\" must be a list of at most %d files",
+		         WH_FILES_MAX);
+		return WH_BAD;
+	}
+	size_t i;
+	const json_t *a;
+	json_array_foreach(list, i, a)
+	{
+		const char *name = json_get_str(a, "name");
+		const char *type = json_get_str(a, "type");
+		const json_t *data = json_object_get(a, "data");
+		if (!name || !name_ok(name, WH_FNAME_MAX) || strchr(name, '/') ||
+		    strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+		    (json_object_get(a, "type") && (!type || !name_ok(type, WH_FTYPE_MAX))) ||
+		    !json_is_string(data)) {
+			snprintf(
+			    why, why_size,
+			    "attachment %zu: needs \"name\" (a file name of at most %d bytes, no "
+			    "'/'), \"data\" (base64) and at most a short \"type\"",
+			    i + 1, WH_FNAME_MAX);
+			return WH_BAD;
+		}
+		struct wh_file *f = &m->files[m->n_files];
+		int r = unbase64(json_string_value(data), json_string_length(data), file_max,
+		                 &f->data, &f->len);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			if (r == -EFBIG)
+				snprintf(why, why_size,
+				         "attachment %zu (%s) is larger than %zu bytes", i + 1,
+				         name, file_max);
+			else
+				snprintf(why, why_size,
+				         "attachment %zu (%s): \"data\" is not base64", i + 1,
+				         name);
+			return WH_BAD;
+		}
+		snprintf(f->name, sizeof(f->name), "%s", name);
+		snprintf(f->type, sizeof(f->type), "%s", type ? type : "");
+		m->n_files++;
+	}
+	return 0;
+}
+
 int
 wh_parse(const struct wh_hook *hooks, size_t n_hooks, const char *secret, const char *path,
-         const char *sig, const void *body, size_t len, struct wh_msg *ret, char *why,
-         size_t why_size)
+         const char *sig, const void *body, size_t len, size_t file_max, struct wh_msg *ret,
+         char *why, size_t why_size)
 {
 	if (strncmp(path, "/hook/", 6) != 0) {
 		snprintf(why, why_size, "not a hook: POST /hook/ID");
@@ -124,6 +219,11 @@ wh_parse(const struct wh_hook *hooks, size_t n_hooks, const char *secret, const 
 	snprintf(m.sender, sizeof(m.sender), "%s", sender ? sender : h->id);
 	snprintf(m.key, sizeof(m.key), "%s", key ? key : "");
 	snprintf(m.thread, sizeof(m.thread), "%s", thread ? thread : "");
+	int r = parse_files(json_object_get(j, "attachments"), file_max, &m, why, why_size);
+	if (r < 0) {
+		wh_msg_done(&m);
+		return r;
+	}
 	*ret = m;
 	return 0;
 }
@@ -133,4 +233,9 @@ wh_msg_done(struct wh_msg *m)
 {
 	free(m->text);
 	m->text = NULL;
+	for (size_t i = 0; i < m->n_files; i++) {
+		free(m->files[i].data);
+		m->files[i].data = NULL;
+	}
+	m->n_files = 0;
 }

@@ -14,6 +14,9 @@
  * Both are compared in constant time. The body is a JSON object: "text" (a non-empty
  * string, required), "sender" (a name, optional), "id" (the caller's idempotency key,
  * optional: the same id again is the same message, stored once), "thread" (optional).
+ * "attachments" (optional): at most WH_FILES_MAX objects {"name", "type" (optional),
+ * "data": standard base64 with padding}, each decoded at most the channel's file_max bytes;
+ * a bad one refuses the whole request (nothing of it is stored).
  * Other members are ignored, so that automations can send what they have.
  */
 #ifndef CLAWBOX_WEBHOOK_REQ_H
@@ -28,6 +31,9 @@
 #define WH_SENDER_MAX  64
 #define WH_KEY_MAX     128 /* the caller's "id" */
 #define WH_SIG_HEADER  "X-Hub-Signature-256"
+#define WH_FILES_MAX   4   /* CHANPROTO_FDS_MAX: one memfd each in one frame */
+#define WH_FNAME_MAX   255 /* an attachment's name */
+#define WH_FTYPE_MAX   127 /* its media type */
 
 enum wh_auth {
 	WH_AUTH_HMAC,
@@ -40,12 +46,21 @@ struct wh_hook {
 	char *callback; /* owned; NULL: replies are not delivered anywhere */
 };
 
+struct wh_file {
+	char name[WH_FNAME_MAX + 1];
+	char type[WH_FTYPE_MAX + 1]; /* "" when the caller gave none */
+	unsigned char *data;         /* owned, decoded */
+	size_t len;
+};
+
 struct wh_msg {
 	const struct wh_hook *hook;
 	char *text; /* owned */
 	char sender[WH_SENDER_MAX + 1];
 	char key[WH_KEY_MAX + 1]; /* "" when the caller gave none */
 	char thread[WH_KEY_MAX + 1];
+	struct wh_file files[WH_FILES_MAX];
+	size_t n_files;
 };
 
 /* HTTP statuses wh_parse's errors map to. */
@@ -54,12 +69,17 @@ struct wh_msg {
 #define WH_BAD       -EBADMSG /* 400: the body is not what a hook takes */
 
 /* Routes path ("/hook/ID[/SECRET]", no query) to one of hooks, checks its proof against
- * secret (sig: the signature header's value or NULL) and reads body. 0 and *ret (release
+ * secret (sig: the signature header's value or NULL) and reads body, whose attachments
+ * may each be at most file_max bytes once decoded. 0 and *ret (release
  * with wh_msg_done); WH_NOT_FOUND, WH_DENIED, WH_BAD or -ENOMEM, with why (safe to show the
  * caller: it never holds the secret). */
 int wh_parse(const struct wh_hook *hooks, size_t n_hooks, const char *secret, const char *path,
-             const char *sig, const void *body, size_t len, struct wh_msg *ret, char *why,
-             size_t why_size);
+             const char *sig, const void *body, size_t len, size_t file_max, struct wh_msg *ret,
+             char *why, size_t why_size);
+
+/* Base64 (standard alphabet, padded, no line breaks) of data into a new string, or NULL
+ * when memory is short. */
+char *wh_base64(const void *data, size_t len);
 void wh_msg_done(struct wh_msg *m);
 
 /* "sha256=" and the lowercase hex HMAC-SHA256 of data under secret, into out (at least

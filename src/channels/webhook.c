@@ -10,13 +10,18 @@
  * are checked by webhook-req.c. An accepted message is answered only once the daemon has
  * stored it ("stored"): 202 means it is kept; no answer in WH_STORE_WAIT_S is a 503, which
  * a caller retries, and its "id" (if it gave one) makes the retry the same message.
+ * Attachments come base64 in the body (webhook-req.h), each at most "file_max" bytes
+ * (default WH_FILE_MAX_DEF; "body_max" must leave room for them), and go to the daemon as
+ * memfds as every channel's do.
  *
  * Out: a reply for a hook is POSTed to its "callback" as JSON {"hook", "ref", "text",
  * "reply_to", "thread"}, signed like the inbound side (X-Hub-Signature-256 over the body,
  * the same secret) and with X-Clawbox-Delivery: the same value on every try of one reply,
  * so a receiver can drop a repeat. Tries: at once, then after 1, 2, 4, 8 and 16 s on
  * network errors, 429 and 5xx; another status fails at once. One delivery in flight, in
- * the daemon's order; at most WH_QUEUE_MAX waiting.
+ * the daemon's order; at most WH_QUEUE_MAX waiting. A send_file reply carries the file in
+ * the same JSON, "attachments": [{"name", "type", "data": BASE64}], if it is at most
+ * file_max bytes (else it fails at once, not retried: it would not get smaller).
  *
  * One secret per channel (token_file or token_env, chanlib): hooks that must not share one
  * go in webhook channels of their own.
@@ -34,6 +39,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "chan-http.h"
 #include "chanlib.h"
@@ -44,6 +51,9 @@
 
 #define WH_HOOKS_MAX    64
 #define WH_BODY_MAX_DEF (64 * 1024)
+#define WH_FILE_MAX_DEF (1u << 20)
+/* The base64 length of n bytes. */
+#define WH_B64_LEN(n)   (((size_t)(n) + 2) / 3 * 4)
 #define WH_PENDING_MAX  64
 #define WH_STORE_WAIT_S 10
 #define WH_QUEUE_MAX    256
@@ -71,6 +81,7 @@ struct wh_out {
 struct wh {
 	struct chan *c;
 	char secret[512];
+	size_t file_max;
 	struct wh_hook hooks[WH_HOOKS_MAX];
 	size_t n_hooks;
 	struct evhttp *http;
@@ -198,8 +209,8 @@ on_request(struct evhttp_request *req, void *arg)
 	const char *sig = evhttp_find_header(evhttp_request_get_input_headers(req), WH_SIG_HEADER);
 	struct wh_msg m;
 	char why[256];
-	int r =
-	    wh_parse(w->hooks, w->n_hooks, w->secret, path, sig, body, len, &m, why, sizeof(why));
+	int r = wh_parse(w->hooks, w->n_hooks, w->secret, path, sig, body, len, w->file_max, &m,
+	                 why, sizeof(why));
 	if (r < 0) {
 		int status = r == WH_NOT_FOUND ? 404
 		             : r == WH_DENIED  ? 401
@@ -228,10 +239,31 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	struct wh_pending *p = calloc(1, sizeof(*p));
 	char key[WH_KEY_MAX + 1];
+	struct chan_attachment att[WH_FILES_MAX];
+	size_t n_att = 0;
 	if (!p || (!m.key[0] && new_key(key, sizeof(key)) < 0)) {
 		free(p);
 		wh_msg_done(&m);
 		answer_error(req, 500, "Internal Server Error", "out of memory");
+		return;
+	}
+	for (; n_att < m.n_files; n_att++) {
+		const struct wh_file *f = &m.files[n_att];
+		att[n_att] =
+		    (struct chan_attachment){.name = f->name,
+		                             .type = f->type[0] ? f->type : NULL,
+		                             .fd = chanproto_memfd(f->name, f->data, f->len),
+		                             .size = f->len};
+		if (att[n_att].fd < 0)
+			break;
+	}
+	if (n_att < m.n_files) {
+		for (size_t i = 0; i < n_att; i++)
+			close(att[i].fd);
+		free(p);
+		wh_msg_done(&m);
+		answer_error(req, 500, "Internal Server Error",
+		             "the attachments could not be kept");
 		return;
 	}
 	/* The caller's id, under the hook's name: one hook cannot dedupe away another's. */
@@ -246,8 +278,13 @@ on_request(struct evhttp_request *req, void *arg)
 	    .mention = true, /* a hook is addressed to the agent, there is no chatter */
 	    .thread = m.thread[0] ? m.thread : NULL,
 	    .ext_id = p->ext_id,
+	    .attachments = n_att ? att : NULL,
+	    .n_attachments = n_att,
 	};
 	r = chan_message(w->c, &msg);
+	/* The frame has sent its own copies of the descriptors. */
+	for (size_t i = 0; i < n_att; i++)
+		close(att[i].fd);
 	wh_msg_done(&m);
 	if (r < 0) {
 		free(p);
@@ -361,16 +398,45 @@ hook_of(struct wh *w, const char *id)
 	return NULL;
 }
 
+/* send_file's file as the callback's "attachments" (a new reference), or NULL with why. */
+static json_t *
+file_json(struct wh *w, const json_t *f, int fd, char *why, size_t why_size)
+{
+	const json_t *file = json_object_get(f, "file");
+	const char *name = json_get_str(file, "name") ?: "file";
+	const char *type = json_get_str(file, "type");
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size < 0) {
+		snprintf(why, why_size, "the file to send could not be read");
+		return NULL;
+	}
+	if ((uint64_t)st.st_size > w->file_max) {
+		snprintf(why, why_size,
+		         "the file (%lld bytes) is larger than this channel's "
+		         "file_max (%zu bytes)",
+		         (long long)st.st_size, w->file_max);
+		return NULL;
+	}
+	size_t size = (size_t)st.st_size;
+	_cleanup_free_ char *data = malloc(size ? size : 1);
+	if (!data || pread(fd, data, size, 0) != (ssize_t)size) {
+		snprintf(why, why_size, "the file to send could not be read");
+		return NULL;
+	}
+	_cleanup_free_ char *b64 = wh_base64(data, size);
+	json_t *a =
+	    b64 ? json_pack("[{s:s,s:s?,s:s}]", "name", name, "type", type, "data", b64) : NULL;
+	if (!a)
+		snprintf(why, why_size, "out of memory");
+	return a;
+}
+
 static void
 wh_reply(struct chan *c, const json_t *f, int file_fd)
 {
 	struct wh *w = chan_data(c);
 	int64_t ref = json_integer_value(json_object_get(f, "ref"));
 	const struct wh_hook *h = hook_of(w, json_get_str(f, "chat"));
-	if (file_fd >= 0) {
-		chan_failed(c, ref, "webhooks do not send files", false);
-		return;
-	}
 	if (!h || !h->callback) {
 		chan_failed(c, ref, h ? "this hook has no callback URL" : "no such hook", false);
 		return;
@@ -384,6 +450,15 @@ wh_reply(struct chan *c, const json_t *f, int file_fd)
 	    json_pack("{s:s,s:I,s:s,s:O,s:O}", "hook", h->id, "ref", (json_int_t)ref, "text",
 	              json_get_str(f, "text") ?: "", "reply_to", reply_to ? reply_to : json_null(),
 	              "thread", thread ? thread : json_null());
+	if (body && file_fd >= 0) {
+		char why[200];
+		json_t *a = file_json(w, f, file_fd, why, sizeof(why));
+		if (!a) {
+			chan_failed(c, ref, why, false);
+			return;
+		}
+		json_object_set_new(body, "attachments", a);
+	}
 	struct wh_out *o = calloc(1, sizeof(*o));
 	if (!o || !body || !(o->body = json_dumps(body, JSON_COMPACT))) {
 		free(o);
@@ -490,11 +565,19 @@ wh_start(struct chan *c, const json_t *config)
 		    "[::1]:PORT); put a TLS reverse proxy in front to reach it from elsewhere");
 		return -EINVAL;
 	}
+	json_t *fmax = json_object_get(config, "file_max");
+	w->file_max = json_is_integer(fmax) && json_integer_value(fmax) >= 0 &&
+	                      (uint64_t)json_integer_value(fmax) <= CHANPROTO_FILE_MAX
+	                  ? (size_t)json_integer_value(fmax)
+	                  : WH_FILE_MAX_DEF;
+	/* A body holds the text and up to WH_FILES_MAX files in base64, and no more. */
 	json_t *bmax = json_object_get(config, "body_max");
-	size_t body_max = json_is_integer(bmax) && json_integer_value(bmax) > 0 &&
-	                          json_integer_value(bmax) <= CHANPROTO_TEXT_MAX + 4096
-	                      ? (size_t)json_integer_value(bmax)
-	                      : WH_BODY_MAX_DEF;
+	size_t body_max =
+	    json_is_integer(bmax) && json_integer_value(bmax) > 0 &&
+	            (uint64_t)json_integer_value(bmax) <=
+	                CHANPROTO_TEXT_MAX + 4096 + WH_FILES_MAX * WH_B64_LEN(w->file_max)
+	        ? (size_t)json_integer_value(bmax)
+	        : WH_BODY_MAX_DEF;
 	w->out_timer = evtimer_new(chan_base(c), on_out_timer, w);
 	w->http = evhttp_new(chan_base(c));
 	if (!w->out_timer || !w->http)

@@ -5,13 +5,24 @@
 # an unknown hook (404), another method (405), a body that is not a message (400); the
 # same "id" twice is one message; the reply is POSTed to the hook's callback (a loopback
 # receiver that checks the signature itself), retried after a 500; a listen address that is
-# not loopback is refused.
+# not loopback is refused. Files: a hook's base64 attachment lands in the group's inbox
+# byte-exact; bad base64, one past file_max and 5 attachments are 400 and store nothing; an
+# agent's send_file arrives at the callback in "attachments", byte-exact and signed.
 . "$(dirname "$0")/lib.sh"
 [ -n "${KEEP_WORK:-}" ] && trap 'cp -r "$WORK" "$KEEP_WORK"; cleanup_work' EXIT
 
 FAKE=${FAKE_MODEL:-$TOP/build/tests/fake-model}
 SECRET=hook-secret-5d1f0c2a9e
-echo '{"turns": [], "default": {"reply": {"echo": true}}}' >"$WORK/scenario.json"
+cat >"$WORK/scenario.json" <<'JSON'
+{"turns": [
+ {"expect": {"last_contains": ["turn on the lights"]}, "reply": {"echo": true}},
+ {"expect": {"last_contains": ["deploy finished"]}, "reply": {"echo": true}},
+ {"expect": {"last_contains": ["send me the report"]}, "reply": {"tool_calls": [{"id": "f1", "name": "send_file", "input": {"path": "report.bin"}}]}},
+ {"reply": {"text": "report sent"}},
+ {"expect": {"last_contains": ["send me the big one"]}, "reply": {"tool_calls": [{"id": "f2", "name": "send_file", "input": {"path": "big.bin"}}]}},
+ {"reply": {"text": "big one done"}}],
+ "default": {"reply": {"echo": true}}}
+JSON
 "$FAKE" --scenario "$WORK/scenario.json" --log "$WORK/model.log" --port-file "$WORK/mport" &
 MPID=$!
 python3 "$TOP/tests/integration/hook-receiver.py" --secret "$SECRET" --log "$WORK/cb.log" \
@@ -27,13 +38,17 @@ HPORT=$((PORT + 1))
 cat >"$WORK/config.json" <<JSON
 {"data_dir": "$WORK/data", "listen": "127.0.0.1:$PORT",
  "model": {"base_url": "http://127.0.0.1:$(cat "$WORK/mport")"},
- "groups": [{"id": "home", "main": true}, {"id": "ops"}],
+ "groups": [{"id": "home", "main": true}, {"id": "ops"}, {"id": "files", "owners": ["webhook:files"]}],
  "channels": [{"name": "hooks", "kind": "webhook", "listen": "127.0.0.1:$HPORT",
                "token_file": "$WORK/hook-secret", "body_max": 4096,
                "hooks": [{"id": "ha", "auth": "hmac", "callback": "$RECV/ha"},
                          {"id": "n8n", "auth": "path", "callback": "$RECV/n8n"},
                          {"id": "orphan", "auth": "path"}],
                "chats": {"ha": "home", "n8n": "ops"}},
+              {"name": "filehooks", "kind": "webhook", "listen": "127.0.0.1:$((PORT + 3))",
+               "token_file": "$WORK/hook-secret", "body_max": 65536, "file_max": 3000,
+               "hooks": [{"id": "files", "auth": "path", "callback": "$RECV/files"}],
+               "chats": {"files": "files"}},
               {"name": "exposed", "kind": "webhook", "listen": "0.0.0.0:$((PORT + 2))",
                "token_file": "$WORK/hook-secret", "hooks": [{"id": "x"}]}]}
 JSON
@@ -112,6 +127,56 @@ api /api/v1/groups/home/messages >"$WORK/home"
 check "nothing refused reached the group" sh -c \
 	"! grep -q 'tampered' '$WORK/home' && [ \$(grep -o '\"text\":\"turn on the lights\"' '$WORK/home' | wc -l) = 1 ]"
 check "the daemon lives" curl -sf "http://127.0.0.1:$PORT/healthz" -o /dev/null
+
+# Files out: the agent's send_file comes to the callback in "attachments", signed.
+FHOOK="/hook/files/$SECRET"
+HOOK=http://127.0.0.1:$((PORT + 3))
+wait_until 10 sh -c "curl -s -o /dev/null -X POST '$HOOK/hook/none' 2>/dev/null"
+mkdir -p "$WORK/data/groups/files"
+head -c 2500 /dev/urandom >"$WORK/data/groups/files/report.bin"
+SUM=$(sha256sum <"$WORK/data/groups/files/report.bin" | cut -d' ' -f1)
+post "$FHOOK" '{"text": "send me the report"}'
+check "a files hook takes a message (202)" test "$STATUS" = 202
+wait_until 30 sh -c "grep -q 'report sent' '$WORK/cb.log'"
+jq -c 'select(.path == "/files" and .body.attachments != null)' "$WORK/cb.log" >"$WORK/fileout"
+check "send_file: the file comes to the callback in \"attachments\", once ($(jq -c '.body.attachments[0] | del(.data)' "$WORK/fileout"))" \
+	test "$(jq -s 'length == 1 and (.[0].body.attachments | length == 1 and .[0].name == "report.bin")' "$WORK/fileout")" = true
+check "byte-exact (sha256 $SUM)" \
+	test "$(jq -r '.body.attachments[0].data' "$WORK/fileout" | base64 -d | sha256sum | cut -d' ' -f1)" = "$SUM"
+check "and signed (checked by the receiver)" test "$(jq -r .sig_ok "$WORK/fileout")" = true
+head -c 3001 /dev/urandom >"$WORK/data/groups/files/big.bin"
+post "$FHOOK" '{"text": "send me the big one"}'
+wait_until 30 sh -c "grep -q 'big one done' '$WORK/cb.log'"
+sleep 1
+check "a file past file_max is not sent: one try, and it says why" sh -c \
+	"[ \$(jq -c 'select(.path == \"/files\" and .body.attachments != null)' '$WORK/cb.log' | wc -l) = 1 ] &&
+	 curl -s -H 'Authorization: Bearer $TOKEN' 'http://127.0.0.1:$PORT/api/v1/audit?after=0' | grep -q 'not delivered: the file (3001 bytes) is larger than this channel.s file_max (3000 bytes)'"
+
+# Files in: base64 in the body, into the group's inbox.
+head -c 2000 /dev/urandom >"$WORK/in.bin"
+INSUM=$(sha256sum <"$WORK/in.bin" | cut -d' ' -f1)
+B64=$(base64 -w0 "$WORK/in.bin")
+post "$FHOOK" "{\"text\": \"here is a photo\", \"attachments\": [{\"name\": \"photo.bin\", \"type\": \"application/octet-stream\", \"data\": \"$B64\"}]}"
+check "a hook with an attachment is accepted (202, $(cat "$WORK/answer"))" test "$STATUS" = 202
+inbox=
+for f in "$WORK/data/groups/files/inbox/"*photo.bin; do [ -f "$f" ] && inbox=${f##*/}; done
+check "it is in the group's inbox ($inbox), byte-exact" \
+	sh -c "[ -n '$inbox' ] && [ \"\$(sha256sum <'$WORK/data/groups/files/inbox/$inbox' | cut -d' ' -f1)\" = '$INSUM' ]"
+api /api/v1/groups/files/messages >"$WORK/fmsgs"
+check "and the message says where" grep -q "here is a photo.*\\[attachment: inbox/$inbox, 2000 bytes\\]" "$WORK/fmsgs"
+BIGB64=$(head -c 3001 /dev/urandom | base64 -w0)
+A='{"name": "a.txt", "data": "aGVsbG8="}'
+for bad in "{\"text\": \"bad1\", \"attachments\": [{\"name\": \"x.bin\", \"data\": \"not base64!\"}]}" \
+	"{\"text\": \"bad2\", \"attachments\": [{\"name\": \"x.bin\", \"data\": \"$BIGB64\"}]}" \
+	"{\"text\": \"bad3\", \"attachments\": [$A, $A, $A, $A, $A]}" \
+	"{\"text\": \"bad4\", \"attachments\": [{\"name\": \"../x\", \"data\": \"aGVsbG8=\"}]}" \
+	"{\"text\": \"bad5\", \"attachments\": [$A, {\"name\": \"y\", \"data\": \"aGVsbG8\"}]}"; do
+	post "$FHOOK" "$bad"
+	check "a bad attachment is 400 (${bad:0:40}...: $(jq -r .error "$WORK/answer" 2>/dev/null))" test "$STATUS" = 400
+done
+api /api/v1/groups/files/messages >"$WORK/fmsgs"
+check "nothing of a refused one is stored" sh -c \
+	"! grep -q '\"bad[0-9]' '$WORK/fmsgs' && [ \$(ls '$WORK/data/groups/files/inbox' | wc -l) = 1 ]"
 
 api /api/v1/channels >"$WORK/channels"
 check "a hook on a non-loopback address is refused: not connected" \
