@@ -62,7 +62,10 @@ CHANNEL_PKGS += libcrypto
 CHANNEL_PKGS += gmime-3.0 libxml-2.0
 # xmpp: libstrophe (XML streams, TLS, SASL, stream management)
 CHANNEL_PKGS += libstrophe
-INC_channels := $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
+# Recursive (=), not :=: pkg-config is asked when a channel file is compiled, after
+# scripts/deps.sh installed the packages (on a fresh machine GMime and libxml2 are not there
+# when make reads this file, and their headers are not in /usr/include itself).
+INC_channels  = $(INC_ipc) -Isrc/channels $(shell pkg-config --cflags $(CHANNEL_PKGS) 2>/dev/null)
 LIBS_channel  = $(shell pkg-config --libs $(CHANNEL_PKGS))
 # Slack's and Discord's sockets (src/channels/ws.c): TLS by libevent's OpenSSL bufferevent,
 # WebSocket framing by wslay (Debian ships no .pc for it), the upgrade answer by http-parser.
@@ -549,7 +552,7 @@ check-fresh: test-deps
 # make lint: shellcheck on every shell script (.shellcheckrc) and clang-tidy's bug-prone
 # checks on every C source (.clang-tidy), each folder with its own include path.
 LINT_SH  := $(wildcard tests/*.sh tests/*/*.sh scripts/*.sh bench/*.sh tools/*.sh) .ci/run
-LINT_INC := $(addprefix -I,$(wildcard src/*)) -I$(BUILD)/gen $(sort $(INC_daemon) $(INC_proxy) $(INC_channels))
+LINT_INC  = $(addprefix -I,$(wildcard src/*)) -I$(BUILD)/gen $(sort $(INC_daemon) $(INC_proxy) $(INC_channels))
 lint: test-deps $(BUILD)/gen/seccomp-bpf.c
 	@echo "  LINT    shellcheck ($(words $(LINT_SH)) scripts)"
 	@shellcheck -S warning -f gcc $(LINT_SH)
