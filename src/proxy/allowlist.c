@@ -120,19 +120,25 @@ allowlist_names_address(const struct allowlist *a, const struct sockaddr *sa)
 	char text[INET6_ADDRSTRLEN];
 	uint16_t port;
 	enum host_kind kind;
+	return sockaddr_host(sa, text, &kind, &port) && allowlist_match(a, text, kind, port);
+}
 
+bool
+sockaddr_host(const struct sockaddr *sa, char text[INET6_ADDRSTRLEN], enum host_kind *ret_kind,
+              uint16_t *ret_port)
+{
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
-		port = ntohs(in->sin_port);
-		kind = HOST_IPV4;
+		inet_ntop(AF_INET, &in->sin_addr, text, INET6_ADDRSTRLEN);
+		*ret_port = ntohs(in->sin_port);
+		*ret_kind = HOST_IPV4;
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
-		port = ntohs(in6->sin6_port);
-		kind = HOST_IPV6;
+		inet_ntop(AF_INET6, &in6->sin6_addr, text, INET6_ADDRSTRLEN);
+		*ret_port = ntohs(in6->sin6_port);
+		*ret_kind = HOST_IPV6;
 	} else {
 		return false;
 	}
-	return allowlist_match(a, text, kind, port);
+	return true;
 }

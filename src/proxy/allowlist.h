@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h> /* INET6_ADDRSTRLEN */
 #include <sys/socket.h>
 
 #include "hostname.h"
@@ -73,5 +74,9 @@ bool allow_rule_matches(const struct allow_rule *r, const char *host, enum host_
 
 /* Whether an entry names exactly this address and port (see the SSRF guard, addr.h). */
 bool allowlist_names_address(const struct allowlist *a, const struct sockaddr *sa);
+/* An IPv4 or IPv6 address as the text, kind and port the rules match; false for another
+ * family. text has room for INET6_ADDRSTRLEN. */
+bool sockaddr_host(const struct sockaddr *sa, char text[INET6_ADDRSTRLEN], enum host_kind *ret_kind,
+                   uint16_t *ret_port);
 
 #endif

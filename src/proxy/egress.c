@@ -170,19 +170,8 @@ egress_names_address(const struct egress_policy *p, const struct sockaddr *sa)
 	char text[INET6_ADDRSTRLEN];
 	uint16_t port;
 	enum host_kind kind;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
-		port = ntohs(in->sin_port);
-		kind = HOST_IPV4;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof(text));
-		port = ntohs(in6->sin6_port);
-		kind = HOST_IPV6;
-	} else {
+	if (!sockaddr_host(sa, text, &kind, &port))
 		return false;
-	}
 	for (size_t i = 0; i < p->n; i++)
 		if (p->rules[i].verdict != EGRESS_DENY &&
 		    allow_rule_matches(&p->rules[i].match, text, kind, port))
